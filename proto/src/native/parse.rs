@@ -1,0 +1,221 @@
+//! Parses one complete command line (without its line end) into a command or a SEND header.
+
+use super::tokens::{Token, tokenize};
+use super::{Command, DecodeError};
+
+/// A line parsed as far as it goes without the literal body.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    Command(Command),
+    /// A SEND whose body is still to come.
+    Send(SendHeader),
+}
+
+/// The line of a SEND: everything but the body.
+#[derive(Debug)]
+pub(super) struct SendHeader {
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub len: u64,
+    pub sync: bool,
+}
+
+/// Why a line was rejected, and the literal it announced (which a non-synchronizing client sends anyway).
+#[derive(Debug)]
+pub(super) struct LineError {
+    pub err: DecodeError,
+    pub literal: Option<(u64, bool)>,
+}
+
+impl From<DecodeError> for LineError {
+    fn from(err: DecodeError) -> Self {
+        LineError { err, literal: None }
+    }
+}
+
+pub(super) fn parse_line(raw: &[u8], recipients_max: usize) -> Result<Parsed, LineError> {
+    let line = std::str::from_utf8(raw).map_err(|_| DecodeError::NotUtf8)?;
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(DecodeError::ControlCharacter.into());
+    }
+    let mut tokens = tokenize(line)?;
+    let literal = match tokens.last() {
+        Some(Token::Literal { len, sync }) => Some((*len, *sync)),
+        _ => None,
+    };
+    let with_literal = |err| LineError { err, literal };
+    if literal.is_some() {
+        tokens.pop();
+    }
+    let Some(keyword) = tokens.first().and_then(Token::text) else {
+        return Err(with_literal(DecodeError::Syntax("a command starts with a keyword")));
+    };
+    let keyword = keyword.to_ascii_uppercase();
+    let args = &tokens[1..];
+    if keyword == "SEND" {
+        return parse_send(args, literal, recipients_max).map_err(with_literal);
+    }
+    if literal.is_some() {
+        return Err(with_literal(DecodeError::Syntax("only SEND takes a literal")));
+    }
+    parse_simple(&keyword, args).map(Parsed::Command).map_err(LineError::from)
+}
+
+fn parse_send(
+    args: &[Token],
+    literal: Option<(u64, bool)>,
+    recipients_max: usize,
+) -> Result<Parsed, DecodeError> {
+    const USAGE: &str = "usage: SEND <rcpt>[,<rcpt>...] [<subject>] {<size>}";
+    let Some((len, sync)) = literal else {
+        return Err(DecodeError::Syntax(USAGE));
+    };
+    let (rcpts, subject) = match args {
+        [r] => (r, None),
+        [r, s] => (r, Some(s)),
+        _ => return Err(DecodeError::Syntax(USAGE)),
+    };
+    let rcpts = rcpts.text().ok_or(DecodeError::Syntax(USAGE))?;
+    let recipients: Vec<String> = rcpts.split(',').map(str::to_string).collect();
+    if recipients.iter().any(String::is_empty) {
+        return Err(DecodeError::Syntax("empty recipient in list"));
+    }
+    if recipients.len() > recipients_max {
+        return Err(DecodeError::TooManyRecipients {
+            max: recipients_max,
+        });
+    }
+    let subject = subject
+        .map(|s| s.text().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    Ok(Parsed::Send(SendHeader {
+        recipients,
+        subject,
+        len,
+        sync,
+    }))
+}
+
+fn parse_simple(keyword: &str, args: &[Token]) -> Result<Command, DecodeError> {
+    let texts: Vec<&str> = args.iter().filter_map(Token::text).collect();
+    let command = match (keyword, texts.as_slice()) {
+        ("JMAIL", [version, ..]) => {
+            let (major, minor) = parse_version(version)?;
+            Command::Hello { major, minor }
+        }
+        ("JMAIL", []) => return Err(DecodeError::Syntax("usage: JMAIL <major>.<minor>")),
+        ("LOGIN", [user, password]) => Command::Login {
+            user: user.to_string(),
+            password: password.to_string(),
+        },
+        ("LOGIN", _) => return Err(DecodeError::Syntax("usage: LOGIN <user> <password>")),
+        ("LIST", []) => Command::List { since: 0 },
+        ("LIST", [since]) => Command::List {
+            since: number(since)?,
+        },
+        ("WATCH", []) => Command::Watch { since: 0 },
+        ("WATCH", [since]) => Command::Watch {
+            since: number(since)?,
+        },
+        ("READ", [id]) => Command::Read { id: id_number(id)? },
+        ("DELETE", [id]) => Command::Delete { id: id_number(id)? },
+        ("MARK", [id, flag]) => Command::Mark {
+            id: id_number(id)?,
+            seen: match flag.to_ascii_uppercase().as_str() {
+                "SEEN" => true,
+                "UNSEEN" => false,
+                _ => return Err(DecodeError::Syntax("usage: MARK <id> SEEN|UNSEEN")),
+            },
+        },
+        ("DONE", []) => Command::Done,
+        ("NOOP", []) => Command::Noop,
+        ("CAPA", []) => Command::Capa,
+        ("LOGOUT", []) => Command::Logout,
+        ("LIST" | "WATCH" | "READ" | "DELETE" | "MARK" | "DONE" | "NOOP" | "CAPA" | "LOGOUT", _) => {
+            return Err(DecodeError::Syntax("wrong arguments; see CAPA or docs/protocol.md"));
+        }
+        _ => return Err(DecodeError::UnknownCommand),
+    };
+    if texts.len() != args.len() {
+        return Err(DecodeError::Syntax("only SEND takes a literal"));
+    }
+    Ok(command)
+}
+
+fn parse_version(v: &str) -> Result<(u32, u32), DecodeError> {
+    const BAD: DecodeError = DecodeError::Syntax("a version is <major>.<minor>, e.g. 2.0");
+    let (major, minor) = v.split_once('.').ok_or(BAD)?;
+    Ok((
+        major.parse().map_err(|_| BAD)?,
+        minor.parse().map_err(|_| BAD)?,
+    ))
+}
+
+fn number(s: &str) -> Result<u64, DecodeError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DecodeError::Syntax("expected a decimal number"));
+    }
+    s.parse()
+        .map_err(|_| DecodeError::Syntax("number out of range"))
+}
+
+fn id_number(s: &str) -> Result<u32, DecodeError> {
+    let n = number(s)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(DecodeError::Syntax("a message id is 1 to 4294967295"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(line: &str) -> Result<Command, DecodeError> {
+        match parse_line(line.as_bytes(), 10) {
+            Ok(Parsed::Command(c)) => Ok(c),
+            Ok(Parsed::Send(_)) => panic!("unexpected send"),
+            Err(e) => Err(e.err),
+        }
+    }
+
+    #[test]
+    fn every_simple_command() {
+        assert_eq!(cmd("jmail 2.1 jmail-cli/0.1"), Ok(Command::Hello { major: 2, minor: 1 }));
+        assert_eq!(
+            cmd(r#"LOGIN bob "pa ss""#),
+            Ok(Command::Login { user: "bob".into(), password: "pa ss".into() })
+        );
+        assert_eq!(cmd("LIST"), Ok(Command::List { since: 0 }));
+        assert_eq!(cmd("LIST 42"), Ok(Command::List { since: 42 }));
+        assert_eq!(cmd("WATCH 7"), Ok(Command::Watch { since: 7 }));
+        assert_eq!(cmd("READ 3"), Ok(Command::Read { id: 3 }));
+        assert_eq!(cmd("MARK 3 unseen"), Ok(Command::Mark { id: 3, seen: false }));
+        assert_eq!(cmd("DELETE 9"), Ok(Command::Delete { id: 9 }));
+        assert_eq!(cmd("DONE"), Ok(Command::Done));
+        assert_eq!(cmd("CAPA"), Ok(Command::Capa));
+        assert_eq!(cmd("LOGOUT"), Ok(Command::Logout));
+    }
+
+    #[test]
+    fn bad_arguments() {
+        assert_eq!(cmd("FROB"), Err(DecodeError::UnknownCommand));
+        assert!(matches!(cmd("READ 0"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(cmd("READ -1"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(cmd("READ 99999999999"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(cmd("LIST 1 2"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(cmd("JMAIL two"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(cmd("NOOP {3}"), Err(DecodeError::Syntax(_))));
+    }
+
+    #[test]
+    fn send_header() {
+        let Ok(Parsed::Send(h)) = parse_line(b"send bob,carol@x.org \"Lunch?\" {12+}", 10) else {
+            panic!("not a send")
+        };
+        assert_eq!(h.recipients, vec!["bob", "carol@x.org"]);
+        assert_eq!((h.subject.as_str(), h.len, h.sync), ("Lunch?", 12, false));
+        let err = parse_line(b"SEND a,,b {1}", 10).unwrap_err();
+        assert_eq!(err.literal, Some((1, true)));
+    }
+}
