@@ -1,0 +1,109 @@
+//! Passwords and account names: argon2id hashing and the rules names follow.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::rngs::OsRng;
+
+/// Longest account name, in bytes. Names become the local part of addresses and SQL keys.
+pub const NAME_BYTES_MAX: usize = 64;
+/// Longest password accepted, in bytes. Bounds the argon2 work a peer can ask for.
+pub const PASSWORD_BYTES_MAX: usize = 1024;
+
+/// Why a name was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("a user name is 1 to {NAME_BYTES_MAX} characters")]
+    Length,
+    #[error("a user name uses only a-z, 0-9, '.', '_' and '-', and starts with a letter or digit")]
+    Characters,
+}
+
+/// Checks and normalizes a user name: lower-case ASCII letters, digits, `.`, `_`, `-`; starts with a letter
+/// or digit; 1 to [`NAME_BYTES_MAX`] bytes. Upper case is folded, so `Bob` and `bob` are one user.
+pub fn normalize_name(name: &str) -> Result<String, NameError> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX {
+        return Err(NameError::Length);
+    }
+    let name = name.to_ascii_lowercase();
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || !name.chars().all(ok_char) {
+        return Err(NameError::Characters);
+    }
+    Ok(name)
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string). CPU- and memory-heavy: call it off the
+/// async runtime.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters cannot fail on a bounded password")
+        .to_string()
+}
+
+/// Verifies `password` against a stored hash; with no hash (unknown user) it verifies against a dummy hash
+/// so the answer takes the same time either way. Blocking: call it off the async runtime.
+pub fn verify_password(stored: Option<&str>, password: &str) -> bool {
+    if password.len() > PASSWORD_BYTES_MAX {
+        return false;
+    }
+    let dummy = dummy_hash();
+    let (hash, real) = match stored {
+        Some(h) => (h, true),
+        None => (dummy, false),
+    };
+    let ok = PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false);
+    ok && real
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("jmail dummy password for unknown users"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(normalize_name("Bob.Smith-2"), Ok("bob.smith-2".into()));
+        assert_eq!(normalize_name(""), Err(NameError::Length));
+        assert_eq!(normalize_name(&"a".repeat(65)), Err(NameError::Length));
+        assert_eq!(normalize_name(".bob"), Err(NameError::Characters));
+        assert_eq!(normalize_name("bob smith"), Err(NameError::Characters));
+        assert_eq!(normalize_name("bob@x"), Err(NameError::Characters));
+        assert_eq!(normalize_name("bøb"), Err(NameError::Characters));
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash_password("s3cret pass");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(Some(&h), "s3cret pass"));
+        assert!(!verify_password(Some(&h), "s3cret pasS"));
+        assert!(!verify_password(None, "s3cret pass"));
+        assert!(!verify_password(Some("not a hash"), "x"));
+    }
+}
+
+/// Password checks running at once. Each argon2 verification holds about 19 MiB and a core for tens of
+/// milliseconds; more than this queue instead of exhausting memory and starving other work.
+pub const VERIFY_CONCURRENCY_MAX: usize = 4;
+
+/// [`verify_password`] on the blocking pool, at most [`VERIFY_CONCURRENCY_MAX`] at once.
+pub async fn verify_off_runtime(stored: Option<String>, password: String) -> bool {
+    static PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(VERIFY_CONCURRENCY_MAX);
+    let Ok(_permit) = PERMITS.acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || verify_password(stored.as_deref(), &password))
+        .await
+        .unwrap_or(false)
+}

@@ -1,0 +1,148 @@
+//! The one storage trait: mail operations over accounts and mailboxes, whatever the backend.
+//!
+//! Protocol sessions only ever see [`MailStore`]. The SQLite backend is the default; a PostgreSQL backend will
+//! implement the same trait and pass the same conformance tests (tests/it/store.rs).
+
+mod notify;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use notify::{MailboxWatch, Notifier};
+
+/// Row id of an account.
+pub type UserId = i64;
+/// Row id of a mailbox. Sessions get one only from their own [`Account`], which is what keeps users apart.
+pub type MailboxId = i64;
+
+/// Message flags, stored as a bit set (IMAP's system flags).
+pub mod flags {
+    pub const SEEN: i64 = 1;
+    pub const ANSWERED: i64 = 2;
+    pub const FLAGGED: i64 = 4;
+    pub const DRAFT: i64 = 8;
+}
+
+/// An authenticated user and the mailbox the native protocol works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: UserId,
+    pub name: String,
+    pub inbox: MailboxId,
+}
+
+/// A message ready to store: its RFC 5322 bytes plus what lists show without parsing them again.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    /// Display form of the sender, e.g. `alice@example.org`.
+    pub from: String,
+    pub subject: String,
+    pub message_id: Option<String>,
+    /// Arrival time, microseconds since the Unix epoch.
+    pub internal_date_micros: i64,
+}
+
+/// Where one copy of a delivered message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub user: String,
+    pub uid: u32,
+}
+
+/// A message as listed: metadata only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: i64,
+    pub size: u64,
+    pub internal_date_micros: i64,
+    pub from: String,
+    pub subject: String,
+}
+
+/// What changed in a mailbox after some modseq, oldest change first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Messages added or changed (their current state).
+    pub messages: Vec<MessageMeta>,
+    /// UIDs deleted.
+    pub gone: Vec<u32>,
+    /// Every change up to and including this modseq is in this answer; ask again from here.
+    pub through_modseq: u64,
+    /// True when the answer was cut at the batch limit and more changes follow `through_modseq`.
+    pub more: bool,
+}
+
+/// One account as `jmail user list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub created_micros: i64,
+    pub messages: u64,
+}
+
+/// Everything that can go wrong in the store. Internal text stays in logs: sessions map these to protocol
+/// replies and never show the text of [`StoreError::Backend`] to a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such user: {0}")]
+    UnknownRecipient(String),
+    #[error("user {0} already exists")]
+    UserExists(String),
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The mail operations every backend provides. All writes are durable when the call returns `Ok`.
+#[async_trait]
+pub trait MailStore: Send + Sync + 'static {
+    /// Creates an account with its INBOX and, atomically with it, delivers `welcome` into it.
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        welcome: Option<NewMessage>,
+    ) -> StoreResult<()>;
+    async fn set_password(&self, name: &str, password_hash: &str) -> StoreResult<()>;
+    /// Deletes the account and all its mail.
+    async fn delete_user(&self, name: &str) -> StoreResult<()>;
+    async fn list_users(&self) -> StoreResult<Vec<UserInfo>>;
+    /// Checks a password (off the async runtime). `None` for a wrong password or an unknown user alike,
+    /// after the same work.
+    async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>>;
+    /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the
+    /// whole delivery with [`StoreError::UnknownRecipient`] and stores nothing.
+    async fn deliver(&self, recipients: &[String], message: NewMessage)
+    -> StoreResult<Vec<Delivered>>;
+    /// Changes after `since_modseq`, at most `limit` of them.
+    async fn changes(
+        &self,
+        mailbox: MailboxId,
+        since_modseq: u64,
+        limit: usize,
+    ) -> StoreResult<Changes>;
+    /// The stored bytes of one message; with `mark_seen` the message is flagged seen durably first.
+    async fn fetch(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        mark_seen: bool,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Sets or clears flags. `false` when there is no such message.
+    async fn set_flags(&self, mailbox: MailboxId, uid: u32, add: i64, remove: i64)
+    -> StoreResult<bool>;
+    /// Removes a message for good. `false` when there is no such message.
+    async fn expunge(&self, mailbox: MailboxId, uid: u32) -> StoreResult<bool>;
+    /// A handle that wakes whenever the mailbox changes (push for WATCH).
+    fn watch(&self, mailbox: MailboxId) -> MailboxWatch;
+    /// Finishes queued writes and closes the backend.
+    async fn close(&self);
+}

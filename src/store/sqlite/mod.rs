@@ -1,0 +1,190 @@
+//! The embedded default backend: one SQLite file in WAL mode under the data dir.
+
+mod reads;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{
+    Account, Changes, Delivered, MailStore, MailboxId, MailboxWatch, NewMessage, Notifier,
+    StoreError, StoreResult, UserInfo, flags,
+};
+use writer::WriteOp;
+
+pub use schema::latest_version as schema_version;
+pub use writer::WRITE_BATCH_MAX;
+
+/// Writes waiting for the writer thread. When full, callers wait: backpressure instead of unbounded memory.
+pub const WRITE_QUEUE_MAX: usize = 4096;
+/// Read connections open at once. Each costs a file handle and SQLite's page cache.
+pub const READ_CONNECTIONS_MAX: usize = 8;
+/// How long a connection waits for another process's write lock (the CLI writing while the server runs).
+const BUSY_TIMEOUT_MS: u64 = 10_000;
+
+/// The file name of the database inside the data dir.
+pub const DB_FILE: &str = "jmail.db";
+
+/// SQLite-backed [`MailStore`].
+pub struct SqliteStore {
+    writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<ReaderPool>,
+    notifier: Arc<Notifier>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    // FULL: in WAL mode, every commit is fsynced before it returns. NORMAL could lose acknowledged mail.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` and migrates it to the current schema.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(backend)?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_connection(&path).map_err(backend)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(backend)?;
+        if mode != "wal" {
+            return Err(StoreError::Backend(format!("could not enable WAL (mode {mode})")));
+        }
+        schema::migrate(&mut conn).map_err(backend)?;
+        let notifier = Arc::new(Notifier::default());
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE_MAX);
+        let thread_notifier = notifier.clone();
+        let handle = std::thread::Builder::new()
+            .name("jmail-sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, &thread_notifier))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(READ_CONNECTIONS_MAX),
+            }),
+            notifier,
+        })
+    }
+
+    /// Queues a write and waits until it is committed.
+    async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteOp) -> StoreResult<T> {
+        let sender = self.writer.lock().expect("writer lock").clone().ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read on a pooled connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let _permit = self.readers.permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = pool.idle.lock().expect("reader pool lock").pop();
+            let mut conn = match idle {
+                Some(c) => c,
+                None => open_connection(&pool.path)?,
+            };
+            let result = f(&mut conn);
+            pool.idle.lock().expect("reader pool lock").push(conn);
+            result
+        })
+        .await
+        .map_err(backend)?
+        .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl MailStore for SqliteStore {
+    async fn create_user(&self, name: &str, hash: &str, welcome: Option<NewMessage>) -> StoreResult<()> {
+        let (name, hash) = (name.to_string(), hash.to_string());
+        self.write(|reply| WriteOp::CreateUser { name, hash, welcome, reply }).await
+    }
+
+    async fn set_password(&self, name: &str, hash: &str) -> StoreResult<()> {
+        let (name, hash) = (name.to_string(), hash.to_string());
+        self.write(|reply| WriteOp::SetPassword { name, hash, reply }).await
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(|reply| WriteOp::DeleteUser { name, reply }).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserInfo>> {
+        self.read(|c| reads::users(c)).await
+    }
+
+    async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>> {
+        let lookup = name.to_string();
+        let creds = self.read(move |c| reads::credentials(c, &lookup)).await?;
+        let hash = creds.as_ref().map(|c| c.hash.clone());
+        if !crate::auth::verify_off_runtime(hash, password.to_string()).await {
+            return Ok(None);
+        }
+        Ok(creds.map(|c| Account { id: c.user_id, name: name.to_string(), inbox: c.inbox }))
+    }
+
+    async fn deliver(&self, recipients: &[String], message: NewMessage) -> StoreResult<Vec<Delivered>> {
+        let recipients = recipients.to_vec();
+        self.write(|reply| WriteOp::Deliver { recipients, message, reply }).await
+    }
+
+    async fn changes(&self, mailbox: MailboxId, since: u64, limit: usize) -> StoreResult<Changes> {
+        self.read(move |c| reads::changes(c, mailbox, since, limit.max(1))).await
+    }
+
+    async fn fetch(&self, mailbox: MailboxId, uid: u32, mark_seen: bool) -> StoreResult<Option<Vec<u8>>> {
+        if mark_seen && !self.set_flags(mailbox, uid, flags::SEEN, 0).await? {
+            return Ok(None);
+        }
+        self.read(move |c| reads::body(c, mailbox, uid)).await
+    }
+
+    async fn set_flags(&self, mailbox: MailboxId, uid: u32, add: i64, remove: i64) -> StoreResult<bool> {
+        self.write(|reply| WriteOp::SetFlags { mailbox, uid, add, remove, reply }).await
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uid: u32) -> StoreResult<bool> {
+        self.write(|reply| WriteOp::Expunge { mailbox, uid, reply }).await
+    }
+
+    fn watch(&self, mailbox: MailboxId) -> MailboxWatch {
+        self.notifier.watch(mailbox)
+    }
+
+    async fn close(&self) {
+        drop(self.writer.lock().expect("writer lock").take());
+        let handle = self.writer_thread.lock().expect("writer lock").take();
+        if let Some(handle) = handle {
+            // The thread ends once queued writes are committed and the WAL is checkpointed.
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        self.readers.idle.lock().expect("reader pool lock").clear();
+    }
+}

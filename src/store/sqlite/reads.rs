@@ -1,0 +1,153 @@
+//! Read queries, run on pooled read connections (WAL lets them run beside the writer).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::{Changes, MailboxId, MessageMeta, UserInfo};
+
+/// A user's stored credentials and INBOX, for login.
+pub struct Credentials {
+    pub user_id: i64,
+    pub hash: String,
+    pub inbox: MailboxId,
+}
+
+pub fn credentials(conn: &Connection, name: &str) -> rusqlite::Result<Option<Credentials>> {
+    conn.prepare_cached(
+        "SELECT u.id, u.password_hash, m.id FROM users u \
+         JOIN mailboxes m ON m.user_id = u.id AND m.name = 'INBOX' WHERE u.name = ?1",
+    )?
+    .query_row(params![name], |r| {
+        Ok(Credentials {
+            user_id: r.get(0)?,
+            hash: r.get(1)?,
+            inbox: r.get(2)?,
+        })
+    })
+    .optional()
+}
+
+/// Changes after `since`, merged in modseq order, at most `limit`. Both queries walk a (mailbox, modseq)
+/// index from `since`, so the cost is proportional to what changed, not to the mailbox size.
+pub fn changes(
+    conn: &mut Connection,
+    mailbox: MailboxId,
+    since: u64,
+    limit: usize,
+) -> rusqlite::Result<Changes> {
+    let tx = conn.transaction()?; // one snapshot for all three queries
+    let fetch = (limit + 1) as i64;
+    let messages: Vec<MessageMeta> = tx
+        .prepare_cached(
+            "SELECT uid, modseq, flags, size, internal_micros, from_addr, subject FROM messages \
+             WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq LIMIT ?3",
+        )?
+        .query_map(params![mailbox, since, fetch], |r| {
+            Ok(MessageMeta {
+                uid: r.get(0)?,
+                modseq: r.get(1)?,
+                flags: r.get(2)?,
+                size: r.get(3)?,
+                internal_date_micros: r.get(4)?,
+                from: r.get(5)?,
+                subject: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let gone: Vec<(u32, u64)> = tx
+        .prepare_cached(
+            "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
+             ORDER BY modseq LIMIT ?3",
+        )?
+        .query_map(params![mailbox, since, fetch], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let highest: u64 = tx
+        .prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox], |r| r.get(0))?;
+    tx.commit()?;
+    Ok(merge(messages, gone, highest, limit))
+}
+
+/// Keeps the `limit` oldest changes of both kinds; `through_modseq` is then the newest one kept.
+fn merge(
+    mut messages: Vec<MessageMeta>,
+    mut gone: Vec<(u32, u64)>,
+    highest: u64,
+    limit: usize,
+) -> Changes {
+    if messages.len() + gone.len() <= limit {
+        let gone = gone.into_iter().map(|(uid, _)| uid).collect();
+        return Changes {
+            messages,
+            gone,
+            through_modseq: highest,
+            more: false,
+        };
+    }
+    let mut modseqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m.modseq)
+        .chain(gone.iter().map(|g| g.1))
+        .collect();
+    modseqs.sort_unstable();
+    let through = modseqs[limit - 1];
+    messages.retain(|m| m.modseq <= through);
+    gone.retain(|g| g.1 <= through);
+    Changes {
+        messages,
+        gone: gone.into_iter().map(|(uid, _)| uid).collect(),
+        through_modseq: through,
+        more: true,
+    }
+}
+
+pub fn body(conn: &Connection, mailbox: MailboxId, uid: u32) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached(
+        "SELECT b.raw FROM messages m JOIN bodies b ON b.message_id = m.id \
+         WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+    )?
+    .query_row(params![mailbox, uid], |r| r.get(0))
+    .optional()
+}
+
+pub fn users(conn: &Connection) -> rusqlite::Result<Vec<UserInfo>> {
+    conn.prepare_cached(
+        "SELECT u.name, u.created_micros, \
+         (SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id = u.id) \
+         FROM users u ORDER BY u.name",
+    )?
+    .query_map([], |r| {
+        Ok(UserInfo {
+            name: r.get(0)?,
+            created_micros: r.get(1)?,
+            messages: r.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uid: u32, modseq: u64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            modseq,
+            flags: 0,
+            size: 1,
+            internal_date_micros: 0,
+            from: String::new(),
+            subject: String::new(),
+        }
+    }
+
+    #[test]
+    fn merge_cuts_at_limit_in_modseq_order() {
+        let c = merge(vec![meta(1, 1), meta(3, 4)], vec![(2, 3), (1, 5)], 9, 2);
+        assert_eq!(c.messages, vec![meta(1, 1)]);
+        assert_eq!(c.gone, vec![2]);
+        assert_eq!((c.through_modseq, c.more), (3, true));
+        let c = merge(vec![meta(1, 1)], vec![(2, 3)], 9, 2);
+        assert_eq!((c.through_modseq, c.more), (9, false));
+    }
+}

@@ -1,0 +1,339 @@
+//! The single writer thread: group commit.
+//!
+//! Every write op goes through one bounded queue to one thread that owns the write connection. The thread
+//! takes whatever ops have queued (up to [`WRITE_BATCH_MAX`]), applies each inside its own savepoint (one
+//! op's failure rolls back only that op), commits once with `synchronous=FULL`, and only then answers the
+//! callers and wakes watchers. So a caller's `Ok` always means "on disk", and N concurrent writes cost one
+//! fsync instead of N.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{
+    Delivered, MailboxId, NewMessage, Notifier, StoreError, StoreResult,
+};
+
+/// Most ops committed in one transaction. Bounds how long one commit holds the write lock and how much a
+/// failed commit has to report as failed.
+pub const WRITE_BATCH_MAX: usize = 512;
+
+type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+/// One durable write, with where to send its result.
+pub enum WriteOp {
+    CreateUser {
+        name: String,
+        hash: String,
+        welcome: Option<NewMessage>,
+        reply: Reply<()>,
+    },
+    SetPassword {
+        name: String,
+        hash: String,
+        reply: Reply<()>,
+    },
+    DeleteUser {
+        name: String,
+        reply: Reply<()>,
+    },
+    Deliver {
+        recipients: Vec<String>,
+        message: NewMessage,
+        reply: Reply<Vec<Delivered>>,
+    },
+    SetFlags {
+        mailbox: MailboxId,
+        uid: u32,
+        add: i64,
+        remove: i64,
+        reply: Reply<bool>,
+    },
+    Expunge {
+        mailbox: MailboxId,
+        uid: u32,
+        reply: Reply<bool>,
+    },
+}
+
+/// An op's result, held until its batch has committed.
+enum Pending {
+    Unit(Reply<()>, StoreResult<()>),
+    Delivered(Reply<Vec<Delivered>>, StoreResult<Vec<Delivered>>),
+    Bool(Reply<bool>, StoreResult<bool>),
+}
+
+impl Pending {
+    fn is_ok(&self) -> bool {
+        match self {
+            Pending::Unit(_, r) => r.is_ok(),
+            Pending::Delivered(_, r) => r.is_ok(),
+            Pending::Bool(_, r) => r.is_ok(),
+        }
+    }
+
+    /// Sends the result, or `failure` for every op when the commit itself failed.
+    fn finish(self, failure: Option<&str>) {
+        let fail = || StoreError::Backend(failure.unwrap_or_default().to_string());
+        // A caller that gave up (disconnected) dropped its receiver; nothing to tell it.
+        match self {
+            Pending::Unit(tx, r) => drop(tx.send(if failure.is_some() { Err(fail()) } else { r })),
+            Pending::Delivered(tx, r) => {
+                drop(tx.send(if failure.is_some() { Err(fail()) } else { r }))
+            }
+            Pending::Bool(tx, r) => drop(tx.send(if failure.is_some() { Err(fail()) } else { r })),
+        }
+    }
+}
+
+/// Runs until every sender is dropped, then checkpoints the WAL.
+pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, notifier: &Notifier) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
+    while rx.blocking_recv_many(&mut batch, WRITE_BATCH_MAX) > 0 {
+        commit_batch(&mut conn, batch.drain(..), notifier);
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "WAL checkpoint at close failed");
+    }
+}
+
+fn commit_batch(conn: &mut Connection, ops: impl Iterator<Item = WriteOp>, notifier: &Notifier) {
+    let mut touched = Vec::new();
+    let mut pending = Vec::new();
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for op in ops {
+            let mut op_touched = Vec::new();
+            let sp = tx.savepoint()?;
+            let result = apply(&sp, op, &mut op_touched);
+            if result.is_ok() {
+                sp.commit()?;
+                touched.extend(op_touched);
+            } else {
+                drop(sp); // rolls back this op only
+            }
+            pending.push(result);
+        }
+        tx.commit()
+    })();
+    let failure = outcome.as_ref().err().map(|e| {
+        tracing::error!(error = %e, ops = pending.len(), "write batch failed to commit");
+        "commit failed".to_string()
+    });
+    for p in pending {
+        p.finish(failure.as_deref());
+    }
+    if failure.is_none() {
+        for (mailbox, modseq) in touched {
+            notifier.notify(mailbox, modseq);
+        }
+    }
+}
+
+/// Applies one op. Errors of the op itself (unknown user...) become its result; errors of SQLite too, and
+/// the savepoint rolls the op back either way.
+fn apply(tx: &Connection, op: WriteOp, touched: &mut Vec<(MailboxId, u64)>) -> Pending {
+    match op {
+        WriteOp::CreateUser {
+            name,
+            hash,
+            welcome,
+            reply,
+        } => Pending::Unit(reply, create_user(tx, &name, &hash, welcome, touched)),
+        WriteOp::SetPassword { name, hash, reply } => {
+            let r = tx
+                .execute(
+                    "UPDATE users SET password_hash = ?1 WHERE name = ?2",
+                    params![hash, name],
+                )
+                .map_err(backend)
+                .and_then(|n| if n == 0 { Err(StoreError::NoSuchUser(name)) } else { Ok(()) });
+            Pending::Unit(reply, r)
+        }
+        WriteOp::DeleteUser { name, reply } => {
+            let r = tx
+                .execute("DELETE FROM users WHERE name = ?1", params![name])
+                .map_err(backend)
+                .and_then(|n| if n == 0 { Err(StoreError::NoSuchUser(name)) } else { Ok(()) });
+            Pending::Unit(reply, r)
+        }
+        WriteOp::Deliver {
+            recipients,
+            message,
+            reply,
+        } => Pending::Delivered(reply, deliver(tx, &recipients, &message, touched)),
+        WriteOp::SetFlags {
+            mailbox,
+            uid,
+            add,
+            remove,
+            reply,
+        } => Pending::Bool(reply, set_flags(tx, mailbox, uid, add, remove, touched)),
+        WriteOp::Expunge {
+            mailbox,
+            uid,
+            reply,
+        } => Pending::Bool(reply, expunge(tx, mailbox, uid, touched)),
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn create_user(
+    tx: &Connection,
+    name: &str,
+    hash: &str,
+    welcome: Option<NewMessage>,
+    touched: &mut Vec<(MailboxId, u64)>,
+) -> StoreResult<()> {
+    let now = chrono::Utc::now();
+    let inserted = tx.execute(
+        "INSERT INTO users (name, password_hash, created_micros) VALUES (?1, ?2, ?3)",
+        params![name, hash, now.timestamp_micros()],
+    );
+    match inserted {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(StoreError::UserExists(name.to_string()));
+        }
+        other => other.map_err(backend)?,
+    };
+    let user_id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO mailboxes (user_id, name, uid_validity) VALUES (?1, 'INBOX', ?2)",
+        params![user_id, now.timestamp()],
+    )
+    .map_err(backend)?;
+    let inbox = tx.last_insert_rowid();
+    if let Some(message) = welcome {
+        append(tx, inbox, &message, 0, touched).map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn deliver(
+    tx: &Connection,
+    recipients: &[String],
+    message: &NewMessage,
+    touched: &mut Vec<(MailboxId, u64)>,
+) -> StoreResult<Vec<Delivered>> {
+    let mut done = HashSet::new();
+    let mut delivered = Vec::with_capacity(recipients.len());
+    for name in recipients {
+        if !done.insert(name.as_str()) {
+            continue;
+        }
+        let inbox: Option<MailboxId> = tx
+            .prepare_cached(
+                "SELECT m.id FROM mailboxes m JOIN users u ON u.id = m.user_id \
+                 WHERE u.name = ?1 AND m.name = 'INBOX'",
+            )
+            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
+            .map_err(backend)?;
+        let inbox = inbox.ok_or_else(|| StoreError::UnknownRecipient(name.clone()))?;
+        let uid = append(tx, inbox, message, 0, touched).map_err(backend)?;
+        delivered.push(Delivered {
+            user: name.clone(),
+            uid,
+        });
+    }
+    Ok(delivered)
+}
+
+/// Takes the next UID and modseq of a mailbox.
+fn append(
+    tx: &Connection,
+    mailbox: MailboxId,
+    m: &NewMessage,
+    flags: i64,
+    touched: &mut Vec<(MailboxId, u64)>,
+) -> rusqlite::Result<u32> {
+    let (uid, modseq): (u32, u64) = tx
+        .prepare_cached(
+            "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 \
+             WHERE id = ?1 RETURNING uid_next - 1, highest_modseq",
+        )?
+        .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    tx.prepare_cached(
+        "INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_micros, size, from_addr, \
+         subject, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        mailbox,
+        uid,
+        modseq,
+        flags,
+        m.internal_date_micros,
+        m.raw.len() as u64,
+        m.from,
+        m.subject,
+        m.message_id
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO bodies (message_id, raw) VALUES (?1, ?2)")?
+        .execute(params![id, m.raw])?;
+    touched.push((mailbox, modseq));
+    Ok(uid)
+}
+
+fn next_modseq(tx: &Connection, mailbox: MailboxId) -> rusqlite::Result<u64> {
+    tx.prepare_cached(
+        "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 \
+         RETURNING highest_modseq",
+    )?
+    .query_row(params![mailbox], |r| r.get(0))
+}
+
+fn set_flags(
+    tx: &Connection,
+    mailbox: MailboxId,
+    uid: u32,
+    add: i64,
+    remove: i64,
+    touched: &mut Vec<(MailboxId, u64)>,
+) -> StoreResult<bool> {
+    let mut run = || -> rusqlite::Result<bool> {
+        let old: Option<i64> = tx
+            .prepare_cached("SELECT flags FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
+            .query_row(params![mailbox, uid], |r| r.get(0))
+            .optional()?;
+        let Some(old) = old else { return Ok(false) };
+        let new = (old | add) & !remove;
+        if new != old {
+            let modseq = next_modseq(tx, mailbox)?;
+            tx.prepare_cached(
+                "UPDATE messages SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 AND uid = ?4",
+            )?
+            .execute(params![new, modseq, mailbox, uid])?;
+            touched.push((mailbox, modseq));
+        }
+        Ok(true)
+    };
+    run().map_err(backend)
+}
+
+fn expunge(
+    tx: &Connection,
+    mailbox: MailboxId,
+    uid: u32,
+    touched: &mut Vec<(MailboxId, u64)>,
+) -> StoreResult<bool> {
+    let mut run = || -> rusqlite::Result<bool> {
+        let removed = tx
+            .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
+            .execute(params![mailbox, uid])?;
+        if removed == 0 {
+            return Ok(false);
+        }
+        let modseq = next_modseq(tx, mailbox)?;
+        tx.prepare_cached("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)")?
+            .execute(params![mailbox, uid, modseq])?;
+        touched.push((mailbox, modseq));
+        Ok(true)
+    };
+    run().map_err(backend)
+}
