@@ -2,8 +2,8 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::rngs::OsRng;
 
 /// Longest account name, in bytes. Names become the local part of addresses and SQL keys.
@@ -27,8 +27,12 @@ pub fn normalize_name(name: &str) -> Result<String, NameError> {
         return Err(NameError::Length);
     }
     let name = name.to_ascii_lowercase();
-    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if !first_ok || !name.chars().all(ok_char) {
         return Err(NameError::Characters);
     }
@@ -57,7 +61,11 @@ pub fn verify_password(stored: Option<&str>, password: &str) -> bool {
         None => (dummy, false),
     };
     let ok = PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false);
     ok && real
 }
@@ -99,7 +107,8 @@ pub const VERIFY_CONCURRENCY_MAX: usize = 4;
 
 /// [`verify_password`] on the blocking pool, at most [`VERIFY_CONCURRENCY_MAX`] at once.
 pub async fn verify_off_runtime(stored: Option<String>, password: String) -> bool {
-    static PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(VERIFY_CONCURRENCY_MAX);
+    static PERMITS: tokio::sync::Semaphore =
+        tokio::sync::Semaphore::const_new(VERIFY_CONCURRENCY_MAX);
     let Ok(_permit) = PERMITS.acquire().await else {
         return false;
     };

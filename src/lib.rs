@@ -1,5 +1,11 @@
 //! Jmail: a small, durable, fast mail server. See docs/ARCHITECTURE.md for the map.
 
+pub mod accounts;
 pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod message;
+pub mod native;
+pub mod server;
 pub mod store;

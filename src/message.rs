@@ -114,7 +114,9 @@ pub fn render(raw: &[u8]) -> Rendered {
     let body = if msg.parts.len() == 1 {
         msg.parts[0].contents().to_vec()
     } else {
-        msg.body_text(0).map(|t| t.into_owned().into_bytes()).unwrap_or_default()
+        msg.body_text(0)
+            .map(|t| t.into_owned().into_bytes())
+            .unwrap_or_default()
     };
     Rendered {
         from: addresses(msg.from()),
@@ -129,7 +131,12 @@ pub fn render(raw: &[u8]) -> Rendered {
 pub fn is_text(raw: &[u8]) -> bool {
     MessageParser::default()
         .parse(raw)
-        .map(|m| m.parts.len() > 1 || m.parts[0].content_type().is_none_or(|c| c.ctype() == "text"))
+        .map(|m| {
+            m.parts.len() > 1
+                || m.parts[0]
+                    .content_type()
+                    .is_none_or(|c| c.ctype() == "text")
+        })
         .unwrap_or(true)
 }
 
@@ -138,7 +145,10 @@ mod tests {
     use super::*;
 
     fn round_trip(body: &[u8]) {
-        let to = vec!["bob@example.org".to_string(), "carol@example.org".to_string()];
+        let to = vec![
+            "bob@example.org".to_string(),
+            "carol@example.org".to_string(),
+        ];
         let m = build_native(&NativeSend {
             from: "alice@example.org",
             to: &to,
@@ -147,7 +157,12 @@ mod tests {
             domain: "example.org",
         });
         let r = render(&m.raw);
-        assert_eq!(r.body, body, "body of {:?}", String::from_utf8_lossy(&m.raw));
+        assert_eq!(
+            r.body,
+            body,
+            "body of {:?}",
+            String::from_utf8_lossy(&m.raw)
+        );
         assert_eq!(r.from, "alice@example.org");
         assert_eq!(r.to, "bob@example.org, carol@example.org");
         assert_eq!(r.subject, "Grüße, \"friends\"");

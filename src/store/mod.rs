@@ -120,8 +120,11 @@ pub trait MailStore: Send + Sync + 'static {
     async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>>;
     /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the
     /// whole delivery with [`StoreError::UnknownRecipient`] and stores nothing.
-    async fn deliver(&self, recipients: &[String], message: NewMessage)
-    -> StoreResult<Vec<Delivered>>;
+    async fn deliver(
+        &self,
+        recipients: &[String],
+        message: NewMessage,
+    ) -> StoreResult<Vec<Delivered>>;
     /// Changes after `since_modseq`, at most `limit` of them.
     async fn changes(
         &self,
@@ -137,8 +140,13 @@ pub trait MailStore: Send + Sync + 'static {
         mark_seen: bool,
     ) -> StoreResult<Option<Vec<u8>>>;
     /// Sets or clears flags. `false` when there is no such message.
-    async fn set_flags(&self, mailbox: MailboxId, uid: u32, add: i64, remove: i64)
-    -> StoreResult<bool>;
+    async fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        add: i64,
+        remove: i64,
+    ) -> StoreResult<bool>;
     /// Removes a message for good. `false` when there is no such message.
     async fn expunge(&self, mailbox: MailboxId, uid: u32) -> StoreResult<bool>;
     /// A handle that wakes whenever the mailbox changes (push for WATCH).

@@ -166,7 +166,10 @@ impl Decoder {
             Parsed::Send(send) => {
                 let Some(max) = self.literal_bytes_max else {
                     let literal = Some((send.len, send.sync));
-                    return (consumed, Some(self.reject(DecodeError::NotAllowed, literal)));
+                    return (
+                        consumed,
+                        Some(self.reject(DecodeError::NotAllowed, literal)),
+                    );
                 };
                 if send.len > max as u64 {
                     let err = DecodeError::LiteralTooLarge { max };

@@ -48,7 +48,9 @@ pub(super) fn parse_line(raw: &[u8], recipients_max: usize) -> Result<Parsed, Li
         tokens.pop();
     }
     let Some(keyword) = tokens.first().and_then(Token::text) else {
-        return Err(with_literal(DecodeError::Syntax("a command starts with a keyword")));
+        return Err(with_literal(DecodeError::Syntax(
+            "a command starts with a keyword",
+        )));
     };
     let keyword = keyword.to_ascii_uppercase();
     let args = &tokens[1..];
@@ -56,9 +58,13 @@ pub(super) fn parse_line(raw: &[u8], recipients_max: usize) -> Result<Parsed, Li
         return parse_send(args, literal, recipients_max).map_err(with_literal);
     }
     if literal.is_some() {
-        return Err(with_literal(DecodeError::Syntax("only SEND takes a literal")));
+        return Err(with_literal(DecodeError::Syntax(
+            "only SEND takes a literal",
+        )));
     }
-    parse_simple(&keyword, args).map(Parsed::Command).map_err(LineError::from)
+    parse_simple(&keyword, args)
+        .map(Parsed::Command)
+        .map_err(LineError::from)
 }
 
 fn parse_send(
@@ -131,8 +137,13 @@ fn parse_simple(keyword: &str, args: &[Token]) -> Result<Command, DecodeError> {
         ("NOOP", []) => Command::Noop,
         ("CAPA", []) => Command::Capa,
         ("LOGOUT", []) => Command::Logout,
-        ("LIST" | "WATCH" | "READ" | "DELETE" | "MARK" | "DONE" | "NOOP" | "CAPA" | "LOGOUT", _) => {
-            return Err(DecodeError::Syntax("wrong arguments; see CAPA or docs/protocol.md"));
+        (
+            "LIST" | "WATCH" | "READ" | "DELETE" | "MARK" | "DONE" | "NOOP" | "CAPA" | "LOGOUT",
+            _,
+        ) => {
+            return Err(DecodeError::Syntax(
+                "wrong arguments; see CAPA or docs/protocol.md",
+            ));
         }
         _ => return Err(DecodeError::UnknownCommand),
     };
@@ -181,16 +192,25 @@ mod tests {
 
     #[test]
     fn every_simple_command() {
-        assert_eq!(cmd("jmail 2.1 jmail-cli/0.1"), Ok(Command::Hello { major: 2, minor: 1 }));
+        assert_eq!(
+            cmd("jmail 2.1 jmail-cli/0.1"),
+            Ok(Command::Hello { major: 2, minor: 1 })
+        );
         assert_eq!(
             cmd(r#"LOGIN bob "pa ss""#),
-            Ok(Command::Login { user: "bob".into(), password: "pa ss".into() })
+            Ok(Command::Login {
+                user: "bob".into(),
+                password: "pa ss".into()
+            })
         );
         assert_eq!(cmd("LIST"), Ok(Command::List { since: 0 }));
         assert_eq!(cmd("LIST 42"), Ok(Command::List { since: 42 }));
         assert_eq!(cmd("WATCH 7"), Ok(Command::Watch { since: 7 }));
         assert_eq!(cmd("READ 3"), Ok(Command::Read { id: 3 }));
-        assert_eq!(cmd("MARK 3 unseen"), Ok(Command::Mark { id: 3, seen: false }));
+        assert_eq!(
+            cmd("MARK 3 unseen"),
+            Ok(Command::Mark { id: 3, seen: false })
+        );
         assert_eq!(cmd("DELETE 9"), Ok(Command::Delete { id: 9 }));
         assert_eq!(cmd("DONE"), Ok(Command::Done));
         assert_eq!(cmd("CAPA"), Ok(Command::Capa));
@@ -202,7 +222,10 @@ mod tests {
         assert_eq!(cmd("FROB"), Err(DecodeError::UnknownCommand));
         assert!(matches!(cmd("READ 0"), Err(DecodeError::Syntax(_))));
         assert!(matches!(cmd("READ -1"), Err(DecodeError::Syntax(_))));
-        assert!(matches!(cmd("READ 99999999999"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(
+            cmd("READ 99999999999"),
+            Err(DecodeError::Syntax(_))
+        ));
         assert!(matches!(cmd("LIST 1 2"), Err(DecodeError::Syntax(_))));
         assert!(matches!(cmd("JMAIL two"), Err(DecodeError::Syntax(_))));
         assert!(matches!(cmd("NOOP {3}"), Err(DecodeError::Syntax(_))));

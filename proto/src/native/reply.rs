@@ -42,7 +42,10 @@ pub enum Untagged {
     /// `* GONE <id>`: the message was deleted.
     Gone(u32),
     /// `* MESSAGE <id> {<n>}`: `n` bytes of message follow, then a line end.
-    Message { id: u32, len: u64 },
+    Message {
+        id: u32,
+        len: u64,
+    },
     /// `* CAPA <name> [<value>]`.
     Capa(String, String),
 }
@@ -72,7 +75,10 @@ pub enum Line {
 
 /// Parses one server line (without its line end). `None` when it is not a well-formed reply.
 pub fn parse_line(line: &str) -> Option<Line> {
-    if let Some(rest) = line.strip_prefix("+ ").or(line.strip_prefix("+").filter(|r| r.is_empty())) {
+    if let Some(rest) = line
+        .strip_prefix("+ ")
+        .or(line.strip_prefix("+").filter(|r| r.is_empty()))
+    {
         return Some(Line::Continue(rest.to_string()));
     }
     if let Some(rest) = line.strip_prefix("* ") {
@@ -166,9 +172,16 @@ mod tests {
         );
         assert_eq!(
             parse_line("OK LIST 5"),
-            Some(Line::Final { status: Status::Ok, code: String::new(), text: "LIST 5".into() })
+            Some(Line::Final {
+                status: Status::Ok,
+                code: String::new(),
+                text: "LIST 5".into()
+            })
         );
-        assert_eq!(parse_line("+ go ahead"), Some(Line::Continue("go ahead".into())));
+        assert_eq!(
+            parse_line("+ go ahead"),
+            Some(Line::Continue("go ahead".into()))
+        );
         assert_eq!(
             parse_line("* MESSAGE 3 {120}"),
             Some(Line::Untagged(Untagged::Message { id: 3, len: 120 }))

@@ -66,7 +66,9 @@ impl SqliteStore {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(backend)?;
         if mode != "wal" {
-            return Err(StoreError::Backend(format!("could not enable WAL (mode {mode})")));
+            return Err(StoreError::Backend(format!(
+                "could not enable WAL (mode {mode})"
+            )));
         }
         schema::migrate(&mut conn).map_err(backend)?;
         let notifier = Arc::new(Notifier::default());
@@ -89,10 +91,21 @@ impl SqliteStore {
     }
 
     /// Queues a write and waits until it is committed.
-    async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteOp) -> StoreResult<T> {
-        let sender = self.writer.lock().expect("writer lock").clone().ok_or(StoreError::Closed)?;
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteOp,
+    ) -> StoreResult<T> {
+        let sender = self
+            .writer
+            .lock()
+            .expect("writer lock")
+            .clone()
+            .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        sender.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+        sender
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -101,7 +114,12 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let _permit = self.readers.permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let idle = pool.idle.lock().expect("reader pool lock").pop();
@@ -121,19 +139,32 @@ impl SqliteStore {
 
 #[async_trait]
 impl MailStore for SqliteStore {
-    async fn create_user(&self, name: &str, hash: &str, welcome: Option<NewMessage>) -> StoreResult<()> {
+    async fn create_user(
+        &self,
+        name: &str,
+        hash: &str,
+        welcome: Option<NewMessage>,
+    ) -> StoreResult<()> {
         let (name, hash) = (name.to_string(), hash.to_string());
-        self.write(|reply| WriteOp::CreateUser { name, hash, welcome, reply }).await
+        self.write(|reply| WriteOp::CreateUser {
+            name,
+            hash,
+            welcome,
+            reply,
+        })
+        .await
     }
 
     async fn set_password(&self, name: &str, hash: &str) -> StoreResult<()> {
         let (name, hash) = (name.to_string(), hash.to_string());
-        self.write(|reply| WriteOp::SetPassword { name, hash, reply }).await
+        self.write(|reply| WriteOp::SetPassword { name, hash, reply })
+            .await
     }
 
     async fn delete_user(&self, name: &str) -> StoreResult<()> {
         let name = name.to_string();
-        self.write(|reply| WriteOp::DeleteUser { name, reply }).await
+        self.write(|reply| WriteOp::DeleteUser { name, reply })
+            .await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserInfo>> {
@@ -147,31 +178,68 @@ impl MailStore for SqliteStore {
         if !crate::auth::verify_off_runtime(hash, password.to_string()).await {
             return Ok(None);
         }
-        Ok(creds.map(|c| Account { id: c.user_id, name: name.to_string(), inbox: c.inbox }))
+        Ok(creds.map(|c| Account {
+            id: c.user_id,
+            name: name.to_string(),
+            inbox: c.inbox,
+        }))
     }
 
-    async fn deliver(&self, recipients: &[String], message: NewMessage) -> StoreResult<Vec<Delivered>> {
+    async fn deliver(
+        &self,
+        recipients: &[String],
+        message: NewMessage,
+    ) -> StoreResult<Vec<Delivered>> {
         let recipients = recipients.to_vec();
-        self.write(|reply| WriteOp::Deliver { recipients, message, reply }).await
+        self.write(|reply| WriteOp::Deliver {
+            recipients,
+            message,
+            reply,
+        })
+        .await
     }
 
     async fn changes(&self, mailbox: MailboxId, since: u64, limit: usize) -> StoreResult<Changes> {
-        self.read(move |c| reads::changes(c, mailbox, since, limit.max(1))).await
+        self.read(move |c| reads::changes(c, mailbox, since, limit.max(1)))
+            .await
     }
 
-    async fn fetch(&self, mailbox: MailboxId, uid: u32, mark_seen: bool) -> StoreResult<Option<Vec<u8>>> {
+    async fn fetch(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        mark_seen: bool,
+    ) -> StoreResult<Option<Vec<u8>>> {
         if mark_seen && !self.set_flags(mailbox, uid, flags::SEEN, 0).await? {
             return Ok(None);
         }
         self.read(move |c| reads::body(c, mailbox, uid)).await
     }
 
-    async fn set_flags(&self, mailbox: MailboxId, uid: u32, add: i64, remove: i64) -> StoreResult<bool> {
-        self.write(|reply| WriteOp::SetFlags { mailbox, uid, add, remove, reply }).await
+    async fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        add: i64,
+        remove: i64,
+    ) -> StoreResult<bool> {
+        self.write(|reply| WriteOp::SetFlags {
+            mailbox,
+            uid,
+            add,
+            remove,
+            reply,
+        })
+        .await
     }
 
     async fn expunge(&self, mailbox: MailboxId, uid: u32) -> StoreResult<bool> {
-        self.write(|reply| WriteOp::Expunge { mailbox, uid, reply }).await
+        self.write(|reply| WriteOp::Expunge {
+            mailbox,
+            uid,
+            reply,
+        })
+        .await
     }
 
     fn watch(&self, mailbox: MailboxId) -> MailboxWatch {

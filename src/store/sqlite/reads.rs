@@ -58,7 +58,9 @@ pub fn changes(
             "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
              ORDER BY modseq LIMIT ?3",
         )?
-        .query_map(params![mailbox, since, fetch], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![mailbox, since, fetch], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let highest: u64 = tx
         .prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?1")?

@@ -11,9 +11,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{
-    Delivered, MailboxId, NewMessage, Notifier, StoreError, StoreResult,
-};
+use crate::store::{Delivered, MailboxId, NewMessage, Notifier, StoreError, StoreResult};
 
 /// Most ops committed in one transaction. Bounds how long one commit holds the write lock and how much a
 /// failed commit has to report as failed.
@@ -148,14 +146,26 @@ fn apply(tx: &Connection, op: WriteOp, touched: &mut Vec<(MailboxId, u64)>) -> P
                     params![hash, name],
                 )
                 .map_err(backend)
-                .and_then(|n| if n == 0 { Err(StoreError::NoSuchUser(name)) } else { Ok(()) });
+                .and_then(|n| {
+                    if n == 0 {
+                        Err(StoreError::NoSuchUser(name))
+                    } else {
+                        Ok(())
+                    }
+                });
             Pending::Unit(reply, r)
         }
         WriteOp::DeleteUser { name, reply } => {
             let r = tx
                 .execute("DELETE FROM users WHERE name = ?1", params![name])
                 .map_err(backend)
-                .and_then(|n| if n == 0 { Err(StoreError::NoSuchUser(name)) } else { Ok(()) });
+                .and_then(|n| {
+                    if n == 0 {
+                        Err(StoreError::NoSuchUser(name))
+                    } else {
+                        Ok(())
+                    }
+                });
             Pending::Unit(reply, r)
         }
         WriteOp::Deliver {

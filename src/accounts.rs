@@ -1,0 +1,76 @@
+//! Account administration shared by the command line and tests: validation, hashing, the welcome message.
+
+use crate::auth::{self, NameError, PASSWORD_BYTES_MAX};
+use crate::config::Config;
+use crate::message::{NativeSend, build_native};
+use crate::store::{MailStore, StoreError};
+
+/// The sender of system messages, like the original's `JMailServer`.
+pub const SYSTEM_SENDER: &str = "postmaster";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("a password is 1 to {PASSWORD_BYTES_MAX} bytes")]
+    Password,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    if password.is_empty() || password.len() > PASSWORD_BYTES_MAX {
+        return Err(AccountError::Password);
+    }
+    Ok(())
+}
+
+async fn hash(password: &str) -> String {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .expect("hashing task panicked")
+}
+
+/// Creates a user and delivers the welcome message, atomically. Returns the normalized name.
+pub async fn add_user(
+    store: &dyn MailStore,
+    config: &Config,
+    name: &str,
+    password: &str,
+) -> Result<String, AccountError> {
+    let name = auth::normalize_name(name)?;
+    check_password(password)?;
+    let domain = config.primary_domain();
+    let from = format!("{SYSTEM_SENDER}@{domain}");
+    let to = vec![format!("{name}@{domain}")];
+    let welcome = build_native(&NativeSend {
+        from: &from,
+        to: &to,
+        subject: "Welcome to Jmail",
+        body: config.welcome_for(&name).as_bytes(),
+        domain,
+    });
+    store
+        .create_user(&name, &hash(password).await, Some(welcome))
+        .await?;
+    Ok(name)
+}
+
+pub async fn set_password(
+    store: &dyn MailStore,
+    name: &str,
+    password: &str,
+) -> Result<(), AccountError> {
+    let name = auth::normalize_name(name)?;
+    check_password(password)?;
+    store.set_password(&name, &hash(password).await).await?;
+    Ok(())
+}
+
+/// Deletes a user and every message in their mailboxes.
+pub async fn delete_user(store: &dyn MailStore, name: &str) -> Result<(), AccountError> {
+    let name = auth::normalize_name(name)?;
+    store.delete_user(&name).await?;
+    Ok(())
+}

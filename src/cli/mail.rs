@@ -1,0 +1,224 @@
+//! The client commands: send, inbox, read, delete, mark, watch. Each is one native-protocol session.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+
+use anyhow::Context;
+use clap::Args;
+use jmail_proto::native::reply::{Summary, Untagged};
+
+use super::prompt;
+use crate::client::Client;
+use crate::message::{is_text, render};
+
+#[derive(Args)]
+pub struct ConnArgs {
+    /// Server address.
+    #[arg(long, env = "JMAIL_SERVER", default_value = "127.0.0.1:2005")]
+    server: String,
+    /// Your user name. The password comes from JMAIL_PASSWORD or a prompt.
+    #[arg(long, env = "JMAIL_USER")]
+    user: String,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[arg(long, default_value = "")]
+    subject: String,
+    /// The message text; read from standard input when absent.
+    #[arg(long)]
+    message: Option<String>,
+    /// Recipients: `bob` or `bob@domain`.
+    #[arg(required = true)]
+    recipients: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Print JSON (see README, "JSON output").
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    id: u32,
+    /// Print the stored RFC 5322 bytes unchanged.
+    #[arg(long)]
+    raw: bool,
+}
+
+#[derive(Args)]
+pub struct IdArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    id: u32,
+}
+
+#[derive(Args)]
+pub struct MarkArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    id: u32,
+    /// Mark unread instead of read.
+    #[arg(long)]
+    unread: bool,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Print one JSON object per new message.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Connects and logs in, then runs `f` on the session.
+fn session<T>(
+    conn: &ConnArgs,
+    f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let password = prompt::login_password(&conn.user)?;
+    super::runtime()?.block_on(async {
+        let mut client = Client::connect(&conn.server).await?;
+        client
+            .login(&conn.user, &password)
+            .await
+            .context("login failed")?;
+        let result = f(&mut client).await?;
+        let _ = client.logout().await;
+        Ok(result)
+    })
+}
+
+pub fn send(args: SendArgs) -> anyhow::Result<()> {
+    let body = match &args.message {
+        Some(m) => m.clone().into_bytes(),
+        None => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("reading the message from standard input")?;
+            body
+        }
+    };
+    let sent = session(&args.conn, async |c| {
+        Ok(c.send(&args.recipients, &args.subject, &body).await?)
+    })?;
+    println!("{sent}");
+    Ok(())
+}
+
+/// The stable JSON form of a listed message (README, "JSON output").
+fn summary_json(s: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id, "date": s.date, "from": s.from, "subject": s.subject, "size": s.size, "seen": s.seen,
+    })
+}
+
+pub fn inbox(args: InboxArgs) -> anyhow::Result<()> {
+    let listing = session(&args.conn, async |c| Ok(c.list(0).await?))?;
+    let mut messages = listing.messages;
+    messages.sort_by_key(|m| m.id);
+    if args.json {
+        let list: Vec<_> = messages.iter().map(summary_json).collect();
+        println!(
+            "{}",
+            serde_json::json!({"modseq": listing.modseq, "messages": list})
+        );
+        return Ok(());
+    }
+    if messages.is_empty() {
+        println!("no messages");
+        return Ok(());
+    }
+    println!(
+        "  {:>5}  {:<20}  {:<28}  {:>8}  SUBJECT",
+        "ID", "DATE", "FROM", "SIZE"
+    );
+    for m in &messages {
+        let unread = if m.seen { ' ' } else { '*' };
+        println!(
+            "{unread} {:>5}  {:<20}  {:<28}  {:>8}  {}",
+            m.id, m.date, m.from, m.size, m.subject
+        );
+    }
+    Ok(())
+}
+
+pub fn read(args: ReadArgs) -> anyhow::Result<()> {
+    let raw = session(&args.conn, async |c| Ok(c.read(args.id).await?))?;
+    let mut out = std::io::stdout().lock();
+    if args.raw {
+        out.write_all(&raw)?;
+        return Ok(());
+    }
+    let r = render(&raw);
+    writeln!(
+        out,
+        "From: {}\nTo: {}\nDate: {}\nSubject: {}\n",
+        r.from, r.to, r.date, r.subject
+    )?;
+    if is_text(&raw) || std::str::from_utf8(&r.body).is_ok() {
+        out.write_all(&r.body)?;
+        if !r.body.ends_with(b"\n") {
+            writeln!(out)?;
+        }
+    } else {
+        writeln!(out, "({} bytes of binary content; use --raw)", r.body.len())?;
+    }
+    Ok(())
+}
+
+pub fn delete(args: IdArgs) -> anyhow::Result<()> {
+    session(&args.conn, async |c| Ok(c.delete(args.id).await?))?;
+    println!("deleted message {}", args.id);
+    Ok(())
+}
+
+pub fn mark(args: MarkArgs) -> anyhow::Result<()> {
+    session(&args.conn, async |c| {
+        Ok(c.mark(args.id, !args.unread).await?)
+    })?;
+    println!(
+        "marked message {} {}",
+        args.id,
+        if args.unread { "unread" } else { "read" }
+    );
+    Ok(())
+}
+
+pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    session(&args.conn, async |c| {
+        let listing = c.list(0).await?;
+        let mut known: HashSet<u32> = listing.messages.iter().map(|m| m.id).collect();
+        c.watch(listing.modseq).await?;
+        if !args.json {
+            eprintln!("watching {} for new mail (Ctrl-C to stop)", args.conn.user);
+        }
+        loop {
+            let Untagged::Msg(m) = c.next_change().await? else {
+                continue;
+            };
+            if !known.insert(m.id) {
+                continue; // a flag change of a message already shown
+            }
+            if args.json {
+                println!("{}", summary_json(&m));
+            } else {
+                println!(
+                    "new message {}  {}  from {}: {}",
+                    m.id, m.date, m.from, m.subject
+                );
+            }
+            std::io::stdout().flush()?;
+        }
+    })
+}

@@ -1,0 +1,84 @@
+//! The `jmail` command line: argument definitions and dispatch. The only place that uses anyhow.
+
+mod mail;
+mod prompt;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "jmail",
+    version,
+    about = "Jmail: a small, durable, fast mail server and its client"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Manage accounts (works while the server runs).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Send a message.
+    Send(mail::SendArgs),
+    /// List the inbox.
+    Inbox(mail::InboxArgs),
+    /// Show one message (marks it read).
+    Read(mail::ReadArgs),
+    /// Delete one message.
+    Delete(mail::IdArgs),
+    /// Mark one message read or unread.
+    Mark(mail::MarkArgs),
+    /// Print each new message as it arrives.
+    Watch(mail::WatchArgs),
+}
+
+/// Where the server's files are, for commands that open the store directly.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Directory holding everything the server keeps [default: ./jmail-data].
+    #[arg(long, env = "JMAIL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Config file (TOML); see docs/configuration in the README.
+    #[arg(long, env = "JMAIL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::User(cmd) => user::run(cmd),
+        Command::Send(args) => mail::send(args),
+        Command::Inbox(args) => mail::inbox(args),
+        Command::Read(args) => mail::read(args),
+        Command::Delete(args) => mail::delete(args),
+        Command::Mark(args) => mail::mark(args),
+        Command::Watch(args) => mail::watch(args),
+    }
+}
+
+/// A tokio runtime for the client and admin commands.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs to stderr at `level` unless RUST_LOG says otherwise.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

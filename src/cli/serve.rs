@@ -1,0 +1,129 @@
+//! `jmail serve`: resolves settings (flag > environment > config file > terminal prompt > default) and runs
+//! the server until SIGINT or SIGTERM.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{StoreArgs, prompt};
+use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_PORT, DEFAULT_WELCOME, FileConfig};
+use crate::store::sqlite::SqliteStore;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Native protocol port [env: JMAIL_PORT; else the config file; else asked on a terminal; else 2005].
+    #[arg(long, env = "JMAIL_PORT")]
+    port: Option<u16>,
+    /// Address to listen on [default: all interfaces].
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// A mail domain this server is final destination for (repeatable) [default: localhost].
+    #[arg(long = "domain")]
+    domains: Vec<String>,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it [default: info].
+    #[arg(long)]
+    log_level: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Settings from the config file, or defaults when there is none.
+pub fn file_config(store: &StoreArgs) -> anyhow::Result<FileConfig> {
+    match &store.config {
+        Some(path) => Ok(FileConfig::load(path)?),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// The data dir: flag/environment, then the config file, then the default.
+pub fn data_dir(store: &StoreArgs, file: &FileConfig) -> PathBuf {
+    store
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// Everything but the port, which only `serve` needs.
+pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Config, FileConfig)> {
+    let file = file_config(store)?;
+    let domains = if !domains.is_empty() {
+        domains
+    } else if !file.domains.is_empty() {
+        file.domains.clone()
+    } else {
+        vec!["localhost".to_string()]
+    };
+    let config = Config {
+        bind: file.bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        port: DEFAULT_PORT,
+        data_dir: data_dir(store, &file),
+        domains: domains
+            .into_iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+        welcome_message: file
+            .welcome_message
+            .clone()
+            .unwrap_or_else(|| DEFAULT_WELCOME.to_string()),
+        limits: file.limits.clone(),
+    };
+    config.validate()?;
+    Ok((config, file))
+}
+
+fn port(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<u16> {
+    if let Some(p) = args.port.or(file.port) {
+        return Ok(p);
+    }
+    if !prompt::stdin_is_terminal() {
+        return Ok(DEFAULT_PORT);
+    }
+    let answer = prompt::ask(&format!("Port for Jmail [{DEFAULT_PORT}]: "))?;
+    if answer.trim().is_empty() {
+        return Ok(DEFAULT_PORT);
+    }
+    answer
+        .trim()
+        .parse()
+        .with_context(|| format!("{answer:?} is not a port number (1-65535)"))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let (mut config, file) = resolve(&args.store, args.domains.clone())?;
+    let level = args
+        .log_level
+        .clone()
+        .or(file.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    super::init_logging(&level);
+    config.port = port(&args, &file)?;
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let store = SqliteStore::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let server = crate::server::start(config, Arc::new(store)).await?;
+        wait_for_signal().await?;
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}

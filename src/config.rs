@@ -1,0 +1,193 @@
+//! Server settings: the config file (TOML), flags and environment merged into one [`Config`], and every
+//! named limit in one place.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The port used when nothing else names one (the v1 server's server-to-server port).
+pub const DEFAULT_PORT: u16 = 2005;
+/// Data dir used when neither `--data-dir`, `JMAIL_DATA_DIR` nor the config file names one.
+pub const DEFAULT_DATA_DIR: &str = "./jmail-data";
+/// The smallest `message_bytes_max` accepted. Clients may send bodies up to this size without waiting for
+/// the server's go-ahead (non-synchronizing literals), so the limit may not go below it.
+pub const MESSAGE_BYTES_MIN: usize = 64 * 1024;
+
+/// Every limit the server enforces. Each has a cost, said in its doc comment; the config file's `[limits]`
+/// table sets any of them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Longest command line, line end included. A connection buffers at most this much of a line.
+    pub line_bytes_max: usize,
+    /// Largest message body a SEND may carry. A sending connection buffers up to this much before storing it.
+    pub message_bytes_max: usize,
+    /// Most recipients of one message. Each costs a stored copy and a row.
+    pub recipients_max: usize,
+    /// Open connections, all listeners together. Each idle one costs a few KiB and a file descriptor.
+    pub connections_max: usize,
+    /// Open connections from one IP address, so one host cannot take every slot.
+    pub connections_per_ip_max: usize,
+    /// Seconds a connection may stay silent before it has logged in.
+    pub idle_secs_unauth: u64,
+    /// Seconds a logged-in connection may stay silent.
+    pub idle_secs_auth: u64,
+    /// Seconds a connection may WATCH without a word from the client (like IMAP IDLE's 29 minutes).
+    pub idle_secs_watch: u64,
+    /// Seconds a reply may take to be written before the peer is considered gone; a client that does not
+    /// read cannot make the server buffer its replies without bound.
+    pub write_secs_max: u64,
+    /// Changes one LIST reply carries; the client asks again for the rest. Bounds one reply's memory.
+    pub list_batch_max: usize,
+    /// Protocol errors a connection may make before it is closed.
+    pub bad_commands_max: u32,
+    /// Failed logins on one connection before it is closed.
+    pub login_failures_max: u32,
+    /// Seconds in-flight work gets to finish at shutdown before the server exits anyway.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            line_bytes_max: 8 * 1024,
+            message_bytes_max: 10 * 1024 * 1024,
+            recipients_max: 100,
+            connections_max: 60_000,
+            connections_per_ip_max: 500,
+            idle_secs_unauth: 60,
+            idle_secs_auth: 30 * 60,
+            idle_secs_watch: 29 * 60,
+            write_secs_max: 60,
+            list_batch_max: 1000,
+            bad_commands_max: 20,
+            login_failures_max: 3,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// The config file. Every key is optional; flags and environment variables win over it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub port: Option<u16>,
+    pub bind: Option<IpAddr>,
+    pub data_dir: Option<PathBuf>,
+    /// Mail domains this server is the final destination for; the first is used in addresses it writes.
+    pub domains: Vec<String>,
+    pub log_level: Option<String>,
+    /// The welcome message each new user gets; `{user}` is replaced by the user's name.
+    pub welcome_message: Option<String>,
+    pub limits: Limits,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), Box::new(e)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("bad config file {0}: {1}")]
+    Parse(PathBuf, Box<toml::de::Error>),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The default welcome text; `{user}` becomes the new user's name.
+pub const DEFAULT_WELCOME: &str = "Welcome to Jmail, {user}!\r\n\r\nSend mail to other users by name: \
+`jmail send --user {user} bob --message hello`.\r\n";
+
+/// Everything a running server needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub domains: Vec<String>,
+    pub welcome_message: String,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Settings for tests and embedding: loopback, an OS-chosen port, defaults for the rest.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            data_dir: data_dir.into(),
+            domains: vec!["localhost".to_string()],
+            welcome_message: DEFAULT_WELCOME.to_string(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The domain written into addresses and Message-IDs.
+    pub fn primary_domain(&self) -> &str {
+        self.domains
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost")
+    }
+
+    /// Rejects settings that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let bad = |s: &str| Err(ConfigError::Invalid(s.to_string()));
+        if l.message_bytes_max < MESSAGE_BYTES_MIN {
+            return bad("limits.message_bytes_max must be at least 65536");
+        }
+        if l.line_bytes_max < 512 {
+            return bad("limits.line_bytes_max must be at least 512");
+        }
+        if l.recipients_max == 0 || l.list_batch_max == 0 || l.connections_max == 0 {
+            return bad(
+                "limits.recipients_max, list_batch_max and connections_max must be above 0",
+            );
+        }
+        if self
+            .domains
+            .iter()
+            .any(|d| d.is_empty() || d.contains(['@', ' ']))
+        {
+            return bad("domains must be plain domain names");
+        }
+        Ok(())
+    }
+
+    /// The welcome text for one user.
+    pub fn welcome_for(&self, user: &str) -> String {
+        self.welcome_message.replace("{user}", user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_config_parses_and_rejects_unknown_keys() {
+        let c: FileConfig = toml::from_str(
+            "port = 2525\ndomains = [\"example.org\"]\n[limits]\nrecipients_max = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.port, Some(2525));
+        assert_eq!(c.limits.recipients_max, 5);
+        assert_eq!(c.limits.line_bytes_max, Limits::default().line_bytes_max);
+        assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+    }
+
+    #[test]
+    fn validation() {
+        let mut c = Config::for_data_dir("/tmp/x");
+        assert!(c.validate().is_ok());
+        c.limits.message_bytes_max = 10;
+        assert!(c.validate().is_err());
+    }
+}

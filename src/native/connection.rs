@@ -1,0 +1,119 @@
+//! Drives one native connection: socket bytes into the decoder, events into the session, replies out.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use jmail_proto::native::{Decoder, GREETING, Limits as DecoderLimits};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::session::{Action, Session};
+use crate::config::Limits;
+
+/// Read buffer a fresh connection starts with; idle connections keep only this.
+const READ_BUFFER_BYTES_INITIAL: usize = 1024;
+/// Read size once a client is sending more than a line.
+const READ_BUFFER_BYTES_GROW: usize = 16 * 1024;
+/// An emptied buffer larger than this is given back, so one large message does not pin memory.
+const READ_BUFFER_BYTES_KEEP: usize = 64 * 1024;
+
+/// Why a connection ended, for the log.
+#[derive(Debug)]
+pub enum End {
+    Closed,
+    PeerGone,
+    Timeout,
+    Shutdown,
+    Io(std::io::Error),
+}
+
+/// Serves one connection until it closes. Returns why it ended.
+pub async fn serve<S>(
+    mut stream: S,
+    mut session: Session,
+    limits: &Limits,
+    shutdown: CancellationToken,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let write_timeout = Duration::from_secs(limits.write_secs_max);
+    let mut decoder = Decoder::new(DecoderLimits {
+        line_bytes_max: limits.line_bytes_max,
+        recipients_max: limits.recipients_max,
+    });
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+    if let Err(end) = write(&mut stream, GREETING, write_timeout).await {
+        return end;
+    }
+    loop {
+        // Everything already buffered is handled before waiting again: a pipelined burst runs to the end,
+        // and a command in flight always finishes, even when shutdown has begun.
+        loop {
+            let (used, event) = decoder.decode(&buf);
+            buf.advance(used);
+            let Some(event) = event else {
+                if used == 0 {
+                    break;
+                }
+                continue;
+            };
+            let outcome = session.on_event(event).await;
+            if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
+                return end;
+            }
+            if outcome.action == Action::Close {
+                return End::Closed;
+            }
+            if let Some(max) = session.literal_bytes_max() {
+                decoder.allow_literals(max);
+            }
+        }
+        if buf.is_empty() && buf.capacity() > READ_BUFFER_BYTES_KEEP {
+            buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+        } else if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {
+            buf.reserve(READ_BUFFER_BYTES_GROW);
+        }
+        let idle = session.idle_timeout();
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                let _ = write(&mut stream, &session.on_shutdown(), write_timeout).await;
+                return End::Shutdown;
+            }
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(0) => return End::PeerGone,
+                Ok(_) => {}
+                Err(e) => return End::Io(e),
+            },
+            _ = session.changed() => {
+                let outcome = session.on_change().await;
+                if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
+                    return end;
+                }
+                if outcome.action == Action::Close {
+                    return End::Closed;
+                }
+            }
+            _ = tokio::time::sleep(idle) => {
+                let _ = write(&mut stream, &session.on_timeout(), write_timeout).await;
+                return End::Timeout;
+            }
+        }
+    }
+}
+
+async fn write<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<(), End> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(limit, stream.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(End::Io(e)),
+        Err(_) => Err(End::Timeout),
+    }
+}

@@ -1,0 +1,7 @@
+//! The native protocol (docs/protocol.md): session state machine and the connection driver around it.
+
+mod connection;
+mod session;
+
+pub use connection::serve;
+pub use session::{Action, Outcome, Session};

@@ -1,0 +1,470 @@
+//! The native protocol's session: a state machine from (state, decoded event) to reply bytes and an action.
+//! It never touches sockets or SQL: it calls the [`MailStore`] trait and returns bytes for the connection.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jmail_proto::native::reply::{Summary, summary_line};
+use jmail_proto::native::{Command, Event, VERSION_MAJOR, VERSION_MINOR};
+
+use crate::auth::normalize_name;
+use crate::config::Config;
+use crate::message::{NativeSend, build_native};
+use crate::store::{Account, MailStore, MailboxWatch, MessageMeta, StoreError, flags};
+
+/// What the connection does after sending a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    Close,
+}
+
+/// Reply bytes and what to do next.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Vec<u8>,
+    pub action: Action,
+}
+
+impl Outcome {
+    fn go_on(reply: impl Into<Vec<u8>>) -> Self {
+        Outcome {
+            reply: reply.into(),
+            action: Action::Continue,
+        }
+    }
+
+    fn close(reply: impl Into<Vec<u8>>) -> Self {
+        Outcome {
+            reply: reply.into(),
+            action: Action::Close,
+        }
+    }
+}
+
+enum State {
+    /// Connected; waiting for `JMAIL <version>`.
+    Greeted,
+    /// Version agreed; waiting for LOGIN.
+    Unauthenticated,
+    LoggedIn(Account),
+    /// Pushing changes after `since` until DONE.
+    Watching {
+        account: Account,
+        since: u64,
+        watch: MailboxWatch,
+    },
+}
+
+/// One client's native-protocol session.
+pub struct Session {
+    store: Arc<dyn MailStore>,
+    config: Arc<Config>,
+    peer: SocketAddr,
+    state: State,
+    errors: u32,
+    login_failures: u32,
+}
+
+fn line(status: &str, code: &str, text: &str) -> Vec<u8> {
+    if code.is_empty() {
+        format!("{status} {text}\r\n").into_bytes()
+    } else {
+        format!("{status} {code} {text}\r\n").into_bytes()
+    }
+}
+
+/// The reply for a store failure. Internal error text goes to the log, never to the peer.
+fn store_failure(err: &StoreError, peer: SocketAddr) -> Vec<u8> {
+    match err {
+        StoreError::Closed => line("NO", "TRYLATER", "server is shutting down; try again"),
+        other => {
+            tracing::error!(%peer, error = %other, "store operation failed");
+            line(
+                "NO",
+                "TRYLATER",
+                "temporary server error; nothing was changed",
+            )
+        }
+    }
+}
+
+impl Session {
+    pub fn new(store: Arc<dyn MailStore>, config: Arc<Config>, peer: SocketAddr) -> Self {
+        Session {
+            store,
+            config,
+            peer,
+            state: State::Greeted,
+            errors: 0,
+            login_failures: 0,
+        }
+    }
+
+    /// How long the client may stay silent in the current state.
+    pub fn idle_timeout(&self) -> Duration {
+        let l = &self.config.limits;
+        Duration::from_secs(match self.state {
+            State::Greeted | State::Unauthenticated => l.idle_secs_unauth,
+            State::LoggedIn(_) => l.idle_secs_auth,
+            State::Watching { .. } => l.idle_secs_watch,
+        })
+    }
+
+    /// Largest SEND body the decoder should accept now: none before login.
+    pub fn literal_bytes_max(&self) -> Option<usize> {
+        matches!(self.state, State::LoggedIn(_) | State::Watching { .. })
+            .then_some(self.config.limits.message_bytes_max)
+    }
+
+    pub fn on_timeout(&self) -> Vec<u8> {
+        line("BYE", "TIMEOUT", "idle too long")
+    }
+
+    pub fn on_shutdown(&self) -> Vec<u8> {
+        line("BYE", "SHUTDOWN", "server is shutting down")
+    }
+
+    /// Resolves when the watched mailbox changes; never while not watching.
+    pub async fn changed(&mut self) {
+        match &mut self.state {
+            State::Watching { watch, .. } => watch.changed().await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// The change lines to push after [`Session::changed`] fired.
+    pub async fn on_change(&mut self) -> Outcome {
+        let State::Watching { account, since, .. } = &self.state else {
+            return Outcome::go_on(Vec::new());
+        };
+        let (inbox, from) = (account.inbox, *since);
+        let mut out = Vec::new();
+        match self.write_changes(inbox, from, &mut out, false).await {
+            Ok(through) => {
+                if let State::Watching { since, .. } = &mut self.state {
+                    *since = through;
+                }
+                Outcome::go_on(out)
+            }
+            Err(e) => Outcome::close([out, store_failure(&e, self.peer)].concat()),
+        }
+    }
+
+    /// Handles one decoder event.
+    pub async fn on_event(&mut self, event: Event) -> Outcome {
+        match event {
+            Event::Command(command) => self.on_command(command).await,
+            Event::LiteralWanted(len) => Outcome::go_on(format!("+ send {len} bytes\r\n")),
+            Event::Bad(err) => self.protocol_error(line("BAD", err.code(), &err.to_string())),
+            Event::Fatal(err) => Outcome::close(line("BYE", err.code(), &err.to_string())),
+        }
+    }
+
+    /// Counts a protocol error; too many close the connection.
+    fn protocol_error(&mut self, reply: Vec<u8>) -> Outcome {
+        self.errors += 1;
+        if self.errors > self.config.limits.bad_commands_max {
+            let bye = line("BYE", "TOOMANYERRORS", "too many bad commands");
+            return Outcome::close([reply, bye].concat());
+        }
+        Outcome::go_on(reply)
+    }
+
+    fn wrong_state(&mut self, hint: &str) -> Outcome {
+        self.protocol_error(line("BAD", "STATE", hint))
+    }
+
+    async fn on_command(&mut self, command: Command) -> Outcome {
+        match (&self.state, command) {
+            (State::Greeted, Command::Hello { major, minor }) => self.hello(major, minor),
+            (State::Greeted, _) => {
+                let hint = format!("say \"JMAIL {VERSION_MAJOR}.{VERSION_MINOR}\" first");
+                self.wrong_state(&hint)
+            }
+            (_, Command::Hello { .. }) => self.wrong_state("version already agreed"),
+            (State::Watching { .. }, Command::Done) => self.done(),
+            (State::Watching { .. }, _) => self.wrong_state("send DONE to end WATCH first"),
+            (_, Command::Noop) => Outcome::go_on(line("OK", "", "NOOP")),
+            (_, Command::Capa) => Outcome::go_on(self.capa()),
+            (_, Command::Logout) => Outcome::close(line("BYE", "LOGOUT", "goodbye")),
+            (State::Unauthenticated, Command::Login { user, password }) => {
+                self.login(&user, password).await
+            }
+            (State::LoggedIn(_), Command::Login { .. }) => self.wrong_state("already logged in"),
+            (State::Unauthenticated, _) => self.wrong_state("log in first"),
+            (State::LoggedIn(account), command) => {
+                let account = account.clone();
+                self.logged_in(account, command).await
+            }
+        }
+    }
+
+    fn hello(&mut self, major: u32, minor: u32) -> Outcome {
+        if major != VERSION_MAJOR {
+            let text =
+                format!("this server speaks {VERSION_MAJOR}.x; your client speaks {major}.{minor}");
+            return Outcome::close(line("BYE", "VERSION", &text));
+        }
+        self.state = State::Unauthenticated;
+        let text = format!(
+            "JMAIL {VERSION_MAJOR}.{VERSION_MINOR} jmail/{} ready",
+            env!("CARGO_PKG_VERSION")
+        );
+        Outcome::go_on(line("OK", "", &text))
+    }
+
+    fn capa(&self) -> Vec<u8> {
+        let l = &self.config.limits;
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "* CAPA VERSION {VERSION_MAJOR}.{VERSION_MINOR}\r\n* CAPA LITERAL+\r\n* CAPA WATCH\r\n\
+             * CAPA MESSAGE-BYTES-MAX {}\r\n* CAPA RECIPIENTS-MAX {}\r\n* CAPA LINE-BYTES-MAX {}\r\n\
+             * CAPA LIST-BATCH-MAX {}\r\n* CAPA DOMAIN {}\r\nOK CAPA\r\n",
+            l.message_bytes_max,
+            l.recipients_max,
+            l.line_bytes_max,
+            l.list_batch_max,
+            self.config.primary_domain()
+        );
+        out.into_bytes()
+    }
+
+    async fn login(&mut self, user: &str, password: String) -> Outcome {
+        // An invalid name is checked like an unknown one, so neither reply nor timing tells them apart.
+        let name = normalize_name(user).unwrap_or_default();
+        let result = self.store.authenticate(&name, &password).await;
+        match result {
+            Ok(Some(account)) => {
+                tracing::info!(peer = %self.peer, user = %account.name, "native login");
+                self.state = State::LoggedIn(account);
+                Outcome::go_on(line("OK", "", "LOGIN welcome"))
+            }
+            Ok(None) => {
+                self.login_failures += 1;
+                tracing::info!(peer = %self.peer, "native login failed");
+                let reply = line("NO", "AUTH", "invalid user name or password");
+                if self.login_failures >= self.config.limits.login_failures_max {
+                    let bye = line("BYE", "AUTH", "too many failed logins");
+                    return Outcome::close([reply, bye].concat());
+                }
+                Outcome::go_on(reply)
+            }
+            Err(e) => Outcome::go_on(store_failure(&e, self.peer)),
+        }
+    }
+
+    async fn logged_in(&mut self, account: Account, command: Command) -> Outcome {
+        let peer = self.peer;
+        let not_found = |id: u32| line("NO", "NOTFOUND", &format!("no message {id}"));
+        match command {
+            Command::Send {
+                recipients,
+                subject,
+                body,
+            } => Outcome::go_on(self.send(&account, &recipients, &subject, &body).await),
+            Command::List { since } => {
+                let mut out = Vec::new();
+                match self
+                    .write_changes(account.inbox, since, &mut out, true)
+                    .await
+                {
+                    Ok(_) => Outcome::go_on(out),
+                    Err(e) => Outcome::go_on(store_failure(&e, peer)),
+                }
+            }
+            Command::Read { id } => match self.store.fetch(account.inbox, id, true).await {
+                Ok(Some(raw)) => {
+                    let mut out = format!("* MESSAGE {id} {{{}}}\r\n", raw.len()).into_bytes();
+                    out.extend_from_slice(&raw);
+                    out.extend_from_slice(b"\r\nOK READ\r\n");
+                    Outcome::go_on(out)
+                }
+                Ok(None) => Outcome::go_on(not_found(id)),
+                Err(e) => Outcome::go_on(store_failure(&e, peer)),
+            },
+            Command::Mark { id, seen } => {
+                let (add, remove) = if seen {
+                    (flags::SEEN, 0)
+                } else {
+                    (0, flags::SEEN)
+                };
+                match self.store.set_flags(account.inbox, id, add, remove).await {
+                    Ok(true) => Outcome::go_on(line("OK", "", "MARK")),
+                    Ok(false) => Outcome::go_on(not_found(id)),
+                    Err(e) => Outcome::go_on(store_failure(&e, peer)),
+                }
+            }
+            Command::Delete { id } => match self.store.expunge(account.inbox, id).await {
+                Ok(true) => Outcome::go_on(line("OK", "", "DELETE")),
+                Ok(false) => Outcome::go_on(not_found(id)),
+                Err(e) => Outcome::go_on(store_failure(&e, peer)),
+            },
+            Command::Watch { since } => self.watch(account, since).await,
+            Command::Done => self.wrong_state("DONE ends WATCH; not watching"),
+            Command::Hello { .. }
+            | Command::Login { .. }
+            | Command::Noop
+            | Command::Capa
+            | Command::Logout => unreachable!("handled before the logged-in state"),
+        }
+    }
+
+    /// Resolves recipients to local user names: `bob` or `bob@<one of our domains>`.
+    fn resolve(&self, recipients: &[String]) -> Result<(Vec<String>, Vec<String>), Vec<u8>> {
+        let domain = self.config.primary_domain();
+        let mut names = Vec::with_capacity(recipients.len());
+        let mut addresses = Vec::with_capacity(recipients.len());
+        for rcpt in recipients {
+            let (local, rcpt_domain) = match rcpt.rsplit_once('@') {
+                Some((l, d)) => (l, Some(d)),
+                None => (rcpt.as_str(), None),
+            };
+            if let Some(d) = rcpt_domain
+                && !self
+                    .config
+                    .domains
+                    .iter()
+                    .any(|ours| ours.eq_ignore_ascii_case(d))
+            {
+                let text = format!("{rcpt}: mail to other domains is not delivered yet");
+                return Err(line("NO", "REMOTE", &text));
+            }
+            let Ok(name) = normalize_name(local) else {
+                return Err(line("NO", "NOUSER", &format!("no such user: {rcpt}")));
+            };
+            addresses.push(format!("{name}@{domain}"));
+            names.push(name);
+        }
+        Ok((names, addresses))
+    }
+
+    async fn send(
+        &self,
+        account: &Account,
+        recipients: &[String],
+        subject: &str,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let (names, addresses) = match self.resolve(recipients) {
+            Ok(resolved) => resolved,
+            Err(reply) => return reply,
+        };
+        let domain = self.config.primary_domain();
+        let from = format!("{}@{domain}", account.name);
+        let message = build_native(&NativeSend {
+            from: &from,
+            to: &addresses,
+            subject,
+            body,
+            domain,
+        });
+        let message_id = message.message_id.clone().unwrap_or_default();
+        match self.store.deliver(&names, message).await {
+            Ok(delivered) => {
+                tracing::debug!(peer = %self.peer, from = %account.name, count = delivered.len(), "native send");
+                line(
+                    "OK",
+                    "",
+                    &format!("SENT {} <{message_id}>", delivered.len()),
+                )
+            }
+            Err(StoreError::UnknownRecipient(name)) => line(
+                "NO",
+                "NOUSER",
+                &format!("no such user: {name}; nothing was sent"),
+            ),
+            Err(e) => store_failure(&e, self.peer),
+        }
+    }
+
+    async fn watch(&mut self, account: Account, since: u64) -> Outcome {
+        // Subscribe before reading, so a change between the read and the subscription is not missed.
+        let watch = self.store.watch(account.inbox);
+        let mut out = b"+ WATCHING send DONE to stop\r\n".to_vec();
+        let start = if since == 0 {
+            match self.store.changes(account.inbox, i64::MAX as u64, 1).await {
+                Ok(c) => c.through_modseq,
+                Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
+            }
+        } else {
+            match self
+                .write_changes(account.inbox, since, &mut out, false)
+                .await
+            {
+                Ok(through) => through,
+                Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
+            }
+        };
+        self.state = State::Watching {
+            account,
+            since: start,
+            watch,
+        };
+        Outcome::go_on(out)
+    }
+
+    fn done(&mut self) -> Outcome {
+        let State::Watching { account, .. } =
+            std::mem::replace(&mut self.state, State::Unauthenticated)
+        else {
+            unreachable!("only called while watching")
+        };
+        self.state = State::LoggedIn(account);
+        Outcome::go_on(line("OK", "", "WATCH done"))
+    }
+
+    /// Writes the changes after `since` as `* MSG` / `* GONE` lines. For LIST (`final_line`) it writes one
+    /// batch and the `OK LIST` line; for WATCH it writes every batch. Returns the modseq written through.
+    async fn write_changes(
+        &self,
+        inbox: crate::store::MailboxId,
+        mut since: u64,
+        out: &mut Vec<u8>,
+        final_line: bool,
+    ) -> Result<u64, StoreError> {
+        loop {
+            let changes = self
+                .store
+                .changes(inbox, since, self.config.limits.list_batch_max)
+                .await?;
+            for m in &changes.messages {
+                out.extend_from_slice(summary_line(&summary(m)).as_bytes());
+            }
+            // A first full listing has nothing to forget: tombstones only matter to a client that has state.
+            if since > 0 {
+                for uid in &changes.gone {
+                    out.extend_from_slice(format!("* GONE {uid}\r\n").as_bytes());
+                }
+            }
+            since = changes.through_modseq;
+            if final_line {
+                let more = if changes.more { " MORE" } else { "" };
+                out.extend_from_slice(format!("OK LIST {since}{more}\r\n").as_bytes());
+                return Ok(since);
+            }
+            if !changes.more {
+                return Ok(since);
+            }
+        }
+    }
+}
+
+fn summary(m: &MessageMeta) -> Summary {
+    let date = chrono::DateTime::from_timestamp_micros(m.internal_date_micros)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    Summary {
+        id: m.uid,
+        modseq: m.modseq,
+        seen: m.flags & flags::SEEN != 0,
+        size: m.size,
+        date,
+        from: m.from.clone(),
+        subject: m.subject.clone(),
+    }
+}
