@@ -75,6 +75,22 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("jmail dummy password for unknown users"))
 }
 
+/// Password checks running at once. Each argon2 verification holds about 19 MiB and a core for tens of
+/// milliseconds; more than this queue instead of exhausting memory and starving other work.
+pub const VERIFY_CONCURRENCY_MAX: usize = 4;
+
+/// [`verify_password`] on the blocking pool, at most [`VERIFY_CONCURRENCY_MAX`] at once.
+pub async fn verify_off_runtime(stored: Option<String>, password: String) -> bool {
+    static PERMITS: tokio::sync::Semaphore =
+        tokio::sync::Semaphore::const_new(VERIFY_CONCURRENCY_MAX);
+    let Ok(_permit) = PERMITS.acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || verify_password(stored.as_deref(), &password))
+        .await
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,20 +115,4 @@ mod tests {
         assert!(!verify_password(None, "s3cret pass"));
         assert!(!verify_password(Some("not a hash"), "x"));
     }
-}
-
-/// Password checks running at once. Each argon2 verification holds about 19 MiB and a core for tens of
-/// milliseconds; more than this queue instead of exhausting memory and starving other work.
-pub const VERIFY_CONCURRENCY_MAX: usize = 4;
-
-/// [`verify_password`] on the blocking pool, at most [`VERIFY_CONCURRENCY_MAX`] at once.
-pub async fn verify_off_runtime(stored: Option<String>, password: String) -> bool {
-    static PERMITS: tokio::sync::Semaphore =
-        tokio::sync::Semaphore::const_new(VERIFY_CONCURRENCY_MAX);
-    let Ok(_permit) = PERMITS.acquire().await else {
-        return false;
-    };
-    tokio::task::spawn_blocking(move || verify_password(stored.as_deref(), &password))
-        .await
-        .unwrap_or(false)
 }

@@ -28,7 +28,7 @@ pub enum ClientError {
     Protocol(String),
 }
 
-/// The result of a LIST: current state of changed messages, deletions, and where to continue from.
+/// The result of a LIST: current state of changed messages (by id), deletions, and where to continue from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
     pub messages: Vec<Summary>,
@@ -140,6 +140,7 @@ impl Client {
                 .and_then(|w| w.parse().ok())
                 .ok_or_else(|| ClientError::Protocol(text.clone()))?;
             if words.next() != Some("MORE") {
+                listing.messages.sort_by_key(|m| m.id);
                 return Ok(listing);
             }
         }

@@ -200,9 +200,8 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
         let listing = c.list(0).await?;
         let mut known: HashSet<u32> = listing.messages.iter().map(|m| m.id).collect();
         c.watch(listing.modseq).await?;
-        if !args.json {
-            eprintln!("watching {} for new mail (Ctrl-C to stop)", args.conn.user);
-        }
+        // On stderr, so it never mixes with --json output; it also tells scripts that WATCH is in place.
+        eprintln!("watching {} for new mail (Ctrl-C to stop)", args.conn.user);
         loop {
             let Untagged::Msg(m) = c.next_change().await? else {
                 continue;

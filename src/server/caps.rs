@@ -78,12 +78,13 @@ mod tests {
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
         let a1 = caps.admit(a).unwrap();
-        let _a2 = caps.admit(a).unwrap();
+        let a2 = caps.admit(a).unwrap();
         assert_eq!(caps.admit(a).err(), Some(Refusal::TooManyFromIp));
         let _b1 = caps.admit(b).unwrap();
         assert_eq!(caps.admit(b).err(), Some(Refusal::ServerFull));
         drop(a1);
         assert!(caps.admit(a).is_ok());
+        drop(a2);
         assert!(caps.per_ip.lock().unwrap().get(&a).is_none());
     }
 }

@@ -1,1 +1,11 @@
+//! The one integration-test binary: real servers on 127.0.0.1:0, temporary data dirs, real sockets.
 
+mod bad_input;
+mod cli;
+mod concurrency;
+mod harness;
+mod limits;
+mod persistence;
+mod protocol;
+mod push;
+mod store;

@@ -62,9 +62,12 @@ pub fn changes(
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    // A mailbox deleted with its user has no changes to show.
     let highest: u64 = tx
         .prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?1")?
-        .query_row(params![mailbox], |r| r.get(0))?;
+        .query_row(params![mailbox], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     tx.commit()?;
     Ok(merge(messages, gone, highest, limit))
 }

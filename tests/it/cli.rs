@@ -1,0 +1,291 @@
+//! The `jmail` binary as a user runs it: accounts, serve, the client commands, signals.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jmail");
+
+fn jmail(args: &[&str], dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("JMAIL_DATA_DIR", dir)
+        .env_remove("JMAIL_PASSWORD")
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A `jmail serve` child and the lines of its log.
+struct Served {
+    child: Child,
+    addr: String,
+    log: mpsc::Receiver<String>,
+}
+
+fn serve(dir: &std::path::Path) -> Served {
+    let mut child = jmail(&["serve", "--bind", "127.0.0.1"], dir)
+        .env("JMAIL_PORT", "0")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, log) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = wait_for(&log, "jmail ready: native on ");
+    let addr = ready
+        .split("native on ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        ready.contains(&format!("data dir {}", dir.display())),
+        "{ready}"
+    );
+    Served { child, addr, log }
+}
+
+fn wait_for(log: &mpsc::Receiver<String>, needle: &str) -> String {
+    loop {
+        let line = log
+            .recv_timeout(Duration::from_secs(20))
+            .expect("log line in time");
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run_with_stdin(
+        jmail(&["user", "add", "alice", "--password-stdin"], d),
+        "alice pw\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "added user alice\n");
+    let out = run_with_stdin(
+        jmail(&["user", "add", "Bob", "--password-stdin"], d),
+        "bob pw\n",
+    );
+    assert_eq!(text(&out.stdout), "added user bob\n");
+    let out = run_with_stdin(jmail(&["user", "add", "bob", "--password-stdin"], d), "x\n");
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stderr), "jmail: user bob already exists\n");
+    let out = run_with_stdin(
+        jmail(&["user", "add", "no way", "--password-stdin"], d),
+        "x\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("jmail: a user name uses only"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut server = serve(d);
+    let client = |args: &[&str], user: &str, password: &str| {
+        let mut c = jmail(args, d);
+        c.env("JMAIL_SERVER", &server.addr)
+            .env("JMAIL_USER", user)
+            .env("JMAIL_PASSWORD", password);
+        c
+    };
+
+    // The server is running: accounts can still be managed.
+    let out = run_with_stdin(
+        jmail(&["user", "add", "carol", "--password-stdin"], d),
+        "carol pw\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = jmail(&["user", "list", "--json"], d).output().unwrap();
+    let users: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["alice", "bob", "carol"]);
+
+    // watch prints new mail as it arrives.
+    let mut watcher = client(&["watch", "--json"], "bob", "bob pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch_out = BufReader::new(watcher.stdout.take().unwrap());
+    let mut watch_err = BufReader::new(watcher.stderr.take().unwrap());
+    let mut started = String::new();
+    watch_err.read_line(&mut started).unwrap(); // printed once WATCH is in place
+    assert_eq!(started, "watching bob for new mail (Ctrl-C to stop)\n");
+
+    let out = run_with_stdin(
+        client(
+            &["send", "--subject", "Hello Bob", "bob", "carol"],
+            "alice",
+            "alice pw",
+        ),
+        "line one\nline two\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("SENT 2 <"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let mut pushed = String::new();
+    watch_out.read_line(&mut pushed).unwrap();
+    let pushed: serde_json::Value = serde_json::from_str(&pushed).unwrap();
+    assert_eq!(pushed["subject"], "Hello Bob");
+    assert_eq!(pushed["from"], "alice@localhost");
+    assert_eq!(pushed["id"], 2);
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+
+    let out = client(&["inbox", "--json"], "bob", "bob pw")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let inbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msgs = inbox["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[1]["subject"], "Hello Bob");
+    assert_eq!(msgs[1]["seen"], false);
+    assert!(msgs[1]["size"].as_u64().unwrap() > 100);
+    assert!(msgs[1]["date"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(inbox["modseq"], 2);
+
+    let out = client(&["read", "2"], "bob", "bob pw").output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(
+        shown.starts_with("From: alice@localhost\nTo: bob@localhost, carol@localhost\nDate: "),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("Subject: Hello Bob\n\nline one\nline two\n"),
+        "{shown}"
+    );
+
+    let out = client(&["inbox"], "bob", "bob pw").output().unwrap();
+    let table = text(&out.stdout);
+    assert!(
+        table.lines().nth(2).unwrap().starts_with("      2  "),
+        "read message has no unread mark:\n{table}"
+    );
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("*     1  "),
+        "{table}"
+    );
+
+    let out = client(&["delete", "2"], "bob", "bob pw").output().unwrap();
+    assert_eq!(text(&out.stdout), "deleted message 2\n");
+    let out = client(&["read", "2"], "bob", "bob pw").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "jmail: no message 2 (NOTFOUND)\n");
+
+    let out = client(&["inbox"], "bob", "wrong").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "jmail: login failed: invalid user name or password (AUTH)\n"
+    );
+    let out = client(&["send", "--message", "x", "nobody"], "alice", "alice pw")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stderr),
+        "jmail: no such user: nobody; nothing was sent (NOUSER)\n"
+    );
+    let mut unreachable = jmail(&["inbox", "--server", "127.0.0.1:1", "--user", "bob"], d);
+    let out = unreachable.env("JMAIL_PASSWORD", "x").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("jmail: cannot connect to 127.0.0.1:1: "),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Deleting a user asks first; --yes skips the question. Their mail goes with them.
+    let out = jmail(&["user", "del", "carol"], d)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stderr),
+        "jmail: refusing to delete carol without confirmation; add --yes\n"
+    );
+    let out = jmail(&["user", "del", "carol", "--yes"], d)
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "deleted user carol and their mail\n");
+    let out = client(&["inbox"], "carol", "carol pw").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    // SIGTERM: a clean stop with exit status 0.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(&server.log, "stopped");
+    assert!(server.child.wait().unwrap().success());
+
+    // The data is still there after the restart.
+    let server = serve(d);
+    let out = jmail(
+        &[
+            "inbox",
+            "--json",
+            "--server",
+            &server.addr,
+            "--user",
+            "alice",
+        ],
+        d,
+    )
+    .env("JMAIL_PASSWORD", "alice pw")
+    .output()
+    .unwrap();
+    let inbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inbox["messages"][0]["subject"], "Welcome to Jmail");
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+}

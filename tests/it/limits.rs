@@ -1,0 +1,65 @@
+//! Connection caps and idle timeouts.
+
+use crate::harness::{Raw, TestServer, connect_from};
+use tokio::io::AsyncReadExt;
+
+async fn refusal(source: [u8; 4], addr: std::net::SocketAddr) -> String {
+    let mut stream = connect_from(source, addr).await;
+    let mut out = String::new();
+    tokio::time::timeout(crate::harness::REPLY_WAIT, stream.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_and_global_caps_refuse_clearly_and_free_up() {
+    let s = TestServer::start_with(|c| {
+        c.limits.connections_per_ip_max = 2;
+        c.limits.connections_max = 3;
+    })
+    .await;
+    let a = Raw::connect(s.addr).await;
+    let _b = Raw::connect(s.addr).await;
+    assert_eq!(
+        refusal([127, 0, 0, 1], s.addr).await,
+        "BYE LIMIT too many connections from your address\r\n"
+    );
+    // Another loopback address is another IP.
+    let _c = Raw::over(connect_from([127, 0, 0, 2], s.addr).await).await;
+    assert_eq!(
+        refusal([127, 0, 0, 3], s.addr).await,
+        "BYE LIMIT server is at its connection limit; try again later\r\n"
+    );
+    drop(a);
+    // The slot frees once the server has seen the close.
+    let mut tries = 0;
+    loop {
+        let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let mut greeting = [0u8; 28];
+        stream.read_exact(&mut greeting).await.unwrap();
+        if &greeting == b"You have connected to Jmail." {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 100, "slot never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_sooner_before_login() {
+    let s = TestServer::start_with(|c| {
+        c.limits.idle_secs_unauth = 1;
+        c.limits.idle_secs_auth = 3600;
+    })
+    .await;
+    s.add_user("alice", "pa").await;
+    let mut idle = s.raw().await;
+    let mut logged_in = s.raw_login("alice", "pa").await;
+    idle.expect("BYE TIMEOUT idle too long").await;
+    assert!(idle.closed().await.0);
+    logged_in.send(b"NOOP\r\n").await;
+    logged_in.expect("OK NOOP").await;
+}

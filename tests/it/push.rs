@@ -1,0 +1,65 @@
+//! WATCH pushes new mail the moment it is stored, with no polling.
+
+use jmail_proto::native::reply::Untagged;
+
+use crate::harness::{REPLY_WAIT, TestServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_pushes_new_mail_and_done_ends_it() {
+    let s = TestServer::start().await;
+    s.add_user("alice", "pa").await;
+    s.add_user("bob", "pb").await;
+    let mut b = s.raw_login("bob", "pb").await;
+    b.send(b"WATCH\r\n").await;
+    b.expect("+ WATCHING send DONE to stop").await;
+
+    let mut a = s.client("alice", "pa").await;
+    a.send(&["bob".into()], "ping", b"are you there?")
+        .await
+        .unwrap();
+    let pushed = b.expect_prefix("* MSG 2 2 UNSEEN ").await;
+    assert!(pushed.ends_with("\"alice@localhost\" \"ping\""), "{pushed}");
+
+    // Only DONE is accepted while watching.
+    b.send(b"LIST\r\n").await;
+    b.expect("BAD STATE send DONE to end WATCH first").await;
+    b.send(b"DONE\r\n").await;
+    b.expect("OK WATCH done").await;
+    b.send(b"LIST 2\r\n").await;
+    b.expect("OK LIST 2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_a_modseq_catches_up_first_and_sees_other_sessions_changes() {
+    let s = TestServer::start().await;
+    s.add_user("bob", "pb").await;
+    let mut other = s.client("bob", "pb").await;
+    let mut w = s.client("bob", "pb").await;
+    let start = w.list(0).await.unwrap().modseq;
+    // A change between LIST and WATCH is not lost.
+    other.send(&["bob".into()], "between", b"1").await.unwrap();
+    w.watch(start).await.unwrap();
+    let first = tokio::time::timeout(REPLY_WAIT, w.next_change())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&first, Untagged::Msg(m) if m.subject == "between"),
+        "{first:?}"
+    );
+    other.delete(1).await.unwrap();
+    let gone = tokio::time::timeout(REPLY_WAIT, w.next_change())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone, Untagged::Gone(1));
+    other.mark(2, true).await.unwrap();
+    let flagged = tokio::time::timeout(REPLY_WAIT, w.next_change())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&flagged, Untagged::Msg(m) if m.id == 2 && m.seen),
+        "{flagged:?}"
+    );
+}

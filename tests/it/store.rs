@@ -1,0 +1,213 @@
+//! Conformance tests for the storage trait. Every backend must pass them; each test takes a
+//! `&dyn MailStore`, so a new backend only adds a line to `backends()`.
+
+use std::sync::Arc;
+
+use jmail::store::sqlite::SqliteStore;
+use jmail::store::{MailStore, NewMessage, StoreError, flags};
+
+async fn backends() -> Vec<(Arc<dyn MailStore>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn MailStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    vec![(sqlite, dir)]
+}
+
+fn message(subject: &str) -> NewMessage {
+    NewMessage {
+        raw: format!("From: a@x\r\nSubject: {subject}\r\n\r\nbody\r\n").into_bytes(),
+        from: "a@x".into(),
+        subject: subject.into(),
+        message_id: None,
+        internal_date_micros: 1_700_000_000_000_000,
+    }
+}
+
+async fn user(store: &dyn MailStore, name: &str) -> jmail::store::Account {
+    let hash = jmail::auth::hash_password("pw");
+    store.create_user(name, &hash, None).await.unwrap();
+    store.authenticate(name, "pw").await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let hash = jmail::auth::hash_password("pw");
+        store
+            .create_user("ann", &hash, Some(message("welcome")))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_user("ann", &hash, None).await,
+            Err(StoreError::UserExists(_))
+        ));
+        let acct = store.authenticate("ann", "pw").await.unwrap().unwrap();
+        assert_eq!(acct.name, "ann");
+        assert!(store.authenticate("ann", "nope").await.unwrap().is_none());
+        assert!(store.authenticate("nobody", "pw").await.unwrap().is_none());
+        store
+            .set_password("ann", &jmail::auth::hash_password("new"))
+            .await
+            .unwrap();
+        assert!(store.authenticate("ann", "pw").await.unwrap().is_none());
+        assert!(store.authenticate("ann", "new").await.unwrap().is_some());
+        assert!(matches!(
+            store.set_password("zed", &hash).await,
+            Err(StoreError::NoSuchUser(_))
+        ));
+        let users = store.list_users().await.unwrap();
+        assert_eq!((users[0].name.as_str(), users[0].messages), ("ann", 1));
+        store.delete_user("ann").await.unwrap();
+        assert!(store.list_users().await.unwrap().is_empty());
+        assert!(
+            store
+                .changes(acct.inbox, 0, 10)
+                .await
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+        assert!(matches!(
+            store.delete_user("ann").await,
+            Err(StoreError::NoSuchUser(_))
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_is_all_or_nothing() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let b = user(store, "b").await;
+        let r = store
+            .deliver(&["a".into(), "ghost".into()], message("x"))
+            .await;
+        assert!(matches!(r, Err(StoreError::UnknownRecipient(n)) if n == "ghost"));
+        assert!(
+            store
+                .changes(a.inbox, 0, 10)
+                .await
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+        let d = store
+            .deliver(&["a".into(), "b".into(), "a".into()], message("y"))
+            .await
+            .unwrap();
+        assert_eq!(d.len(), 2, "a named twice gets one copy");
+        assert_eq!(
+            store.changes(b.inbox, 0, 10).await.unwrap().messages[0].subject,
+            "y"
+        );
+        assert_eq!(
+            store.fetch(a.inbox, 1, false).await.unwrap().unwrap(),
+            message("y").raw
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_flags_expunge_and_isolation() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let b = user(store, "b").await;
+        for i in 0..3 {
+            store
+                .deliver(&["a".into()], message(&format!("m{i}")))
+                .await
+                .unwrap();
+        }
+        let all = store.changes(a.inbox, 0, 100).await.unwrap();
+        assert_eq!(
+            all.messages
+                .iter()
+                .map(|m| (m.uid, m.modseq))
+                .collect::<Vec<_>>(),
+            vec![(1, 1), (2, 2), (3, 3)]
+        );
+        assert_eq!((all.through_modseq, all.more), (3, false));
+        let page = store.changes(a.inbox, 0, 2).await.unwrap();
+        assert_eq!(
+            (page.messages.len(), page.through_modseq, page.more),
+            (2, 2, true)
+        );
+
+        assert!(
+            store
+                .set_flags(a.inbox, 2, flags::SEEN | flags::FLAGGED, 0)
+                .await
+                .unwrap()
+        );
+        assert!(store.expunge(a.inbox, 1).await.unwrap());
+        assert!(!store.expunge(a.inbox, 1).await.unwrap());
+        assert!(!store.set_flags(a.inbox, 1, flags::SEEN, 0).await.unwrap());
+        let c = store.changes(a.inbox, 3, 100).await.unwrap();
+        assert_eq!(c.messages.len(), 1);
+        assert_eq!(
+            (c.messages[0].uid, c.messages[0].flags),
+            (2, flags::SEEN | flags::FLAGGED)
+        );
+        assert_eq!((c.gone.clone(), c.through_modseq), (vec![1], 5));
+        // Setting a flag that is already set changes nothing.
+        assert!(store.set_flags(a.inbox, 2, flags::SEEN, 0).await.unwrap());
+        assert_eq!(
+            store.changes(a.inbox, 5, 100).await.unwrap().through_modseq,
+            5
+        );
+        // fetch with mark_seen flags durably.
+        store.fetch(a.inbox, 3, true).await.unwrap().unwrap();
+        assert_eq!(
+            store.changes(a.inbox, 5, 100).await.unwrap().messages[0].flags,
+            flags::SEEN
+        );
+
+        // b's mailbox id cannot see or touch a's messages.
+        assert!(store.fetch(b.inbox, 2, false).await.unwrap().is_none());
+        assert!(!store.set_flags(b.inbox, 2, flags::SEEN, 0).await.unwrap());
+        assert!(!store.expunge(b.inbox, 2).await.unwrap());
+        assert!(
+            store
+                .changes(b.inbox, 0, 100)
+                .await
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_get_distinct_uids_and_wake_watchers() {
+    for (store, _dir) in backends().await {
+        let a = user(store.as_ref(), "a").await;
+        let mut watch = store.watch(a.inbox);
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .deliver(&["a".into()], message(&format!("c{i}")))
+                    .await
+                    .unwrap()[0]
+                    .uid
+            }));
+        }
+        let mut uids = Vec::new();
+        for t in tasks {
+            uids.push(t.await.unwrap());
+        }
+        uids.sort();
+        assert_eq!(uids, (1..=300).collect::<Vec<u32>>());
+        tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+            .await
+            .unwrap();
+        store.close().await;
+        assert!(matches!(
+            store.deliver(&["a".into()], message("late")).await,
+            Err(StoreError::Closed)
+        ));
+    }
+}
