@@ -1,6 +1,7 @@
 //! The runtime: listeners, accept loops, connection caps and graceful shutdown.
 
 mod caps;
+mod fd_limit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub enum StartError {
 
 /// Binds every listener and starts serving.
 pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningServer, StartError> {
+    fd_limit::raise_for(config.limits.connections_max);
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
         .await

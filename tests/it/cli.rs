@@ -37,14 +37,21 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A `jmail serve` child and the lines of its log.
-struct Served {
-    child: Child,
-    addr: String,
-    log: mpsc::Receiver<String>,
+pub struct Served {
+    pub child: Child,
+    pub addr: String,
+    pub log: mpsc::Receiver<String>,
 }
 
 fn serve(dir: &std::path::Path) -> Served {
-    let mut child = jmail(&["serve", "--bind", "127.0.0.1"], dir)
+    serve_with(dir, &[])
+}
+
+/// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.
+pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
+    let mut args = vec!["serve", "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let mut child = jmail(&args, dir)
         .env("JMAIL_PORT", "0")
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -76,7 +83,7 @@ fn serve(dir: &std::path::Path) -> Served {
     Served { child, addr, log }
 }
 
-fn wait_for(log: &mpsc::Receiver<String>, needle: &str) -> String {
+pub fn wait_for(log: &mpsc::Receiver<String>, needle: &str) -> String {
     loop {
         let line = log
             .recv_timeout(Duration::from_secs(20))

@@ -1,6 +1,7 @@
 //! The one integration-test binary: real servers on 127.0.0.1:0, temporary data dirs, real sockets.
 
 mod bad_input;
+mod capacity;
 mod cli;
 mod concurrency;
 mod harness;

@@ -2,6 +2,7 @@
 
 mod command;
 mod decoder;
+pub mod invariants;
 mod parse;
 pub mod reply;
 mod tokens;
