@@ -72,10 +72,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Logs to stderr at `level` unless RUST_LOG says otherwise.
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+/// Logs to stderr: at `explicit` (a flag) if given, else as RUST_LOG says, else at `fallback`.
+fn init_logging(explicit: Option<&str>, fallback: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match explicit {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(fallback)),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

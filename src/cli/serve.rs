@@ -23,7 +23,8 @@ pub struct ServeArgs {
     /// A mail domain this server is final destination for (repeatable) [default: localhost].
     #[arg(long = "domain")]
     domains: Vec<String>,
-    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it [default: info].
+    /// Log level (error, warn, info, debug, trace, or a RUST_LOG-style filter) [default: RUST_LOG, else the
+    /// config file's log_level, else info].
     #[arg(long)]
     log_level: Option<String>,
     #[command(flatten)]
@@ -94,12 +95,8 @@ fn port(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<u16> {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (mut config, file) = resolve(&args.store, args.domains.clone())?;
-    let level = args
-        .log_level
-        .clone()
-        .or(file.log_level.clone())
-        .unwrap_or_else(|| "info".into());
-    super::init_logging(&level);
+    let fallback = file.log_level.clone().unwrap_or_else(|| "info".into());
+    super::init_logging(args.log_level.as_deref(), &fallback);
     config.port = port(&args, &file)?;
     if let Some(bind) = args.bind {
         config.bind = bind;

@@ -55,7 +55,7 @@ fn with_store<T>(
     args: &StoreArgs,
     f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    super::init_logging("warn");
+    super::init_logging(None, "warn");
     let (config, _) = serve::resolve(args, Vec::new())?;
     super::runtime()?.block_on(async {
         let store = SqliteStore::open(&config.data_dir)
