@@ -33,16 +33,17 @@ pub struct Limits {
     pub idle_secs_unauth: u64,
     /// Seconds a logged-in connection may stay silent.
     pub idle_secs_auth: u64,
-    /// Seconds a connection may WATCH without a word from the client (like IMAP IDLE's 29 minutes).
+    /// Seconds a connection may WATCH without a word from the client, pushes notwithstanding (like IMAP
+    /// IDLE's 29 minutes).
     pub idle_secs_watch: u64,
     /// Seconds a reply may take to be written before the peer is considered gone; a client that does not
     /// read cannot make the server buffer its replies without bound.
     pub write_secs_max: u64,
     /// Changes one LIST reply carries; the client asks again for the rest. Bounds one reply's memory.
     pub list_batch_max: usize,
-    /// Protocol errors a connection may make before it is closed.
+    /// Protocol errors a connection may make; the last one closes it.
     pub bad_commands_max: u32,
-    /// Failed logins on one connection before it is closed.
+    /// Failed logins a connection may make; the last one closes it.
     pub login_failures_max: u32,
     /// Seconds in-flight work gets to finish at shutdown before the server exits anyway.
     pub shutdown_grace_secs: u64,

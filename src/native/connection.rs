@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::{Buf, BytesMut};
 use jmail_proto::native::{Decoder, GREETING, Limits as DecoderLimits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -43,6 +45,8 @@ where
         recipients_max: limits.recipients_max,
     });
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+    // Idle time counts from the client's last bytes: pushed mail does not keep a silent client alive.
+    let mut last_input = Instant::now();
     if let Err(end) = write(&mut stream, GREETING, write_timeout).await {
         return end;
     }
@@ -83,7 +87,7 @@ where
             }
             read = stream.read_buf(&mut buf) => match read {
                 Ok(0) => return End::PeerGone,
-                Ok(_) => {}
+                Ok(_) => last_input = Instant::now(),
                 Err(e) => return End::Io(e),
             },
             _ = session.changed() => {
@@ -95,7 +99,7 @@ where
                     return End::Closed;
                 }
             }
-            _ = tokio::time::sleep(idle) => {
+            _ = tokio::time::sleep_until(last_input + idle) => {
                 let _ = write(&mut stream, &session.on_timeout(), write_timeout).await;
                 return End::Timeout;
             }

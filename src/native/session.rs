@@ -149,7 +149,10 @@ impl Session {
                 }
                 Outcome::go_on(out)
             }
-            Err(e) => Outcome::close([out, store_failure(&e, self.peer)].concat()),
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "pushing changes failed");
+                Outcome::close([out, line("BYE", "TRYLATER", "temporary server error")].concat())
+            }
         }
     }
 
@@ -166,7 +169,7 @@ impl Session {
     /// Counts a protocol error; too many close the connection.
     fn protocol_error(&mut self, reply: Vec<u8>) -> Outcome {
         self.errors += 1;
-        if self.errors > self.config.limits.bad_commands_max {
+        if self.errors >= self.config.limits.bad_commands_max {
             let bye = line("BYE", "TOOMANYERRORS", "too many bad commands");
             return Outcome::close([reply, bye].concat());
         }
@@ -179,6 +182,7 @@ impl Session {
 
     async fn on_command(&mut self, command: Command) -> Outcome {
         match (&self.state, command) {
+            (_, Command::Logout) => Outcome::close(line("BYE", "LOGOUT", "goodbye")),
             (State::Greeted, Command::Hello { major, minor }) => self.hello(major, minor),
             (State::Greeted, _) => {
                 let hint = format!("say \"JMAIL {VERSION_MAJOR}.{VERSION_MINOR}\" first");
@@ -186,10 +190,9 @@ impl Session {
             }
             (_, Command::Hello { .. }) => self.wrong_state("version already agreed"),
             (State::Watching { .. }, Command::Done) => self.done(),
-            (State::Watching { .. }, _) => self.wrong_state("send DONE to end WATCH first"),
+            (State::Watching { .. }, _) => self.wrong_state("only DONE or LOGOUT while watching"),
             (_, Command::Noop) => Outcome::go_on(line("OK", "", "NOOP")),
             (_, Command::Capa) => Outcome::go_on(self.capa()),
-            (_, Command::Logout) => Outcome::close(line("BYE", "LOGOUT", "goodbye")),
             (State::Unauthenticated, Command::Login { user, password }) => {
                 self.login(&user, password).await
             }
@@ -334,10 +337,13 @@ impl Session {
                 return Err(line("NO", "REMOTE", &text));
             }
             let Ok(name) = normalize_name(local) else {
-                return Err(line("NO", "NOUSER", &format!("no such user: {rcpt}")));
+                let text = format!("no such user: {rcpt}; nothing was sent");
+                return Err(line("NO", "NOUSER", &text));
             };
-            addresses.push(format!("{name}@{domain}"));
-            names.push(name);
+            if !names.contains(&name) {
+                addresses.push(format!("{name}@{domain}"));
+                names.push(name);
+            }
         }
         Ok((names, addresses))
     }
@@ -407,14 +413,15 @@ impl Session {
         Outcome::go_on(out)
     }
 
+    /// Ends WATCH, saying the modseq pushed through so the client can go on from there with LIST.
     fn done(&mut self) -> Outcome {
-        let State::Watching { account, .. } =
+        let State::Watching { account, since, .. } =
             std::mem::replace(&mut self.state, State::Unauthenticated)
         else {
             unreachable!("only called while watching")
         };
         self.state = State::LoggedIn(account);
-        Outcome::go_on(line("OK", "", "WATCH done"))
+        Outcome::go_on(line("OK", "", &format!("WATCH {since}")))
     }
 
     /// Writes the changes after `since` as `* MSG` / `* GONE` lines. For LIST (`final_line`) it writes one

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,9 +40,7 @@ pub enum StartError {
 pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningServer, StartError> {
     fd_limit::raise_for(config.limits.connections_max);
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| StartError::Bind { addr, source })?;
     let native_addr = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -73,6 +71,22 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         store,
         grace,
     })
+}
+
+/// Connections the kernel completes and queues before the accept loop takes them (capped by the system's
+/// `net.core.somaxconn`). The usual default, 128, overflows under a burst of clients, and an overflowed
+/// handshake waits for the kernel's SYN-ACK retries: seconds of stall for the client.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 impl RunningServer {

@@ -146,11 +146,12 @@ impl Raw {
         buf
     }
 
-    /// True when the server closes the connection (after any remaining bytes, which are returned).
+    /// True when the server closes the connection (after any remaining bytes, which are returned). A reset
+    /// counts as closed: a server closing with unread input in its buffer resets the connection.
     pub async fn closed(&mut self) -> (bool, Vec<u8>) {
         let mut rest = Vec::new();
         let r = tokio::time::timeout(REPLY_WAIT, self.stream.read_to_end(&mut rest)).await;
-        (matches!(r, Ok(Ok(_))), rest)
+        (r.is_ok(), rest)
     }
 }
 

@@ -63,3 +63,30 @@ async fn idle_connections_are_closed_sooner_before_login() {
     logged_in.send(b"NOOP\r\n").await;
     logged_in.expect("OK NOOP").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_do_not_keep_a_silent_watcher_alive() {
+    let s = TestServer::start_with(|c| c.limits.idle_secs_watch = 1).await;
+    s.add_user("alice", "pa").await;
+    let mut w = s.raw_login("alice", "pa").await;
+    w.send(b"WATCH\r\n").await;
+    w.expect("+ WATCHING send DONE to stop").await;
+    let mut sender = s.client("alice", "pa").await;
+    let started = std::time::Instant::now();
+    let mut pushed = 0;
+    loop {
+        sender.send(&["alice".into()], "tick", b"x").await.unwrap();
+        let line = w.line().await;
+        if line == "BYE TIMEOUT idle too long" {
+            break;
+        }
+        assert!(line.starts_with("* MSG "), "{line}");
+        pushed += 1;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "never timed out"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(pushed >= 1);
+}

@@ -145,11 +145,12 @@ async fn send_to_unknown_or_remote_recipient_stores_nothing() {
     a.send(b"SEND bob,ghost {1+}\r\nx\r\n").await;
     a.expect("NO NOUSER no such user: ghost; nothing was sent")
         .await;
+    a.send(b"SEND \"bad name\" {1+}\r\nx\r\n").await;
+    a.expect("NO NOUSER no such user: bad name; nothing was sent")
+        .await;
     a.send(b"SEND bob,carol@example.org {1+}\r\nx\r\n").await;
     a.expect("NO REMOTE carol@example.org: mail to other domains is not delivered yet")
         .await;
-    a.send(b"SEND \"bad name\" {1+}\r\nx\r\n").await;
-    a.expect("NO NOUSER no such user: bad name").await;
     // bob still has only his welcome message, and no mailbox appeared for ghost.
     let mut b = s.client("bob", "pb").await;
     let listing = b.list(0).await.unwrap();
@@ -166,6 +167,9 @@ async fn send_to_unknown_or_remote_recipient_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capa_noop_and_commands_before_login() {
     let s = TestServer::start().await;
+    let mut r = s.raw().await;
+    r.send(b"LOGOUT\r\n").await;
+    r.expect("BYE LOGOUT goodbye").await;
     let mut r = s.raw().await;
     r.send(b"NOOP\r\n").await;
     r.expect("BAD STATE say \"JMAIL 2.0\" first").await;

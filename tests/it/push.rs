@@ -22,9 +22,10 @@ async fn watch_pushes_new_mail_and_done_ends_it() {
 
     // Only DONE is accepted while watching.
     b.send(b"LIST\r\n").await;
-    b.expect("BAD STATE send DONE to end WATCH first").await;
+    b.expect("BAD STATE only DONE or LOGOUT while watching")
+        .await;
     b.send(b"DONE\r\n").await;
-    b.expect("OK WATCH done").await;
+    b.expect("OK WATCH 2").await;
     b.send(b"LIST 2\r\n").await;
     b.expect("OK LIST 2").await;
 }

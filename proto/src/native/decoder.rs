@@ -18,7 +18,7 @@ pub struct Limits {
 }
 
 /// What the decoder found at the front of the input.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A whole command.
     Command(Command),
@@ -143,18 +143,20 @@ impl Decoder {
         let window = &input[..input.len().min(self.limits.line_bytes_max)];
         let Some(end) = memchr_newline(window) else {
             if input.len() >= self.limits.line_bytes_max {
+                // Only the window is dropped here: the line end may already be buffered, and what follows
+                // it is the next command.
                 self.state = State::DiscardLine;
                 let err = DecodeError::LineTooLong {
                     max: self.limits.line_bytes_max,
                 };
-                return (input.len(), Some(Event::Bad(err)));
+                return (window.len(), Some(Event::Bad(err)));
             }
             return (0, None);
         };
         let raw = &window[..end];
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let consumed = end + 1;
-        if raw.is_empty() {
+        if raw.iter().all(|&b| b == b' ') {
             return (consumed, None);
         }
         let parsed = match parse_line(raw, self.limits.recipients_max) {
@@ -176,11 +178,21 @@ impl Decoder {
                     return (consumed, Some(self.reject_unskippable(err, send.sync)));
                 }
                 let len = send.len as usize;
-                self.state = State::Body {
-                    recipients: send.recipients,
-                    subject: send.subject,
-                    body: Vec::with_capacity(len.min(64 * 1024)),
-                    len,
+                self.state = if len == 0 {
+                    State::LiteralEnd {
+                        command: Some(Command::Send {
+                            recipients: send.recipients,
+                            subject: send.subject,
+                            body: Vec::new(),
+                        }),
+                    }
+                } else {
+                    State::Body {
+                        recipients: send.recipients,
+                        subject: send.subject,
+                        body: Vec::with_capacity(len.min(64 * 1024)),
+                        len,
+                    }
                 };
                 let event = send.sync.then_some(Event::LiteralWanted(len));
                 (consumed, event)
@@ -335,6 +347,43 @@ mod tests {
                 Event::Bad(DecodeError::LineTooLong { max: 64 }),
                 Event::Command(Command::Noop)
             ]
+        );
+    }
+
+    #[test]
+    fn overlong_line_in_one_read_keeps_the_next_command() {
+        let mut dec = Decoder::new(LIMITS);
+        for len in [64, 65, 200] {
+            let mut input = vec![b'x'; len];
+            input.extend_from_slice(b"\r\nNOOP\r\nNOOP\r\n");
+            assert_eq!(
+                events(&mut dec, &input),
+                vec![
+                    Event::Bad(DecodeError::LineTooLong { max: 64 }),
+                    Event::Command(Command::Noop),
+                    Event::Command(Command::Noop)
+                ],
+                "line of {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_bodies_complete_without_more_input() {
+        let mut dec = Decoder::new(LIMITS);
+        dec.allow_literals(10);
+        let send = Event::Command(Command::Send {
+            recipients: vec!["bob".into()],
+            subject: String::new(),
+            body: Vec::new(),
+        });
+        assert_eq!(
+            events(&mut dec, b"SEND bob {0+}\r\n\r\n"),
+            vec![send.clone()]
+        );
+        assert_eq!(
+            events(&mut dec, b"SEND bob {0}\r\n\r\n"),
+            vec![Event::LiteralWanted(0), send]
         );
     }
 

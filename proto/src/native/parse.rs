@@ -34,9 +34,14 @@ impl From<DecodeError> for LineError {
 }
 
 pub(super) fn parse_line(raw: &[u8], recipients_max: usize) -> Result<Parsed, LineError> {
-    let line = std::str::from_utf8(raw).map_err(|_| DecodeError::NotUtf8)?;
-    if line.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(DecodeError::ControlCharacter.into());
+    // A line refused for its bytes may still announce a literal whose body the client sends anyway.
+    let bad_bytes = |err| LineError {
+        err,
+        literal: trailing_literal(raw),
+    };
+    let line = std::str::from_utf8(raw).map_err(|_| bad_bytes(DecodeError::NotUtf8))?;
+    if line.chars().any(char::is_control) {
+        return Err(bad_bytes(DecodeError::ControlCharacter));
     }
     let mut tokens = tokenize(line)?;
     let literal = match tokens.last() {
@@ -65,6 +70,19 @@ pub(super) fn parse_line(raw: &[u8], recipients_max: usize) -> Result<Parsed, Li
     parse_simple(&keyword, args)
         .map(Parsed::Command)
         .map_err(LineError::from)
+}
+
+/// A `{n}` or `{n+}` at the very end of a raw line.
+fn trailing_literal(raw: &[u8]) -> Option<(u64, bool)> {
+    let open = raw.iter().rposition(|&b| b == b'{')?;
+    let text = std::str::from_utf8(&raw[open..]).ok()?;
+    match tokenize(text) {
+        Ok(tokens) => match tokens.as_slice() {
+            [Token::Literal { len, sync }] => Some((*len, *sync)),
+            _ => None,
+        },
+        Err(_) => None,
+    }
 }
 
 fn parse_send(
@@ -117,11 +135,11 @@ fn parse_simple(keyword: &str, args: &[Token]) -> Result<Command, DecodeError> {
         ("LOGIN", _) => return Err(DecodeError::Syntax("usage: LOGIN <user> <password>")),
         ("LIST", []) => Command::List { since: 0 },
         ("LIST", [since]) => Command::List {
-            since: number(since)?,
+            since: modseq(since)?,
         },
         ("WATCH", []) => Command::Watch { since: 0 },
         ("WATCH", [since]) => Command::Watch {
-            since: number(since)?,
+            since: modseq(since)?,
         },
         ("READ", [id]) => Command::Read { id: id_number(id)? },
         ("DELETE", [id]) => Command::Delete { id: id_number(id)? },
@@ -147,9 +165,6 @@ fn parse_simple(keyword: &str, args: &[Token]) -> Result<Command, DecodeError> {
         }
         _ => return Err(DecodeError::UnknownCommand),
     };
-    if texts.len() != args.len() {
-        return Err(DecodeError::Syntax("only SEND takes a literal"));
-    }
     Ok(command)
 }
 
@@ -168,6 +183,16 @@ fn number(s: &str) -> Result<u64, DecodeError> {
     }
     s.parse()
         .map_err(|_| DecodeError::Syntax("number out of range"))
+}
+
+/// Modseqs are stored as signed 64-bit integers, so they stop at 2^63 - 1.
+fn modseq(s: &str) -> Result<u64, DecodeError> {
+    number(s)?
+        .try_into()
+        .ok()
+        .filter(|&n: &i64| n >= 0)
+        .map(|n| n as u64)
+        .ok_or(DecodeError::Syntax("a modseq is 0 to 9223372036854775807"))
 }
 
 fn id_number(s: &str) -> Result<u32, DecodeError> {
@@ -229,6 +254,17 @@ mod tests {
         assert!(matches!(cmd("LIST 1 2"), Err(DecodeError::Syntax(_))));
         assert!(matches!(cmd("JMAIL two"), Err(DecodeError::Syntax(_))));
         assert!(matches!(cmd("NOOP {3}"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(
+            cmd("LIST 9223372036854775808"),
+            Err(DecodeError::Syntax(_))
+        ));
+        assert_eq!(
+            cmd("LIST 9223372036854775807"),
+            Ok(Command::List {
+                since: i64::MAX as u64
+            })
+        );
+        assert_eq!(cmd("NO\tOP"), Err(DecodeError::ControlCharacter));
     }
 
     #[test]
@@ -240,5 +276,10 @@ mod tests {
         assert_eq!((h.subject.as_str(), h.len, h.sync), ("Lunch?", 12, false));
         let err = parse_line(b"SEND a,,b {1}", 10).unwrap_err();
         assert_eq!(err.literal, Some((1, true)));
+        let err = parse_line(b"SEND \xff {12+}", 10).unwrap_err();
+        assert_eq!(
+            (err.err, err.literal),
+            (DecodeError::NotUtf8, Some((12, false)))
+        );
     }
 }
