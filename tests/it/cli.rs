@@ -296,3 +296,63 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
     let pid = server.child.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
 }
+
+/// On a terminal with no port configured, `serve` asks for one, as the original did. `script` gives the
+/// server a pseudo-terminal; answering 0 lets the OS pick a free port.
+#[test]
+fn serve_asks_for_the_port_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{BIN} serve --bind 127.0.0.1 --data-dir {} --log-level info",
+        dir.path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfc", &command, "/dev/null"])
+        .env_remove("JMAIL_PORT")
+        .env_remove("JMAIL_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"0\n").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let ready = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server output in time");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("jmail ready: native on ") {
+            break line;
+        }
+    };
+    assert!(seen.contains("Port for Jmail [2005]: "), "{seen}");
+    let port: u16 = ready
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(port, 0);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut greeting = [0u8; 28];
+    std::io::Read::read_exact(&mut stream, &mut greeting).unwrap();
+    assert_eq!(&greeting, b"You have connected to Jmail.");
+    drop(stdin);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
