@@ -1,5 +1,6 @@
 //! The `jmail` command line: argument definitions and dispatch. The only place that uses anyhow.
 
+mod bench;
 mod mail;
 mod prompt;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     Mark(mail::MarkArgs),
     /// Print each new message as it arrives.
     Watch(mail::WatchArgs),
+    /// Load-test a server and print throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// Where the server's files are, for commands that open the store directly.
@@ -62,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => mail::delete(args),
         Command::Mark(args) => mail::mark(args),
         Command::Watch(args) => mail::watch(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

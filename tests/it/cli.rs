@@ -356,3 +356,56 @@ fn serve_asks_for_the_port_on_a_terminal() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `jmail bench` creates its users, sends what it says it sent, and reports it as JSON.
+#[test]
+fn bench_sends_every_message_it_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut server = serve(d);
+    for reuse in [true, false] {
+        let mut args = vec![
+            "bench",
+            "--server",
+            &server.addr,
+            "--setup-users",
+            "--clients",
+            "4",
+        ];
+        args.extend([
+            "--messages",
+            "30",
+            "--users",
+            "3",
+            "--size",
+            "100",
+            "--json",
+        ]);
+        if reuse {
+            args.push("--reuse-connections");
+        }
+        let out = jmail(&args, d).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (report["messages"].as_u64(), report["errors"].as_u64()),
+            (Some(30), Some(0))
+        );
+        assert!(report["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    }
+    let out = jmail(&["user", "list", "--json"], d).output().unwrap();
+    let users: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total: u64 = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["messages"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        3 + 60,
+        "three welcome messages and every benchmark message"
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

@@ -1,0 +1,218 @@
+//! `jmail bench`: a load generator for the native protocol, in the spirit of redis-benchmark and Postfix's
+//! smtp-source. Clients log in as `<prefix>0..<prefix>U-1` and send to each other; every send is timed from
+//! the command to the server's durable acknowledgement.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+use super::{StoreArgs, serve};
+use crate::accounts;
+use crate::client::Client;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{MailStore, StoreError};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Protocol {
+    Native,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "127.0.0.1:2005")]
+    server: String,
+    #[arg(long, value_enum, default_value = "native")]
+    protocol: Protocol,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Messages in all.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Body size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Users to send between (they must exist, or use --setup-users).
+    #[arg(long, default_value_t = 16)]
+    users: usize,
+    #[arg(long, default_value = "bench")]
+    user_prefix: String,
+    #[arg(long, default_value = "bench-password")]
+    password: String,
+    /// Create the users first, in the store named by --data-dir / --config.
+    #[arg(long)]
+    setup_users: bool,
+    /// Keep one connection per client (otherwise every message opens, logs in and closes one).
+    #[arg(long)]
+    reuse_connections: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// What one client measured.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.clients == 0 || args.users == 0 {
+        bail!("--clients and --users must be at least 1");
+    }
+    super::init_logging(None, "warn");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        if args.setup_users {
+            setup_users(&args).await?;
+        }
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(args.clients);
+        for c in 0..args.clients {
+            let share =
+                args.messages / args.clients + usize::from(c < args.messages % args.clients);
+            tasks.push(tokio::spawn(client(c, share, bench_params(&args))));
+        }
+        let mut total = Tally::default();
+        for t in tasks {
+            let tally = t.await.context("bench client panicked")?;
+            total.latencies.extend(tally.latencies);
+            total.errors += tally.errors;
+        }
+        report(&args, total, started.elapsed());
+        Ok(())
+    })
+}
+
+#[derive(Clone)]
+struct Params {
+    server: String,
+    users: usize,
+    prefix: String,
+    password: String,
+    body: Vec<u8>,
+    reuse: bool,
+}
+
+fn bench_params(args: &BenchArgs) -> Params {
+    Params {
+        server: args.server.clone(),
+        users: args.users,
+        prefix: args.user_prefix.clone(),
+        password: args.password.clone(),
+        body: vec![b'x'; args.size],
+        reuse: args.reuse_connections,
+    }
+}
+
+async fn setup_users(args: &BenchArgs) -> anyhow::Result<()> {
+    let (config, _) = serve::resolve(&args.store, Vec::new())?;
+    let store = SqliteStore::open(&config.data_dir)?;
+    for u in 0..args.users {
+        let name = format!("{}{u}", args.user_prefix);
+        match accounts::add_user(&store, &config, &name, &args.password).await {
+            Ok(_) | Err(accounts::AccountError::Store(StoreError::UserExists(_))) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn connect(p: &Params, me: &str) -> anyhow::Result<Client> {
+    let mut c = Client::connect(&p.server).await?;
+    c.login(me, &p.password).await?;
+    Ok(c)
+}
+
+async fn client(index: usize, messages: usize, p: Params) -> Tally {
+    let me = format!("{}{}", p.prefix, index % p.users);
+    let to = vec![format!("{}{}", p.prefix, (index + 1) % p.users)];
+    let mut tally = Tally {
+        latencies: Vec::with_capacity(messages),
+        errors: 0,
+    };
+    let mut conn = None;
+    for _ in 0..messages {
+        let t0 = Instant::now();
+        if conn.is_none() {
+            match connect(&p, &me).await {
+                Ok(c) => conn = Some(c),
+                Err(_) => {
+                    tally.errors += 1;
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        match c.send(&to, "bench", &p.body).await {
+            Ok(_) => tally.latencies.push(t0.elapsed()),
+            Err(_) => {
+                tally.errors += 1;
+                conn = None;
+                continue;
+            }
+        }
+        if !p.reuse {
+            let _ = conn.take().expect("connected above").logout().await;
+        }
+    }
+    tally
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
+    total.latencies.sort_unstable();
+    let sent = total.latencies.len();
+    let rate = sent as f64 / elapsed.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let l = &total.latencies;
+    let (p50, p99, p999) = (
+        percentile(l, 50.0),
+        percentile(l, 99.0),
+        percentile(l, 99.9),
+    );
+    let max = l.last().copied().unwrap_or_default();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "protocol": "native", "clients": args.clients, "size": args.size,
+                "reuse_connections": args.reuse_connections, "messages": sent, "errors": total.errors,
+                "seconds": elapsed.as_secs_f64(), "messages_per_sec": rate,
+                "latency_ms": {"p50": ms(p50), "p99": ms(p99), "p99_9": ms(p999), "max": ms(max)},
+            })
+        );
+    } else {
+        println!(
+            "native: {sent} messages of {} bytes, {} clients{}, in {:.2} s: {rate:.0} messages/s; \
+             latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; {} errors",
+            args.size,
+            args.clients,
+            if args.reuse_connections {
+                " (connections reused)"
+            } else {
+                " (one connection per message)"
+            },
+            elapsed.as_secs_f64(),
+            ms(p50),
+            ms(p99),
+            ms(p999),
+            ms(max),
+            total.errors
+        );
+    }
+}
