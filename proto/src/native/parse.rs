@@ -34,7 +34,8 @@ impl From<DecodeError> for LineError {
 }
 
 pub(super) fn parse_line(raw: &[u8], recipients_max: usize) -> Result<Parsed, LineError> {
-    // A line refused for its bytes may still announce a literal whose body the client sends anyway.
+    // A line refused for its bytes or its form may still end in a literal whose body the client sends
+    // anyway.
     let bad_bytes = |err| LineError {
         err,
         literal: trailing_literal(raw),
@@ -43,7 +44,7 @@ pub(super) fn parse_line(raw: &[u8], recipients_max: usize) -> Result<Parsed, Li
     if line.chars().any(char::is_control) {
         return Err(bad_bytes(DecodeError::ControlCharacter));
     }
-    let mut tokens = tokenize(line)?;
+    let mut tokens = tokenize(line).map_err(bad_bytes)?;
     let literal = match tokens.last() {
         Some(Token::Literal { len, sync }) => Some((*len, *sync)),
         _ => None,
