@@ -140,33 +140,12 @@ fn apply(tx: &Connection, op: WriteOp, touched: &mut Vec<(MailboxId, u64)>) -> P
             reply,
         } => Pending::Unit(reply, create_user(tx, &name, &hash, welcome, touched)),
         WriteOp::SetPassword { name, hash, reply } => {
-            let r = tx
-                .execute(
-                    "UPDATE users SET password_hash = ?1 WHERE name = ?2",
-                    params![hash, name],
-                )
-                .map_err(backend)
-                .and_then(|n| {
-                    if n == 0 {
-                        Err(StoreError::NoSuchUser(name))
-                    } else {
-                        Ok(())
-                    }
-                });
-            Pending::Unit(reply, r)
+            let sql = "UPDATE users SET password_hash = ?1 WHERE name = ?2";
+            Pending::Unit(reply, change_user(tx, sql, params![hash, name], &name))
         }
         WriteOp::DeleteUser { name, reply } => {
-            let r = tx
-                .execute("DELETE FROM users WHERE name = ?1", params![name])
-                .map_err(backend)
-                .and_then(|n| {
-                    if n == 0 {
-                        Err(StoreError::NoSuchUser(name))
-                    } else {
-                        Ok(())
-                    }
-                });
-            Pending::Unit(reply, r)
+            let sql = "DELETE FROM users WHERE name = ?1";
+            Pending::Unit(reply, change_user(tx, sql, params![name], &name))
         }
         WriteOp::Deliver {
             recipients,
@@ -185,6 +164,19 @@ fn apply(tx: &Connection, op: WriteOp, touched: &mut Vec<(MailboxId, u64)>) -> P
             uid,
             reply,
         } => Pending::Bool(reply, expunge(tx, mailbox, uid, touched)),
+    }
+}
+
+/// Runs a statement that must touch exactly the named user's row.
+fn change_user(
+    tx: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    name: &str,
+) -> StoreResult<()> {
+    match tx.execute(sql, params).map_err(backend)? {
+        0 => Err(StoreError::NoSuchUser(name.to_string())),
+        _ => Ok(()),
     }
 }
 
