@@ -81,6 +81,8 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     /// The welcome message each new user gets; `{user}` is replaced by the user's name.
     pub welcome_message: Option<String>,
+    /// Let unmodified Jmail v1.0 clients in on the native port (default true).
+    pub legacy_v1: Option<bool>,
     pub limits: Limits,
 }
 
@@ -113,6 +115,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub domains: Vec<String>,
     pub welcome_message: String,
+    /// Accept v1.0 clients on the native port. Their exchange sends passwords in clear and cannot do TLS.
+    pub legacy_v1: bool,
     pub limits: Limits,
 }
 
@@ -125,6 +129,7 @@ impl Config {
             data_dir: data_dir.into(),
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),
+            legacy_v1: true,
             limits: Limits::default(),
         }
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod legacy;
 pub mod message;
 pub mod native;
 pub mod server;

@@ -1,1 +1,2 @@
+pub mod legacy;
 pub mod native;

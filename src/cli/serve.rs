@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// A mail domain this server is final destination for (repeatable) [default: localhost].
     #[arg(long = "domain")]
     domains: Vec<String>,
+    /// Refuse Jmail v1.0 clients (their exchange sends passwords in clear and cannot do TLS).
+    #[arg(long)]
+    no_legacy: bool,
     /// Log level (error, warn, info, debug, trace, or a RUST_LOG-style filter) [default: RUST_LOG, else the
     /// config file's log_level, else info].
     #[arg(long)]
@@ -70,6 +73,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
             .welcome_message
             .clone()
             .unwrap_or_else(|| DEFAULT_WELCOME.to_string()),
+        legacy_v1: file.legacy_v1.unwrap_or(true),
         limits: file.limits.clone(),
     };
     config.validate()?;
@@ -100,6 +104,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.port = port(&args, &file)?;
     if let Some(bind) = args.bind {
         config.bind = bind;
+    }
+    if args.no_legacy {
+        config.legacy_v1 = false;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use jmail_proto::native::{Decoder, GREETING, Limits as DecoderLimits};
+use jmail_proto::native::{Decoder, Limits as DecoderLimits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -13,7 +13,7 @@ use super::session::{Action, Session};
 use crate::config::Limits;
 
 /// Read buffer a fresh connection starts with; idle connections keep only this.
-const READ_BUFFER_BYTES_INITIAL: usize = 1024;
+pub const READ_BUFFER_BYTES_INITIAL: usize = 1024;
 /// Read size once a client is sending more than a line.
 const READ_BUFFER_BYTES_GROW: usize = 16 * 1024;
 /// An emptied buffer larger than this is given back, so one large message does not pin memory.
@@ -29,9 +29,11 @@ pub enum End {
     Io(std::io::Error),
 }
 
-/// Serves one connection until it closes. Returns why it ended.
+/// Serves one connection, whose greeting was sent and whose first bytes are `buf`, until it closes.
+/// Returns why it ended.
 pub async fn serve<S>(
     mut stream: S,
+    mut buf: BytesMut,
     mut session: Session,
     limits: &Limits,
     shutdown: CancellationToken,
@@ -44,12 +46,8 @@ where
         line_bytes_max: limits.line_bytes_max,
         recipients_max: limits.recipients_max,
     });
-    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
     // Idle time counts from the client's last bytes: pushed mail does not keep a silent client alive.
     let mut last_input = Instant::now();
-    if let Err(end) = write(&mut stream, GREETING, write_timeout).await {
-        return end;
-    }
     loop {
         // Everything already buffered is handled before waiting again: a pipelined burst runs to the end,
         // and a command in flight always finishes, even when shutdown has begun.
@@ -107,7 +105,7 @@ where
     }
 }
 
-async fn write<S: AsyncWrite + Unpin>(
+pub async fn write<S: AsyncWrite + Unpin>(
     stream: &mut S,
     bytes: &[u8],
     limit: Duration,

@@ -2,6 +2,7 @@
 
 mod caps;
 mod fd_limit;
+mod native_port;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::native;
 use crate::store::MailStore;
 use caps::{ConnectionCaps, Refusal};
 
@@ -145,11 +145,9 @@ async fn accept_native(
             }
         };
         let _ = stream.set_nodelay(true);
-        let session = native::Session::new(store.clone(), config.clone(), peer);
-        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let (store, config, shutdown) = (store.clone(), config.clone(), shutdown.clone());
         tracker.spawn(async move {
-            let end = native::serve(stream, session, &config.limits, shutdown).await;
-            tracing::debug!(%peer, ?end, "native connection ended");
+            native_port::serve(stream, peer, store, config, shutdown).await;
             drop(admission);
         });
     }

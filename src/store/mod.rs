@@ -118,6 +118,8 @@ pub trait MailStore: Send + Sync + 'static {
     /// Checks a password (off the async runtime). `None` for a wrong password or an unknown user alike,
     /// after the same work.
     async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>>;
+    /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
+    async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the
     /// whole delivery with [`StoreError::UnknownRecipient`] and stores nothing.
     async fn deliver(
@@ -132,6 +134,12 @@ pub trait MailStore: Send + Sync + 'static {
         since_modseq: u64,
         limit: usize,
     ) -> StoreResult<Changes>;
+    /// The newest `limit` messages with their bytes, newest first (the v1 mailbox view).
+    async fn newest(
+        &self,
+        mailbox: MailboxId,
+        limit: usize,
+    ) -> StoreResult<Vec<(MessageMeta, Vec<u8>)>>;
     /// The stored bytes of one message; with `mark_seen` the message is flagged seen durably first.
     async fn fetch(
         &self,

@@ -12,8 +12,8 @@ use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
-    Account, Changes, Delivered, MailStore, MailboxId, MailboxWatch, NewMessage, Notifier,
-    StoreError, StoreResult, UserInfo, flags,
+    Account, Changes, Delivered, MailStore, MailboxId, MailboxWatch, MessageMeta, NewMessage,
+    Notifier, StoreError, StoreResult, UserInfo, flags,
 };
 use writer::WriteOp;
 
@@ -183,6 +183,19 @@ impl MailStore for SqliteStore {
             name: name.to_string(),
             inbox: c.inbox,
         }))
+    }
+
+    async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
+        let names = names.to_vec();
+        self.read(move |c| reads::existing_users(c, &names)).await
+    }
+
+    async fn newest(
+        &self,
+        mailbox: MailboxId,
+        limit: usize,
+    ) -> StoreResult<Vec<(MessageMeta, Vec<u8>)>> {
+        self.read(move |c| reads::newest(c, mailbox, limit)).await
     }
 
     async fn deliver(

@@ -41,17 +41,7 @@ pub fn changes(
             "SELECT uid, modseq, flags, size, internal_micros, from_addr, subject FROM messages \
              WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq LIMIT ?3",
         )?
-        .query_map(params![mailbox, since, fetch], |r| {
-            Ok(MessageMeta {
-                uid: r.get(0)?,
-                modseq: r.get(1)?,
-                flags: r.get(2)?,
-                size: r.get(3)?,
-                internal_date_micros: r.get(4)?,
-                from: r.get(5)?,
-                subject: r.get(6)?,
-            })
-        })?
+        .query_map(params![mailbox, since, fetch], meta)?
         .collect::<rusqlite::Result<_>>()?;
     let gone: Vec<(u32, u64)> = tx
         .prepare_cached(
@@ -103,6 +93,46 @@ fn merge(
         through_modseq: through,
         more: true,
     }
+}
+
+/// Newest first, with bodies: walks the (mailbox, uid) key backwards, so the cost is `limit` rows.
+pub fn newest(
+    conn: &Connection,
+    mailbox: MailboxId,
+    limit: usize,
+) -> rusqlite::Result<Vec<(MessageMeta, Vec<u8>)>> {
+    conn.prepare_cached(
+        "SELECT m.uid, m.modseq, m.flags, m.size, m.internal_micros, m.from_addr, m.subject, b.raw \
+         FROM messages m JOIN bodies b ON b.message_id = m.id \
+         WHERE m.mailbox_id = ?1 ORDER BY m.uid DESC LIMIT ?2",
+    )?
+    .query_map(params![mailbox, limit as i64], |r| {
+        Ok((meta(r)?, r.get(7)?))
+    })?
+    .collect()
+}
+
+pub fn existing_users(conn: &Connection, names: &[String]) -> rusqlite::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut stmt = conn.prepare_cached("SELECT name FROM users WHERE name = ?1")?;
+    for name in names {
+        if let Some(n) = stmt.query_row(params![name], |r| r.get(0)).optional()? {
+            found.push(n);
+        }
+    }
+    Ok(found)
+}
+
+fn meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
+    Ok(MessageMeta {
+        uid: r.get(0)?,
+        modseq: r.get(1)?,
+        flags: r.get(2)?,
+        size: r.get(3)?,
+        internal_date_micros: r.get(4)?,
+        from: r.get(5)?,
+        subject: r.get(6)?,
+    })
 }
 
 pub fn body(conn: &Connection, mailbox: MailboxId, uid: u32) -> rusqlite::Result<Option<Vec<u8>>> {

@@ -1,0 +1,9 @@
+//! Unmodified Jmail v1.0 clients on the native port (shared/docs/legacy-v1-wire.md): their session state
+//! machine and the connection driver that keeps v1's one-send-per-message framing.
+
+mod connection;
+mod session;
+mod view;
+
+pub use connection::serve;
+pub use session::LegacySession;
