@@ -46,6 +46,7 @@ pub async fn add_user(
     let to = vec![format!("{name}@{domain}")];
     let welcome = build_native(&NativeSend {
         from: &from,
+        from_name: None,
         to: &to,
         subject: "Welcome to Jmail",
         body: config.welcome_for(&name).as_bytes(),
@@ -73,4 +74,34 @@ pub async fn delete_user(store: &dyn MailStore, name: &str) -> Result<(), Accoun
     let name = auth::normalize_name(name)?;
     store.delete_user(&name).await?;
     Ok(())
+}
+
+/// Puts a system message into a user's INBOX, like the original's message generator: `from` may be any
+/// text (shown as the sender), or an address. Goes through the same durable delivery as any other mail.
+pub async fn deliver_system(
+    store: &dyn MailStore,
+    config: &Config,
+    to: &str,
+    from: &str,
+    subject: &str,
+    body: &[u8],
+) -> Result<String, AccountError> {
+    let name = auth::normalize_name(to)?;
+    let domain = config.primary_domain();
+    let system = format!("{SYSTEM_SENDER}@{domain}");
+    let (address, display) = match from.contains('@') {
+        true => (from.to_string(), None),
+        false => (system, Some(from)),
+    };
+    let rcpt = vec![format!("{name}@{domain}")];
+    let message = build_native(&NativeSend {
+        from: &address,
+        from_name: display,
+        to: &rcpt,
+        subject,
+        body,
+        domain,
+    });
+    store.deliver(std::slice::from_ref(&name), message).await?;
+    Ok(name)
 }

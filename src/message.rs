@@ -12,6 +12,8 @@ use crate::store::NewMessage;
 pub struct NativeSend<'a> {
     /// `alice@example.org`.
     pub from: &'a str,
+    /// A display name for the From header; lists then show it instead of the address (system messages).
+    pub from_name: Option<&'a str>,
     /// Full addresses of every recipient, as the To header lists them.
     pub to: &'a [String],
     pub subject: &'a str,
@@ -35,7 +37,7 @@ pub fn build_native(send: &NativeSend<'_>) -> NewMessage {
         .map(|a| Address::new_address(None::<&str>, a.as_str()))
         .collect();
     let builder = MessageBuilder::new()
-        .from(Address::new_address(None::<&str>, send.from))
+        .from(Address::new_address(send.from_name, send.from))
         .to(Address::new_list(to))
         .subject(send.subject)
         .date(now.timestamp())
@@ -56,7 +58,7 @@ pub fn build_native(send: &NativeSend<'_>) -> NewMessage {
         .expect("writing a message to memory cannot fail");
     NewMessage {
         raw,
-        from: send.from.to_string(),
+        from: send.from_name.unwrap_or(send.from).to_string(),
         subject: send.subject.to_string(),
         message_id: Some(message_id),
         internal_date_micros: now.timestamp_micros(),
@@ -151,6 +153,7 @@ mod tests {
         ];
         let m = build_native(&NativeSend {
             from: "alice@example.org",
+            from_name: None,
             to: &to,
             subject: "Grüße, \"friends\"",
             body,

@@ -1,6 +1,7 @@
 //! The `jmail` command line: argument definitions and dispatch. The only place that uses anyhow.
 
 mod bench;
+mod deliver;
 mod mail;
 mod prompt;
 mod serve;
@@ -40,6 +41,8 @@ enum Command {
     Mark(mail::MarkArgs),
     /// Print each new message as it arrives.
     Watch(mail::WatchArgs),
+    /// Put a system message into a user's mailbox (message on standard input).
+    Deliver(deliver::DeliverArgs),
     /// Load-test a server and print throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mark(args) => mail::mark(args),
         Command::Watch(args) => mail::watch(args),
         Command::Bench(args) => bench::run(args),
+        Command::Deliver(args) => deliver::run(args),
     }
 }
 

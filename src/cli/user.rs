@@ -51,7 +51,7 @@ pub struct ListArgs {
 }
 
 /// Opens the store, runs `f`, and closes the store cleanly.
-fn with_store<T>(
+pub(super) fn with_store<T>(
     args: &StoreArgs,
     f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {

@@ -197,6 +197,7 @@ impl LegacySession {
         let rcpt = vec![format!("{name}@{domain}")];
         let message = build_native(&NativeSend {
             from: &from,
+            from_name: None,
             to: &rcpt,
             subject: "",
             body: text.as_bytes(),

@@ -363,6 +363,7 @@ impl Session {
         let from = format!("{}@{domain}", account.name);
         let message = build_native(&NativeSend {
             from: &from,
+            from_name: None,
             to: &addresses,
             subject,
             body,
