@@ -46,6 +46,8 @@ pub async fn add_user(
     let to = vec![format!("{name}@{domain}")];
     let welcome = build_native(&NativeSend {
         from: &from,
+        date_micros: None,
+        message_id: None,
         from_name: None,
         to: &to,
         subject: "Welcome to Jmail",
@@ -96,6 +98,8 @@ pub async fn deliver_system(
     let rcpt = vec![format!("{name}@{domain}")];
     let message = build_native(&NativeSend {
         from: &address,
+        date_micros: None,
+        message_id: None,
         from_name: display,
         to: &rcpt,
         subject,

@@ -12,6 +12,10 @@ use crate::store::NewMessage;
 pub struct NativeSend<'a> {
     /// `alice@example.org`.
     pub from: &'a str,
+    /// A fixed Message-ID (without angle brackets), e.g. one derived from imported content.
+    pub message_id: Option<&'a str>,
+    /// When it was written (microseconds since the Unix epoch); `None` for now. Also the arrival time.
+    pub date_micros: Option<i64>,
     /// A display name for the From header; lists then show it instead of the address (system messages).
     pub from_name: Option<&'a str>,
     /// Full addresses of every recipient, as the To header lists them.
@@ -29,8 +33,14 @@ pub struct NativeSend<'a> {
 /// `text/plain` (RFC 5322 would otherwise turn its line ends into CRLF); other bytes are stored base64 as
 /// `application/octet-stream`.
 pub fn build_native(send: &NativeSend<'_>) -> NewMessage {
-    let now = chrono::Utc::now();
-    let message_id = format!("{:032x}@{}", rand::random::<u128>(), send.domain);
+    let now = send
+        .date_micros
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .unwrap_or_else(chrono::Utc::now);
+    let message_id = match send.message_id {
+        Some(id) => id.to_string(),
+        None => format!("{:032x}@{}", rand::random::<u128>(), send.domain),
+    };
     let to: Vec<Address<'_>> = send
         .to
         .iter()
@@ -153,6 +163,8 @@ mod tests {
         ];
         let m = build_native(&NativeSend {
             from: "alice@example.org",
+            date_micros: None,
+            message_id: None,
             from_name: None,
             to: &to,
             subject: "Grüße, \"friends\"",

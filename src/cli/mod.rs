@@ -2,6 +2,7 @@
 
 mod bench;
 mod deliver;
+mod import_legacy;
 mod mail;
 mod prompt;
 mod serve;
@@ -43,6 +44,8 @@ enum Command {
     Watch(mail::WatchArgs),
     /// Put a system message into a user's mailbox (message on standard input).
     Deliver(deliver::DeliverArgs),
+    /// Import the original Jmail's userdat.txt and jmail.txt (all or nothing; safe to run twice).
+    ImportLegacy(import_legacy::ImportLegacyArgs),
     /// Load-test a server and print throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(args) => mail::watch(args),
         Command::Bench(args) => bench::run(args),
         Command::Deliver(args) => deliver::run(args),
+        Command::ImportLegacy(args) => import_legacy::run(args),
     }
 }
 

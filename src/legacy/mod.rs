@@ -2,6 +2,7 @@
 //! machine and the connection driver that keeps v1's one-send-per-message framing.
 
 mod connection;
+pub mod import;
 mod session;
 mod view;
 

@@ -197,6 +197,8 @@ impl LegacySession {
         let rcpt = vec![format!("{name}@{domain}")];
         let message = build_native(&NativeSend {
             from: &from,
+            date_micros: None,
+            message_id: None,
             from_name: None,
             to: &rcpt,
             subject: "",

@@ -363,6 +363,8 @@ impl Session {
         let from = format!("{}@{domain}", account.name);
         let message = build_native(&NativeSend {
             from: &from,
+            date_micros: None,
+            message_id: None,
             from_name: None,
             to: &addresses,
             subject,

@@ -75,6 +75,24 @@ pub struct Changes {
     pub more: bool,
 }
 
+/// Accounts and messages to import in one transaction (`jmail import-legacy`).
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    /// (name, password hash).
+    pub users: Vec<(String, String)>,
+    /// (owner, message); the message must carry a Message-ID, which makes the import idempotent.
+    pub messages: Vec<(String, NewMessage)>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub users_created: u64,
+    pub users_existing: u64,
+    pub messages_imported: u64,
+    pub messages_present: u64,
+}
+
 /// One account as `jmail user list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -118,6 +136,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// Checks a password (off the async runtime). `None` for a wrong password or an unknown user alike,
     /// after the same work.
     async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>>;
+    /// Imports all of `batch` or nothing. Existing users are left as they are; a message whose Message-ID
+    /// is already in its owner's INBOX is not imported again.
+    async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts>;
     /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the

@@ -508,3 +508,139 @@ fn deliver_puts_a_system_message_into_a_mailbox() {
         text(&out.stdout)
     );
 }
+
+/// The original's data files come in: users with their old passwords, mail with its senders and times;
+/// twice imports nothing twice; a malformed file imports nothing and says where it is wrong.
+#[test]
+fn import_legacy_is_idempotent_and_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let users = d.join("userdat.txt");
+    let mail = d.join("jmail.txt");
+    std::fs::write(&users, r#"{"alice": "old pass", "Bob": "b0b"}"#).unwrap();
+    std::fs::write(
+        &mail,
+        r#"{"alice": {"bob At:2023-05-01 10:00:00.123456": "hi alice\\nsee you",
+                      "JMailServer At:2023-04-30 09:00:00.000001": "Welcome!"},
+            "bob": {"alice At:2023-05-01 10:05:00.000000": "hi bob"},
+            "ghost": {"alice At:2023-05-01 10:06:00.000000": "to nobody"}}"#,
+    )
+    .unwrap();
+    let import = || {
+        jmail(
+            &[
+                "import-legacy",
+                "--users",
+                users.to_str().unwrap(),
+                "--mail",
+                mail.to_str().unwrap(),
+            ],
+            d,
+        )
+        .output()
+        .unwrap()
+    };
+    let out = import();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "imported 2 users (0 already present) and 3 messages (0 already present)\n\
+         skipped 1 messages whose mailbox names no user (the original created such mailboxes)\n"
+    );
+    let out = import();
+    assert!(
+        text(&out.stdout).starts_with(
+            "imported 0 users (2 already present) and 0 messages (3 already present)\n"
+        )
+    );
+
+    // A malformed file: nothing is imported, and the error names the file and the place.
+    let carol = d.join("carol.txt");
+    std::fs::write(&carol, r#"{"carol": "pw"}"#).unwrap();
+    std::fs::write(&mail, r#"{"carol": {"alice At:yesterday": "x"}}"#).unwrap();
+    let out = jmail(
+        &[
+            "import-legacy",
+            "--users",
+            carol.to_str().unwrap(),
+            "--mail",
+            mail.to_str().unwrap(),
+        ],
+        d,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "jmail: {}: mailbox \"carol\", key \"alice At:yesterday\": the time is not YYYY-MM-DD HH:MM:SS.ffffff\n",
+            mail.display()
+        )
+    );
+    std::fs::write(&mail, "{\"carol\": {\n  \"x\" 1}}").unwrap();
+    let out = jmail(
+        &[
+            "import-legacy",
+            "--users",
+            carol.to_str().unwrap(),
+            "--mail",
+            mail.to_str().unwrap(),
+        ],
+        d,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        text(&out.stderr).starts_with(&format!("jmail: {}: line 2 column", mail.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = jmail(&["user", "list", "--json"], d).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "carol was not imported");
+
+    // Old passwords work; mail keeps its sender and time.
+    let server = serve(d);
+    let out = jmail(
+        &[
+            "inbox",
+            "--json",
+            "--server",
+            &server.addr,
+            "--user",
+            "alice",
+        ],
+        d,
+    )
+    .env("JMAIL_PASSWORD", "old pass")
+    .output()
+    .unwrap();
+    let inbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msgs = inbox["messages"].as_array().unwrap();
+    let summary: Vec<(&str, &str)> = msgs
+        .iter()
+        .map(|m| (m["from"].as_str().unwrap(), m["date"].as_str().unwrap()))
+        .collect();
+    assert!(
+        summary.contains(&("bob@localhost", "2023-05-01T10:00:00Z")),
+        "{summary:?}"
+    );
+    assert!(
+        summary.contains(&("JMailServer", "2023-04-30T09:00:00Z")),
+        "{summary:?}"
+    );
+    let id = msgs.iter().find(|m| m["from"] == "bob@localhost").unwrap()["id"].to_string();
+    let out = jmail(
+        &["read", &id, "--server", &server.addr, "--user", "alice"],
+        d,
+    )
+    .env("JMAIL_PASSWORD", "old pass")
+    .output()
+    .unwrap();
+    assert!(
+        text(&out.stdout).ends_with("\n\nhi alice\nsee you\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}

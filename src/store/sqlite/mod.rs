@@ -12,8 +12,8 @@ use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
-    Account, Changes, Delivered, MailStore, MailboxId, MailboxWatch, MessageMeta, NewMessage,
-    Notifier, StoreError, StoreResult, UserInfo, flags,
+    Account, Changes, Delivered, ImportBatch, ImportCounts, MailStore, MailboxId, MailboxWatch,
+    MessageMeta, NewMessage, Notifier, StoreError, StoreResult, UserInfo, flags,
 };
 use writer::WriteOp;
 
@@ -183,6 +183,10 @@ impl MailStore for SqliteStore {
             name: name.to_string(),
             inbox: c.inbox,
         }))
+    }
+
+    async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts> {
+        self.write(|reply| WriteOp::Import { batch, reply }).await
     }
 
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {

@@ -47,6 +47,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX expunged_by_modseq ON expunged (mailbox_id, modseq);
     "#,
+    // 2: find a message by Message-ID within a mailbox (idempotent imports).
+    r#"
+    CREATE INDEX messages_by_message_id ON messages (mailbox_id, message_id);
+    "#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -11,7 +11,9 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Delivered, MailboxId, NewMessage, Notifier, StoreError, StoreResult};
+use crate::store::{
+    Delivered, ImportBatch, ImportCounts, MailboxId, NewMessage, Notifier, StoreError, StoreResult,
+};
 
 /// Most ops committed in one transaction. Bounds how long one commit holds the write lock and how much a
 /// failed commit has to report as failed.
@@ -53,6 +55,10 @@ pub enum WriteOp {
         uid: u32,
         reply: Reply<bool>,
     },
+    Import {
+        batch: ImportBatch,
+        reply: Reply<ImportCounts>,
+    },
 }
 
 /// An op's result, held until its batch has committed.
@@ -60,6 +66,7 @@ enum Pending {
     Unit(Reply<()>, StoreResult<()>),
     Delivered(Reply<Vec<Delivered>>, StoreResult<Vec<Delivered>>),
     Bool(Reply<bool>, StoreResult<bool>),
+    Imported(Reply<ImportCounts>, StoreResult<ImportCounts>),
 }
 
 impl Pending {
@@ -68,6 +75,7 @@ impl Pending {
             Pending::Unit(_, r) => r.is_ok(),
             Pending::Delivered(_, r) => r.is_ok(),
             Pending::Bool(_, r) => r.is_ok(),
+            Pending::Imported(_, r) => r.is_ok(),
         }
     }
 
@@ -81,6 +89,9 @@ impl Pending {
                 drop(tx.send(if failure.is_some() { Err(fail()) } else { r }))
             }
             Pending::Bool(tx, r) => drop(tx.send(if failure.is_some() { Err(fail()) } else { r })),
+            Pending::Imported(tx, r) => {
+                drop(tx.send(if failure.is_some() { Err(fail()) } else { r }))
+            }
         }
     }
 }
@@ -164,6 +175,7 @@ fn apply(tx: &Connection, op: WriteOp, touched: &mut Vec<(MailboxId, u64)>) -> P
             uid,
             reply,
         } => Pending::Bool(reply, expunge(tx, mailbox, uid, touched)),
+        WriteOp::Import { batch, reply } => Pending::Imported(reply, import(tx, batch, touched)),
     }
 }
 
@@ -338,4 +350,48 @@ fn expunge(
         Ok(true)
     };
     run().map_err(backend)
+}
+
+fn inbox_of(tx: &Connection, name: &str) -> rusqlite::Result<Option<MailboxId>> {
+    tx.prepare_cached(
+        "SELECT m.id FROM mailboxes m JOIN users u ON u.id = m.user_id \
+         WHERE u.name = ?1 AND m.name = 'INBOX'",
+    )?
+    .query_row(params![name], |r| r.get(0))
+    .optional()
+}
+
+fn import(
+    tx: &Connection,
+    batch: ImportBatch,
+    touched: &mut Vec<(MailboxId, u64)>,
+) -> StoreResult<ImportCounts> {
+    let mut counts = ImportCounts::default();
+    for (name, hash) in &batch.users {
+        if inbox_of(tx, name).map_err(backend)?.is_some() {
+            counts.users_existing += 1;
+            continue;
+        }
+        create_user(tx, name, hash, None, touched)?;
+        counts.users_created += 1;
+    }
+    for (owner, message) in &batch.messages {
+        let inbox = inbox_of(tx, owner)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::UnknownRecipient(owner.clone()))?;
+        let present: Option<i64> = tx
+            .prepare_cached("SELECT 1 FROM messages WHERE mailbox_id = ?1 AND message_id = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![inbox, message.message_id], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)?;
+        if present.is_some() {
+            counts.messages_present += 1;
+            continue;
+        }
+        append(tx, inbox, message, 0, touched).map_err(backend)?;
+        counts.messages_imported += 1;
+    }
+    Ok(counts)
 }

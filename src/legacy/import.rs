@@ -1,0 +1,169 @@
+//! Reads the original Jmail's data files (`userdat.txt`, `jmail.txt`) into an [`ImportBatch`], checking
+//! everything before anything is stored: a malformed file imports nothing, and the error names the file
+//! and the place.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::auth::{hash_password, normalize_name};
+use crate::config::Config;
+use crate::message::{NativeSend, build_native};
+use crate::store::{ImportBatch, NewMessage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LegacyFileError {
+    #[error("{}: {detail}", file.display())]
+    Bad { file: PathBuf, detail: String },
+}
+
+fn bad(file: &Path, detail: impl Into<String>) -> LegacyFileError {
+    LegacyFileError::Bad {
+        file: file.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+/// One v1 message, parsed from its `"<sender> At:<timestamp>": "<text>"` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyMessage {
+    pub owner: String,
+    pub key: String,
+    pub sender: String,
+    pub micros: i64,
+    pub text: String,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(file: &Path) -> Result<T, LegacyFileError> {
+    let text = std::fs::read_to_string(file).map_err(|e| bad(file, e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        bad(
+            file,
+            format!("line {} column {}: {e}", e.line(), e.column()),
+        )
+    })
+}
+
+/// `userdat.txt`: `{"user": "plain password", ...}`.
+pub fn read_users(file: &Path) -> Result<Vec<(String, String)>, LegacyFileError> {
+    let map: serde_json::Map<String, serde_json::Value> = read_json(file)?;
+    let mut seen = HashSet::new();
+    let mut users = Vec::with_capacity(map.len());
+    for (name, password) in map {
+        let place = format!("user {name:?}");
+        let normal = normalize_name(&name).map_err(|e| bad(file, format!("{place}: {e}")))?;
+        let password = password
+            .as_str()
+            .ok_or_else(|| bad(file, format!("{place}: the password is not a string")))?;
+        if !seen.insert(normal.clone()) {
+            return Err(bad(
+                file,
+                format!("{place}: the same user twice (names ignore case)"),
+            ));
+        }
+        users.push((normal, password.to_string()));
+    }
+    Ok(users)
+}
+
+/// `jmail.txt`: `{"user": {"<sender> At:<YYYY-MM-DD HH:MM:SS.ffffff>": "<text>", ...}, ...}`.
+pub fn read_mail(file: &Path) -> Result<Vec<LegacyMessage>, LegacyFileError> {
+    let map: serde_json::Map<String, serde_json::Value> = read_json(file)?;
+    let mut messages = Vec::new();
+    for (owner, mailbox) in map {
+        let place = format!("mailbox {owner:?}");
+        let owner = normalize_name(&owner).map_err(|e| bad(file, format!("{place}: {e}")))?;
+        let entries = mailbox
+            .as_object()
+            .ok_or_else(|| bad(file, format!("{place}: not an object of messages")))?;
+        for (key, text) in entries {
+            let place = format!("{place}, key {key:?}");
+            let (sender, stamp) = key
+                .rsplit_once(" At:")
+                .ok_or_else(|| bad(file, format!("{place}: not \"<sender> At:<time>\"")))?;
+            let time = chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S%.f")
+                .map_err(|_| {
+                    bad(
+                        file,
+                        format!("{place}: the time is not YYYY-MM-DD HH:MM:SS.ffffff"),
+                    )
+                })?;
+            let text = text
+                .as_str()
+                .ok_or_else(|| bad(file, format!("{place}: the text is not a string")))?;
+            messages.push(LegacyMessage {
+                owner: owner.clone(),
+                key: key.clone(),
+                sender: sender.to_string(),
+                micros: time.and_utc().timestamp_micros(),
+                text: text.replace("\\n", "\n"),
+            });
+        }
+    }
+    Ok(messages)
+}
+
+/// FNV-1a, 64 bits: a stable digest (unlike std's hasher, fixed across Rust versions) for Message-IDs.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.as_bytes().iter().chain(&[0u8]) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// The stored form of a v1 message. Its Message-ID comes from its content, so importing it twice finds it.
+/// A sender that is one of `users` gets their address; any other sender text (the original's generator
+/// wrote any name) is shown as given.
+pub fn to_message(m: &LegacyMessage, users: &HashSet<String>, config: &Config) -> NewMessage {
+    let domain = config.primary_domain();
+    let (from, display) = match normalize_name(&m.sender) {
+        Ok(name) if users.contains(&name) => (format!("{name}@{domain}"), None),
+        _ => (
+            format!("{}@{domain}", crate::accounts::SYSTEM_SENDER),
+            Some(m.sender.as_str()),
+        ),
+    };
+    let id = format!(
+        "legacy.{:016x}@{domain}",
+        fnv1a(&[&m.owner, &m.key, &m.text])
+    );
+    let to = vec![format!("{}@{domain}", m.owner)];
+    build_native(&NativeSend {
+        from: &from,
+        date_micros: Some(m.micros),
+        message_id: Some(&id),
+        from_name: display,
+        to: &to,
+        subject: "",
+        body: m.text.as_bytes(),
+        domain,
+    })
+}
+
+/// Builds the batch: users with hashed passwords (slow: argon2 per user), and messages for owners in
+/// `known` (users of the file or of the store). Returns the batch and how many messages had no owner.
+pub fn batch(
+    users: &[(String, String)],
+    mail: &[LegacyMessage],
+    known: &HashSet<String>,
+    config: &Config,
+) -> (ImportBatch, usize) {
+    let mut batch = ImportBatch::default();
+    for (name, password) in users {
+        batch.users.push((name.clone(), hash_password(password)));
+    }
+    let mut orphans = 0;
+    for m in mail {
+        if known.contains(&m.owner) {
+            batch
+                .messages
+                .push((m.owner.clone(), to_message(m, known, config)));
+        } else {
+            orphans += 1;
+        }
+    }
+    (batch, orphans)
+}
