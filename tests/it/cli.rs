@@ -526,20 +526,13 @@ fn import_legacy_is_idempotent_and_all_or_nothing() {
             "ghost": {"alice At:2023-05-01 10:06:00.000000": "to nobody"}}"#,
     )
     .unwrap();
-    let import = || {
-        jmail(
-            &[
-                "import-legacy",
-                "--users",
-                users.to_str().unwrap(),
-                "--mail",
-                mail.to_str().unwrap(),
-            ],
-            d,
-        )
-        .output()
-        .unwrap()
+    let import_files = |users: &std::path::Path, mail: &std::path::Path| {
+        let (users, mail) = (users.to_str().unwrap(), mail.to_str().unwrap());
+        jmail(&["import-legacy", "--users", users, "--mail", mail], d)
+            .output()
+            .unwrap()
     };
+    let import = || import_files(&users, &mail);
     let out = import();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
@@ -558,18 +551,7 @@ fn import_legacy_is_idempotent_and_all_or_nothing() {
     let carol = d.join("carol.txt");
     std::fs::write(&carol, r#"{"carol": "pw"}"#).unwrap();
     std::fs::write(&mail, r#"{"carol": {"alice At:yesterday": "x"}}"#).unwrap();
-    let out = jmail(
-        &[
-            "import-legacy",
-            "--users",
-            carol.to_str().unwrap(),
-            "--mail",
-            mail.to_str().unwrap(),
-        ],
-        d,
-    )
-    .output()
-    .unwrap();
+    let out = import_files(&carol, &mail);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
@@ -579,18 +561,7 @@ fn import_legacy_is_idempotent_and_all_or_nothing() {
         )
     );
     std::fs::write(&mail, "{\"carol\": {\n  \"x\" 1}}").unwrap();
-    let out = jmail(
-        &[
-            "import-legacy",
-            "--users",
-            carol.to_str().unwrap(),
-            "--mail",
-            mail.to_str().unwrap(),
-        ],
-        d,
-    )
-    .output()
-    .unwrap();
+    let out = import_files(&carol, &mail);
     assert!(
         text(&out.stderr).starts_with(&format!("jmail: {}: line 2 column", mail.display())),
         "{}",

@@ -55,6 +55,14 @@ impl TestServer {
             .unwrap();
     }
 
+    /// Every account's name, straight from the store.
+    pub async fn user_names(&self) -> Vec<String> {
+        let users = jmail::store::MailStore::list_users(self.store.as_ref())
+            .await
+            .unwrap();
+        users.into_iter().map(|u| u.name).collect()
+    }
+
     /// Shuts down gracefully and hands back the data dir.
     pub async fn stop(mut self) -> TempDir {
         self.server.take().unwrap().shutdown().await;

@@ -150,13 +150,7 @@ async fn send_and_refresh_share_mail_with_the_native_protocol() {
         .unwrap()
         .1;
     assert_eq!(notice, "Not sent: no such user ghost");
-    let users: Vec<String> = jmail::store::MailStore::list_users(s.store.as_ref())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.name)
-        .collect();
-    assert_eq!(users, vec!["alice", "bob"]);
+    assert_eq!(s.user_names().await, vec!["alice", "bob"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

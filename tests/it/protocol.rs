@@ -155,13 +155,7 @@ async fn send_to_unknown_or_remote_recipient_stores_nothing() {
     let mut b = s.client("bob", "pb").await;
     let listing = b.list(0).await.unwrap();
     assert_eq!(listing.messages.len(), 1);
-    let users: Vec<String> = jmail::store::MailStore::list_users(s.store.as_ref())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.name)
-        .collect();
-    assert_eq!(users, vec!["alice", "bob"]);
+    assert_eq!(s.user_names().await, vec!["alice", "bob"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
