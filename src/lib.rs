@@ -10,3 +10,4 @@ pub mod message;
 pub mod native;
 pub mod server;
 pub mod store;
+pub mod transfer;

@@ -152,6 +152,46 @@ pub fn is_text(raw: &[u8]) -> bool {
         .unwrap_or(true)
 }
 
+/// What a list shows of a message from elsewhere (an mbox, a Maildir, later SMTP): sender, subject,
+/// Message-ID and date, parsed from its headers. Unparsable headers give empty fields, never an error.
+pub fn summarize(raw: &[u8]) -> (String, String, Option<String>, Option<i64>) {
+    let Some(msg) = MessageParser::default().parse_headers(raw) else {
+        return (String::new(), String::new(), None, None);
+    };
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address.as_deref().or(a.name.as_deref()))
+        .unwrap_or_default()
+        .to_string();
+    let subject = msg.subject().unwrap_or_default().to_string();
+    let message_id = msg.message_id().map(str::to_string);
+    let date = msg.date().map(|d| d.to_timestamp() * 1_000_000);
+    (from, subject, message_id, date)
+}
+
+/// A message from elsewhere, stored as its exact bytes.
+pub fn imported(raw: Vec<u8>) -> NewMessage {
+    let (from, subject, message_id, date) = summarize(&raw);
+    // Without a Message-ID, one made from the content keeps re-imports idempotent.
+    let message_id =
+        message_id.unwrap_or_else(|| format!("{:016x}@content.jmail", content_digest(&raw)));
+    NewMessage {
+        internal_date_micros: date.unwrap_or_else(|| chrono::Utc::now().timestamp_micros()),
+        raw,
+        from,
+        subject,
+        message_id: Some(message_id),
+    }
+}
+
+/// FNV-1a, 64 bits: stable across Rust versions (unlike std's hasher), for ids derived from content.
+pub fn content_digest(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,2 +1,3 @@
 pub mod legacy;
+pub mod mbox;
 pub mod native;

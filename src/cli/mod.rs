@@ -6,6 +6,7 @@ mod import_legacy;
 mod mail;
 mod prompt;
 mod serve;
+mod transfer;
 mod user;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ enum Command {
     Deliver(deliver::DeliverArgs),
     /// Import the original Jmail's userdat.txt and jmail.txt (all or nothing; safe to run twice).
     ImportLegacy(import_legacy::ImportLegacyArgs),
+    /// Import mail into a user's INBOX from an mbox file or a Maildir folder.
+    Import(transfer::TransferArgs),
+    /// Export a user's INBOX to an mbox file or a Maildir folder.
+    Export(transfer::TransferArgs),
     /// Load-test a server and print throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -73,6 +78,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(args) => mail::watch(args),
         Command::Bench(args) => bench::run(args),
         Command::Deliver(args) => deliver::run(args),
+        Command::Import(args) => transfer::import(args),
+        Command::Export(args) => transfer::export(args),
         Command::ImportLegacy(args) => import_legacy::run(args),
     }
 }

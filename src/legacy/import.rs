@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::auth::{hash_password, normalize_name};
 use crate::config::Config;
-use crate::message::{NativeSend, build_native};
-use crate::store::{ImportBatch, NewMessage};
+use crate::message::{NativeSend, build_native, content_digest};
+use crate::store::{ImportBatch, ImportedMessage, NewMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LegacyFileError {
@@ -102,18 +102,6 @@ pub fn read_mail(file: &Path) -> Result<Vec<LegacyMessage>, LegacyFileError> {
     Ok(messages)
 }
 
-/// FNV-1a, 64 bits: a stable digest (unlike std's hasher, fixed across Rust versions) for Message-IDs.
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in part.as_bytes().iter().chain(&[0u8]) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
-}
-
 /// The stored form of a v1 message. Its Message-ID comes from its content, so importing it twice finds it.
 /// A sender that is one of `users` gets their address; any other sender text (the original's generator
 /// wrote any name) is shown as given.
@@ -126,10 +114,8 @@ pub fn to_message(m: &LegacyMessage, users: &HashSet<String>, config: &Config) -
             Some(m.sender.as_str()),
         ),
     };
-    let id = format!(
-        "legacy.{:016x}@{domain}",
-        fnv1a(&[&m.owner, &m.key, &m.text])
-    );
+    let digest = content_digest(format!("{}\0{}\0{}\0", m.owner, m.key, m.text).as_bytes());
+    let id = format!("legacy.{digest:016x}@{domain}");
     let to = vec![format!("{}@{domain}", m.owner)];
     build_native(&NativeSend {
         from: &from,
@@ -158,9 +144,11 @@ pub fn batch(
     let mut orphans = 0;
     for m in mail {
         if known.contains(&m.owner) {
-            batch
-                .messages
-                .push((m.owner.clone(), to_message(m, known, config)));
+            batch.messages.push(ImportedMessage {
+                owner: m.owner.clone(),
+                message: to_message(m, known, config),
+                flags: 0,
+            });
         } else {
             orphans += 1;
         }

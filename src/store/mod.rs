@@ -80,8 +80,19 @@ pub struct Changes {
 pub struct ImportBatch {
     /// (name, password hash).
     pub users: Vec<(String, String)>,
-    /// (owner, message); the message must carry a Message-ID, which makes the import idempotent.
-    pub messages: Vec<(String, NewMessage)>,
+    pub messages: Vec<ImportedMessage>,
+    /// A message counts as already present when its Message-ID is in the owner's INBOX and, with this set,
+    /// its bytes are identical too (mail from elsewhere, where Message-IDs are not always unique).
+    pub match_content: bool,
+}
+
+/// One message to import into its owner's INBOX. It must carry a Message-ID: that makes imports
+/// idempotent.
+#[derive(Debug, Clone)]
+pub struct ImportedMessage {
+    pub owner: String,
+    pub message: NewMessage,
+    pub flags: i64,
 }
 
 /// What an import did.
@@ -139,6 +150,8 @@ pub trait MailStore: Send + Sync + 'static {
     /// Imports all of `batch` or nothing. Existing users are left as they are; a message whose Message-ID
     /// is already in its owner's INBOX is not imported again.
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts>;
+    /// A user's INBOX, for administration (export); `None` when there is no such user.
+    async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>>;
     /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the

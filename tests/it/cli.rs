@@ -615,3 +615,65 @@ fn import_legacy_is_idempotent_and_all_or_nothing() {
         text(&out.stdout)
     );
 }
+
+/// `jmail import` and `jmail export` from the command line, with their summary lines.
+#[test]
+fn import_and_export_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_with_stdin(
+        jmail(&["user", "add", "alice", "--password-stdin"], d),
+        "pw\n",
+    );
+    let file = d.join("in.mbox");
+    std::fs::write(
+        &file,
+        "From x Mon Nov 30 12:00:00 2026\nSubject: hi\n\nbody\n\n",
+    )
+    .unwrap();
+    let import = || {
+        jmail(
+            &[
+                "import",
+                "--user",
+                "Alice",
+                "--format",
+                "mbox",
+                file.to_str().unwrap(),
+            ],
+            d,
+        )
+        .output()
+        .unwrap()
+    };
+    let out = import();
+    assert_eq!(
+        text(&out.stdout),
+        "imported 1 messages for alice (0 already present, 0 larger than message_bytes_max skipped)\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&import().stdout).starts_with("imported 0 messages for alice (1 already present"));
+    let md = d.join("md");
+    let out = jmail(
+        &[
+            "export",
+            "--user",
+            "alice",
+            "--format",
+            "maildir",
+            md.to_str().unwrap(),
+        ],
+        d,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        format!("exported 2 messages of alice to {}\n", md.display())
+    );
+    let out = jmail(&["export", "--user", "nobody", "--format", "mbox", "x"], d)
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stderr), "jmail: no such user: nobody\n");
+}

@@ -11,3 +11,4 @@ mod persistence;
 mod protocol;
 mod push;
 mod store;
+mod transfer;

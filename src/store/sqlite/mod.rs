@@ -189,6 +189,12 @@ impl MailStore for SqliteStore {
         self.write(|reply| WriteOp::Import { batch, reply }).await
     }
 
+    async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>> {
+        let user = user.to_string();
+        self.read(move |c| Ok(reads::credentials(c, &user)?.map(|c| c.inbox)))
+            .await
+    }
+
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
         let names = names.to_vec();
         self.read(move |c| reads::existing_users(c, &names)).await

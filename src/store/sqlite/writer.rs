@@ -375,23 +375,36 @@ fn import(
         create_user(tx, name, hash, None, touched)?;
         counts.users_created += 1;
     }
-    for (owner, message) in &batch.messages {
-        let inbox = inbox_of(tx, owner)
+    for m in &batch.messages {
+        let inbox = inbox_of(tx, &m.owner)
             .map_err(backend)?
-            .ok_or_else(|| StoreError::UnknownRecipient(owner.clone()))?;
-        let present: Option<i64> = tx
-            .prepare_cached("SELECT 1 FROM messages WHERE mailbox_id = ?1 AND message_id = ?2")
-            .and_then(|mut s| {
-                s.query_row(params![inbox, message.message_id], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(backend)?;
-        if present.is_some() {
+            .ok_or_else(|| StoreError::UnknownRecipient(m.owner.clone()))?;
+        if already_present(tx, inbox, &m.message, batch.match_content).map_err(backend)? {
             counts.messages_present += 1;
             continue;
         }
-        append(tx, inbox, message, 0, touched).map_err(backend)?;
+        append(tx, inbox, &m.message, m.flags, touched).map_err(backend)?;
         counts.messages_imported += 1;
     }
     Ok(counts)
+}
+
+/// Is a message with this Message-ID (and, with `match_content`, these bytes) already in the mailbox?
+fn already_present(
+    tx: &Connection,
+    inbox: MailboxId,
+    m: &NewMessage,
+    match_content: bool,
+) -> rusqlite::Result<bool> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT b.raw FROM messages m JOIN bodies b ON b.message_id = m.id \
+         WHERE m.mailbox_id = ?1 AND m.message_id = ?2",
+    )?;
+    let mut rows = stmt.query(params![inbox, m.message_id])?;
+    while let Some(row) = rows.next()? {
+        if !match_content || row.get_ref(0)?.as_blob()? == m.raw.as_slice() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

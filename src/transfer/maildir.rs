@@ -1,0 +1,81 @@
+//! Maildir import (`new/` and `cur/`, the `S` flag for seen) and export (into `cur/`, through `tmp/`).
+
+use std::path::Path;
+
+use super::{ImportSummary, Importer, TransferError, for_each_message, io};
+use crate::store::{MailStore, MailboxId, flags};
+
+/// True when a Maildir file name's info part (`:2,FLAGS`) has the seen flag.
+fn seen(name: &str) -> bool {
+    name.rsplit_once(":2,")
+        .is_some_and(|(_, f)| f.contains('S'))
+}
+
+pub async fn import(
+    store: &dyn MailStore,
+    owner: &str,
+    path: &Path,
+    message_bytes_max: usize,
+) -> Result<ImportSummary, TransferError> {
+    let mut importer = Importer::new(store, owner);
+    let mut too_large = 0;
+    for sub in ["new", "cur"] {
+        let dir = path.join(sub);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let file = dir.join(&name);
+            let size = std::fs::metadata(&file).map_err(io(&file))?.len();
+            if size > message_bytes_max as u64 {
+                too_large += 1;
+                continue;
+            }
+            let raw = std::fs::read(&file).map_err(io(&file))?;
+            importer.add(raw, seen(&name.to_string_lossy())).await?;
+        }
+    }
+    let mut summary = importer.finish().await?;
+    summary.too_large = too_large;
+    Ok(summary)
+}
+
+/// Writes each message to `cur/` under a name made from its arrival time and UID, so exporting again
+/// rewrites the same files instead of adding copies.
+pub async fn export(
+    store: &dyn MailStore,
+    inbox: MailboxId,
+    path: &Path,
+) -> Result<u64, TransferError> {
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(path.join(sub)).map_err(io(path))?;
+    }
+    for_each_message(store, inbox, |meta, raw| {
+        let secs = meta.internal_date_micros.div_euclid(1_000_000);
+        let flag = if meta.flags & flags::SEEN != 0 {
+            "S"
+        } else {
+            ""
+        };
+        let name = format!("{secs}.jmail{}.{}:2,{flag}", meta.uid, inbox);
+        let tmp = path.join("tmp").join(&name);
+        std::fs::write(&tmp, raw).map_err(io(&tmp))?;
+        let done = path.join("cur").join(&name);
+        std::fs::rename(&tmp, &done).map_err(io(&done))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seen_flag_from_name() {
+        assert!(super::seen("1.2.host:2,FS"));
+        assert!(!super::seen("1.2.host:2,F"));
+        assert!(!super::seen("1.2.host"));
+    }
+}

@@ -1,0 +1,77 @@
+//! mbox (mboxrd) import and export.
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use jmail_proto::mbox::{Split, Splitter, entry};
+
+use super::{ImportSummary, Importer, TransferError, for_each_message, io};
+use crate::store::{MailStore, MailboxId};
+
+/// Longest piece of a line read at once; longer lines are fed in pieces.
+const LINE_PIECE_BYTES_MAX: u64 = 64 * 1024;
+
+pub async fn import(
+    store: &dyn MailStore,
+    owner: &str,
+    path: &Path,
+    message_bytes_max: usize,
+) -> Result<ImportSummary, TransferError> {
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut splitter = Splitter::new(message_bytes_max);
+    let mut importer = Importer::new(store, owner);
+    let mut too_large = 0;
+    let mut line = Vec::new();
+    let mut at_line_start = true;
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(LINE_PIECE_BYTES_MAX)
+            .read_until(b'\n', &mut line)
+            .map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        let split = if at_line_start {
+            splitter.push_line(&line)
+        } else {
+            splitter.push_more(&line);
+            None
+        };
+        at_line_start = line.ends_with(b"\n");
+        match split {
+            Some(Split::Message(raw)) => importer.add(raw, false).await?,
+            Some(Split::TooLarge) => too_large += 1,
+            None => {}
+        }
+    }
+    match splitter.finish() {
+        Some(Split::Message(raw)) => importer.add(raw, false).await?,
+        Some(Split::TooLarge) => too_large += 1,
+        None => {}
+    }
+    let mut summary = importer.finish().await?;
+    summary.too_large = too_large;
+    Ok(summary)
+}
+
+pub async fn export(
+    store: &dyn MailStore,
+    inbox: MailboxId,
+    path: &Path,
+) -> Result<u64, TransferError> {
+    let file = std::fs::File::create(path).map_err(io(path))?;
+    let mut out = BufWriter::new(file);
+    let count = for_each_message(store, inbox, |meta, raw| {
+        let date =
+            chrono::DateTime::from_timestamp_micros(meta.internal_date_micros).unwrap_or_default();
+        let asctime = date.format("%a %b %e %H:%M:%S %Y").to_string();
+        out.write_all(&entry(&meta.from, &asctime, raw))
+            .map_err(io(path))
+    })
+    .await?;
+    out.flush().map_err(io(path))?;
+    out.get_ref().sync_all().map_err(io(path))?;
+    Ok(count)
+}
