@@ -37,9 +37,13 @@ pub fn run(args: ImportLegacyArgs) -> anyhow::Result<()> {
             .collect();
         known.extend(store.existing_users(&others).await?);
         let (users, mail, config) = (users.clone(), mail.clone(), config.clone());
-        let (batch, orphans) =
-            tokio::task::spawn_blocking(move || import::batch(&users, &mail, &known, &config))
-                .await?;
+        let bar = super::progress::bar(users.len() as u64, "passwords hashed");
+        let hashing = bar.clone();
+        let (batch, orphans) = tokio::task::spawn_blocking(move || {
+            import::batch(&users, &mail, &known, &config, &|n| hashing.set_position(n))
+        })
+        .await?;
+        bar.finish_and_clear();
         Ok((store.import(batch).await?, orphans))
     })?;
     println!(

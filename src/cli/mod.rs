@@ -4,6 +4,7 @@ mod bench;
 mod deliver;
 mod import_legacy;
 mod mail;
+mod progress;
 mod prompt;
 mod serve;
 mod transfer;

@@ -34,10 +34,21 @@ pub fn import(args: TransferArgs) -> anyhow::Result<()> {
     let summary = with_store(&args.store, async |store, config| {
         transfer::inbox(store, &user).await?;
         let max = config.limits.message_bytes_max;
-        Ok(match args.format {
-            Format::Mbox => mbox::import(store, &user, &args.path, max).await?,
-            Format::Maildir => maildir::import(store, &user, &args.path, max).await?,
-        })
+        let (total, unit) = match args.format {
+            Format::Mbox => (
+                std::fs::metadata(&args.path).map(|m| m.len()).unwrap_or(0),
+                "bytes",
+            ),
+            Format::Maildir => (maildir::count(&args.path), "files"),
+        };
+        let bar = super::progress::bar(total, unit);
+        let progress = |n| bar.set_position(n);
+        let summary = match args.format {
+            Format::Mbox => mbox::import(store, &user, &args.path, max, &progress).await?,
+            Format::Maildir => maildir::import(store, &user, &args.path, max, &progress).await?,
+        };
+        bar.finish_and_clear();
+        Ok(summary)
     })?;
     println!(
         "imported {} messages for {user} ({} already present, {} larger than message_bytes_max skipped)",

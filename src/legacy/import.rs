@@ -131,15 +131,18 @@ pub fn to_message(m: &LegacyMessage, users: &HashSet<String>, config: &Config) -
 
 /// Builds the batch: users with hashed passwords (slow: argon2 per user), and messages for owners in
 /// `known` (users of the file or of the store). Returns the batch and how many messages had no owner.
+/// `progress` hears how many passwords are hashed so far.
 pub fn batch(
     users: &[(String, String)],
     mail: &[LegacyMessage],
     known: &HashSet<String>,
     config: &Config,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> (ImportBatch, usize) {
     let mut batch = ImportBatch::default();
-    for (name, password) in users {
+    for (done, (name, password)) in users.iter().enumerate() {
         batch.users.push((name.clone(), hash_password(password)));
+        progress(done as u64 + 1);
     }
     let mut orphans = 0;
     for m in mail {

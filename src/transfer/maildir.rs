@@ -2,8 +2,17 @@
 
 use std::path::Path;
 
-use super::{ImportSummary, Importer, TransferError, for_each_message, io};
+use super::{ImportSummary, Importer, Progress, TransferError, for_each_message, io};
 use crate::store::{MailStore, MailboxId, flags};
+
+/// How many message files a Maildir holds (for a progress bar's total).
+pub fn count(path: &Path) -> u64 {
+    ["new", "cur"]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(path.join(sub)).ok())
+        .map(|d| d.count() as u64)
+        .sum()
+}
 
 /// True when a Maildir file name's info part (`:2,FLAGS`) has the seen flag.
 fn seen(name: &str) -> bool {
@@ -16,8 +25,10 @@ pub async fn import(
     owner: &str,
     path: &Path,
     message_bytes_max: usize,
+    progress: Progress<'_>,
 ) -> Result<ImportSummary, TransferError> {
     let mut importer = Importer::new(store, owner);
+    let mut done = 0u64;
     let mut too_large = 0;
     for sub in ["new", "cur"] {
         let dir = path.join(sub);
@@ -29,6 +40,8 @@ pub async fn import(
             .collect();
         names.sort();
         for name in names {
+            done += 1;
+            progress(done);
             let file = dir.join(&name);
             let size = std::fs::metadata(&file).map_err(io(&file))?.len();
             if size > message_bytes_max as u64 {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use jmail_proto::mbox::{Split, Splitter, entry};
 
-use super::{ImportSummary, Importer, TransferError, for_each_message, io};
+use super::{ImportSummary, Importer, Progress, TransferError, for_each_message, io};
 use crate::store::{MailStore, MailboxId};
 
 /// Longest piece of a line read at once; longer lines are fed in pieces.
@@ -16,8 +16,10 @@ pub async fn import(
     owner: &str,
     path: &Path,
     message_bytes_max: usize,
+    progress: Progress<'_>,
 ) -> Result<ImportSummary, TransferError> {
     let file = std::fs::File::open(path).map_err(io(path))?;
+    let mut read = 0u64;
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut splitter = Splitter::new(message_bytes_max);
     let mut importer = Importer::new(store, owner);
@@ -33,6 +35,8 @@ pub async fn import(
         if n == 0 {
             break;
         }
+        read += n as u64;
+        progress(read);
         let split = if at_line_start {
             splitter.push_line(&line)
         } else {

@@ -9,6 +9,9 @@ use crate::store::{
     ImportBatch, ImportedMessage, MailStore, MailboxId, MessageMeta, StoreError, flags,
 };
 
+/// Told how far an import has got: bytes read (mbox) or files read (Maildir).
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
 /// Messages stored per transaction while importing.
 const IMPORT_BATCH_MESSAGES_MAX: usize = 500;
 /// Bytes held per import batch before it is stored.

@@ -57,11 +57,11 @@ async fn mbox_import_export_round_trip() {
     ));
     std::fs::write(&file, &mbox_bytes).unwrap();
 
-    let got = mbox::import(s.store.as_ref(), "alice", &file, LIMIT)
+    let got = mbox::import(s.store.as_ref(), "alice", &file, LIMIT, &|_| {})
         .await
         .unwrap();
     assert_eq!(got, summary(3, 0, 1));
-    let again = mbox::import(s.store.as_ref(), "alice", &file, LIMIT)
+    let again = mbox::import(s.store.as_ref(), "alice", &file, LIMIT, &|_| {})
         .await
         .unwrap();
     assert_eq!(
@@ -87,7 +87,7 @@ async fn mbox_import_export_round_trip() {
         4
     );
     assert_eq!(
-        mbox::import(s.store.as_ref(), "bob", &out, LIMIT)
+        mbox::import(s.store.as_ref(), "bob", &out, LIMIT, &|_| {})
             .await
             .unwrap(),
         summary(4, 0, 0)
@@ -139,7 +139,7 @@ async fn maildir_export_import_keeps_bytes_and_seen_flags() {
     .unwrap();
     std::fs::write(md.join("new").join("10.x.host"), vec![b'y'; LIMIT + 1]).unwrap();
 
-    let got = maildir::import(s.store.as_ref(), "bob", &md, LIMIT)
+    let got = maildir::import(s.store.as_ref(), "bob", &md, LIMIT, &|_| {})
         .await
         .unwrap();
     assert_eq!(got, summary(3, 0, 1));
@@ -156,4 +156,71 @@ async fn maildir_export_import_keeps_bytes_and_seen_flags() {
     for raw in &alice_raws {
         assert!(bob_raws.contains(raw), "a message changed on the way");
     }
+}
+
+/// Peak memory of `jmail import` on a large generated mbox (default 1 GiB; JMAIL_BIG_MBOX_MIB sets it).
+/// Run it with `cargo test --release --test it -- --ignored large_mbox --nocapture`; it prints the figures.
+#[test]
+#[ignore = "writes and imports a 1 GiB mbox; run by hand"]
+fn large_mbox_imports_in_constant_memory() {
+    use std::io::Write;
+    let mib: u64 = std::env::var("JMAIL_BIG_MBOX_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.mbox");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let body = "All work and no play makes Jack a dull boy.\r\n".repeat(90);
+    let mut written = 0u64;
+    let mut n = 0u64;
+    while written < mib * 1024 * 1024 {
+        let raw = format!("Message-ID: <{n}@big>\r\nSubject: message {n}\r\n\r\n{body}");
+        let entry = jmail_proto::mbox::entry("gen@x", "Mon Nov 30 12:00:00 2026", raw.as_bytes());
+        out.write_all(&entry).unwrap();
+        written += entry.len() as u64;
+        n += 1;
+    }
+    out.flush().unwrap();
+    drop(out);
+    let bin = env!("CARGO_BIN_EXE_jmail");
+    let data = dir.path().join("data");
+    let mut add = std::process::Command::new(bin)
+        .args(["user", "add", "big", "--password-stdin", "--data-dir"])
+        .arg(&data)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .args(["import", "--user", "big", "--format", "mbox", "--data-dir"])
+        .arg(&data)
+        .arg(&path)
+        .spawn()
+        .unwrap();
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            let hwm = status.lines().find(|l| l.starts_with("VmHWM:"));
+            if let Some(kib) = hwm
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "imported {n} messages, {} MiB of mbox, in {:.1} s; peak RSS {} MiB",
+        written / (1024 * 1024),
+        started.elapsed().as_secs_f64(),
+        peak_kib / 1024
+    );
+    assert!(
+        peak_kib < 256 * 1024,
+        "peak RSS {peak_kib} KiB grows with the file"
+    );
 }
