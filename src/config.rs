@@ -104,8 +104,8 @@ pub enum ConfigError {
 }
 
 /// The default welcome text; `{user}` becomes the new user's name.
-pub const DEFAULT_WELCOME: &str = "Welcome to Jmail, {user}!\r\n\r\nSend mail to other users by name: \
-`jmail send --user {user} bob --message hello`.\r\n";
+pub const DEFAULT_WELCOME: &str = "Welcome to Jmail, {user}!\r\n\r\nSend mail to another user by name: \
+`jmail send --user {user} <name> --message hello`, or from a Jmail v1.0 client: `(name) hello`.\r\n";
 
 /// Everything a running server needs, resolved.
 #[derive(Debug, Clone)]
