@@ -29,7 +29,6 @@ pub async fn import(
 ) -> Result<ImportSummary, TransferError> {
     let mut importer = Importer::new(store, owner);
     let mut done = 0u64;
-    let mut too_large = 0;
     for sub in ["new", "cur"] {
         let dir = path.join(sub);
         let mut names: Vec<_> = std::fs::read_dir(&dir)
@@ -45,16 +44,14 @@ pub async fn import(
             let file = dir.join(&name);
             let size = std::fs::metadata(&file).map_err(io(&file))?.len();
             if size > message_bytes_max as u64 {
-                too_large += 1;
+                importer.too_large();
                 continue;
             }
             let raw = std::fs::read(&file).map_err(io(&file))?;
             importer.add(raw, seen(&name.to_string_lossy())).await?;
         }
     }
-    let mut summary = importer.finish().await?;
-    summary.too_large = too_large;
-    Ok(summary)
+    importer.finish().await
 }
 
 /// Writes each message to `cur/` under a name made from its arrival time and UID, so exporting again

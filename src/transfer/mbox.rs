@@ -23,7 +23,6 @@ pub async fn import(
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut splitter = Splitter::new(message_bytes_max);
     let mut importer = Importer::new(store, owner);
-    let mut too_large = 0;
     let mut line = Vec::new();
     let mut at_line_start = true;
     loop {
@@ -46,18 +45,16 @@ pub async fn import(
         at_line_start = line.ends_with(b"\n");
         match split {
             Some(Split::Message(raw)) => importer.add(raw, false).await?,
-            Some(Split::TooLarge) => too_large += 1,
+            Some(Split::TooLarge) => importer.too_large(),
             None => {}
         }
     }
     match splitter.finish() {
         Some(Split::Message(raw)) => importer.add(raw, false).await?,
-        Some(Split::TooLarge) => too_large += 1,
+        Some(Split::TooLarge) => importer.too_large(),
         None => {}
     }
-    let mut summary = importer.finish().await?;
-    summary.too_large = too_large;
-    Ok(summary)
+    importer.finish().await
 }
 
 pub async fn export(

@@ -103,6 +103,11 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// Counts a message skipped for being over the size limit.
+    fn too_large(&mut self) {
+        self.summary.too_large += 1;
+    }
+
     async fn finish(mut self) -> Result<ImportSummary, TransferError> {
         self.flush().await?;
         Ok(self.summary)

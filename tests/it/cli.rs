@@ -32,6 +32,14 @@ fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A client command run as `user` against a served `addr`.
+fn as_user(d: &std::path::Path, addr: &str, user: &str, password: &str, args: &[&str]) -> Output {
+    let mut c = jmail(args, d);
+    c.args(["--server", addr, "--user", user])
+        .env("JMAIL_PASSWORD", password);
+    c.output().unwrap()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -286,20 +294,7 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
 
     // The data is still there after the restart.
     let server = serve(d);
-    let out = jmail(
-        &[
-            "inbox",
-            "--json",
-            "--server",
-            &server.addr,
-            "--user",
-            "alice",
-        ],
-        d,
-    )
-    .env("JMAIL_PASSWORD", "alice pw")
-    .output()
-    .unwrap();
+    let out = as_user(d, &server.addr, "alice", "alice pw", &["inbox", "--json"]);
     let inbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inbox["messages"][0]["subject"], "Welcome to Jmail");
     let pid = server.child.id().to_string();
@@ -455,20 +450,7 @@ fn deliver_puts_a_system_message_into_a_mailbox() {
     assert_eq!(text(&out.stderr), "jmail: no such user: ghost\n");
 
     let server = serve(d);
-    let out = jmail(
-        &[
-            "inbox",
-            "--json",
-            "--server",
-            &server.addr,
-            "--user",
-            "alice",
-        ],
-        d,
-    )
-    .env("JMAIL_PASSWORD", "pw")
-    .output()
-    .unwrap();
+    let out = as_user(d, &server.addr, "alice", "pw", &["inbox", "--json"]);
     let inbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let notice = &inbox["messages"][1];
     assert_eq!(
@@ -495,13 +477,7 @@ fn deliver_puts_a_system_message_into_a_mailbox() {
         raw.contains("From: \"JMailServer\" <postmaster@localhost>\r\n"),
         "{raw}"
     );
-    let out = jmail(
-        &["read", "2", "--server", &server.addr, "--user", "alice"],
-        d,
-    )
-    .env("JMAIL_PASSWORD", "pw")
-    .output()
-    .unwrap();
+    let out = as_user(d, &server.addr, "alice", "pw", &["read", "2"]);
     assert!(
         text(&out.stdout).ends_with("Subject: Notice\n\nMaintenance tonight.\n"),
         "{}",
@@ -573,20 +549,7 @@ fn import_legacy_is_idempotent_and_all_or_nothing() {
 
     // Old passwords work; mail keeps its sender and time.
     let server = serve(d);
-    let out = jmail(
-        &[
-            "inbox",
-            "--json",
-            "--server",
-            &server.addr,
-            "--user",
-            "alice",
-        ],
-        d,
-    )
-    .env("JMAIL_PASSWORD", "old pass")
-    .output()
-    .unwrap();
+    let out = as_user(d, &server.addr, "alice", "old pass", &["inbox", "--json"]);
     let inbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let msgs = inbox["messages"].as_array().unwrap();
     let summary: Vec<(&str, &str)> = msgs
@@ -602,13 +565,7 @@ fn import_legacy_is_idempotent_and_all_or_nothing() {
         "{summary:?}"
     );
     let id = msgs.iter().find(|m| m["from"] == "bob@localhost").unwrap()["id"].to_string();
-    let out = jmail(
-        &["read", &id, "--server", &server.addr, "--user", "alice"],
-        d,
-    )
-    .env("JMAIL_PASSWORD", "old pass")
-    .output()
-    .unwrap();
+    let out = as_user(d, &server.addr, "alice", "old pass", &["read", &id]);
     assert!(
         text(&out.stdout).ends_with("\n\nhi alice\nsee you\n"),
         "{}",
