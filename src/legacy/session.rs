@@ -13,6 +13,9 @@ use crate::config::Config;
 use crate::message::{NativeSend, build_native};
 use crate::store::{Account, MailStore, StoreError};
 
+/// Splits of a coalesced name+password chunk checked at most (each is an argon2 verification).
+const COALESCED_TRIES_MAX: usize = 2;
+
 /// The v1 version this server is: older clients get `badver`, as from the original.
 const SERVER_VERSION: f64 = 1.0;
 
@@ -136,6 +139,8 @@ impl LegacySession {
                 tries.push((name.to_string(), password.to_string()));
             }
         }
+        // Each try costs an argon2 check: at most this many per connection, like failed native logins.
+        tries.truncate(COALESCED_TRIES_MAX);
         if tries.is_empty() {
             // Spend the same work as a real check, so the reply's timing says nothing.
             return self.login("", "").await;

@@ -10,6 +10,10 @@ use crate::store::{MailStore, MailboxId, MessageMeta, StoreResult};
 /// more could never be shown.
 const VIEW_MESSAGES_MAX: usize = 32;
 
+/// Bytes read of each message for the view: headers and the start of the text, never a whole large
+/// message for a 1,024-byte answer.
+const VIEW_MESSAGE_BYTES_MAX: usize = 16 * 1024;
+
 /// The v1 sender name: the local part for our own domains (as v1 users knew each other), else the address.
 fn sender(from: &str, config: &Config) -> String {
     match from.rsplit_once('@') {
@@ -58,7 +62,9 @@ pub async fn mailbox(
     config: &Config,
     notice: Option<Entry>,
 ) -> StoreResult<Vec<u8>> {
-    let newest = store.newest(inbox, VIEW_MESSAGES_MAX).await?;
+    let newest = store
+        .newest(inbox, VIEW_MESSAGES_MAX, VIEW_MESSAGE_BYTES_MAX)
+        .await?;
     let entries: Vec<Entry> = notice
         .into_iter()
         .chain(newest.iter().map(|(meta, raw)| entry(meta, raw, config)))

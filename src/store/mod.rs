@@ -168,11 +168,13 @@ pub trait MailStore: Send + Sync + 'static {
         since_modseq: u64,
         limit: usize,
     ) -> StoreResult<Changes>;
-    /// The newest `limit` messages with their bytes, newest first (the v1 mailbox view).
+    /// The newest `limit` messages with at most the first `bytes_max` bytes of each, newest first (the v1
+    /// mailbox view, which shows about a kilobyte in all).
     async fn newest(
         &self,
         mailbox: MailboxId,
         limit: usize,
+        bytes_max: usize,
     ) -> StoreResult<Vec<(MessageMeta, Vec<u8>)>>;
     /// The stored bytes of one message; with `mark_seen` the message is flagged seen durably first.
     async fn fetch(

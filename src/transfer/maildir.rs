@@ -64,7 +64,7 @@ pub async fn export(
     for sub in ["tmp", "new", "cur"] {
         std::fs::create_dir_all(path.join(sub)).map_err(io(path))?;
     }
-    for_each_message(store, inbox, |meta, raw| {
+    let count = for_each_message(store, inbox, |meta, raw| {
         let secs = meta.internal_date_micros.div_euclid(1_000_000);
         let flag = if meta.flags & flags::SEEN != 0 {
             "S"
@@ -73,11 +73,19 @@ pub async fn export(
         };
         let name = format!("{secs}.jmail{}.{}:2,{flag}", meta.uid, inbox);
         let tmp = path.join("tmp").join(&name);
-        std::fs::write(&tmp, raw).map_err(io(&tmp))?;
+        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        std::io::Write::write_all(&mut file, raw).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
         let done = path.join("cur").join(&name);
         std::fs::rename(&tmp, &done).map_err(io(&done))
     })
-    .await
+    .await?;
+    // The renames are durable once the folder itself is synced.
+    let cur = path.join("cur");
+    std::fs::File::open(&cur)
+        .and_then(|d| d.sync_all())
+        .map_err(io(&cur))?;
+    Ok(count)
 }
 
 #[cfg(test)]

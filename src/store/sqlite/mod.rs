@@ -41,7 +41,7 @@ pub struct SqliteStore {
 struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -84,7 +84,7 @@ impl SqliteStore {
             readers: Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(READ_CONNECTIONS_MAX),
+                permits: Arc::new(Semaphore::new(READ_CONNECTIONS_MAX)),
             }),
             notifier,
         })
@@ -114,21 +114,27 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let _permit = self
+        // The permit goes with the blocking work: a cancelled caller does not free it while the query runs.
+        let permit = self
             .readers
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let idle = pool.idle.lock().expect("reader pool lock").pop();
             let mut conn = match idle {
                 Some(c) => c,
                 None => open_connection(&pool.path)?,
             };
             let result = f(&mut conn);
-            pool.idle.lock().expect("reader pool lock").push(conn);
+            let mut idle = pool.idle.lock().expect("reader pool lock");
+            if idle.len() < READ_CONNECTIONS_MAX {
+                idle.push(conn);
+            }
             result
         })
         .await
@@ -204,8 +210,10 @@ impl MailStore for SqliteStore {
         &self,
         mailbox: MailboxId,
         limit: usize,
+        bytes_max: usize,
     ) -> StoreResult<Vec<(MessageMeta, Vec<u8>)>> {
-        self.read(move |c| reads::newest(c, mailbox, limit)).await
+        self.read(move |c| reads::newest(c, mailbox, limit, bytes_max))
+            .await
     }
 
     async fn deliver(

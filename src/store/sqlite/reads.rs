@@ -100,13 +100,14 @@ pub fn newest(
     conn: &Connection,
     mailbox: MailboxId,
     limit: usize,
+    bytes_max: usize,
 ) -> rusqlite::Result<Vec<(MessageMeta, Vec<u8>)>> {
     conn.prepare_cached(
-        "SELECT m.uid, m.modseq, m.flags, m.size, m.internal_micros, m.from_addr, m.subject, b.raw \
-         FROM messages m JOIN bodies b ON b.message_id = m.id \
+        "SELECT m.uid, m.modseq, m.flags, m.size, m.internal_micros, m.from_addr, m.subject, \
+         substr(b.raw, 1, ?3) FROM messages m JOIN bodies b ON b.message_id = m.id \
          WHERE m.mailbox_id = ?1 ORDER BY m.uid DESC LIMIT ?2",
     )?
-    .query_map(params![mailbox, limit as i64], |r| {
+    .query_map(params![mailbox, limit as i64, bytes_max as i64], |r| {
         Ok((meta(r)?, r.get(7)?))
     })?
     .collect()

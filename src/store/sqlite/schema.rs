@@ -1,7 +1,7 @@
 //! Numbered schema migrations. `PRAGMA user_version` records how many have run. Only ever append: an applied
 //! migration is never edited, so an upgrade never breaks existing data.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 const MIGRATIONS: &[&str] = &[
     // 1: accounts, mailboxes, messages with change numbers, bodies, and tombstones for deleted messages.
@@ -51,12 +51,56 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX messages_by_message_id ON messages (mailbox_id, message_id);
     "#,
+    // 3: AUTOINCREMENT ids for users and mailboxes. Without it SQLite reuses the largest id after a delete,
+    // so a session still open for a deleted account could reach the next new account's mailbox. Rebuilt
+    // the SQLite way (new table, copy, drop, rename) with foreign keys off; `migrate` checks them after.
+    r#"
+    CREATE TABLE users_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_micros INTEGER NOT NULL
+    );
+    INSERT INTO users_v3 (id, name, password_hash, created_micros)
+        SELECT id, name, password_hash, created_micros FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_v3 RENAME TO users;
+    CREATE TABLE mailboxes_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        uid_validity INTEGER NOT NULL,
+        uid_next INTEGER NOT NULL DEFAULT 1,
+        highest_modseq INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (user_id, name)
+    );
+    INSERT INTO mailboxes_v3 (id, user_id, name, uid_validity, uid_next, highest_modseq)
+        SELECT id, user_id, name, uid_validity, uid_next, highest_modseq FROM mailboxes;
+    DROP TABLE mailboxes;
+    ALTER TABLE mailboxes_v3 RENAME TO mailboxes;
+    "#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Applies migrations up to number `target`. Foreign keys are off meanwhile (table rebuilds need that;
+/// the pragma cannot change inside a transaction) and each migration checks them before it commits.
+fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
     let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+    if applied >= target {
+        return Ok(());
+    }
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let result = apply(conn, applied, target);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    result
+}
+
+fn apply(conn: &mut Connection, applied: usize, target: usize) -> rusqlite::Result<()> {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(applied) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -64,6 +108,19 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             continue;
         }
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY);
+            return Err(rusqlite::Error::SqliteFailure(
+                code,
+                Some(format!(
+                    "migration {} left broken references in {table}",
+                    index + 1
+                )),
+            ));
+        }
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
         tracing::info!(migration = index + 1, "applied schema migration");
@@ -74,4 +131,52 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The schema version this build writes.
 pub fn latest_version() -> usize {
     MIGRATIONS.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made by an older build keeps its data through the upgrade, and ids are no longer reused.
+    #[test]
+    fn upgrade_from_version_2_keeps_data_and_stops_id_reuse() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        migrate_to(&mut conn, 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (name, password_hash, created_micros) VALUES ('ann', 'h', 1), ('zed', 'h', 2);
+             INSERT INTO mailboxes (user_id, name, uid_validity) VALUES (1, 'INBOX', 1), (2, 'INBOX', 1);
+             INSERT INTO messages (mailbox_id, uid, modseq, internal_micros, size, from_addr, subject)
+                 VALUES (2, 1, 1, 0, 3, 'a', 's');
+             INSERT INTO bodies (message_id, raw) VALUES (1, x'616263');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, latest_version());
+        let raw: Vec<u8> = conn
+            .query_row("SELECT b.raw FROM bodies b JOIN messages m ON m.id = b.message_id WHERE m.mailbox_id = 2", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(raw, b"abc");
+        // Deleting the newest account still cascades, and its ids are not handed out again.
+        conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM users WHERE name = 'zed';")
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        conn.execute_batch(
+            "INSERT INTO users (name, password_hash, created_micros) VALUES ('new', 'h', 3);
+             INSERT INTO mailboxes (user_id, name, uid_validity) VALUES (3, 'INBOX', 1);",
+        )
+        .unwrap();
+        let ids: (i64, i64) = conn
+            .query_row("SELECT u.id, m.id FROM users u JOIN mailboxes m ON m.user_id = u.id WHERE u.name = 'new'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(ids, (3, 3));
+    }
 }
