@@ -50,10 +50,12 @@ enum State {
     /// Version agreed; waiting for LOGIN.
     Unauthenticated,
     LoggedIn(Account),
-    /// Pushing changes after `since` until DONE.
+    /// Pushing changes after `since` until DONE. `more` is set while changes older than the latest wake-up
+    /// are still to be pushed: they go out one batch per turn, so no reply grows past `list_batch_max`.
     Watching {
         account: Account,
         since: u64,
+        more: bool,
         watch: MailboxWatch,
     },
 }
@@ -127,9 +129,11 @@ impl Session {
         line("BYE", "SHUTDOWN", "server is shutting down")
     }
 
-    /// Resolves when the watched mailbox changes; never while not watching.
+    /// Resolves when there are changes to push: at once while a catch-up is unfinished, else when the
+    /// watched mailbox changes; never while not watching.
     pub async fn changed(&mut self) {
         match &mut self.state {
+            State::Watching { more: true, .. } => {}
             State::Watching { watch, .. } => watch.changed().await,
             _ => std::future::pending().await,
         }
@@ -142,10 +146,11 @@ impl Session {
         };
         let (inbox, from) = (account.inbox, *since);
         let mut out = Vec::new();
-        match self.write_changes(inbox, from, &mut out, false).await {
-            Ok(through) => {
-                if let State::Watching { since, .. } = &mut self.state {
+        match self.write_changes(inbox, from, &mut out).await {
+            Ok((through, pending)) => {
+                if let State::Watching { since, more, .. } = &mut self.state {
                     *since = through;
+                    *more = pending;
                 }
                 Outcome::go_on(out)
             }
@@ -271,10 +276,7 @@ impl Session {
             } => Outcome::go_on(self.send(&account, &recipients, &subject, &body).await),
             Command::List { since } => {
                 let mut out = Vec::new();
-                match self
-                    .write_changes(account.inbox, since, &mut out, true)
-                    .await
-                {
+                match self.list(account.inbox, since, &mut out).await {
                     Ok(_) => Outcome::go_on(out),
                     Err(e) => Outcome::go_on(store_failure(&e, peer)),
                 }
@@ -396,21 +398,19 @@ impl Session {
         let mut out = b"+ WATCHING send DONE to stop\r\n".to_vec();
         let start = if since == 0 {
             match self.store.changes(account.inbox, i64::MAX as u64, 1).await {
-                Ok(c) => c.through_modseq,
+                Ok(c) => (c.through_modseq, false),
                 Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
             }
         } else {
-            match self
-                .write_changes(account.inbox, since, &mut out, false)
-                .await
-            {
-                Ok(through) => through,
+            match self.write_changes(account.inbox, since, &mut out).await {
+                Ok(start) => start,
                 Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
             }
         };
         self.state = State::Watching {
             account,
-            since: start,
+            since: start.0,
+            more: start.1,
             watch,
         };
         Outcome::go_on(out)
@@ -427,39 +427,41 @@ impl Session {
         Outcome::go_on(line("OK", "", &format!("WATCH {since}")))
     }
 
-    /// Writes the changes after `since` as `* MSG` / `* GONE` lines. For LIST (`final_line`) it writes one
-    /// batch and the `OK LIST` line; for WATCH it writes every batch. Returns the modseq written through.
+    /// LIST: one batch of changes and the `OK LIST <modseq> [MORE]` line.
+    async fn list(
+        &self,
+        inbox: crate::store::MailboxId,
+        since: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<u64, StoreError> {
+        let (through, more) = self.write_changes(inbox, since, out).await?;
+        let more = if more { " MORE" } else { "" };
+        out.extend_from_slice(format!("OK LIST {through}{more}\r\n").as_bytes());
+        Ok(through)
+    }
+
+    /// Writes one batch (at most `list_batch_max`) of the changes after `since` as `* MSG` / `* GONE`
+    /// lines. Returns the modseq written through and whether more changes follow.
     async fn write_changes(
         &self,
         inbox: crate::store::MailboxId,
-        mut since: u64,
+        since: u64,
         out: &mut Vec<u8>,
-        final_line: bool,
-    ) -> Result<u64, StoreError> {
-        loop {
-            let changes = self
-                .store
-                .changes(inbox, since, self.config.limits.list_batch_max)
-                .await?;
-            for m in &changes.messages {
-                out.extend_from_slice(summary_line(&summary(m)).as_bytes());
-            }
-            // A first full listing has nothing to forget: tombstones only matter to a client that has state.
-            if since > 0 {
-                for uid in &changes.gone {
-                    out.extend_from_slice(format!("* GONE {uid}\r\n").as_bytes());
-                }
-            }
-            since = changes.through_modseq;
-            if final_line {
-                let more = if changes.more { " MORE" } else { "" };
-                out.extend_from_slice(format!("OK LIST {since}{more}\r\n").as_bytes());
-                return Ok(since);
-            }
-            if !changes.more {
-                return Ok(since);
+    ) -> Result<(u64, bool), StoreError> {
+        let changes = self
+            .store
+            .changes(inbox, since, self.config.limits.list_batch_max)
+            .await?;
+        for m in &changes.messages {
+            out.extend_from_slice(summary_line(&summary(m)).as_bytes());
+        }
+        // A first full listing has nothing to forget: tombstones only matter to a client that has state.
+        if since > 0 {
+            for uid in &changes.gone {
+                out.extend_from_slice(format!("* GONE {uid}\r\n").as_bytes());
             }
         }
+        Ok((changes.through_modseq, changes.more))
     }
 }
 

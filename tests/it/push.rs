@@ -64,3 +64,24 @@ async fn watch_from_a_modseq_catches_up_first_and_sees_other_sessions_changes() 
         "{flagged:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_catch_up_is_pushed_in_batches_to_the_end() {
+    let s = TestServer::start_with(|c| c.limits.list_batch_max = 2).await;
+    s.add_user("bob", "pb").await;
+    let mut sender = s.client("bob", "pb").await;
+    for i in 0..5 {
+        sender
+            .send(&["bob".into()], &format!("n{i}"), b"x")
+            .await
+            .unwrap();
+    }
+    let mut w = s.raw_login("bob", "pb").await;
+    w.send(b"WATCH 1\r\n").await;
+    w.expect("+ WATCHING send DONE to stop").await;
+    for id in 2..=6 {
+        w.expect_prefix(&format!("* MSG {id} {id} UNSEEN ")).await;
+    }
+    w.send(b"DONE\r\n").await;
+    w.expect("OK WATCH 6").await;
+}

@@ -110,15 +110,24 @@ pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, notifier: &Not
 fn commit_batch(conn: &mut Connection, ops: impl Iterator<Item = WriteOp>, notifier: &Notifier) {
     let mut touched = Vec::new();
     let mut pending = Vec::new();
+    let mut ops = ops;
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for op in ops {
+        for op in ops.by_ref() {
+            let sp = match tx.savepoint() {
+                Ok(sp) => sp,
+                Err(e) => {
+                    pending.push(op.fail(&e));
+                    continue;
+                }
+            };
             let mut op_touched = Vec::new();
-            let sp = tx.savepoint()?;
-            let result = apply(&sp, op, &mut op_touched);
+            let mut result = apply(&sp, op, &mut op_touched);
             if result.is_ok() {
-                sp.commit()?;
-                touched.extend(op_touched);
+                match sp.commit() {
+                    Ok(()) => touched.extend(op_touched),
+                    Err(e) => result = result.failed(&e),
+                }
             } else {
                 drop(sp); // rolls back this op only
             }
@@ -126,6 +135,11 @@ fn commit_batch(conn: &mut Connection, ops: impl Iterator<Item = WriteOp>, notif
         }
         tx.commit()
     })();
+    // Ops never reached (the transaction could not even begin) fail with the same error: every caller
+    // gets an answer, and none is told the store is closing when it is not.
+    if let Err(e) = &outcome {
+        pending.extend(ops.map(|op| op.fail(e)));
+    }
     let failure = outcome.as_ref().err().map(|e| {
         tracing::error!(error = %e, ops = pending.len(), "write batch failed to commit");
         "commit failed".to_string()
@@ -138,6 +152,40 @@ fn commit_batch(conn: &mut Connection, ops: impl Iterator<Item = WriteOp>, notif
             notifier.notify(mailbox, modseq);
         }
     }
+}
+
+impl WriteOp {
+    /// This op's answer when it could not be applied at all.
+    fn fail(self, e: &rusqlite::Error) -> Pending {
+        let err = || backend_ref(e);
+        match self {
+            WriteOp::CreateUser { reply, .. }
+            | WriteOp::SetPassword { reply, .. }
+            | WriteOp::DeleteUser { reply, .. } => Pending::Unit(reply, Err(err())),
+            WriteOp::Deliver { reply, .. } => Pending::Delivered(reply, Err(err())),
+            WriteOp::SetFlags { reply, .. } | WriteOp::Expunge { reply, .. } => {
+                Pending::Bool(reply, Err(err()))
+            }
+            WriteOp::Import { reply, .. } => Pending::Imported(reply, Err(err())),
+        }
+    }
+}
+
+impl Pending {
+    /// The same op, failed: its savepoint could not be released.
+    fn failed(self, e: &rusqlite::Error) -> Pending {
+        let err = backend_ref(e);
+        match self {
+            Pending::Unit(tx, _) => Pending::Unit(tx, Err(err)),
+            Pending::Delivered(tx, _) => Pending::Delivered(tx, Err(err)),
+            Pending::Bool(tx, _) => Pending::Bool(tx, Err(err)),
+            Pending::Imported(tx, _) => Pending::Imported(tx, Err(err)),
+        }
+    }
+}
+
+fn backend_ref(e: &rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
 }
 
 /// Applies one op. Errors of the op itself (unknown user...) become its result; errors of SQLite too, and
@@ -193,7 +241,7 @@ fn change_user(
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    backend_ref(&e)
 }
 
 fn create_user(
