@@ -43,18 +43,22 @@ pub async fn import(
             None
         };
         at_line_start = line.ends_with(b"\n");
-        match split {
-            Some(Split::Message(raw)) => importer.add(raw, false).await?,
-            Some(Split::TooLarge) => importer.too_large(),
-            None => {}
-        }
+        take(&mut importer, split).await?;
     }
-    match splitter.finish() {
-        Some(Split::Message(raw)) => importer.add(raw, false).await?,
-        Some(Split::TooLarge) => importer.too_large(),
-        None => {}
-    }
+    take(&mut importer, splitter.finish()).await?;
     importer.finish().await
+}
+
+/// Hands a finished message to the importer, or counts it as too large.
+async fn take(importer: &mut Importer<'_>, split: Option<Split>) -> Result<(), TransferError> {
+    match split {
+        Some(Split::Message(raw)) => importer.add(raw, false).await,
+        Some(Split::TooLarge) => {
+            importer.too_large();
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 pub async fn export(
