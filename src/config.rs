@@ -121,6 +121,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every listener to open and its port (0 = any free port, for tests). The native one is always there.
+    pub fn listeners(&self) -> Vec<(crate::server::Service, u16)> {
+        vec![(crate::server::Service::Native, self.port)]
+    }
+
     /// Settings for tests and embedding: loopback, an OS-chosen port, defaults for the rest.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Config {

@@ -1,3 +1,4 @@
 pub mod legacy;
 pub mod mbox;
 pub mod native;
+pub mod sasl;

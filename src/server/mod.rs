@@ -17,10 +17,57 @@ use crate::config::Config;
 use crate::store::MailStore;
 use caps::{ConnectionCaps, Refusal};
 
+/// What a listener speaks. Each protocol's connection handling lives in its own module; this enum is the
+/// only place the runtime names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The native protocol v2, and Jmail v1.0 clients when `legacy_v1` is on.
+    Native,
+}
+
+impl Service {
+    /// How the listener is named in logs and start-up errors, with the setting that changes its port.
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Service::Native => ("native", "--port or JMAIL_PORT"),
+        }
+    }
+
+    /// What a client refused by a connection cap is told, in the protocol's own words.
+    fn refusal(self, refusal: Refusal) -> &'static [u8] {
+        match (self, refusal) {
+            (Service::Native, Refusal::ServerFull) => {
+                b"BYE LIMIT server is at its connection limit; try again later\r\n"
+            }
+            (Service::Native, Refusal::TooManyFromIp) => {
+                b"BYE LIMIT too many connections from your address\r\n"
+            }
+        }
+    }
+
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
+        match self {
+            Service::Native => {
+                native_port::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown).await
+            }
+        }
+    }
+}
+
+/// What every connection task gets.
+#[derive(Clone)]
+struct ConnectionContext {
+    config: Arc<Config>,
+    store: Arc<dyn MailStore>,
+    shutdown: CancellationToken,
+}
+
 /// A server that is accepting connections.
 pub struct RunningServer {
     /// Where the native listener is bound (the real port when 0 was asked for).
     pub native_addr: SocketAddr,
+    /// Every listener and where it is bound.
+    pub listeners: Vec<(Service, SocketAddr)>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<dyn MailStore>,
@@ -29,21 +76,32 @@ pub struct RunningServer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr} (native port; change it with --port or JMAIL_PORT): {source}")]
+    #[error("cannot listen on {addr} ({what} port; change it with {flag}): {source}")]
     Bind {
         addr: SocketAddr,
+        what: &'static str,
+        flag: &'static str,
         source: std::io::Error,
     },
 }
 
-/// Binds every listener and starts serving.
+/// Binds every listener and starts serving. Nothing is served unless every listener could be bound.
 pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningServer, StartError> {
     fd_limit::raise_for(config.limits.connections_max);
-    let addr = SocketAddr::new(config.bind, config.port);
-    let listener = listen(addr).map_err(|source| StartError::Bind { addr, source })?;
-    let native_addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let mut bound = Vec::new();
+    for (service, port) in config.listeners() {
+        let addr = SocketAddr::new(config.bind, port);
+        let (what, flag) = service.describe();
+        let fail = |source| StartError::Bind {
+            addr,
+            what,
+            flag,
+            source,
+        };
+        let listener = listen(addr).map_err(fail)?;
+        let local = listener.local_addr().map_err(fail)?;
+        bound.push((service, listener, local));
+    }
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
@@ -52,20 +110,38 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         config.limits.connections_per_ip_max,
     ));
     let config = Arc::new(config);
-    tracker.spawn(accept_native(
-        listener,
-        config.clone(),
-        store.clone(),
-        caps,
-        shutdown.clone(),
-        tracker.clone(),
-    ));
+    let ctx = ConnectionContext {
+        config: config.clone(),
+        store: store.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let listeners: Vec<(Service, SocketAddr)> = bound.iter().map(|(s, _, a)| (*s, *a)).collect();
+    for (service, listener, _) in bound {
+        tracker.spawn(accept_loop(
+            service,
+            listener,
+            ctx.clone(),
+            caps.clone(),
+            tracker.clone(),
+        ));
+    }
+    let names: Vec<String> = listeners
+        .iter()
+        .map(|(s, a)| format!("{} on {a}", s.describe().0))
+        .collect();
     tracing::info!(
-        "jmail ready: native on {native_addr}; data dir {}",
+        "jmail ready: {}; data dir {}",
+        names.join(", "),
         config.data_dir.display()
     );
+    let native_addr = listeners
+        .iter()
+        .find(|(s, _)| *s == Service::Native)
+        .map(|(_, a)| *a)
+        .expect("the native listener is always configured");
     Ok(RunningServer {
         native_addr,
+        listeners,
         shutdown,
         tracker,
         store,
@@ -115,17 +191,16 @@ impl RunningServer {
     }
 }
 
-async fn accept_native(
+async fn accept_loop(
+    service: Service,
     listener: TcpListener,
-    config: Arc<Config>,
-    store: Arc<dyn MailStore>,
+    ctx: ConnectionContext,
     caps: Arc<ConnectionCaps>,
-    shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = ctx.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -140,24 +215,20 @@ async fn accept_native(
         let admission = match caps.admit(peer.ip()) {
             Ok(a) => a,
             Err(refusal) => {
-                tracker.spawn(refuse(stream, refusal));
+                tracker.spawn(refuse(stream, service.refusal(refusal)));
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let (store, config, shutdown) = (store.clone(), config.clone(), shutdown.clone());
+        let ctx = ctx.clone();
         tracker.spawn(async move {
-            native_port::serve(stream, peer, store, config, shutdown).await;
+            service.serve(stream, peer, ctx).await;
             drop(admission);
         });
     }
 }
 
 /// Tells a refused client why, briefly, and closes.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
-    let reply: &[u8] = match refusal {
-        Refusal::ServerFull => b"BYE LIMIT server is at its connection limit; try again later\r\n",
-        Refusal::TooManyFromIp => b"BYE LIMIT too many connections from your address\r\n",
-    };
+async fn refuse(mut stream: TcpStream, reply: &'static [u8]) {
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
 }
