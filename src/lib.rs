@@ -11,3 +11,4 @@ pub mod native;
 pub mod server;
 pub mod store;
 pub mod transfer;
+pub mod tui;

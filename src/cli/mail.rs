@@ -86,16 +86,36 @@ fn session<T>(
     f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let password = prompt::login_password(&conn.user)?;
+    session_with(conn, &password, f)
+}
+
+fn session_with<T>(
+    conn: &ConnArgs,
+    password: &str,
+    f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     super::runtime()?.block_on(async {
         let mut client = Client::connect(&conn.server).await?;
         client
-            .login(&conn.user, &password)
+            .login(&conn.user, password)
             .await
             .context("login failed")?;
         let result = f(&mut client).await?;
         let _ = client.logout().await;
         Ok(result)
     })
+}
+
+/// `jmail client`: the interactive terminal client.
+pub fn interactive(conn: ConnArgs) -> anyhow::Result<()> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        anyhow::bail!("jmail client needs a terminal; use send, inbox and read in scripts");
+    }
+    // Logging in once before the screen opens makes a wrong password a plain error, not a screen that
+    // keeps retrying.
+    let password = prompt::login_password(&conn.user)?;
+    session_with(&conn, &password, async |_| Ok(()))?;
+    crate::tui::run(&conn.server, &conn.user, &password).context("running the terminal client")
 }
 
 pub fn send(args: SendArgs) -> anyhow::Result<()> {

@@ -32,6 +32,8 @@ enum Command {
     /// Manage accounts (works while the server runs).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// The interactive terminal client: inbox, reading pane, `(bob) hello` to send, new mail as it arrives.
+    Client(mail::ConnArgs),
     /// Send a message.
     Send(mail::SendArgs),
     /// List the inbox.
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::User(cmd) => user::run(cmd),
+        Command::Client(args) => mail::interactive(args),
         Command::Send(args) => mail::send(args),
         Command::Inbox(args) => mail::inbox(args),
         Command::Read(args) => mail::read(args),

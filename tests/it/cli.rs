@@ -5,9 +5,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_jmail");
+pub const BIN: &str = env!("CARGO_BIN_EXE_jmail");
 
-fn jmail(args: &[&str], dir: &std::path::Path) -> Command {
+pub fn jmail(args: &[&str], dir: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .env("JMAIL_DATA_DIR", dir)
@@ -16,7 +16,7 @@ fn jmail(args: &[&str], dir: &std::path::Path) -> Command {
     c
 }
 
-fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
+pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -33,14 +33,20 @@ fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
 }
 
 /// A client command run as `user` against a served `addr`.
-fn as_user(d: &std::path::Path, addr: &str, user: &str, password: &str, args: &[&str]) -> Output {
+pub fn as_user(
+    d: &std::path::Path,
+    addr: &str,
+    user: &str,
+    password: &str,
+    args: &[&str],
+) -> Output {
     let mut c = jmail(args, d);
     c.args(["--server", addr, "--user", user])
         .env("JMAIL_PASSWORD", password);
     c.output().unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

@@ -12,3 +12,4 @@ mod protocol;
 mod push;
 mod store;
 mod transfer;
+mod tui;
