@@ -8,6 +8,10 @@ use serde::Deserialize;
 
 /// The port used when nothing else names one (the v1 server's server-to-server port).
 pub const DEFAULT_PORT: u16 = 2005;
+/// SMTP's port (RFC 5321).
+pub const DEFAULT_SMTP_PORT: u16 = 25;
+/// The submission port (RFC 6409).
+pub const DEFAULT_SUBMISSION_PORT: u16 = 587;
 /// Data dir used when neither `--data-dir`, `JMAIL_DATA_DIR` nor the config file names one.
 pub const DEFAULT_DATA_DIR: &str = "./jmail-data";
 /// The smallest `message_bytes_max` accepted. Clients may send bodies up to this size without waiting for
@@ -47,6 +51,10 @@ pub struct Limits {
     pub login_failures_max: u32,
     /// Seconds in-flight work gets to finish at shutdown before the server exits anyway.
     pub shutdown_grace_secs: u64,
+    /// Seconds an SMTP server waits for the next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+    pub smtp_command_idle_secs: u64,
+    /// Seconds an SMTP server waits for the next bytes of a message (RFC 5321 §4.5.3.2.5: 3 minutes).
+    pub smtp_data_idle_secs: u64,
 }
 
 impl Default for Limits {
@@ -65,6 +73,8 @@ impl Default for Limits {
             bad_commands_max: 20,
             login_failures_max: 3,
             shutdown_grace_secs: 10,
+            smtp_command_idle_secs: 5 * 60,
+            smtp_data_idle_secs: 3 * 60,
         }
     }
 }
@@ -74,6 +84,10 @@ impl Default for Limits {
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     pub port: Option<u16>,
+    /// SMTP port for mail from anyone to local users (0 turns it off).
+    pub smtp_port: Option<u16>,
+    /// Submission port for authenticated users (0 turns it off).
+    pub submission_port: Option<u16>,
     pub bind: Option<IpAddr>,
     pub data_dir: Option<PathBuf>,
     /// Mail domains this server is the final destination for; the first is used in addresses it writes.
@@ -112,6 +126,10 @@ pub const DEFAULT_WELCOME: &str = "Welcome to Jmail, {user}!\r\n\r\nSend mail to
 pub struct Config {
     pub bind: IpAddr,
     pub port: u16,
+    /// SMTP (inbound) port; `None` = off, `Some(0)` = any free port (tests).
+    pub smtp_port: Option<u16>,
+    /// Submission port; `None` = off, `Some(0)` = any free port (tests).
+    pub submission_port: Option<u16>,
     pub data_dir: PathBuf,
     pub domains: Vec<String>,
     pub welcome_message: String,
@@ -123,7 +141,11 @@ pub struct Config {
 impl Config {
     /// Every listener to open and its port (0 = any free port, for tests). The native one is always there.
     pub fn listeners(&self) -> Vec<(crate::server::Service, u16)> {
-        vec![(crate::server::Service::Native, self.port)]
+        use crate::server::Service;
+        let mut listeners = vec![(Service::Native, self.port)];
+        listeners.extend(self.smtp_port.map(|p| (Service::Smtp, p)));
+        listeners.extend(self.submission_port.map(|p| (Service::Submission, p)));
+        listeners
     }
 
     /// Settings for tests and embedding: loopback, an OS-chosen port, defaults for the rest.
@@ -131,6 +153,8 @@ impl Config {
         Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 0,
+            smtp_port: None,
+            submission_port: None,
             data_dir: data_dir.into(),
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),
@@ -145,6 +169,21 @@ impl Config {
             .first()
             .map(String::as_str)
             .unwrap_or("localhost")
+    }
+
+    /// Whether `domain` is one this server is the final destination for.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// The local part of `address` when it is local (`bob`, or `bob@` one of our domains); `None` for
+    /// another domain's address.
+    pub fn local_part<'a>(&self, address: &'a str) -> Option<&'a str> {
+        match address.rsplit_once('@') {
+            Some((local, domain)) if self.is_local_domain(domain) => Some(local),
+            Some(_) => None,
+            None => Some(address),
+        }
     }
 
     /// Rejects settings that cannot work.

@@ -9,6 +9,7 @@ pub mod legacy;
 pub mod message;
 pub mod native;
 pub mod server;
+pub mod smtp;
 pub mod store;
 pub mod transfer;
 pub mod tui;

@@ -4,7 +4,7 @@
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::mime::{BodyPart, MimePart};
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::{MessageParser, MimeHeaders, PartType};
 
 use crate::store::NewMessage;
 
@@ -99,7 +99,7 @@ pub struct Rendered {
     pub to: String,
     pub date: String,
     pub subject: String,
-    /// The first text part (HTML rendered as text), or the raw body bytes of a single-part message.
+    /// The first text part (HTML rendered as text), or the decoded body bytes of a single non-HTML part.
     pub body: Vec<u8>,
 }
 
@@ -123,7 +123,9 @@ pub fn render(raw: &[u8]) -> Rendered {
         })
         .unwrap_or_default()
     };
-    let body = if msg.parts.len() == 1 {
+    // A single part is shown as its exact (decoded) bytes, unless it is HTML, which is shown as text.
+    let single_html = msg.parts.len() == 1 && matches!(msg.parts[0].body, PartType::Html(_));
+    let body = if msg.parts.len() == 1 && !single_html {
         msg.parts[0].contents().to_vec()
     } else {
         msg.body_text(0)

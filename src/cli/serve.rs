@@ -9,7 +9,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{StoreArgs, prompt};
-use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_PORT, DEFAULT_WELCOME, FileConfig};
+use crate::config::{
+    Config, DEFAULT_DATA_DIR, DEFAULT_PORT, DEFAULT_SMTP_PORT, DEFAULT_SUBMISSION_PORT,
+    DEFAULT_WELCOME, FileConfig,
+};
 use crate::store::sqlite::SqliteStore;
 
 #[derive(Args)]
@@ -17,6 +20,14 @@ pub struct ServeArgs {
     /// Native protocol port [env: JMAIL_PORT; else the config file; else asked on a terminal; else 2005].
     #[arg(long, env = "JMAIL_PORT")]
     port: Option<u16>,
+    /// SMTP port for mail to local users from anyone; 0 turns it off [default: the config file's
+    /// smtp_port, else 25].
+    #[arg(long)]
+    smtp_port: Option<u16>,
+    /// Submission port for authenticated users sending mail; 0 turns it off [default: the config file's
+    /// submission_port, else 587].
+    #[arg(long)]
+    submission_port: Option<u16>,
     /// Address to listen on [default: all interfaces].
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -64,6 +75,8 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
     let config = Config {
         bind: file.bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
         port: DEFAULT_PORT,
+        smtp_port: None,
+        submission_port: None,
         data_dir: data_dir(store, &file),
         domains: domains
             .into_iter()
@@ -102,6 +115,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let fallback = file.log_level.clone().unwrap_or_else(|| "info".into());
     super::init_logging(args.log_level.as_deref(), &fallback);
     config.port = port(&args, &file)?;
+    // 0 turns a listener off.
+    let on = |p: u16| (p != 0).then_some(p);
+    config.smtp_port = on(args
+        .smtp_port
+        .or(file.smtp_port)
+        .unwrap_or(DEFAULT_SMTP_PORT));
+    config.submission_port = on(args
+        .submission_port
+        .or(file.submission_port)
+        .unwrap_or(DEFAULT_SUBMISSION_PORT));
     if let Some(bind) = args.bind {
         config.bind = bind;
     }

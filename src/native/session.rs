@@ -324,20 +324,10 @@ impl Session {
         let mut names = Vec::with_capacity(recipients.len());
         let mut addresses = Vec::with_capacity(recipients.len());
         for rcpt in recipients {
-            let (local, rcpt_domain) = match rcpt.rsplit_once('@') {
-                Some((l, d)) => (l, Some(d)),
-                None => (rcpt.as_str(), None),
-            };
-            if let Some(d) = rcpt_domain
-                && !self
-                    .config
-                    .domains
-                    .iter()
-                    .any(|ours| ours.eq_ignore_ascii_case(d))
-            {
+            let Some(local) = self.config.local_part(rcpt) else {
                 let text = format!("{rcpt}: mail to other domains is not delivered yet");
                 return Err(line("NO", "REMOTE", &text));
-            }
+            };
             let Ok(name) = normalize_name(local) else {
                 let text = format!("no such user: {rcpt}; nothing was sent");
                 return Err(line("NO", "NOUSER", &text));

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::smtp;
 use crate::store::MailStore;
 use caps::{ConnectionCaps, Refusal};
 
@@ -23,6 +24,10 @@ use caps::{ConnectionCaps, Refusal};
 pub enum Service {
     /// The native protocol v2, and Jmail v1.0 clients when `legacy_v1` is on.
     Native,
+    /// SMTP for mail from anyone to local users.
+    Smtp,
+    /// SMTP submission for authenticated users.
+    Submission,
 }
 
 impl Service {
@@ -30,6 +35,8 @@ impl Service {
     fn describe(self) -> (&'static str, &'static str) {
         match self {
             Service::Native => ("native", "--port or JMAIL_PORT"),
+            Service::Smtp => ("SMTP", "--smtp-port, 0 turns it off"),
+            Service::Submission => ("submission", "--submission-port, 0 turns it off"),
         }
     }
 
@@ -42,6 +49,12 @@ impl Service {
             (Service::Native, Refusal::TooManyFromIp) => {
                 b"BYE LIMIT too many connections from your address\r\n"
             }
+            (Service::Smtp | Service::Submission, Refusal::ServerFull) => {
+                b"421 4.7.0 Server is at its connection limit; try again later\r\n"
+            }
+            (Service::Smtp | Service::Submission, Refusal::TooManyFromIp) => {
+                b"421 4.7.0 Too many connections from your address\r\n"
+            }
         }
     }
 
@@ -49,6 +62,14 @@ impl Service {
         match self {
             Service::Native => {
                 native_port::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown).await
+            }
+            Service::Smtp => {
+                let mode = smtp::Mode::Inbound;
+                smtp::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, mode).await
+            }
+            Service::Submission => {
+                let mode = smtp::Mode::Submission;
+                smtp::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, mode).await
             }
         }
     }
@@ -76,11 +97,12 @@ pub struct RunningServer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr} ({what} port; change it with {flag}): {source}")]
+    #[error("cannot listen on {addr} ({what} port; change it with {flag}){hint}")]
     Bind {
         addr: SocketAddr,
         what: &'static str,
         flag: &'static str,
+        hint: &'static str,
         source: std::io::Error,
     },
 }
@@ -92,10 +114,15 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
     for (service, port) in config.listeners() {
         let addr = SocketAddr::new(config.bind, port);
         let (what, flag) = service.describe();
-        let fail = |source| StartError::Bind {
+        let fail = |source: std::io::Error| StartError::Bind {
             addr,
             what,
             flag,
+            hint: if source.kind() == std::io::ErrorKind::PermissionDenied && port < 1024 {
+                "; ports below 1024 need root or CAP_NET_BIND_SERVICE"
+            } else {
+                ""
+            },
             source,
         };
         let listener = listen(addr).map_err(fail)?;

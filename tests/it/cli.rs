@@ -1,6 +1,7 @@
 //! The `jmail` binary as a user runs it: accounts, serve, the client commands, signals.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -72,6 +73,12 @@ fn serve(dir: &std::path::Path) -> Served {
 /// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.
 pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
     let mut args = vec!["serve", "--bind", "127.0.0.1"];
+    // Listeners other than the native one are off unless a test asks for them (25 and 587 are shared).
+    for flag in ["--smtp-port", "--submission-port"] {
+        if !extra.contains(&flag) {
+            args.extend_from_slice(&[flag, "0"]);
+        }
+    }
     args.extend_from_slice(extra);
     let mut child = jmail(&args, dir)
         .env("JMAIL_PORT", "0")
@@ -313,10 +320,13 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
 fn serve_asks_for_the_port_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let command = format!(
-        "{BIN} serve --bind 127.0.0.1 --data-dir {} --log-level info",
+        "{BIN} serve --bind 127.0.0.1 --smtp-port 0 --submission-port 0 --data-dir {} --log-level info",
         dir.path().display()
     );
+    // A process group of its own: `script` forks, and killing only its first process would leave the
+    // server (and a process holding the test's output open) behind.
     let mut child = Command::new("script")
+        .process_group(0)
         .args(["-qfc", &command, "/dev/null"])
         .env_remove("JMAIL_PORT")
         .env_remove("JMAIL_CONFIG")
@@ -363,7 +373,9 @@ fn serve_asks_for_the_port_on_a_terminal() {
     std::io::Read::read_exact(&mut stream, &mut greeting).unwrap();
     assert_eq!(&greeting, b"You have connected to Jmail.");
     drop(stdin);
-    child.kill().unwrap();
+    let group = format!("-{}", child.id());
+    let killed = Command::new("kill").args(["-KILL", "--", &group]).status();
+    assert!(killed.unwrap().success());
     child.wait().unwrap();
 }
 

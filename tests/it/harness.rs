@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jmail::client::Client;
 use jmail::config::Config;
-use jmail::server::RunningServer;
+use jmail::server::{RunningServer, Service};
 use jmail::store::sqlite::SqliteStore;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -17,6 +17,8 @@ pub const REPLY_WAIT: Duration = Duration::from_secs(20);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Every listener (native, SMTP, ...) and where it is bound.
+    pub listeners: Vec<(Service, SocketAddr)>,
     pub dir: TempDir,
     pub config: Config,
     pub store: Arc<SqliteStore>,
@@ -42,11 +44,21 @@ impl TestServer {
             .unwrap();
         TestServer {
             addr: server.native_addr,
+            listeners: server.listeners.clone(),
             dir,
             config,
             store,
             server: Some(server),
         }
+    }
+
+    /// Where `service` listens; the test must have turned it on.
+    pub fn addr_of(&self, service: Service) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("{service:?} is not listening"))
     }
 
     pub async fn add_user(&self, name: &str, password: &str) {
@@ -100,6 +112,13 @@ pub struct Raw {
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Raw {
         Self::over(TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    /// A connection to a line protocol (SMTP, POP3): nothing read yet.
+    pub async fn plain(addr: SocketAddr) -> Raw {
+        Raw {
+            stream: BufReader::new(TcpStream::connect(addr).await.unwrap()),
+        }
     }
 
     /// Reads the greeting on an already connected stream.

@@ -10,6 +10,7 @@ mod limits;
 mod persistence;
 mod protocol;
 mod push;
+mod smtp;
 mod store;
 mod transfer;
 mod tui;

@@ -1,0 +1,280 @@
+//! SMTP (RFC 5321) framing: command lines, parsed by `smtp-proto`, and the DATA stream, with dot-unstuffing
+//! and line-end normalization. Pure and resumable: feed whatever bytes have arrived, get back how many were
+//! used and what they made.
+
+pub use smtp_proto::{self as wire, Request};
+
+/// Longest command line accepted, line end included. RFC 5321 §4.5.3.1.4 sets 512 octets, and service
+/// extensions (SIZE, BODY, SMTPUTF8 addresses) may add to it; a connection buffers at most this much of a
+/// command.
+pub const COMMAND_LINE_BYTES_MAX: usize = 2048;
+
+/// What [`LineFramer::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// One line without its line end (CRLF, or a bare LF, which commands may use).
+    Line(&'a [u8]),
+    /// A line over [`COMMAND_LINE_BYTES_MAX`]; its bytes were thrown away up to and including its end.
+    TooLong,
+}
+
+/// Splits command lines off a buffer, throwing away over-long ones without holding them.
+#[derive(Debug, Default)]
+pub struct LineFramer {
+    /// Inside an over-long line: drop bytes until its end.
+    discarding: bool,
+}
+
+impl LineFramer {
+    /// Returns how many bytes of `buf` were used, and a frame when one is complete. `(0, None)`: wait for
+    /// more bytes. `(n, None)` with `n > 0`: bytes of an over-long line were dropped; call again.
+    pub fn next<'a>(&mut self, buf: &'a [u8]) -> (usize, Option<Frame<'a>>) {
+        let window = &buf[..buf.len().min(COMMAND_LINE_BYTES_MAX)];
+        match memchr::memchr(b'\n', window) {
+            Some(end) if self.discarding => {
+                self.discarding = false;
+                (end + 1, Some(Frame::TooLong))
+            }
+            Some(end) => {
+                let line = &buf[..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                (end + 1, Some(Frame::Line(line)))
+            }
+            None if buf.len() >= COMMAND_LINE_BYTES_MAX => {
+                self.discarding = true;
+                (window.len(), None)
+            }
+            None if self.discarding => (buf.len(), None),
+            None => (0, None),
+        }
+    }
+}
+
+/// Why a command line was not understood; each maps to one reply code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown command")]
+    Unknown,
+    #[error("syntax: {0}")]
+    Syntax(String),
+    #[error("bad address")]
+    BadAddress,
+    #[error("unsupported parameter {0}")]
+    UnsupportedParameter(String),
+}
+
+/// Parses one command line (without its line end).
+pub fn parse_command(line: &[u8]) -> Result<Request<String>, CommandError> {
+    let mut owned = Vec::with_capacity(line.len() + 2);
+    owned.extend_from_slice(line);
+    owned.extend_from_slice(b"\r\n");
+    match Request::parse(&mut owned.iter()) {
+        Ok(request) => Ok(request.into_owned()),
+        Err(wire::Error::UnknownCommand) => Err(CommandError::Unknown),
+        Err(wire::Error::InvalidSenderAddress | wire::Error::InvalidRecipientAddress) => {
+            Err(CommandError::BadAddress)
+        }
+        Err(wire::Error::SyntaxError { syntax }) => Err(CommandError::Syntax(syntax.to_string())),
+        Err(wire::Error::InvalidParameter { param }) => {
+            Err(CommandError::Syntax(format!("bad parameter {param}")))
+        }
+        Err(wire::Error::UnsupportedParameter { param }) => {
+            Err(CommandError::UnsupportedParameter(param))
+        }
+        Err(_) => Err(CommandError::Syntax("unreadable command".to_string())),
+    }
+}
+
+/// The end of a DATA stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DataEnd {
+    /// The message, unstuffed, every line ending in CRLF.
+    Message(Vec<u8>),
+    /// The message was longer than allowed; its bytes were read and dropped.
+    TooBig,
+}
+
+/// Receives the bytes after DATA's 354 up to the `CRLF . CRLF` that ends them.
+///
+/// Only `CRLF . CRLF` ends a message: a bare LF never helps form the end (the SMTP-smuggling attacks of
+/// 2023 relied on servers that disagree about this). A bare LF is stored as CRLF, so every stored message
+/// has canonical line ends; a leading dot is removed from each line (RFC 5321 §4.5.2). Lines of any length
+/// are kept, as §4.5.3.1 asks of receivers; only the whole message is limited.
+#[derive(Debug)]
+pub struct DataReceiver {
+    body: Vec<u8>,
+    bytes_max: usize,
+    too_big: bool,
+    at_line_start: bool,
+    /// The line before this one ended in CRLF (or this is the first line).
+    prev_line_crlf: bool,
+    /// At a line start: saw `.` (1) or `.\r` (2).
+    dot: u8,
+    /// Last byte of the message so far (needed when the message itself is dropped).
+    last: u8,
+}
+
+impl DataReceiver {
+    pub fn new(bytes_max: usize) -> DataReceiver {
+        DataReceiver {
+            body: Vec::new(),
+            bytes_max,
+            too_big: false,
+            at_line_start: true,
+            prev_line_crlf: true,
+            dot: 0,
+            last: 0,
+        }
+    }
+
+    /// Takes bytes; returns how many were used and, once the end was seen, the message. Bytes after the
+    /// end are not used: they are the next pipelined command.
+    pub fn push(&mut self, input: &[u8]) -> (usize, Option<DataEnd>) {
+        let mut i = 0;
+        while i < input.len() {
+            let byte = input[i];
+            if self.at_line_start {
+                match (self.dot, byte) {
+                    (0, b'.') => {
+                        self.dot = 1;
+                        i += 1;
+                        continue;
+                    }
+                    (1, b'\r') => {
+                        self.dot = 2;
+                        i += 1;
+                        continue;
+                    }
+                    (2, b'\n') if self.prev_line_crlf => {
+                        i += 1;
+                        let end = if self.too_big {
+                            DataEnd::TooBig
+                        } else {
+                            DataEnd::Message(std::mem::take(&mut self.body))
+                        };
+                        return (i, Some(end));
+                    }
+                    (2, _) => self.emit(b"\r"), // `.\r` not ending the message: unstuffed, the CR kept
+                    _ => {}
+                }
+                self.dot = 0;
+                self.at_line_start = false;
+            }
+            // Inside a line: copy up to and including its LF in one go.
+            let rest = &input[i..];
+            match memchr::memchr(b'\n', rest) {
+                Some(pos) => {
+                    let line = &rest[..pos];
+                    if !line.is_empty() {
+                        self.emit(line);
+                    }
+                    self.prev_line_crlf = self.last == b'\r';
+                    if self.prev_line_crlf {
+                        self.emit(b"\n");
+                    } else {
+                        self.emit(b"\r\n");
+                    }
+                    self.at_line_start = true;
+                    i += pos + 1;
+                }
+                None => {
+                    self.emit(rest);
+                    i = input.len();
+                }
+            }
+        }
+        (i, None)
+    }
+
+    fn emit(&mut self, bytes: &[u8]) {
+        if let Some(&last) = bytes.last() {
+            self.last = last;
+        }
+        if self.too_big {
+            return;
+        }
+        if self.body.len() + bytes.len() > self.bytes_max {
+            self.too_big = true;
+            self.body = Vec::new();
+            return;
+        }
+        self.body.extend_from_slice(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receive(input: &[u8], max: usize) -> (usize, Option<DataEnd>) {
+        DataReceiver::new(max).push(input)
+    }
+
+    #[test]
+    fn lines_and_limits() {
+        let mut f = LineFramer::default();
+        assert_eq!(f.next(b"EHLO x\r\nMAIL"), (8, Some(Frame::Line(b"EHLO x"))));
+        assert_eq!(f.next(b"NOOP\n"), (5, Some(Frame::Line(b"NOOP"))));
+        assert_eq!(f.next(b"MAIL"), (0, None));
+        let long = vec![b'a'; COMMAND_LINE_BYTES_MAX + 10];
+        assert_eq!(f.next(&long), (COMMAND_LINE_BYTES_MAX, None));
+        assert_eq!(f.next(b"aaaa"), (4, None));
+        assert_eq!(f.next(b"aa\r\nNOOP\r\n"), (4, Some(Frame::TooLong)));
+        assert_eq!(f.next(b"NOOP\r\n"), (6, Some(Frame::Line(b"NOOP"))));
+    }
+
+    #[test]
+    fn commands() {
+        assert!(matches!(
+            parse_command(b"MAIL FROM:<a@b.c> SIZE=100 BODY=8BITMIME"),
+            Ok(Request::Mail { from }) if from.address == "a@b.c" && from.size == 100
+        ));
+        assert!(
+            matches!(parse_command(b"rcpt to:<bob@x>"), Ok(Request::Rcpt { to }) if to.address == "bob@x")
+        );
+        assert_eq!(parse_command(b"FROB"), Err(CommandError::Unknown));
+        assert!(parse_command(b"MAIL FROM:bob").is_err());
+    }
+
+    #[test]
+    fn data_unstuffs_and_ends_only_at_crlf_dot_crlf() {
+        let (used, end) = receive(b"a\r\n..b\r\n.\r\nQUIT\r\n", 100);
+        assert_eq!(used, 11);
+        assert_eq!(end, Some(DataEnd::Message(b"a\r\n.b\r\n".to_vec())));
+        // Bare LFs become CRLF and never end the message.
+        let (_, end) = receive(b"a\n.\nb\n.\r\nc\r\n.\r\n", 100);
+        assert_eq!(
+            end,
+            Some(DataEnd::Message(b"a\r\n\r\nb\r\n\r\nc\r\n".to_vec()))
+        );
+        // An empty message.
+        assert_eq!(receive(b".\r\n", 10), (3, Some(DataEnd::Message(vec![]))));
+        // `.\r` followed by something else keeps the CR.
+        let (_, end) = receive(b".\rx\r\n.\r\n", 100);
+        assert_eq!(end, Some(DataEnd::Message(b"\rx\r\n".to_vec())));
+    }
+
+    #[test]
+    fn data_is_resumable_byte_by_byte() {
+        let input = b"Subject: x\r\n\r\n..dot\nbare\r\n.\r\n";
+        let whole = receive(input, 1000).1;
+        let mut r = DataReceiver::new(1000);
+        let mut got = None;
+        for (n, b) in input.iter().enumerate() {
+            let (used, end) = r.push(std::slice::from_ref(b));
+            assert_eq!(used, 1);
+            if end.is_some() {
+                assert_eq!(n, input.len() - 1);
+                got = end;
+            }
+        }
+        assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn data_too_big_is_read_to_the_end() {
+        let mut input = vec![b'x'; 50];
+        input.extend_from_slice(b"\r\n.\r\nNOOP");
+        assert_eq!(receive(&input, 10), (55, Some(DataEnd::TooBig)));
+    }
+}

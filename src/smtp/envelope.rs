@@ -1,0 +1,132 @@
+//! What an SMTP server adds to a message it accepts: Return-Path and Received (RFC 5321 §4.4), and for
+//! submission a Date and Message-ID when the client left them out (RFC 6409 §8).
+
+use std::net::SocketAddr;
+
+use rand::Rng;
+
+use crate::message::summarize;
+use crate::store::NewMessage;
+
+/// Facts about the transaction that the trace headers record.
+pub struct Trace<'a> {
+    pub helo: &'a str,
+    /// EHLO (ESMTP) rather than HELO.
+    pub extended: bool,
+    pub authenticated: bool,
+    pub smtputf8: bool,
+    pub peer: SocketAddr,
+    /// This server's name.
+    pub by: &'a str,
+    pub sender: &'a str,
+    pub recipients: &'a [String],
+    pub submission: bool,
+}
+
+/// The message as stored, and the id its Received header names (also quoted in the 250 reply).
+pub fn stamp(trace: &Trace<'_>, body: Vec<u8>) -> (NewMessage, String) {
+    let id = format!("{:016x}", rand::thread_rng().r#gen::<u64>());
+    let now = chrono::Utc::now();
+    // RFC 3848 names for the "with" clause.
+    let protocol = match (trace.smtputf8, trace.extended, trace.authenticated) {
+        (true, _, true) => "UTF8SMTPA",
+        (true, _, false) => "UTF8SMTP",
+        (false, true, true) => "ESMTPA",
+        (false, true, false) => "ESMTP",
+        (false, false, _) => "SMTP",
+    };
+    let recipient = match trace.recipients {
+        [one] => format!("\r\n\tfor <{}>", header_safe(one)),
+        _ => String::new(),
+    };
+    let mut head = format!(
+        "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Jmail) with {protocol} id {id}{recipient};\r\n\t{}\r\n",
+        header_safe(trace.sender),
+        header_safe(trace.helo),
+        trace.peer.ip(),
+        trace.by,
+        now.to_rfc2822(),
+    );
+    if trace.submission {
+        let (_, _, message_id, date) = summarize(&body);
+        if date.is_none() {
+            head.push_str(&format!("Date: {}\r\n", now.to_rfc2822()));
+        }
+        if message_id.is_none() {
+            head.push_str(&format!(
+                "Message-ID: <{id}.{}@{}>\r\n",
+                now.timestamp(),
+                trace.by
+            ));
+        }
+    }
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(&body);
+    let (from, subject, message_id, _) = summarize(&raw);
+    let from = if from.is_empty() {
+        trace.sender.to_string()
+    } else {
+        from
+    };
+    let message = NewMessage {
+        raw,
+        from,
+        subject,
+        message_id,
+        internal_date_micros: now.timestamp_micros(),
+    };
+    (message, id)
+}
+
+/// Client-given text placed in a header: no line breaks, no angle brackets, no control characters.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | '(' | ')'))
+        .take(256)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace<'a>(recipients: &'a [String], submission: bool) -> Trace<'a> {
+        Trace {
+            helo: "client.example\r\nX-Evil: 1",
+            extended: true,
+            authenticated: submission,
+            smtputf8: false,
+            peer: "127.0.0.1:4000".parse().unwrap(),
+            by: "localhost",
+            sender: "a@example.org",
+            recipients,
+            submission,
+        }
+    }
+
+    #[test]
+    fn inbound_adds_trace_headers_only() {
+        let rcpts = vec!["bob@localhost".to_string()];
+        let body =
+            b"From: A <a@example.org>\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\n\r\nhi\r\n".to_vec();
+        let (m, id) = stamp(&trace(&rcpts, false), body.clone());
+        let text = String::from_utf8(m.raw.clone()).unwrap();
+        assert!(text.starts_with("Return-Path: <a@example.org>\r\nReceived: from client.exampleX-Evil: 1 ([127.0.0.1])\r\n\tby localhost (Jmail) with ESMTP id "), "{text}");
+        assert!(text.contains(&format!("id {id}\r\n\tfor <bob@localhost>;")));
+        assert!(m.raw.ends_with(&body));
+        assert!(!text.contains("Message-ID"), "inbound mail is not changed");
+        assert_eq!(m.subject, "café");
+        assert_eq!(m.from, "a@example.org");
+    }
+
+    #[test]
+    fn submission_adds_missing_date_and_message_id() {
+        let rcpts = vec!["b@localhost".to_string(), "c@localhost".to_string()];
+        let (m, _) = stamp(&trace(&rcpts, true), b"Subject: x\r\n\r\nhi\r\n".to_vec());
+        let text = String::from_utf8(m.raw).unwrap();
+        assert!(text.contains("with ESMTPA id"));
+        assert!(!text.contains("\tfor <"));
+        assert!(text.contains("\r\nDate: ") && text.contains("\r\nMessage-ID: <"));
+        assert!(m.message_id.is_some());
+    }
+}

@@ -1,0 +1,29 @@
+//! SMTP: inbound mail for local users (RFC 5321) and authenticated submission (RFC 6409), both delivering
+//! through the store's one durable path.
+
+mod connection;
+mod envelope;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::store::MailStore;
+pub use session::{Mode, Session};
+
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    store: Arc<dyn MailStore>,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+    mode: Mode,
+) {
+    let session = Session::new(store, config.clone(), peer, mode);
+    let end = connection::serve(stream, session, &config.limits, shutdown).await;
+    tracing::debug!(%peer, ?mode, ?end, "SMTP connection ended");
+}

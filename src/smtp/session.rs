@@ -1,0 +1,498 @@
+//! One SMTP conversation as a state machine: lines and DATA in, replies out. Inbound (port 25) accepts mail
+//! for local users from anyone; submission (RFC 6409) first wants AUTH and then a sender of the user's own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jmail_proto::sasl::{self, Credentials, Mechanism, SaslError};
+use jmail_proto::smtp::{CommandError, DataEnd, Request, parse_command, wire};
+
+use super::envelope;
+use crate::auth::normalize_name;
+use crate::config::Config;
+use crate::store::{Account, MailStore, StoreError};
+
+/// Which listener the session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Port 25: mail for local users from anyone; no AUTH.
+    Inbound,
+    /// Port 587: AUTH first, then mail from the user's own address.
+    Submission,
+}
+
+/// What the connection does after sending the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next command line.
+    Command,
+    /// Read a message (the reply was 354).
+    Data,
+    Close,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Vec<u8>,
+    pub next: Next,
+}
+
+impl Outcome {
+    fn reply(text: impl Into<String>) -> Outcome {
+        Outcome {
+            reply: crlf(text.into()),
+            next: Next::Command,
+        }
+    }
+
+    fn close(text: impl Into<String>) -> Outcome {
+        Outcome {
+            reply: crlf(text.into()),
+            next: Next::Close,
+        }
+    }
+}
+
+fn crlf(mut text: String) -> Vec<u8> {
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+/// A SASL exchange waiting for the client's next line.
+#[derive(Debug)]
+enum AuthStep {
+    PlainResponse,
+    LoginUser,
+    LoginPassword { user: String },
+}
+
+/// The open mail transaction (after MAIL).
+#[derive(Debug)]
+struct Transaction {
+    sender: String,
+    smtputf8: bool,
+    /// Local user names, each once.
+    users: Vec<String>,
+    /// The addresses as given in RCPT, for the Received header.
+    addresses: Vec<String>,
+}
+
+pub struct Session {
+    store: Arc<dyn MailStore>,
+    config: Arc<Config>,
+    peer: SocketAddr,
+    mode: Mode,
+    /// The client's EHLO/HELO name, and whether it said EHLO.
+    helo: Option<(String, bool)>,
+    account: Option<Account>,
+    auth_step: Option<AuthStep>,
+    transaction: Option<Transaction>,
+    bad_commands: u32,
+    login_failures: u32,
+}
+
+impl Session {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        config: Arc<Config>,
+        peer: SocketAddr,
+        mode: Mode,
+    ) -> Session {
+        Session {
+            store,
+            config,
+            peer,
+            mode,
+            helo: None,
+            account: None,
+            auth_step: None,
+            transaction: None,
+            bad_commands: 0,
+            login_failures: 0,
+        }
+    }
+
+    fn domain(&self) -> &str {
+        self.config.primary_domain()
+    }
+
+    pub fn greeting(&self) -> Vec<u8> {
+        crlf(format!("220 {} ESMTP Jmail ready", self.domain()))
+    }
+
+    pub fn on_timeout(&self) -> Vec<u8> {
+        crlf(format!(
+            "421 4.4.2 {} timeout waiting for input; closing",
+            self.domain()
+        ))
+    }
+
+    pub fn on_shutdown(&self) -> Vec<u8> {
+        crlf(format!(
+            "421 4.3.2 {} shutting down; try again later",
+            self.domain()
+        ))
+    }
+
+    /// Largest message DATA may carry.
+    pub fn data_bytes_max(&self) -> usize {
+        self.config.limits.message_bytes_max
+    }
+
+    /// A line longer than the limit (RFC 5321 §4.5.3.1.10).
+    pub fn on_too_long(&mut self) -> Outcome {
+        self.auth_step = None;
+        self.bad("500 5.5.2 Line too long")
+    }
+
+    pub async fn on_line(&mut self, line: &[u8]) -> Outcome {
+        if let Some(step) = self.auth_step.take() {
+            return self.on_auth_response(step, line).await;
+        }
+        match parse_command(line) {
+            Ok(request) => self.on_request(request).await,
+            Err(CommandError::Unknown) => self.bad("500 5.5.2 Command not recognized"),
+            Err(CommandError::BadAddress) => self.bad("501 5.1.3 Bad address syntax"),
+            Err(CommandError::Syntax(syntax)) => self.bad(format!("501 5.5.4 Syntax: {syntax}")),
+            Err(CommandError::UnsupportedParameter(p)) => {
+                let p: String = p
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(40)
+                    .collect();
+                self.bad(format!("555 5.5.4 Unsupported parameter {p}"))
+            }
+        }
+    }
+
+    /// Counts a protocol error; too many close the connection.
+    fn bad(&mut self, reply: impl Into<String>) -> Outcome {
+        self.bad_commands += 1;
+        if self.bad_commands >= self.config.limits.bad_commands_max {
+            return Outcome::close("421 4.7.0 Too many errors; closing");
+        }
+        Outcome::reply(reply)
+    }
+
+    async fn on_request(&mut self, request: Request<String>) -> Outcome {
+        match request {
+            Request::Ehlo { host } => self.hello(host, true),
+            Request::Helo { host } => self.hello(host, false),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(&to.address).await,
+            Request::Data => self.data(),
+            Request::Rset => {
+                self.transaction = None;
+                Outcome::reply("250 2.0.0 OK")
+            }
+            Request::Noop { .. } => Outcome::reply("250 2.0.0 OK"),
+            Request::Quit => Outcome::close(format!("221 2.0.0 {} closing", self.domain())),
+            // Answering VRFY would tell strangers which users exist (RFC 5321 §3.5.3 allows 252).
+            Request::Vrfy { .. } => {
+                Outcome::reply("252 2.5.0 Cannot verify users; send mail and it will be delivered")
+            }
+            Request::Expn { .. } => Outcome::reply("502 5.5.1 EXPN is not available"),
+            Request::Help { .. } => Outcome::reply(
+                "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP AUTH",
+            ),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response).await,
+            Request::StartTls => Outcome::reply("502 5.5.1 STARTTLS is not available yet"),
+            Request::Lhlo { .. } => self.bad("500 5.5.2 LHLO is for LMTP; this is SMTP"),
+            Request::Bdat { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.bad("502 5.5.1 Command not implemented"),
+        }
+    }
+
+    fn hello(&mut self, host: String, extended: bool) -> Outcome {
+        if host.is_empty() {
+            return self.bad("501 5.5.4 Syntax: EHLO hostname");
+        }
+        self.transaction = None;
+        let greeting = format!("{} greets {host}", self.domain());
+        self.helo = Some((host, extended));
+        if !extended {
+            return Outcome::reply(format!("250 {greeting}"));
+        }
+        let mut lines = vec![
+            greeting,
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.config.limits.message_bytes_max),
+            "8BITMIME".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+            "SMTPUTF8".to_string(),
+        ];
+        if self.mode == Mode::Submission && self.account.is_none() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        lines.push("HELP".to_string());
+        let last = lines.len() - 1;
+        let text: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("250{}{l}", if i == last { ' ' } else { '-' }))
+            .collect();
+        Outcome::reply(text.join("\r\n"))
+    }
+
+    fn mail(&mut self, from: wire::MailFrom<String>) -> Outcome {
+        if self.helo.is_none() {
+            return self.bad("503 5.5.1 Send EHLO first");
+        }
+        if self.mode == Mode::Submission && self.account.is_none() {
+            return Outcome::reply("530 5.7.0 Authentication required");
+        }
+        if self.transaction.is_some() {
+            return self.bad("503 5.5.1 A transaction is already open; RSET first");
+        }
+        if from.flags & wire::MAIL_BODY_BINARYMIME != 0 {
+            return Outcome::reply("555 5.5.4 BINARYMIME is not supported");
+        }
+        if from.size > self.config.limits.message_bytes_max {
+            return Outcome::reply(format!(
+                "552 5.3.4 Message too big; the limit is {} bytes",
+                self.config.limits.message_bytes_max
+            ));
+        }
+        if let Some(account) = &self.account
+            && !self.owns(account, &from.address)
+        {
+            return Outcome::reply(format!(
+                "553 5.7.1 Sender <{}> is not yours; use {}@{}",
+                printable(&from.address),
+                account.name,
+                self.domain()
+            ));
+        }
+        self.transaction = Some(Transaction {
+            sender: from.address,
+            smtputf8: from.flags & wire::MAIL_SMTPUTF8 != 0,
+            users: Vec::new(),
+            addresses: Vec::new(),
+        });
+        Outcome::reply("250 2.1.0 Sender OK")
+    }
+
+    /// An authenticated user may send only as one of their own local addresses.
+    fn owns(&self, account: &Account, sender: &str) -> bool {
+        sender.contains('@')
+            && self
+                .config
+                .local_part(sender)
+                .is_some_and(|local| local.eq_ignore_ascii_case(&account.name))
+    }
+
+    async fn rcpt(&mut self, address: &str) -> Outcome {
+        let Some(transaction) = &self.transaction else {
+            return self.bad("503 5.5.1 Send MAIL first");
+        };
+        if transaction.addresses.len() >= self.config.limits.recipients_max {
+            return Outcome::reply(
+                "452 4.5.3 Too many recipients; send the rest in another message",
+            );
+        }
+        let Some(local) = self.config.local_part(address) else {
+            return match self.account {
+                Some(_) => Outcome::reply(
+                    "550 5.7.1 Delivery to other domains is not available yet; only local users",
+                ),
+                None => Outcome::reply("554 5.7.1 Relay access denied"),
+            };
+        };
+        let unknown = || {
+            Outcome::reply(format!(
+                "550 5.1.1 <{}>: no such user here",
+                printable(address)
+            ))
+        };
+        let Ok(name) = normalize_name(local) else {
+            return unknown();
+        };
+        match self.store.existing_users(std::slice::from_ref(&name)).await {
+            Ok(found) if found.contains(&name) => {}
+            Ok(_) => return unknown(),
+            Err(e) => {
+                tracing::warn!(error = %e, "checking a recipient failed");
+                return Outcome::reply("451 4.3.0 Temporary failure; try again later");
+            }
+        }
+        let Some(transaction) = self.transaction.as_mut() else {
+            return self.bad("503 5.5.1 Send MAIL first");
+        };
+        if !transaction.users.contains(&name) {
+            transaction.users.push(name);
+        }
+        transaction.addresses.push(address.to_string());
+        Outcome::reply("250 2.1.5 Recipient OK")
+    }
+
+    fn data(&mut self) -> Outcome {
+        match &self.transaction {
+            None => self.bad("503 5.5.1 Send MAIL first"),
+            Some(t) if t.users.is_empty() => {
+                self.bad("503 5.5.1 No valid recipients; send RCPT first")
+            }
+            Some(_) => Outcome {
+                reply: crlf("354 Start mail input; end with <CRLF>.<CRLF>".to_string()),
+                next: Next::Data,
+            },
+        }
+    }
+
+    /// The message after DATA. `250` only once it is durable for every recipient.
+    pub async fn on_data(&mut self, end: DataEnd) -> Outcome {
+        let Some(transaction) = self.transaction.take() else {
+            return Outcome::reply("503 5.5.1 Send MAIL first");
+        };
+        let body = match end {
+            DataEnd::Message(body) => body,
+            DataEnd::TooBig => {
+                return Outcome::reply(format!(
+                    "552 5.3.4 Message too big; the limit is {} bytes",
+                    self.config.limits.message_bytes_max
+                ));
+            }
+        };
+        let (helo, extended) = self.helo.clone().unwrap_or_default();
+        let trace = envelope::Trace {
+            helo: &helo,
+            extended,
+            authenticated: self.account.is_some(),
+            smtputf8: transaction.smtputf8,
+            peer: self.peer,
+            by: self.domain(),
+            sender: &transaction.sender,
+            recipients: &transaction.addresses,
+            submission: self.mode == Mode::Submission,
+        };
+        let (message, id) = envelope::stamp(&trace, body);
+        match self.store.deliver(&transaction.users, message).await {
+            Ok(_) => Outcome::reply(format!("250 2.0.0 OK: stored as {id}")),
+            Err(StoreError::UnknownRecipient(user)) => Outcome::reply(format!(
+                "550 5.1.1 <{user}>: no such user here (removed during the transaction)"
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "SMTP delivery failed; nothing stored");
+                Outcome::reply("451 4.3.0 Temporary failure; nothing was stored; try again later")
+            }
+        }
+    }
+
+    async fn auth(&mut self, mechanism: u64, initial: String) -> Outcome {
+        if self.mode != Mode::Submission {
+            return Outcome::reply("503 5.5.1 AUTH is offered on the submission port");
+        }
+        if self.account.is_some() {
+            return self.bad("503 5.5.1 Already authenticated");
+        }
+        if self.transaction.is_some() {
+            return self.bad("503 5.5.1 AUTH is not allowed during a mail transaction");
+        }
+        let mechanism = match mechanism {
+            wire::AUTH_PLAIN => Mechanism::Plain,
+            wire::AUTH_LOGIN => Mechanism::Login,
+            _ => return Outcome::reply("504 5.5.4 Unrecognized authentication mechanism"),
+        };
+        match (mechanism, initial.is_empty()) {
+            (Mechanism::Plain, true) => {
+                self.auth_step = Some(AuthStep::PlainResponse);
+                Outcome::reply("334 ")
+            }
+            (Mechanism::Plain, false) => {
+                self.on_auth_response(AuthStep::PlainResponse, initial.as_bytes())
+                    .await
+            }
+            (Mechanism::Login, true) => {
+                self.auth_step = Some(AuthStep::LoginUser);
+                Outcome::reply(format!("334 {}", sasl::LOGIN_USERNAME_CHALLENGE))
+            }
+            (Mechanism::Login, false) => {
+                self.on_auth_response(AuthStep::LoginUser, initial.as_bytes())
+                    .await
+            }
+        }
+    }
+
+    async fn on_auth_response(&mut self, step: AuthStep, line: &[u8]) -> Outcome {
+        let decoded = match step {
+            AuthStep::PlainResponse => sasl::decode_plain(line),
+            AuthStep::LoginUser => {
+                return match sasl::decode_login_step(line) {
+                    Ok(user) => {
+                        self.auth_step = Some(AuthStep::LoginPassword { user });
+                        Outcome::reply(format!("334 {}", sasl::LOGIN_PASSWORD_CHALLENGE))
+                    }
+                    Err(e) => self.sasl_error(e),
+                };
+            }
+            AuthStep::LoginPassword { user } => {
+                sasl::decode_login_step(line).map(|password| Credentials {
+                    authzid: String::new(),
+                    user,
+                    password,
+                })
+            }
+        };
+        match decoded {
+            Ok(credentials) => self.verify(credentials).await,
+            Err(e) => self.sasl_error(e),
+        }
+    }
+
+    fn sasl_error(&mut self, e: SaslError) -> Outcome {
+        match e {
+            SaslError::Cancelled => Outcome::reply("501 5.0.0 Authentication cancelled"),
+            SaslError::BadBase64 | SaslError::TooLong => {
+                self.bad("501 5.5.2 Cannot decode the response (base64 expected)")
+            }
+            SaslError::Malformed => self.bad("501 5.5.2 Malformed authentication response"),
+        }
+    }
+
+    async fn verify(&mut self, credentials: Credentials) -> Outcome {
+        let user = self
+            .config
+            .local_part(&credentials.user)
+            .unwrap_or(&credentials.user)
+            .to_string();
+        let acting_as_self = credentials.authzid.is_empty()
+            || self
+                .config
+                .local_part(&credentials.authzid)
+                .is_some_and(|a| a.eq_ignore_ascii_case(&user));
+        let account = match self.store.authenticate(&user, &credentials.password).await {
+            Ok(account) => account.filter(|_| acting_as_self),
+            Err(e) => {
+                tracing::warn!(error = %e, "authentication failed in the store");
+                return Outcome::reply("454 4.7.0 Temporary authentication failure");
+            }
+        };
+        match account {
+            Some(account) => {
+                tracing::info!(peer = %self.peer, user = %account.name, "SMTP submission login");
+                self.account = Some(account);
+                Outcome::reply("235 2.7.0 Authentication successful")
+            }
+            None => {
+                self.login_failures += 1;
+                tracing::info!(peer = %self.peer, failures = self.login_failures, "SMTP AUTH failed");
+                if self.login_failures >= self.config.limits.login_failures_max {
+                    return Outcome::close("421 4.7.0 Too many failed authentications; closing");
+                }
+                Outcome::reply("535 5.7.8 Authentication credentials invalid")
+            }
+        }
+    }
+}
+
+/// Client text echoed in a reply: printable ASCII only, and not much of it.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(100)
+        .collect()
+}
