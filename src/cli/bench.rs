@@ -1,5 +1,5 @@
-//! `jmail bench`: a load generator for the native protocol, in the spirit of redis-benchmark and Postfix's
-//! smtp-source. Clients log in as `<prefix>0..<prefix>U-1` and send to each other; every send is timed from
+//! `jmail bench`: a load generator for the native protocol and SMTP, in the spirit of redis-benchmark and
+//! Postfix's smtp-source. Clients log in as `<prefix>0..<prefix>U-1` and send to each other; every send is timed from
 //! the command to the server's durable acknowledgement (with a new connection per message, the connect and
 //! login are part of each message's time, as with smtp-source without -d).
 
@@ -11,6 +11,7 @@ use tokio::sync::Barrier;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+use super::bench_smtp::{SmtpConn, message};
 use super::{StoreArgs, serve};
 use crate::accounts;
 use crate::client::Client;
@@ -18,8 +19,10 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{MailStore, StoreError};
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Protocol {
+pub enum Protocol {
     Native,
+    /// SMTP to the inbound port (no AUTH): `--server` names the SMTP listener.
+    Smtp,
 }
 
 #[derive(Args)]
@@ -44,6 +47,9 @@ pub struct BenchArgs {
     user_prefix: String,
     #[arg(long, default_value = "bench-password")]
     password: String,
+    /// The mail domain in SMTP addresses.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
     /// Create the users first, in the store named by --data-dir / --config.
     #[arg(long)]
     setup_users: bool,
@@ -111,6 +117,8 @@ struct Params {
     password: String,
     body: Vec<u8>,
     reuse: bool,
+    protocol: Protocol,
+    domain: String,
 }
 
 fn bench_params(args: &BenchArgs) -> Params {
@@ -121,6 +129,8 @@ fn bench_params(args: &BenchArgs) -> Params {
         password: args.password.clone(),
         body: vec![b'x'; args.size],
         reuse: args.reuse_connections,
+        protocol: args.protocol,
+        domain: args.domain.clone(),
     }
 }
 
@@ -138,28 +148,63 @@ async fn setup_users(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(p: &Params, me: &str) -> anyhow::Result<Client> {
-    let mut c = Client::connect(&p.server).await?;
-    c.login(me, &p.password).await?;
-    Ok(c)
+/// One benchmark connection, logged in (native) or greeted (SMTP).
+enum Conn {
+    Native(Client),
+    Smtp(SmtpConn),
+}
+
+impl Conn {
+    async fn open(p: &Params, me: &str) -> anyhow::Result<Conn> {
+        Ok(match p.protocol {
+            Protocol::Native => {
+                let mut c = Client::connect(&p.server).await?;
+                c.login(me, &p.password).await?;
+                Conn::Native(c)
+            }
+            Protocol::Smtp => Conn::Smtp(SmtpConn::connect(&p.server).await?),
+        })
+    }
+
+    async fn send(&mut self, p: &Params, me: &str, to: &str) -> anyhow::Result<()> {
+        match self {
+            Conn::Native(c) => c
+                .send(&[to.to_string()], "bench", &p.body)
+                .await
+                .map(drop)?,
+            Conn::Smtp(c) => {
+                let (from, to) = (format!("{me}@{}", p.domain), format!("{to}@{}", p.domain));
+                c.send(&from, &to, &message(&from, &to, p.body.len()))
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(self) {
+        match self {
+            Conn::Native(c) => drop(c.logout().await),
+            Conn::Smtp(c) => c.quit().await,
+        }
+    }
 }
 
 async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -> Tally {
     let me = format!("{}{}", p.prefix, index % p.users);
-    let to = vec![format!("{}{}", p.prefix, (index + 1) % p.users)];
+    let to = format!("{}{}", p.prefix, (index + 1) % p.users);
     let mut tally = Tally {
         latencies: Vec::with_capacity(messages),
         errors: 0,
     };
     let mut conn = None;
     if p.reuse {
-        conn = connect(&p, &me).await.ok();
+        conn = Conn::open(&p, &me).await.ok();
     }
     ready.wait().await;
     for _ in 0..messages {
         let t0 = Instant::now();
         if conn.is_none() {
-            match connect(&p, &me).await {
+            match Conn::open(&p, &me).await {
                 Ok(c) => conn = Some(c),
                 Err(_) => {
                     tally.errors += 1;
@@ -168,8 +213,8 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
             }
         }
         let c = conn.as_mut().expect("connected above");
-        match c.send(&to, "bench", &p.body).await {
-            Ok(_) => tally.latencies.push(t0.elapsed()),
+        match c.send(&p, &me, &to).await {
+            Ok(()) => tally.latencies.push(t0.elapsed()),
             Err(_) => {
                 tally.errors += 1;
                 conn = None;
@@ -177,7 +222,7 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
             }
         }
         if !p.reuse {
-            let _ = conn.take().expect("connected above").logout().await;
+            conn.take().expect("connected above").close().await;
         }
     }
     tally
@@ -203,11 +248,15 @@ fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
         percentile(l, 99.9),
     );
     let max = l.last().copied().unwrap_or_default();
+    let protocol = match args.protocol {
+        Protocol::Native => "native",
+        Protocol::Smtp => "smtp",
+    };
     if args.json {
         println!(
             "{}",
             serde_json::json!({
-                "protocol": "native", "clients": args.clients, "size": args.size,
+                "protocol": protocol, "clients": args.clients, "size": args.size,
                 "reuse_connections": args.reuse_connections, "messages": sent, "errors": total.errors,
                 "seconds": elapsed.as_secs_f64(), "messages_per_sec": rate,
                 "latency_ms": {"p50": ms(p50), "p99": ms(p99), "p99_9": ms(p999), "max": ms(max)},
@@ -215,7 +264,7 @@ fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
         );
     } else {
         println!(
-            "native: {sent} messages of {} bytes, {} clients{}, in {:.2} s: {rate:.0} messages/s; \
+            "{protocol}: {sent} messages of {} bytes, {} clients{}, in {:.2} s: {rate:.0} messages/s; \
              latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; {} errors",
             args.size,
             args.clients,

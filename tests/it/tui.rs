@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::cli::{BIN, as_user, jmail, run_with_stdin, serve_with};
+use crate::cli::{BIN, as_user, free_port, jmail, run_with_stdin, serve_with};
 
 /// How long the screen may take to show what a step expects before the test fails.
 const SCREEN_WAIT: Duration = Duration::from_secs(20);
@@ -78,14 +78,6 @@ impl Drop for Tmux {
             .args(["-L", &self.socket, "kill-server"])
             .output();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
