@@ -1,4 +1,5 @@
 pub mod legacy;
 pub mod mbox;
 pub mod native;
+pub mod pop3;
 pub mod sasl;
