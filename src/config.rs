@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 /// The port used when nothing else names one (the v1 server's server-to-server port).
 pub const DEFAULT_PORT: u16 = 2005;
+/// The POP3 port when neither `--pop3-port` nor the config file names one (RFC 1939).
+pub const DEFAULT_POP3_PORT: u16 = 110;
 /// Data dir used when neither `--data-dir`, `JMAIL_DATA_DIR` nor the config file names one.
 pub const DEFAULT_DATA_DIR: &str = "./jmail-data";
 /// The smallest `message_bytes_max` accepted. Clients may send bodies up to this size without waiting for
@@ -74,6 +76,8 @@ impl Default for Limits {
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     pub port: Option<u16>,
+    /// POP3 port; 0 turns POP3 off.
+    pub pop3_port: Option<u16>,
     pub bind: Option<IpAddr>,
     pub data_dir: Option<PathBuf>,
     /// Mail domains this server is the final destination for; the first is used in addresses it writes.
@@ -112,6 +116,8 @@ pub const DEFAULT_WELCOME: &str = "Welcome to Jmail, {user}!\r\n\r\nSend mail to
 pub struct Config {
     pub bind: IpAddr,
     pub port: u16,
+    /// POP3 listener: `None` is off; `Some(0)` any free port (tests).
+    pub pop3_port: Option<u16>,
     pub data_dir: PathBuf,
     pub domains: Vec<String>,
     pub welcome_message: String,
@@ -123,7 +129,10 @@ pub struct Config {
 impl Config {
     /// Every listener to open and its port (0 = any free port, for tests). The native one is always there.
     pub fn listeners(&self) -> Vec<(crate::server::Service, u16)> {
-        vec![(crate::server::Service::Native, self.port)]
+        use crate::server::Service;
+        let mut listeners = vec![(Service::Native, self.port)];
+        listeners.extend(self.pop3_port.map(|p| (Service::Pop3, p)));
+        listeners
     }
 
     /// Settings for tests and embedding: loopback, an OS-chosen port, defaults for the rest.
@@ -131,6 +140,7 @@ impl Config {
         Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 0,
+            pop3_port: None,
             data_dir: data_dir.into(),
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),
@@ -145,6 +155,11 @@ impl Config {
             .first()
             .map(String::as_str)
             .unwrap_or("localhost")
+    }
+
+    /// True when `domain` is one of ours (case-insensitive).
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
 
     /// Rejects settings that cannot work.

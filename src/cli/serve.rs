@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{StoreArgs, prompt};
-use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_PORT, DEFAULT_WELCOME, FileConfig};
+use crate::config::{
+    Config, DEFAULT_DATA_DIR, DEFAULT_POP3_PORT, DEFAULT_PORT, DEFAULT_WELCOME, FileConfig,
+};
 use crate::store::sqlite::SqliteStore;
 
 #[derive(Args)]
@@ -17,6 +19,9 @@ pub struct ServeArgs {
     /// Native protocol port [env: JMAIL_PORT; else the config file; else asked on a terminal; else 2005].
     #[arg(long, env = "JMAIL_PORT")]
     port: Option<u16>,
+    /// POP3 port; 0 turns POP3 off [default: the config file's pop3_port, else 110].
+    #[arg(long)]
+    pop3_port: Option<u16>,
     /// Address to listen on [default: all interfaces].
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -64,6 +69,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
     let config = Config {
         bind: file.bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
         port: DEFAULT_PORT,
+        pop3_port: None,
         data_dir: data_dir(store, &file),
         domains: domains
             .into_iter()
@@ -102,6 +108,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let fallback = file.log_level.clone().unwrap_or_else(|| "info".into());
     super::init_logging(args.log_level.as_deref(), &fallback);
     config.port = port(&args, &file)?;
+    config.pop3_port = match args.pop3_port.or(file.pop3_port) {
+        Some(0) => None,
+        Some(p) => Some(p),
+        None => Some(DEFAULT_POP3_PORT),
+    };
     if let Some(bind) = args.bind {
         config.bind = bind;
     }

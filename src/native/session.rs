@@ -29,14 +29,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn go_on(reply: impl Into<Vec<u8>>) -> Self {
+    pub fn go_on(reply: impl Into<Vec<u8>>) -> Self {
         Outcome {
             reply: reply.into(),
             action: Action::Continue,
         }
     }
 
-    fn close(reply: impl Into<Vec<u8>>) -> Self {
+    pub fn close(reply: impl Into<Vec<u8>>) -> Self {
         Outcome {
             reply: reply.into(),
             action: Action::Close,
@@ -329,11 +329,7 @@ impl Session {
                 None => (rcpt.as_str(), None),
             };
             if let Some(d) = rcpt_domain
-                && !self
-                    .config
-                    .domains
-                    .iter()
-                    .any(|ours| ours.eq_ignore_ascii_case(d))
+                && !self.config.is_local_domain(d)
             {
                 let text = format!("{rcpt}: mail to other domains is not delivered yet");
                 return Err(line("NO", "REMOTE", &text));

@@ -23,6 +23,8 @@ use caps::{ConnectionCaps, Refusal};
 pub enum Service {
     /// The native protocol v2, and Jmail v1.0 clients when `legacy_v1` is on.
     Native,
+    /// POP3 (RFC 1939), when `pop3_port` is set.
+    Pop3,
 }
 
 impl Service {
@@ -30,6 +32,7 @@ impl Service {
     fn describe(self) -> (&'static str, &'static str) {
         match self {
             Service::Native => ("native", "--port or JMAIL_PORT"),
+            Service::Pop3 => ("POP3", "--pop3-port"),
         }
     }
 
@@ -42,6 +45,12 @@ impl Service {
             (Service::Native, Refusal::TooManyFromIp) => {
                 b"BYE LIMIT too many connections from your address\r\n"
             }
+            (Service::Pop3, Refusal::ServerFull) => {
+                b"-ERR [SYS/TEMP] server is at its connection limit; try again later\r\n"
+            }
+            (Service::Pop3, Refusal::TooManyFromIp) => {
+                b"-ERR [SYS/TEMP] too many connections from your address\r\n"
+            }
         }
     }
 
@@ -49,6 +58,9 @@ impl Service {
         match self {
             Service::Native => {
                 native_port::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown).await
+            }
+            Service::Pop3 => {
+                crate::pop3::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown).await
             }
         }
     }

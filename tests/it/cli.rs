@@ -65,7 +65,8 @@ fn serve(dir: &std::path::Path) -> Served {
 
 /// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.
 pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
-    let mut args = vec!["serve", "--bind", "127.0.0.1"];
+    // POP3 off: its default port (110) is fixed, and tests run servers side by side.
+    let mut args = vec!["serve", "--bind", "127.0.0.1", "--pop3-port", "0"];
     args.extend_from_slice(extra);
     let mut child = jmail(&args, dir)
         .env("JMAIL_PORT", "0")
