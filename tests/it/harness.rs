@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jmail::client::Client;
 use jmail::config::Config;
-use jmail::server::RunningServer;
+use jmail::server::{RunningServer, Service};
 use jmail::store::sqlite::SqliteStore;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -30,6 +30,22 @@ impl TestServer {
 
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
         Self::start_in(tempfile::tempdir().unwrap(), tune).await
+    }
+
+    /// Starts with a POP3 listener too, on a free port (see [`TestServer::pop3_addr`]).
+    pub async fn start_pop3() -> Self {
+        Self::start_with(|c| c.pop3_port = Some(0)).await
+    }
+
+    /// Where the POP3 listener is bound.
+    pub fn pop3_addr(&self) -> SocketAddr {
+        let server = self.server.as_ref().expect("server running");
+        server
+            .listeners
+            .iter()
+            .find(|(service, _)| *service == Service::Pop3)
+            .map(|(_, addr)| *addr)
+            .expect("started with a POP3 listener")
     }
 
     /// Starts on an existing data dir (for restarts).

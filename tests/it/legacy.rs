@@ -8,12 +8,12 @@ use tokio::net::TcpStream;
 use crate::harness::{REPLY_WAIT, TestServer};
 
 /// A v1 client: one `send()` per message, one `recv(1024)` per reply.
-struct V1 {
-    stream: TcpStream,
+pub struct V1 {
+    pub stream: TcpStream,
 }
 
 impl V1 {
-    async fn connect(s: &TestServer) -> V1 {
+    pub async fn connect(s: &TestServer) -> V1 {
         let stream = TcpStream::connect(s.addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let mut v1 = V1 { stream };
@@ -21,11 +21,11 @@ impl V1 {
         v1
     }
 
-    async fn send(&mut self, bytes: &[u8]) {
+    pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
     }
 
-    async fn recv(&mut self) -> Vec<u8> {
+    pub async fn recv(&mut self) -> Vec<u8> {
         let mut buf = vec![0; 1024];
         let n = tokio::time::timeout(REPLY_WAIT, self.stream.read(&mut buf))
             .await
@@ -37,7 +37,7 @@ impl V1 {
 
     /// A fixed reply. Read by its length: the server writes each reply on its own with a pause between,
     /// but a busy test machine may still find two in one read, which says nothing about the server.
-    async fn expect(&mut self, want: &[u8]) {
+    pub async fn expect(&mut self, want: &[u8]) {
         let mut buf = vec![0; want.len()];
         tokio::time::timeout(REPLY_WAIT, self.stream.read_exact(&mut buf))
             .await
@@ -46,7 +46,7 @@ impl V1 {
         assert_eq!(buf, want, "{:?}", String::from_utf8_lossy(&buf));
     }
 
-    async fn mailbox(&mut self) -> serde_json::Map<String, serde_json::Value> {
+    pub async fn mailbox(&mut self) -> serde_json::Map<String, serde_json::Value> {
         let raw = self.recv().await;
         assert!(raw.len() <= 1024);
         serde_json::from_slice(&raw)
@@ -54,7 +54,7 @@ impl V1 {
     }
 
     /// Version and credentials, with the name and password as two sends or one.
-    async fn login(s: &TestServer, user: &str, password: &str, coalesced: bool) -> V1 {
+    pub async fn login(s: &TestServer, user: &str, password: &str, coalesced: bool) -> V1 {
         let mut v1 = V1::connect(s).await;
         v1.send(b"1.0").await;
         assert_eq!(v1.recv().await, b"good boi UWU");
