@@ -103,16 +103,20 @@ fn port(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<u16> {
         .with_context(|| format!("{answer:?} is not a port number (1-65535)"))
 }
 
+/// The POP3 port: flag, else the config file, else 110; 0 means no POP3 listener.
+fn pop3_port(flag: Option<u16>, file: &FileConfig) -> Option<u16> {
+    match flag.or(file.pop3_port).unwrap_or(DEFAULT_POP3_PORT) {
+        0 => None,
+        port => Some(port),
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (mut config, file) = resolve(&args.store, args.domains.clone())?;
     let fallback = file.log_level.clone().unwrap_or_else(|| "info".into());
     super::init_logging(args.log_level.as_deref(), &fallback);
     config.port = port(&args, &file)?;
-    config.pop3_port = match args.pop3_port.or(file.pop3_port) {
-        Some(0) => None,
-        Some(p) => Some(p),
-        None => Some(DEFAULT_POP3_PORT),
-    };
+    config.pop3_port = pop3_port(args.pop3_port, &file);
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
@@ -141,4 +145,28 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pop3_port_flag_beats_file_beats_default_and_0_is_off() {
+        let none = FileConfig::default();
+        let file = FileConfig {
+            pop3_port: Some(1110),
+            ..FileConfig::default()
+        };
+        let off = FileConfig {
+            pop3_port: Some(0),
+            ..FileConfig::default()
+        };
+        assert_eq!(pop3_port(None, &none), Some(110));
+        assert_eq!(pop3_port(None, &file), Some(1110));
+        assert_eq!(pop3_port(Some(2110), &file), Some(2110));
+        assert_eq!(pop3_port(Some(0), &file), None);
+        assert_eq!(pop3_port(None, &off), None);
+        assert_eq!(pop3_port(Some(995), &off), Some(995));
+    }
 }

@@ -86,6 +86,10 @@ pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
         }
     });
     let ready = wait_for(&log, "jmail ready: native on ");
+    assert!(
+        !ready.contains("POP3"),
+        "--pop3-port 0 turns POP3 off: {ready}"
+    );
     let addr = ready
         .split("native on ")
         .nth(1)
@@ -308,7 +312,7 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
 fn serve_asks_for_the_port_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let command = format!(
-        "{BIN} serve --bind 127.0.0.1 --data-dir {} --log-level info",
+        "{BIN} serve --bind 127.0.0.1 --pop3-port 0 --data-dir {} --log-level info",
         dir.path().display()
     );
     let mut child = Command::new("script")
