@@ -12,6 +12,8 @@ pub const DEFAULT_PORT: u16 = 2005;
 pub const DEFAULT_SMTP_PORT: u16 = 25;
 /// The submission port (RFC 6409).
 pub const DEFAULT_SUBMISSION_PORT: u16 = 587;
+/// The POP3 port when neither `--pop3-port` nor the config file names one (RFC 1939).
+pub const DEFAULT_POP3_PORT: u16 = 110;
 /// Data dir used when neither `--data-dir`, `JMAIL_DATA_DIR` nor the config file names one.
 pub const DEFAULT_DATA_DIR: &str = "./jmail-data";
 /// The smallest `message_bytes_max` accepted. Clients may send bodies up to this size without waiting for
@@ -88,6 +90,8 @@ pub struct FileConfig {
     pub smtp_port: Option<u16>,
     /// Submission port for authenticated users (0 turns it off).
     pub submission_port: Option<u16>,
+    /// POP3 port; 0 turns POP3 off.
+    pub pop3_port: Option<u16>,
     pub bind: Option<IpAddr>,
     pub data_dir: Option<PathBuf>,
     /// Mail domains this server is the final destination for; the first is used in addresses it writes.
@@ -130,6 +134,8 @@ pub struct Config {
     pub smtp_port: Option<u16>,
     /// Submission port; `None` = off, `Some(0)` = any free port (tests).
     pub submission_port: Option<u16>,
+    /// POP3 listener: `None` is off; `Some(0)` any free port (tests).
+    pub pop3_port: Option<u16>,
     pub data_dir: PathBuf,
     pub domains: Vec<String>,
     pub welcome_message: String,
@@ -145,6 +151,7 @@ impl Config {
         let mut listeners = vec![(Service::Native, self.port)];
         listeners.extend(self.smtp_port.map(|p| (Service::Smtp, p)));
         listeners.extend(self.submission_port.map(|p| (Service::Submission, p)));
+        listeners.extend(self.pop3_port.map(|p| (Service::Pop3, p)));
         listeners
     }
 
@@ -155,6 +162,7 @@ impl Config {
             port: 0,
             smtp_port: None,
             submission_port: None,
+            pop3_port: None,
             data_dir: data_dir.into(),
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),

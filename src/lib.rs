@@ -8,6 +8,7 @@ pub mod config;
 pub mod legacy;
 pub mod message;
 pub mod native;
+pub mod pop3;
 pub mod server;
 pub mod smtp;
 pub mod store;

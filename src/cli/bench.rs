@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Keep one connection per client (otherwise every message opens, logs in and closes one).
     #[arg(long)]
     reuse_connections: bool,
+    /// Measure refresh instead of send: each client asks for changes since its mailbox's current state
+    /// (nothing is new), `--messages` times in all, over reused connections. Native protocol only.
+    #[arg(long)]
+    refresh: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -73,6 +77,9 @@ struct Tally {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.users == 0 {
         bail!("--clients and --users must be at least 1");
+    }
+    if args.refresh && !matches!(args.protocol, Protocol::Native) {
+        bail!("--refresh measures the native protocol's LIST; it has no SMTP form");
     }
     super::init_logging(None, "warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -117,6 +124,7 @@ struct Params {
     password: String,
     body: Vec<u8>,
     reuse: bool,
+    refresh: bool,
     protocol: Protocol,
     domain: String,
 }
@@ -128,7 +136,8 @@ fn bench_params(args: &BenchArgs) -> Params {
         prefix: args.user_prefix.clone(),
         password: args.password.clone(),
         body: vec![b'x'; args.size],
-        reuse: args.reuse_connections,
+        reuse: args.reuse_connections || args.refresh,
+        refresh: args.refresh,
         protocol: args.protocol,
         domain: args.domain.clone(),
     }
@@ -200,6 +209,9 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
     if p.reuse {
         conn = Conn::open(&p, &me).await.ok();
     }
+    if p.refresh {
+        return refresh(conn, messages, ready, tally).await;
+    }
     ready.wait().await;
     for _ in 0..messages {
         let t0 = Instant::now();
@@ -228,6 +240,34 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
     tally
 }
 
+/// Times `LIST <modseq>` when nothing changed since `modseq`: what a client's refresh costs.
+async fn refresh(conn: Option<Conn>, times: usize, ready: Arc<Barrier>, mut tally: Tally) -> Tally {
+    let mut client = match conn {
+        Some(Conn::Native(c)) => Some(c),
+        _ => None,
+    };
+    let mut modseq = 0;
+    if let Some(c) = client.as_mut() {
+        match c.list(0).await {
+            Ok(listing) => modseq = listing.modseq,
+            Err(_) => client = None,
+        }
+    }
+    ready.wait().await;
+    let Some(mut c) = client else {
+        tally.errors += times;
+        return tally;
+    };
+    for _ in 0..times {
+        let t0 = Instant::now();
+        match c.list(modseq).await {
+            Ok(listing) if listing.messages.is_empty() => tally.latencies.push(t0.elapsed()),
+            _ => tally.errors += 1,
+        }
+    }
+    tally
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -248,9 +288,10 @@ fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
         percentile(l, 99.9),
     );
     let max = l.last().copied().unwrap_or_default();
-    let protocol = match args.protocol {
-        Protocol::Native => "native",
-        Protocol::Smtp => "smtp",
+    let protocol = match (args.protocol, args.refresh) {
+        (_, true) => "native-refresh",
+        (Protocol::Native, false) => "native",
+        (Protocol::Smtp, false) => "smtp",
     };
     if args.json {
         println!(

@@ -10,8 +10,8 @@ use clap::Args;
 
 use super::{StoreArgs, prompt};
 use crate::config::{
-    Config, DEFAULT_DATA_DIR, DEFAULT_PORT, DEFAULT_SMTP_PORT, DEFAULT_SUBMISSION_PORT,
-    DEFAULT_WELCOME, FileConfig,
+    Config, DEFAULT_DATA_DIR, DEFAULT_POP3_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT,
+    DEFAULT_SUBMISSION_PORT, DEFAULT_WELCOME, FileConfig,
 };
 use crate::store::sqlite::SqliteStore;
 
@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// submission_port, else 587].
     #[arg(long)]
     submission_port: Option<u16>,
+    /// POP3 port; 0 turns POP3 off [default: the config file's pop3_port, else 110].
+    #[arg(long)]
+    pop3_port: Option<u16>,
     /// Address to listen on [default: all interfaces].
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -77,6 +80,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         port: DEFAULT_PORT,
         smtp_port: None,
         submission_port: None,
+        pop3_port: None,
         data_dir: data_dir(store, &file),
         domains: domains
             .into_iter()
@@ -110,21 +114,26 @@ fn port(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<u16> {
         .with_context(|| format!("{answer:?} is not a port number (1-65535)"))
 }
 
+/// A listener's port: the flag, else the config file, else the protocol's default; 0 turns it off.
+fn listener_port(flag: Option<u16>, file: Option<u16>, default: u16) -> Option<u16> {
+    match flag.or(file).unwrap_or(default) {
+        0 => None,
+        port => Some(port),
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (mut config, file) = resolve(&args.store, args.domains.clone())?;
     let fallback = file.log_level.clone().unwrap_or_else(|| "info".into());
     super::init_logging(args.log_level.as_deref(), &fallback);
     config.port = port(&args, &file)?;
-    // 0 turns a listener off.
-    let on = |p: u16| (p != 0).then_some(p);
-    config.smtp_port = on(args
-        .smtp_port
-        .or(file.smtp_port)
-        .unwrap_or(DEFAULT_SMTP_PORT));
-    config.submission_port = on(args
-        .submission_port
-        .or(file.submission_port)
-        .unwrap_or(DEFAULT_SUBMISSION_PORT));
+    config.smtp_port = listener_port(args.smtp_port, file.smtp_port, DEFAULT_SMTP_PORT);
+    config.submission_port = listener_port(
+        args.submission_port,
+        file.submission_port,
+        DEFAULT_SUBMISSION_PORT,
+    );
+    config.pop3_port = listener_port(args.pop3_port, file.pop3_port, DEFAULT_POP3_PORT);
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
@@ -153,4 +162,19 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_port_flag_beats_file_beats_default_and_0_is_off() {
+        assert_eq!(listener_port(None, None, 110), Some(110));
+        assert_eq!(listener_port(None, Some(1110), 110), Some(1110));
+        assert_eq!(listener_port(Some(2110), Some(1110), 110), Some(2110));
+        assert_eq!(listener_port(Some(0), Some(1110), 110), None);
+        assert_eq!(listener_port(None, Some(0), 25), None);
+        assert_eq!(listener_port(Some(995), Some(0), 110), Some(995));
+    }
 }

@@ -29,14 +29,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn go_on(reply: impl Into<Vec<u8>>) -> Self {
+    pub fn go_on(reply: impl Into<Vec<u8>>) -> Self {
         Outcome {
             reply: reply.into(),
             action: Action::Continue,
         }
     }
 
-    fn close(reply: impl Into<Vec<u8>>) -> Self {
+    pub fn close(reply: impl Into<Vec<u8>>) -> Self {
         Outcome {
             reply: reply.into(),
             action: Action::Close,

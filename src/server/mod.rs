@@ -28,6 +28,8 @@ pub enum Service {
     Smtp,
     /// SMTP submission for authenticated users.
     Submission,
+    /// POP3 (RFC 1939), when `pop3_port` is set.
+    Pop3,
 }
 
 impl Service {
@@ -37,6 +39,7 @@ impl Service {
             Service::Native => ("native", "--port or JMAIL_PORT"),
             Service::Smtp => ("SMTP", "--smtp-port, 0 turns it off"),
             Service::Submission => ("submission", "--submission-port, 0 turns it off"),
+            Service::Pop3 => ("POP3", "--pop3-port, 0 turns it off"),
         }
     }
 
@@ -55,6 +58,12 @@ impl Service {
             (Service::Smtp | Service::Submission, Refusal::TooManyFromIp) => {
                 b"421 4.7.0 Too many connections from your address\r\n"
             }
+            (Service::Pop3, Refusal::ServerFull) => {
+                b"-ERR [SYS/TEMP] server is at its connection limit; try again later\r\n"
+            }
+            (Service::Pop3, Refusal::TooManyFromIp) => {
+                b"-ERR [SYS/TEMP] too many connections from your address\r\n"
+            }
         }
     }
 
@@ -70,6 +79,9 @@ impl Service {
             Service::Submission => {
                 let mode = smtp::Mode::Submission;
                 smtp::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, mode).await
+            }
+            Service::Pop3 => {
+                crate::pop3::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown).await
             }
         }
     }

@@ -56,7 +56,11 @@ pub struct MessageMeta {
     pub uid: u32,
     pub modseq: u64,
     pub flags: i64,
+    /// Stored bytes.
     pub size: u64,
+    /// Octets as sent with CRLF line ends and the last line ended (POP3's size, RFC 1939): `size` for
+    /// CRLF-canonical mail, more for imported mail with bare LF. See `jmail_proto::pop3::crlf_size`.
+    pub crlf_size: u64,
     pub internal_date_micros: i64,
     pub from: String,
     pub subject: String,

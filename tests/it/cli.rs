@@ -73,8 +73,8 @@ fn serve(dir: &std::path::Path) -> Served {
 /// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.
 pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
     let mut args = vec!["serve", "--bind", "127.0.0.1"];
-    // Listeners other than the native one are off unless a test asks for them (25 and 587 are shared).
-    for flag in ["--smtp-port", "--submission-port"] {
+    // Listeners other than the native one are off unless a test asks for them (25, 587 and 110 are shared).
+    for flag in ["--smtp-port", "--submission-port", "--pop3-port"] {
         if !extra.contains(&flag) {
             args.extend_from_slice(&[flag, "0"]);
         }
@@ -98,6 +98,10 @@ pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
         }
     });
     let ready = wait_for(&log, "jmail ready: native on ");
+    assert!(
+        !ready.contains("POP3"),
+        "--pop3-port 0 turns POP3 off: {ready}"
+    );
     let addr = ready
         .split("native on ")
         .nth(1)
@@ -320,7 +324,7 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
 fn serve_asks_for_the_port_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let command = format!(
-        "{BIN} serve --bind 127.0.0.1 --smtp-port 0 --submission-port 0 --data-dir {} --log-level info",
+        "{BIN} serve --bind 127.0.0.1 --smtp-port 0 --submission-port 0 --pop3-port 0 --data-dir {} --log-level info",
         dir.path().display()
     );
     // A process group of its own: `script` forks, and killing only its first process would leave the

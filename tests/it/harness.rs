@@ -34,6 +34,22 @@ impl TestServer {
         Self::start_in(tempfile::tempdir().unwrap(), tune).await
     }
 
+    /// Starts with a POP3 listener too, on a free port (see [`TestServer::pop3_addr`]).
+    pub async fn start_pop3() -> Self {
+        Self::start_with(|c| c.pop3_port = Some(0)).await
+    }
+
+    /// Where the POP3 listener is bound.
+    pub fn pop3_addr(&self) -> SocketAddr {
+        let server = self.server.as_ref().expect("server running");
+        server
+            .listeners
+            .iter()
+            .find(|(service, _)| *service == Service::Pop3)
+            .map(|(_, addr)| *addr)
+            .expect("started with a POP3 listener")
+    }
+
     /// Starts on an existing data dir (for restarts).
     pub async fn start_in(dir: TempDir, tune: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_data_dir(dir.path());

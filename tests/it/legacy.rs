@@ -9,7 +9,7 @@ use crate::harness::{REPLY_WAIT, TestServer};
 
 /// A v1 client: one `send()` per message, one `recv(1024)` per reply.
 pub struct V1 {
-    stream: TcpStream,
+    pub stream: TcpStream,
 }
 
 impl V1 {

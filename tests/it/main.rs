@@ -8,6 +8,7 @@ mod harness;
 mod legacy;
 mod limits;
 mod persistence;
+mod pop3;
 mod protocol;
 mod push;
 mod smtp;

@@ -211,3 +211,24 @@ async fn concurrent_deliveries_get_distinct_uids_and_wake_watchers() {
         ));
     }
 }
+
+/// Lists carry each message's POP3 size: CRLF line ends, last line ended, whatever the stored form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_crlf_size_counts_bare_lf_and_an_unended_last_line() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let ann = user(store, "ann").await;
+        let canonical = message("crlf");
+        let canonical_len = canonical.raw.len() as u64;
+        let mut bare = message("lf");
+        bare.raw = b"Subject: lf\n\nline\n.dot\nlast".to_vec();
+        store.deliver(&["ann".into()], canonical).await.unwrap();
+        store.deliver(&["ann".into()], bare).await.unwrap();
+        let listed = store.changes(ann.inbox, 0, 10).await.unwrap().messages;
+        let sizes: Vec<(u64, u64)> = listed.iter().map(|m| (m.size, m.crlf_size)).collect();
+        assert_eq!(
+            sizes,
+            vec![(canonical_len, canonical_len), (27, 27 + 4 + 2)]
+        );
+    }
+}

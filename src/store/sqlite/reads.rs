@@ -38,7 +38,7 @@ pub fn changes(
     let fetch = (limit + 1) as i64;
     let messages: Vec<MessageMeta> = tx
         .prepare_cached(
-            "SELECT uid, modseq, flags, size, internal_micros, from_addr, subject FROM messages \
+            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject FROM messages \
              WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq LIMIT ?3",
         )?
         .query_map(params![mailbox, since, fetch], meta)?
@@ -103,12 +103,12 @@ pub fn newest(
     bytes_max: usize,
 ) -> rusqlite::Result<Vec<(MessageMeta, Vec<u8>)>> {
     conn.prepare_cached(
-        "SELECT m.uid, m.modseq, m.flags, m.size, m.internal_micros, m.from_addr, m.subject, \
+        "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, m.subject, \
          substr(b.raw, 1, ?3) FROM messages m JOIN bodies b ON b.message_id = m.id \
          WHERE m.mailbox_id = ?1 ORDER BY m.uid DESC LIMIT ?2",
     )?
     .query_map(params![mailbox, limit as i64, bytes_max as i64], |r| {
-        Ok((meta(r)?, r.get(7)?))
+        Ok((meta(r)?, r.get(8)?))
     })?
     .collect()
 }
@@ -130,9 +130,10 @@ fn meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
         modseq: r.get(1)?,
         flags: r.get(2)?,
         size: r.get(3)?,
-        internal_date_micros: r.get(4)?,
-        from: r.get(5)?,
-        subject: r.get(6)?,
+        crlf_size: r.get(4)?,
+        internal_date_micros: r.get(5)?,
+        from: r.get(6)?,
+        subject: r.get(7)?,
     })
 }
 
@@ -171,6 +172,7 @@ mod tests {
             modseq,
             flags: 0,
             size: 1,
+            crlf_size: 3,
             internal_date_micros: 0,
             from: String::new(),
             subject: String::new(),

@@ -79,6 +79,19 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE mailboxes;
     ALTER TABLE mailboxes_v3 RENAME TO mailboxes;
     "#,
+    // 4: each message's size as POP3 sends it (CRLF line ends, last line ended; `jmail_proto::pop3::crlf_size`),
+    // so LIST and STAT need no bodies. Existing rows: length + bare LFs + 2 when the last byte is not LF,
+    // counted on the bytes (a BLOB cast to TEXT keeps its bytes; replace() works on bytes).
+    r#"
+    ALTER TABLE messages ADD COLUMN crlf_size INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET crlf_size = (
+        SELECT length(b.raw)
+            + (length(b.raw) - length(CAST(replace(CAST(b.raw AS TEXT), char(10), '') AS BLOB)))
+            - (length(b.raw) - length(CAST(replace(CAST(b.raw AS TEXT), char(13, 10), '') AS BLOB))) / 2
+            + CASE WHEN length(b.raw) > 0 AND substr(b.raw, -1) <> x'0a' THEN 2 ELSE 0 END
+        FROM bodies b WHERE b.message_id = messages.id
+    );
+    "#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
@@ -136,6 +149,52 @@ pub fn latest_version() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migration 4 computes in SQL what the writer computes in Rust for new messages.
+    #[test]
+    fn upgrade_to_version_4_counts_crlf_sizes_like_the_writer() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"a",
+            b"a\n",
+            b"a\r\n",
+            b"\n\n\r\n\0\n\xff\xfe\n\r",
+            b"x\0y\nz",
+            b"\r\r\n\n\r",
+            b"\xc3\n\0\0\n\n",
+        ];
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (name, password_hash, created_micros) VALUES ('ann', 'h', 1);
+             INSERT INTO mailboxes (user_id, name, uid_validity) VALUES (1, 'INBOX', 1);",
+        )
+        .unwrap();
+        for (i, raw) in samples.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO messages (mailbox_id, uid, modseq, internal_micros, size, from_addr, subject) \
+                 VALUES (1, ?1, ?1, 0, ?2, 'a', 's')",
+                rusqlite::params![i + 1, raw.len()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO bodies (message_id, raw) VALUES (last_insert_rowid(), ?1)",
+                rusqlite::params![raw],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        for (i, raw) in samples.iter().enumerate() {
+            let size: u64 = conn
+                .query_row(
+                    "SELECT crlf_size FROM messages WHERE uid = ?1",
+                    rusqlite::params![i + 1],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(size, jmail_proto::pop3::crlf_size(raw), "{raw:?}");
+        }
+    }
 
     /// A database made by an older build keeps its data through the upgrade, and ids are no longer reused.
     #[test]

@@ -321,8 +321,8 @@ fn append(
         )?
         .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?;
     tx.prepare_cached(
-        "INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_micros, size, from_addr, \
-         subject, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_micros, size, crlf_size, \
+         from_addr, subject, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         mailbox,
@@ -331,6 +331,7 @@ fn append(
         flags,
         m.internal_date_micros,
         m.raw.len() as u64,
+        jmail_proto::pop3::crlf_size(&m.raw),
         m.from,
         m.subject,
         m.message_id

@@ -1,0 +1,91 @@
+//! Drives one POP3 connection: greeting, socket bytes into the line decoder, lines into the session,
+//! replies out. Idle time-outs follow the session state; writes have a deadline; shutdown ends the session
+//! without applying deletions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use jmail_proto::pop3::Decoder;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::session::{GREETING, Session};
+use crate::config::Config;
+use crate::native::{Action, End, READ_BUFFER_BYTES_INITIAL, write};
+use crate::store::MailStore;
+
+/// Serves one POP3 connection until it closes.
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    store: Arc<dyn MailStore>,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let session = Session::new(store, config.clone(), peer);
+    let end = drive(stream, session, &config, shutdown).await;
+    tracing::debug!(%peer, ?end, "pop3 connection ended");
+}
+
+async fn drive<S>(
+    mut stream: S,
+    mut session: Session,
+    config: &Config,
+    shutdown: CancellationToken,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let write_timeout = Duration::from_secs(config.limits.write_secs_max);
+    if let Err(end) = write(&mut stream, GREETING, write_timeout).await {
+        return end;
+    }
+    let mut decoder = Decoder::new();
+    // The decoder consumes every whole line before the next read, so the buffer holds at most one
+    // unfinished line (bounded by the decoder's limit) plus one read.
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+    loop {
+        // Everything already buffered is handled before waiting again: pipelined commands run to the end,
+        // and a command in flight always finishes, even when shutdown has begun.
+        loop {
+            let (used, event) = decoder.decode(&buf);
+            buf.advance(used);
+            let Some(event) = event else {
+                if used == 0 {
+                    break;
+                }
+                continue;
+            };
+            let outcome = session.on_event(event).await;
+            if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
+                return end;
+            }
+            if outcome.action == Action::Close {
+                return End::Closed;
+            }
+        }
+        if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {
+            buf.reserve(READ_BUFFER_BYTES_INITIAL);
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                let _ = write(&mut stream, &session.on_shutdown(), write_timeout).await;
+                return End::Shutdown;
+            }
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(0) => return End::PeerGone,
+                Ok(_) => {}
+                Err(e) => return End::Io(e),
+            },
+            _ = tokio::time::sleep(session.idle_timeout()) => {
+                let _ = write(&mut stream, &session.on_timeout(), write_timeout).await;
+                return End::Timeout;
+            }
+        }
+    }
+}
