@@ -7,7 +7,7 @@ import asyncio
 import resource
 import sys
 
-PER_SOURCE = 20000
+PER_SOURCE = 5000
 
 
 async def one(host, port, source):

@@ -120,12 +120,17 @@ TOML
     per=$(for _ in $(seq "$RUNS"); do
       start_jmail "$WORK/idle" --config "$WORK/idle.toml"
       before=$(rss_kib "$SERVER")
-      coproc HOLD { python3 bench/hold.py 127.0.0.1 "${ADDR##*:}" "$n_run"; }
-      read -r ready count <&"${HOLD[0]}"
+      mkfifo "$WORK/hold.in"
+      python3 bench/hold.py 127.0.0.1 "${ADDR##*:}" "$n_run" <"$WORK/hold.in" >"$WORK/hold.out" &
+      holder=$!
+      exec 9>"$WORK/hold.in"
+      for _ in $(seq 1200); do grep -q ready "$WORK/hold.out" 2>/dev/null && break; sleep 0.1; done
+      count=$(awk '/ready/ {print $2}' "$WORK/hold.out")
       after=$(rss_kib "$SERVER")
-      python3 -c "print(round(($after - $before) / $count, 2))"
-      exec {HOLD[1]}>&-
-      wait "$HOLD_PID" 2>/dev/null || true
+      [ -n "$count" ] && python3 -c "print(round(($after - $before) / $count, 2))"
+      exec 9>&-
+      wait "$holder" 2>/dev/null || true
+      rm -f "$WORK/hold.in"
       stop_jmail
     done | median)
     echo "$n_run connections: $per KiB server RSS each (median of $RUNS)"

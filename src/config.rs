@@ -12,6 +12,12 @@ pub const DEFAULT_PORT: u16 = 2005;
 pub const DEFAULT_SMTP_PORT: u16 = 25;
 /// The submission port (RFC 6409).
 pub const DEFAULT_SUBMISSION_PORT: u16 = 587;
+/// SMTP submission over implicit TLS (RFC 8314).
+pub const DEFAULT_SUBMISSIONS_PORT: u16 = 465;
+/// POP3 over implicit TLS (RFC 8314).
+pub const DEFAULT_POP3S_PORT: u16 = 995;
+/// The native protocol over implicit TLS: the native port's neighbour.
+pub const DEFAULT_NATIVE_TLS_PORT: u16 = 2006;
 /// The POP3 port when neither `--pop3-port` nor the config file names one (RFC 1939).
 pub const DEFAULT_POP3_PORT: u16 = 110;
 /// Data dir used when neither `--data-dir`, `JMAIL_DATA_DIR` nor the config file names one.
@@ -92,6 +98,18 @@ pub struct FileConfig {
     pub submission_port: Option<u16>,
     /// POP3 port; 0 turns POP3 off.
     pub pop3_port: Option<u16>,
+    /// Submission over implicit TLS (0 turns it off).
+    pub submissions_port: Option<u16>,
+    /// POP3 over implicit TLS (0 turns it off).
+    pub pop3s_port: Option<u16>,
+    /// The native protocol over implicit TLS (0 turns it off).
+    pub native_tls_port: Option<u16>,
+    /// PEM certificate chain; with `tls_key`. Without both, a self-signed certificate is made.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+    /// Accept passwords without TLS from non-loopback clients (default false).
+    pub allow_plaintext_auth: Option<bool>,
     pub bind: Option<IpAddr>,
     pub data_dir: Option<PathBuf>,
     /// Mail domains this server is the final destination for; the first is used in addresses it writes.
@@ -136,6 +154,17 @@ pub struct Config {
     pub submission_port: Option<u16>,
     /// POP3 listener: `None` is off; `Some(0)` any free port (tests).
     pub pop3_port: Option<u16>,
+    /// Submission over implicit TLS; `None` = off.
+    pub submissions_port: Option<u16>,
+    /// POP3 over implicit TLS; `None` = off.
+    pub pop3s_port: Option<u16>,
+    /// The native protocol over implicit TLS; `None` = off.
+    pub native_tls_port: Option<u16>,
+    /// Certificate and key files; `None` = the self-signed pair in the data dir.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Accept passwords without TLS from non-loopback clients.
+    pub allow_plaintext_auth: bool,
     pub data_dir: PathBuf,
     pub domains: Vec<String>,
     pub welcome_message: String,
@@ -152,6 +181,9 @@ impl Config {
         listeners.extend(self.smtp_port.map(|p| (Service::Smtp, p)));
         listeners.extend(self.submission_port.map(|p| (Service::Submission, p)));
         listeners.extend(self.pop3_port.map(|p| (Service::Pop3, p)));
+        listeners.extend(self.submissions_port.map(|p| (Service::Submissions, p)));
+        listeners.extend(self.pop3s_port.map(|p| (Service::Pop3s, p)));
+        listeners.extend(self.native_tls_port.map(|p| (Service::NativeTls, p)));
         listeners
     }
 
@@ -163,6 +195,12 @@ impl Config {
             smtp_port: None,
             submission_port: None,
             pop3_port: None,
+            submissions_port: None,
+            pop3s_port: None,
+            native_tls_port: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext_auth: false,
             data_dir: data_dir.into(),
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),

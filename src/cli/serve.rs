@@ -10,8 +10,9 @@ use clap::Args;
 
 use super::{StoreArgs, prompt};
 use crate::config::{
-    Config, DEFAULT_DATA_DIR, DEFAULT_POP3_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT,
-    DEFAULT_SUBMISSION_PORT, DEFAULT_WELCOME, FileConfig,
+    Config, DEFAULT_DATA_DIR, DEFAULT_NATIVE_TLS_PORT, DEFAULT_POP3_PORT, DEFAULT_POP3S_PORT,
+    DEFAULT_PORT, DEFAULT_SMTP_PORT, DEFAULT_SUBMISSION_PORT, DEFAULT_SUBMISSIONS_PORT,
+    DEFAULT_WELCOME, FileConfig,
 };
 use crate::store::sqlite::SqliteStore;
 
@@ -31,6 +32,24 @@ pub struct ServeArgs {
     /// POP3 port; 0 turns POP3 off [default: the config file's pop3_port, else 110].
     #[arg(long)]
     pop3_port: Option<u16>,
+    /// Submission over implicit TLS; 0 turns it off [default: submissions_port, else 465].
+    #[arg(long)]
+    submissions_port: Option<u16>,
+    /// POP3 over implicit TLS; 0 turns it off [default: pop3s_port, else 995].
+    #[arg(long)]
+    pop3s_port: Option<u16>,
+    /// The native protocol over implicit TLS; 0 turns it off [default: native_tls_port, else 2006].
+    #[arg(long)]
+    native_tls_port: Option<u16>,
+    /// TLS certificate chain (PEM) [default: tls_cert; else a self-signed one made in the data dir].
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept passwords without TLS from non-loopback clients (logged as a warning).
+    #[arg(long)]
+    allow_plaintext_auth: bool,
     /// Address to listen on [default: all interfaces].
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -81,6 +100,12 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         smtp_port: None,
         submission_port: None,
         pop3_port: None,
+        submissions_port: None,
+        pop3s_port: None,
+        native_tls_port: None,
+        tls_cert: file.tls_cert.clone(),
+        tls_key: file.tls_key.clone(),
+        allow_plaintext_auth: file.allow_plaintext_auth.unwrap_or(false),
         data_dir: data_dir(store, &file),
         domains: domains
             .into_iter()
@@ -134,6 +159,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         DEFAULT_SUBMISSION_PORT,
     );
     config.pop3_port = listener_port(args.pop3_port, file.pop3_port, DEFAULT_POP3_PORT);
+    config.submissions_port = listener_port(
+        args.submissions_port,
+        file.submissions_port,
+        DEFAULT_SUBMISSIONS_PORT,
+    );
+    config.pop3s_port = listener_port(args.pop3s_port, file.pop3s_port, DEFAULT_POP3S_PORT);
+    config.native_tls_port = listener_port(
+        args.native_tls_port,
+        file.native_tls_port,
+        DEFAULT_NATIVE_TLS_PORT,
+    );
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert.clone();
+        config.tls_key = args.tls_key.clone();
+    }
+    if args.allow_plaintext_auth {
+        config.allow_plaintext_auth = true;
+    }
+    if config.allow_plaintext_auth {
+        tracing::warn!(
+            "allow_plaintext_auth is on: passwords are accepted without TLS from any address"
+        );
+    }
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
@@ -147,21 +195,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let store = SqliteStore::open(&config.data_dir)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         let server = crate::server::start(config, Arc::new(store)).await?;
-        wait_for_signal().await?;
+        wait_for_signal(&server).await?;
         server.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads the TLS certificate.
+async fn wait_for_signal(server: &crate::server::RunningServer) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received");
+                return Ok(());
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT received");
+                return Ok(());
+            }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received: reloading the TLS certificate");
+                server.reload_tls();
+            }
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -155,6 +155,15 @@ impl LegacySession {
     }
 
     async fn login(&mut self, user: &str, password: &str) -> Reply {
+        // The v1 exchange cannot do TLS: its passwords are taken only where plaintext ones are.
+        if !crate::conn::plaintext_auth_allowed(
+            self.peer.ip(),
+            false,
+            self.config.allow_plaintext_auth,
+        ) {
+            tracing::warn!(peer = %self.peer, "v1 login refused: password in clear from a non-loopback address");
+            return login_failed();
+        }
         // An invalid name is checked like an unknown one: same reply, same work.
         let name = normalize_name(user).unwrap_or_default();
         match self.store.authenticate(&name, password).await {

@@ -6,11 +6,15 @@ use tokio::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use jmail_proto::native::{Decoder, Limits as DecoderLimits};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Action, Session};
 use crate::config::Limits;
+use crate::conn::{End, Stream, write};
+use crate::tls::Tls;
 
 /// Read buffer a fresh connection starts with; idle connections keep only this.
 pub const READ_BUFFER_BYTES_INITIAL: usize = 1024;
@@ -19,28 +23,16 @@ const READ_BUFFER_BYTES_GROW: usize = 16 * 1024;
 /// An emptied buffer larger than this is given back, so one large message does not pin memory.
 const READ_BUFFER_BYTES_KEEP: usize = 64 * 1024;
 
-/// Why a connection ended, for the log.
-#[derive(Debug)]
-pub enum End {
-    Closed,
-    PeerGone,
-    Timeout,
-    Shutdown,
-    Io(std::io::Error),
-}
-
 /// Serves one connection, whose greeting was sent and whose first bytes are `buf`, until it closes.
 /// Returns why it ended.
-pub async fn serve<S>(
-    mut stream: S,
+pub async fn serve(
+    mut stream: Stream,
     mut buf: BytesMut,
     mut session: Session,
     limits: &Limits,
     shutdown: CancellationToken,
-) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    tls: Arc<Tls>,
+) -> End {
     let write_timeout = Duration::from_secs(limits.write_secs_max);
     let mut decoder = Decoder::new(DecoderLimits {
         line_bytes_max: limits.line_bytes_max,
@@ -64,8 +56,18 @@ where
             if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
                 return end;
             }
-            if outcome.action == Action::Close {
-                return End::Closed;
+            match outcome.action {
+                Action::Continue => {}
+                Action::Close => return End::Closed,
+                Action::StartTls => {
+                    // Bytes sent after STARTTLS in clear are dropped, never read as commands under TLS.
+                    buf.clear();
+                    stream = match stream.start_tls(tls.acceptor()).await {
+                        Ok(secure) => secure,
+                        Err(e) => return End::Io(e),
+                    };
+                    session.on_tls_started();
+                }
             }
             if let Some(max) = session.literal_bytes_max() {
                 decoder.allow_literals(max);
@@ -102,20 +104,5 @@ where
                 return End::Timeout;
             }
         }
-    }
-}
-
-pub async fn write<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    bytes: &[u8],
-    limit: Duration,
-) -> Result<(), End> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    match tokio::time::timeout(limit, stream.write_all(bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(End::Io(e)),
-        Err(_) => Err(End::Timeout),
     }
 }

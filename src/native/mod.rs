@@ -3,5 +3,5 @@
 mod connection;
 mod session;
 
-pub use connection::{End, READ_BUFFER_BYTES_INITIAL, serve, write};
+pub use connection::{READ_BUFFER_BYTES_INITIAL, serve};
 pub use session::{Action, Outcome, Session};

@@ -18,6 +18,8 @@ use crate::store::{Account, MailStore, MailboxWatch, MessageMeta, StoreError, fl
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Continue,
+    /// Start the TLS handshake now that the reply is out (STARTTLS / STLS).
+    StartTls,
     Close,
 }
 
@@ -68,6 +70,8 @@ pub struct Session {
     state: State,
     errors: u32,
     login_failures: u32,
+    /// The connection is encrypted (the native TLS port, or after STARTTLS).
+    tls: bool,
 }
 
 fn line(status: &str, code: &str, text: &str) -> Vec<u8> {
@@ -94,7 +98,12 @@ fn store_failure(err: &StoreError, peer: SocketAddr) -> Vec<u8> {
 }
 
 impl Session {
-    pub fn new(store: Arc<dyn MailStore>, config: Arc<Config>, peer: SocketAddr) -> Self {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        config: Arc<Config>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Self {
         Session {
             store,
             config,
@@ -102,7 +111,13 @@ impl Session {
             state: State::Greeted,
             errors: 0,
             login_failures: 0,
+            tls,
         }
+    }
+
+    /// After the TLS handshake that STARTTLS began.
+    pub fn on_tls_started(&mut self) {
+        self.tls = true;
     }
 
     /// How long the client may stay silent in the current state.
@@ -198,6 +213,21 @@ impl Session {
             (State::Watching { .. }, _) => self.wrong_state("only DONE or LOGOUT while watching"),
             (_, Command::Noop) => Outcome::go_on(line("OK", "", "NOOP")),
             (_, Command::Capa) => Outcome::go_on(self.capa()),
+            (State::Unauthenticated, Command::StartTls) if !self.tls => Outcome {
+                reply: line("OK", "", "STARTTLS begin TLS negotiation now"),
+                action: Action::StartTls,
+            },
+            (_, Command::StartTls) => self.wrong_state("STARTTLS only before LOGIN, without TLS"),
+            (State::Unauthenticated, Command::Login { .. })
+                if !crate::conn::plaintext_auth_allowed(
+                    self.peer.ip(),
+                    self.tls,
+                    self.config.allow_plaintext_auth,
+                ) =>
+            {
+                let text = "TLS is required to log in from your address; use STARTTLS first";
+                Outcome::go_on(line("NO", "PRIVACY", text))
+            }
             (State::Unauthenticated, Command::Login { user, password }) => {
                 self.login(&user, password).await
             }
@@ -231,12 +261,13 @@ impl Session {
             out,
             "* CAPA VERSION {VERSION_MAJOR}.{VERSION_MINOR}\r\n* CAPA LITERAL+\r\n* CAPA WATCH\r\n\
              * CAPA MESSAGE-BYTES-MAX {}\r\n* CAPA RECIPIENTS-MAX {}\r\n* CAPA LINE-BYTES-MAX {}\r\n\
-             * CAPA LIST-BATCH-MAX {}\r\n* CAPA DOMAIN {}\r\nOK CAPA\r\n",
+             * CAPA LIST-BATCH-MAX {}\r\n* CAPA DOMAIN {}\r\n{}OK CAPA\r\n",
             l.message_bytes_max,
             l.recipients_max,
             l.line_bytes_max,
             l.list_batch_max,
-            self.config.primary_domain()
+            self.config.primary_domain(),
+            if self.tls { "" } else { "* CAPA STARTTLS\r\n" },
         );
         out.into_bytes()
     }
@@ -314,6 +345,7 @@ impl Session {
             | Command::Login { .. }
             | Command::Noop
             | Command::Capa
+            | Command::StartTls
             | Command::Logout => unreachable!("handled before the logged-in state"),
         }
     }

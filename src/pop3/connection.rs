@@ -8,38 +8,37 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use jmail_proto::pop3::Decoder;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{GREETING, Session};
 use crate::config::Config;
-use crate::native::{Action, End, READ_BUFFER_BYTES_INITIAL, write};
+use crate::conn::{End, Stream, write};
+use crate::native::{Action, READ_BUFFER_BYTES_INITIAL};
 use crate::store::MailStore;
+use crate::tls::Tls;
 
 /// Serves one POP3 connection until it closes.
-pub async fn serve<S>(
-    stream: S,
+pub async fn serve(
+    stream: Stream,
     peer: SocketAddr,
     store: Arc<dyn MailStore>,
     config: Arc<Config>,
     shutdown: CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let session = Session::new(store, config.clone(), peer);
-    let end = drive(stream, session, &config, shutdown).await;
+    tls: Arc<Tls>,
+) {
+    let session = Session::new(store, config.clone(), peer, stream.is_tls());
+    let end = drive(stream, session, &config, shutdown, tls).await;
     tracing::debug!(%peer, ?end, "pop3 connection ended");
 }
 
-async fn drive<S>(
-    mut stream: S,
+async fn drive(
+    mut stream: Stream,
     mut session: Session,
     config: &Config,
     shutdown: CancellationToken,
-) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    tls: Arc<Tls>,
+) -> End {
     let write_timeout = Duration::from_secs(config.limits.write_secs_max);
     if let Err(end) = write(&mut stream, GREETING, write_timeout).await {
         return end;
@@ -64,8 +63,19 @@ where
             if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
                 return end;
             }
-            if outcome.action == Action::Close {
-                return End::Closed;
+            match outcome.action {
+                Action::Continue => {}
+                Action::Close => return End::Closed,
+                Action::StartTls => {
+                    // Bytes sent after STLS in clear are dropped, never read as commands under TLS.
+                    buf.clear();
+                    stream = match stream.start_tls(tls.acceptor()).await {
+                        Ok(secure) => secure,
+                        Err(e) => return End::Io(e),
+                    };
+                    session.on_tls_started();
+                    break;
+                }
             }
         }
         if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {

@@ -17,7 +17,7 @@ use jmail_proto::sasl::{self, Mechanism, SaslError};
 
 use crate::auth::normalize_name;
 use crate::config::Config;
-use crate::native::Outcome;
+use crate::native::{Action, Outcome};
 use crate::store::{Account, MailStore, MailboxId, StoreError};
 
 /// The first line a client gets.
@@ -29,6 +29,9 @@ pub const AUTOLOGOUT_SECS_MIN: u64 = 10 * 60;
 
 const CAPABILITIES: &str = "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\n\
 AUTH-RESP-CODE\r\nPIPELINING\r\nSASL PLAIN\r\nIMPLEMENTATION Jmail\r\n.\r\n";
+/// The same, with STLS offered (before TLS is active).
+const CAPABILITIES_STLS: &str = "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n\
+RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nSASL PLAIN\r\nSTLS\r\nIMPLEMENTATION Jmail\r\n.\r\n";
 
 /// One message of the login snapshot.
 struct Entry {
@@ -96,6 +99,8 @@ pub struct Session {
     state: State,
     errors: u32,
     login_failures: u32,
+    /// The connection is encrypted (POP3S, or after STLS).
+    tls: bool,
 }
 
 fn ok(text: &str) -> Vec<u8> {
@@ -118,7 +123,12 @@ fn store_failure(e: &StoreError, peer: SocketAddr) -> Vec<u8> {
 }
 
 impl Session {
-    pub fn new(store: Arc<dyn MailStore>, config: Arc<Config>, peer: SocketAddr) -> Self {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        config: Arc<Config>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Self {
         Session {
             store,
             config,
@@ -126,7 +136,23 @@ impl Session {
             state: State::Authorization { user: None },
             errors: 0,
             login_failures: 0,
+            tls,
         }
+    }
+
+    /// After the TLS handshake: forget a USER given in clear (RFC 2595 §4).
+    pub fn on_tls_started(&mut self) {
+        self.tls = true;
+        self.state = State::Authorization { user: None };
+    }
+
+    /// Passwords are taken only under TLS, from loopback, or when the operator allowed it.
+    fn plaintext_auth_ok(&self) -> bool {
+        crate::conn::plaintext_auth_allowed(
+            self.peer.ip(),
+            self.tls,
+            self.config.allow_plaintext_auth,
+        )
     }
 
     /// How long the client may stay silent in the current state.
@@ -172,10 +198,22 @@ impl Session {
     }
 
     async fn on_command(&mut self, command: Command) -> Outcome {
+        let (tls, plaintext_auth_ok) = (self.tls, self.plaintext_auth_ok());
         match (&mut self.state, command) {
-            (_, Command::Capa) => Outcome::go_on(CAPABILITIES),
+            (_, Command::Capa) if tls => Outcome::go_on(CAPABILITIES),
+            (_, Command::Capa) => Outcome::go_on(CAPABILITIES_STLS),
             (_, Command::Quit) => self.quit().await,
-            (_, Command::Stls) => Outcome::go_on(err("TLS is not available")),
+            (State::Authorization { .. }, Command::Stls) if !tls => Outcome {
+                reply: ok("begin TLS negotiation"),
+                action: Action::StartTls,
+            },
+            (_, Command::Stls) => self.protocol_error(err("STLS only before login, without TLS")),
+            (
+                State::Authorization { .. },
+                Command::User(_) | Command::Pass(_) | Command::Auth { .. },
+            ) if !plaintext_auth_ok => Outcome::go_on(err(
+                "[AUTH] TLS required to log in: use STLS (or POP3S) first",
+            )),
             (State::Authorization { user }, Command::User(name)) => {
                 *user = Some(name);
                 Outcome::go_on(ok("send PASS"))

@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::conn::Stream;
 use crate::smtp;
 use crate::store::MailStore;
+use crate::tls::{CertSource, Tls, TlsError};
 use caps::{ConnectionCaps, Refusal};
 
 /// What a listener speaks. Each protocol's connection handling lives in its own module; this enum is the
@@ -30,6 +32,12 @@ pub enum Service {
     Submission,
     /// POP3 (RFC 1939), when `pop3_port` is set.
     Pop3,
+    /// Submission over implicit TLS (RFC 8314).
+    Submissions,
+    /// POP3 over implicit TLS.
+    Pop3s,
+    /// The native protocol (and v1 clients, though they cannot speak TLS) over implicit TLS.
+    NativeTls,
 }
 
 impl Service {
@@ -40,48 +48,76 @@ impl Service {
             Service::Smtp => ("SMTP", "--smtp-port, 0 turns it off"),
             Service::Submission => ("submission", "--submission-port, 0 turns it off"),
             Service::Pop3 => ("POP3", "--pop3-port, 0 turns it off"),
+            Service::Submissions => ("submission over TLS", "--submissions-port, 0 turns it off"),
+            Service::Pop3s => ("POP3 over TLS", "--pop3s-port, 0 turns it off"),
+            Service::NativeTls => ("native over TLS", "--native-tls-port, 0 turns it off"),
         }
     }
 
     /// What a client refused by a connection cap is told, in the protocol's own words.
     fn refusal(self, refusal: Refusal) -> &'static [u8] {
         match (self, refusal) {
-            (Service::Native, Refusal::ServerFull) => {
+            (Service::Native | Service::NativeTls, Refusal::ServerFull) => {
                 b"BYE LIMIT server is at its connection limit; try again later\r\n"
             }
-            (Service::Native, Refusal::TooManyFromIp) => {
+            (Service::Native | Service::NativeTls, Refusal::TooManyFromIp) => {
                 b"BYE LIMIT too many connections from your address\r\n"
             }
-            (Service::Smtp | Service::Submission, Refusal::ServerFull) => {
+            (Service::Smtp | Service::Submission | Service::Submissions, Refusal::ServerFull) => {
                 b"421 4.7.0 Server is at its connection limit; try again later\r\n"
             }
-            (Service::Smtp | Service::Submission, Refusal::TooManyFromIp) => {
-                b"421 4.7.0 Too many connections from your address\r\n"
-            }
-            (Service::Pop3, Refusal::ServerFull) => {
+            (
+                Service::Smtp | Service::Submission | Service::Submissions,
+                Refusal::TooManyFromIp,
+            ) => b"421 4.7.0 Too many connections from your address\r\n",
+            (Service::Pop3 | Service::Pop3s, Refusal::ServerFull) => {
                 b"-ERR [SYS/TEMP] server is at its connection limit; try again later\r\n"
             }
-            (Service::Pop3, Refusal::TooManyFromIp) => {
+            (Service::Pop3 | Service::Pop3s, Refusal::TooManyFromIp) => {
                 b"-ERR [SYS/TEMP] too many connections from your address\r\n"
             }
         }
     }
 
-    async fn serve(self, stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
+    /// Whether the listener starts with a TLS handshake.
+    fn implicit_tls(self) -> bool {
+        matches!(
+            self,
+            Service::Submissions | Service::Pop3s | Service::NativeTls
+        )
+    }
+
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
+        let mut stream = Stream::Plain(tcp);
+        if self.implicit_tls() {
+            stream = match stream.start_tls(ctx.tls.acceptor()).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+        }
+        let ConnectionContext {
+            config,
+            store,
+            shutdown,
+            tls,
+        } = ctx;
         match self {
-            Service::Native => {
-                native_port::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown).await
+            Service::Native | Service::NativeTls => {
+                native_port::serve(stream, peer, store, config, shutdown, tls).await
             }
             Service::Smtp => {
                 let mode = smtp::Mode::Inbound;
-                smtp::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, mode).await
+                smtp::serve(stream, peer, store, config, shutdown, tls, mode).await
             }
-            Service::Submission => {
+            Service::Submission | Service::Submissions => {
                 let mode = smtp::Mode::Submission;
-                smtp::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, mode).await
+                smtp::serve(stream, peer, store, config, shutdown, tls, mode).await
             }
-            Service::Pop3 => {
-                crate::pop3::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown).await
+            Service::Pop3 | Service::Pop3s => {
+                crate::pop3::serve(stream, peer, store, config, shutdown, tls).await
             }
         }
     }
@@ -93,6 +129,7 @@ struct ConnectionContext {
     config: Arc<Config>,
     store: Arc<dyn MailStore>,
     shutdown: CancellationToken,
+    tls: Arc<Tls>,
 }
 
 /// A server that is accepting connections.
@@ -105,10 +142,13 @@ pub struct RunningServer {
     tracker: TaskTracker,
     store: Arc<dyn MailStore>,
     grace: Duration,
+    tls: Arc<Tls>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr} ({what} port; change it with {flag}){hint}")]
     Bind {
         addr: SocketAddr,
@@ -141,6 +181,21 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         let local = listener.local_addr().map_err(fail)?;
         bound.push((service, listener, local));
     }
+    let mut names = config.domains.clone();
+    names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    names.dedup();
+    let source = CertSource::new(
+        config.tls_cert.clone(),
+        config.tls_key.clone(),
+        &config.data_dir,
+    );
+    let tls = Arc::new(Tls::load(source, names)?);
+    tracing::info!(
+        fingerprint = %tls.fingerprint(),
+        cert = %tls.source().cert.display(),
+        self_signed = tls.source().self_signed,
+        "TLS certificate loaded (SHA-256)"
+    );
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
@@ -153,6 +208,7 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         config: config.clone(),
         store: store.clone(),
         shutdown: shutdown.clone(),
+        tls: tls.clone(),
     };
     let listeners: Vec<(Service, SocketAddr)> = bound.iter().map(|(s, _, a)| (*s, *a)).collect();
     for (service, listener, _) in bound {
@@ -169,9 +225,10 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         .map(|(s, a)| format!("{} on {a}", s.describe().0))
         .collect();
     tracing::info!(
-        "jmail ready: {}; data dir {}",
+        "jmail ready: {}; data dir {}; TLS certificate SHA-256 {}",
         names.join(", "),
-        config.data_dir.display()
+        config.data_dir.display(),
+        tls.fingerprint()
     );
     let native_addr = listeners
         .iter()
@@ -185,6 +242,7 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         tracker,
         store,
         grace,
+        tls,
     })
 }
 
@@ -222,6 +280,21 @@ impl RunningServer {
         }
         self.store.close().await;
         tracing::info!("stopped");
+    }
+
+    /// Reads the TLS certificate again (SIGHUP); open connections keep the one they started with.
+    pub fn reload_tls(&self) {
+        match self.tls.reload() {
+            Ok(fingerprint) => tracing::info!(%fingerprint, "TLS certificate reloaded (SHA-256)"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+            }
+        }
+    }
+
+    /// SHA-256 fingerprint of the certificate in use.
+    pub fn tls_fingerprint(&self) -> String {
+        self.tls.fingerprint()
     }
 
     /// A token that is cancelled when shutdown begins.

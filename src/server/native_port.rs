@@ -10,34 +10,33 @@ use bytes::BytesMut;
 use jmail_proto::legacy::is_v1_start;
 use jmail_proto::native::GREETING;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::conn::{Stream, write};
 use crate::store::MailStore;
+use crate::tls::Tls;
 use crate::{legacy, native};
 
 pub async fn serve(
-    mut stream: TcpStream,
+    mut stream: Stream,
     peer: SocketAddr,
     store: Arc<dyn MailStore>,
     config: Arc<Config>,
     shutdown: CancellationToken,
+    tls: Arc<Tls>,
 ) {
     let limits = &config.limits;
     let write_timeout = Duration::from_secs(limits.write_secs_max);
-    let session = native::Session::new(store.clone(), config.clone(), peer);
-    if native::write(&mut stream, GREETING, write_timeout)
-        .await
-        .is_err()
-    {
+    let session = native::Session::new(store.clone(), config.clone(), peer, stream.is_tls());
+    if write(&mut stream, GREETING, write_timeout).await.is_err() {
         return;
     }
     let mut first = BytesMut::with_capacity(native::READ_BUFFER_BYTES_INITIAL);
     tokio::select! {
         biased;
         _ = shutdown.cancelled() => {
-            let _ = native::write(&mut stream, &session.on_shutdown(), write_timeout).await;
+            let _ = write(&mut stream, &session.on_shutdown(), write_timeout).await;
             return;
         }
         read = stream.read_buf(&mut first) => match read {
@@ -45,7 +44,7 @@ pub async fn serve(
             Ok(_) => {}
         },
         _ = tokio::time::sleep(session.idle_timeout()) => {
-            let _ = native::write(&mut stream, &session.on_timeout(), write_timeout).await;
+            let _ = write(&mut stream, &session.on_timeout(), write_timeout).await;
             return;
         }
     }
@@ -54,7 +53,7 @@ pub async fn serve(
         legacy::serve(stream, first, session, limits, shutdown).await;
         tracing::debug!(%peer, "legacy v1 connection ended");
     } else {
-        let end = native::serve(stream, first, session, limits, shutdown).await;
+        let end = native::serve(stream, first, session, limits, shutdown, tls).await;
         tracing::debug!(%peer, ?end, "native connection ended");
     }
 }

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use jmail_proto::smtp::{DataReceiver, Frame, LineFramer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Next, Outcome, Session};
 use crate::config::Limits;
-use crate::native::{End, write};
+use crate::conn::{End, Stream, write};
+use crate::tls::Tls;
 
 /// Read buffer a fresh connection starts with.
 const READ_BUFFER_BYTES_INITIAL: usize = 4 * 1024;
@@ -21,15 +24,13 @@ const READ_BUFFER_BYTES_GROW: usize = 64 * 1024;
 /// that a flood of pipelined commands can make the server hold.
 const REPLY_BYTES_FLUSH: usize = 16 * 1024;
 
-pub async fn serve<S>(
-    mut stream: S,
+pub async fn serve(
+    mut stream: Stream,
     mut session: Session,
     limits: &Limits,
     shutdown: CancellationToken,
-) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    tls: Arc<Tls>,
+) -> End {
     let write_timeout = Duration::from_secs(limits.write_secs_max);
     let command_idle = Duration::from_secs(limits.smtp_command_idle_secs);
     let data_idle = Duration::from_secs(limits.smtp_data_idle_secs);
@@ -64,6 +65,20 @@ where
             match outcome.next {
                 Next::Command => {}
                 Next::Data => data = Some(DataReceiver::new(session.data_bytes_max())),
+                Next::StartTls => {
+                    if let Err(end) = write(&mut stream, &out, write_timeout).await {
+                        return end;
+                    }
+                    out.clear();
+                    // Bytes sent after STARTTLS in clear are dropped, never read as commands under TLS
+                    // (the STARTTLS command-injection attack, CVE-2011-0411).
+                    buf.clear();
+                    stream = match stream.start_tls(tls.acceptor()).await {
+                        Ok(secure) => secure,
+                        Err(e) => return End::Io(e),
+                    };
+                    session.on_tls_started();
+                }
                 Next::Close => {
                     let _ = write(&mut stream, &out, write_timeout).await;
                     return End::Closed;

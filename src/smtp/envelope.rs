@@ -14,6 +14,8 @@ pub struct Trace<'a> {
     /// EHLO (ESMTP) rather than HELO.
     pub extended: bool,
     pub authenticated: bool,
+    /// The message came over TLS.
+    pub tls: bool,
     pub smtputf8: bool,
     pub peer: SocketAddr,
     /// This server's name.
@@ -27,14 +29,21 @@ pub struct Trace<'a> {
 pub fn stamp(trace: &Trace<'_>, body: Vec<u8>) -> (NewMessage, String) {
     let id = format!("{:016x}", rand::thread_rng().r#gen::<u64>());
     let now = chrono::Utc::now();
-    // RFC 3848 names for the "with" clause.
-    let protocol = match (trace.smtputf8, trace.extended, trace.authenticated) {
-        (true, _, true) => "UTF8SMTPA",
-        (true, _, false) => "UTF8SMTP",
-        (false, true, true) => "ESMTPA",
-        (false, true, false) => "ESMTP",
-        (false, false, _) => "SMTP",
+    // RFC 3848 / RFC 6531 names for the "with" clause: base, then S for TLS, then A for AUTH.
+    let base = match (trace.smtputf8, trace.extended) {
+        (true, _) => "UTF8SMTP",
+        (false, true) => "ESMTP",
+        (false, false) => "SMTP",
     };
+    let protocol = format!(
+        "{base}{}{}",
+        if trace.tls && base != "SMTP" { "S" } else { "" },
+        if trace.authenticated && base != "SMTP" {
+            "A"
+        } else {
+            ""
+        }
+    );
     let recipient = match trace.recipients {
         [one] => format!("\r\n\tfor <{}>", header_safe(one)),
         _ => String::new(),
@@ -95,6 +104,7 @@ mod tests {
             helo: "client.example\r\nX-Evil: 1",
             extended: true,
             authenticated: submission,
+            tls: false,
             smtputf8: false,
             peer: "127.0.0.1:4000".parse().unwrap(),
             by: "localhost",

@@ -8,22 +8,24 @@ mod session;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::conn::Stream;
 use crate::store::MailStore;
+use crate::tls::Tls;
 pub use session::{Mode, Session};
 
 pub async fn serve(
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     store: Arc<dyn MailStore>,
     config: Arc<Config>,
     shutdown: CancellationToken,
+    tls: Arc<Tls>,
     mode: Mode,
 ) {
-    let session = Session::new(store, config.clone(), peer, mode);
-    let end = connection::serve(stream, session, &config.limits, shutdown).await;
+    let session = Session::new(store, config.clone(), peer, mode, stream.is_tls());
+    let end = connection::serve(stream, session, &config.limits, shutdown, tls).await;
     tracing::debug!(%peer, ?mode, ?end, "SMTP connection ended");
 }

@@ -28,6 +28,8 @@ pub enum Next {
     Command,
     /// Read a message (the reply was 354).
     Data,
+    /// Start the TLS handshake (the reply was 220 to STARTTLS); then call [`Session::on_tls_started`].
+    StartTls,
     Close,
 }
 
@@ -89,6 +91,8 @@ pub struct Session {
     transaction: Option<Transaction>,
     bad_commands: u32,
     login_failures: u32,
+    /// The connection is encrypted (implicit TLS, or after STARTTLS).
+    tls: bool,
 }
 
 impl Session {
@@ -97,6 +101,7 @@ impl Session {
         config: Arc<Config>,
         peer: SocketAddr,
         mode: Mode,
+        tls: bool,
     ) -> Session {
         Session {
             store,
@@ -109,6 +114,7 @@ impl Session {
             transaction: None,
             bad_commands: 0,
             login_failures: 0,
+            tls,
         }
     }
 
@@ -137,6 +143,24 @@ impl Session {
     /// Largest message DATA may carry.
     pub fn data_bytes_max(&self) -> usize {
         self.config.limits.message_bytes_max
+    }
+
+    /// After the TLS handshake: everything learnt in clear is forgotten (RFC 3207 §4.2).
+    pub fn on_tls_started(&mut self) {
+        self.tls = true;
+        self.helo = None;
+        self.account = None;
+        self.auth_step = None;
+        self.transaction = None;
+    }
+
+    /// Passwords are taken only under TLS, from loopback, or when the operator allowed it.
+    fn plaintext_auth_ok(&self) -> bool {
+        crate::conn::plaintext_auth_allowed(
+            self.peer.ip(),
+            self.tls,
+            self.config.allow_plaintext_auth,
+        )
     }
 
     /// A line longer than the limit (RFC 5321 §4.5.3.1.10).
@@ -199,7 +223,11 @@ impl Session {
                 mechanism,
                 initial_response,
             } => self.auth(mechanism, initial_response).await,
-            Request::StartTls => Outcome::reply("502 5.5.1 STARTTLS is not available yet"),
+            Request::StartTls if self.tls => self.bad("503 5.5.1 TLS is already active"),
+            Request::StartTls => Outcome {
+                reply: crlf("220 2.0.0 Ready to start TLS".to_string()),
+                next: Next::StartTls,
+            },
             Request::Lhlo { .. } => self.bad("500 5.5.2 LHLO is for LMTP; this is SMTP"),
             Request::Bdat { .. }
             | Request::Etrn { .. }
@@ -226,7 +254,10 @@ impl Session {
             "ENHANCEDSTATUSCODES".to_string(),
             "SMTPUTF8".to_string(),
         ];
-        if self.mode == Mode::Submission && self.account.is_none() {
+        if !self.tls {
+            lines.push("STARTTLS".to_string());
+        }
+        if self.mode == Mode::Submission && self.account.is_none() && self.plaintext_auth_ok() {
             lines.push("AUTH PLAIN LOGIN".to_string());
         }
         lines.push("HELP".to_string());
@@ -362,6 +393,7 @@ impl Session {
             helo: &helo,
             extended,
             authenticated: self.account.is_some(),
+            tls: self.tls,
             smtputf8: transaction.smtputf8,
             peer: self.peer,
             by: self.domain(),
@@ -391,6 +423,11 @@ impl Session {
         }
         if self.transaction.is_some() {
             return self.bad("503 5.5.1 AUTH is not allowed during a mail transaction");
+        }
+        if !self.plaintext_auth_ok() {
+            return Outcome::reply(
+                "538 5.7.11 Encryption required for requested authentication mechanism; use STARTTLS",
+            );
         }
         let mechanism = match mechanism {
             wire::AUTH_PLAIN => Mechanism::Plain,

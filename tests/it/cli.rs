@@ -55,6 +55,8 @@ pub fn text(b: &[u8]) -> String {
 pub struct Served {
     pub child: Child,
     pub addr: String,
+    /// The server's ready line.
+    pub ready: String,
     pub log: mpsc::Receiver<String>,
 }
 
@@ -70,11 +72,22 @@ fn serve(dir: &std::path::Path) -> Served {
     serve_with(dir, &[])
 }
 
+/// The listeners besides the native one. Their default ports are fixed (25, 587, 110, 465, 995, 2006), so
+/// tests that run servers side by side turn them off unless a test asks for one.
+pub const LISTENER_FLAGS: [&str; 6] = [
+    "--smtp-port",
+    "--submission-port",
+    "--pop3-port",
+    "--submissions-port",
+    "--pop3s-port",
+    "--native-tls-port",
+];
+
 /// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.
 pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
     let mut args = vec!["serve", "--bind", "127.0.0.1"];
     // Listeners other than the native one are off unless a test asks for them (25, 587 and 110 are shared).
-    for flag in ["--smtp-port", "--submission-port", "--pop3-port"] {
+    for flag in LISTENER_FLAGS {
         if !extra.contains(&flag) {
             args.extend_from_slice(&[flag, "0"]);
         }
@@ -114,7 +127,12 @@ pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
         ready.contains(&format!("data dir {}", dir.display())),
         "{ready}"
     );
-    Served { child, addr, log }
+    Served {
+        child,
+        addr,
+        ready,
+        log,
+    }
 }
 
 pub fn wait_for(log: &mpsc::Receiver<String>, needle: &str) -> String {
@@ -323,8 +341,10 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
 #[test]
 fn serve_asks_for_the_port_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
+    let off: Vec<String> = LISTENER_FLAGS.iter().map(|f| format!("{f} 0")).collect();
     let command = format!(
-        "{BIN} serve --bind 127.0.0.1 --smtp-port 0 --submission-port 0 --pop3-port 0 --data-dir {} --log-level info",
+        "{BIN} serve --bind 127.0.0.1 {} --data-dir {} --log-level info",
+        off.join(" "),
         dir.path().display()
     );
     // A process group of its own: `script` forks, and killing only its first process would leave the

@@ -13,5 +13,6 @@ mod protocol;
 mod push;
 mod smtp;
 mod store;
+mod tls;
 mod transfer;
 mod tui;

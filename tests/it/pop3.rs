@@ -193,8 +193,9 @@ r(p.quit)
   AUTH-RESP-CODE
   PIPELINING
   SASL PLAIN
+  STLS
   IMPLEMENTATION Jmail
-  (91 octets)
+  (97 octets)
 -ERR log in first
 +OK send PASS
 +OK bob has 3 messages ({total} octets)
@@ -537,7 +538,6 @@ p._putline(b'USER \xff')
 r(p._getresp)
 r(p._shortcmd, 'USER ' + 'b' * 300)
 r(p._shortcmd, 'FROB')
-r(p._shortcmd, 'STLS')
 r(p.user, 'bob')
 r(p.pass_, 'pb')
 r(p.noop)
@@ -566,7 +566,6 @@ r(p.quit)
 -ERR command is not valid UTF-8
 -ERR command line longer than 255 bytes
 -ERR unknown command
--ERR TLS is not available
 +OK send PASS
 +OK bob has 1 messages
 +OK
@@ -576,7 +575,7 @@ r(p.quit)
 -ERR expected TOP msg lines
 -ERR this command takes no arguments
 -ERR already logged in
--ERR TLS is not available
+-ERR STLS only before login, without TLS
 +OK
 +OK
 +OK

@@ -177,6 +177,7 @@ async fn capa_noop_and_commands_before_login() {
     r.expect("* CAPA LINE-BYTES-MAX 8192").await;
     r.expect("* CAPA LIST-BATCH-MAX 1000").await;
     r.expect("* CAPA DOMAIN localhost").await;
+    r.expect("* CAPA STARTTLS").await;
     r.expect("OK CAPA").await;
     r.send(b"LIST\r\nREAD 1\r\nNOOP\r\nJMAIL 2.0\r\n").await;
     r.expect("BAD STATE log in first").await;

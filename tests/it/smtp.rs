@@ -131,7 +131,8 @@ async fn smtplib_delivers_utf8_mail_to_local_users_and_refuses_others() {
             "help",
             "pipelining",
             "size",
-            "smtputf8"
+            "smtputf8",
+            "starttls"
         ]),
         "no AUTH on the inbound port"
     );
@@ -388,7 +389,6 @@ async fn replies_to_bad_input() {
                 "AUTH PLAIN AGJvYgBib2ItcHc=",
                 "503 5.5.1 AUTH is offered on the submission port",
             ),
-            ("STARTTLS", "502 5.5.1 STARTTLS is not available yet"),
             ("RSET", "250 2.0.0 OK"),
             (
                 "MAIL FROM:<x@example.org> SIZE=999999999",

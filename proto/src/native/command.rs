@@ -29,6 +29,8 @@ pub enum Command {
     Noop,
     /// `CAPA`: lists limits and extensions.
     Capa,
+    /// `STARTTLS`: the TLS handshake follows the OK.
+    StartTls,
     /// `LOGOUT`.
     Logout,
 }
@@ -48,6 +50,7 @@ impl Command {
             Command::Done => "DONE",
             Command::Noop => "NOOP",
             Command::Capa => "CAPA",
+            Command::StartTls => "STARTTLS",
             Command::Logout => "LOGOUT",
         }
     }

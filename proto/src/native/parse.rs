@@ -155,9 +155,11 @@ fn parse_simple(keyword: &str, args: &[Token]) -> Result<Command, DecodeError> {
         ("DONE", []) => Command::Done,
         ("NOOP", []) => Command::Noop,
         ("CAPA", []) => Command::Capa,
+        ("STARTTLS", []) => Command::StartTls,
         ("LOGOUT", []) => Command::Logout,
         (
-            "LIST" | "WATCH" | "READ" | "DELETE" | "MARK" | "DONE" | "NOOP" | "CAPA" | "LOGOUT",
+            "LIST" | "WATCH" | "READ" | "DELETE" | "MARK" | "DONE" | "NOOP" | "CAPA" | "LOGOUT"
+            | "STARTTLS",
             _,
         ) => {
             return Err(DecodeError::Syntax(
@@ -240,6 +242,7 @@ mod tests {
         assert_eq!(cmd("DELETE 9"), Ok(Command::Delete { id: 9 }));
         assert_eq!(cmd("DONE"), Ok(Command::Done));
         assert_eq!(cmd("CAPA"), Ok(Command::Capa));
+        assert_eq!(cmd("starttls"), Ok(Command::StartTls));
         assert_eq!(cmd("LOGOUT"), Ok(Command::Logout));
     }
 

@@ -1,0 +1,120 @@
+//! What every protocol's connection driver shares: the socket, plain or TLS (and the STARTTLS upgrade from
+//! one to the other), writes with a deadline, and why a connection ended.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// Seconds a TLS handshake may take (implicit TLS or after STARTTLS) before the connection is dropped: a
+/// client that opens TLS and stalls holds a slot only this long.
+pub const TLS_HANDSHAKE_SECS_MAX: u64 = 15;
+
+/// Why a connection ended, for the log.
+#[derive(Debug)]
+pub enum End {
+    Closed,
+    PeerGone,
+    Timeout,
+    Shutdown,
+    Io(std::io::Error),
+}
+
+/// A client connection, in clear or in TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// The TLS handshake on a plain connection (implicit TLS, or after a STARTTLS reply).
+    pub async fn start_tls(self, acceptor: TlsAcceptor) -> io::Result<Stream> {
+        let Stream::Plain(tcp) = self else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        let handshake = acceptor.accept(tcp);
+        match tokio::time::timeout(Duration::from_secs(TLS_HANDSHAKE_SECS_MAX), handshake).await {
+            Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            )),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Writes all of `bytes` within `limit`, and flushes them (TLS holds written bytes until a flush).
+pub async fn write<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<(), End> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let all = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(limit, all).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(End::Io(e)),
+        Err(_) => Err(End::Timeout),
+    }
+}
+
+/// Whether a password may be accepted on this connection: under TLS, from loopback, or when the operator
+/// allowed plaintext authentication (as Dovecot's `disable_plaintext_auth = no`).
+pub fn plaintext_auth_allowed(peer: std::net::IpAddr, tls: bool, allowed: bool) -> bool {
+    tls || allowed || peer.is_loopback()
+}
