@@ -59,6 +59,13 @@ pub struct Limits {
     pub login_failures_max: u32,
     /// Seconds in-flight work gets to finish at shutdown before the server exits anyway.
     pub shutdown_grace_secs: u64,
+    /// Longest wait, in seconds, before a failed login is answered; the wait doubles with each failure from
+    /// the same IP or on the same account (1, 2, 4 ...). 0 turns the penalty off.
+    pub login_penalty_secs_max: u64,
+    /// Failed logins from one IP after which it is refused outright for `login_block_secs`.
+    pub login_block_failures: u32,
+    /// Seconds an IP stays blocked; also how long failures are remembered.
+    pub login_block_secs: u64,
     /// Seconds an SMTP server waits for the next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
     pub smtp_command_idle_secs: u64,
     /// Seconds an SMTP server waits for the next bytes of a message (RFC 5321 §4.5.3.2.5: 3 minutes).
@@ -81,6 +88,9 @@ impl Default for Limits {
             bad_commands_max: 20,
             login_failures_max: 3,
             shutdown_grace_secs: 10,
+            login_penalty_secs_max: 15,
+            login_block_failures: 10,
+            login_block_secs: 5 * 60,
             smtp_command_idle_secs: 5 * 60,
             smtp_data_idle_secs: 3 * 60,
         }
@@ -165,6 +175,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Accept passwords without TLS from non-loopback clients.
     pub allow_plaintext_auth: bool,
+    /// Failed-login bookkeeping shared by every listener of one server (state, not a setting: clones of
+    /// this config share it, which is what makes it count across protocols).
+    pub login_throttle: std::sync::Arc<crate::throttle::LoginThrottle>,
     pub data_dir: PathBuf,
     pub domains: Vec<String>,
     pub welcome_message: String,
@@ -201,6 +214,7 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             allow_plaintext_auth: false,
+            login_throttle: crate::throttle::LoginThrottle::system(),
             data_dir: data_dir.into(),
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),

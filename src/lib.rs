@@ -13,6 +13,7 @@ pub mod pop3;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod throttle;
 pub mod tls;
 pub mod transfer;
 pub mod tui;

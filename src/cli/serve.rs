@@ -106,6 +106,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         tls_cert: file.tls_cert.clone(),
         tls_key: file.tls_key.clone(),
         allow_plaintext_auth: file.allow_plaintext_auth.unwrap_or(false),
+        login_throttle: crate::throttle::LoginThrottle::system(),
         data_dir: data_dir(store, &file),
         domains: domains
             .into_iter()

@@ -12,6 +12,7 @@ use crate::auth::{NAME_BYTES_MAX, normalize_name};
 use crate::config::Config;
 use crate::message::{NativeSend, build_native};
 use crate::store::{Account, MailStore, StoreError};
+use crate::throttle::{LoginResult, login};
 
 /// Splits of a coalesced name+password chunk checked at most (each is an argon2 verification).
 const COALESCED_TRIES_MAX: usize = 2;
@@ -166,8 +167,9 @@ impl LegacySession {
         }
         // An invalid name is checked like an unknown one: same reply, same work.
         let name = normalize_name(user).unwrap_or_default();
-        match self.store.authenticate(&name, password).await {
-            Ok(Some(account)) => {
+        let ip = self.peer.ip();
+        match login(self.store.as_ref(), &self.config, ip, &name, password).await {
+            LoginResult::Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.name, "legacy v1 login");
                 let mailbox = self.mailbox(&account, None).await;
                 self.state = State::LoggedIn(account);
@@ -176,11 +178,11 @@ impl LegacySession {
                     close: false,
                 }
             }
-            Ok(None) => {
+            LoginResult::Failed | LoginResult::Blocked => {
                 tracing::info!(peer = %self.peer, "legacy v1 login failed");
                 login_failed()
             }
-            Err(e) => {
+            LoginResult::Unavailable(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "legacy login failed in the store");
                 login_failed()
             }

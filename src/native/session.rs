@@ -13,6 +13,7 @@ use crate::auth::normalize_name;
 use crate::config::Config;
 use crate::message::{NativeSend, build_native};
 use crate::store::{Account, MailStore, MailboxWatch, MessageMeta, StoreError, flags};
+use crate::throttle::{LoginResult, login};
 
 /// What the connection does after sending a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,14 +276,19 @@ impl Session {
     async fn login(&mut self, user: &str, password: String) -> Outcome {
         // An invalid name is checked like an unknown one, so neither reply nor timing tells them apart.
         let name = normalize_name(user).unwrap_or_default();
-        let result = self.store.authenticate(&name, &password).await;
-        match result {
-            Ok(Some(account)) => {
+        let ip = self.peer.ip();
+        match login(self.store.as_ref(), &self.config, ip, &name, &password).await {
+            LoginResult::Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.name, "native login");
                 self.state = State::LoggedIn(account);
                 Outcome::go_on(line("OK", "", "LOGIN welcome"))
             }
-            Ok(None) => {
+            LoginResult::Blocked => Outcome::close(line(
+                "BYE",
+                "AUTH",
+                "too many failed logins from your address; try again later",
+            )),
+            LoginResult::Failed => {
                 self.login_failures += 1;
                 tracing::info!(peer = %self.peer, "native login failed");
                 let reply = line("NO", "AUTH", "invalid user name or password");
@@ -292,7 +298,7 @@ impl Session {
                 }
                 Outcome::go_on(reply)
             }
-            Err(e) => Outcome::go_on(store_failure(&e, self.peer)),
+            LoginResult::Unavailable(e) => Outcome::go_on(store_failure(&e, self.peer)),
         }
     }
 

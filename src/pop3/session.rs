@@ -19,6 +19,7 @@ use crate::auth::normalize_name;
 use crate::config::Config;
 use crate::native::{Action, Outcome};
 use crate::store::{Account, MailStore, MailboxId, StoreError};
+use crate::throttle::{LoginResult, login};
 
 /// The first line a client gets.
 pub const GREETING: &[u8] = b"+OK Jmail POP3 ready\r\n";
@@ -271,9 +272,15 @@ impl Session {
         if !authzid.is_empty() && self.login_name(authzid) != name {
             name.clear();
         }
-        let account = match self.store.authenticate(&name, password).await {
-            Ok(Some(account)) => account,
-            Ok(None) => {
+        let ip = self.peer.ip();
+        let account = match login(self.store.as_ref(), &self.config, ip, &name, password).await {
+            LoginResult::Ok(account) => account,
+            LoginResult::Blocked => {
+                return Outcome::close(err(
+                    "[AUTH] too many failed logins from your address; try again later",
+                ));
+            }
+            LoginResult::Failed => {
                 self.login_failures += 1;
                 tracing::info!(peer = %self.peer, "pop3 login failed");
                 let reply = err("[AUTH] invalid user name or password");
@@ -282,7 +289,7 @@ impl Session {
                 }
                 return Outcome::go_on(reply);
             }
-            Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
+            LoginResult::Unavailable(e) => return Outcome::go_on(store_failure(&e, self.peer)),
         };
         match self.snapshot(account).await {
             Ok(maildrop) => {

@@ -11,6 +11,7 @@ use super::envelope;
 use crate::auth::normalize_name;
 use crate::config::Config;
 use crate::store::{Account, MailStore, StoreError};
+use crate::throttle::{LoginResult, login};
 
 /// Which listener the session serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -501,9 +502,30 @@ impl Session {
                 .config
                 .local_part(&credentials.authzid)
                 .is_some_and(|a| a.eq_ignore_ascii_case(&user));
-        let account = match self.store.authenticate(&user, &credentials.password).await {
-            Ok(account) => account.filter(|_| acting_as_self),
-            Err(e) => {
+        // Acting as someone else fails like a wrong password, after the same work.
+        let name = if acting_as_self {
+            normalize_name(&user).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let ip = self.peer.ip();
+        let account = match login(
+            self.store.as_ref(),
+            &self.config,
+            ip,
+            &name,
+            &credentials.password,
+        )
+        .await
+        {
+            LoginResult::Ok(account) => Some(account),
+            LoginResult::Failed => None,
+            LoginResult::Blocked => {
+                return Outcome::close(
+                    "421 4.7.0 Too many failed logins from your address; try again later",
+                );
+            }
+            LoginResult::Unavailable(e) => {
                 tracing::warn!(error = %e, "authentication failed in the store");
                 return Outcome::reply("454 4.7.0 Temporary authentication failure");
             }

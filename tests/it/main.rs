@@ -13,6 +13,7 @@ mod protocol;
 mod push;
 mod smtp;
 mod store;
+mod throttle;
 mod tls;
 mod transfer;
 mod tui;

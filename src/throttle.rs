@@ -1,0 +1,348 @@
+//! Brute-force throttling of logins, shared by every protocol: failures are counted per client IP and per
+//! account; each further failure is answered later (1 s, 2 s, 4 s ... up to `login_penalty_secs_max`, like
+//! Dovecot's auth penalty), and an IP with `login_block_failures` failures is refused outright for
+//! `login_block_secs`. An account is slowed but never locked, so nobody can lock a user out.
+//!
+//! Time comes from a [`Clock`], so tests move it by hand instead of sleeping.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Limits};
+use crate::store::{Account, MailStore, StoreError};
+
+/// Most IPs and accounts tracked at once. Each costs about 64 bytes; when full, stale entries are dropped
+/// first and new ones are then not tracked (the per-connection failure limit still applies).
+pub const THROTTLE_ENTRIES_MAX: usize = 100_000;
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that moves only when told (tests).
+pub struct ManualClock(Mutex<Instant>);
+
+impl ManualClock {
+    pub fn new() -> Self {
+        ManualClock(Mutex::new(Instant::now()))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What to do with a login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Check the password; answer a failure no sooner than `penalty` after it came.
+    Check { penalty: Duration },
+    /// Refuse without checking: the IP is blocked for this much longer.
+    Blocked { remaining: Duration },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    failures: u32,
+    last: Instant,
+    blocked_until: Option<Instant>,
+}
+
+pub struct LoginThrottle {
+    clock: Arc<dyn Clock>,
+    ips: Mutex<HashMap<IpAddr, Record>>,
+    accounts: Mutex<HashMap<String, Record>>,
+}
+
+/// The limits in force, read from [`Limits`] at each call so a config change applies at once.
+struct Policy {
+    penalty_max: Duration,
+    block_failures: u32,
+    block: Duration,
+}
+
+impl Policy {
+    fn of(limits: &Limits) -> Policy {
+        Policy {
+            penalty_max: Duration::from_secs(limits.login_penalty_secs_max),
+            block_failures: limits.login_block_failures,
+            block: Duration::from_secs(limits.login_block_secs),
+        }
+    }
+}
+
+impl std::fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginThrottle").finish_non_exhaustive()
+    }
+}
+
+impl LoginThrottle {
+    /// A throttle on the system clock, ready to share.
+    pub fn system() -> Arc<LoginThrottle> {
+        Arc::new(LoginThrottle::new(Arc::new(SystemClock)))
+    }
+
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        LoginThrottle {
+            clock,
+            ips: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Before checking a password from `ip` for `account`.
+    pub fn check(&self, ip: IpAddr, account: &str, limits: &Limits) -> Verdict {
+        let p = Policy::of(limits);
+        let now = self.clock.now();
+        let ip_record = self.current(&self.ips, &ip, now, &p);
+        if let Some(until) = ip_record.and_then(|r| r.blocked_until)
+            && until > now
+        {
+            return Verdict::Blocked {
+                remaining: until - now,
+            };
+        }
+        let account_record = self.current(&self.accounts, &account.to_string(), now, &p);
+        let failures = ip_record
+            .map_or(0, |r| r.failures)
+            .max(account_record.map_or(0, |r| r.failures));
+        Verdict::Check {
+            penalty: penalty(failures, p.penalty_max),
+        }
+    }
+
+    /// After a wrong password (or unknown user).
+    pub fn failed(&self, ip: IpAddr, account: &str, limits: &Limits) {
+        let p = Policy::of(limits);
+        let now = self.clock.now();
+        let ip_failures = self.bump(&self.ips, ip, now, &p);
+        self.bump(&self.accounts, account.to_string(), now, &p);
+        if ip_failures >= p.block_failures {
+            let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = ips.get_mut(&ip)
+                && r.blocked_until.is_none_or(|u| u <= now)
+            {
+                r.blocked_until = Some(now + p.block);
+                tracing::warn!(%ip, failures = ip_failures, block_secs = p.block.as_secs(), "blocking logins from this address");
+            }
+        }
+    }
+
+    /// After a successful login: the IP and the account start afresh.
+    pub fn succeeded(&self, ip: IpAddr, account: &str) {
+        self.ips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ip);
+        self.accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(account);
+    }
+
+    /// A record still in force: failures are forgotten `block` after the last one.
+    fn current<K: std::hash::Hash + Eq>(
+        &self,
+        map: &Mutex<HashMap<K, Record>>,
+        key: &K,
+        now: Instant,
+        p: &Policy,
+    ) -> Option<Record> {
+        let map = map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).copied().filter(|r| {
+            now.duration_since(r.last) < p.block || r.blocked_until.is_some_and(|u| u > now)
+        })
+    }
+
+    fn bump<K: std::hash::Hash + Eq>(
+        &self,
+        map: &Mutex<HashMap<K, Record>>,
+        key: K,
+        now: Instant,
+        p: &Policy,
+    ) -> u32 {
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= THROTTLE_ENTRIES_MAX && !map.contains_key(&key) {
+            let block = p.block;
+            map.retain(|_, r| {
+                now.duration_since(r.last) < block || r.blocked_until.is_some_and(|u| u > now)
+            });
+            if map.len() >= THROTTLE_ENTRIES_MAX {
+                return 0;
+            }
+        }
+        let record = map.entry(key).or_insert(Record {
+            failures: 0,
+            last: now,
+            blocked_until: None,
+        });
+        if now.duration_since(record.last) >= p.block
+            && record.blocked_until.is_none_or(|u| u <= now)
+        {
+            *record = Record {
+                failures: 0,
+                last: now,
+                blocked_until: None,
+            };
+        }
+        record.failures += 1;
+        record.last = now;
+        record.failures
+    }
+}
+
+/// 1 s after the first failure, doubling, at most `max`.
+fn penalty(failures: u32, max: Duration) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(1u64 << (failures - 1).min(20)).min(max)
+}
+
+/// How a login attempt ended.
+pub enum LoginResult {
+    Ok(Account),
+    /// Wrong password or unknown user (the same thing to the client); the penalty has been waited.
+    Failed,
+    /// The client's IP is blocked; nothing was checked.
+    Blocked,
+    /// The store could not answer.
+    Unavailable(StoreError),
+}
+
+/// Every protocol's login: the throttle's verdict, the password check (the same work for unknown users),
+/// the penalty wait on failure, and the bookkeeping.
+pub async fn login(
+    store: &dyn MailStore,
+    config: &Config,
+    ip: IpAddr,
+    name: &str,
+    password: &str,
+) -> LoginResult {
+    let throttle = &config.login_throttle;
+    let penalty = match throttle.check(ip, name, &config.limits) {
+        Verdict::Blocked { .. } => {
+            tracing::info!(%ip, "login refused: address blocked after too many failures");
+            return LoginResult::Blocked;
+        }
+        Verdict::Check { penalty } => penalty,
+    };
+    let started = tokio::time::Instant::now();
+    match store.authenticate(name, password).await {
+        Ok(Some(account)) => {
+            throttle.succeeded(ip, name);
+            LoginResult::Ok(account)
+        }
+        Ok(None) => {
+            throttle.failed(ip, name, &config.limits);
+            tokio::time::sleep_until(started + penalty).await;
+            LoginResult::Failed
+        }
+        Err(e) => LoginResult::Unavailable(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle() -> (LoginThrottle, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        (LoginThrottle::new(clock.clone()), clock)
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            login_penalty_secs_max: 15,
+            login_block_failures: 10,
+            login_block_secs: 300,
+            ..Limits::default()
+        }
+    }
+
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    fn penalty(v: Verdict) -> u64 {
+        match v {
+            Verdict::Check { penalty } => penalty.as_secs(),
+            Verdict::Blocked { .. } => panic!("blocked"),
+        }
+    }
+
+    #[test]
+    fn each_failure_waits_longer_up_to_the_cap() {
+        let (t, _) = throttle();
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen.push(penalty(t.check(A, "bob", &limits())));
+            t.failed(A, "bob", &limits());
+        }
+        assert_eq!(seen, [0, 1, 2, 4, 8, 15]);
+        // Another IP guessing the same account is slowed too (per-account count), but not blocked.
+        assert_eq!(penalty(t.check(B, "bob", &limits())), 15);
+        assert_eq!(penalty(t.check(B, "carol", &limits())), 0);
+    }
+
+    #[test]
+    fn an_ip_is_blocked_past_the_threshold_then_released() {
+        let (t, clock) = throttle();
+        for i in 0..10 {
+            t.failed(A, &format!("user{i}"), &limits());
+        }
+        assert!(
+            matches!(t.check(A, "anyone", &limits()), Verdict::Blocked { remaining } if remaining.as_secs() == 300)
+        );
+        assert_eq!(
+            penalty(t.check(B, "anyone", &limits())),
+            0,
+            "other addresses are not affected"
+        );
+        clock.advance(Duration::from_secs(299));
+        assert!(matches!(
+            t.check(A, "anyone", &limits()),
+            Verdict::Blocked { .. }
+        ));
+        clock.advance(Duration::from_secs(2));
+        assert!(matches!(
+            t.check(A, "anyone", &limits()),
+            Verdict::Check { .. }
+        ));
+    }
+
+    #[test]
+    fn success_and_time_forget_failures() {
+        let (t, clock) = throttle();
+        t.failed(A, "bob", &limits());
+        t.failed(A, "bob", &limits());
+        assert_eq!(penalty(t.check(A, "bob", &limits())), 2);
+        t.succeeded(A, "bob");
+        assert_eq!(penalty(t.check(A, "bob", &limits())), 0);
+        t.failed(A, "bob", &limits());
+        clock.advance(Duration::from_secs(301));
+        assert_eq!(penalty(t.check(A, "bob", &limits())), 0);
+    }
+}
