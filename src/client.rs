@@ -2,9 +2,17 @@
 
 use jmail_proto::native::reply::{Line, Status, Summary, Untagged, parse_line};
 use jmail_proto::native::{GREETING, VERSION_MAJOR, VERSION_MINOR, quote};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
+    WriteHalf,
+};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::client_tls::{Pin, TrustSettings, client_config, pin};
+
+/// The connection under the client: TCP, or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Longest reply line the client accepts from a server.
 pub const REPLY_LINE_BYTES_MAX: usize = 64 * 1024;
@@ -26,6 +34,18 @@ pub enum ClientError {
     Refused { code: String, text: String },
     #[error("unexpected reply from server: {0}")]
     Protocol(String),
+    #[error("TLS with {0} failed: {1}")]
+    Tls(String, String),
+    #[error(
+        "the TLS certificate of {server} changed: pinned SHA-256 {pinned}, now {presented}. If the server's \
+         certificate was replaced on purpose, remove the line for {server} from {file}"
+    )]
+    CertificateChanged {
+        server: String,
+        pinned: String,
+        presented: String,
+        file: String,
+    },
 }
 
 /// The result of a LIST: current state of changed messages (by id), deletions, and where to continue from.
@@ -38,8 +58,8 @@ pub struct Listing {
 
 /// A logged-in (or about to be) native connection.
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf<Box<dyn Io>>>,
+    writer: WriteHalf<Box<dyn Io>>,
 }
 
 impl Client {
@@ -49,7 +69,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::Connect(addr.to_string(), e))?;
         stream.set_nodelay(true)?;
-        let (read, writer) = stream.into_split();
+        let (read, writer) = tokio::io::split(Box::new(stream) as Box<dyn Io>);
         let mut client = Client {
             reader: BufReader::new(read),
             writer,
@@ -74,6 +94,70 @@ impl Client {
             ))
             .await?;
         Ok(client)
+    }
+
+    /// Connects and, when the server offers STARTTLS, switches to TLS before anything else is said. The
+    /// certificate must pass the system's roots (or `trust.ca_file`) or match the pin for `addr`; a first
+    /// certificate is pinned (noted on stderr), a changed one refused.
+    pub async fn connect_secure(addr: &str, trust: &TrustSettings) -> Result<Client, ClientError> {
+        let mut client = Client::connect(addr).await?;
+        client.send_line("CAPA").await?;
+        let mut starttls = false;
+        loop {
+            match client.reply_line().await? {
+                Line::Untagged(Untagged::Capa(name, _)) => starttls |= name == "STARTTLS",
+                other => {
+                    final_text(other)?;
+                    break;
+                }
+            }
+        }
+        if !starttls {
+            return Ok(client);
+        }
+        client.command("STARTTLS").await?;
+        let tls_error = |e: String| ClientError::Tls(addr.to_string(), e);
+        let (config, verifier) =
+            client_config(trust, addr).map_err(|e| tls_error(e.to_string()))?;
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| tls_error(e.to_string()))?;
+        let io = client.reader.into_inner().unsplit(client.writer);
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let handshake = connector.connect(name, io).await;
+        let outcome = verifier
+            .outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let tls = match (handshake, outcome) {
+            (Err(_), Some(Pin::Changed { pinned, presented })) => {
+                return Err(ClientError::CertificateChanged {
+                    server: addr.to_string(),
+                    pinned,
+                    presented,
+                    file: trust.known_servers.display().to_string(),
+                });
+            }
+            (Err(e), _) => return Err(tls_error(e.to_string())),
+            (Ok(tls), outcome) => {
+                if let Some(Pin::New(fingerprint)) = outcome {
+                    pin(&trust.known_servers, addr, &fingerprint)
+                        .map_err(|e| tls_error(e.to_string()))?;
+                    eprintln!(
+                        "jmail: first TLS connection to {addr}: certificate SHA-256 {fingerprint} pinned in {}",
+                        trust.known_servers.display()
+                    );
+                }
+                tls
+            }
+        };
+        let (read, writer) = tokio::io::split(Box::new(tls) as Box<dyn Io>);
+        Ok(Client {
+            reader: BufReader::new(read),
+            writer,
+        })
     }
 
     pub async fn login(&mut self, user: &str, password: &str) -> Result<(), ClientError> {
@@ -271,7 +355,7 @@ fn unexpected(line: Line) -> ClientError {
 
 /// Reads until `buf` is full or the stream ends; returns how much was read.
 async fn read_up_to(
-    reader: &mut BufReader<OwnedReadHalf>,
+    reader: &mut BufReader<ReadHalf<Box<dyn Io>>>,
     buf: &mut [u8],
 ) -> Result<usize, ClientError> {
     let mut got = 0;

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod client_tls;
 pub mod config;
 pub mod conn;
 pub mod legacy;

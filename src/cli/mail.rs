@@ -9,6 +9,7 @@ use jmail_proto::native::reply::{Summary, Untagged};
 
 use super::prompt;
 use crate::client::Client;
+use crate::client_tls::TrustSettings;
 use crate::message::{is_text, render};
 
 #[derive(Args)]
@@ -19,6 +20,19 @@ pub struct ConnArgs {
     /// Your user name. The password comes from JMAIL_PASSWORD or a prompt.
     #[arg(long, env = "JMAIL_USER")]
     user: String,
+    /// Trust this CA (PEM) for the server's certificate instead of the system's roots. A certificate no
+    /// root vouches for is pinned on first use in ~/.config/jmail/known_servers (JMAIL_KNOWN_SERVERS).
+    #[arg(long, env = "JMAIL_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+}
+
+impl ConnArgs {
+    fn trust(&self) -> TrustSettings {
+        TrustSettings {
+            ca_file: self.ca_file.clone(),
+            known_servers: TrustSettings::default_known_servers(),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -95,7 +109,7 @@ fn session_with<T>(
     f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     super::runtime()?.block_on(async {
-        let mut client = Client::connect(&conn.server).await?;
+        let mut client = Client::connect_secure(&conn.server, &conn.trust()).await?;
         client
             .login(&conn.user, password)
             .await
@@ -115,7 +129,8 @@ pub fn interactive(conn: ConnArgs) -> anyhow::Result<()> {
     // keeps retrying.
     let password = prompt::login_password(&conn.user)?;
     session_with(&conn, &password, async |_| Ok(()))?;
-    crate::tui::run(&conn.server, &conn.user, &password).context("running the terminal client")
+    crate::tui::run(&conn.server, &conn.user, &password, conn.trust())
+        .context("running the terminal client")
 }
 
 pub fn send(args: SendArgs) -> anyhow::Result<()> {

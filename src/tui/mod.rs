@@ -14,17 +14,20 @@ use ratatui::crossterm::execute;
 
 use app::{App, NetEvent};
 
+use crate::client_tls::TrustSettings;
+
 /// How long the screen waits for a key before looking for network events: the delay of pushed mail.
 const EVENT_POLL_MILLIS: u64 = 50;
 
 /// Runs the client until the user quits. The terminal is restored on every way out, panics included.
-pub fn run(server: &str, user: &str, password: &str) -> std::io::Result<()> {
+pub fn run(server: &str, user: &str, password: &str, trust: TrustSettings) -> std::io::Result<()> {
     let (events_tx, events) = mpsc::channel();
     let mut events = Some(events);
     let requests = net::spawn(
         server.to_string(),
         user.to_string(),
         password.to_string(),
+        trust,
         events_tx,
     )?;
     let mut terminal = ratatui::init();

@@ -8,6 +8,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::app::{NetEvent, Request};
 use crate::client::{Client, ClientError};
+use crate::client_tls::TrustSettings;
 
 /// First pause before reconnecting; it doubles up to [`RETRY_SECS_MAX`].
 const RETRY_SECS_FIRST: u64 = 1;
@@ -23,6 +24,7 @@ pub fn spawn(
     server: String,
     user: String,
     password: String,
+    trust: TrustSettings,
     events: Sender<NetEvent>,
 ) -> std::io::Result<UnboundedSender<Request>> {
     let (requests, rx) = mpsc::unbounded_channel();
@@ -37,6 +39,7 @@ pub fn spawn(
                     server,
                     user,
                     password,
+                    trust,
                 },
                 rx,
                 events,
@@ -49,11 +52,12 @@ struct Login {
     server: String,
     user: String,
     password: String,
+    trust: TrustSettings,
 }
 
 impl Login {
     async fn connect(&self) -> Result<Client, ClientError> {
-        let mut client = Client::connect(&self.server).await?;
+        let mut client = Client::connect_secure(&self.server, &self.trust).await?;
         client.login(&self.user, &self.password).await?;
         Ok(client)
     }

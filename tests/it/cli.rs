@@ -12,6 +12,8 @@ pub fn jmail(args: &[&str], dir: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .env("JMAIL_DATA_DIR", dir)
+        // Pins go to the test's own file, never the user's ~/.config.
+        .env("JMAIL_KNOWN_SERVERS", dir.join("known_servers"))
         .env_remove("JMAIL_PASSWORD")
         .env_remove("RUST_LOG");
     c
@@ -209,7 +211,12 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
     let mut watch_out = BufReader::new(watcher.stdout.take().unwrap());
     let mut watch_err = BufReader::new(watcher.stderr.take().unwrap());
     let mut started = String::new();
-    watch_err.read_line(&mut started).unwrap(); // printed once WATCH is in place
+    // Printed once WATCH is in place (after the notice of the certificate's pinning, if this is the
+    // first TLS connection to this server).
+    while started.is_empty() || started.starts_with("jmail: first TLS connection") {
+        started.clear();
+        watch_err.read_line(&mut started).unwrap();
+    }
     assert_eq!(started, "watching bob for new mail (Ctrl-C to stop)\n");
 
     let out = run_with_stdin(
@@ -454,6 +461,61 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The client commands switch to TLS when the server offers it; a first certificate is pinned, a changed
+/// one refused with a message that says what to do.
+#[test]
+fn client_commands_use_tls_and_pin_the_certificate() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_port().to_string();
+    for d in [one.path(), two.path()] {
+        let out = run_with_stdin(
+            jmail(&["user", "add", "bob", "--password-stdin"], d),
+            "pw\n",
+        );
+        assert!(out.status.success());
+    }
+    let server = serve_with(one.path(), &["--port", &port]);
+    let addr = server.addr.clone();
+    let fingerprint = server.ready.rsplit(' ').next().unwrap().to_string();
+    let first = as_user(one.path(), &addr, "bob", "pw", &["inbox"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(
+        text(&first.stderr),
+        format!(
+            "jmail: first TLS connection to {addr}: certificate SHA-256 {fingerprint} pinned in {}\n",
+            one.path().join("known_servers").display()
+        )
+    );
+    let pins = std::fs::read_to_string(one.path().join("known_servers")).unwrap();
+    assert_eq!(pins, format!("{addr} {fingerprint}\n"));
+    let again = as_user(one.path(), &addr, "bob", "pw", &["inbox"]);
+    assert!(again.status.success());
+    assert_eq!(
+        text(&again.stderr),
+        "",
+        "a known certificate is accepted quietly"
+    );
+    drop(server);
+
+    // Another server (another certificate) at the same address: refused, nothing sent.
+    let _other = serve_with(two.path(), &["--port", &port]);
+    std::fs::copy(
+        one.path().join("known_servers"),
+        two.path().join("known_servers"),
+    )
+    .unwrap();
+    let changed = as_user(two.path(), &addr, "bob", "pw", &["inbox"]);
+    assert!(!changed.status.success());
+    let message = text(&changed.stderr);
+    assert!(
+        message.starts_with(&format!(
+            "jmail: the TLS certificate of {addr} changed: pinned SHA-256 {fingerprint}, now "
+        )),
+        "{message}"
+    );
+    assert!(message.contains("remove the line for"), "{message}");
 }
 
 /// `jmail deliver` puts a system message into a mailbox, with any sender text, as the original's

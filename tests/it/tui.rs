@@ -97,7 +97,8 @@ fn terminal_client_sends_receives_pushed_mail_resizes_reconnects_and_quits() {
     let addr = server.addr.clone();
 
     let tmux = Tmux::start(&format!(
-        "env JMAIL_PASSWORD=alice-pw {BIN} client --server {addr} --user alice; echo CLIENT-EXIT=$?; sleep 600"
+        "env JMAIL_PASSWORD=alice-pw JMAIL_KNOWN_SERVERS={} {BIN} client --server {addr} --user alice; echo CLIENT-EXIT=$?; sleep 600",
+        d.join("known_servers").display()
     ));
     let screen = tmux.wait_for("Welcome to Jmail");
     assert!(screen.contains("● connected"), "{screen}");

@@ -1,0 +1,220 @@
+//! TLS for the `jmail` client commands: the server's certificate is checked against the system's roots (or
+//! `--ca-file`); a certificate no root vouches for (the server's self-signed one) is pinned on first use in
+//! `~/.config/jmail/known_servers`, like ssh's known_hosts, and a changed one is refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+
+use crate::tls::fingerprint;
+
+/// Longest known_servers file read, in bytes: a few thousand servers.
+const KNOWN_SERVERS_BYTES_MAX: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientTlsError {
+    #[error("cannot read the CA file {0}: {1}")]
+    CaFile(PathBuf, String),
+    #[error("cannot record the server's certificate in {0}: {1}")]
+    KnownServers(PathBuf, std::io::Error),
+}
+
+/// How the client decides whom to trust.
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    /// Trust only this CA (PEM) instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The pin file.
+    pub known_servers: PathBuf,
+}
+
+impl TrustSettings {
+    /// `JMAIL_KNOWN_SERVERS`, else `$XDG_CONFIG_HOME/jmail/known_servers`, else `~/.config/jmail/known_servers`.
+    pub fn default_known_servers() -> PathBuf {
+        if let Some(p) = std::env::var_os("JMAIL_KNOWN_SERVERS") {
+            return PathBuf::from(p);
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("jmail").join("known_servers")
+    }
+}
+
+/// What the verifier decided about a certificate no root vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pin {
+    /// Vouched for by a root: nothing to pin.
+    Verified,
+    /// Matches the pinned fingerprint.
+    Known,
+    /// First sight: to be recorded once the handshake completes.
+    New(String),
+    /// Differs from the pinned one: refused.
+    Changed { pinned: String, presented: String },
+}
+
+/// Checks the server's certificate by the roots, else by the pin for `server` (the `host:port` asked for).
+#[derive(Debug)]
+pub struct PinningVerifier {
+    /// `None` when no root could be loaded: then only pins decide.
+    roots: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    server: String,
+    pinned: Option<String>,
+    /// What happened in the last handshake.
+    pub outcome: Mutex<Option<Pin>>,
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let by_roots = self.roots.as_ref().is_some_and(|roots| {
+            roots
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                .is_ok()
+        });
+        let presented = fingerprint(end_entity.as_ref());
+        let outcome = match (by_roots, &self.pinned) {
+            (true, _) => Pin::Verified,
+            (false, Some(pinned)) if *pinned == presented => Pin::Known,
+            (false, Some(pinned)) => Pin::Changed {
+                pinned: pinned.clone(),
+                presented: presented.clone(),
+            },
+            (false, None) => Pin::New(presented.clone()),
+        };
+        *self.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome.clone());
+        match outcome {
+            Pin::Changed { .. } => Err(rustls::Error::General(format!(
+                "the certificate of {} changed",
+                self.server
+            ))),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A client TLS configuration for `server`, and its verifier (to read the outcome after the handshake).
+pub fn client_config(
+    trust: &TrustSettings,
+    server: &str,
+) -> Result<(Arc<ClientConfig>, Arc<PinningVerifier>), ClientTlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    match &trust.ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| ClientTlsError::CaFile(path.clone(), e.to_string()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| ClientTlsError::CaFile(path.clone(), e.to_string()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ClientTlsError::CaFile(path.clone(), e.to_string()))?;
+            }
+        }
+        None => {
+            // Unreadable system certificates leave the pins to decide, as for a self-signed server.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let roots = (!roots.is_empty())
+        .then(|| {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .ok()
+        })
+        .flatten();
+    let verifier = Arc::new(PinningVerifier {
+        roots,
+        provider: provider.clone(),
+        server: server.to_string(),
+        pinned: pinned(&trust.known_servers, server),
+        outcome: Mutex::new(None),
+    });
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientTlsError::CaFile(PathBuf::new(), e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    Ok((Arc::new(config), verifier))
+}
+
+/// The pinned fingerprint for `server` (`host:port`), if any.
+pub fn pinned(known_servers: &Path, server: &str) -> Option<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(known_servers).ok()?;
+    let mut text = String::new();
+    file.take(KNOWN_SERVERS_BYTES_MAX)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(name, _)| *name == server)
+        .map(|(_, fp)| fp.trim().to_string())
+}
+
+/// Records `fingerprint` for `server`.
+pub fn pin(known_servers: &Path, server: &str, fingerprint: &str) -> Result<(), ClientTlsError> {
+    use std::io::Write;
+    let fail = |e| ClientTlsError::KnownServers(known_servers.to_path_buf(), e);
+    if let Some(dir) = known_servers.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(known_servers)
+        .map_err(fail)?;
+    writeln!(file, "{server} {fingerprint}").map_err(fail)
+}
