@@ -5,6 +5,7 @@ mod capacity;
 mod cli;
 mod concurrency;
 mod harness;
+mod hostile;
 mod legacy;
 mod limits;
 mod persistence;
