@@ -4,7 +4,6 @@
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::mime::{BodyPart, MimePart};
-use mail_parser::{MessageParser, MimeHeaders, PartType};
 
 use crate::store::NewMessage;
 
@@ -92,85 +91,7 @@ fn base64(bytes: &[u8]) -> String {
     String::from_utf8(out).expect("base64 is ASCII")
 }
 
-/// What a reader is shown of a message from any source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub from: String,
-    pub to: String,
-    pub date: String,
-    pub subject: String,
-    /// The first text part (HTML rendered as text), or the decoded body bytes of a single non-HTML part.
-    pub body: Vec<u8>,
-}
-
-/// Parses stored bytes for display. Never fails: unparsable mail shows its raw bytes as the body.
-pub fn render(raw: &[u8]) -> Rendered {
-    let Some(msg) = MessageParser::default().parse(raw) else {
-        return Rendered {
-            from: String::new(),
-            to: String::new(),
-            date: String::new(),
-            subject: String::new(),
-            body: raw.to_vec(),
-        };
-    };
-    let addresses = |a: Option<&mail_parser::Address<'_>>| {
-        a.map(|a| {
-            a.iter()
-                .filter_map(|addr| addr.address.as_deref().or(addr.name.as_deref()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
-    };
-    // A single part is shown as its exact (decoded) bytes, unless it is HTML, which is shown as text.
-    let single_html = msg.parts.len() == 1 && matches!(msg.parts[0].body, PartType::Html(_));
-    let body = if msg.parts.len() == 1 && !single_html {
-        msg.parts[0].contents().to_vec()
-    } else {
-        msg.body_text(0)
-            .map(|t| t.into_owned().into_bytes())
-            .unwrap_or_default()
-    };
-    Rendered {
-        from: addresses(msg.from()),
-        to: addresses(msg.to()),
-        date: msg.date().map(|d| d.to_rfc3339()).unwrap_or_default(),
-        subject: msg.subject().unwrap_or_default().to_string(),
-        body,
-    }
-}
-
-/// True when the message's single part is declared as text (so a terminal may print it).
-pub fn is_text(raw: &[u8]) -> bool {
-    MessageParser::default()
-        .parse(raw)
-        .map(|m| {
-            m.parts.len() > 1
-                || m.parts[0]
-                    .content_type()
-                    .is_none_or(|c| c.ctype() == "text")
-        })
-        .unwrap_or(true)
-}
-
-/// What a list shows of a message from elsewhere (an mbox, a Maildir, later SMTP): sender, subject,
-/// Message-ID and date, parsed from its headers. Unparsable headers give empty fields, never an error.
-pub fn summarize(raw: &[u8]) -> (String, String, Option<String>, Option<i64>) {
-    let Some(msg) = MessageParser::default().parse_headers(raw) else {
-        return (String::new(), String::new(), None, None);
-    };
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address.as_deref().or(a.name.as_deref()))
-        .unwrap_or_default()
-        .to_string();
-    let subject = msg.subject().unwrap_or_default().to_string();
-    let message_id = msg.message_id().map(str::to_string);
-    let date = msg.date().map(|d| d.to_timestamp() * 1_000_000);
-    (from, subject, message_id, date)
-}
+pub use jmail_proto::mime::{Rendered, is_text, render, summarize};
 
 /// A message from elsewhere, stored as its exact bytes.
 pub fn imported(raw: Vec<u8>) -> NewMessage {
