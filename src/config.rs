@@ -48,6 +48,9 @@ pub struct Limits {
     /// Seconds a connection may WATCH without a word from the client, pushes notwithstanding (like IMAP
     /// IDLE's 29 minutes).
     pub idle_secs_watch: u64,
+    /// Seconds one command line may take to arrive once it has begun (slowloris: a client trickling bytes
+    /// keeps the idle timer alive but not the connection). Applies to command lines, not message bodies.
+    pub line_secs_max: u64,
     /// Seconds a reply may take to be written before the peer is considered gone; a client that does not
     /// read cannot make the server buffer its replies without bound.
     pub write_secs_max: u64,
@@ -83,6 +86,7 @@ impl Default for Limits {
             idle_secs_unauth: 60,
             idle_secs_auth: 30 * 60,
             idle_secs_watch: 29 * 60,
+            line_secs_max: 60,
             write_secs_max: 60,
             list_batch_max: 1000,
             bad_commands_max: 20,

@@ -113,6 +113,37 @@ pub async fn write<S: AsyncWrite + Unpin>(
     }
 }
 
+/// How long an unfinished command line has been arriving. A client that trickles a byte now and then keeps
+/// the idle timer happy; this deadline still closes it (slowloris) once one line takes longer than
+/// `line_secs_max`.
+pub struct LineClock {
+    since: Option<tokio::time::Instant>,
+    max: Duration,
+}
+
+impl LineClock {
+    pub fn new(line_secs_max: u64) -> LineClock {
+        LineClock {
+            since: None,
+            max: Duration::from_secs(line_secs_max),
+        }
+    }
+
+    /// Called before each wait for input: `pending` says an unfinished line is buffered.
+    pub fn observe(&mut self, pending: bool) {
+        match (pending, self.since) {
+            (true, None) => self.since = Some(tokio::time::Instant::now()),
+            (false, _) => self.since = None,
+            (true, Some(_)) => {}
+        }
+    }
+
+    /// The earlier of the idle deadline and this line's deadline.
+    pub fn deadline(&self, idle: tokio::time::Instant) -> tokio::time::Instant {
+        self.since.map_or(idle, |since| idle.min(since + self.max))
+    }
+}
+
 /// Whether a password may be accepted on this connection: under TLS, from loopback, or when the operator
 /// allowed plaintext authentication (as Dovecot's `disable_plaintext_auth = no`).
 pub fn plaintext_auth_allowed(peer: std::net::IpAddr, tls: bool, allowed: bool) -> bool {

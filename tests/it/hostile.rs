@@ -172,3 +172,68 @@ async fn nobody_reaches_another_users_mail_on_any_protocol() {
     assert_eq!(mailbox.len(), 1, "{mailbox:?}");
     assert!(!format!("{mailbox:?}").contains("for bob only"));
 }
+
+/// A client that trickles a command line a byte at a time keeps its idle timer alive but is closed once
+/// the line has taken `line_secs_max`; a normal client is served meanwhile.
+#[tokio::test]
+async fn slowloris_lines_are_cut_off() {
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.pop3_port = Some(0);
+        c.limits.line_secs_max = 1;
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    let cases = [
+        (Service::Native, "BYE TIMEOUT idle too long"),
+        (
+            Service::Smtp,
+            "421 4.4.2 localhost timeout waiting for input; closing",
+        ),
+        (
+            Service::Pop3,
+            "-ERR idle too long; closing, no messages were deleted",
+        ),
+    ];
+    for (service, farewell) in cases {
+        let stream = TcpStream::connect(s.addr_of(service)).await.unwrap();
+        let mut slow = if service == Service::Native {
+            Raw::over(stream).await
+        } else {
+            let mut r = Raw {
+                stream: tokio::io::BufReader::new(stream),
+            };
+            r.line().await; // greeting
+            r
+        };
+        // One byte every 200 ms: never idle for long, but the line never ends. Stop once the server speaks.
+        let mut heard = Vec::new();
+        let trickle = async {
+            for _ in 0..100 {
+                if slow.stream.get_mut().write_all(b"N").await.is_err() {
+                    break;
+                }
+                let mut chunk = [0u8; 256];
+                let wait = std::time::Duration::from_millis(200);
+                match tokio::time::timeout(wait, slow.stream.read(&mut chunk)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => {
+                        heard.extend_from_slice(&chunk[..n]);
+                        if heard.ends_with(b"\n") {
+                            break;
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        };
+        let mut peer = TcpStream::connect(s.addr_of(service)).await.unwrap();
+        tokio::join!(trickle, async {
+            // Meanwhile a normal client on the same listener is answered.
+            let mut greeting = [0u8; 8];
+            peer.read_exact(&mut greeting).await.unwrap();
+        });
+        let rest = String::from_utf8_lossy(&heard);
+        assert!(rest.contains(farewell), "{service:?}: {rest:?}");
+    }
+}
