@@ -51,7 +51,7 @@ enum Outcome {
 type Ledger = Vec<(String, Outcome)>;
 
 #[test]
-#[ignore = "a crash-durability run (seconds in debug, a minute or two for 100 cycles in release): cargo test --test it -- --ignored crash"]
+#[ignore = "a crash-durability run (seconds in debug, about 30 s for 100 cycles in release): cargo test --test it -- --ignored crash"]
 fn sigkill_under_load_loses_and_duplicates_nothing() {
     let cycles = std::env::var("JMAIL_CRASH_CYCLES")
         .map(|v| v.parse().expect("JMAIL_CRASH_CYCLES is a number"))
