@@ -4,6 +4,7 @@ mod bad_input;
 mod capacity;
 mod cli;
 mod concurrency;
+mod crash;
 mod harness;
 mod hostile;
 mod legacy;
