@@ -27,7 +27,8 @@ want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 # start_jmail DATA_DIR [serve flags...]: starts a release server on 127.0.0.1; sets SERVER and ADDR.
 start_jmail() {
   local data=$1; shift
-  JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 --smtp-port 0 --submission-port 0 --data-dir "$data" \
+  JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 --smtp-port 0 --submission-port 0 --pop3-port 0 \
+    --submissions-port 0 --pop3s-port 0 --native-tls-port 0 --data-dir "$data" \
     --log-level info "$@" 2>"$WORK/log" &
   SERVER=$!
   for _ in $(seq 200); do grep -q "jmail ready" "$WORK/log" 2>/dev/null && break; sleep 0.1; done

@@ -11,6 +11,7 @@ use tokio::sync::Barrier;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+use super::bench_pop3::Pop3Conn;
 use super::bench_smtp::{SmtpConn, message};
 use super::{StoreArgs, serve};
 use crate::accounts;
@@ -23,6 +24,8 @@ pub enum Protocol {
     Native,
     /// SMTP to the inbound port (no AUTH): `--server` names the SMTP listener.
     Smtp,
+    /// POP3 RETR of the users' messages (send some first): `--server` names the POP3 listener.
+    Pop3,
 }
 
 #[derive(Args)]
@@ -161,6 +164,7 @@ async fn setup_users(args: &BenchArgs) -> anyhow::Result<()> {
 enum Conn {
     Native(Client),
     Smtp(SmtpConn),
+    Pop3(Pop3Conn),
 }
 
 impl Conn {
@@ -172,6 +176,7 @@ impl Conn {
                 Conn::Native(c)
             }
             Protocol::Smtp => Conn::Smtp(SmtpConn::connect(&p.server).await?),
+            Protocol::Pop3 => Conn::Pop3(Pop3Conn::connect(&p.server, me, &p.password).await?),
         })
     }
 
@@ -186,6 +191,7 @@ impl Conn {
                 c.send(&from, &to, &message(&from, &to, p.body.len()))
                     .await?
             }
+            Conn::Pop3(c) => drop(c.retrieve().await?),
         }
         Ok(())
     }
@@ -194,6 +200,7 @@ impl Conn {
         match self {
             Conn::Native(c) => drop(c.logout().await),
             Conn::Smtp(c) => c.quit().await,
+            Conn::Pop3(c) => c.quit().await,
         }
     }
 }
@@ -292,6 +299,7 @@ fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
         (_, true) => "native-refresh",
         (Protocol::Native, false) => "native",
         (Protocol::Smtp, false) => "smtp",
+        (Protocol::Pop3, false) => "pop3",
     };
     if args.json {
         println!(
