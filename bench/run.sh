@@ -27,12 +27,17 @@ want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 # start_jmail DATA_DIR [serve flags...]: starts a release server on 127.0.0.1; sets SERVER and ADDR.
 start_jmail() {
   local data=$1; shift
-  JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 --smtp-port 0 --submission-port 0 --pop3-port 0 \
-    --submissions-port 0 --pop3s-port 0 --native-tls-port 0 --data-dir "$data" \
-    --log-level info "$@" 2>"$WORK/log" &
+  # Every listener but the native one is off unless the caller names it (25, 110, 465 ... may be taken).
+  local off=()
+  for flag in --smtp-port --submission-port --pop3-port --submissions-port --pop3s-port --native-tls-port; do
+    [[ " $* " == *" $flag "* ]] || off+=("$flag" 0)
+  done
+  JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 "${off[@]}" --data-dir "$data" --log-level info "$@" \
+    2>"$WORK/log" &
   SERVER=$!
   for _ in $(seq 200); do grep -q "jmail ready" "$WORK/log" 2>/dev/null && break; sleep 0.1; done
   ADDR=$(grep -o 'native on [0-9.:]*' "$WORK/log" | cut -d' ' -f3 | tr -d ';,')
+  [ -n "$ADDR" ] || { cat "$WORK/log" >&2; exit 1; }
 }
 stop_jmail() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null; SERVER=; true; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
