@@ -51,6 +51,9 @@ pub struct Limits {
     /// Seconds one command line may take to arrive once it has begun (slowloris: a client trickling bytes
     /// keeps the idle timer alive but not the connection). Applies to command lines, not message bodies.
     pub line_secs_max: u64,
+    /// Seconds a TLS handshake (implicit TLS or after STARTTLS) may take: a client that opens TLS and stalls
+    /// holds a slot only this long.
+    pub tls_handshake_secs_max: u64,
     /// Seconds a reply may take to be written before the peer is considered gone; a client that does not
     /// read cannot make the server buffer its replies without bound.
     pub write_secs_max: u64,
@@ -87,6 +90,7 @@ impl Default for Limits {
             idle_secs_auth: 30 * 60,
             idle_secs_watch: 29 * 60,
             line_secs_max: 60,
+            tls_handshake_secs_max: 15,
             write_secs_max: 60,
             list_batch_max: 1000,
             bad_commands_max: 20,

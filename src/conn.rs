@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// Seconds a TLS handshake may take (implicit TLS or after STARTTLS) before the connection is dropped: a
-/// client that opens TLS and stalls holds a slot only this long.
-pub const TLS_HANDSHAKE_SECS_MAX: u64 = 15;
+use crate::tls::Tls;
 
 /// Why a connection ended, for the log.
 #[derive(Debug)]
@@ -36,13 +33,14 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
-    /// The TLS handshake on a plain connection (implicit TLS, or after a STARTTLS reply).
-    pub async fn start_tls(self, acceptor: TlsAcceptor) -> io::Result<Stream> {
+    /// The TLS handshake on a plain connection (implicit TLS, or after a STARTTLS reply), within the
+    /// handshake deadline (`limits.tls_handshake_secs_max`).
+    pub async fn start_tls(self, tls: &Tls) -> io::Result<Stream> {
         let Stream::Plain(tcp) = self else {
             return Err(io::Error::other("TLS is already active"));
         };
-        let handshake = acceptor.accept(tcp);
-        match tokio::time::timeout(Duration::from_secs(TLS_HANDSHAKE_SECS_MAX), handshake).await {
+        let handshake = tls.acceptor().accept(tcp);
+        match tokio::time::timeout(tls.handshake_timeout(), handshake).await {
             Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(io::Error::new(

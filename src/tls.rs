@@ -58,16 +58,22 @@ impl CertSource {
 pub struct Tls {
     source: CertSource,
     names: Vec<String>,
+    handshake_timeout: std::time::Duration,
     current: RwLock<(Arc<ServerConfig>, String)>,
 }
 
 impl Tls {
     /// Loads the certificate, first making a self-signed one for `names` if it is Jmail's and missing.
-    pub fn load(source: CertSource, names: Vec<String>) -> Result<Tls, TlsError> {
+    pub fn load(
+        source: CertSource,
+        names: Vec<String>,
+        handshake_secs_max: u64,
+    ) -> Result<Tls, TlsError> {
         let loaded = load_config(&source, &names)?;
         Ok(Tls {
             source,
             names,
+            handshake_timeout: std::time::Duration::from_secs(handshake_secs_max),
             current: RwLock::new(loaded),
         })
     }
@@ -93,6 +99,11 @@ impl Tls {
             .unwrap_or_else(|e| e.into_inner())
             .1
             .clone()
+    }
+
+    /// How long a handshake may take.
+    pub fn handshake_timeout(&self) -> std::time::Duration {
+        self.handshake_timeout
     }
 
     pub fn source(&self) -> &CertSource {
@@ -175,12 +186,12 @@ mod tests {
     fn self_signed_is_made_once_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let source = CertSource::new(None, None, dir.path());
-        let tls = Tls::load(source.clone(), vec!["localhost".into()]).unwrap();
+        let tls = Tls::load(source.clone(), vec!["localhost".into()], 15).unwrap();
         let first = tls.fingerprint();
         assert_eq!(first.len(), 32 * 3 - 1);
         // Loading again keeps the same certificate.
         assert_eq!(
-            Tls::load(source.clone(), vec!["localhost".into()])
+            Tls::load(source.clone(), vec!["localhost".into()], 15)
                 .unwrap()
                 .fingerprint(),
             first
@@ -200,7 +211,7 @@ mod tests {
     fn a_broken_certificate_keeps_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let source = CertSource::new(None, None, dir.path());
-        let tls = Tls::load(source.clone(), vec!["localhost".into()]).unwrap();
+        let tls = Tls::load(source.clone(), vec!["localhost".into()], 15).unwrap();
         let before = tls.fingerprint();
         std::fs::write(&source.cert, "not a certificate").unwrap();
         assert!(tls.reload().is_err());

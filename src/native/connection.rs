@@ -63,7 +63,7 @@ pub async fn serve(
                 Action::StartTls => {
                     // Bytes sent after STARTTLS in clear are dropped, never read as commands under TLS.
                     buf.clear();
-                    stream = match stream.start_tls(tls.acceptor()).await {
+                    stream = match stream.start_tls(&tls).await {
                         Ok(secure) => secure,
                         Err(e) => return End::Io(e),
                     };

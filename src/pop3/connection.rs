@@ -70,7 +70,7 @@ async fn drive(
                 Action::StartTls => {
                     // Bytes sent after STLS in clear are dropped, never read as commands under TLS.
                     buf.clear();
-                    stream = match stream.start_tls(tls.acceptor()).await {
+                    stream = match stream.start_tls(&tls).await {
                         Ok(secure) => secure,
                         Err(e) => return End::Io(e),
                     };

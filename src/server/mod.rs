@@ -90,7 +90,7 @@ impl Service {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
         let mut stream = Stream::Plain(tcp);
         if self.implicit_tls() {
-            stream = match stream.start_tls(ctx.tls.acceptor()).await {
+            stream = match stream.start_tls(&ctx.tls).await {
                 Ok(tls) => tls,
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -189,7 +189,11 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         config.tls_key.clone(),
         &config.data_dir,
     );
-    let tls = Arc::new(Tls::load(source, names)?);
+    let tls = Arc::new(Tls::load(
+        source,
+        names,
+        config.limits.tls_handshake_secs_max,
+    )?);
     tracing::info!(
         fingerprint = %tls.fingerprint(),
         cert = %tls.source().cert.display(),

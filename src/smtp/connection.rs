@@ -74,7 +74,7 @@ pub async fn serve(
                     // Bytes sent after STARTTLS in clear are dropped, never read as commands under TLS
                     // (the STARTTLS command-injection attack, CVE-2011-0411).
                     buf.clear();
-                    stream = match stream.start_tls(tls.acceptor()).await {
+                    stream = match stream.start_tls(&tls).await {
                         Ok(secure) => secure,
                         Err(e) => return End::Io(e),
                     };

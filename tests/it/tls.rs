@@ -207,6 +207,7 @@ async fn openssl_s_client_on_the_native_tls_port_sees_the_logged_fingerprint() {
     let tls = jmail::tls::Tls::load(
         jmail::tls::CertSource::new(None, None, s.dir.path()),
         vec!["localhost".into()],
+        15,
     )
     .unwrap();
     assert_eq!(
