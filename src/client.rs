@@ -60,6 +60,8 @@ pub struct Listing {
 pub struct Client {
     reader: BufReader<ReadHalf<Box<dyn Io>>>,
     writer: WriteHalf<Box<dyn Io>>,
+    /// The server's address as connected (for the loopback check).
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl Client {
@@ -69,10 +71,12 @@ impl Client {
             .await
             .map_err(|e| ClientError::Connect(addr.to_string(), e))?;
         stream.set_nodelay(true)?;
+        let peer = stream.peer_addr().ok();
         let (read, writer) = tokio::io::split(Box::new(stream) as Box<dyn Io>);
         let mut client = Client {
             reader: BufReader::new(read),
             writer,
+            peer,
         };
         let mut greeting = vec![0; GREETING.len()];
         let got = read_up_to(&mut client.reader, &mut greeting).await?;
@@ -113,6 +117,19 @@ impl Client {
             }
         }
         if !starttls {
+            // Without TLS the password would cross the network in clear. That is allowed only to a
+            // loopback server, and never to one whose certificate is pinned (a stripped STARTTLS offer).
+            let pinned = crate::client_tls::pinned(&trust.known_servers, addr)
+                .map_err(|e| ClientError::Tls(addr.to_string(), e.to_string()))?;
+            let loopback = client
+                .writer_peer()
+                .is_some_and(|peer| peer.ip().is_loopback());
+            if pinned.is_some() || !loopback {
+                return Err(ClientError::Tls(
+                    addr.to_string(),
+                    "the server does not offer TLS; refusing to send the password in clear".into(),
+                ));
+            }
             return Ok(client);
         }
         client.command("STARTTLS").await?;
@@ -157,7 +174,12 @@ impl Client {
         Ok(Client {
             reader: BufReader::new(read),
             writer,
+            peer: client.peer,
         })
+    }
+
+    fn writer_peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer
     }
 
     pub async fn login(&mut self, user: &str, password: &str) -> Result<(), ClientError> {

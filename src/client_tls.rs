@@ -21,7 +21,7 @@ const KNOWN_SERVERS_BYTES_MAX: u64 = 1024 * 1024;
 pub enum ClientTlsError {
     #[error("cannot read the CA file {0}: {1}")]
     CaFile(PathBuf, String),
-    #[error("cannot record the server's certificate in {0}: {1}")]
+    #[error("cannot use the pinned certificates in {0}: {1}")]
     KnownServers(PathBuf, std::io::Error),
 }
 
@@ -64,6 +64,8 @@ pub enum Pin {
 /// Checks the server's certificate by the roots, else by the pin for `server` (the `host:port` asked for).
 #[derive(Debug)]
 pub struct PinningVerifier {
+    /// With `--ca-file` the named CA must vouch for the certificate: no trust on first use.
+    strict: bool,
     /// `None` when no root could be loaded: then only pins decide.
     roots: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
@@ -93,6 +95,10 @@ impl ServerCertVerifier for PinningVerifier {
             (false, Some(pinned)) if *pinned == presented => Pin::Known,
             (false, Some(pinned)) => Pin::Changed {
                 pinned: pinned.clone(),
+                presented: presented.clone(),
+            },
+            (false, _) if self.strict => Pin::Changed {
+                pinned: "a certificate signed by the CA given with --ca-file".into(),
                 presented: presented.clone(),
             },
             (false, None) => Pin::New(presented.clone()),
@@ -175,10 +181,11 @@ pub fn client_config(
         })
         .flatten();
     let verifier = Arc::new(PinningVerifier {
+        strict: trust.ca_file.is_some(),
         roots,
         provider: provider.clone(),
         server: server.to_string(),
-        pinned: pinned(&trust.known_servers, server),
+        pinned: pinned(&trust.known_servers, server)?,
         outcome: Mutex::new(None),
     });
     let config = ClientConfig::builder_with_provider(provider)
@@ -190,18 +197,27 @@ pub fn client_config(
     Ok((Arc::new(config), verifier))
 }
 
-/// The pinned fingerprint for `server` (`host:port`), if any.
-pub fn pinned(known_servers: &Path, server: &str) -> Option<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(known_servers).ok()?;
-    let mut text = String::new();
-    file.take(KNOWN_SERVERS_BYTES_MAX)
-        .read_to_string(&mut text)
-        .ok()?;
-    text.lines()
-        .filter_map(|l| l.split_once(' '))
-        .find(|(name, _)| *name == server)
-        .map(|(_, fp)| fp.trim().to_string())
+/// The pinned fingerprint for `server` (`host:port`), if any. Only a missing file means "no pins": a file
+/// that cannot be read whole is an error, never a first use (which would accept any certificate).
+pub fn pinned(known_servers: &Path, server: &str) -> Result<Option<String>, ClientTlsError> {
+    let fail = |e| ClientTlsError::KnownServers(known_servers.to_path_buf(), e);
+    let bytes = match std::fs::metadata(known_servers) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(e)),
+        Ok(m) if m.len() > KNOWN_SERVERS_BYTES_MAX => {
+            return Err(fail(std::io::Error::other("file too large")));
+        }
+        Ok(_) => std::fs::read(known_servers).map_err(fail)?,
+    };
+    // Lines are compared as bytes: a damaged line elsewhere cannot hide this server's pin.
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let line = std::str::from_utf8(line).ok()?;
+            let (name, fp) = line.split_once(' ')?;
+            (name == server).then(|| fp.trim().to_string())
+        })
+        .next())
 }
 
 /// Records `fingerprint` for `server`.

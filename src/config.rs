@@ -269,6 +269,9 @@ impl Config {
                 "limits.recipients_max, list_batch_max and connections_max must be above 0",
             );
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together: give both or neither");
+        }
         if self
             .domains
             .iter()

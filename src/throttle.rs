@@ -61,6 +61,10 @@ pub enum Verdict {
     Check { penalty: Duration },
     /// Refuse without checking: the IP is blocked for this much longer.
     Blocked { remaining: Duration },
+    /// Wait and ask again: this IP already has as many attempts in flight as it has failures left
+    /// before a block. Parallel guesses therefore cannot all be checked before the count catches up,
+    /// while parallel good logins just take turns (argon2 runs four at a time anyway).
+    Busy,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +78,9 @@ pub struct LoginThrottle {
     clock: Arc<dyn Clock>,
     ips: Mutex<HashMap<IpAddr, Record>>,
     accounts: Mutex<HashMap<String, Record>>,
+    /// Attempts being checked now, per IP; an entry lives only while its count is above 0, so the map is
+    /// bounded by the open connections.
+    in_flight: Mutex<HashMap<IpAddr, u32>>,
 }
 
 /// The limits in force, read from [`Limits`] at each call so a config change applies at once.
@@ -110,13 +117,16 @@ impl LoginThrottle {
             clock,
             ips: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Before checking a password from `ip` for `account`.
+    /// Before checking a password from `ip` for `account`. A `Check` must be followed by
+    /// [`LoginThrottle::finish`].
     pub fn check(&self, ip: IpAddr, account: &str, limits: &Limits) -> Verdict {
         let p = Policy::of(limits);
         let now = self.clock.now();
+        let ip = throttle_key(ip);
         let ip_record = self.current(&self.ips, &ip, now, &p);
         if let Some(until) = ip_record.and_then(|r| r.blocked_until)
             && until > now
@@ -125,19 +135,47 @@ impl LoginThrottle {
                 remaining: until - now,
             };
         }
+        let ip_failures = ip_record.map_or(0, |r| r.failures);
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let n = in_flight.entry(ip).or_insert(0);
+            if ip_failures + *n >= p.block_failures.max(1) {
+                if *n == 0 {
+                    in_flight.remove(&ip);
+                }
+                return Verdict::Busy;
+            }
+            *n += 1;
+        }
         let account_record = self.current(&self.accounts, &account.to_string(), now, &p);
-        let failures = ip_record
-            .map_or(0, |r| r.failures)
-            .max(account_record.map_or(0, |r| r.failures));
+        let failures = ip_failures.max(account_record.map_or(0, |r| r.failures));
         Verdict::Check {
             penalty: penalty(failures, p.penalty_max),
         }
     }
 
-    /// After a wrong password (or unknown user).
-    pub fn failed(&self, ip: IpAddr, account: &str, limits: &Limits) {
+    /// After the password check that a `Check` allowed. A success clears the account's failures, not the
+    /// IP's: logging in to one's own account must not wash away guesses at another's.
+    pub fn finish(&self, ip: IpAddr, account: &str, success: bool, limits: &Limits) {
         let p = Policy::of(limits);
         let now = self.clock.now();
+        let ip = throttle_key(ip);
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = in_flight.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    in_flight.remove(&ip);
+                }
+            }
+        }
+        if success {
+            self.accounts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(account);
+            return;
+        }
         let ip_failures = self.bump(&self.ips, ip, now, &p);
         self.bump(&self.accounts, account.to_string(), now, &p);
         if ip_failures >= p.block_failures {
@@ -149,18 +187,6 @@ impl LoginThrottle {
                 tracing::warn!(%ip, failures = ip_failures, block_secs = p.block.as_secs(), "blocking logins from this address");
             }
         }
-    }
-
-    /// After a successful login: the IP and the account start afresh.
-    pub fn succeeded(&self, ip: IpAddr, account: &str) {
-        self.ips
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip);
-        self.accounts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
     }
 
     /// A record still in force: failures are forgotten `block` after the last one.
@@ -214,6 +240,20 @@ impl LoginThrottle {
     }
 }
 
+/// The address an IP's failures are counted under: IPv4 as is (also when mapped into IPv6), IPv6 by its
+/// /64, which is what one host or site usually holds.
+fn throttle_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
+
 /// 1 s after the first failure, doubling, at most `max`.
 fn penalty(failures: u32, max: Duration) -> Duration {
     if failures == 0 {
@@ -243,27 +283,67 @@ pub async fn login(
     password: &str,
 ) -> LoginResult {
     let throttle = &config.login_throttle;
-    let penalty = match throttle.check(ip, name, &config.limits) {
-        Verdict::Blocked { .. } => {
-            tracing::info!(%ip, "login refused: address blocked after too many failures");
-            return LoginResult::Blocked;
+    let queued = tokio::time::Instant::now();
+    let penalty = loop {
+        match throttle.check(ip, name, &config.limits) {
+            Verdict::Blocked { .. } => {
+                tracing::info!(%ip, "login refused: address blocked after too many failures");
+                return LoginResult::Blocked;
+            }
+            Verdict::Check { penalty } => break penalty,
+            // Someone else from this address is being checked; a long wait means a flood: refuse.
+            Verdict::Busy if queued.elapsed() >= BUSY_WAIT_MAX => return LoginResult::Blocked,
+            Verdict::Busy => tokio::time::sleep(BUSY_POLL).await,
         }
-        Verdict::Check { penalty } => penalty,
     };
     let started = tokio::time::Instant::now();
-    match store.authenticate(name, password).await {
+    let mut in_flight = InFlight {
+        throttle,
+        ip,
+        limits: &config.limits,
+        done: false,
+    };
+    let result = store.authenticate(name, password).await;
+    in_flight.done = true;
+    match result {
         Ok(Some(account)) => {
-            throttle.succeeded(ip, name);
+            throttle.finish(ip, name, true, &config.limits);
             LoginResult::Ok(account)
         }
         Ok(None) => {
-            throttle.failed(ip, name, &config.limits);
+            throttle.finish(ip, name, false, &config.limits);
             tokio::time::sleep_until(started + penalty).await;
             LoginResult::Failed
         }
-        Err(e) => LoginResult::Unavailable(e),
+        Err(e) => {
+            // Not the client's fault: not held against it.
+            throttle.finish(ip, "", true, &config.limits);
+            LoginResult::Unavailable(e)
+        }
     }
 }
+
+/// Ends an attempt's in-flight count even if the login is abandoned mid-check (its task cancelled), so
+/// an address never loses its budget for good.
+struct InFlight<'a> {
+    throttle: &'a LoginThrottle,
+    ip: IpAddr,
+    limits: &'a Limits,
+    done: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.throttle.finish(self.ip, "", true, self.limits);
+        }
+    }
+}
+
+/// How often a login waiting behind others from its address looks again.
+const BUSY_POLL: Duration = Duration::from_millis(20);
+/// Longest a login waits behind others from its address before it is refused as part of a flood.
+const BUSY_WAIT_MAX: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
@@ -289,18 +369,22 @@ mod tests {
     fn penalty(v: Verdict) -> u64 {
         match v {
             Verdict::Check { penalty } => penalty.as_secs(),
-            Verdict::Blocked { .. } => panic!("blocked"),
+            other => panic!("{other:?}"),
         }
+    }
+
+    fn fail(t: &LoginThrottle, ip: IpAddr, account: &str) -> Verdict {
+        let v = t.check(ip, account, &limits());
+        if matches!(v, Verdict::Check { .. }) {
+            t.finish(ip, account, false, &limits());
+        }
+        v
     }
 
     #[test]
     fn each_failure_waits_longer_up_to_the_cap() {
         let (t, _) = throttle();
-        let mut seen = Vec::new();
-        for _ in 0..6 {
-            seen.push(penalty(t.check(A, "bob", &limits())));
-            t.failed(A, "bob", &limits());
-        }
+        let seen: Vec<u64> = (0..6).map(|_| penalty(fail(&t, A, "bob"))).collect();
         assert_eq!(seen, [0, 1, 2, 4, 8, 15]);
         // Another IP guessing the same account is slowed too (per-account count), but not blocked.
         assert_eq!(penalty(t.check(B, "bob", &limits())), 15);
@@ -311,7 +395,10 @@ mod tests {
     fn an_ip_is_blocked_past_the_threshold_then_released() {
         let (t, clock) = throttle();
         for i in 0..10 {
-            t.failed(A, &format!("user{i}"), &limits());
+            assert!(matches!(
+                fail(&t, A, &format!("user{i}")),
+                Verdict::Check { .. }
+            ));
         }
         assert!(
             matches!(t.check(A, "anyone", &limits()), Verdict::Blocked { remaining } if remaining.as_secs() == 300)
@@ -334,15 +421,57 @@ mod tests {
     }
 
     #[test]
-    fn success_and_time_forget_failures() {
+    fn parallel_attempts_wait_for_the_count_to_catch_up() {
+        let (t, _) = throttle();
+        for _ in 0..7 {
+            fail(&t, A, "alice");
+        }
+        // Seven failures: three attempts may be checked at once, the fourth waits.
+        for _ in 0..3 {
+            assert!(matches!(
+                t.check(A, "alice", &limits()),
+                Verdict::Check { .. }
+            ));
+        }
+        assert_eq!(t.check(A, "alice", &limits()), Verdict::Busy);
+        // They all fail: the address is blocked, and no fourth guess was ever checked.
+        for _ in 0..3 {
+            t.finish(A, "alice", false, &limits());
+        }
+        assert!(matches!(
+            t.check(A, "alice", &limits()),
+            Verdict::Blocked { .. }
+        ));
+    }
+
+    #[test]
+    fn a_success_clears_the_account_but_not_the_ips_other_guesses() {
         let (t, clock) = throttle();
-        t.failed(A, "bob", &limits());
-        t.failed(A, "bob", &limits());
-        assert_eq!(penalty(t.check(A, "bob", &limits())), 2);
-        t.succeeded(A, "bob");
-        assert_eq!(penalty(t.check(A, "bob", &limits())), 0);
-        t.failed(A, "bob", &limits());
-        clock.advance(Duration::from_secs(301));
-        assert_eq!(penalty(t.check(A, "bob", &limits())), 0);
+        // Nine guesses at alice, then a real login as mallory from the same address: the tenth guess
+        // still blocks.
+        for _ in 0..9 {
+            fail(&t, A, "alice");
+        }
+        assert!(matches!(
+            t.check(A, "mallory", &limits()),
+            Verdict::Check { .. }
+        ));
+        t.finish(A, "mallory", true, &limits());
+        assert!(matches!(fail(&t, A, "alice"), Verdict::Check { .. }));
+        assert!(matches!(
+            t.check(A, "alice", &limits()),
+            Verdict::Blocked { .. }
+        ));
+        clock.advance(Duration::from_secs(601));
+        assert_eq!(penalty(t.check(A, "alice", &limits())), 0);
+    }
+
+    #[test]
+    fn ipv6_hosts_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(throttle_key(a), throttle_key(b));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(throttle_key(mapped), A);
     }
 }

@@ -335,18 +335,15 @@ impl Session {
                 None => Outcome::reply("554 5.7.1 Relay access denied"),
             };
         };
-        let unknown = || {
-            Outcome::reply(format!(
-                "550 5.1.1 <{}>: no such user here",
-                printable(address)
-            ))
-        };
+        // Unknown recipients count as errors: a stranger cannot try names without end (VRFY is 252 for
+        // the same reason).
+        let unknown = format!("550 5.1.1 <{}>: no such user here", printable(address));
         let Ok(name) = normalize_name(local) else {
-            return unknown();
+            return self.bad(unknown);
         };
         match self.store.existing_users(std::slice::from_ref(&name)).await {
             Ok(found) if found.contains(&name) => {}
-            Ok(_) => return unknown(),
+            Ok(_) => return self.bad(unknown),
             Err(e) => {
                 tracing::warn!(error = %e, "checking a recipient failed");
                 return Outcome::reply("451 4.3.0 Temporary failure; try again later");

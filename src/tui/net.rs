@@ -68,6 +68,17 @@ async fn run(login: Login, mut requests: UnboundedReceiver<Request>, events: Sen
     loop {
         match session(&login, &mut requests, &events, &mut retry_secs).await {
             Ok(()) => return,
+            // A refused login or a changed certificate will not mend by itself, and retrying a wrong
+            // password would get this address blocked: say so once and stop.
+            Err(e @ (ClientError::Refused { .. } | ClientError::CertificateChanged { .. }))
+                if !matches!(&e, ClientError::Refused { code, .. } if code == "LIMIT") =>
+            {
+                let _ = events.send(NetEvent::Lost {
+                    reason: format!("{e}; not retrying (restart jmail client)"),
+                    retry_secs: 0,
+                });
+                return;
+            }
             Err(e) => {
                 if events
                     .send(NetEvent::Lost {

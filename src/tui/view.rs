@@ -50,6 +50,7 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let connection = match &app.connection {
         Connection::Connecting => Span::raw("connecting"),
         Connection::Connected => Span::raw("● connected").green(),
+        Connection::Lost { retry_secs: 0, .. } => Span::raw("○ offline").red(),
         Connection::Lost { retry_secs, .. } => {
             Span::raw(format!("○ offline, retry in {retry_secs}s")).red()
         }

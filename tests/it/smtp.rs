@@ -540,3 +540,30 @@ async fn a_store_failure_before_durability_is_a_4xx_and_stores_nothing() {
     let bob = users.iter().find(|u| u.name == "bob").unwrap();
     assert_eq!(bob.messages, 1, "only the welcome message");
 }
+
+/// Guessing recipients costs errors: the `bad_commands_max`-th unknown one closes the connection.
+#[tokio::test]
+async fn guessing_recipients_is_cut_off() {
+    let s = server().await;
+    let mut r = smtp(s.addr_of(Service::Smtp)).await;
+    assert!(say(&mut r, "EHLO c").await.starts_with("250 "));
+    assert_eq!(
+        say(&mut r, "MAIL FROM:<x@example.org>").await,
+        "250 2.1.0 Sender OK"
+    );
+    for i in 0..19 {
+        assert_eq!(
+            say(&mut r, &format!("RCPT TO:<guess{i}@localhost>")).await,
+            format!("550 5.1.1 <guess{i}@localhost>: no such user here")
+        );
+    }
+    assert_eq!(
+        say(&mut r, "RCPT TO:<bob@localhost>").await,
+        "250 2.1.5 Recipient OK"
+    );
+    assert_eq!(
+        say(&mut r, "RCPT TO:<guess19@localhost>").await,
+        "421 4.7.0 Too many errors; closing"
+    );
+    assert!(r.closed().await.0);
+}

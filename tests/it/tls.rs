@@ -345,3 +345,52 @@ fn sighup_reloads_the_certificate_without_dropping_connections() {
     assert!(reloaded.contains(&second), "{reloaded} names {second}");
     assert!(child.wait().unwrap().success());
 }
+
+/// A server that answers like Jmail but offers no STARTTLS (as a man in the middle who strips the offer
+/// would): the client must not send the password when it has a pin for that server.
+#[tokio::test]
+async fn a_stripped_starttls_offer_does_not_get_the_password() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fake = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut stream = BufReader::new(stream);
+        stream
+            .get_mut()
+            .write_all(b"You have connected to Jmail.")
+            .await
+            .unwrap();
+        let mut heard = Vec::new();
+        let mut line = String::new();
+        while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+            let reply: &[u8] = match line.split(' ').next().unwrap().trim() {
+                "JMAIL" => b"OK JMAIL 2.0 fake\r\n",
+                "CAPA" => b"* CAPA VERSION 2.0\r\nOK CAPA\r\n",
+                _ => b"OK\r\n",
+            };
+            heard.push(line.trim_end().to_string());
+            let _ = stream.get_mut().write_all(reply).await;
+            line.clear();
+        }
+        heard
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_servers");
+    std::fs::write(&known, format!("{addr} AA:BB\n")).unwrap();
+    let trust = jmail::client_tls::TrustSettings {
+        ca_file: None,
+        known_servers: known,
+    };
+    let refused = jmail::client::Client::connect_secure(&addr, &trust).await;
+    let Err(e) = refused else {
+        panic!("a pinned server without STARTTLS was accepted")
+    };
+    assert!(
+        e.to_string()
+            .contains("refusing to send the password in clear"),
+        "{e}"
+    );
+    let heard = fake.await.unwrap();
+    assert!(heard.iter().all(|l| !l.starts_with("LOGIN")), "{heard:?}");
+}
