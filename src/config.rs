@@ -72,6 +72,10 @@ pub struct Limits {
     pub login_block_failures: u32,
     /// Seconds an IP stays blocked; also how long failures are remembered.
     pub login_block_secs: u64,
+    /// Messages received at once from SMTP clients that have not authenticated (port 25). Each may hold
+    /// up to `message_bytes_max` in memory while it arrives, so this bounds what strangers can make the
+    /// server hold (64 × 10 MiB by default); more get `452 4.3.1` at DATA.
+    pub smtp_data_unauth_max: usize,
     /// Seconds an SMTP server waits for the next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
     pub smtp_command_idle_secs: u64,
     /// Seconds an SMTP server waits for the next bytes of a message (RFC 5321 §4.5.3.2.5: 3 minutes).
@@ -99,6 +103,7 @@ impl Default for Limits {
             login_penalty_secs_max: 15,
             login_block_failures: 10,
             login_block_secs: 5 * 60,
+            smtp_data_unauth_max: 64,
             smtp_command_idle_secs: 5 * 60,
             smtp_data_idle_secs: 3 * 60,
         }
@@ -264,9 +269,13 @@ impl Config {
         if l.line_bytes_max < 512 {
             return bad("limits.line_bytes_max must be at least 512");
         }
-        if l.recipients_max == 0 || l.list_batch_max == 0 || l.connections_max == 0 {
+        if l.recipients_max == 0
+            || l.list_batch_max == 0
+            || l.connections_max == 0
+            || l.smtp_data_unauth_max == 0
+        {
             return bad(
-                "limits.recipients_max, list_batch_max and connections_max must be above 0",
+                "limits.recipients_max, list_batch_max, connections_max and smtp_data_unauth_max must be above 0",
             );
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {

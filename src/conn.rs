@@ -12,6 +12,17 @@ use tokio_rustls::server::TlsStream;
 
 use crate::tls::Tls;
 
+/// What every connection task gets from the server.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: std::sync::Arc<crate::config::Config>,
+    pub store: std::sync::Arc<dyn crate::store::MailStore>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub tls: std::sync::Arc<Tls>,
+    /// Messages being received from unauthenticated SMTP clients (`smtp_data_unauth_max`).
+    pub smtp_data_slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
 /// Why a connection ended, for the log.
 #[derive(Debug)]
 pub enum End {

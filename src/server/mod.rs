@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::conn::Stream;
+use crate::conn::{Shared, Stream};
 use crate::smtp;
 use crate::store::MailStore;
 use crate::tls::{CertSource, Tls, TlsError};
@@ -87,7 +87,7 @@ impl Service {
         )
     }
 
-    async fn serve(self, tcp: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, ctx: Shared) {
         let mut stream = Stream::Plain(tcp);
         if self.implicit_tls() {
             stream = match stream.start_tls(&ctx.tls).await {
@@ -98,38 +98,19 @@ impl Service {
                 }
             };
         }
-        let ConnectionContext {
-            config,
-            store,
-            shutdown,
-            tls,
-        } = ctx;
         match self {
             Service::Native | Service::NativeTls => {
-                native_port::serve(stream, peer, store, config, shutdown, tls).await
+                native_port::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, ctx.tls).await
             }
-            Service::Smtp => {
-                let mode = smtp::Mode::Inbound;
-                smtp::serve(stream, peer, store, config, shutdown, tls, mode).await
-            }
+            Service::Smtp => smtp::serve(stream, peer, ctx, smtp::Mode::Inbound).await,
             Service::Submission | Service::Submissions => {
-                let mode = smtp::Mode::Submission;
-                smtp::serve(stream, peer, store, config, shutdown, tls, mode).await
+                smtp::serve(stream, peer, ctx, smtp::Mode::Submission).await
             }
             Service::Pop3 | Service::Pop3s => {
-                crate::pop3::serve(stream, peer, store, config, shutdown, tls).await
+                crate::pop3::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, ctx.tls).await
             }
         }
     }
-}
-
-/// What every connection task gets.
-#[derive(Clone)]
-struct ConnectionContext {
-    config: Arc<Config>,
-    store: Arc<dyn MailStore>,
-    shutdown: CancellationToken,
-    tls: Arc<Tls>,
 }
 
 /// A server that is accepting connections.
@@ -208,11 +189,14 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         config.limits.connections_per_ip_max,
     ));
     let config = Arc::new(config);
-    let ctx = ConnectionContext {
+    let ctx = Shared {
         config: config.clone(),
         store: store.clone(),
         shutdown: shutdown.clone(),
         tls: tls.clone(),
+        smtp_data_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.smtp_data_unauth_max,
+        )),
     };
     let listeners: Vec<(Service, SocketAddr)> = bound.iter().map(|(s, _, a)| (*s, *a)).collect();
     for (service, listener, _) in bound {
@@ -310,7 +294,7 @@ impl RunningServer {
 async fn accept_loop(
     service: Service,
     listener: TcpListener,
-    ctx: ConnectionContext,
+    ctx: Shared,
     caps: Arc<ConnectionCaps>,
     tracker: TaskTracker,
 ) {

@@ -6,26 +6,20 @@ mod envelope;
 mod session;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::config::Config;
-use crate::conn::Stream;
-use crate::store::MailStore;
-use crate::tls::Tls;
+use crate::conn::{Shared, Stream};
 pub use session::{Mode, Session};
 
-pub async fn serve(
-    stream: Stream,
-    peer: SocketAddr,
-    store: Arc<dyn MailStore>,
-    config: Arc<Config>,
-    shutdown: CancellationToken,
-    tls: Arc<Tls>,
-    mode: Mode,
-) {
-    let session = Session::new(store, config.clone(), peer, mode, stream.is_tls());
+pub async fn serve(stream: Stream, peer: SocketAddr, shared: Shared, mode: Mode) {
+    let Shared {
+        config,
+        store,
+        shutdown,
+        tls,
+        smtp_data_slots,
+    } = shared;
+    let session = Session::new(store, config.clone(), peer, mode, stream.is_tls())
+        .with_data_slots(smtp_data_slots);
     let end = connection::serve(stream, session, &config.limits, shutdown, tls).await;
     tracing::debug!(%peer, ?mode, ?end, "SMTP connection ended");
 }

@@ -9,6 +9,8 @@ use jmail_proto::smtp::{CommandError, DataEnd, Request, parse_command, wire};
 
 use super::envelope;
 use crate::auth::normalize_name;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::config::Config;
 use crate::store::{Account, MailStore, StoreError};
 use crate::throttle::{LoginResult, login};
@@ -94,6 +96,10 @@ pub struct Session {
     login_failures: u32,
     /// The connection is encrypted (implicit TLS, or after STARTTLS).
     tls: bool,
+    /// Slots for messages being received from unauthenticated clients, shared by the server.
+    data_slots: Option<Arc<Semaphore>>,
+    /// This session's slot while its DATA is being received.
+    data_permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Session {
@@ -116,7 +122,15 @@ impl Session {
             bad_commands: 0,
             login_failures: 0,
             tls,
+            data_slots: None,
+            data_permit: None,
         }
+    }
+
+    /// Bounds how many messages unauthenticated clients send at once, server-wide.
+    pub fn with_data_slots(mut self, slots: Arc<Semaphore>) -> Session {
+        self.data_slots = Some(slots);
+        self
     }
 
     fn domain(&self) -> &str {
@@ -365,15 +379,31 @@ impl Session {
             Some(t) if t.users.is_empty() => {
                 self.bad("503 5.5.1 No valid recipients; send RCPT first")
             }
-            Some(_) => Outcome {
-                reply: crlf("354 Start mail input; end with <CRLF>.<CRLF>".to_string()),
-                next: Next::Data,
-            },
+            Some(_) => {
+                // A stranger's message is held in memory while it arrives: their number is bounded.
+                if self.account.is_none()
+                    && let Some(slots) = &self.data_slots
+                {
+                    match slots.clone().try_acquire_owned() {
+                        Ok(permit) => self.data_permit = Some(permit),
+                        Err(_) => {
+                            return Outcome::reply(
+                                "452 4.3.1 Too many messages are being received; try again later",
+                            );
+                        }
+                    }
+                }
+                Outcome {
+                    reply: crlf("354 Start mail input; end with <CRLF>.<CRLF>".to_string()),
+                    next: Next::Data,
+                }
+            }
         }
     }
 
     /// The message after DATA. `250` only once it is durable for every recipient.
     pub async fn on_data(&mut self, end: DataEnd) -> Outcome {
+        self.data_permit = None;
         let Some(transaction) = self.transaction.take() else {
             return Outcome::reply("503 5.5.1 Send MAIL first");
         };

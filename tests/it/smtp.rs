@@ -567,3 +567,38 @@ async fn guessing_recipients_is_cut_off() {
     );
     assert!(r.closed().await.0);
 }
+
+/// Messages from strangers are held in memory while they arrive, so only `smtp_data_unauth_max` are
+/// received at once; the next gets a temporary refusal at DATA and succeeds once a slot is free.
+#[tokio::test]
+async fn unauthenticated_messages_in_progress_are_bounded() {
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.limits.smtp_data_unauth_max = 1;
+    })
+    .await;
+    s.add_user("bob", "bob-pw").await;
+    let addr = s.addr_of(Service::Smtp);
+    let mut first = smtp(addr).await;
+    ehlo_mail_rcpt(&mut first, "bob@localhost").await;
+    assert_eq!(
+        say(&mut first, "DATA").await,
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    first.send(b"Subject: slow\r\n\r\nstill coming").await;
+
+    let mut second = smtp(addr).await;
+    ehlo_mail_rcpt(&mut second, "bob@localhost").await;
+    assert_eq!(
+        say(&mut second, "DATA").await,
+        "452 4.3.1 Too many messages are being received; try again later"
+    );
+    first.send(b"\r\n.\r\n").await;
+    assert!(reply(&mut first).await.starts_with("250 2.0.0 OK"));
+    assert_eq!(
+        say(&mut second, "DATA").await,
+        "354 Start mail input; end with <CRLF>.<CRLF>"
+    );
+    second.send(b"Subject: next\r\n\r\nhi\r\n.\r\n").await;
+    assert!(reply(&mut second).await.starts_with("250 2.0.0 OK"));
+}
