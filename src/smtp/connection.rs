@@ -96,7 +96,10 @@ pub async fn serve(
             return end;
         }
         out.clear();
-        if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {
+        if data.is_none() && buf.is_empty() && buf.capacity() > READ_BUFFER_BYTES_GROW {
+            // A message has gone by: an idle connection goes back to a small buffer.
+            buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+        } else if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {
             let grow = if data.is_some() {
                 READ_BUFFER_BYTES_GROW
             } else {
