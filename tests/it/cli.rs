@@ -112,12 +112,19 @@ pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
             }
         }
     });
-    let ready = wait_for(&log, "jmail ready: native on ");
+    // Wrapped at once, so that a failed check below still kills the server (Served's Drop).
+    let mut served = Served {
+        child,
+        addr: String::new(),
+        ready: String::new(),
+        log,
+    };
+    let ready = wait_for(&served.log, "jmail ready: native on ");
     assert!(
         extra.contains(&"--pop3-port") || !ready.contains("POP3"),
         "--pop3-port 0 turns POP3 off: {ready}"
     );
-    let addr = ready
+    served.addr = ready
         .split("native on ")
         .nth(1)
         .unwrap()
@@ -129,12 +136,8 @@ pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
         ready.contains(&format!("data dir {}", dir.display())),
         "{ready}"
     );
-    Served {
-        child,
-        addr,
-        ready,
-        log,
-    }
+    served.ready = ready;
+    served
 }
 
 pub fn wait_for(log: &mpsc::Receiver<String>, needle: &str) -> String {
