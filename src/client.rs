@@ -16,6 +16,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Longest reply line the client accepts from a server.
 pub const REPLY_LINE_BYTES_MAX: usize = 64 * 1024;
+/// Most `* CAPA` lines read before the server is taken to be misbehaving.
+const CAPA_LINES_MAX: usize = 256;
 /// Largest message the client will download.
 pub const MESSAGE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Bodies up to this size are sent without waiting for the server's go-ahead (every server accepts them).
@@ -107,7 +109,10 @@ impl Client {
         let mut client = Client::connect(addr).await?;
         client.send_line("CAPA").await?;
         let mut starttls = false;
-        loop {
+        for lines in 0.. {
+            if lines > CAPA_LINES_MAX {
+                return Err(ClientError::Protocol("CAPA reply too long".into()));
+            }
             match client.reply_line().await? {
                 Line::Untagged(Untagged::Capa(name, _)) => starttls |= name == "STARTTLS",
                 other => {
@@ -121,9 +126,7 @@ impl Client {
             // loopback server, and never to one whose certificate is pinned (a stripped STARTTLS offer).
             let pinned = crate::client_tls::pinned(&trust.known_servers, addr)
                 .map_err(|e| ClientError::Tls(addr.to_string(), e.to_string()))?;
-            let loopback = client
-                .writer_peer()
-                .is_some_and(|peer| peer.ip().is_loopback());
+            let loopback = client.peer.is_some_and(|peer| peer.ip().is_loopback());
             if pinned.is_some() || !loopback {
                 return Err(ClientError::Tls(
                     addr.to_string(),
@@ -176,10 +179,6 @@ impl Client {
             writer,
             peer: client.peer,
         })
-    }
-
-    fn writer_peer(&self) -> Option<std::net::SocketAddr> {
-        self.peer
     }
 
     pub async fn login(&mut self, user: &str, password: &str) -> Result<(), ClientError> {

@@ -319,5 +319,8 @@ mod tests {
         assert!(c.validate().is_ok());
         c.limits.message_bytes_max = 10;
         assert!(c.validate().is_err());
+        let mut half_tls = Config::for_data_dir("/tmp/x");
+        half_tls.tls_cert = Some("/tmp/cert.pem".into());
+        assert!(half_tls.validate().is_err(), "tls_cert without tls_key");
     }
 }

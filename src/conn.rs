@@ -62,6 +62,19 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// STARTTLS/STLS after its reply: the client's bytes already read in clear are dropped, never obeyed
+    /// under TLS (the command-injection attack, CVE-2011-0411), then the handshake.
+    pub async fn upgrade(
+        self,
+        read_so_far: &mut bytes::BytesMut,
+        tls: &Tls,
+    ) -> Result<Stream, End> {
+        read_so_far.clear();
+        self.start_tls(tls).await.map_err(End::Io)
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

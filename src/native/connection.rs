@@ -61,11 +61,9 @@ pub async fn serve(
                 Action::Continue => {}
                 Action::Close => return End::Closed,
                 Action::StartTls => {
-                    // Bytes sent after STARTTLS in clear are dropped, never read as commands under TLS.
-                    buf.clear();
-                    stream = match stream.start_tls(&tls).await {
+                    stream = match stream.upgrade(&mut buf, &tls).await {
                         Ok(secure) => secure,
-                        Err(e) => return End::Io(e),
+                        Err(end) => return end,
                     };
                     session.on_tls_started();
                 }

@@ -71,12 +71,9 @@ pub async fn serve(
                         return end;
                     }
                     out.clear();
-                    // Bytes sent after STARTTLS in clear are dropped, never read as commands under TLS
-                    // (the STARTTLS command-injection attack, CVE-2011-0411).
-                    buf.clear();
-                    stream = match stream.start_tls(&tls).await {
+                    stream = match stream.upgrade(&mut buf, &tls).await {
                         Ok(secure) => secure,
-                        Err(e) => return End::Io(e),
+                        Err(end) => return end,
                     };
                     session.on_tls_started();
                 }
