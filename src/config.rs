@@ -38,7 +38,9 @@ pub struct Limits {
     /// Most recipients of one message. Each costs a stored copy and a row.
     pub recipients_max: usize,
     /// Open connections, all listeners together. Each idle one costs a few KiB and a file descriptor.
-    pub connections_max: usize,
+    /// Unset: as many as the open-file limit allows (the server raises it as far as it may), at most
+    /// [`CONNECTIONS_DEFAULT_MAX`].
+    pub connections_max: Option<usize>,
     /// Open connections from one IP address, so one host cannot take every slot.
     pub connections_per_ip_max: usize,
     /// Seconds a connection may stay silent before it has logged in.
@@ -80,7 +82,17 @@ pub struct Limits {
     pub smtp_command_idle_secs: u64,
     /// Seconds an SMTP server waits for the next bytes of a message (RFC 5321 §4.5.3.2.5: 3 minutes).
     pub smtp_data_idle_secs: u64,
+    /// Of `smtp_data_unauth_max`, how many one client address (IPv6: its /64) may hold at once, so one
+    /// host cannot take every slot and shut off inbound mail for everyone else.
+    pub smtp_data_unauth_per_ip_max: usize,
+    /// Slowest average a message body (SMTP DATA, a native SEND) may arrive at once its first
+    /// `line_secs_max` seconds are over, in bytes per second. A body trickled slower is cut off, so a
+    /// sender holds its buffer and slot for at most `line_secs_max + message_bytes_max / this` seconds.
+    pub data_bytes_per_sec_min: u64,
 }
+
+/// The most connections the server opens when `connections_max` is not set.
+pub const CONNECTIONS_DEFAULT_MAX: usize = 60_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -88,7 +100,7 @@ impl Default for Limits {
             line_bytes_max: 8 * 1024,
             message_bytes_max: 10 * 1024 * 1024,
             recipients_max: 100,
-            connections_max: 60_000,
+            connections_max: None,
             connections_per_ip_max: 500,
             idle_secs_unauth: 60,
             idle_secs_auth: 30 * 60,
@@ -106,7 +118,155 @@ impl Default for Limits {
             smtp_data_unauth_max: 64,
             smtp_command_idle_secs: 5 * 60,
             smtp_data_idle_secs: 3 * 60,
+            smtp_data_unauth_per_ip_max: 4,
+            data_bytes_per_sec_min: 4096,
         }
+    }
+}
+
+/// Seconds in a day and a week: the upper bounds of the time limits. Larger values are no use to anyone
+/// and would overflow deadline arithmetic.
+const DAY_SECS: u64 = 86_400;
+const WEEK_SECS: u64 = 7 * DAY_SECS;
+
+impl Limits {
+    /// Every limit with its value and its valid range, inclusive: the one table that `validate`, the
+    /// config check and the docs read.
+    pub fn ranges(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let n = |v: usize| v as u64;
+        vec![
+            ("line_bytes_max", n(self.line_bytes_max), 512, 1 << 20),
+            (
+                "message_bytes_max",
+                n(self.message_bytes_max),
+                MESSAGE_BYTES_MIN as u64,
+                1 << 30,
+            ),
+            ("recipients_max", n(self.recipients_max), 1, 10_000),
+            (
+                "connections_max",
+                n(self.connections_max.unwrap_or(1)),
+                1,
+                1_000_000,
+            ),
+            (
+                "connections_per_ip_max",
+                n(self.connections_per_ip_max),
+                1,
+                1_000_000,
+            ),
+            ("idle_secs_unauth", self.idle_secs_unauth, 1, DAY_SECS),
+            ("idle_secs_auth", self.idle_secs_auth, 1, DAY_SECS),
+            ("idle_secs_watch", self.idle_secs_watch, 1, DAY_SECS),
+            ("line_secs_max", self.line_secs_max, 1, DAY_SECS),
+            (
+                "tls_handshake_secs_max",
+                self.tls_handshake_secs_max,
+                1,
+                3600,
+            ),
+            ("write_secs_max", self.write_secs_max, 1, DAY_SECS),
+            ("list_batch_max", n(self.list_batch_max), 1, 100_000),
+            (
+                "bad_commands_max",
+                u64::from(self.bad_commands_max),
+                1,
+                1_000_000,
+            ),
+            (
+                "login_failures_max",
+                u64::from(self.login_failures_max),
+                1,
+                1_000,
+            ),
+            ("shutdown_grace_secs", self.shutdown_grace_secs, 0, 3600),
+            (
+                "login_penalty_secs_max",
+                self.login_penalty_secs_max,
+                0,
+                3600,
+            ),
+            (
+                "login_block_failures",
+                u64::from(self.login_block_failures),
+                1,
+                1_000_000,
+            ),
+            ("login_block_secs", self.login_block_secs, 1, WEEK_SECS),
+            (
+                "smtp_data_unauth_max",
+                n(self.smtp_data_unauth_max),
+                1,
+                100_000,
+            ),
+            (
+                "smtp_data_unauth_per_ip_max",
+                n(self.smtp_data_unauth_per_ip_max),
+                1,
+                100_000,
+            ),
+            (
+                "smtp_command_idle_secs",
+                self.smtp_command_idle_secs,
+                1,
+                DAY_SECS,
+            ),
+            ("smtp_data_idle_secs", self.smtp_data_idle_secs, 1, DAY_SECS),
+            (
+                "data_bytes_per_sec_min",
+                self.data_bytes_per_sec_min,
+                1,
+                1 << 30,
+            ),
+        ]
+    }
+
+    /// Every limit out of its range, as one error naming each.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let wrong: Vec<String> = self
+            .ranges()
+            .into_iter()
+            .filter(|(_, value, min, max)| value < min || value > max)
+            .map(|(name, value, min, max)| {
+                format!("limits.{name} is {value}; it must be from {min} to {max}")
+            })
+            .collect();
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(wrong.join("; ")))
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Checks a log level: `error`, `warn`, `info`, `debug`, `trace` or `off`, or comma-separated
+/// `target=level` directives (RUST_LOG's syntax). A misspelt level would otherwise be read as a target
+/// name and the server would start logging nothing.
+pub fn check_log_level(text: &str) -> Result<(), ConfigError> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let is_level = |l: &str| LEVELS.iter().any(|k| k.eq_ignore_ascii_case(l.trim()));
+    let ok = !text.trim().is_empty()
+        && text.split(',').all(|part| match part.rsplit_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(part),
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "log level {text:?} is not one of error, warn, info, debug, trace, off (or target=level, ...)"
+        )))
     }
 }
 
@@ -138,6 +298,8 @@ pub struct FileConfig {
     /// Mail domains this server is the final destination for; the first is used in addresses it writes.
     pub domains: Vec<String>,
     pub log_level: Option<String>,
+    /// `text` (default) or `json`.
+    pub log_format: Option<LogFormat>,
     /// The welcome message each new user gets; `{user}` is replaced by the user's name.
     pub welcome_message: Option<String>,
     /// Let unmodified Jmail v1.0 clients in on the native port (default true).
@@ -259,32 +421,18 @@ impl Config {
         }
     }
 
-    /// Rejects settings that cannot work.
+    /// Rejects settings that cannot work: every limit out of its range (see [`Limits::ranges`]), half a
+    /// TLS pair, odd domains.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let l = &self.limits;
+        self.limits.validate()?;
         let bad = |s: &str| Err(ConfigError::Invalid(s.to_string()));
-        if l.message_bytes_max < MESSAGE_BYTES_MIN {
-            return bad("limits.message_bytes_max must be at least 65536");
-        }
-        if l.line_bytes_max < 512 {
-            return bad("limits.line_bytes_max must be at least 512");
-        }
-        if l.recipients_max == 0
-            || l.list_batch_max == 0
-            || l.connections_max == 0
-            || l.smtp_data_unauth_max == 0
-        {
-            return bad(
-                "limits.recipients_max, list_batch_max, connections_max and smtp_data_unauth_max must be above 0",
-            );
-        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert and tls_key go together: give both or neither");
         }
         if self
             .domains
             .iter()
-            .any(|d| d.is_empty() || d.contains(['@', ' ']))
+            .any(|d| d.is_empty() || d.len() > 253 || d.contains(['@', ' ', '/', '\\']))
         {
             return bad("domains must be plain domain names");
         }
@@ -300,6 +448,50 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_limit_at_its_bounds() {
+        let defaults = Limits::default();
+        assert!(defaults.validate().is_ok());
+        for (name, _, min, max) in defaults.ranges() {
+            for (value, ok) in [
+                (min, true),
+                (max, true),
+                (max + 1, false),
+                (u64::MAX, false),
+                (i64::MAX as u64, false),
+            ]
+            .into_iter()
+            .chain(min.checked_sub(1).map(|below| (below, false)))
+            {
+                let text = format!("[limits]\n{name} = {}\n", value.min(i64::MAX as u64));
+                let parsed: Result<FileConfig, _> = toml::from_str(&text);
+                let verdict = parsed
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| f.limits.validate().map_err(|e| e.to_string()));
+                assert_eq!(verdict.is_ok(), ok, "{text}: {verdict:?}");
+                if let Err(e) = verdict {
+                    assert!(e.contains(name), "the error names {name}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn log_levels() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "jmail=debug,info",
+            "jmail::smtp=trace",
+        ] {
+            assert!(check_log_level(good).is_ok(), "{good}");
+        }
+        for bad in ["inof", "", "jmail", "jmail=loud", "=info", "info,"] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn file_config_parses_and_rejects_unknown_keys() {
@@ -319,6 +511,12 @@ mod tests {
         assert!(c.validate().is_ok());
         c.limits.message_bytes_max = 10;
         assert!(c.validate().is_err());
+        let mut zero_per_ip = Config::for_data_dir("/tmp/x");
+        zero_per_ip.limits.connections_per_ip_max = 0;
+        assert!(
+            zero_per_ip.validate().is_err(),
+            "no client could ever connect"
+        );
         let mut half_tls = Config::for_data_dir("/tmp/x");
         half_tls.tls_cert = Some("/tmp/cert.pem".into());
         assert!(half_tls.validate().is_err(), "tls_cert without tls_key");

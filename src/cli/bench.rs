@@ -84,7 +84,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.refresh && !matches!(args.protocol, Protocol::Native) {
         bail!("--refresh measures the native protocol's LIST; it has no SMTP form");
     }
-    super::init_logging(None, "warn");
+    super::init_quiet_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -97,16 +97,38 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Logs to stderr: at `explicit` (a flag) if given, else as RUST_LOG says, else at `fallback`.
-fn init_logging(explicit: Option<&str>, fallback: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match explicit {
-        Some(level) => EnvFilter::new(level),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(fallback)),
+/// The log level in force: `explicit` (a flag) if given, else RUST_LOG, else `fallback` (the config file's
+/// or `info`). Checked, so a misspelt level is an error instead of a server that logs nothing.
+fn log_level(explicit: Option<&str>, fallback: &str) -> anyhow::Result<String> {
+    let (level, from) = match explicit {
+        Some(level) => (level.to_string(), "--log-level"),
+        None => match std::env::var("RUST_LOG") {
+            Ok(level) if !level.is_empty() => (level, "RUST_LOG"),
+            _ => (fallback.to_string(), "log_level"),
+        },
     };
-    tracing_subscriber::fmt()
+    crate::config::check_log_level(&level).map_err(|e| anyhow::anyhow!("{from}: {e}"))?;
+    Ok(level)
+}
+
+/// Logs to stderr at `level` (already checked by [`log_level`]).
+fn init_logging(level: &str, format: crate::config::LogFormat) {
+    use crate::config::LogFormat;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::new(level);
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// Logging for the commands that are not the server: warnings only, unless RUST_LOG says otherwise.
+fn init_quiet_logging() {
+    let level = log_level(None, "warn").unwrap_or_else(|_| "warn".to_string());
+    init_logging(&level, crate::config::LogFormat::Text);
 }

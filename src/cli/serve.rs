@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// config file's log_level, else info].
     #[arg(long)]
     log_level: Option<String>,
+    /// Log line format [default: the config file's log_format, else text].
+    #[arg(long, value_enum)]
+    log_format: Option<crate::config::LogFormat>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -150,8 +153,14 @@ fn listener_port(flag: Option<u16>, file: Option<u16>, default: u16) -> Option<u
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (mut config, file) = resolve(&args.store, args.domains.clone())?;
-    let fallback = file.log_level.clone().unwrap_or_else(|| "info".into());
-    super::init_logging(args.log_level.as_deref(), &fallback);
+    let level = super::log_level(
+        args.log_level.as_deref(),
+        file.log_level.as_deref().unwrap_or("info"),
+    )?;
+    super::init_logging(
+        &level,
+        args.log_format.or(file.log_format).unwrap_or_default(),
+    );
     config.port = port(&args, &file)?;
     config.smtp_port = listener_port(args.smtp_port, file.smtp_port, DEFAULT_SMTP_PORT);
     config.submission_port = listener_port(
@@ -192,9 +201,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    crate::datadir::prepare(&config.data_dir)?;
+    // Held until the process ends: a second server on this data dir is refused.
+    let _lock = crate::datadir::lock_for_serving(&config.data_dir)?;
     runtime.block_on(async move {
         let store = SqliteStore::open(&config.data_dir)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        // SQLite made any new database file with its own default mode.
+        crate::datadir::prepare(&config.data_dir)?;
         let server = crate::server::start(config, Arc::new(store)).await?;
         wait_for_signal(&server).await?;
         server.shutdown().await;
