@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use crate::tls::Tls;
+use jmail_proto::Pending;
 
 /// What every connection task gets from the server.
 #[derive(Clone)]
@@ -19,8 +20,9 @@ pub struct Shared {
     pub store: std::sync::Arc<dyn crate::store::MailStore>,
     pub shutdown: tokio_util::sync::CancellationToken,
     pub tls: std::sync::Arc<Tls>,
-    /// Messages being received from unauthenticated SMTP clients (`smtp_data_unauth_max`).
-    pub smtp_data_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Messages being received from unauthenticated SMTP clients (`smtp_data_unauth_max` in all,
+    /// `smtp_data_unauth_per_ip_max` per address).
+    pub smtp_data_slots: std::sync::Arc<crate::caps::Caps>,
 }
 
 /// Why a connection ended, for the log.
@@ -135,34 +137,57 @@ pub async fn write<S: AsyncWrite + Unpin>(
     }
 }
 
-/// How long an unfinished command line has been arriving. A client that trickles a byte now and then keeps
-/// the idle timer happy; this deadline still closes it (slowloris) once one line takes longer than
-/// `line_secs_max`.
-pub struct LineClock {
-    since: Option<tokio::time::Instant>,
-    max: Duration,
+/// Deadlines on input that has begun: a command line must arrive within `line_secs_max` of its first byte,
+/// however slowly its bytes trickle in (slowloris), and bytes thrown away from an over-long line still
+/// count as that line; a message body must keep an average of `data_bytes_per_sec_min` once its first
+/// `line_secs_max` seconds are over, so a trickled body cannot hold a slot (or a DATA permit) for ever.
+/// The idle deadline still applies on top.
+pub struct InputClock {
+    line_max: Duration,
+    body_rate_min: u64,
+    /// What has begun, and when.
+    started: Option<(Pending, tokio::time::Instant)>,
+    /// Bytes read since the body began.
+    body_bytes: u64,
 }
 
-impl LineClock {
-    pub fn new(line_secs_max: u64) -> LineClock {
-        LineClock {
-            since: None,
-            max: Duration::from_secs(line_secs_max),
+impl InputClock {
+    pub fn new(limits: &crate::config::Limits) -> InputClock {
+        InputClock {
+            line_max: Duration::from_secs(limits.line_secs_max),
+            body_rate_min: limits.data_bytes_per_sec_min.max(1),
+            started: None,
+            body_bytes: 0,
         }
     }
 
-    /// Called before each wait for input: `pending` says an unfinished line is buffered.
-    pub fn observe(&mut self, pending: bool) {
-        match (pending, self.since) {
-            (true, None) => self.since = Some(tokio::time::Instant::now()),
-            (false, _) => self.since = None,
-            (true, Some(_)) => {}
+    /// Called before each wait for input with what the decoder is in the middle of.
+    pub fn observe(&mut self, pending: Pending) {
+        match (pending, self.started) {
+            (Pending::Nothing, _) => self.started = None,
+            (now, Some((was, _))) if now == was => {}
+            (now, _) => {
+                self.started = Some((now, tokio::time::Instant::now()));
+                self.body_bytes = 0;
+            }
         }
     }
 
-    /// The earlier of the idle deadline and this line's deadline.
+    /// Called after each read of `n` bytes.
+    pub fn received(&mut self, n: usize) {
+        self.body_bytes = self.body_bytes.saturating_add(n as u64);
+    }
+
+    /// The earlier of the idle deadline and the deadline of what has begun.
     pub fn deadline(&self, idle: tokio::time::Instant) -> tokio::time::Instant {
-        self.since.map_or(idle, |since| idle.min(since + self.max))
+        match self.started {
+            None | Some((Pending::Nothing, _)) => idle,
+            Some((Pending::Line, since)) => idle.min(since + self.line_max),
+            Some((Pending::Body, since)) => {
+                let earned = Duration::from_secs(self.body_bytes / self.body_rate_min);
+                idle.min(since + self.line_max + earned)
+            }
+        }
     }
 }
 

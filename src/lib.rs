@@ -2,11 +2,13 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod caps;
 pub mod cli;
 pub mod client;
 pub mod client_tls;
 pub mod config;
 pub mod conn;
+pub mod datadir;
 pub mod legacy;
 pub mod message;
 pub mod native;

@@ -126,7 +126,7 @@ impl LoginThrottle {
     pub fn check(&self, ip: IpAddr, account: &str, limits: &Limits) -> Verdict {
         let p = Policy::of(limits);
         let now = self.clock.now();
-        let ip = throttle_key(ip);
+        let ip = crate::caps::address_key(ip);
         let ip_record = self.current(&self.ips, &ip, now, &p);
         if let Some(until) = ip_record.and_then(|r| r.blocked_until)
             && until > now
@@ -159,7 +159,7 @@ impl LoginThrottle {
     pub fn finish(&self, ip: IpAddr, account: &str, success: bool, limits: &Limits) {
         let p = Policy::of(limits);
         let now = self.clock.now();
-        let ip = throttle_key(ip);
+        let ip = crate::caps::address_key(ip);
         {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = in_flight.get_mut(&ip) {
@@ -237,20 +237,6 @@ impl LoginThrottle {
         record.failures += 1;
         record.last = now;
         record.failures
-    }
-}
-
-/// The address an IP's failures are counted under: IPv4 as is (also when mapped into IPv6), IPv6 by its
-/// /64, which is what one host or site usually holds.
-fn throttle_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(
-                u128::from(v6) & !((1u128 << 64) - 1),
-            )),
-        },
     }
 }
 
@@ -470,8 +456,8 @@ mod tests {
     fn ipv6_hosts_are_counted_by_their_64() {
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        assert_eq!(throttle_key(a), throttle_key(b));
+        assert_eq!(crate::caps::address_key(a), crate::caps::address_key(b));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert_eq!(throttle_key(mapped), A);
+        assert_eq!(crate::caps::address_key(mapped), A);
     }
 }

@@ -26,6 +26,15 @@ pub struct LineFramer {
 }
 
 impl LineFramer {
+    /// What the framer is in the middle of, given how many undecoded bytes are `buffered`.
+    pub fn pending(&self, buffered: usize) -> crate::Pending {
+        if self.discarding || buffered > 0 {
+            crate::Pending::Line
+        } else {
+            crate::Pending::Nothing
+        }
+    }
+
     /// Returns how many bytes of `buf` were used, and a frame when one is complete. `(0, None)`: wait for
     /// more bytes. `(n, None)` with `n > 0`: bytes of an over-long line were dropped; call again.
     pub fn next<'a>(&mut self, buf: &'a [u8]) -> (usize, Option<Frame<'a>>) {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Action, Session};
 use crate::config::Limits;
-use crate::conn::{End, LineClock, Stream, write};
+use crate::conn::{End, InputClock, Stream, write};
 use crate::tls::Tls;
 
 /// Read buffer a fresh connection starts with; idle connections keep only this.
@@ -40,7 +40,7 @@ pub async fn serve(
     });
     // Idle time counts from the client's last bytes: pushed mail does not keep a silent client alive.
     let mut last_input = Instant::now();
-    let mut line_clock = LineClock::new(limits.line_secs_max);
+    let mut input_clock = InputClock::new(limits);
     loop {
         // Everything already buffered is handled before waiting again: a pipelined burst runs to the end,
         // and a command in flight always finishes, even when shutdown has begun.
@@ -78,8 +78,7 @@ pub async fn serve(
             buf.reserve(READ_BUFFER_BYTES_GROW);
         }
         let idle = session.idle_timeout();
-        // Before login no literal is accepted, so anything buffered is an unfinished command line.
-        line_clock.observe(!buf.is_empty() && session.literal_bytes_max().is_none());
+        input_clock.observe(decoder.pending(buf.len()));
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -88,7 +87,10 @@ pub async fn serve(
             }
             read = stream.read_buf(&mut buf) => match read {
                 Ok(0) => return End::PeerGone,
-                Ok(_) => last_input = Instant::now(),
+                Ok(n) => {
+                    last_input = Instant::now();
+                    input_clock.received(n);
+                }
                 Err(e) => return End::Io(e),
             },
             _ = session.changed() => {
@@ -100,7 +102,7 @@ pub async fn serve(
                     return End::Closed;
                 }
             }
-            _ = tokio::time::sleep_until(line_clock.deadline(last_input + idle)) => {
+            _ = tokio::time::sleep_until(input_clock.deadline(last_input + idle)) => {
                 let _ = write(&mut stream, &session.on_timeout(), write_timeout).await;
                 return End::Timeout;
             }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{GREETING, Session};
 use crate::config::Config;
-use crate::conn::{End, LineClock, Stream, write};
+use crate::conn::{End, InputClock, Stream, write};
 use crate::native::{Action, READ_BUFFER_BYTES_INITIAL};
 use crate::store::MailStore;
 use crate::tls::Tls;
@@ -44,7 +44,7 @@ async fn drive(
         return end;
     }
     let mut decoder = Decoder::new();
-    let mut line_clock = LineClock::new(config.limits.line_secs_max);
+    let mut input_clock = InputClock::new(&config.limits);
     // The decoder consumes every whole line before the next read, so the buffer holds at most one
     // unfinished line (bounded by the decoder's limit) plus one read.
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
@@ -80,8 +80,8 @@ async fn drive(
         if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {
             buf.reserve(READ_BUFFER_BYTES_INITIAL);
         }
-        line_clock.observe(!buf.is_empty());
-        let deadline = line_clock.deadline(tokio::time::Instant::now() + session.idle_timeout());
+        input_clock.observe(decoder.pending(buf.len()));
+        let deadline = input_clock.deadline(tokio::time::Instant::now() + session.idle_timeout());
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {

@@ -1,6 +1,5 @@
 //! The runtime: listeners, accept loops, connection caps and graceful shutdown.
 
-mod caps;
 mod fd_limit;
 mod native_port;
 
@@ -13,12 +12,12 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::caps::{Caps, Refusal};
 use crate::config::Config;
 use crate::conn::{Shared, Stream};
 use crate::smtp;
 use crate::store::MailStore;
 use crate::tls::{CertSource, Tls, TlsError};
-use caps::{ConnectionCaps, Refusal};
 
 /// What a listener speaks. Each protocol's connection handling lives in its own module; this enum is the
 /// only place the runtime names them.
@@ -142,7 +141,7 @@ pub enum StartError {
 
 /// Binds every listener and starts serving. Nothing is served unless every listener could be bound.
 pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningServer, StartError> {
-    fd_limit::raise_for(config.limits.connections_max);
+    let connections_max = fd_limit::fit(config.limits.connections_max);
     let mut bound = Vec::new();
     for (service, port) in config.listeners() {
         let addr = SocketAddr::new(config.bind, port);
@@ -184,8 +183,8 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
-    let caps = Arc::new(ConnectionCaps::new(
-        config.limits.connections_max,
+    let caps = Arc::new(Caps::new(
+        connections_max,
         config.limits.connections_per_ip_max,
     ));
     let config = Arc::new(config);
@@ -194,8 +193,9 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         store: store.clone(),
         shutdown: shutdown.clone(),
         tls: tls.clone(),
-        smtp_data_slots: Arc::new(tokio::sync::Semaphore::new(
+        smtp_data_slots: Arc::new(Caps::new(
             config.limits.smtp_data_unauth_max,
+            config.limits.smtp_data_unauth_per_ip_max,
         )),
     };
     let listeners: Vec<(Service, SocketAddr)> = bound.iter().map(|(s, _, a)| (*s, *a)).collect();
@@ -295,7 +295,7 @@ async fn accept_loop(
     service: Service,
     listener: TcpListener,
     ctx: Shared,
-    caps: Arc<ConnectionCaps>,
+    caps: Arc<Caps>,
     tracker: TaskTracker,
 ) {
     loop {

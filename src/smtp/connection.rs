@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Next, Outcome, Session};
 use crate::config::Limits;
-use crate::conn::{End, LineClock, Stream, write};
+use crate::conn::{End, InputClock, Stream, write};
 use crate::tls::Tls;
 
 /// Read buffer a fresh connection starts with.
@@ -38,7 +38,7 @@ pub async fn serve(
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
     let mut framer = LineFramer::default();
     let mut data: Option<DataReceiver> = None;
-    let mut line_clock = LineClock::new(limits.line_secs_max);
+    let mut input_clock = InputClock::new(limits);
     loop {
         // Everything buffered is handled before waiting again: a pipelined burst runs to its end.
         loop {
@@ -109,8 +109,11 @@ pub async fn serve(
         } else {
             command_idle
         };
-        line_clock.observe(!buf.is_empty() && data.is_none());
-        let deadline = line_clock.deadline(tokio::time::Instant::now() + idle);
+        input_clock.observe(match data {
+            Some(_) => jmail_proto::Pending::Body,
+            None => framer.pending(buf.len()),
+        });
+        let deadline = input_clock.deadline(tokio::time::Instant::now() + idle);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -119,7 +122,7 @@ pub async fn serve(
             }
             read = stream.read_buf(&mut buf) => match read {
                 Ok(0) => return End::PeerGone,
-                Ok(_) => {}
+                Ok(n) => input_clock.received(n),
                 Err(e) => return End::Io(e),
             },
             _ = tokio::time::sleep_until(deadline) => {

@@ -69,6 +69,15 @@ impl Decoder {
         }
     }
 
+    /// What the decoder is in the middle of, given how many undecoded bytes are `buffered`.
+    pub fn pending(&self, buffered: usize) -> crate::Pending {
+        match self.state {
+            State::Line if buffered == 0 => crate::Pending::Nothing,
+            State::Line | State::DiscardLine | State::LiteralEnd { .. } => crate::Pending::Line,
+            State::Body { .. } | State::SkipBody { .. } => crate::Pending::Body,
+        }
+    }
+
     /// Allows SEND bodies up to `max` bytes (called after login).
     pub fn allow_literals(&mut self, max: usize) {
         self.literal_bytes_max = Some(max);

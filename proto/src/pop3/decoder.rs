@@ -24,6 +24,15 @@ impl Decoder {
         Decoder::default()
     }
 
+    /// What the decoder is in the middle of, given how many undecoded bytes are `buffered`.
+    pub fn pending(&self, buffered: usize) -> crate::Pending {
+        if self.discarding || buffered > 0 {
+            crate::Pending::Line
+        } else {
+            crate::Pending::Nothing
+        }
+    }
+
     /// Decodes at most one event from the front of `input`. Returns how many bytes were consumed; when that
     /// is 0 and no event came, more input is needed.
     pub fn decode(&mut self, input: &[u8]) -> (usize, Option<Event>) {

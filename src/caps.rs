@@ -1,0 +1,123 @@
+//! Caps on shared resources: a global count and a count per client address, both released when the
+//! holder's guard drops. Connections are capped this way, and so are the SMTP DATA slots of
+//! unauthenticated clients, so that no one address can take every slot.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// One client's address as the caps and the login throttle count it: an IPv4 address as it is (also when
+/// IPv4-mapped), an IPv6 address by its /64, the block one subscriber is usually given.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+/// A global cap and a per-address cap on one resource.
+pub struct Caps {
+    global: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_ip_max: usize,
+}
+
+/// Held while the resource is in use.
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    ServerFull,
+    TooManyFromIp,
+}
+
+impl Caps {
+    /// `max` in all, `per_ip_max` per address. Both are clamped to what a semaphore can count (the config
+    /// allows far less), so no value can panic here.
+    pub fn new(max: usize, per_ip_max: usize) -> Self {
+        Caps {
+            global: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            per_ip: Arc::default(),
+            per_ip_max,
+        }
+    }
+
+    pub fn admit(&self, ip: IpAddr) -> Result<Admission, Refusal> {
+        let ip = address_key(ip);
+        let permit = self
+            .global
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::ServerFull)?;
+        let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.per_ip_max {
+            if *count == 0 {
+                counts.remove(&ip);
+            }
+            return Err(Refusal::TooManyFromIp);
+        }
+        *count += 1;
+        Ok(Admission {
+            _permit: permit,
+            per_ip: self.per_ip.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_release_on_drop() {
+        let caps = Caps::new(3, 2);
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let a1 = caps.admit(a).unwrap();
+        let a2 = caps.admit(a).unwrap();
+        assert_eq!(caps.admit(a).err(), Some(Refusal::TooManyFromIp));
+        let _b1 = caps.admit(b).unwrap();
+        assert_eq!(caps.admit(b).err(), Some(Refusal::ServerFull));
+        drop(a1);
+        assert!(caps.admit(a).is_ok());
+        drop(a2);
+        assert!(caps.per_ip.lock().unwrap().get(&a).is_none());
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_is_one_address() {
+        let caps = Caps::new(10, 1);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _held = caps.admit(one).unwrap();
+        assert_eq!(caps.admit(same_64).err(), Some(Refusal::TooManyFromIp));
+        assert!(caps.admit(other_64).is_ok());
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(address_key(mapped), IpAddr::from([10, 0, 0, 1]));
+    }
+}
