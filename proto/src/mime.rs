@@ -83,3 +83,68 @@ pub fn summarize(raw: &[u8]) -> (String, String, Option<String>, Option<i64>) {
     let date = msg.date().map(|d| d.to_timestamp() * 1_000_000);
     (from, subject, message_id, date)
 }
+
+/// Who a message says it is from: every address of every `From` and `Sender` header (a message may carry
+/// several, and each counts), for checking submitted mail against its sender's own addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authors {
+    pub addresses: Vec<String>,
+    /// How many `From` headers there are.
+    pub from_headers: usize,
+    /// A `From` or `Sender` header, or an entry of one, that names no readable address.
+    pub unreadable: bool,
+}
+
+/// The [`Authors`] of a message, from its header block only.
+pub fn authors(raw: &[u8]) -> Authors {
+    use mail_parser::{HeaderName, HeaderValue};
+    let mut authors = Authors::default();
+    let Some(msg) = MessageParser::default().parse_headers(raw) else {
+        authors.unreadable = true;
+        return authors;
+    };
+    for header in msg.headers() {
+        let is_from = matches!(header.name, HeaderName::From);
+        if !is_from && !matches!(header.name, HeaderName::Sender) {
+            continue;
+        }
+        authors.from_headers += usize::from(is_from);
+        match &header.value {
+            HeaderValue::Address(list) => {
+                let mut any = false;
+                for addr in list.iter() {
+                    any = true;
+                    match addr.address.as_deref() {
+                        Some(a) if a.contains('@') => authors.addresses.push(a.to_string()),
+                        _ => authors.unreadable = true,
+                    }
+                }
+                authors.unreadable |= !any;
+            }
+            _ => authors.unreadable = true,
+        }
+    }
+    authors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authors_are_every_from_and_sender_address() {
+        let a = authors(
+            b"From: Alice <alice@x>\r\nSender: bob@x\r\nSubject: s\r\n\r\nFrom: carol@x\r\n",
+        );
+        assert_eq!(a.addresses, ["alice@x", "bob@x"]);
+        assert_eq!((a.from_headers, a.unreadable), (1, false));
+        let two = authors(b"From: alice@x\r\nFrom: carol@x\r\n\r\n");
+        assert_eq!(two.addresses, ["alice@x", "carol@x"]);
+        assert_eq!(two.from_headers, 2);
+        let group = authors(b"From: team: alice@x, carol@x;\r\n\r\n");
+        assert_eq!(group.addresses, ["alice@x", "carol@x"]);
+        assert!(authors(b"From: nobody\r\n\r\n").unreadable);
+        assert!(authors(b"From:\r\n\r\n").unreadable);
+        assert_eq!(authors(b"Subject: none\r\n\r\nhi").from_headers, 0);
+    }
+}

@@ -57,7 +57,10 @@ pub fn stamp(trace: &Trace<'_>, body: Vec<u8>) -> (NewMessage, String) {
         now.to_rfc2822(),
     );
     if trace.submission {
-        let (_, _, message_id, date) = summarize(&body);
+        let (from, _, message_id, date) = summarize(&body);
+        if from.is_empty() {
+            head.push_str(&format!("From: <{}>\r\n", header_safe(trace.sender)));
+        }
         if date.is_none() {
             head.push_str(&format!("Date: {}\r\n", now.to_rfc2822()));
         }
@@ -137,6 +140,7 @@ mod tests {
         assert!(text.contains("with ESMTPA id"));
         assert!(!text.contains("\tfor <"));
         assert!(text.contains("\r\nDate: ") && text.contains("\r\nMessage-ID: <"));
+        assert!(text.contains("\r\nFrom: <a@example.org>\r\n"), "{text}");
         assert!(m.message_id.is_some());
     }
 }

@@ -9,7 +9,7 @@ use jmail_proto::smtp::{CommandError, DataEnd, Request, parse_command, wire};
 
 use super::envelope;
 use crate::auth::normalize_name;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use crate::caps::{Admission, Caps, Refusal};
 
 use crate::config::Config;
 use crate::store::{Account, MailStore, StoreError};
@@ -97,9 +97,9 @@ pub struct Session {
     /// The connection is encrypted (implicit TLS, or after STARTTLS).
     tls: bool,
     /// Slots for messages being received from unauthenticated clients, shared by the server.
-    data_slots: Option<Arc<Semaphore>>,
+    data_slots: Option<Arc<Caps>>,
     /// This session's slot while its DATA is being received.
-    data_permit: Option<OwnedSemaphorePermit>,
+    data_permit: Option<Admission>,
 }
 
 impl Session {
@@ -128,7 +128,7 @@ impl Session {
     }
 
     /// Bounds how many messages unauthenticated clients send at once, server-wide.
-    pub fn with_data_slots(mut self, slots: Arc<Semaphore>) -> Session {
+    pub fn with_data_slots(mut self, slots: Arc<Caps>) -> Session {
         self.data_slots = Some(slots);
         self
     }
@@ -217,7 +217,10 @@ impl Session {
         match request {
             Request::Ehlo { host } => self.hello(host, true),
             Request::Helo { host } => self.hello(host, false),
-            Request::Mail { from } => self.mail(from),
+            Request::Mail { from } => match self.revoked().await {
+                Some(revoked) => revoked,
+                None => self.mail(from),
+            },
             Request::Rcpt { to } => self.rcpt(&to.address).await,
             Request::Data => self.data(),
             Request::Rset => {
@@ -285,6 +288,26 @@ impl Session {
         Outcome::reply(text.join("\r\n"))
     }
 
+    /// `421` when the authenticated account was deleted or its password changed since AUTH.
+    async fn revoked(&self) -> Option<Outcome> {
+        let account = self.account.as_ref()?;
+        match crate::accounts::still_valid(self.store.as_ref(), account).await {
+            Ok(true) => None,
+            Ok(false) => {
+                tracing::info!(peer = %self.peer, user = %account.name, "SMTP session ended: account deleted or password changed");
+                Some(Outcome::close(
+                    "421 4.7.0 Your login is no longer valid (account deleted or password changed); closing",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checking a login failed");
+                Some(Outcome::reply(
+                    "451 4.3.0 Temporary failure; try again later",
+                ))
+            }
+        }
+    }
+
     fn mail(&mut self, from: wire::MailFrom<String>) -> Outcome {
         if self.helo.is_none() {
             return self.bad("503 5.5.1 Send EHLO first");
@@ -321,6 +344,32 @@ impl Session {
             addresses: Vec::new(),
         });
         Outcome::reply("250 2.1.0 Sender OK")
+    }
+
+    /// Submitted mail must say it is from its sender: every `From` and `Sender` address one of the user's
+    /// own (RFC 6409 §6.1 leaves sender checks to the MSA; without this alice could sign mail as carol).
+    /// A message without `From` gets the user's address added by the envelope.
+    fn check_authors(&self, account: &Account, body: &[u8]) -> Result<(), String> {
+        let authors = jmail_proto::mime::authors(body);
+        let strangers: Vec<String> = authors
+            .addresses
+            .iter()
+            .filter(|a| !self.owns(account, a))
+            .map(|a| printable(a))
+            .collect();
+        if authors.unreadable || authors.from_headers > 1 || !strangers.is_empty() {
+            let named = if strangers.is_empty() {
+                String::new()
+            } else {
+                format!(" (<{}>)", strangers.join(">, <"))
+            };
+            return Err(format!(
+                "553 5.7.1 From and Sender must be your own address, {}@{}{named}; nothing was stored",
+                account.name,
+                self.domain()
+            ));
+        }
+        Ok(())
     }
 
     /// An authenticated user may send only as one of their own local addresses.
@@ -384,11 +433,16 @@ impl Session {
                 if self.account.is_none()
                     && let Some(slots) = &self.data_slots
                 {
-                    match slots.clone().try_acquire_owned() {
+                    match slots.admit(self.peer.ip()) {
                         Ok(permit) => self.data_permit = Some(permit),
-                        Err(_) => {
+                        Err(Refusal::ServerFull) => {
                             return Outcome::reply(
                                 "452 4.3.1 Too many messages are being received; try again later",
+                            );
+                        }
+                        Err(Refusal::TooManyFromIp) => {
+                            return Outcome::reply(
+                                "452 4.3.1 Too many messages at once from your address; try again later",
                             );
                         }
                     }
@@ -416,6 +470,14 @@ impl Session {
                 ));
             }
         };
+        if let Some(revoked) = self.revoked().await {
+            return revoked;
+        }
+        if let Some(account) = &self.account
+            && let Err(reply) = self.check_authors(account, &body)
+        {
+            return Outcome::reply(reply);
+        }
         let (helo, extended) = self.helo.clone().unwrap_or_default();
         let trace = envelope::Trace {
             helo: &helo,
