@@ -109,3 +109,17 @@ pub async fn deliver_system(
     store.deliver(std::slice::from_ref(&name), message).await?;
     Ok(name)
 }
+
+/// Whether a session's login still stands: the account exists (ids are never reused, so a new account of
+/// the same name is another account) and its password is the one the session logged in with. Sessions ask
+/// before each command, so `jmail user del` or `passwd` from another process takes every right away at
+/// once.
+pub async fn still_valid(
+    store: &dyn MailStore,
+    account: &crate::store::Account,
+) -> Result<bool, StoreError> {
+    Ok(store
+        .password_hash_of(account.id)
+        .await?
+        .is_some_and(|hash| auth::credential_tag(&hash) == account.credential))
+}

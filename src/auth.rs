@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use rand::rngs::OsRng;
 
 /// Longest account name, in bytes. Names become the local part of addresses and SQL keys.
@@ -61,18 +61,70 @@ pub fn verify_password(stored: Option<&str>, password: &str) -> bool {
         None => (dummy, false),
     };
     let ok = PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| verify_in_own_memory(password.as_bytes(), &parsed))
         .unwrap_or(false);
     ok && real
+}
+
+/// Most memory one stored hash may ask a check for, in KiB (argon2's `m`). Hashes Jmail writes ask for
+/// 19 MiB; this bounds what a hash written by something else can cost.
+pub const VERIFY_KIB_MAX: u32 = 256 * 1024;
+
+/// argon2's check with its working memory (19 MiB for Jmail's hashes) mapped for this one check and
+/// unmapped after it, so the pages go back to the system at once. Allocated by the general allocator,
+/// those blocks stayed resident after the check (glibc raised its mmap threshold after each large free;
+/// freed on the blocking pool's threads they sat in per-thread caches): a few hundred failed logins held
+/// over a gigabyte. Same computation as `PasswordVerifier::verify_password`, same constant-time compare.
+fn verify_in_own_memory(password: &[u8], hash: &PasswordHash<'_>) -> bool {
+    use argon2::{Algorithm, Block, Params, Version};
+    let (Some(expected), Some(salt)) = (&hash.hash, &hash.salt) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(hash))
+    else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    if params.m_cost() > VERIFY_KIB_MAX {
+        return false;
+    }
+    let mut salt_bytes = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks_len = params.block_count();
+    let Ok(mut map) = memmap2::MmapMut::map_anon(blocks_len * Block::SIZE) else {
+        return false;
+    };
+    // SAFETY: the mapping is page-aligned (Block needs 64), exactly `blocks_len` blocks long, zeroed by the
+    // kernel (all-zero words are a valid Block), and borrowed only while `map` lives.
+    let blocks: &mut [Block] =
+        unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<Block>(), blocks_len) };
+    let mut out = vec![0u8; expected.len()];
+    let computed = Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, blocks);
+    drop(map);
+    // Output's equality is constant-time.
+    computed.is_ok()
+        && argon2::password_hash::Output::new(&out).is_ok_and(|output| output == *expected)
 }
 
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| hash_password("jmail dummy password for unknown users"))
+}
+
+/// A short fingerprint of a stored password hash: what a session remembers of the password it logged in
+/// with, so a changed password (a new hash, with a new salt) is noticed without keeping the hash itself.
+pub fn credential_tag(stored_hash: &str) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(stored_hash.as_bytes());
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&digest[..8]);
+    tag
 }
 
 /// Password checks running at once. Each argon2 verification holds about 19 MiB and a core for tens of
@@ -114,5 +166,28 @@ mod tests {
         assert!(!verify_password(Some(&h), "s3cret pasS"));
         assert!(!verify_password(None, "s3cret pass"));
         assert!(!verify_password(Some("not a hash"), "x"));
+        let costly = h.replace("m=19456", &format!("m={}", VERIFY_KIB_MAX + 1));
+        assert!(
+            !verify_password(Some(&costly), "s3cret pass"),
+            "refused, not computed"
+        );
+    }
+
+    #[test]
+    fn own_memory_verification_agrees_with_the_crates() {
+        use argon2::password_hash::PasswordVerifier;
+        for password in ["", "x", "s3cret pass", "ünïcødé"] {
+            let h = hash_password(password);
+            let parsed = PasswordHash::new(&h).unwrap();
+            for attempt in [password, "other"] {
+                assert_eq!(
+                    verify_in_own_memory(attempt.as_bytes(), &parsed),
+                    Argon2::default()
+                        .verify_password(attempt.as_bytes(), &parsed)
+                        .is_ok(),
+                    "{password:?} / {attempt:?}"
+                );
+            }
+        }
     }
 }

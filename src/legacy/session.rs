@@ -111,6 +111,14 @@ impl LegacySession {
                 self.login(&user, &password).await
             }
             State::LoggedIn(account) => {
+                if !crate::accounts::still_valid(self.store.as_ref(), &account)
+                    .await
+                    .unwrap_or(false)
+                {
+                    // v1 has no words for this: the connection just ends, as the v1 server's did on error.
+                    tracing::info!(peer = %self.peer, user = %account.name, "legacy v1 session ended: account deleted or password changed");
+                    return Reply::closing(Vec::new());
+                }
                 let reply = self.logged_in(&account, chunk).await;
                 self.state = State::LoggedIn(account);
                 reply

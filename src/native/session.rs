@@ -155,8 +155,29 @@ impl Session {
         }
     }
 
+    /// `BYE` when the logged-in account was deleted or its password changed since the login (checked
+    /// before every command and push); `None` while the login stands or before one.
+    async fn revoked(&self) -> Option<Outcome> {
+        let account = match &self.state {
+            State::LoggedIn(account) | State::Watching { account, .. } => account,
+            _ => return None,
+        };
+        match crate::accounts::still_valid(self.store.as_ref(), account).await {
+            Ok(true) => None,
+            Ok(false) => {
+                tracing::info!(peer = %self.peer, user = %account.name, "session ended: account deleted or password changed");
+                let text = "the account was deleted or its password changed; log in again";
+                Some(Outcome::close(line("BYE", "REVOKED", text)))
+            }
+            Err(e) => Some(Outcome::go_on(store_failure(&e, self.peer))),
+        }
+    }
+
     /// The change lines to push after [`Session::changed`] fired.
     pub async fn on_change(&mut self) -> Outcome {
+        if let Some(revoked) = self.revoked().await {
+            return revoked;
+        }
         let State::Watching { account, since, .. } = &self.state else {
             return Outcome::go_on(Vec::new());
         };
@@ -202,6 +223,9 @@ impl Session {
     }
 
     async fn on_command(&mut self, command: Command) -> Outcome {
+        if let Some(revoked) = self.revoked().await {
+            return revoked;
+        }
         match (&self.state, command) {
             (_, Command::Logout) => Outcome::close(line("BYE", "LOGOUT", "goodbye")),
             (State::Greeted, Command::Hello { major, minor }) => self.hello(major, minor),

@@ -238,6 +238,15 @@ impl Session {
                 self.protocol_error(err("already logged in"))
             }
             (State::Transaction(maildrop), command) => {
+                match crate::accounts::still_valid(self.store.as_ref(), &maildrop.account).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Nothing is deleted: the session ends as if the connection dropped.
+                        let text = "[AUTH] the account was deleted or its password changed";
+                        return Outcome::close(err(text));
+                    }
+                    Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
+                }
                 Outcome::go_on(transaction(maildrop, self.store.as_ref(), self.peer, command).await)
             }
             (State::AuthResponse, _) => unreachable!("lines go to auth_response in this state"),

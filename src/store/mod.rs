@@ -29,6 +29,9 @@ pub struct Account {
     pub id: UserId,
     pub name: String,
     pub inbox: MailboxId,
+    /// Which password the login used ([`crate::auth::credential_tag`]): a password change makes every
+    /// session logged in with the old one stale (see [`crate::accounts::still_valid`]).
+    pub credential: [u8; 8],
 }
 
 /// A message ready to store: its RFC 5322 bytes plus what lists show without parsing them again.
@@ -151,6 +154,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// Checks a password (off the async runtime). `None` for a wrong password or an unknown user alike,
     /// after the same work.
     async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>>;
+    /// The stored password hash of the account with this id; `None` once it is deleted. Sessions ask before
+    /// each command whether their login still stands.
+    async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;
     /// Imports all of `batch` or nothing. Existing users are left as they are; a message whose Message-ID
     /// is already in its owner's INBOX is not imported again.
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts>;

@@ -17,7 +17,7 @@ async fn refusal(source: [u8; 4], addr: std::net::SocketAddr) -> String {
 async fn per_ip_and_global_caps_refuse_clearly_and_free_up() {
     let s = TestServer::start_with(|c| {
         c.limits.connections_per_ip_max = 2;
-        c.limits.connections_max = 3;
+        c.limits.connections_max = Some(3);
     })
     .await;
     let a = Raw::connect(s.addr).await;

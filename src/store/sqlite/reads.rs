@@ -26,6 +26,12 @@ pub fn credentials(conn: &Connection, name: &str) -> rusqlite::Result<Option<Cre
     .optional()
 }
 
+pub fn password_hash_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
+}
+
 /// Changes after `since`, merged in modseq order, at most `limit`. Both queries walk a (mailbox, modseq)
 /// index from `since`, so the cost is proportional to what changed, not to the mailbox size.
 pub fn changes(
