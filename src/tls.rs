@@ -2,6 +2,7 @@
 //! a self-signed one made on first start in the data dir; its SHA-256 fingerprint; and reloading it (SIGHUP)
 //! without touching open connections.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -121,13 +122,57 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
+/// Days a self-signed certificate is valid: 397, the longest that browsers and Apple's clients accept.
+pub const SELF_SIGNED_VALID_DAYS: i64 = 397;
+/// A self-signed certificate is made anew once it is this old (a month before it expires): at start, and
+/// by the server's daily check, which then reloads it.
+pub const SELF_SIGNED_RENEW_AFTER_DAYS: u64 = 367;
+/// The subject earlier releases wrote (valid 1975 to 4096): such a certificate is made anew too.
+const OLD_SUBJECT: &[u8] = b"rcgen self signed cert";
+
+/// Whether Jmail's own certificate is missing, old, or of the kind earlier releases made.
+pub fn renewal_due(source: &CertSource) -> bool {
+    if !source.self_signed {
+        return false;
+    }
+    let Ok(meta) = std::fs::metadata(&source.cert) else {
+        return true;
+    };
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .unwrap_or_default();
+    age.as_secs() > SELF_SIGNED_RENEW_AFTER_DAYS * 86_400
+        || std::fs::read(&source.cert).is_ok_and(|pem| {
+            CertificateDer::pem_slice_iter(&pem)
+                .flatten()
+                .any(|der| der.windows(OLD_SUBJECT.len()).any(|w| w == OLD_SUBJECT))
+        })
+}
+
 fn load_config(
     source: &CertSource,
     names: &[String],
 ) -> Result<(Arc<ServerConfig>, String), TlsError> {
-    if source.self_signed && !source.cert.exists() {
+    if renewal_due(source) {
         generate(source, names)?;
     }
+    match read_config(source) {
+        // Jmail's own pair whose key is not its certificate's is made anew; the operator's files are
+        // never touched, and an unreadable file is an error (a reload keeps the old certificate).
+        Err(TlsError::Config(_)) if source.self_signed => {
+            tracing::warn!(
+                "the self-signed certificate in the data dir is unusable; making a new one"
+            );
+            generate(source, names)?;
+            read_config(source)
+        }
+        other => other,
+    }
+}
+
+fn read_config(source: &CertSource) -> Result<(Arc<ServerConfig>, String), TlsError> {
     let cert_pem =
         std::fs::read(&source.cert).map_err(|e| TlsError::Read(source.cert.clone(), e))?;
     let key_pem = std::fs::read(&source.key).map_err(|e| TlsError::Read(source.key.clone(), e))?;
@@ -150,32 +195,45 @@ fn load_config(
     Ok((Arc::new(config), fingerprint))
 }
 
+/// Makes a self-signed certificate for `names`, its subject the first of them (the primary mail domain),
+/// valid from yesterday (clocks differ) for [`SELF_SIGNED_VALID_DAYS`]. Key, then certificate, each
+/// written whole by a rename, under the data dir's lock (only one server makes it).
 fn generate(source: &CertSource, names: &[String]) -> Result<(), TlsError> {
-    let certified = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let generate_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(generate_err)?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(generate_err)?;
+    let host = names.first().map_or("localhost", String::as_str);
+    let mut subject = rcgen::DistinguishedName::new();
+    subject.push(rcgen::DnType::CommonName, host);
+    subject.push(rcgen::DnType::OrganizationName, "Jmail self-signed");
+    params.distinguished_name = subject;
+    let day = |d: chrono::DateTime<chrono::Utc>| {
+        use chrono::Datelike;
+        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+    };
+    let now = chrono::Utc::now();
+    params.not_before = day(now - chrono::Duration::days(1));
+    params.not_after = day(now + chrono::Duration::days(SELF_SIGNED_VALID_DAYS));
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.self_signed(&key).map_err(generate_err)?;
     let dir = source.cert.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| TlsError::Write(dir.into(), e))?;
-    write_private(
-        &source.key,
-        certified.signing_key.serialize_pem().as_bytes(),
-    )?;
-    std::fs::write(&source.cert, certified.cert.pem())
-        .map_err(|e| TlsError::Write(source.cert.clone(), e))
-}
-
-/// Writes a key readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| TlsError::Write(path.into(), e))?;
-    file.write_all(bytes)
-        .map_err(|e| TlsError::Write(path.into(), e))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(crate::datadir::DIR_MODE)
+        .create(dir)
+        .map_err(|e| TlsError::Write(dir.into(), e))?;
+    let write = |path: &Path, bytes: &[u8]| {
+        crate::datadir::write_atomic(path, bytes, crate::datadir::FILE_MODE)
+            .map_err(|e| TlsError::Write(path.into(), e))
+    };
+    write(&source.key, key.serialize_pem().as_bytes())?;
+    write(&source.cert, cert.pem().as_bytes())?;
+    tracing::info!(
+        subject = host,
+        days = SELF_SIGNED_VALID_DAYS,
+        "made a self-signed TLS certificate"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -205,6 +263,89 @@ mod tests {
             &std::fs::metadata(&source.key).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn self_signed_names_the_host_and_is_valid_about_a_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = CertSource::new(None, None, dir.path());
+        Tls::load(
+            source.clone(),
+            vec!["mail.example.org".into(), "localhost".into()],
+            15,
+        )
+        .unwrap();
+        let pem = std::fs::read_to_string(&source.cert).unwrap();
+        let text = std::process::Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-subject",
+                "-startdate",
+                "-enddate",
+                "-ext",
+                "subjectAltName",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(pem.as_bytes())?;
+                child.wait_with_output()
+            })
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap();
+        assert!(
+            text.contains("CN = mail.example.org") || text.contains("CN=mail.example.org"),
+            "{text}"
+        );
+        assert!(
+            text.contains("DNS:mail.example.org, DNS:localhost"),
+            "{text}"
+        );
+        let year = |label: &str| -> i32 {
+            let line = text.lines().find(|l| l.starts_with(label)).unwrap();
+            line.split_whitespace()
+                .rev()
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let this_year = chrono::Datelike::year(&chrono::Utc::now());
+        assert!(
+            (this_year - 1..=this_year).contains(&year("notBefore")),
+            "{text}"
+        );
+        assert!(
+            (this_year..=this_year + 2).contains(&year("notAfter")),
+            "{text}"
+        );
+        assert!(!renewal_due(&source));
+    }
+
+    #[test]
+    fn an_old_style_or_mismatched_self_signed_pair_is_made_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = CertSource::new(None, None, dir.path());
+        // What earlier releases wrote.
+        let old = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+        std::fs::write(&source.cert, old.cert.pem()).unwrap();
+        std::fs::write(&source.key, old.signing_key.serialize_pem()).unwrap();
+        assert!(renewal_due(&source));
+        let tls = Tls::load(source.clone(), vec!["localhost".into()], 15).unwrap();
+        assert_ne!(tls.fingerprint(), fingerprint(old.cert.der()));
+        // A key that is not the certificate's (two first starts racing, before the lock).
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&source.key, other.serialize_pem()).unwrap();
+        let again = Tls::load(source.clone(), vec!["localhost".into()], 15).unwrap();
+        assert_ne!(
+            again.fingerprint(),
+            tls.fingerprint(),
+            "made anew, and it loads"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::StoreArgs;
-use super::user::with_store;
+use super::user::with_new_or_existing_store;
 use crate::legacy::import;
 use crate::store::MailStore;
 
@@ -26,7 +26,7 @@ pub fn run(args: ImportLegacyArgs) -> anyhow::Result<()> {
     // Both files are read and checked before the store is touched.
     let users = import::read_users(&args.users)?;
     let mail = import::read_mail(&args.mail)?;
-    let (counts, orphans) = with_store(&args.store, async |store, config| {
+    let (counts, orphans) = with_new_or_existing_store(&args.store, async |store, config| {
         let mut known: HashSet<String> = users.iter().map(|(n, _)| n.clone()).collect();
         let others: Vec<String> = mail
             .iter()

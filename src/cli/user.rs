@@ -50,13 +50,35 @@ pub struct ListArgs {
     store: StoreArgs,
 }
 
-/// Opens the store, runs `f`, and closes the store cleanly.
+/// Opens an existing store, runs `f`, and closes the store cleanly. A data dir without a store is an
+/// error: a mistyped `--data-dir` must not leave an empty store behind.
 pub(super) fn with_store<T>(
     args: &StoreArgs,
     f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    super::init_logging(None, "warn");
+    open_then(args, false, f)
+}
+
+/// [`with_store`] that creates the store when there is none (`user add`, `import-legacy`).
+pub(super) fn with_new_or_existing_store<T>(
+    args: &StoreArgs,
+    f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    open_then(args, true, f)
+}
+
+fn open_then<T>(
+    args: &StoreArgs,
+    create: bool,
+    f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    super::init_quiet_logging();
     let (config, _) = serve::resolve(args, Vec::new())?;
+    if create {
+        crate::datadir::prepare(&config.data_dir)?;
+    } else {
+        crate::datadir::require_store(&config.data_dir, crate::store::sqlite::DB_FILE)?;
+    }
     super::runtime()?.block_on(async {
         let store = SqliteStore::open(&config.data_dir)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
@@ -70,7 +92,7 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add(a) => {
             let password = prompt::new_password(a.password_stdin)?;
-            let name = with_store(&a.store, async |s, c| {
+            let name = with_new_or_existing_store(&a.store, async |s, c| {
                 Ok(accounts::add_user(s, c, &a.name, &password).await?)
             })?;
             println!("added user {name}");

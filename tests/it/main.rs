@@ -5,6 +5,7 @@ mod capacity;
 mod cli;
 mod concurrency;
 mod crash;
+mod hardening;
 mod harness;
 mod hostile;
 mod legacy;

@@ -52,6 +52,16 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Commits one real write (the schema version, rewritten as it is), so a store that can be read but not
+/// written (a read-only data dir with leftover `-wal`/`-shm` files, a read-only mount) refuses to start
+/// instead of answering every delivery with a temporary failure.
+fn check_commit(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    tx.pragma_update(None, "user_version", version)?;
+    tx.commit()
+}
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -71,6 +81,12 @@ impl SqliteStore {
             )));
         }
         schema::migrate(&mut conn).map_err(backend)?;
+        check_commit(&mut conn).map_err(|e| {
+            StoreError::Backend(format!(
+                "the store in {} cannot commit a write ({e}); check that the data dir and its files are writable by this user and the disk is not full or read-only",
+                data_dir.display()
+            ))
+        })?;
         let notifier = Arc::new(Notifier::default());
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_MAX);
         let thread_notifier = notifier.clone();
@@ -188,7 +204,12 @@ impl MailStore for SqliteStore {
             id: c.user_id,
             name: name.to_string(),
             inbox: c.inbox,
+            credential: crate::auth::credential_tag(&c.hash),
         }))
+    }
+
+    async fn password_hash_of(&self, id: super::UserId) -> StoreResult<Option<String>> {
+        self.read(move |c| reads::password_hash_of(c, id)).await
     }
 
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts> {
@@ -285,5 +306,23 @@ impl MailStore for SqliteStore {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
         self.readers.idle.lock().expect("reader pool lock").clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_store_that_cannot_commit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(super::SqliteStore::open(dir.path()).unwrap());
+        let path = dir.path().join(super::DB_FILE);
+        let mut writable = rusqlite::Connection::open(&path).unwrap();
+        assert!(super::check_commit(&mut writable).is_ok());
+        let mut read_only = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        assert!(super::check_commit(&mut read_only).is_err());
     }
 }
