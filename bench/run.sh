@@ -2,8 +2,11 @@
 # Benchmarks on this machine (docs/benchmarks.md). Every figure is a median of RUNS runs; the Postfix
 # comparison runs Postfix and Jmail in the same go and prints the ratio. Talks only to 127.0.0.0/8.
 #   RUNS=3 MESSAGES=20000 SMTP_MESSAGES=5000 SECTIONS="fsync native refresh idle smtp" bench/run.sh
-# The smtp section installs and configures Debian's postfix (Local only, loopback, Maildir) when missing.
+# The smtp section installs Debian's postfix when missing and sets every parameter the comparison needs.
+# A wait that runs out or a count that falls short prints "FAILED: ..." and exits non-zero, never a figure.
 set -euo pipefail
+# A failing command inside $(...) stops the script too, instead of feeding a partial result to median.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 MESSAGES=${MESSAGES:-20000}
@@ -13,7 +16,19 @@ cargo build --release --quiet
 JMAIL=$PWD/target/release/jmail
 WORK=$(mktemp -d)
 SERVER=
-trap 'stop_jmail; rm -rf "$WORK"' EXIT
+POSTFIX_UP=
+cleanup() {
+  local rc=$?
+  stop_jmail
+  [ -z "$POSTFIX_UP" ] || postfix stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+  [ "$rc" = 0 ] || echo "FAILED: bench/run.sh stopped (exit $rc); no figures after this point" >&2
+}
+trap cleanup EXIT
+
+# fail MESSAGE: one FAILED line on stderr and a non-zero exit (inside $(...) it ends the subshell, whose
+# status then stops the script through set -e and pipefail).
+fail() { echo "FAILED: $*" >&2; exit 1; }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # field PATH: one value per JSON line on stdin (PATH like latency_ms.p99).
@@ -36,8 +51,9 @@ start_jmail() {
     2>"$WORK/log" &
   SERVER=$!
   for _ in $(seq 200); do grep -q "jmail ready" "$WORK/log" 2>/dev/null && break; sleep 0.1; done
-  ADDR=$(grep -o 'native on [0-9.:]*' "$WORK/log" | cut -d' ' -f3 | tr -d ';,')
-  [ -n "$ADDR" ] || { cat "$WORK/log" >&2; exit 1; }
+  grep -q "jmail ready" "$WORK/log" || { cat "$WORK/log" >&2; fail "jmail serve was not ready within 20 s"; }
+  ADDR=$(grep -o 'native on [0-9.:]*' "$WORK/log" | cut -d' ' -f3 | tr -d ';,' || true)
+  [ -n "$ADDR" ] || { cat "$WORK/log" >&2; fail "no native address in jmail's ready line"; }
 }
 stop_jmail() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null; SERVER=; true; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -132,8 +148,9 @@ TOML
       exec 9>"$WORK/hold.in"
       for _ in $(seq 1200); do grep -q ready "$WORK/hold.out" 2>/dev/null && break; sleep 0.1; done
       count=$(awk '/ready/ {print $2}' "$WORK/hold.out")
+      [ "$count" = "$n_run" ] || fail "the holder had ${count:-no} connections of $n_run after 120 s"
       after=$(rss_kib "$SERVER")
-      [ -n "$count" ] && python3 -c "print(round(($after - $before) / $count, 2))"
+      python3 -c "print(round(($after - $before) / $count, 2))"
       exec 9>&-
       wait "$holder" 2>/dev/null || true
       rm -f "$WORK/hold.in"
@@ -146,18 +163,61 @@ fi
 if want smtp; then
   echo "== SMTP ingest: Postfix (Local only, Maildir) against Jmail, both driven by smtp-source,"
   echo "   $SMTP_MESSAGES messages of 1 KiB, 20 sessions; a message counts once durably in the mailbox"
-  if ! command -v smtp-source >/dev/null; then
+  if ! command -v smtp-source >/dev/null || ! command -v postconf >/dev/null; then
     echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections
     echo "postfix postfix/mailname string localhost" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
   fi
-  postconf -e inet_interfaces=127.0.0.1 inet_protocols=ipv4 home_mailbox=Maildir/ \
-    maillog_file=/var/log/postfix.log mydestination=localhost
-  id bench >/dev/null 2>&1 || useradd -m bench
+  PF_WAIT=${PF_WAIT:-300}
+  PF_LOG=/var/log/postfix.log
+  # Everything delivery depends on is set here, whatever Debian's postinst chose: with procmail installed
+  # it sets mailbox_command, which local(8) prefers to home_mailbox.
+  postconf -e myhostname=localhost mydestination=localhost inet_interfaces=loopback-only inet_protocols=ipv4 \
+    mynetworks=127.0.0.0/8 relay_domains= relayhost= \
+    'smtpd_relay_restrictions=permit_mynetworks, reject_unauth_destination' smtpd_recipient_restrictions= \
+    alias_maps=hash:/etc/aliases alias_database=hash:/etc/aliases \
+    'local_recipient_maps=proxy:unix:passwd.byname $alias_maps' \
+    'local_transport=local:$myhostname' mailbox_transport= mailbox_transport_maps= \
+    mailbox_command= mailbox_command_maps= home_mailbox=Maildir/ \
+    forward_path= luser_relay= fallback_transport= virtual_alias_maps= virtual_alias_domains= \
+    virtual_mailbox_domains= defer_transports= master_service_disable= soft_bounce=no biff=no \
+    local_destination_concurrency_limit=2 local_destination_recipient_limit=1 default_process_limit=100 \
+    in_flow_delay=1s message_size_limit=10240000 smtpd_client_connection_count_limit=50 \
+    smtpd_client_connection_rate_limit=0 smtpd_client_message_rate_limit=0 \
+    smtpd_client_event_limit_exceptions=127.0.0.0/8 maillog_file=$PF_LOG
+  newaliases
+  id bench >/dev/null 2>&1 || useradd -m -s /usr/sbin/nologin bench
+  home=$(getent passwd bench | cut -d: -f6)
+  maildir=$home/Maildir
+  # local(8) writes as the recipient: the Maildir must be the bench user's, not root's.
+  install -d -o bench -g bench -m 700 "$home" "$maildir" "$maildir/new" "$maildir/cur" "$maildir/tmp"
+  pf_fail() { tail -n 5 "$PF_LOG" >&2 2>/dev/null || true; fail "$@"; }
+  delivered() { find "$maildir/new" -type f | wc -l; }
+  # wait_delivered N SECONDS: true once N messages are in Maildir/new, false when SECONDS run out first.
+  wait_delivered() {
+    local deadline=$(($(date +%s) + $2))
+    while [ "$(delivered)" -lt "$1" ]; do
+      [ "$(date +%s)" -lt "$deadline" ] || return 1
+      sleep 0.05
+    done
+  }
+  clear_maildir() { find "$maildir/new" "$maildir/cur" "$maildir/tmp" -type f -delete; }
+  postfix check || fail "postfix check found problems (above)"
   postfix stop >/dev/null 2>&1 || true
-  postfix start >/dev/null 2>&1
-  sleep 1
-  maildir=$(getent passwd bench | cut -d: -f6)/Maildir/new
+  for _ in $(seq 100); do postfix status >/dev/null 2>&1 || break; sleep 0.1; done
+  postsuper -d ALL >/dev/null 2>&1 || true # mail queued by an earlier run would count in this one
+  postfix start >/dev/null 2>&1 || pf_fail "postfix did not start"
+  POSTFIX_UP=1
+  for _ in $(seq 100); do
+    python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", 25), 1); assert s.recv(4) == b"220 "' \
+      2>/dev/null && break
+    sleep 0.1
+  done
+  # One message first: a setup that cannot deliver fails here within 30 s, not after the timed wait.
+  clear_maildir
+  smtp-source -m 1 -l 1024 -f src@localhost -t bench@localhost 127.0.0.1:25 \
+    || pf_fail "smtp-source could not send a test message to Postfix on 127.0.0.1:25"
+  wait_delivered 1 30 || pf_fail "Postfix did not deliver a test message to $maildir/new within 30 s"
   data="$WORK/smtp"
   echo pw | "$JMAIL" user add bench --password-stdin --data-dir "$data" >/dev/null
   smtp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -167,21 +227,22 @@ if want smtp; then
   for mode in "one connection per message:" "connections reused (-d):-d"; do
     label=${mode%%:*}; flag=${mode##*:}
     pf=$(for _ in $(seq "$RUNS"); do
-      mkdir -p "$maildir"; find "$maildir" -type f -delete
+      clear_maildir
       t0=$(now)
-      smtp-source $flag -s 20 -m "$SMTP_MESSAGES" -l 1024 -f src@localhost -t bench@localhost 127.0.0.1:25
-      for _ in $(seq 6000); do
-        [ "$(find "$maildir" -type f | wc -l)" -ge "$SMTP_MESSAGES" ] && break; sleep 0.05
-      done
+      smtp-source $flag -s 20 -m "$SMTP_MESSAGES" -l 1024 -f src@localhost -t bench@localhost 127.0.0.1:25 \
+        || pf_fail "smtp-source against Postfix exited with an error ($label)"
+      wait_delivered "$SMTP_MESSAGES" "$PF_WAIT" \
+        || pf_fail "Postfix delivered $(delivered) of $SMTP_MESSAGES messages to $maildir/new within $PF_WAIT s ($label)"
       python3 -c "print($SMTP_MESSAGES / ($(now) - $t0))"
     done | median)
     jm=$(for _ in $(seq "$RUNS"); do
       before=$(stored)
       t0=$(now)
-      smtp-source $flag -s 20 -m "$SMTP_MESSAGES" -l 1024 -f src@localhost -t bench@localhost "127.0.0.1:$smtp_port"
+      smtp-source $flag -s 20 -m "$SMTP_MESSAGES" -l 1024 -f src@localhost -t bench@localhost "127.0.0.1:$smtp_port" \
+        || fail "smtp-source against Jmail exited with an error ($label)"
       t1=$(now)
-      got=$(( $(stored) - before ))
-      [ "$got" = "$SMTP_MESSAGES" ] || echo "jmail stored $got of $SMTP_MESSAGES" >&2
+      got=$(($(stored) - before))
+      [ "$got" = "$SMTP_MESSAGES" ] || fail "Jmail stored $got of $SMTP_MESSAGES messages ($label)"
       python3 -c "print($SMTP_MESSAGES / ($t1 - $t0))"
     done | median)
     printf '%-28s Postfix %7.0f messages/s   Jmail %7.0f messages/s   ratio %.1fx\n' "$label" "$pf" "$jm" \
@@ -189,4 +250,5 @@ if want smtp; then
   done
   stop_jmail
   postfix stop >/dev/null 2>&1 || true
+  POSTFIX_UP=
 fi
