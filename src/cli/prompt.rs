@@ -8,6 +8,16 @@ pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
+/// Whether there is a terminal to ask a password on: the controlling terminal, which rpassword reads
+/// (`/dev/tty`), even when standard input is a pipe (`echo text | jmail send ...`).
+fn has_terminal() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
+}
+
 /// Asks a question on the terminal and returns the answer without its line end.
 pub fn ask(question: &str) -> anyhow::Result<String> {
     eprint!("{question}");
@@ -35,7 +45,7 @@ pub fn new_password(from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin {
         return stdin_line();
     }
-    if !stdin_is_terminal() {
+    if !has_terminal() {
         bail!("no terminal to ask for a password; use --password-stdin");
     }
     let first = rpassword::prompt_password("New password: ")?;
@@ -51,7 +61,7 @@ pub fn login_password(user: &str) -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("JMAIL_PASSWORD") {
         return Ok(p);
     }
-    if !stdin_is_terminal() {
+    if !has_terminal() {
         bail!("set JMAIL_PASSWORD or run in a terminal to be asked for the password");
     }
     Ok(rpassword::prompt_password(format!(

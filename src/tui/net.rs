@@ -70,9 +70,7 @@ async fn run(login: Login, mut requests: UnboundedReceiver<Request>, events: Sen
             Ok(()) => return,
             // A refused login or a changed certificate will not mend by itself, and retrying a wrong
             // password would get this address blocked: say so once and stop.
-            Err(e @ (ClientError::Refused { .. } | ClientError::CertificateChanged { .. }))
-                if !matches!(&e, ClientError::Refused { code, .. } if code == "LIMIT") =>
-            {
+            Err(e) if will_not_mend(&e) => {
                 let _ = events.send(NetEvent::Lost {
                     reason: format!("{e}; not retrying (restart jmail client)"),
                     retry_secs: 0,
@@ -106,6 +104,19 @@ async fn run(login: Login, mut requests: UnboundedReceiver<Request>, events: Sen
             }
         }
         retry_secs = (retry_secs * 2).min(RETRY_SECS_MAX);
+    }
+}
+
+/// Whether retrying is pointless: a refused login (`AUTH`, `PRIVACY`), a version the server does not
+/// speak, or a changed certificate. Everything else, a `BYE SHUTDOWN` from a server that is restarting
+/// among it, is retried.
+fn will_not_mend(e: &ClientError) -> bool {
+    match e {
+        ClientError::CertificateChanged { .. } => true,
+        ClientError::Refused { code, .. } => {
+            matches!(code.as_str(), "AUTH" | "PRIVACY" | "VERSION")
+        }
+        _ => false,
     }
 }
 
@@ -192,6 +203,26 @@ async fn execute(
             NetEvent::Done(format!("sent to {}", to.join(", ")))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarting_server_is_retried_and_a_refused_login_is_not() {
+        let refused = |code: &str| ClientError::Refused {
+            code: code.into(),
+            text: "x".into(),
+        };
+        for code in ["SHUTDOWN", "LIMIT", "TIMEOUT", "TRYLATER", "REVOKED"] {
+            assert!(!will_not_mend(&refused(code)), "{code}");
+        }
+        for code in ["AUTH", "PRIVACY", "VERSION"] {
+            assert!(will_not_mend(&refused(code)), "{code}");
+        }
+        assert!(!will_not_mend(&ClientError::Closed));
+    }
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

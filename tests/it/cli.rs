@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_jmail");
 
@@ -746,4 +746,67 @@ fn import_and_export_commands() {
         .output()
         .unwrap();
     assert_eq!(text(&out.stderr), "jmail: no such user: nobody\n");
+}
+
+/// `echo text | jmail send` reads the text from the pipe and asks for the password on the controlling
+/// terminal (here `script`'s pseudo-terminal), as ssh and sudo do.
+#[test]
+fn send_asks_for_the_password_on_the_terminal_when_stdin_is_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (user, password) in [("alice", "alice-pw\n"), ("bob", "bob-pw\n")] {
+        let out = run_with_stdin(
+            jmail(&["user", "add", user, "--password-stdin"], d),
+            password,
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    let server = serve(d);
+    let command = format!(
+        "echo 'text from a pipe' | {BIN} send --server {} --user alice --subject piped bob; echo SEND-EXIT=$?",
+        server.addr
+    );
+    let mut child = Command::new("script")
+        .process_group(0)
+        .args(["-qfc", &command, "/dev/null"])
+        .env("JMAIL_KNOWN_SERVERS", d.join("known_servers"))
+        .env_remove("JMAIL_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut byte = [0u8; 1];
+        while std::io::Read::read(&mut reader, &mut byte).unwrap_or(0) == 1 {
+            if tx.send(byte[0]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !text(&seen).contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(b) => seen.push(b),
+                Err(_) => panic!("no {what:?} in {:?}", text(&seen)),
+            }
+        }
+    };
+    wait_for("Password for alice: ");
+    stdin.write_all(b"alice-pw\n").unwrap();
+    wait_for("SEND-EXIT=0");
+    let inbox = as_user(d, &server.addr, "bob", "bob-pw", &["inbox", "--json"]);
+    assert!(
+        text(&inbox.stdout).contains("\"subject\":\"piped\""),
+        "{}",
+        text(&inbox.stdout)
+    );
+    drop(stdin);
+    let _ = child.wait();
 }

@@ -168,6 +168,17 @@ fn terminal_client_sends_receives_pushed_mail_resizes_reconnects_and_quits() {
     // A lost server is shown, then the client finds it again.
     drop(server);
     tmux.wait_for("○ offline");
+    let mut server = serve_with(d, &["--port", &port]);
+    tmux.wait_for("● connected");
+
+    // A graceful restart (the server says BYE SHUTDOWN) is retried the same way.
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(server.child.wait().unwrap().success());
+    tmux.wait_for("○ offline");
     let _server = serve_with(d, &["--port", &port]);
     tmux.wait_for("● connected");
 
