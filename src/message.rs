@@ -91,7 +91,7 @@ fn base64(bytes: &[u8]) -> String {
     String::from_utf8(out).expect("base64 is ASCII")
 }
 
-pub use jmail_proto::mime::{Rendered, is_text, render, summarize};
+pub use jmail_proto::mime::{Rendered, render, summarize};
 
 /// A message from elsewhere, stored as its exact bytes.
 pub fn imported(raw: Vec<u8>) -> NewMessage {

@@ -7,12 +7,103 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 /// What a reader is shown of a message from any source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// Each sender as `Name <address>`, or the bare address when there is no name.
     pub from: String,
     pub to: String,
     pub date: String,
     pub subject: String,
     /// The first text part (HTML rendered as text), or the decoded body bytes of a single non-HTML part.
     pub body: Vec<u8>,
+    /// The body is text a terminal may print (not the bytes of a single binary part).
+    pub body_is_text: bool,
+    /// Every attachment, in order; [`attachment_contents`] gives the bytes of one.
+    pub attachments: Vec<Attachment>,
+}
+
+/// What a list of attachments shows of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name the sender gave, if any.
+    pub name: Option<String>,
+    /// `type/subtype`, `application/octet-stream` when undeclared.
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: usize,
+}
+
+impl Rendered {
+    /// The message as a terminal shows it: a few headers, a blank line, the text with LF line ends, and
+    /// a numbered list of attachments. Control characters, which could drive the terminal (escape
+    /// sequences in a stranger's mail), are shown as U+FFFD; tabs and line ends are kept.
+    pub fn to_terminal_text(&self) -> String {
+        let mut out = format!(
+            "From: {}\nTo: {}\nDate: {}\nSubject: {}\n\n",
+            printable(&self.from),
+            printable(&self.to),
+            printable(&self.date),
+            printable(&self.subject)
+        );
+        if self.body_is_text {
+            let body = String::from_utf8_lossy(&self.body).replace("\r\n", "\n");
+            out.push_str(&printable(&body));
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(&format!(
+                "({} bytes of binary content; see --raw)\n",
+                self.body.len()
+            ));
+        }
+        if !self.attachments.is_empty() {
+            out.push_str("\nAttachments:\n");
+            for (i, a) in self.attachments.iter().enumerate() {
+                out.push_str(&format!(
+                    "  {}. {} ({}, {} bytes)\n",
+                    i + 1,
+                    printable(a.name.as_deref().unwrap_or("(no name)")),
+                    printable(&a.content_type),
+                    a.size
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// `text` with every control character but line feed and tab replaced by U+FFFD.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn attachment_of(part: &mail_parser::MessagePart<'_>) -> Attachment {
+    Attachment {
+        name: part.attachment_name().map(str::to_string),
+        content_type: part.content_type().map_or_else(
+            || "application/octet-stream".to_string(),
+            |c| match c.subtype() {
+                Some(sub) => format!("{}/{}", c.ctype(), sub),
+                None => c.ctype().to_string(),
+            },
+        ),
+        size: part.contents().len(),
+    }
+}
+
+/// The decoded bytes of the `index`th attachment (from 0, as [`Rendered::attachments`] lists them).
+pub fn attachment_contents(raw: &[u8], index: usize) -> Option<Vec<u8>> {
+    let msg = MessageParser::default().parse(raw)?;
+    msg.attachments()
+        .nth(index)
+        .map(|part| part.contents().to_vec())
 }
 
 /// Parses stored bytes for display. Never fails: unparsable mail shows its raw bytes as the body.
@@ -24,12 +115,22 @@ pub fn render(raw: &[u8]) -> Rendered {
             date: String::new(),
             subject: String::new(),
             body: raw.to_vec(),
+            body_is_text: std::str::from_utf8(raw).is_ok(),
+            attachments: Vec::new(),
         };
     };
     let addresses = |a: Option<&mail_parser::Address<'_>>| {
         a.map(|a| {
             a.iter()
-                .filter_map(|addr| addr.address.as_deref().or(addr.name.as_deref()))
+                .filter_map(
+                    |addr| match (addr.name.as_deref(), addr.address.as_deref()) {
+                        (Some(name), Some(address)) if !name.is_empty() => {
+                            Some(format!("{name} <{address}>"))
+                        }
+                        (_, Some(address)) => Some(address.to_string()),
+                        (name, None) => name.map(str::to_string),
+                    },
+                )
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -44,26 +145,20 @@ pub fn render(raw: &[u8]) -> Rendered {
             .map(|t| t.into_owned().into_bytes())
             .unwrap_or_default()
     };
+    let body_is_text = msg.parts.len() > 1
+        || msg.parts[0]
+            .content_type()
+            .is_none_or(|c| c.ctype() == "text")
+        || std::str::from_utf8(&body).is_ok();
     Rendered {
         from: addresses(msg.from()),
         to: addresses(msg.to()),
         date: msg.date().map(|d| d.to_rfc3339()).unwrap_or_default(),
         subject: msg.subject().unwrap_or_default().to_string(),
         body,
+        body_is_text,
+        attachments: msg.attachments().map(attachment_of).collect(),
     }
-}
-
-/// True when the message's single part is declared as text (so a terminal may print it).
-pub fn is_text(raw: &[u8]) -> bool {
-    MessageParser::default()
-        .parse(raw)
-        .map(|m| {
-            m.parts.len() > 1
-                || m.parts[0]
-                    .content_type()
-                    .is_none_or(|c| c.ctype() == "text")
-        })
-        .unwrap_or(true)
 }
 
 /// What a list shows of a message from elsewhere (an mbox, a Maildir, later SMTP): sender, subject,
@@ -130,6 +225,36 @@ pub fn authors(raw: &[u8]) -> Authors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WITH_ATTACHMENT: &[u8] = b"From: Alice Example <alice@x>\r\nTo: bob@x\r\nSubject: report\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\nBye \x1b[31mred\r\n\
+--b\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Disposition: attachment; filename=\"r.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+
+    #[test]
+    fn a_terminal_is_shown_names_text_with_lf_and_attachments_without_escapes() {
+        let r = render(WITH_ATTACHMENT);
+        assert_eq!(r.from, "Alice Example <alice@x>");
+        assert_eq!(
+            r.attachments,
+            [Attachment {
+                name: Some("r.pdf".into()),
+                content_type: "application/pdf".into(),
+                size: 9
+            }]
+        );
+        assert_eq!(
+            r.to_terminal_text(),
+            "From: Alice Example <alice@x>\nTo: bob@x\nDate: \nSubject: report\n\n\
+See attached.\nBye \u{fffd}[31mred\n\nAttachments:\n  1. r.pdf (application/pdf, 9 bytes)\n"
+        );
+        assert_eq!(
+            attachment_contents(WITH_ATTACHMENT, 0).unwrap(),
+            b"%PDF-1.4\n"
+        );
+        assert_eq!(attachment_contents(WITH_ATTACHMENT, 1), None);
+    }
 
     #[test]
     fn authors_are_every_from_and_sender_address() {

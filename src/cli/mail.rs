@@ -10,7 +10,8 @@ use jmail_proto::native::reply::{Summary, Untagged};
 use super::prompt;
 use crate::client::Client;
 use crate::client_tls::TrustSettings;
-use crate::message::{is_text, render};
+use crate::message::render;
+use jmail_proto::mime::attachment_contents;
 
 #[derive(Args)]
 pub struct ConnArgs {
@@ -66,6 +67,9 @@ pub struct ReadArgs {
     /// Print the stored RFC 5322 bytes unchanged.
     #[arg(long)]
     raw: bool,
+    /// Save every attachment into this folder, each under its own file name (never overwriting a file).
+    #[arg(long, value_name = "DIR")]
+    save_attachments: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -195,22 +199,67 @@ pub fn read(args: ReadArgs) -> anyhow::Result<()> {
         out.write_all(&raw)?;
         return Ok(());
     }
-    let r = render(&raw);
-    writeln!(
-        out,
-        "From: {}\nTo: {}\nDate: {}\nSubject: {}\n",
-        r.from, r.to, r.date, r.subject
-    )?;
-    if is_text(&raw) || std::str::from_utf8(&r.body).is_ok() {
-        out.write_all(&r.body)?;
-        if !r.body.ends_with(b"\n") {
-            writeln!(out)?;
+    let rendered = render(&raw);
+    out.write_all(rendered.to_terminal_text().as_bytes())?;
+    if let Some(dir) = &args.save_attachments {
+        for (index, attachment) in rendered.attachments.iter().enumerate() {
+            let bytes = attachment_contents(&raw, index).unwrap_or_default();
+            let path = save_attachment(dir, attachment.name.as_deref(), index, &bytes)?;
+            writeln!(out, "saved {}", path.display())?;
         }
-    } else {
-        writeln!(out, "({} bytes of binary content; use --raw)", r.body.len())?;
     }
     Ok(())
 }
+
+/// Writes one attachment into `dir` under the last component of the sender's file name (so a name like
+/// `../../.bashrc` stays inside `dir`), or `attachment-N` without one; an existing file is never
+/// overwritten: `name (2).ext` and so on is tried instead.
+fn save_attachment(
+    dir: &std::path::Path,
+    name: Option<&str>,
+    index: usize,
+    bytes: &[u8],
+) -> anyhow::Result<std::path::PathBuf> {
+    let base = name
+        .and_then(|n| n.rsplit(['/', '\\']).next())
+        .map(|n| n.chars().filter(|c| !c.is_control()).collect::<String>())
+        .map(|n| n.trim_start_matches('.').trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("attachment-{}", index + 1));
+    let (stem, ext) = match base.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
+        _ => (base.clone(), String::new()),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for n in 1..=ATTACHMENT_NAME_TRIES_MAX {
+        let file = if n == 1 {
+            base.clone()
+        } else {
+            format!("{stem} ({n}){ext}")
+        };
+        let path = dir.join(file);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
+        }
+    }
+    anyhow::bail!(
+        "{} already holds {ATTACHMENT_NAME_TRIES_MAX} files named like {base}",
+        dir.display()
+    )
+}
+
+/// How many `name (N).ext` variants are tried before saving an attachment gives up.
+const ATTACHMENT_NAME_TRIES_MAX: usize = 1000;
 
 pub fn delete(args: IdArgs) -> anyhow::Result<()> {
     session(&args.conn, async |c| Ok(c.delete(args.id).await?))?;

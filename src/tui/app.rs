@@ -431,27 +431,9 @@ fn quick_subject(text: &str) -> String {
     format!("{cut}...")
 }
 
-/// What the reading pane shows of a message: a few headers, a blank line, the text.
+/// What the reading pane shows of a message: a few headers, a blank line, the text, the attachments.
 fn reading_text(raw: &[u8]) -> String {
-    let r = render(raw);
-    let body = String::from_utf8_lossy(&r.body)
-        .replace("\r\n", "\n")
-        .replace('\t', "    ");
-    // Control characters would move the terminal's cursor: show them as the replacement character.
-    let body: String = body
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect();
-    format!(
-        "From: {}\nTo: {}\nDate: {}\nSubject: {}\n\n{}",
-        r.from, r.to, r.date, r.subject, body
-    )
+    render(raw).to_terminal_text().replace('\t', "    ")
 }
 
 #[cfg(test)]

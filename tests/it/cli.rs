@@ -810,3 +810,80 @@ fn send_asks_for_the_password_on_the_terminal_when_stdin_is_a_pipe() {
     drop(stdin);
     let _ = child.wait();
 }
+
+/// `jmail read` shows the sender's name, LF line ends and the attachments, and saves them inside the
+/// folder it is given, whatever names the sender chose, never over an existing file.
+#[test]
+fn read_shows_names_and_attachments_and_saves_them_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run_with_stdin(
+        jmail(&["user", "add", "bob", "--password-stdin"], d),
+        "pw\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mbox = d.join("in.mbox");
+    std::fs::write(
+        &mbox,
+        "From alice@example.org Thu Dec  3 12:00:00 2026\n\
+From: Alice Example <alice@example.org>\nTo: bob@localhost\nSubject: report\nMessage-ID: <r1@example.org>\n\
+MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n\
+--b\nContent-Type: text/plain\n\nSee attached.\nTwo lines.\n\
+--b\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\"../../evil.pdf\"\n\
+Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b--\n",
+    )
+    .unwrap();
+    let out = jmail(
+        &[
+            "import",
+            "--user",
+            "bob",
+            "--format",
+            "mbox",
+            mbox.to_str().unwrap(),
+        ],
+        d,
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = serve(d);
+    let saved = d.join("saved");
+    let read = |extra: &[&str]| {
+        let mut args = vec!["read", "2"];
+        args.extend_from_slice(extra);
+        as_user(d, &server.addr, "bob", "pw", &args)
+    };
+    let out = read(&["--save-attachments", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(!shown.contains('\r'), "{shown:?}");
+    assert!(
+        shown.starts_with("From: Alice Example <alice@example.org>\nTo: bob@localhost\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "Subject: report\n\nSee attached.\nTwo lines.\n\nAttachments:\n  1. ../../evil.pdf (application/pdf, 9 bytes)\n"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(&format!("saved {}\n", saved.join("evil.pdf").display())),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::read(saved.join("evil.pdf")).unwrap(),
+        b"%PDF-1.4\n"
+    );
+    assert!(
+        !d.join("evil.pdf").exists() && !dir.path().parent().unwrap().join("evil.pdf").exists()
+    );
+    // Again: the first file stays, the second gets its own name.
+    let out = read(&["--save-attachments", saved.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).ends_with(&format!("saved {}\n", saved.join("evil (2).pdf").display())),
+        "{}",
+        text(&out.stdout)
+    );
+}
