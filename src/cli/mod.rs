@@ -6,6 +6,7 @@ mod bench_smtp;
 mod deliver;
 mod import_legacy;
 mod mail;
+mod operate;
 mod progress;
 mod prompt;
 mod serve;
@@ -58,6 +59,13 @@ enum Command {
     Export(transfer::TransferArgs),
     /// Load-test a server and print throughput and latency.
     Bench(bench::BenchArgs),
+    /// Check a config file.
+    #[command(subcommand)]
+    Config(operate::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(operate::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --dir.
+    Man(operate::ManArgs),
 }
 
 /// Where the server's files are, for commands that open the store directly.
@@ -87,6 +95,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => transfer::import(args),
         Command::Export(args) => transfer::export(args),
         Command::ImportLegacy(args) => import_legacy::run(args),
+        Command::Config(command) => operate::config(command),
+        Command::Completions(args) => operate::completions(args),
+        Command::Man(args) => operate::man(args),
     }
 }
 

@@ -205,6 +205,14 @@ async fn execute(
     })
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,13 +230,5 @@ mod tests {
             assert!(will_not_mend(&refused(code)), "{code}");
         }
         assert!(!will_not_mend(&ClientError::Closed));
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -887,3 +887,82 @@ Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b--\n",
         text(&out.stdout)
     );
 }
+
+/// `jmail config check` says OK or names every error, as `jmail serve` would meet them; completions and
+/// man pages come from the CLI definition.
+#[test]
+fn config_check_completions_and_man_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let check = |body: &str| {
+        let file = d.join("jmail.toml");
+        std::fs::write(&file, body).unwrap();
+        jmail(&["config", "check", "--config", file.to_str().unwrap()], d)
+            .output()
+            .unwrap()
+    };
+    let good = check("port = 2005\nlog_level = \"info\"\n[limits]\nidle_secs_auth = 600\n");
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good.stderr));
+    assert_eq!(
+        text(&good.stdout),
+        format!("{}: OK\n", d.join("jmail.toml").display())
+    );
+    for (body, says) in [
+        (
+            "[limits]\nidle_secs_auth = 9223372036854775807\nconnections_per_ip_max = 0\n",
+            "limits.connections_per_ip_max is 0; it must be from 1 to 1000000; limits.idle_secs_auth is 9223372036854775807; it must be from 1 to 86400",
+        ),
+        ("log_level = \"inof\"\n", "log level \"inof\" is not one of"),
+        ("prot = 25\n", "unknown field `prot`"),
+        (
+            "tls_cert = \"/nonexistent/cert.pem\"\n",
+            "tls_cert and tls_key go together",
+        ),
+        (
+            "tls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n",
+            "/nonexistent/cert.pem",
+        ),
+    ] {
+        let out = check(body);
+        assert_eq!(out.status.code(), Some(1), "{body}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("jmail: ") && err.contains(says),
+            "{body}: {err}"
+        );
+    }
+
+    let bash = jmail(&["completions", "bash"], d).output().unwrap();
+    assert!(bash.status.success());
+    let script = text(&bash.stdout);
+    assert!(
+        script.contains("complete -F _jmail") && script.contains("--save-attachments"),
+        "{script}"
+    );
+    let man = jmail(&["man"], d).output().unwrap();
+    let page = text(&man.stdout);
+    assert!(
+        page.contains("\n.TH jmail 1 ") && page.contains("\n.SH SUBCOMMANDS\n"),
+        "{page}"
+    );
+    let pages = d.join("man");
+    let out = jmail(&["man", "--dir", pages.to_str().unwrap()], d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for page in [
+        "jmail.1",
+        "jmail-serve.1",
+        "jmail-user-add.1",
+        "jmail-config-check.1",
+    ] {
+        let roff = std::fs::read_to_string(pages.join(page)).unwrap();
+        assert!(roff.contains(".TH "), "{page}");
+    }
+    let usage = jmail(&["serve", "--no-such-flag"], d).output().unwrap();
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "usage errors exit 2, as the README says"
+    );
+}
