@@ -151,6 +151,34 @@ pub fn renewal_due(source: &CertSource) -> bool {
         })
 }
 
+/// How often a running server checks whether its own certificate is due for renewal.
+pub const RENEWAL_CHECK_SECS: u64 = 86_400;
+
+/// The server's daily check: a self-signed certificate that is due ([`renewal_due`]) is made anew and
+/// loaded, so a server that runs for years never serves an expired one. Ends at `shutdown`; does
+/// nothing for the operator's own certificate.
+pub async fn renew_while_running(tls: Arc<Tls>, shutdown: tokio_util::sync::CancellationToken) {
+    if !tls.source().self_signed {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(RENEWAL_CHECK_SECS)) => {}
+        }
+        if renewal_due(tls.source()) {
+            match tls.reload() {
+                Ok(fingerprint) => {
+                    tracing::info!(%fingerprint, "self-signed TLS certificate renewed (SHA-256)")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "renewing the self-signed TLS certificate failed")
+                }
+            }
+        }
+    }
+}
+
 fn load_config(
     source: &CertSource,
     names: &[String],
@@ -346,6 +374,32 @@ mod tests {
             tls.fingerprint(),
             "made anew, and it loads"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_running_server_renews_its_certificate_when_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = CertSource::new(None, None, dir.path());
+        let tls = Arc::new(Tls::load(source.clone(), vec!["localhost".into()], 15).unwrap());
+        let first = tls.fingerprint();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(renew_while_running(tls.clone(), shutdown.clone()));
+        let day = std::time::Duration::from_secs(RENEWAL_CHECK_SECS);
+        tokio::time::sleep(day + std::time::Duration::from_secs(1)).await;
+        assert_eq!(tls.fingerprint(), first, "not due yet: kept");
+        let aged = std::time::SystemTime::now()
+            - std::time::Duration::from_secs((SELF_SIGNED_RENEW_AFTER_DAYS + 1) * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&source.cert)
+            .unwrap()
+            .set_modified(aged)
+            .unwrap();
+        tokio::time::sleep(day).await;
+        assert_ne!(tls.fingerprint(), first, "due: made anew and loaded");
+        assert!(!renewal_due(&source));
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[test]

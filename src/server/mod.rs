@@ -198,6 +198,10 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
             config.limits.smtp_data_unauth_per_ip_max,
         )),
     };
+    tracker.spawn(crate::tls::renew_while_running(
+        tls.clone(),
+        shutdown.clone(),
+    ));
     let listeners: Vec<(Service, SocketAddr)> = bound.iter().map(|(s, _, a)| (*s, *a)).collect();
     for (service, listener, _) in bound {
         tracker.spawn(accept_loop(
