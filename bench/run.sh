@@ -54,8 +54,19 @@ start_jmail() {
   grep -q "jmail ready" "$WORK/log" || { cat "$WORK/log" >&2; fail "jmail serve was not ready within 20 s"; }
   ADDR=$(grep -o 'native on [0-9.:]*' "$WORK/log" | cut -d' ' -f3 | tr -d ';,' || true)
   [ -n "$ADDR" ] || { cat "$WORK/log" >&2; fail "no native address in jmail's ready line"; }
+  RSS_START=$(rss_kib "$SERVER")
 }
-stop_jmail() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null; SERVER=; true; }
+# Stops the server, first printing its RSS at start and now (a second after the load), on stderr so that
+# figures captured for a median stay clean: memory a load leaves behind shows here.
+stop_jmail() {
+  if [ -n "$SERVER" ] && [ -e "/proc/$SERVER/status" ]; then
+    sleep 1
+    echo "   server RSS: $((RSS_START / 1024)) MiB at start, $(($(rss_kib "$SERVER") / 1024)) MiB after the load" >&2
+  fi
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  SERVER=
+  true
+}
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 fsyncs=
