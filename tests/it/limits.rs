@@ -90,3 +90,66 @@ async fn pushes_do_not_keep_a_silent_watcher_alive() {
     }
     assert!(pushed >= 1);
 }
+
+/// Every limit at the top of its range, then every one at the bottom: the config is valid, the server
+/// starts, and a whole session (login, send, list, read; SMTP delivery) is served without a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_limit_at_either_end_of_its_range_serves() {
+    for top in [true, false] {
+        let text: String = jmail::config::Limits::default()
+            .ranges()
+            .into_iter()
+            .map(|(name, _, min, max)| format!("{name} = {}\n", if top { max } else { min }))
+            .collect();
+        let file: jmail::config::FileConfig = toml::from_str(&format!("[limits]\n{text}")).unwrap();
+        file.limits.validate().unwrap();
+        let s = TestServer::start_with(|c| {
+            c.limits = file.limits.clone();
+            c.smtp_port = Some(0);
+        })
+        .await;
+        s.add_user("alice", "alice-pw").await;
+        let mut a = s.raw_login("alice", "alice-pw").await;
+        a.send(b"SEND alice \"bounds\" {5}\r\n").await;
+        a.expect("+ send 5 bytes").await;
+        a.send(b"hello\r\n").await;
+        a.expect_prefix("OK SENT 1 <").await;
+        a.send(b"READ 2\r\n").await;
+        let mut lines = Vec::new();
+        loop {
+            let line = a.line().await;
+            let done = line.starts_with("OK READ");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        assert!(lines.iter().any(|l| l == "hello"), "top {top}: {lines:?}");
+        a.send(b"LOGOUT\r\n").await;
+        a.expect("BYE LOGOUT goodbye").await;
+        drop(a);
+
+        let mut smtp = None;
+        for _ in 0..100 {
+            // At the bottom only one connection is allowed: wait until the native one is gone.
+            let mut r = Raw::plain(s.addr_of(jmail::server::Service::Smtp)).await;
+            let greeting = r.line().await;
+            if greeting.starts_with("220 ") {
+                smtp = Some(r);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let mut smtp = smtp.expect("an SMTP slot");
+        smtp.send(b"HELO x\r\n").await;
+        smtp.expect_prefix("250 ").await;
+        smtp.send(b"MAIL FROM:<x@example.org>\r\n").await;
+        smtp.expect_prefix("250 ").await;
+        smtp.send(b"RCPT TO:<alice@localhost>\r\n").await;
+        smtp.expect_prefix("250 ").await;
+        smtp.send(b"DATA\r\n").await;
+        smtp.expect_prefix("354 ").await;
+        smtp.send(b"Subject: in\r\n\r\nbody\r\n.\r\n").await;
+        smtp.expect_prefix("250 2.0.0 OK").await;
+    }
+}
