@@ -19,6 +19,19 @@ pub fn jmail(args: &[&str], dir: &std::path::Path) -> Command {
     c
 }
 
+/// `jmail user add NAME --password-stdin` in data dir `d`; the test fails if it does.
+pub fn add_user(d: &std::path::Path, name: &str, password: &str) {
+    let out = run_with_stdin(
+        jmail(&["user", "add", name, "--password-stdin"], d),
+        &format!("{password}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "user add {name}: {}",
+        text(&out.stderr)
+    );
+}
+
 pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -754,13 +767,8 @@ fn import_and_export_commands() {
 fn send_asks_for_the_password_on_the_terminal_when_stdin_is_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for (user, password) in [("alice", "alice-pw\n"), ("bob", "bob-pw\n")] {
-        let out = run_with_stdin(
-            jmail(&["user", "add", user, "--password-stdin"], d),
-            password,
-        );
-        assert!(out.status.success(), "{out:?}");
-    }
+    add_user(d, "alice", "alice-pw");
+    add_user(d, "bob", "bob-pw");
     let server = serve(d);
     let command = format!(
         "echo 'text from a pipe' | {BIN} send --server {} --user alice --subject piped bob; echo SEND-EXIT=$?",
@@ -817,11 +825,7 @@ fn send_asks_for_the_password_on_the_terminal_when_stdin_is_a_pipe() {
 fn read_shows_names_and_attachments_and_saves_them_safely() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = run_with_stdin(
-        jmail(&["user", "add", "bob", "--password-stdin"], d),
-        "pw\n",
-    );
-    assert!(out.status.success(), "{out:?}");
+    add_user(d, "bob", "pw");
     let mbox = d.join("in.mbox");
     std::fs::write(
         &mbox,

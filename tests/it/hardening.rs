@@ -10,7 +10,7 @@ use jmail::store::MailStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{jmail, run_with_stdin, serve_with, text};
+use crate::cli::{add_user, jmail, run_with_stdin, serve_with, text};
 use crate::harness::{Raw, TestServer, connect_from};
 
 /// Writes `prefix`, then a byte every 200 ms, until the server speaks a whole line or 20 s pass; returns
@@ -426,11 +426,7 @@ fn failed_logins_do_not_grow_the_servers_memory() {
         "[limits]\nlogin_penalty_secs_max = 0\nlogin_block_failures = 1000\n",
     )
     .unwrap();
-    let out = run_with_stdin(
-        jmail(&["user", "add", "alice", "--password-stdin"], d),
-        "pw\n",
-    );
-    assert!(out.status.success());
+    add_user(d, "alice", "pw");
     let served = serve_with(d, &["--config", d.join("jmail.toml").to_str().unwrap()]);
     let pid = served.child.id();
     let rss_kib = || -> u64 {

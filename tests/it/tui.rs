@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::cli::{BIN, as_user, free_port, jmail, run_with_stdin, serve_with};
+use crate::cli::{BIN, add_user, as_user, free_port, serve_with};
 
 /// How long the screen may take to show what a step expects before the test fails.
 const SCREEN_WAIT: Duration = Duration::from_secs(20);
@@ -84,13 +84,8 @@ impl Drop for Tmux {
 fn terminal_client_sends_receives_pushed_mail_resizes_reconnects_and_quits() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for (user, password) in [("alice", "alice-pw\n"), ("bob", "bob-pw\n")] {
-        let out = run_with_stdin(
-            jmail(&["user", "add", user, "--password-stdin"], d),
-            password,
-        );
-        assert!(out.status.success(), "{out:?}");
-    }
+    add_user(d, "alice", "alice-pw");
+    add_user(d, "bob", "bob-pw");
     // A fixed port, so the restarted server is where the client retries.
     let port = free_port().to_string();
     let server = serve_with(d, &["--port", &port]);
