@@ -1,4 +1,4 @@
-//! The Jmail v1.0 exchange (shared/docs/legacy-v1-wire.md): no framing, one `send()` per message, read with
+//! The Jmail v1.0 exchange (docs/protocol-v1.md): no framing, one `send()` per message, read with
 //! `recv(1024)`. Pure helpers: recognizing a v1 client, reading its inputs, and writing the mailbox JSON a
 //! v1 client can take in one read.
 

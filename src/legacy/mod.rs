@@ -1,4 +1,4 @@
-//! Unmodified Jmail v1.0 clients on the native port (shared/docs/legacy-v1-wire.md): their session state
+//! Unmodified Jmail v1.0 clients on the native port (docs/protocol-v1.md): their session state
 //! machine and the connection driver that keeps v1's one-send-per-message framing.
 
 mod connection;

@@ -1,4 +1,4 @@
-//! Unmodified Jmail v1.0 clients: the exact v1 exchange (shared/docs/legacy-v1-wire.md) on the native port.
+//! Unmodified Jmail v1.0 clients: the exact v1 exchange (docs/protocol-v1.md) on the native port.
 
 use std::time::Duration;
 
