@@ -99,6 +99,9 @@ pub fn read_mail(file: &Path) -> Result<Vec<LegacyMessage>, LegacyFileError> {
             });
         }
     }
+    // Message ids follow this order, and "newest" means the highest id. JSON objects come back sorted by
+    // key ("<sender> At:...", so by sender): put each mailbox in time order, as the original appended it.
+    messages.sort_by(|a, b| (&a.owner, a.micros).cmp(&(&b.owner, b.micros)));
     Ok(messages)
 }
 
@@ -157,4 +160,38 @@ pub fn batch(
         }
     }
     (batch, orphans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_mailbox_comes_in_time_order_whatever_the_senders_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jmail.txt");
+        std::fs::write(
+            &file,
+            r#"{"bob": {"zed At:2020-01-01 10:00:00.000000": "first",
+                        "amy At:2021-06-01 10:00:00.000000": "third",
+                        "mia At:2020-06-01 10:00:00.000000": "second"},
+                "al": {"bob At:2019-01-01 00:00:00.000000": "al's"}}"#,
+        )
+        .unwrap();
+        let texts: Vec<(String, String)> = read_mail(&file)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.owner, m.text))
+            .collect();
+        let pair = |o: &str, t: &str| (o.to_string(), t.to_string());
+        assert_eq!(
+            texts,
+            [
+                pair("al", "al's"),
+                pair("bob", "first"),
+                pair("bob", "second"),
+                pair("bob", "third")
+            ]
+        );
+    }
 }
