@@ -1,14 +1,21 @@
 #![no_main]
-//! Arbitrary bytes as a stored message through what every reader is shown: no panic, and the displayed
-//! fields are text.
+//! Arbitrary bytes as a stored message through what every reader is shown and what submission checks:
+//! no panic, nothing that drives a terminal in what a terminal is shown, and every listed attachment can
+//! be fetched.
 
-use jmail_proto::mime::{is_text, render, summarize};
+use jmail_proto::mime::{attachment_contents, authors, render, summarize};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let r = render(data);
-    let _ = is_text(data);
     let (from, subject, _message_id, _date) = summarize(data);
     // Strings are valid UTF-8 by construction; a panic anywhere above is the finding.
     assert!(r.from.len() + r.subject.len() + from.len() + subject.len() < 64 * data.len() + 1024);
+    let shown = r.to_terminal_text();
+    assert!(!shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+    for (i, a) in r.attachments.iter().enumerate() {
+        assert_eq!(attachment_contents(data, i).map(|b| b.len()), Some(a.size));
+    }
+    let a = authors(data);
+    assert!(a.addresses.iter().all(|address| address.contains('@')));
 });
