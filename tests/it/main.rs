@@ -20,3 +20,4 @@ mod throttle;
 mod tls;
 mod transfer;
 mod tui;
+mod upgrade;
