@@ -83,7 +83,9 @@ pub struct Limits {
     /// Seconds an SMTP server waits for the next bytes of a message (RFC 5321 §4.5.3.2.5: 3 minutes).
     pub smtp_data_idle_secs: u64,
     /// Of `smtp_data_unauth_max`, how many one client address (IPv6: its /64) may hold at once, so one
-    /// host cannot take every slot and shut off inbound mail for everyone else.
+    /// host cannot take every slot and shut off inbound mail for everyone else. A busy relay that sends
+    /// from one address with many sessions in parallel (a local content filter) needs it raised; beyond
+    /// it a sender gets `452 4.3.1` and retries.
     pub smtp_data_unauth_per_ip_max: usize,
     /// Slowest average a message body (SMTP DATA, a native SEND) may arrive at once its first
     /// `line_secs_max` seconds are over, in bytes per second. A body trickled slower is cut off, so a
@@ -118,7 +120,7 @@ impl Default for Limits {
             smtp_data_unauth_max: 64,
             smtp_command_idle_secs: 5 * 60,
             smtp_data_idle_secs: 3 * 60,
-            smtp_data_unauth_per_ip_max: 4,
+            smtp_data_unauth_per_ip_max: 8,
             data_bytes_per_sec_min: 4096,
         }
     }
