@@ -259,15 +259,27 @@ pub enum LoginResult {
     Unavailable(StoreError),
 }
 
-/// Every protocol's login: the throttle's verdict, the password check (the same work for unknown users),
-/// the penalty wait on failure, and the bookkeeping.
+/// The one user-name rule of every protocol: `bob`, `Bob` and `bob@<a local domain>` all name user
+/// `bob`. Anything else (another domain, a name no user can have) is the empty name, which fails after
+/// the same work as a wrong password, so neither the reply nor its timing tells the two apart.
+pub fn login_name(config: &Config, typed: &str) -> String {
+    config
+        .local_part(typed)
+        .and_then(|local| crate::auth::normalize_name(local).ok())
+        .unwrap_or_default()
+}
+
+/// Every protocol's login: the name as the client typed it ([`login_name`]), the throttle's verdict, the
+/// password check (the same work for unknown users), the penalty wait on failure, and the bookkeeping.
 pub async fn login(
     store: &dyn MailStore,
     config: &Config,
     ip: IpAddr,
-    name: &str,
+    typed_name: &str,
     password: &str,
 ) -> LoginResult {
+    let name = login_name(config, typed_name);
+    let name = name.as_str();
     let throttle = &config.login_throttle;
     let queued = tokio::time::Instant::now();
     let penalty = loop {

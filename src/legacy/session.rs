@@ -173,10 +173,8 @@ impl LegacySession {
             tracing::warn!(peer = %self.peer, "v1 login refused: password in clear from a non-loopback address");
             return login_failed();
         }
-        // An invalid name is checked like an unknown one: same reply, same work.
-        let name = normalize_name(user).unwrap_or_default();
         let ip = self.peer.ip();
-        match login(self.store.as_ref(), &self.config, ip, &name, password).await {
+        match login(self.store.as_ref(), &self.config, ip, user, password).await {
             LoginResult::Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.name, "legacy v1 login");
                 let mailbox = self.mailbox(&account, None).await;

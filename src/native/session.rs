@@ -298,10 +298,8 @@ impl Session {
     }
 
     async fn login(&mut self, user: &str, password: String) -> Outcome {
-        // An invalid name is checked like an unknown one, so neither reply nor timing tells them apart.
-        let name = normalize_name(user).unwrap_or_default();
         let ip = self.peer.ip();
-        match login(self.store.as_ref(), &self.config, ip, &name, &password).await {
+        match login(self.store.as_ref(), &self.config, ip, user, &password).await {
             LoginResult::Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.name, "native login");
                 self.state = State::LoggedIn(account);

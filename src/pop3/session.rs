@@ -15,11 +15,10 @@ use std::time::Duration;
 use jmail_proto::pop3::{Command, Event, crlf_size, dot_stuff, parse_command, top};
 use jmail_proto::sasl::{self, Mechanism, SaslError};
 
-use crate::auth::normalize_name;
 use crate::config::Config;
 use crate::native::{Action, Outcome};
 use crate::store::{Account, MailStore, MailboxId, StoreError};
-use crate::throttle::{LoginResult, login};
+use crate::throttle::{LoginResult, login, login_name};
 
 /// The first line a client gets.
 pub const GREETING: &[u8] = b"+OK Jmail POP3 ready\r\n";
@@ -263,26 +262,15 @@ impl Session {
         }
     }
 
-    /// `bob` or `bob@<one of our domains>` as a user name; anything else becomes the empty name, which
-    /// fails after the same work as a wrong password.
-    fn login_name(&self, user: &str) -> String {
-        let local = match user.rsplit_once('@') {
-            Some((local, domain)) if self.config.is_local_domain(domain) => local,
-            Some(_) => "",
-            None => user,
-        };
-        normalize_name(local).unwrap_or_default()
-    }
-
     /// Checks credentials; on success takes the snapshot and enters TRANSACTION. `authzid`, when given, must
     /// name the same user (nobody may act for another).
     async fn login(&mut self, user: &str, authzid: &str, password: &str) -> Outcome {
-        let mut name = self.login_name(user);
-        if !authzid.is_empty() && self.login_name(authzid) != name {
-            name.clear();
-        }
+        // Acting as someone else fails like a wrong password, after the same work.
+        let acting_as_self = authzid.is_empty()
+            || login_name(&self.config, authzid) == login_name(&self.config, user);
+        let user = if acting_as_self { user } else { "" };
         let ip = self.peer.ip();
-        let account = match login(self.store.as_ref(), &self.config, ip, &name, password).await {
+        let account = match login(self.store.as_ref(), &self.config, ip, user, password).await {
             LoginResult::Ok(account) => account,
             LoginResult::Blocked => {
                 return Outcome::close(err(

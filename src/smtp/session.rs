@@ -13,7 +13,7 @@ use crate::caps::{Admission, Caps, Refusal};
 
 use crate::config::Config;
 use crate::store::{Account, MailStore, StoreError};
-use crate::throttle::{LoginResult, login};
+use crate::throttle::{LoginResult, login, login_name};
 
 /// Which listener the session serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,28 +581,21 @@ impl Session {
     }
 
     async fn verify(&mut self, credentials: Credentials) -> Outcome {
-        let user = self
-            .config
-            .local_part(&credentials.user)
-            .unwrap_or(&credentials.user)
-            .to_string();
-        let acting_as_self = credentials.authzid.is_empty()
-            || self
-                .config
-                .local_part(&credentials.authzid)
-                .is_some_and(|a| a.eq_ignore_ascii_case(&user));
         // Acting as someone else fails like a wrong password, after the same work.
-        let name = if acting_as_self {
-            normalize_name(&user).unwrap_or_default()
+        let acting_as_self = credentials.authzid.is_empty()
+            || login_name(&self.config, &credentials.authzid)
+                == login_name(&self.config, &credentials.user);
+        let user = if acting_as_self {
+            credentials.user.as_str()
         } else {
-            String::new()
+            ""
         };
         let ip = self.peer.ip();
         let account = match login(
             self.store.as_ref(),
             &self.config,
             ip,
-            &name,
+            user,
             &credentials.password,
         )
         .await

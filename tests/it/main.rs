@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod legacy;
 mod limits;
+mod names;
 mod persistence;
 mod pop3;
 mod protocol;
