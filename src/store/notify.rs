@@ -41,11 +41,29 @@ impl Notifier {
         MailboxWatch { rx: tx.subscribe() }
     }
 
-    /// Called after a commit that changed `mailbox` up to `modseq`.
+    /// Called after a commit that changed `mailbox` up to `modseq`. Wakes its watchers only when that is
+    /// beyond what they were last told (a change seen twice, by this process's commit and by the look for
+    /// other processes' commits, wakes them once).
     pub fn notify(&self, mailbox: MailboxId, modseq: u64) {
         let senders = self.senders.lock().expect("notifier lock");
         if let Some(tx) = senders.get(&mailbox) {
-            tx.send_replace(modseq);
+            tx.send_if_modified(|told| {
+                let newer = modseq > *told;
+                if newer {
+                    *told = modseq;
+                }
+                newer
+            });
         }
+    }
+
+    /// The mailboxes someone is watching now.
+    pub fn watched(&self) -> Vec<MailboxId> {
+        let senders = self.senders.lock().expect("notifier lock");
+        senders
+            .iter()
+            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .map(|(mailbox, _)| *mailbox)
+            .collect()
     }
 }

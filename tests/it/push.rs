@@ -85,3 +85,53 @@ async fn a_long_catch_up_is_pushed_in_batches_to_the_end() {
     w.send(b"DONE\r\n").await;
     w.expect("OK WATCH 6").await;
 }
+
+/// Mail stored by another process (`jmail deliver`) is pushed to a watcher within about a second, and
+/// `jmail user del` from another process ends a watching session at once, without a command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_processs_writes_reach_watchers() {
+    use crate::cli::{jmail, run_with_stdin, text};
+    let s = TestServer::start().await;
+    s.add_user("bob", "pb").await;
+    let mut b = s.raw_login("bob", "pb").await;
+    b.send(b"WATCH\r\n").await;
+    b.expect("+ WATCHING send DONE to stop").await;
+    let dir = s.dir.path().to_path_buf();
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_stdin(
+            jmail(
+                &[
+                    "deliver",
+                    "--to",
+                    "bob",
+                    "--from",
+                    "Admin",
+                    "--subject",
+                    "from outside",
+                ],
+                &dir,
+            ),
+            "hello from another process\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pushed = b.expect_prefix("* MSG 2 ").await;
+    assert!(pushed.ends_with("\"from outside\""), "{pushed}");
+    println!(
+        "pushed {:?} after jmail deliver was started",
+        started.elapsed()
+    );
+
+    let dir = s.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_stdin(jmail(&["user", "del", "bob", "--yes"], &dir), "")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    b.expect("BYE REVOKED the account was deleted or its password changed; log in again")
+        .await;
+}

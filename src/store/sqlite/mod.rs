@@ -1,5 +1,6 @@
 //! The embedded default backend: one SQLite file in WAL mode under the data dir.
 
+mod foreign;
 mod reads;
 mod schema;
 mod writer;
@@ -15,7 +16,7 @@ use super::{
     Account, Changes, Delivered, ImportBatch, ImportCounts, MailStore, MailboxId, MailboxWatch,
     MessageMeta, NewMessage, Notifier, StoreError, StoreResult, UserInfo, flags,
 };
-use writer::WriteOp;
+use writer::{Job, WriteOp};
 
 pub use schema::latest_version as schema_version;
 pub use writer::WRITE_BATCH_MAX;
@@ -32,7 +33,7 @@ pub const DB_FILE: &str = "jmail.db";
 
 /// SQLite-backed [`MailStore`].
 pub struct SqliteStore {
-    writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
     notifier: Arc<Notifier>,
@@ -100,6 +101,11 @@ impl SqliteStore {
             .name("jmail-sqlite-writer".into())
             .spawn(move || writer::run(conn, rx, &thread_notifier))
             .map_err(backend)?;
+        let weak = tx.downgrade();
+        std::thread::Builder::new()
+            .name("jmail-sqlite-poll".into())
+            .spawn(move || foreign::poll(weak))
+            .map_err(backend)?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
@@ -126,7 +132,7 @@ impl SqliteStore {
             .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(make(reply))
+            .send(Job::Write(make(reply)))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?

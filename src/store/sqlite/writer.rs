@@ -96,11 +96,33 @@ impl Pending {
     }
 }
 
+/// What the writer thread is asked to do.
+pub enum Job {
+    Write(WriteOp),
+    /// See whether another process committed (`jmail deliver`, `import`, `user del` ...) and wake the
+    /// watchers of what it changed. Sent by [`super::foreign::poll`].
+    LookForOtherWriters,
+}
+
 /// Runs until every sender is dropped, then checkpoints the WAL.
-pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, notifier: &Notifier) {
+pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, notifier: &Notifier) {
+    let mut jobs = Vec::with_capacity(WRITE_BATCH_MAX);
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
-    while rx.blocking_recv_many(&mut batch, WRITE_BATCH_MAX) > 0 {
-        commit_batch(&mut conn, batch.drain(..), notifier);
+    let mut seen = super::foreign::SeenVersion::now(&conn);
+    while rx.blocking_recv_many(&mut jobs, WRITE_BATCH_MAX) > 0 {
+        let mut look = false;
+        for job in jobs.drain(..) {
+            match job {
+                Job::Write(op) => batch.push(op),
+                Job::LookForOtherWriters => look = true,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&mut conn, batch.drain(..), notifier);
+        }
+        if look {
+            seen.wake_for_other_writers(&conn, notifier);
+        }
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "WAL checkpoint at close failed");
