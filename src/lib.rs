@@ -8,6 +8,7 @@ pub mod client;
 pub mod client_tls;
 pub mod config;
 pub mod conn;
+pub mod driver;
 pub mod datadir;
 pub mod legacy;
 pub mod message;

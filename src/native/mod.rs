@@ -4,4 +4,4 @@ mod connection;
 mod session;
 
 pub use connection::{READ_BUFFER_BYTES_INITIAL, serve};
-pub use session::{Action, Outcome, Session};
+pub use session::Session;

@@ -13,39 +13,8 @@ use crate::auth::normalize_name;
 use crate::config::Config;
 use crate::message::{NativeSend, build_native};
 use crate::store::{Account, MailStore, MailboxWatch, MessageMeta, StoreError, flags};
+use crate::driver::{Action, Outcome};
 use crate::throttle::{LoginResult, login};
-
-/// What the connection does after sending a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Continue,
-    /// Start the TLS handshake now that the reply is out (STARTTLS / STLS).
-    StartTls,
-    Close,
-}
-
-/// Reply bytes and what to do next.
-#[derive(Debug)]
-pub struct Outcome {
-    pub reply: Vec<u8>,
-    pub action: Action,
-}
-
-impl Outcome {
-    pub fn go_on(reply: impl Into<Vec<u8>>) -> Self {
-        Outcome {
-            reply: reply.into(),
-            action: Action::Continue,
-        }
-    }
-
-    pub fn close(reply: impl Into<Vec<u8>>) -> Self {
-        Outcome {
-            reply: reply.into(),
-            action: Action::Close,
-        }
-    }
-}
 
 enum State {
     /// Connected; waiting for `JMAIL <version>`.

@@ -1,22 +1,61 @@
-//! Drives one POP3 connection: greeting, socket bytes into the line decoder, lines into the session,
-//! replies out. Idle time-outs follow the session state; writes have a deadline; shutdown ends the session
-//! without applying deletions.
+//! POP3's side of the one connection driver: its line decoder and its session. The greeting goes first;
+//! idle time-outs follow the session state; shutdown ends the session without applying deletions.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use jmail_proto::pop3::Decoder;
-use tokio::io::AsyncReadExt;
+use bytes::BytesMut;
+use jmail_proto::Pending;
+use jmail_proto::pop3::{Decoder, Event};
 use tokio_util::sync::CancellationToken;
 
 use super::session::{GREETING, Session};
 use crate::config::Config;
-use crate::conn::{End, InputClock, Stream, write};
-use crate::native::{Action, READ_BUFFER_BYTES_INITIAL};
+use crate::conn::Stream;
+use crate::driver::{Conversation, Outcome, drive};
 use crate::store::MailStore;
 use crate::tls::Tls;
+
+struct Pop3 {
+    decoder: Decoder,
+    session: Session,
+}
+
+impl Conversation for Pop3 {
+    type Event = Event;
+    /// The decoder consumes every whole line before the next read, so the buffer holds at most one
+    /// unfinished line (bounded by the decoder's limit) plus one read.
+    const READ_BUFFER_BYTES_INITIAL: usize = 1024;
+
+    fn decode(&mut self, input: &[u8]) -> (usize, Option<Event>) {
+        self.decoder.decode(input)
+    }
+
+    fn pending(&self, buffered: usize) -> Pending {
+        self.decoder.pending(buffered)
+    }
+
+    async fn on_event(&mut self, event: Event) -> Outcome {
+        self.session.on_event(event).await
+    }
+
+    fn on_tls_started(&mut self) {
+        self.session.on_tls_started();
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        self.session.idle_timeout()
+    }
+
+    fn on_timeout(&self) -> Vec<u8> {
+        self.session.on_timeout()
+    }
+
+    fn on_shutdown(&self) -> Vec<u8> {
+        self.session.on_shutdown()
+    }
+}
 
 /// Serves one POP3 connection until it closes.
 pub async fn serve(
@@ -28,75 +67,11 @@ pub async fn serve(
     tls: Arc<Tls>,
 ) {
     let session = Session::new(store, config.clone(), peer, stream.is_tls());
-    let end = drive(stream, session, &config, shutdown, tls).await;
+    let pop3 = Pop3 {
+        decoder: Decoder::new(),
+        session,
+    };
+    let buf = BytesMut::with_capacity(<Pop3 as Conversation>::READ_BUFFER_BYTES_INITIAL);
+    let end = drive(stream, buf, GREETING.to_vec(), pop3, &config.limits, shutdown, &tls).await;
     tracing::debug!(%peer, ?end, "pop3 connection ended");
-}
-
-async fn drive(
-    mut stream: Stream,
-    mut session: Session,
-    config: &Config,
-    shutdown: CancellationToken,
-    tls: Arc<Tls>,
-) -> End {
-    let write_timeout = Duration::from_secs(config.limits.write_secs_max);
-    if let Err(end) = write(&mut stream, GREETING, write_timeout).await {
-        return end;
-    }
-    let mut decoder = Decoder::new();
-    let mut input_clock = InputClock::new(&config.limits);
-    // The decoder consumes every whole line before the next read, so the buffer holds at most one
-    // unfinished line (bounded by the decoder's limit) plus one read.
-    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
-    loop {
-        // Everything already buffered is handled before waiting again: pipelined commands run to the end,
-        // and a command in flight always finishes, even when shutdown has begun.
-        loop {
-            let (used, event) = decoder.decode(&buf);
-            buf.advance(used);
-            let Some(event) = event else {
-                if used == 0 {
-                    break;
-                }
-                continue;
-            };
-            let outcome = session.on_event(event).await;
-            if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
-                return end;
-            }
-            match outcome.action {
-                Action::Continue => {}
-                Action::Close => return End::Closed,
-                Action::StartTls => {
-                    stream = match stream.upgrade(&mut buf, &tls).await {
-                        Ok(secure) => secure,
-                        Err(end) => return end,
-                    };
-                    session.on_tls_started();
-                    break;
-                }
-            }
-        }
-        if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {
-            buf.reserve(READ_BUFFER_BYTES_INITIAL);
-        }
-        input_clock.observe(decoder.pending(buf.len()));
-        let deadline = input_clock.deadline(tokio::time::Instant::now() + session.idle_timeout());
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                let _ = write(&mut stream, &session.on_shutdown(), write_timeout).await;
-                return End::Shutdown;
-            }
-            read = stream.read_buf(&mut buf) => match read {
-                Ok(0) => return End::PeerGone,
-                Ok(_) => {}
-                Err(e) => return End::Io(e),
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                let _ = write(&mut stream, &session.on_timeout(), write_timeout).await;
-                return End::Timeout;
-            }
-        }
-    }
 }

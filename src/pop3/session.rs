@@ -16,7 +16,7 @@ use jmail_proto::pop3::{Command, Event, crlf_size, dot_stuff, parse_command, top
 use jmail_proto::sasl::{self, Mechanism, SaslError};
 
 use crate::config::Config;
-use crate::native::{Action, Outcome};
+use crate::driver::{Action, Outcome};
 use crate::store::{Account, MailStore, MailboxId, StoreError};
 use crate::throttle::{LoginResult, login, login_name};
 

@@ -1,134 +1,121 @@
-//! Drives one SMTP connection: bytes into the line framer or the DATA receiver, events into the session,
-//! replies out. Replies to pipelined commands are gathered and written together, before the connection
-//! waits for more input (RFC 2920).
+//! SMTP's side of the one connection driver: command lines through the line framer, a message through the
+//! DATA receiver once the session has said 354, and the session. The driver gathers the replies to
+//! pipelined commands and writes them before it waits for more input (RFC 2920).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use jmail_proto::smtp::{DataReceiver, Frame, LineFramer};
-use std::sync::Arc;
-
-use tokio::io::AsyncReadExt;
+use bytes::BytesMut;
+use jmail_proto::Pending;
+use jmail_proto::smtp::{DataEnd, DataReceiver, Frame, LineFramer};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Next, Outcome, Session};
+use super::session::{Next, Session};
 use crate::config::Limits;
-use crate::conn::{End, InputClock, Stream, write};
+use crate::conn::{End, Stream};
+use crate::driver::{Action, Conversation, Outcome, drive};
 use crate::tls::Tls;
 
-/// Read buffer a fresh connection starts with.
-const READ_BUFFER_BYTES_INITIAL: usize = 4 * 1024;
-/// Read size while a message streams in.
-const READ_BUFFER_BYTES_GROW: usize = 64 * 1024;
-/// Replies gathered before they are written even though more pipelined commands wait: bounds the memory
-/// that a flood of pipelined commands can make the server hold.
-const REPLY_BYTES_FLUSH: usize = 16 * 1024;
+/// What SMTP's input decodes into.
+enum Input {
+    Line(Vec<u8>),
+    TooLong,
+    Message(DataEnd),
+}
+
+struct Smtp {
+    framer: LineFramer,
+    /// Set while a message is being received (after 354).
+    data: Option<DataReceiver>,
+    session: Session,
+    command_idle: Duration,
+    data_idle: Duration,
+}
+
+impl Conversation for Smtp {
+    type Event = Input;
+    const READ_BUFFER_BYTES_INITIAL: usize = 4 * 1024;
+
+    fn decode(&mut self, input: &[u8]) -> (usize, Option<Input>) {
+        if let Some(receiver) = self.data.as_mut() {
+            let (used, end) = receiver.push(input);
+            if end.is_some() {
+                self.data = None;
+            }
+            return (used, end.map(Input::Message));
+        }
+        let (used, frame) = self.framer.next(input);
+        let input = match frame {
+            None => None,
+            Some(Frame::Line(line)) => Some(Input::Line(line.to_vec())),
+            Some(Frame::TooLong) => Some(Input::TooLong),
+        };
+        (used, input)
+    }
+
+    fn pending(&self, buffered: usize) -> Pending {
+        match self.data {
+            Some(_) => Pending::Body,
+            None => self.framer.pending(buffered),
+        }
+    }
+
+    async fn on_event(&mut self, input: Input) -> Outcome {
+        let outcome = match input {
+            Input::Line(line) => self.session.on_line(&line).await,
+            Input::TooLong => self.session.on_too_long(),
+            Input::Message(end) => self.session.on_data(end).await,
+        };
+        let action = match outcome.next {
+            Next::Command => Action::Continue,
+            Next::Data => {
+                self.data = Some(DataReceiver::new(self.session.data_bytes_max()));
+                Action::Continue
+            }
+            Next::StartTls => Action::StartTls,
+            Next::Close => Action::Close,
+        };
+        Outcome {
+            reply: outcome.reply,
+            action,
+        }
+    }
+
+    fn on_tls_started(&mut self) {
+        self.session.on_tls_started();
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        match self.data {
+            Some(_) => self.data_idle,
+            None => self.command_idle,
+        }
+    }
+
+    fn on_timeout(&self) -> Vec<u8> {
+        self.session.on_timeout()
+    }
+
+    fn on_shutdown(&self) -> Vec<u8> {
+        self.session.on_shutdown()
+    }
+}
 
 pub async fn serve(
-    mut stream: Stream,
-    mut session: Session,
+    stream: Stream,
+    session: Session,
     limits: &Limits,
     shutdown: CancellationToken,
     tls: Arc<Tls>,
 ) -> End {
-    let write_timeout = Duration::from_secs(limits.write_secs_max);
-    let command_idle = Duration::from_secs(limits.smtp_command_idle_secs);
-    let data_idle = Duration::from_secs(limits.smtp_data_idle_secs);
-    let mut out = session.greeting();
-    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
-    let mut framer = LineFramer::default();
-    let mut data: Option<DataReceiver> = None;
-    let mut input_clock = InputClock::new(limits);
-    loop {
-        // Everything buffered is handled before waiting again: a pipelined burst runs to its end.
-        loop {
-            let outcome: Outcome = if let Some(receiver) = data.as_mut() {
-                let (used, end) = receiver.push(&buf);
-                buf.advance(used);
-                let Some(end) = end else { break };
-                data = None;
-                session.on_data(end).await
-            } else {
-                let (used, frame) = framer.next(&buf);
-                let outcome = match frame {
-                    None => None,
-                    Some(Frame::Line(line)) => Some(session.on_line(line).await),
-                    Some(Frame::TooLong) => Some(session.on_too_long()),
-                };
-                buf.advance(used);
-                match outcome {
-                    Some(outcome) => outcome,
-                    None if used == 0 => break,
-                    None => continue,
-                }
-            };
-            out.extend_from_slice(&outcome.reply);
-            match outcome.next {
-                Next::Command => {}
-                Next::Data => data = Some(DataReceiver::new(session.data_bytes_max())),
-                Next::StartTls => {
-                    if let Err(end) = write(&mut stream, &out, write_timeout).await {
-                        return end;
-                    }
-                    out.clear();
-                    stream = match stream.upgrade(&mut buf, &tls).await {
-                        Ok(secure) => secure,
-                        Err(end) => return end,
-                    };
-                    session.on_tls_started();
-                }
-                Next::Close => {
-                    let _ = write(&mut stream, &out, write_timeout).await;
-                    return End::Closed;
-                }
-            }
-            if out.len() >= REPLY_BYTES_FLUSH {
-                if let Err(end) = write(&mut stream, &out, write_timeout).await {
-                    return end;
-                }
-                out.clear();
-            }
-        }
-        if let Err(end) = write(&mut stream, &out, write_timeout).await {
-            return end;
-        }
-        out.clear();
-        if data.is_none() && buf.is_empty() && buf.capacity() > READ_BUFFER_BYTES_GROW {
-            // A message has gone by: an idle connection goes back to a small buffer.
-            buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
-        } else if buf.capacity() - buf.len() < READ_BUFFER_BYTES_INITIAL / 2 {
-            let grow = if data.is_some() {
-                READ_BUFFER_BYTES_GROW
-            } else {
-                READ_BUFFER_BYTES_INITIAL
-            };
-            buf.reserve(grow);
-        }
-        let idle = if data.is_some() {
-            data_idle
-        } else {
-            command_idle
-        };
-        input_clock.observe(match data {
-            Some(_) => jmail_proto::Pending::Body,
-            None => framer.pending(buf.len()),
-        });
-        let deadline = input_clock.deadline(tokio::time::Instant::now() + idle);
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                let _ = write(&mut stream, &session.on_shutdown(), write_timeout).await;
-                return End::Shutdown;
-            }
-            read = stream.read_buf(&mut buf) => match read {
-                Ok(0) => return End::PeerGone,
-                Ok(n) => input_clock.received(n),
-                Err(e) => return End::Io(e),
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                let _ = write(&mut stream, &session.on_timeout(), write_timeout).await;
-                return End::Timeout;
-            }
-        }
-    }
+    let greeting = session.greeting();
+    let smtp = Smtp {
+        framer: LineFramer::default(),
+        data: None,
+        session,
+        command_idle: Duration::from_secs(limits.smtp_command_idle_secs),
+        data_idle: Duration::from_secs(limits.smtp_data_idle_secs),
+    };
+    let buf = BytesMut::with_capacity(<Smtp as Conversation>::READ_BUFFER_BYTES_INITIAL);
+    drive(stream, buf, greeting, smtp, limits, shutdown, &tls).await
 }

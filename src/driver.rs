@@ -1,0 +1,194 @@
+//! The one connection driver every line protocol uses (native, SMTP, POP3): read, decode, hand each event to
+//! the session, gather and write the replies, STARTTLS, deadlines, shutdown and push. A protocol brings
+//! only a [`Conversation`]: its decoder and its session. (The v1 exchange, which has no framing at all,
+//! keeps its own small loop.)
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use jmail_proto::Pending;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Limits;
+use crate::conn::{End, InputClock, Stream, write};
+use crate::tls::Tls;
+
+/// What the driver does once a reply is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Start the TLS handshake now that the reply is out (STARTTLS / STLS).
+    StartTls,
+    Close,
+}
+
+/// Reply bytes and what to do next.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Vec<u8>,
+    pub action: Action,
+}
+
+impl Outcome {
+    pub fn go_on(reply: impl Into<Vec<u8>>) -> Self {
+        Outcome {
+            reply: reply.into(),
+            action: Action::Continue,
+        }
+    }
+
+    pub fn close(reply: impl Into<Vec<u8>>) -> Self {
+        Outcome {
+            reply: reply.into(),
+            action: Action::Close,
+        }
+    }
+}
+
+/// One protocol's side of a connection: its pure decoder and its session state machine.
+pub trait Conversation: Send {
+    type Event: Send;
+    /// The read buffer a fresh (and an idle) connection keeps: each idle connection costs this.
+    const READ_BUFFER_BYTES_INITIAL: usize;
+
+    /// Decodes at most one event from the front of `input`; returns how many bytes were used. `(0, None)`:
+    /// more input is needed. `(n, None)`: bytes were used (or thrown away); call again.
+    fn decode(&mut self, input: &[u8]) -> (usize, Option<Self::Event>);
+    /// What the decoder is in the middle of, with `buffered` undecoded bytes: deadlines follow it.
+    fn pending(&self, buffered: usize) -> Pending;
+    fn on_event(&mut self, event: Self::Event) -> impl Future<Output = Outcome> + Send;
+    /// After the TLS handshake that a [`Action::StartTls`] began.
+    fn on_tls_started(&mut self);
+    /// How long the client may stay silent now.
+    fn idle_timeout(&self) -> Duration;
+    /// The farewell when the idle time or an input deadline runs out.
+    fn on_timeout(&self) -> Vec<u8>;
+    /// The farewell when the server shuts down.
+    fn on_shutdown(&self) -> Vec<u8>;
+    /// Resolves when there is something to push unasked (native WATCH); by default never.
+    fn changed(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+    /// What to push once [`Conversation::changed`] resolved.
+    fn on_change(&mut self) -> impl Future<Output = Outcome> + Send {
+        async { Outcome::go_on(Vec::new()) }
+    }
+}
+
+/// Read size while a message body streams in.
+const READ_BUFFER_BYTES_BODY: usize = 64 * 1024;
+/// An emptied buffer larger than this is given back, so one large message does not pin memory.
+const READ_BUFFER_BYTES_KEEP: usize = 64 * 1024;
+/// Replies gathered before they are written even though more pipelined commands wait: bounds the memory a
+/// flood of pipelined commands can make the server hold.
+const REPLY_BYTES_FLUSH: usize = 16 * 1024;
+
+/// Serves one connection until it ends, and says why. `out` is written first (a greeting), `buf` holds
+/// bytes already read (the native port reads the first ones to tell native from v1).
+pub async fn drive<C: Conversation>(
+    mut stream: Stream,
+    mut buf: BytesMut,
+    mut out: Vec<u8>,
+    mut conversation: C,
+    limits: &Limits,
+    shutdown: CancellationToken,
+    tls: &Tls,
+) -> End {
+    let write_timeout = Duration::from_secs(limits.write_secs_max);
+    // Idle time counts from the client's last bytes: pushed mail does not keep a silent client alive.
+    let mut last_input = Instant::now();
+    let mut input_clock = InputClock::new(limits);
+    loop {
+        // Everything buffered is handled before waiting again: a pipelined burst runs to its end (its
+        // replies gathered, RFC 2920), and a command in flight finishes even when shutdown has begun.
+        loop {
+            let (used, event) = conversation.decode(&buf);
+            buf.advance(used);
+            let Some(event) = event else {
+                if used == 0 {
+                    break;
+                }
+                continue;
+            };
+            let outcome = conversation.on_event(event).await;
+            out.extend_from_slice(&outcome.reply);
+            match outcome.action {
+                Action::Continue => {}
+                Action::Close => {
+                    let _ = write(&mut stream, &out, write_timeout).await;
+                    return End::Closed;
+                }
+                Action::StartTls => {
+                    if let Err(end) = flush(&mut stream, &mut out, write_timeout).await {
+                        return end;
+                    }
+                    stream = match stream.upgrade(&mut buf, tls).await {
+                        Ok(secure) => secure,
+                        Err(end) => return end,
+                    };
+                    conversation.on_tls_started();
+                }
+            }
+            if out.len() >= REPLY_BYTES_FLUSH
+                && let Err(end) = flush(&mut stream, &mut out, write_timeout).await
+            {
+                return end;
+            }
+        }
+        if let Err(end) = flush(&mut stream, &mut out, write_timeout).await {
+            return end;
+        }
+        let pending = conversation.pending(buf.len());
+        if buf.is_empty() && buf.capacity() > READ_BUFFER_BYTES_KEEP {
+            buf = BytesMut::with_capacity(C::READ_BUFFER_BYTES_INITIAL);
+        } else if buf.capacity() - buf.len() < C::READ_BUFFER_BYTES_INITIAL / 2 {
+            buf.reserve(match pending {
+                Pending::Body => READ_BUFFER_BYTES_BODY,
+                _ => C::READ_BUFFER_BYTES_INITIAL,
+            });
+        }
+        input_clock.observe(pending);
+        let deadline = input_clock.deadline(last_input + conversation.idle_timeout());
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                let _ = write(&mut stream, &conversation.on_shutdown(), write_timeout).await;
+                return End::Shutdown;
+            }
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(0) => return End::PeerGone,
+                Ok(n) => {
+                    last_input = Instant::now();
+                    input_clock.received(n);
+                }
+                Err(e) => return End::Io(e),
+            },
+            _ = conversation.changed() => {
+                let outcome = conversation.on_change().await;
+                if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
+                    return end;
+                }
+                if outcome.action == Action::Close {
+                    return End::Closed;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let _ = write(&mut stream, &conversation.on_timeout(), write_timeout).await;
+                return End::Timeout;
+            }
+        }
+    }
+}
+
+/// Writes what is gathered, if anything, and empties it.
+async fn flush(stream: &mut Stream, out: &mut Vec<u8>, timeout: Duration) -> Result<(), End> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    write(stream, out, timeout).await?;
+    out.clear();
+    Ok(())
+}
