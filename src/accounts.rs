@@ -110,6 +110,27 @@ pub async fn deliver_system(
     Ok(name)
 }
 
+/// Checks a password: the account's credentials from the store, the argon2id check off the async runtime.
+/// `None` for a wrong password or an unknown user alike, after the same work (an unknown user is checked
+/// against a dummy hash).
+pub async fn authenticate(
+    store: &dyn MailStore,
+    name: &str,
+    password: &str,
+) -> Result<Option<crate::store::Account>, StoreError> {
+    let credentials = store.credentials(name).await?;
+    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
+    if !auth::verify_off_runtime(hash, password.to_string()).await {
+        return Ok(None);
+    }
+    Ok(credentials.map(|c| crate::store::Account {
+        id: c.id,
+        name: name.to_string(),
+        inbox: c.inbox,
+        credential: auth::credential_tag(&c.password_hash),
+    }))
+}
+
 /// Whether a session's login still stands: the account exists (ids are never reused, so a new account of
 /// the same name is another account) and its password is the one the session logged in with. Sessions ask
 /// before each command, so `jmail user del` or `passwd` from another process takes every right away at

@@ -65,13 +65,13 @@ pub fn build_native(send: &NativeSend<'_>) -> NewMessage {
     let raw = builder
         .write_to_vec()
         .expect("writing a message to memory cannot fail");
-    NewMessage {
+    NewMessage::new(
         raw,
-        from: send.from_name.unwrap_or(send.from).to_string(),
-        subject: send.subject.to_string(),
-        message_id: Some(message_id),
-        internal_date_micros: now.timestamp_micros(),
-    }
+        send.from_name.unwrap_or(send.from).to_string(),
+        send.subject.to_string(),
+        Some(message_id),
+        now.timestamp_micros(),
+    )
 }
 
 /// True when every line end is CRLF, so 7bit/quoted-printable keeps the text exactly.
@@ -99,13 +99,8 @@ pub fn imported(raw: Vec<u8>) -> NewMessage {
     // Without a Message-ID, one made from the content keeps re-imports idempotent.
     let message_id =
         message_id.unwrap_or_else(|| format!("{:016x}@content.jmail", content_digest(&raw)));
-    NewMessage {
-        internal_date_micros: date.unwrap_or_else(|| chrono::Utc::now().timestamp_micros()),
-        raw,
-        from,
-        subject,
-        message_id: Some(message_id),
-    }
+    let internal_date_micros = date.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+    NewMessage::new(raw, from, subject, Some(message_id), internal_date_micros)
 }
 
 /// FNV-1a, 64 bits: stable across Rust versions (unlike std's hasher), for ids derived from content.

@@ -301,7 +301,7 @@ pub async fn login(
         limits: &config.limits,
         done: false,
     };
-    let result = store.authenticate(name, password).await;
+    let result = crate::accounts::authenticate(store, name, password).await;
     in_flight.done = true;
     match result {
         Ok(Some(account)) => {

@@ -11,9 +11,9 @@ use jmail_proto::native::{Command, Event, VERSION_MAJOR, VERSION_MINOR};
 
 use crate::auth::normalize_name;
 use crate::config::Config;
+use crate::driver::{Action, Outcome};
 use crate::message::{NativeSend, build_native};
 use crate::store::{Account, MailStore, MailboxWatch, MessageMeta, StoreError, flags};
-use crate::driver::{Action, Outcome};
 use crate::throttle::{LoginResult, login};
 
 enum State {

@@ -72,6 +72,15 @@ pub async fn serve(
         session,
     };
     let buf = BytesMut::with_capacity(<Pop3 as Conversation>::READ_BUFFER_BYTES_INITIAL);
-    let end = drive(stream, buf, GREETING.to_vec(), pop3, &config.limits, shutdown, &tls).await;
+    let end = drive(
+        stream,
+        buf,
+        GREETING.to_vec(),
+        pop3,
+        &config.limits,
+        shutdown,
+        &tls,
+    )
+    .await;
     tracing::debug!(%peer, ?end, "pop3 connection ended");
 }

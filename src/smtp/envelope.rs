@@ -80,13 +80,7 @@ pub fn stamp(trace: &Trace<'_>, body: Vec<u8>) -> (NewMessage, String) {
     } else {
         from
     };
-    let message = NewMessage {
-        raw,
-        from,
-        subject,
-        message_id,
-        internal_date_micros: now.timestamp_micros(),
-    };
+    let message = NewMessage::new(raw, from, subject, message_id, now.timestamp_micros());
     (message, id)
 }
 

@@ -34,7 +34,18 @@ pub struct Account {
     pub credential: [u8; 8],
 }
 
-/// A message ready to store: its RFC 5322 bytes plus what lists show without parsing them again.
+/// What a login checks a password against: the account, its INBOX and its stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub id: UserId,
+    pub inbox: MailboxId,
+    /// The argon2id PHC string; checking a password against it is not the backend's job
+    /// ([`crate::accounts::authenticate`]).
+    pub password_hash: String,
+}
+
+/// A message ready to store: its RFC 5322 bytes plus what lists show without parsing them again, all
+/// worked out before it reaches a backend (which only stores them). Made by [`NewMessage::new`].
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub raw: Vec<u8>,
@@ -44,6 +55,28 @@ pub struct NewMessage {
     pub message_id: Option<String>,
     /// Arrival time, microseconds since the Unix epoch.
     pub internal_date_micros: i64,
+    /// Octets as POP3 sends it (`jmail_proto::pop3::crlf_size`), worked out from `raw` by `new`: make a
+    /// new message rather than change `raw`.
+    pub crlf_size: u64,
+}
+
+impl NewMessage {
+    pub fn new(
+        raw: Vec<u8>,
+        from: String,
+        subject: String,
+        message_id: Option<String>,
+        internal_date_micros: i64,
+    ) -> NewMessage {
+        NewMessage {
+            crlf_size: jmail_proto::pop3::crlf_size(&raw),
+            raw,
+            from,
+            subject,
+            message_id,
+            internal_date_micros,
+        }
+    }
 }
 
 /// Where one copy of a delivered message landed.
@@ -151,9 +184,8 @@ pub trait MailStore: Send + Sync + 'static {
     /// Deletes the account and all its mail.
     async fn delete_user(&self, name: &str) -> StoreResult<()>;
     async fn list_users(&self) -> StoreResult<Vec<UserInfo>>;
-    /// Checks a password (off the async runtime). `None` for a wrong password or an unknown user alike,
-    /// after the same work.
-    async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>>;
+    /// A user's credentials, for login; `None` when there is no such user.
+    async fn credentials(&self, name: &str) -> StoreResult<Option<Credentials>>;
     /// The stored password hash of the account with this id; `None` once it is deleted. Sessions ask before
     /// each command whether their login still stands.
     async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;

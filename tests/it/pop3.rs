@@ -96,7 +96,10 @@ fn assert_output(got: &str, want: &str) {
 }
 
 async fn account(s: &TestServer, user: &str, password: &str) -> Account {
-    s.store.authenticate(user, password).await.unwrap().unwrap()
+    jmail::accounts::authenticate(s.store.as_ref(), user, password)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// A user's INBOX from the store: (uid, POP3 size, stored bytes, seen), by uid.
@@ -111,13 +114,13 @@ async fn inbox(s: &TestServer, a: &Account) -> Vec<(u32, u64, Vec<u8>, bool)> {
 }
 
 async fn deliver(s: &TestServer, to: &str, raw: &[u8]) {
-    let message = NewMessage {
-        raw: raw.to_vec(),
-        from: "alice@localhost".into(),
-        subject: String::new(),
-        message_id: None,
-        internal_date_micros: 1_700_000_000_000_000,
-    };
+    let message = NewMessage::new(
+        raw.to_vec(),
+        "alice@localhost".into(),
+        String::new(),
+        None,
+        1_700_000_000_000_000,
+    );
     s.store.deliver(&[to.to_string()], message).await.unwrap();
 }
 
@@ -418,13 +421,13 @@ async fn sizes_match_retr_for_imported_bare_lf_mail() {
     s.add_user("bob", "pb").await;
     // mbox-style bytes: bare LF, a line that is a lone dot, one that starts with dots, no final line end.
     let raw = b"Message-ID: <lf@example.org>\nSubject: lf\n\nfirst\n.\n..two dots\nlast".to_vec();
-    let message = NewMessage {
-        raw: raw.clone(),
-        from: "x@example.org".into(),
-        subject: "lf".into(),
-        message_id: Some("lf@example.org".into()),
-        internal_date_micros: 1_700_000_000_000_000,
-    };
+    let message = NewMessage::new(
+        raw.clone(),
+        "x@example.org".into(),
+        "lf".into(),
+        Some("lf@example.org".into()),
+        1_700_000_000_000_000,
+    );
     s.store
         .import(ImportBatch {
             users: vec![],

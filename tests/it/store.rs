@@ -13,19 +13,22 @@ async fn backends() -> Vec<(Arc<dyn MailStore>, tempfile::TempDir)> {
 }
 
 fn message(subject: &str) -> NewMessage {
-    NewMessage {
-        raw: format!("From: a@x\r\nSubject: {subject}\r\n\r\nbody\r\n").into_bytes(),
-        from: "a@x".into(),
-        subject: subject.into(),
-        message_id: None,
-        internal_date_micros: 1_700_000_000_000_000,
-    }
+    NewMessage::new(
+        format!("From: a@x\r\nSubject: {subject}\r\n\r\nbody\r\n").into_bytes(),
+        "a@x".into(),
+        subject.into(),
+        None,
+        1_700_000_000_000_000,
+    )
 }
 
 async fn user(store: &dyn MailStore, name: &str) -> jmail::store::Account {
     let hash = jmail::auth::hash_password("pw");
     store.create_user(name, &hash, None).await.unwrap();
-    store.authenticate(name, "pw").await.unwrap().unwrap()
+    jmail::accounts::authenticate(store, name, "pw")
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,16 +44,39 @@ async fn accounts() {
             store.create_user("ann", &hash, None).await,
             Err(StoreError::UserExists(_))
         ));
-        let acct = store.authenticate("ann", "pw").await.unwrap().unwrap();
+        let acct = jmail::accounts::authenticate(store, "ann", "pw")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(acct.name, "ann");
-        assert!(store.authenticate("ann", "nope").await.unwrap().is_none());
-        assert!(store.authenticate("nobody", "pw").await.unwrap().is_none());
+        assert!(
+            jmail::accounts::authenticate(store, "ann", "nope")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            jmail::accounts::authenticate(store, "nobody", "pw")
+                .await
+                .unwrap()
+                .is_none()
+        );
         store
             .set_password("ann", &jmail::auth::hash_password("new"))
             .await
             .unwrap();
-        assert!(store.authenticate("ann", "pw").await.unwrap().is_none());
-        assert!(store.authenticate("ann", "new").await.unwrap().is_some());
+        assert!(
+            jmail::accounts::authenticate(store, "ann", "pw")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            jmail::accounts::authenticate(store, "ann", "new")
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert!(matches!(
             store.set_password("zed", &hash).await,
             Err(StoreError::NoSuchUser(_))
@@ -220,8 +246,13 @@ async fn listed_crlf_size_counts_bare_lf_and_an_unended_last_line() {
         let ann = user(store, "ann").await;
         let canonical = message("crlf");
         let canonical_len = canonical.raw.len() as u64;
-        let mut bare = message("lf");
-        bare.raw = b"Subject: lf\n\nline\n.dot\nlast".to_vec();
+        let bare = NewMessage::new(
+            b"Subject: lf\n\nline\n.dot\nlast".to_vec(),
+            "a@x".into(),
+            "lf".into(),
+            None,
+            1_700_000_000_000_000,
+        );
         store.deliver(&["ann".into()], canonical).await.unwrap();
         store.deliver(&["ann".into()], bare).await.unwrap();
         let listed = store.changes(ann.inbox, 0, 10).await.unwrap().messages;

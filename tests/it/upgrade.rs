@@ -31,7 +31,9 @@ async fn a_schema_4_data_dir_opens_with_everything_intact() {
     assert_eq!(names, ["alice", "bob", "carol"]);
     for (name, want) in expected.as_object().unwrap() {
         let password = want["password"].as_str().unwrap();
-        let account = store.authenticate(name, password).await.unwrap();
+        let account = jmail::accounts::authenticate(&store, name, password)
+            .await
+            .unwrap();
         let account = account.unwrap_or_else(|| panic!("{name} logs in with the old password"));
         let changes = store.changes(account.inbox, 0, 10_000).await.unwrap();
         assert_eq!(

@@ -13,8 +13,8 @@ use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
-    Account, Changes, Delivered, ImportBatch, ImportCounts, MailStore, MailboxId, MailboxWatch,
-    MessageMeta, NewMessage, Notifier, StoreError, StoreResult, UserInfo, flags,
+    Changes, Delivered, ImportBatch, ImportCounts, MailStore, MailboxId, MailboxWatch, MessageMeta,
+    NewMessage, Notifier, StoreError, StoreResult, UserInfo, flags,
 };
 use writer::{Job, WriteOp};
 
@@ -206,19 +206,9 @@ impl MailStore for SqliteStore {
         self.read(|c| reads::users(c)).await
     }
 
-    async fn authenticate(&self, name: &str, password: &str) -> StoreResult<Option<Account>> {
+    async fn credentials(&self, name: &str) -> StoreResult<Option<super::Credentials>> {
         let lookup = name.to_string();
-        let creds = self.read(move |c| reads::credentials(c, &lookup)).await?;
-        let hash = creds.as_ref().map(|c| c.hash.clone());
-        if !crate::auth::verify_off_runtime(hash, password.to_string()).await {
-            return Ok(None);
-        }
-        Ok(creds.map(|c| Account {
-            id: c.user_id,
-            name: name.to_string(),
-            inbox: c.inbox,
-            credential: crate::auth::credential_tag(&c.hash),
-        }))
+        self.read(move |c| reads::credentials(c, &lookup)).await
     }
 
     /// Runs inline on the caller's thread, not on the blocking pool: every command of every session asks,

@@ -2,14 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::{Changes, MailboxId, MessageMeta, UserInfo};
-
-/// A user's stored credentials and INBOX, for login.
-pub struct Credentials {
-    pub user_id: i64,
-    pub hash: String,
-    pub inbox: MailboxId,
-}
+use crate::store::{Changes, Credentials, MailboxId, MessageMeta, UserInfo};
 
 pub fn credentials(conn: &Connection, name: &str) -> rusqlite::Result<Option<Credentials>> {
     conn.prepare_cached(
@@ -18,8 +11,8 @@ pub fn credentials(conn: &Connection, name: &str) -> rusqlite::Result<Option<Cre
     )?
     .query_row(params![name], |r| {
         Ok(Credentials {
-            user_id: r.get(0)?,
-            hash: r.get(1)?,
+            id: r.get(0)?,
+            password_hash: r.get(1)?,
             inbox: r.get(2)?,
         })
     })

@@ -353,7 +353,7 @@ fn append(
         flags,
         m.internal_date_micros,
         m.raw.len() as u64,
-        jmail_proto::pop3::crlf_size(&m.raw),
+        m.crlf_size,
         m.from,
         m.subject,
         m.message_id
