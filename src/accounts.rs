@@ -3,7 +3,7 @@
 use crate::auth::{self, NameError, PASSWORD_BYTES_MAX};
 use crate::config::Config;
 use crate::message::{NativeSend, build_native};
-use crate::store::{MailStore, StoreError};
+use crate::store::{MailStore, Store, StoreError};
 
 /// The sender of system messages, like the original's `JMailServer`.
 pub const SYSTEM_SENDER: &str = "postmaster";
@@ -34,7 +34,7 @@ async fn hash(password: &str) -> String {
 
 /// Creates a user and delivers the welcome message, atomically. Returns the normalized name.
 pub async fn add_user(
-    store: &dyn MailStore,
+    store: &dyn Store,
     config: &Config,
     name: &str,
     password: &str,
@@ -61,7 +61,7 @@ pub async fn add_user(
 }
 
 pub async fn set_password(
-    store: &dyn MailStore,
+    store: &dyn Store,
     name: &str,
     password: &str,
 ) -> Result<(), AccountError> {
@@ -72,7 +72,7 @@ pub async fn set_password(
 }
 
 /// Deletes a user and every message in their mailboxes.
-pub async fn delete_user(store: &dyn MailStore, name: &str) -> Result<(), AccountError> {
+pub async fn delete_user(store: &dyn Store, name: &str) -> Result<(), AccountError> {
     let name = auth::normalize_name(name)?;
     store.delete_user(&name).await?;
     Ok(())

@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 
 use super::{StoreArgs, prompt, serve};
 use crate::accounts;
-use crate::store::MailStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{AccountStore, MailStore};
 
 #[derive(Subcommand)]
 pub enum UserCommand {

@@ -1,6 +1,7 @@
 //! The one storage trait: mail operations over accounts and mailboxes, whatever the backend.
 //!
-//! Protocol sessions only ever see [`MailStore`]. The SQLite backend is the default; a PostgreSQL backend will
+//! Protocol sessions only ever see [`MailStore`]; administration ([`AccountStore`]) is apart, and a
+//! backend implements both ([`Store`]). The SQLite backend is the default; a PostgreSQL backend will
 //! implement the same trait and pass the same conformance tests (tests/it/store.rs).
 
 mod notify;
@@ -170,9 +171,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The mail operations every backend provides. All writes are durable when the call returns `Ok`.
+/// Account administration: what `jmail user`, the imports and exports do. Sessions never see it.
 #[async_trait]
-pub trait MailStore: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync + 'static {
     /// Creates an account with its INBOX and, atomically with it, delivers `welcome` into it.
     async fn create_user(
         &self,
@@ -184,16 +185,26 @@ pub trait MailStore: Send + Sync + 'static {
     /// Deletes the account and all its mail.
     async fn delete_user(&self, name: &str) -> StoreResult<()>;
     async fn list_users(&self) -> StoreResult<Vec<UserInfo>>;
-    /// A user's credentials, for login; `None` when there is no such user.
-    async fn credentials(&self, name: &str) -> StoreResult<Option<Credentials>>;
-    /// The stored password hash of the account with this id; `None` once it is deleted. Sessions ask before
-    /// each command whether their login still stands.
-    async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;
     /// Imports all of `batch` or nothing. Existing users are left as they are; a message whose Message-ID
     /// is already in its owner's INBOX is not imported again.
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts>;
     /// A user's INBOX, for administration (export); `None` when there is no such user.
     async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>>;
+}
+
+/// A whole backend: mail operations and account administration.
+pub trait Store: MailStore + AccountStore {}
+impl<T: MailStore + AccountStore> Store for T {}
+
+/// The mail operations every backend provides, and all that protocol sessions see. All writes are durable
+/// when the call returns `Ok`.
+#[async_trait]
+pub trait MailStore: Send + Sync + 'static {
+    /// A user's credentials, for login; `None` when there is no such user.
+    async fn credentials(&self, name: &str) -> StoreResult<Option<Credentials>>;
+    /// The stored password hash of the account with this id; `None` once it is deleted. Sessions ask before
+    /// each command whether their login still stands.
+    async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;
     /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the

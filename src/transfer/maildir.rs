@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{ImportSummary, Importer, Progress, TransferError, for_each_message, io};
-use crate::store::{MailStore, MailboxId, flags};
+use crate::store::{MailboxId, Store, flags};
 
 /// How many message files a Maildir holds (for a progress bar's total).
 pub fn count(path: &Path) -> u64 {
@@ -21,7 +21,7 @@ fn seen(name: &str) -> bool {
 }
 
 pub async fn import(
-    store: &dyn MailStore,
+    store: &dyn Store,
     owner: &str,
     path: &Path,
     message_bytes_max: usize,
@@ -57,7 +57,7 @@ pub async fn import(
 /// Writes each message to `cur/` under a name made from its arrival time and UID, so exporting again
 /// rewrites the same files instead of adding copies.
 pub async fn export(
-    store: &dyn MailStore,
+    store: &dyn Store,
     inbox: MailboxId,
     path: &Path,
 ) -> Result<u64, TransferError> {

@@ -6,13 +6,13 @@ use std::path::Path;
 use jmail_proto::mbox::{Split, Splitter, entry};
 
 use super::{ImportSummary, Importer, Progress, TransferError, for_each_message, io};
-use crate::store::{MailStore, MailboxId};
+use crate::store::{MailboxId, Store};
 
 /// Longest piece of a line read at once; longer lines are fed in pieces.
 const LINE_PIECE_BYTES_MAX: u64 = 64 * 1024;
 
 pub async fn import(
-    store: &dyn MailStore,
+    store: &dyn Store,
     owner: &str,
     path: &Path,
     message_bytes_max: usize,
@@ -62,7 +62,7 @@ async fn take(importer: &mut Importer<'_>, split: Option<Split>) -> Result<(), T
 }
 
 pub async fn export(
-    store: &dyn MailStore,
+    store: &dyn Store,
     inbox: MailboxId,
     path: &Path,
 ) -> Result<u64, TransferError> {

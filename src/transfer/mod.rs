@@ -6,7 +6,7 @@ pub mod mbox;
 
 use crate::message::imported;
 use crate::store::{
-    ImportBatch, ImportedMessage, MailStore, MailboxId, MessageMeta, StoreError, flags,
+    ImportBatch, ImportedMessage, MailboxId, MessageMeta, Store, StoreError, flags,
 };
 
 /// Told how far an import has got: bytes read (mbox) or files read (Maildir).
@@ -49,7 +49,7 @@ pub struct ImportSummary {
 
 /// Collects messages into batches and stores each batch in one transaction.
 struct Importer<'a> {
-    store: &'a dyn MailStore,
+    store: &'a dyn Store,
     owner: String,
     batch: ImportBatch,
     bytes: usize,
@@ -57,7 +57,7 @@ struct Importer<'a> {
 }
 
 impl<'a> Importer<'a> {
-    fn new(store: &'a dyn MailStore, owner: &str) -> Self {
+    fn new(store: &'a dyn Store, owner: &str) -> Self {
         Importer {
             store,
             owner: owner.to_string(),
@@ -115,7 +115,7 @@ impl<'a> Importer<'a> {
 }
 
 /// A user's INBOX, or the error that names them.
-pub async fn inbox(store: &dyn MailStore, user: &str) -> Result<MailboxId, TransferError> {
+pub async fn inbox(store: &dyn Store, user: &str) -> Result<MailboxId, TransferError> {
     store
         .inbox_of(user)
         .await?
@@ -124,7 +124,7 @@ pub async fn inbox(store: &dyn MailStore, user: &str) -> Result<MailboxId, Trans
 
 /// Calls `each` with every message of the mailbox and its bytes, in batches, oldest change first.
 async fn for_each_message(
-    store: &dyn MailStore,
+    store: &dyn Store,
     inbox: MailboxId,
     mut each: impl FnMut(&MessageMeta, &[u8]) -> Result<(), TransferError>,
 ) -> Result<u64, TransferError> {

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jmail::client::{Client, ClientError};
-use jmail::store::MailStore;
 use jmail::store::sqlite::{DB_FILE, SqliteStore};
+use jmail::store::{AccountStore, MailStore};
 use rand::Rng;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

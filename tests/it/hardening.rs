@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use jmail::server::Service;
-use jmail::store::MailStore;
+use jmail::store::{AccountStore, MailStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -85,7 +85,7 @@ impl TestServer {
 
     /// Every account's name, straight from the store.
     pub async fn user_names(&self) -> Vec<String> {
-        let users = jmail::store::MailStore::list_users(self.store.as_ref())
+        let users = jmail::store::AccountStore::list_users(self.store.as_ref())
             .await
             .unwrap();
         users.into_iter().map(|u| u.name).collect()

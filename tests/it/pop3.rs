@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use jmail::store::{Account, ImportBatch, ImportedMessage, MailStore, NewMessage, flags};
+use jmail::store::{
+    Account, AccountStore, ImportBatch, ImportedMessage, MailStore, NewMessage, flags,
+};
 
 use crate::harness::TestServer;
 use crate::legacy::V1;

@@ -534,7 +534,7 @@ async fn a_store_failure_before_durability_is_a_4xx_and_stores_nothing() {
         "451 4.3.0 Temporary failure; nothing was stored; try again later"
     );
     let reopened = jmail::store::sqlite::SqliteStore::open(s.dir.path()).unwrap();
-    let users = jmail::store::MailStore::list_users(&reopened)
+    let users = jmail::store::AccountStore::list_users(&reopened)
         .await
         .unwrap();
     let bob = users.iter().find(|u| u.name == "bob").unwrap();

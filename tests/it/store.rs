@@ -1,14 +1,14 @@
 //! Conformance tests for the storage trait. Every backend must pass them; each test takes a
-//! `&dyn MailStore`, so a new backend only adds a line to `backends()`.
+//! `&dyn Store`, so a new backend only adds a line to `backends()`.
 
 use std::sync::Arc;
 
 use jmail::store::sqlite::SqliteStore;
-use jmail::store::{MailStore, NewMessage, StoreError, flags};
+use jmail::store::{NewMessage, Store, StoreError, flags};
 
-async fn backends() -> Vec<(Arc<dyn MailStore>, tempfile::TempDir)> {
+async fn backends() -> Vec<(Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite: Arc<dyn MailStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
     vec![(sqlite, dir)]
 }
 
@@ -22,7 +22,7 @@ fn message(subject: &str) -> NewMessage {
     )
 }
 
-async fn user(store: &dyn MailStore, name: &str) -> jmail::store::Account {
+async fn user(store: &dyn Store, name: &str) -> jmail::store::Account {
     let hash = jmail::auth::hash_password("pw");
     store.create_user(name, &hash, None).await.unwrap();
     jmail::accounts::authenticate(store, name, "pw")

@@ -1,6 +1,6 @@
 //! mbox and Maildir, in and out: exact bytes, idempotent, limits respected.
 
-use jmail::store::{MailStore, flags};
+use jmail::store::{AccountStore, MailStore, flags};
 use jmail::transfer::{ImportSummary, maildir, mbox};
 
 use crate::harness::TestServer;

@@ -3,8 +3,8 @@
 //! message, flag, date, UID and deletion intact and every message's bytes identical, and new mail
 //! continues the UIDs.
 
-use jmail::store::MailStore;
 use jmail::store::sqlite::SqliteStore;
+use jmail::store::{AccountStore, MailStore};
 use sha2::{Digest, Sha256};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schema4");

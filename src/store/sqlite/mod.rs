@@ -13,8 +13,8 @@ use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
-    Changes, Delivered, ImportBatch, ImportCounts, MailStore, MailboxId, MailboxWatch, MessageMeta,
-    NewMessage, Notifier, StoreError, StoreResult, UserInfo, flags,
+    AccountStore, Changes, Delivered, ImportBatch, ImportCounts, MailStore, MailboxId,
+    MailboxWatch, MessageMeta, NewMessage, Notifier, StoreError, StoreResult, UserInfo, flags,
 };
 use writer::{Job, WriteOp};
 
@@ -173,7 +173,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl MailStore for SqliteStore {
+impl AccountStore for SqliteStore {
     async fn create_user(
         &self,
         name: &str,
@@ -206,6 +206,19 @@ impl MailStore for SqliteStore {
         self.read(|c| reads::users(c)).await
     }
 
+    async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts> {
+        self.write(|reply| WriteOp::Import { batch, reply }).await
+    }
+
+    async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>> {
+        let user = user.to_string();
+        self.read(move |c| Ok(reads::credentials(c, &user)?.map(|c| c.inbox)))
+            .await
+    }
+}
+
+#[async_trait]
+impl MailStore for SqliteStore {
     async fn credentials(&self, name: &str) -> StoreResult<Option<super::Credentials>> {
         let lookup = name.to_string();
         self.read(move |c| reads::credentials(c, &lookup)).await
@@ -227,16 +240,6 @@ impl MailStore for SqliteStore {
         }
         let conn = slot.as_ref().expect("opened above");
         reads::password_hash_of(conn, id).map_err(backend)
-    }
-
-    async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts> {
-        self.write(|reply| WriteOp::Import { batch, reply }).await
-    }
-
-    async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>> {
-        let user = user.to_string();
-        self.read(move |c| Ok(reads::credentials(c, &user)?.map(|c| c.inbox)))
-            .await
     }
 
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
