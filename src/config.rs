@@ -352,9 +352,6 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Accept passwords without TLS from non-loopback clients.
     pub allow_plaintext_auth: bool,
-    /// Failed-login bookkeeping shared by every listener of one server (state, not a setting: clones of
-    /// this config share it, which is what makes it count across protocols).
-    pub login_throttle: std::sync::Arc<crate::throttle::LoginThrottle>,
     pub data_dir: PathBuf,
     pub domains: Vec<String>,
     pub welcome_message: String,
@@ -391,7 +388,6 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             allow_plaintext_auth: false,
-            login_throttle: crate::throttle::LoginThrottle::system(),
             data_dir: data_dir.into(),
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),

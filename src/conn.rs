@@ -20,6 +20,8 @@ pub struct Shared {
     pub store: std::sync::Arc<dyn crate::store::MailStore>,
     pub shutdown: tokio_util::sync::CancellationToken,
     pub tls: std::sync::Arc<Tls>,
+    /// Failed logins, counted across every listener.
+    pub throttle: std::sync::Arc<crate::throttle::LoginThrottle>,
     /// Messages being received from unauthenticated SMTP clients (`smtp_data_unauth_max` in all,
     /// `smtp_data_unauth_per_ip_max` per address).
     pub smtp_data_slots: std::sync::Arc<crate::caps::Caps>,

@@ -274,13 +274,13 @@ pub fn login_name(config: &Config, typed: &str) -> String {
 pub async fn login(
     store: &dyn MailStore,
     config: &Config,
+    throttle: &LoginThrottle,
     ip: IpAddr,
     typed_name: &str,
     password: &str,
 ) -> LoginResult {
     let name = login_name(config, typed_name);
     let name = name.as_str();
-    let throttle = &config.login_throttle;
     let queued = tokio::time::Instant::now();
     let penalty = loop {
         match throttle.check(ip, name, &config.limits) {

@@ -109,7 +109,6 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         tls_cert: file.tls_cert.clone(),
         tls_key: file.tls_key.clone(),
         allow_plaintext_auth: file.allow_plaintext_auth.unwrap_or(false),
-        login_throttle: crate::throttle::LoginThrottle::system(),
         data_dir: data_dir(store, &file),
         domains: domains
             .into_iter()
@@ -209,7 +208,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         // SQLite made any new database file with its own default mode.
         crate::datadir::prepare(&config.data_dir)?;
-        let server = crate::server::start(config, Arc::new(store)).await?;
+        let server = crate::server::start(
+            config,
+            Arc::new(store),
+            crate::throttle::LoginThrottle::system(),
+        )
+        .await?;
         wait_for_signal(&server).await?;
         server.shutdown().await;
         Ok(())

@@ -12,7 +12,7 @@ use crate::auth::{NAME_BYTES_MAX, normalize_name};
 use crate::config::Config;
 use crate::message::{NativeSend, build_native};
 use crate::store::{Account, MailStore, StoreError};
-use crate::throttle::{LoginResult, login};
+use crate::throttle::{LoginResult, LoginThrottle, login};
 
 /// Splits of a coalesced name+password chunk checked at most (each is an argon2 verification).
 const COALESCED_TRIES_MAX: usize = 2;
@@ -54,6 +54,8 @@ enum State {
 pub struct LegacySession {
     store: Arc<dyn MailStore>,
     config: Arc<Config>,
+    /// The server's failed-login bookkeeping, shared by every session of every protocol.
+    throttle: Arc<LoginThrottle>,
     peer: SocketAddr,
     state: State,
 }
@@ -66,11 +68,17 @@ fn login_failed() -> Reply {
 }
 
 impl LegacySession {
-    pub fn new(store: Arc<dyn MailStore>, config: Arc<Config>, peer: SocketAddr) -> Self {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        config: Arc<Config>,
+        throttle: Arc<LoginThrottle>,
+        peer: SocketAddr,
+    ) -> Self {
         tracing::info!(%peer, "legacy v1 session");
         LegacySession {
             store,
             config,
+            throttle,
             peer,
             state: State::Version,
         }
@@ -174,7 +182,16 @@ impl LegacySession {
             return login_failed();
         }
         let ip = self.peer.ip();
-        match login(self.store.as_ref(), &self.config, ip, user, password).await {
+        match login(
+            self.store.as_ref(),
+            &self.config,
+            &self.throttle,
+            ip,
+            user,
+            password,
+        )
+        .await
+        {
             LoginResult::Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.name, "legacy v1 login");
                 let mailbox = self.mailbox(&account, None).await;

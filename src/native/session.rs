@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::driver::{Action, Outcome};
 use crate::message::{NativeSend, build_native};
 use crate::store::{Account, MailStore, MailboxWatch, MessageMeta, StoreError, flags};
-use crate::throttle::{LoginResult, login};
+use crate::throttle::{LoginResult, LoginThrottle, login};
 
 enum State {
     /// Connected; waiting for `JMAIL <version>`.
@@ -36,6 +36,8 @@ enum State {
 pub struct Session {
     store: Arc<dyn MailStore>,
     config: Arc<Config>,
+    /// The server's failed-login bookkeeping, shared by every session of every protocol.
+    throttle: Arc<LoginThrottle>,
     peer: SocketAddr,
     state: State,
     errors: u32,
@@ -71,12 +73,14 @@ impl Session {
     pub fn new(
         store: Arc<dyn MailStore>,
         config: Arc<Config>,
+        throttle: Arc<LoginThrottle>,
         peer: SocketAddr,
         tls: bool,
     ) -> Self {
         Session {
             store,
             config,
+            throttle,
             peer,
             state: State::Greeted,
             errors: 0,
@@ -268,7 +272,16 @@ impl Session {
 
     async fn login(&mut self, user: &str, password: String) -> Outcome {
         let ip = self.peer.ip();
-        match login(self.store.as_ref(), &self.config, ip, user, &password).await {
+        match login(
+            self.store.as_ref(),
+            &self.config,
+            &self.throttle,
+            ip,
+            user,
+            &password,
+        )
+        .await
+        {
             LoginResult::Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.name, "native login");
                 self.state = State::LoggedIn(account);

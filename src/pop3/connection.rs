@@ -2,20 +2,15 @@
 //! idle time-outs follow the session state; shutdown ends the session without applying deletions.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use jmail_proto::Pending;
 use jmail_proto::pop3::{Decoder, Event};
-use tokio_util::sync::CancellationToken;
 
 use super::session::{GREETING, Session};
-use crate::config::Config;
-use crate::conn::Stream;
+use crate::conn::{Shared, Stream};
 use crate::driver::{Conversation, Outcome, drive};
-use crate::store::MailStore;
-use crate::tls::Tls;
 
 struct Pop3 {
     decoder: Decoder,
@@ -58,15 +53,16 @@ impl Conversation for Pop3 {
 }
 
 /// Serves one POP3 connection until it closes.
-pub async fn serve(
-    stream: Stream,
-    peer: SocketAddr,
-    store: Arc<dyn MailStore>,
-    config: Arc<Config>,
-    shutdown: CancellationToken,
-    tls: Arc<Tls>,
-) {
-    let session = Session::new(store, config.clone(), peer, stream.is_tls());
+pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared) {
+    let Shared {
+        config,
+        store,
+        shutdown,
+        tls,
+        throttle,
+        ..
+    } = ctx;
+    let session = Session::new(store, config.clone(), throttle, peer, stream.is_tls());
     let pop3 = Pop3 {
         decoder: Decoder::new(),
         session,

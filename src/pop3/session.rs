@@ -18,7 +18,7 @@ use jmail_proto::sasl::{self, Mechanism, SaslError};
 use crate::config::Config;
 use crate::driver::{Action, Outcome};
 use crate::store::{Account, MailStore, MailboxId, StoreError};
-use crate::throttle::{LoginResult, login, login_name};
+use crate::throttle::{LoginResult, LoginThrottle, login, login_name};
 
 /// The first line a client gets.
 pub const GREETING: &[u8] = b"+OK Jmail POP3 ready\r\n";
@@ -95,6 +95,8 @@ enum State {
 pub struct Session {
     store: Arc<dyn MailStore>,
     config: Arc<Config>,
+    /// The server's failed-login bookkeeping, shared by every session of every protocol.
+    throttle: Arc<LoginThrottle>,
     peer: SocketAddr,
     state: State,
     errors: u32,
@@ -126,12 +128,14 @@ impl Session {
     pub fn new(
         store: Arc<dyn MailStore>,
         config: Arc<Config>,
+        throttle: Arc<LoginThrottle>,
         peer: SocketAddr,
         tls: bool,
     ) -> Self {
         Session {
             store,
             config,
+            throttle,
             peer,
             state: State::Authorization { user: None },
             errors: 0,
@@ -270,7 +274,16 @@ impl Session {
             || login_name(&self.config, authzid) == login_name(&self.config, user);
         let user = if acting_as_self { user } else { "" };
         let ip = self.peer.ip();
-        let account = match login(self.store.as_ref(), &self.config, ip, user, password).await {
+        let account = match login(
+            self.store.as_ref(),
+            &self.config,
+            &self.throttle,
+            ip,
+            user,
+            password,
+        )
+        .await
+        {
             LoginResult::Ok(account) => account,
             LoginResult::Blocked => {
                 return Outcome::close(err(

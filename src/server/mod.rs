@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::conn::{Shared, Stream};
 use crate::smtp;
 use crate::store::MailStore;
+use crate::throttle::LoginThrottle;
 use crate::tls::{CertSource, Tls, TlsError};
 
 /// What a listener speaks. Each protocol's connection handling lives in its own module; this enum is the
@@ -98,16 +99,12 @@ impl Service {
             };
         }
         match self {
-            Service::Native | Service::NativeTls => {
-                native_port::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, ctx.tls).await
-            }
+            Service::Native | Service::NativeTls => native_port::serve(stream, peer, ctx).await,
             Service::Smtp => smtp::serve(stream, peer, ctx, smtp::Mode::Inbound).await,
             Service::Submission | Service::Submissions => {
                 smtp::serve(stream, peer, ctx, smtp::Mode::Submission).await
             }
-            Service::Pop3 | Service::Pop3s => {
-                crate::pop3::serve(stream, peer, ctx.store, ctx.config, ctx.shutdown, ctx.tls).await
-            }
+            Service::Pop3 | Service::Pop3s => crate::pop3::serve(stream, peer, ctx).await,
         }
     }
 }
@@ -140,7 +137,12 @@ pub enum StartError {
 }
 
 /// Binds every listener and starts serving. Nothing is served unless every listener could be bound.
-pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningServer, StartError> {
+/// `throttle` is the failed-login bookkeeping every listener shares (tests hand in one on a manual clock).
+pub async fn start(
+    config: Config,
+    store: Arc<dyn MailStore>,
+    throttle: Arc<LoginThrottle>,
+) -> Result<RunningServer, StartError> {
     let connections_max = fd_limit::fit(config.limits.connections_max);
     let mut bound = Vec::new();
     for (service, port) in config.listeners() {
@@ -193,6 +195,7 @@ pub async fn start(config: Config, store: Arc<dyn MailStore>) -> Result<RunningS
         store: store.clone(),
         shutdown: shutdown.clone(),
         tls: tls.clone(),
+        throttle,
         smtp_data_slots: Arc::new(Caps::new(
             config.limits.smtp_data_unauth_max,
             config.limits.smtp_data_unauth_per_ip_max,

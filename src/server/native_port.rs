@@ -3,32 +3,34 @@
 //! client sends its version number, a native one `JMAIL ...`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use jmail_proto::legacy::is_v1_start;
 use jmail_proto::native::GREETING;
 use tokio::io::AsyncReadExt;
-use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::conn::{Stream, write};
-use crate::store::MailStore;
-use crate::tls::Tls;
+use crate::conn::{Shared, Stream, write};
 use crate::{legacy, native};
 
-pub async fn serve(
-    mut stream: Stream,
-    peer: SocketAddr,
-    store: Arc<dyn MailStore>,
-    config: Arc<Config>,
-    shutdown: CancellationToken,
-    tls: Arc<Tls>,
-) {
+pub async fn serve(mut stream: Stream, peer: SocketAddr, ctx: Shared) {
+    let Shared {
+        config,
+        store,
+        shutdown,
+        tls,
+        throttle,
+        ..
+    } = ctx;
     let limits = &config.limits;
     let write_timeout = Duration::from_secs(limits.write_secs_max);
-    let session = native::Session::new(store.clone(), config.clone(), peer, stream.is_tls());
+    let session = native::Session::new(
+        store.clone(),
+        config.clone(),
+        throttle.clone(),
+        peer,
+        stream.is_tls(),
+    );
     if write(&mut stream, GREETING, write_timeout).await.is_err() {
         return;
     }
@@ -49,7 +51,7 @@ pub async fn serve(
         }
     }
     if config.legacy_v1 && is_v1_start(&first) {
-        let session = legacy::LegacySession::new(store, config.clone(), peer);
+        let session = legacy::LegacySession::new(store, config.clone(), throttle, peer);
         legacy::serve(stream, first, session, limits, shutdown).await;
         tracing::debug!(%peer, "legacy v1 connection ended");
     } else {

@@ -16,9 +16,10 @@ pub async fn serve(stream: Stream, peer: SocketAddr, shared: Shared, mode: Mode)
         store,
         shutdown,
         tls,
+        throttle,
         smtp_data_slots,
     } = shared;
-    let session = Session::new(store, config.clone(), peer, mode, stream.is_tls())
+    let session = Session::new(store, config.clone(), throttle, peer, mode, stream.is_tls())
         .with_data_slots(smtp_data_slots);
     let end = connection::serve(stream, session, &config.limits, shutdown, tls).await;
     tracing::debug!(%peer, ?mode, ?end, "SMTP connection ended");

@@ -13,7 +13,7 @@ use crate::caps::{Admission, Caps, Refusal};
 
 use crate::config::Config;
 use crate::store::{Account, MailStore, StoreError};
-use crate::throttle::{LoginResult, login, login_name};
+use crate::throttle::{LoginResult, LoginThrottle, login, login_name};
 
 /// Which listener the session serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,8 @@ struct Transaction {
 pub struct Session {
     store: Arc<dyn MailStore>,
     config: Arc<Config>,
+    /// The server's failed-login bookkeeping, shared by every session of every protocol.
+    throttle: Arc<LoginThrottle>,
     peer: SocketAddr,
     mode: Mode,
     /// The client's EHLO/HELO name, and whether it said EHLO.
@@ -106,6 +108,7 @@ impl Session {
     pub fn new(
         store: Arc<dyn MailStore>,
         config: Arc<Config>,
+        throttle: Arc<LoginThrottle>,
         peer: SocketAddr,
         mode: Mode,
         tls: bool,
@@ -113,6 +116,7 @@ impl Session {
         Session {
             store,
             config,
+            throttle,
             peer,
             mode,
             helo: None,
@@ -594,6 +598,7 @@ impl Session {
         let account = match login(
             self.store.as_ref(),
             &self.config,
+            &self.throttle,
             ip,
             user,
             &credentials.password,

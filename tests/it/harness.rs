@@ -8,6 +8,7 @@ use jmail::client::Client;
 use jmail::config::Config;
 use jmail::server::{RunningServer, Service};
 use jmail::store::sqlite::SqliteStore;
+use jmail::throttle::LoginThrottle;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -52,10 +53,19 @@ impl TestServer {
 
     /// Starts on an existing data dir (for restarts).
     pub async fn start_in(dir: TempDir, tune: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_throttle(dir, LoginThrottle::system(), tune).await
+    }
+
+    /// Starts with a login throttle of the test's own (on a manual clock).
+    pub async fn start_with_throttle(
+        dir: TempDir,
+        throttle: Arc<LoginThrottle>,
+        tune: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::for_data_dir(dir.path());
         tune(&mut config);
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let server = jmail::server::start(config.clone(), store.clone())
+        let server = jmail::server::start(config.clone(), store.clone(), throttle)
             .await
             .unwrap();
         TestServer {

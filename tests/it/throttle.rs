@@ -13,11 +13,10 @@ use crate::harness::{Raw, TestServer, connect_from};
 async fn failures_on_any_protocol_block_the_ip_on_all_until_the_block_ends() {
     let clock = Arc::new(ManualClock::new());
     let throttle = Arc::new(LoginThrottle::new(clock.clone()));
-    let s = TestServer::start_with(|c| {
+    let s = TestServer::start_with_throttle(tempfile::tempdir().unwrap(), throttle, |c| {
         c.smtp_port = Some(0);
         c.submission_port = Some(0);
         c.pop3_port = Some(0);
-        c.login_throttle = throttle;
         c.limits.login_block_failures = 4;
         c.limits.login_block_secs = 600;
         c.limits.login_penalty_secs_max = 0; // the penalty schedule is unit-tested in src/throttle.rs

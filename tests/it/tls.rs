@@ -227,12 +227,14 @@ async fn passwords_need_tls_off_loopback() {
     let s = server().await;
     let store: Arc<dyn MailStore> = s.store.clone();
     let config = Arc::new(s.config.clone());
+    let throttle = jmail::throttle::LoginThrottle::system();
 
     // Submission: AUTH is not offered in clear and is refused with 538; under TLS it works.
     use jmail::smtp::{Mode, Session as Smtp};
     let mut smtp = Smtp::new(
         store.clone(),
         config.clone(),
+        throttle.clone(),
         remote(),
         Mode::Submission,
         false,
@@ -254,7 +256,13 @@ async fn passwords_need_tls_off_loopback() {
 
     // Native: NO PRIVACY before STARTTLS.
     use jmail_proto::native::{Decoder, Limits};
-    let mut native = jmail::native::Session::new(store.clone(), config.clone(), remote(), false);
+    let mut native = jmail::native::Session::new(
+        store.clone(),
+        config.clone(),
+        throttle.clone(),
+        remote(),
+        false,
+    );
     let mut decoder = Decoder::new(Limits {
         line_bytes_max: 8192,
         recipients_max: 100,
@@ -271,7 +279,13 @@ async fn passwords_need_tls_off_loopback() {
 
     // POP3: USER refused with [AUTH] before STLS.
     use jmail_proto::pop3::Decoder as Pop3Decoder;
-    let mut pop3 = jmail::pop3::Session::new(store.clone(), config.clone(), remote(), false);
+    let mut pop3 = jmail::pop3::Session::new(
+        store.clone(),
+        config.clone(),
+        throttle.clone(),
+        remote(),
+        false,
+    );
     let mut d = Pop3Decoder::new();
     let (_, event) = d.decode(b"USER alice\r\n");
     let reply = pop3.on_event(event.unwrap()).await.reply;
@@ -283,7 +297,14 @@ async fn passwords_need_tls_off_loopback() {
     // With allow_plaintext_auth the operator accepts the risk.
     let mut open = s.config.clone();
     open.allow_plaintext_auth = true;
-    let mut smtp = Smtp::new(store, Arc::new(open), remote(), Mode::Submission, false);
+    let mut smtp = Smtp::new(
+        store,
+        Arc::new(open),
+        throttle,
+        remote(),
+        Mode::Submission,
+        false,
+    );
     smtp.on_line(b"EHLO remote.test").await;
     let ok = smtp.on_line(b"AUTH PLAIN AGFsaWNlAGFsaWNlLXB3").await.reply;
     assert_eq!(ok, b"235 2.7.0 Authentication successful\r\n");
