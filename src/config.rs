@@ -361,19 +361,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Every listener to open and its port (0 = any free port, for tests). The native one is always there.
-    pub fn listeners(&self) -> Vec<(crate::server::Service, u16)> {
-        use crate::server::Service;
-        let mut listeners = vec![(Service::Native, self.port)];
-        listeners.extend(self.smtp_port.map(|p| (Service::Smtp, p)));
-        listeners.extend(self.submission_port.map(|p| (Service::Submission, p)));
-        listeners.extend(self.pop3_port.map(|p| (Service::Pop3, p)));
-        listeners.extend(self.submissions_port.map(|p| (Service::Submissions, p)));
-        listeners.extend(self.pop3s_port.map(|p| (Service::Pop3s, p)));
-        listeners.extend(self.native_tls_port.map(|p| (Service::NativeTls, p)));
-        listeners
-    }
-
     /// Settings for tests and embedding: loopback, an OS-chosen port, defaults for the rest.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Config {

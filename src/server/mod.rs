@@ -136,6 +136,18 @@ pub enum StartError {
     },
 }
 
+/// Every listener to open and its port (0 = any free port, for tests). The native one is always there.
+fn listeners(config: &Config) -> Vec<(Service, u16)> {
+    let mut listeners = vec![(Service::Native, config.port)];
+    listeners.extend(config.smtp_port.map(|p| (Service::Smtp, p)));
+    listeners.extend(config.submission_port.map(|p| (Service::Submission, p)));
+    listeners.extend(config.pop3_port.map(|p| (Service::Pop3, p)));
+    listeners.extend(config.submissions_port.map(|p| (Service::Submissions, p)));
+    listeners.extend(config.pop3s_port.map(|p| (Service::Pop3s, p)));
+    listeners.extend(config.native_tls_port.map(|p| (Service::NativeTls, p)));
+    listeners
+}
+
 /// Binds every listener and starts serving. Nothing is served unless every listener could be bound.
 /// `throttle` is the failed-login bookkeeping every listener shares (tests hand in one on a manual clock).
 pub async fn start(
@@ -145,7 +157,7 @@ pub async fn start(
 ) -> Result<RunningServer, StartError> {
     let connections_max = fd_limit::fit(config.limits.connections_max);
     let mut bound = Vec::new();
-    for (service, port) in config.listeners() {
+    for (service, port) in listeners(&config) {
         let addr = SocketAddr::new(config.bind, port);
         let (what, flag) = service.describe();
         let fail = |source: std::io::Error| StartError::Bind {
