@@ -102,18 +102,35 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// Applies migrations up to number `target`. Foreign keys are off meanwhile (table rebuilds need that;
 /// the pragma cannot change inside a transaction) and each migration checks them before it commits.
 fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
+    run_migrations(conn, &MIGRATIONS[..target])
+}
+
+/// Applies those of `migrations` not applied yet. A store written by a newer release (a schema this build
+/// does not know) is refused, never touched: an older binary must not write into it.
+fn run_migrations(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
     let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if applied >= target {
+    if applied > MIGRATIONS.len() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the store has schema version {applied}, written by a newer Jmail; this one knows up to {}: run the newer release",
+                MIGRATIONS.len()
+            )),
+        ));
+    }
+    if applied >= migrations.len() {
         return Ok(());
     }
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
-    let result = apply(conn, applied, target);
+    let result = apply(conn, migrations, applied);
     conn.execute_batch("PRAGMA foreign_keys = ON")?;
     result
 }
 
-fn apply(conn: &mut Connection, applied: usize, target: usize) -> rusqlite::Result<()> {
-    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(applied) {
+/// Each migration in a transaction of its own: one that fails rolls back whole, and the store stays at
+/// the version before it, as usable as it was.
+fn apply(conn: &mut Connection, migrations: &[&str], applied: usize) -> rusqlite::Result<()> {
+    for (index, sql) in migrations.iter().enumerate().skip(applied) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -237,5 +254,51 @@ mod tests {
             })
             .unwrap();
         assert_eq!(ids, (3, 3));
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_store_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO users (name, password_hash, created_micros) VALUES ('ann', 'h', 1)",
+            [],
+        )
+        .unwrap();
+        let broken: Vec<&str> = MIGRATIONS
+            .iter()
+            .copied()
+            .chain(["CREATE TABLE half_done (x); INSERT INTO no_such_table VALUES (1);"])
+            .collect();
+        assert!(run_migrations(&mut conn, &broken).is_err());
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, latest_version());
+        let half: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'half_done'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(half, 0, "rolled back whole");
+        let name: String = conn
+            .query_row("SELECT name FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(name, "ann");
+        assert!(migrate(&mut conn).is_ok(), "still usable");
+    }
+
+    #[test]
+    fn a_store_from_a_newer_release_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("written by a newer Jmail"), "{err}");
     }
 }
