@@ -306,6 +306,9 @@ pub struct FileConfig {
     pub welcome_message: Option<String>,
     /// Let unmodified Jmail v1.0 clients in on the native port (default true).
     pub legacy_v1: Option<bool>,
+    /// The user who receives mail for `postmaster` (RFC 5321 §4.5.1). Default: a user named postmaster,
+    /// else the first user created.
+    pub postmaster: Option<String>,
     pub limits: Limits,
 }
 
@@ -357,6 +360,8 @@ pub struct Config {
     pub welcome_message: String,
     /// Accept v1.0 clients on the native port. Their exchange sends passwords in clear and cannot do TLS.
     pub legacy_v1: bool,
+    /// Who receives mail for `postmaster` ([`FileConfig::postmaster`]); `None`: the default rule.
+    pub postmaster: Option<String>,
     pub limits: Limits,
 }
 
@@ -379,6 +384,7 @@ impl Config {
             domains: vec!["localhost".to_string()],
             welcome_message: DEFAULT_WELCOME.to_string(),
             legacy_v1: true,
+            postmaster: None,
             limits: Limits::default(),
         }
     }

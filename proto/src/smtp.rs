@@ -78,7 +78,14 @@ pub fn parse_command(line: &[u8]) -> Result<Request<String>, CommandError> {
     owned.extend_from_slice(line);
     owned.extend_from_slice(b"\r\n");
     match Request::parse(&mut owned.iter()) {
-        Ok(request) => Ok(request.into_owned()),
+        // smtp-proto reads RFC 5321's `<Postmaster>` (no domain) as an empty recipient: name it.
+        Ok(request) => Ok(match request.into_owned() {
+            Request::Rcpt { mut to } if to.address.is_empty() => {
+                to.address = "postmaster".to_string();
+                Request::Rcpt { to }
+            }
+            request => request,
+        }),
         Err(wire::Error::UnknownCommand) => Err(CommandError::Unknown),
         Err(wire::Error::InvalidSenderAddress | wire::Error::InvalidRecipientAddress) => {
             Err(CommandError::BadAddress)
@@ -243,6 +250,11 @@ mod tests {
         );
         assert_eq!(parse_command(b"FROB"), Err(CommandError::Unknown));
         assert!(parse_command(b"MAIL FROM:bob").is_err());
+        for postmaster in [&b"RCPT TO:<Postmaster>"[..], b"rcpt to:<postmaster>"] {
+            assert!(
+                matches!(parse_command(postmaster), Ok(Request::Rcpt { to }) if to.address == "postmaster")
+            );
+        }
     }
 
     #[test]

@@ -119,6 +119,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
             .clone()
             .unwrap_or_else(|| DEFAULT_WELCOME.to_string()),
         legacy_v1: file.legacy_v1.unwrap_or(true),
+        postmaster: file.postmaster.clone(),
         limits: file.limits.clone(),
     };
     config.validate()?;

@@ -24,6 +24,9 @@ pub enum Mode {
     Submission,
 }
 
+/// The local name every SMTP server accepts mail for.
+const POSTMASTER: &str = "postmaster";
+
 /// What the connection does after sending the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -405,9 +408,19 @@ impl Session {
         // Unknown recipients count as errors: a stranger cannot try names without end (VRFY is 252 for
         // the same reason).
         let unknown = format!("550 5.1.1 <{}>: no such user here", printable(address));
-        let Ok(name) = normalize_name(local) else {
+        let Ok(mut name) = normalize_name(local) else {
             return self.bad(unknown);
         };
+        if name == POSTMASTER {
+            match self.postmaster().await {
+                Ok(Some(user)) => name = user,
+                Ok(None) => return self.bad(unknown),
+                Err(e) => {
+                    tracing::warn!(error = %e, "finding the postmaster failed");
+                    return Outcome::reply("451 4.3.0 Temporary failure; try again later");
+                }
+            }
+        }
         match self.store.existing_users(std::slice::from_ref(&name)).await {
             Ok(found) if found.contains(&name) => {}
             Ok(_) => return self.bad(unknown),
@@ -424,6 +437,19 @@ impl Session {
         }
         transaction.addresses.push(address.to_string());
         Outcome::reply("250 2.1.5 Recipient OK")
+    }
+
+    /// Who gets mail for `postmaster`, which every SMTP server must accept (RFC 5321 §4.5.1): the configured
+    /// user, else a user named postmaster, else the first user created.
+    async fn postmaster(&self) -> Result<Option<String>, StoreError> {
+        if let Some(user) = &self.config.postmaster {
+            return Ok(normalize_name(user).ok());
+        }
+        let own = [POSTMASTER.to_string()];
+        if !self.store.existing_users(&own).await?.is_empty() {
+            return Ok(Some(POSTMASTER.to_string()));
+        }
+        self.store.first_user().await
     }
 
     fn data(&mut self) -> Outcome {

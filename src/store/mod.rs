@@ -207,6 +207,8 @@ pub trait MailStore: Send + Sync + 'static {
     async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;
     /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
+    /// The oldest existing account's name (who gets `postmaster` mail by default); `None` with no users.
+    async fn first_user(&self) -> StoreResult<Option<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the
     /// whole delivery with [`StoreError::UnknownRecipient`] and stores nothing.
     async fn deliver(

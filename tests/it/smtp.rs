@@ -602,3 +602,49 @@ async fn unauthenticated_messages_in_progress_are_bounded() {
     second.send(b"Subject: next\r\n\r\nhi\r\n.\r\n").await;
     assert!(reply(&mut second).await.starts_with("250 2.0.0 OK"));
 }
+
+/// Every SMTP server takes mail for postmaster, in any case, with or without a local domain (RFC 5321
+/// §4.5.1): the configured user gets it, else a user named postmaster, else the first user created.
+#[tokio::test]
+async fn postmaster_is_always_accepted() {
+    let send_to_postmaster = async |s: &TestServer, rcpt: &str| {
+        let mut r = smtp(s.addr_of(Service::Smtp)).await;
+        ehlo_mail_rcpt(&mut r, rcpt).await;
+        assert!(say(&mut r, "DATA").await.starts_with("354 "));
+        let reply = say(&mut r, &format!("Subject: to {rcpt}\r\n\r\nhello\r\n.")).await;
+        assert!(reply.starts_with("250 2.0.0 OK"), "{reply}");
+    };
+    // No postmaster account: the first user created (alice) gets it.
+    let s = server().await;
+    for rcpt in ["postmaster", "Postmaster@localhost", "POSTMASTER@LOCALHOST"] {
+        send_to_postmaster(&s, rcpt).await;
+    }
+    let mail = stored(&s, "alice", "alice-pw").await;
+    assert_eq!(mail.len(), 4, "the welcome and three");
+    assert!(text(&mail[3]).contains("Subject: to POSTMASTER@LOCALHOST\r\n"));
+    // Another domain's postmaster is not ours.
+    let mut r = smtp(s.addr_of(Service::Smtp)).await;
+    say(&mut r, "EHLO client.test").await;
+    say(&mut r, "MAIL FROM:<x@example.org>").await;
+    assert_eq!(
+        say(&mut r, "RCPT TO:<postmaster@example.org>").await,
+        "554 5.7.1 Relay access denied"
+    );
+
+    // A user named postmaster gets it.
+    s.add_user("postmaster", "pm-pw").await;
+    send_to_postmaster(&s, "postmaster@localhost").await;
+    assert_eq!(stored(&s, "postmaster", "pm-pw").await.len(), 2);
+
+    // The configured user gets it.
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.postmaster = Some("Bob".into());
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    s.add_user("bob", "bob-pw").await;
+    send_to_postmaster(&s, "postmaster").await;
+    assert_eq!(stored(&s, "bob", "bob-pw").await.len(), 2);
+    assert_eq!(stored(&s, "alice", "alice-pw").await.len(), 1);
+}

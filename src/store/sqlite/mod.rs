@@ -247,6 +247,10 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::existing_users(c, &names)).await
     }
 
+    async fn first_user(&self) -> StoreResult<Option<String>> {
+        self.read(reads::first_user).await
+    }
+
     async fn newest(
         &self,
         mailbox: MailboxId,

@@ -123,6 +123,12 @@ pub fn existing_users(conn: &Connection, names: &[String]) -> rusqlite::Result<V
     Ok(found)
 }
 
+pub fn first_user(conn: &mut Connection) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT name FROM users ORDER BY id LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
+
 fn meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
     Ok(MessageMeta {
         uid: r.get(0)?,
