@@ -27,12 +27,6 @@ pub const GREETING: &[u8] = b"+OK Jmail POP3 ready\r\n";
 /// `limits.idle_secs_auth`, but never less than this.
 pub const AUTOLOGOUT_SECS_MIN: u64 = 10 * 60;
 
-const CAPABILITIES: &str = "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\n\
-AUTH-RESP-CODE\r\nPIPELINING\r\nSASL PLAIN\r\nIMPLEMENTATION Jmail\r\n.\r\n";
-/// The same, with STLS offered (before TLS is active).
-const CAPABILITIES_STLS: &str = "+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n\
-RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nSASL PLAIN\r\nSTLS\r\nIMPLEMENTATION Jmail\r\n.\r\n";
-
 /// One message of the login snapshot.
 struct Entry {
     uid: u32,
@@ -192,6 +186,28 @@ impl Session {
         }
     }
 
+    /// CAPA (RFC 2449): the login mechanisms only where a password would be taken (RFC 2595 §4: no
+    /// USER or PLAIN offered to a client that would be refused for want of TLS), STLS only where it can
+    /// still be used.
+    fn capabilities(&self) -> String {
+        let mut caps = vec!["TOP", "UIDL"];
+        if self.plaintext_auth_ok() {
+            caps.push("USER");
+        }
+        caps.extend(["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]);
+        if self.plaintext_auth_ok() {
+            caps.push("SASL PLAIN");
+        }
+        if !self.tls && matches!(self.state, State::Authorization { .. }) {
+            caps.push("STLS");
+        }
+        caps.push("IMPLEMENTATION Jmail");
+        format!(
+            "+OK capability list follows\r\n{}\r\n.\r\n",
+            caps.join("\r\n")
+        )
+    }
+
     /// Counts a protocol error; the last allowed one closes the connection.
     fn protocol_error(&mut self, reply: Vec<u8>) -> Outcome {
         self.errors += 1;
@@ -204,8 +220,7 @@ impl Session {
     async fn on_command(&mut self, command: Command) -> Outcome {
         let (tls, plaintext_auth_ok) = (self.tls, self.plaintext_auth_ok());
         match (&mut self.state, command) {
-            (_, Command::Capa) if tls => Outcome::go_on(CAPABILITIES),
-            (_, Command::Capa) => Outcome::go_on(CAPABILITIES_STLS),
+            (_, Command::Capa) => Outcome::go_on(self.capabilities()),
             (_, Command::Quit) => self.quit().await,
             (State::Authorization { .. }, Command::Stls) if !tls => Outcome {
                 reply: ok("begin TLS negotiation"),

@@ -287,6 +287,14 @@ async fn passwords_need_tls_off_loopback() {
         false,
     );
     let mut d = Pop3Decoder::new();
+    let (_, event) = d.decode(b"CAPA\r\n");
+    let caps = String::from_utf8(pop3.on_event(event.unwrap()).await.reply).unwrap();
+    assert_eq!(
+        caps,
+        "+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n\
+STLS\r\nIMPLEMENTATION Jmail\r\n.\r\n",
+        "no USER or PLAIN offered where they would be refused"
+    );
     let (_, event) = d.decode(b"USER alice\r\n");
     let reply = pop3.on_event(event.unwrap()).await.reply;
     assert_eq!(
