@@ -57,6 +57,8 @@ pub struct LegacySession {
     /// The server's failed-login bookkeeping, shared by every session of every protocol.
     throttle: Arc<LoginThrottle>,
     peer: SocketAddr,
+    /// Reached through the native TLS port (a v1 client behind a TLS wrapper such as stunnel).
+    tls: bool,
     state: State,
 }
 
@@ -73,6 +75,7 @@ impl LegacySession {
         config: Arc<Config>,
         throttle: Arc<LoginThrottle>,
         peer: SocketAddr,
+        tls: bool,
     ) -> Self {
         tracing::info!(%peer, "legacy v1 session");
         LegacySession {
@@ -80,6 +83,7 @@ impl LegacySession {
             config,
             throttle,
             peer,
+            tls,
             state: State::Version,
         }
     }
@@ -172,10 +176,10 @@ impl LegacySession {
     }
 
     async fn login(&mut self, user: &str, password: &str) -> Reply {
-        // The v1 exchange cannot do TLS: its passwords are taken only where plaintext ones are.
+        // The v1 exchange has no STARTTLS: in clear, its passwords are taken only where plaintext ones are.
         if !crate::conn::plaintext_auth_allowed(
             self.peer.ip(),
-            false,
+            self.tls,
             self.config.allow_plaintext_auth,
         ) {
             tracing::warn!(peer = %self.peer, "v1 login refused: password in clear from a non-loopback address");

@@ -51,7 +51,8 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, ctx: Shared) {
         }
     }
     if config.legacy_v1 && is_v1_start(&first) {
-        let session = legacy::LegacySession::new(store, config.clone(), throttle, peer);
+        let session =
+            legacy::LegacySession::new(store, config.clone(), throttle, peer, stream.is_tls());
         legacy::serve(stream, first, session, limits, shutdown).await;
         tracing::debug!(%peer, "legacy v1 connection ended");
     } else {

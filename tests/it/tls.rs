@@ -302,6 +302,21 @@ STLS\r\nIMPLEMENTATION Jmail\r\n.\r\n",
         "-ERR [AUTH] TLS required to log in: use STLS (or POP3S) first\r\n"
     );
 
+    // v1: in clear off loopback refused; through the native TLS port (a TLS wrapper) taken.
+    for (tls, want) in [(false, &b"1234"[..]), (true, &b"1969"[..])] {
+        let mut v1 = jmail::legacy::LegacySession::new(
+            store.clone(),
+            config.clone(),
+            throttle.clone(),
+            remote(),
+            tls,
+        );
+        v1.on_chunk(b"1.0").await;
+        v1.on_chunk(b"alice").await;
+        let reply = v1.on_chunk(b"alice-pw").await;
+        assert_eq!(reply.sends[0], want, "v1 with TLS {tls}");
+    }
+
     // With allow_plaintext_auth the operator accepts the risk.
     let mut open = s.config.clone();
     open.allow_plaintext_auth = true;
