@@ -969,3 +969,50 @@ fn config_check_completions_and_man_pages() {
         "usage errors exit 2, as the README says"
     );
 }
+
+/// `--log-format json` writes one JSON object per line, and a start with default settings does not warn
+/// about the open-file limit (the connection cap is derived from it).
+#[test]
+fn json_logs_and_no_open_file_warning_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_user(d, "alice", "pw");
+    let mut args = vec!["serve", "--bind", "127.0.0.1", "--log-format", "json"];
+    for flag in LISTENER_FLAGS {
+        args.extend_from_slice(&[flag, "0"]);
+    }
+    let mut child = jmail(&args, d)
+        .env("JMAIL_PORT", "0")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let ready = line.contains("jmail ready");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for line in &lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            event["level"].is_string() && event["fields"]["message"].is_string(),
+            "{line}"
+        );
+        assert!(!line.contains("open-file limit"), "{line}");
+    }
+    let ready: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(ready["level"], "INFO");
+    assert!(
+        ready["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("jmail ready: native on 127.0.0.1:")
+    );
+}
