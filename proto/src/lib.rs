@@ -5,6 +5,7 @@ pub mod native;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
+pub mod summary;
 
 /// What a decoder is in the middle of, so the connection can hold it to a deadline: a command line must
 /// arrive within a bounded time once begun, a message body at a minimum rate. A decoder that is throwing
