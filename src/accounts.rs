@@ -106,7 +106,9 @@ pub async fn deliver_system(
         body,
         domain,
     });
-    store.deliver(std::slice::from_ref(&name), message).await?;
+    store
+        .deliver(std::slice::from_ref(&name), message, None)
+        .await?;
     Ok(name)
 }
 

@@ -1,6 +1,6 @@
 //! A native-protocol client, used by the `jmail` client commands, the benchmarks and the tests.
 
-use jmail_proto::native::reply::{Line, Status, Summary, Untagged, parse_line};
+use jmail_proto::native::reply::{Folder, Line, Status, Summary, Untagged, parse_line};
 use jmail_proto::native::{GREETING, VERSION_MAJOR, VERSION_MINOR, quote};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
@@ -18,6 +18,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub const REPLY_LINE_BYTES_MAX: usize = 64 * 1024;
 /// Most `* CAPA` lines read before the server is taken to be misbehaving.
 const CAPA_LINES_MAX: usize = 256;
+/// Most `* FOLDER` lines read before the server is taken to be misbehaving.
+const FOLDER_LINES_MAX: usize = 1_000_000;
 /// Largest message the client will download.
 pub const MESSAGE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Bodies up to this size are sent without waiting for the server's go-ahead (every server accepts them).
@@ -64,6 +66,8 @@ pub struct Client {
     writer: WriteHalf<Box<dyn Io>>,
     /// The server's address as connected (for the loopback check).
     peer: Option<std::net::SocketAddr>,
+    /// The protocol minor version agreed in the greeting: 2.1 servers have folders and SEND ... KEEP.
+    minor: u32,
 }
 
 impl Client {
@@ -79,6 +83,7 @@ impl Client {
             reader: BufReader::new(read),
             writer,
             peer,
+            minor: 0,
         };
         let mut greeting = vec![0; GREETING.len()];
         let got = read_up_to(&mut client.reader, &mut greeting).await?;
@@ -93,12 +98,18 @@ impl Client {
                 _ => ClientError::Protocol(rest),
             });
         }
-        client
+        let agreed = client
             .command(&format!(
                 "JMAIL {VERSION_MAJOR}.{VERSION_MINOR} jmail-cli/{}",
                 env!("CARGO_PKG_VERSION")
             ))
             .await?;
+        // `JMAIL 2.<minor> jmail/<version> ready`
+        client.minor = agreed
+            .split([' ', '.'])
+            .nth(2)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
         Ok(client)
     }
 
@@ -178,6 +189,7 @@ impl Client {
             reader: BufReader::new(read),
             writer,
             peer: client.peer,
+            minor: client.minor,
         })
     }
 
@@ -196,8 +208,32 @@ impl Client {
         subject: &str,
         body: &[u8],
     ) -> Result<String, ClientError> {
+        self.send_with(recipients, subject, body, false).await
+    }
+
+    /// [`Client::send`] that also keeps a copy in the sender's Sent folder where the server can (2.1).
+    pub async fn send_and_keep(
+        &mut self,
+        recipients: &[String],
+        subject: &str,
+        body: &[u8],
+    ) -> Result<String, ClientError> {
+        let keep = self.minor >= 1;
+        self.send_with(recipients, subject, body, keep).await
+    }
+
+    async fn send_with(
+        &mut self,
+        recipients: &[String],
+        subject: &str,
+        body: &[u8],
+        keep_sent: bool,
+    ) -> Result<String, ClientError> {
         let mut line = format!("SEND {} ", recipients.join(","));
         quote(subject, &mut line);
+        if keep_sent {
+            line.push_str(" KEEP");
+        }
         if body.len() <= NONSYNC_LITERAL_BYTES_MAX {
             line.push_str(&format!(" {{{}+}}\r\n", body.len()));
             let mut out = line.into_bytes();
@@ -266,6 +302,54 @@ impl Client {
         }
         self.final_ok().await?;
         Ok(raw)
+    }
+
+    /// Chooses the folder the message commands work on (2.1); INBOX until then.
+    pub async fn select(&mut self, folder: &str) -> Result<(), ClientError> {
+        self.folder_command("SELECT", &[folder]).await.map(drop)
+    }
+
+    /// Every folder with its counts (2.1).
+    pub async fn folders(&mut self) -> Result<Vec<Folder>, ClientError> {
+        self.send_line("FOLDERS").await?;
+        let mut folders = Vec::new();
+        loop {
+            match self.reply_line().await? {
+                Line::Untagged(Untagged::Folder(_)) if folders.len() >= FOLDER_LINES_MAX => {
+                    return Err(ClientError::Protocol("too many folders".into()));
+                }
+                Line::Untagged(Untagged::Folder(f)) => folders.push(f),
+                other => {
+                    final_text(other)?;
+                    return Ok(folders);
+                }
+            }
+        }
+    }
+
+    /// CREATE, RENAME or REMOVE of a folder (2.1).
+    pub async fn folder_command(
+        &mut self,
+        command: &str,
+        names: &[&str],
+    ) -> Result<String, ClientError> {
+        let mut line = command.to_string();
+        for name in names {
+            line.push(' ');
+            quote(name, &mut line);
+        }
+        self.command(&line).await
+    }
+
+    /// Copies (or moves) a message of the selected folder into another; returns its id there (2.1).
+    pub async fn copy(&mut self, id: u32, folder: &str, remove: bool) -> Result<u32, ClientError> {
+        let mut line = format!("{} {id} ", if remove { "MOVE" } else { "COPY" });
+        quote(folder, &mut line);
+        let text = self.command(&line).await?;
+        text.split(' ')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .ok_or(ClientError::Protocol(text))
     }
 
     pub async fn mark(&mut self, id: u32, seen: bool) -> Result<(), ClientError> {

@@ -91,6 +91,17 @@ pub struct Limits {
     /// `line_secs_max` seconds are over, in bytes per second. A body trickled slower is cut off, so a
     /// sender holds its buffer and slot for at most `line_secs_max + message_bytes_max / this` seconds.
     pub data_bytes_per_sec_min: u64,
+    /// Mailboxes one account may have (its six special-use ones included). Each is a row read by every
+    /// mailbox list, and IMAP clients list them all at start.
+    pub mailboxes_per_account_max: u64,
+    /// Distinct keywords (IMAP's user flags, JMAP keywords) one mailbox may use. IMAP sends them all in
+    /// every SELECT's FLAGS and PERMANENTFLAGS.
+    pub keywords_per_mailbox_max: u64,
+    /// Bytes of mail an account may store, for accounts without their own quota (`jmail user quota`).
+    /// 0: no limit but the disk.
+    pub quota_bytes_default: u64,
+    /// Messages an account may store, for accounts without their own quota. 0: no limit.
+    pub quota_messages_default: u64,
 }
 
 /// The most connections the server opens when `connections_max` is not set.
@@ -122,6 +133,10 @@ impl Default for Limits {
             smtp_data_idle_secs: 3 * 60,
             smtp_data_unauth_per_ip_max: 8,
             data_bytes_per_sec_min: 4096,
+            mailboxes_per_account_max: 1000,
+            keywords_per_mailbox_max: 256,
+            quota_bytes_default: 0,
+            quota_messages_default: 0,
         }
     }
 }
@@ -219,6 +234,25 @@ impl Limits {
                 self.data_bytes_per_sec_min,
                 1,
                 1 << 30,
+            ),
+            (
+                "mailboxes_per_account_max",
+                self.mailboxes_per_account_max,
+                6,
+                100_000,
+            ),
+            (
+                "keywords_per_mailbox_max",
+                self.keywords_per_mailbox_max,
+                1,
+                10_000,
+            ),
+            ("quota_bytes_default", self.quota_bytes_default, 0, 1 << 50),
+            (
+                "quota_messages_default",
+                self.quota_messages_default,
+                0,
+                1 << 32,
             ),
         ]
     }

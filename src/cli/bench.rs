@@ -63,6 +63,13 @@ pub struct BenchArgs {
     /// (nothing is new), `--messages` times in all, over reused connections. Native protocol only.
     #[arg(long)]
     refresh: bool,
+    /// Native sends also keep a copy in the sender's Sent folder (`SEND ... KEEP`, as `jmail send` does).
+    #[arg(long)]
+    keep_sent: bool,
+    /// Time the set operations on N messages straight on the store (--data-dir), without a server: one
+    /// flag change, copy, move and expunge of all N each.
+    #[arg(long, value_name = "N")]
+    store_ops: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -88,6 +95,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(count) = args.store_ops {
+        let (config, _) = serve::resolve(&args.store, Vec::new())?;
+        crate::datadir::prepare(&config.data_dir)?;
+        return runtime.block_on(super::bench_store::run(&config, count, args.json));
+    }
     runtime.block_on(async {
         if args.setup_users {
             setup_users(&args).await?;
@@ -130,6 +142,7 @@ struct Params {
     refresh: bool,
     protocol: Protocol,
     domain: String,
+    keep_sent: bool,
 }
 
 fn bench_params(args: &BenchArgs) -> Params {
@@ -143,12 +156,16 @@ fn bench_params(args: &BenchArgs) -> Params {
         refresh: args.refresh,
         protocol: args.protocol,
         domain: args.domain.clone(),
+        keep_sent: args.keep_sent,
     }
 }
 
 async fn setup_users(args: &BenchArgs) -> anyhow::Result<()> {
     let (config, _) = serve::resolve(&args.store, Vec::new())?;
-    let store = SqliteStore::open(&config.data_dir)?;
+    let store = SqliteStore::open_with(
+        &config.data_dir,
+        crate::store::ModelLimits::from(&config.limits),
+    )?;
     for u in 0..args.users {
         let name = format!("{}{u}", args.user_prefix);
         match accounts::add_user(&store, &config, &name, &args.password).await {
@@ -182,6 +199,10 @@ impl Conn {
 
     async fn send(&mut self, p: &Params, me: &str, to: &str) -> anyhow::Result<()> {
         match self {
+            Conn::Native(c) if p.keep_sent => c
+                .send_and_keep(&[to.to_string()], "bench", &p.body)
+                .await
+                .map(drop)?,
             Conn::Native(c) => c
                 .send(&[to.to_string()], "bench", &p.body)
                 .await

@@ -1,4 +1,5 @@
-//! The client commands: send, inbox, read, delete, mark, watch. Each is one native-protocol session.
+//! The client commands: send, inbox, read, delete, mark, watch, folders, move, copy. Each is one
+//! native-protocol session.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -36,6 +37,14 @@ impl ConnArgs {
     }
 }
 
+/// The folder a message command works on.
+#[derive(Args)]
+pub struct FolderArg {
+    /// The folder (`jmail folders` lists them); INBOX by default.
+    #[arg(long, default_value = "INBOX", value_name = "NAME")]
+    folder: String,
+}
+
 #[derive(Args)]
 pub struct SendArgs {
     #[command(flatten)]
@@ -54,6 +63,8 @@ pub struct SendArgs {
 pub struct InboxArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    folder: FolderArg,
     /// Print JSON (see README, "JSON output").
     #[arg(long)]
     json: bool,
@@ -63,6 +74,8 @@ pub struct InboxArgs {
 pub struct ReadArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    folder: FolderArg,
     id: u32,
     /// Print the stored RFC 5322 bytes unchanged.
     #[arg(long)]
@@ -76,6 +89,8 @@ pub struct ReadArgs {
 pub struct IdArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    folder: FolderArg,
     id: u32,
 }
 
@@ -83,6 +98,8 @@ pub struct IdArgs {
 pub struct MarkArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    folder: FolderArg,
     id: u32,
     /// Mark unread instead of read.
     #[arg(long)]
@@ -93,6 +110,8 @@ pub struct MarkArgs {
 pub struct WatchArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    folder: FolderArg,
     /// Print one JSON object per new message.
     #[arg(long)]
     json: bool,
@@ -104,12 +123,23 @@ fn session<T>(
     f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let password = prompt::login_password(&conn.user)?;
-    session_with(conn, &password, f)
+    session_with(conn, &password, None, f)
+}
+
+/// [`session`] working on a folder other than INBOX when one is named.
+fn session_in<T>(
+    conn: &ConnArgs,
+    folder: &FolderArg,
+    f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let password = prompt::login_password(&conn.user)?;
+    session_with(conn, &password, Some(&folder.folder), f)
 }
 
 fn session_with<T>(
     conn: &ConnArgs,
     password: &str,
+    folder: Option<&str>,
     f: impl AsyncFnOnce(&mut Client) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     super::runtime()?.block_on(async {
@@ -118,6 +148,13 @@ fn session_with<T>(
             .login(&conn.user, password)
             .await
             .context("login failed")?;
+        // INBOX is where a session starts: a 2.0 server is still usable without SELECT.
+        if let Some(folder) = folder.filter(|f| !f.eq_ignore_ascii_case("INBOX")) {
+            client
+                .select(folder)
+                .await
+                .with_context(|| format!("opening folder {folder:?}"))?;
+        }
         let result = f(&mut client).await?;
         let _ = client.logout().await;
         Ok(result)
@@ -132,7 +169,7 @@ pub fn interactive(conn: ConnArgs) -> anyhow::Result<()> {
     // Logging in once before the screen opens makes a wrong password a plain error, not a screen that
     // keeps retrying.
     let password = prompt::login_password(&conn.user)?;
-    session_with(&conn, &password, async |_| Ok(()))?;
+    session_with(&conn, &password, None, async |_| Ok(()))?;
     crate::tui::run(&conn.server, &conn.user, &password, conn.trust())
         .context("running the terminal client")
 }
@@ -149,7 +186,8 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
         }
     };
     let sent = session(&args.conn, async |c| {
-        Ok(c.send(&args.recipients, &args.subject, &body).await?)
+        Ok(c.send_and_keep(&args.recipients, &args.subject, &body)
+            .await?)
     })?;
     println!("{sent}");
     Ok(())
@@ -163,7 +201,7 @@ fn summary_json(s: &Summary) -> serde_json::Value {
 }
 
 pub fn inbox(args: InboxArgs) -> anyhow::Result<()> {
-    let listing = session(&args.conn, async |c| Ok(c.list(0).await?))?;
+    let listing = session_in(&args.conn, &args.folder, async |c| Ok(c.list(0).await?))?;
     let mut messages = listing.messages;
     messages.sort_by_key(|m| m.id);
     if args.json {
@@ -193,7 +231,9 @@ pub fn inbox(args: InboxArgs) -> anyhow::Result<()> {
 }
 
 pub fn read(args: ReadArgs) -> anyhow::Result<()> {
-    let raw = session(&args.conn, async |c| Ok(c.read(args.id).await?))?;
+    let raw = session_in(&args.conn, &args.folder, async |c| {
+        Ok(c.read(args.id).await?)
+    })?;
     let mut out = std::io::stdout().lock();
     if args.raw {
         out.write_all(&raw)?;
@@ -262,13 +302,15 @@ fn save_attachment(
 const ATTACHMENT_NAME_TRIES_MAX: usize = 1000;
 
 pub fn delete(args: IdArgs) -> anyhow::Result<()> {
-    session(&args.conn, async |c| Ok(c.delete(args.id).await?))?;
+    session_in(&args.conn, &args.folder, async |c| {
+        Ok(c.delete(args.id).await?)
+    })?;
     println!("deleted message {}", args.id);
     Ok(())
 }
 
 pub fn mark(args: MarkArgs) -> anyhow::Result<()> {
-    session(&args.conn, async |c| {
+    session_in(&args.conn, &args.folder, async |c| {
         Ok(c.mark(args.id, !args.unread).await?)
     })?;
     println!(
@@ -280,7 +322,7 @@ pub fn mark(args: MarkArgs) -> anyhow::Result<()> {
 }
 
 pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
-    session(&args.conn, async |c| {
+    session_in(&args.conn, &args.folder, async |c| {
         let listing = c.list(0).await?;
         let mut known: HashSet<u32> = listing.messages.iter().map(|m| m.id).collect();
         c.watch(listing.modseq).await?;
@@ -304,4 +346,109 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
             std::io::stdout().flush()?;
         }
     })
+}
+
+#[derive(Args)]
+pub struct FoldersArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Print JSON: [{"name", "role" (or null), "messages", "unseen", "bytes"}].
+    #[arg(long)]
+    json: bool,
+}
+
+/// `jmail folders`: every folder with its counts.
+pub fn folders(args: FoldersArgs) -> anyhow::Result<()> {
+    let folders = session(&args.conn, async |c| Ok(c.folders().await?))?;
+    if args.json {
+        let rows: Vec<_> = folders
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name, "role": f.role, "messages": f.messages, "unseen": f.unseen,
+                    "bytes": f.bytes,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:<8} {:>8} {:>8} {:>12}",
+        "FOLDER", "ROLE", "MESSAGES", "UNREAD", "BYTES"
+    );
+    for f in &folders {
+        println!(
+            "{:<32} {:<8} {:>8} {:>8} {:>12}",
+            f.name,
+            f.role.as_deref().unwrap_or(""),
+            f.messages,
+            f.unseen,
+            f.bytes
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Subcommand)]
+pub enum FolderCommand {
+    /// Create a folder (and any missing parents: `Work/2026`).
+    Create(FolderNameArgs),
+    /// Rename a folder; its subfolders move with it. Renaming INBOX moves its mail into the new folder.
+    Rename(FolderRenameArgs),
+    /// Remove a folder and the mail in it (not INBOX).
+    Remove(FolderNameArgs),
+}
+
+#[derive(Args)]
+pub struct FolderNameArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    name: String,
+}
+
+#[derive(Args)]
+pub struct FolderRenameArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    from: String,
+    to: String,
+}
+
+pub fn folder(command: FolderCommand) -> anyhow::Result<()> {
+    let (conn, word, names, done) = match &command {
+        FolderCommand::Create(a) => (&a.conn, "CREATE", vec![a.name.as_str()], "created"),
+        FolderCommand::Rename(a) => (
+            &a.conn,
+            "RENAME",
+            vec![a.from.as_str(), a.to.as_str()],
+            "renamed",
+        ),
+        FolderCommand::Remove(a) => (&a.conn, "REMOVE", vec![a.name.as_str()], "removed"),
+    };
+    session(conn, async |c| Ok(c.folder_command(word, &names).await?))?;
+    println!("{done} folder {}", names.join(" -> "));
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The folder the message is in now.
+    #[command(flatten)]
+    folder: FolderArg,
+    id: u32,
+    /// The folder to put it in.
+    to: String,
+}
+
+/// `jmail move` and `jmail copy`: prints the message's id in its new folder.
+pub fn copy(args: MoveArgs, remove: bool) -> anyhow::Result<()> {
+    let new = session_in(&args.conn, &args.folder, async |c| {
+        Ok(c.copy(args.id, &args.to, remove).await?)
+    })?;
+    let verb = if remove { "moved" } else { "copied" };
+    println!("{verb} message {} to {} as {new}", args.id, args.to);
+    Ok(())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_pop3;
 mod bench_smtp;
+mod bench_store;
 mod deliver;
 mod import_legacy;
 mod mail;
@@ -49,6 +50,15 @@ enum Command {
     Mark(mail::MarkArgs),
     /// Print each new message as it arrives.
     Watch(mail::WatchArgs),
+    /// List your folders with their counts.
+    Folders(mail::FoldersArgs),
+    /// Create, rename or remove a folder.
+    #[command(subcommand)]
+    Folder(mail::FolderCommand),
+    /// Move one message into another folder.
+    Move(mail::MoveArgs),
+    /// Copy one message into another folder.
+    Copy(mail::MoveArgs),
     /// Put a system message into a user's mailbox (message on standard input).
     Deliver(deliver::DeliverArgs),
     /// Import the original Jmail's userdat.txt and jmail.txt (all or nothing; safe to run twice).
@@ -90,6 +100,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => mail::delete(args),
         Command::Mark(args) => mail::mark(args),
         Command::Watch(args) => mail::watch(args),
+        Command::Folders(args) => mail::folders(args),
+        Command::Folder(command) => mail::folder(command),
+        Command::Move(args) => mail::copy(args, true),
+        Command::Copy(args) => mail::copy(args, false),
         Command::Bench(args) => bench::run(args),
         Command::Deliver(args) => deliver::run(args),
         Command::Import(args) => transfer::import(args),

@@ -205,8 +205,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Held until the process ends: a second server on this data dir is refused.
     let _lock = crate::datadir::lock_for_serving(&config.data_dir)?;
     runtime.block_on(async move {
-        let store = SqliteStore::open(&config.data_dir)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let store = SqliteStore::open_with(
+            &config.data_dir,
+            crate::store::ModelLimits::from(&config.limits),
+        )
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         // SQLite made any new database file with its own default mode.
         crate::datadir::prepare(&config.data_dir)?;
         let server = crate::server::start(

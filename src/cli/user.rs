@@ -1,4 +1,4 @@
-//! `jmail user add|passwd|del|list`: account administration straight on the store. Safe while the server
+//! `jmail user add|passwd|del|list|quota`: account administration straight on the store. Safe while the server
 //! runs: SQLite serializes the writers, and the server sees the change at its next read.
 
 use anyhow::{Context, bail};
@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use super::{StoreArgs, prompt, serve};
 use crate::accounts;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{AccountStore, MailStore};
+use crate::store::{AccountStore, MailStore, ModelLimits, QuotaSetting};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -17,8 +17,76 @@ pub enum UserCommand {
     Passwd(PasswordArgs),
     /// Delete a user and all their mail.
     Del(DelArgs),
-    /// List users.
+    /// List users with their usage against their quota.
     List(ListArgs),
+    /// Set a user's quota on stored bytes and on messages (`default`: the server's; `unlimited`).
+    Quota(QuotaArgs),
+}
+
+#[derive(Args)]
+pub struct QuotaArgs {
+    name: String,
+    /// Bytes the user may store: a number with an optional K, M, G or T (powers of 1024), `unlimited`,
+    /// or `default`.
+    #[arg(long, value_parser = parse_size)]
+    storage: Option<QuotaSetting>,
+    /// Messages the user may store: a number, `unlimited`, or `default`.
+    #[arg(long, value_parser = parse_count)]
+    messages: Option<QuotaSetting>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+fn parse_setting(text: &str, number: impl Fn(&str) -> Option<u64>) -> Result<QuotaSetting, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "default" => Ok(QuotaSetting::Default),
+        "unlimited" | "none" => Ok(QuotaSetting::Unlimited),
+        other => number(other)
+            .map(QuotaSetting::Limit)
+            .ok_or_else(|| format!("{text:?} is not a number, `unlimited` or `default`")),
+    }
+}
+
+/// `500M`, `2G`, `1048576`: bytes, with binary suffixes.
+fn parse_size(text: &str) -> Result<QuotaSetting, String> {
+    parse_setting(text, |t| {
+        let (digits, shift) = match t.as_bytes().last()? {
+            b'k' => (&t[..t.len() - 1], 10),
+            b'm' => (&t[..t.len() - 1], 20),
+            b'g' => (&t[..t.len() - 1], 30),
+            b't' => (&t[..t.len() - 1], 40),
+            _ => (t, 0),
+        };
+        digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+    })
+}
+
+fn parse_count(text: &str) -> Result<QuotaSetting, String> {
+    parse_setting(text, |t| t.parse().ok())
+}
+
+/// A byte count as people read it: `512 B`, `1.5 MiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `used` or `used/limit`.
+fn against(used: String, limit: Option<String>) -> String {
+    match limit {
+        Some(limit) => format!("{used}/{limit}"),
+        None => used,
+    }
 }
 
 #[derive(Args)]
@@ -43,7 +111,8 @@ pub struct DelArgs {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Print JSON: [{"name": ..., "created": RFC 3339, "messages": N}].
+    /// Print JSON: [{"name", "created" (RFC 3339), "messages", "bytes", "quota_messages", "quota_bytes"}],
+    /// a quota `null` when unlimited.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -80,7 +149,7 @@ fn open_then<T>(
         crate::datadir::require_store(&config.data_dir, crate::store::sqlite::DB_FILE)?;
     }
     super::runtime()?.block_on(async {
-        let store = SqliteStore::open(&config.data_dir)
+        let store = SqliteStore::open_with(&config.data_dir, ModelLimits::from(&config.limits))
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         let result = f(&store, &config).await;
         store.close().await;
@@ -136,19 +205,42 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
             if a.json {
                 let rows: Vec<_> = users
                     .iter()
-                    .map(|u| serde_json::json!({"name": u.name, "created": created(u.created_micros), "messages": u.messages}))
+                    .map(|u| {
+                        serde_json::json!({
+                            "name": u.name,
+                            "created": created(u.created_micros),
+                            "messages": u.usage.messages,
+                            "bytes": u.usage.bytes,
+                            "quota_messages": u.quota.messages,
+                            "quota_bytes": u.quota.bytes,
+                        })
+                    })
                     .collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {
                 for u in users {
+                    let messages = against(
+                        u.usage.messages.to_string(),
+                        u.quota.messages.map(|n| n.to_string()),
+                    );
+                    let bytes = against(human_bytes(u.usage.bytes), u.quota.bytes.map(human_bytes));
                     println!(
-                        "{:<24} {:>8} messages  since {}",
+                        "{:<24} {messages:>14} messages  {bytes:>22}  since {}",
                         u.name,
-                        u.messages,
                         created(u.created_micros)
                     );
                 }
             }
+        }
+        UserCommand::Quota(a) => {
+            if a.storage.is_none() && a.messages.is_none() {
+                bail!("say what to set: --storage SIZE and/or --messages N");
+            }
+            let name = crate::auth::normalize_name(&a.name)?;
+            with_store(&a.store, async |s, _| {
+                Ok(s.set_quota(&name, a.storage, a.messages).await?)
+            })?;
+            println!("quota set for {name}");
         }
     }
     Ok(())

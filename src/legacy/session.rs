@@ -248,8 +248,11 @@ impl LegacySession {
             body: text.as_bytes(),
             domain,
         });
-        match self.store.deliver(&[name], message).await {
+        match self.store.deliver(&[name], message, None).await {
             Ok(_) => None,
+            Err(StoreError::OverQuota(n)) => {
+                Some(view::notice(&format!("Not sent: {n}'s mailbox is full")))
+            }
             Err(StoreError::UnknownRecipient(n)) => {
                 Some(view::notice(&format!("Not sent: no such user {n}")))
             }

@@ -6,14 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jmail_proto::native::reply::{Summary, summary_line};
+use jmail_proto::native::reply::{Folder, Summary, folder_line, summary_line};
 use jmail_proto::native::{Command, Event, VERSION_MAJOR, VERSION_MINOR};
 
 use crate::auth::normalize_name;
 use crate::config::Config;
 use crate::driver::{Action, Outcome};
 use crate::message::{NativeSend, build_native};
-use crate::store::{Account, MailStore, MailboxWatch, MessageMeta, StoreError, flags};
+use crate::store::{
+    Account, FlagOp, Flags, MailStore, MailboxId, MailboxWatch, MessageMeta, StoreError, flags,
+};
 use crate::throttle::{LoginResult, LoginThrottle, login};
 
 enum State {
@@ -44,6 +46,10 @@ pub struct Session {
     login_failures: u32,
     /// The connection is encrypted (the native TLS port, or after STARTTLS).
     tls: bool,
+    /// The minor version agreed with the client: commands of later minors are unknown to it.
+    minor: u32,
+    /// The folder LIST, READ, MARK, DELETE, COPY, MOVE and WATCH work on: INBOX until SELECT.
+    folder: MailboxId,
 }
 
 fn line(status: &str, code: &str, text: &str) -> Vec<u8> {
@@ -58,6 +64,18 @@ fn line(status: &str, code: &str, text: &str) -> Vec<u8> {
 fn store_failure(err: &StoreError, peer: SocketAddr) -> Vec<u8> {
     match err {
         StoreError::Closed => line("NO", "TRYLATER", "server is shutting down; try again"),
+        StoreError::NoSuchMailbox => line("NO", "NOFOLDER", "no such folder"),
+        StoreError::MailboxExists => line("NO", "EXISTS", "a folder of that name exists"),
+        StoreError::BadMailboxName(why) => line("NO", "BADNAME", why),
+        StoreError::MailboxRefused(why) => line("NO", "REFUSED", why),
+        StoreError::TooManyMailboxes(_) | StoreError::TooManyKeywords(_) => {
+            line("NO", "LIMIT", &err.to_string())
+        }
+        StoreError::OverQuota(name) => line(
+            "NO",
+            "OVERQUOTA",
+            &format!("{name}'s mailbox is full; nothing was stored"),
+        ),
         other => {
             tracing::error!(%peer, error = %other, "store operation failed");
             line(
@@ -86,6 +104,8 @@ impl Session {
             errors: 0,
             login_failures: 0,
             tls,
+            minor: 0,
+            folder: 0,
         }
     }
 
@@ -151,12 +171,12 @@ impl Session {
         if let Some(revoked) = self.revoked().await {
             return revoked;
         }
-        let State::Watching { account, since, .. } = &self.state else {
+        let State::Watching { since, .. } = &self.state else {
             return Outcome::go_on(Vec::new());
         };
-        let (inbox, from) = (account.inbox, *since);
+        let from = *since;
         let mut out = Vec::new();
-        match self.write_changes(inbox, from, &mut out).await {
+        match self.write_changes(self.folder, from, &mut out).await {
             Ok((through, pending)) => {
                 if let State::Watching { since, more, .. } = &mut self.state {
                     *since = through;
@@ -200,6 +220,10 @@ impl Session {
             return revoked;
         }
         match (&self.state, command) {
+            (_, command) if command.since_minor() > self.minor => {
+                let err = jmail_proto::native::DecodeError::UnknownCommand;
+                self.protocol_error(line("BAD", err.code(), &err.to_string()))
+            }
             (_, Command::Logout) => Outcome::close(line("BYE", "LOGOUT", "goodbye")),
             (State::Greeted, Command::Hello { major, minor }) => self.hello(major, minor),
             (State::Greeted, _) => {
@@ -245,8 +269,10 @@ impl Session {
             return Outcome::close(line("BYE", "VERSION", &text));
         }
         self.state = State::Unauthenticated;
+        self.minor = minor.min(VERSION_MINOR);
         let text = format!(
-            "JMAIL {VERSION_MAJOR}.{VERSION_MINOR} jmail/{} ready",
+            "JMAIL {VERSION_MAJOR}.{} jmail/{} ready",
+            self.minor,
             env!("CARGO_PKG_VERSION")
         );
         Outcome::go_on(line("OK", "", &text))
@@ -257,9 +283,15 @@ impl Session {
         let mut out = String::new();
         let _ = write!(
             out,
-            "* CAPA VERSION {VERSION_MAJOR}.{VERSION_MINOR}\r\n* CAPA LITERAL+\r\n* CAPA WATCH\r\n\
+            "* CAPA VERSION {VERSION_MAJOR}.{}\r\n* CAPA LITERAL+\r\n* CAPA WATCH\r\n{}\
              * CAPA MESSAGE-BYTES-MAX {}\r\n* CAPA RECIPIENTS-MAX {}\r\n* CAPA LINE-BYTES-MAX {}\r\n\
              * CAPA LIST-BATCH-MAX {}\r\n* CAPA DOMAIN {}\r\n{}OK CAPA\r\n",
+            self.minor,
+            if self.minor >= 1 {
+                "* CAPA FOLDERS\r\n"
+            } else {
+                ""
+            },
             l.message_bytes_max,
             l.recipients_max,
             l.line_bytes_max,
@@ -284,6 +316,7 @@ impl Session {
         {
             LoginResult::Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.name, "native login");
+                self.folder = account.inbox;
                 self.state = State::LoggedIn(account);
                 Outcome::go_on(line("OK", "", "LOGIN welcome"))
             }
@@ -308,56 +341,132 @@ impl Session {
 
     async fn logged_in(&mut self, account: Account, command: Command) -> Outcome {
         let peer = self.peer;
+        let folder = self.folder;
         let not_found = |id: u32| line("NO", "NOTFOUND", &format!("no message {id}"));
-        match command {
+        let reply = match command {
             Command::Send {
                 recipients,
                 subject,
+                keep_sent,
                 body,
-            } => Outcome::go_on(self.send(&account, &recipients, &subject, &body).await),
+            } => Ok(self
+                .send(&account, &recipients, &subject, &body, keep_sent)
+                .await),
             Command::List { since } => {
                 let mut out = Vec::new();
-                match self.list(account.inbox, since, &mut out).await {
-                    Ok(_) => Outcome::go_on(out),
-                    Err(e) => Outcome::go_on(store_failure(&e, peer)),
-                }
+                self.list(folder, since, &mut out).await.map(|_| out)
             }
-            Command::Read { id } => match self.store.fetch(account.inbox, id, true).await {
+            Command::Read { id } => match self.store.fetch(folder, id, true).await {
                 Ok(Some(raw)) => {
                     let mut out = format!("* MESSAGE {id} {{{}}}\r\n", raw.len()).into_bytes();
                     out.extend_from_slice(&raw);
                     out.extend_from_slice(b"\r\nOK READ\r\n");
-                    Outcome::go_on(out)
+                    Ok(out)
                 }
-                Ok(None) => Outcome::go_on(not_found(id)),
-                Err(e) => Outcome::go_on(store_failure(&e, peer)),
+                Ok(None) => Ok(not_found(id)),
+                Err(e) => Err(e),
             },
             Command::Mark { id, seen } => {
-                let (add, remove) = if seen {
-                    (flags::SEEN, 0)
-                } else {
-                    (0, flags::SEEN)
-                };
-                match self.store.set_flags(account.inbox, id, add, remove).await {
-                    Ok(true) => Outcome::go_on(line("OK", "", "MARK")),
-                    Ok(false) => Outcome::go_on(not_found(id)),
-                    Err(e) => Outcome::go_on(store_failure(&e, peer)),
+                let op = if seen { FlagOp::Add } else { FlagOp::Remove };
+                let seen_flag = Flags::system(flags::SEEN);
+                match self
+                    .store
+                    .update_flags(folder, &[id], op, seen_flag, None)
+                    .await
+                {
+                    Ok(u) if u.changed.is_empty() && u.unchanged.is_empty() => Ok(not_found(id)),
+                    Ok(_) => Ok(line("OK", "", "MARK")),
+                    Err(e) => Err(e),
                 }
             }
-            Command::Delete { id } => match self.store.expunge(account.inbox, id).await {
-                Ok(true) => Outcome::go_on(line("OK", "", "DELETE")),
-                Ok(false) => Outcome::go_on(not_found(id)),
-                Err(e) => Outcome::go_on(store_failure(&e, peer)),
+            Command::Delete { id } => match self.store.expunge(folder, Some(&[id]), false).await {
+                Ok(gone) if gone.is_empty() => Ok(not_found(id)),
+                Ok(_) => Ok(line("OK", "", "DELETE")),
+                Err(e) => Err(e),
             },
-            Command::Watch { since } => self.watch(account, since).await,
-            Command::Done => self.wrong_state("DONE ends WATCH; not watching"),
+            Command::Watch { since } => return self.watch(account, since).await,
+            Command::Done => return self.wrong_state("DONE ends WATCH; not watching"),
+            Command::Folders => self.folders(&account).await,
+            Command::Select { folder } => match self.store.mailbox(account.id, &folder).await {
+                Ok(Some(m)) => {
+                    self.folder = m.id;
+                    let text = format!("SELECT {} {}", m.uid_validity, m.highest_modseq);
+                    Ok(line("OK", "", &text))
+                }
+                Ok(None) => Err(StoreError::NoSuchMailbox),
+                Err(e) => Err(e),
+            },
+            Command::Create { folder } => (self.store.create_mailbox(account.id, &folder).await)
+                .map(|_| line("OK", "", "CREATE")),
+            Command::Rename { from, to } => {
+                (self.store.rename_mailbox(account.id, &from, &to).await)
+                    .map(|()| line("OK", "", "RENAME"))
+            }
+            Command::Remove { folder: name } => {
+                // The folder in use cannot go from under this session: LIST and the rest would fail.
+                // (INBOX is refused by the store, in its own words.)
+                match self.store.mailbox(account.id, &name).await {
+                    Ok(Some(m)) if m.id == self.folder && m.id != account.inbox => Ok(line(
+                        "NO",
+                        "REFUSED",
+                        "the selected folder cannot be removed; SELECT another first",
+                    )),
+                    Ok(_) => (self.store.delete_mailbox(account.id, &name).await)
+                        .map(|()| line("OK", "", "REMOVE")),
+                    Err(e) => Err(e),
+                }
+            }
+            Command::Copy { id, folder: to } => self.copy(&account, id, &to, false).await,
+            Command::Move { id, folder: to } => self.copy(&account, id, &to, true).await,
             Command::Hello { .. }
             | Command::Login { .. }
             | Command::Noop
             | Command::Capa
             | Command::StartTls
             | Command::Logout => unreachable!("handled before the logged-in state"),
+        };
+        Outcome::go_on(reply.unwrap_or_else(|e| store_failure(&e, peer)))
+    }
+
+    /// FOLDERS: `* FOLDER <name> <role|-> <messages> <unseen> <bytes>` for each, by name.
+    async fn folders(&self, account: &Account) -> Result<Vec<u8>, StoreError> {
+        let mailboxes = self.store.mailboxes(account.id).await?;
+        let mut out = Vec::new();
+        for m in &mailboxes {
+            let row = folder_line(&Folder {
+                name: m.name.clone(),
+                role: m.role.map(|r| r.as_str().to_string()),
+                messages: m.messages,
+                unseen: m.unseen,
+                bytes: m.bytes,
+            });
+            out.extend_from_slice(row.as_bytes());
         }
+        out.extend_from_slice(format!("OK FOLDERS {}\r\n", mailboxes.len()).as_bytes());
+        Ok(out)
+    }
+
+    /// COPY and MOVE of one message into another folder: `OK COPY <new-id>`.
+    async fn copy(
+        &self,
+        account: &Account,
+        id: u32,
+        to: &str,
+        remove_source: bool,
+    ) -> Result<Vec<u8>, StoreError> {
+        let dest = self
+            .store
+            .mailbox(account.id, to)
+            .await?
+            .ok_or(StoreError::NoSuchMailbox)?;
+        let map = (self.store)
+            .copy(account.id, self.folder, &[id], dest.id, remove_source)
+            .await?;
+        let word = if remove_source { "MOVE" } else { "COPY" };
+        Ok(match map.uids.first() {
+            Some((_, new)) => line("OK", "", &format!("{word} {new}")),
+            None => line("NO", "NOTFOUND", &format!("no message {id}")),
+        })
     }
 
     /// Resolves recipients to local user names: `bob` or `bob@<one of our domains>`.
@@ -388,6 +497,7 @@ impl Session {
         recipients: &[String],
         subject: &str,
         body: &[u8],
+        keep_sent: bool,
     ) -> Vec<u8> {
         let (names, addresses) = match self.resolve(recipients) {
             Ok(resolved) => resolved,
@@ -406,7 +516,9 @@ impl Session {
             domain,
         });
         let message_id = message.message_id.clone().unwrap_or_default();
-        match self.store.deliver(&names, message).await {
+        // With KEEP, the sender keeps a copy in their Sent folder, in the same transaction.
+        let sent_copy = keep_sent.then_some(account.id);
+        match self.store.deliver(&names, message, sent_copy).await {
             Ok(delivered) => {
                 tracing::debug!(peer = %self.peer, from = %account.name, count = delivered.len(), "native send");
                 line(
@@ -426,15 +538,15 @@ impl Session {
 
     async fn watch(&mut self, account: Account, since: u64) -> Outcome {
         // Subscribe before reading, so a change between the read and the subscription is not missed.
-        let watch = self.store.watch(account.inbox);
+        let watch = MailboxWatch::new(self.store.feed(account.id), self.folder);
         let mut out = b"+ WATCHING send DONE to stop\r\n".to_vec();
         let start = if since == 0 {
-            match self.store.changes(account.inbox, i64::MAX as u64, 1).await {
+            match self.store.changes(self.folder, i64::MAX as u64, 1).await {
                 Ok(c) => (c.through_modseq, false),
                 Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
             }
         } else {
-            match self.write_changes(account.inbox, since, &mut out).await {
+            match self.write_changes(self.folder, since, &mut out).await {
                 Ok(start) => start,
                 Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
             }

@@ -371,17 +371,20 @@ impl Session {
             return Outcome::close(ok("Jmail POP3 signing off"));
         };
         let inbox = maildrop.account.inbox;
-        let mut deleted = 0;
-        for entry in maildrop.messages.iter().filter(|e| e.deleted) {
-            // `false` means another session removed it already: it is gone either way.
-            if let Err(e) = self.store.expunge(inbox, entry.uid).await {
-                tracing::error!(peer = %self.peer, error = %e, "pop3 expunge failed");
-                return Outcome::close(err(
-                    "[SYS/TEMP] some deleted messages could not be removed; try again later",
-                ));
-            }
-            deleted += 1;
+        let marked: Vec<u32> = maildrop
+            .messages
+            .iter()
+            .filter(|e| e.deleted)
+            .map(|e| e.uid)
+            .collect();
+        // All at once, or none: a message another session removed already is gone either way.
+        if let Err(e) = self.store.expunge(inbox, Some(&marked), false).await {
+            tracing::error!(peer = %self.peer, error = %e, "pop3 expunge failed");
+            return Outcome::close(err(
+                "[SYS/TEMP] the deleted messages could not be removed; try again later",
+            ));
         }
+        let deleted = marked.len();
         Outcome::close(ok(&format!(
             "Jmail POP3 signing off ({deleted} messages deleted)"
         )))

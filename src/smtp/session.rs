@@ -522,8 +522,11 @@ impl Session {
             submission: self.mode == Mode::Submission,
         };
         let (message, id) = envelope::stamp(&trace, body);
-        match self.store.deliver(&transaction.users, message).await {
+        match self.store.deliver(&transaction.users, message, None).await {
             Ok(_) => Outcome::reply(format!("250 2.0.0 OK: stored as {id}")),
+            Err(StoreError::OverQuota(user)) => Outcome::reply(format!(
+                "552 5.2.2 <{user}>: mailbox full; nothing was stored"
+            )),
             Err(StoreError::UnknownRecipient(user)) => Outcome::reply(format!(
                 "550 5.1.1 <{user}>: no such user here (removed during the transaction)"
             )),

@@ -4,12 +4,14 @@
 //! backend implements both ([`Store`]). The SQLite backend is the default; a PostgreSQL backend will
 //! implement the same trait and pass the same conformance tests (tests/it/store.rs).
 
-mod notify;
+pub mod notify;
+pub mod rules;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
-pub use notify::{MailboxWatch, Notifier};
+pub use notify::{AccountFeed, FeedEvent, MailboxWatch, Notifier};
+pub use rules::{Quota, Usage};
 
 /// Row id of an account.
 pub type UserId = i64;
@@ -22,6 +24,120 @@ pub mod flags {
     pub const ANSWERED: i64 = 2;
     pub const FLAGGED: i64 = 4;
     pub const DRAFT: i64 = 8;
+    pub const DELETED: i64 = 16;
+    /// Every system flag a message can carry.
+    pub const ALL: i64 = SEEN | ANSWERED | FLAGGED | DRAFT | DELETED;
+}
+
+/// A message's flags: the system flags as bits ([`flags`]) and its keywords, sorted, without repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub system: i64,
+    pub keywords: Vec<String>,
+}
+
+impl Flags {
+    pub fn system(bits: i64) -> Flags {
+        Flags {
+            system: bits,
+            keywords: Vec::new(),
+        }
+    }
+}
+
+/// How a flag update treats the flags given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// What one flag update did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagUpdate {
+    /// Messages whose flags changed, with their new state, in UID order.
+    pub changed: Vec<MessageFlags>,
+    /// Messages present whose flags already were as asked, in UID order.
+    pub unchanged: Vec<MessageFlags>,
+    /// Messages left alone because they changed after the `unchanged_since` modseq (CONDSTORE's
+    /// MODIFIED), in UID order.
+    pub refused: Vec<u32>,
+}
+
+/// One message's flags as they now stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageFlags {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+}
+
+/// A mailbox's special-use role (RFC 6154; JMAP's roles). Each role is held by at most one mailbox of an
+/// account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Inbox,
+    Sent,
+    Drafts,
+    Trash,
+    Junk,
+    Archive,
+}
+
+impl Role {
+    /// The mailboxes every account starts with, in the order lists show them.
+    pub const DEFAULTS: [(Role, &'static str); 6] = [
+        (Role::Inbox, "INBOX"),
+        (Role::Sent, "Sent"),
+        (Role::Drafts, "Drafts"),
+        (Role::Trash, "Trash"),
+        (Role::Junk, "Junk"),
+        (Role::Archive, "Archive"),
+    ];
+
+    /// The stored and JMAP name of the role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Inbox => "inbox",
+            Role::Sent => "sent",
+            Role::Drafts => "drafts",
+            Role::Trash => "trash",
+            Role::Junk => "junk",
+            Role::Archive => "archive",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::DEFAULTS
+            .iter()
+            .map(|(role, _)| *role)
+            .find(|role| role.as_str() == text)
+    }
+}
+
+/// A mailbox as listed: all read from the mailbox's own row, without scanning its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub id: MailboxId,
+    pub name: String,
+    pub role: Option<Role>,
+    pub subscribed: bool,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    pub messages: u64,
+    pub unseen: u64,
+    /// Stored bytes of its messages.
+    pub bytes: u64,
+}
+
+/// Where a copy or move put each message: (source UID, destination UID), in source UID order (UIDPLUS's
+/// COPYUID), and the destination's UIDVALIDITY.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyMap {
+    pub uid_validity: u32,
+    pub uids: Vec<(u32, u32)>,
 }
 
 /// An authenticated user and the mailbox the native protocol works on.
@@ -59,6 +175,9 @@ pub struct NewMessage {
     /// Octets as POP3 sends it (`jmail_proto::pop3::crlf_size`), worked out from `raw` by `new`: make a
     /// new message rather than change `raw`.
     pub crlf_size: u64,
+    /// What IMAP and JMAP list of it (envelope, MIME structure with byte offsets), parsed once here and
+    /// stored with it: JSON of `jmail_proto::summary::Summary`.
+    pub summary: String,
 }
 
 impl NewMessage {
@@ -71,6 +190,7 @@ impl NewMessage {
     ) -> NewMessage {
         NewMessage {
             crlf_size: jmail_proto::pop3::crlf_size(&raw),
+            summary: jmail_proto::summary::summarize_message(&raw).to_json(),
             raw,
             from,
             subject,
@@ -101,6 +221,8 @@ pub struct MessageMeta {
     pub internal_date_micros: i64,
     pub from: String,
     pub subject: String,
+    /// Sorted, without repeats.
+    pub keywords: Vec<String>,
 }
 
 /// What changed in a mailbox after some modseq, oldest change first.
@@ -150,7 +272,46 @@ pub struct ImportCounts {
 pub struct UserInfo {
     pub name: String,
     pub created_micros: i64,
-    pub messages: u64,
+    pub usage: Usage,
+    /// The quota in force: the user's own or the server's default.
+    pub quota: Quota,
+}
+
+/// A user's own quota setting for one dimension (`jmail user quota`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaSetting {
+    /// The server's default (`limits.quota_*_default`).
+    Default,
+    Unlimited,
+    Limit(u64),
+}
+
+/// The limits of the mail model that the config sets, handed to a backend when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelLimits {
+    pub mailboxes_per_account_max: u64,
+    pub keywords_per_mailbox_max: u64,
+    pub quota_default: Quota,
+}
+
+impl Default for ModelLimits {
+    fn default() -> Self {
+        ModelLimits::from(&crate::config::Limits::default())
+    }
+}
+
+impl From<&crate::config::Limits> for ModelLimits {
+    fn from(l: &crate::config::Limits) -> Self {
+        let unlimited_at_zero = |v: u64| (v > 0).then_some(v);
+        ModelLimits {
+            mailboxes_per_account_max: l.mailboxes_per_account_max,
+            keywords_per_mailbox_max: l.keywords_per_mailbox_max,
+            quota_default: Quota {
+                bytes: unlimited_at_zero(l.quota_bytes_default),
+                messages: unlimited_at_zero(l.quota_messages_default),
+            },
+        }
+    }
 }
 
 /// Everything that can go wrong in the store. Internal text stays in logs: sessions map these to protocol
@@ -167,6 +328,23 @@ pub enum StoreError {
     Closed,
     #[error("storage backend: {0}")]
     Backend(String),
+    #[error("no such mailbox")]
+    NoSuchMailbox,
+    #[error("a mailbox of that name exists")]
+    MailboxExists,
+    #[error("{0}")]
+    BadMailboxName(&'static str),
+    #[error("{0}")]
+    MailboxRefused(&'static str),
+    #[error("at most {0} mailboxes per account")]
+    TooManyMailboxes(u64),
+    #[error("not a valid keyword: {0}")]
+    BadKeyword(String),
+    #[error("at most {0} keywords per mailbox")]
+    TooManyKeywords(u64),
+    /// Storing this would take an account past its quota; the account's name.
+    #[error("{0} is over quota")]
+    OverQuota(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -185,6 +363,13 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Deletes the account and all its mail.
     async fn delete_user(&self, name: &str) -> StoreResult<()>;
     async fn list_users(&self) -> StoreResult<Vec<UserInfo>>;
+    /// Sets a user's own quota on bytes and on messages (`None` leaves that one as it is).
+    async fn set_quota(
+        &self,
+        name: &str,
+        bytes: Option<QuotaSetting>,
+        messages: Option<QuotaSetting>,
+    ) -> StoreResult<()>;
     /// Imports all of `batch` or nothing. Existing users are left as they are; a message whose Message-ID
     /// is already in its owner's INBOX is not imported again.
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts>;
@@ -209,13 +394,73 @@ pub trait MailStore: Send + Sync + 'static {
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
     /// The oldest existing account's name (who gets `postmaster` mail by default); `None` with no users.
     async fn first_user(&self) -> StoreResult<Option<String>>;
-    /// Delivers one message to each named local user's INBOX: all or nothing. An unknown name fails the
-    /// whole delivery with [`StoreError::UnknownRecipient`] and stores nothing.
+    /// Delivers one message to each named local user's INBOX: all or nothing, its bytes stored once. An
+    /// unknown name fails the whole delivery with [`StoreError::UnknownRecipient`], one over quota with
+    /// [`StoreError::OverQuota`], and nothing is stored. With `sent_copy_of`, the same transaction keeps a
+    /// copy, flagged seen, in that account's Sent mailbox (when it has one).
     async fn deliver(
         &self,
         recipients: &[String],
         message: NewMessage,
+        sent_copy_of: Option<UserId>,
     ) -> StoreResult<Vec<Delivered>>;
+    /// The account's mailboxes, by name.
+    async fn mailboxes(&self, user: UserId) -> StoreResult<Vec<MailboxInfo>>;
+    /// One mailbox of the account by name (`inbox` in any case is INBOX); `None` when there is none.
+    async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>>;
+    /// Creates a mailbox, and any missing ancestors, subscribed. Returns the new mailbox's id.
+    async fn create_mailbox(&self, user: UserId, name: &str) -> StoreResult<MailboxId>;
+    /// Renames a mailbox and every descendant. Renaming INBOX moves its messages into a new mailbox of
+    /// that name and leaves INBOX, empty, in place (RFC 9051 §6.3.6).
+    async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> StoreResult<()>;
+    /// Deletes a mailbox and its messages; its descendants stay. INBOX cannot be deleted.
+    async fn delete_mailbox(&self, user: UserId, name: &str) -> StoreResult<()>;
+    async fn subscribe(&self, user: UserId, name: &str, subscribed: bool) -> StoreResult<()>;
+    /// Stores a message in a mailbox with the given flags (IMAP APPEND, a draft, a Sent copy). Quota applies.
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        message: NewMessage,
+        flags: Flags,
+    ) -> StoreResult<u32>;
+    /// Changes the flags of the listed messages at once (UIDs not present are skipped). With
+    /// `unchanged_since`, a message whose modseq is above it is left alone and reported refused.
+    async fn update_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagUpdate>;
+    /// Copies (or, with `remove_source`, moves) the listed messages to another mailbox of the same account,
+    /// all or nothing, without writing their bytes again. Copies count against the quota; moves do not.
+    async fn copy(
+        &self,
+        user: UserId,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove_source: bool,
+    ) -> StoreResult<CopyMap>;
+    /// Removes messages for good: the listed UIDs (all, when `uids` is `None`), and with `only_deleted`
+    /// only those flagged `\Deleted`. Returns the UIDs removed, in order.
+    async fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<&[u32]>,
+        only_deleted: bool,
+    ) -> StoreResult<Vec<u32>>;
+    /// The account's change counter: it moves with every change to any of its mailboxes or messages, so
+    /// "did anything change since X" is one lookup. `None` when there is no such account.
+    async fn account_modseq(&self, user: UserId) -> StoreResult<Option<u64>>;
+    /// The account's mailboxes changed after account modseq `since` (their ids), and the ids of those
+    /// deleted since.
+    async fn mailboxes_changed(
+        &self,
+        user: UserId,
+        since: u64,
+    ) -> StoreResult<(Vec<MailboxId>, Vec<MailboxId>)>;
     /// Changes after `since_modseq`, at most `limit` of them.
     async fn changes(
         &self,
@@ -238,18 +483,11 @@ pub trait MailStore: Send + Sync + 'static {
         uid: u32,
         mark_seen: bool,
     ) -> StoreResult<Option<Vec<u8>>>;
-    /// Sets or clears flags. `false` when there is no such message.
-    async fn set_flags(
-        &self,
-        mailbox: MailboxId,
-        uid: u32,
-        add: i64,
-        remove: i64,
-    ) -> StoreResult<bool>;
-    /// Removes a message for good. `false` when there is no such message.
-    async fn expunge(&self, mailbox: MailboxId, uid: u32) -> StoreResult<bool>;
-    /// A handle that wakes whenever the mailbox changes (push for WATCH).
-    fn watch(&self, mailbox: MailboxId) -> MailboxWatch;
+    /// What was parsed of a message at delivery (envelope, MIME structure with byte offsets) as stored,
+    /// JSON of `jmail_proto::summary::Summary`.
+    async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>>;
+    /// The account's feed of changes (push): every commit that touches it, or a resync signal.
+    fn feed(&self, user: UserId) -> AccountFeed;
     /// Finishes queued writes and closes the backend.
     async fn close(&self);
 }

@@ -199,7 +199,7 @@ async fn execute(
             NetEvent::Done(format!("message {id} deleted"))
         }
         Request::Send { to, subject, body } => {
-            client.send(&to, &subject, body.as_bytes()).await?;
+            client.send_and_keep(&to, &subject, body.as_bytes()).await?;
             NetEvent::Done(format!("sent to {}", to.join(", ")))
         }
     })

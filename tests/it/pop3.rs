@@ -123,7 +123,10 @@ async fn deliver(s: &TestServer, to: &str, raw: &[u8]) {
         None,
         1_700_000_000_000_000,
     );
-    s.store.deliver(&[to.to_string()], message).await.unwrap();
+    s.store
+        .deliver(&[to.to_string()], message, None)
+        .await
+        .unwrap();
 }
 
 /// How poplib prints a multi-line reply's lines: each indented, dot-stuffing removed, then the octets.

@@ -7,7 +7,7 @@ async fn handshake_accepts_major_2_and_refuses_others() {
     let s = TestServer::start().await;
     let mut r = s.raw().await;
     r.send(b"JMAIL 2.7 some-client/1.0\r\n").await;
-    let ok = r.expect_prefix("OK JMAIL 2.0 jmail/").await;
+    let ok = r.expect_prefix("OK JMAIL 2.1 jmail/").await;
     assert!(ok.ends_with(" ready"), "{ok}");
 
     let mut r = s.raw().await;
@@ -166,7 +166,7 @@ async fn capa_noop_and_commands_before_login() {
     r.expect("BYE LOGOUT goodbye").await;
     let mut r = s.raw().await;
     r.send(b"NOOP\r\n").await;
-    r.expect("BAD STATE say \"JMAIL 2.0\" first").await;
+    r.expect("BAD STATE say \"JMAIL 2.1\" first").await;
     r.send(b"JMAIL 2.0\r\nCAPA\r\n").await;
     r.expect_prefix("OK JMAIL").await;
     r.expect("* CAPA VERSION 2.0").await;

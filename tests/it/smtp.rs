@@ -538,7 +538,7 @@ async fn a_store_failure_before_durability_is_a_4xx_and_stores_nothing() {
         .await
         .unwrap();
     let bob = users.iter().find(|u| u.name == "bob").unwrap();
-    assert_eq!(bob.messages, 1, "only the welcome message");
+    assert_eq!(bob.usage.messages, 1, "only the welcome message");
 }
 
 /// Guessing recipients costs errors: the `bad_commands_max`-th unknown one closes the connection.

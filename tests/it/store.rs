@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use jmail::store::sqlite::SqliteStore;
-use jmail::store::{NewMessage, Store, StoreError, flags};
+use jmail::store::{FlagOp, FlagUpdate, Flags, NewMessage, Store, StoreError, flags};
 
-async fn backends() -> Vec<(Arc<dyn Store>, tempfile::TempDir)> {
+pub async fn backends() -> Vec<(Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
     vec![(sqlite, dir)]
 }
 
-fn message(subject: &str) -> NewMessage {
+pub fn message(subject: &str) -> NewMessage {
     NewMessage::new(
         format!("From: a@x\r\nSubject: {subject}\r\n\r\nbody\r\n").into_bytes(),
         "a@x".into(),
@@ -22,7 +22,7 @@ fn message(subject: &str) -> NewMessage {
     )
 }
 
-async fn user(store: &dyn Store, name: &str) -> jmail::store::Account {
+pub async fn user(store: &dyn Store, name: &str) -> jmail::store::Account {
     let hash = jmail::auth::hash_password("pw");
     store.create_user(name, &hash, None).await.unwrap();
     jmail::accounts::authenticate(store, name, "pw")
@@ -82,7 +82,10 @@ async fn accounts() {
             Err(StoreError::NoSuchUser(_))
         ));
         let users = store.list_users().await.unwrap();
-        assert_eq!((users[0].name.as_str(), users[0].messages), ("ann", 1));
+        assert_eq!(
+            (users[0].name.as_str(), users[0].usage.messages),
+            ("ann", 1)
+        );
         store.delete_user("ann").await.unwrap();
         assert!(store.list_users().await.unwrap().is_empty());
         assert!(
@@ -107,7 +110,7 @@ async fn delivery_is_all_or_nothing() {
         let a = user(store, "a").await;
         let b = user(store, "b").await;
         let r = store
-            .deliver(&["a".into(), "ghost".into()], message("x"))
+            .deliver(&["a".into(), "ghost".into()], message("x"), None)
             .await;
         assert!(matches!(r, Err(StoreError::UnknownRecipient(n)) if n == "ghost"));
         assert!(
@@ -119,7 +122,7 @@ async fn delivery_is_all_or_nothing() {
                 .is_empty()
         );
         let d = store
-            .deliver(&["a".into(), "b".into(), "a".into()], message("y"))
+            .deliver(&["a".into(), "b".into(), "a".into()], message("y"), None)
             .await
             .unwrap();
         assert_eq!(d.len(), 2, "a named twice gets one copy");
@@ -142,7 +145,7 @@ async fn changes_flags_expunge_and_isolation() {
         let b = user(store, "b").await;
         for i in 0..3 {
             store
-                .deliver(&["a".into()], message(&format!("m{i}")))
+                .deliver(&["a".into()], message(&format!("m{i}")), None)
                 .await
                 .unwrap();
         }
@@ -161,15 +164,28 @@ async fn changes_flags_expunge_and_isolation() {
             (2, 2, true)
         );
 
+        let seen_flagged = Flags::system(flags::SEEN | flags::FLAGGED);
+        let u = store
+            .update_flags(a.inbox, &[2], FlagOp::Add, seen_flagged, None)
+            .await
+            .unwrap();
+        assert_eq!(u.changed.len(), 1);
+        assert_eq!(
+            store.expunge(a.inbox, Some(&[1]), false).await.unwrap(),
+            vec![1]
+        );
         assert!(
             store
-                .set_flags(a.inbox, 2, flags::SEEN | flags::FLAGGED, 0)
+                .expunge(a.inbox, Some(&[1]), false)
                 .await
                 .unwrap()
+                .is_empty()
         );
-        assert!(store.expunge(a.inbox, 1).await.unwrap());
-        assert!(!store.expunge(a.inbox, 1).await.unwrap());
-        assert!(!store.set_flags(a.inbox, 1, flags::SEEN, 0).await.unwrap());
+        let u = store
+            .update_flags(a.inbox, &[1], FlagOp::Add, Flags::system(flags::SEEN), None)
+            .await
+            .unwrap();
+        assert_eq!(u, FlagUpdate::default(), "no such message");
         let c = store.changes(a.inbox, 3, 100).await.unwrap();
         assert_eq!(c.messages.len(), 1);
         assert_eq!(
@@ -178,7 +194,11 @@ async fn changes_flags_expunge_and_isolation() {
         );
         assert_eq!((c.gone.clone(), c.through_modseq), (vec![1], 5));
         // Setting a flag that is already set changes nothing.
-        assert!(store.set_flags(a.inbox, 2, flags::SEEN, 0).await.unwrap());
+        let u = store
+            .update_flags(a.inbox, &[2], FlagOp::Add, Flags::system(flags::SEEN), None)
+            .await
+            .unwrap();
+        assert_eq!((u.changed.len(), u.unchanged.len()), (0, 1));
         assert_eq!(
             store.changes(a.inbox, 5, 100).await.unwrap().through_modseq,
             5
@@ -192,8 +212,18 @@ async fn changes_flags_expunge_and_isolation() {
 
         // b's mailbox id cannot see or touch a's messages.
         assert!(store.fetch(b.inbox, 2, false).await.unwrap().is_none());
-        assert!(!store.set_flags(b.inbox, 2, flags::SEEN, 0).await.unwrap());
-        assert!(!store.expunge(b.inbox, 2).await.unwrap());
+        let u = store
+            .update_flags(b.inbox, &[2], FlagOp::Add, Flags::system(flags::SEEN), None)
+            .await
+            .unwrap();
+        assert_eq!(u, FlagUpdate::default());
+        assert!(
+            store
+                .expunge(b.inbox, Some(&[2]), false)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(
             store
                 .changes(b.inbox, 0, 100)
@@ -209,13 +239,13 @@ async fn changes_flags_expunge_and_isolation() {
 async fn concurrent_deliveries_get_distinct_uids_and_wake_watchers() {
     for (store, _dir) in backends().await {
         let a = user(store.as_ref(), "a").await;
-        let mut watch = store.watch(a.inbox);
+        let mut watch = jmail::store::MailboxWatch::new(store.feed(a.id), a.inbox);
         let mut tasks = Vec::new();
         for i in 0..300 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 store
-                    .deliver(&["a".into()], message(&format!("c{i}")))
+                    .deliver(&["a".into()], message(&format!("c{i}")), None)
                     .await
                     .unwrap()[0]
                     .uid
@@ -232,7 +262,7 @@ async fn concurrent_deliveries_get_distinct_uids_and_wake_watchers() {
             .unwrap();
         store.close().await;
         assert!(matches!(
-            store.deliver(&["a".into()], message("late")).await,
+            store.deliver(&["a".into()], message("late"), None).await,
             Err(StoreError::Closed)
         ));
     }
@@ -253,8 +283,11 @@ async fn listed_crlf_size_counts_bare_lf_and_an_unended_last_line() {
             None,
             1_700_000_000_000_000,
         );
-        store.deliver(&["ann".into()], canonical).await.unwrap();
-        store.deliver(&["ann".into()], bare).await.unwrap();
+        store
+            .deliver(&["ann".into()], canonical, None)
+            .await
+            .unwrap();
+        store.deliver(&["ann".into()], bare, None).await.unwrap();
         let listed = store.changes(ann.inbox, 0, 10).await.unwrap().messages;
         let sizes: Vec<(u64, u64)> = listed.iter().map(|m| (m.size, m.crlf_size)).collect();
         assert_eq!(

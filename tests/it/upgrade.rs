@@ -72,6 +72,52 @@ async fn a_schema_4_data_dir_opens_with_everything_intact() {
                 .collect();
             assert_eq!(digest, want["sha256"].as_str().unwrap(), "{place}: bytes");
         }
+        // The upgrade gave the account the mail model: the six special-use mailboxes, counts that match
+        // the messages, usage, and a summary of every message stored before.
+        let boxes = store.mailboxes(account.id).await.unwrap();
+        let roles: Vec<&str> = boxes
+            .iter()
+            .filter_map(|m| m.role.map(|r| r.as_str()))
+            .collect();
+        assert_eq!(
+            roles,
+            ["archive", "drafts", "inbox", "junk", "sent", "trash"],
+            "{name}"
+        );
+        let inbox = boxes.iter().find(|m| m.name == "INBOX").unwrap();
+        let unseen = want_messages
+            .iter()
+            .filter(|m| m["flags"].as_i64().unwrap() & jmail::store::flags::SEEN == 0)
+            .count() as u64;
+        let bytes: u64 = want_messages
+            .iter()
+            .map(|m| m["size"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            (inbox.messages, inbox.unseen, inbox.bytes),
+            (want_messages.len() as u64, unseen, bytes),
+            "{name}: counts"
+        );
+        assert_eq!(
+            inbox.highest_modseq,
+            want["highest_modseq"].as_u64().unwrap()
+        );
+        assert!(store.account_modseq(account.id).await.unwrap().unwrap() >= inbox.highest_modseq);
+        let listed = store.list_users().await.unwrap();
+        let me = listed.iter().find(|u| &u.name == name).unwrap();
+        assert_eq!(
+            (me.usage.messages, me.usage.bytes),
+            (inbox.messages, bytes),
+            "{name}: usage"
+        );
+        for m in &changes.messages {
+            let summary = store.summary(account.inbox, m.uid).await.unwrap();
+            assert!(
+                summary.is_some(),
+                "{name} uid {}: summarized at upgrade",
+                m.uid
+            );
+        }
         // New mail continues the UIDs: none is ever reused.
         let message = jmail::message::build_native(&jmail::message::NativeSend {
             from: "x@localhost",
@@ -84,7 +130,7 @@ async fn a_schema_4_data_dir_opens_with_everything_intact() {
             domain: "localhost",
         });
         let delivered = store
-            .deliver(std::slice::from_ref(name), message)
+            .deliver(std::slice::from_ref(name), message, None)
             .await
             .unwrap();
         assert_eq!(

@@ -7,10 +7,12 @@ pub enum Command {
     Hello { major: u32, minor: u32 },
     /// `LOGIN <user> <password>`.
     Login { user: String, password: String },
-    /// `SEND <rcpt>[,<rcpt>...] <subject> {<n>}` followed by `n` body bytes.
+    /// `SEND <rcpt>[,<rcpt>...] [<subject> [KEEP]] {<n>}` followed by `n` body bytes. `KEEP` (2.1): keep
+    /// a copy in the sender's Sent folder.
     Send {
         recipients: Vec<String>,
         subject: String,
+        keep_sent: bool,
         body: Vec<u8>,
     },
     /// `LIST [<modseq>]`: changes after `since` (0 = everything).
@@ -33,6 +35,20 @@ pub enum Command {
     StartTls,
     /// `LOGOUT`.
     Logout,
+    /// `FOLDERS` (2.1): every folder with its counts.
+    Folders,
+    /// `SELECT <folder>` (2.1): the folder LIST, READ, MARK, DELETE, COPY, MOVE and WATCH work on.
+    Select { folder: String },
+    /// `CREATE <folder>` (2.1).
+    Create { folder: String },
+    /// `RENAME <folder> <new-name>` (2.1).
+    Rename { from: String, to: String },
+    /// `REMOVE <folder>` (2.1): deletes a folder and its messages.
+    Remove { folder: String },
+    /// `COPY <id> <folder>` (2.1).
+    Copy { id: u32, folder: String },
+    /// `MOVE <id> <folder>` (2.1).
+    Move { id: u32, folder: String },
 }
 
 impl Command {
@@ -52,6 +68,31 @@ impl Command {
             Command::Capa => "CAPA",
             Command::StartTls => "STARTTLS",
             Command::Logout => "LOGOUT",
+            Command::Folders => "FOLDERS",
+            Command::Select { .. } => "SELECT",
+            Command::Create { .. } => "CREATE",
+            Command::Rename { .. } => "RENAME",
+            Command::Remove { .. } => "REMOVE",
+            Command::Copy { .. } => "COPY",
+            Command::Move { .. } => "MOVE",
+        }
+    }
+
+    /// The protocol minor version that introduced the command: a session that agreed on an older one
+    /// answers it as unknown, as that version's servers did.
+    pub fn since_minor(&self) -> u32 {
+        match self {
+            Command::Send {
+                keep_sent: true, ..
+            }
+            | Command::Folders
+            | Command::Select { .. }
+            | Command::Create { .. }
+            | Command::Rename { .. }
+            | Command::Remove { .. }
+            | Command::Copy { .. }
+            | Command::Move { .. } => 1,
+            _ => 0,
         }
     }
 }

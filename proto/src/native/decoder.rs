@@ -41,6 +41,7 @@ enum State {
     Body {
         recipients: Vec<String>,
         subject: String,
+        keep_sent: bool,
         body: Vec<u8>,
         len: usize,
     },
@@ -102,6 +103,7 @@ impl Decoder {
                     let State::Body {
                         recipients,
                         subject,
+                        keep_sent,
                         body,
                         ..
                     } = std::mem::replace(&mut self.state, State::Line)
@@ -112,6 +114,7 @@ impl Decoder {
                         command: Some(Command::Send {
                             recipients,
                             subject,
+                            keep_sent,
                             body,
                         }),
                     };
@@ -192,11 +195,13 @@ impl Decoder {
                         command: Some(Command::Send {
                             recipients: send.recipients,
                             subject: send.subject,
+                            keep_sent: send.keep_sent,
                             body: Vec::new(),
                         }),
                     }
                 } else {
                     State::Body {
+                        keep_sent: send.keep_sent,
                         recipients: send.recipients,
                         subject: send.subject,
                         body: Vec::with_capacity(len.min(64 * 1024)),
@@ -293,6 +298,7 @@ mod tests {
                 Event::Command(Command::Send {
                     recipients: vec!["bob".into()],
                     subject: "hi".into(),
+                    keep_sent: false,
                     body: b"ab\r\ncd\n".to_vec()
                 }),
                 Event::Command(Command::Noop),
@@ -384,6 +390,7 @@ mod tests {
         let send = Event::Command(Command::Send {
             recipients: vec!["bob".into()],
             subject: String::new(),
+            keep_sent: false,
             body: Vec::new(),
         });
         assert_eq!(

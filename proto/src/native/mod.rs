@@ -14,7 +14,7 @@ pub use tokens::{Token, quote, tokenize};
 /// The protocol version this crate speaks. Clients with another major version are refused.
 pub const VERSION_MAJOR: u32 = 2;
 /// Minor versions only add; a server accepts any minor of its major.
-pub const VERSION_MINOR: u32 = 0;
+pub const VERSION_MINOR: u32 = 1;
 
 /// The bytes a server sends first on the native port. They are the v1.0 banner, byte for byte and without a
 /// line end, because an unmodified v1.0 client must be able to connect to the same port.

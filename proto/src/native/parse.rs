@@ -16,6 +16,7 @@ pub(super) enum Parsed {
 pub(super) struct SendHeader {
     pub recipients: Vec<String>,
     pub subject: String,
+    pub keep_sent: bool,
     pub len: u64,
     pub sync: bool,
 }
@@ -91,13 +92,14 @@ fn parse_send(
     literal: Option<(u64, bool)>,
     recipients_max: usize,
 ) -> Result<Parsed, DecodeError> {
-    const USAGE: &str = "usage: SEND <rcpt>[,<rcpt>...] [<subject>] {<size>}";
+    const USAGE: &str = "usage: SEND <rcpt>[,<rcpt>...] [<subject> [KEEP]] {<size>}";
     let Some((len, sync)) = literal else {
         return Err(DecodeError::Syntax(USAGE));
     };
-    let (rcpts, subject) = match args {
-        [r] => (r, None),
-        [r, s] => (r, Some(s)),
+    let (rcpts, subject, keep_sent) = match args {
+        [r] => (r, None, false),
+        [r, s] => (r, Some(s), false),
+        [r, s, k] if k.text().is_some_and(|k| k.eq_ignore_ascii_case("KEEP")) => (r, Some(s), true),
         _ => return Err(DecodeError::Syntax(USAGE)),
     };
     let rcpts = rcpts.text().ok_or(DecodeError::Syntax(USAGE))?;
@@ -116,6 +118,7 @@ fn parse_send(
     Ok(Parsed::Send(SendHeader {
         recipients,
         subject,
+        keep_sent,
         len,
         sync,
     }))
@@ -152,6 +155,28 @@ fn parse_simple(keyword: &str, args: &[Token]) -> Result<Command, DecodeError> {
                 _ => return Err(DecodeError::Syntax("usage: MARK <id> SEEN|UNSEEN")),
             },
         },
+        ("FOLDERS", []) => Command::Folders,
+        ("SELECT", [folder]) => Command::Select {
+            folder: folder.to_string(),
+        },
+        ("CREATE", [folder]) => Command::Create {
+            folder: folder.to_string(),
+        },
+        ("RENAME", [from, to]) => Command::Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+        },
+        ("REMOVE", [folder]) => Command::Remove {
+            folder: folder.to_string(),
+        },
+        ("COPY", [id, folder]) => Command::Copy {
+            id: id_number(id)?,
+            folder: folder.to_string(),
+        },
+        ("MOVE", [id, folder]) => Command::Move {
+            id: id_number(id)?,
+            folder: folder.to_string(),
+        },
         ("DONE", []) => Command::Done,
         ("NOOP", []) => Command::Noop,
         ("CAPA", []) => Command::Capa,
@@ -159,7 +184,7 @@ fn parse_simple(keyword: &str, args: &[Token]) -> Result<Command, DecodeError> {
         ("LOGOUT", []) => Command::Logout,
         (
             "LIST" | "WATCH" | "READ" | "DELETE" | "MARK" | "DONE" | "NOOP" | "CAPA" | "LOGOUT"
-            | "STARTTLS",
+            | "STARTTLS" | "FOLDERS" | "SELECT" | "CREATE" | "RENAME" | "REMOVE" | "COPY" | "MOVE",
             _,
         ) => {
             return Err(DecodeError::Syntax(
@@ -244,6 +269,36 @@ mod tests {
         assert_eq!(cmd("CAPA"), Ok(Command::Capa));
         assert_eq!(cmd("starttls"), Ok(Command::StartTls));
         assert_eq!(cmd("LOGOUT"), Ok(Command::Logout));
+        assert_eq!(cmd("folders"), Ok(Command::Folders));
+        assert_eq!(
+            cmd(r#"SELECT "Work/2026 plans""#),
+            Ok(Command::Select {
+                folder: "Work/2026 plans".into()
+            })
+        );
+        assert_eq!(
+            cmd("RENAME a b/c"),
+            Ok(Command::Rename {
+                from: "a".into(),
+                to: "b/c".into()
+            })
+        );
+        assert_eq!(
+            cmd("MOVE 7 Archive"),
+            Ok(Command::Move {
+                id: 7,
+                folder: "Archive".into()
+            })
+        );
+        assert_eq!(
+            cmd("COPY 7 Trash"),
+            Ok(Command::Copy {
+                id: 7,
+                folder: "Trash".into()
+            })
+        );
+        assert!(matches!(cmd("COPY x Trash"), Err(DecodeError::Syntax(_))));
+        assert!(matches!(cmd("SELECT"), Err(DecodeError::Syntax(_))));
     }
 
     #[test]
@@ -278,6 +333,13 @@ mod tests {
         };
         assert_eq!(h.recipients, vec!["bob", "carol@x.org"]);
         assert_eq!((h.subject.as_str(), h.len, h.sync), ("Lunch?", 12, false));
+        assert!(!h.keep_sent);
+        let Ok(Parsed::Send(h)) = parse_line(b"SEND bob \"\" keep {1}", 10) else {
+            panic!("not a send")
+        };
+        assert!(h.keep_sent);
+        let err = parse_line(b"SEND bob hi KEPT {1}", 10).unwrap_err();
+        assert!(matches!(err.err, DecodeError::Syntax(_)));
         let err = parse_line(b"SEND a,,b {1}", 10).unwrap_err();
         assert_eq!(err.literal, Some((1, true)));
         let err = parse_line(b"SEND \xff {12+}", 10).unwrap_err();

@@ -35,6 +35,33 @@ pub fn summary_line(s: &Summary) -> String {
     line
 }
 
+/// One folder as FOLDERS lists it (2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folder {
+    /// Its full name, levels separated by `/`.
+    pub name: String,
+    /// Its special use (`inbox`, `sent`, `drafts`, `trash`, `junk`, `archive`), if any.
+    pub role: Option<String>,
+    pub messages: u64,
+    pub unseen: u64,
+    /// Stored bytes of its messages.
+    pub bytes: u64,
+}
+
+/// Writes `* FOLDER "<name>" <role|-> <messages> <unseen> <bytes>` with its line end.
+pub fn folder_line(f: &Folder) -> String {
+    let mut line = String::from("* FOLDER ");
+    quote(&f.name, &mut line);
+    line.push_str(&format!(
+        " {} {} {} {}\r\n",
+        f.role.as_deref().unwrap_or("-"),
+        f.messages,
+        f.unseen,
+        f.bytes
+    ));
+    line
+}
+
 /// An untagged (`* `) line, as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Untagged {
@@ -48,6 +75,7 @@ pub enum Untagged {
     },
     /// `* CAPA <name> [<value>]`.
     Capa(String, String),
+    Folder(Folder),
 }
 
 /// Status of a final reply line.
@@ -126,6 +154,13 @@ fn parse_untagged(rest: &str) -> Option<Untagged> {
             }),
             _ => None,
         },
+        "FOLDER" if tokens.len() == 6 => Some(Untagged::Folder(Folder {
+            name: text(1)?.to_string(),
+            role: Some(text(2)?).filter(|r| *r != "-").map(str::to_string),
+            messages: text(3)?.parse().ok()?,
+            unseen: text(4)?.parse().ok()?,
+            bytes: text(5)?.parse().ok()?,
+        })),
         "CAPA" => Some(Untagged::Capa(
             text(1)?.to_string(),
             text(2).unwrap_or_default().to_string(),
@@ -158,6 +193,28 @@ mod tests {
             parse_line(line.trim_end()),
             Some(Line::Untagged(Untagged::Msg(s)))
         );
+    }
+
+    #[test]
+    fn folder_round_trips() {
+        let f = Folder {
+            name: "Work/\"Q1\" plans".into(),
+            role: None,
+            messages: 3,
+            unseen: 1,
+            bytes: 2048,
+        };
+        let line = folder_line(&f);
+        assert_eq!(line, "* FOLDER \"Work/\\\"Q1\\\" plans\" - 3 1 2048\r\n");
+        assert_eq!(
+            parse_line(line.trim_end()),
+            Some(Line::Untagged(Untagged::Folder(f)))
+        );
+        let inbox = "* FOLDER \"INBOX\" inbox 0 0 0";
+        let Some(Line::Untagged(Untagged::Folder(f))) = parse_line(inbox) else {
+            panic!("not a folder line")
+        };
+        assert_eq!(f.role.as_deref(), Some("inbox"));
     }
 
     #[test]

@@ -1,49 +1,62 @@
 //! Changes made by other processes. `jmail deliver`, `jmail import` and the `jmail user` commands open the
 //! database themselves, so the server's writer never sees their commits. `PRAGMA data_version` on the
 //! writer's own connection changes exactly when another connection committed (the server's readers never
-//! write), so the writer looks at it a few times a second and wakes the watchers of every mailbox that
-//! moved, or whose account is gone.
+//! write), so the writer looks at it a few times a second and tells every watched account whose change
+//! counter moved (or that is gone) to resync: what exactly another process changed is not known here.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
 use super::writer::Job;
-use crate::store::Notifier;
+use crate::store::{Notifier, UserId};
+use std::collections::HashMap;
 
 /// How often the writer looks for other processes' commits: the most a watcher waits for mail that
 /// `jmail deliver` stored. Each look costs one pragma when nothing changed.
 pub const POLL_MILLIS: u64 = 250;
 
-/// The data version the writer's connection last saw.
-pub struct SeenVersion(Option<i64>);
+/// The data version the writer's connection last saw, and the change counter of each watched account
+/// when it last looked.
+pub struct SeenVersion {
+    version: Option<i64>,
+    accounts: HashMap<UserId, Option<i64>>,
+}
 
 impl SeenVersion {
     /// The version as the store opens: what another process commits from here on is looked for.
     pub fn now(conn: &Connection) -> SeenVersion {
-        SeenVersion(read_version(conn).ok())
+        SeenVersion {
+            version: read_version(conn).ok(),
+            accounts: HashMap::new(),
+        }
     }
 
     /// On the writer's connection, between batches: when another process committed since the last look,
-    /// every watched mailbox whose modseq moved is woken, and so is every one that no longer exists (its
-    /// account was deleted: the session then finds its login gone and ends).
+    /// every watched account whose counter moved is told to resync, and so is every one that no longer
+    /// exists (the session then finds its login gone and ends). An account first seen here is told too:
+    /// a needless resync costs one query, a missed one a stale screen.
     pub fn wake_for_other_writers(&mut self, conn: &Connection, notifier: &Notifier) {
         let version = match read_version(conn) {
             Ok(v) => v,
             Err(e) => return tracing::warn!(error = %e, "reading the data version failed"),
         };
-        let changed = self.0.is_some_and(|seen| seen != version);
-        self.0 = Some(version);
+        let changed = self.version.is_some_and(|seen| seen != version);
+        self.version = Some(version);
         if !changed {
             return;
         }
+        let watched = notifier.watched();
+        self.accounts.retain(|user, _| watched.contains(user));
         let result = (|| -> rusqlite::Result<()> {
-            let mut modseq_of =
-                conn.prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?1")?;
-            for mailbox in notifier.watched() {
+            let mut modseq_of = conn.prepare_cached("SELECT modseq FROM users WHERE id = ?1")?;
+            for user in watched {
                 let modseq: Option<i64> = modseq_of
-                    .query_row(params![mailbox], |r| r.get(0))
+                    .query_row(params![user], |r| r.get(0))
                     .optional()?;
-                notifier.notify(mailbox, modseq.map_or(u64::MAX, |m| m as u64));
+                if self.accounts.get(&user) != Some(&modseq) {
+                    self.accounts.insert(user, modseq);
+                    notifier.resync(user);
+                }
             }
             Ok(())
         })();

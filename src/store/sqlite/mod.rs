@@ -1,8 +1,11 @@
 //! The embedded default backend: one SQLite file in WAL mode under the data dir.
 
+mod counters;
 mod foreign;
 mod reads;
 mod schema;
+mod write_mailboxes;
+mod write_messages;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -13,10 +16,11 @@ use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
-    AccountStore, Changes, Delivered, ImportBatch, ImportCounts, MailStore, MailboxId,
-    MailboxWatch, MessageMeta, NewMessage, Notifier, StoreError, StoreResult, UserInfo, flags,
+    AccountStore, Changes, CopyMap, Delivered, FlagOp, FlagUpdate, Flags, ImportBatch,
+    ImportCounts, MailStore, MailboxId, MailboxInfo, MessageMeta, ModelLimits, NewMessage,
+    Notifier, QuotaSetting, StoreError, StoreResult, UserId, UserInfo, flags,
 };
-use writer::{Job, WriteOp};
+use writer::{Ctx, Job, WriteOp};
 
 pub use schema::latest_version as schema_version;
 pub use writer::WRITE_BATCH_MAX;
@@ -39,6 +43,7 @@ pub struct SqliteStore {
     notifier: Arc<Notifier>,
     /// The connection sessions' per-command login check runs on, inline (see `password_hash_of`).
     login_check: Mutex<Option<Connection>>,
+    limits: ModelLimits,
 }
 
 /// How long the inline login check may wait for a lock (only a WAL recovery or a migration holds one
@@ -74,8 +79,14 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database in `data_dir` and migrates it to the current schema.
+    /// Opens (creating if needed) the database in `data_dir` with the default limits.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        Self::open_with(data_dir, ModelLimits::default())
+    }
+
+    /// Opens (creating if needed) the database in `data_dir` and migrates it to the current schema; mail
+    /// stored before summaries were kept gets its summary now.
+    pub fn open_with(data_dir: &Path, limits: ModelLimits) -> StoreResult<Self> {
         std::fs::create_dir_all(data_dir).map_err(backend)?;
         let path = data_dir.join(DB_FILE);
         let mut conn = open_connection(&path).map_err(backend)?;
@@ -88,6 +99,7 @@ impl SqliteStore {
             )));
         }
         schema::migrate(&mut conn).map_err(backend)?;
+        schema::fill_in_summaries(&mut conn).map_err(backend)?;
         check_commit(&mut conn).map_err(|e| {
             StoreError::Backend(format!(
                 "the store in {} cannot commit a write ({e}); check that the data dir and its files are writable by this user and the disk is not full or read-only",
@@ -99,7 +111,7 @@ impl SqliteStore {
         let thread_notifier = notifier.clone();
         let handle = std::thread::Builder::new()
             .name("jmail-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, &thread_notifier))
+            .spawn(move || writer::run(conn, rx, &thread_notifier, limits))
             .map_err(backend)?;
         let weak = tx.downgrade();
         std::thread::Builder::new()
@@ -116,13 +128,14 @@ impl SqliteStore {
             }),
             notifier,
             login_check: Mutex::new(None),
+            limits,
         })
     }
 
     /// Queues a write and waits until it is committed.
-    async fn write<T>(
+    async fn write<T: Send + 'static>(
         &self,
-        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteOp,
+        run: impl FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let sender = self
             .writer
@@ -132,7 +145,7 @@ impl SqliteStore {
             .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(Job::Write(make(reply)))
+            .send(Job::Write(WriteOp::new(reply, run)))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -181,33 +194,47 @@ impl AccountStore for SqliteStore {
         welcome: Option<NewMessage>,
     ) -> StoreResult<()> {
         let (name, hash) = (name.to_string(), hash.to_string());
-        self.write(|reply| WriteOp::CreateUser {
-            name,
-            hash,
-            welcome,
-            reply,
-        })
-        .await
+        self.write(move |ctx| write_mailboxes::create_user(ctx, &name, &hash, welcome.as_ref()))
+            .await
     }
 
     async fn set_password(&self, name: &str, hash: &str) -> StoreResult<()> {
         let (name, hash) = (name.to_string(), hash.to_string());
-        self.write(|reply| WriteOp::SetPassword { name, hash, reply })
-            .await
+        self.write(move |ctx| {
+            let sql = "UPDATE users SET password_hash = ?1 WHERE name = ?2";
+            write_mailboxes::change_user(ctx.tx, sql, rusqlite::params![hash, name], &name)
+        })
+        .await
     }
 
     async fn delete_user(&self, name: &str) -> StoreResult<()> {
         let name = name.to_string();
-        self.write(|reply| WriteOp::DeleteUser { name, reply })
-            .await
+        self.write(move |ctx| {
+            let sql = "DELETE FROM users WHERE name = ?1";
+            write_mailboxes::change_user(ctx.tx, sql, rusqlite::params![name], &name)
+        })
+        .await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserInfo>> {
-        self.read(|c| reads::users(c)).await
+        let default = self.limits.quota_default;
+        self.read(move |c| reads::users(c, default)).await
+    }
+
+    async fn set_quota(
+        &self,
+        name: &str,
+        bytes: Option<QuotaSetting>,
+        messages: Option<QuotaSetting>,
+    ) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |ctx| write_mailboxes::set_quota(ctx.tx, &name, bytes, messages))
+            .await
     }
 
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts> {
-        self.write(|reply| WriteOp::Import { batch, reply }).await
+        self.write(move |ctx| write_messages::import(ctx, batch))
+            .await
     }
 
     async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>> {
@@ -265,14 +292,108 @@ impl MailStore for SqliteStore {
         &self,
         recipients: &[String],
         message: NewMessage,
+        sent_copy_of: Option<UserId>,
     ) -> StoreResult<Vec<Delivered>> {
         let recipients = recipients.to_vec();
-        self.write(|reply| WriteOp::Deliver {
-            recipients,
-            message,
-            reply,
+        self.write(move |ctx| write_messages::deliver(ctx, &recipients, &message, sent_copy_of))
+            .await
+    }
+
+    async fn mailboxes(&self, user: UserId) -> StoreResult<Vec<MailboxInfo>> {
+        self.read(move |c| reads::mailboxes(c, user)).await
+    }
+
+    async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
+        let Ok(name) = super::rules::mailbox_name(name) else {
+            return Ok(None);
+        };
+        self.read(move |c| reads::mailbox(c, user, &name)).await
+    }
+
+    async fn create_mailbox(&self, user: UserId, name: &str) -> StoreResult<MailboxId> {
+        let name = name.to_string();
+        self.write(move |ctx| write_mailboxes::create_mailbox(ctx, user, &name))
+            .await
+    }
+
+    async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> StoreResult<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.write(move |ctx| write_mailboxes::rename_mailbox(ctx, user, &from, &to))
+            .await
+    }
+
+    async fn delete_mailbox(&self, user: UserId, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |ctx| write_mailboxes::delete_mailbox(ctx, user, &name))
+            .await
+    }
+
+    async fn subscribe(&self, user: UserId, name: &str, subscribed: bool) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |ctx| write_mailboxes::subscribe(ctx, user, &name, subscribed))
+            .await
+    }
+
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        message: NewMessage,
+        flags: Flags,
+    ) -> StoreResult<u32> {
+        self.write(move |ctx| write_messages::append(ctx, mailbox, &message, flags))
+            .await
+    }
+
+    async fn update_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagUpdate> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| {
+            write_messages::update_flags(ctx, mailbox, &uids, op, flags, unchanged_since)
         })
         .await
+    }
+
+    async fn copy(
+        &self,
+        user: UserId,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove_source: bool,
+    ) -> StoreResult<CopyMap> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| write_messages::copy(ctx, user, from, &uids, to, remove_source))
+            .await
+    }
+
+    async fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<&[u32]>,
+        only_deleted: bool,
+    ) -> StoreResult<Vec<u32>> {
+        let uids = uids.map(<[u32]>::to_vec);
+        self.write(move |ctx| write_messages::expunge(ctx, mailbox, uids.as_deref(), only_deleted))
+            .await
+    }
+
+    async fn account_modseq(&self, user: UserId) -> StoreResult<Option<u64>> {
+        self.read(move |c| reads::account_modseq(c, user)).await
+    }
+
+    async fn mailboxes_changed(
+        &self,
+        user: UserId,
+        since: u64,
+    ) -> StoreResult<(Vec<MailboxId>, Vec<MailboxId>)> {
+        self.read(move |c| reads::mailboxes_changed(c, user, since))
+            .await
     }
 
     async fn changes(&self, mailbox: MailboxId, since: u64, limit: usize) -> StoreResult<Changes> {
@@ -286,40 +407,20 @@ impl MailStore for SqliteStore {
         uid: u32,
         mark_seen: bool,
     ) -> StoreResult<Option<Vec<u8>>> {
-        if mark_seen && !self.set_flags(mailbox, uid, flags::SEEN, 0).await? {
-            return Ok(None);
+        if mark_seen {
+            let seen = Flags::system(flags::SEEN);
+            self.update_flags(mailbox, &[uid], FlagOp::Add, seen, None)
+                .await?;
         }
         self.read(move |c| reads::body(c, mailbox, uid)).await
     }
 
-    async fn set_flags(
-        &self,
-        mailbox: MailboxId,
-        uid: u32,
-        add: i64,
-        remove: i64,
-    ) -> StoreResult<bool> {
-        self.write(|reply| WriteOp::SetFlags {
-            mailbox,
-            uid,
-            add,
-            remove,
-            reply,
-        })
-        .await
+    async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>> {
+        self.read(move |c| reads::summary(c, mailbox, uid)).await
     }
 
-    async fn expunge(&self, mailbox: MailboxId, uid: u32) -> StoreResult<bool> {
-        self.write(|reply| WriteOp::Expunge {
-            mailbox,
-            uid,
-            reply,
-        })
-        .await
-    }
-
-    fn watch(&self, mailbox: MailboxId) -> MailboxWatch {
-        self.notifier.watch(mailbox)
+    fn feed(&self, user: UserId) -> super::AccountFeed {
+        self.notifier.subscribe(user)
     }
 
     async fn close(&self) {

@@ -2,7 +2,11 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::{Changes, Credentials, MailboxId, MessageMeta, UserInfo};
+use super::write_messages::split_keywords;
+use crate::store::rules::{Quota, Usage};
+use crate::store::{
+    Changes, Credentials, MailboxId, MailboxInfo, MessageMeta, Role, UserId, UserInfo,
+};
 
 pub fn credentials(conn: &Connection, name: &str) -> rusqlite::Result<Option<Credentials>> {
     conn.prepare_cached(
@@ -37,8 +41,8 @@ pub fn changes(
     let fetch = (limit + 1) as i64;
     let messages: Vec<MessageMeta> = tx
         .prepare_cached(
-            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject FROM messages \
-             WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq LIMIT ?3",
+            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords \
+             FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq LIMIT ?3",
         )?
         .query_map(params![mailbox, since, fetch], meta)?
         .collect::<rusqlite::Result<_>>()?;
@@ -103,11 +107,11 @@ pub fn newest(
 ) -> rusqlite::Result<Vec<(MessageMeta, Vec<u8>)>> {
     conn.prepare_cached(
         "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, m.subject, \
-         substr(b.raw, 1, ?3) FROM messages m JOIN bodies b ON b.message_id = m.id \
+         m.keywords, substr(b.raw, 1, ?3) FROM messages m JOIN blobs b ON b.id = m.blob_id \
          WHERE m.mailbox_id = ?1 ORDER BY m.uid DESC LIMIT ?2",
     )?
     .query_map(params![mailbox, limit as i64, bytes_max as i64], |r| {
-        Ok((meta(r)?, r.get(8)?))
+        Ok((meta(r)?, r.get(9)?))
     })?
     .collect()
 }
@@ -139,29 +143,115 @@ fn meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
         internal_date_micros: r.get(5)?,
         from: r.get(6)?,
         subject: r.get(7)?,
+        keywords: split_keywords(r.get_ref(8)?.as_str()?),
     })
 }
 
 pub fn body(conn: &Connection, mailbox: MailboxId, uid: u32) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.prepare_cached(
-        "SELECT b.raw FROM messages m JOIN bodies b ON b.message_id = m.id \
+        "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id \
          WHERE m.mailbox_id = ?1 AND m.uid = ?2",
     )?
     .query_row(params![mailbox, uid], |r| r.get(0))
     .optional()
 }
 
-pub fn users(conn: &Connection) -> rusqlite::Result<Vec<UserInfo>> {
+pub fn summary(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uid: u32,
+) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached(
-        "SELECT u.name, u.created_micros, \
-         (SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id = u.id) \
-         FROM users u ORDER BY u.name",
+        "SELECT b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
+         WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+    )?
+    .query_row(params![mailbox, uid], |r| r.get::<_, Option<String>>(0))
+    .optional()
+    .map(Option::flatten)
+}
+
+const MAILBOX_COLUMNS: &str = "id, name, role, subscribed, uid_validity, uid_next, highest_modseq, \
+     messages, unseen, bytes FROM mailboxes";
+
+fn mailbox_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
+    let role: Option<String> = r.get(2)?;
+    Ok(MailboxInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: role.as_deref().and_then(Role::parse),
+        subscribed: r.get(3)?,
+        uid_validity: r.get(4)?,
+        uid_next: r.get(5)?,
+        highest_modseq: r.get(6)?,
+        messages: r.get(7)?,
+        unseen: r.get(8)?,
+        bytes: r.get(9)?,
+    })
+}
+
+pub fn mailboxes(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<MailboxInfo>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} WHERE user_id = ?1 ORDER BY name"
+    ))?
+    .query_map(params![user], mailbox_info)?
+    .collect()
+}
+
+pub fn mailbox(
+    conn: &Connection,
+    user: UserId,
+    name: &str,
+) -> rusqlite::Result<Option<MailboxInfo>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} WHERE user_id = ?1 AND name = ?2"
+    ))?
+    .query_row(params![user, name], mailbox_info)
+    .optional()
+}
+
+pub fn account_modseq(conn: &Connection, user: UserId) -> rusqlite::Result<Option<u64>> {
+    conn.prepare_cached("SELECT modseq FROM users WHERE id = ?1")?
+        .query_row(params![user], |r| r.get(0))
+        .optional()
+}
+
+pub fn mailboxes_changed(
+    conn: &mut Connection,
+    user: UserId,
+    since: u64,
+) -> rusqlite::Result<(Vec<MailboxId>, Vec<MailboxId>)> {
+    let tx = conn.transaction()?;
+    let changed = tx
+        .prepare_cached(
+            "SELECT id FROM mailboxes WHERE user_id = ?1 AND account_modseq > ?2 ORDER BY id",
+        )?
+        .query_map(params![user, since], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let gone = tx
+        .prepare_cached(
+            "SELECT mailbox_id FROM mailboxes_gone WHERE user_id = ?1 AND account_modseq > ?2 \
+             ORDER BY mailbox_id",
+        )?
+        .query_map(params![user, since], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.commit()?;
+    Ok((changed, gone))
+}
+
+pub fn users(conn: &Connection, default: Quota) -> rusqlite::Result<Vec<UserInfo>> {
+    conn.prepare_cached(
+        "SELECT name, created_micros, used_bytes, used_messages, quota_bytes, quota_messages \
+         FROM users ORDER BY name",
     )?
     .query_map([], |r| {
         Ok(UserInfo {
             name: r.get(0)?,
             created_micros: r.get(1)?,
-            messages: r.get(2)?,
+            usage: Usage {
+                bytes: r.get(2)?,
+                messages: r.get(3)?,
+            },
+            quota: Quota::or_default((r.get(4)?, r.get(5)?), default),
         })
     })?
     .collect()
@@ -181,6 +271,7 @@ mod tests {
             internal_date_micros: 0,
             from: String::new(),
             subject: String::new(),
+            keywords: Vec::new(),
         }
     }
 

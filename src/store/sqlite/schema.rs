@@ -92,6 +92,104 @@ const MIGRATIONS: &[&str] = &[
         FROM bodies b WHERE b.message_id = messages.id
     );
     "#,
+    // 5: the mail model of mailboxes, keywords and quotas.
+    // - Message bytes move to `blobs`, shared by every copy (a copy writes a row, not the bytes again); a
+    //   blob goes with its last message. `summary` is what delivery parsed (envelope, MIME structure),
+    //   filled in for older mail when the store opens.
+    // - Messages gain keywords (sorted, space-separated atoms) and the `\Deleted` flag (bit 16).
+    // - Mailboxes gain a special-use role, a subscription, and counts, so listing them scans no messages;
+    //   every account gets the six default mailboxes.
+    // - Accounts gain a change counter of their own (moved with every change to any of their mailboxes),
+    //   quotas and usage; deleted mailboxes leave a tombstone.
+    // - The writer keeps counts, usage and counters in the same statements that take UIDs and modseqs (see
+    //   write_messages.rs); deletions, which cascades also make, keep them by trigger, and free a blob
+    //   with its last message.
+    r#"
+    CREATE TABLE blobs (
+        id INTEGER PRIMARY KEY,
+        raw BLOB NOT NULL,
+        summary TEXT
+    );
+    INSERT INTO blobs (id, raw) SELECT message_id, raw FROM bodies;
+    INSERT INTO blobs (id, raw) SELECT id, x'' FROM messages WHERE id NOT IN (SELECT id FROM blobs);
+    CREATE TABLE messages_v5 (
+        id INTEGER PRIMARY KEY,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        flags INTEGER NOT NULL DEFAULT 0,
+        keywords TEXT NOT NULL DEFAULT '',
+        internal_micros INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        crlf_size INTEGER NOT NULL DEFAULT 0,
+        from_addr TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        message_id TEXT,
+        blob_id INTEGER NOT NULL REFERENCES blobs(id),
+        UNIQUE (mailbox_id, uid)
+    );
+    INSERT INTO messages_v5 (id, mailbox_id, uid, modseq, flags, internal_micros, size, crlf_size,
+                             from_addr, subject, message_id, blob_id)
+        SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.flags, m.internal_micros, m.size, m.crlf_size,
+               m.from_addr, m.subject, m.message_id, m.id
+        FROM messages m;
+    DROP TABLE bodies;
+    DROP TABLE messages;
+    ALTER TABLE messages_v5 RENAME TO messages;
+    CREATE INDEX messages_by_modseq ON messages (mailbox_id, modseq);
+    CREATE INDEX messages_by_message_id ON messages (mailbox_id, message_id);
+    CREATE INDEX messages_by_blob ON messages (blob_id);
+
+    ALTER TABLE mailboxes ADD COLUMN role TEXT;
+    ALTER TABLE mailboxes ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE mailboxes ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN unseen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN account_modseq INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX mailboxes_by_role ON mailboxes (user_id, role) WHERE role IS NOT NULL;
+    CREATE TABLE mailbox_keywords (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        keyword TEXT NOT NULL,
+        PRIMARY KEY (mailbox_id, keyword)
+    ) WITHOUT ROWID;
+    CREATE TABLE mailboxes_gone (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        mailbox_id INTEGER NOT NULL,
+        account_modseq INTEGER NOT NULL
+    );
+    CREATE INDEX mailboxes_gone_by_modseq ON mailboxes_gone (user_id, account_modseq);
+
+    ALTER TABLE users ADD COLUMN modseq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN quota_bytes INTEGER;
+    ALTER TABLE users ADD COLUMN quota_messages INTEGER;
+    ALTER TABLE users ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;
+
+    UPDATE mailboxes SET role = 'inbox' WHERE name = 'INBOX';
+    INSERT INTO mailboxes (user_id, name, uid_validity, role)
+        SELECT u.id, d.name, CAST(strftime('%s', 'now') AS INTEGER), d.role
+        FROM users u, (SELECT 'Sent' AS name, 'sent' AS role UNION ALL SELECT 'Drafts', 'drafts'
+                       UNION ALL SELECT 'Trash', 'trash' UNION ALL SELECT 'Junk', 'junk'
+                       UNION ALL SELECT 'Archive', 'archive') d
+        WHERE NOT EXISTS (SELECT 1 FROM mailboxes m WHERE m.user_id = u.id AND m.name = d.name);
+    UPDATE mailboxes SET
+        messages = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id),
+        unseen = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id AND m.flags & 1 = 0),
+        bytes = (SELECT coalesce(sum(size), 0) FROM messages m WHERE m.mailbox_id = mailboxes.id);
+    UPDATE users SET
+        used_messages = (SELECT coalesce(sum(messages), 0) FROM mailboxes b WHERE b.user_id = users.id),
+        used_bytes = (SELECT coalesce(sum(bytes), 0) FROM mailboxes b WHERE b.user_id = users.id),
+        modseq = (SELECT coalesce(sum(highest_modseq), 0) FROM mailboxes b WHERE b.user_id = users.id);
+
+    CREATE TRIGGER message_uncounted AFTER DELETE ON messages BEGIN
+        UPDATE mailboxes SET messages = messages - 1, unseen = unseen - (OLD.flags & 1 = 0),
+            bytes = bytes - OLD.size WHERE id = OLD.mailbox_id;
+        UPDATE users SET used_messages = used_messages - 1, used_bytes = used_bytes - OLD.size
+            WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);
+        DELETE FROM blobs WHERE id = OLD.blob_id
+            AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id);
+    END;
+    "#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
@@ -156,6 +254,34 @@ fn apply(conn: &mut Connection, migrations: &[&str], applied: usize) -> rusqlite
         tracing::info!(migration = index + 1, "applied schema migration");
     }
     Ok(())
+}
+
+/// Rows of old mail summarized per transaction when a store opens after the upgrade to version 5: bounds
+/// how long one transaction holds the write lock (other processes wait meanwhile).
+const SUMMARY_BATCH_MAX: usize = 500;
+
+/// Gives mail stored before version 5 the summary delivery now stores with every message (a migration
+/// cannot: the parser is Rust). Runs at open, in batches; a no-op once done.
+pub fn fill_in_summaries(conn: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let rows: Vec<(i64, Vec<u8>)> = tx
+            .prepare("SELECT id, raw FROM blobs WHERE summary IS NULL LIMIT ?1")?
+            .query_map([SUMMARY_BATCH_MAX as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let done = rows.len() < SUMMARY_BATCH_MAX;
+        {
+            let mut set = tx.prepare("UPDATE blobs SET summary = ?1 WHERE id = ?2")?;
+            for (id, raw) in &rows {
+                let summary = jmail_proto::summary::summarize_message(raw).to_json();
+                set.execute(rusqlite::params![summary, id])?;
+            }
+        }
+        tx.commit()?;
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 /// The schema version this build writes.
@@ -233,7 +359,7 @@ mod tests {
             .unwrap();
         assert_eq!(version, latest_version());
         let raw: Vec<u8> = conn
-            .query_row("SELECT b.raw FROM bodies b JOIN messages m ON m.id = b.message_id WHERE m.mailbox_id = 2", [], |r| r.get(0))
+            .query_row("SELECT b.raw FROM blobs b JOIN messages m ON m.blob_id = b.id WHERE m.mailbox_id = 2", [], |r| r.get(0))
             .unwrap();
         assert_eq!(raw, b"abc");
         // Deleting the newest account still cascades, and its ids are not handed out again.
@@ -243,6 +369,10 @@ mod tests {
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
+        let blobs: i64 = conn
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blobs, 0, "a message's bytes go with its last copy");
         conn.execute_batch(
             "INSERT INTO users (name, password_hash, created_micros) VALUES ('new', 'h', 3);
              INSERT INTO mailboxes (user_id, name, uid_validity) VALUES (3, 'INBOX', 1);",
@@ -253,7 +383,8 @@ mod tests {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();
-        assert_eq!(ids, (3, 3));
+        // Two INBOXes, then five default mailboxes each from migration 5: 12 ids used before.
+        assert_eq!(ids, (3, 13));
     }
 
     #[test]

@@ -1,0 +1,233 @@
+//! The rules of the mail model that are not SQL: mailbox names, keywords, quota arithmetic. Every backend
+//! calls these, inside its transaction where a rule depends on stored state, so a second backend writes
+//! only its queries.
+
+use super::StoreError;
+
+/// The hierarchy separator of mailbox names (IMAP's delimiter, JMAP's parent chain).
+pub const SEPARATOR: char = '/';
+/// Longest mailbox name in bytes, all levels together. IMAP clients put names in one command line, and a
+/// name is a key in every mailbox lookup.
+pub const MAILBOX_NAME_BYTES_MAX: usize = 512;
+/// Deepest hierarchy. Renaming a mailbox renames each descendant; this bounds the prefix arithmetic.
+pub const MAILBOX_DEPTH_MAX: usize = 32;
+/// Longest keyword in bytes. Keywords are stored with every message that carries one.
+pub const KEYWORD_BYTES_MAX: usize = 128;
+
+/// A mailbox name made canonical: `INBOX` in any case (as a whole or as the first level) is `INBOX`, as
+/// IMAP requires; anything else is kept as given. Refuses names no client could use safely: empty levels,
+/// control characters, IMAP's wildcards `*` and `%`, a leading or trailing separator, over-long names.
+pub fn mailbox_name(name: &str) -> Result<String, StoreError> {
+    let bad = |why: &'static str| Err(StoreError::BadMailboxName(why));
+    if name.is_empty() {
+        return bad("a mailbox name cannot be empty");
+    }
+    if name.len() > MAILBOX_NAME_BYTES_MAX {
+        return bad("a mailbox name is at most 512 bytes");
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return bad("a mailbox name cannot contain control characters");
+    }
+    if name.contains(['*', '%']) {
+        return bad("a mailbox name cannot contain * or %");
+    }
+    let levels: Vec<&str> = name.split(SEPARATOR).collect();
+    if levels.iter().any(|l| l.is_empty()) {
+        return bad("a mailbox name cannot have an empty level (// or a / at either end)");
+    }
+    if levels.len() > MAILBOX_DEPTH_MAX {
+        return bad("a mailbox name has at most 32 levels");
+    }
+    if levels[0].eq_ignore_ascii_case("INBOX") {
+        let rest = &name[levels[0].len()..];
+        return Ok(format!("INBOX{rest}"));
+    }
+    Ok(name.to_string())
+}
+
+/// Every ancestor of a (canonical) name, outermost first: `a/b/c` gives `a`, `a/b`.
+pub fn ancestors(name: &str) -> Vec<&str> {
+    name.match_indices(SEPARATOR)
+        .map(|(i, _)| &name[..i])
+        .collect()
+}
+
+/// `name` renamed when its ancestor (or itself) `from` becomes `to`; `None` when `from` is neither.
+pub fn renamed(name: &str, from: &str, to: &str) -> Option<String> {
+    if name == from {
+        return Some(to.to_string());
+    }
+    let rest = name.strip_prefix(from)?.strip_prefix(SEPARATOR)?;
+    Some(format!("{to}{SEPARATOR}{rest}"))
+}
+
+/// A keyword as IMAP allows it (an atom, not starting with `\`, which marks system flags) and JMAP too.
+/// Keywords are case-insensitive in IMAP; they are kept as first given and compared as stored.
+pub fn keyword(word: &str) -> Result<(), StoreError> {
+    let ok = !word.is_empty()
+        && word.len() <= KEYWORD_BYTES_MAX
+        && !word.starts_with('\\')
+        && word.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadKeyword(word.chars().take(64).collect()))
+    }
+}
+
+/// Bytes and messages: an account's usage, or what an operation adds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+/// The most an account may hold; `None` on either side means no limit on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub bytes: Option<u64>,
+    pub messages: Option<u64>,
+}
+
+impl Quota {
+    /// Whether an account using `usage` may take `adding` more. Saturating: no stored value can overflow
+    /// the check into a yes.
+    pub fn admits(&self, usage: Usage, adding: Usage) -> bool {
+        let fits = |limit: Option<u64>, used: u64, more: u64| {
+            limit.is_none_or(|limit| used.saturating_add(more) <= limit)
+        };
+        fits(self.bytes, usage.bytes, adding.bytes)
+            && fits(self.messages, usage.messages, adding.messages)
+    }
+
+    /// A user's own setting where there is one, else the server's default.
+    pub fn or_default(own: (Option<i64>, Option<i64>), default: Quota) -> Quota {
+        // Stored as -1 for "no limit" set explicitly, NULL for "the default".
+        let pick = |own: Option<i64>, default: Option<u64>| match own {
+            None => default,
+            Some(n) if n < 0 => None,
+            Some(n) => Some(n as u64),
+        };
+        Quota {
+            bytes: pick(own.0, default.bytes),
+            messages: pick(own.1, default.messages),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_is_canonical_in_any_case_and_other_names_are_kept() {
+        assert_eq!(mailbox_name("inbox").unwrap(), "INBOX");
+        assert_eq!(mailbox_name("InBox/Sub").unwrap(), "INBOX/Sub");
+        assert_eq!(mailbox_name("Inboxes").unwrap(), "Inboxes");
+        assert_eq!(mailbox_name("Résumés/2026").unwrap(), "Résumés/2026");
+        for bad in ["", "/a", "a/", "a//b", "a*", "b%", "a\tb", "x\u{7f}"] {
+            assert!(mailbox_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(mailbox_name("a/".repeat(32).trim_end_matches('/')).is_ok());
+        assert!(mailbox_name("a/".repeat(33).trim_end_matches('/')).is_err());
+        assert!(mailbox_name(&"x".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn renames_move_descendants_only() {
+        assert_eq!(renamed("a", "a", "b").as_deref(), Some("b"));
+        assert_eq!(renamed("a/x/y", "a", "b/c").as_deref(), Some("b/c/x/y"));
+        assert_eq!(renamed("ab", "a", "b"), None);
+        assert_eq!(ancestors("a/b/c"), vec!["a", "a/b"]);
+        assert!(ancestors("a").is_empty());
+    }
+
+    #[test]
+    fn keywords_are_atoms_not_system_flags() {
+        assert!(keyword("$Forwarded").is_ok());
+        assert!(keyword("NonJunk").is_ok());
+        for bad in [
+            "",
+            "\\Seen",
+            "a b",
+            "a(",
+            "a]",
+            "é",
+            "a\"",
+            &"k".repeat(129),
+        ] {
+            assert!(keyword(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quotas_admit_up_to_the_limit_and_never_overflow() {
+        let q = Quota {
+            bytes: Some(100),
+            messages: Some(2),
+        };
+        let used = Usage {
+            bytes: 60,
+            messages: 1,
+        };
+        assert!(q.admits(
+            used,
+            Usage {
+                bytes: 40,
+                messages: 1
+            }
+        ));
+        assert!(!q.admits(
+            used,
+            Usage {
+                bytes: 41,
+                messages: 1
+            }
+        ));
+        assert!(!q.admits(
+            used,
+            Usage {
+                bytes: 1,
+                messages: 2
+            }
+        ));
+        assert!(!q.admits(
+            Usage {
+                bytes: u64::MAX,
+                messages: 0
+            },
+            Usage {
+                bytes: u64::MAX,
+                messages: 0
+            }
+        ));
+        assert!(Quota::default().admits(
+            used,
+            Usage {
+                bytes: u64::MAX,
+                messages: u64::MAX
+            }
+        ));
+        let d = Quota {
+            bytes: Some(5),
+            messages: None,
+        };
+        assert_eq!(
+            Quota::or_default((None, Some(3)), d),
+            Quota {
+                bytes: Some(5),
+                messages: Some(3)
+            }
+        );
+        assert_eq!(
+            Quota::or_default((Some(-1), None), d),
+            Quota {
+                bytes: None,
+                messages: None
+            }
+        );
+    }
+}

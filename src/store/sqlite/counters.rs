@@ -1,0 +1,150 @@
+//! The one place a write moves an account's and a mailbox's counters: the account's change counter and
+//! usage (checked against its quota), then the mailbox's UIDs, modseqs and counts. Two statements per
+//! change, whatever it is, so a delivery costs a handful of statements in all. Deletions are the
+//! exception: the `message_uncounted` trigger keeps counts there, because cascades delete too.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::writer::{Ctx, backend};
+use crate::store::rules::{Quota, Usage};
+use crate::store::{MailboxId, StoreError, StoreResult, UserId};
+
+/// Which mailbox a change is to: one of the account's by id, or the INBOX of an account known by name
+/// (a delivery, which so needs no lookup of its own).
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Mailbox(UserId, MailboxId),
+    InboxOf(&'a str),
+}
+
+/// What one op does to one mailbox.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Change {
+    /// New rows, each taking a UID.
+    pub uids: u32,
+    /// Modseqs taken: one per message added or changed.
+    pub modseqs: u64,
+    pub messages: i64,
+    pub unseen: i64,
+    pub bytes: i64,
+    /// Refuse the change when it takes the account past its quota.
+    pub check_quota: bool,
+}
+
+/// Where a change landed: the mailbox, and the first UID and modseq it took.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    pub mailbox: MailboxId,
+    pub uid: u32,
+    pub modseq: u64,
+}
+
+type AccountRow = (UserId, u64, String, i64, i64, Option<i64>, Option<i64>);
+
+/// Applies `c` to `target`. `Ok(None)` when there is no such account or mailbox. With `check_quota`, an
+/// account past its quota afterwards fails the op with [`StoreError::OverQuota`] (its savepoint undoes
+/// the change).
+pub fn apply(ctx: &mut Ctx<'_>, target: Target<'_>, c: Change) -> StoreResult<Option<Applied>> {
+    const ACCOUNT: &str = "UPDATE users SET modseq = modseq + 1, used_messages = used_messages + ?2, \
+         used_bytes = used_bytes + ?3 WHERE";
+    const RETURNING: &str =
+        "RETURNING id, modseq, name, used_bytes, used_messages, quota_bytes, quota_messages";
+    let account_row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<AccountRow> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    };
+    let account = match target {
+        Target::Mailbox(user, _) => ctx
+            .tx
+            .prepare_cached(&format!("{ACCOUNT} id = ?1 {RETURNING}"))
+            .and_then(|mut s| {
+                s.query_row(params![user, c.messages, c.bytes], account_row)
+                    .optional()
+            }),
+        Target::InboxOf(name) => ctx
+            .tx
+            .prepare_cached(&format!("{ACCOUNT} name = ?1 {RETURNING}"))
+            .and_then(|mut s| {
+                s.query_row(params![name, c.messages, c.bytes], account_row)
+                    .optional()
+            }),
+    };
+    let Some((user, account_modseq, name, bytes, messages, own_bytes, own_messages)) =
+        account.map_err(backend)?
+    else {
+        return Ok(None);
+    };
+    if c.check_quota {
+        let quota = Quota::or_default((own_bytes, own_messages), ctx.limits.quota_default);
+        let added = |n: i64| n.max(0) as u64;
+        let before = Usage {
+            bytes: (bytes - c.bytes).max(0) as u64,
+            messages: (messages - c.messages).max(0) as u64,
+        };
+        let adding = Usage {
+            bytes: added(c.bytes),
+            messages: added(c.messages),
+        };
+        if !quota.admits(before, adding) {
+            return Err(StoreError::OverQuota(name));
+        }
+    }
+    const MAILBOX: &str = "UPDATE mailboxes SET uid_next = uid_next + ?2, \
+         highest_modseq = highest_modseq + ?3, messages = messages + ?4, unseen = unseen + ?5, \
+         bytes = bytes + ?6, account_modseq = ?7 WHERE user_id = ?1 AND";
+    const FIRST: &str = "RETURNING id, uid_next - ?2, highest_modseq - ?3 + 1";
+    let counts = params![
+        user,
+        c.uids,
+        c.modseqs,
+        c.messages,
+        c.unseen,
+        c.bytes,
+        account_modseq
+    ];
+    let first = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(MailboxId, u32, u64)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    };
+    let mailbox = match target {
+        Target::Mailbox(_, mailbox) => ctx
+            .tx
+            .prepare_cached(&format!("{MAILBOX} id = ?8 {FIRST}"))
+            .and_then(|mut s| {
+                let mut all = counts.to_vec();
+                all.push(&mailbox);
+                s.query_row(all.as_slice(), first).optional()
+            }),
+        Target::InboxOf(_) => ctx
+            .tx
+            .prepare_cached(&format!("{MAILBOX} name = 'INBOX' {FIRST}"))
+            .and_then(|mut s| s.query_row(counts, first).optional()),
+    };
+    let Some((mailbox, uid, modseq)) = mailbox.map_err(backend)? else {
+        return Ok(None);
+    };
+    if c.modseqs > 0 {
+        ctx.touch(user, mailbox, modseq + c.modseqs - 1);
+    }
+    Ok(Some(Applied {
+        mailbox,
+        uid,
+        modseq,
+    }))
+}
+
+/// [`apply`] to a mailbox of a known account: a missing one is [`StoreError::NoSuchMailbox`].
+pub fn apply_to(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    mailbox: MailboxId,
+    c: Change,
+) -> StoreResult<Applied> {
+    apply(ctx, Target::Mailbox(user, mailbox), c)?.ok_or(StoreError::NoSuchMailbox)
+}

@@ -1,0 +1,542 @@
+//! Writes of messages: delivery, append, flag updates, copy and move, expunge, import. Each runs inside the
+//! writer's transaction ([`Ctx`]); the rules that are not SQL come from `store::rules`.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::counters::{self, Applied, Change, Target};
+use super::writer::{Ctx, backend};
+use crate::store::{
+    CopyMap, Delivered, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, MailboxId,
+    MessageFlags, NewMessage, StoreError, StoreResult, UserId, flags,
+};
+
+/// Keywords as stored: sorted, without repeats, space-separated.
+pub fn join_keywords(keywords: &[String]) -> String {
+    keywords.join(" ")
+}
+
+pub fn split_keywords(stored: &str) -> Vec<String> {
+    stored.split_whitespace().map(str::to_string).collect()
+}
+
+/// Flags made canonical: only known system bits, keywords valid, sorted and without repeats.
+fn canonical(mut f: Flags) -> StoreResult<Flags> {
+    for k in &f.keywords {
+        crate::store::rules::keyword(k)?;
+    }
+    f.keywords.sort();
+    f.keywords.dedup();
+    f.system &= flags::ALL;
+    Ok(f)
+}
+
+/// Where a new message row comes from: a new message's metadata and its (already stored) blob.
+struct Row<'a> {
+    message: &'a NewMessage,
+    blob: i64,
+}
+
+fn insert_blob(tx: &Connection, m: &NewMessage) -> rusqlite::Result<i64> {
+    tx.prepare_cached("INSERT INTO blobs (raw, summary) VALUES (?1, ?2)")?
+        .execute(params![m.raw, m.summary])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Stores one message row in the target mailbox with its next UID and modseq; with `check_quota`,
+/// refuses it past the account's quota. `None` when the target does not exist.
+fn insert(
+    ctx: &mut Ctx<'_>,
+    target: Target<'_>,
+    row: &Row<'_>,
+    f: &Flags,
+    check_quota: bool,
+) -> StoreResult<Option<Applied>> {
+    let m = row.message;
+    let size = m.raw.len() as i64;
+    let applied = counters::apply(
+        ctx,
+        target,
+        Change {
+            uids: 1,
+            modseqs: 1,
+            messages: 1,
+            unseen: i64::from(f.system & flags::SEEN == 0),
+            bytes: size,
+            check_quota,
+        },
+    )?;
+    let Some(at) = applied else {
+        return Ok(None);
+    };
+    ctx.tx
+        .prepare_cached(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
+             crlf_size, from_addr, subject, message_id, blob_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                at.mailbox,
+                at.uid,
+                at.modseq,
+                f.system,
+                join_keywords(&f.keywords),
+                m.internal_date_micros,
+                size,
+                m.crlf_size,
+                m.from,
+                m.subject,
+                m.message_id,
+                row.blob
+            ])
+        })
+        .map_err(backend)?;
+    register_keywords(ctx, at.mailbox, &f.keywords)?;
+    Ok(Some(at))
+}
+
+/// Records keywords newly used in a mailbox, refusing the op when that passes the mailbox's limit.
+fn register_keywords(ctx: &Ctx<'_>, mailbox: MailboxId, keywords: &[String]) -> StoreResult<()> {
+    if keywords.is_empty() {
+        return Ok(());
+    }
+    let run = || -> rusqlite::Result<(usize, u64)> {
+        let mut added = 0;
+        let mut stmt = ctx.tx.prepare_cached(
+            "INSERT OR IGNORE INTO mailbox_keywords (mailbox_id, keyword) VALUES (?1, ?2)",
+        )?;
+        for k in keywords {
+            added += stmt.execute(params![mailbox, k])?;
+        }
+        let count = ctx
+            .tx
+            .prepare_cached("SELECT count(*) FROM mailbox_keywords WHERE mailbox_id = ?1")?
+            .query_row(params![mailbox], |r| r.get(0))?;
+        Ok((added, count))
+    };
+    let (added, count) = run().map_err(backend)?;
+    let max = ctx.limits.keywords_per_mailbox_max;
+    if added > 0 && count > max {
+        return Err(StoreError::TooManyKeywords(max));
+    }
+    Ok(())
+}
+
+fn owner_of(tx: &Connection, mailbox: MailboxId) -> StoreResult<UserId> {
+    tx.prepare_cached("SELECT user_id FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.query_row(params![mailbox], |r| r.get(0)).optional())
+        .map_err(backend)?
+        .ok_or(StoreError::NoSuchMailbox)
+}
+
+pub fn deliver(
+    ctx: &mut Ctx<'_>,
+    recipients: &[String],
+    message: &NewMessage,
+    sent_copy_of: Option<UserId>,
+) -> StoreResult<Vec<Delivered>> {
+    let mut done = HashSet::new();
+    let mut delivered = Vec::with_capacity(recipients.len());
+    let blob = insert_blob(ctx.tx, message).map_err(backend)?;
+    let row = Row { message, blob };
+    for name in recipients {
+        if !done.insert(name.as_str()) {
+            continue;
+        }
+        let at = insert(ctx, Target::InboxOf(name), &row, &Flags::default(), true)?
+            .ok_or_else(|| StoreError::UnknownRecipient(name.clone()))?;
+        delivered.push(Delivered {
+            user: name.clone(),
+            uid: at.uid,
+        });
+    }
+    if let Some(sender) = sent_copy_of
+        && let Some(sent) = mailbox_with_role(ctx.tx, sender, "sent")?
+    {
+        let seen = Flags::system(flags::SEEN);
+        insert(ctx, Target::Mailbox(sender, sent), &row, &seen, true)?;
+    }
+    Ok(delivered)
+}
+
+fn mailbox_with_role(tx: &Connection, user: UserId, role: &str) -> StoreResult<Option<MailboxId>> {
+    tx.prepare_cached("SELECT id FROM mailboxes WHERE user_id = ?1 AND role = ?2")
+        .and_then(|mut s| s.query_row(params![user, role], |r| r.get(0)).optional())
+        .map_err(backend)
+}
+
+pub fn append(
+    ctx: &mut Ctx<'_>,
+    mailbox: MailboxId,
+    message: &NewMessage,
+    f: Flags,
+) -> StoreResult<u32> {
+    let f = canonical(f)?;
+    let user = owner_of(ctx.tx, mailbox)?;
+    let blob = insert_blob(ctx.tx, message).map_err(backend)?;
+    let at = insert(
+        ctx,
+        Target::Mailbox(user, mailbox),
+        &Row { message, blob },
+        &f,
+        true,
+    )?;
+    Ok(at.ok_or(StoreError::NoSuchMailbox)?.uid)
+}
+
+/// A message's flags as stored, with its modseq.
+fn current(
+    tx: &Connection,
+    mailbox: MailboxId,
+    uid: u32,
+) -> rusqlite::Result<Option<(Flags, u64)>> {
+    tx.prepare_cached(
+        "SELECT flags, keywords, modseq FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+    )?
+    .query_row(params![mailbox, uid], |r| {
+        let keywords: String = r.get(1)?;
+        Ok((
+            Flags {
+                system: r.get(0)?,
+                keywords: split_keywords(&keywords),
+            },
+            r.get(2)?,
+        ))
+    })
+    .optional()
+}
+
+fn changed(old: &Flags, op: FlagOp, given: &Flags) -> Flags {
+    match op {
+        FlagOp::Replace => given.clone(),
+        FlagOp::Add => {
+            let mut keywords = old.keywords.clone();
+            keywords.extend(given.keywords.iter().cloned());
+            keywords.sort();
+            keywords.dedup();
+            Flags {
+                system: old.system | given.system,
+                keywords,
+            }
+        }
+        FlagOp::Remove => Flags {
+            system: old.system & !given.system,
+            keywords: old
+                .keywords
+                .iter()
+                .filter(|k| !given.keywords.contains(k))
+                .cloned()
+                .collect(),
+        },
+    }
+}
+
+pub fn update_flags(
+    ctx: &mut Ctx<'_>,
+    mailbox: MailboxId,
+    uids: &[u32],
+    op: FlagOp,
+    given: Flags,
+    unchanged_since: Option<u64>,
+) -> StoreResult<FlagUpdate> {
+    let given = canonical(given)?;
+    let user = owner_of(ctx.tx, mailbox)?;
+    if op != FlagOp::Remove {
+        register_keywords(ctx, mailbox, &given.keywords)?;
+    }
+    let mut update = FlagUpdate::default();
+    let mut new_flags = Vec::new();
+    let mut unseen = 0i64;
+    for &uid in sorted(uids).iter() {
+        let Some((old, old_modseq)) = current(ctx.tx, mailbox, uid).map_err(backend)? else {
+            continue;
+        };
+        if unchanged_since.is_some_and(|since| old_modseq > since) {
+            update.refused.push(uid);
+            continue;
+        }
+        let new = changed(&old, op, &given);
+        if new == old {
+            update.unchanged.push(MessageFlags {
+                uid,
+                modseq: old_modseq,
+                flags: old,
+            });
+            continue;
+        }
+        let seen = |f: &Flags| i64::from(f.system & flags::SEEN != 0);
+        unseen += seen(&old) - seen(&new);
+        new_flags.push((uid, new));
+    }
+    if new_flags.is_empty() {
+        return Ok(update);
+    }
+    let change = Change {
+        modseqs: new_flags.len() as u64,
+        unseen,
+        ..Change::default()
+    };
+    let first_modseq = counters::apply_to(ctx, user, mailbox, change)?.modseq;
+    let run = |update: &mut FlagUpdate| -> rusqlite::Result<()> {
+        let mut set = ctx.tx.prepare_cached(
+            "UPDATE messages SET flags = ?1, keywords = ?2, modseq = ?3 WHERE mailbox_id = ?4 AND uid = ?5",
+        )?;
+        for (i, (uid, new)) in new_flags.into_iter().enumerate() {
+            let modseq = first_modseq + i as u64;
+            set.execute(params![
+                new.system,
+                join_keywords(&new.keywords),
+                modseq,
+                mailbox,
+                uid
+            ])?;
+            update.changed.push(MessageFlags {
+                uid,
+                modseq,
+                flags: new,
+            });
+        }
+        Ok(())
+    };
+    run(&mut update).map_err(backend)?;
+    Ok(update)
+}
+
+fn sorted(uids: &[u32]) -> Vec<u32> {
+    let mut v = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+pub fn copy(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+    remove_source: bool,
+) -> StoreResult<CopyMap> {
+    if owner_of(ctx.tx, from)? != user || owner_of(ctx.tx, to)? != user {
+        return Err(StoreError::NoSuchMailbox);
+    }
+    // The sources that exist, with what a copy carries over: (uid, size, seen, keywords).
+    let present: Vec<(u32, i64, bool, String)> = {
+        let mut stmt = ctx
+            .tx
+            .prepare_cached(
+                "SELECT size, flags, keywords FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+            )
+            .map_err(backend)?;
+        let mut found = Vec::new();
+        for uid in sorted(uids) {
+            let row: Option<(i64, i64, String)> = stmt
+                .query_row(params![from, uid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            if let Some((size, f, keywords)) = row {
+                found.push((uid, size, f & flags::SEEN != 0, keywords));
+            }
+        }
+        found
+    };
+    let uid_validity: u32 = ctx
+        .tx
+        .prepare_cached("SELECT uid_validity FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.query_row(params![to], |r| r.get(0)))
+        .map_err(backend)?;
+    if present.is_empty() {
+        return Ok(CopyMap {
+            uid_validity,
+            uids: Vec::new(),
+        });
+    }
+    let mut keywords: Vec<String> = present.iter().flat_map(|p| split_keywords(&p.3)).collect();
+    keywords.sort();
+    keywords.dedup();
+    register_keywords(ctx, to, &keywords)?;
+    let n = present.len();
+    // A move adds here what its expunge takes away there: it needs no room, so no quota check.
+    let change = Change {
+        uids: n as u32,
+        modseqs: n as u64,
+        messages: n as i64,
+        unseen: present.iter().filter(|p| !p.2).count() as i64,
+        bytes: present.iter().map(|p| p.1).sum(),
+        check_quota: !remove_source || from == to,
+    };
+    let at = counters::apply_to(ctx, user, to, change)?;
+    let (first_uid, first_modseq) = (at.uid, at.modseq);
+    let run = || -> rusqlite::Result<Vec<(u32, u32)>> {
+        let mut stmt = ctx.tx.prepare_cached(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
+             crlf_size, from_addr, subject, message_id, blob_id) \
+             SELECT ?1, ?2, ?3, flags, keywords, internal_micros, size, crlf_size, from_addr, subject, \
+             message_id, blob_id FROM messages WHERE mailbox_id = ?4 AND uid = ?5",
+        )?;
+        let mut map = Vec::with_capacity(n);
+        for (i, (uid, ..)) in present.iter().enumerate() {
+            let new_uid = first_uid + i as u32;
+            stmt.execute(params![to, new_uid, first_modseq + i as u64, from, uid])?;
+            map.push((*uid, new_uid));
+        }
+        Ok(map)
+    };
+    let map = run().map_err(backend)?;
+    if remove_source {
+        let sources: Vec<u32> = map.iter().map(|(s, _)| *s).collect();
+        expunge(ctx, from, Some(&sources), false)?;
+    }
+    Ok(CopyMap {
+        uid_validity,
+        uids: map,
+    })
+}
+
+pub fn expunge(
+    ctx: &mut Ctx<'_>,
+    mailbox: MailboxId,
+    uids: Option<&[u32]>,
+    only_deleted: bool,
+) -> StoreResult<Vec<u32>> {
+    let user = owner_of(ctx.tx, mailbox)?;
+    let tx = ctx.tx;
+    let find = || -> rusqlite::Result<Vec<(u32, i64)>> {
+        match uids {
+            Some(uids) => {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT flags FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                )?;
+                let mut found = Vec::new();
+                for uid in sorted(uids) {
+                    if let Some(f) = stmt
+                        .query_row(params![mailbox, uid], |r| r.get(0))
+                        .optional()?
+                    {
+                        found.push((uid, f));
+                    }
+                }
+                Ok(found)
+            }
+            None => tx
+                .prepare_cached(
+                    "SELECT uid, flags FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+                )?
+                .query_map(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect(),
+        }
+    };
+    let gone: Vec<u32> = find()
+        .map_err(backend)?
+        .into_iter()
+        .filter(|(_, f)| !only_deleted || f & flags::DELETED != 0)
+        .map(|(uid, _)| uid)
+        .collect();
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    // Modseqs only (no UID is used up); the `message_uncounted` trigger takes the counts down.
+    let change = Change {
+        modseqs: gone.len() as u64,
+        ..Change::default()
+    };
+    let first_modseq = counters::apply_to(ctx, user, mailbox, change)?.modseq;
+    let run = || -> rusqlite::Result<()> {
+        let mut delete = ctx
+            .tx
+            .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?;
+        let mut tomb = ctx.tx.prepare_cached(
+            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+        )?;
+        for (i, uid) in gone.iter().enumerate() {
+            delete.execute(params![mailbox, uid])?;
+            tomb.execute(params![mailbox, uid, first_modseq + i as u64])?;
+        }
+        Ok(())
+    };
+    run().map_err(backend)?;
+    Ok(gone)
+}
+
+/// A user's id and INBOX by name.
+fn inbox_of(tx: &Connection, name: &str) -> rusqlite::Result<Option<(UserId, MailboxId)>> {
+    tx.prepare_cached(
+        "SELECT u.id, m.id FROM mailboxes m JOIN users u ON u.id = m.user_id \
+         WHERE u.name = ?1 AND m.name = 'INBOX'",
+    )?
+    .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
+}
+
+pub fn import(ctx: &mut Ctx<'_>, batch: ImportBatch) -> StoreResult<ImportCounts> {
+    let mut counts = ImportCounts::default();
+    for (name, hash) in &batch.users {
+        if inbox_of(ctx.tx, name).map_err(backend)?.is_some() {
+            counts.users_existing += 1;
+            continue;
+        }
+        super::write_mailboxes::create_user(ctx, name, hash, None)?;
+        counts.users_created += 1;
+    }
+    for m in &batch.messages {
+        let (user, inbox) = inbox_of(ctx.tx, &m.owner)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::UnknownRecipient(m.owner.clone()))?;
+        if already_present(ctx.tx, inbox, &m.message, batch.match_content).map_err(backend)? {
+            counts.messages_present += 1;
+            continue;
+        }
+        let blob = insert_blob(ctx.tx, &m.message).map_err(backend)?;
+        let row = Row {
+            message: &m.message,
+            blob,
+        };
+        // An administrator's import is not held to the quota.
+        let imported = Flags::system(m.flags & flags::ALL);
+        insert(ctx, Target::Mailbox(user, inbox), &row, &imported, false)?;
+        counts.messages_imported += 1;
+    }
+    Ok(counts)
+}
+
+/// Is a message with this Message-ID (and, with `match_content`, these bytes) already in the mailbox?
+fn already_present(
+    tx: &Connection,
+    inbox: MailboxId,
+    m: &NewMessage,
+    match_content: bool,
+) -> rusqlite::Result<bool> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id \
+         WHERE m.mailbox_id = ?1 AND m.message_id = ?2",
+    )?;
+    let mut rows = stmt.query(params![inbox, m.message_id])?;
+    while let Some(row) = rows.next()? {
+        if !match_content || row.get_ref(0)?.as_blob()? == m.raw.as_slice() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The welcome message of a new account, stored in its INBOX.
+pub fn store_in(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    mailbox: MailboxId,
+    message: &NewMessage,
+) -> StoreResult<u32> {
+    let blob = insert_blob(ctx.tx, message).map_err(backend)?;
+    let at = insert(
+        ctx,
+        Target::Mailbox(user, mailbox),
+        &Row { message, blob },
+        &Flags::default(),
+        false,
+    )?;
+    Ok(at.ok_or(StoreError::NoSuchMailbox)?.uid)
+}

@@ -1,0 +1,619 @@
+//! Conformance tests for the mail model: mailboxes, flags and keywords, set operations, copy and move,
+//! quotas, change counters. Like tests/it/store.rs, each runs against every backend of `backends()`.
+
+use jmail::store::{
+    FlagOp, Flags, MailStore, QuotaSetting, Role, Store, StoreError, flags, rules::Quota,
+};
+
+use crate::store::{backends, message, user};
+
+/// How many messages the named mailbox of `user` holds, by its count.
+async fn messages_in(store: &dyn Store, user: jmail::store::UserId, name: &str) -> u64 {
+    store.mailbox(user, name).await.unwrap().unwrap().messages
+}
+
+async fn deliver(store: &dyn Store, to: &str, n: usize) {
+    for i in 0..n {
+        store
+            .deliver(&[to.into()], message(&format!("m{i}")), None)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_account_has_the_six_special_use_mailboxes() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let boxes = store.mailboxes(a.id).await.unwrap();
+        let listed: Vec<(&str, Option<Role>, bool)> = boxes
+            .iter()
+            .map(|m| (m.name.as_str(), m.role, m.subscribed))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("Archive", Some(Role::Archive), true),
+                ("Drafts", Some(Role::Drafts), true),
+                ("INBOX", Some(Role::Inbox), true),
+                ("Junk", Some(Role::Junk), true),
+                ("Sent", Some(Role::Sent), true),
+                ("Trash", Some(Role::Trash), true),
+            ]
+        );
+        let inbox = store.mailbox(a.id, "inbox").await.unwrap().unwrap();
+        assert_eq!(inbox.id, a.inbox, "INBOX in any case");
+        // Every UIDVALIDITY differs, and none is zero.
+        let mut validities: Vec<u32> = boxes.iter().map(|m| m.uid_validity).collect();
+        validities.sort();
+        validities.dedup();
+        assert_eq!(validities.len(), 6);
+        assert!(validities[0] > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_follow_every_change_without_a_scan() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        deliver(store, "a", 3).await;
+        let size = message("m0").raw.len() as u64;
+        let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
+        assert_eq!(
+            (inbox.messages, inbox.unseen, inbox.bytes),
+            (3, 3, 3 * size)
+        );
+        assert_eq!((inbox.uid_next, inbox.highest_modseq), (4, 3));
+        let seen = Flags::system(flags::SEEN);
+        store
+            .update_flags(a.inbox, &[1, 2], FlagOp::Add, seen.clone(), None)
+            .await
+            .unwrap();
+        store.expunge(a.inbox, Some(&[2]), false).await.unwrap();
+        let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
+        assert_eq!(
+            (inbox.messages, inbox.unseen, inbox.bytes),
+            (2, 1, 2 * size)
+        );
+        let users = store.list_users().await.unwrap();
+        assert_eq!(users[0].usage.messages, 2);
+        assert_eq!(users[0].usage.bytes, 2 * size);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_rename_delete_and_subscribe() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        // Missing ancestors are made too.
+        store.create_mailbox(a.id, "Work/2026/Q1").await.unwrap();
+        assert!(store.mailbox(a.id, "Work").await.unwrap().is_some());
+        assert!(store.mailbox(a.id, "Work/2026").await.unwrap().is_some());
+        assert!(matches!(
+            store.create_mailbox(a.id, "Work/2026").await,
+            Err(StoreError::MailboxExists)
+        ));
+        assert!(matches!(
+            store.create_mailbox(a.id, "inbox").await,
+            Err(StoreError::MailboxExists)
+        ));
+        assert!(matches!(
+            store.create_mailbox(a.id, "a//b").await,
+            Err(StoreError::BadMailboxName(_))
+        ));
+        let q1 = store.mailbox(a.id, "Work/2026/Q1").await.unwrap().unwrap();
+        // Rename moves the children along and keeps ids (and so messages and UIDVALIDITY).
+        store
+            .rename_mailbox(a.id, "Work", "Jobs/Old")
+            .await
+            .unwrap();
+        let moved = store
+            .mailbox(a.id, "Jobs/Old/2026/Q1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((moved.id, moved.uid_validity), (q1.id, q1.uid_validity));
+        assert!(store.mailbox(a.id, "Jobs").await.unwrap().is_some());
+        assert!(store.mailbox(a.id, "Work").await.unwrap().is_none());
+        assert!(matches!(
+            store.rename_mailbox(a.id, "Jobs", "Jobs/Inner").await,
+            Err(StoreError::MailboxRefused(_))
+        ));
+        assert!(matches!(
+            store.rename_mailbox(a.id, "Jobs", "Sent").await,
+            Err(StoreError::MailboxExists)
+        ));
+        assert!(matches!(
+            store.rename_mailbox(a.id, "Nope", "X").await,
+            Err(StoreError::NoSuchMailbox)
+        ));
+        // Delete: never INBOX; children stay.
+        assert!(matches!(
+            store.delete_mailbox(a.id, "INBOX").await,
+            Err(StoreError::MailboxRefused(_))
+        ));
+        let old = store.mailbox(a.id, "Jobs/Old").await.unwrap().unwrap();
+        store.delete_mailbox(a.id, "Jobs/Old").await.unwrap();
+        assert!(store.mailbox(a.id, "Jobs/Old").await.unwrap().is_none());
+        assert!(
+            store
+                .mailbox(a.id, "Jobs/Old/2026")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // A mailbox made again under a deleted one's name gets a new UIDVALIDITY.
+        store.create_mailbox(a.id, "Jobs/Old").await.unwrap();
+        let again = store.mailbox(a.id, "Jobs/Old").await.unwrap().unwrap();
+        assert_ne!(again.uid_validity, old.uid_validity);
+        assert_ne!(again.uid_validity, 0);
+        store.subscribe(a.id, "Junk", false).await.unwrap();
+        assert!(
+            !store
+                .mailbox(a.id, "Junk")
+                .await
+                .unwrap()
+                .unwrap()
+                .subscribed
+        );
+        // Another account cannot see or touch these names.
+        let b = user(store, "b").await;
+        assert!(store.mailbox(b.id, "Jobs").await.unwrap().is_none());
+        assert!(matches!(
+            store.delete_mailbox(b.id, "Jobs").await,
+            Err(StoreError::NoSuchMailbox)
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_inbox_moves_its_messages_and_leaves_it_empty() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        deliver(store, "a", 3).await;
+        store
+            .rename_mailbox(a.id, "INBOX", "Old mail")
+            .await
+            .unwrap();
+        let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
+        let old = store.mailbox(a.id, "Old mail").await.unwrap().unwrap();
+        assert_eq!(
+            (inbox.id, inbox.messages, inbox.role),
+            (a.inbox, 0, Some(Role::Inbox))
+        );
+        assert_eq!((old.messages, old.role), (3, None));
+        let listed = store.changes(old.id, 0, 10).await.unwrap().messages;
+        let subjects: Vec<&str> = listed.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(subjects, vec!["m0", "m1", "m2"]);
+        assert_eq!(
+            store.fetch(old.id, 1, false).await.unwrap().unwrap(),
+            message("m0").raw
+        );
+        // INBOX keeps working: the next delivery lands there.
+        deliver(store, "a", 1).await;
+        assert_eq!(messages_in(store, a.id, "INBOX").await, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_keywords_and_unchanged_since() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        deliver(store, "a", 3).await;
+        let with = |system, keywords: &[&str]| Flags {
+            system,
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+        };
+        let u = store
+            .update_flags(
+                a.inbox,
+                &[3, 1, 99],
+                FlagOp::Add,
+                with(flags::DELETED, &["$Label1", "Work", "$Label1"]),
+                None,
+            )
+            .await
+            .unwrap();
+        let changed: Vec<(u32, u64)> = u.changed.iter().map(|c| (c.uid, c.modseq)).collect();
+        assert_eq!(changed, vec![(1, 4), (3, 5)], "UID order, one modseq each");
+        assert_eq!(
+            u.changed[0].flags,
+            with(flags::DELETED, &["$Label1", "Work"])
+        );
+        // UNCHANGEDSINCE: message 1 changed at modseq 4, so a condition at 3 refuses it.
+        let u = store
+            .update_flags(
+                a.inbox,
+                &[1, 2],
+                FlagOp::Remove,
+                with(0, &["Work"]),
+                Some(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(u.refused, vec![1]);
+        assert!(u.changed.is_empty(), "2 had no Work to remove");
+        assert_eq!(u.unchanged.len(), 1);
+        let u = store
+            .update_flags(
+                a.inbox,
+                &[3],
+                FlagOp::Replace,
+                with(flags::SEEN, &["x"]),
+                Some(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(u.changed[0].flags, with(flags::SEEN, &["x"]));
+        let listed = store.changes(a.inbox, 5, 10).await.unwrap().messages;
+        assert_eq!(listed[0].keywords, vec!["x".to_string()]);
+        assert!(matches!(
+            store
+                .update_flags(a.inbox, &[1], FlagOp::Add, with(0, &["bad word"]), None)
+                .await,
+            Err(StoreError::BadKeyword(_))
+        ));
+        // Expunge only those flagged \Deleted.
+        let gone = store.expunge(a.inbox, None, true).await.unwrap();
+        assert_eq!(gone, vec![1]);
+        let c = store.changes(a.inbox, 6, 10).await.unwrap();
+        assert_eq!(c.gone, vec![1]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_and_move_return_uid_maps_and_share_bytes() {
+    for (store, dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        deliver(store, "a", 4).await;
+        let archive = store.mailbox(a.id, "Archive").await.unwrap().unwrap();
+        let map = store
+            .copy(a.id, a.inbox, &[4, 2, 77], archive.id, false)
+            .await
+            .unwrap();
+        assert_eq!(map.uid_validity, archive.uid_validity);
+        assert_eq!(map.uids, vec![(2, 1), (4, 2)]);
+        assert_eq!(
+            store.fetch(archive.id, 2, false).await.unwrap().unwrap(),
+            message("m3").raw
+        );
+        let trash = store.mailbox(a.id, "Trash").await.unwrap().unwrap();
+        let moved = store
+            .copy(a.id, a.inbox, &[1, 2], trash.id, true)
+            .await
+            .unwrap();
+        assert_eq!(moved.uids, vec![(1, 1), (2, 2)]);
+        let inbox = store.changes(a.inbox, 0, 10).await.unwrap();
+        assert_eq!(
+            inbox.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        // Six copies of four messages, four blobs.
+        let db = rusqlite::Connection::open(dir.path().join("jmail.db")).unwrap();
+        let blobs: i64 = db
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blobs, 4, "`user()` adds no welcome message");
+        // Deleting the last copy frees the bytes.
+        store.expunge(archive.id, None, false).await.unwrap();
+        store.expunge(trash.id, None, false).await.unwrap();
+        store.expunge(a.inbox, Some(&[4]), false).await.unwrap();
+        let blobs: i64 = db
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blobs, 1, "only m2 is left");
+        // Another account's mailbox is not a destination, nor a source.
+        let b = user(store, "b").await;
+        assert!(matches!(
+            store.copy(a.id, a.inbox, &[3], b.inbox, false).await,
+            Err(StoreError::NoSuchMailbox)
+        ));
+        assert!(matches!(
+            store.copy(a.id, b.inbox, &[1], a.inbox, false).await,
+            Err(StoreError::NoSuchMailbox)
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_refuse_what_would_pass_them_and_store_nothing() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let _b = user(store, "b").await;
+        store
+            .set_quota("a", None, Some(QuotaSetting::Limit(2)))
+            .await
+            .unwrap();
+        deliver(store, "a", 2).await;
+        let full = store
+            .deliver(&["b".into(), "a".into()], message("third"), None)
+            .await;
+        assert!(matches!(full, Err(StoreError::OverQuota(n)) if n == "a"));
+        let b_inbox = store.credentials("b").await.unwrap().unwrap().inbox;
+        assert!(
+            store
+                .changes(b_inbox, 0, 10)
+                .await
+                .unwrap()
+                .messages
+                .is_empty(),
+            "all or nothing"
+        );
+        let drafts = store.mailbox(a.id, "Drafts").await.unwrap().unwrap();
+        assert!(matches!(
+            store
+                .append(drafts.id, message("d"), Flags::default())
+                .await,
+            Err(StoreError::OverQuota(_))
+        ));
+        assert!(matches!(
+            store.copy(a.id, a.inbox, &[1], drafts.id, false).await,
+            Err(StoreError::OverQuota(_))
+        ));
+        // A move takes no more room.
+        store
+            .copy(a.id, a.inbox, &[1], drafts.id, true)
+            .await
+            .unwrap();
+        let listed = store.list_users().await.unwrap();
+        assert_eq!(
+            listed[0].quota,
+            Quota {
+                bytes: None,
+                messages: Some(2)
+            }
+        );
+        assert_eq!(listed[0].usage.messages, 2);
+        // Bytes too; then back to the default (none).
+        let size = message("x").raw.len() as u64;
+        store
+            .set_quota(
+                "a",
+                Some(QuotaSetting::Limit(3 * size - 1)),
+                Some(QuotaSetting::Default),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.deliver(&["a".into()], message("x"), None).await,
+            Err(StoreError::OverQuota(_))
+        ));
+        store
+            .set_quota("a", Some(QuotaSetting::Unlimited), None)
+            .await
+            .unwrap();
+        deliver(store, "a", 1).await;
+        assert!(matches!(
+            store
+                .set_quota("ghost", Some(QuotaSetting::Unlimited), None)
+                .await,
+            Err(StoreError::NoSuchUser(_))
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_keeps_a_seen_copy_in_the_senders_sent_mailbox() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let b = user(store, "b").await;
+        store
+            .deliver(&["b".into()], message("hello"), Some(a.id))
+            .await
+            .unwrap();
+        let sent = store.mailbox(a.id, "Sent").await.unwrap().unwrap();
+        assert_eq!((sent.messages, sent.unseen), (1, 0));
+        let copy = store.changes(sent.id, 0, 10).await.unwrap().messages;
+        assert_eq!(
+            (copy[0].subject.as_str(), copy[0].flags),
+            ("hello", flags::SEEN)
+        );
+        assert_eq!(messages_in(store, b.id, "INBOX").await, 1);
+        // Without a Sent mailbox the send still goes out.
+        store.delete_mailbox(a.id, "Sent").await.unwrap();
+        store
+            .deliver(&["b".into()], message("again"), Some(a.id))
+            .await
+            .unwrap();
+        assert_eq!(messages_in(store, b.id, "INBOX").await, 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_change_counter_answers_what_changed_since() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let start = store.account_modseq(a.id).await.unwrap().unwrap();
+        assert_eq!(
+            store.mailboxes_changed(a.id, start).await.unwrap(),
+            (vec![], vec![])
+        );
+        deliver(store, "a", 1).await;
+        let after_delivery = store.account_modseq(a.id).await.unwrap().unwrap();
+        assert!(after_delivery > start);
+        assert_eq!(
+            store.mailboxes_changed(a.id, start).await.unwrap(),
+            (vec![a.inbox], vec![])
+        );
+        let junk = store.mailbox(a.id, "Junk").await.unwrap().unwrap();
+        store.delete_mailbox(a.id, "Junk").await.unwrap();
+        let (changed, gone) = store.mailboxes_changed(a.id, after_delivery).await.unwrap();
+        assert_eq!((changed, gone), (vec![], vec![junk.id]));
+        // Another account's changes do not move this one's counter.
+        let _b = user(store, "b").await;
+        let now = store.account_modseq(a.id).await.unwrap().unwrap();
+        deliver(store, "b", 2).await;
+        assert_eq!(store.account_modseq(a.id).await.unwrap().unwrap(), now);
+        assert_eq!(store.account_modseq(9_999).await.unwrap(), None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_and_keyword_limits_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = jmail::store::ModelLimits {
+        mailboxes_per_account_max: 8,
+        keywords_per_mailbox_max: 2,
+        quota_default: Quota::default(),
+    };
+    let store = jmail::store::sqlite::SqliteStore::open_with(dir.path(), limits).unwrap();
+    let a = user(&store, "a").await;
+    store.create_mailbox(a.id, "one").await.unwrap();
+    assert!(matches!(
+        store.create_mailbox(a.id, "two/three").await,
+        Err(StoreError::TooManyMailboxes(8))
+    ));
+    store.create_mailbox(a.id, "two").await.unwrap();
+    assert!(matches!(
+        store.create_mailbox(a.id, "three").await,
+        Err(StoreError::TooManyMailboxes(8))
+    ));
+    deliver(&store, "a", 1).await;
+    let kw = |k: &[&str]| Flags {
+        system: 0,
+        keywords: k.iter().map(|s| s.to_string()).collect(),
+    };
+    store
+        .update_flags(a.inbox, &[1], FlagOp::Add, kw(&["a", "b"]), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .update_flags(a.inbox, &[1], FlagOp::Add, kw(&["c"]), None)
+            .await,
+        Err(StoreError::TooManyKeywords(2))
+    ));
+    // Keywords already in use stay usable.
+    store
+        .update_flags(a.inbox, &[1], FlagOp::Replace, kw(&["b"]), None)
+        .await
+        .unwrap();
+    store.close().await;
+}
+
+/// The performance floor of the set operations: 10,000 messages copied, moved, flagged, each in one call.
+/// Timing is the benchmark's job; this proves the calls work at that size, in one transaction each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_operations_on_ten_thousand_messages() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let batch = jmail::store::ImportBatch {
+            users: vec![],
+            messages: (0..10_000)
+                .map(|i| {
+                    let mut m = message(&format!("bulk {i}"));
+                    m.message_id = Some(format!("<{i}@bulk>"));
+                    jmail::store::ImportedMessage {
+                        owner: "a".into(),
+                        message: m,
+                        flags: 0,
+                    }
+                })
+                .collect(),
+            match_content: false,
+        };
+        store.import(batch).await.unwrap();
+        let uids: Vec<u32> = (1..=10_000).collect();
+        let u = store
+            .update_flags(
+                a.inbox,
+                &uids,
+                FlagOp::Add,
+                Flags::system(flags::FLAGGED),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(u.changed.len(), 10_000);
+        let archive = store.mailbox(a.id, "Archive").await.unwrap().unwrap();
+        let map = store
+            .copy(a.id, a.inbox, &uids, archive.id, false)
+            .await
+            .unwrap();
+        assert_eq!(map.uids.len(), 10_000);
+        let trash = store.mailbox(a.id, "Trash").await.unwrap().unwrap();
+        let map = store
+            .copy(a.id, a.inbox, &uids, trash.id, true)
+            .await
+            .unwrap();
+        assert_eq!(map.uids.last(), Some(&(10_000, 10_000)));
+        let boxes = store.mailboxes(a.id).await.unwrap();
+        let count = |name: &str| boxes.iter().find(|m| m.name == name).unwrap().messages;
+        assert_eq!(
+            (count("INBOX"), count("Archive"), count("Trash")),
+            (0, 10_000, 10_000)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_tells_each_commit_of_the_account_or_to_resync() {
+    use jmail::store::FeedEvent;
+    use std::time::Duration;
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let _b = user(store, "b").await;
+        let mut feed = store.feed(a.id);
+        let next = async |feed: &mut jmail::store::AccountFeed| {
+            tokio::time::timeout(Duration::from_secs(5), feed.next())
+                .await
+                .expect("an event in time")
+        };
+        deliver(store, "b", 1).await; // another account: not on a's feed
+        deliver(store, "a", 1).await;
+        assert_eq!(
+            next(&mut feed).await,
+            FeedEvent::Changed {
+                mailbox: a.inbox,
+                modseq: 1
+            }
+        );
+        let made = store.create_mailbox(a.id, "Feeds").await.unwrap();
+        assert_eq!(
+            next(&mut feed).await,
+            FeedEvent::Changed {
+                mailbox: made,
+                modseq: 0
+            }
+        );
+        store.copy(a.id, a.inbox, &[1], made, true).await.unwrap();
+        let mut seen = vec![next(&mut feed).await, next(&mut feed).await];
+        seen.sort_by_key(|e| format!("{e:?}"));
+        assert!(
+            seen.contains(&FeedEvent::Changed {
+                mailbox: made,
+                modseq: 1
+            }),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&FeedEvent::Changed {
+                mailbox: a.inbox,
+                modseq: 2
+            }),
+            "{seen:?}"
+        );
+        store.delete_mailbox(a.id, "Feeds").await.unwrap();
+        assert_eq!(
+            next(&mut feed).await,
+            FeedEvent::Changed {
+                mailbox: made,
+                modseq: u64::MAX
+            }
+        );
+        // A subscriber that falls behind is told to resync instead of being fed without bound.
+        deliver(store, "a", jmail::store::notify::FEED_EVENTS_MAX + 5).await;
+        assert_eq!(next(&mut feed).await, FeedEvent::Resync);
+    }
+}
