@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks on this machine (docs/benchmarks.md). Every figure is a median of RUNS runs; the Postfix
 # comparison runs Postfix and Jmail in the same go and prints the ratio. Talks only to 127.0.0.0/8.
-#   RUNS=3 MESSAGES=20000 SMTP_MESSAGES=5000 SECTIONS="fsync native refresh idle smtp" bench/run.sh
+#   RUNS=3 MESSAGES=20000 SMTP_MESSAGES=5000 SECTIONS="fsync native growth bulk refresh idle smtp" bench/run.sh
 # The smtp section installs Debian's postfix when missing and sets every parameter the comparison needs.
 # A wait that runs out or a count that falls short prints "FAILED: ..." and exits non-zero, never a figure.
 set -euo pipefail
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 MESSAGES=${MESSAGES:-20000}
 SMTP_MESSAGES=${SMTP_MESSAGES:-5000}
-SECTIONS=${SECTIONS:-"fsync native refresh idle smtp"}
+SECTIONS=${SECTIONS:-"fsync native growth bulk refresh idle smtp"}
 cargo build --release --quiet
 JMAIL=$PWD/target/release/jmail
 WORK=$(mktemp -d)
@@ -104,8 +104,52 @@ if want native; then
     errors=$(echo "$results" | field errors | awk '{s+=$1} END {print s}')
     printf '%4d clients: %8.0f messages/s (%.1fx the fsync rate)  p50 %.3f ms  p99 %.3f ms  errors %d\n' \
       "$clients" "$rate" "$(python3 -c "print($rate / $fsyncs)")" "$p50" "$p99" "$errors"
+    [ "$clients" = 64 ] && rate64=$rate
   done
   stop_jmail
+  # The same build with its data on tmpfs, where an fsync costs nothing: the machine's limit without
+  # durability. Group commit should bring the durable figure close to it.
+  echo "== the same, 64 clients, data on tmpfs (/dev/shm): durability made free"
+  shm=$(mktemp -d /dev/shm/jmail-bench.XXXXXX)
+  start_jmail "$shm/native"
+  "$JMAIL" bench --server "$ADDR" --setup-users --data-dir "$shm/native" --users 64 --clients 1 --messages 10 >/dev/null
+  tmpfs_rate=$(for _ in $(seq "$RUNS"); do
+    "$JMAIL" bench --server "$ADDR" --users 64 --clients 64 --messages "$MESSAGES" --reuse-connections --json
+  done | field messages_per_sec | median)
+  stop_jmail
+  rm -rf "$shm"
+  printf '  64 clients on tmpfs: %8.0f messages/s; durable on disk is %.0f%% of it\n' "$tmpfs_rate" \
+    "$(python3 -c "print(100 * $rate64 / $tmpfs_rate)")"
+fi
+
+if want growth; then
+  # Cost must not grow with the store: five rounds of 10,000 sends at 64 clients into one store, on disk
+  # and on tmpfs; the last round against the first.
+  for where in disk tmpfs; do
+    if [ "$where" = disk ]; then base=$WORK/growth; else base=$(mktemp -d /dev/shm/jmail-growth.XXXXXX); fi
+    echo "== growth ($where): 5 rounds of 10,000 native sends at 64 clients into the same store"
+    start_jmail "$base/data"
+    "$JMAIL" bench --server "$ADDR" --setup-users --data-dir "$base/data" --users 64 --clients 1 --messages 10 >/dev/null
+    rates=()
+    for round in 1 2 3 4 5; do
+      rates+=("$("$JMAIL" bench --server "$ADDR" --users 64 --clients 64 --messages 10000 --reuse-connections \
+        --json | field messages_per_sec)")
+    done
+    stop_jmail
+    [ "$where" = tmpfs ] && rm -rf "$base"
+    printf '  rounds: %s messages/s; the fifth is %.0f%% of the first\n' "$(printf '%.0f ' "${rates[@]}")" \
+      "$(python3 -c "print(100 * ${rates[4]} / ${rates[0]})")"
+  done
+fi
+
+if want bulk; then
+  echo "== set operations on 10,000 messages, one store call each (jmail bench --store-ops)"
+  results=$(for _ in $(seq "$RUNS"); do
+    "$JMAIL" bench --store-ops 10000 --data-dir "$WORK/bulk" --json
+  done)
+  printf '  flag %.0f ms, copy %.0f ms, move %.0f ms, expunge %.0f ms (medians of %d)\n' \
+    "$(echo "$results" | field flag_ms | median)" "$(echo "$results" | field copy_ms | median)" \
+    "$(echo "$results" | field move_ms | median)" "$(echo "$results" | field expunge_ms | median)" "$RUNS"
 fi
 
 if want refresh; then
