@@ -18,10 +18,13 @@ pub const DEPTH_MAX: usize = 32;
 /// Most parts described in one message. Each costs a few hundred bytes of stored summary.
 pub const PARTS_MAX: usize = 1000;
 
-/// A message's envelope and MIME structure.
+/// A message's envelope and MIME structure. Stored with every message, so its JSON form is terse: short
+/// keys, nothing written for what is absent (a delivery writes it to disk with the message).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    #[serde(rename = "e")]
     pub envelope: Envelope,
+    #[serde(rename = "s")]
     pub structure: Part,
 }
 
@@ -29,15 +32,25 @@ pub struct Summary {
 /// values unfolded, not MIME-decoded (as IMAP sends them); names in addresses are decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
     pub from: Vec<Address>,
+    #[serde(rename = "se", default, skip_serializing_if = "Vec::is_empty")]
     pub sender: Vec<Address>,
+    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
     pub reply_to: Vec<Address>,
+    #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<Address>,
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
     pub cc: Vec<Address>,
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
     pub bcc: Vec<Address>,
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
 }
 
@@ -65,8 +78,11 @@ impl Envelope {
 /// members, and an end marker (all none).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Address {
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub mailbox: Option<String>,
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
 }
 
@@ -74,29 +90,45 @@ pub struct Address {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
     /// Lower case: `text`, `multipart`, `message` ...
+    #[serde(rename = "t", default)]
     pub media_type: String,
+    #[serde(rename = "st", default)]
     pub media_subtype: String,
     /// Content-Type parameters in order, names lower case (`charset`, `boundary`, `name` ...).
+    #[serde(rename = "p", default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<(String, String)>,
+    #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(rename = "ds", default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Content-Transfer-Encoding, upper case; `7BIT` when absent.
+    #[serde(rename = "e", default)]
     pub encoding: String,
     /// Octets of the body as stored (`body_end - body_start`).
+    #[serde(rename = "z", default)]
     pub size: u64,
     /// Lines of the body, for `text/*` and `message/rfc822`.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<u64>,
     /// Content-Disposition: its value (lower case) and parameters.
+    #[serde(rename = "di", default, skip_serializing_if = "Option::is_none")]
     pub disposition: Option<(String, Vec<(String, String)>)>,
+    #[serde(rename = "la", default, skip_serializing_if = "Vec::is_empty")]
     pub language: Vec<String>,
+    #[serde(rename = "lo", default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// Where the part's header starts, its body starts, and its body ends, in the stored message.
+    #[serde(rename = "hs", default)]
     pub header_start: u64,
+    #[serde(rename = "bs", default)]
     pub body_start: u64,
+    #[serde(rename = "be", default)]
     pub body_end: u64,
     /// A multipart's parts.
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Part>,
     /// An attached message's own summary (`message/rfc822`, `message/global`).
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub message: Option<Box<Summary>>,
 }
 
