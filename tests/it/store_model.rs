@@ -308,8 +308,32 @@ async fn copy_and_move_return_uid_maps_and_share_bytes() {
             .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(blobs, 1, "only m2 is left");
-        // Another account's mailbox is not a destination, nor a source.
+        // One delivery to two users with a Sent copy: one blob, counted three times, freed with the last.
         let b = user(store, "b").await;
+        store
+            .deliver(&["a".into(), "b".into()], message("shared"), Some(b.id))
+            .await
+            .unwrap();
+        let wrong_counts = |db: &rusqlite::Connection| -> i64 {
+            db.query_row(
+                "SELECT count(*) FROM blobs b WHERE refs <> (SELECT count(*) FROM messages WHERE blob_id = b.id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(wrong_counts(&db), 0);
+        let count = |db: &rusqlite::Connection| -> i64 {
+            db.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&db), 2);
+        store.delete_user("b").await.unwrap();
+        assert_eq!((count(&db), wrong_counts(&db)), (2, 0), "a still holds it");
+        store.expunge(a.inbox, None, false).await.unwrap();
+        assert_eq!(count(&db), 0);
+        // Another account's mailbox is not a destination, nor a source.
+        let b = user(store, "b2").await;
         assert!(matches!(
             store.copy(a.id, a.inbox, &[3], b.inbox, false).await,
             Err(StoreError::NoSuchMailbox)

@@ -93,8 +93,9 @@ const MIGRATIONS: &[&str] = &[
     );
     "#,
     // 5: the mail model of mailboxes, keywords and quotas.
-    // - Message bytes move to `blobs`, shared by every copy (a copy writes a row, not the bytes again); a
-    //   blob goes with its last message. `summary` is what delivery parsed (envelope, MIME structure),
+    // - Message bytes move to `blobs`, shared by every copy (a copy writes a row, not the bytes again);
+    //   `refs` counts the messages pointing at a blob, which goes with its last one (a count, not an
+    //   index on messages.blob_id: every delivery would pay for that index). `summary` is what delivery parsed (envelope, MIME structure),
     //   filled in for older mail when the store opens.
     // - Messages gain keywords (sorted, space-separated atoms) and the `\Deleted` flag (bit 16).
     // - Mailboxes gain a special-use role, a subscription, and counts, so listing them scans no messages;
@@ -107,6 +108,7 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE blobs (
         id INTEGER PRIMARY KEY,
+        refs INTEGER NOT NULL DEFAULT 1,
         raw BLOB NOT NULL,
         summary TEXT
     );
@@ -125,7 +127,9 @@ const MIGRATIONS: &[&str] = &[
         from_addr TEXT NOT NULL,
         subject TEXT NOT NULL,
         message_id TEXT,
-        blob_id INTEGER NOT NULL REFERENCES blobs(id),
+        -- No REFERENCES: `refs` keeps it right, and a foreign key would make every blob deletion scan
+        -- the messages (there is no index on blob_id, which every delivery would pay for).
+        blob_id INTEGER NOT NULL,
         UNIQUE (mailbox_id, uid)
     );
     INSERT INTO messages_v5 (id, mailbox_id, uid, modseq, flags, internal_micros, size, crlf_size,
@@ -138,7 +142,6 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages_v5 RENAME TO messages;
     CREATE INDEX messages_by_modseq ON messages (mailbox_id, modseq);
     CREATE INDEX messages_by_message_id ON messages (mailbox_id, message_id);
-    CREATE INDEX messages_by_blob ON messages (blob_id);
 
     ALTER TABLE mailboxes ADD COLUMN role TEXT;
     ALTER TABLE mailboxes ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 1;
@@ -186,8 +189,8 @@ const MIGRATIONS: &[&str] = &[
             bytes = bytes - OLD.size WHERE id = OLD.mailbox_id;
         UPDATE users SET used_messages = used_messages - 1, used_bytes = used_bytes - OLD.size
             WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);
-        DELETE FROM blobs WHERE id = OLD.blob_id
-            AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id);
+        UPDATE blobs SET refs = refs - 1 WHERE id = OLD.blob_id;
+        DELETE FROM blobs WHERE id = OLD.blob_id AND refs <= 0;
     END;
     "#,
 ];

@@ -38,10 +38,21 @@ struct Row<'a> {
     blob: i64,
 }
 
+/// Stores a message's bytes and summary, counted as referenced once; [`add_refs`] counts more copies.
 fn insert_blob(tx: &Connection, m: &NewMessage) -> rusqlite::Result<i64> {
     tx.prepare_cached("INSERT INTO blobs (raw, summary) VALUES (?1, ?2)")?
         .execute(params![m.raw, m.summary])?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Counts `more` further messages pointing at `blob`.
+fn add_refs(tx: &Connection, blob: i64, more: i64) -> StoreResult<()> {
+    if more != 0 {
+        tx.prepare_cached("UPDATE blobs SET refs = refs + ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![blob, more]))
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Stores one message row in the target mailbox with its next UID and modseq; with `check_quota`,
@@ -157,7 +168,10 @@ pub fn deliver(
     {
         let seen = Flags::system(flags::SEEN);
         insert(ctx, Target::Mailbox(sender, sent), &row, &seen, true)?;
+        add_refs(ctx.tx, blob, 1)?;
     }
+    // The blob was counted once at insert: each further recipient is one more reference.
+    add_refs(ctx.tx, blob, delivered.len() as i64 - 1)?;
     Ok(delivered)
 }
 
@@ -376,12 +390,19 @@ pub fn copy(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
              crlf_size, from_addr, subject, message_id, blob_id) \
              SELECT ?1, ?2, ?3, flags, keywords, internal_micros, size, crlf_size, from_addr, subject, \
-             message_id, blob_id FROM messages WHERE mailbox_id = ?4 AND uid = ?5",
+             message_id, blob_id FROM messages WHERE mailbox_id = ?4 AND uid = ?5 RETURNING blob_id",
         )?;
+        let mut referenced = ctx
+            .tx
+            .prepare_cached("UPDATE blobs SET refs = refs + 1 WHERE id = ?1")?;
         let mut map = Vec::with_capacity(n);
         for (i, (uid, ..)) in present.iter().enumerate() {
             let new_uid = first_uid + i as u32;
-            stmt.execute(params![to, new_uid, first_modseq + i as u64, from, uid])?;
+            let blob: i64 = stmt.query_row(
+                params![to, new_uid, first_modseq + i as u64, from, uid],
+                |r| r.get(0),
+            )?;
+            referenced.execute(params![blob])?;
             map.push((*uid, new_uid));
         }
         Ok(map)
