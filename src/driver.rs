@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 use crate::conn::{End, InputClock, Stream, write};
+use crate::reply_stream::ReplyStream;
 use crate::tls::Tls;
 
 /// What the driver does once a reply is written.
@@ -25,10 +26,12 @@ pub enum Action {
     Close,
 }
 
-/// Reply bytes and what to do next.
+/// Reply bytes, a large reply's streamed rest, and what to do next.
 #[derive(Debug)]
 pub struct Outcome {
     pub reply: Vec<u8>,
+    /// Written after `reply`, piece by piece, before anything else.
+    pub stream: Option<ReplyStream>,
     pub action: Action,
 }
 
@@ -36,6 +39,7 @@ impl Outcome {
     pub fn go_on(reply: impl Into<Vec<u8>>) -> Self {
         Outcome {
             reply: reply.into(),
+            stream: None,
             action: Action::Continue,
         }
     }
@@ -43,7 +47,26 @@ impl Outcome {
     pub fn close(reply: impl Into<Vec<u8>>) -> Self {
         Outcome {
             reply: reply.into(),
+            stream: None,
             action: Action::Close,
+        }
+    }
+
+    /// The reply, then the TLS handshake (STARTTLS, STLS).
+    pub fn start_tls(reply: impl Into<Vec<u8>>) -> Self {
+        Outcome {
+            reply: reply.into(),
+            stream: None,
+            action: Action::StartTls,
+        }
+    }
+
+    /// `head`, then the stream's pieces.
+    pub fn streaming(head: impl Into<Vec<u8>>, stream: ReplyStream) -> Self {
+        Outcome {
+            reply: head.into(),
+            stream: Some(stream),
+            action: Action::Continue,
         }
     }
 }
@@ -115,6 +138,11 @@ pub async fn drive<C: Conversation>(
             };
             let outcome = conversation.on_event(event).await;
             out.extend_from_slice(&outcome.reply);
+            if let Some(reply) = outcome.stream
+                && let Err(end) = stream_reply(&mut stream, &mut out, reply, write_timeout).await
+            {
+                return end;
+            }
             match outcome.action {
                 Action::Continue => {}
                 Action::Close => {
@@ -178,6 +206,27 @@ pub async fn drive<C: Conversation>(
             _ = tokio::time::sleep_until(deadline) => {
                 let _ = write(&mut stream, &conversation.on_timeout(), write_timeout).await;
                 return End::Timeout;
+            }
+        }
+    }
+}
+
+/// Writes what is gathered, then a streamed reply piece by piece (each within the write deadline). A
+/// stream that fails midway ends the connection: the client was promised bytes it cannot get.
+async fn stream_reply(
+    stream: &mut Stream,
+    out: &mut Vec<u8>,
+    mut reply: ReplyStream,
+    timeout: Duration,
+) -> Result<(), End> {
+    flush(stream, out, timeout).await?;
+    loop {
+        match reply.next().await {
+            Ok(Some(piece)) => write(stream, &piece, timeout).await?,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "a streamed reply could not be completed; closing");
+                return Err(End::Closed);
             }
         }
     }

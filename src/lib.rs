@@ -14,6 +14,7 @@ pub mod legacy;
 pub mod message;
 pub mod native;
 pub mod pop3;
+pub mod reply_stream;
 pub mod server;
 pub mod smtp;
 pub mod store;

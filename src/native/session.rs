@@ -11,8 +11,9 @@ use jmail_proto::native::{Command, Event, VERSION_MAJOR, VERSION_MINOR};
 
 use crate::auth::normalize_name;
 use crate::config::Config;
-use crate::driver::{Action, Outcome};
+use crate::driver::Outcome;
 use crate::message::{NativeSend, build_native};
+use crate::reply_stream::{ReplyStream, STREAM_BYTES_MIN, Shape};
 use crate::store::{
     Account, FlagOp, Flags, MailStore, MailboxId, MailboxWatch, MessageMeta, StoreError, flags,
 };
@@ -235,10 +236,9 @@ impl Session {
             (State::Watching { .. }, _) => self.wrong_state("only DONE or LOGOUT while watching"),
             (_, Command::Noop) => Outcome::go_on(line("OK", "", "NOOP")),
             (_, Command::Capa) => Outcome::go_on(self.capa()),
-            (State::Unauthenticated, Command::StartTls) if !self.tls => Outcome {
-                reply: line("OK", "", "STARTTLS begin TLS negotiation now"),
-                action: Action::StartTls,
-            },
+            (State::Unauthenticated, Command::StartTls) if !self.tls => {
+                Outcome::start_tls(line("OK", "", "STARTTLS begin TLS negotiation now"))
+            }
             (_, Command::StartTls) => self.wrong_state("STARTTLS only before LOGIN, without TLS"),
             (State::Unauthenticated, Command::Login { .. })
                 if !crate::conn::plaintext_auth_allowed(
@@ -356,13 +356,8 @@ impl Session {
                 let mut out = Vec::new();
                 self.list(folder, since, &mut out).await.map(|_| out)
             }
-            Command::Read { id } => match self.store.fetch(folder, id, true).await {
-                Ok(Some(raw)) => {
-                    let mut out = format!("* MESSAGE {id} {{{}}}\r\n", raw.len()).into_bytes();
-                    out.extend_from_slice(&raw);
-                    out.extend_from_slice(b"\r\nOK READ\r\n");
-                    Ok(out)
-                }
+            Command::Read { id } => match self.read(id).await {
+                Ok(Some(outcome)) => return outcome,
                 Ok(None) => Ok(not_found(id)),
                 Err(e) => Err(e),
             },
@@ -426,6 +421,33 @@ impl Session {
             | Command::Logout => unreachable!("handled before the logged-in state"),
         };
         Outcome::go_on(reply.unwrap_or_else(|e| store_failure(&e, peer)))
+    }
+
+    /// READ: marks the message seen, then sends it; a large one streams from the store piece by piece.
+    async fn read(&self, id: u32) -> Result<Option<Outcome>, StoreError> {
+        const TRAILER: &[u8] = b"\r\nOK READ\r\n";
+        let Some(body) = self.store.body_ref(self.folder, id).await? else {
+            return Ok(None);
+        };
+        let head = format!("* MESSAGE {id} {{{}}}\r\n", body.len).into_bytes();
+        if body.len >= STREAM_BYTES_MIN {
+            let seen = Flags::system(flags::SEEN);
+            (self.store)
+                .update_flags(self.folder, &[id], FlagOp::Add, seen, None)
+                .await?;
+            let stream =
+                ReplyStream::new(self.store.clone(), body, Shape::AsStored, TRAILER.into());
+            return Ok(Some(Outcome::streaming(head, stream)));
+        }
+        let Some(raw) = self.store.fetch(self.folder, id, true).await? else {
+            return Ok(None);
+        };
+        // Sizes agree unless the message was replaced between the two reads (it never is: stored bytes
+        // do not change); the literal is announced from the bytes sent.
+        let mut out = format!("* MESSAGE {id} {{{}}}\r\n", raw.len()).into_bytes();
+        out.extend_from_slice(&raw);
+        out.extend_from_slice(TRAILER);
+        Ok(Some(Outcome::go_on(out)))
     }
 
     /// FOLDERS: `* FOLDER <name> <role|-> <messages> <unseen> <bytes>` for each, by name.

@@ -12,12 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jmail_proto::pop3::{Command, Event, crlf_size, dot_stuff, parse_command, top};
+use jmail_proto::pop3::{Command, DotStuffer, Event, crlf_size, dot_stuff, parse_command, top};
 use jmail_proto::sasl::{self, Mechanism, SaslError};
 
 use crate::config::Config;
-use crate::driver::{Action, Outcome};
-use crate::store::{Account, MailStore, MailboxId, StoreError};
+use crate::driver::Outcome;
+use crate::reply_stream::{ReplyStream, STREAM_BYTES_MIN, Shape};
+use crate::store::{Account, FlagOp, Flags, MailStore, MailboxId, StoreError, flags};
 use crate::throttle::{LoginResult, LoginThrottle, login, login_name};
 
 /// The first line a client gets.
@@ -222,10 +223,9 @@ impl Session {
         match (&mut self.state, command) {
             (_, Command::Capa) => Outcome::go_on(self.capabilities()),
             (_, Command::Quit) => self.quit().await,
-            (State::Authorization { .. }, Command::Stls) if !tls => Outcome {
-                reply: ok("begin TLS negotiation"),
-                action: Action::StartTls,
-            },
+            (State::Authorization { .. }, Command::Stls) if !tls => {
+                Outcome::start_tls(ok("begin TLS negotiation"))
+            }
             (_, Command::Stls) => self.protocol_error(err("STLS only before login, without TLS")),
             (
                 State::Authorization { .. },
@@ -264,6 +264,12 @@ impl Session {
                         return Outcome::close(err(text));
                     }
                     Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
+                }
+                if let Command::Retr(msg) = command
+                    && let Some(streamed) =
+                        stream_large(maildrop, &self.store, self.peer, msg).await
+                {
+                    return streamed;
                 }
                 Outcome::go_on(transaction(maildrop, self.store.as_ref(), self.peer, command).await)
             }
@@ -452,6 +458,40 @@ async fn transaction(
         | Command::Capa
         | Command::Stls => unreachable!("handled before the transaction state"),
     }
+}
+
+/// RETR of a message of at least [`STREAM_BYTES_MIN`]: marked seen, then streamed from the store piece by
+/// piece, dot-stuffed on the way. `None` for a smaller one (or a bad number): [`retrieve`] answers.
+async fn stream_large(
+    maildrop: &mut Maildrop,
+    store: &Arc<dyn MailStore>,
+    peer: SocketAddr,
+    msg: u32,
+) -> Option<Outcome> {
+    let inbox = maildrop.account.inbox;
+    let (uid, size) = maildrop.get(msg).map(|e| (e.uid, e.size)).ok()?;
+    if size < STREAM_BYTES_MIN {
+        return None;
+    }
+    let seen = Flags::system(flags::SEEN);
+    let found = match store
+        .update_flags(inbox, &[uid], FlagOp::Add, seen, None)
+        .await
+    {
+        Ok(_) => store.body_ref(inbox, uid).await,
+        Err(e) => Err(e),
+    };
+    Some(match found {
+        Ok(Some(body)) => {
+            let stuffed = Shape::DotStuffed(DotStuffer::default());
+            let stream = ReplyStream::new(store.clone(), body, stuffed, Vec::new());
+            Outcome::streaming(ok(&format!("{size} octets")), stream)
+        }
+        Ok(None) => Outcome::go_on(err(&format!(
+            "message {msg} was deleted by another session"
+        ))),
+        Err(e) => Outcome::go_on(store_failure(&e, peer)),
+    })
 }
 
 /// RETR (`top_lines` = None: the whole message, which is then marked seen) or TOP.

@@ -77,6 +77,7 @@ impl Conversation for Smtp {
         };
         Outcome {
             reply: outcome.reply,
+            stream: None,
             action,
         }
     }

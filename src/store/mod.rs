@@ -200,6 +200,15 @@ impl NewMessage {
     }
 }
 
+/// Where a message's bytes are, to read them in pieces ([`MailStore::body_chunk`]). Sessions get one only
+/// from [`MailStore::body_ref`] on a mailbox of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyRef {
+    pub blob: i64,
+    /// Stored bytes in all.
+    pub len: u64,
+}
+
 /// Where one copy of a delivered message landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -483,6 +492,12 @@ pub trait MailStore: Send + Sync + 'static {
         uid: u32,
         mark_seen: bool,
     ) -> StoreResult<Option<Vec<u8>>>;
+    /// Where a message's bytes are, to stream them (a large READ or RETR): `None` when there is no such
+    /// message.
+    async fn body_ref(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<BodyRef>>;
+    /// At most `max` bytes of a message's bytes from `offset`. Fails once the message is gone (expunged
+    /// by another session meanwhile): what was sent of it cannot be completed then.
+    async fn body_chunk(&self, body: BodyRef, offset: u64, max: usize) -> StoreResult<Vec<u8>>;
     /// What was parsed of a message at delivery (envelope, MIME structure with byte offsets) as stored,
     /// JSON of `jmail_proto::summary::Summary`.
     async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>>;

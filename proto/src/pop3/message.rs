@@ -29,21 +29,70 @@ pub fn crlf_size(raw: &[u8]) -> u64 {
 /// gets another `.` in front, and `.` CRLF ends it (RFC 1939 §3).
 pub fn dot_stuff(raw: &[u8], out: &mut Vec<u8>) {
     out.reserve(raw.len() + raw.len() / 32 + 5);
-    for line in lines(raw) {
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
+    let mut stuffer = DotStuffer::default();
+    stuffer.feed(raw, out);
+    stuffer.finish(out);
+}
+
+/// [`dot_stuff`] over a message that arrives in pieces (a large RETR streamed from the store): feeding
+/// the pieces in order and then finishing gives the same bytes as `dot_stuff` of the whole, whatever the
+/// split.
+#[derive(Debug)]
+pub struct DotStuffer {
+    line_start: bool,
+    /// A CR ended the last piece: whether it ends its line depends on the next byte.
+    held_cr: bool,
+}
+
+impl Default for DotStuffer {
+    fn default() -> Self {
+        DotStuffer {
+            line_start: true,
+            held_cr: false,
         }
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        // A CR before LF is the line end; any other CR stays as it was.
-        let text = if line.ends_with(b"\n") {
-            text.strip_suffix(b"\r").unwrap_or(text)
-        } else {
-            text
-        };
-        out.extend_from_slice(text);
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b".\r\n");
+}
+
+impl DotStuffer {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            if self.held_cr {
+                self.held_cr = false;
+                if b == b'\n' {
+                    // A CR before LF is the line end; any other CR stays as it was.
+                    out.extend_from_slice(b"\r\n");
+                    self.line_start = true;
+                    continue;
+                }
+                out.push(b'\r');
+            }
+            if self.line_start {
+                self.line_start = false;
+                if b == b'.' {
+                    out.push(b'.');
+                }
+            }
+            match b {
+                b'\r' => self.held_cr = true,
+                b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.line_start = true;
+                }
+                _ => out.push(b),
+            }
+        }
+    }
+
+    /// Ends an unended last line and appends the terminating `.` CRLF.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        if self.held_cr {
+            out.push(b'\r');
+        }
+        if !self.line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
 }
 
 /// The part of `raw` that TOP sends: the header, the blank line after it, and at most `body_lines` lines of
@@ -84,6 +133,54 @@ mod tests {
             b"S: x\r\n\r\n..\r\n...two\r\nlast\r\n.\r\n"
         );
         assert_eq!(stuffed(b"cr\ronly\r"), b"cr\ronly\r\r\n.\r\n");
+    }
+
+    /// The stuffing the line-by-line reading of RFC 1939 gives, to hold the streaming one to.
+    fn stuffed_by_lines(raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in lines(raw) {
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            let text = if line.ends_with(b"\n") {
+                text.strip_suffix(b"\r").unwrap_or(text)
+            } else {
+                text
+            };
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    #[test]
+    fn streamed_stuffing_matches_whole_lines_at_every_split() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"\r",
+            b"\r\r\n\n\r",
+            b".a\r\n..b\n.\r\n.",
+            b"S: x\n\n.\r\n..two\nlast",
+            b"cr\ronly\r",
+            b"\n.\r.\n\r.\r\n",
+        ];
+        for raw in samples {
+            let whole = stuffed_by_lines(raw);
+            assert_eq!(stuffed(raw), whole, "{raw:?}");
+            for a in 0..=raw.len() {
+                for b in a..=raw.len() {
+                    let mut out = Vec::new();
+                    let mut s = DotStuffer::default();
+                    s.feed(&raw[..a], &mut out);
+                    s.feed(&raw[a..b], &mut out);
+                    s.feed(&raw[b..], &mut out);
+                    s.finish(&mut out);
+                    assert_eq!(out, whole, "{raw:?} split at {a}, {b}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod message;
 
 pub use command::{Command, CommandError, parse_command};
 pub use decoder::{Decoder, Event};
-pub use message::{crlf_size, dot_stuff, top};
+pub use message::{DotStuffer, crlf_size, dot_stuff, top};
 
 use crate::sasl::RESPONSE_BYTES_MAX;
 

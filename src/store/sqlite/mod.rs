@@ -415,6 +415,20 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::body(c, mailbox, uid)).await
     }
 
+    async fn body_ref(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<super::BodyRef>> {
+        self.read(move |c| reads::body_ref(c, mailbox, uid)).await
+    }
+
+    async fn body_chunk(
+        &self,
+        body: super::BodyRef,
+        offset: u64,
+        max: usize,
+    ) -> StoreResult<Vec<u8>> {
+        self.read(move |c| reads::body_chunk(c, body, offset, max))
+            .await
+    }
+
     async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>> {
         self.read(move |c| reads::summary(c, mailbox, uid)).await
     }

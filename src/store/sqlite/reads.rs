@@ -156,6 +156,41 @@ pub fn body(conn: &Connection, mailbox: MailboxId, uid: u32) -> rusqlite::Result
     .optional()
 }
 
+pub fn body_ref(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uid: u32,
+) -> rusqlite::Result<Option<crate::store::BodyRef>> {
+    conn.prepare_cached(
+        "SELECT m.blob_id, length(b.raw) FROM messages m JOIN blobs b ON b.id = m.blob_id \
+         WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+    )?
+    .query_row(params![mailbox, uid], |r| {
+        Ok(crate::store::BodyRef {
+            blob: r.get(0)?,
+            len: r.get(1)?,
+        })
+    })
+    .optional()
+}
+
+/// A piece of a blob, read without loading the rest (SQLite's incremental blob I/O).
+pub fn body_chunk(
+    conn: &Connection,
+    body: crate::store::BodyRef,
+    offset: u64,
+    max: usize,
+) -> rusqlite::Result<Vec<u8>> {
+    let blob = conn.blob_open(rusqlite::MAIN_DB, "blobs", "raw", body.blob, true)?;
+    if blob.len() as u64 != body.len {
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
+    let take = (body.len.saturating_sub(offset) as usize).min(max);
+    let mut out = vec![0; take];
+    blob.read_at_exact(&mut out, offset as usize)?;
+    Ok(out)
+}
+
 pub fn summary(
     conn: &Connection,
     mailbox: MailboxId,

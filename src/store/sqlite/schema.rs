@@ -106,8 +106,10 @@ const MIGRATIONS: &[&str] = &[
     //   write_messages.rs); deletions, which cascades also make, keep them by trigger, and free a blob
     //   with its last message.
     r#"
+    -- AUTOINCREMENT: a large message is read in pieces, each in its own transaction; an id never
+    -- reused means a piece can never come from another message that took a deleted one's id.
     CREATE TABLE blobs (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         refs INTEGER NOT NULL DEFAULT 1,
         raw BLOB NOT NULL,
         summary TEXT
