@@ -641,3 +641,51 @@ async fn the_feed_tells_each_commit_of_the_account_or_to_resync() {
         assert_eq!(next(&mut feed).await, FeedEvent::Resync);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_read_in_pieces_and_the_summary_stored_at_delivery() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let b = user(store, "b").await;
+        let raw = b"From: Ann <ann@x.org>\r\nSubject: pieces\r\nContent-Type: text/plain\r\n\r\n0123456789";
+        let m = jmail::store::NewMessage::new(
+            raw.to_vec(),
+            "ann@x.org".into(),
+            "pieces".into(),
+            None,
+            0,
+        );
+        store.deliver(&["a".into()], m, None).await.unwrap();
+        let body = store.body_ref(a.inbox, 1).await.unwrap().unwrap();
+        assert_eq!(body.len, raw.len() as u64);
+        let mut got = Vec::new();
+        while (got.len() as u64) < body.len {
+            got.extend(store.body_chunk(body, got.len() as u64, 7).await.unwrap());
+        }
+        assert_eq!(got, raw);
+        assert!(
+            store
+                .body_chunk(body, body.len, 7)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store.body_ref(b.inbox, 1).await.unwrap().is_none(),
+            "not another account's"
+        );
+        let summary = store.summary(a.inbox, 1).await.unwrap().unwrap();
+        let summary = jmail_proto::summary::Summary::from_json(&summary).unwrap();
+        assert_eq!(summary.envelope.subject.as_deref(), Some("pieces"));
+        let part = &summary.structure;
+        assert_eq!(
+            &raw[part.body_start as usize..part.body_end as usize],
+            b"0123456789"
+        );
+        // Once the message is gone, a piece of it cannot be read.
+        store.expunge(a.inbox, None, false).await.unwrap();
+        assert!(store.body_chunk(body, 0, 7).await.is_err());
+        assert!(store.summary(a.inbox, 1).await.unwrap().is_none());
+    }
+}
