@@ -45,6 +45,17 @@ pub fn check(data: &[u8]) {
         unstuffed += line.len() - usize::from(line.first() == Some(&b'.'));
     }
     assert_eq!(unstuffed as u64, crlf_size(data));
+    // Streamed (a large RETR), in pieces split where the data says: the same bytes.
+    let mut streamed = Vec::new();
+    let mut stuffer = super::DotStuffer::default();
+    let split = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
+    for piece in [&data[..split], &data[split..]] {
+        for chunk in piece.chunks(7) {
+            stuffer.feed(chunk, &mut streamed);
+        }
+    }
+    stuffer.finish(&mut streamed);
+    assert_eq!(streamed, out, "streamed stuffing equals whole");
     let head = top(data, u32::from(data.len() as u8));
     assert!(data.starts_with(head));
 }
