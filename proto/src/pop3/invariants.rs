@@ -48,7 +48,9 @@ pub fn check(data: &[u8]) {
     // Streamed (a large RETR), in pieces split where the data says: the same bytes.
     let mut streamed = Vec::new();
     let mut stuffer = super::DotStuffer::default();
-    let split = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
+    let split = data
+        .first()
+        .map_or(0, |&b| usize::from(b) % (data.len() + 1));
     for piece in [&data[..split], &data[split..]] {
         for chunk in piece.chunks(7) {
             stuffer.feed(chunk, &mut streamed);
