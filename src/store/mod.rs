@@ -253,8 +253,10 @@ pub struct ImportBatch {
     /// (name, password hash).
     pub users: Vec<(String, String)>,
     pub messages: Vec<ImportedMessage>,
-    /// A message counts as already present when its Message-ID is in the owner's INBOX and, with this set,
-    /// its bytes are identical too (mail from elsewhere, where Message-IDs are not always unique).
+    /// A message counts as already present when a message with its Message-ID was imported into the
+    /// owner's INBOX before (and is still there) and, with this set, its bytes are identical too (mail from
+    /// elsewhere, where Message-IDs are not always unique). Delivered mail is not looked at: indexing every
+    /// delivery's Message-ID would slow delivery down as the store grows.
     pub match_content: bool,
 }
 
@@ -379,8 +381,8 @@ pub trait AccountStore: Send + Sync + 'static {
         bytes: Option<QuotaSetting>,
         messages: Option<QuotaSetting>,
     ) -> StoreResult<()>;
-    /// Imports all of `batch` or nothing. Existing users are left as they are; a message whose Message-ID
-    /// is already in its owner's INBOX is not imported again.
+    /// Imports all of `batch` or nothing. Existing users are left as they are; a message imported before
+    /// (see [`ImportBatch::match_content`]) is not imported again.
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts>;
     /// A user's INBOX, for administration (export); `None` when there is no such user.
     async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>>;

@@ -129,21 +129,26 @@ const MIGRATIONS: &[&str] = &[
         from_addr TEXT NOT NULL,
         subject TEXT NOT NULL,
         message_id TEXT,
+        -- 1 for mail that came by `jmail import` / `import-legacy` (and all mail from before version 5):
+        -- only those are indexed by Message-ID, for idempotent imports. An index over every delivery's
+        -- Message-ID (random keys) dirtied a page per message and made delivery slower as the store grew.
+        imported INTEGER NOT NULL DEFAULT 0,
         -- No REFERENCES: `refs` keeps it right, and a foreign key would make every blob deletion scan
         -- the messages (there is no index on blob_id, which every delivery would pay for).
         blob_id INTEGER NOT NULL,
         UNIQUE (mailbox_id, uid)
     );
     INSERT INTO messages_v5 (id, mailbox_id, uid, modseq, flags, internal_micros, size, crlf_size,
-                             from_addr, subject, message_id, blob_id)
+                             from_addr, subject, message_id, imported, blob_id)
         SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.flags, m.internal_micros, m.size, m.crlf_size,
-               m.from_addr, m.subject, m.message_id, m.id
+               m.from_addr, m.subject, m.message_id, 1, m.id
         FROM messages m;
     DROP TABLE bodies;
     DROP TABLE messages;
     ALTER TABLE messages_v5 RENAME TO messages;
     CREATE INDEX messages_by_modseq ON messages (mailbox_id, modseq);
-    CREATE INDEX messages_by_message_id ON messages (mailbox_id, message_id);
+    CREATE INDEX messages_imported_by_message_id ON messages (mailbox_id, message_id)
+        WHERE imported = 1;
 
     ALTER TABLE mailboxes ADD COLUMN role TEXT;
     ALTER TABLE mailboxes ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 1;

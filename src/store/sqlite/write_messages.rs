@@ -36,6 +36,8 @@ fn canonical(mut f: Flags) -> StoreResult<Flags> {
 struct Row<'a> {
     message: &'a NewMessage,
     blob: i64,
+    /// Came by an import: indexed by Message-ID, so importing it again finds it.
+    imported: bool,
 }
 
 /// Stores a message's bytes and summary, counted as referenced once; [`add_refs`] counts more copies.
@@ -84,8 +86,8 @@ fn insert(
     ctx.tx
         .prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
-             crlf_size, from_addr, subject, message_id, blob_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             crlf_size, from_addr, subject, message_id, blob_id, imported) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -100,7 +102,8 @@ fn insert(
                 m.from,
                 m.subject,
                 m.message_id,
-                row.blob
+                row.blob,
+                row.imported
             ])
         })
         .map_err(backend)?;
@@ -151,7 +154,11 @@ pub fn deliver(
     let mut done = HashSet::new();
     let mut delivered = Vec::with_capacity(recipients.len());
     let blob = insert_blob(ctx.tx, message).map_err(backend)?;
-    let row = Row { message, blob };
+    let row = Row {
+        message,
+        blob,
+        imported: false,
+    };
     for name in recipients {
         if !done.insert(name.as_str()) {
             continue;
@@ -193,7 +200,11 @@ pub fn append(
     let at = insert(
         ctx,
         Target::Mailbox(user, mailbox),
-        &Row { message, blob },
+        &Row {
+            message,
+            blob,
+            imported: false,
+        },
         &f,
         true,
     )?;
@@ -515,16 +526,18 @@ pub fn import(ctx: &mut Ctx<'_>, batch: ImportBatch) -> StoreResult<ImportCounts
         let row = Row {
             message: &m.message,
             blob,
+            imported: true,
         };
         // An administrator's import is not held to the quota.
-        let imported = Flags::system(m.flags & flags::ALL);
-        insert(ctx, Target::Mailbox(user, inbox), &row, &imported, false)?;
+        let flags = Flags::system(m.flags & flags::ALL);
+        insert(ctx, Target::Mailbox(user, inbox), &row, &flags, false)?;
         counts.messages_imported += 1;
     }
     Ok(counts)
 }
 
-/// Is a message with this Message-ID (and, with `match_content`, these bytes) already in the mailbox?
+/// Was a message with this Message-ID (and, with `match_content`, these bytes) imported into the mailbox
+/// before? Only imported mail is indexed by Message-ID (see migration 5).
 fn already_present(
     tx: &Connection,
     inbox: MailboxId,
@@ -533,7 +546,7 @@ fn already_present(
 ) -> rusqlite::Result<bool> {
     let mut stmt = tx.prepare_cached(
         "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id \
-         WHERE m.mailbox_id = ?1 AND m.message_id = ?2",
+         WHERE m.mailbox_id = ?1 AND m.message_id = ?2 AND m.imported = 1",
     )?;
     let mut rows = stmt.query(params![inbox, m.message_id])?;
     while let Some(row) = rows.next()? {
@@ -555,7 +568,11 @@ pub fn store_in(
     let at = insert(
         ctx,
         Target::Mailbox(user, mailbox),
-        &Row { message, blob },
+        &Row {
+            message,
+            blob,
+            imported: false,
+        },
         &Flags::default(),
         false,
     )?;
