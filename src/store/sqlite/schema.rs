@@ -273,6 +273,18 @@ const SUMMARY_BATCH_MAX: usize = 500;
 /// Gives mail stored before version 5 the summary delivery now stores with every message (a migration
 /// cannot: the parser is Rust). Runs at open, in batches; a no-op once done.
 pub fn fill_in_summaries(conn: &mut Connection) -> rusqlite::Result<()> {
+    let missing: i64 = conn.query_row(
+        "SELECT count(*) FROM blobs WHERE summary IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    if missing == 0 {
+        return Ok(());
+    }
+    tracing::info!(
+        messages = missing,
+        "summarizing mail stored before schema 5 (once)"
+    );
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let rows: Vec<(i64, Vec<u8>)> = tx
