@@ -421,9 +421,17 @@ impl Session {
                 }
             }
         }
-        match self.store.existing_users(std::slice::from_ref(&name)).await {
-            Ok(found) if found.contains(&name) => {}
-            Ok(_) => return self.bad(unknown),
+        match self.store.has_room(&name).await {
+            Ok(Some(true)) => {}
+            // Said at RCPT, before the data is sent: the sender keeps its other recipients and retries
+            // this one (RFC 3463 X.2.2); a message that would pass the quota gets 552 5.2.2 after DATA.
+            Ok(Some(false)) => {
+                return Outcome::reply(format!(
+                    "452 4.2.2 <{}>: mailbox full; try again later",
+                    printable(address)
+                ));
+            }
+            Ok(None) => return self.bad(unknown),
             Err(e) => {
                 tracing::warn!(error = %e, "checking a recipient failed");
                 return Outcome::reply("451 4.3.0 Temporary failure; try again later");

@@ -403,6 +403,9 @@ pub trait MailStore: Send + Sync + 'static {
     async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;
     /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
+    /// Whether the named user can take one more message: `None` when there is no such user, `Some(false)`
+    /// when their mailbox is full (at or past a quota), so SMTP can say so at RCPT, before the data.
+    async fn has_room(&self, name: &str) -> StoreResult<Option<bool>>;
     /// The oldest existing account's name (who gets `postmaster` mail by default); `None` with no users.
     async fn first_user(&self) -> StoreResult<Option<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing, its bytes stored once. An

@@ -171,31 +171,47 @@ async fn over_quota_is_refused_in_each_protocols_words() {
     r.send(b"SEND ann full {2+}\r\nhi\r\n").await;
     r.expect("NO OVERQUOTA ann's mailbox is full; nothing was stored")
         .await;
-    // SMTP: 552 5.2.2 at the end of DATA, and nothing stored.
+    // SMTP: a full mailbox is said at RCPT (452 4.2.2); a message that would pass a quota that still has
+    // room gets 552 5.2.2 after DATA. Nothing is stored either way.
     let smtp = s.addr_of(jmail::server::Service::Smtp);
-    let script = format!(
-        r#"
+    let session = |port: u16| {
+        let script = format!(
+            r#"
 import smtplib
 s = smtplib.SMTP("127.0.0.1", {port})
 s.ehlo("client.example")
-try:
-    s.sendmail("x@example.org", ["ann@localhost"], "Subject: hi\r\n\r\nhello\r\n")
-    print("accepted")
-except smtplib.SMTPDataError as e:
-    print(e.smtp_code, e.smtp_error.decode())
+s.mail("x@example.org")
+code, text = s.rcpt("ann@localhost")
+print(code, text.decode())
+if code == 250:
+    code, text = s.data(b"Subject: hi\r\n\r\n" + b"x" * 200 + b"\r\n")
+    print(code, text.decode())
 s.quit()
-"#,
-        port = smtp.port()
+"#
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(
+        session(smtp.port()).trim(),
+        "452 4.2.2 <ann@localhost>: mailbox full; try again later"
     );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .output()
+    let used = s.store.list_users().await.unwrap()[0].usage.bytes;
+    s.store
+        .set_quota(
+            "ann",
+            Some(QuotaSetting::Limit(used + 100)),
+            Some(QuotaSetting::Unlimited),
+        )
+        .await
         .unwrap();
     assert_eq!(
-        text(&out.stdout).trim(),
-        "552 5.2.2 <ann>: mailbox full; nothing was stored",
-        "{}",
-        text(&out.stderr)
+        session(smtp.port()).trim(),
+        "250 2.1.5 Recipient OK\n552 5.2.2 <ann>: mailbox full; nothing was stored"
     );
     let users = s.store.list_users().await.unwrap();
     let ann = users.iter().find(|u| u.name == "ann").unwrap();
@@ -206,7 +222,11 @@ s.quit()
         .await
         .unwrap();
     s.store
-        .set_quota("ann", None, Some(QuotaSetting::Unlimited))
+        .set_quota(
+            "ann",
+            Some(QuotaSetting::Unlimited),
+            Some(QuotaSetting::Unlimited),
+        )
         .await
         .unwrap();
     r.send(b"SEND ann again KEEP {2+}\r\nhi\r\n").await;

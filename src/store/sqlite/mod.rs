@@ -274,6 +274,11 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::existing_users(c, &names)).await
     }
 
+    async fn has_room(&self, name: &str) -> StoreResult<Option<bool>> {
+        let (name, default) = (name.to_string(), self.limits.quota_default);
+        self.read(move |c| reads::has_room(c, &name, default)).await
+    }
+
     async fn first_user(&self) -> StoreResult<Option<String>> {
         self.read(reads::first_user).await
     }

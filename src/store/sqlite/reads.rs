@@ -127,6 +127,27 @@ pub fn existing_users(conn: &Connection, names: &[String]) -> rusqlite::Result<V
     Ok(found)
 }
 
+pub fn has_room(conn: &Connection, name: &str, default: Quota) -> rusqlite::Result<Option<bool>> {
+    conn.prepare_cached(
+        "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM users WHERE name = ?1",
+    )?
+    .query_row(params![name], |r| {
+        let usage = Usage {
+            bytes: r.get(0)?,
+            messages: r.get(1)?,
+        };
+        let quota = Quota::or_default((r.get(2)?, r.get(3)?), default);
+        Ok(quota.admits(
+            usage,
+            Usage {
+                bytes: 1,
+                messages: 1,
+            },
+        ))
+    })
+    .optional()
+}
+
 pub fn first_user(conn: &mut Connection) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT name FROM users ORDER BY id LIMIT 1")?
         .query_row([], |r| r.get(0))
