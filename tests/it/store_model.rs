@@ -130,6 +130,15 @@ async fn create_rename_delete_and_subscribe() {
             store.rename_mailbox(a.id, "Nope", "X").await,
             Err(StoreError::NoSuchMailbox)
         ));
+        // A descendant's new name is held to the same rule: 31 levels under p, moved 2 deeper, is 33.
+        let deep: Vec<String> = (0..31).map(|i| format!("l{i}")).collect();
+        let deep = format!("p/{}", deep[1..].join("/"));
+        store.create_mailbox(a.id, &deep).await.unwrap();
+        assert!(matches!(
+            store.rename_mailbox(a.id, "p", "q/r/s").await,
+            Err(StoreError::BadMailboxName(_))
+        ));
+        store.rename_mailbox(a.id, "p", "q/r").await.unwrap();
         // Delete: never INBOX; children stay.
         assert!(matches!(
             store.delete_mailbox(a.id, "INBOX").await,

@@ -345,7 +345,7 @@ impl MailStore for SqliteStore {
         message: NewMessage,
         flags: Flags,
     ) -> StoreResult<u32> {
-        self.write(move |ctx| write_messages::append(ctx, mailbox, &message, flags))
+        self.write(move |ctx| write_messages::append(ctx, mailbox, &message, flags, true))
             .await
     }
 

@@ -6,7 +6,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::write_messages;
 use super::writer::{Ctx, backend};
 use crate::store::rules::{ancestors, mailbox_name, renamed};
-use crate::store::{MailboxId, NewMessage, QuotaSetting, Role, StoreError, StoreResult, UserId};
+use crate::store::{
+    Flags, MailboxId, NewMessage, QuotaSetting, Role, StoreError, StoreResult, UserId,
+};
 
 pub fn create_user(
     ctx: &mut Ctx<'_>,
@@ -35,7 +37,8 @@ pub fn create_user(
         }
     }
     if let Some(message) = welcome {
-        write_messages::store_in(ctx, user, inbox, message)?;
+        // The server's own message: not held to a quota.
+        write_messages::append(ctx, inbox, message, Flags::default(), false)?;
     }
     Ok(())
 }
@@ -233,11 +236,8 @@ pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> 
         .filter_map(|(id, name)| renamed(name, &from, &to).map(|new| (*id, new)))
         .collect();
     for (_, new) in &moves {
-        if new.len() > crate::store::rules::MAILBOX_NAME_BYTES_MAX {
-            return Err(StoreError::BadMailboxName(
-                "a mailbox name is at most 512 bytes",
-            ));
-        }
+        // A descendant's new name must pass the same rule (length, depth) as any name.
+        mailbox_name(new)?;
         if all.iter().any(|(_, existing)| existing == new) {
             return Err(StoreError::MailboxExists);
         }

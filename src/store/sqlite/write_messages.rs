@@ -188,26 +188,24 @@ fn mailbox_with_role(tx: &Connection, user: UserId, role: &str) -> StoreResult<O
         .map_err(backend)
 }
 
+/// Stores a message in a mailbox with the given flags (IMAP APPEND, a Sent copy, a new account's welcome
+/// message). With `check_quota`, refused past the account's quota.
 pub fn append(
     ctx: &mut Ctx<'_>,
     mailbox: MailboxId,
     message: &NewMessage,
     f: Flags,
+    check_quota: bool,
 ) -> StoreResult<u32> {
     let f = canonical(f)?;
     let user = owner_of(ctx.tx, mailbox)?;
     let blob = insert_blob(ctx.tx, message).map_err(backend)?;
-    let at = insert(
-        ctx,
-        Target::Mailbox(user, mailbox),
-        &Row {
-            message,
-            blob,
-            imported: false,
-        },
-        &f,
-        true,
-    )?;
+    let row = Row {
+        message,
+        blob,
+        imported: false,
+    };
+    let at = insert(ctx, Target::Mailbox(user, mailbox), &row, &f, check_quota)?;
     Ok(at.ok_or(StoreError::NoSuchMailbox)?.uid)
 }
 
@@ -555,26 +553,4 @@ fn already_present(
         }
     }
     Ok(false)
-}
-
-/// The welcome message of a new account, stored in its INBOX.
-pub fn store_in(
-    ctx: &mut Ctx<'_>,
-    user: UserId,
-    mailbox: MailboxId,
-    message: &NewMessage,
-) -> StoreResult<u32> {
-    let blob = insert_blob(ctx.tx, message).map_err(backend)?;
-    let at = insert(
-        ctx,
-        Target::Mailbox(user, mailbox),
-        &Row {
-            message,
-            blob,
-            imported: false,
-        },
-        &Flags::default(),
-        false,
-    )?;
-    Ok(at.ok_or(StoreError::NoSuchMailbox)?.uid)
 }
