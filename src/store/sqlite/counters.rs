@@ -39,16 +39,38 @@ pub struct Applied {
     pub modseq: u64,
 }
 
+/// The account row's update: change counter and usage, returning what the quota check needs. Built at
+/// compile time: it runs for every delivery.
+macro_rules! account_update {
+    ($key:literal) => {
+        concat!(
+            "UPDATE users SET modseq = modseq + 1, used_messages = used_messages + ?2, ",
+            "used_bytes = used_bytes + ?3 WHERE ",
+            $key,
+            " = ?1 RETURNING id, modseq, name, used_bytes, used_messages, quota_bytes, quota_messages"
+        )
+    };
+}
+
+/// The mailbox row's update: UIDs, modseqs, counts and the account's stamp, returning the first taken.
+macro_rules! mailbox_update {
+    ($which:literal) => {
+        concat!(
+            "UPDATE mailboxes SET uid_next = uid_next + ?2, highest_modseq = highest_modseq + ?3, ",
+            "messages = messages + ?4, unseen = unseen + ?5, bytes = bytes + ?6, account_modseq = ?7 ",
+            "WHERE user_id = ?1 AND ",
+            $which,
+            " RETURNING id, uid_next - ?2, highest_modseq - ?3 + 1"
+        )
+    };
+}
+
 type AccountRow = (UserId, u64, String, i64, i64, Option<i64>, Option<i64>);
 
 /// Applies `c` to `target`. `Ok(None)` when there is no such account or mailbox. With `check_quota`, an
 /// account past its quota afterwards fails the op with [`StoreError::OverQuota`] (its savepoint undoes
 /// the change).
 pub fn apply(ctx: &mut Ctx<'_>, target: Target<'_>, c: Change) -> StoreResult<Option<Applied>> {
-    const ACCOUNT: &str = "UPDATE users SET modseq = modseq + 1, used_messages = used_messages + ?2, \
-         used_bytes = used_bytes + ?3 WHERE";
-    const RETURNING: &str =
-        "RETURNING id, modseq, name, used_bytes, used_messages, quota_bytes, quota_messages";
     let account_row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<AccountRow> {
         Ok((
             r.get(0)?,
@@ -60,22 +82,14 @@ pub fn apply(ctx: &mut Ctx<'_>, target: Target<'_>, c: Change) -> StoreResult<Op
             r.get(6)?,
         ))
     };
-    let account = match target {
-        Target::Mailbox(user, _) => ctx
-            .tx
-            .prepare_cached(&format!("{ACCOUNT} id = ?1 {RETURNING}"))
-            .and_then(|mut s| {
-                s.query_row(params![user, c.messages, c.bytes], account_row)
-                    .optional()
-            }),
-        Target::InboxOf(name) => ctx
-            .tx
-            .prepare_cached(&format!("{ACCOUNT} name = ?1 {RETURNING}"))
-            .and_then(|mut s| {
-                s.query_row(params![name, c.messages, c.bytes], account_row)
-                    .optional()
-            }),
+    let (sql, key): (&str, &dyn rusqlite::ToSql) = match &target {
+        Target::Mailbox(user, _) => (account_update!("id"), user),
+        Target::InboxOf(name) => (account_update!("name"), name),
     };
+    let account = ctx.tx.prepare_cached(sql).and_then(|mut s| {
+        s.query_row(params![key, c.messages, c.bytes], account_row)
+            .optional()
+    });
     let Some((user, account_modseq, name, bytes, messages, own_bytes, own_messages)) =
         account.map_err(backend)?
     else {
@@ -96,10 +110,6 @@ pub fn apply(ctx: &mut Ctx<'_>, target: Target<'_>, c: Change) -> StoreResult<Op
             return Err(StoreError::OverQuota(name));
         }
     }
-    const MAILBOX: &str = "UPDATE mailboxes SET uid_next = uid_next + ?2, \
-         highest_modseq = highest_modseq + ?3, messages = messages + ?4, unseen = unseen + ?5, \
-         bytes = bytes + ?6, account_modseq = ?7 WHERE user_id = ?1 AND";
-    const FIRST: &str = "RETURNING id, uid_next - ?2, highest_modseq - ?3 + 1";
     let counts = params![
         user,
         c.uids,
@@ -113,17 +123,18 @@ pub fn apply(ctx: &mut Ctx<'_>, target: Target<'_>, c: Change) -> StoreResult<Op
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     };
     let mailbox = match target {
-        Target::Mailbox(_, mailbox) => ctx
-            .tx
-            .prepare_cached(&format!("{MAILBOX} id = ?8 {FIRST}"))
-            .and_then(|mut s| {
-                let mut all = counts.to_vec();
-                all.push(&mailbox);
-                s.query_row(all.as_slice(), first).optional()
-            }),
+        Target::Mailbox(_, mailbox) => {
+            ctx.tx
+                .prepare_cached(mailbox_update!("id = ?8"))
+                .and_then(|mut s| {
+                    let mut all = counts.to_vec();
+                    all.push(&mailbox);
+                    s.query_row(all.as_slice(), first).optional()
+                })
+        }
         Target::InboxOf(_) => ctx
             .tx
-            .prepare_cached(&format!("{MAILBOX} name = 'INBOX' {FIRST}"))
+            .prepare_cached(mailbox_update!("name = 'INBOX'"))
             .and_then(|mut s| s.query_row(counts, first).optional()),
     };
     let Some((mailbox, uid, modseq)) = mailbox.map_err(backend)? else {
