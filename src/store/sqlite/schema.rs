@@ -267,7 +267,8 @@ fn apply(conn: &mut Connection, migrations: &[&str], applied: usize) -> rusqlite
 }
 
 /// Rows of old mail summarized per transaction when a store opens after the upgrade to version 5: bounds
-/// how long one transaction holds the write lock (other processes wait meanwhile).
+/// how long one transaction holds the write lock (other processes wait meanwhile). Their bytes are read
+/// one message at a time, so memory holds one message, however large.
 const SUMMARY_BATCH_MAX: usize = 500;
 
 /// Gives mail stored before version 5 the summary delivery now stores with every message (a migration
@@ -287,15 +288,17 @@ pub fn fill_in_summaries(conn: &mut Connection) -> rusqlite::Result<()> {
     );
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let rows: Vec<(i64, Vec<u8>)> = tx
-            .prepare("SELECT id, raw FROM blobs WHERE summary IS NULL LIMIT ?1")?
-            .query_map([SUMMARY_BATCH_MAX as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        let ids: Vec<i64> = tx
+            .prepare("SELECT id FROM blobs WHERE summary IS NULL LIMIT ?1")?
+            .query_map([SUMMARY_BATCH_MAX as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let done = rows.len() < SUMMARY_BATCH_MAX;
+        let done = ids.len() < SUMMARY_BATCH_MAX;
         {
+            let mut raw_of = tx.prepare("SELECT raw FROM blobs WHERE id = ?1")?;
             let mut set = tx.prepare("UPDATE blobs SET summary = ?1 WHERE id = ?2")?;
-            for (id, raw) in &rows {
-                let summary = jmail_proto::summary::summarize_message(raw).to_json();
+            for id in &ids {
+                let raw: Vec<u8> = raw_of.query_row([id], |r| r.get(0))?;
+                let summary = jmail_proto::summary::summarize_message(&raw).to_json();
                 set.execute(rusqlite::params![summary, id])?;
             }
         }
