@@ -18,8 +18,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub const REPLY_LINE_BYTES_MAX: usize = 64 * 1024;
 /// Most `* CAPA` lines read before the server is taken to be misbehaving.
 const CAPA_LINES_MAX: usize = 256;
-/// Most `* FOLDER` lines read before the server is taken to be misbehaving.
-const FOLDER_LINES_MAX: usize = 1_000_000;
+/// Most `* FOLDER` lines read before the server is taken to be misbehaving: the most mailboxes a server
+/// may allow an account (`limits.mailboxes_per_account_max`).
+const FOLDER_LINES_MAX: usize = 100_000;
 /// Largest message the client will download.
 pub const MESSAGE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Bodies up to this size are sent without waiting for the server's go-ahead (every server accepts them).
