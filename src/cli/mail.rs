@@ -202,30 +202,35 @@ fn summary_json(s: &Summary) -> serde_json::Value {
 
 pub fn inbox(args: InboxArgs) -> anyhow::Result<()> {
     let listing = session_in(&args.conn, &args.folder, async |c| Ok(c.list(0).await?))?;
+    // Written, not printed: a reader that goes away (`| head`) ends the command quietly (see main).
+    let mut out = std::io::stdout().lock();
     let mut messages = listing.messages;
     messages.sort_by_key(|m| m.id);
     if args.json {
         let list: Vec<_> = messages.iter().map(summary_json).collect();
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::json!({"modseq": listing.modseq, "messages": list})
-        );
+        )?;
         return Ok(());
     }
     if messages.is_empty() {
-        println!("no messages");
+        writeln!(out, "no messages")?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "  {:>5}  {:<20}  {:<28}  {:>8}  SUBJECT",
         "ID", "DATE", "FROM", "SIZE"
-    );
+    )?;
     for m in &messages {
         let unread = if m.seen { ' ' } else { '*' };
-        println!(
+        writeln!(
+            out,
             "{unread} {:>5}  {:<20}  {:<28}  {:>8}  {}",
             m.id, m.date, m.from, m.size, m.subject
-        );
+        )?;
     }
     Ok(())
 }
@@ -360,6 +365,7 @@ pub struct FoldersArgs {
 /// `jmail folders`: every folder with its counts.
 pub fn folders(args: FoldersArgs) -> anyhow::Result<()> {
     let folders = session(&args.conn, async |c| Ok(c.folders().await?))?;
+    let mut out = std::io::stdout().lock();
     if args.json {
         let rows: Vec<_> = folders
             .iter()
@@ -370,22 +376,24 @@ pub fn folders(args: FoldersArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        writeln!(out, "{}", serde_json::Value::Array(rows))?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{:<32} {:<8} {:>8} {:>8} {:>12}",
         "FOLDER", "ROLE", "MESSAGES", "UNREAD", "BYTES"
-    );
+    )?;
     for f in &folders {
-        println!(
+        writeln!(
+            out,
             "{:<32} {:<8} {:>8} {:>8} {:>12}",
             f.name,
             f.role.as_deref().unwrap_or(""),
             f.messages,
             f.unseen,
             f.bytes
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `jmail user add|passwd|del|list|quota`: account administration straight on the store. Safe while the server
 //! runs: SQLite serializes the writers, and the server sees the change at its next read.
 
+use std::io::Write;
+
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
@@ -196,6 +198,7 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List(a) => {
             let users = with_store(&a.store, async |s, _| Ok(s.list_users().await?))?;
+            let mut out = std::io::stdout().lock();
             let created = |micros| {
                 chrono::DateTime::from_timestamp_micros(micros)
                     .unwrap_or_default()
@@ -216,7 +219,7 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(rows));
+                writeln!(out, "{}", serde_json::Value::Array(rows))?;
             } else {
                 for u in users {
                     let messages = against(
@@ -224,11 +227,12 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
                         u.quota.messages.map(|n| n.to_string()),
                     );
                     let bytes = against(human_bytes(u.usage.bytes), u.quota.bytes.map(human_bytes));
-                    println!(
+                    writeln!(
+                        out,
                         "{:<24} {messages:>14} messages  {bytes:>22}  since {}",
                         u.name,
                         created(u.created_micros)
-                    );
+                    )?;
                 }
             }
         }

@@ -1016,3 +1016,22 @@ fn json_logs_and_no_open_file_warning_by_default() {
             .starts_with("jmail ready: native on 127.0.0.1:")
     );
 }
+
+/// Listing commands whose reader went away (`jmail user list | head -1`) end quietly, without a panic.
+#[test]
+fn a_listing_whose_reader_is_gone_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_user(d, "alice", "alice-pw-123");
+    for _ in 0..3 {
+        let mut child = jmail(&["user", "list"], d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The read end closes before the command has opened the store, let alone written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(text(&out.stderr), "", "no panic, no message");
+    }
+}
