@@ -41,14 +41,15 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
     notifier: Arc<Notifier>,
-    /// The connection sessions' per-command login check runs on, inline (see `password_hash_of`).
-    login_check: Mutex<Option<Connection>>,
+    /// The connection point lookups run on inline, on the caller's own async worker (see
+    /// [`SqliteStore::point_read`]).
+    inline: Mutex<Option<Connection>>,
     limits: ModelLimits,
 }
 
-/// How long the inline login check may wait for a lock (only a WAL recovery or a migration holds one
+/// How long an inline point lookup may wait for a lock (only a WAL recovery or a migration holds one
 /// against readers): it runs on an async worker, which must not stall.
-const LOGIN_CHECK_BUSY_MS: u64 = 20;
+const INLINE_BUSY_MS: u64 = 20;
 
 struct ReaderPool {
     path: PathBuf,
@@ -127,7 +128,7 @@ impl SqliteStore {
                 permits: Arc::new(Semaphore::new(READ_CONNECTIONS_MAX)),
             }),
             notifier,
-            login_check: Mutex::new(None),
+            inline: Mutex::new(None),
             limits,
         })
     }
@@ -149,6 +150,28 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a lookup of one row by key (a few microseconds) on the caller's async worker, sparing it the
+    /// two thread hops of [`Self::read`]: a login check on every command, a recipient at every RCPT.
+    /// Only one runs inline at a time; one that finds the inline connection taken goes to the pool.
+    async fn point_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        if self.writer.lock().expect("writer lock").is_none() {
+            return Err(StoreError::Closed);
+        }
+        let Ok(mut slot) = self.inline.try_lock() else {
+            return self.read(move |c| f(c)).await;
+        };
+        if slot.is_none() {
+            let conn = open_connection(&self.readers.path).map_err(backend)?;
+            conn.busy_timeout(std::time::Duration::from_millis(INLINE_BUSY_MS))
+                .map_err(backend)?;
+            *slot = Some(conn);
+        }
+        f(slot.as_ref().expect("opened above")).map_err(backend)
     }
 
     /// Runs a read on a pooled connection on the blocking pool.
@@ -255,18 +278,8 @@ impl MailStore for SqliteStore {
     /// and a primary-key lookup on a cached statement takes microseconds, far less than the hop to the
     /// pool and back (which made each refresh a third slower).
     async fn password_hash_of(&self, id: super::UserId) -> StoreResult<Option<String>> {
-        if self.writer.lock().expect("writer lock").is_none() {
-            return Err(StoreError::Closed);
-        }
-        let mut slot = self.login_check.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            let conn = open_connection(&self.readers.path).map_err(backend)?;
-            conn.busy_timeout(std::time::Duration::from_millis(LOGIN_CHECK_BUSY_MS))
-                .map_err(backend)?;
-            *slot = Some(conn);
-        }
-        let conn = slot.as_ref().expect("opened above");
-        reads::password_hash_of(conn, id).map_err(backend)
+        self.point_read(move |c| reads::password_hash_of(c, id))
+            .await
     }
 
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
@@ -276,7 +289,8 @@ impl MailStore for SqliteStore {
 
     async fn has_room(&self, name: &str) -> StoreResult<Option<bool>> {
         let (name, default) = (name.to_string(), self.limits.quota_default);
-        self.read(move |c| reads::has_room(c, &name, default)).await
+        self.point_read(move |c| reads::has_room(c, &name, default))
+            .await
     }
 
     async fn first_user(&self) -> StoreResult<Option<String>> {
@@ -450,12 +464,7 @@ impl MailStore for SqliteStore {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
         self.readers.idle.lock().expect("reader pool lock").clear();
-        drop(
-            self.login_check
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        drop(self.inline.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 
