@@ -25,3 +25,4 @@ mod tls;
 mod transfer;
 mod tui;
 mod upgrade;
+mod wal;

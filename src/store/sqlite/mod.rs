@@ -1,9 +1,11 @@
 //! The embedded default backend: one SQLite file in WAL mode under the data dir.
 
+mod checkpointer;
 mod counters;
 mod foreign;
 mod reads;
 mod schema;
+mod syncer;
 mod write_mailboxes;
 mod write_messages;
 mod writer;
@@ -57,10 +59,11 @@ struct ReaderPool {
     permits: Arc<Semaphore>,
 }
 
-fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
-    // FULL: in WAL mode, every commit is fsynced before it returns. NORMAL could lose acknowledged mail.
+    // FULL: in WAL mode, every commit is fsynced before it returns. The writer alone switches to NORMAL,
+    // once its syncer runs to flush the WAL before anyone hears Ok (writer.rs, syncer.rs).
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     Ok(conn)
 }
@@ -110,9 +113,10 @@ impl SqliteStore {
         let notifier = Arc::new(Notifier::default());
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_MAX);
         let thread_notifier = notifier.clone();
+        let db = path.clone();
         let handle = std::thread::Builder::new()
             .name("jmail-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, &thread_notifier, limits))
+            .spawn(move || writer::run(conn, rx, thread_notifier, limits, &db))
             .map_err(backend)?;
         let weak = tx.downgrade();
         std::thread::Builder::new()

@@ -9,8 +9,14 @@
 //! An op is a closure over the write transaction ([`Ctx`]); what the ops do is in `write_messages.rs` and
 //! `write_mailboxes.rs`.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
+
+use super::checkpointer::{self, Checkpointer};
+use super::syncer::{self, Committed, Syncer};
 
 use crate::store::{MailboxId, ModelLimits, Notifier, StoreError, StoreResult, UserId};
 
@@ -114,13 +120,15 @@ pub enum Job {
     LookForOtherWriters,
 }
 
-/// Runs until every sender is dropped, then checkpoints the WAL.
+/// Runs until every sender is dropped, then checkpoints the WAL. `conn` is open on `db`.
 pub fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Job>,
-    notifier: &Notifier,
+    notifier: Arc<Notifier>,
     limits: ModelLimits,
+    db: &Path,
 ) {
+    let syncer = start_syncer(&conn, db, notifier.clone());
     let mut jobs = Vec::with_capacity(WRITE_BATCH_MAX);
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
     let mut seen = super::foreign::SeenVersion::now(&conn);
@@ -133,14 +141,54 @@ pub fn run(
             }
         }
         if !batch.is_empty() {
-            commit_batch(&mut conn, batch.drain(..), notifier, &limits);
+            commit_batch(
+                &mut conn,
+                batch.drain(..),
+                &notifier,
+                &limits,
+                syncer.as_ref(),
+            );
         }
         if look {
-            seen.wake_for_other_writers(&conn, notifier);
+            seen.wake_for_other_writers(&conn, &notifier);
         }
+    }
+    if let Some(syncer) = syncer {
+        syncer.stop();
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "WAL checkpoint at close failed");
+    }
+}
+
+/// Starts the syncer (and its checkpointer) and switches the writer's connection to
+/// `synchronous=NORMAL`: commits reach the WAL, and the syncer flushes them. If the syncer cannot start,
+/// the connection keeps FULL: every commit is flushed in place and the writer waits for the disk. If
+/// only the checkpointer cannot, the writer keeps SQLite's own auto-checkpoint.
+fn start_syncer(conn: &Connection, db: &Path, notifier: Arc<Notifier>) -> Option<Syncer> {
+    let checkpointer = Checkpointer::start(db)
+        .map_err(|e| tracing::warn!(error = %e, "checkpoints stay on the writer: no checkpointer"))
+        .ok();
+    let backstop = match checkpointer {
+        Some(_) => checkpointer::WAL_PAGES_WRITER_CHECKPOINT,
+        None => checkpointer::WAL_PAGES_SQLITE_DEFAULT,
+    };
+    let started = syncer::open_wal(db)
+        .and_then(|wal| Syncer::start(wal, notifier, checkpointer))
+        .map_err(|e| e.to_string())
+        .and_then(|syncer| {
+            conn.execute_batch(&format!(
+                "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {backstop};"
+            ))
+            .map(|()| syncer)
+            .map_err(|e| e.to_string())
+        });
+    match started {
+        Ok(syncer) => Some(syncer),
+        Err(e) => {
+            tracing::warn!(error = %e, "commits are flushed in place: the WAL syncer could not start");
+            None
+        }
     }
 }
 
@@ -149,6 +197,7 @@ fn commit_batch(
     ops: impl Iterator<Item = WriteOp>,
     notifier: &Notifier,
     limits: &ModelLimits,
+    syncer: Option<&Syncer>,
 ) {
     let mut touched = Vec::new();
     let mut pending = Vec::new();
@@ -180,6 +229,9 @@ fn commit_batch(
             }
             pending.push(result);
         }
+        if let Some(syncer) = syncer {
+            syncer.wait_flushed();
+        }
         tx.commit()
     })();
     // Ops never reached (the transaction could not even begin) fail with the same error: every caller
@@ -191,13 +243,13 @@ fn commit_batch(
         tracing::error!(error = %e, ops = pending.len(), "write batch failed to commit");
         "commit failed".to_string()
     });
-    for p in pending {
-        (p.finish)(failure.clone());
-    }
-    if failure.is_none() {
-        for (user, mailbox, modseq) in touched {
-            notifier.notify(user, mailbox, modseq);
-        }
+    let committed = Committed {
+        answers: pending.into_iter().map(|p| p.finish).collect(),
+        touched,
+    };
+    match syncer {
+        Some(syncer) if failure.is_none() => syncer.hand_over(committed, notifier),
+        _ => committed.finish(failure, notifier),
     }
 }
 

@@ -1,0 +1,220 @@
+//! Durability off the writer's path: pipelined group commit.
+//!
+//! The writer commits with `synchronous=NORMAL`, which writes the batch into the WAL without waiting for
+//! the disk, and hands the batch's answers here. This thread flushes the WAL file with one `fdatasync`
+//! covering every batch committed since the last one, and only then answers their callers and wakes their
+//! watchers. While the disk works, the writer is already applying the next batch, which it commits as
+//! soon as the flush is done ([`Syncer::wait_flushed`]); with `synchronous=FULL` it sat idle through
+//! every flush and only then took up the next batch.
+//!
+//! Why this is as safe as FULL: the WAL is append-only between checkpoints, so one flush of the file makes
+//! every frame written before it durable, in order. A checkpoint under NORMAL syncs the WAL before copying
+//! it into the database and syncs the database after, and the WAL is only rewritten from its start once
+//! a checkpoint has finished. A caller hears `Ok` only after the flush that covers its commit; mail
+//! committed but not yet flushed can be read by other sessions for that moment, as in PostgreSQL, but its
+//! sender has not been told it is safe, so a power loss then loses nothing that was acknowledged.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::checkpointer::Checkpointer;
+use crate::store::{MailboxId, Notifier, UserId};
+
+/// Committed batches waiting for their flush at most. When the disk falls this far behind, the writer
+/// waits for it instead of holding ever more answers in memory.
+pub const BATCHES_UNSYNCED_MAX: usize = 64;
+
+/// A committed batch: the answers to send and the mailboxes to announce once it is on disk.
+pub struct Committed {
+    pub answers: Vec<Box<dyn FnOnce(Option<String>) + Send>>,
+    pub touched: Vec<(UserId, MailboxId, u64)>,
+}
+
+impl Committed {
+    /// Sends every answer, or the flush's failure in place of each, and then wakes the watchers.
+    pub fn finish(self, failure: Option<String>, notifier: &Notifier) {
+        for answer in self.answers {
+            answer(failure.clone());
+        }
+        if failure.is_none() {
+            for (user, mailbox, modseq) in self.touched {
+                notifier.notify(user, mailbox, modseq);
+            }
+        }
+    }
+}
+
+/// The running syncer: the writer hands it each committed batch.
+pub struct Syncer {
+    queue: SyncSender<Committed>,
+    /// Batches handed over and not yet answered, and the writer's wait for that to reach zero.
+    unflushed: Arc<(Mutex<usize>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+    /// The same file, to flush in place should the thread be gone.
+    wal: File,
+}
+
+impl Syncer {
+    /// Starts the thread that flushes `wal` for committed batches and, after each flush, wakes
+    /// `checkpointer`.
+    pub fn start(
+        wal: File,
+        notifier: Arc<Notifier>,
+        checkpointer: Option<Checkpointer>,
+    ) -> std::io::Result<Syncer> {
+        let (queue, rx) = std::sync::mpsc::sync_channel(BATCHES_UNSYNCED_MAX);
+        let own = wal.try_clone()?;
+        let unflushed = Arc::new((Mutex::new(0), Condvar::new()));
+        let count = unflushed.clone();
+        let thread = std::thread::Builder::new()
+            .name("jmail-sqlite-sync".into())
+            .spawn(move || run(&own, &rx, &notifier, checkpointer.as_ref(), &count))?;
+        Ok(Syncer {
+            queue,
+            unflushed,
+            thread,
+            wal,
+        })
+    }
+
+    /// Answers `batch` once it is on disk: queued for the thread, or (should the thread have died)
+    /// flushed here.
+    pub fn hand_over(&self, batch: Committed, notifier: &Notifier) {
+        *lock(&self.unflushed.0) += 1;
+        if let Err(unsent) = self.queue.send(batch) {
+            *lock(&self.unflushed.0) -= 1;
+            unsent.0.finish(flush(&self.wal, 1), notifier);
+        }
+    }
+
+    /// Waits until every batch handed over is on disk. The writer calls it just before it commits: the
+    /// ops of the next batch are applied while the disk flushes the last, but each commit still waits
+    /// for a flush, so batches grow with the load as under FULL and no commit costs the CPU for a
+    /// handful of ops.
+    pub fn wait_flushed(&self) {
+        let (count, flushed) = &*self.unflushed;
+        let mut n = lock(count);
+        while *n > 0 {
+            n = flushed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Answers what is queued and ends the thread (and with it the checkpointer).
+    pub fn stop(self) {
+        let Syncer { queue, thread, .. } = self;
+        drop(queue);
+        let _ = thread.join();
+    }
+}
+
+fn run(
+    wal: &File,
+    rx: &Receiver<Committed>,
+    notifier: &Notifier,
+    checkpointer: Option<&Checkpointer>,
+    unflushed: &(Mutex<usize>, Condvar),
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        batches.extend(rx.try_iter());
+        let failure = flush(wal, batches.len());
+        let n = batches.len();
+        for batch in batches {
+            batch.finish(failure.clone(), notifier);
+        }
+        *lock(&unflushed.0) -= n;
+        unflushed.1.notify_all();
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.wake();
+        }
+    }
+}
+
+/// The WAL file of the database at `db`, opened to be flushed. It exists once the database has been
+/// written in WAL mode, and stays while any connection is open.
+pub fn open_wal(db: &Path) -> std::io::Result<File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    File::open(name)
+}
+
+/// A poisoned count is still a count: the thread that panicked held it only to add or subtract.
+fn lock(count: &Mutex<usize>) -> std::sync::MutexGuard<'_, usize> {
+    count.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Flushes the WAL; the failure to report to its batches' callers, if any. A failed flush means the disk
+/// may not hold these commits, so their callers are told the write failed (a client retries; a duplicate
+/// is better than losing what it was promised).
+fn flush(wal: &File, batches: usize) -> Option<String> {
+    wal.sync_data().err().map(|e| {
+        tracing::error!(error = %e, batches, "flushing the WAL failed");
+        "commit failed".to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AccountFeed;
+    use std::sync::mpsc::channel;
+
+    /// A batch of one answer (sent to the returned receiver) that announces mailbox 5 of user 1.
+    fn batch() -> (Committed, Receiver<Option<String>>) {
+        let (tx, rx) = channel();
+        let committed = Committed {
+            answers: vec![Box::new(move |failure| tx.send(failure).unwrap())],
+            touched: vec![(1, 5, 9)],
+        };
+        (committed, rx)
+    }
+
+    /// A syncer on `wal`, handed one batch; its answer, and the feed of the batch's account.
+    fn handed_one_batch(wal: File) -> (Syncer, Receiver<Option<String>>, AccountFeed) {
+        let notifier = Arc::new(Notifier::default());
+        let feed = notifier.subscribe(1);
+        let syncer = Syncer::start(wal, notifier.clone(), None).unwrap();
+        let (committed, answer) = batch();
+        syncer.hand_over(committed, &notifier);
+        (syncer, answer, feed)
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_answered_and_announced_once_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = File::create(dir.path().join("x-wal")).unwrap();
+        let (syncer, answer, mut feed) = handed_one_batch(wal);
+        syncer.wait_flushed();
+        assert_eq!(
+            answer.try_recv().unwrap(),
+            None,
+            "answered Ok by the time it is flushed"
+        );
+        assert_eq!(
+            feed.next().await,
+            crate::store::FeedEvent::Changed {
+                mailbox: 5,
+                modseq: 9
+            }
+        );
+        syncer.stop();
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_fails_its_callers_and_announces_nothing() {
+        // A pipe cannot be flushed (fdatasync: EINVAL), as a disk that failed cannot.
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let wal = File::from(std::os::fd::OwnedFd::from(reader));
+        let (syncer, answer, mut feed) = handed_one_batch(wal);
+        syncer.stop();
+        assert_eq!(answer.recv().unwrap().as_deref(), Some("commit failed"));
+        let announced =
+            tokio::time::timeout(std::time::Duration::from_millis(50), feed.next()).await;
+        assert!(
+            announced.is_err(),
+            "no watcher hears of what may not be on disk"
+        );
+    }
+}
