@@ -2,9 +2,10 @@
 //!
 //! Every write op goes through one bounded queue to one thread that owns the write connection. The thread
 //! takes whatever ops have queued (up to [`WRITE_BATCH_MAX`]), applies each inside its own savepoint (one
-//! op's failure rolls back only that op), commits once with `synchronous=FULL`, and only then answers the
-//! callers and wakes watchers. So a caller's `Ok` always means "on disk", and N concurrent writes cost one
-//! fsync instead of N.
+//! op's failure rolls back only that op) and commits once, as soon as the previous batch is on disk; ops
+//! that arrived while it was being flushed join the commit too. `syncer.rs` flushes the WAL and only then
+//! answers the callers and wakes watchers. So a caller's `Ok` always means "on disk", N concurrent writes
+//! cost one fsync instead of N, and the writer applies the next batch while the disk works.
 //!
 //! An op is a closure over the write transaction ([`Ctx`]); what the ops do is in `write_messages.rs` and
 //! `write_mailboxes.rs`.
@@ -141,9 +142,17 @@ pub fn run(
             }
         }
         if !batch.is_empty() {
+            let mut late = || loop {
+                match rx.try_recv() {
+                    Ok(Job::Write(op)) => return Some(op),
+                    Ok(Job::LookForOtherWriters) => look = true,
+                    Err(_) => return None,
+                }
+            };
             commit_batch(
                 &mut conn,
                 batch.drain(..),
+                &mut late,
                 &notifier,
                 &limits,
                 syncer.as_ref(),
@@ -195,6 +204,7 @@ fn start_syncer(conn: &Connection, db: &Path, notifier: Arc<Notifier>) -> Option
 fn commit_batch(
     conn: &mut Connection,
     ops: impl Iterator<Item = WriteOp>,
+    late: &mut dyn FnMut() -> Option<WriteOp>,
     notifier: &Notifier,
     limits: &ModelLimits,
     syncer: Option<&Syncer>,
@@ -205,32 +215,15 @@ fn commit_batch(
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for WriteOp(op) in ops.by_ref() {
-            let sp = match tx.savepoint() {
-                Ok(sp) => sp,
-                Err(e) => {
-                    pending.push(op.fail(e.to_string()));
-                    continue;
-                }
-            };
-            let mut ctx = Ctx {
-                tx: &sp,
-                limits,
-                touched: Vec::new(),
-            };
-            let mut result = op.apply(&mut ctx);
-            let op_touched = ctx.touched;
-            if result.ok {
-                match sp.commit() {
-                    Ok(()) => touched.extend(op_touched),
-                    Err(e) => result = result.failed(e.to_string()),
-                }
-            } else {
-                drop(sp); // rolls back this op only
-            }
-            pending.push(result);
+            pending.push(apply_one(&mut tx, op, limits, &mut touched));
         }
         if let Some(syncer) = syncer {
             syncer.wait_flushed();
+            // What arrived during the flush joins this commit instead of waiting for one more flush.
+            while pending.len() < WRITE_BATCH_MAX {
+                let Some(WriteOp(op)) = late() else { break };
+                pending.push(apply_one(&mut tx, op, limits, &mut touched));
+            }
         }
         tx.commit()
     })();
@@ -251,6 +244,36 @@ fn commit_batch(
         Some(syncer) if failure.is_none() => syncer.hand_over(committed, notifier),
         _ => committed.finish(failure, notifier),
     }
+}
+
+/// Runs one op in its own savepoint: its failure rolls back only its own changes. The mailboxes it
+/// touched are added to `touched` if it succeeded.
+fn apply_one(
+    tx: &mut rusqlite::Transaction<'_>,
+    op: Box<dyn Apply>,
+    limits: &ModelLimits,
+    touched: &mut Vec<(UserId, MailboxId, u64)>,
+) -> Pending {
+    let sp = match tx.savepoint() {
+        Ok(sp) => sp,
+        Err(e) => return op.fail(e.to_string()),
+    };
+    let mut ctx = Ctx {
+        tx: &sp,
+        limits,
+        touched: Vec::new(),
+    };
+    let mut result = op.apply(&mut ctx);
+    let op_touched = ctx.touched;
+    if result.ok {
+        match sp.commit() {
+            Ok(()) => touched.extend(op_touched),
+            Err(e) => result = result.failed(e.to_string()),
+        }
+    } else {
+        drop(sp); // rolls back this op only
+    }
+    result
 }
 
 /// A SQLite error as the store's error; its text stays in logs (sessions never show it to a peer).
