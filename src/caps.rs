@@ -1,6 +1,7 @@
 //! Caps on shared resources: a global count and a count per client address, both released when the
 //! holder's guard drops. Connections are capped this way, and so are the SMTP DATA slots of
-//! unauthenticated clients, so that no one address can take every slot.
+//! unauthenticated clients, so that no one address can take every slot. [`InputBudget`] caps the bytes
+//! of input (message bodies as they arrive) that all connections together hold.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -88,6 +89,73 @@ impl Drop for Admission {
     }
 }
 
+/// What a connection may hold of input without drawing on the [`InputBudget`]: its read buffer and a
+/// small message body. Only large bodies count, so ordinary traffic never waits on the budget.
+pub const INPUT_BYTES_FREE: usize = 256 * 1024;
+
+/// Bytes of input held at once by every connection together, beyond each one's [`INPUT_BYTES_FREE`].
+pub struct InputBudget {
+    bytes: Arc<Semaphore>,
+}
+
+/// One connection's share of the [`InputBudget`], given back when it drops.
+pub struct InputShare {
+    bytes: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The budget is spent: the connection asking for more must let go of its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetSpent;
+
+impl InputBudget {
+    /// `bytes_max` in all (clamped to what a semaphore can count).
+    pub fn new(bytes_max: usize) -> Self {
+        InputBudget {
+            bytes: Arc::new(Semaphore::new(bytes_max.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    /// An empty share for a new connection.
+    pub fn share(&self) -> InputShare {
+        InputShare {
+            bytes: self.bytes.clone(),
+            permit: None,
+        }
+    }
+
+    /// Bytes not drawn by any connection now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+}
+
+impl InputShare {
+    /// Makes the share match a connection that now holds `held` bytes: gives back what it no longer
+    /// needs, or draws what it needs more of, never waiting. Refused (the share unchanged) when the
+    /// budget does not have it.
+    pub fn hold(&mut self, held: usize) -> Result<(), BudgetSpent> {
+        let want = held.saturating_sub(INPUT_BYTES_FREE);
+        let have = self.permit.as_ref().map_or(0, |p| p.num_permits());
+        if want > have {
+            let more = self
+                .bytes
+                .clone()
+                .try_acquire_many_owned(u32::try_from(want - have).map_err(|_| BudgetSpent)?)
+                .map_err(|_| BudgetSpent)?;
+            match &mut self.permit {
+                Some(permit) => permit.merge(more),
+                None => self.permit = Some(more),
+            }
+        } else if want < have
+            && let Some(permit) = &mut self.permit
+        {
+            drop(permit.split(have - want));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +174,25 @@ mod tests {
         assert!(caps.admit(a).is_ok());
         drop(a2);
         assert!(caps.per_ip.lock().unwrap().get(&a).is_none());
+    }
+
+    #[test]
+    fn input_shares_draw_beyond_the_free_part_and_give_back() {
+        let budget = InputBudget::new(1000);
+        let mut a = budget.share();
+        let mut b = budget.share();
+        a.hold(INPUT_BYTES_FREE).unwrap();
+        assert_eq!(budget.available(), 1000, "the free part draws nothing");
+        a.hold(INPUT_BYTES_FREE + 600).unwrap();
+        assert_eq!(budget.available(), 400);
+        assert_eq!(b.hold(INPUT_BYTES_FREE + 500), Err(BudgetSpent));
+        assert_eq!(budget.available(), 400, "a refusal draws nothing");
+        b.hold(INPUT_BYTES_FREE + 400).unwrap();
+        a.hold(INPUT_BYTES_FREE + 100).unwrap();
+        assert_eq!(budget.available(), 500);
+        drop(a);
+        drop(b);
+        assert_eq!(budget.available(), 1000);
     }
 
     #[test]

@@ -78,6 +78,13 @@ pub struct Limits {
     /// up to `message_bytes_max` in memory while it arrives, so this bounds what strangers can make the
     /// server hold (64 × 10 MiB by default); more get `452 4.3.1` at DATA.
     pub smtp_data_unauth_max: usize,
+    /// Bytes of message bodies that all connections together may hold while they arrive (SMTP DATA, a
+    /// native SEND), beyond the first 256 KiB of each. This is what bounds the memory that logged-in
+    /// clients (or many addresses) can make the server hold with large messages sent slowly; a body
+    /// that would pass it ends its connection with a "try again later" (SMTP `421 4.3.2`). Taken as at
+    /// least twice `message_bytes_max` (a body's buffer may be twice its length while it grows), so that
+    /// a message of the largest size can always arrive.
+    pub input_bytes_max: usize,
     /// Seconds an SMTP server waits for the next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
     pub smtp_command_idle_secs: u64,
     /// Seconds an SMTP server waits for the next bytes of a message (RFC 5321 §4.5.3.2.5: 3 minutes).
@@ -129,6 +136,7 @@ impl Default for Limits {
             login_block_failures: 10,
             login_block_secs: 5 * 60,
             smtp_data_unauth_max: 64,
+            input_bytes_max: 512 << 20,
             smtp_command_idle_secs: 5 * 60,
             smtp_data_idle_secs: 3 * 60,
             smtp_data_unauth_per_ip_max: 8,
@@ -216,6 +224,7 @@ impl Limits {
                 1,
                 100_000,
             ),
+            ("input_bytes_max", n(self.input_bytes_max), 1 << 20, 1 << 40),
             (
                 "smtp_data_unauth_per_ip_max",
                 n(self.smtp_data_unauth_per_ip_max),
@@ -257,6 +266,13 @@ impl Limits {
         ]
     }
 
+    /// The input budget in force: `input_bytes_max`, but never so small that a message of
+    /// `message_bytes_max` could not arrive.
+    pub fn input_budget_bytes(&self) -> usize {
+        self.input_bytes_max
+            .max(self.message_bytes_max.saturating_mul(2))
+    }
+
     /// Every limit out of its range, as one error naming each.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let wrong: Vec<String> = self
@@ -267,6 +283,7 @@ impl Limits {
                 format!("limits.{name} is {value}; it must be from {min} to {max}")
             })
             .collect();
+
         if wrong.is_empty() {
             Ok(())
         } else {

@@ -25,6 +25,8 @@ pub struct Shared {
     /// Messages being received from unauthenticated SMTP clients (`smtp_data_unauth_max` in all,
     /// `smtp_data_unauth_per_ip_max` per address).
     pub smtp_data_slots: std::sync::Arc<crate::caps::Caps>,
+    /// Bytes of message bodies arriving on every connection together (`input_bytes_max`).
+    pub input: std::sync::Arc<crate::caps::InputBudget>,
 }
 
 /// Why a connection ended, for the log.
@@ -34,6 +36,8 @@ pub enum End {
     PeerGone,
     Timeout,
     Shutdown,
+    /// The server's input budget was spent (`input_bytes_max`).
+    Overloaded,
     Io(std::io::Error),
 }
 

@@ -10,12 +10,9 @@ use bytes::{Buf, BytesMut};
 use jmail_proto::Pending;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::config::Limits;
-use crate::conn::{End, InputClock, Stream, write};
+use crate::conn::{End, InputClock, Shared, Stream, write};
 use crate::reply_stream::ReplyStream;
-use crate::tls::Tls;
 
 /// What the driver does once a reply is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +77,11 @@ pub trait Conversation: Send {
     /// Decodes at most one event from the front of `input`; returns how many bytes were used. `(0, None)`:
     /// more input is needed. `(n, None)`: bytes were used (or thrown away); call again.
     fn decode(&mut self, input: &[u8]) -> (usize, Option<Self::Event>);
+    /// Bytes of a message body the decoder holds (beyond the read buffer); they count against the
+    /// server's input budget.
+    fn held_bytes(&self) -> usize {
+        0
+    }
     /// What the decoder is in the middle of, with `buffered` undecoded bytes: deadlines follow it.
     fn pending(&self, buffered: usize) -> Pending;
     fn on_event(&mut self, event: Self::Event) -> impl Future<Output = Outcome> + Send;
@@ -91,6 +93,8 @@ pub trait Conversation: Send {
     fn on_timeout(&self) -> Vec<u8>;
     /// The farewell when the server shuts down.
     fn on_shutdown(&self) -> Vec<u8>;
+    /// The farewell when the connection needs more of the server's input budget than is left.
+    fn on_overload(&self) -> Vec<u8>;
     /// Resolves when there is something to push unasked (native WATCH); by default never.
     fn changed(&mut self) -> impl Future<Output = ()> + Send {
         std::future::pending()
@@ -116,10 +120,11 @@ pub async fn drive<C: Conversation>(
     mut buf: BytesMut,
     mut out: Vec<u8>,
     mut conversation: C,
-    limits: &Limits,
-    shutdown: CancellationToken,
-    tls: &Tls,
+    shared: &Shared,
 ) -> End {
+    let (limits, shutdown, tls) = (&shared.config.limits, &shared.shutdown, &*shared.tls);
+    // What this connection holds of message bodies beyond the free part, drawn from the server's budget.
+    let mut input_share = shared.input.share();
     let write_timeout = Duration::from_secs(limits.write_secs_max);
     // Idle time counts from the client's last bytes: pushed mail does not keep a silent client alive.
     let mut last_input = Instant::now();
@@ -177,6 +182,17 @@ pub async fn drive<C: Conversation>(
                 Pending::Body => READ_BUFFER_BYTES_BODY,
                 _ => C::READ_BUFFER_BYTES_INITIAL,
             });
+        }
+        if input_share
+            .hold(buf.capacity() + conversation.held_bytes())
+            .is_err()
+        {
+            tracing::warn!(
+                held = buf.capacity() + conversation.held_bytes(),
+                "input budget spent (limits.input_bytes_max); closing a connection that needed more"
+            );
+            let _ = write(&mut stream, &conversation.on_overload(), write_timeout).await;
+            return End::Overloaded;
         }
         input_clock.observe(pending);
         let deadline = input_clock.deadline(last_input + conversation.idle_timeout());

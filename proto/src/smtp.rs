@@ -131,6 +131,11 @@ pub struct DataReceiver {
 }
 
 impl DataReceiver {
+    /// Bytes of the message held now (what a server counts against its budget for input in flight).
+    pub fn held_bytes(&self) -> usize {
+        self.body.capacity()
+    }
+
     pub fn new(bytes_max: usize) -> DataReceiver {
         DataReceiver {
             body: Vec::new(),

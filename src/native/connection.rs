@@ -1,18 +1,14 @@
 //! The native protocol's side of the one connection driver: its decoder and its session.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use jmail_proto::Pending;
 use jmail_proto::native::{Decoder, Event, Limits as DecoderLimits};
-use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
-use crate::config::Limits;
-use crate::conn::{End, Stream};
+use crate::conn::{End, Shared, Stream};
 use crate::driver::{Conversation, Outcome, drive};
-use crate::tls::Tls;
 
 /// Read buffer a fresh connection starts with; idle connections keep only this.
 pub const READ_BUFFER_BYTES_INITIAL: usize = 1024;
@@ -28,6 +24,10 @@ impl Conversation for Native {
 
     fn decode(&mut self, input: &[u8]) -> (usize, Option<Event>) {
         self.decoder.decode(input)
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.decoder.held_bytes()
     }
 
     fn pending(&self, buffered: usize) -> Pending {
@@ -59,6 +59,10 @@ impl Conversation for Native {
         self.session.on_shutdown()
     }
 
+    fn on_overload(&self) -> Vec<u8> {
+        self.session.on_overload()
+    }
+
     async fn changed(&mut self) {
         self.session.changed().await
     }
@@ -70,18 +74,12 @@ impl Conversation for Native {
 
 /// Serves one connection, whose greeting was sent and whose first bytes are `buf`, until it closes.
 /// Returns why it ended.
-pub async fn serve(
-    stream: Stream,
-    buf: BytesMut,
-    session: Session,
-    limits: &Limits,
-    shutdown: CancellationToken,
-    tls: Arc<Tls>,
-) -> End {
+pub async fn serve(stream: Stream, buf: BytesMut, session: Session, shared: &Shared) -> End {
+    let limits = &shared.config.limits;
     let decoder = Decoder::new(DecoderLimits {
         line_bytes_max: limits.line_bytes_max,
         recipients_max: limits.recipients_max,
     });
     let native = Native { decoder, session };
-    drive(stream, buf, Vec::new(), native, limits, shutdown, &tls).await
+    drive(stream, buf, Vec::new(), native, shared).await
 }

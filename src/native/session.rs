@@ -135,6 +135,15 @@ impl Session {
         line("BYE", "TIMEOUT", "idle too long")
     }
 
+    /// The server holds as much arriving mail as it may; the SEND being received was not sent.
+    pub fn on_overload(&self) -> Vec<u8> {
+        line(
+            "BYE",
+            "TRYLATER",
+            "server is receiving too much mail at once; nothing was sent; try again",
+        )
+    }
+
     pub fn on_shutdown(&self) -> Vec<u8> {
         line("BYE", "SHUTDOWN", "server is shutting down")
     }

@@ -50,33 +50,26 @@ impl Conversation for Pop3 {
     fn on_shutdown(&self) -> Vec<u8> {
         self.session.on_shutdown()
     }
+
+    fn on_overload(&self) -> Vec<u8> {
+        self.session.on_overload()
+    }
 }
 
 /// Serves one POP3 connection until it closes.
 pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared) {
-    let Shared {
-        config,
-        store,
-        shutdown,
-        tls,
-        throttle,
-        ..
-    } = ctx;
-    let session = Session::new(store, config.clone(), throttle, peer, stream.is_tls());
+    let session = Session::new(
+        ctx.store.clone(),
+        ctx.config.clone(),
+        ctx.throttle.clone(),
+        peer,
+        stream.is_tls(),
+    );
     let pop3 = Pop3 {
         decoder: Decoder::new(),
         session,
     };
     let buf = BytesMut::with_capacity(<Pop3 as Conversation>::READ_BUFFER_BYTES_INITIAL);
-    let end = drive(
-        stream,
-        buf,
-        GREETING.to_vec(),
-        pop3,
-        &config.limits,
-        shutdown,
-        &tls,
-    )
-    .await;
+    let end = drive(stream, buf, GREETING.to_vec(), pop3, &ctx).await;
     tracing::debug!(%peer, ?end, "pop3 connection ended");
 }

@@ -167,6 +167,12 @@ impl Session {
         err("idle too long; closing, no messages were deleted")
     }
 
+    /// A POP3 client sends only command lines, which never reach the input budget; should one still be
+    /// cut off for it, it is told as for a shutdown: nothing was deleted.
+    pub fn on_overload(&self) -> Vec<u8> {
+        err("[SYS/TEMP] server is busy; no messages were deleted")
+    }
+
     pub fn on_shutdown(&self) -> Vec<u8> {
         err("[SYS/TEMP] server is shutting down; no messages were deleted")
     }

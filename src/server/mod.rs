@@ -212,6 +212,9 @@ pub async fn start(
             config.limits.smtp_data_unauth_max,
             config.limits.smtp_data_unauth_per_ip_max,
         )),
+        input: Arc::new(crate::caps::InputBudget::new(
+            config.limits.input_budget_bytes(),
+        )),
     };
     tracker.spawn(crate::tls::renew_while_running(
         tls.clone(),

@@ -18,10 +18,9 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, ctx: Shared) {
         config,
         store,
         shutdown,
-        tls,
         throttle,
         ..
-    } = ctx;
+    } = ctx.clone();
     let limits = &config.limits;
     let write_timeout = Duration::from_secs(limits.write_secs_max);
     let session = native::Session::new(
@@ -56,7 +55,7 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, ctx: Shared) {
         legacy::serve(stream, first, session, limits, shutdown).await;
         tracing::debug!(%peer, "legacy v1 connection ended");
     } else {
-        let end = native::serve(stream, first, session, limits, shutdown, tls).await;
+        let end = native::serve(stream, first, session, &ctx).await;
         tracing::debug!(%peer, ?end, "native connection ended");
     }
 }

@@ -2,19 +2,15 @@
 //! DATA receiver once the session has said 354, and the session. The driver gathers the replies to
 //! pipelined commands and writes them before it waits for more input (RFC 2920).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use jmail_proto::Pending;
 use jmail_proto::smtp::{DataEnd, DataReceiver, Frame, LineFramer};
-use tokio_util::sync::CancellationToken;
 
 use super::session::{Next, Session};
-use crate::config::Limits;
-use crate::conn::{End, Stream};
+use crate::conn::{End, Shared, Stream};
 use crate::driver::{Action, Conversation, Outcome, drive};
-use crate::tls::Tls;
 
 /// What SMTP's input decodes into.
 enum Input {
@@ -51,6 +47,10 @@ impl Conversation for Smtp {
             Some(Frame::TooLong) => Some(Input::TooLong),
         };
         (used, input)
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.data.as_ref().map_or(0, DataReceiver::held_bytes)
     }
 
     fn pending(&self, buffered: usize) -> Pending {
@@ -100,15 +100,14 @@ impl Conversation for Smtp {
     fn on_shutdown(&self) -> Vec<u8> {
         self.session.on_shutdown()
     }
+
+    fn on_overload(&self) -> Vec<u8> {
+        self.session.on_overload()
+    }
 }
 
-pub async fn serve(
-    stream: Stream,
-    session: Session,
-    limits: &Limits,
-    shutdown: CancellationToken,
-    tls: Arc<Tls>,
-) -> End {
+pub async fn serve(stream: Stream, session: Session, shared: &Shared) -> End {
+    let limits = &shared.config.limits;
     let greeting = session.greeting();
     let smtp = Smtp {
         framer: LineFramer::default(),
@@ -118,5 +117,5 @@ pub async fn serve(
         data_idle: Duration::from_secs(limits.smtp_data_idle_secs),
     };
     let buf = BytesMut::with_capacity(<Smtp as Conversation>::READ_BUFFER_BYTES_INITIAL);
-    drive(stream, buf, greeting, smtp, limits, shutdown, &tls).await
+    drive(stream, buf, greeting, smtp, shared).await
 }

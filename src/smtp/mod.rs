@@ -11,16 +11,15 @@ use crate::conn::{Shared, Stream};
 pub use session::{Mode, Session};
 
 pub async fn serve(stream: Stream, peer: SocketAddr, shared: Shared, mode: Mode) {
-    let Shared {
-        config,
-        store,
-        shutdown,
-        tls,
-        throttle,
-        smtp_data_slots,
-    } = shared;
-    let session = Session::new(store, config.clone(), throttle, peer, mode, stream.is_tls())
-        .with_data_slots(smtp_data_slots);
-    let end = connection::serve(stream, session, &config.limits, shutdown, tls).await;
+    let session = Session::new(
+        shared.store.clone(),
+        shared.config.clone(),
+        shared.throttle.clone(),
+        peer,
+        mode,
+        stream.is_tls(),
+    )
+    .with_data_slots(shared.smtp_data_slots.clone());
+    let end = connection::serve(stream, session, &shared).await;
     tracing::debug!(%peer, ?mode, ?end, "SMTP connection ended");
 }

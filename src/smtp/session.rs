@@ -155,6 +155,15 @@ impl Session {
         ))
     }
 
+    /// The server holds as much arriving mail as it may: this message is dropped, and the sender is to
+    /// retry (421: the client must treat the message as not delivered).
+    pub fn on_overload(&self) -> Vec<u8> {
+        crlf(format!(
+            "421 4.3.2 {} receiving too much mail at once; try again later",
+            self.domain()
+        ))
+    }
+
     pub fn on_shutdown(&self) -> Vec<u8> {
         crlf(format!(
             "421 4.3.2 {} shutting down; try again later",

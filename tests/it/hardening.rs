@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jmail::server::Service;
 use jmail::store::{AccountStore, MailStore};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cli::{add_user, jmail, run_with_stdin, serve_with, text};
@@ -474,5 +474,79 @@ fn failed_logins_do_not_grow_the_servers_memory() {
     assert!(
         after < before + 64 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+/// Opens an SMTP session to `addr`, starts a message, and sends `body_bytes` of it without ending it; a
+/// reader beside the writer catches what the server says meanwhile. Returns the session and that line
+/// (empty if the server said nothing within a second of the last byte).
+async fn half_sent_message(addr: std::net::SocketAddr, body_bytes: usize) -> (Raw, String) {
+    let mut r = Raw {
+        stream: tokio::io::BufReader::new(TcpStream::connect(addr).await.unwrap()),
+    };
+    r.send(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n")
+        .await;
+    let mut line = r.line().await;
+    while line.starts_with("250") || line.starts_with("220") {
+        line = r.line().await;
+    }
+    assert!(line.starts_with("354"), "{line}");
+    let chunk = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n".repeat(256);
+    // read_until keeps what it read when its wait is cut short, so no part of a reply is lost.
+    let mut said = Vec::new();
+    let mut sent = 0;
+    while sent < body_bytes && !said.ends_with(b"\n") {
+        if r.stream.get_mut().write_all(&chunk).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+        let wait = Duration::from_millis(5);
+        let _ = tokio::time::timeout(wait, r.stream.read_until(b'\n', &mut said)).await;
+    }
+    if !said.ends_with(b"\n") {
+        let wait = Duration::from_secs(1);
+        let _ = tokio::time::timeout(wait, r.stream.read_until(b'\n', &mut said)).await;
+    }
+    (r, String::from_utf8_lossy(&said).trim_end().to_string())
+}
+
+/// Large messages arriving at once are bounded by one budget for the whole server: the connection that
+/// would pass it is told to come back later and closed, those within it finish, and once they have the
+/// budget serves the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_arriving_at_once_share_one_budget() {
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.limits.message_bytes_max = 1 << 20;
+        c.limits.input_bytes_max = 2 << 20;
+    })
+    .await;
+    s.add_user("bob", "bob-pw").await;
+    let addr = s.addr_of(Service::Smtp);
+    // Each body's buffer has grown to 1 MiB: about 0.8 MiB of budget each beyond the free 256 KiB.
+    let (mut first, said) = half_sent_message(addr, 700 << 10).await;
+    assert_eq!(said, "", "the first fits");
+    let (mut second, said) = half_sent_message(addr, 700 << 10).await;
+    assert_eq!(said, "", "the second fits");
+    let (_third, said) = half_sent_message(addr, 700 << 10).await;
+    assert_eq!(
+        said,
+        "421 4.3.2 localhost receiving too much mail at once; try again later"
+    );
+    for session in [&mut first, &mut second] {
+        session.send(b"\r\n.\r\n").await;
+        let reply = session.line().await;
+        assert!(reply.starts_with("250 2.0.0 OK"), "{reply}");
+    }
+    drop((first, second));
+    let (mut next, said) = half_sent_message(addr, 700 << 10).await;
+    assert_eq!(said, "", "the budget is back once those messages are in");
+    next.send(b"\r\n.\r\n").await;
+    assert!(next.line().await.starts_with("250 2.0.0 OK"));
+    let inbox = bob_inbox(&s).await;
+    assert_eq!(
+        s.store.changes(inbox, 0, 10).await.unwrap().messages.len(),
+        4,
+        "the welcome and the three messages that fit; nothing of the one cut off"
     );
 }

@@ -70,6 +70,15 @@ impl Decoder {
         }
     }
 
+    /// Bytes of a message body the decoder holds now (what a server counts against its budget for
+    /// input in flight).
+    pub fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Body { body, .. } => body.capacity(),
+            _ => 0,
+        }
+    }
+
     /// What the decoder is in the middle of, given how many undecoded bytes are `buffered`.
     pub fn pending(&self, buffered: usize) -> crate::Pending {
         match self.state {
