@@ -1,551 +1,864 @@
-//! What IMAP (ENVELOPE, BODYSTRUCTURE, BODY[section]) and JMAP (Email/get) list of a message, parsed once
-//! at delivery and stored with it, so listing never parses a body again. Every part carries the byte
-//! offsets of its header and body in the stored message: a section is served by slicing.
+//! A message read once, at delivery, into what IMAP's ENVELOPE, BODYSTRUCTURE and BODY[section] and
+//! JMAP's Email/get need, so that listing and fetching never parse a body again: the store keeps this
+//! [`Summary`] as JSON next to the message bytes, and every part carries byte offsets into those bytes,
+//! so `BODY[1.2]`, `BODY[1.2.MIME]`, `BODY[HEADER]` and `BODY[TEXT]` are slices of what is stored.
 //!
-//! Pure and total: any bytes give an answer (unparsable mail is one text/plain part). Parsed with
-//! mail-parser; nesting is cut at [`DEPTH_MAX`] and the part count at [`PARTS_MAX`], beyond which a part
-//! is listed without its children.
+//! The MIME structure is mail-parser's, so IMAP sees the same parts as everything else that reads mail
+//! with it ([`crate::mime`]). Pure and total: any bytes give a summary, never a panic or an error.
+
+mod envelope;
+pub mod invariants;
+
+pub use envelope::{Address, Envelope};
 
 use mail_parser::{
-    Address as ParsedAddress, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders,
-    PartType,
+    ContentType, Encoding, Header, HeaderName, HeaderValue, MessageParser, PartType,
 };
 use serde::{Deserialize, Serialize};
 
-/// Deepest nesting of multiparts and attached messages described. Each level is a recursion step here
-/// and in every client's BODYSTRUCTURE parser.
+/// How deep multiparts and encapsulated messages are described. Each level costs a stack frame here and
+/// three levels of JSON nesting, and serde_json refuses to read more than 128 levels: 32 keeps a stored
+/// summary readable with room to spare, and real mail (a forward of a forward of a reply) nests far less.
+/// A multipart or message at this depth is left [`Body::Opaque`].
 pub const DEPTH_MAX: usize = 32;
-/// Most parts described in one message. Each costs a few hundred bytes of stored summary.
-pub const PARTS_MAX: usize = 1000;
 
-/// A message's envelope and MIME structure. Stored with every message, so its JSON form is terse: short
-/// keys, nothing written for what is absent (a delivery writes it to disk with the message).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How many parts a summary describes, counting every part at every depth. Each costs a few hundred bytes
+/// of stored JSON, read again on every BODYSTRUCTURE: 1,000 bounds that to a few hundred KB however many
+/// parts a hostile message holds, and is far beyond real mail. Once they are spent, a multipart lists no
+/// more children (the ones it lists keep their numbers) and a message is left [`Body::Opaque`].
+pub const PARTS_MAX: usize = 1_000;
+
+/// A message as delivery read it: the envelope of its header, and its MIME structure.
+///
+/// Stored as JSON ([`Summary::to_json`]) with every message, so its keys are short and nothing is written
+/// for what is absent; a field added later must be `#[serde(default)]` so summaries already stored still
+/// read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     #[serde(rename = "e")]
     pub envelope: Envelope,
+    /// The whole message as a part, spanning exactly the message: all of the stored bytes, or the body of
+    /// the message/rfc822 part it is inside.
     #[serde(rename = "s")]
     pub structure: Part,
 }
 
-/// RFC 9051 §7.5.2's ENVELOPE: what the headers say, absent ones empty. Text fields are the header
-/// values unfolded, not MIME-decoded (as IMAP sends them); names in addresses are decoded.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
-    pub date: Option<String>,
-    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
-    pub from: Vec<Address>,
-    #[serde(rename = "se", default, skip_serializing_if = "Vec::is_empty")]
-    pub sender: Vec<Address>,
-    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
-    pub reply_to: Vec<Address>,
-    #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
-    pub to: Vec<Address>,
-    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
-    pub cc: Vec<Address>,
-    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
-    pub bcc: Vec<Address>,
-    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
-    pub in_reply_to: Option<String>,
-    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-}
-
-impl Envelope {
-    /// IMAP's sender: the Sender header, or From without one.
-    pub fn sender_or_from(&self) -> &[Address] {
-        if self.sender.is_empty() {
-            &self.from
-        } else {
-            &self.sender
-        }
-    }
-
-    /// IMAP's reply-to: the Reply-To header, or From without one.
-    pub fn reply_to_or_from(&self) -> &[Address] {
-        if self.reply_to.is_empty() {
-            &self.from
-        } else {
-            &self.reply_to
-        }
-    }
-}
-
-/// One address as IMAP lists it. A group is a start marker (`mailbox` the group's name, `host` none), its
-/// members, and an end marker (all none).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Address {
-    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
-    pub mailbox: Option<String>,
-    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-}
-
-/// One MIME part (BODYSTRUCTURE's fields) and where it lies in the stored bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One MIME part, as BODYSTRUCTURE describes it, and where it lies in the message bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
-    /// Lower case: `text`, `multipart`, `message` ...
-    #[serde(rename = "t", default)]
+    /// Lower case; `text` when there is no usable Content-Type (RFC 2045 §5.2), or `message` for a part of
+    /// a multipart/digest (RFC 2046 §5.1.5).
+    #[serde(rename = "t")]
     pub media_type: String,
-    #[serde(rename = "st", default)]
-    pub media_subtype: String,
-    /// Content-Type parameters in order, names lower case (`charset`, `boundary`, `name` ...).
+    /// Lower case; `plain` (or `rfc822`) by the same defaults, `mixed` for a multipart that names none.
+    #[serde(rename = "st")]
+    pub subtype: String,
+    /// Content-Type parameters in order, names lower case, values as mail-parser decodes them (RFC 2231
+    /// continuations joined, RFC 2231 and 2047 encodings decoded: a value may not be ASCII). A text part
+    /// that names no charset gets `charset=us-ascii` last, the default of RFC 2046 §4.1.2 that IMAP servers
+    /// show and JMAP's `charset` requires (RFC 8621 §4.1.4).
     #[serde(rename = "p", default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<(String, String)>,
+    /// The raw Content-ID, angle brackets included.
     #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The raw Content-Description, not decoded.
     #[serde(rename = "ds", default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Content-Transfer-Encoding, upper case; `7BIT` when absent.
-    #[serde(rename = "e", default)]
+    #[serde(rename = "en")]
     pub encoding: String,
-    /// Octets of the body as stored (`body_end - body_start`).
-    #[serde(rename = "z", default)]
-    pub size: u64,
-    /// Lines of the body, for `text/*` and `message/rfc822`.
+    /// The number of line feeds in the body, for `text/*` and `message/rfc822` or `message/global`,
+    /// which BODYSTRUCTURE gives a line count (counted as Dovecot counts).
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<u64>,
-    /// Content-Disposition: its value (lower case) and parameters.
     #[serde(rename = "di", default, skip_serializing_if = "Option::is_none")]
-    pub disposition: Option<(String, Vec<(String, String)>)>,
+    pub disposition: Option<Disposition>,
+    /// Content-Language tags, raw.
     #[serde(rename = "la", default, skip_serializing_if = "Vec::is_empty")]
     pub language: Vec<String>,
+    /// The raw Content-Location.
     #[serde(rename = "lo", default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    /// Where the part's header starts, its body starts, and its body ends, in the stored message.
-    #[serde(rename = "hs", default)]
-    pub header_start: u64,
-    #[serde(rename = "bs", default)]
-    pub body_start: u64,
-    #[serde(rename = "be", default)]
-    pub body_end: u64,
-    /// A multipart's parts.
-    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<Part>,
-    /// An attached message's own summary (`message/rfc822`, `message/global`).
-    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<Box<Summary>>,
+    /// Where the part's header begins: `BODY[n.MIME]` (or `BODY[HEADER]` of a message) is
+    /// `raw[header_start..body_start]`, the blank line that ends it included.
+    #[serde(rename = "hs")]
+    pub header_start: usize,
+    /// Where the part's body begins: `BODY[n]` (or `BODY[TEXT]`) is `raw[body_start..body_end]`; the line
+    /// break before a multipart's next boundary belongs to the boundary, not to the body.
+    #[serde(rename = "bs")]
+    pub body_start: usize,
+    #[serde(rename = "be")]
+    pub body_end: usize,
+    #[serde(rename = "b")]
+    pub body: Body,
+}
+
+/// What a part holds beneath it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Nothing described: a single part, or a multipart or message whose inside is not described (no
+    /// boundary, or a boundary never found; a message sent base64 or quoted-printable encoded, which
+    /// RFC 2046 forbids; past [`DEPTH_MAX`] or [`PARTS_MAX`]). IMAP must show a multipart or message
+    /// left opaque as something BODYSTRUCTURE allows (Dovecot, for a multipart without parts, shows an
+    /// empty text/plain part).
+    #[serde(rename = "o")]
+    Opaque,
+    /// A multipart's parts, at least one, in order.
+    #[serde(rename = "mp")]
+    Multipart(Vec<Part>),
+    /// A `message/rfc822` or `message/global` part's message, which is exactly this part's body.
+    #[serde(rename = "msg")]
+    Message(Box<Summary>),
+}
+
+/// Content-Disposition: its type (lower case) and parameters (as [`Part::params`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disposition {
+    #[serde(rename = "k")]
+    pub kind: String,
+    #[serde(rename = "p", default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<(String, String)>,
 }
 
 impl Summary {
+    /// The summary as JSON, for the store.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        serde_json::to_string(self).expect("a summary is strings, numbers and lists")
     }
 
-    pub fn from_json(text: &str) -> Option<Summary> {
-        serde_json::from_str(text).ok()
+    /// A summary [`Summary::to_json`] wrote; `None` for anything else.
+    pub fn from_json(json: &str) -> Option<Summary> {
+        serde_json::from_str(json).ok()
+    }
+
+    /// The part an IMAP section number names (`[1, 2]` for `BODY[1.2]`), by RFC 9051 §6.4.5: a message's
+    /// parts are its multipart's children, or its one part, numbered from 1; a `message/rfc822` part's
+    /// own parts are those of the message inside. `None` when there is no such part or `section` is empty.
+    pub fn part(&self, section: &[usize]) -> Option<&Part> {
+        let mut found = None;
+        let mut level = &self.structure;
+        let mut is_message = true;
+        for &number in section {
+            let parts = match &level.body {
+                Body::Multipart(children) => children.as_slice(),
+                _ if is_message => std::slice::from_ref(level),
+                _ => return None,
+            };
+            let part = parts.get(number.checked_sub(1)?)?;
+            (level, is_message) = match &part.body {
+                Body::Message(inner) => (&inner.structure, true),
+                _ => (part, false),
+            };
+            found = Some(part);
+        }
+        found
     }
 }
 
-/// Parses `raw` once into its summary.
+impl Part {
+    /// The size BODYSTRUCTURE gives: the body's octets as stored, before any decoding.
+    pub fn size(&self) -> usize {
+        self.body_end.saturating_sub(self.body_start)
+    }
+
+    /// The part's header as stored (`BODY[n.MIME]`, or `BODY[HEADER]` of a message); empty when `raw`
+    /// is not the message this summary was made from.
+    pub fn header<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        raw.get(self.header_start..self.body_start)
+            .unwrap_or_default()
+    }
+
+    /// The part's body as stored (`BODY[n]`, or `BODY[TEXT]` of a message), still transfer-encoded.
+    pub fn body<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        raw.get(self.body_start..self.body_end).unwrap_or_default()
+    }
+
+    /// The value of the Content-Type parameter `name` (ASCII case-insensitive).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A multipart's boundary.
+    pub fn boundary(&self) -> Option<&str> {
+        (self.media_type == "multipart")
+            .then(|| self.param("boundary"))
+            .flatten()
+    }
+}
+
+/// Reads `raw` once into its [`Summary`]. Bytes with no header at all are one text/plain body.
 pub fn summarize_message(raw: &[u8]) -> Summary {
-    let mut budget = PARTS_MAX;
-    match MessageParser::default().parse(raw) {
-        Some(message) => summarize(&message, raw, 0, &mut budget),
-        None => Summary {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Summary {
             envelope: Envelope::default(),
-            structure: plain_part(raw, 0, raw.len()),
-        },
+            structure: Part {
+                lines: Some(count_lines(raw)),
+                ..Part::plain_text(0, 0, raw.len())
+            },
+        };
+    };
+    let mut walk = Walk {
+        raw,
+        parts_left: PARTS_MAX,
+    };
+    walk.message(&message.parts, (0, raw.len()), 0)
+}
+
+/// One pass over mail-parser's parts, turning them into [`Part`]s within the bounds.
+struct Walk<'a> {
+    raw: &'a [u8],
+    parts_left: usize,
+}
+
+type Parts<'x> = [mail_parser::MessagePart<'x>];
+
+impl Walk<'_> {
+    /// The message whose parts are `parts` (its root first), which is exactly `raw[range]`.
+    fn message(&mut self, parts: &Parts<'_>, range: (usize, usize), depth: usize) -> Summary {
+        let structure = self.part(parts, 0, range, true, false, depth);
+        let headers = parts.first().map_or(&[][..], |p| &p.headers);
+        Summary {
+            envelope: Envelope::read(self.raw, headers, structure.body_start),
+            structure,
+        }
     }
-}
 
-/// The summary of `message`; its offsets (a nested message's too) count from the start of `raw`.
-fn summarize(message: &Message<'_>, raw: &[u8], depth: usize, budget: &mut usize) -> Summary {
-    Summary {
-        envelope: envelope(message, raw),
-        structure: part(message, 0, raw, depth, budget),
-    }
-}
+    /// `parts[id]`, which lies within `raw[range]` (and is exactly that when `whole`). mail-parser's
+    /// offsets are clamped into the range, so a part never strays outside its parent however broken the
+    /// message. The caller has checked that a part is left in the budget.
+    fn part(
+        &mut self,
+        parts: &Parts<'_>,
+        id: usize,
+        (low, high): (usize, usize),
+        whole: bool,
+        in_digest: bool,
+        depth: usize,
+    ) -> Part {
+        self.parts_left = self.parts_left.saturating_sub(1);
+        let Some(p) = parts.get(id) else {
+            return Part::plain_text(low, low, high);
+        };
+        let header_start = if whole {
+            low
+        } else {
+            (p.offset_header as usize).clamp(low, high)
+        };
+        let body_start = (p.offset_body as usize).clamp(header_start, high);
+        let body_end = if whole {
+            high
+        } else {
+            (p.offset_end as usize).clamp(body_start, high)
+        };
+        let mut part = Part::plain_text(header_start, body_start, body_end);
+        part.describe(self.raw, &p.headers, in_digest);
+        let is_message = part.media_type == "message";
+        part.lines = (part.media_type == "text"
+            || is_message && matches!(part.subtype.as_str(), "rfc822" | "global"))
+        .then(|| count_lines(part.body(self.raw)));
 
-/// A part with no structure: text/plain over `raw[start..end]`, its header up to the first blank line.
-fn plain_part(raw: &[u8], start: usize, end: usize) -> Part {
-    let slice = &raw[start..end];
-    let body = find_body(slice).map_or(end, |b| start + b);
-    let mut p = Part {
-        media_type: "text".into(),
-        media_subtype: "plain".into(),
-        params: vec![("charset".into(), "us-ascii".into())],
-        encoding: "7BIT".into(),
-        header_start: start as u64,
-        body_start: body as u64,
-        body_end: end as u64,
-        ..Part::default()
-    };
-    p.size = p.body_end - p.body_start;
-    p.lines = Some(count_lines(&raw[body..end]));
-    p
-}
-
-fn find_body(bytes: &[u8]) -> Option<usize> {
-    let crlf = memchr::memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4);
-    let lf = memchr::memmem::find(bytes, b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn count_lines(body: &[u8]) -> u64 {
-    let lf = memchr::memchr_iter(b'\n', body).count() as u64;
-    // A last line without its line end is a line too.
-    lf + u64::from(body.last().is_some_and(|&b| b != b'\n'))
-}
-
-fn part(message: &Message<'_>, index: usize, raw: &[u8], depth: usize, budget: &mut usize) -> Part {
-    *budget = budget.saturating_sub(1);
-    let Some(mp) = message.parts.get(index) else {
-        return plain_part(raw, 0, 0);
-    };
-    let within = |offset: u32| (offset as usize).min(raw.len());
-    let (header_start, body_start) = (within(mp.offset_header), within(mp.offset_body));
-    let body_end = within(mp.offset_end).max(body_start);
-    let header_start = header_start.min(body_start);
-    let (media_type, media_subtype, params) = match mp.content_type() {
-        Some(ct) => (
-            ct.ctype().to_ascii_lowercase(),
-            ct.subtype().unwrap_or("plain").to_ascii_lowercase(),
-            attributes(ct.attributes()),
-        ),
-        None => (
-            "text".into(),
-            "plain".into(),
-            vec![("charset".into(), "us-ascii".into())],
-        ),
-    };
-    let mut p = Part {
-        id: mp.content_id().map(|id| format!("<{id}>")),
-        description: mp.content_description().map(str::to_string),
-        encoding: mp
-            .content_transfer_encoding()
-            .map_or_else(|| "7BIT".to_string(), str::to_ascii_uppercase),
-        disposition: mp
-            .content_disposition()
-            .map(|d| (d.ctype().to_ascii_lowercase(), attributes(d.attributes()))),
-        language: match mp.content_language() {
-            HeaderValue::Text(t) => vec![t.to_string()],
-            HeaderValue::TextList(list) => list.iter().map(|t| t.to_string()).collect(),
-            _ => Vec::new(),
-        },
-        location: mp.content_location().map(str::to_string),
-        header_start: header_start as u64,
-        body_start: body_start as u64,
-        body_end: body_end as u64,
-        size: (body_end - body_start) as u64,
-        media_type,
-        media_subtype,
-        params,
-        ..Part::default()
-    };
-    let deeper = depth < DEPTH_MAX && *budget > 0;
-    match &mp.body {
-        PartType::Multipart(ids) if deeper => {
-            for &id in ids {
-                if *budget == 0 {
-                    break;
+        let room = depth < DEPTH_MAX;
+        part.body = match &p.body {
+            PartType::Multipart(ids) if room && part.media_type == "multipart" => {
+                let digest = part.subtype == "digest";
+                let mut children: Vec<Part> = Vec::new();
+                // mail-parser numbers a part's children after it; anything else would loop.
+                for child in ids.iter().map(|&c| c as usize).filter(|&c| c > id) {
+                    if self.parts_left == 0 {
+                        break;
+                    }
+                    // Each part starts where the one before it ended, so none overlap.
+                    let low = children.last().map_or(body_start, |c| c.body_end);
+                    let range = (low, body_end);
+                    children.push(self.part(parts, child, range, false, digest, depth + 1));
                 }
-                p.children
-                    .push(part(message, id as usize, raw, depth + 1, budget));
+                if children.is_empty() {
+                    Body::Opaque
+                } else {
+                    Body::Multipart(children)
+                }
             }
-        }
-        PartType::Message(inner) if deeper => {
-            // mail-parser gives a nested message's offsets in the outer message's bytes. Described only
-            // when its bytes are the stored ones (not a decoded base64 copy), so that they hold.
-            let start = offset_in(raw, inner.raw_message());
-            let first = inner.parts.first().map(|q| q.offset_header as usize);
-            if start.is_some() && first >= start {
-                p.message = Some(Box::new(summarize(inner, raw, depth + 1, budget)));
+            // mail-parser reads an encoded message from its decoded bytes, where its offsets point: only
+            // a message read in place has offsets into `raw`.
+            PartType::Message(inner)
+                if room
+                    && is_message
+                    && p.encoding == Encoding::None
+                    && self.parts_left > 0
+                    && !inner.parts.is_empty() =>
+            {
+                let range = (body_start, body_end);
+                Body::Message(Box::new(self.message(&inner.parts, range, depth + 1)))
             }
-        }
-        _ => {}
+            _ => Body::Opaque,
+        };
+        part
     }
-    if p.media_type == "text" || p.message.is_some() {
-        p.lines = Some(count_lines(&raw[body_start..body_end]));
-    }
-    p
 }
 
-/// Where `inner` starts in `raw`, when it is a slice of it.
-fn offset_in(raw: &[u8], inner: &[u8]) -> Option<usize> {
-    let start = (inner.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
-    (start + inner.len() <= raw.len()).then_some(start)
+impl Part {
+    /// Fills in what the part's Content-* headers say (`headers`, the part's, as mail-parser read
+    /// them), with the defaults of RFC 2045 and RFC 2046 for what they leave out.
+    fn describe(&mut self, raw: &[u8], headers: &[Header<'_>], in_digest: bool) {
+        // The last Content-Type, as mail-parser reads it to decide the structure.
+        let content_type = last(headers, HeaderName::ContentType).and_then(|v| v.as_content_type());
+        match content_type {
+            Some(ct) if ct.subtype().is_some() || ct.ctype().eq_ignore_ascii_case("multipart") => {
+                self.media_type = ct.ctype().to_ascii_lowercase();
+                self.subtype = ct.subtype().unwrap_or("mixed").to_ascii_lowercase();
+                self.params = params(ct);
+            }
+            None if in_digest => {
+                (self.media_type, self.subtype) = ("message".into(), "rfc822".into());
+                self.params.clear();
+            }
+            _ => {}
+        }
+        if self.media_type == "text" && self.param("charset").is_none() {
+            self.params.push(("charset".into(), "us-ascii".into()));
+        }
+        let value = |name| envelope::last_value(raw, headers, &name, self.body_start);
+        self.id = value(HeaderName::ContentId);
+        self.description = value(HeaderName::ContentDescription);
+        self.location = value(HeaderName::ContentLocation);
+        self.language = value(HeaderName::ContentLanguage)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(encoding) = value(HeaderName::ContentTransferEncoding).filter(|e| !e.is_empty())
+        {
+            self.encoding = encoding.to_ascii_uppercase();
+        }
+        self.disposition = last(headers, HeaderName::ContentDisposition)
+            .and_then(|v| v.as_content_type())
+            .map(|d| Disposition {
+                kind: d.ctype().to_ascii_lowercase(),
+                params: params(d),
+            });
+    }
+
+    /// A part with every default of RFC 2045: text/plain, US-ASCII, 7bit.
+    fn plain_text(header_start: usize, body_start: usize, body_end: usize) -> Part {
+        Part {
+            media_type: "text".into(),
+            subtype: "plain".into(),
+            params: vec![("charset".into(), "us-ascii".into())],
+            id: None,
+            description: None,
+            encoding: "7BIT".into(),
+            lines: None,
+            disposition: None,
+            language: Vec::new(),
+            location: None,
+            header_start,
+            body_start,
+            body_end,
+            body: Body::Opaque,
+        }
+    }
 }
 
-fn attributes(list: Option<&[mail_parser::Attribute<'_>]>) -> Vec<(String, String)> {
-    list.unwrap_or_default()
+/// The value of the last `name` header, the one mail-parser's `header_value` gives.
+fn last<'a, 'x>(headers: &'a [Header<'x>], name: HeaderName<'_>) -> Option<&'a HeaderValue<'x>> {
+    headers
+        .iter()
+        .rev()
+        .find(|h| h.name == name)
+        .map(|h| &h.value)
+}
+
+fn params(content_type: &ContentType<'_>) -> Vec<(String, String)> {
+    content_type
+        .attributes()
+        .unwrap_or_default()
         .iter()
         .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
         .collect()
 }
 
-fn envelope(message: &Message<'_>, raw: &[u8]) -> Envelope {
-    let text = |name: HeaderName<'_>| raw_header(message, raw, name);
-    Envelope {
-        date: text(HeaderName::Date),
-        subject: text(HeaderName::Subject),
-        from: addresses(message.from()),
-        sender: addresses(message.sender()),
-        reply_to: addresses(message.reply_to()),
-        to: addresses(message.to()),
-        cc: addresses(message.cc()),
-        bcc: addresses(message.bcc()),
-        in_reply_to: text(HeaderName::InReplyTo),
-        message_id: text(HeaderName::MessageId),
-    }
-}
-
-/// A top-level header's value as it stands in the message: unfolded, trimmed, not decoded.
-fn raw_header(message: &Message<'_>, raw: &[u8], name: HeaderName<'_>) -> Option<String> {
-    let header = message
-        .parts
-        .first()?
-        .headers
-        .iter()
-        .find(|h| h.name == name)?;
-    let start = (header.offset_start as usize).min(raw.len());
-    let end = (header.offset_end as usize).clamp(start, raw.len());
-    let value = String::from_utf8_lossy(&raw[start..end]);
-    let unfolded: String = value.replace("\r\n", "").replace('\n', "");
-    Some(unfolded.trim().to_string())
-}
-
-fn addresses(parsed: Option<&ParsedAddress<'_>>) -> Vec<Address> {
-    let one = |a: &mail_parser::Addr<'_>| {
-        let (mailbox, host) = match a.address.as_deref() {
-            Some(addr) => match addr.rsplit_once('@') {
-                Some((local, domain)) => (Some(local.to_string()), Some(domain.to_string())),
-                None => (Some(addr.to_string()), None),
-            },
-            None => (None, None),
-        };
-        Address {
-            name: a.name.as_deref().map(str::to_string),
-            mailbox,
-            host,
-        }
-    };
-    match parsed {
-        None => Vec::new(),
-        Some(ParsedAddress::List(list)) => list.iter().map(one).collect(),
-        Some(ParsedAddress::Group(groups)) => {
-            let mut out = Vec::new();
-            for g in groups {
-                match &g.name {
-                    // A group: start marker, members, end marker (RFC 9051 §7.5.2).
-                    Some(name) => {
-                        out.push(Address {
-                            name: None,
-                            mailbox: Some(name.to_string()),
-                            host: None,
-                        });
-                        out.extend(g.addresses.iter().map(one));
-                        out.push(Address::default());
-                    }
-                    None => out.extend(g.addresses.iter().map(one)),
-                }
-            }
-            out
-        }
-    }
+fn count_lines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 #[cfg(test)]
 mod tests {
+    use super::invariants::check;
     use super::*;
 
-    fn slice(raw: &[u8], from: u64, to: u64) -> &[u8] {
-        &raw[from as usize..to as usize]
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    fn mailbox(name: Option<&str>, mailbox: &str, host: &str) -> Address {
+        Address {
+            name: name.map(str::to_string),
+            mailbox: some(mailbox),
+            host: some(host),
+        }
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn children(part: &Part) -> &[Part] {
+        match &part.body {
+            Body::Multipart(children) => children,
+            other => panic!("not a multipart: {other:?}"),
+        }
     }
 
     #[test]
-    fn a_plain_message_takes_the_defaults() {
-        let raw = b"From: Ann <ann@example.org>\r\nTo: bob@x.org, Carol <carol@y.org>\r\nSubject: Hi\r\n \
-                    there\r\nDate: Mon, 30 Nov 2026 12:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nline 1\r\nline 2\r\n";
-        let s = summarize_message(raw);
-        assert_eq!(s.envelope.subject.as_deref(), Some("Hi there"));
+    fn a_plain_text_message_has_every_default() {
+        let header = "From: Alice <alice@x>\r\nTo: bob@y\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@x>\r\nIn-Reply-To: <m0@x>\r\n\r\n";
+        let raw = format!("{header}Hello\r\nworld\r\n");
+        let summary = check(raw.as_bytes());
         assert_eq!(
-            s.envelope.date.as_deref(),
-            Some("Mon, 30 Nov 2026 12:00:00 +0000")
+            summary,
+            Summary {
+                envelope: Envelope {
+                    date: some("Mon, 1 Jan 2024 10:00:00 +0000"),
+                    subject: some("=?utf-8?q?Gr=C3=BC=C3=9Fe?="),
+                    from: vec![mailbox(Some("Alice"), "alice", "x")],
+                    to: vec![mailbox(None, "bob", "y")],
+                    in_reply_to: some("<m0@x>"),
+                    message_id: some("<m1@x>"),
+                    ..Envelope::default()
+                },
+                structure: Part {
+                    media_type: "text".into(),
+                    subtype: "plain".into(),
+                    params: pairs(&[("charset", "us-ascii")]),
+                    id: None,
+                    description: None,
+                    encoding: "7BIT".into(),
+                    lines: Some(2),
+                    disposition: None,
+                    language: vec![],
+                    location: None,
+                    header_start: 0,
+                    body_start: header.len(),
+                    body_end: raw.len(),
+                    body: Body::Opaque,
+                },
+            }
         );
-        assert_eq!(s.envelope.message_id.as_deref(), Some("<1@x>"));
-        assert_eq!(
-            s.envelope.from,
-            vec![Address {
-                name: Some("Ann".into()),
-                mailbox: Some("ann".into()),
-                host: Some("example.org".into())
-            }]
-        );
-        assert_eq!(s.envelope.to.len(), 2);
-        assert_eq!(s.envelope.sender_or_from(), s.envelope.from.as_slice());
-        assert!(s.envelope.in_reply_to.is_none());
-        let p = &s.structure;
-        assert_eq!(
-            (p.media_type.as_str(), p.media_subtype.as_str()),
-            ("text", "plain")
-        );
-        assert_eq!(
-            p.params,
-            vec![("charset".to_string(), "us-ascii".to_string())]
-        );
-        assert_eq!(p.encoding, "7BIT");
-        assert_eq!(
-            slice(raw, p.body_start, p.body_end),
-            b"line 1\r\nline 2\r\n"
-        );
-        assert_eq!((p.size, p.lines), (16, Some(2)));
-        assert_eq!(p.header_start, 0);
-        assert_eq!(Summary::from_json(&s.to_json()), Some(s));
+        let part = &summary.structure;
+        assert_eq!(part.header(raw.as_bytes()), header.as_bytes());
+        assert_eq!(part.body(raw.as_bytes()), b"Hello\r\nworld\r\n");
+        assert_eq!(part.size(), 14);
+        // No Sender or Reply-To: IMAP shows From in their place.
+        let from = [mailbox(Some("Alice"), "alice", "x")];
+        assert_eq!(summary.envelope.sender_or_from(), from);
+        assert_eq!(summary.envelope.reply_to_or_from(), from);
+        // A single-part message is its own part 1, and has nothing beneath.
+        assert_eq!(summary.part(&[1]), Some(part));
+        assert_eq!(summary.part(&[]), None);
+        assert_eq!(summary.part(&[0]), None);
+        assert_eq!(summary.part(&[2]), None);
+        assert_eq!(summary.part(&[1, 1]), None);
     }
 
+    const MIXED: &[u8] = b"From: a@x\r\nSubject: report\r\nMIME-Version: 1.0\r\n\
+Content-Type: Multipart/Mixed; boundary=\"b1\"\r\n\r\nThis is a preamble.\r\n\
+--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+See attached.\r\nBye\r\n\
+--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\n\
+Content-Disposition: attachment;\r\n filename=\"r.pdf\"; size=9\r\nContent-Transfer-Encoding: base64\r\n\
+Content-ID: <pdf1@x>\r\nContent-Description: The =?utf-8?q?r=C3=A9port?=\r\nContent-Language: en, fr\r\n\
+Content-Location: http://x/r.pdf\r\n\r\nJVBERi0xLjQK\r\n\
+--b1--\r\nepilogue\r\n";
+
     #[test]
-    fn nested_multiparts_attachments_and_an_attached_message() {
-        let raw = concat!(
-            "From: a@x\r\nSubject: mixed\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n",
-            "preamble\r\n--outer\r\n",
-            "Content-Type: multipart/alternative; boundary=inner\r\n\r\n",
-            "--inner\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n",
-            "--inner\r\nContent-Type: text/html\r\n\r\n<p>hello</p>\r\n--inner--\r\n",
-            "--outer\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n",
-            "Content-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n",
-            "Content-ID: <pdf1>\r\n\r\nJVBERi0=\r\n",
-            "--outer\r\nContent-Type: message/rfc822\r\n\r\n",
-            "From: Inner <in@z.org>\r\nSubject: inside\r\n\r\ninner body\r\n",
-            "--outer--\r\n"
-        )
-        .as_bytes();
-        let s = summarize_message(raw);
-        let root = &s.structure;
+    fn a_mixed_message_lists_its_text_and_its_attachment() {
+        let summary = check(MIXED);
+        let root = &summary.structure;
         assert_eq!(
-            (root.media_type.as_str(), root.media_subtype.as_str()),
+            (root.media_type.as_str(), root.subtype.as_str()),
             ("multipart", "mixed")
         );
-        assert_eq!(
-            root.params,
-            vec![("boundary".to_string(), "outer".to_string())]
+        assert_eq!(root.params, pairs(&[("boundary", "b1")]));
+        assert_eq!(root.boundary(), Some("b1"));
+        assert_eq!(root.lines, None);
+        assert!(
+            root.body(MIXED)
+                .starts_with(b"This is a preamble.\r\n--b1\r\n")
         );
-        assert_eq!(root.children.len(), 3);
-        let alt = &root.children[0];
-        assert_eq!(alt.media_subtype, "alternative");
-        assert_eq!(alt.children.len(), 2);
-        let text = &alt.children[0];
-        assert_eq!(slice(raw, text.body_start, text.body_end), b"hello");
+        assert!(root.body(MIXED).ends_with(b"--b1--\r\nepilogue\r\n"));
+        assert_eq!(root.body_end, MIXED.len());
+
+        let [text, pdf] = children(root) else {
+            panic!("two parts")
+        };
         assert_eq!(
-            slice(raw, text.header_start, text.body_start),
-            b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            text.header(MIXED),
+            b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
         );
+        // The line break before the boundary is the boundary's.
+        assert_eq!(text.body(MIXED), b"See attached.\r\nBye");
+        assert_eq!(text.params, pairs(&[("charset", "utf-8")]));
+        assert_eq!(text.encoding, "QUOTED-PRINTABLE");
+        assert_eq!((text.lines, text.size()), (Some(1), 18));
+
+        assert!(
+            pdf.header(MIXED)
+                .starts_with(b"Content-Type: application/pdf")
+        );
+        assert!(
+            pdf.header(MIXED)
+                .ends_with(b"Content-Location: http://x/r.pdf\r\n\r\n")
+        );
+        assert_eq!(pdf.body(MIXED), b"JVBERi0xLjQK");
         assert_eq!(
-            text.params,
-            vec![("charset".to_string(), "utf-8".to_string())]
+            (pdf.media_type.as_str(), pdf.subtype.as_str()),
+            ("application", "pdf")
         );
-        let html = &alt.children[1];
-        assert_eq!(slice(raw, html.body_start, html.body_end), b"<p>hello</p>");
-        let pdf = &root.children[1];
-        assert_eq!(
-            (pdf.media_type.as_str(), pdf.encoding.as_str()),
-            ("application", "BASE64")
-        );
-        assert_eq!(pdf.id.as_deref(), Some("<pdf1>"));
+        assert_eq!(pdf.params, pairs(&[("name", "r.pdf")]));
         assert_eq!(
             pdf.disposition,
-            Some((
-                "attachment".to_string(),
-                vec![("filename".to_string(), "a.pdf".to_string())]
-            ))
+            Some(Disposition {
+                kind: "attachment".into(),
+                params: pairs(&[("filename", "r.pdf"), ("size", "9")]),
+            })
         );
-        assert_eq!(slice(raw, pdf.body_start, pdf.body_end), b"JVBERi0=");
-        assert_eq!(pdf.lines, None);
-        let attached = &root.children[2];
+        assert_eq!(pdf.encoding, "BASE64");
+        assert_eq!(pdf.id, some("<pdf1@x>"));
+        assert_eq!(pdf.description, some("The =?utf-8?q?r=C3=A9port?="));
+        assert_eq!(pdf.language, ["en", "fr"]);
+        assert_eq!(pdf.location, some("http://x/r.pdf"));
         assert_eq!(
-            (
-                attached.media_type.as_str(),
-                attached.media_subtype.as_str()
-            ),
+            (pdf.lines, pdf.size(), &pdf.body),
+            (None, 12, &Body::Opaque)
+        );
+
+        assert_eq!(summary.part(&[1]), Some(text));
+        assert_eq!(summary.part(&[2]), Some(pdf));
+        assert_eq!(summary.part(&[3]), None);
+        assert_eq!(summary.part(&[2, 1]), None);
+
+        let raw =
+            b"Content-Type: text/plain; a=1; name*1=\"b\"; name*0=\"a\"; t*=utf-8''%C3%A9\r\n\r\nx";
+        assert_eq!(
+            check(raw).structure.params,
+            pairs(&[
+                ("a", "1"),
+                ("name", "ab"),
+                ("t", "\u{e9}"),
+                ("charset", "us-ascii")
+            ])
+        );
+    }
+
+    const NESTED: &[u8] =
+        b"Subject: nested\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n\
+--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n\
+--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n\
+--inner\r\nContent-Type: text/html; charset=\"UTF-8\"\r\n\r\n<p>html</p>\r\n\
+--inner--\r\n\r\n\
+--outer\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw==\r\n\
+--outer--\r\n";
+
+    #[test]
+    fn an_alternative_inside_mixed_is_numbered_as_imap_numbers_it() {
+        let summary = check(NESTED);
+        let alternative = summary.part(&[1]).unwrap();
+        assert_eq!(alternative.subtype, "alternative");
+        assert_eq!(
+            alternative.header(NESTED),
+            b"Content-Type: multipart/alternative; boundary=inner\r\n\r\n"
+        );
+        // The epilogue's line break (empty here) is inside; the outer boundary's is not.
+        assert!(alternative.body(NESTED).starts_with(b"--inner\r\n"));
+        assert!(
+            alternative
+                .body(NESTED)
+                .ends_with(b"<p>html</p>\r\n--inner--\r\n")
+        );
+
+        let plain = summary.part(&[1, 1]).unwrap();
+        assert_eq!(plain.header(NESTED), b"Content-Type: text/plain\r\n\r\n");
+        assert_eq!(plain.body(NESTED), b"plain");
+        // A text part that names no charset is US-ASCII.
+        assert_eq!(plain.params, pairs(&[("charset", "us-ascii")]));
+
+        let html = summary.part(&[1, 2]).unwrap();
+        assert_eq!(html.body(NESTED), b"<p>html</p>");
+        assert_eq!(html.params, pairs(&[("charset", "UTF-8")]));
+
+        let png = summary.part(&[2]).unwrap();
+        assert_eq!(
+            (png.media_type.as_str(), png.subtype.as_str()),
+            ("image", "png")
+        );
+        assert_eq!(png.body(NESTED), b"iVBORw==");
+        assert_eq!(png.params, []);
+        assert_eq!(summary.part(&[1, 3]), None);
+        assert_eq!(summary.part(&[3]), None);
+    }
+
+    const FORWARD: &[u8] =
+        b"From: a@x\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n\
+--b\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n\
+From: Carol <carol@z>\r\nSender: list@z\r\nReply-To: replies@z\r\nSubject: inner\r\n\
+Message-ID: <inner@z>\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n\
+--c\r\n\r\nI1\r\n--c\r\nContent-Type: text/html\r\n\r\n<b>I2</b>\r\n--c--\r\n\
+\r\n--b--\r\n";
+
+    #[test]
+    fn an_attached_message_has_its_own_envelope_and_structure() {
+        let summary = check(FORWARD);
+        let attached = summary.part(&[2]).unwrap();
+        assert_eq!(
+            (attached.media_type.as_str(), attached.subtype.as_str()),
             ("message", "rfc822")
         );
-        let inner = attached
-            .message
-            .as_ref()
-            .expect("the attached message is described");
-        assert_eq!(inner.envelope.subject.as_deref(), Some("inside"));
-        assert_eq!(inner.envelope.from[0].name.as_deref(), Some("Inner"));
+        assert_eq!(attached.params, []);
+        let inner_raw: &[u8] =
+            b"From: Carol <carol@z>\r\nSender: list@z\r\nReply-To: replies@z\r\n\
+Subject: inner\r\nMessage-ID: <inner@z>\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n\
+--c\r\n\r\nI1\r\n--c\r\nContent-Type: text/html\r\n\r\n<b>I2</b>\r\n--c--\r\n";
+        // BODY[2] is the whole message inside, and it has as many lines.
+        assert_eq!(attached.body(FORWARD), inner_raw);
+        assert_eq!(attached.lines, Some(15));
+        let Body::Message(inner) = &attached.body else {
+            panic!("not described: {:?}", attached.body)
+        };
         assert_eq!(
-            slice(raw, inner.structure.body_start, inner.structure.body_end),
-            b"inner body"
+            inner.envelope,
+            Envelope {
+                subject: some("inner"),
+                from: vec![mailbox(Some("Carol"), "carol", "z")],
+                sender: vec![mailbox(None, "list", "z")],
+                reply_to: vec![mailbox(None, "replies", "z")],
+                message_id: some("<inner@z>"),
+                ..Envelope::default()
+            }
         );
-        assert_eq!(inner.structure.header_start, attached.body_start);
-        for part in [alt, text, html, pdf, attached] {
-            assert!(part.header_start <= part.body_start && part.body_start <= part.body_end);
-            assert!(part.body_end as usize <= raw.len());
-        }
-        assert_eq!(Summary::from_json(&s.to_json()), Some(s));
+        assert_eq!(inner.envelope.sender_or_from(), inner.envelope.sender);
+        // BODY[2.HEADER] and BODY[2.TEXT].
+        let (header, text) =
+            inner_raw.split_at(inner_raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
+        assert_eq!(inner.structure.header(FORWARD), header);
+        assert_eq!(inner.structure.body(FORWARD), text);
+        // BODY[2.1] and BODY[2.2] are the inner multipart's parts.
+        assert_eq!(summary.part(&[2, 1]).unwrap().body(FORWARD), b"I1");
+        let i2 = summary.part(&[2, 2]).unwrap();
+        assert_eq!(i2.header(FORWARD), b"Content-Type: text/html\r\n\r\n");
+        assert_eq!(i2.body(FORWARD), b"<b>I2</b>");
+        assert_eq!(summary.part(&[2, 3]), None);
+        assert_eq!(summary.part(&[1]).unwrap().body(FORWARD), b"See below.");
+
+        // A message/rfc822 whose message is a single part: that part is BODY[1.1].
+        let single = b"Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n";
+        let summary = check(single);
+        assert_eq!(summary.part(&[1]), Some(&summary.structure));
+        assert_eq!(summary.part(&[1, 1]).unwrap().body(single), b"body\r\n");
+        assert_eq!(summary.part(&[1, 2]), None);
     }
 
     #[test]
-    fn groups_are_marked_as_imap_lists_them() {
-        let raw = b"From: a@x\r\nTo: Friends: ann@x.org, bob@y.org;, carol@z.org\r\n\r\nbody";
-        let to = summarize_message(raw).envelope.to;
-        let mailboxes: Vec<Option<&str>> = to.iter().map(|a| a.mailbox.as_deref()).collect();
+    fn groups_are_marked_as_imap_marks_them() {
+        let raw = b"From: Alice <alice@x>\r\nTo: Team: bob@y, \"Carol C\" <carol@z>;, dave@w\r\n\
+Cc: undisclosed-recipients:;\r\nBcc: (hidden) eve@v\r\n\r\n";
+        let envelope = check(raw).envelope;
+        let start = |name: &str| Address {
+            name: None,
+            mailbox: some(name),
+            host: None,
+        };
+        let end = Address {
+            name: None,
+            mailbox: None,
+            host: None,
+        };
         assert_eq!(
-            mailboxes,
-            vec![
-                Some("Friends"),
-                Some("ann"),
-                Some("bob"),
-                None,
-                Some("carol")
+            envelope.to,
+            [
+                start("Team"),
+                mailbox(None, "bob", "y"),
+                mailbox(Some("Carol C"), "carol", "z"),
+                end.clone(),
+                mailbox(None, "dave", "w"),
             ]
         );
-        assert_eq!(to[0].host, None);
-        assert_eq!(to[3], Address::default());
+        assert_eq!(envelope.cc, [start("undisclosed-recipients"), end]);
+        assert_eq!(envelope.bcc, [mailbox(Some("hidden"), "eve", "v")]);
     }
 
     #[test]
-    fn any_bytes_give_a_summary_within_the_message() {
+    fn missing_headers_are_absent_and_not_made_up() {
+        let raw = b"X-Note: nothing else\r\n\r\nbody";
+        let summary = check(raw);
+        assert_eq!(summary.envelope, Envelope::default());
+        assert_eq!(summary.envelope.sender_or_from(), []);
+        assert_eq!(summary.structure.body(raw), b"body");
+        assert_eq!(summary.structure.lines, Some(0));
+
+        // Only a header, without even the blank line: the body is empty, at the end.
+        let raw = b"Subject: just this\r\nFrom: a@b\r\n";
+        let summary = check(raw);
+        assert_eq!(summary.envelope.subject, some("just this"));
+        assert_eq!(summary.structure.header(raw), raw);
+        assert_eq!(
+            (summary.structure.body_start, summary.structure.body_end),
+            (raw.len(), raw.len())
+        );
+
+        // Present but empty is `Some("")`.
+        assert_eq!(check(b"Subject:\r\n\r\n").envelope.subject, some(""));
+    }
+
+    #[test]
+    fn a_bare_lf_message_has_offsets_as_exact() {
+        let raw = b"Subject: lf\nContent-Type: multipart/mixed;\n boundary=\"x y\"\n\n\
+--x y\n\nfirst\nline\n--x y\nContent-Type: text/plain; charset=iso-8859-1\n\nsecond\n\n--x y--\n";
+        let summary = check(raw);
+        let root = &summary.structure;
+        assert_eq!(root.boundary(), Some("x y"));
+        assert_eq!(
+            root.header(raw),
+            b"Subject: lf\nContent-Type: multipart/mixed;\n boundary=\"x y\"\n\n"
+        );
+        let [first, second] = children(root) else {
+            panic!("two parts")
+        };
+        assert_eq!(first.header(raw), b"\n");
+        assert_eq!(first.body(raw), b"first\nline");
+        assert_eq!(first.lines, Some(1));
+        assert_eq!(
+            second.header(raw),
+            b"Content-Type: text/plain; charset=iso-8859-1\n\n"
+        );
+        assert_eq!(second.body(raw), b"second\n");
+        assert_eq!(second.lines, Some(1));
+    }
+
+    #[test]
+    fn garbage_and_empty_input_give_a_summary() {
+        let empty = check(b"");
+        assert_eq!(empty.envelope, Envelope::default());
+        assert_eq!(
+            empty.structure,
+            Part {
+                lines: Some(0),
+                ..Part::plain_text(0, 0, 0)
+            }
+        );
         for raw in [
-            &b""[..],
-            b"no header at all",
-            b"Subject: lf only\n\nbody\nmore",
-            b"\xff\xfe\x00garbage\r\n\r\n\x00",
-            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x\r\n--x--",
-            b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nRnJvbTogYUB4DQoNCmhp\r\n",
+            &b"garbage"[..],
+            b"\r\n",
+            b"\n\nbody",
+            b"   ",
+            b"\xff\xfe\x00\x01\r\n\r\n\xff",
+            b": x\r\n\r\nbody",
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b",
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b--",
+            b"Content-Type: message/rfc822\r\n\r\n",
+            b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n",
+            b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n----\r\n\r\nx\r\n------\r\n",
+            b"From: \"\\\r\nTo: <<<@@@>>>, (((, :;:;:;\r\nSubject: \xc3\r\n\r\n",
         ] {
-            let s = summarize_message(raw);
-            let mut stack = vec![&s.structure];
-            while let Some(p) = stack.pop() {
-                assert!(p.header_start <= p.body_start && p.body_start <= p.body_end, "{raw:?}");
-                assert!(p.body_end as usize <= raw.len(), "{raw:?}");
-                stack.extend(p.children.iter());
-                if let Some(m) = &p.message {
-                    stack.push(&m.structure);
+            check(raw);
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_described_in_place_is_opaque() {
+        // A multipart whose boundary never comes.
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\nno boundary here\r\n";
+        let summary = check(raw);
+        assert_eq!(summary.structure.subtype, "mixed");
+        assert_eq!(summary.structure.body, Body::Opaque);
+        assert_eq!(summary.structure.body(raw), b"no boundary here\r\n");
+        // A base64 message/rfc822: mail-parser reads it from the decoded bytes, not from the stored ones.
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQ0KDQpoaQ0K\r\n--b--\r\n";
+        let attached = check(raw).part(&[1]).unwrap().clone();
+        assert_eq!(
+            (attached.subtype.as_str(), attached.lines),
+            ("rfc822", Some(0))
+        );
+        assert_eq!(attached.body, Body::Opaque);
+        assert_eq!(attached.body(raw), b"U3ViamVjdDogaQ0KDQpoaQ0K");
+    }
+
+    #[test]
+    fn a_digest_part_without_a_type_is_a_message() {
+        let raw = b"Content-Type: multipart/digest; boundary=b\r\n\r\n\
+--b\r\n\r\nSubject: d1\r\n\r\nD1\r\n--b--\r\n";
+        let summary = check(raw);
+        let part = summary.part(&[1]).unwrap();
+        assert_eq!(
+            (part.media_type.as_str(), part.subtype.as_str()),
+            ("message", "rfc822")
+        );
+        assert_eq!(part.params, []);
+        assert_eq!(part.body(raw), b"Subject: d1\r\n\r\nD1");
+        assert_eq!(summary.part(&[1, 1]).unwrap().body(raw), b"D1");
+    }
+
+    #[test]
+    fn depth_and_part_count_are_bounded() {
+        let mut deep = b"Subject: leaf\r\n\r\nleaf\r\n".to_vec();
+        for _ in 0..DEPTH_MAX + 8 {
+            deep.splice(
+                0..0,
+                b"Content-Type: message/rfc822\r\n\r\n".iter().copied(),
+            );
+        }
+        let summary = check(&deep);
+        let mut depth = 0;
+        let mut part = &summary.structure;
+        while let Body::Message(inner) = &part.body {
+            depth += 1;
+            part = &inner.structure;
+        }
+        assert_eq!(depth, DEPTH_MAX);
+        // The deepest part described still gives its bytes.
+        assert!(part.body(&deep).ends_with(b"Subject: leaf\r\n\r\nleaf\r\n"));
+
+        let mut wide = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for _ in 0..PARTS_MAX + 10 {
+            wide.extend_from_slice(b"--b\r\n\r\nx\r\n");
+        }
+        wide.extend_from_slice(b"--b--\r\n");
+        let summary = check(&wide);
+        assert_eq!(children(&summary.structure).len(), PARTS_MAX - 1);
+        assert_eq!(summary.part(&[PARTS_MAX - 1]).unwrap().body(&wide), b"x");
+        assert_eq!(summary.part(&[PARTS_MAX]), None);
+    }
+
+    #[test]
+    fn every_prefix_of_the_examples_keeps_the_invariants() {
+        for example in [MIXED, NESTED, FORWARD] {
+            let bare_lf = String::from_utf8_lossy(example).replace("\r\n", "\n");
+            for raw in [example, bare_lf.as_bytes()] {
+                for end in 0..=raw.len() {
+                    check(&raw[..end]);
                 }
             }
-            assert_eq!(Summary::from_json(&s.to_json()), Some(s));
         }
-        let lf = summarize_message(b"Subject: lf only\n\nbody\nmore");
-        assert_eq!(lf.structure.lines, Some(2));
     }
 
     #[test]
-    fn deep_nesting_is_cut_at_the_limit() {
-        let mut raw = String::new();
-        for i in 0..(DEPTH_MAX + 5) {
-            raw.push_str(&format!(
-                "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
-            ));
-        }
-        raw.push_str("\r\ntext\r\n");
-        let s = summarize_message(raw.as_bytes());
-        let mut depth = 0;
-        let mut p = &s.structure;
-        while let Some(child) = p.children.first() {
-            depth += 1;
-            p = child;
-        }
-        assert!(depth <= DEPTH_MAX, "{depth}");
+    fn json_round_trips_and_anything_else_is_refused() {
+        let summary = check(FORWARD);
+        assert_eq!(Summary::from_json(&summary.to_json()), Some(summary));
+        assert_eq!(Summary::from_json(""), None);
+        assert_eq!(Summary::from_json("{\"envelope\":{}}"), None);
     }
 }

@@ -200,6 +200,12 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM blobs WHERE id = OLD.blob_id AND refs <= 0;
     END;
     "#,
+    // 6: summaries are made again by the full summary parser (display names and header values as sent,
+    // RFC 2231 parameters, digest parts, every part's header offsets, terse keys): `fill_in_summaries`
+    // remakes every one it finds missing, at open.
+    r#"
+    UPDATE blobs SET summary = NULL;
+    "#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
@@ -266,13 +272,15 @@ fn apply(conn: &mut Connection, migrations: &[&str], applied: usize) -> rusqlite
     Ok(())
 }
 
-/// Rows of old mail summarized per transaction when a store opens after the upgrade to version 5: bounds
+/// Rows of old mail summarized per transaction when a store opens after an upgrade (to version 5, which
+/// began storing summaries, or 6, which remade them): bounds
 /// how long one transaction holds the write lock (other processes wait meanwhile). Their bytes are read
 /// one message at a time, so memory holds one message, however large.
 const SUMMARY_BATCH_MAX: usize = 500;
 
-/// Gives mail stored before version 5 the summary delivery now stores with every message (a migration
-/// cannot: the parser is Rust). Runs at open, in batches; a no-op once done.
+/// Gives every message without one the summary delivery now stores with each (a migration cannot: the
+/// parser is Rust): mail stored before version 5, and all mail after version 6 cleared the old ones.
+/// Runs at open, in batches; a no-op once done.
 pub fn fill_in_summaries(conn: &mut Connection) -> rusqlite::Result<()> {
     let missing: i64 = conn.query_row(
         "SELECT count(*) FROM blobs WHERE summary IS NULL",
@@ -284,7 +292,7 @@ pub fn fill_in_summaries(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     tracing::info!(
         messages = missing,
-        "summarizing mail stored before schema 5 (once)"
+        "summarizing stored mail for this version (once)"
     );
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -362,6 +370,27 @@ mod tests {
                 .unwrap();
             assert_eq!(size, jmail_proto::pop3::crlf_size(raw), "{raw:?}");
         }
+    }
+
+    /// Summaries stored by version 5's parser are remade by today's at the next open.
+    #[test]
+    fn version_6_remakes_the_summaries_of_version_5() {
+        let raw = b"From: \"Ann B\" <ann@example.org>\r\nSubject: hi\r\n\r\nbody\r\n";
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 5).unwrap();
+        conn.execute(
+            "INSERT INTO blobs (refs, raw, summary) VALUES (1, ?1, '{\"e\":{\"f\":[]},\"s\":{\"size\":4}}')",
+            rusqlite::params![&raw[..]],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        fill_in_summaries(&mut conn).unwrap();
+        let stored: String = conn
+            .query_row("SELECT summary FROM blobs", [], |r| r.get(0))
+            .unwrap();
+        let summary = jmail_proto::summary::Summary::from_json(&stored).unwrap();
+        assert_eq!(summary, jmail_proto::summary::summarize_message(raw));
+        assert_eq!(summary.envelope.from[0].name.as_deref(), Some("Ann B"));
     }
 
     /// A database made by an older build keeps its data through the upgrade, and ids are no longer reused.
