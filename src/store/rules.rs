@@ -78,6 +78,19 @@ pub fn keyword(word: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Keywords are matched without regard to ASCII case, as IMAP compares flags and JMAP (which shows them in
+/// lower case) expects: `$Forwarded` and `$forwarded` are one keyword. A mailbox keeps the spelling it
+/// saw first.
+pub fn same_keyword(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Sorts keywords (by their lower-case form) and drops repeats in any case, keeping the first spelling.
+pub fn sort_keywords(keywords: &mut Vec<String>) {
+    keywords.sort_by_cached_key(|k| k.to_ascii_lowercase());
+    keywords.dedup_by(|a, b| same_keyword(a, b));
+}
+
 /// Bytes and messages: an account's usage, or what an operation adds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -121,6 +134,17 @@ impl Quota {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keywords_sort_and_repeat_in_any_case() {
+        let mut k: Vec<String> = ["NonJunk", "$forwarded", "nonjunk", "$Forwarded", "a"]
+            .map(String::from)
+            .to_vec();
+        sort_keywords(&mut k);
+        assert_eq!(k, ["$forwarded", "a", "NonJunk"]);
+        assert!(same_keyword("$MDNSent", "$mdnsent"));
+        assert!(!same_keyword("Junk", "NonJunk"));
+    }
 
     #[test]
     fn inbox_is_canonical_in_any_case_and_other_names_are_kept() {

@@ -275,6 +275,66 @@ async fn flags_keywords_and_unchanged_since() {
     }
 }
 
+/// Keywords are one in any case (IMAP compares flags so; JMAP shows them in lower case): a mailbox keeps
+/// the spelling it saw first, adding or removing in another case finds it, and the per-mailbox limit
+/// counts it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keywords_are_the_same_in_any_case() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        deliver(store, "a", 2).await;
+        let with = |keywords: &[&str]| Flags {
+            system: 0,
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+        };
+        let add = |uids: &'static [u32], f: Flags| {
+            store.update_flags(a.inbox, uids, FlagOp::Add, f, None)
+        };
+        let u = add(&[1], with(&["$Forwarded", "$forwarded"]))
+            .await
+            .unwrap();
+        assert_eq!(u.changed[0].flags, with(&["$Forwarded"]), "one keyword");
+        let u = add(&[2], with(&["$FORWARDED", "NonJunk"])).await.unwrap();
+        assert_eq!(
+            u.changed[0].flags,
+            with(&["$Forwarded", "NonJunk"]),
+            "the mailbox's first spelling"
+        );
+        let u = add(&[2], with(&["nonjunk"])).await.unwrap();
+        assert!(u.changed.is_empty(), "already there in another case");
+        let u = store
+            .update_flags(
+                a.inbox,
+                &[1, 2],
+                FlagOp::Remove,
+                with(&["$forwarded"]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(u.changed.len(), 2, "removed in any case");
+        assert_eq!(u.changed[1].flags, with(&["NonJunk"]));
+        // Copies keep their spelling; the destination then knows it, in any case.
+        let archive = store.mailbox(a.id, "Archive").await.unwrap().unwrap().id;
+        store
+            .copy(a.id, a.inbox, &[2], archive, false)
+            .await
+            .unwrap();
+        let u = store
+            .update_flags(
+                archive,
+                &[1],
+                FlagOp::Replace,
+                with(&["NONJUNK", "x"]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(u.changed[0].flags, with(&["NonJunk", "x"]));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_and_move_return_uid_maps_and_share_bytes() {
     for (store, dir) in backends().await {

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::counters::{self, Applied, Change, Target};
 use super::writer::{Ctx, backend};
+use crate::store::rules::same_keyword;
 use crate::store::{
     CopyMap, Delivered, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, MailboxId,
     MessageFlags, NewMessage, StoreError, StoreResult, UserId, flags,
@@ -26,8 +27,7 @@ fn canonical(mut f: Flags) -> StoreResult<Flags> {
     for k in &f.keywords {
         crate::store::rules::keyword(k)?;
     }
-    f.keywords.sort();
-    f.keywords.dedup();
+    crate::store::rules::sort_keywords(&mut f.keywords);
     f.system &= flags::ALL;
     Ok(f)
 }
@@ -83,6 +83,7 @@ fn insert(
     let Some(at) = applied else {
         return Ok(None);
     };
+    let keywords = spell_keywords(ctx, at.mailbox, f.keywords.clone())?;
     ctx.tx
         .prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
@@ -95,7 +96,7 @@ fn insert(
                 at.uid,
                 at.modseq,
                 f.system,
-                join_keywords(&f.keywords),
+                join_keywords(&keywords),
                 m.internal_date_micros,
                 size,
                 m.crlf_size,
@@ -107,22 +108,37 @@ fn insert(
             ])
         })
         .map_err(backend)?;
-    register_keywords(ctx, at.mailbox, &f.keywords)?;
     Ok(Some(at))
 }
 
-/// Records keywords newly used in a mailbox, refusing the op when that passes the mailbox's limit.
-fn register_keywords(ctx: &Ctx<'_>, mailbox: MailboxId, keywords: &[String]) -> StoreResult<()> {
+/// The keywords as `mailbox` spells them: each one the mailbox has seen in any case takes its spelling
+/// there, and each new one is recorded, refusing the op when that passes the mailbox's limit. Sorted, and
+/// without repeats in any case.
+fn spell_keywords(
+    ctx: &Ctx<'_>,
+    mailbox: MailboxId,
+    mut keywords: Vec<String>,
+) -> StoreResult<Vec<String>> {
     if keywords.is_empty() {
-        return Ok(());
+        return Ok(keywords);
     }
-    let run = || -> rusqlite::Result<(usize, u64)> {
+    let mut run = || -> rusqlite::Result<(usize, u64)> {
         let mut added = 0;
-        let mut stmt = ctx.tx.prepare_cached(
-            "INSERT OR IGNORE INTO mailbox_keywords (mailbox_id, keyword) VALUES (?1, ?2)",
+        // A mailbox has at most keywords_per_mailbox_max of them: the scan past the key prefix is short.
+        let mut seen = ctx.tx.prepare_cached(
+            "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?1 AND keyword = ?2 COLLATE NOCASE",
         )?;
-        for k in keywords {
-            added += stmt.execute(params![mailbox, k])?;
+        let mut record = ctx
+            .tx
+            .prepare_cached("INSERT INTO mailbox_keywords (mailbox_id, keyword) VALUES (?1, ?2)")?;
+        for k in keywords.iter_mut() {
+            let spelled = seen
+                .query_row(params![mailbox, k.as_str()], |r| r.get::<_, String>(0))
+                .optional()?;
+            match spelled {
+                Some(spelling) => *k = spelling,
+                None => added += record.execute(params![mailbox, k.as_str()])?,
+            }
         }
         let count = ctx
             .tx
@@ -135,7 +151,8 @@ fn register_keywords(ctx: &Ctx<'_>, mailbox: MailboxId, keywords: &[String]) -> 
     if added > 0 && count > max {
         return Err(StoreError::TooManyKeywords(max));
     }
-    Ok(())
+    crate::store::rules::sort_keywords(&mut keywords);
+    Ok(keywords)
 }
 
 fn owner_of(tx: &Connection, mailbox: MailboxId) -> StoreResult<UserId> {
@@ -235,10 +252,10 @@ fn changed(old: &Flags, op: FlagOp, given: &Flags) -> Flags {
     match op {
         FlagOp::Replace => given.clone(),
         FlagOp::Add => {
+            // The message's own spelling of a keyword it has stays; sort_keywords keeps the first.
             let mut keywords = old.keywords.clone();
             keywords.extend(given.keywords.iter().cloned());
-            keywords.sort();
-            keywords.dedup();
+            crate::store::rules::sort_keywords(&mut keywords);
             Flags {
                 system: old.system | given.system,
                 keywords,
@@ -249,7 +266,7 @@ fn changed(old: &Flags, op: FlagOp, given: &Flags) -> Flags {
             keywords: old
                 .keywords
                 .iter()
-                .filter(|k| !given.keywords.contains(k))
+                .filter(|k| !given.keywords.iter().any(|g| same_keyword(g, k)))
                 .cloned()
                 .collect(),
         },
@@ -264,10 +281,10 @@ pub fn update_flags(
     given: Flags,
     unchanged_since: Option<u64>,
 ) -> StoreResult<FlagUpdate> {
-    let given = canonical(given)?;
+    let mut given = canonical(given)?;
     let user = owner_of(ctx.tx, mailbox)?;
     if op != FlagOp::Remove {
-        register_keywords(ctx, mailbox, &given.keywords)?;
+        given.keywords = spell_keywords(ctx, mailbox, given.keywords)?;
     }
     let mut update = FlagUpdate::default();
     let mut new_flags = Vec::new();
@@ -378,10 +395,10 @@ pub fn copy(
             uids: Vec::new(),
         });
     }
+    // The copies keep their keywords as spelled; the destination learns those it has not seen in any case.
     let mut keywords: Vec<String> = present.iter().flat_map(|p| split_keywords(&p.3)).collect();
-    keywords.sort();
-    keywords.dedup();
-    register_keywords(ctx, to, &keywords)?;
+    crate::store::rules::sort_keywords(&mut keywords);
+    spell_keywords(ctx, to, keywords)?;
     let n = present.len();
     // A move adds here what its expunge takes away there: it needs no room, so no quota check.
     let change = Change {
