@@ -123,6 +123,12 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         limits: file.limits.clone(),
     };
     config.validate()?;
+    // A postmaster no user could ever have would leave RFC 5321's one required mailbox unanswerable.
+    if let Some(name) = &config.postmaster {
+        crate::auth::normalize_name(name).map_err(|e| {
+            anyhow::anyhow!("postmaster = {name:?} is not a user name ({e}); name an account")
+        })?;
+    }
     Ok((config, file))
 }
 

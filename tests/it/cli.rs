@@ -918,6 +918,10 @@ fn config_check_completions_and_man_pages() {
         ("log_level = \"inof\"\n", "log level \"inof\" is not one of"),
         ("prot = 25\n", "unknown field `prot`"),
         (
+            "postmaster = \"ops team\"\n",
+            "postmaster = \"ops team\" is not a user name",
+        ),
+        (
             "tls_cert = \"/nonexistent/cert.pem\"\n",
             "tls_cert and tls_key go together",
         ),
