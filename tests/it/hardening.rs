@@ -550,3 +550,49 @@ async fn large_bodies_arriving_at_once_share_one_budget() {
         "the welcome and the three messages that fit; nothing of the one cut off"
     );
 }
+
+/// The same budget holds for native SENDs of logged-in users: of three large SENDs arriving at once where
+/// the budget holds two, one is answered `BYE TRYLATER` and sends nothing, and the other two are sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_send_past_the_input_budget_is_told_to_try_later() {
+    let s = TestServer::start_with(|c| {
+        c.limits.message_bytes_max = 1 << 20;
+        c.limits.input_bytes_max = 2 << 20;
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    s.add_user("bob", "bob-pw").await;
+    let part = vec![b'x'; 700 << 10];
+    let mut sessions = Vec::new();
+    for subject in ["one", "two", "three"] {
+        let mut r = s.raw_login("alice", "alice-pw").await;
+        r.send(format!("SEND bob \"{subject}\" {{1000000+}}\r\n").as_bytes())
+            .await;
+        // The server may close while a body is still being written: what it says is what counts.
+        let _ = r.stream.get_mut().write_all(&part).await;
+        // Time for the server to take the bytes out of the socket's buffers: only what it holds counts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sessions.push(r);
+    }
+    let mut answers = Vec::new();
+    for r in &mut sessions {
+        let rest = vec![b'y'; 1_000_000 - part.len()];
+        let _ = r.stream.get_mut().write_all(&rest).await;
+        let _ = r.stream.get_mut().write_all(b"\r\n").await;
+        answers.push(r.line().await);
+    }
+    let refused: Vec<&String> = answers.iter().filter(|a| a.starts_with("BYE")).collect();
+    assert_eq!(
+        refused,
+        ["BYE TRYLATER server is receiving too much mail at once; nothing was sent; try again"],
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a.starts_with("OK SENT")).count(),
+        2,
+        "{answers:?}"
+    );
+    let inbox = bob_inbox(&s).await;
+    let stored = s.store.changes(inbox, 0, 10).await.unwrap().messages;
+    assert_eq!(stored.len(), 3, "the welcome and the two sent");
+}
