@@ -1,0 +1,9 @@
+#![no_main]
+//! Arbitrary bytes, split at arbitrary points, through the IMAP command decoder (framing here, parsing by
+//! imap-codec): the same events however the bytes arrive, commands held within their limits, no panic.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    jmail_proto::imap::invariants::check_decoder(data);
+});
