@@ -3,7 +3,8 @@
 //! no panic, nothing that drives a terminal in what a terminal is shown, and every listed attachment can
 //! be fetched. Then through the summary delivery stores for IMAP and JMAP: every part's offsets lie in
 //! order within its parent, the bounds hold, and the JSON reads back the same
-//! (`proto/src/summary/invariants.rs`).
+//! (`proto/src/summary/invariants.rs`); and the ENVELOPE and BODYSTRUCTURE written from it are what
+//! imap-codec's response parser reads (`proto/src/imap/invariants.rs`).
 
 use jmail_proto::mime::{attachment_contents, authors, render, summarize};
 use libfuzzer_sys::fuzz_target;
@@ -21,4 +22,5 @@ fuzz_target!(|data: &[u8]| {
     let a = authors(data);
     assert!(a.addresses.iter().all(|address| address.contains('@')));
     jmail_proto::summary::invariants::check(data);
+    jmail_proto::imap::invariants::check_structure(data);
 });

@@ -347,7 +347,7 @@ impl Part {
     }
 
     /// A part with every default of RFC 2045: text/plain, US-ASCII, 7bit.
-    fn plain_text(header_start: usize, body_start: usize, body_end: usize) -> Part {
+    pub(crate) fn plain_text(header_start: usize, body_start: usize, body_end: usize) -> Part {
         Part {
             media_type: "text".into(),
             subtype: "plain".into(),

@@ -48,3 +48,33 @@ pub fn check_decoder(data: &[u8]) {
     let bound = LIMITS.command_bytes_max + lines * LIMITS.line_bytes_max;
     assert!(held_whole.max(held_pieces) <= bound);
 }
+
+/// ENVELOPE, BODYSTRUCTURE and BODY written for any message are what the grammar allows, as imap-codec's
+/// own response parser reads it (a second, independent reading), for a client with UTF-8 and without.
+/// imap-codec knows RFC 3501's grammar here, without RFC 9051's message/global, so that is left out.
+pub fn check_structure(raw: &[u8]) {
+    use super::structure::{Dialect, body_structure, envelope};
+    use imap_codec::ResponseCodec;
+    use imap_codec::decode::Decoder as _;
+    let summary = crate::summary::summarize_message(raw);
+    for utf8 in [false, true] {
+        let s = Dialect {
+            utf8,
+            message_global: false,
+        };
+        let mut line = b"* 1 FETCH (ENVELOPE ".to_vec();
+        line.extend(envelope(&summary.envelope, s));
+        line.extend_from_slice(b" BODYSTRUCTURE ");
+        line.extend(body_structure(&summary, true, s));
+        line.extend_from_slice(b" BODY ");
+        line.extend(body_structure(&summary, false, s));
+        line.extend_from_slice(b")\r\n");
+        match ResponseCodec::default().decode(&line) {
+            Ok((rest, _)) => assert!(rest.is_empty(), "bytes after the response"),
+            Err(e) => panic!(
+                "not a FETCH response imap-codec reads ({e:?}): {}",
+                String::from_utf8_lossy(&line)
+            ),
+        }
+    }
+}
