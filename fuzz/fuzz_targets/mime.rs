@@ -4,7 +4,8 @@
 //! be fetched. Then through the summary delivery stores for IMAP and JMAP: every part's offsets lie in
 //! order within its parent, the bounds hold, and the JSON reads back the same
 //! (`proto/src/summary/invariants.rs`); and the ENVELOPE and BODYSTRUCTURE written from it are what
-//! imap-codec's response parser reads (`proto/src/imap/invariants.rs`).
+//! imap-codec's response parser reads, and every BODY[section] lies within the message
+//! (`proto/src/imap/invariants.rs`).
 
 use jmail_proto::mime::{attachment_contents, authors, render, summarize};
 use libfuzzer_sys::fuzz_target;
@@ -23,4 +24,5 @@ fuzz_target!(|data: &[u8]| {
     assert!(a.addresses.iter().all(|address| address.contains('@')));
     jmail_proto::summary::invariants::check(data);
     jmail_proto::imap::invariants::check_structure(data);
+    jmail_proto::imap::invariants::check_sections(data);
 });

@@ -78,3 +78,42 @@ pub fn check_structure(raw: &[u8]) {
         }
     }
 }
+
+/// Every section of any message names bytes inside the message (or nothing), never a panic.
+pub fn check_sections(raw: &[u8]) {
+    use super::section::{Bytes, Section, Text, locate};
+    let summary = crate::summary::summarize_message(raw);
+    let parts: [&[usize]; 7] = [&[], &[1], &[2], &[1, 1], &[1, 2], &[2, 1], &[1, 1, 1]];
+    let texts = [
+        None,
+        Some(Text::Header),
+        Some(Text::Text),
+        Some(Text::Mime),
+        Some(Text::HeaderFields {
+            names: vec!["subject".into(), "FROM".into()],
+            not: false,
+        }),
+        Some(Text::HeaderFields {
+            names: vec!["subject".into()],
+            not: true,
+        }),
+    ];
+    for part in parts {
+        for text in &texts {
+            let section = Section {
+                part: part.to_vec(),
+                text: text.clone(),
+            };
+            match locate(raw, &summary, &section) {
+                Some(Bytes::Stored(range)) => {
+                    assert!(
+                        range.start <= range.end && range.end <= raw.len(),
+                        "{range:?}"
+                    );
+                }
+                Some(Bytes::Made(made)) => assert!(made.len() <= raw.len() + 2),
+                None => {}
+            }
+        }
+    }
+}

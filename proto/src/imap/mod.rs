@@ -4,6 +4,7 @@
 
 pub mod decoder;
 pub mod invariants;
+pub mod section;
 pub mod structure;
 
 pub use decoder::{Decoder, Event, Expect, Limits, Refusal};
