@@ -117,3 +117,26 @@ pub fn check_sections(raw: &[u8]) {
         }
     }
 }
+
+/// A session's view stays what a client following its responses believes: for UIDs and an expunge made
+/// from `data`, removing each reported sequence number in turn from the old list gives the new one, and
+/// any set selects UIDs the view has, in order.
+pub fn check_view(data: &[u8]) {
+    use super::view::View;
+    let (uids, gone) = data.split_at(data.len() / 2);
+    let uids: Vec<u32> = uids.iter().map(|&b| u32::from(b) + 1).collect();
+    let gone: Vec<u32> = gone.iter().map(|&b| u32::from(b) + 1).collect();
+    let mut view = View::new(uids);
+    let mut client: Vec<u32> = (1..=view.exists()).filter_map(|s| view.uid_of(s)).collect();
+    for seq in view.expunge(&gone) {
+        assert!(
+            seq >= 1 && (seq as usize) <= client.len(),
+            "EXPUNGE {seq} of {}",
+            client.len()
+        );
+        client.remove(seq as usize - 1);
+    }
+    let now: Vec<u32> = (1..=view.exists()).filter_map(|s| view.uid_of(s)).collect();
+    assert_eq!(client, now);
+    assert!(now.iter().all(|u| !gone.contains(u)));
+}

@@ -1,0 +1,191 @@
+//! The selected mailbox as one session sees it: its messages' UIDs in order, a message's sequence number
+//! being its position. Sequence numbers are the session's own (RFC 9051 §2.3.1.2): they change only
+//! when the session is told of an expunge, so this view moves only when the session reports one
+//! ([`View::expunge`]) or new mail ([`View::arrive`]), never when the store changes underneath.
+
+use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+/// A sequence number past the messages the session knows of (RFC 9051 §6.4.8: the command gets BAD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoSuchMessage;
+
+/// UIDs in ascending order; sequence number `n` is `uids[n - 1]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    uids: Vec<u32>,
+}
+
+impl View {
+    /// The view of a mailbox holding `uids` (any order; repeats dropped).
+    pub fn new(mut uids: Vec<u32>) -> View {
+        uids.sort_unstable();
+        uids.dedup();
+        View { uids }
+    }
+
+    /// How many messages the session knows of: its EXISTS.
+    pub fn exists(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    /// The highest UID known, if any.
+    pub fn last_uid(&self) -> Option<u32> {
+        self.uids.last().copied()
+    }
+
+    pub fn uid_of(&self, seq: u32) -> Option<u32> {
+        self.uids.get((seq as usize).checked_sub(1)?).copied()
+    }
+
+    pub fn seq_of(&self, uid: u32) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    /// The UIDs a set names, ascending and each once. With `uid`, the set holds UIDs: `*` is the highest
+    /// (so `n:*` names it even when `n` is higher) and UIDs no message has are passed over. Without, it
+    /// holds sequence numbers, and one past the messages known is [`NoSuchMessage`], as is `*` in an
+    /// empty mailbox.
+    pub fn select(&self, set: &SequenceSet, uid: bool) -> Result<Vec<u32>, NoSuchMessage> {
+        let mut chosen = Vec::new();
+        for sequence in set.0.as_ref() {
+            let (a, b) = match sequence {
+                Sequence::Single(one) => (one, one),
+                Sequence::Range(a, b) => (a, b),
+            };
+            if uid {
+                let bound = |x: &SeqOrUid| match x {
+                    SeqOrUid::Value(n) => n.get(),
+                    SeqOrUid::Asterisk => self.last_uid().unwrap_or(u32::MAX),
+                };
+                let (lo, hi) = min_max(bound(a), bound(b));
+                let start = self.uids.partition_point(|&u| u < lo);
+                let end = self.uids.partition_point(|&u| u <= hi);
+                chosen.extend_from_slice(&self.uids[start..end]);
+            } else {
+                let bound = |x: &SeqOrUid| match x {
+                    SeqOrUid::Value(n) => n.get(),
+                    SeqOrUid::Asterisk => self.exists(),
+                };
+                let (lo, hi) = min_max(bound(a), bound(b));
+                if lo == 0 || hi > self.exists() {
+                    return Err(NoSuchMessage);
+                }
+                chosen.extend_from_slice(&self.uids[lo as usize - 1..hi as usize]);
+            }
+        }
+        chosen.sort_unstable();
+        chosen.dedup();
+        Ok(chosen)
+    }
+
+    /// Forgets the messages whose UIDs are `gone` (those it does not know are ignored) and returns the
+    /// sequence numbers to report, in order, one `* n EXPUNGE` each: each number as it is when its
+    /// response is read, so the numbers after an expunged one have already moved down (RFC 9051 §7.5.1's
+    /// example: expunging 3, 4, 7 and 11 reports 3, 3, 5, 8).
+    pub fn expunge(&mut self, gone: &[u32]) -> Vec<u32> {
+        let mut gone: Vec<u32> = gone.to_vec();
+        gone.sort_unstable();
+        gone.dedup();
+        let mut reported = Vec::new();
+        let mut kept = Vec::with_capacity(self.uids.len());
+        let mut g = gone.iter().peekable();
+        for (i, &uid) in self.uids.iter().enumerate() {
+            while g.next_if(|&&x| x < uid).is_some() {}
+            if g.next_if_eq(&&uid).is_some() {
+                reported.push(i as u32 + 1 - reported.len() as u32);
+            } else {
+                kept.push(uid);
+            }
+        }
+        self.uids = kept;
+        reported
+    }
+
+    /// Adds newly arrived messages (UIDs above every one known; others are ignored, as a UID is never
+    /// reused) and returns the new EXISTS.
+    pub fn arrive(&mut self, uids: &[u32]) -> u32 {
+        let mut new: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|&u| self.last_uid().is_none_or(|last| u > last))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        self.uids.extend(new);
+        self.exists()
+    }
+}
+
+fn min_max(a: u32, b: u32) -> (u32, u32) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn set(text: &str) -> SequenceSet {
+        let one = |s: &str| match s {
+            "*" => SeqOrUid::Asterisk,
+            n => SeqOrUid::Value(NonZeroU32::new(n.parse().unwrap()).unwrap()),
+        };
+        let items: Vec<Sequence> = text
+            .split(',')
+            .map(|item| match item.split_once(':') {
+                Some((a, b)) => Sequence::Range(one(a), one(b)),
+                None => Sequence::Single(one(item)),
+            })
+            .collect();
+        SequenceSet(items.try_into().unwrap())
+    }
+
+    #[test]
+    fn sequence_numbers_and_uids() {
+        let v = View::new(vec![10, 3, 7, 12, 7]);
+        assert_eq!(v.exists(), 4);
+        assert_eq!(
+            (v.uid_of(1), v.uid_of(4), v.uid_of(5)),
+            (Some(3), Some(12), None)
+        );
+        assert_eq!((v.seq_of(7), v.seq_of(8)), (Some(2), None));
+        assert_eq!(v.select(&set("2:*"), false), Ok(vec![7, 10, 12]));
+        assert_eq!(v.select(&set("4:2,1"), false), Ok(vec![3, 7, 10, 12]));
+        assert_eq!(v.select(&set("5"), false), Err(NoSuchMessage));
+        assert_eq!(v.select(&set("4:11"), true), Ok(vec![7, 10]));
+        assert_eq!(
+            v.select(&set("100:*"), true),
+            Ok(vec![12]),
+            "n:* names the last UID"
+        );
+        assert_eq!(
+            v.select(&set("13"), true),
+            Ok(vec![]),
+            "a UID no message has"
+        );
+        let empty = View::default();
+        assert_eq!(empty.select(&set("*"), false), Err(NoSuchMessage));
+        assert_eq!(empty.select(&set("1:*"), true), Ok(vec![]));
+    }
+
+    #[test]
+    fn expunges_are_reported_as_rfc_9051_shows() {
+        let mut v = View::new((1..=11).collect());
+        assert_eq!(v.expunge(&[11, 3, 4, 7, 99]), vec![3, 3, 5, 8]);
+        assert_eq!(v.exists(), 7);
+        assert_eq!(v.select(&set("1:*"), true), Ok(vec![1, 2, 5, 6, 8, 9, 10]));
+        assert!(v.expunge(&[4]).is_empty(), "one it never knew");
+    }
+
+    #[test]
+    fn reported_expunges_replay_to_the_new_view() {
+        super::super::invariants::check_view(&[1, 2, 3, 9, 200, 5, 2, 9, 9, 0, 200, 77]);
+    }
+
+    #[test]
+    fn arrivals_only_above_the_last_uid() {
+        let mut v = View::new(vec![5]);
+        assert_eq!(v.arrive(&[9, 6, 3, 9]), 3);
+        assert_eq!(v.select(&set("1:*"), false), Ok(vec![5, 6, 9]));
+    }
+}
