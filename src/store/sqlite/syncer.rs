@@ -26,6 +26,9 @@ use crate::store::{MailboxId, Notifier, UserId};
 /// waits for it instead of holding ever more answers in memory.
 pub const BATCHES_UNSYNCED_MAX: usize = 64;
 
+/// How often a writer waiting for a flush looks whether the syncer thread is still there.
+const THREAD_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A committed batch: the answers to send and the mailboxes to announce once it is on disk.
 pub struct Committed {
     pub answers: Vec<Box<dyn FnOnce(Option<String>) + Send>>,
@@ -92,12 +95,16 @@ impl Syncer {
     /// Waits until every batch handed over is on disk. The writer calls it just before it commits: the
     /// ops of the next batch are applied while the disk flushes the last, but each commit still waits
     /// for a flush, so batches grow with the load as under FULL and no commit costs the CPU for a
-    /// handful of ops.
+    /// handful of ops. Should the thread have died (a panic), its batches are never counted off: the wait
+    /// then ends instead of stopping every write, and later batches are flushed in place.
     pub fn wait_flushed(&self) {
         let (count, flushed) = &*self.unflushed;
         let mut n = lock(count);
-        while *n > 0 {
-            n = flushed.wait(n).unwrap_or_else(|e| e.into_inner());
+        while *n > 0 && !self.thread.is_finished() {
+            n = flushed
+                .wait_timeout(n, THREAD_CHECK_INTERVAL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -200,6 +207,28 @@ mod tests {
             }
         );
         syncer.stop();
+    }
+
+    #[test]
+    fn a_syncer_that_died_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = File::create(dir.path().join("x-wal")).unwrap();
+        let notifier = Arc::new(Notifier::default());
+        let syncer = Syncer::start(wal, notifier.clone(), None).unwrap();
+        let poisoned = Committed {
+            answers: vec![Box::new(|_| panic!("an answer that panics (test)"))],
+            touched: Vec::new(),
+        };
+        syncer.hand_over(poisoned, &notifier);
+        syncer.wait_flushed(); // returns although that batch is never counted off
+        let (committed, answer) = batch();
+        syncer.hand_over(committed, &notifier);
+        assert_eq!(
+            answer.recv().unwrap(),
+            None,
+            "flushed in place and answered"
+        );
+        syncer.wait_flushed();
     }
 
     #[tokio::test]
