@@ -140,3 +140,13 @@ pub fn check_view(data: &[u8]) {
     assert_eq!(client, now);
     assert!(now.iter().all(|u| !gone.contains(u)));
 }
+
+/// Modified UTF-7: every name survives encoding, and whatever a wire form decodes to encodes back to it.
+pub fn check_utf7(data: &[u8]) {
+    use super::utf7::{decode, encode};
+    let text = String::from_utf8_lossy(data);
+    assert_eq!(decode(&encode(&text)).as_deref(), Ok(text.as_ref()));
+    if let Ok(name) = decode(&text) {
+        assert_eq!(encode(&name), text);
+    }
+}

@@ -6,6 +6,7 @@ pub mod decoder;
 pub mod invariants;
 pub mod section;
 pub mod structure;
+pub mod utf7;
 pub mod view;
 
 pub use decoder::{Decoder, Event, Expect, Limits, Refusal};
