@@ -23,7 +23,9 @@ pub struct Limits {
     pub line_bytes_max: usize,
     /// Largest literal accepted: a message being appended once logged in, a password before.
     pub literal_bytes_max: usize,
-    /// Most bytes all the literals of one command may add up to.
+    /// Most bytes one command may add up to, its lines and literals together, before its last line. Each
+    /// literal is checked against it as announced, so a command (even one of many empty literals) never
+    /// holds more than this plus one line.
     pub command_bytes_max: usize,
 }
 
@@ -86,8 +88,6 @@ pub struct Decoder {
     limits: Limits,
     expect: Expect,
     frame: Frame,
-    /// Literal bytes of the current command so far.
-    literal_bytes: u64,
     /// After a [`Event::Fatal`]: the stream cannot be followed, and whatever comes is thrown away.
     lost: bool,
 }
@@ -98,7 +98,6 @@ impl Decoder {
             limits,
             expect: Expect::Command,
             frame: Frame::Line { line_start: 0 },
-            literal_bytes: 0,
             lost: false,
         }
     }
@@ -167,7 +166,6 @@ impl Decoder {
                             if let Some(refused) = self.check_literal(input, line_end, announced) {
                                 return refused;
                             }
-                            self.literal_bytes += announced.length;
                             self.frame = Frame::Literal {
                                 end: line_end + announced.length as usize,
                             };
@@ -189,7 +187,8 @@ impl Decoder {
         line_end: usize,
         announced: Announced,
     ) -> Option<(usize, Option<Event>)> {
-        let total = self.literal_bytes.saturating_add(announced.length);
+        // What the command holds once this literal has arrived: everything framed so far, and it.
+        let total = (line_end as u64).saturating_add(announced.length);
         if announced.length <= self.limits.literal_bytes_max as u64
             && total <= self.limits.command_bytes_max as u64
         {
@@ -253,7 +252,6 @@ impl Decoder {
 
     fn reset(&mut self) {
         self.frame = Frame::Line { line_start: 0 };
-        self.literal_bytes = 0;
     }
 }
 
@@ -406,6 +404,14 @@ mod tests {
                 why: Refusal::LiteralTooBig(80)
             }
         );
+        // Empty literals, one after another: the command's own bytes reach the limit all the same.
+        let flood = b"a LOGIN {0}\r\n".repeat(20);
+        let got = events(&flood, 7);
+        let refused = Event::Bad {
+            tag: Some("a".into()),
+            why: Refusal::LiteralTooBig(0),
+        };
+        assert!(got.contains(&refused), "{got:?}");
         // Non-synchronizing and too big: its bytes come anyway, so the stream is lost.
         let got = events(b"a APPEND INBOX {101+}\r\nxxxx", 3);
         assert_eq!(
