@@ -183,12 +183,10 @@ pub async fn drive<C: Conversation>(
                 _ => C::READ_BUFFER_BYTES_INITIAL,
             });
         }
-        if input_share
-            .hold(buf.capacity() + conversation.held_bytes())
-            .is_err()
-        {
+        let held = buf.capacity() + conversation.held_bytes();
+        if input_share.hold(held).is_err() {
             tracing::warn!(
-                held = buf.capacity() + conversation.held_bytes(),
+                held,
                 "input budget spent (limits.input_bytes_max); closing a connection that needed more"
             );
             let _ = write(&mut stream, &conversation.on_overload(), write_timeout).await;

@@ -2,8 +2,7 @@
 //!
 //! The writer commits with `synchronous=NORMAL`, which writes the batch into the WAL without waiting for
 //! the disk, and hands the batch's answers here. This thread flushes the WAL file with one `fdatasync`
-//! covering every batch committed since the last one, and only then answers their callers and wakes their
-//! watchers. While the disk works, the writer is already applying the next batch, which it commits as
+//! and only then answers the batch's callers and wakes their watchers. While the disk works, the writer is already applying the next batch, which it commits as
 //! soon as the flush is done ([`Syncer::wait_flushed`]); with `synchronous=FULL` it sat idle through
 //! every flush and only then took up the next batch.
 //!
@@ -21,10 +20,6 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use super::checkpointer::Checkpointer;
 use crate::store::{MailboxId, Notifier, UserId};
-
-/// Committed batches waiting for their flush at most. When the disk falls this far behind, the writer
-/// waits for it instead of holding ever more answers in memory.
-pub const BATCHES_UNSYNCED_MAX: usize = 64;
 
 /// How often a writer waiting for a flush looks whether the syncer thread is still there.
 const THREAD_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -67,7 +62,8 @@ impl Syncer {
         notifier: Arc<Notifier>,
         checkpointer: Option<Checkpointer>,
     ) -> std::io::Result<Syncer> {
-        let (queue, rx) = std::sync::mpsc::sync_channel(BATCHES_UNSYNCED_MAX);
+        // The writer waits for each flush before its next commit, so one batch at most is ever queued.
+        let (queue, rx) = std::sync::mpsc::sync_channel(1);
         let own = wal.try_clone()?;
         let unflushed = Arc::new((Mutex::new(0), Condvar::new()));
         let count = unflushed.clone();
@@ -88,7 +84,7 @@ impl Syncer {
         *lock(&self.unflushed.0) += 1;
         if let Err(unsent) = self.queue.send(batch) {
             *lock(&self.unflushed.0) -= 1;
-            unsent.0.finish(flush(&self.wal, 1), notifier);
+            unsent.0.finish(flush(&self.wal), notifier);
         }
     }
 
@@ -123,15 +119,9 @@ fn run(
     checkpointer: Option<&Checkpointer>,
     unflushed: &(Mutex<usize>, Condvar),
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut batches = vec![first];
-        batches.extend(rx.try_iter());
-        let failure = flush(wal, batches.len());
-        let n = batches.len();
-        for batch in batches {
-            batch.finish(failure.clone(), notifier);
-        }
-        *lock(&unflushed.0) -= n;
+    while let Ok(batch) = rx.recv() {
+        batch.finish(flush(wal), notifier);
+        *lock(&unflushed.0) -= 1;
         unflushed.1.notify_all();
         if let Some(checkpointer) = checkpointer {
             checkpointer.wake();
@@ -155,9 +145,9 @@ fn lock(count: &Mutex<usize>) -> std::sync::MutexGuard<'_, usize> {
 /// Flushes the WAL; the failure to report to its batches' callers, if any. A failed flush means the disk
 /// may not hold these commits, so their callers are told the write failed (a client retries; a duplicate
 /// is better than losing what it was promised).
-fn flush(wal: &File, batches: usize) -> Option<String> {
+fn flush(wal: &File) -> Option<String> {
     wal.sync_data().err().map(|e| {
-        tracing::error!(error = %e, batches, "flushing the WAL failed");
+        tracing::error!(error = %e, "flushing the WAL failed");
         "commit failed".to_string()
     })
 }
