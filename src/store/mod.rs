@@ -13,6 +13,11 @@ use async_trait::async_trait;
 pub use notify::{AccountFeed, FeedEvent, MailboxWatch, Notifier};
 pub use rules::{Quota, Usage};
 
+/// Most UIDs one [`MailStore::messages`] call takes: callers page through larger sets, so one call
+/// holds at most this many rows (with summaries, a few hundred KiB) and a read connection is never held
+/// for long.
+pub const MESSAGES_PER_CALL_MAX: usize = 1000;
+
 /// Row id of an account.
 pub type UserId = i64;
 /// Row id of a mailbox. Sessions get one only from their own [`Account`], which is what keeps users apart.
@@ -232,6 +237,16 @@ pub struct MessageMeta {
     pub subject: String,
     /// Sorted, without repeats.
     pub keywords: Vec<String>,
+}
+
+/// A mailbox's messages as a session selects it: every UID in order with its system flags, and the
+/// mailbox's highest modseq, read in one snapshot so that changes after it are exactly those after
+/// `highest_modseq`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxSnapshot {
+    /// (UID, system flags), ascending by UID.
+    pub messages: Vec<(u32, i64)>,
+    pub highest_modseq: u64,
 }
 
 /// What changed in a mailbox after some modseq, oldest change first.
@@ -482,6 +497,18 @@ pub trait MailStore: Send + Sync + 'static {
         since_modseq: u64,
         limit: usize,
     ) -> StoreResult<Changes>;
+    /// Every message of a mailbox (UID and system flags) and its highest modseq, in one snapshot (IMAP
+    /// SELECT). An unknown mailbox gives an empty snapshot.
+    async fn snapshot(&self, mailbox: MailboxId) -> StoreResult<MailboxSnapshot>;
+    /// The listed messages' metadata, in UID order (UIDs not present are skipped), each with its stored
+    /// summary when `with_summary` (JSON of `jmail_proto::summary::Summary`). At most
+    /// [`MESSAGES_PER_CALL_MAX`] UIDs per call.
+    async fn messages(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        with_summary: bool,
+    ) -> StoreResult<Vec<(MessageMeta, Option<String>)>>;
     /// The newest `limit` messages with at most the first `bytes_max` bytes of each, newest first (the v1
     /// mailbox view, which shows about a kilobyte in all).
     async fn newest(

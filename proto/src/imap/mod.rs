@@ -4,6 +4,7 @@
 
 pub mod decoder;
 pub mod invariants;
+pub mod search;
 pub mod section;
 pub mod structure;
 pub mod utf7;

@@ -452,6 +452,21 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn snapshot(&self, mailbox: MailboxId) -> StoreResult<super::MailboxSnapshot> {
+        self.read(move |c| reads::snapshot(c, mailbox)).await
+    }
+
+    async fn messages(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        with_summary: bool,
+    ) -> StoreResult<Vec<(MessageMeta, Option<String>)>> {
+        let uids = uids[..uids.len().min(super::MESSAGES_PER_CALL_MAX)].to_vec();
+        self.read(move |c| reads::messages(c, mailbox, &uids, with_summary))
+            .await
+    }
+
     async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>> {
         self.read(move |c| reads::summary(c, mailbox, uid)).await
     }

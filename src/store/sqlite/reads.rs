@@ -212,6 +212,57 @@ pub fn body_chunk(
     Ok(out)
 }
 
+/// Every UID with its flags and the highest modseq, in one read transaction.
+pub fn snapshot(
+    conn: &mut Connection,
+    mailbox: MailboxId,
+) -> rusqlite::Result<crate::store::MailboxSnapshot> {
+    let tx = conn.transaction()?;
+    let messages = tx
+        .prepare_cached("SELECT uid, flags FROM messages WHERE mailbox_id = ?1 ORDER BY uid")?
+        .query_map(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let highest_modseq = tx
+        .prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    tx.commit()?;
+    Ok(crate::store::MailboxSnapshot {
+        messages,
+        highest_modseq,
+    })
+}
+
+/// The listed messages (ascending UIDs expected), one indexed lookup each, in one read transaction so
+/// they agree with one another.
+pub fn messages(
+    conn: &mut Connection,
+    mailbox: MailboxId,
+    uids: &[u32],
+    with_summary: bool,
+) -> rusqlite::Result<Vec<(MessageMeta, Option<String>)>> {
+    let tx = conn.transaction()?;
+    let mut out = Vec::with_capacity(uids.len());
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, \
+             m.subject, m.keywords, CASE WHEN ?3 THEN b.summary END \
+             FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+        )?;
+        for &uid in uids {
+            let row = stmt
+                .query_row(params![mailbox, uid, with_summary], |r| {
+                    Ok((meta(r)?, r.get::<_, Option<String>>(9)?))
+                })
+                .optional()?;
+            out.extend(row);
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
 pub fn summary(
     conn: &Connection,
     mailbox: MailboxId,

@@ -1,0 +1,509 @@
+//! SEARCH (RFC 9051 §6.4.4): a command's search keys compiled once into a [`Query`] (sequence sets
+//! resolved to sorted ranges, strings lower-cased, dates read), then matched against each message. A
+//! message is looked at only as deeply as the query needs ([`Need`]): flags and sizes come from the
+//! listing, sent dates from the stored summary, header fields and text from the stored bytes, which
+//! are parsed (MIME decoded, charsets converted) at most once per message.
+//!
+//! Strings match as substrings, case-insensitively over Unicode (both sides lower-cased), against the
+//! decoded text and, for header fields, against the raw field value too, so an address matches
+//! whatever way it was encoded.
+
+use std::cell::OnceCell;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use imap_types::core::AString;
+use imap_types::search::SearchKey;
+use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use mail_parser::{HeaderValue, Message, MessageParser, PartType};
+
+use crate::summary::Summary;
+
+/// The system flags as the store keeps them (bit per flag).
+pub mod flag {
+    pub const SEEN: i64 = 1;
+    pub const ANSWERED: i64 = 2;
+    pub const FLAGGED: i64 = 4;
+    pub const DRAFT: i64 = 8;
+    pub const DELETED: i64 = 16;
+}
+
+/// How much of a message a query needs, least first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// Flags, keywords, size, dates of arrival, UID, modseq.
+    Listing,
+    /// The stored summary (the Date header, for SENT*).
+    Summary,
+    /// The stored bytes (header fields, body text).
+    Bytes,
+}
+
+/// How a date compares (BEFORE / ON / SINCE and the SENT forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateTest {
+    Before,
+    On,
+    Since,
+}
+
+impl DateTest {
+    fn holds(self, date: NaiveDate, against: NaiveDate) -> bool {
+        match self {
+            DateTest::Before => date < against,
+            DateTest::On => date == against,
+            DateTest::Since => date >= against,
+        }
+    }
+}
+
+/// Inclusive ranges, sorted and merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranges(Vec<(u32, u32)>);
+
+impl Ranges {
+    /// The ranges of `set`, with `*` standing for `star` (0 when the mailbox is empty, so it names
+    /// nothing).
+    pub fn of(set: &SequenceSet, star: u32) -> Ranges {
+        let value = |x: &SeqOrUid| match x {
+            SeqOrUid::Value(n) => n.get(),
+            SeqOrUid::Asterisk => star,
+        };
+        let mut ranges: Vec<(u32, u32)> = set
+            .0
+            .as_ref()
+            .iter()
+            .map(|s| match s {
+                Sequence::Single(one) => (value(one), value(one)),
+                Sequence::Range(a, b) => (value(a).min(value(b)), value(a).max(value(b))),
+            })
+            .filter(|&(lo, _)| lo > 0 || star > 0)
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        Ranges(merged)
+    }
+
+    pub fn contains(&self, n: u32) -> bool {
+        let i = self.0.partition_point(|&(_, hi)| hi < n);
+        self.0.get(i).is_some_and(|&(lo, _)| lo <= n)
+    }
+}
+
+/// A compiled search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    All,
+    /// Matches nothing (RECENT, NEW: Jmail keeps no `\Recent`).
+    Nothing,
+    And(Vec<Query>),
+    Or(Box<Query>, Box<Query>),
+    Not(Box<Query>),
+    Sequence(Ranges),
+    Uid(Ranges),
+    /// A system flag bit set (`true`) or clear.
+    Flag(i64, bool),
+    /// A keyword (lower case) present or absent.
+    Keyword(String, bool),
+    Larger(u64),
+    Smaller(u64),
+    Arrived(DateTest, NaiveDate),
+    Sent(DateTest, NaiveDate),
+    /// A header field (name lower case) containing the text (lower case; empty: the field is there).
+    Header(String, String),
+    Body(String),
+    Text(String),
+    ModSeq(u64),
+}
+
+/// What `*` stands for while compiling: the session's last sequence number and highest UID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stars {
+    pub last_seq: u32,
+    pub last_uid: u32,
+}
+
+/// Why a search cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchError {
+    /// A string that is not UTF-8 (the only charset taken, with US-ASCII).
+    NotUtf8,
+}
+
+fn text(s: &AString<'_>) -> Result<String, SearchError> {
+    let bytes: &[u8] = s.as_ref();
+    std::str::from_utf8(bytes)
+        .map(str::to_lowercase)
+        .map_err(|_| SearchError::NotUtf8)
+}
+
+fn date(d: &imap_types::datetime::NaiveDate) -> NaiveDate {
+    *d.as_ref()
+}
+
+impl Query {
+    /// Compiles a command's search keys (ANDed).
+    pub fn compile(keys: &[SearchKey<'_>], stars: Stars) -> Result<Query, SearchError> {
+        let mut all = keys
+            .iter()
+            .map(|k| Query::compile_one(k, stars))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Query::And(all)
+        })
+    }
+
+    fn compile_one(key: &SearchKey<'_>, stars: Stars) -> Result<Query, SearchError> {
+        use SearchKey as K;
+        let header = |name: &str, value: &AString<'_>| Ok(Query::Header(name.into(), text(value)?));
+        Ok(match key {
+            K::And(keys) => Query::compile(keys.as_ref(), stars)?,
+            K::SequenceSet(set) => Query::Sequence(Ranges::of(set, stars.last_seq)),
+            K::Uid(set) => Query::Uid(Ranges::of(set, stars.last_uid)),
+            K::All => Query::All,
+            K::Answered => Query::Flag(flag::ANSWERED, true),
+            K::Unanswered => Query::Flag(flag::ANSWERED, false),
+            K::Deleted => Query::Flag(flag::DELETED, true),
+            K::Undeleted => Query::Flag(flag::DELETED, false),
+            K::Draft => Query::Flag(flag::DRAFT, true),
+            K::Undraft => Query::Flag(flag::DRAFT, false),
+            K::Flagged => Query::Flag(flag::FLAGGED, true),
+            K::Unflagged => Query::Flag(flag::FLAGGED, false),
+            K::Seen => Query::Flag(flag::SEEN, true),
+            K::Unseen => Query::Flag(flag::SEEN, false),
+            K::Keyword(word) => Query::Keyword(word.as_ref().to_ascii_lowercase(), true),
+            K::Unkeyword(word) => Query::Keyword(word.as_ref().to_ascii_lowercase(), false),
+            K::Recent | K::New => Query::Nothing,
+            K::Old => Query::All,
+            K::Larger(n) => Query::Larger(u64::from(*n)),
+            K::Smaller(n) => Query::Smaller(u64::from(*n)),
+            K::Before(d) => Query::Arrived(DateTest::Before, date(d)),
+            K::On(d) => Query::Arrived(DateTest::On, date(d)),
+            K::Since(d) => Query::Arrived(DateTest::Since, date(d)),
+            K::SentBefore(d) => Query::Sent(DateTest::Before, date(d)),
+            K::SentOn(d) => Query::Sent(DateTest::On, date(d)),
+            K::SentSince(d) => Query::Sent(DateTest::Since, date(d)),
+            K::Bcc(v) => header("bcc", v)?,
+            K::Cc(v) => header("cc", v)?,
+            K::From(v) => header("from", v)?,
+            K::To(v) => header("to", v)?,
+            K::Subject(v) => header("subject", v)?,
+            K::Header(name, v) => {
+                let name = text(name)?;
+                Query::Header(name, text(v)?)
+            }
+            K::Body(v) => Query::Body(text(v)?),
+            K::Text(v) => Query::Text(text(v)?),
+            K::Not(inner) => Query::Not(Box::new(Query::compile_one(inner, stars)?)),
+            K::Or(a, b) => Query::Or(
+                Box::new(Query::compile_one(a, stars)?),
+                Box::new(Query::compile_one(b, stars)?),
+            ),
+            K::ModSequence { modseq, .. } => Query::ModSeq(*modseq),
+        })
+    }
+
+    /// How much of a message this query needs.
+    pub fn need(&self) -> Need {
+        match self {
+            Query::And(all) => all.iter().map(Query::need).max().unwrap_or(Need::Listing),
+            Query::Or(a, b) => a.need().max(b.need()),
+            Query::Not(a) => a.need(),
+            Query::Sent(..) => Need::Summary,
+            Query::Header(..) | Query::Body(_) | Query::Text(_) => Need::Bytes,
+            _ => Need::Listing,
+        }
+    }
+
+    /// Whether the query uses MODSEQ (CONDSTORE: the response then carries the highest modseq).
+    pub fn uses_modseq(&self) -> bool {
+        match self {
+            Query::And(all) => all.iter().any(Query::uses_modseq),
+            Query::Or(a, b) => a.uses_modseq() || b.uses_modseq(),
+            Query::Not(a) => a.uses_modseq(),
+            Query::ModSeq(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether `m` matches.
+    pub fn matches(&self, m: &Candidate<'_>) -> bool {
+        match self {
+            Query::All => true,
+            Query::Nothing => false,
+            Query::And(all) => all.iter().all(|q| q.matches(m)),
+            Query::Or(a, b) => a.matches(m) || b.matches(m),
+            Query::Not(a) => !a.matches(m),
+            Query::Sequence(r) => r.contains(m.seq),
+            Query::Uid(r) => r.contains(m.uid),
+            Query::Flag(bit, set) => (m.flags & bit != 0) == *set,
+            Query::Keyword(word, set) => {
+                m.keywords.iter().any(|k| k.eq_ignore_ascii_case(word)) == *set
+            }
+            Query::Larger(n) => m.size > *n,
+            Query::Smaller(n) => m.size < *n,
+            Query::Arrived(test, d) => {
+                DateTime::<Utc>::from_timestamp_micros(m.internal_date_micros)
+                    .is_some_and(|t| test.holds(t.date_naive(), *d))
+            }
+            Query::Sent(test, d) => m.sent_date().is_some_and(|sent| test.holds(sent, *d)),
+            Query::Header(name, needle) => m.header_contains(name, needle),
+            Query::Body(needle) => m.body_contains(needle),
+            Query::Text(needle) => m.header_contains_any(needle) || m.body_contains(needle),
+            Query::ModSeq(n) => m.modseq >= *n,
+        }
+    }
+}
+
+/// One message as a search sees it. `summary` must be there when the query needs it, `raw` when it
+/// needs the bytes (a message without them matches no key that looks at them).
+pub struct Candidate<'a> {
+    pub seq: u32,
+    pub uid: u32,
+    pub flags: i64,
+    pub keywords: &'a [String],
+    pub size: u64,
+    pub internal_date_micros: i64,
+    pub modseq: u64,
+    pub summary: Option<&'a Summary>,
+    pub raw: Option<&'a [u8]>,
+    parsed: OnceCell<Option<Message<'a>>>,
+}
+
+impl<'a> Candidate<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        seq: u32,
+        uid: u32,
+        flags: i64,
+        keywords: &'a [String],
+        size: u64,
+        internal_date_micros: i64,
+        modseq: u64,
+        summary: Option<&'a Summary>,
+        raw: Option<&'a [u8]>,
+    ) -> Candidate<'a> {
+        Candidate {
+            seq,
+            uid,
+            flags,
+            keywords,
+            size,
+            internal_date_micros,
+            modseq,
+            summary,
+            raw,
+            parsed: OnceCell::new(),
+        }
+    }
+
+    fn parsed(&self) -> Option<&Message<'a>> {
+        self.parsed
+            .get_or_init(|| self.raw.and_then(|raw| MessageParser::new().parse(raw)))
+            .as_ref()
+    }
+
+    /// The Date header's date, in the header's own time zone (RFC 9051: "disregarding time and
+    /// timezone").
+    fn sent_date(&self) -> Option<NaiveDate> {
+        let value = self.summary?.envelope.date.as_deref()?;
+        let d = mail_parser::DateTime::parse_rfc822(value)?;
+        NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+    }
+
+    fn header_contains(&self, name: &str, needle: &str) -> bool {
+        let (Some(message), Some(raw)) = (self.parsed(), self.raw) else {
+            return false;
+        };
+        message
+            .headers()
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .any(|h| {
+                needle.is_empty()
+                    || header_text(&h.value).to_lowercase().contains(needle)
+                    || raw
+                        .get(h.offset_start as usize..h.offset_end as usize)
+                        .is_some_and(|v| String::from_utf8_lossy(v).to_lowercase().contains(needle))
+            })
+    }
+
+    fn header_contains_any(&self, needle: &str) -> bool {
+        let (Some(message), Some(raw)) = (self.parsed(), self.raw) else {
+            return false;
+        };
+        let end = message.root_part().offset_body as usize;
+        raw.get(..end)
+            .is_some_and(|h| String::from_utf8_lossy(h).to_lowercase().contains(needle))
+            || message
+                .headers()
+                .iter()
+                .any(|h| header_text(&h.value).to_lowercase().contains(needle))
+    }
+
+    fn body_contains(&self, needle: &str) -> bool {
+        self.parsed()
+            .is_some_and(|m| message_text_contains(m, needle))
+    }
+}
+
+/// Whether any text part of `message` (or of a message it holds) contains `needle` (lower case).
+fn message_text_contains(message: &Message<'_>, needle: &str) -> bool {
+    message.parts.iter().any(|part| match &part.body {
+        PartType::Text(t) | PartType::Html(t) => t.to_lowercase().contains(needle),
+        PartType::Message(inner) => message_text_contains(inner, needle),
+        _ => false,
+    })
+}
+
+/// A decoded header value as text: what a user would read.
+fn header_text(value: &HeaderValue<'_>) -> String {
+    match value {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(list) => list.join(" "),
+        HeaderValue::Address(address) => address
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} <{}>",
+                    a.name.as_deref().unwrap_or(""),
+                    a.address.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        HeaderValue::DateTime(d) => d.to_rfc822(),
+        HeaderValue::ContentType(c) => match &c.c_subtype {
+            Some(sub) => format!("{}/{}", c.c_type, sub),
+            None => c.c_type.to_string(),
+        },
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::summarize_message;
+    use imap_codec::CommandCodec;
+    use imap_codec::decode::Decoder as _;
+    use imap_types::command::CommandBody;
+
+    fn keys(text: &str) -> Vec<SearchKey<'static>> {
+        let input = format!("a SEARCH {text}\r\n");
+        let (_, command) = CommandCodec::default()
+            .decode(input.as_bytes())
+            .expect("search command");
+        match imap_types::IntoStatic::into_static(command).body {
+            CommandBody::Search { criteria, .. } => criteria.into_inner(),
+            other => panic!("not a search: {other:?}"),
+        }
+    }
+
+    fn query(text: &str) -> Query {
+        Query::compile(
+            &keys(text),
+            Stars {
+                last_seq: 3,
+                last_uid: 30,
+            },
+        )
+        .expect("compiles")
+    }
+
+    const RAW: &[u8] = b"From: =?UTF-8?Q?J=C3=BCrgen?= <jurgen@example.org>\r\nTo: bob@example.org\r\n\
+Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\nDate: Tue, 1 Dec 2026 23:30:00 -0800\r\nX-Tag: Blue\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDie STRA=C3=9FE ist lang.\r\n";
+
+    fn matches(q: &str) -> bool {
+        let summary = summarize_message(RAW);
+        let keywords = vec!["$Important".to_string()];
+        let m = Candidate::new(
+            2,
+            20,
+            flag::SEEN | flag::FLAGGED,
+            &keywords,
+            RAW.len() as u64,
+            1_764_633_600_000_000, // 2025-12-02 00:00 UTC
+            7,
+            Some(&summary),
+            Some(RAW),
+        );
+        query(q).matches(&m)
+    }
+
+    #[test]
+    fn flags_keywords_and_sets() {
+        assert!(matches("SEEN"));
+        assert!(!matches("UNSEEN"));
+        assert!(matches("FLAGGED UNDELETED"));
+        assert!(matches("KEYWORD $important"));
+        assert!(!matches("UNKEYWORD $IMPORTANT"));
+        assert!(matches("2"));
+        assert!(!matches("3:*"));
+        assert!(matches("UID 15:25"));
+        assert!(matches("UID 20:*"));
+        assert!(!matches("UID 21:*"));
+        assert!(matches("OR DELETED SEEN"));
+        assert!(matches("NOT DELETED"));
+        assert!(!matches("NEW"));
+        assert!(matches("OLD"));
+        assert!(matches("MODSEQ 7"));
+        assert!(!matches("MODSEQ 8"));
+    }
+
+    #[test]
+    fn decoded_headers_and_body_match_in_any_case() {
+        assert!(matches("FROM \"jürgen\""));
+        assert!(matches("FROM JURGEN@EXAMPLE"));
+        assert!(matches("SUBJECT \"GRÜßE\""));
+        assert!(!matches("SUBJECT \"grüsse\""));
+        assert!(matches("HEADER X-Tag blue"));
+        assert!(matches("HEADER X-Tag \"\""));
+        assert!(!matches("HEADER X-Other \"\""));
+        assert!(matches("BODY \"straße\""));
+        assert!(!matches("BODY \"jürgen\""));
+        assert!(matches("TEXT \"jürgen\""));
+        assert!(matches("TEXT lang"));
+    }
+
+    #[test]
+    fn dates_and_sizes() {
+        assert!(matches("ON 2-Dec-2025"));
+        assert!(matches("SINCE 1-Dec-2025"));
+        assert!(!matches("BEFORE 2-Dec-2025"));
+        // The Date header's own day, not UTC's (that would be 2 Dec).
+        assert!(matches("SENTON 1-Dec-2026"));
+        assert!(matches("SENTBEFORE 2-Dec-2026"));
+        assert!(!matches("SENTSINCE 2-Dec-2026"));
+        assert!(matches(&format!("LARGER {}", RAW.len() - 1)));
+        assert!(!matches(&format!("LARGER {}", RAW.len())));
+        assert!(matches(&format!("SMALLER {}", RAW.len() + 1)));
+    }
+
+    #[test]
+    fn needs_follow_the_keys() {
+        assert_eq!(query("SEEN 1:2").need(), Need::Listing);
+        assert_eq!(query("OR SEEN SENTON 1-Jan-2020").need(), Need::Summary);
+        assert_eq!(query("NOT BODY x").need(), Need::Bytes);
+        assert!(query("NOT MODSEQ 3").uses_modseq());
+    }
+
+    #[test]
+    fn ranges_merge_and_star_names_the_last() {
+        let r = Ranges::of(&SequenceSet::try_from("5:3,1,4:9,12,*").expect("set"), 20);
+        assert_eq!(r, Ranges(vec![(1, 1), (3, 9), (12, 12), (20, 20)]));
+        assert!(r.contains(20) && r.contains(3) && !r.contains(2) && !r.contains(13));
+        assert_eq!(
+            Ranges::of(&SequenceSet::try_from("*").expect("set"), 0),
+            Ranges(vec![])
+        );
+    }
+}
