@@ -20,6 +20,10 @@ pub const DEFAULT_POP3S_PORT: u16 = 995;
 pub const DEFAULT_NATIVE_TLS_PORT: u16 = 2006;
 /// The POP3 port when neither `--pop3-port` nor the config file names one (RFC 1939).
 pub const DEFAULT_POP3_PORT: u16 = 110;
+/// The IMAP port when neither `--imap-port` nor the config file names one (RFC 9051).
+pub const DEFAULT_IMAP_PORT: u16 = 143;
+/// IMAP over implicit TLS (RFC 8314).
+pub const DEFAULT_IMAPS_PORT: u16 = 993;
 /// Data dir used when neither `--data-dir`, `JMAIL_DATA_DIR` nor the config file names one.
 pub const DEFAULT_DATA_DIR: &str = "./jmail-data";
 /// The smallest `message_bytes_max` accepted. Clients may send bodies up to this size without waiting for
@@ -340,6 +344,10 @@ pub struct FileConfig {
     pub pop3s_port: Option<u16>,
     /// The native protocol over implicit TLS (0 turns it off).
     pub native_tls_port: Option<u16>,
+    /// IMAP port (STARTTLS); 0 turns IMAP off.
+    pub imap_port: Option<u16>,
+    /// IMAP over implicit TLS (0 turns it off).
+    pub imaps_port: Option<u16>,
     /// PEM certificate chain; with `tls_key`. Without both, a self-signed certificate is made.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
@@ -401,6 +409,10 @@ pub struct Config {
     pub pop3s_port: Option<u16>,
     /// The native protocol over implicit TLS; `None` = off.
     pub native_tls_port: Option<u16>,
+    /// IMAP listener: `None` is off; `Some(0)` any free port (tests).
+    pub imap_port: Option<u16>,
+    /// IMAP over implicit TLS; `None` = off.
+    pub imaps_port: Option<u16>,
     /// Certificate and key files; `None` = the self-signed pair in the data dir.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -428,6 +440,8 @@ impl Config {
             submissions_port: None,
             pop3s_port: None,
             native_tls_port: None,
+            imap_port: None,
+            imaps_port: None,
             tls_cert: None,
             tls_key: None,
             allow_plaintext_auth: false,

@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 use crate::conn::{End, InputClock, Shared, Stream, write};
-use crate::reply_stream::ReplyStream;
+use crate::reply_stream::Pieces;
 
 /// What the driver does once a reply is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +24,10 @@ pub enum Action {
 }
 
 /// Reply bytes, a large reply's streamed rest, and what to do next.
-#[derive(Debug)]
 pub struct Outcome {
     pub reply: Vec<u8>,
     /// Written after `reply`, piece by piece, before anything else.
-    pub stream: Option<ReplyStream>,
+    pub stream: Option<Box<dyn Pieces>>,
     pub action: Action,
 }
 
@@ -59,10 +58,10 @@ impl Outcome {
     }
 
     /// `head`, then the stream's pieces.
-    pub fn streaming(head: impl Into<Vec<u8>>, stream: ReplyStream) -> Self {
+    pub fn streaming(head: impl Into<Vec<u8>>, stream: impl Pieces + 'static) -> Self {
         Outcome {
             reply: head.into(),
-            stream: Some(stream),
+            stream: Some(Box::new(stream)),
             action: Action::Continue,
         }
     }
@@ -230,7 +229,7 @@ pub async fn drive<C: Conversation>(
 async fn stream_reply(
     stream: &mut Stream,
     out: &mut Vec<u8>,
-    mut reply: ReplyStream,
+    mut reply: Box<dyn Pieces>,
     timeout: Duration,
 ) -> Result<(), End> {
     flush(stream, out, timeout).await?;

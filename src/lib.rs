@@ -10,6 +10,7 @@ pub mod config;
 pub mod conn;
 pub mod datadir;
 pub mod driver;
+pub mod imap;
 pub mod legacy;
 pub mod message;
 pub mod native;

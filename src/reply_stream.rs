@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use jmail_proto::pop3::DotStuffer;
 
 use crate::store::{BodyRef, MailStore, StoreError};
@@ -13,6 +15,15 @@ pub const STREAM_BYTES_MIN: u64 = 256 * 1024;
 /// Bytes read from the store per piece: the memory one streaming connection holds (twice, with the
 /// transformed copy).
 pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A reply written in pieces as they are made: the driver asks for the next piece only once the last is
+/// written, so a connection holds one piece at a time.
+#[async_trait]
+pub trait Pieces: Send {
+    /// The next bytes to write; `None` once everything was yielded. An error means the reply cannot be
+    /// completed (a message went meanwhile): the connection must end.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+}
 
 /// How the stored bytes are shaped on the wire.
 pub enum Shape {
@@ -50,10 +61,12 @@ impl ReplyStream {
             trailer,
         }
     }
+}
 
-    /// The next bytes to write; `None` once everything (the trailer too) was yielded. An error means the
-    /// reply cannot be completed (the message went meanwhile): the connection must end.
-    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+#[async_trait]
+impl Pieces for ReplyStream {
+    /// The message's bytes, then the trailer.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(shape) = &mut self.shape else {
             return Ok(None);
         };

@@ -10,9 +10,9 @@ use clap::Args;
 
 use super::{StoreArgs, prompt};
 use crate::config::{
-    Config, DEFAULT_DATA_DIR, DEFAULT_NATIVE_TLS_PORT, DEFAULT_POP3_PORT, DEFAULT_POP3S_PORT,
-    DEFAULT_PORT, DEFAULT_SMTP_PORT, DEFAULT_SUBMISSION_PORT, DEFAULT_SUBMISSIONS_PORT,
-    DEFAULT_WELCOME, FileConfig,
+    Config, DEFAULT_DATA_DIR, DEFAULT_IMAP_PORT, DEFAULT_IMAPS_PORT, DEFAULT_NATIVE_TLS_PORT,
+    DEFAULT_POP3_PORT, DEFAULT_POP3S_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT,
+    DEFAULT_SUBMISSION_PORT, DEFAULT_SUBMISSIONS_PORT, DEFAULT_WELCOME, FileConfig,
 };
 use crate::store::sqlite::SqliteStore;
 
@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// The native protocol over implicit TLS; 0 turns it off [default: native_tls_port, else 2006].
     #[arg(long)]
     native_tls_port: Option<u16>,
+    /// IMAP port (STARTTLS); 0 turns IMAP off [default: the config file's imap_port, else 143].
+    #[arg(long)]
+    imap_port: Option<u16>,
+    /// IMAP over implicit TLS; 0 turns it off [default: imaps_port, else 993].
+    #[arg(long)]
+    imaps_port: Option<u16>,
     /// TLS certificate chain (PEM) [default: tls_cert; else a self-signed one made in the data dir].
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -106,6 +112,8 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         submissions_port: None,
         pop3s_port: None,
         native_tls_port: None,
+        imap_port: None,
+        imaps_port: None,
         tls_cert: file.tls_cert.clone(),
         tls_key: file.tls_key.clone(),
         allow_plaintext_auth: file.allow_plaintext_auth.unwrap_or(false),
@@ -181,6 +189,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         DEFAULT_SUBMISSIONS_PORT,
     );
     config.pop3s_port = listener_port(args.pop3s_port, file.pop3s_port, DEFAULT_POP3S_PORT);
+    config.imap_port = listener_port(args.imap_port, file.imap_port, DEFAULT_IMAP_PORT);
+    config.imaps_port = listener_port(args.imaps_port, file.imaps_port, DEFAULT_IMAPS_PORT);
     config.native_tls_port = listener_port(
         args.native_tls_port,
         file.native_tls_port,

@@ -38,6 +38,10 @@ pub enum Service {
     Pop3s,
     /// The native protocol (and v1 clients, though they cannot speak TLS) over implicit TLS.
     NativeTls,
+    /// IMAP (RFC 9051, RFC 3501), with STARTTLS.
+    Imap,
+    /// IMAP over implicit TLS.
+    Imaps,
 }
 
 impl Service {
@@ -51,6 +55,8 @@ impl Service {
             Service::Submissions => ("submission over TLS", "--submissions-port, 0 turns it off"),
             Service::Pop3s => ("POP3 over TLS", "--pop3s-port, 0 turns it off"),
             Service::NativeTls => ("native over TLS", "--native-tls-port, 0 turns it off"),
+            Service::Imap => ("IMAP", "--imap-port, 0 turns it off"),
+            Service::Imaps => ("IMAP over TLS", "--imaps-port, 0 turns it off"),
         }
     }
 
@@ -76,6 +82,12 @@ impl Service {
             (Service::Pop3 | Service::Pop3s, Refusal::TooManyFromIp) => {
                 b"-ERR [SYS/TEMP] too many connections from your address\r\n"
             }
+            (Service::Imap | Service::Imaps, Refusal::ServerFull) => {
+                b"* BYE [UNAVAILABLE] Server is at its connection limit; try again later\r\n"
+            }
+            (Service::Imap | Service::Imaps, Refusal::TooManyFromIp) => {
+                b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+            }
         }
     }
 
@@ -83,7 +95,7 @@ impl Service {
     fn implicit_tls(self) -> bool {
         matches!(
             self,
-            Service::Submissions | Service::Pop3s | Service::NativeTls
+            Service::Submissions | Service::Pop3s | Service::NativeTls | Service::Imaps
         )
     }
 
@@ -105,6 +117,7 @@ impl Service {
                 smtp::serve(stream, peer, ctx, smtp::Mode::Submission).await
             }
             Service::Pop3 | Service::Pop3s => crate::pop3::serve(stream, peer, ctx).await,
+            Service::Imap | Service::Imaps => crate::imap::serve(stream, peer, ctx).await,
         }
     }
 }
@@ -145,6 +158,8 @@ fn listeners(config: &Config) -> Vec<(Service, u16)> {
     listeners.extend(config.submissions_port.map(|p| (Service::Submissions, p)));
     listeners.extend(config.pop3s_port.map(|p| (Service::Pop3s, p)));
     listeners.extend(config.native_tls_port.map(|p| (Service::NativeTls, p)));
+    listeners.extend(config.imap_port.map(|p| (Service::Imap, p)));
+    listeners.extend(config.imaps_port.map(|p| (Service::Imaps, p)));
     listeners
 }
 

@@ -45,10 +45,35 @@ impl Bytes {
     }
 }
 
+/// Where the bytes a section names are, found without the message's bytes (from its length and
+/// summary), so a large message's section can be streamed from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// These bytes of the stored message.
+    Stored(Range<usize>),
+    /// The chosen fields ([`header_fields`]) of the header at this range.
+    Fields {
+        header: Range<usize>,
+        names: Vec<String>,
+        not: bool,
+    },
+}
+
 /// The bytes `section` names in `raw`, whose summary is `summary`; `None` when the message has no such
 /// section (a part number past its parts, `MIME` without a part, `HEADER` of a part that is not a
 /// message). The session answers those with an empty string, as Dovecot does.
 pub fn locate(raw: &[u8], summary: &Summary, section: &Section) -> Option<Bytes> {
+    Some(match locate_in(raw.len(), summary, section)? {
+        Located::Stored(range) => Bytes::Stored(range),
+        Located::Fields { header, names, not } => {
+            Bytes::Made(header_fields(raw.get(header)?, &names, not))
+        }
+    })
+}
+
+/// Where the bytes `section` names are in a stored message of `len` bytes whose summary is `summary`
+/// (see [`locate`]).
+pub fn locate_in(len: usize, summary: &Summary, section: &Section) -> Option<Located> {
     let whole = &summary.structure;
     let (message, part) = if section.part.is_empty() {
         (Some(whole), None)
@@ -60,9 +85,10 @@ pub fn locate(raw: &[u8], summary: &Summary, section: &Section) -> Option<Bytes>
         };
         (message, Some(part))
     };
-    let stored = |start: usize, end: usize| Some(Bytes::Stored(start.min(end)..end.min(raw.len())));
+    let range = |start: usize, end: usize| start.min(end).min(len)..end.min(len);
+    let stored = |start: usize, end: usize| Some(Located::Stored(range(start, end)));
     match (&section.text, part) {
-        (None, None) => stored(0, raw.len()),
+        (None, None) => stored(0, len),
         (None, Some(p)) => stored(p.body_start, p.body_end),
         (Some(Text::Mime), Some(p)) => stored(p.header_start, p.body_start),
         (Some(Text::Mime), None) => None,
@@ -70,8 +96,11 @@ pub fn locate(raw: &[u8], summary: &Summary, section: &Section) -> Option<Bytes>
         (Some(Text::Text), _) => message.and_then(|m| stored(m.body_start, m.body_end)),
         (Some(Text::HeaderFields { names, not }), _) => {
             let m = message?;
-            let header = raw.get(m.header_start..m.body_start.min(raw.len()))?;
-            Some(Bytes::Made(header_fields(header, names, *not)))
+            Some(Located::Fields {
+                header: range(m.header_start, m.body_start),
+                names: names.clone(),
+                not: *not,
+            })
         }
     }
 }

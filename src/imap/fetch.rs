@@ -1,0 +1,671 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5), with CONDSTORE's CHANGEDSINCE and QRESYNC's VANISHED.
+//!
+//! The response is a [`Pieces`] stream: messages are read from the store a batch at a time and each
+//! message's response is made only when the connection has written the one before, so `FETCH 1:*
+//! (BODY.PEEK[])` of a 100,000-message mailbox holds one batch of metadata and one 64 KiB piece of a
+//! body, however large the messages. A message at most [`STREAM_BYTES_MIN`] is read whole; a larger one
+//! has its sections located from the stored summary and streamed from its stored bytes.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jmail_proto::imap::imap_types::command::FetchModifier;
+use jmail_proto::imap::imap_types::core::AString;
+use jmail_proto::imap::imap_types::fetch::{Macro, MacroOrMessageDataItemNames};
+use jmail_proto::imap::imap_types::fetch::{MessageDataItemName, Part, Section as WireSection};
+use jmail_proto::imap::imap_types::sequence::SequenceSet;
+use jmail_proto::imap::search::Ranges;
+use jmail_proto::imap::section::{self, Located, Section, Text};
+use jmail_proto::imap::structure::{self, Dialect};
+use jmail_proto::summary::Summary;
+
+use super::respond::{self, bad, no, ok};
+use super::session::Session;
+use crate::driver::Outcome;
+use crate::reply_stream::{Pieces, STREAM_BYTES_MIN, STREAM_CHUNK_BYTES};
+use crate::store::{BodyRef, FlagOp, Flags, MailStore, MailboxId, MessageMeta, StoreError, flags};
+
+/// Messages whose metadata one step of a FETCH reads at once.
+const FETCH_BATCH_MESSAGES: usize = 100;
+
+/// One item of a FETCH, as the response names it.
+#[derive(Debug, Clone)]
+enum Item {
+    Uid,
+    Flags,
+    InternalDate,
+    Size,
+    Envelope,
+    /// BODY (`false`) or BODYSTRUCTURE (`true`).
+    Structure(bool),
+    ModSeq,
+    /// `label` is what precedes the value (`BODY[HEADER]<0>`, `RFC822`).
+    Bytes {
+        label: String,
+        section: Section,
+        partial: Option<(u32, u32)>,
+    },
+}
+
+/// What a FETCH asks, worked out once.
+struct Plan {
+    items: Vec<Item>,
+    /// Reading a body section sets `\Seen` (BODY[...] without PEEK, RFC822, RFC822.TEXT).
+    sets_seen: bool,
+    needs_summary: bool,
+    needs_bytes: bool,
+}
+
+fn astring_text(s: &AString<'_>) -> String {
+    String::from_utf8_lossy(s.as_ref()).into_owned()
+}
+
+/// A header field name as the response repeats it: an atom when it is one, quoted otherwise.
+fn field_label(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()\"\\{%*]".contains(&b))
+    {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn part_numbers(part: &Option<Part>) -> Vec<usize> {
+    part.as_ref()
+        .map(|p| p.0.as_ref().iter().map(|n| n.get() as usize).collect())
+        .unwrap_or_default()
+}
+
+/// The section as the stored-message code reads it, and its label inside `[...]`.
+fn section_of(wire: &Option<WireSection<'_>>) -> (Section, String) {
+    let dotted = |part: &[usize]| {
+        part.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let with_prefix = |part: &[usize], what: &str| {
+        if part.is_empty() {
+            what.to_string()
+        } else {
+            format!("{}.{what}", dotted(part))
+        }
+    };
+    let fields =
+        |names: &[AString<'_>]| -> Vec<String> { names.iter().map(astring_text).collect() };
+    match wire {
+        None => (
+            Section {
+                part: vec![],
+                text: None,
+            },
+            String::new(),
+        ),
+        Some(WireSection::Part(p)) => {
+            let part = part_numbers(&Some(p.clone()));
+            let label = dotted(&part);
+            (Section { part, text: None }, label)
+        }
+        Some(WireSection::Header(p)) => {
+            let part = part_numbers(p);
+            let label = with_prefix(&part, "HEADER");
+            (
+                Section {
+                    part,
+                    text: Some(Text::Header),
+                },
+                label,
+            )
+        }
+        Some(WireSection::Text(p)) => {
+            let part = part_numbers(p);
+            let label = with_prefix(&part, "TEXT");
+            (
+                Section {
+                    part,
+                    text: Some(Text::Text),
+                },
+                label,
+            )
+        }
+        Some(WireSection::Mime(p)) => {
+            let part = part_numbers(&Some(p.clone()));
+            let label = with_prefix(&part, "MIME");
+            (
+                Section {
+                    part,
+                    text: Some(Text::Mime),
+                },
+                label,
+            )
+        }
+        Some(WireSection::HeaderFields(p, names))
+        | Some(WireSection::HeaderFieldsNot(p, names)) => {
+            let not = matches!(wire, Some(WireSection::HeaderFieldsNot(..)));
+            let part = part_numbers(p);
+            let names = fields(names.as_ref());
+            let what = if not {
+                "HEADER.FIELDS.NOT"
+            } else {
+                "HEADER.FIELDS"
+            };
+            let list: Vec<String> = names.iter().map(|n| field_label(n)).collect();
+            let label = format!("{} ({})", with_prefix(&part, what), list.join(" "));
+            (
+                Section {
+                    part,
+                    text: Some(Text::HeaderFields { names, not }),
+                },
+                label,
+            )
+        }
+    }
+}
+
+fn plan(names: MacroOrMessageDataItemNames<'_>, uid: bool) -> Result<Plan, &'static str> {
+    let names: Vec<MessageDataItemName<'_>> = match names {
+        MacroOrMessageDataItemNames::Macro(m) => m.expand().into_iter().collect(),
+        MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
+    };
+    let mut plan = Plan {
+        items: Vec::new(),
+        sets_seen: false,
+        needs_summary: false,
+        needs_bytes: false,
+    };
+    if uid {
+        plan.items.push(Item::Uid);
+    }
+    for name in names {
+        let whole = |text: Option<Text>| Section { part: vec![], text };
+        let item = match name {
+            MessageDataItemName::Uid if uid => continue,
+            MessageDataItemName::Uid => Item::Uid,
+            MessageDataItemName::Flags => Item::Flags,
+            MessageDataItemName::InternalDate => Item::InternalDate,
+            MessageDataItemName::Rfc822Size => Item::Size,
+            MessageDataItemName::Envelope => Item::Envelope,
+            MessageDataItemName::Body => Item::Structure(false),
+            MessageDataItemName::BodyStructure => Item::Structure(true),
+            MessageDataItemName::ModSeq => Item::ModSeq,
+            MessageDataItemName::Rfc822 => {
+                plan.sets_seen = true;
+                Item::Bytes {
+                    label: "RFC822".into(),
+                    section: whole(None),
+                    partial: None,
+                }
+            }
+            MessageDataItemName::Rfc822Header => Item::Bytes {
+                label: "RFC822.HEADER".into(),
+                section: whole(Some(Text::Header)),
+                partial: None,
+            },
+            MessageDataItemName::Rfc822Text => {
+                plan.sets_seen = true;
+                Item::Bytes {
+                    label: "RFC822.TEXT".into(),
+                    section: whole(Some(Text::Text)),
+                    partial: None,
+                }
+            }
+            MessageDataItemName::BodyExt {
+                section,
+                partial,
+                peek,
+            } => {
+                plan.sets_seen |= !peek;
+                let (section, inside) = section_of(&section);
+                let partial = partial.map(|(origin, count)| (origin, count.get()));
+                let label = match partial {
+                    Some((origin, _)) => format!("BODY[{inside}]<{origin}>"),
+                    None => format!("BODY[{inside}]"),
+                };
+                Item::Bytes {
+                    label,
+                    section,
+                    partial,
+                }
+            }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                return Err("BINARY is not supported");
+            }
+        };
+        match &item {
+            Item::Envelope | Item::Structure(_) => plan.needs_summary = true,
+            Item::Bytes { section, .. } => {
+                plan.needs_bytes = true;
+                if !section.part.is_empty() || section.text.is_some() {
+                    plan.needs_summary = true;
+                }
+            }
+            _ => {}
+        }
+        plan.items.push(item);
+    }
+    Ok(plan)
+}
+
+/// Expands FAST, ALL and FULL (RFC 9051 §6.4.5).
+trait Expand {
+    fn expand(self) -> Vec<MessageDataItemName<'static>>;
+}
+
+impl Expand for Macro {
+    fn expand(self) -> Vec<MessageDataItemName<'static>> {
+        use MessageDataItemName as N;
+        let mut names = vec![N::Flags, N::InternalDate, N::Rfc822Size];
+        if matches!(self, Macro::All | Macro::Full) {
+            names.push(N::Envelope);
+        }
+        if matches!(self, Macro::Full) {
+            names.push(N::Body);
+        }
+        names
+    }
+}
+
+impl Session {
+    /// FETCH and UID FETCH.
+    pub(super) async fn fetch(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        names: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+        modifiers: Vec<FetchModifier>,
+    ) -> Outcome {
+        let mut plan = match plan(names, uid) {
+            Ok(plan) => plan,
+            Err(text) => return self.protocol_error(bad(tag, text)),
+        };
+        let mut changed_since = None;
+        let mut vanished = false;
+        for modifier in modifiers {
+            match modifier {
+                FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        if vanished && (!uid || !self.qresync || changed_since.is_none()) {
+            return self.protocol_error(bad(
+                tag,
+                "VANISHED needs UID FETCH, QRESYNC enabled and CHANGEDSINCE",
+            ));
+        }
+        if changed_since.is_some() {
+            self.condstore = true;
+        }
+        if (changed_since.is_some()
+            || (self.condstore && plan.items.iter().any(|i| matches!(i, Item::Flags))))
+            && !plan.items.iter().any(|i| matches!(i, Item::ModSeq))
+        {
+            plan.items.push(Item::ModSeq);
+        }
+        let uids = match self.chosen(tag, set, uid) {
+            Ok(uids) => uids,
+            Err(reply) => return reply,
+        };
+        let selected = self.selected_mut().expect("selected");
+        let (mailbox, read_only) = (selected.id, selected.read_only);
+        let last_uid = selected.view.last_uid().unwrap_or(0);
+        let seqs: Vec<u32> = uids
+            .iter()
+            .map(|&u| selected.view.seq_of(u).unwrap_or_default())
+            .collect();
+        let mut head = Vec::new();
+        if let (true, Some(since)) = (vanished, changed_since) {
+            match self
+                .vanished_since(mailbox, since, &Ranges::of(set, last_uid))
+                .await
+            {
+                Ok(gone) if !gone.is_empty() => head.extend_from_slice(
+                    format!("* VANISHED (EARLIER) {}\r\n", respond::uid_set(&gone)).as_bytes(),
+                ),
+                Ok(_) => {}
+                Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+            }
+        }
+        let mut seen_now = HashSet::new();
+        if plan.sets_seen && !read_only {
+            for chunk in uids.chunks(crate::store::MESSAGES_PER_CALL_MAX) {
+                let seen = Flags::system(flags::SEEN);
+                match self
+                    .store
+                    .update_flags(mailbox, chunk, FlagOp::Add, seen, None)
+                    .await
+                {
+                    Ok(update) => {
+                        seen_now.extend(update.changed.iter().map(|m| m.uid));
+                        self.selected_mut().expect("selected").told(&update.changed);
+                    }
+                    Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+                }
+            }
+        }
+        // News first (no expunges during FETCH, RFC 9051 §7.5.1; UID FETCH may have them).
+        if let Err(e) = self.sync(&mut head, uid).await {
+            return Outcome::go_on(self.store_failure(tag, &e));
+        }
+        let stream = FetchStream {
+            store: self.store.clone(),
+            mailbox,
+            tag: tag.to_string(),
+            items: plan.items,
+            needs_summary: plan.needs_summary,
+            needs_bytes: plan.needs_bytes,
+            dialect: self.dialect(),
+            todo: uids.into_iter().zip(seqs).collect(),
+            batch: VecDeque::new(),
+            seen_now,
+            changed_since,
+            missing: false,
+            queue: VecDeque::new(),
+            done: false,
+        };
+        Outcome::streaming(head, stream)
+    }
+
+    /// UIDs in `set` expunged after `since` (QRESYNC's VANISHED (EARLIER) in UID FETCH).
+    async fn vanished_since(
+        &self,
+        mailbox: MailboxId,
+        since: u64,
+        set: &Ranges,
+    ) -> Result<Vec<u32>, StoreError> {
+        let mut since = since;
+        let mut gone = Vec::new();
+        loop {
+            let changes = self
+                .store
+                .changes(mailbox, since, self.config.limits.list_batch_max)
+                .await?;
+            gone.extend(changes.gone.into_iter().filter(|&u| set.contains(u)));
+            since = changes.through_modseq;
+            if !changes.more {
+                break;
+            }
+        }
+        gone.sort_unstable();
+        gone.dedup();
+        Ok(gone)
+    }
+}
+
+/// A piece of the response still to write.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// `len` bytes of a stored message from `offset`.
+    Stored {
+        body: BodyRef,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// The FETCH response, made a message at a time as the connection writes it.
+struct FetchStream {
+    store: Arc<dyn MailStore>,
+    mailbox: MailboxId,
+    tag: String,
+    items: Vec<Item>,
+    needs_summary: bool,
+    needs_bytes: bool,
+    dialect: Dialect,
+    /// (UID, sequence number) still to read, ascending.
+    todo: VecDeque<(u32, u32)>,
+    /// Read, not yet answered: (sequence number, metadata, summary JSON).
+    batch: VecDeque<(u32, MessageMeta, Option<String>)>,
+    /// Messages this FETCH marked `\Seen`: their FLAGS go with them.
+    seen_now: HashSet<u32>,
+    changed_since: Option<u64>,
+    /// A message was expunged before it could be sent.
+    missing: bool,
+    queue: VecDeque<Piece>,
+    done: bool,
+}
+
+#[async_trait]
+impl Pieces for FetchStream {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        loop {
+            if out.len() >= STREAM_CHUNK_BYTES {
+                return Ok(Some(out));
+            }
+            if let Some(piece) = self.queue.pop_front() {
+                match piece {
+                    Piece::Bytes(bytes) => out.extend_from_slice(&bytes),
+                    Piece::Stored { body, offset, len } => {
+                        let take = len.min(STREAM_CHUNK_BYTES as u64) as usize;
+                        let chunk = self.store.body_chunk(body, offset, take).await?;
+                        if chunk.len() != take {
+                            return Err(StoreError::Backend(
+                                "message shorter than announced".into(),
+                            ));
+                        }
+                        out.extend_from_slice(&chunk);
+                        if len > take as u64 {
+                            self.queue.push_front(Piece::Stored {
+                                body,
+                                offset: offset + take as u64,
+                                len: len - take as u64,
+                            });
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some((seq, meta, summary)) = self.batch.pop_front() {
+                self.respond(seq, &meta, summary.as_deref()).await?;
+                continue;
+            }
+            if !self.todo.is_empty() {
+                self.read_batch().await?;
+                continue;
+            }
+            if self.done {
+                return Ok((!out.is_empty()).then_some(out));
+            }
+            self.done = true;
+            out.extend(if self.missing {
+                no(
+                    &self.tag,
+                    Some("EXPUNGEISSUED"),
+                    "Some of the requested messages no longer exist",
+                )
+            } else {
+                ok(&self.tag, "FETCH completed")
+            });
+        }
+    }
+}
+
+impl FetchStream {
+    async fn read_batch(&mut self) -> Result<(), StoreError> {
+        let take = self.todo.len().min(FETCH_BATCH_MESSAGES);
+        let wanted: Vec<(u32, u32)> = self.todo.drain(..take).collect();
+        let uids: Vec<u32> = wanted.iter().map(|(u, _)| *u).collect();
+        let rows = self
+            .store
+            .messages(self.mailbox, &uids, self.needs_summary)
+            .await?;
+        if rows.len() < uids.len() {
+            self.missing = true;
+        }
+        for (meta, summary) in rows {
+            if self.changed_since.is_some_and(|since| meta.modseq <= since) {
+                continue;
+            }
+            let seq = wanted
+                .iter()
+                .find(|(u, _)| *u == meta.uid)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            self.batch.push_back((seq, meta, summary));
+        }
+        Ok(())
+    }
+
+    /// Queues one message's `* n FETCH (...)`.
+    async fn respond(
+        &mut self,
+        seq: u32,
+        meta: &MessageMeta,
+        summary_json: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let summary = summary_json.and_then(Summary::from_json);
+        if self.needs_summary && summary.is_none() {
+            self.missing = true;
+            return Ok(());
+        }
+        let raw = if self.needs_bytes && meta.size <= STREAM_BYTES_MIN {
+            match self.store.fetch(self.mailbox, meta.uid, false).await? {
+                Some(raw) => Some(raw),
+                None => {
+                    self.missing = true;
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let body = if self.needs_bytes && raw.is_none() {
+            match self.store.body_ref(self.mailbox, meta.uid).await? {
+                Some(body) => Some(body),
+                None => {
+                    self.missing = true;
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let mut line = format!("* {seq} FETCH (").into_bytes();
+        let mut first = true;
+        let mut items = self.items.clone();
+        if self.seen_now.contains(&meta.uid) && !items.iter().any(|i| matches!(i, Item::Flags)) {
+            items.push(Item::Flags);
+        }
+        for item in &items {
+            if !first {
+                line.push(b' ');
+            }
+            first = false;
+            match item {
+                Item::Uid => line.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
+                Item::Flags => line.extend_from_slice(
+                    format!("FLAGS {}", respond::flag_list(meta.flags, &meta.keywords)).as_bytes(),
+                ),
+                Item::InternalDate => line.extend_from_slice(
+                    format!(
+                        "INTERNALDATE {}",
+                        respond::internal_date(meta.internal_date_micros)
+                    )
+                    .as_bytes(),
+                ),
+                Item::Size => {
+                    line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes())
+                }
+                Item::ModSeq => {
+                    line.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes())
+                }
+                Item::Envelope => {
+                    line.extend_from_slice(b"ENVELOPE ");
+                    let summary = summary.as_ref().expect("checked above");
+                    line.extend(structure::envelope(&summary.envelope, self.dialect));
+                }
+                Item::Structure(extensible) => {
+                    line.extend_from_slice(if *extensible {
+                        b"BODYSTRUCTURE "
+                    } else {
+                        b"BODY "
+                    });
+                    let summary = summary.as_ref().expect("checked above");
+                    line.extend(structure::body_structure(
+                        summary,
+                        *extensible,
+                        self.dialect,
+                    ));
+                }
+                Item::Bytes {
+                    label,
+                    section,
+                    partial,
+                } => {
+                    line.extend_from_slice(label.as_bytes());
+                    line.push(b' ');
+                    match (&raw, body) {
+                        (Some(raw), _) => {
+                            let bytes = match section_bytes(raw.len(), summary.as_ref(), section) {
+                                Some(Located::Stored(range)) => raw[range].to_vec(),
+                                Some(Located::Fields { header, names, not }) => {
+                                    section::header_fields(&raw[header], &names, not)
+                                }
+                                None => Vec::new(),
+                            };
+                            let range = clip(bytes.len(), *partial);
+                            literal_head(&mut line, range.len());
+                            line.extend_from_slice(&bytes[range]);
+                        }
+                        (None, Some(body)) => {
+                            let len = body.len as usize;
+                            match section_bytes(len, summary.as_ref(), section) {
+                                Some(Located::Stored(range)) => {
+                                    let within = clip(range.len(), *partial);
+                                    literal_head(&mut line, within.len());
+                                    self.queue
+                                        .push_back(Piece::Bytes(std::mem::take(&mut line)));
+                                    self.queue.push_back(Piece::Stored {
+                                        body,
+                                        offset: (range.start + within.start) as u64,
+                                        len: within.len() as u64,
+                                    });
+                                }
+                                Some(Located::Fields { header, names, not }) => {
+                                    let bytes = self
+                                        .store
+                                        .body_chunk(body, header.start as u64, header.len())
+                                        .await?;
+                                    let made = section::header_fields(&bytes, &names, not);
+                                    let range = clip(made.len(), *partial);
+                                    literal_head(&mut line, range.len());
+                                    line.extend_from_slice(&made[range]);
+                                }
+                                None => literal_head(&mut line, 0),
+                            }
+                        }
+                        (None, None) => literal_head(&mut line, 0),
+                    }
+                }
+            }
+        }
+        line.extend_from_slice(b")\r\n");
+        self.queue.push_back(Piece::Bytes(line));
+        Ok(())
+    }
+}
+
+/// Where a section's bytes are; the whole message needs no summary.
+fn section_bytes(len: usize, summary: Option<&Summary>, section: &Section) -> Option<Located> {
+    if section.part.is_empty() && section.text.is_none() {
+        return Some(Located::Stored(0..len));
+    }
+    section::locate_in(len, summary?, section)
+}
+
+fn clip(len: usize, partial: Option<(u32, u32)>) -> std::ops::Range<usize> {
+    match partial {
+        Some((origin, count)) => section::partial(len, origin, count),
+        None => 0..len,
+    }
+}
+
+/// `{n}\r\n`: a literal of `n` bytes follows.
+fn literal_head(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(format!("{{{n}}}\r\n").as_bytes());
+}

@@ -1,0 +1,789 @@
+//! The selected state: SELECT and EXAMINE (with CONDSTORE and QRESYNC), how the session tells the
+//! client of changes (EXISTS, FETCH FLAGS, EXPUNGE or VANISHED), and the commands that work on the
+//! selected mailbox's messages: STORE, COPY, MOVE, EXPUNGE, SEARCH, CLOSE and UNSELECT. FETCH is in
+//! `fetch.rs`.
+//!
+//! The session's picture of the mailbox ([`View`]) moves only when the session reports a change, so
+//! sequence numbers stay what the client was told. Changes are read from the store's change log since
+//! the last modseq reported: one read per command, whatever the mailbox's size.
+
+use std::collections::HashMap;
+
+use jmail_proto::imap::imap_types::command::{CommandBody, SelectParameter};
+use jmail_proto::imap::imap_types::flag::{StoreResponse, StoreType};
+use jmail_proto::imap::imap_types::search::SearchKey;
+use jmail_proto::imap::imap_types::sequence::SequenceSet;
+use jmail_proto::imap::search::{Candidate, Need, Query, Stars};
+use jmail_proto::imap::view::View;
+use jmail_proto::summary::Summary;
+
+use super::mailboxes::{mailbox_name, store_flags};
+use super::respond::{self, bad, no, ok};
+use super::session::{Session, State};
+use crate::driver::Outcome;
+use crate::store::{
+    FlagOp, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags, StoreError,
+    StoreResult, flags,
+};
+
+/// The selected mailbox as this session knows it.
+pub struct Selected {
+    pub(super) id: MailboxId,
+    pub(super) name: String,
+    pub(super) read_only: bool,
+    pub(super) view: View,
+    /// Every change up to this modseq has been read from the store.
+    pub(super) modseq: u64,
+    /// Messages expunged that the client has not been told of yet (EXPUNGE cannot be sent during FETCH,
+    /// STORE or SEARCH).
+    gone: Vec<u32>,
+    /// Flag changes this session already reported (its own STORE, a FETCH that set `\Seen`): not told
+    /// again when the change log brings them back.
+    told: HashMap<u32, u64>,
+    pub(super) watch: MailboxWatch,
+}
+
+impl Selected {
+    /// Remembers changes this session reported itself.
+    pub(super) fn told(&mut self, changed: &[MessageFlags]) {
+        for m in changed {
+            self.told.insert(m.uid, m.modseq);
+        }
+    }
+}
+
+/// The FLAGS and PERMANENTFLAGS responses: the system flags, and any keyword allowed.
+const FLAGS_RESPONSE: &str = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n";
+
+impl Session {
+    pub(super) fn selected_mut(&mut self) -> Option<&mut Selected> {
+        match &mut self.state {
+            State::Selected(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// One untagged FETCH of flags (an unsolicited update or STORE's answer).
+    pub(super) fn flags_response(&self, seq: u32, m: &MessageFlags, uid: bool) -> Vec<u8> {
+        let mut items = vec![format!(
+            "FLAGS {}",
+            respond::flag_list(m.flags.system, &m.flags.keywords)
+        )];
+        if uid {
+            items.push(format!("UID {}", m.uid));
+        }
+        if self.condstore {
+            items.push(format!("MODSEQ ({})", m.modseq));
+        }
+        format!("* {seq} FETCH ({})\r\n", items.join(" ")).into_bytes()
+    }
+
+    /// Tells the client what changed in the selected mailbox since it was last told: flag changes
+    /// (FETCH), new messages (EXISTS), and, when `expunges` allows, expunged ones (EXPUNGE, or VANISHED
+    /// under QRESYNC). Does nothing when no mailbox is selected.
+    pub(super) async fn sync(&mut self, out: &mut Vec<u8>, expunges: bool) -> StoreResult<()> {
+        let (condstore, qresync, rev2) = (self.condstore, self.qresync, self.rev2);
+        let batch = self.config.limits.list_batch_max;
+        let store = self.store.clone();
+        let State::Selected(selected) = &mut self.state else {
+            return Ok(());
+        };
+        let mut arrived = Vec::new();
+        let mut updates = Vec::new();
+        loop {
+            let changes = store.changes(selected.id, selected.modseq, batch).await?;
+            for m in changes.messages {
+                if selected.view.last_uid().is_none_or(|last| m.uid > last) {
+                    arrived.push(m.uid);
+                } else if selected.told.get(&m.uid) != Some(&m.modseq) {
+                    updates.push(m);
+                }
+            }
+            selected.gone.extend(changes.gone);
+            selected.modseq = selected.modseq.max(changes.through_modseq);
+            if !changes.more {
+                break;
+            }
+        }
+        selected.told.clear();
+        for m in updates {
+            // A message expunged meanwhile (and not yet reported) has no news worth telling.
+            let Some(seq) = selected.view.seq_of(m.uid) else {
+                continue;
+            };
+            if selected.gone.contains(&m.uid) {
+                continue;
+            }
+            let mut items = vec![format!(
+                "FLAGS {}",
+                respond::flag_list(m.flags, &m.keywords)
+            )];
+            if qresync {
+                items.push(format!("UID {}", m.uid));
+            }
+            if condstore {
+                items.push(format!("MODSEQ ({})", m.modseq));
+            }
+            out.extend_from_slice(format!("* {seq} FETCH ({})\r\n", items.join(" ")).as_bytes());
+        }
+        if expunges && !selected.gone.is_empty() {
+            let mut gone = std::mem::take(&mut selected.gone);
+            gone.sort_unstable();
+            gone.dedup();
+            gone.retain(|&uid| selected.view.seq_of(uid).is_some());
+            if qresync {
+                selected.view.expunge(&gone);
+                if !gone.is_empty() {
+                    out.extend_from_slice(
+                        format!("* VANISHED {}\r\n", respond::uid_set(&gone)).as_bytes(),
+                    );
+                }
+            } else {
+                for seq in selected.view.expunge(&gone) {
+                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
+            }
+        }
+        if !arrived.is_empty() {
+            let exists = selected.view.arrive(&arrived);
+            out.extend_from_slice(format!("* {exists} EXISTS\r\n").as_bytes());
+            if !rev2 {
+                out.extend_from_slice(b"* 0 RECENT\r\n");
+            }
+        }
+        Ok(())
+    }
+
+    /// SELECT and EXAMINE.
+    pub(super) async fn select(
+        &mut self,
+        tag: &str,
+        name: &str,
+        read_only: bool,
+        parameters: Vec<SelectParameter>,
+    ) -> Outcome {
+        let mut out = Vec::new();
+        if matches!(self.state, State::Selected(_)) {
+            // RFC 9051 §6.3.2: leaving the old mailbox is announced before anything of the new one.
+            self.state = State::Authenticated;
+            out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+        }
+        let account = self.account.clone().expect("logged in");
+        let info = match self.store.mailbox(account.id, name).await {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                out.extend(no(tag, Some("NONEXISTENT"), "No such mailbox"));
+                return Outcome::go_on(out);
+            }
+            Err(e) => {
+                out.extend(self.store_failure(tag, &e));
+                return Outcome::go_on(out);
+            }
+        };
+        let mut qresync = None;
+        for parameter in parameters {
+            match parameter {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    if !self.qresync {
+                        out.extend(bad(tag, "QRESYNC must be enabled first"));
+                        return self.protocol_error(out);
+                    }
+                    qresync = Some((uid_validity.get(), mod_sequence_value.get(), known_uids));
+                }
+            }
+        }
+        // Subscribe before the snapshot: nothing committed after it can be missed.
+        let watch = MailboxWatch::new(self.store.feed(account.id), info.id);
+        let snapshot = match self.store.snapshot(info.id).await {
+            Ok(s) => s,
+            Err(e) => {
+                out.extend(self.store_failure(tag, &e));
+                return Outcome::go_on(out);
+            }
+        };
+        let uids: Vec<u32> = snapshot.messages.iter().map(|(uid, _)| *uid).collect();
+        let first_unseen = snapshot
+            .messages
+            .iter()
+            .position(|(_, f)| f & flags::SEEN == 0)
+            .map(|i| i + 1);
+        let selected = Selected {
+            id: info.id,
+            name: info.name.clone(),
+            read_only,
+            view: View::new(uids),
+            modseq: snapshot.highest_modseq,
+            gone: Vec::new(),
+            told: HashMap::new(),
+            watch,
+        };
+        out.extend_from_slice(FLAGS_RESPONSE.as_bytes());
+        out.extend_from_slice(format!("* {} EXISTS\r\n", selected.view.exists()).as_bytes());
+        if !self.rev2 {
+            out.extend_from_slice(b"* 0 RECENT\r\n");
+            if let Some(seq) = first_unseen {
+                out.extend_from_slice(
+                    format!("* OK [UNSEEN {seq}] First unseen message\r\n").as_bytes(),
+                );
+            }
+        }
+        out.extend_from_slice(
+            format!(
+                "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n\
+                 * OK [HIGHESTMODSEQ {}] Highest\r\n",
+                info.uid_validity,
+                info.uid_next,
+                snapshot.highest_modseq.max(1)
+            )
+            .as_bytes(),
+        );
+        if self.rev2 {
+            out.extend_from_slice(b"* LIST () \"/\" ");
+            respond::mailbox_name(&mut out, &info.name, self.dialect());
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some((validity, since, known)) = qresync
+            && validity == info.uid_validity
+            && let Err(e) = self
+                .resync_since(&mut out, &info, since, known.as_ref(), &selected)
+                .await
+        {
+            out.extend(self.store_failure(tag, &e));
+            return Outcome::go_on(out);
+        }
+        self.state = State::Selected(Box::new(selected));
+        let (code, verb) = if read_only {
+            ("READ-ONLY", "EXAMINE")
+        } else {
+            ("READ-WRITE", "SELECT")
+        };
+        out.extend(respond::status(
+            tag,
+            "OK",
+            Some(code),
+            &format!("{verb} completed"),
+        ));
+        Outcome::go_on(out)
+    }
+
+    /// QRESYNC's catch-up in SELECT (RFC 7162 §3.2.5): what vanished since `since` (of the UIDs the
+    /// client knows, when it said), then the flags of what changed since.
+    async fn resync_since(
+        &self,
+        out: &mut Vec<u8>,
+        info: &MailboxInfo,
+        since: u64,
+        known: Option<&SequenceSet>,
+        selected: &Selected,
+    ) -> StoreResult<()> {
+        let known_view = known.map(|set| {
+            // The client's known UIDs, as a view to test membership with `*` as the highest.
+            View::new(
+                View::new((1..=info.uid_next.saturating_sub(1)).collect())
+                    .select(set, true)
+                    .unwrap_or_default(),
+            )
+        });
+        let mut since = since;
+        let mut vanished = Vec::new();
+        let mut changed = Vec::new();
+        loop {
+            let changes = self
+                .store
+                .changes(info.id, since, self.config.limits.list_batch_max)
+                .await?;
+            vanished.extend(changes.gone);
+            changed.extend(changes.messages);
+            since = changes.through_modseq;
+            if !changes.more {
+                break;
+            }
+        }
+        vanished.sort_unstable();
+        vanished.dedup();
+        if let Some(view) = &known_view {
+            vanished.retain(|&uid| view.seq_of(uid).is_some());
+        }
+        if !vanished.is_empty() {
+            out.extend_from_slice(
+                format!("* VANISHED (EARLIER) {}\r\n", respond::uid_set(&vanished)).as_bytes(),
+            );
+        }
+        changed.sort_by_key(|m| m.uid);
+        for m in changed {
+            let Some(seq) = selected.view.seq_of(m.uid) else {
+                continue;
+            };
+            let flags = respond::flag_list(m.flags, &m.keywords);
+            out.extend_from_slice(
+                format!(
+                    "* {seq} FETCH (UID {} FLAGS {flags} MODSEQ ({}))\r\n",
+                    m.uid, m.modseq
+                )
+                .as_bytes(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Commands of the selected state.
+    pub(super) async fn on_selected_command(
+        &mut self,
+        tag: &str,
+        body: CommandBody<'static>,
+    ) -> Outcome {
+        if !matches!(self.state, State::Selected(_)) {
+            return match body {
+                CommandBody::Close
+                | CommandBody::Unselect
+                | CommandBody::Expunge
+                | CommandBody::ExpungeUid { .. }
+                | CommandBody::Search { .. }
+                | CommandBody::Fetch { .. }
+                | CommandBody::Store { .. }
+                | CommandBody::Copy { .. }
+                | CommandBody::Move { .. } => self.protocol_error(bad(tag, "No mailbox selected")),
+                _ => self.protocol_error(bad(tag, "Command not supported")),
+            };
+        }
+        match body {
+            CommandBody::Close => self.close(tag, true).await,
+            CommandBody::Unselect => self.close(tag, false).await,
+            CommandBody::Expunge => self.expunge(tag, None).await,
+            CommandBody::ExpungeUid { sequence_set } => {
+                self.expunge(tag, Some(&sequence_set)).await
+            }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                if let Some(charset) = charset
+                    && !["UTF-8", "US-ASCII"]
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(charset.as_ref()))
+                {
+                    return Outcome::go_on(no(
+                        tag,
+                        Some("BADCHARSET (UTF-8 US-ASCII)"),
+                        "Unsupported charset",
+                    ));
+                }
+                self.search(tag, criteria.as_ref(), uid).await
+            }
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                self.fetch(tag, &sequence_set, macro_or_item_names, uid, modifiers)
+                    .await
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|m| match m {
+                        jmail_proto::imap::imap_types::command::StoreModifier::UnchangedSince(
+                            n,
+                        ) => *n,
+                    })
+                    .next();
+                self.store_flags(
+                    tag,
+                    &sequence_set,
+                    kind,
+                    response,
+                    &flags,
+                    uid,
+                    unchanged_since,
+                )
+                .await
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => match mailbox_name(&mailbox, self.rev2) {
+                Some(to) => self.copy(tag, &sequence_set, &to, uid, false).await,
+                None => self.protocol_error(bad(tag, "Bad mailbox name")),
+            },
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => match mailbox_name(&mailbox, self.rev2) {
+                Some(to) => self.copy(tag, &sequence_set, &to, uid, true).await,
+                None => self.protocol_error(bad(tag, "Bad mailbox name")),
+            },
+            _ => self.protocol_error(bad(tag, "Command not supported")),
+        }
+    }
+
+    /// The UIDs a command's set names, or its BAD reply.
+    pub(super) fn chosen(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        uid: bool,
+    ) -> Result<Vec<u32>, Outcome> {
+        let selected = self.selected_mut().expect("selected");
+        match selected.view.select(set, uid) {
+            Ok(uids) => Ok(uids),
+            Err(_) => Err(self.protocol_error(bad(tag, "Invalid sequence number"))),
+        }
+    }
+
+    /// CLOSE (expunging what is flagged `\Deleted`, silently, unless read-only) and UNSELECT.
+    async fn close(&mut self, tag: &str, expunge: bool) -> Outcome {
+        let State::Selected(selected) = std::mem::replace(&mut self.state, State::Authenticated)
+        else {
+            unreachable!("checked by the caller");
+        };
+        if expunge
+            && !selected.read_only
+            && let Err(e) = self.store.expunge(selected.id, None, true).await
+        {
+            return Outcome::go_on(self.store_failure(tag, &e));
+        }
+        let verb = if expunge { "CLOSE" } else { "UNSELECT" };
+        Outcome::go_on(ok(tag, &format!("{verb} completed")))
+    }
+
+    /// EXPUNGE and UID EXPUNGE: what is flagged `\Deleted` (of the set) goes; the client hears of each.
+    async fn expunge(&mut self, tag: &str, set: Option<&SequenceSet>) -> Outcome {
+        let uids = match set {
+            Some(set) => match self.chosen(tag, set, true) {
+                Ok(uids) => Some(uids),
+                Err(reply) => return reply,
+            },
+            None => None,
+        };
+        let selected = self.selected_mut().expect("selected");
+        if selected.read_only {
+            return Outcome::go_on(no(tag, Some("READ-ONLY"), "Mailbox is read-only"));
+        }
+        let id = selected.id;
+        if let Err(e) = self.store.expunge(id, uids.as_deref(), true).await {
+            return Outcome::go_on(self.store_failure(tag, &e));
+        }
+        let mut out = Vec::new();
+        if let Err(e) = self.sync(&mut out, true).await {
+            return Outcome::go_on(self.store_failure(tag, &e));
+        }
+        out.extend(ok(tag, "EXPUNGE completed"));
+        Outcome::go_on(out)
+    }
+
+    /// STORE and UID STORE, with CONDSTORE's UNCHANGEDSINCE.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_flags(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        kind: StoreType,
+        response: StoreResponse,
+        flag_list: &[jmail_proto::imap::imap_types::flag::Flag<'_>],
+        uid: bool,
+        unchanged_since: Option<u64>,
+    ) -> Outcome {
+        let uids = match self.chosen(tag, set, uid) {
+            Ok(uids) => uids,
+            Err(reply) => return reply,
+        };
+        let new_flags = match store_flags(flag_list) {
+            Ok(f) => f,
+            Err(text) => return self.protocol_error(bad(tag, text)),
+        };
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let selected = self.selected_mut().expect("selected");
+        if selected.read_only {
+            return Outcome::go_on(no(tag, Some("READ-ONLY"), "Mailbox is read-only"));
+        }
+        let id = selected.id;
+        let op = match kind {
+            StoreType::Add => FlagOp::Add,
+            StoreType::Remove => FlagOp::Remove,
+            StoreType::Replace => FlagOp::Replace,
+        };
+        let mut done = Vec::new();
+        for chunk in uids.chunks(MESSAGES_PER_CALL_MAX) {
+            match self
+                .store
+                .update_flags(id, chunk, op, new_flags.clone(), unchanged_since)
+                .await
+            {
+                Ok(update) => done.push(update),
+                Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+            }
+        }
+        let mut out = Vec::new();
+        let mut refused = Vec::new();
+        let silent = response == StoreResponse::Silent;
+        for update in &done {
+            self.selected_mut().expect("selected").told(&update.changed);
+            refused.extend_from_slice(&update.refused);
+            let mut shown: Vec<&MessageFlags> = update.changed.iter().collect();
+            if !silent {
+                shown.extend(update.unchanged.iter());
+                shown.sort_by_key(|m| m.uid);
+            } else if !self.condstore {
+                continue;
+            }
+            for m in shown {
+                let seq = self
+                    .selected_mut()
+                    .and_then(|s| s.view.seq_of(m.uid))
+                    .unwrap_or_default();
+                if seq == 0 {
+                    continue;
+                }
+                if silent {
+                    // RFC 7162 §3.1.3: a silent STORE still reports the new MODSEQ.
+                    let uid_item = if uid {
+                        format!("UID {} ", m.uid)
+                    } else {
+                        String::new()
+                    };
+                    out.extend_from_slice(
+                        format!("* {seq} FETCH ({uid_item}MODSEQ ({}))\r\n", m.modseq).as_bytes(),
+                    );
+                } else {
+                    out.extend(self.flags_response(seq, m, uid));
+                }
+            }
+        }
+        if let Err(e) = self.sync(&mut out, uid).await {
+            return Outcome::go_on(self.store_failure(tag, &e));
+        }
+        if refused.is_empty() {
+            out.extend(ok(tag, "STORE completed"));
+        } else {
+            refused.sort_unstable();
+            let set = if uid {
+                respond::uid_set(&refused)
+            } else {
+                let selected = self.selected_mut().expect("selected");
+                let seqs: Vec<u32> = refused
+                    .iter()
+                    .filter_map(|&u| selected.view.seq_of(u))
+                    .collect();
+                respond::uid_set(&seqs)
+            };
+            out.extend(respond::status(
+                tag,
+                "OK",
+                Some(&format!("MODIFIED {set}")),
+                "Conditional STORE failed for some messages",
+            ));
+        }
+        Outcome::go_on(out)
+    }
+
+    /// COPY and MOVE (and their UID forms), with COPYUID (UIDPLUS).
+    async fn copy(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        to: &str,
+        uid: bool,
+        remove_source: bool,
+    ) -> Outcome {
+        let uids = match self.chosen(tag, set, uid) {
+            Ok(uids) => uids,
+            Err(reply) => return reply,
+        };
+        let user = self.account.as_ref().expect("logged in").id;
+        let target = match self.store.mailbox(user, to).await {
+            Ok(Some(info)) => info,
+            Ok(None) => return Outcome::go_on(no(tag, Some("TRYCREATE"), "No such mailbox")),
+            Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+        };
+        let selected = self.selected_mut().expect("selected");
+        if remove_source && selected.read_only {
+            return Outcome::go_on(no(tag, Some("READ-ONLY"), "Mailbox is read-only"));
+        }
+        let from = selected.id;
+        let verb = if remove_source { "MOVE" } else { "COPY" };
+        let map = match self
+            .store
+            .copy(user, from, &uids, target.id, remove_source)
+            .await
+        {
+            Ok(map) => map,
+            Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+        };
+        let code = (!map.uids.is_empty()).then(|| {
+            format!(
+                "COPYUID {} {} {}",
+                map.uid_validity,
+                respond::number_list(map.uids.iter().map(|p| p.0)),
+                respond::number_list(map.uids.iter().map(|p| p.1)),
+            )
+        });
+        let mut out = Vec::new();
+        if remove_source {
+            // RFC 6851: COPYUID comes untagged, before the expunges.
+            if let Some(code) = &code {
+                out.extend(respond::status("*", "OK", Some(code), "Moved"));
+            }
+            if let Err(e) = self.sync(&mut out, true).await {
+                return Outcome::go_on(self.store_failure(tag, &e));
+            }
+            out.extend(ok(tag, "MOVE completed"));
+        } else {
+            if let Err(e) = self.sync(&mut out, uid).await {
+                return Outcome::go_on(self.store_failure(tag, &e));
+            }
+            out.extend(respond::status(
+                tag,
+                "OK",
+                code.as_deref(),
+                &format!("{verb} completed"),
+            ));
+        }
+        Outcome::go_on(out)
+    }
+
+    /// SEARCH and UID SEARCH: rev1's `* SEARCH`, or rev2's ESEARCH.
+    async fn search(&mut self, tag: &str, keys: &[SearchKey<'_>], uid: bool) -> Outcome {
+        let selected = self.selected_mut().expect("selected");
+        let stars = Stars {
+            last_seq: selected.view.exists(),
+            last_uid: selected.view.last_uid().unwrap_or(0),
+        };
+        let (id, all) = (
+            selected.id,
+            (1..=selected.view.exists()).collect::<Vec<u32>>(),
+        );
+        let uids: Vec<u32> = all
+            .iter()
+            .filter_map(|&seq| selected.view.uid_of(seq))
+            .collect();
+        let query = match Query::compile(keys, stars) {
+            Ok(q) => q,
+            Err(_) => {
+                return Outcome::go_on(no(
+                    tag,
+                    Some("BADCHARSET (UTF-8 US-ASCII)"),
+                    "Search text is not UTF-8",
+                ));
+            }
+        };
+        if query.uses_modseq() {
+            self.condstore = true;
+        }
+        let found = match self.evaluate(id, &uids, &query).await {
+            Ok(found) => found,
+            Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+        };
+        let selected = self.selected_mut().expect("selected");
+        let numbers: Vec<u32> = found
+            .iter()
+            .map(|(u, _)| {
+                if uid {
+                    *u
+                } else {
+                    selected.view.seq_of(*u).unwrap_or_default()
+                }
+            })
+            .collect();
+        let highest = found.iter().map(|(_, m)| *m).max();
+        let mut out = Vec::new();
+        if self.rev2 {
+            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+            if uid {
+                line.push_str(" UID");
+            }
+            if !numbers.is_empty() {
+                let mut sorted = numbers.clone();
+                sorted.sort_unstable();
+                line.push_str(&format!(" ALL {}", respond::uid_set(&sorted)));
+            }
+            if query.uses_modseq()
+                && let Some(h) = highest
+            {
+                line.push_str(&format!(" MODSEQ {h}"));
+            }
+            out.extend_from_slice(format!("{line}\r\n").as_bytes());
+        } else {
+            let mut line = "* SEARCH".to_string();
+            for n in &numbers {
+                line.push_str(&format!(" {n}"));
+            }
+            if query.uses_modseq()
+                && let Some(h) = highest
+            {
+                line.push_str(&format!(" (MODSEQ {h})"));
+            }
+            out.extend_from_slice(format!("{line}\r\n").as_bytes());
+        }
+        if let Err(e) = self.sync(&mut out, uid).await {
+            return Outcome::go_on(self.store_failure(tag, &e));
+        }
+        out.extend(ok(tag, "SEARCH completed"));
+        Outcome::go_on(out)
+    }
+
+    /// The (UID, modseq) of the messages among `uids` that match, reading each only as deeply as the
+    /// query needs.
+    async fn evaluate(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        query: &Query,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
+        let need = query.need();
+        let selected = match &self.state {
+            State::Selected(s) => s,
+            _ => return Ok(Vec::new()),
+        };
+        let mut found = Vec::new();
+        for chunk in uids.chunks(MESSAGES_PER_CALL_MAX) {
+            let rows = self
+                .store
+                .messages(mailbox, chunk, need >= Need::Summary)
+                .await?;
+            for (meta, summary_json) in rows {
+                let summary: Option<Summary> = summary_json.as_deref().and_then(Summary::from_json);
+                let raw = if need >= Need::Bytes {
+                    self.store.fetch(mailbox, meta.uid, false).await?
+                } else {
+                    None
+                };
+                let seq = selected.view.seq_of(meta.uid).unwrap_or_default();
+                let candidate = Candidate::new(
+                    seq,
+                    meta.uid,
+                    meta.flags,
+                    &meta.keywords,
+                    meta.size,
+                    meta.internal_date_micros,
+                    meta.modseq,
+                    summary.as_ref(),
+                    raw.as_deref(),
+                );
+                if query.matches(&candidate) {
+                    found.push((meta.uid, meta.modseq));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
