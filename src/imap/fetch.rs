@@ -306,6 +306,12 @@ impl Session {
         {
             plan.items.push(Item::ModSeq);
         }
+        // News first (no expunges during FETCH, RFC 9051 §7.5.1; UID FETCH may have them), so the
+        // sequence numbers below are the ones the client now knows.
+        let mut head = Vec::new();
+        if let Err(e) = self.sync(&mut head, uid).await {
+            return Outcome::go_on(self.store_failure(tag, &e));
+        }
         let uids = match self.chosen(tag, set, uid) {
             Ok(uids) => uids,
             Err(reply) => return reply,
@@ -317,7 +323,6 @@ impl Session {
             .iter()
             .map(|&u| selected.view.seq_of(u).unwrap_or_default())
             .collect();
-        let mut head = Vec::new();
         if let (true, Some(since)) = (vanished, changed_since) {
             match self
                 .vanished_since(mailbox, since, &Ranges::of(set, last_uid))
@@ -346,10 +351,6 @@ impl Session {
                     Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
                 }
             }
-        }
-        // News first (no expunges during FETCH, RFC 9051 §7.5.1; UID FETCH may have them).
-        if let Err(e) = self.sync(&mut head, uid).await {
-            return Outcome::go_on(self.store_failure(tag, &e));
         }
         let stream = FetchStream {
             store: self.store.clone(),

@@ -47,11 +47,14 @@ fn matches_pattern(pattern: &[char], name: &[char]) -> bool {
 
 fn pattern_matches(pattern: &str, name: &str) -> bool {
     let canon = |s: &str| -> Vec<char> {
-        let upper_inbox = s.len() >= 5 && s[..5].eq_ignore_ascii_case("INBOX");
-        if upper_inbox && (s.len() == 5 || s[5..].starts_with(SEPARATOR)) {
-            format!("INBOX{}", &s[5..]).chars().collect()
-        } else {
-            s.chars().collect()
+        match (s.get(..5), s.get(5..)) {
+            (Some(first), Some(rest))
+                if first.eq_ignore_ascii_case("INBOX")
+                    && (rest.is_empty() || rest.starts_with(SEPARATOR)) =>
+            {
+                format!("INBOX{rest}").chars().collect()
+            }
+            _ => s.chars().collect(),
         }
     };
     matches_pattern(&canon(pattern), &canon(name))
@@ -395,5 +398,7 @@ mod tests {
         assert!(pattern_matches("Inbox/%", "INBOX/x"));
         assert!(!pattern_matches("Sent", "sent"));
         assert!(pattern_matches("S%t", "Sent"));
+        assert!(pattern_matches("Entw*", "Entwürfe"));
+        assert!(!pattern_matches("Entwü", "Entwürfe"));
     }
 }

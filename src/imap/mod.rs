@@ -9,3 +9,4 @@ mod selected;
 mod session;
 
 pub use connection::serve;
+pub use session::Session;

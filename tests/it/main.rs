@@ -9,6 +9,7 @@ mod folders;
 mod hardening;
 mod harness;
 mod hostile;
+mod imap;
 mod large;
 mod legacy;
 mod limits;

@@ -1,0 +1,827 @@
+//! IMAP over real sockets: exact responses for every command (a client of the test's own that reads
+//! literals), two sessions on one mailbox (EXPUNGE and flag news, the rule that no EXPUNGE is sent
+//! during FETCH, STORE or SEARCH), IDLE woken by other sessions and other protocols, large messages
+//! byte for byte, the plaintext-password rule, and bad input.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jmail::server::Service;
+use jmail::store::{AccountStore, MailStore, NewMessage, flags};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::harness::{REPLY_WAIT, TestServer};
+
+/// A test's IMAP connection: sends commands and reads responses, literals included.
+pub struct Imap {
+    stream: BufReader<TcpStream>,
+}
+
+impl Imap {
+    /// Connects and returns the greeting line.
+    pub async fn connect(addr: SocketAddr) -> (Imap, String) {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut imap = Imap {
+            stream: BufReader::new(stream),
+        };
+        let greeting = imap.line().await;
+        (imap, greeting)
+    }
+
+    /// Connects and logs in.
+    pub async fn login(addr: SocketAddr, user: &str, password: &str) -> Imap {
+        let (mut imap, _) = Imap::connect(addr).await;
+        let done = imap.run(&format!("L LOGIN {user} {password}")).await;
+        assert!(done.last().unwrap().starts_with("L OK "), "{done:?}");
+        imap
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.unwrap();
+    }
+
+    /// One response line; a literal it announces is read too and appended after the line's CRLF, so
+    /// a response is one string however it was split.
+    pub async fn line(&mut self) -> String {
+        let mut out = Vec::new();
+        loop {
+            let mut raw = Vec::new();
+            let n = tokio::time::timeout(REPLY_WAIT, self.stream.read_until(b'\n', &mut raw))
+                .await
+                .expect("response in time")
+                .unwrap();
+            assert!(n > 0, "connection closed while a response was expected");
+            assert!(raw.ends_with(b"\r\n"), "{raw:?} does not end in CRLF");
+            out.extend_from_slice(&raw);
+            let text = String::from_utf8_lossy(&raw);
+            let literal = text
+                .trim_end_matches("\r\n")
+                .strip_suffix('}')
+                .and_then(|t| t.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok());
+            match literal {
+                Some(len) => {
+                    let mut bytes = vec![0; len];
+                    tokio::time::timeout(REPLY_WAIT, self.stream.read_exact(&mut bytes))
+                        .await
+                        .expect("literal in time")
+                        .unwrap();
+                    out.extend_from_slice(&bytes);
+                }
+                None => break,
+            }
+        }
+        let text = String::from_utf8(out).expect("UTF-8 responses in these tests");
+        text.strip_suffix("\r\n").unwrap().to_string()
+    }
+
+    /// Sends `command` (tag first) and returns every response up to and including the tagged one.
+    pub async fn run(&mut self, command: &str) -> Vec<String> {
+        let tag = command.split(' ').next().unwrap().to_string();
+        self.send(format!("{command}\r\n").as_bytes()).await;
+        self.until(&tag).await
+    }
+
+    /// Responses up to and including the one tagged `tag`.
+    pub async fn until(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// True when the server closes the connection (after any remaining bytes, which are returned).
+    pub async fn closed(&mut self) -> (bool, Vec<u8>) {
+        let mut rest = Vec::new();
+        let r = tokio::time::timeout(REPLY_WAIT, self.stream.read_to_end(&mut rest)).await;
+        (r.is_ok(), rest)
+    }
+}
+
+pub async fn start_imap() -> TestServer {
+    TestServer::start_with(|c| c.imap_port = Some(0)).await
+}
+
+pub fn imap_addr(s: &TestServer) -> SocketAddr {
+    s.addr_of(Service::Imap)
+}
+
+/// Makes a user without the welcome message, so mailboxes hold exactly what a test puts there.
+pub async fn bare_user(s: &TestServer, name: &str, password: &str) {
+    let hash = jmail::auth::hash_password(password);
+    s.store.create_user(name, &hash, None).await.unwrap();
+}
+
+/// Delivers `raw` to `to`'s INBOX with a fixed arrival time (2023-11-14 22:13:20 UTC).
+pub async fn deliver(s: &TestServer, to: &str, raw: &[u8]) {
+    let (from, subject, message_id, _) = jmail::message::summarize(raw);
+    let message = NewMessage::new(
+        raw.to_vec(),
+        from,
+        subject,
+        message_id,
+        1_700_000_000_000_000,
+    );
+    s.store
+        .deliver(&[to.to_string()], message, None)
+        .await
+        .unwrap();
+}
+
+const HELLO: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@localhost\r\nSubject: hello\r\n\
+Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <1@example.org>\r\n\r\nHi Bob.\r\n";
+const SECOND: &[u8] = b"From: carol@example.org\r\nSubject: second\r\n\r\nline one\r\nline two\r\n";
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+const CAPS_BEFORE: &str = "IMAP4rev1 IMAP4rev2 STARTTLS AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID \
+ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE STATUS=SIZE";
+const CAPS_AFTER: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
+UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE STATUS=SIZE";
+
+#[tokio::test]
+async fn a_rev1_session_with_exact_responses() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    deliver(&s, "bob", SECOND).await;
+    let (mut c, greeting) = Imap::connect(imap_addr(&s)).await;
+    assert_eq!(
+        greeting,
+        format!("* OK [CAPABILITY {CAPS_BEFORE}] Jmail IMAP ready")
+    );
+    assert_eq!(
+        c.run("a CAPABILITY").await,
+        strs(&[
+            &format!("* CAPABILITY {CAPS_BEFORE}"),
+            "a OK CAPABILITY completed"
+        ])
+    );
+    assert_eq!(c.run("b SELECT INBOX").await, strs(&["b BAD Log in first"]));
+    assert_eq!(
+        c.run("c LOGIN bob wrong").await,
+        strs(&["c NO [AUTHENTICATIONFAILED] Invalid credentials"])
+    );
+    assert_eq!(
+        c.run("d LOGIN Bob bob-password").await,
+        strs(&[&format!("d OK [CAPABILITY {CAPS_AFTER}] Logged in")])
+    );
+    assert_eq!(
+        c.run("e SELECT inbox").await,
+        strs(&[
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
+            "* 2 EXISTS",
+            "* 0 RECENT",
+            "* OK [UNSEEN 1] First unseen message",
+            "* OK [UIDVALIDITY 1] UIDs valid",
+            "* OK [UIDNEXT 3] Predicted next UID",
+            "* OK [HIGHESTMODSEQ 2] Highest",
+            "e OK [READ-WRITE] SELECT completed",
+        ])
+    );
+    assert_eq!(
+        c.run("f FETCH 1:* (FLAGS RFC822.SIZE INTERNALDATE)").await,
+        strs(&[
+            &format!(
+                "* 1 FETCH (FLAGS () RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+                HELLO.len()
+            ),
+            &format!(
+                "* 2 FETCH (FLAGS () RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+                SECOND.len()
+            ),
+            "f OK FETCH completed",
+        ])
+    );
+    assert_eq!(
+        c.run("g FETCH 1 (ENVELOPE BODY)").await,
+        strs(&[
+            "* 1 FETCH (ENVELOPE (\"Tue, 14 Nov 2023 22:13:20 +0000\" \"hello\" ((\"Alice\" NIL \"alice\" \"example.org\")) \
+((\"Alice\" NIL \"alice\" \"example.org\")) ((\"Alice\" NIL \"alice\" \"example.org\")) ((NIL NIL \"bob\" \"localhost\")) \
+NIL NIL NIL \"<1@example.org>\") BODY (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 9 1))",
+            "g OK FETCH completed",
+        ])
+    );
+    // BODY[] without PEEK sets \Seen and says so.
+    assert_eq!(
+        c.run("h UID FETCH 2 (BODY[])").await,
+        strs(&[
+            &format!(
+                "* 2 FETCH (UID 2 BODY[] {{{}}}\r\n{} FLAGS (\\Seen))",
+                SECOND.len(),
+                String::from_utf8_lossy(SECOND)
+            ),
+            "h OK FETCH completed",
+        ])
+    );
+    assert_eq!(
+        c.run("i FETCH 2 (BODY.PEEK[HEADER.FIELDS (subject)] BODY.PEEK[TEXT]<5.100>)")
+            .await,
+        strs(&[
+            "* 2 FETCH (BODY[HEADER.FIELDS (subject)] {19}\r\nSubject: second\r\n\r\n BODY[TEXT]<5> {15}\r\none\r\nline two\r\n)",
+            "i OK FETCH completed",
+        ])
+    );
+    assert_eq!(
+        c.run("j STORE 1 +FLAGS (\\Flagged $Work)").await,
+        strs(&[
+            "* 1 FETCH (FLAGS (\\Flagged $Work))",
+            "j OK STORE completed"
+        ])
+    );
+    assert_eq!(
+        c.run("k SEARCH UNSEEN").await,
+        strs(&["* SEARCH 1", "k OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("l UID SEARCH OR KEYWORD $work SUBJECT second").await,
+        strs(&["* SEARCH 1 2", "l OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("m SEARCH CHARSET KOI8-R ALL").await,
+        strs(&["m NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"])
+    );
+    assert_eq!(
+        c.run("n STORE 1 +FLAGS.SILENT (\\Deleted)").await,
+        strs(&["n OK STORE completed"])
+    );
+    assert_eq!(
+        c.run("o EXPUNGE").await,
+        strs(&["* 1 EXPUNGE", "o OK EXPUNGE completed"])
+    );
+    assert_eq!(
+        c.run("p FETCH 1 (UID FLAGS)").await,
+        strs(&["* 1 FETCH (UID 2 FLAGS (\\Seen))", "p OK FETCH completed"])
+    );
+    assert_eq!(
+        c.run("q FETCH 2 FLAGS").await,
+        strs(&["q BAD Invalid sequence number"])
+    );
+    assert_eq!(
+        c.run("r LOGOUT").await,
+        strs(&["* BYE Logging out", "r OK LOGOUT completed"])
+    );
+    assert!(c.closed().await.0);
+    // The store agrees: one message left, seen.
+    let bob = jmail::accounts::authenticate(s.store.as_ref(), "bob", "bob-password")
+        .await
+        .unwrap()
+        .unwrap();
+    let snapshot = s.store.snapshot(bob.inbox).await.unwrap();
+    assert_eq!(snapshot.messages, vec![(2, flags::SEEN)]);
+}
+
+#[tokio::test]
+async fn mailboxes_list_status_append_copy_move() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    assert_eq!(
+        c.run("a CREATE Work/Projects/").await,
+        strs(&["a OK CREATE completed"])
+    );
+    assert_eq!(
+        c.run("b CREATE work/projects").await[0],
+        "b OK CREATE completed",
+        "names are case-sensitive but INBOX"
+    );
+    assert_eq!(
+        c.run("c CREATE INBOX").await,
+        strs(&["c NO [ALREADYEXISTS] Mailbox exists"])
+    );
+    assert_eq!(
+        c.run("d LIST \"\" %").await,
+        strs(&[
+            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
+            "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+            "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+            "* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"",
+            "* LIST (\\HasChildren) \"/\" \"Work\"",
+            "* LIST (\\HasChildren) \"/\" \"work\"",
+            "d OK LIST completed",
+        ])
+    );
+    assert_eq!(
+        c.run("e LIST Work/ *").await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"Work/Projects\"",
+            "e OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("f LIST \"\" \"\"").await,
+        strs(&["* LIST (\\Noselect) \"/\" \"\"", "f OK LIST completed"])
+    );
+    // A rev1 client's names are modified UTF-7.
+    assert_eq!(
+        c.run("g CREATE \"Entw&APw-rfe\"").await,
+        strs(&["g OK CREATE completed"])
+    );
+    assert_eq!(
+        c.run("h LIST \"\" Entw*").await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"",
+            "h OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("i CREATE \"Bad&-x&\"").await,
+        strs(&["i BAD Mailbox name is not modified UTF-7 (RFC 3501 5.1.3)"])
+    );
+    let appended = b"Subject: draft\r\n\r\nunfinished\r\n";
+    c.send(
+        format!(
+            "j APPEND Drafts (\\Draft $Later) \"05-Jan-2024 10:00:00 +0100\" {{{}}}\r\n",
+            appended.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(c.line().await, "+ Ready for literal data");
+    c.send(appended).await;
+    c.send(b"\r\n").await;
+    assert_eq!(
+        c.until("j").await,
+        strs(&["j OK [APPENDUID 3 1] APPEND completed"])
+    );
+    assert_eq!(
+        c.run("k STATUS Drafts (MESSAGES UIDNEXT UIDVALIDITY UNSEEN SIZE RECENT DELETED)")
+            .await,
+        strs(&[
+            &format!(
+                "* STATUS \"Drafts\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3 UNSEEN 1 SIZE {} RECENT 0 DELETED 0)",
+                appended.len()
+            ),
+            "k OK STATUS completed",
+        ])
+    );
+    assert_eq!(
+        c.run("l APPEND Nowhere {3+}\r\nabc").await,
+        strs(&["l NO [TRYCREATE] No such mailbox"])
+    );
+    assert_eq!(
+        c.run("m EXAMINE Drafts").await.last().unwrap(),
+        "m OK [READ-ONLY] EXAMINE completed"
+    );
+    assert_eq!(
+        c.run("n FETCH 1 (FLAGS INTERNALDATE)").await,
+        strs(&[
+            "* 1 FETCH (FLAGS (\\Draft $Later) INTERNALDATE \"05-Jan-2024 09:00:00 +0000\")",
+            "n OK FETCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("o STORE 1 +FLAGS (\\Seen)").await,
+        strs(&["o NO [READ-ONLY] Mailbox is read-only"])
+    );
+    let select = c.run("p SELECT INBOX").await;
+    assert_eq!(select[0], "* OK [CLOSED] Previous mailbox closed");
+    assert_eq!(
+        c.run("q COPY 1 Work/Projects").await,
+        strs(&["q OK [COPYUID 8 1 1] COPY completed"])
+    );
+    assert_eq!(
+        c.run("r MOVE 1 Archive").await,
+        strs(&[
+            "* OK [COPYUID 6 1 1] Moved",
+            "* 1 EXPUNGE",
+            "r OK MOVE completed"
+        ])
+    );
+    assert_eq!(
+        c.run("s COPY 1 Work").await,
+        strs(&["s BAD Invalid sequence number"])
+    );
+    assert_eq!(
+        c.run("t RENAME Work Play").await,
+        strs(&["t OK RENAME completed"])
+    );
+    assert_eq!(
+        c.run("u LSUB \"\" Play/*").await,
+        strs(&[
+            "* LSUB (\\HasNoChildren) \"/\" \"Play/Projects\"",
+            "u OK LSUB completed"
+        ])
+    );
+    assert_eq!(
+        c.run("v UNSUBSCRIBE Play/Projects").await,
+        strs(&["v OK UNSUBSCRIBE completed"])
+    );
+    assert_eq!(
+        c.run("w LSUB \"\" Play/*").await,
+        strs(&["w OK LSUB completed"])
+    );
+    assert_eq!(
+        c.run("x DELETE Play/Projects").await,
+        strs(&["x OK DELETE completed"])
+    );
+    assert_eq!(
+        c.run("y DELETE INBOX").await,
+        strs(&["y NO [CANNOT] INBOX cannot be deleted"])
+    );
+    assert_eq!(
+        c.run("z NAMESPACE").await,
+        strs(&[
+            "* NAMESPACE ((\"\" \"/\")) NIL NIL",
+            "z OK NAMESPACE completed"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn rev2_gets_utf8_names_esearch_and_no_recent() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    deliver(&s, "bob", SECOND).await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    assert_eq!(
+        c.run("a ENABLE IMAP4rev2 CONDSTORE").await,
+        strs(&["* ENABLED IMAP4rev2 CONDSTORE", "a OK ENABLE completed"])
+    );
+    assert_eq!(
+        c.run("b CREATE \"Entwürfe\"").await,
+        strs(&["b OK CREATE completed"])
+    );
+    assert_eq!(
+        c.run("c LIST \"\" Entw*").await,
+        strs(&[
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Entwürfe\"",
+            "c OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("d SELECT INBOX").await,
+        strs(&[
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
+            "* 2 EXISTS",
+            "* OK [UIDVALIDITY 1] UIDs valid",
+            "* OK [UIDNEXT 3] Predicted next UID",
+            "* OK [HIGHESTMODSEQ 2] Highest",
+            "* LIST () \"/\" \"INBOX\"",
+            "d OK [READ-WRITE] SELECT completed",
+        ])
+    );
+    assert_eq!(
+        c.run("e SEARCH ALL").await,
+        strs(&["* ESEARCH (TAG \"e\") ALL 1:2", "e OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("f UID SEARCH SEEN").await,
+        strs(&["* ESEARCH (TAG \"f\") UID", "f OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("g STORE 2 +FLAGS (\\Answered)").await,
+        strs(&[
+            "* 2 FETCH (FLAGS (\\Answered) MODSEQ (3))",
+            "g OK STORE completed"
+        ])
+    );
+    assert_eq!(
+        c.run("h STORE 1:2 (UNCHANGEDSINCE 2) +FLAGS (\\Seen)")
+            .await,
+        strs(&[
+            "* 1 FETCH (FLAGS (\\Seen) MODSEQ (4))",
+            "h OK [MODIFIED 2] Conditional STORE failed for some messages"
+        ])
+    );
+    assert_eq!(
+        c.run("i FETCH 1:* (FLAGS) (CHANGEDSINCE 3)").await,
+        strs(&[
+            "* 1 FETCH (FLAGS (\\Seen) MODSEQ (4))",
+            "i OK FETCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("j SEARCH MODSEQ 4").await,
+        strs(&[
+            "* ESEARCH (TAG \"j\") ALL 1 MODSEQ 4",
+            "j OK SEARCH completed"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn qresync_reports_vanished_and_changes_since() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    for _ in 0..4 {
+        deliver(&s, "bob", SECOND).await;
+    }
+    let addr = imap_addr(&s);
+    let mut other = Imap::login(addr, "bob", "bob-password").await;
+    other.run("a SELECT INBOX").await;
+    other.run("b STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    other.run("c EXPUNGE").await;
+    other.run("d STORE 3 +FLAGS.SILENT (\\Flagged)").await;
+    // Modseqs: 1-4 arrivals, 5 the \Deleted, 6 the expunge, 7 the \Flagged.
+    let mut c = Imap::login(addr, "bob", "bob-password").await;
+    assert_eq!(
+        c.run("e ENABLE QRESYNC").await,
+        strs(&["* ENABLED QRESYNC", "e OK ENABLE completed"])
+    );
+    let select = c.run("f SELECT INBOX (QRESYNC (1 4))").await;
+    assert_eq!(
+        select[select.len() - 3..],
+        strs(&[
+            "* VANISHED (EARLIER) 2",
+            "* 3 FETCH (UID 4 FLAGS (\\Flagged) MODSEQ (7))",
+            "f OK [READ-WRITE] SELECT completed",
+        ])
+    );
+    other.run("g STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    other.run("h EXPUNGE").await;
+    assert_eq!(
+        c.run("i NOOP").await,
+        strs(&["* VANISHED 1", "i OK NOOP completed"])
+    );
+    assert_eq!(
+        c.run("j UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4 VANISHED)")
+            .await,
+        strs(&[
+            "* VANISHED (EARLIER) 1:2",
+            "* 2 FETCH (UID 4 FLAGS (\\Flagged) MODSEQ (7))",
+            "j OK FETCH completed"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn two_sessions_hear_of_each_other_in_order() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    for _ in 0..3 {
+        deliver(&s, "bob", SECOND).await;
+    }
+    let addr = imap_addr(&s);
+    let mut a = Imap::login(addr, "bob", "bob-password").await;
+    let mut b = Imap::login(addr, "bob", "bob-password").await;
+    a.run("a1 SELECT INBOX").await;
+    b.run("b1 SELECT INBOX").await;
+    b.run("b2 STORE 1 +FLAGS (\\Deleted \\Seen)").await;
+    b.run("b3 EXPUNGE").await;
+    b.run("b4 STORE 2 +FLAGS (\\Flagged)").await;
+    // No EXPUNGE during FETCH, STORE or SEARCH: message 1 is still 1 for `a`.
+    assert_eq!(
+        a.run("a2 FETCH 1:3 (UID)").await,
+        strs(&[
+            "* 3 FETCH (FLAGS (\\Flagged))",
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 3)",
+            "a2 NO [EXPUNGEISSUED] Some of the requested messages no longer exist",
+        ])
+    );
+    assert_eq!(
+        a.run("a3 SEARCH ALL").await,
+        strs(&["* SEARCH 2 3", "a3 OK SEARCH completed"])
+    );
+    assert_eq!(
+        a.run("a4 NOOP").await,
+        strs(&["* 1 EXPUNGE", "a4 OK NOOP completed"])
+    );
+    assert_eq!(
+        a.run("a5 FETCH 1:* (UID FLAGS)").await,
+        strs(&[
+            "* 1 FETCH (UID 2 FLAGS ())",
+            "* 2 FETCH (UID 3 FLAGS (\\Flagged))",
+            "a5 OK FETCH completed"
+        ])
+    );
+    // UID commands may carry EXPUNGE.
+    b.run("b5 STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    b.run("b6 EXPUNGE").await;
+    assert_eq!(
+        a.run("a6 UID FETCH 3 (FLAGS)").await,
+        strs(&[
+            "* 1 EXPUNGE",
+            "* 1 FETCH (UID 3 FLAGS (\\Flagged))",
+            "a6 OK FETCH completed"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn idle_hears_other_sessions_and_other_protocols_at_once() {
+    let s = TestServer::start_with(|c| {
+        c.imap_port = Some(0);
+        c.smtp_port = Some(0);
+    })
+    .await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", SECOND).await;
+    let addr = imap_addr(&s);
+    let mut idler = Imap::login(addr, "bob", "bob-password").await;
+    idler.run("a SELECT INBOX").await;
+    idler.send(b"b IDLE\r\n").await;
+    assert_eq!(idler.line().await, "+ idling");
+
+    // Mail by SMTP.
+    let started = Instant::now();
+    let smtp = s.addr_of(Service::Smtp);
+    let mut m = crate::harness::Raw::plain(smtp).await;
+    m.expect_prefix("220 ").await;
+    m.send(b"HELO t\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n")
+        .await;
+    for _ in 0..4 {
+        m.line().await;
+    }
+    m.send(b"Subject: by smtp\r\n\r\nhi\r\n.\r\n").await;
+    m.expect_prefix("250 ").await;
+    assert_eq!(idler.line().await, "* 2 EXISTS");
+    assert_eq!(idler.line().await, "* 0 RECENT");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A flag change and an expunge by another IMAP session.
+    let mut other = Imap::login(addr, "bob", "bob-password").await;
+    other.run("c SELECT INBOX").await;
+    other.run("d STORE 2 +FLAGS (\\Flagged)").await;
+    assert_eq!(idler.line().await, "* 2 FETCH (FLAGS (\\Flagged))");
+    other.run("e STORE 1 +FLAGS (\\Deleted)").await;
+    other.run("f EXPUNGE").await;
+    let mut lines = vec![idler.line().await];
+    if lines[0].contains("FETCH") {
+        lines.push(idler.line().await);
+    }
+    assert_eq!(lines.last().unwrap(), "* 1 EXPUNGE");
+
+    // Mail delivered by another process's kind of write (straight to the store).
+    deliver(&s, "bob", HELLO).await;
+    assert_eq!(idler.line().await, "* 2 EXISTS");
+    assert_eq!(idler.line().await, "* 0 RECENT");
+    idler.send(b"DONE\r\n").await;
+    assert_eq!(idler.line().await, "b OK IDLE terminated");
+    assert_eq!(
+        idler.run("g FETCH 1:* (UID)").await,
+        strs(&[
+            "* 1 FETCH (UID 2)",
+            "* 2 FETCH (UID 3)",
+            "g OK FETCH completed"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn large_messages_round_trip_byte_for_byte() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut raw = b"Subject: big\r\nContent-Type: multipart/mixed; boundary=xx\r\n\r\n--xx\r\n\
+Content-Type: text/plain\r\n\r\nsmall part\r\n--xx\r\nContent-Type: application/octet-stream\r\n\r\n"
+        .to_vec();
+    for i in 0..40_000u32 {
+        raw.extend_from_slice(
+            format!("{i:08} abcdefghijklmnopqrstuvwxyz0123456789\r\n").as_bytes(),
+        );
+    }
+    raw.extend_from_slice(b"--xx--\r\n");
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.send(format!("a APPEND INBOX {{{}+}}\r\n", raw.len()).as_bytes())
+        .await;
+    c.send(&raw).await;
+    c.send(b"\r\n").await;
+    assert_eq!(
+        c.until("a").await,
+        strs(&["a OK [APPENDUID 1 1] APPEND completed"])
+    );
+    c.run("b SELECT INBOX").await;
+    let got = c.run("c FETCH 1 (BODY.PEEK[])").await;
+    let want_head = format!("* 1 FETCH (BODY[] {{{}}}\r\n", raw.len());
+    assert!(got[0].starts_with(&want_head));
+    assert_eq!(
+        got[0].as_bytes()[want_head.len()..got[0].len() - 1],
+        raw[..],
+        "bytes as stored"
+    );
+    let got = c
+        .run("d FETCH 1 (BODY.PEEK[2]<1000.20> BODY.PEEK[1] BODY.PEEK[2.MIME])")
+        .await;
+    let part2 = raw.windows(9).position(|w| w == b"00000000 ").unwrap();
+    assert_eq!(
+        got[0],
+        format!(
+            "* 1 FETCH (BODY[2]<1000> {{20}}\r\n{} BODY[1] {{10}}\r\nsmall part BODY[2.MIME] {{42}}\r\n\
+Content-Type: application/octet-stream\r\n\r\n)",
+            String::from_utf8_lossy(&raw[part2 + 1000..part2 + 1020])
+        )
+    );
+}
+
+#[tokio::test]
+async fn login_needs_tls_off_loopback_and_bad_input_gets_bad() {
+    use jmail_proto::imap::{Decoder, Limits};
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    // Off loopback without TLS: LOGINDISABLED, and LOGIN refused (the session, with a remote peer).
+    let mut session = jmail::imap::Session::new(
+        s.store.clone(),
+        Arc::new(s.config.clone()),
+        jmail::throttle::LoginThrottle::system(),
+        "203.0.113.9:5000".parse().unwrap(),
+        false,
+    );
+    let mut decoder = Decoder::new(Limits {
+        line_bytes_max: 8192,
+        literal_bytes_max: 8192,
+        command_bytes_max: 16384,
+    });
+    let greeting = String::from_utf8(session.greeting()).unwrap();
+    assert!(greeting.contains(" LOGINDISABLED "), "{greeting}");
+    assert!(!greeting.contains("AUTH=PLAIN"), "{greeting}");
+    for (input, want) in [
+        (
+            &b"a LOGIN bob bob-password\r\n"[..],
+            "a NO [PRIVACYREQUIRED] LOGIN is disabled without TLS; use STARTTLS\r\n",
+        ),
+        (
+            b"b AUTHENTICATE PLAIN AGJvYgBib2ItcGFzc3dvcmQ=\r\n",
+            "b NO [PRIVACYREQUIRED] Authentication is disabled without TLS; use STARTTLS\r\n",
+        ),
+        (b"c STARTTLS\r\n", "c OK Begin TLS negotiation now\r\n"),
+    ] {
+        let (_, event) = decoder.decode(input);
+        let reply = session.on_event(event.unwrap()).await.reply;
+        assert_eq!(String::from_utf8(reply).unwrap(), want);
+    }
+
+    // Over the socket: bad commands get BAD and the session goes on; too many close it.
+    let (mut c, _) = Imap::connect(imap_addr(&s)).await;
+    assert_eq!(
+        c.run("a FROB").await,
+        strs(&["a BAD Syntax error or unknown command"])
+    );
+    assert_eq!(
+        c.run("b LOGIN {9000}").await,
+        strs(&["b NO [TOOBIG] Literal of 9000 bytes is too large"])
+    );
+    assert_eq!(
+        c.run("c AUTHENTICATE PLAIN AGJvYgBib2ItcGFzc3dvcmQ=").await,
+        strs(&[&format!("c OK [CAPABILITY {CAPS_AFTER}] Logged in")])
+    );
+    assert_eq!(
+        c.run("d SELECT INBOX").await.last().unwrap(),
+        "d OK [READ-WRITE] SELECT completed"
+    );
+    assert_eq!(
+        c.run("e FETCH 1 (BODY[99])").await,
+        strs(&["e BAD Invalid sequence number"])
+    );
+    assert_eq!(
+        c.run("f UID FETCH 1:* (BINARY[1])").await,
+        strs(&["f BAD BINARY is not supported"])
+    );
+    for i in 0..20 {
+        c.send(format!("x{i} NONSENSE\r\n").as_bytes()).await;
+    }
+    let mut last = String::new();
+    for _ in 0..20 {
+        let line = c.line().await;
+        last = line.clone();
+        if line.starts_with("* BYE") {
+            break;
+        }
+    }
+    assert_eq!(last, "* BYE Too many bad commands");
+    assert!(c.closed().await.0);
+}
+
+#[tokio::test]
+async fn authenticate_login_and_plain_in_steps() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let (mut c, _) = Imap::connect(imap_addr(&s)).await;
+    c.send(b"a AUTHENTICATE LOGIN\r\n").await;
+    assert_eq!(c.line().await, "+ VXNlcm5hbWU6");
+    c.send(b"Ym9i\r\n").await;
+    assert_eq!(c.line().await, "+ UGFzc3dvcmQ6");
+    c.send(b"Ym9iLXBhc3N3b3Jk\r\n").await;
+    assert_eq!(
+        c.line().await,
+        format!("a OK [CAPABILITY {CAPS_AFTER}] Logged in")
+    );
+    let (mut c, _) = Imap::connect(imap_addr(&s)).await;
+    c.send(b"b AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ ");
+    c.send(b"*\r\n").await;
+    assert_eq!(c.line().await, "b BAD Authentication cancelled");
+    c.send(b"c AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ ");
+    // Acting for someone else fails like a wrong password.
+    c.send(b"YWxpY2UAYm9iAGJvYi1wYXNzd29yZA==\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "c NO [AUTHENTICATIONFAILED] Invalid credentials"
+    );
+}
