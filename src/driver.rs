@@ -1,4 +1,4 @@
-//! The one connection driver every line protocol uses (native, SMTP, POP3): read, decode, hand each event to
+//! The one connection driver every line protocol uses (native, SMTP, POP3, IMAP): read, decode, hand each event to
 //! the session, gather and write the replies, STARTTLS, deadlines, shutdown and push. A protocol brings
 //! only a [`Conversation`]: its decoder and its session. (The v1 exchange, which has no framing at all,
 //! keeps its own small loop.)

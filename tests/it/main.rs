@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 mod hostile;
 mod imap;
+mod imap_clients;
 mod large;
 mod legacy;
 mod limits;
