@@ -214,3 +214,20 @@ pub async fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
     socket.bind(SocketAddr::from((source, 0))).unwrap();
     socket.connect(addr).await.unwrap()
 }
+
+/// Runs a client program to its end (killed if the test gives up first) and returns what it did; fails the
+/// test if it takes longer than `wait`.
+pub async fn run_client(
+    command: &mut tokio::process::Command,
+    wait: Duration,
+) -> std::process::Output {
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    tokio::time::timeout(wait, command.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} did not finish in time"))
+        .unwrap_or_else(|e| panic!("{program} could not run: {e}"))
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jmail::server::Service;
 use jmail::store::{MailStore, flags};
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, run_client};
 use crate::imap::{bare_user, deliver};
 
 /// How long one client run may take before the test fails.
@@ -24,17 +24,15 @@ async fn start() -> TestServer {
 
 /// Runs a Python script with the IMAP and IMAPS ports as arguments; returns what it printed.
 async fn python(s: &TestServer, script: &str) -> String {
-    let run = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(s.addr_of(Service::Imap).port().to_string())
-        .arg(s.addr_of(Service::Imaps).port().to_string())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(CLIENT_WAIT, run)
-        .await
-        .expect("script in time")
-        .expect("python3 runs");
+    let out = run_client(
+        tokio::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(s.addr_of(Service::Imap).port().to_string())
+            .arg(s.addr_of(Service::Imaps).port().to_string()),
+        CLIENT_WAIT,
+    )
+    .await;
     assert!(
         out.status.success(),
         "script failed:\n{}\n{}",
@@ -271,16 +269,14 @@ Channel sync\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\
 }
 
 async fn mbsync(config: &Path) -> String {
-    let run = tokio::process::Command::new("mbsync")
-        .arg("-c")
-        .arg(config)
-        .arg("-a")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(CLIENT_WAIT, run)
-        .await
-        .expect("mbsync in time")
-        .expect("mbsync runs (Debian package isync)");
+    let out = run_client(
+        tokio::process::Command::new("mbsync")
+            .arg("-c")
+            .arg(config)
+            .arg("-a"),
+        CLIENT_WAIT,
+    )
+    .await;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -422,15 +418,13 @@ async fn curl_reads_over_imap_and_imaps() {
     bare_user(&s, "bob", "bob-password").await;
     deliver(&s, "bob", M1).await;
     let curl = |args: Vec<String>| async move {
-        let run = tokio::process::Command::new("curl")
-            .args(["-s", "--max-time", "30", "-u", "bob:bob-password"])
-            .args(args)
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(CLIENT_WAIT, run)
-            .await
-            .expect("curl in time")
-            .expect("curl runs");
+        let out = run_client(
+            tokio::process::Command::new("curl")
+                .args(["-s", "--max-time", "30", "-u", "bob:bob-password"])
+                .args(args),
+            CLIENT_WAIT,
+        )
+        .await;
         assert!(
             out.status.success(),
             "curl failed: {}",

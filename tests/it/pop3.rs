@@ -68,18 +68,16 @@ def plain(authzid, user, password):
 /// Runs a poplib script against the server's POP3 port and returns what it printed.
 async fn pop3(s: &TestServer, script: &str) -> String {
     let addr = s.pop3_addr();
-    let run = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string())
-        .arg(s.addr.port().to_string())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(SCRIPT_WAIT, run)
-        .await
-        .expect("script in time")
-        .expect("python3 runs");
+    let out = crate::harness::run_client(
+        tokio::process::Command::new("python3")
+            .arg("-c")
+            .arg(format!("{PRELUDE}\n{script}"))
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .arg(s.addr.port().to_string()),
+        SCRIPT_WAIT,
+    )
+    .await;
     assert!(
         out.status.success(),
         "script failed: {}",
