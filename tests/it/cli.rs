@@ -86,15 +86,17 @@ fn serve(dir: &std::path::Path) -> Served {
     serve_with(dir, &[])
 }
 
-/// The listeners besides the native one. Their default ports are fixed (25, 587, 110, 465, 995, 2006), so
-/// tests that run servers side by side turn them off unless a test asks for one.
-pub const LISTENER_FLAGS: [&str; 6] = [
+/// The listeners besides the native one. Their default ports are fixed (25, 587, 110, 465, 995, 2006, 143,
+/// 993), so tests that run servers side by side turn them off unless a test asks for one.
+pub const LISTENER_FLAGS: [&str; 8] = [
     "--smtp-port",
     "--submission-port",
     "--pop3-port",
     "--submissions-port",
     "--pop3s-port",
     "--native-tls-port",
+    "--imap-port",
+    "--imaps-port",
 ];
 
 /// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.
