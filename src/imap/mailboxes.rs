@@ -4,15 +4,16 @@
 use jmail_proto::imap::imap_types::command::CommandBody;
 use jmail_proto::imap::imap_types::extensions::binary::LiteralOrLiteral8;
 use jmail_proto::imap::imap_types::flag::Flag;
-use jmail_proto::imap::imap_types::mailbox::{ListMailbox, Mailbox};
+use jmail_proto::imap::imap_types::mailbox::Mailbox;
 use jmail_proto::imap::imap_types::status::StatusDataItemName;
 use jmail_proto::imap::utf7;
 
+use super::list::ListRequest;
 use super::respond::{self, bad, no, ok};
 use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::rules::SEPARATOR;
-use crate::store::{Flags, MailboxInfo, NewMessage, Role, StoreError, flags};
+use crate::store::{Flags, MailboxInfo, NewMessage, StoreError, flags};
 
 /// A mailbox name as the client sent it, made the store's: UTF-8 from a rev2 client, modified UTF-7
 /// decoded from a rev1 one. `None` when it is neither.
@@ -23,51 +24,12 @@ pub(super) fn mailbox_name(mailbox: &Mailbox<'_>, rev2: bool) -> Option<String> 
     }
 }
 
-fn wire_name(bytes: &[u8], rev2: bool) -> Option<String> {
+pub(super) fn wire_name(bytes: &[u8], rev2: bool) -> Option<String> {
     let text = std::str::from_utf8(bytes).ok()?;
     if rev2 {
         Some(text.to_string())
     } else {
         utf7::decode(text).ok()
-    }
-}
-
-/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but the separator; INBOX
-/// in any case.
-fn matches_pattern(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|i| matches_pattern(rest, &name[i..])),
-        Some(('%', rest)) => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != SEPARATOR)
-            .any(|i| matches_pattern(rest, &name[i..])),
-        Some((c, rest)) => name.first() == Some(c) && matches_pattern(rest, &name[1..]),
-    }
-}
-
-fn pattern_matches(pattern: &str, name: &str) -> bool {
-    let canon = |s: &str| -> Vec<char> {
-        match (s.get(..5), s.get(5..)) {
-            (Some(first), Some(rest))
-                if first.eq_ignore_ascii_case("INBOX")
-                    && (rest.is_empty() || rest.starts_with(SEPARATOR)) =>
-            {
-                format!("INBOX{rest}").chars().collect()
-            }
-            _ => s.chars().collect(),
-        }
-    };
-    matches_pattern(&canon(pattern), &canon(name))
-}
-
-fn role_attribute(role: Option<Role>) -> Option<&'static str> {
-    match role? {
-        Role::Inbox => None,
-        Role::Sent => Some("\\Sent"),
-        Role::Drafts => Some("\\Drafts"),
-        Role::Trash => Some("\\Trash"),
-        Role::Junk => Some("\\Junk"),
-        Role::Archive => Some("\\Archive"),
     }
 }
 
@@ -118,16 +80,25 @@ impl Session {
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => self.list(tag, &reference, &mailbox_wildcard, false).await,
+            } => {
+                let request = ListRequest::plain(&reference, &mailbox_wildcard, false);
+                self.list(tag, request).await
+            }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.list(tag, &reference, &mailbox_wildcard, true).await,
+            } => {
+                let request = ListRequest::plain(&reference, &mailbox_wildcard, true);
+                self.list(tag, request).await
+            }
             CommandBody::Status {
                 mailbox,
                 item_names,
             } => match name(&mailbox) {
-                Some(n) => self.status(tag, &n, &item_names).await,
+                Some(n) => {
+                    let items: Vec<StatusItem> = item_names.iter().map(StatusItem::from).collect();
+                    self.status(tag, &n, &items).await
+                }
                 None => self.bad_name(tag),
             },
             CommandBody::Append {
@@ -150,7 +121,7 @@ impl Session {
         }
     }
 
-    fn bad_name(&mut self, tag: &str) -> Outcome {
+    pub(super) fn bad_name(&mut self, tag: &str) -> Outcome {
         let text = if self.rev2 {
             "Mailbox name is not UTF-8"
         } else {
@@ -159,7 +130,7 @@ impl Session {
         self.protocol_error(bad(tag, text))
     }
 
-    fn user(&self) -> i64 {
+    pub(super) fn user(&self) -> i64 {
         self.account.as_ref().map(|a| a.id).unwrap_or_default()
     }
 
@@ -204,102 +175,51 @@ impl Session {
         }
     }
 
-    /// LIST and LSUB (RFC 9051 §6.3.9, RFC 3501 §6.3.9): every mailbox whose name matches the
-    /// reference and pattern, with its child and special-use attributes.
-    async fn list(
-        &mut self,
-        tag: &str,
-        reference: &Mailbox<'_>,
-        pattern: &ListMailbox<'_>,
-        lsub: bool,
-    ) -> Outcome {
-        let verb = if lsub { "LSUB" } else { "LIST" };
-        let reference = match reference {
-            Mailbox::Inbox => Some("INBOX".to_string()),
-            Mailbox::Other(o) => wire_name(o.as_ref(), self.rev2),
-        };
-        let pattern_bytes: &[u8] = match pattern {
-            ListMailbox::Token(t) => t.as_ref(),
-            ListMailbox::String(s) => s.as_ref(),
-        };
-        let (Some(reference), Some(pattern)) = (reference, wire_name(pattern_bytes, self.rev2))
-        else {
-            return self.bad_name(tag);
-        };
-        let mut out = Vec::new();
-        if pattern.is_empty() {
-            // The hierarchy delimiter and root (RFC 9051 §6.3.9).
-            out.extend_from_slice(format!("* {verb} (\\Noselect) \"/\" \"\"\r\n").as_bytes());
-            out.extend(ok(tag, &format!("{verb} completed")));
-            return Outcome::go_on(out);
-        }
-        let full = format!("{reference}{pattern}");
-        let mailboxes = match self.store.mailboxes(self.user()).await {
-            Ok(m) => m,
-            Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
-        };
-        let names: Vec<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
-        let dialect = self.dialect();
-        for mailbox in &mailboxes {
-            if (lsub && !mailbox.subscribed) || !pattern_matches(&full, &mailbox.name) {
-                continue;
-            }
-            let prefix = format!("{}{SEPARATOR}", mailbox.name);
-            let children = names.iter().any(|n| n.starts_with(&prefix));
-            let mut attributes = vec![if children {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            }];
-            attributes.extend(role_attribute(mailbox.role));
-            if self.rev2 && mailbox.subscribed && !lsub {
-                attributes.push("\\Subscribed");
-            }
-            out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attributes.join(" ")).as_bytes());
-            respond::mailbox_name(&mut out, &mailbox.name, dialect);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend(ok(tag, &format!("{verb} completed")));
-        Outcome::go_on(out)
-    }
-
     /// STATUS: counts from the mailbox's own row; DELETED needs its messages' flags.
-    async fn status(&mut self, tag: &str, name: &str, items: &[StatusDataItemName]) -> Outcome {
+    pub(super) async fn status(&mut self, tag: &str, name: &str, items: &[StatusItem]) -> Outcome {
         let info = match self.store.mailbox(self.user(), name).await {
             Ok(Some(info)) => info,
             Ok(None) => return Outcome::go_on(self.store_failure(tag, &StoreError::NoSuchMailbox)),
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
-        let mut values = Vec::new();
-        for item in items {
-            let value = match item {
-                StatusDataItemName::Messages => format!("MESSAGES {}", info.messages),
-                StatusDataItemName::Recent => "RECENT 0".to_string(),
-                StatusDataItemName::UidNext => format!("UIDNEXT {}", info.uid_next),
-                StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
-                StatusDataItemName::Unseen => format!("UNSEEN {}", info.unseen),
-                StatusDataItemName::Size => format!("SIZE {}", info.bytes),
-                StatusDataItemName::HighestModSeq => {
-                    format!("HIGHESTMODSEQ {}", info.highest_modseq)
-                }
-                StatusDataItemName::Deleted | StatusDataItemName::DeletedStorage => {
-                    match self.deleted_count(&info).await {
-                        Ok((n, bytes)) if *item == StatusDataItemName::Deleted => {
-                            let _ = bytes;
-                            format!("DELETED {n}")
-                        }
-                        Ok((_, bytes)) => format!("DELETED-STORAGE {bytes}"),
-                        Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
-                    }
-                }
-            };
-            values.push(value);
+        let mut out = Vec::new();
+        if let Err(e) = self.status_line(&mut out, &info, items).await {
+            return Outcome::go_on(self.store_failure(tag, &e));
         }
-        let mut out = b"* STATUS ".to_vec();
-        respond::mailbox_name(&mut out, &info.name, self.dialect());
-        out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
         out.extend(ok(tag, "STATUS completed"));
         Outcome::go_on(out)
+    }
+
+    /// `* STATUS name (items)` for one mailbox (STATUS, and LIST's RETURN (STATUS)).
+    pub(super) async fn status_line(
+        &self,
+        out: &mut Vec<u8>,
+        info: &MailboxInfo,
+        items: &[StatusItem],
+    ) -> Result<(), StoreError> {
+        let mut values = Vec::new();
+        for item in items {
+            values.push(match item {
+                StatusItem::Messages => format!("MESSAGES {}", info.messages),
+                StatusItem::Recent => "RECENT 0".to_string(),
+                StatusItem::UidNext => format!("UIDNEXT {}", info.uid_next),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
+                StatusItem::Unseen => format!("UNSEEN {}", info.unseen),
+                StatusItem::Size => format!("SIZE {}", info.bytes),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", info.highest_modseq),
+                StatusItem::AppendLimit => {
+                    format!("APPENDLIMIT {}", self.config.limits.message_bytes_max)
+                }
+                StatusItem::Deleted => format!("DELETED {}", self.deleted_count(info).await?.0),
+                StatusItem::DeletedStorage => {
+                    format!("DELETED-STORAGE {}", self.deleted_count(info).await?.1)
+                }
+            });
+        }
+        out.extend_from_slice(b"* STATUS ");
+        respond::mailbox_name(out, &info.name, self.dialect());
+        out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        Ok(())
     }
 
     /// Messages flagged `\Deleted` and their bytes.
@@ -360,6 +280,56 @@ impl Session {
     }
 }
 
+/// A STATUS item (RFC 9051 §6.3.11, RFC 7889's APPENDLIMIT, RFC 8438's SIZE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    DeletedStorage,
+    Size,
+    HighestModSeq,
+    AppendLimit,
+}
+
+impl From<&StatusDataItemName> for StatusItem {
+    fn from(name: &StatusDataItemName) -> StatusItem {
+        match name {
+            StatusDataItemName::Messages => StatusItem::Messages,
+            StatusDataItemName::Recent => StatusItem::Recent,
+            StatusDataItemName::UidNext => StatusItem::UidNext,
+            StatusDataItemName::UidValidity => StatusItem::UidValidity,
+            StatusDataItemName::Unseen => StatusItem::Unseen,
+            StatusDataItemName::Deleted => StatusItem::Deleted,
+            StatusDataItemName::DeletedStorage => StatusItem::DeletedStorage,
+            StatusDataItemName::Size => StatusItem::Size,
+            StatusDataItemName::HighestModSeq => StatusItem::HighestModSeq,
+        }
+    }
+}
+
+impl StatusItem {
+    /// An item by its name (upper case), as the extended forms carry them.
+    pub(super) fn named(name: &str) -> Option<StatusItem> {
+        Some(match name {
+            "MESSAGES" => StatusItem::Messages,
+            "RECENT" => StatusItem::Recent,
+            "UIDNEXT" => StatusItem::UidNext,
+            "UIDVALIDITY" => StatusItem::UidValidity,
+            "UNSEEN" => StatusItem::Unseen,
+            "DELETED" => StatusItem::Deleted,
+            "DELETED-STORAGE" => StatusItem::DeletedStorage,
+            "SIZE" => StatusItem::Size,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            "APPENDLIMIT" => StatusItem::AppendLimit,
+            _ => return None,
+        })
+    }
+}
+
 /// A command's flag list as the store keeps flags. `\Recent` is ignored (it is the server's to set).
 pub(super) fn store_flags(list: &[Flag<'_>]) -> Result<Flags, &'static str> {
     let mut out = Flags::default();
@@ -380,25 +350,4 @@ pub(super) fn store_flags(list: &[Flag<'_>]) -> Result<Flags, &'static str> {
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_patterns() {
-        assert!(pattern_matches("*", "a/b/c"));
-        assert!(pattern_matches("%", "INBOX"));
-        assert!(!pattern_matches("%", "a/b"));
-        assert!(pattern_matches("a/%", "a/b"));
-        assert!(!pattern_matches("a/%", "a/b/c"));
-        assert!(pattern_matches("a/*", "a/b/c"));
-        assert!(pattern_matches("inbox", "INBOX"));
-        assert!(pattern_matches("Inbox/%", "INBOX/x"));
-        assert!(!pattern_matches("Sent", "sent"));
-        assert!(pattern_matches("S%t", "Sent"));
-        assert!(pattern_matches("Entw*", "Entwürfe"));
-        assert!(!pattern_matches("Entwü", "Entwürfe"));
-    }
 }

@@ -3,6 +3,7 @@
 
 mod connection;
 mod fetch;
+mod list;
 mod mailboxes;
 mod respond;
 mod selected;

@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
+use jmail_proto::imap::extended::SearchReturn;
 use jmail_proto::imap::imap_types::command::{CommandBody, SelectParameter};
+use jmail_proto::imap::imap_types::core::Charset;
 use jmail_proto::imap::imap_types::flag::{StoreResponse, StoreType};
 use jmail_proto::imap::imap_types::search::SearchKey;
 use jmail_proto::imap::imap_types::sequence::SequenceSet;
@@ -365,18 +367,8 @@ impl Session {
                 criteria,
                 uid,
             } => {
-                if let Some(charset) = charset
-                    && !["UTF-8", "US-ASCII"]
-                        .iter()
-                        .any(|c| c.eq_ignore_ascii_case(charset.as_ref()))
-                {
-                    return Outcome::go_on(no(
-                        tag,
-                        Some("BADCHARSET (UTF-8 US-ASCII)"),
-                        "Unsupported charset",
-                    ));
-                }
-                self.search(tag, criteria.as_ref(), uid).await
+                self.search_command(tag, charset, criteria.as_ref(), uid, None)
+                    .await
             }
             CommandBody::Fetch {
                 sequence_set,
@@ -661,8 +653,37 @@ impl Session {
         Outcome::go_on(out)
     }
 
-    /// SEARCH and UID SEARCH: rev1's `* SEARCH`, or rev2's ESEARCH.
-    async fn search(&mut self, tag: &str, keys: &[SearchKey<'_>], uid: bool) -> Outcome {
+    /// SEARCH and UID SEARCH, with ESEARCH's RETURN options when given.
+    pub(super) async fn search_command(
+        &mut self,
+        tag: &str,
+        charset: Option<Charset<'_>>,
+        keys: &[SearchKey<'_>],
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+    ) -> Outcome {
+        if let Some(charset) = charset
+            && !["UTF-8", "US-ASCII"]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(charset.as_ref()))
+        {
+            return Outcome::go_on(no(
+                tag,
+                Some("BADCHARSET (UTF-8 US-ASCII)"),
+                "Unsupported charset",
+            ));
+        }
+        self.search(tag, keys, uid, returns).await
+    }
+
+    /// SEARCH and UID SEARCH: rev1's `* SEARCH`, or ESEARCH for rev2 and whenever RETURN was given.
+    async fn search(
+        &mut self,
+        tag: &str,
+        keys: &[SearchKey<'_>],
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+    ) -> Outcome {
         let selected = self.selected_mut().expect("selected");
         let stars = Stars {
             last_seq: selected.view.exists(),
@@ -705,34 +726,21 @@ impl Session {
             })
             .collect();
         let highest = found.iter().map(|(_, m)| *m).max();
+        let modseq = if query.uses_modseq() { highest } else { None };
         let mut out = Vec::new();
-        if self.rev2 {
-            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
-            if uid {
-                line.push_str(" UID");
+        match returns {
+            Some(returns) => out.extend(esearch(tag, uid, numbers, &returns, modseq)),
+            None if self.rev2 => out.extend(esearch(tag, uid, numbers, &[], modseq)),
+            None => {
+                let mut line = "* SEARCH".to_string();
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                if let Some(h) = modseq {
+                    line.push_str(&format!(" (MODSEQ {h})"));
+                }
+                out.extend_from_slice(format!("{line}\r\n").as_bytes());
             }
-            if !numbers.is_empty() {
-                let mut sorted = numbers.clone();
-                sorted.sort_unstable();
-                line.push_str(&format!(" ALL {}", respond::uid_set(&sorted)));
-            }
-            if query.uses_modseq()
-                && let Some(h) = highest
-            {
-                line.push_str(&format!(" MODSEQ {h}"));
-            }
-            out.extend_from_slice(format!("{line}\r\n").as_bytes());
-        } else {
-            let mut line = "* SEARCH".to_string();
-            for n in &numbers {
-                line.push_str(&format!(" {n}"));
-            }
-            if query.uses_modseq()
-                && let Some(h) = highest
-            {
-                line.push_str(&format!(" (MODSEQ {h})"));
-            }
-            out.extend_from_slice(format!("{line}\r\n").as_bytes());
         }
         if let Err(e) = self.sync(&mut out, uid).await {
             return Outcome::go_on(self.store_failure(tag, &e));
@@ -786,4 +794,48 @@ impl Session {
         }
         Ok(found)
     }
+}
+
+/// An ESEARCH response (RFC 4731, RFC 9051 §7.3.4): the RETURN options asked for (none: ALL).
+fn esearch(
+    tag: &str,
+    uid: bool,
+    mut numbers: Vec<u32>,
+    returns: &[SearchReturn],
+    modseq: Option<u64>,
+) -> Vec<u8> {
+    numbers.sort_unstable();
+    let returns = if returns.is_empty() {
+        &[SearchReturn::All][..]
+    } else {
+        returns
+    };
+    let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+    if uid {
+        line.push_str(" UID");
+    }
+    for option in returns {
+        match option {
+            SearchReturn::Min => {
+                if let Some(n) = numbers.first() {
+                    line.push_str(&format!(" MIN {n}"));
+                }
+            }
+            SearchReturn::Max => {
+                if let Some(n) = numbers.last() {
+                    line.push_str(&format!(" MAX {n}"));
+                }
+            }
+            SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+            SearchReturn::All => {
+                if !numbers.is_empty() {
+                    line.push_str(&format!(" ALL {}", respond::uid_set(&numbers)));
+                }
+            }
+        }
+    }
+    if let Some(h) = modseq {
+        line.push_str(&format!(" MODSEQ {h}"));
+    }
+    format!("{line}\r\n").into_bytes()
 }

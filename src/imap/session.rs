@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jmail_proto::imap::extended::Extension;
 use jmail_proto::imap::imap_types::auth::{AuthMechanism, AuthenticateData};
 use jmail_proto::imap::imap_types::command::{Command, CommandBody};
 use jmail_proto::imap::imap_types::extensions::enable::CapabilityEnable;
@@ -19,6 +20,8 @@ use jmail_proto::imap::structure::Dialect;
 use jmail_proto::imap::{Event, Expect, Refusal};
 use jmail_proto::sasl;
 
+use super::list::ListRequest;
+use super::mailboxes::{StatusItem, mailbox_name};
 use super::respond::{bad, no, ok};
 use super::selected::Selected;
 use crate::config::Config;
@@ -171,9 +174,17 @@ impl Session {
             "CONDSTORE",
             "QRESYNC",
             "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "ESEARCH",
             "STATUS=SIZE",
         ]);
-        caps.join(" ")
+        let mut caps = caps.join(" ");
+        caps.push_str(&format!(
+            " APPENDLIMIT={}",
+            self.config.limits.message_bytes_max
+        ));
+        caps
     }
 
     /// How long the client may stay silent now.
@@ -236,6 +247,7 @@ impl Session {
             Event::ContinuationWanted => Outcome::go_on(b"+ Ready for literal data\r\n".to_vec()),
             Event::AuthenticateData(data) => self.on_authenticate_data(data).await,
             Event::IdleDone => self.on_idle_done().await,
+            Event::Extended { tag, extension } => self.on_extended(&tag, extension).await,
             Event::Bad { tag, why } => {
                 if let Waiting::Idle { .. } = self.waiting {
                     // Anything but DONE during IDLE: RFC 9051 §6.3.13 leaves it to the server; the
@@ -269,16 +281,59 @@ impl Session {
         }
     }
 
+    /// Before each command: does the login still stand? (`jmail user del` or `passwd` from any process
+    /// ends the session.) Returns the reply that ends or refuses the command.
+    async fn login_stands(&mut self, tag: &str) -> Option<Outcome> {
+        let account = self.account.as_ref()?;
+        match crate::accounts::still_valid(self.store.as_ref(), account).await {
+            Ok(true) => None,
+            Ok(false) => Some(Outcome::close(bye(
+                "The account was deleted or its password changed",
+            ))),
+            Err(e) => Some(Outcome::go_on(self.store_failure(tag, &e))),
+        }
+    }
+
+    /// The forms imap-codec does not parse (LIST-EXTENDED, SEARCH RETURN, STATUS APPENDLIMIT).
+    async fn on_extended(&mut self, tag: &str, extension: Extension) -> Outcome {
+        if let Some(refused) = self.login_stands(tag).await {
+            return refused;
+        }
+        if !self.logged_in() {
+            return self.protocol_error(bad(tag, "Log in first"));
+        }
+        match extension {
+            Extension::List(list) => self.list(tag, ListRequest::extended(list)).await,
+            Extension::Search { command, returns } => match command.body {
+                CommandBody::Search {
+                    charset,
+                    criteria,
+                    uid,
+                } if matches!(self.state, State::Selected(_)) => {
+                    self.search_command(tag, charset, criteria.as_ref(), uid, Some(returns))
+                        .await
+                }
+                _ => self.protocol_error(bad(tag, "No mailbox selected")),
+            },
+            Extension::StatusAppendLimit { command, items } => {
+                let CommandBody::Status { mailbox, .. } = command.body else {
+                    return self.protocol_error(bad(tag, "Syntax error"));
+                };
+                let items: Option<Vec<StatusItem>> =
+                    items.iter().map(|i| StatusItem::named(i)).collect();
+                match (mailbox_name(&mailbox, self.rev2), items) {
+                    (Some(name), Some(items)) => self.status(tag, &name, &items).await,
+                    (None, _) => self.bad_name(tag),
+                    (_, None) => self.protocol_error(bad(tag, "Unknown STATUS item")),
+                }
+            }
+        }
+    }
+
     async fn on_command(&mut self, command: Command<'static>) -> Outcome {
         let tag = command.tag.inner().to_string();
-        if let Some(account) = &self.account {
-            match crate::accounts::still_valid(self.store.as_ref(), account).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Outcome::close(bye("The account was deleted or its password changed"));
-                }
-                Err(e) => return Outcome::go_on(self.store_failure(&tag, &e)),
-            }
+        if let Some(refused) = self.login_stands(&tag).await {
+            return refused;
         }
         match command.body {
             CommandBody::Capability => {

@@ -144,9 +144,9 @@ fn strs(v: &[&str]) -> Vec<String> {
 }
 
 const CAPS_BEFORE: &str = "IMAP4rev1 IMAP4rev2 STARTTLS AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID \
-ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE STATUS=SIZE";
+ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH STATUS=SIZE APPENDLIMIT=10485760";
 const CAPS_AFTER: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
-UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE STATUS=SIZE";
+UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH STATUS=SIZE APPENDLIMIT=10485760";
 
 #[tokio::test]
 async fn a_rev1_session_with_exact_responses() {
@@ -823,5 +823,76 @@ async fn authenticate_login_and_plain_in_steps() {
     assert_eq!(
         c.line().await,
         "c NO [AUTHENTICATIONFAILED] Invalid credentials"
+    );
+}
+
+#[tokio::test]
+async fn list_extended_list_status_esearch_and_appendlimit() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    deliver(&s, "bob", SECOND).await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a CREATE Work/Reports").await;
+    c.run("b UNSUBSCRIBE Work").await;
+    c.run("c UNSUBSCRIBE Junk").await;
+    assert_eq!(
+        c.run("d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (Work* J*)")
+            .await,
+        strs(&[
+            "* LIST (\\HasChildren) \"/\" \"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Work/Reports\"",
+            "d OK LIST completed",
+        ])
+    );
+    assert_eq!(
+        c.run("e LIST (SPECIAL-USE) \"\" * RETURN (SUBSCRIBED)")
+            .await,
+        strs(&[
+            "* LIST (\\HasNoChildren \\Archive \\Subscribed) \"/\" \"Archive\"",
+            "* LIST (\\HasNoChildren \\Drafts \\Subscribed) \"/\" \"Drafts\"",
+            "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+            "* LIST (\\HasNoChildren \\Sent \\Subscribed) \"/\" \"Sent\"",
+            "* LIST (\\HasNoChildren \\Trash \\Subscribed) \"/\" \"Trash\"",
+            "e OK LIST completed",
+        ])
+    );
+    assert_eq!(
+        c.run("f LIST \"\" (INBOX Sent) RETURN (STATUS (MESSAGES UNSEEN APPENDLIMIT))")
+            .await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* STATUS \"INBOX\" (MESSAGES 2 UNSEEN 2 APPENDLIMIT 10485760)",
+            "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+            "* STATUS \"Sent\" (MESSAGES 0 UNSEEN 0 APPENDLIMIT 10485760)",
+            "f OK LIST completed",
+        ])
+    );
+    assert_eq!(
+        c.run("g LIST \"\" * RETURN (BOGUS)").await,
+        strs(&["g BAD Syntax error or unknown command"])
+    );
+    assert_eq!(
+        c.run("h STATUS INBOX (APPENDLIMIT)").await,
+        strs(&[
+            "* STATUS \"INBOX\" (APPENDLIMIT 10485760)",
+            "h OK STATUS completed"
+        ])
+    );
+    c.run("i SELECT INBOX").await;
+    assert_eq!(
+        c.run("j SEARCH RETURN (MIN MAX COUNT) ALL").await,
+        strs(&[
+            "* ESEARCH (TAG \"j\") MIN 1 MAX 2 COUNT 2",
+            "j OK SEARCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("k UID SEARCH RETURN () SUBJECT hello").await,
+        strs(&["* ESEARCH (TAG \"k\") UID ALL 1", "k OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("l SEARCH RETURN (COUNT MIN) DELETED").await,
+        strs(&["* ESEARCH (TAG \"l\") COUNT 0", "l OK SEARCH completed"])
     );
 }

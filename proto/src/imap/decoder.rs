@@ -60,6 +60,11 @@ pub enum Event {
     /// The answer to an AUTHENTICATE continuation.
     AuthenticateData(AuthenticateData<'static>),
     IdleDone,
+    /// A command in a form imap-codec does not parse, read by [`crate::imap::extended`].
+    Extended {
+        tag: String,
+        extension: crate::imap::extended::Extension,
+    },
     /// The command (its tag when one could be read) was refused and skipped; the session goes on.
     Bad {
         tag: Option<String>,
@@ -210,9 +215,12 @@ impl Decoder {
         self.reset();
         let event = match CommandCodec::default().decode(command) {
             Ok((&[], parsed)) => Event::Command(Box::new(parsed.into_static())),
-            _ => Event::Bad {
-                tag: tag_of(command),
-                why: Refusal::Syntax,
+            _ => match (tag_of(command), crate::imap::extended::parse(command)) {
+                (Some(tag), Some(extension)) => Event::Extended { tag, extension },
+                (tag, _) => Event::Bad {
+                    tag,
+                    why: Refusal::Syntax,
+                },
             },
         };
         (command.len(), Some(event))

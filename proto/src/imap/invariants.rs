@@ -45,6 +45,42 @@ pub fn check_decoder(data: &[u8]) {
     // A command never holds more than command_bytes_max and the line being read.
     let bound = LIMITS.command_bytes_max + LIMITS.line_bytes_max;
     assert!(held_whole.max(held_pieces) <= bound);
+    // Any search that parses compiles and can be matched against a message without a panic.
+    for event in &whole {
+        let keys = match event {
+            Event::Command(c) => match &c.body {
+                imap_types::command::CommandBody::Search { criteria, .. } => criteria.as_ref(),
+                _ => continue,
+            },
+            Event::Extended {
+                extension: super::extended::Extension::Search { command, .. },
+                ..
+            } => match &command.body {
+                imap_types::command::CommandBody::Search { criteria, .. } => criteria.as_ref(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        check_search(keys);
+    }
+}
+
+/// A search compiles and evaluates on a small message without a panic.
+fn check_search(keys: &[imap_types::search::SearchKey<'_>]) {
+    use super::search::{Candidate, Query, Stars};
+    const RAW: &[u8] = b"From: a@b\r\nSubject: =?UTF-8?Q?x=C3=BC?=\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhi\r\n";
+    let stars = Stars {
+        last_seq: 3,
+        last_uid: 9,
+    };
+    let Ok(query) = Query::compile(keys, stars) else {
+        return;
+    };
+    let summary = crate::summary::summarize_message(RAW);
+    let keywords = vec!["$x".to_string()];
+    let m = Candidate::new(2, 5, 1, &keywords, 50, 0, 3, Some(&summary), Some(RAW));
+    let _ = query.matches(&m);
+    let _ = query.need();
 }
 
 /// ENVELOPE, BODYSTRUCTURE and BODY written for any message are what the grammar allows, as imap-codec's

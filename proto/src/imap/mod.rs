@@ -3,6 +3,7 @@
 //! ours.
 
 pub mod decoder;
+pub mod extended;
 pub mod invariants;
 pub mod search;
 pub mod section;

@@ -1,0 +1,427 @@
+//! The command forms imap-codec does not parse (docs/imap-codec.md), read here when the codec refused a
+//! command: LIST-EXTENDED and LIST-STATUS (RFC 5258, RFC 5819: selection options, several patterns,
+//! RETURN options), SEARCH's `RETURN (...)` (ESEARCH, RFC 4731 / RFC 9051) and STATUS's APPENDLIMIT
+//! (RFC 7889). Where the rest of a command is ordinary, the form the codec knows is rebuilt from the
+//! command's own bytes and parsed by the codec, so criteria and names are read one way only.
+
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder as _;
+use imap_types::IntoStatic;
+use imap_types::command::Command;
+
+/// LIST with RFC 5258's options. Names are the wire bytes (quotes and literals undone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListExtended {
+    pub reference: Vec<u8>,
+    pub patterns: Vec<Vec<u8>>,
+    /// Selection: only subscribed mailboxes (`SUBSCRIBED`).
+    pub subscribed_only: bool,
+    /// Selection: only mailboxes with a special use (`SPECIAL-USE`, RFC 6154).
+    pub special_use_only: bool,
+    /// `RECURSIVEMATCH`: a parent whose child matched the selection is listed too.
+    pub recursive_match: bool,
+    /// RETURN options.
+    pub return_subscribed: bool,
+    pub return_children: bool,
+    pub return_special_use: bool,
+    /// `RETURN (STATUS (...))`: the item names, upper case.
+    pub return_status: Option<Vec<String>>,
+}
+
+/// ESEARCH's RETURN options (RFC 4731).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+}
+
+/// A command in a form the codec does not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extension {
+    List(ListExtended),
+    /// A SEARCH (the command, RETURN removed) and its RETURN options (none: `RETURN ()`, which is ALL).
+    Search {
+        command: Box<Command<'static>>,
+        returns: Vec<SearchReturn>,
+    },
+    /// A STATUS that asked for APPENDLIMIT: the command (for its mailbox; its items are not to be
+    /// used) and every item asked for, upper case, in order.
+    StatusAppendLimit {
+        command: Box<Command<'static>>,
+        items: Vec<String>,
+    },
+}
+
+/// One token of a command line, with where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// An atom (its bytes), or a quoted string or literal (its contents).
+    Word {
+        text: Vec<u8>,
+        start: usize,
+        end: usize,
+    },
+    Open(usize),
+    Close(usize),
+}
+
+/// Splits a whole command (line ends, literals included) into tokens; `None` when it cannot.
+fn tokens(command: &[u8]) -> Option<Vec<Token>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < command.len() {
+        match command[i] {
+            b' ' | b'\r' | b'\n' => i += 1,
+            b'(' => {
+                out.push(Token::Open(i));
+                i += 1;
+            }
+            b')' => {
+                out.push(Token::Close(i));
+                i += 1;
+            }
+            b'"' => {
+                let start = i;
+                let mut text = Vec::new();
+                i += 1;
+                loop {
+                    match *command.get(i)? {
+                        b'\\' => {
+                            text.push(*command.get(i + 1)?);
+                            i += 2;
+                        }
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        b'\r' | b'\n' => return None,
+                        b => {
+                            text.push(b);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push(Token::Word {
+                    text,
+                    start,
+                    end: i,
+                });
+            }
+            b'{' | b'~' => {
+                let start = i;
+                let open = i + usize::from(command[i] == b'~');
+                let close = open + command[open..].iter().position(|&b| b == b'}')?;
+                let digits = command[open + 1..close]
+                    .strip_suffix(b"+")
+                    .or_else(|| command[open + 1..close].strip_suffix(b"-"))
+                    .unwrap_or(&command[open + 1..close]);
+                let n: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+                let body = close
+                    + 1
+                    + if command.get(close + 1) == Some(&b'\r') {
+                        2
+                    } else {
+                        1
+                    };
+                let text = command.get(body..body.checked_add(n)?)?.to_vec();
+                i = body + n;
+                out.push(Token::Word {
+                    text,
+                    start,
+                    end: i,
+                });
+            }
+            _ => {
+                let start = i;
+                while i < command.len() && !b" ()\r\n".contains(&command[i]) {
+                    i += 1;
+                }
+                out.push(Token::Word {
+                    text: command[start..i].to_vec(),
+                    start,
+                    end: i,
+                });
+            }
+        }
+    }
+    Some(out)
+}
+
+fn word(t: &Token) -> Option<&[u8]> {
+    match t {
+        Token::Word { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+fn is(t: Option<&Token>, what: &str) -> bool {
+    t.and_then(word)
+        .is_some_and(|w| w.eq_ignore_ascii_case(what.as_bytes()))
+}
+
+/// One word of a parenthesised list and, when a list follows it, that list's words.
+type ListWord = (String, Option<Vec<String>>);
+
+/// The words of a parenthesised list starting at `tokens[at]` (an Open), upper case, with a nested
+/// list's words after a word of its own (`STATUS (MESSAGES)` gives `STATUS`, then the list of the
+/// nested ones); returns them and the index after the Close.
+fn list_at(tokens: &[Token], at: usize) -> Option<(Vec<ListWord>, usize)> {
+    if !matches!(tokens.get(at)?, Token::Open(_)) {
+        return None;
+    }
+    let mut out: Vec<ListWord> = Vec::new();
+    let mut i = at + 1;
+    loop {
+        match tokens.get(i)? {
+            Token::Close(_) => return Some((out, i + 1)),
+            Token::Word { text, .. } => {
+                out.push((String::from_utf8_lossy(text).to_ascii_uppercase(), None));
+                i += 1;
+            }
+            Token::Open(_) => {
+                let (inner, next) = list_at(tokens, i)?;
+                if inner.iter().any(|(_, nested)| nested.is_some()) {
+                    return None;
+                }
+                let last = out.last_mut()?;
+                last.1 = Some(inner.into_iter().map(|(w, _)| w).collect());
+                i = next;
+            }
+        }
+    }
+}
+
+/// Reads `command` (tag first, CRLF at the end, literals inline) when it is one of the forms this
+/// module knows; `None` otherwise (the command then gets BAD).
+pub fn parse(command: &[u8]) -> Option<Extension> {
+    let tokens = tokens(command)?;
+    let verb_at = if is(tokens.get(1), "UID") { 2 } else { 1 };
+    if is(tokens.get(verb_at), "SEARCH") && is(tokens.get(verb_at + 1), "RETURN") {
+        return search(command, &tokens, verb_at);
+    }
+    if verb_at == 1 && is(tokens.get(1), "LIST") {
+        return list(&tokens).map(Extension::List);
+    }
+    if verb_at == 1 && is(tokens.get(1), "STATUS") {
+        return status(command, &tokens);
+    }
+    None
+}
+
+/// The command with the tokens `skip` (start and end indices into `tokens`, inclusive) cut out, parsed by
+/// the codec.
+fn reparse(command: &[u8], tokens: &[Token], skip: (usize, usize)) -> Option<Command<'static>> {
+    let span = |t: &Token| match t {
+        Token::Word { start, end, .. } => (*start, *end),
+        Token::Open(at) | Token::Close(at) => (*at, at + 1),
+    };
+    let cut_start = span(&tokens[skip.0]).0;
+    let cut_end = span(&tokens[skip.1]).1;
+    let mut rebuilt = command[..cut_start].to_vec();
+    let rest = &command[cut_end..];
+    rebuilt.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
+    match CommandCodec::default().decode(&rebuilt) {
+        Ok((&[], parsed)) => Some(parsed.into_static()),
+        _ => None,
+    }
+}
+
+fn search(command: &[u8], tokens: &[Token], verb_at: usize) -> Option<Extension> {
+    let (options, after) = list_at(tokens, verb_at + 2)?;
+    let mut returns = Vec::new();
+    for (option, nested) in options {
+        if nested.is_some() {
+            return None;
+        }
+        returns.push(match option.as_str() {
+            "MIN" => SearchReturn::Min,
+            "MAX" => SearchReturn::Max,
+            "ALL" => SearchReturn::All,
+            "COUNT" => SearchReturn::Count,
+            _ => return None,
+        });
+    }
+    let parsed = reparse(command, tokens, (verb_at + 1, after - 1))?;
+    Some(Extension::Search {
+        command: Box::new(parsed),
+        returns,
+    })
+}
+
+fn status(command: &[u8], tokens: &[Token]) -> Option<Extension> {
+    // tag STATUS mailbox ( items )
+    let (items, after) = list_at(tokens, 3)?;
+    if after != tokens.len() || !items.iter().any(|(w, _)| w == "APPENDLIMIT") {
+        return None;
+    }
+    let position = items.iter().position(|(w, _)| w == "APPENDLIMIT")?;
+    // The APPENDLIMIT word is token 4 + position (items are single words here).
+    if items.iter().any(|(_, nested)| nested.is_some()) {
+        return None;
+    }
+    let at = 4 + position;
+    let parsed = if items.len() == 1 {
+        // `STATUS x (APPENDLIMIT)`: the codec wants at least one item; MESSAGES stands in.
+        let mut rebuilt = command[..token_start(&tokens[at])].to_vec();
+        rebuilt.extend_from_slice(b"MESSAGES)\r\n");
+        match CommandCodec::default().decode(&rebuilt) {
+            Ok((&[], parsed)) => parsed.into_static(),
+            _ => return None,
+        }
+    } else {
+        reparse(command, tokens, (at, at))?
+    };
+    Some(Extension::StatusAppendLimit {
+        command: Box::new(parsed),
+        items: items.into_iter().map(|(w, _)| w).collect(),
+    })
+}
+
+fn token_start(t: &Token) -> usize {
+    match t {
+        Token::Word { start, .. } => *start,
+        Token::Open(at) | Token::Close(at) => *at,
+    }
+}
+
+fn list(tokens: &[Token]) -> Option<ListExtended> {
+    let mut out = ListExtended::default();
+    let mut i = 2;
+    if matches!(tokens.get(i)?, Token::Open(_)) {
+        let (options, next) = list_at(tokens, i)?;
+        for (option, nested) in options {
+            if nested.is_some() {
+                return None;
+            }
+            match option.as_str() {
+                "SUBSCRIBED" => out.subscribed_only = true,
+                "SPECIAL-USE" => out.special_use_only = true,
+                "RECURSIVEMATCH" => out.recursive_match = true,
+                "REMOTE" => {}
+                _ => return None,
+            }
+        }
+        // RFC 5258: RECURSIVEMATCH alone is an error.
+        if out.recursive_match && !out.subscribed_only && !out.special_use_only {
+            return None;
+        }
+        i = next;
+    }
+    out.reference = word(tokens.get(i)?)?.to_vec();
+    i += 1;
+    match tokens.get(i)? {
+        Token::Open(_) => {
+            i += 1;
+            loop {
+                match tokens.get(i)? {
+                    Token::Close(_) => break,
+                    t => out.patterns.push(word(t)?.to_vec()),
+                }
+                i += 1;
+            }
+            i += 1;
+            if out.patterns.is_empty() {
+                return None;
+            }
+        }
+        t => {
+            out.patterns.push(word(t)?.to_vec());
+            i += 1;
+        }
+    }
+    if i < tokens.len() {
+        if !is(tokens.get(i), "RETURN") {
+            return None;
+        }
+        let (options, next) = list_at(tokens, i + 1)?;
+        if next != tokens.len() {
+            return None;
+        }
+        for (option, nested) in options {
+            match (option.as_str(), nested) {
+                ("SUBSCRIBED", None) => out.return_subscribed = true,
+                ("CHILDREN", None) => out.return_children = true,
+                ("SPECIAL-USE", None) => out.return_special_use = true,
+                ("STATUS", Some(items)) if !items.is_empty() => out.return_status = Some(items),
+                _ => return None,
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imap_types::command::CommandBody;
+
+    #[test]
+    fn list_extended_forms() {
+        let l = match parse(
+            b"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"INBOX\" Work/% {3}\r\nx*y) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n",
+        ) {
+            Some(Extension::List(l)) => l,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(l.reference, b"");
+        assert_eq!(
+            l.patterns,
+            vec![b"INBOX".to_vec(), b"Work/%".to_vec(), b"x*y".to_vec()]
+        );
+        assert!(l.subscribed_only && l.recursive_match && l.return_children);
+        assert_eq!(
+            l.return_status,
+            Some(vec!["MESSAGES".to_string(), "UNSEEN".to_string()])
+        );
+        let l = match parse(b"b list \"\" \"*\" return (special-use)\r\n") {
+            Some(Extension::List(l)) => l,
+            other => panic!("{other:?}"),
+        };
+        assert!(l.return_special_use && !l.subscribed_only);
+        assert_eq!(parse(b"c LIST (RECURSIVEMATCH) \"\" *\r\n"), None);
+        assert_eq!(parse(b"c LIST \"\" * RETURN (BOGUS)\r\n"), None);
+        assert_eq!(parse(b"c LIST \"\" () \r\n"), None);
+    }
+
+    #[test]
+    fn search_return_is_cut_and_the_rest_parsed_by_the_codec() {
+        match parse(b"t UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 SEEN 1:5\r\n") {
+            Some(Extension::Search { command, returns }) => {
+                assert_eq!(returns, vec![SearchReturn::Min, SearchReturn::Count]);
+                assert!(matches!(
+                    command.body,
+                    CommandBody::Search { uid: true, .. }
+                ));
+                assert_eq!(command.tag.inner(), "t");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(b"t SEARCH RETURN () ALL\r\n") {
+            Some(Extension::Search { returns, .. }) => assert!(returns.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse(b"t SEARCH RETURN (SAVE) ALL\r\n"), None);
+    }
+
+    #[test]
+    fn status_appendlimit() {
+        for input in [
+            &b"s STATUS INBOX (MESSAGES APPENDLIMIT UIDNEXT)\r\n"[..],
+            b"s STATUS \"INBOX\" (APPENDLIMIT)\r\n",
+        ] {
+            match parse(input) {
+                Some(Extension::StatusAppendLimit { command, items }) => {
+                    assert!(
+                        matches!(command.body, CommandBody::Status { .. }),
+                        "{input:?}"
+                    );
+                    assert!(items.contains(&"APPENDLIMIT".to_string()));
+                }
+                other => panic!("{input:?}: {other:?}"),
+            }
+        }
+        assert_eq!(parse(b"s STATUS INBOX (BOGUS)\r\n"), None);
+    }
+}

@@ -1,0 +1,214 @@
+//! LIST and LSUB (RFC 9051 §6.3.9, RFC 3501 §6.3.9), with LIST-EXTENDED (RFC 5258: selection and
+//! RETURN options, several patterns), LIST-STATUS (RFC 5819) and SPECIAL-USE (RFC 6154).
+
+use jmail_proto::imap::extended::ListExtended;
+use jmail_proto::imap::imap_types::mailbox::{ListMailbox, Mailbox};
+
+use super::mailboxes::{StatusItem, wire_name};
+use super::respond::{self, ok};
+use super::session::Session;
+use crate::driver::Outcome;
+use crate::store::rules::SEPARATOR;
+use crate::store::{MailboxInfo, Role};
+
+/// What a LIST (of any form) or LSUB asks for.
+pub(super) struct ListRequest {
+    lsub: bool,
+    /// Wire bytes (the `INBOX` atom as `INBOX`).
+    reference: Vec<u8>,
+    patterns: Vec<Vec<u8>>,
+    subscribed_only: bool,
+    special_use_only: bool,
+    recursive_match: bool,
+    return_subscribed: bool,
+    return_status: Option<Vec<String>>,
+    /// The client used LIST-EXTENDED syntax (responses may carry extended data).
+    extended: bool,
+}
+
+fn mailbox_bytes(m: &Mailbox<'_>) -> Vec<u8> {
+    match m {
+        Mailbox::Inbox => b"INBOX".to_vec(),
+        Mailbox::Other(o) => o.as_ref().to_vec(),
+    }
+}
+
+impl ListRequest {
+    /// LIST or LSUB as RFC 3501 has them.
+    pub(super) fn plain(reference: &Mailbox<'_>, pattern: &ListMailbox<'_>, lsub: bool) -> Self {
+        let pattern: &[u8] = match pattern {
+            ListMailbox::Token(t) => t.as_ref(),
+            ListMailbox::String(s) => s.as_ref(),
+        };
+        ListRequest {
+            lsub,
+            reference: mailbox_bytes(reference),
+            patterns: vec![pattern.to_vec()],
+            subscribed_only: lsub,
+            special_use_only: false,
+            recursive_match: false,
+            return_subscribed: false,
+            return_status: None,
+            extended: false,
+        }
+    }
+
+    pub(super) fn extended(l: ListExtended) -> Self {
+        ListRequest {
+            lsub: false,
+            reference: l.reference,
+            patterns: l.patterns,
+            subscribed_only: l.subscribed_only,
+            special_use_only: l.special_use_only,
+            recursive_match: l.recursive_match,
+            // RFC 5258 §3.1: selecting SUBSCRIBED implies returning it.
+            return_subscribed: l.return_subscribed || l.subscribed_only,
+            return_status: l.return_status,
+            extended: true,
+        }
+    }
+}
+
+/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but the separator.
+fn matches_pattern(pattern: &[char], name: &[char]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some(('*', rest)) => (0..=name.len()).any(|i| matches_pattern(rest, &name[i..])),
+        Some(('%', rest)) => (0..=name.len())
+            .take_while(|&i| i == 0 || name[i - 1] != SEPARATOR)
+            .any(|i| matches_pattern(rest, &name[i..])),
+        Some((c, rest)) => name.first() == Some(c) && matches_pattern(rest, &name[1..]),
+    }
+}
+
+/// Whether a (canonical) mailbox name matches a pattern; INBOX matches in any case.
+pub(super) fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let canon = |s: &str| -> Vec<char> {
+        match (s.get(..5), s.get(5..)) {
+            (Some(first), Some(rest))
+                if first.eq_ignore_ascii_case("INBOX")
+                    && (rest.is_empty() || rest.starts_with(SEPARATOR)) =>
+            {
+                format!("INBOX{rest}").chars().collect()
+            }
+            _ => s.chars().collect(),
+        }
+    };
+    matches_pattern(&canon(pattern), &canon(name))
+}
+
+fn role_attribute(role: Option<Role>) -> Option<&'static str> {
+    match role? {
+        Role::Inbox => None,
+        Role::Sent => Some("\\Sent"),
+        Role::Drafts => Some("\\Drafts"),
+        Role::Trash => Some("\\Trash"),
+        Role::Junk => Some("\\Junk"),
+        Role::Archive => Some("\\Archive"),
+    }
+}
+
+impl Session {
+    pub(super) async fn list(&mut self, tag: &str, request: ListRequest) -> Outcome {
+        let verb = if request.lsub { "LSUB" } else { "LIST" };
+        let mut status_items = Vec::new();
+        for name in request.return_status.iter().flatten() {
+            match StatusItem::named(name) {
+                Some(item) => status_items.push(item),
+                None => {
+                    return self.protocol_error(super::respond::bad(tag, "Unknown STATUS item"));
+                }
+            }
+        }
+        let Some(reference) = wire_name(&request.reference, self.rev2) else {
+            return self.bad_name(tag);
+        };
+        let mut patterns = Vec::new();
+        for p in &request.patterns {
+            match wire_name(p, self.rev2) {
+                Some(p) => patterns.push(format!("{reference}{p}")),
+                None => return self.bad_name(tag),
+            }
+        }
+        let mut out = Vec::new();
+        if patterns.len() == 1 && request.patterns[0].is_empty() {
+            // The hierarchy delimiter and root (RFC 9051 §6.3.9).
+            out.extend_from_slice(format!("* {verb} (\\Noselect) \"/\" \"\"\r\n").as_bytes());
+            out.extend(ok(tag, &format!("{verb} completed")));
+            return Outcome::go_on(out);
+        }
+        let mailboxes = match self.store.mailboxes(self.user()).await {
+            Ok(m) => m,
+            Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+        };
+        let dialect = self.dialect();
+        let selected = |m: &MailboxInfo| {
+            (!request.subscribed_only || m.subscribed)
+                && (!request.special_use_only || role_attribute(m.role).is_some())
+        };
+        for mailbox in &mailboxes {
+            if !patterns.iter().any(|p| pattern_matches(p, &mailbox.name)) {
+                continue;
+            }
+            let prefix = format!("{}{SEPARATOR}", mailbox.name);
+            let descendants = || mailboxes.iter().filter(|m| m.name.starts_with(&prefix));
+            let mut child_info = false;
+            if !selected(mailbox) {
+                // RECURSIVEMATCH: a parent of a selected mailbox is listed for its sake.
+                if !(request.recursive_match && descendants().any(selected)) {
+                    continue;
+                }
+                child_info = true;
+            }
+            let mut attributes = vec![if descendants().next().is_some() {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }];
+            attributes.extend(role_attribute(mailbox.role));
+            if mailbox.subscribed && !request.lsub && (self.rev2 || request.return_subscribed) {
+                attributes.push("\\Subscribed");
+            }
+            out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attributes.join(" ")).as_bytes());
+            respond::mailbox_name(&mut out, &mailbox.name, dialect);
+            if child_info && request.extended {
+                let why = if request.subscribed_only {
+                    "SUBSCRIBED"
+                } else {
+                    "SPECIAL-USE"
+                };
+                out.extend_from_slice(format!(" (\"CHILDINFO\" (\"{why}\"))").as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            if !status_items.is_empty()
+                && !child_info
+                && let Err(e) = self.status_line(&mut out, mailbox, &status_items).await
+            {
+                return Outcome::go_on(self.store_failure(tag, &e));
+            }
+        }
+        out.extend(ok(tag, &format!("{verb} completed")));
+        Outcome::go_on(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns() {
+        assert!(pattern_matches("*", "a/b/c"));
+        assert!(pattern_matches("%", "INBOX"));
+        assert!(!pattern_matches("%", "a/b"));
+        assert!(pattern_matches("a/%", "a/b"));
+        assert!(!pattern_matches("a/%", "a/b/c"));
+        assert!(pattern_matches("a/*", "a/b/c"));
+        assert!(pattern_matches("inbox", "INBOX"));
+        assert!(pattern_matches("Inbox/%", "INBOX/x"));
+        assert!(!pattern_matches("Sent", "sent"));
+        assert!(pattern_matches("S%t", "Sent"));
+        assert!(pattern_matches("Entw*", "Entwürfe"));
+        assert!(!pattern_matches("Entwü", "Entwürfe"));
+    }
+}
