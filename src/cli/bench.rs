@@ -11,6 +11,7 @@ use tokio::sync::Barrier;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+use super::bench_imap::ImapConn;
 use super::bench_pop3::Pop3Conn;
 use super::bench_smtp::{SmtpConn, message};
 use super::{StoreArgs, serve};
@@ -26,6 +27,9 @@ pub enum Protocol {
     Smtp,
     /// POP3 RETR of the users' messages (send some first): `--server` names the POP3 listener.
     Pop3,
+    /// IMAP rounds on each user's INBOX (headers of the newest 20, one whole message, a flag, an APPEND
+    /// and its expunge): `--server` names the IMAP listener; `--fill` puts mail there first.
+    Imap,
 }
 
 #[derive(Args)]
@@ -70,6 +74,9 @@ pub struct BenchArgs {
     /// flag change, copy, move and expunge of all N each.
     #[arg(long, value_name = "N")]
     store_ops: Option<usize>,
+    /// IMAP: before the clock starts, APPEND until each user's INBOX holds this many messages.
+    #[arg(long, default_value_t = 0)]
+    fill: u32,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -143,6 +150,8 @@ struct Params {
     protocol: Protocol,
     domain: String,
     keep_sent: bool,
+    size: usize,
+    fill: u32,
 }
 
 fn bench_params(args: &BenchArgs) -> Params {
@@ -157,6 +166,8 @@ fn bench_params(args: &BenchArgs) -> Params {
         protocol: args.protocol,
         domain: args.domain.clone(),
         keep_sent: args.keep_sent,
+        size: args.size,
+        fill: args.fill,
     }
 }
 
@@ -182,6 +193,7 @@ enum Conn {
     Native(Client),
     Smtp(SmtpConn),
     Pop3(Pop3Conn),
+    Imap(ImapConn),
 }
 
 impl Conn {
@@ -194,6 +206,11 @@ impl Conn {
             }
             Protocol::Smtp => Conn::Smtp(SmtpConn::connect(&p.server).await?),
             Protocol::Pop3 => Conn::Pop3(Pop3Conn::connect(&p.server, me, &p.password).await?),
+            Protocol::Imap => {
+                let mut c = ImapConn::connect(&p.server, me, &p.password).await?;
+                c.fill(p.fill, p.size).await?;
+                Conn::Imap(c)
+            }
         })
     }
 
@@ -213,6 +230,7 @@ impl Conn {
                     .await?
             }
             Conn::Pop3(c) => drop(c.retrieve().await?),
+            Conn::Imap(c) => c.round(p.size).await?,
         }
         Ok(())
     }
@@ -222,6 +240,7 @@ impl Conn {
             Conn::Native(c) => drop(c.logout().await),
             Conn::Smtp(c) => c.quit().await,
             Conn::Pop3(c) => c.quit().await,
+            Conn::Imap(c) => c.logout().await,
         }
     }
 }
@@ -236,6 +255,11 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
     let mut conn = None;
     if p.reuse {
         conn = Conn::open(&p, &me).await.ok();
+    } else if matches!(p.protocol, Protocol::Imap) && p.fill > 0 {
+        // The mailbox is filled before the clock starts, not by the first timed round.
+        if let Ok(c) = Conn::open(&p, &me).await {
+            c.close().await;
+        }
     }
     if p.refresh {
         return refresh(conn, messages, ready, tally).await;
@@ -321,6 +345,7 @@ fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
         (Protocol::Native, false) => "native",
         (Protocol::Smtp, false) => "smtp",
         (Protocol::Pop3, false) => "pop3",
+        (Protocol::Imap, false) => "imap",
     };
     if args.json {
         println!(

@@ -1,6 +1,7 @@
 //! The `jmail` command line: argument definitions and dispatch. The only place that uses anyhow.
 
 mod bench;
+mod bench_imap;
 mod bench_pop3;
 mod bench_smtp;
 mod bench_store;

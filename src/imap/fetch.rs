@@ -24,10 +24,16 @@ use super::respond::{self, bad, no, ok};
 use super::session::Session;
 use crate::driver::Outcome;
 use crate::reply_stream::{Pieces, STREAM_BYTES_MIN, STREAM_CHUNK_BYTES};
-use crate::store::{BodyRef, FlagOp, Flags, MailStore, MailboxId, MessageMeta, StoreError, flags};
+use crate::store::{
+    BodyRef, FlagOp, Flags, Listed, MailStore, MailboxId, StoreError, Wanted, flags,
+};
 
 /// Messages whose metadata one step of a FETCH reads at once.
 const FETCH_BATCH_MESSAGES: usize = 100;
+/// With bytes wanted, messages one step reads, and the largest read inline with the listing (larger ones
+/// are read alone, or streamed): one step holds at most their product.
+const FETCH_BATCH_WITH_BYTES: usize = 32;
+const FETCH_RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
 
 /// One item of a FETCH, as the response names it.
 #[derive(Debug, Clone)]
@@ -419,8 +425,8 @@ struct FetchStream {
     dialect: Dialect,
     /// (UID, sequence number) still to read, ascending.
     todo: VecDeque<(u32, u32)>,
-    /// Read, not yet answered: (sequence number, metadata, summary JSON).
-    batch: VecDeque<(u32, MessageMeta, Option<String>)>,
+    /// Read, not yet answered, with their sequence numbers.
+    batch: VecDeque<(u32, Listed)>,
     /// Messages this FETCH marked `\Seen`: their FLAGS go with them.
     seen_now: HashSet<u32>,
     changed_since: Option<u64>,
@@ -461,8 +467,8 @@ impl Pieces for FetchStream {
                 }
                 continue;
             }
-            if let Some((seq, meta, summary)) = self.batch.pop_front() {
-                self.respond(seq, &meta, summary.as_deref()).await?;
+            if let Some((seq, listed)) = self.batch.pop_front() {
+                self.respond(seq, listed).await?;
                 continue;
             }
             if !self.todo.is_empty() {
@@ -488,43 +494,55 @@ impl Pieces for FetchStream {
 
 impl FetchStream {
     async fn read_batch(&mut self) -> Result<(), StoreError> {
-        let take = self.todo.len().min(FETCH_BATCH_MESSAGES);
+        // With bytes wanted, fewer messages a call: it holds up to the inline size of each.
+        let per_call = if self.needs_bytes {
+            FETCH_BATCH_WITH_BYTES
+        } else {
+            FETCH_BATCH_MESSAGES
+        };
+        let take = self.todo.len().min(per_call);
         let wanted: Vec<(u32, u32)> = self.todo.drain(..take).collect();
         let uids: Vec<u32> = wanted.iter().map(|(u, _)| *u).collect();
-        let rows = self
-            .store
-            .messages(self.mailbox, &uids, self.needs_summary)
-            .await?;
+        let parts = Wanted {
+            summary: self.needs_summary,
+            raw_bytes_max: if self.needs_bytes {
+                FETCH_RAW_INLINE_BYTES_MAX
+            } else {
+                0
+            },
+        };
+        let rows = self.store.messages(self.mailbox, &uids, parts).await?;
         if rows.len() < uids.len() {
             self.missing = true;
         }
-        for (meta, summary) in rows {
-            if self.changed_since.is_some_and(|since| meta.modseq <= since) {
+        for listed in rows {
+            if self
+                .changed_since
+                .is_some_and(|since| listed.meta.modseq <= since)
+            {
                 continue;
             }
             let seq = wanted
                 .iter()
-                .find(|(u, _)| *u == meta.uid)
+                .find(|(u, _)| *u == listed.meta.uid)
                 .map(|(_, s)| *s)
                 .unwrap_or_default();
-            self.batch.push_back((seq, meta, summary));
+            self.batch.push_back((seq, listed));
         }
         Ok(())
     }
 
     /// Queues one message's `* n FETCH (...)`.
-    async fn respond(
-        &mut self,
-        seq: u32,
-        meta: &MessageMeta,
-        summary_json: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let summary = summary_json.and_then(Summary::from_json);
+    async fn respond(&mut self, seq: u32, listed: Listed) -> Result<(), StoreError> {
+        let meta = &listed.meta;
+        let summary = listed.summary.as_deref().and_then(Summary::from_json);
         if self.needs_summary && summary.is_none() {
             self.missing = true;
             return Ok(());
         }
-        let raw = if self.needs_bytes && meta.size <= STREAM_BYTES_MIN {
+        let raw = if listed.raw.is_some() {
+            listed.raw
+        } else if self.needs_bytes && meta.size <= STREAM_BYTES_MIN {
             match self.store.fetch(self.mailbox, meta.uid, false).await? {
                 Some(raw) => Some(raw),
                 None => {

@@ -13,7 +13,7 @@ use super::respond::{self, bad, no, ok};
 use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::rules::SEPARATOR;
-use crate::store::{Flags, MailboxInfo, NewMessage, StoreError, flags};
+use crate::store::{Flags, MailboxInfo, NewMessage, StoreError, Wanted, flags};
 
 /// A mailbox name as the client sent it, made the store's: UTF-8 from a rev2 client, modified UTF-7
 /// decoded from a rev1 one. `None` when it is neither.
@@ -233,8 +233,12 @@ impl Session {
             .collect();
         let mut bytes = 0;
         for chunk in deleted.chunks(crate::store::MESSAGES_PER_CALL_MAX) {
-            for (meta, _) in self.store.messages(info.id, chunk, false).await? {
-                bytes += meta.size;
+            for listed in self
+                .store
+                .messages(info.id, chunk, Wanted::default())
+                .await?
+            {
+                bytes += listed.meta.size;
             }
         }
         Ok((deleted.len() as u64, bytes))

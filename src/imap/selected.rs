@@ -25,7 +25,7 @@ use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::{
     FlagOp, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags, StoreError,
-    StoreResult, flags,
+    StoreResult, Wanted, flags,
 };
 
 /// The selected mailbox as this session knows it.
@@ -43,6 +43,8 @@ pub struct Selected {
     /// again when the change log brings them back.
     told: HashMap<u32, u64>,
     pub(super) watch: MailboxWatch,
+    /// The feed woke the session (IDLE) since the last sync: the change log must be read.
+    pub(super) woken: bool,
 }
 
 impl Selected {
@@ -53,6 +55,11 @@ impl Selected {
         }
     }
 }
+
+/// Messages a search reads with their bytes per store call, and the largest read inline with the
+/// listing (larger ones are read one at a time): a search holds at most their product at once.
+const SEARCH_BATCH_WITH_BYTES: usize = 32;
+const SEARCH_RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
 
 /// The FLAGS and PERMANENTFLAGS responses: the system flags, and any keyword allowed.
 const FLAGS_RESPONSE: &str = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
@@ -91,10 +98,23 @@ impl Session {
         let State::Selected(selected) = &mut self.state else {
             return Ok(());
         };
+        // The feed hears of every commit to this mailbox before its writer is answered (and of other
+        // processes' within a quarter second): when it is quiet, the change log has nothing new, and
+        // the read is skipped. Held-back expunges are told all the same.
+        let news = std::mem::take(&mut selected.woken) | selected.watch.take_changed();
+        if !news && (selected.gone.is_empty() || !expunges) {
+            return Ok(());
+        }
         let mut arrived = Vec::new();
         let mut updates = Vec::new();
-        loop {
-            let changes = store.changes(selected.id, selected.modseq, batch).await?;
+        while news {
+            let changes = match store.changes(selected.id, selected.modseq, batch).await {
+                Ok(changes) => changes,
+                Err(e) => {
+                    selected.woken = true; // read again next time
+                    return Err(e);
+                }
+            };
             for m in changes.messages {
                 if selected.view.last_uid().is_none_or(|last| m.uid > last) {
                     arrived.push(m.uid);
@@ -225,6 +245,7 @@ impl Session {
             gone: Vec::new(),
             told: HashMap::new(),
             watch,
+            woken: true,
         };
         out.extend_from_slice(FLAGS_RESPONSE.as_bytes());
         out.extend_from_slice(format!("* {} EXISTS\r\n", selected.view.exists()).as_bytes());
@@ -763,17 +784,31 @@ impl Session {
             _ => return Ok(Vec::new()),
         };
         let mut found = Vec::new();
-        for chunk in uids.chunks(MESSAGES_PER_CALL_MAX) {
-            let rows = self
-                .store
-                .messages(mailbox, chunk, need >= Need::Summary)
-                .await?;
-            for (meta, summary_json) in rows {
-                let summary: Option<Summary> = summary_json.as_deref().and_then(Summary::from_json);
-                let raw = if need >= Need::Bytes {
-                    self.store.fetch(mailbox, meta.uid, false).await?
-                } else {
-                    None
+        let wanted = Wanted {
+            summary: need >= Need::Summary,
+            raw_bytes_max: if need >= Need::Bytes {
+                SEARCH_RAW_INLINE_BYTES_MAX
+            } else {
+                0
+            },
+        };
+        // With bytes wanted, fewer messages a call: it holds up to the inline size of each.
+        let per_call = if need >= Need::Bytes {
+            SEARCH_BATCH_WITH_BYTES
+        } else {
+            MESSAGES_PER_CALL_MAX
+        };
+        for chunk in uids.chunks(per_call) {
+            for listed in self.store.messages(mailbox, chunk, wanted).await? {
+                let meta = &listed.meta;
+                let summary: Option<Summary> =
+                    listed.summary.as_deref().and_then(Summary::from_json);
+                let raw = match listed.raw {
+                    Some(raw) => Some(raw),
+                    None if need >= Need::Bytes => {
+                        self.store.fetch(mailbox, meta.uid, false).await?
+                    }
+                    None => None,
                 };
                 let seq = selected.view.seq_of(meta.uid).unwrap_or_default();
                 let candidate = Candidate::new(

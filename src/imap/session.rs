@@ -477,7 +477,10 @@ impl Session {
     /// Resolves when the selected mailbox may have changed (only meaningful while [`Self::watching`]).
     pub async fn changed(&mut self) {
         match &mut self.state {
-            State::Selected(selected) => selected.watch.changed().await,
+            State::Selected(selected) => {
+                selected.watch.changed().await;
+                selected.woken = true;
+            }
             _ => std::future::pending().await,
         }
     }

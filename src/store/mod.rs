@@ -249,6 +249,24 @@ pub struct MailboxSnapshot {
     pub highest_modseq: u64,
 }
 
+/// What [`MailStore::messages`] reads of each message besides its metadata.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// The stored summary (JSON of `jmail_proto::summary::Summary`).
+    pub summary: bool,
+    /// The stored bytes of messages of at most this many bytes (0: of none); larger ones are read in
+    /// pieces by whoever needs them, so one call holds at most this much per message.
+    pub raw_bytes_max: u64,
+}
+
+/// One message as [`MailStore::messages`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub meta: MessageMeta,
+    pub summary: Option<String>,
+    pub raw: Option<Vec<u8>>,
+}
+
 /// What changed in a mailbox after some modseq, oldest change first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -500,15 +518,14 @@ pub trait MailStore: Send + Sync + 'static {
     /// Every message of a mailbox (UID and system flags) and its highest modseq, in one snapshot (IMAP
     /// SELECT). An unknown mailbox gives an empty snapshot.
     async fn snapshot(&self, mailbox: MailboxId) -> StoreResult<MailboxSnapshot>;
-    /// The listed messages' metadata, in UID order (UIDs not present are skipped), each with its stored
-    /// summary when `with_summary` (JSON of `jmail_proto::summary::Summary`). At most
-    /// [`MESSAGES_PER_CALL_MAX`] UIDs per call.
+    /// The listed messages, in UID order (UIDs not present are skipped), with what `wanted` asks for. At
+    /// most [`MESSAGES_PER_CALL_MAX`] UIDs per call.
     async fn messages(
         &self,
         mailbox: MailboxId,
         uids: &[u32],
-        with_summary: bool,
-    ) -> StoreResult<Vec<(MessageMeta, Option<String>)>>;
+        wanted: Wanted,
+    ) -> StoreResult<Vec<Listed>>;
     /// The newest `limit` messages with at most the first `bytes_max` bytes of each, newest first (the v1
     /// mailbox view, which shows about a kilobyte in all).
     async fn newest(

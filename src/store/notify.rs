@@ -44,6 +44,23 @@ impl AccountFeed {
     }
 }
 
+impl AccountFeed {
+    /// Whether an event that concerns `mailbox` (or a resync) has arrived, without waiting; takes every
+    /// event that has.
+    pub fn drain_for(&mut self, mailbox: MailboxId) -> bool {
+        let mut any = false;
+        loop {
+            match self.rx.try_recv() {
+                Ok(FeedEvent::Changed { mailbox: m, .. }) => any |= m == mailbox,
+                Ok(FeedEvent::Resync) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    any = true
+                }
+                Err(_) => return any,
+            }
+        }
+    }
+}
+
 /// A feed narrowed to one mailbox: wakes when it changes, or on a resync.
 pub struct MailboxWatch {
     feed: AccountFeed,
@@ -53,6 +70,11 @@ pub struct MailboxWatch {
 impl MailboxWatch {
     pub fn new(feed: AccountFeed, mailbox: MailboxId) -> MailboxWatch {
         MailboxWatch { feed, mailbox }
+    }
+
+    /// Whether the mailbox may have changed since the last call (or wake-up), without waiting.
+    pub fn take_changed(&mut self) -> bool {
+        self.feed.drain_for(self.mailbox)
     }
 
     /// Waits until the mailbox may have changed since the last wake-up.

@@ -460,10 +460,10 @@ impl MailStore for SqliteStore {
         &self,
         mailbox: MailboxId,
         uids: &[u32],
-        with_summary: bool,
-    ) -> StoreResult<Vec<(MessageMeta, Option<String>)>> {
+        wanted: super::Wanted,
+    ) -> StoreResult<Vec<super::Listed>> {
         let uids = uids[..uids.len().min(super::MESSAGES_PER_CALL_MAX)].to_vec();
-        self.read(move |c| reads::messages(c, mailbox, &uids, with_summary))
+        self.read(move |c| reads::messages(c, mailbox, &uids, wanted))
             .await
     }
 

@@ -240,20 +240,26 @@ pub fn messages(
     conn: &mut Connection,
     mailbox: MailboxId,
     uids: &[u32],
-    with_summary: bool,
-) -> rusqlite::Result<Vec<(MessageMeta, Option<String>)>> {
+    wanted: crate::store::Wanted,
+) -> rusqlite::Result<Vec<crate::store::Listed>> {
     let tx = conn.transaction()?;
     let mut out = Vec::with_capacity(uids.len());
     {
         let mut stmt = tx.prepare_cached(
             "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, \
-             m.subject, m.keywords, CASE WHEN ?3 THEN b.summary END \
+             m.subject, m.keywords, CASE WHEN ?3 THEN b.summary END, \
+             CASE WHEN m.size <= ?4 THEN b.raw END \
              FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2",
         )?;
+        let raw_max = wanted.raw_bytes_max.min(i64::MAX as u64) as i64;
         for &uid in uids {
             let row = stmt
-                .query_row(params![mailbox, uid, with_summary], |r| {
-                    Ok((meta(r)?, r.get::<_, Option<String>>(9)?))
+                .query_row(params![mailbox, uid, wanted.summary, raw_max], |r| {
+                    Ok(crate::store::Listed {
+                        meta: meta(r)?,
+                        summary: r.get(9)?,
+                        raw: r.get(10)?,
+                    })
                 })
                 .optional()?;
             out.extend(row);

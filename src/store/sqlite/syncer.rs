@@ -31,15 +31,17 @@ pub struct Committed {
 }
 
 impl Committed {
-    /// Sends every answer, or the flush's failure in place of each, and then wakes the watchers.
+    /// Wakes the watchers, then sends every answer, or the flush's failure in place of each. Watchers
+    /// first: once a writer has its answer, every feed already holds the news, so a session that looks
+    /// at its feed after any write it knows of finds it there (IMAP skips its change-log read on that).
     pub fn finish(self, failure: Option<String>, notifier: &Notifier) {
-        for answer in self.answers {
-            answer(failure.clone());
-        }
         if failure.is_none() {
             for (user, mailbox, modseq) in self.touched {
                 notifier.notify(user, mailbox, modseq);
             }
+        }
+        for answer in self.answers {
+            answer(failure.clone());
         }
     }
 }
