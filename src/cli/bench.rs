@@ -320,6 +320,15 @@ async fn refresh(conn: Option<Conn>, times: usize, ready: Arc<Barrier>, mut tall
     tally
 }
 
+/// A benchmark connection: TCP to `server`, Nagle off (each command is written whole).
+pub(super) async fn dial(server: &str) -> anyhow::Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(server)
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

@@ -31,10 +31,7 @@ fn appended(size: usize) -> Vec<u8> {
 impl ImapConn {
     /// Connects, logs in and selects INBOX.
     pub async fn connect(server: &str, user: &str, password: &str) -> anyhow::Result<ImapConn> {
-        let stream = TcpStream::connect(server)
-            .await
-            .with_context(|| format!("connecting to {server}"))?;
-        stream.set_nodelay(true)?;
+        let stream = super::bench::dial(server).await?;
         let mut conn = ImapConn {
             stream: BufReader::new(stream),
             exists: 0,

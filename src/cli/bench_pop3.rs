@@ -18,10 +18,7 @@ pub struct Pop3Conn {
 
 impl Pop3Conn {
     pub async fn connect(server: &str, user: &str, password: &str) -> anyhow::Result<Pop3Conn> {
-        let stream = TcpStream::connect(server)
-            .await
-            .with_context(|| format!("connecting to {server}"))?;
-        stream.set_nodelay(true)?;
+        let stream = super::bench::dial(server).await?;
         let mut conn = Pop3Conn {
             stream: BufReader::new(stream),
             count: 0,

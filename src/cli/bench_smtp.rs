@@ -1,7 +1,7 @@
 //! The SMTP side of `jmail bench`: a minimal pipelining SMTP client (MAIL, RCPT and DATA in one write, as
 //! smtp-source does), counting a message only at the server's 250 after DATA.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -14,10 +14,7 @@ pub struct SmtpConn {
 
 impl SmtpConn {
     pub async fn connect(server: &str) -> anyhow::Result<SmtpConn> {
-        let stream = TcpStream::connect(server)
-            .await
-            .with_context(|| format!("connecting to {server}"))?;
-        stream.set_nodelay(true)?;
+        let stream = super::bench::dial(server).await?;
         let mut conn = SmtpConn {
             stream: BufReader::new(stream),
         };

@@ -107,7 +107,8 @@ impl Session {
         }
         let mut arrived = Vec::new();
         let mut updates = Vec::new();
-        while news {
+        let mut more = news;
+        while more {
             let changes = match store.changes(selected.id, selected.modseq, batch).await {
                 Ok(changes) => changes,
                 Err(e) => {
@@ -124,11 +125,12 @@ impl Session {
             }
             selected.gone.extend(changes.gone);
             selected.modseq = selected.modseq.max(changes.through_modseq);
-            if !changes.more {
-                break;
-            }
+            more = changes.more;
         }
-        selected.told.clear();
+        if news {
+            // Everything this session told of itself has now come back through the log.
+            selected.told.clear();
+        }
         for m in updates {
             // A message expunged meanwhile (and not yet reported) has no news worth telling.
             let Some(seq) = selected.view.seq_of(m.uid) else {
