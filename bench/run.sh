@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks on this machine (docs/benchmarks.md). Every figure is a median of RUNS runs; the Postfix
 # comparison runs Postfix and Jmail in the same go and prints the ratio. Talks only to 127.0.0.0/8.
-#   RUNS=3 MESSAGES=20000 SMTP_MESSAGES=5000 SECTIONS="fsync native growth bulk refresh idle smtp" bench/run.sh
-# The smtp section installs Debian's postfix when missing and sets every parameter the comparison needs.
+#   RUNS=3 MESSAGES=20000 SMTP_MESSAGES=5000 IMAP_ROUNDS=3000 IDLE_SESSIONS=10000 \
+#     SECTIONS="fsync native growth bulk refresh idle smtp imap" bench/run.sh
+# The smtp section installs Debian's postfix when missing and sets every parameter the comparison needs;
+# the imap section installs Debian's dovecot-imapd and runs its own instance on loopback.
 # A wait that runs out or a count that falls short prints "FAILED: ..." and exits non-zero, never a figure.
 set -euo pipefail
 # A failing command inside $(...) stops the script too, instead of feeding a partial result to median.
@@ -11,16 +13,20 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 MESSAGES=${MESSAGES:-20000}
 SMTP_MESSAGES=${SMTP_MESSAGES:-5000}
-SECTIONS=${SECTIONS:-"fsync native growth bulk refresh idle smtp"}
+IMAP_ROUNDS=${IMAP_ROUNDS:-3000}
+IDLE_SESSIONS=${IDLE_SESSIONS:-10000}
+SECTIONS=${SECTIONS:-"fsync native growth bulk refresh idle smtp imap"}
 cargo build --release --quiet
 JMAIL=$PWD/target/release/jmail
 WORK=$(mktemp -d)
 SERVER=
 POSTFIX_UP=
+DOVECOT_CONF=
 cleanup() {
   local rc=$?
   stop_jmail
   [ -z "$POSTFIX_UP" ] || postfix stop >/dev/null 2>&1 || true
+  [ -z "$DOVECOT_CONF" ] || doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
   [ "$rc" = 0 ] || echo "FAILED: bench/run.sh stopped (exit $rc); no figures after this point" >&2
 }
@@ -44,7 +50,8 @@ start_jmail() {
   local data=$1; shift
   # Every listener but the native one is off unless the caller names it (25, 110, 465 ... may be taken).
   local off=()
-  for flag in --smtp-port --submission-port --pop3-port --submissions-port --pop3s-port --native-tls-port; do
+  for flag in --smtp-port --submission-port --pop3-port --submissions-port --pop3s-port --native-tls-port \
+    --imap-port --imaps-port; do
     [[ " $* " == *" $flag "* ]] || off+=("$flag" 0)
   done
   JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 "${off[@]}" --data-dir "$data" --log-level info "$@" \
@@ -325,4 +332,138 @@ if want smtp; then
   stop_jmail
   postfix stop >/dev/null 2>&1 || true
   POSTFIX_UP=
+fi
+
+if want imap; then
+  echo "== IMAP: Dovecot (Debian's dovecot-imapd, Maildir) against Jmail, the same users, passwords and mail"
+  echo "   16 clients, each on its own INBOX of 100 messages; a round is: FETCH the newest 20 headers, FETCH"
+  echo "   one message, STORE a flag, APPEND, UID STORE \\Deleted and UID EXPUNGE it (jmail bench --protocol imap)"
+  if ! command -v dovecot >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd >/dev/null
+  fi
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  data="$WORK/imap"
+  imap_port=$(free_port)
+  start_jmail "$data" --imap-port "$imap_port"
+  "$JMAIL" bench --server "127.0.0.1:$imap_port" --protocol imap --setup-users --data-dir "$data" --users 16 \
+    --clients 1 --messages 1 --fill 100 >/dev/null
+  # Dovecot's users are Jmail's, with Jmail's own argon2id hashes ({ARGON2ID}, the same cost), so a login
+  # costs the same on both sides.
+  dv=$WORK/dovecot
+  mkdir -p "$dv/run" "$dv/state" "$dv/mail"
+  # Dovecot's auth process runs as its own user: it must reach the passwd file.
+  chmod 711 "$WORK" "$dv"
+  id dovebench >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin dovebench
+  chown dovebench:dovebench "$dv/mail"
+  python3 - "$data/jmail.db" >"$dv/passwd" <<'PY'
+import sqlite3, sys
+for name, hash in sqlite3.connect(sys.argv[1]).execute("SELECT name, password_hash FROM users ORDER BY name"):
+    print(f"{name}:{{ARGON2ID}}{hash}::::::")
+PY
+  chmod 644 "$dv/passwd"
+  dv_port=$(free_port)
+  cat >"$dv/dovecot.conf" <<CONF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $dv/run
+state_dir = $dv/state
+log_path = $dv/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:$dv/mail/%u
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = $dv/passwd
+}
+userdb {
+  driver = static
+  args = uid=dovebench gid=dovebench home=$dv/mail/%u
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $dv_port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+protocol imap {
+  mail_max_userip_connections = 1000
+}
+CONF
+  dovecot -c "$dv/dovecot.conf" || fail "dovecot did not start (see $dv/dovecot.log)"
+  DOVECOT_CONF=$dv/dovecot.conf
+  for _ in $(seq 100); do
+    python3 -c "import socket; s = socket.create_connection(('127.0.0.1', $dv_port), 1); assert s.recv(4) == b'* OK'" \
+      2>/dev/null && break
+    sleep 0.1
+  done
+  # Both sides filled and checked once, untimed: a setup that cannot log in fails here, not after the runs.
+  for port in "$dv_port" "$imap_port"; do
+    check=$("$JMAIL" bench --server "127.0.0.1:$port" --protocol imap --users 16 --clients 16 --messages 16 \
+      --fill 100 --json | field errors)
+    [ "$check" = 0 ] || fail "$check IMAP rounds failed against 127.0.0.1:$port (Dovecot's log: $dv/dovecot.log)"
+  done
+  for mode in "sessions kept open:--reuse-connections:$IMAP_ROUNDS" "one session per round:--no-reuse:$((IMAP_ROUNDS / 8))"; do
+    label=${mode%%:*}; rest=${mode#*:}; flag=${rest%%:*}; rounds=${rest##*:}
+    [ "$flag" = --no-reuse ] && flag=
+    # The runs alternate (Dovecot, Jmail, Dovecot, ...) so that the machine's drift falls on both.
+    pairs=$(for _ in $(seq "$RUNS"); do
+      for port in "$dv_port" "$imap_port"; do
+        "$JMAIL" bench --server "127.0.0.1:$port" --protocol imap --users 16 --clients 16 --messages "$rounds" \
+          --fill 100 $flag --json | tee -a "$WORK/imap.json" | field messages_per_sec | tr '\n' ' '
+      done
+      echo
+    done)
+    errors=$(field errors <"$WORK/imap.json" | awk '{s+=$1} END {print s}')
+    [ "$errors" = 0 ] || fail "$errors IMAP rounds failed ($label)"
+    printf '  %-22s Dovecot %6.0f rounds/s   Jmail %6.0f rounds/s   ratio %.2fx (median of %d pairs)\n' "$label" \
+      "$(echo "$pairs" | awk '{print $1}' | median)" "$(echo "$pairs" | awk '{print $2}' | median)" \
+      "$(echo "$pairs" | awk '{print $2 / $1}' | median)" "$RUNS"
+  done
+  stop_jmail
+  # SEARCH on a mailbox of 100,000 messages, the same on both sides (Jmail: `jmail import` of an mbox;
+  # Dovecot: the same messages as Maildir files, indexed by an untimed first SELECT).
+  echo "== IMAP SEARCH on a mailbox of 100,000 messages (bench/imap_search.py; median ms of $RUNS, matches)"
+  python3 - "$WORK/search.mbox" "$dv/mail/bench15/cur" <<'PY'
+import os, sys
+os.makedirs(sys.argv[2], exist_ok=True)
+with open(sys.argv[1], "w") as mbox:
+    for i in range(100000):
+        message = (f"From: sender@example.org\nTo: bench15@localhost\nSubject: message {i}\n"
+                   f"Date: Tue, 1 Dec 2026 12:00:00 +0000\nMessage-ID: <{i}@search>\n\n{'x' * 200} {i}\n")
+        mbox.write(f"From sender@example.org Tue Dec  1 12:00:00 2026\n{message}\n")
+        with open(os.path.join(sys.argv[2], f"1764590400.{i}.bench:2,"), "w") as f:
+            f.write(message.replace("\n", "\r\n"))
+PY
+  chown -R dovebench:dovebench "$dv/mail/bench15"
+  "$JMAIL" import --user bench15 --format mbox "$WORK/search.mbox" --data-dir "$data" >/dev/null
+  start_jmail "$data" --imap-port "$imap_port"
+  python3 bench/imap_search.py 127.0.0.1 "$dv_port" bench15 bench-password 1 >/dev/null # Dovecot indexes
+  for side in "Dovecot:$dv_port" "Jmail:$imap_port"; do
+    printf '  %-8s %s\n' "${side%%:*}" \
+      "$(python3 bench/imap_search.py 127.0.0.1 "${side##*:}" bench15 bench-password "$RUNS")"
+  done
+  stop_jmail
+  doveadm -c "$dv/dovecot.conf" stop >/dev/null 2>&1 || true
+  DOVECOT_CONF=
+  # IDLE: IDLE_SESSIONS sessions idling over 100 users (each user's INBOX watched by 1/100 of them); 200
+  # APPENDs, one user at a time, each timed to every idler of that user hearing EXISTS.
+  printf '[limits]\nconnections_per_ip_max = 60000\n' >"$WORK/imap-idle.toml"
+  start_jmail "$data" --imap-port "$imap_port" --config "$WORK/imap-idle.toml"
+  "$JMAIL" bench --server "127.0.0.1:$imap_port" --protocol imap --setup-users --data-dir "$data" --users 100 \
+    --clients 1 --messages 1 >/dev/null
+  result=$("$JMAIL" bench --server "127.0.0.1:$imap_port" --protocol imap --users 100 --idle "$IDLE_SESSIONS" \
+    --messages 200 --json)
+  printf '  IDLE wake-up, %d sessions idling: p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d wake-ups, %d never came)\n' \
+    "$IDLE_SESSIONS" "$(echo "$result" | field latency_ms.p50)" "$(echo "$result" | field latency_ms.p99)" \
+    "$(echo "$result" | field latency_ms.max)" "$(echo "$result" | field messages)" "$(echo "$result" | field errors)"
+  stop_jmail
 fi

@@ -132,6 +132,19 @@ impl Summary {
         serde_json::from_str(json).ok()
     }
 
+    /// Only the envelope of a stored summary (SEARCH's envelope keys): the structure is skipped over,
+    /// not built.
+    pub fn envelope_from_json(json: &str) -> Option<Envelope> {
+        #[derive(Deserialize)]
+        struct EnvelopeOnly {
+            #[serde(rename = "e")]
+            envelope: Envelope,
+        }
+        serde_json::from_str::<EnvelopeOnly>(json)
+            .ok()
+            .map(|e| e.envelope)
+    }
+
     /// The part an IMAP section number names (`[1, 2]` for `BODY[1.2]`), by RFC 9051 §6.4.5: a message's
     /// parts are its multipart's children, or its one part, numbered from 1; a `message/rfc822` part's
     /// own parts are those of the message inside. `None` when there is no such part or `section` is empty.

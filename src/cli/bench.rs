@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// flag change, copy, move and expunge of all N each.
     #[arg(long, value_name = "N")]
     store_ops: Option<usize>,
+    /// IMAP: hold this many sessions in IDLE (users in turn), then time how long each takes to hear of
+    /// `--messages` APPENDs (one user at a time) instead of running rounds.
+    #[arg(long, value_name = "N")]
+    idle: Option<usize>,
     /// IMAP: before the clock starts, APPEND until each user's INBOX holds this many messages.
     #[arg(long, default_value_t = 0)]
     fill: u32,
@@ -110,6 +114,28 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         if args.setup_users {
             setup_users(&args).await?;
+        }
+        if let Some(sessions) = args.idle {
+            if !matches!(args.protocol, Protocol::Imap) {
+                bail!("--idle measures IMAP IDLE: use --protocol imap");
+            }
+            let started = Instant::now();
+            let (latencies, missed) = super::bench_imap::idle_wakeups(
+                &args.server,
+                &args.user_prefix,
+                &args.password,
+                args.users,
+                sessions,
+                args.messages,
+                args.size,
+            )
+            .await?;
+            let total = Tally {
+                latencies,
+                errors: missed,
+            };
+            report(&args, total, started.elapsed());
+            return Ok(());
         }
         // With reused connections, every client connects and logs in before the clock starts, so the
         // figures measure sends, not argon2 logins.
@@ -351,6 +377,7 @@ fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
     let max = l.last().copied().unwrap_or_default();
     let protocol = match (args.protocol, args.refresh) {
         (_, true) => "native-refresh",
+        (Protocol::Imap, false) if args.idle.is_some() => "imap-idle-wakeup",
         (Protocol::Native, false) => "native",
         (Protocol::Smtp, false) => "smtp",
         (Protocol::Pop3, false) => "pop3",

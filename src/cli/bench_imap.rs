@@ -170,3 +170,94 @@ impl ImapConn {
         Ok(line)
     }
 }
+
+/// `jmail bench --protocol imap --idle N`: N sessions IDLE on their users' INBOXes (users taken in turn);
+/// then `deliveries` messages are APPENDed by another connection, one user at a time, and each idling
+/// session of that user times from the APPEND being sent to its `* n EXISTS`. Returns every wake-up's
+/// latency and how many sessions were never woken within `WAKE_WAIT`.
+pub async fn idle_wakeups(
+    server: &str,
+    prefix: &str,
+    password: &str,
+    users: usize,
+    sessions: usize,
+    deliveries: usize,
+    size: usize,
+) -> anyhow::Result<(Vec<std::time::Duration>, usize)> {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use tokio::sync::{Semaphore, mpsc};
+    /// How long a delivery waits for every idler of its user.
+    const WAKE_WAIT: Duration = Duration::from_secs(10);
+    /// Sessions logging in at once while the idlers are set up.
+    const SETUP_CONCURRENCY: usize = 32;
+    let (woke_tx, mut woke_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+    let gate = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
+    let mut setups = Vec::with_capacity(sessions);
+    for i in 0..sessions {
+        let user = i % users;
+        let (server, name, password) = (
+            server.to_string(),
+            format!("{prefix}{user}"),
+            password.to_string(),
+        );
+        let (gate, woke) = (gate.clone(), woke_tx.clone());
+        setups.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await?;
+            let mut conn = ImapConn::connect(&server, &name, &password).await?;
+            conn.next_tag += 1;
+            conn.stream.get_mut().write_all(b"idle IDLE\r\n").await?;
+            loop {
+                let line = conn.line().await?;
+                if line.starts_with(b"+") {
+                    break;
+                }
+            }
+            drop(permit);
+            // Wait for news; each EXISTS is one wake-up.
+            tokio::spawn(async move {
+                while let Ok(line) = conn.line().await {
+                    if line.ends_with(b"EXISTS\r\n") && woke.send((user, Instant::now())).is_err() {
+                        break;
+                    }
+                }
+            });
+            anyhow::Ok(())
+        }));
+    }
+    for setup in setups {
+        setup.await??;
+    }
+    drop(woke_tx);
+    let per_user = |u: usize| sessions / users + usize::from(u < sessions % users);
+    // One sending session per user, made before the clock starts (APPEND goes to one's own INBOX).
+    let mut senders = Vec::with_capacity(users.min(deliveries));
+    for user in 0..users.min(deliveries) {
+        senders.push(ImapConn::connect(server, &format!("{prefix}{user}"), password).await?);
+    }
+    let message = appended(size);
+    let mut latencies = Vec::with_capacity(deliveries * sessions / users.max(1));
+    let mut missed = 0;
+    for d in 0..deliveries {
+        let user = d % users;
+        let t0 = Instant::now();
+        senders[user].append(&message).await?;
+        let want = per_user(user);
+        let mut got = 0;
+        while got < want {
+            match tokio::time::timeout_at((t0 + WAKE_WAIT).into(), woke_rx.recv()).await {
+                Ok(Some((u, at))) if u == user => {
+                    latencies.push(at - t0);
+                    got += 1;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        missed += want - got;
+    }
+    for sender in senders {
+        sender.logout().await;
+    }
+    Ok((latencies, missed))
+}

@@ -46,6 +46,14 @@ enum Item {
     /// BODY (`false`) or BODYSTRUCTURE (`true`).
     Structure(bool),
     ModSeq,
+    /// BINARY[part]<partial> (RFC 3516): the part's body, its transfer encoding undone; with
+    /// `size_only`, BINARY.SIZE.
+    Binary {
+        label: String,
+        part: Vec<usize>,
+        partial: Option<(u32, u32)>,
+        size_only: bool,
+    },
     /// `label` is what precedes the value (`BODY[HEADER]<0>`, `RFC822`).
     Bytes {
         label: String,
@@ -80,6 +88,28 @@ fn field_label(name: &str) -> String {
     }
 }
 
+/// How the response names a section item (`BODY[1.2]<0>`: the origin only), and its partial range.
+fn labelled(
+    what: &str,
+    inside: &str,
+    partial: Option<(u32, std::num::NonZeroU32)>,
+) -> (String, Option<(u32, u32)>) {
+    let partial = partial.map(|(origin, count)| (origin, count.get()));
+    let label = match partial {
+        Some((origin, _)) => format!("{what}[{inside}]<{origin}>"),
+        None => format!("{what}[{inside}]"),
+    };
+    (label, partial)
+}
+
+/// Part numbers as a section names them: `1.2`.
+fn dotted(part: &[usize]) -> String {
+    part.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 fn part_numbers(part: &Option<Part>) -> Vec<usize> {
     part.as_ref()
         .map(|p| p.0.as_ref().iter().map(|n| n.get() as usize).collect())
@@ -88,12 +118,6 @@ fn part_numbers(part: &Option<Part>) -> Vec<usize> {
 
 /// The section as the stored-message code reads it, and its label inside `[...]`.
 fn section_of(wire: &Option<WireSection<'_>>) -> (Section, String) {
-    let dotted = |part: &[usize]| {
-        part.iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(".")
-    };
     let with_prefix = |part: &[usize], what: &str| {
         if part.is_empty() {
             what.to_string()
@@ -226,23 +250,44 @@ fn plan(names: MacroOrMessageDataItemNames<'_>, uid: bool) -> Result<Plan, &'sta
             } => {
                 plan.sets_seen |= !peek;
                 let (section, inside) = section_of(&section);
-                let partial = partial.map(|(origin, count)| (origin, count.get()));
-                let label = match partial {
-                    Some((origin, _)) => format!("BODY[{inside}]<{origin}>"),
-                    None => format!("BODY[{inside}]"),
-                };
+                let (label, partial) = labelled("BODY", &inside, partial);
                 Item::Bytes {
                     label,
                     section,
                     partial,
                 }
             }
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                return Err("BINARY is not supported");
+            MessageDataItemName::Binary {
+                section,
+                partial,
+                peek,
+            } => {
+                plan.sets_seen |= !peek;
+                let part: Vec<usize> = section.iter().map(|n| n.get() as usize).collect();
+                let (label, partial) = labelled("BINARY", &dotted(&part), partial);
+                Item::Binary {
+                    label,
+                    part,
+                    partial,
+                    size_only: false,
+                }
+            }
+            MessageDataItemName::BinarySize { section } => {
+                let part: Vec<usize> = section.iter().map(|n| n.get() as usize).collect();
+                Item::Binary {
+                    label: format!("BINARY.SIZE[{}]", dotted(&part)),
+                    part,
+                    partial: None,
+                    size_only: true,
+                }
             }
         };
         match &item {
             Item::Envelope | Item::Structure(_) => plan.needs_summary = true,
+            Item::Binary { .. } => {
+                plan.needs_bytes = true;
+                plan.needs_summary = true;
+            }
             Item::Bytes { section, .. } => {
                 plan.needs_bytes = true;
                 if !section.part.is_empty() || section.text.is_some() {
@@ -303,7 +348,8 @@ impl Session {
                 "VANISHED needs UID FETCH, QRESYNC enabled and CHANGEDSINCE",
             ));
         }
-        if changed_since.is_some() {
+        // RFC 7162 §3.1: CHANGEDSINCE, and asking for MODSEQ, enable CONDSTORE.
+        if changed_since.is_some() || plan.items.iter().any(|i| matches!(i, Item::ModSeq)) {
             self.condstore = true;
         }
         if (changed_since.is_some()
@@ -371,6 +417,7 @@ impl Session {
             seen_now,
             changed_since,
             missing: false,
+            unknown_encoding: false,
             queue: VecDeque::new(),
             done: false,
         };
@@ -432,6 +479,8 @@ struct FetchStream {
     changed_since: Option<u64>,
     /// A message was expunged before it could be sent.
     missing: bool,
+    /// A BINARY part had a transfer encoding that cannot be undone (RFC 3516's UNKNOWN-CTE).
+    unknown_encoding: bool,
     queue: VecDeque<Piece>,
     done: bool,
 }
@@ -479,7 +528,13 @@ impl Pieces for FetchStream {
                 return Ok((!out.is_empty()).then_some(out));
             }
             self.done = true;
-            out.extend(if self.missing {
+            out.extend(if self.unknown_encoding {
+                no(
+                    &self.tag,
+                    Some("UNKNOWN-CTE"),
+                    "A part's transfer encoding cannot be decoded",
+                )
+            } else if self.missing {
                 no(
                     &self.tag,
                     Some("EXPUNGEISSUED"),
@@ -610,6 +665,62 @@ impl FetchStream {
                         *extensible,
                         self.dialect,
                     ));
+                }
+                Item::Binary {
+                    label,
+                    part,
+                    partial,
+                    size_only,
+                } => {
+                    line.extend_from_slice(label.as_bytes());
+                    line.push(b' ');
+                    let whole = Section {
+                        part: part.clone(),
+                        text: None,
+                    };
+                    let stored = match (&raw, body) {
+                        (Some(raw), _) => {
+                            match section_bytes(raw.len(), summary.as_ref(), &whole) {
+                                Some(Located::Stored(range)) => raw[range].to_vec(),
+                                _ => Vec::new(),
+                            }
+                        }
+                        (None, Some(body)) => {
+                            match section_bytes(body.len as usize, summary.as_ref(), &whole) {
+                                Some(Located::Stored(range)) => {
+                                    self.store
+                                        .body_chunk(body, range.start as u64, range.len())
+                                        .await?
+                                }
+                                _ => Vec::new(),
+                            }
+                        }
+                        (None, None) => Vec::new(),
+                    };
+                    // The whole message (`BINARY[]`) is sent as it is.
+                    let encoding = match summary.as_ref().and_then(|s| s.part(part)) {
+                        Some(p) if !part.is_empty() => p.encoding.as_str(),
+                        _ => "7BIT",
+                    };
+                    match section::decode_transfer(encoding, &stored) {
+                        Ok(decoded) if *size_only => {
+                            line.extend_from_slice(decoded.len().to_string().as_bytes())
+                        }
+                        Ok(decoded) => {
+                            let range = clip(decoded.len(), *partial);
+                            let bytes = &decoded[range];
+                            // A literal8 (`~{n}`) only where a plain literal cannot carry the bytes.
+                            if bytes.contains(&0) {
+                                line.push(b'~');
+                            }
+                            literal_head(&mut line, bytes.len());
+                            line.extend_from_slice(bytes);
+                        }
+                        Err(_) => {
+                            self.unknown_encoding = true;
+                            line.extend_from_slice(b"NIL");
+                        }
+                    }
                 }
                 Item::Bytes {
                     label,

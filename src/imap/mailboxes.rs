@@ -117,6 +117,13 @@ impl Session {
                 }
                 None => self.bad_name(tag),
             },
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(tag, &mailbox).await,
+            CommandBody::GetQuota { root } => self.get_quota(tag, &root).await,
+            CommandBody::SetQuota { .. } => Outcome::go_on(no(
+                tag,
+                Some("NOPERM"),
+                "Quotas are set by the administrator (jmail user quota)",
+            )),
             body => self.on_selected_command(tag, body).await,
         }
     }

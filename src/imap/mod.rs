@@ -5,6 +5,7 @@ mod connection;
 mod fetch;
 mod list;
 mod mailboxes;
+mod quota;
 mod respond;
 mod selected;
 mod session;

@@ -712,14 +712,7 @@ impl Session {
             last_seq: selected.view.exists(),
             last_uid: selected.view.last_uid().unwrap_or(0),
         };
-        let (id, all) = (
-            selected.id,
-            (1..=selected.view.exists()).collect::<Vec<u32>>(),
-        );
-        let uids: Vec<u32> = all
-            .iter()
-            .filter_map(|&seq| selected.view.uid_of(seq))
-            .collect();
+        let id = selected.id;
         let query = match Query::compile(keys, stars) {
             Ok(q) => q,
             Err(_) => {
@@ -733,6 +726,14 @@ impl Session {
         if query.uses_modseq() {
             self.condstore = true;
         }
+        // Only the messages the query's own top-level sets name are looked at.
+        let selected = self.selected_mut().expect("selected");
+        let (seq_bound, uid_bound) = query.bounds();
+        let uids: Vec<u32> = (1..=selected.view.exists())
+            .filter(|&seq| seq_bound.is_none_or(|r| r.contains(seq)))
+            .filter_map(|seq| selected.view.uid_of(seq))
+            .filter(|&uid| uid_bound.is_none_or(|r| r.contains(uid)))
+            .collect();
         let found = match self.evaluate(id, &uids, &query).await {
             Ok(found) => found,
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
@@ -786,6 +787,22 @@ impl Session {
             _ => return Ok(Vec::new()),
         };
         let mut found = Vec::new();
+        if need == Need::Flags {
+            // Flags and numbers only: one read of the mailbox's (UID, flags), whatever its size.
+            let snapshot = self.store.snapshot(mailbox).await?;
+            let no_keywords: Vec<String> = Vec::new();
+            for (uid, flags) in snapshot.messages {
+                if uids.binary_search(&uid).is_err() {
+                    continue;
+                }
+                let seq = selected.view.seq_of(uid).unwrap_or_default();
+                let candidate = Candidate::new(seq, uid, flags, &no_keywords, 0, 0, 0, None, None);
+                if query.matches(&candidate) {
+                    found.push((uid, 0));
+                }
+            }
+            return Ok(found);
+        }
         let wanted = Wanted {
             summary: need >= Need::Summary,
             raw_bytes_max: if need >= Need::Bytes {
@@ -803,8 +820,10 @@ impl Session {
         for chunk in uids.chunks(per_call) {
             for listed in self.store.messages(mailbox, chunk, wanted).await? {
                 let meta = &listed.meta;
-                let summary: Option<Summary> =
-                    listed.summary.as_deref().and_then(Summary::from_json);
+                let envelope = listed
+                    .summary
+                    .as_deref()
+                    .and_then(Summary::envelope_from_json);
                 let raw = match listed.raw {
                     Some(raw) => Some(raw),
                     None if need >= Need::Bytes => {
@@ -821,7 +840,7 @@ impl Session {
                     meta.size,
                     meta.internal_date_micros,
                     meta.modseq,
-                    summary.as_ref(),
+                    envelope.as_ref(),
                     raw.as_deref(),
                 );
                 if query.matches(&candidate) {

@@ -177,6 +177,10 @@ impl Session {
             "LIST-EXTENDED",
             "LIST-STATUS",
             "ESEARCH",
+            "BINARY",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
             "STATUS=SIZE",
         ]);
         let mut caps = caps.join(" ");

@@ -439,6 +439,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// Whether the named user can take one more message: `None` when there is no such user, `Some(false)`
     /// when their mailbox is full (at or past a quota), so SMTP can say so at RCPT, before the data.
     async fn has_room(&self, name: &str) -> StoreResult<Option<bool>>;
+    /// The account's usage and the quota in force on it (its own or the server's default); `None` when
+    /// there is no such account (IMAP's QUOTA).
+    async fn usage(&self, user: UserId) -> StoreResult<Option<(Usage, Quota)>>;
     /// The oldest existing account's name (who gets `postmaster` mail by default); `None` with no users.
     async fn first_user(&self) -> StoreResult<Option<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing, its bytes stored once. An

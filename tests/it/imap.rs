@@ -144,9 +144,9 @@ fn strs(v: &[&str]) -> Vec<String> {
 }
 
 const CAPS_BEFORE: &str = "IMAP4rev1 IMAP4rev2 STARTTLS AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID \
-ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH STATUS=SIZE APPENDLIMIT=10485760";
+ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE APPENDLIMIT=10485760";
 const CAPS_AFTER: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
-UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH STATUS=SIZE APPENDLIMIT=10485760";
+UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE APPENDLIMIT=10485760";
 
 #[tokio::test]
 async fn a_rev1_session_with_exact_responses() {
@@ -780,7 +780,8 @@ async fn login_needs_tls_off_loopback_and_bad_input_gets_bad() {
     );
     assert_eq!(
         c.run("f UID FETCH 1:* (BINARY[1])").await,
-        strs(&["f BAD BINARY is not supported"])
+        strs(&["f OK FETCH completed"]),
+        "UIDs that no message has are passed over"
     );
     for i in 0..20 {
         c.send(format!("x{i} NONSENSE\r\n").as_bytes()).await;
@@ -894,5 +895,66 @@ async fn list_extended_list_status_esearch_and_appendlimit() {
     assert_eq!(
         c.run("l SEARCH RETURN (COUNT MIN) DELETED").await,
         strs(&["* ESEARCH (TAG \"l\") COUNT 0", "l OK SEARCH completed"])
+    );
+}
+
+#[tokio::test]
+async fn binary_undoes_transfer_encodings_and_quota_reports_usage() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let raw = b"Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe=\r\n!\r\n\
+--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n\
+--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n--b--\r\n";
+    deliver(&s, "bob", raw).await;
+    jmail::store::AccountStore::set_quota(
+        s.store.as_ref(),
+        "bob",
+        Some(jmail::store::QuotaSetting::Limit(10 * 1024 * 1024)),
+        Some(jmail::store::QuotaSetting::Limit(500)),
+    )
+    .await
+    .unwrap();
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a SELECT INBOX").await;
+    assert_eq!(
+        c.run("b FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[2] BINARY.PEEK[2]<1.5> BINARY.PEEK[2])")
+            .await,
+        vec![
+            "* 1 FETCH (BINARY[1] {8}\r\nGrüße! BINARY.SIZE[2] 3 BINARY[2]<1> {2}\r\n\u{1}\u{2} \
+BINARY[2] ~{3}\r\n\u{0}\u{1}\u{2})"
+                .to_string(),
+            "b OK FETCH completed".to_string(),
+        ]
+    );
+    assert_eq!(
+        c.run("c FETCH 1 (BINARY.PEEK[3])").await,
+        strs(&[
+            "* 1 FETCH (BINARY[3] NIL)",
+            "c NO [UNKNOWN-CTE] A part's transfer encoding cannot be decoded"
+        ])
+    );
+    assert_eq!(
+        c.run("d GETQUOTAROOT INBOX").await,
+        strs(&[
+            "* QUOTAROOT \"INBOX\" \"\"",
+            "* QUOTA \"\" (STORAGE 1 10240 MESSAGE 1 500)",
+            "d OK GETQUOTAROOT completed"
+        ])
+    );
+    assert_eq!(
+        c.run("e GETQUOTA \"\"").await,
+        strs(&[
+            "* QUOTA \"\" (STORAGE 1 10240 MESSAGE 1 500)",
+            "e OK GETQUOTA completed"
+        ])
+    );
+    assert_eq!(
+        c.run("f SETQUOTA \"\" (STORAGE 1)").await,
+        strs(&["f NO [NOPERM] Quotas are set by the administrator (jmail user quota)"])
+    );
+    assert_eq!(
+        c.run("g GETQUOTA other").await,
+        strs(&["g NO [NONEXISTENT] No such quota root"])
     );
 }

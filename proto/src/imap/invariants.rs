@@ -78,7 +78,17 @@ fn check_search(keys: &[imap_types::search::SearchKey<'_>]) {
     };
     let summary = crate::summary::summarize_message(RAW);
     let keywords = vec!["$x".to_string()];
-    let m = Candidate::new(2, 5, 1, &keywords, 50, 0, 3, Some(&summary), Some(RAW));
+    let m = Candidate::new(
+        2,
+        5,
+        1,
+        &keywords,
+        50,
+        0,
+        3,
+        Some(&summary.envelope),
+        Some(RAW),
+    );
     let _ = query.matches(&m);
     let _ = query.need();
 }

@@ -16,7 +16,7 @@ use imap_types::search::SearchKey;
 use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::{HeaderValue, Message, MessageParser, PartType};
 
-use crate::summary::Summary;
+use crate::summary::Envelope;
 
 /// The system flags as the store keeps them (bit per flag).
 pub mod flag {
@@ -30,9 +30,11 @@ pub mod flag {
 /// How much of a message a query needs, least first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Need {
-    /// Flags, keywords, size, dates of arrival, UID, modseq.
+    /// Sequence number, UID and system flags: what a mailbox snapshot holds.
+    Flags,
+    /// Keywords, size, dates of arrival, modseq too.
     Listing,
-    /// The stored summary (the Date header, for SENT*).
+    /// The stored summary (the envelope: SENT*, FROM, TO, CC, BCC, SUBJECT).
     Summary,
     /// The stored bytes (header fields, body text).
     Bytes,
@@ -114,11 +116,24 @@ pub enum Query {
     Smaller(u64),
     Arrived(DateTest, NaiveDate),
     Sent(DateTest, NaiveDate),
+    /// An envelope field containing the text (lower case; empty: the field is there), read from the
+    /// stored summary.
+    Envelope(Field, String),
     /// A header field (name lower case) containing the text (lower case; empty: the field is there).
     Header(String, String),
     Body(String),
     Text(String),
     ModSeq(u64),
+}
+
+/// The header fields the summary's envelope holds (the last of each, as mail-parser reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    From,
+    To,
+    Cc,
+    Bcc,
+    Subject,
 }
 
 /// What `*` stands for while compiling: the session's last sequence number and highest UID.
@@ -162,7 +177,7 @@ impl Query {
 
     fn compile_one(key: &SearchKey<'_>, stars: Stars) -> Result<Query, SearchError> {
         use SearchKey as K;
-        let header = |name: &str, value: &AString<'_>| Ok(Query::Header(name.into(), text(value)?));
+        let envelope = |field: Field, value: &AString<'_>| Ok(Query::Envelope(field, text(value)?));
         Ok(match key {
             K::And(keys) => Query::compile(keys.as_ref(), stars)?,
             K::SequenceSet(set) => Query::Sequence(Ranges::of(set, stars.last_seq)),
@@ -190,11 +205,11 @@ impl Query {
             K::SentBefore(d) => Query::Sent(DateTest::Before, date(d)),
             K::SentOn(d) => Query::Sent(DateTest::On, date(d)),
             K::SentSince(d) => Query::Sent(DateTest::Since, date(d)),
-            K::Bcc(v) => header("bcc", v)?,
-            K::Cc(v) => header("cc", v)?,
-            K::From(v) => header("from", v)?,
-            K::To(v) => header("to", v)?,
-            K::Subject(v) => header("subject", v)?,
+            K::Bcc(v) => envelope(Field::Bcc, v)?,
+            K::Cc(v) => envelope(Field::Cc, v)?,
+            K::From(v) => envelope(Field::From, v)?,
+            K::To(v) => envelope(Field::To, v)?,
+            K::Subject(v) => envelope(Field::Subject, v)?,
             K::Header(name, v) => {
                 let name = text(name)?;
                 Query::Header(name, text(v)?)
@@ -213,13 +228,38 @@ impl Query {
     /// How much of a message this query needs.
     pub fn need(&self) -> Need {
         match self {
-            Query::And(all) => all.iter().map(Query::need).max().unwrap_or(Need::Listing),
+            Query::And(all) => all.iter().map(Query::need).max().unwrap_or(Need::Flags),
             Query::Or(a, b) => a.need().max(b.need()),
             Query::Not(a) => a.need(),
-            Query::Sent(..) => Need::Summary,
+            Query::All | Query::Nothing | Query::Sequence(_) | Query::Uid(_) | Query::Flag(..) => {
+                Need::Flags
+            }
+            Query::Keyword(..)
+            | Query::Larger(_)
+            | Query::Smaller(_)
+            | Query::Arrived(..)
+            | Query::ModSeq(_) => Need::Listing,
+            Query::Sent(..) | Query::Envelope(..) => Need::Summary,
             Query::Header(..) | Query::Body(_) | Query::Text(_) => Need::Bytes,
-            _ => Need::Listing,
         }
+    }
+
+    /// The sequence-number and UID ranges every match must lie in (the query's own top-level sets), so
+    /// a search looks only at the messages they name.
+    pub fn bounds(&self) -> (Option<&Ranges>, Option<&Ranges>) {
+        let top: &[Query] = match self {
+            Query::And(all) => all,
+            one => std::slice::from_ref(one),
+        };
+        let seq = top.iter().find_map(|q| match q {
+            Query::Sequence(r) => Some(r),
+            _ => None,
+        });
+        let uid = top.iter().find_map(|q| match q {
+            Query::Uid(r) => Some(r),
+            _ => None,
+        });
+        (seq, uid)
     }
 
     /// Whether the query uses MODSEQ (CONDSTORE: the response then carries the highest modseq).
@@ -254,6 +294,7 @@ impl Query {
                     .is_some_and(|t| test.holds(t.date_naive(), *d))
             }
             Query::Sent(test, d) => m.sent_date().is_some_and(|sent| test.holds(sent, *d)),
+            Query::Envelope(field, needle) => m.envelope_contains(*field, needle),
             Query::Header(name, needle) => m.header_contains(name, needle),
             Query::Body(needle) => m.body_contains(needle),
             Query::Text(needle) => m.header_contains_any(needle) || m.body_contains(needle),
@@ -262,8 +303,9 @@ impl Query {
     }
 }
 
-/// One message as a search sees it. `summary` must be there when the query needs it, `raw` when it
-/// needs the bytes (a message without them matches no key that looks at them).
+/// One message as a search sees it. `envelope` (from the stored summary) must be there when the query
+/// needs the summary, `raw` when it needs the bytes (a message without them matches no key that looks
+/// at them).
 pub struct Candidate<'a> {
     pub seq: u32,
     pub uid: u32,
@@ -272,7 +314,7 @@ pub struct Candidate<'a> {
     pub size: u64,
     pub internal_date_micros: i64,
     pub modseq: u64,
-    pub summary: Option<&'a Summary>,
+    pub envelope: Option<&'a Envelope>,
     pub raw: Option<&'a [u8]>,
     parsed: OnceCell<Option<Message<'a>>>,
 }
@@ -287,7 +329,7 @@ impl<'a> Candidate<'a> {
         size: u64,
         internal_date_micros: i64,
         modseq: u64,
-        summary: Option<&'a Summary>,
+        envelope: Option<&'a Envelope>,
         raw: Option<&'a [u8]>,
     ) -> Candidate<'a> {
         Candidate {
@@ -298,7 +340,7 @@ impl<'a> Candidate<'a> {
             size,
             internal_date_micros,
             modseq,
-            summary,
+            envelope,
             raw,
             parsed: OnceCell::new(),
         }
@@ -313,9 +355,43 @@ impl<'a> Candidate<'a> {
     /// The Date header's date, in the header's own time zone (RFC 9051: "disregarding time and
     /// timezone").
     fn sent_date(&self) -> Option<NaiveDate> {
-        let value = self.summary?.envelope.date.as_deref()?;
+        let value = self.envelope?.date.as_deref()?;
         let d = mail_parser::DateTime::parse_rfc822(value)?;
         NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+    }
+
+    fn envelope_contains(&self, field: Field, needle: &str) -> bool {
+        let Some(e) = self.envelope else {
+            return false;
+        };
+        let list = match field {
+            Field::Subject => {
+                return e.subject.as_deref().is_some_and(|raw| {
+                    needle.is_empty()
+                        || decoded_words(raw).to_lowercase().contains(needle)
+                        || raw.to_lowercase().contains(needle)
+                });
+            }
+            Field::From => &e.from,
+            Field::To => &e.to,
+            Field::Cc => &e.cc,
+            Field::Bcc => &e.bcc,
+        };
+        !list.is_empty()
+            && (needle.is_empty()
+                || list.iter().any(|a| {
+                    let name = a.name.as_deref().map(decoded_words).unwrap_or_default();
+                    let address = format!(
+                        "{} <{}@{}>",
+                        name,
+                        a.mailbox.as_deref().unwrap_or(""),
+                        a.host.as_deref().unwrap_or("")
+                    );
+                    address.to_lowercase().contains(needle)
+                        || a.name
+                            .as_deref()
+                            .is_some_and(|raw| raw.to_lowercase().contains(needle))
+                }))
     }
 
     fn header_contains(&self, name: &str, needle: &str) -> bool {
@@ -361,6 +437,18 @@ fn message_text_contains(message: &Message<'_>, needle: &str) -> bool {
         PartType::Message(inner) => message_text_contains(inner, needle),
         _ => false,
     })
+}
+
+/// A header value's encoded words (RFC 2047) decoded, as mail-parser reads an unstructured field.
+fn decoded_words(raw: &str) -> String {
+    if !raw.contains("=?") {
+        return raw.to_string();
+    }
+    let header = format!("Subject: {raw}\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(header.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| raw.to_string())
 }
 
 /// A decoded header value as text: what a user would read.
@@ -433,7 +521,7 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
             RAW.len() as u64,
             1_764_633_600_000_000, // 2025-12-02 00:00 UTC
             7,
-            Some(&summary),
+            Some(&summary.envelope),
             Some(RAW),
         );
         query(q).matches(&m)
@@ -490,10 +578,22 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
 
     #[test]
     fn needs_follow_the_keys() {
-        assert_eq!(query("SEEN 1:2").need(), Need::Listing);
+        assert_eq!(query("SEEN 1:2").need(), Need::Flags);
+        assert_eq!(query("SEEN KEYWORD x").need(), Need::Listing);
         assert_eq!(query("OR SEEN SENTON 1-Jan-2020").need(), Need::Summary);
+        assert_eq!(query("FROM x").need(), Need::Summary);
+        assert_eq!(query("HEADER From x").need(), Need::Bytes);
         assert_eq!(query("NOT BODY x").need(), Need::Bytes);
         assert!(query("NOT MODSEQ 3").uses_modseq());
+    }
+
+    #[test]
+    fn bounds_are_the_top_level_sets() {
+        let q = query("UID 5:7 SEEN 1:2");
+        let (seq, uid) = q.bounds();
+        assert!(seq.is_some_and(|r| r.contains(2) && !r.contains(3)));
+        assert!(uid.is_some_and(|r| r.contains(5) && !r.contains(8)));
+        assert_eq!(query("OR UID 5 SEEN").bounds(), (None, None));
     }
 
     #[test]

@@ -130,6 +130,25 @@ pub fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
     out
 }
 
+/// A Content-Transfer-Encoding BINARY cannot undo (RFC 3516's UNKNOWN-CTE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownEncoding;
+
+/// A part's body with its Content-Transfer-Encoding undone (FETCH BINARY, RFC 3516): base64 and
+/// quoted-printable decoded, 7bit, 8bit and binary as they are. `encoding` is upper case, as the
+/// summary keeps it.
+pub fn decode_transfer(encoding: &str, body: &[u8]) -> Result<Vec<u8>, UnknownEncoding> {
+    match encoding {
+        "7BIT" | "8BIT" | "BINARY" | "" => Ok(body.to_vec()),
+        "BASE64" => mail_parser::decoders::base64::base64_decode(body).ok_or(UnknownEncoding),
+        "QUOTED-PRINTABLE" => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                .ok_or(UnknownEncoding)
+        }
+        _ => Err(UnknownEncoding),
+    }
+}
+
 /// The part of `len` bytes that `<origin.count>` asks for (RFC 9051 §6.4.5): empty when it starts past
 /// the end.
 pub fn partial(len: usize, origin: u32, count: u32) -> Range<usize> {
@@ -140,6 +159,17 @@ pub fn partial(len: usize, origin: u32, count: u32) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfer_encodings_are_undone() {
+        assert_eq!(decode_transfer("BASE64", b"aG\r\nkA\r\n").unwrap(), b"hi\0");
+        assert_eq!(
+            decode_transfer("QUOTED-PRINTABLE", b"a=3Db=\r\nc").unwrap(),
+            b"a=bc"
+        );
+        assert_eq!(decode_transfer("8BIT", b"\xff").unwrap(), b"\xff");
+        assert_eq!(decode_transfer("X-UUENCODE", b"x"), Err(UnknownEncoding));
+    }
     use crate::summary::summarize_message;
 
     const RAW: &[u8] = b"From: a@x\r\nSubject: fwd\r\n  folded\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\

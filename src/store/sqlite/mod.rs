@@ -297,6 +297,12 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn usage(&self, user: UserId) -> StoreResult<Option<(super::Usage, super::Quota)>> {
+        let default = self.limits.quota_default;
+        self.point_read(move |c| reads::usage(c, user, default))
+            .await
+    }
+
     async fn first_user(&self) -> StoreResult<Option<String>> {
         self.read(reads::first_user).await
     }

@@ -127,23 +127,40 @@ pub fn existing_users(conn: &Connection, names: &[String]) -> rusqlite::Result<V
     Ok(found)
 }
 
+/// An account's usage and the quota in force on it, by id.
+pub fn usage(
+    conn: &Connection,
+    user: UserId,
+    default: Quota,
+) -> rusqlite::Result<Option<(Usage, Quota)>> {
+    usage_where(conn, "id = ?1", params![user], default)
+}
+
+/// Whether the named account can take one more message.
 pub fn has_room(conn: &Connection, name: &str, default: Quota) -> rusqlite::Result<Option<bool>> {
-    conn.prepare_cached(
-        "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM users WHERE name = ?1",
-    )?
-    .query_row(params![name], |r| {
+    let one = Usage {
+        bytes: 1,
+        messages: 1,
+    };
+    Ok(usage_where(conn, "name = ?1", params![name], default)?
+        .map(|(usage, quota)| quota.admits(usage, one)))
+}
+
+fn usage_where(
+    conn: &Connection,
+    condition: &str,
+    key: impl rusqlite::Params,
+    default: Quota,
+) -> rusqlite::Result<Option<(Usage, Quota)>> {
+    conn.prepare_cached(&format!(
+        "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM users WHERE {condition}"
+    ))?
+    .query_row(key, |r| {
         let usage = Usage {
             bytes: r.get(0)?,
             messages: r.get(1)?,
         };
-        let quota = Quota::or_default((r.get(2)?, r.get(3)?), default);
-        Ok(quota.admits(
-            usage,
-            Usage {
-                bytes: 1,
-                messages: 1,
-            },
-        ))
+        Ok((usage, Quota::or_default((r.get(2)?, r.get(3)?), default)))
     })
     .optional()
 }
@@ -242,30 +259,48 @@ pub fn messages(
     uids: &[u32],
     wanted: crate::store::Wanted,
 ) -> rusqlite::Result<Vec<crate::store::Listed>> {
+    const COLUMNS: &str = "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, \
+         m.from_addr, m.subject, m.keywords, CASE WHEN ?3 THEN b.summary END, \
+         CASE WHEN m.size <= ?4 THEN b.raw END FROM messages m JOIN blobs b ON b.id = m.blob_id";
+    let listed = |r: &rusqlite::Row<'_>| {
+        Ok(crate::store::Listed {
+            meta: meta(r)?,
+            summary: r.get(9)?,
+            raw: r.get(10)?,
+        })
+    };
+    let raw_max = wanted.raw_bytes_max.min(i64::MAX as u64) as i64;
     let tx = conn.transaction()?;
     let mut out = Vec::with_capacity(uids.len());
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, \
-             m.subject, m.keywords, CASE WHEN ?3 THEN b.summary END, \
-             CASE WHEN m.size <= ?4 THEN b.raw END \
-             FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+    let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
+        return Ok(out);
+    };
+    if uids.len() >= 16 && u64::from(last - first) < 2 * uids.len() as u64 {
+        // Dense: one walk of the UID range, keeping the listed ones.
+        let mut stmt = tx.prepare_cached(&format!(
+            "{COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?5 ORDER BY m.uid"
+        ))?;
+        let rows = stmt.query_map(
+            params![mailbox, first, wanted.summary, raw_max, last],
+            listed,
         )?;
-        let raw_max = wanted.raw_bytes_max.min(i64::MAX as u64) as i64;
+        for row in rows {
+            let row = row?;
+            if uids.binary_search(&row.meta.uid).is_ok() {
+                out.push(row);
+            }
+        }
+    } else {
+        let mut stmt =
+            tx.prepare_cached(&format!("{COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid = ?2"))?;
         for &uid in uids {
             let row = stmt
-                .query_row(params![mailbox, uid, wanted.summary, raw_max], |r| {
-                    Ok(crate::store::Listed {
-                        meta: meta(r)?,
-                        summary: r.get(9)?,
-                        raw: r.get(10)?,
-                    })
-                })
+                .query_row(params![mailbox, uid, wanted.summary, raw_max], listed)
                 .optional()?;
             out.extend(row);
         }
     }
-    tx.commit()?;
+    drop(tx);
     Ok(out)
 }
 
