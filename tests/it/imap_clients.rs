@@ -1,6 +1,7 @@
 //! IMAP with real clients: Python's imaplib and imapclient over every command (plain, STARTTLS and
-//! IMAPS), mbsync (isync) syncing a Maildir both ways and again after changes on the server, and curl's
-//! imap:// and imaps://. Outputs are compared exactly, and stored state is checked.
+//! IMAPS), mbsync (isync) syncing a Maildir both ways and again after changes on the server, neomutt
+//! reading, flagging and moving under tmux, and curl's imap:// and imaps://. Outputs are compared
+//! exactly, and stored state is checked.
 
 use std::path::Path;
 use std::time::Duration;
@@ -459,4 +460,94 @@ async fn curl_reads_over_imap_and_imaps() {
     ])
     .await;
     assert_eq!(String::from_utf8(search).unwrap(), "* SEARCH 1\r\n");
+}
+
+/// neomutt's settings for the test: the server's INBOX over plain IMAP on loopback, no caches, no
+/// confirmations, and checks for new mail every second.
+fn neomutt_config(dir: &Path, port: u16) -> std::path::PathBuf {
+    let config = format!(
+        "set folder=\"imap://bob@127.0.0.1:{port}/\"\nset spoolfile=\"+INBOX\"\n\
+set imap_user=bob\nset imap_pass=bob-password\n\
+set ssl_starttls=no\nset ssl_force_tls=no\nset imap_check_subscribed=no\nset mail_check=1\n\
+set timeout=1\nset header_cache=\"\"\nset message_cachedir=\"\"\nset confirmappend=no\n\
+set confirmcreate=no\nset delete=yes\nset mark_old=no\nset move=no\nset wait_key=no\n\
+set sort=date-sent\nset pager_stop=yes\nset editor=true\nset mailcap_path=/dev/null\n"
+    );
+    let path = dir.join("neomuttrc");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neomutt_reads_flags_and_moves_under_tmux() {
+    let s = start().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", M1).await;
+    deliver(&s, "bob", b"From: dave@example.org\r\nSubject: keep me\r\nDate: Wed, 15 Nov 2023 10:00:00 +0000\r\n\r\nStays here.\r\n").await;
+    let work = tempfile::tempdir().unwrap();
+    let config = neomutt_config(work.path(), s.addr_of(Service::Imap).port());
+    let home = work.path().to_path_buf();
+    let screen_log = tokio::task::spawn_blocking(move || {
+        let tmux = crate::tui::Tmux::start(
+            "neomutt",
+            &format!(
+                "env HOME={} TERM=xterm neomutt -n -F {}; echo NEOMUTT-EXIT=$?; sleep 600",
+                home.display(),
+                config.display()
+            ),
+        );
+        // The index lists both messages.
+        tmux.wait_for("keep me");
+        let index = tmux.wait_for("first");
+        // Read "first" (the older one, at the top): its body shows; back to the index.
+        tmux.keys(&["="]);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("Hello Bob.");
+        tmux.keys(&["q"]);
+        tmux.wait_for("keep me");
+        // Flag it, and have neomutt write the change to the server.
+        tmux.keys(&["=", "F", "$"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        // Save (move) it to Archive, then sync: it leaves INBOX.
+        tmux.keys(&["=", "s"]);
+        tmux.wait_for("Save to mailbox");
+        tmux.keys(&["C-u", "=Archive", "Enter"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        tmux.keys(&["$"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        let after = tmux.screen();
+        tmux.keys(&["q"]);
+        tmux.wait_for("NEOMUTT-EXIT=0");
+        (index, after)
+    })
+    .await
+    .unwrap();
+    let (index, after) = screen_log;
+    assert!(index.contains("Alice"), "{index}");
+    assert!(
+        !after.contains("first"),
+        "moved away from the index:\n{after}"
+    );
+    assert!(after.contains("keep me"), "{after}");
+    // On the server: INBOX has only "keep me"; Archive has "first", read and flagged, byte for byte.
+    let bob = jmail::accounts::authenticate(s.store.as_ref(), "bob", "bob-password")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.store.snapshot(bob.inbox).await.unwrap().messages,
+        vec![(2, 0)]
+    );
+    let archive = s.store.mailbox(bob.id, "Archive").await.unwrap().unwrap();
+    let moved = s.store.snapshot(archive.id).await.unwrap().messages;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].1, flags::SEEN | flags::FLAGGED);
+    assert_eq!(
+        s.store
+            .fetch(archive.id, moved[0].0, false)
+            .await
+            .unwrap()
+            .unwrap(),
+        M1
+    );
 }

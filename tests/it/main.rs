@@ -25,6 +25,6 @@ mod store_model;
 mod throttle;
 mod tls;
 mod transfer;
-mod tui;
+pub mod tui;
 mod upgrade;
 mod wal;

@@ -10,14 +10,16 @@ use crate::cli::{BIN, add_user, as_user, free_port, serve_with};
 const SCREEN_WAIT: Duration = Duration::from_secs(20);
 
 /// A tmux server of the test's own (its own socket), killed when the test ends however it ends.
-struct Tmux {
+pub struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
+    /// Starts `command` in an 80x24 window; `label` keeps this test's tmux server apart from others
+    /// running at the same time.
+    pub fn start(label: &str, command: &str) -> Tmux {
         let tmux = Tmux {
-            socket: format!("jmail-it-{}", std::process::id()),
+            socket: format!("jmail-it-{}-{label}", std::process::id()),
         };
         tmux.run(&[
             "-f",
@@ -35,7 +37,7 @@ impl Tmux {
         tmux
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket])
             .args(args)
@@ -45,18 +47,18 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "t"];
         args.extend_from_slice(keys);
         self.run(&args);
     }
 
-    fn screen(&self) -> String {
+    pub fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "t"])
     }
 
     /// Waits until the screen shows `needle`; returns the screen.
-    fn wait_for(&self, needle: &str) -> String {
+    pub fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + SCREEN_WAIT;
         loop {
             let screen = self.screen();
@@ -91,10 +93,13 @@ fn terminal_client_sends_receives_pushed_mail_resizes_reconnects_and_quits() {
     let server = serve_with(d, &["--port", &port]);
     let addr = server.addr.clone();
 
-    let tmux = Tmux::start(&format!(
-        "env JMAIL_PASSWORD=alice-pw JMAIL_KNOWN_SERVERS={} {BIN} client --server {addr} --user alice; echo CLIENT-EXIT=$?; sleep 600",
-        d.join("known_servers").display()
-    ));
+    let tmux = Tmux::start(
+        "client",
+        &format!(
+            "env JMAIL_PASSWORD=alice-pw JMAIL_KNOWN_SERVERS={} {BIN} client --server {addr} --user alice; echo CLIENT-EXIT=$?; sleep 600",
+            d.join("known_servers").display()
+        ),
+    );
     let screen = tmux.wait_for("Welcome to Jmail");
     assert!(screen.contains("● connected"), "{screen}");
     assert!(screen.contains("1 message, 1 unread"), "{screen}");
