@@ -787,8 +787,9 @@ impl Session {
             _ => return Ok(Vec::new()),
         };
         let mut found = Vec::new();
-        if need == Need::Flags {
-            // Flags and numbers only: one read of the mailbox's (UID, flags), whatever its size.
+        if need == Need::Flags && uids.len() > MESSAGES_PER_CALL_MAX {
+            // Flags and numbers of many messages: one read of the mailbox's (UID, flags). (A few are
+            // cheaper to read by themselves, below.)
             let snapshot = self.store.snapshot(mailbox).await?;
             let no_keywords: Vec<String> = Vec::new();
             for (uid, flags) in snapshot.messages {

@@ -2,7 +2,7 @@
 //!
 //! The writer commits with `synchronous=NORMAL`, which writes the batch into the WAL without waiting for
 //! the disk, and hands the batch's answers here. This thread flushes the WAL file with one `fdatasync`
-//! and only then answers the batch's callers and wakes their watchers. While the disk works, the writer is already applying the next batch, which it commits as
+//! and only then wakes the batch's watchers and answers its callers. While the disk works, the writer is already applying the next batch, which it commits as
 //! soon as the flush is done ([`Syncer::wait_flushed`]); with `synchronous=FULL` it sat idle through
 //! every flush and only then took up the next batch.
 //!
@@ -199,6 +199,23 @@ mod tests {
             }
         );
         syncer.stop();
+    }
+
+    #[test]
+    fn watchers_hear_of_a_batch_before_its_writer_is_answered() {
+        let notifier = Notifier::default();
+        let mut feed = notifier.subscribe(1);
+        let (tx, rx) = channel();
+        // The answer looks at the feed the moment it is given: the news must already be there.
+        let committed = Committed {
+            answers: vec![Box::new(move |_| tx.send(feed.drain_for(5)).unwrap())],
+            touched: vec![(1, 5, 9)],
+        };
+        committed.finish(None, &notifier);
+        assert!(
+            rx.recv().unwrap(),
+            "the feed held the news when the writer was answered"
+        );
     }
 
     #[test]
