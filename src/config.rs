@@ -113,6 +113,9 @@ pub struct Limits {
     pub quota_bytes_default: u64,
     /// Messages an account may store, for accounts without their own quota. 0: no limit.
     pub quota_messages_default: u64,
+    /// IMAP sessions compressed at once (COMPRESS=DEFLATE). Each holds a compressor and a decompressor,
+    /// about 300 KiB together; past it COMPRESS gets `NO [LIMIT]`. 0 turns COMPRESS off.
+    pub compressed_sessions_max: usize,
 }
 
 /// The most connections the server opens when `connections_max` is not set.
@@ -144,6 +147,7 @@ impl Default for Limits {
             smtp_command_idle_secs: 5 * 60,
             smtp_data_idle_secs: 3 * 60,
             smtp_data_unauth_per_ip_max: 8,
+            compressed_sessions_max: 1000,
             data_bytes_per_sec_min: 4096,
             mailboxes_per_account_max: 1000,
             keywords_per_mailbox_max: 256,
@@ -229,6 +233,12 @@ impl Limits {
                 100_000,
             ),
             ("input_bytes_max", n(self.input_bytes_max), 1 << 20, 1 << 40),
+            (
+                "compressed_sessions_max",
+                n(self.compressed_sessions_max),
+                0,
+                100_000,
+            ),
             (
                 "smtp_data_unauth_per_ip_max",
                 n(self.smtp_data_unauth_per_ip_max),

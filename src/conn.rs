@@ -27,6 +27,8 @@ pub struct Shared {
     pub smtp_data_slots: std::sync::Arc<crate::caps::Caps>,
     /// Bytes of message bodies arriving on every connection together (`input_bytes_max`).
     pub input: std::sync::Arc<crate::caps::InputBudget>,
+    /// Connections compressed at once (IMAP COMPRESS, `compressed_sessions_max`).
+    pub compressed: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a connection ended, for the log.
@@ -41,15 +43,25 @@ pub enum End {
     Io(std::io::Error),
 }
 
-/// A client connection, in clear or in TLS.
+/// A client connection, in clear or in TLS, and perhaps compressed on top (IMAP's COMPRESS).
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Deflated(Box<crate::compress::Deflated>),
 }
 
 impl Stream {
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(_) => true,
+            Stream::Deflated(d) => d.is_tls(),
+        }
+    }
+
+    /// The same connection, deflated from now on both ways (COMPRESS=DEFLATE, after its OK).
+    pub fn deflated(self) -> Stream {
+        Stream::Deflated(Box::new(crate::compress::Deflated::new(self)))
     }
 
     /// The TLS handshake on a plain connection (implicit TLS, or after a STARTTLS reply), within the
@@ -92,6 +104,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Deflated(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -105,6 +118,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Deflated(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -112,6 +126,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Deflated(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -119,6 +134,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Deflated(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

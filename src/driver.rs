@@ -20,6 +20,8 @@ pub enum Action {
     Continue,
     /// Start the TLS handshake now that the reply is out (STARTTLS / STLS).
     StartTls,
+    /// Deflate both ways from now on, the reply being the last thing sent plain (IMAP COMPRESS).
+    StartCompress,
     Close,
 }
 
@@ -54,6 +56,15 @@ impl Outcome {
             reply: reply.into(),
             stream: None,
             action: Action::StartTls,
+        }
+    }
+
+    /// The reply, then compression both ways (COMPRESS=DEFLATE).
+    pub fn start_compress(reply: impl Into<Vec<u8>>) -> Self {
+        Outcome {
+            reply: reply.into(),
+            stream: None,
+            action: Action::StartCompress,
         }
     }
 
@@ -162,6 +173,12 @@ pub async fn drive<C: Conversation>(
                         Err(end) => return end,
                     };
                     conversation.on_tls_started();
+                }
+                Action::StartCompress => {
+                    if let Err(end) = flush(&mut stream, &mut out, write_timeout).await {
+                        return end;
+                    }
+                    stream = stream.deflated();
                 }
             }
             if out.len() >= REPLY_BYTES_FLUSH

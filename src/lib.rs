@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cli;
 pub mod client;
 pub mod client_tls;
+pub mod compress;
 pub mod config;
 pub mod conn;
 pub mod datadir;

@@ -104,6 +104,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared) {
         ctx.throttle.clone(),
         peer,
         stream.is_tls(),
+        ctx.compressed.clone(),
     );
     let greeting = session.greeting();
     let imap = Imap {

@@ -73,6 +73,9 @@ pub struct Session {
     pub(super) qresync: bool,
     errors: u32,
     login_failures: u32,
+    /// The server's allowance of compressed connections, and this one's share once COMPRESS is on.
+    compressed: Arc<tokio::sync::Semaphore>,
+    compress_permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The farewell when the session must end on an error.
@@ -87,6 +90,7 @@ impl Session {
         throttle: Arc<LoginThrottle>,
         peer: SocketAddr,
         tls: bool,
+        compressed: Arc<tokio::sync::Semaphore>,
     ) -> Self {
         Session {
             store,
@@ -102,6 +106,8 @@ impl Session {
             qresync: false,
             errors: 0,
             login_failures: 0,
+            compressed,
+            compress_permit: None,
         }
     }
 
@@ -183,6 +189,9 @@ impl Session {
             "QUOTA=RES-MESSAGE",
             "STATUS=SIZE",
         ]);
+        if self.config.limits.compressed_sessions_max > 0 {
+            caps.push("COMPRESS=DEFLATE");
+        }
         let mut caps = caps.join(" ");
         caps.push_str(&format!(
             " APPENDLIMIT={}",
@@ -403,7 +412,34 @@ impl Session {
                 Outcome::go_on(out)
             }
             CommandBody::Idle => self.idle(&tag).await,
+            CommandBody::Compress { .. } => self.compress(&tag),
             body => self.on_mail_command(&tag, body).await,
+        }
+    }
+
+    /// COMPRESS DEFLATE (RFC 4978; the codec knows no other algorithm): once per connection, after login,
+    /// within the server's allowance of compressed connections.
+    fn compress(&mut self, tag: &str) -> Outcome {
+        if self.compress_permit.is_some() {
+            return Outcome::go_on(no(
+                tag,
+                Some("COMPRESSIONACTIVE"),
+                "DEFLATE is already active",
+            ));
+        }
+        if self.config.limits.compressed_sessions_max == 0 {
+            return self.protocol_error(bad(tag, "COMPRESS is turned off"));
+        }
+        match self.compressed.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.compress_permit = Some(permit);
+                Outcome::start_compress(ok(tag, "DEFLATE active"))
+            }
+            Err(_) => Outcome::go_on(no(
+                tag,
+                Some("LIMIT"),
+                "Too many compressed connections; go on without",
+            )),
         }
     }
 

@@ -230,6 +230,9 @@ pub async fn start(
         input: Arc::new(crate::caps::InputBudget::new(
             config.limits.input_budget_bytes(),
         )),
+        compressed: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.compressed_sessions_max,
+        )),
     };
     tracker.spawn(crate::tls::renew_while_running(
         tls.clone(),

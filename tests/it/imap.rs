@@ -144,9 +144,9 @@ fn strs(v: &[&str]) -> Vec<String> {
 }
 
 const CAPS_BEFORE: &str = "IMAP4rev1 IMAP4rev2 STARTTLS AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID \
-ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE APPENDLIMIT=10485760";
+ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE COMPRESS=DEFLATE APPENDLIMIT=10485760";
 const CAPS_AFTER: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
-UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE APPENDLIMIT=10485760";
+UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE COMPRESS=DEFLATE APPENDLIMIT=10485760";
 
 #[tokio::test]
 async fn a_rev1_session_with_exact_responses() {
@@ -731,6 +731,7 @@ async fn login_needs_tls_off_loopback_and_bad_input_gets_bad() {
         jmail::throttle::LoginThrottle::system(),
         "203.0.113.9:5000".parse().unwrap(),
         false,
+        Arc::new(tokio::sync::Semaphore::new(1)),
     );
     let mut decoder = Decoder::new(Limits {
         line_bytes_max: 8192,
@@ -956,5 +957,80 @@ BINARY[2] ~{3}\r\n\u{0}\u{1}\u{2})"
     assert_eq!(
         c.run("g GETQUOTA other").await,
         strs(&["g NO [NONEXISTENT] No such quota root"])
+    );
+}
+
+#[tokio::test]
+async fn compress_deflate_carries_the_session_on() {
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    let (mut plain, _) = Imap::connect(imap_addr(&s)).await;
+    assert_eq!(
+        plain.run("a COMPRESS DEFLATE").await,
+        strs(&["a BAD Log in first"]),
+        "not before login"
+    );
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    assert_eq!(
+        c.run("a COMPRESS DEFLATE").await,
+        strs(&["a OK DEFLATE active"])
+    );
+    // From here on, raw deflate both ways.
+    let mut tcp = c.stream.into_inner();
+    let mut deflate = Compress::new(Compression::default(), false);
+    // A message large enough to be streamed in pieces (over 256 KiB), appended and fetched back.
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    for i in 0..12_000u32 {
+        big.extend_from_slice(
+            format!("line {i:05} {}\r\n", i.wrapping_mul(2_654_435_761)).as_bytes(),
+        );
+    }
+    let mut commands = b"b SELECT INBOX\r\nc FETCH 1 (BODY.PEEK[])\r\n".to_vec();
+    commands.extend_from_slice(format!("x APPEND INBOX {{{}+}}\r\n", big.len()).as_bytes());
+    commands.extend_from_slice(&big);
+    commands
+        .extend_from_slice(b"\r\ny FETCH 2 (BODY.PEEK[])\r\nd COMPRESS DEFLATE\r\ne LOGOUT\r\n");
+    let mut wire = Vec::with_capacity(commands.len() + 1024);
+    deflate
+        .compress_vec(&commands, &mut wire, FlushCompress::Sync)
+        .unwrap();
+    tcp.write_all(&wire).await.unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(REPLY_WAIT, tcp.read_to_end(&mut received))
+        .await
+        .expect("the server closes after LOGOUT")
+        .unwrap();
+    let mut inflate = Decompress::new(false);
+    let mut text = Vec::with_capacity(4 << 20);
+    inflate
+        .decompress_vec(&received, &mut text, FlushDecompress::Sync)
+        .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("* 1 EXISTS\r\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "* 1 FETCH (BODY[] {{{}}}\r\n{})\r\nc OK FETCH completed\r\n",
+            HELLO.len(),
+            String::from_utf8_lossy(HELLO)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "* 2 FETCH (BODY[] {{{}}}\r\n{})\r\ny OK FETCH completed\r\n",
+            big.len(),
+            String::from_utf8_lossy(&big)
+        )),
+        "the large message comes back whole"
+    );
+    assert!(
+        text.contains("d NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("* BYE Logging out\r\ne OK LOGOUT completed\r\n"),
+        "{text}"
     );
 }
