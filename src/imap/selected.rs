@@ -15,7 +15,7 @@ use jmail_proto::imap::imap_types::core::Charset;
 use jmail_proto::imap::imap_types::flag::{StoreResponse, StoreType};
 use jmail_proto::imap::imap_types::search::SearchKey;
 use jmail_proto::imap::imap_types::sequence::SequenceSet;
-use jmail_proto::imap::search::{Candidate, Need, Query, Stars};
+use jmail_proto::imap::search::{Candidate, Need, Query, Ranges, Stars};
 use jmail_proto::imap::view::View;
 use jmail_proto::summary::Summary;
 
@@ -24,8 +24,8 @@ use super::respond::{self, bad, no, ok};
 use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::{
-    FlagOp, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags, StoreError,
-    StoreResult, Wanted, flags,
+    FlagOp, Listed, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags,
+    StoreError, StoreResult, Wanted, flags,
 };
 
 /// The selected mailbox as this session knows it.
@@ -308,14 +308,8 @@ impl Session {
         known: Option<&SequenceSet>,
         selected: &Selected,
     ) -> StoreResult<()> {
-        let known_view = known.map(|set| {
-            // The client's known UIDs, as a view to test membership with `*` as the highest.
-            View::new(
-                View::new((1..=info.uid_next.saturating_sub(1)).collect())
-                    .select(set, true)
-                    .unwrap_or_default(),
-            )
-        });
+        // The client's known UIDs, as ranges (never as a list: UIDNEXT may be in the millions).
+        let known_ranges = known.map(|set| Ranges::of(set, info.uid_next.saturating_sub(1)));
         let mut since = since;
         let mut vanished = Vec::new();
         let mut changed = Vec::new();
@@ -333,8 +327,8 @@ impl Session {
         }
         vanished.sort_unstable();
         vanished.dedup();
-        if let Some(view) = &known_view {
-            vanished.retain(|&uid| view.seq_of(uid).is_some());
+        if let Some(known) = &known_ranges {
+            vanished.retain(|&uid| known.contains(uid));
         }
         if !vanished.is_empty() {
             out.extend_from_slice(
@@ -819,38 +813,79 @@ impl Session {
             MESSAGES_PER_CALL_MAX
         };
         for chunk in uids.chunks(per_call) {
-            for listed in self.store.messages(mailbox, chunk, wanted).await? {
-                let meta = &listed.meta;
-                let envelope = listed
-                    .summary
-                    .as_deref()
-                    .and_then(Summary::envelope_from_json);
-                let raw = match listed.raw {
-                    Some(raw) => Some(raw),
-                    None if need >= Need::Bytes => {
-                        self.store.fetch(mailbox, meta.uid, false).await?
+            let mut rows = self.store.messages(mailbox, chunk, wanted).await?;
+            let seqs: Vec<u32> = rows
+                .iter()
+                .map(|r| selected.view.seq_of(r.meta.uid).unwrap_or_default())
+                .collect();
+            if need == Need::Listing {
+                // Cheap: matched here.
+                found.extend(matching(query, &rows, &seqs));
+                continue;
+            }
+            // Parsing summaries and messages is CPU work: it runs on the blocking pool, not on the
+            // runtime's threads, so one search of a large mailbox does not stall other connections.
+            // Messages too large to be read with the listing are read, and matched, one at a time.
+            let mut large = Vec::new();
+            if need >= Need::Bytes {
+                for (i, row) in rows.iter().enumerate() {
+                    if row.raw.is_none() {
+                        large.push(i);
                     }
-                    None => None,
-                };
-                let seq = selected.view.seq_of(meta.uid).unwrap_or_default();
-                let candidate = Candidate::new(
-                    seq,
-                    meta.uid,
-                    meta.flags,
-                    &meta.keywords,
-                    meta.size,
-                    meta.internal_date_micros,
-                    meta.modseq,
-                    envelope.as_ref(),
-                    raw.as_deref(),
-                );
-                if query.matches(&candidate) {
-                    found.push((meta.uid, meta.modseq));
                 }
             }
+            for i in large.iter().rev() {
+                let mut row = rows.remove(*i);
+                let seq = seqs[*i];
+                row.raw = self.store.fetch(mailbox, row.meta.uid, false).await?;
+                found.extend(match_off_runtime(query, vec![row], vec![seq]).await?);
+            }
+            let seqs: Vec<u32> = seqs
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !large.contains(i))
+                .map(|(_, s)| s)
+                .collect();
+            found.extend(match_off_runtime(query, rows, seqs).await?);
         }
+        found.sort_unstable();
         Ok(found)
     }
+}
+
+/// The (UID, modseq) of the rows that match; `seqs[i]` is row `i`'s sequence number.
+fn matching(query: &Query, rows: &[Listed], seqs: &[u32]) -> Vec<(u32, u64)> {
+    rows.iter()
+        .zip(seqs)
+        .filter_map(|(row, &seq)| {
+            let meta = &row.meta;
+            let envelope = row.summary.as_deref().and_then(Summary::envelope_from_json);
+            let candidate = Candidate::new(
+                seq,
+                meta.uid,
+                meta.flags,
+                &meta.keywords,
+                meta.size,
+                meta.internal_date_micros,
+                meta.modseq,
+                envelope.as_ref(),
+                row.raw.as_deref(),
+            );
+            query.matches(&candidate).then_some((meta.uid, meta.modseq))
+        })
+        .collect()
+}
+
+/// [`matching`] on the blocking pool.
+async fn match_off_runtime(
+    query: &Query,
+    rows: Vec<Listed>,
+    seqs: Vec<u32>,
+) -> Result<Vec<(u32, u64)>, StoreError> {
+    let query = query.clone();
+    tokio::task::spawn_blocking(move || matching(&query, &rows, &seqs))
+        .await
+        .map_err(|e| StoreError::Backend(format!("search task failed: {e}")))
 }
 
 /// An ESEARCH response (RFC 4731, RFC 9051 §7.3.4): the RETURN options asked for (none: ALL).

@@ -705,6 +705,18 @@ Content-Type: text/plain\r\n\r\nsmall part\r\n--xx\r\nContent-Type: application/
         raw[..],
         "bytes as stored"
     );
+    // A search reads a message too large to come with the listing by itself.
+    c.send(b"s APPEND INBOX {28+}\r\nSubject: small\r\n\r\n00039999\r\n\r\n")
+        .await;
+    c.until("s").await;
+    assert_eq!(
+        c.run("t SEARCH BODY \"SMALL PART\"").await,
+        strs(&["* SEARCH 1", "t OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("u UID SEARCH OR TEXT 00039999 SUBJECT big").await,
+        strs(&["* SEARCH 1 2", "u OK SEARCH completed"])
+    );
     let got = c
         .run("d FETCH 1 (BODY.PEEK[2]<1000.20> BODY.PEEK[1] BODY.PEEK[2.MIME])")
         .await;

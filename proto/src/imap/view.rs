@@ -46,7 +46,9 @@ impl View {
     /// holds sequence numbers, and one past the messages known is [`NoSuchMessage`], as is `*` in an
     /// empty mailbox.
     pub fn select(&self, set: &SequenceSet, uid: bool) -> Result<Vec<u32>, NoSuchMessage> {
-        let mut chosen = Vec::new();
+        // Positions in `uids` (start, end exclusive) of each range, merged before anything is copied,
+        // so a set that names the same messages many times (`1:*,1:*,...`) costs no more than once.
+        let mut spans = Vec::with_capacity(set.0.as_ref().len());
         for sequence in set.0.as_ref() {
             let (a, b) = match sequence {
                 Sequence::Single(one) => (one, one),
@@ -60,7 +62,7 @@ impl View {
                 let (lo, hi) = min_max(bound(a), bound(b));
                 let start = self.uids.partition_point(|&u| u < lo);
                 let end = self.uids.partition_point(|&u| u <= hi);
-                chosen.extend_from_slice(&self.uids[start..end]);
+                spans.push((start, end));
             } else {
                 let bound = |x: &SeqOrUid| match x {
                     SeqOrUid::Value(n) => n.get(),
@@ -70,11 +72,19 @@ impl View {
                 if lo == 0 || hi > self.exists() {
                     return Err(NoSuchMessage);
                 }
-                chosen.extend_from_slice(&self.uids[lo as usize - 1..hi as usize]);
+                spans.push((lo as usize - 1, hi as usize));
             }
         }
-        chosen.sort_unstable();
-        chosen.dedup();
+        spans.sort_unstable();
+        let mut chosen = Vec::new();
+        let mut done = 0; // positions below this are taken
+        for (start, end) in spans {
+            let start = start.max(done);
+            if start < end {
+                chosen.extend_from_slice(&self.uids[start..end]);
+                done = end;
+            }
+        }
         Ok(chosen)
     }
 
@@ -123,6 +133,20 @@ fn min_max(a: u32, b: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_naming_messages_many_times_gives_each_once() {
+        let view = View::new((1..=1000).map(|n| n * 2).collect());
+        let many = vec!["1:*"; 500].join(",");
+        let set = SequenceSet::try_from(many.as_str()).unwrap();
+        assert_eq!(view.select(&set, false).unwrap().len(), 1000);
+        assert_eq!(view.select(&set, true).unwrap().len(), 1000);
+        let set = SequenceSet::try_from("5:3,4,10:12,1").unwrap();
+        assert_eq!(
+            view.select(&set, false).unwrap(),
+            vec![2, 6, 8, 10, 20, 22, 24]
+        );
+    }
     use std::num::NonZeroU32;
 
     fn set(text: &str) -> SequenceSet {
