@@ -69,16 +69,49 @@ impl ListRequest {
     }
 }
 
-/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but the separator.
+/// Longest LIST pattern (reference included), in bytes: twice the longest mailbox name, which leaves
+/// room for wildcards. Matching costs this times the name's length per mailbox.
+pub const LIST_PATTERN_BYTES_MAX: usize = 2 * crate::store::rules::MAILBOX_NAME_BYTES_MAX;
+/// Most patterns one LIST-EXTENDED command may give.
+pub const LIST_PATTERNS_MAX: usize = 16;
+
+/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but the separator. The
+/// pattern runs as a set of positions advanced a character at a time, so the cost is the pattern's length
+/// times the name's whatever the wildcards (backtracking would be exponential in them).
 fn matches_pattern(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|i| matches_pattern(rest, &name[i..])),
-        Some(('%', rest)) => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != SEPARATOR)
-            .any(|i| matches_pattern(rest, &name[i..])),
-        Some((c, rest)) => name.first() == Some(c) && matches_pattern(rest, &name[1..]),
+    let wild = |c: char| c == '*' || c == '%';
+    // A wildcard may match nothing: reaching it reaches the position after it too.
+    let close = |at: &mut [bool]| {
+        for j in 0..pattern.len() {
+            if at[j] && wild(pattern[j]) {
+                at[j + 1] = true;
+            }
+        }
+    };
+    let mut at = vec![false; pattern.len() + 1];
+    at[0] = true;
+    close(&mut at);
+    for &c in name {
+        let mut next = vec![false; pattern.len() + 1];
+        for (j, &p) in pattern.iter().enumerate() {
+            if !at[j] {
+                continue;
+            }
+            match p {
+                '*' => next[j] = true,
+                '%' if c != SEPARATOR => next[j] = true,
+                '%' => {}
+                p if p == c => next[j + 1] = true,
+                _ => {}
+            }
+        }
+        close(&mut next);
+        if !next.contains(&true) {
+            return false;
+        }
+        at = next;
     }
+    at[pattern.len()]
 }
 
 /// Whether a (canonical) mailbox name matches a pattern; INBOX matches in any case.
@@ -123,8 +156,14 @@ impl Session {
         let Some(reference) = wire_name(&request.reference, self.rev2) else {
             return self.bad_name(tag);
         };
+        if request.patterns.len() > LIST_PATTERNS_MAX {
+            return self.protocol_error(super::respond::bad(tag, "Too many patterns"));
+        }
         let mut patterns = Vec::new();
         for p in &request.patterns {
+            if reference.len() + p.len() > LIST_PATTERN_BYTES_MAX {
+                return self.protocol_error(super::respond::bad(tag, "Pattern too long"));
+            }
             match wire_name(p, self.rev2) {
                 Some(p) => patterns.push(format!("{reference}{p}")),
                 None => return self.bad_name(tag),
@@ -210,5 +249,17 @@ mod tests {
         assert!(pattern_matches("S%t", "Sent"));
         assert!(pattern_matches("Entw*", "Entwürfe"));
         assert!(!pattern_matches("Entwü", "Entwürfe"));
+        assert!(pattern_matches("%/%/c", "a/b/c"));
+        assert!(!pattern_matches("%/c", "a/b/c"));
+        assert!(pattern_matches("*%*%", "x"));
+    }
+
+    #[test]
+    fn many_wildcards_cost_no_more_than_their_length() {
+        // Backtracking would not finish here in a lifetime; the position set takes a moment.
+        let name: String = "a".repeat(512);
+        let pattern = format!("{}b", "*a".repeat(400));
+        assert!(!pattern_matches(&pattern, &name));
+        assert!(pattern_matches(&"*a".repeat(400), &name[..400]));
     }
 }
