@@ -15,7 +15,9 @@ use jmail_proto::imap::imap_types::core::Charset;
 use jmail_proto::imap::imap_types::flag::{StoreResponse, StoreType};
 use jmail_proto::imap::imap_types::search::SearchKey;
 use jmail_proto::imap::imap_types::sequence::SequenceSet;
-use jmail_proto::imap::search::{Candidate, Need, Query, Ranges, Stars};
+use jmail_proto::imap::search::{
+    Candidate, Need, Query, Ranges, SearchError, Stars, TEXT_KEYS_MAX,
+};
 use jmail_proto::imap::view::View;
 use jmail_proto::summary::Summary;
 
@@ -709,11 +711,18 @@ impl Session {
         let id = selected.id;
         let query = match Query::compile(keys, stars) {
             Ok(q) => q,
-            Err(_) => {
+            Err(SearchError::NotUtf8) => {
                 return Outcome::go_on(no(
                     tag,
                     Some("BADCHARSET (UTF-8 US-ASCII)"),
                     "Search text is not UTF-8",
+                ));
+            }
+            Err(SearchError::TooManyTextKeys) => {
+                return Outcome::go_on(no(
+                    tag,
+                    Some("LIMIT"),
+                    &format!("At most {TEXT_KEYS_MAX} text keys in one search"),
                 ));
             }
         };

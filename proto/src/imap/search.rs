@@ -143,11 +143,17 @@ pub struct Stars {
     pub last_uid: u32,
 }
 
+/// Most keys of one search that look at text (FROM ... SUBJECT, HEADER, BODY, TEXT). Each is a substring
+/// search through every message the search reads, so this bounds what one command can cost.
+pub const TEXT_KEYS_MAX: usize = 32;
+
 /// Why a search cannot run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchError {
     /// A string that is not UTF-8 (the only charset taken, with US-ASCII).
     NotUtf8,
+    /// More than [`TEXT_KEYS_MAX`] keys that look at text.
+    TooManyTextKeys,
 }
 
 fn text(s: &AString<'_>) -> Result<String, SearchError> {
@@ -164,6 +170,14 @@ fn date(d: &imap_types::datetime::NaiveDate) -> NaiveDate {
 impl Query {
     /// Compiles a command's search keys (ANDed).
     pub fn compile(keys: &[SearchKey<'_>], stars: Stars) -> Result<Query, SearchError> {
+        let query = Query::compile_all(keys, stars)?;
+        if query.text_keys() > TEXT_KEYS_MAX {
+            return Err(SearchError::TooManyTextKeys);
+        }
+        Ok(query)
+    }
+
+    fn compile_all(keys: &[SearchKey<'_>], stars: Stars) -> Result<Query, SearchError> {
         let mut all = keys
             .iter()
             .map(|k| Query::compile_one(k, stars))
@@ -175,11 +189,22 @@ impl Query {
         })
     }
 
+    /// How many keys look at text.
+    fn text_keys(&self) -> usize {
+        match self {
+            Query::And(all) => all.iter().map(Query::text_keys).sum(),
+            Query::Or(a, b) => a.text_keys() + b.text_keys(),
+            Query::Not(a) => a.text_keys(),
+            Query::Envelope(..) | Query::Header(..) | Query::Body(_) | Query::Text(_) => 1,
+            _ => 0,
+        }
+    }
+
     fn compile_one(key: &SearchKey<'_>, stars: Stars) -> Result<Query, SearchError> {
         use SearchKey as K;
         let envelope = |field: Field, value: &AString<'_>| Ok(Query::Envelope(field, text(value)?));
         Ok(match key {
-            K::And(keys) => Query::compile(keys.as_ref(), stars)?,
+            K::And(keys) => Query::compile_all(keys.as_ref(), stars)?,
             K::SequenceSet(set) => Query::Sequence(Ranges::of(set, stars.last_seq)),
             K::Uid(set) => Query::Uid(Ranges::of(set, stars.last_uid)),
             K::All => Query::All,
@@ -317,6 +342,10 @@ pub struct Candidate<'a> {
     pub envelope: Option<&'a Envelope>,
     pub raw: Option<&'a [u8]>,
     parsed: OnceCell<Option<Message<'a>>>,
+    /// The text parts, lower case, joined: made once however many BODY and TEXT keys look at them.
+    body_text: OnceCell<String>,
+    /// The header, raw and decoded, lower case: made once for every TEXT key.
+    header_text: OnceCell<String>,
 }
 
 impl<'a> Candidate<'a> {
@@ -343,6 +372,8 @@ impl<'a> Candidate<'a> {
             envelope,
             raw,
             parsed: OnceCell::new(),
+            body_text: OnceCell::new(),
+            header_text: OnceCell::new(),
         }
     }
 
@@ -412,31 +443,46 @@ impl<'a> Candidate<'a> {
     }
 
     fn header_contains_any(&self, needle: &str) -> bool {
-        let (Some(message), Some(raw)) = (self.parsed(), self.raw) else {
-            return false;
-        };
-        let end = message.root_part().offset_body as usize;
-        raw.get(..end)
-            .is_some_and(|h| String::from_utf8_lossy(h).to_lowercase().contains(needle))
-            || message
-                .headers()
-                .iter()
-                .any(|h| header_text(&h.value).to_lowercase().contains(needle))
+        let text = self.header_text.get_or_init(|| {
+            let (Some(message), Some(raw)) = (self.parsed(), self.raw) else {
+                return String::new();
+            };
+            let end = message.root_part().offset_body as usize;
+            let mut text = String::from_utf8_lossy(raw.get(..end).unwrap_or_default()).into_owned();
+            for h in message.headers() {
+                text.push('\n');
+                text.push_str(&header_text(&h.value));
+            }
+            text.to_lowercase()
+        });
+        text.contains(needle)
     }
 
     fn body_contains(&self, needle: &str) -> bool {
-        self.parsed()
-            .is_some_and(|m| message_text_contains(m, needle))
+        let text = self.body_text.get_or_init(|| {
+            let mut text = String::new();
+            if let Some(m) = self.parsed() {
+                message_text(m, &mut text);
+            }
+            text.to_lowercase()
+        });
+        text.contains(needle)
     }
 }
 
-/// Whether any text part of `message` (or of a message it holds) contains `needle` (lower case).
-fn message_text_contains(message: &Message<'_>, needle: &str) -> bool {
-    message.parts.iter().any(|part| match &part.body {
-        PartType::Text(t) | PartType::Html(t) => t.to_lowercase().contains(needle),
-        PartType::Message(inner) => message_text_contains(inner, needle),
-        _ => false,
-    })
+/// Every text part of `message` (and of the messages it holds), one after another, parts apart by a
+/// line end so no match spans two.
+fn message_text(message: &Message<'_>, out: &mut String) {
+    for part in &message.parts {
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                out.push_str(t);
+                out.push('\n');
+            }
+            PartType::Message(inner) => message_text(inner, out),
+            _ => {}
+        }
+    }
 }
 
 /// A header value's encoded words (RFC 2047) decoded, as mail-parser reads an unstructured field.
@@ -585,6 +631,32 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
         assert_eq!(query("HEADER From x").need(), Need::Bytes);
         assert_eq!(query("NOT BODY x").need(), Need::Bytes);
         assert!(query("NOT MODSEQ 3").uses_modseq());
+    }
+
+    #[test]
+    fn text_keys_are_capped() {
+        let many = vec!["BODY x"; TEXT_KEYS_MAX + 1].join(" ");
+        assert_eq!(
+            Query::compile(
+                &keys(&many),
+                Stars {
+                    last_seq: 1,
+                    last_uid: 1
+                }
+            ),
+            Err(SearchError::TooManyTextKeys)
+        );
+        let enough = vec!["BODY x"; TEXT_KEYS_MAX].join(" ");
+        assert!(
+            Query::compile(
+                &keys(&enough),
+                Stars {
+                    last_seq: 1,
+                    last_uid: 1
+                }
+            )
+            .is_ok()
+        );
     }
 
     #[test]
