@@ -63,10 +63,6 @@ impl Selected {
 const SEARCH_BATCH_WITH_BYTES: usize = 32;
 const SEARCH_RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
 
-/// The FLAGS and PERMANENTFLAGS responses: the system flags, and any keyword allowed.
-const FLAGS_RESPONSE: &str = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n\
-* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n";
-
 impl Session {
     pub(super) fn selected_mut(&mut self) -> Option<&mut Selected> {
         match &mut self.state {
@@ -251,7 +247,16 @@ impl Session {
             watch,
             woken: true,
         };
-        out.extend_from_slice(FLAGS_RESPONSE.as_bytes());
+        // FLAGS names the keywords in use too, so clients offer them (Dovecot does the same).
+        let keywords: String = snapshot.keywords.iter().map(|k| format!(" {k}")).collect();
+        out.extend_from_slice(
+            format!(
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})\r\n\
+                 * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords} \\*)] \
+                 Flags permitted\r\n"
+            )
+            .as_bytes(),
+        );
         out.extend_from_slice(format!("* {} EXISTS\r\n", selected.view.exists()).as_bytes());
         if !self.rev2 {
             out.extend_from_slice(b"* 0 RECENT\r\n");

@@ -247,6 +247,8 @@ pub struct MailboxSnapshot {
     /// (UID, system flags), ascending by UID.
     pub messages: Vec<(u32, i64)>,
     pub highest_modseq: u64,
+    /// The keywords the mailbox has seen (IMAP's FLAGS), in the spelling it first saw, sorted.
+    pub keywords: Vec<String>,
 }
 
 /// What [`MailStore::messages`] reads of each message besides its metadata.

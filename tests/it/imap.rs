@@ -970,6 +970,16 @@ BINARY[2] ~{3}\r\n\u{0}\u{1}\u{2})"
         c.run("g GETQUOTA other").await,
         strs(&["g NO [NONEXISTENT] No such quota root"])
     );
+    // A keyword in use is named in SELECT's FLAGS and PERMANENTFLAGS.
+    c.run("h STORE 1 +FLAGS ($Later)").await;
+    let select = c.run("i EXAMINE INBOX").await;
+    assert_eq!(
+        select[1..3],
+        strs(&[
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Later)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Later \\*)] Flags permitted",
+        ])
+    );
 }
 
 #[tokio::test]

@@ -296,3 +296,107 @@ async fn listed_crlf_size_counts_bare_lf_and_an_unended_last_line() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_listing_and_usage() {
+    use jmail::store::{Quota, QuotaSetting, Wanted};
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "ann").await;
+        let b = user(store, "bob").await;
+        for i in 0..40 {
+            store
+                .append(a.inbox, message(&format!("m{i}")), Flags::default())
+                .await
+                .unwrap();
+        }
+        let big = NewMessage::new(
+            vec![b'x'; 5000],
+            String::new(),
+            String::new(),
+            None,
+            1_700_000_000_000_000,
+        );
+        store.append(a.inbox, big, Flags::default()).await.unwrap(); // UID 41
+        let kw = Flags {
+            system: flags::SEEN,
+            keywords: vec!["$Work".into()],
+        };
+        store
+            .update_flags(a.inbox, &[3], FlagOp::Add, kw, None)
+            .await
+            .unwrap();
+        store.expunge(a.inbox, Some(&[5]), false).await.unwrap();
+
+        // Snapshot: every UID with its flags, the highest modseq, the keywords seen.
+        let snap = store.snapshot(a.inbox).await.unwrap();
+        assert_eq!(snap.messages.len(), 40);
+        assert_eq!(snap.messages[2], (3, flags::SEEN));
+        assert!(!snap.messages.iter().any(|(uid, _)| *uid == 5));
+        assert_eq!(snap.keywords, vec!["$Work".to_string()]);
+        let info = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
+        assert_eq!(snap.highest_modseq, info.highest_modseq);
+        // Another user's mailbox shows nothing of ann's.
+        assert!(store.snapshot(b.inbox).await.unwrap().messages.is_empty());
+
+        // Listing: sparse and dense sets, absent UIDs skipped, summary and bytes only as asked.
+        let sparse = store
+            .messages(a.inbox, &[1, 5, 41, 99], Wanted::default())
+            .await
+            .unwrap();
+        let uids: Vec<u32> = sparse.iter().map(|l| l.meta.uid).collect();
+        assert_eq!(uids, vec![1, 41]);
+        assert!(
+            sparse
+                .iter()
+                .all(|l| l.summary.is_none() && l.raw.is_none())
+        );
+        let dense: Vec<u32> = (1..=41).collect();
+        let wanted = Wanted {
+            summary: true,
+            raw_bytes_max: 1000,
+        };
+        let listed = store.messages(a.inbox, &dense, wanted).await.unwrap();
+        assert_eq!(listed.len(), 40);
+        assert_eq!(listed[2].meta.keywords, vec!["$Work".to_string()]);
+        assert!(listed.iter().all(|l| l.summary.is_some()));
+        let raw_of = |uid: u32| {
+            listed
+                .iter()
+                .find(|l| l.meta.uid == uid)
+                .unwrap()
+                .raw
+                .clone()
+        };
+        assert_eq!(
+            raw_of(1).unwrap(),
+            b"From: a@x\r\nSubject: m0\r\n\r\nbody\r\n".to_vec()
+        );
+        assert_eq!(raw_of(41), None, "larger than raw_bytes_max");
+        // Only the mailbox asked about: bob asking with ann's UIDs in his INBOX gets nothing.
+        assert!(
+            store
+                .messages(b.inbox, &dense, wanted)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Usage against the quota in force.
+        store
+            .set_quota("ann", Some(QuotaSetting::Limit(1 << 20)), None)
+            .await
+            .unwrap();
+        let (usage, quota) = store.usage(a.id).await.unwrap().unwrap();
+        assert_eq!(usage.messages, 40);
+        assert!(usage.bytes > 5000);
+        assert_eq!(
+            quota,
+            Quota {
+                bytes: Some(1 << 20),
+                messages: None
+            }
+        );
+        assert_eq!(store.usage(-1).await.unwrap(), None);
+    }
+}

@@ -244,10 +244,17 @@ pub fn snapshot(
         .query_row(params![mailbox], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
+    let keywords = tx
+        .prepare_cached(
+            "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?1 ORDER BY keyword",
+        )?
+        .query_map(params![mailbox], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     tx.commit()?;
     Ok(crate::store::MailboxSnapshot {
         messages,
         highest_modseq,
+        keywords,
     })
 }
 
