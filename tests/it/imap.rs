@@ -1056,3 +1056,54 @@ async fn compress_deflate_carries_the_session_on() {
         "{text}"
     );
 }
+
+/// Mail stored by another process (`jmail deliver`) reaches a session in IDLE, and `jmail user del` from
+/// another process ends the session at its next command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_hears_another_processs_delivery() {
+    use crate::cli::{jmail, run_with_stdin, text};
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a SELECT INBOX").await;
+    c.send(b"b IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    let dir = s.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_stdin(
+            jmail(
+                &[
+                    "deliver",
+                    "--to",
+                    "bob",
+                    "--from",
+                    "Admin",
+                    "--subject",
+                    "from outside",
+                ],
+                &dir,
+            ),
+            "hello from another process\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(c.line().await, "* 1 EXISTS");
+    assert_eq!(c.line().await, "* 0 RECENT");
+    c.send(b"DONE\r\n").await;
+    assert_eq!(c.line().await, "b OK IDLE terminated");
+    let dir = s.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_stdin(jmail(&["user", "del", "bob", "--yes"], &dir), "")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    c.send(b"c NOOP\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "* BYE The account was deleted or its password changed"
+    );
+    assert!(c.closed().await.0);
+}
