@@ -1041,3 +1041,29 @@ fn a_listing_whose_reader_is_gone_ends_quietly() {
         assert_eq!(text(&out.stderr), "", "no panic, no message");
     }
 }
+
+/// `jmail deliver` run as its own process on the data dir `dir` (beside a running server): a message
+/// "hello from another process" from Admin to `to`.
+pub async fn deliver_from_another_process(dir: &std::path::Path, to: &str, subject: &str) {
+    let (dir, to, subject) = (dir.to_path_buf(), to.to_string(), subject.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_stdin(
+            jmail(
+                &[
+                    "deliver",
+                    "--to",
+                    &to,
+                    "--from",
+                    "Admin",
+                    "--subject",
+                    &subject,
+                ],
+                &dir,
+            ),
+            "hello from another process\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

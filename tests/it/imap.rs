@@ -1068,27 +1068,7 @@ async fn idle_hears_another_processs_delivery() {
     c.run("a SELECT INBOX").await;
     c.send(b"b IDLE\r\n").await;
     assert_eq!(c.line().await, "+ idling");
-    let dir = s.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        run_with_stdin(
-            jmail(
-                &[
-                    "deliver",
-                    "--to",
-                    "bob",
-                    "--from",
-                    "Admin",
-                    "--subject",
-                    "from outside",
-                ],
-                &dir,
-            ),
-            "hello from another process\n",
-        )
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    crate::cli::deliver_from_another_process(s.dir.path(), "bob", "from outside").await;
     assert_eq!(c.line().await, "* 1 EXISTS");
     assert_eq!(c.line().await, "* 0 RECENT");
     c.send(b"DONE\r\n").await;

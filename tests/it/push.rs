@@ -96,28 +96,8 @@ async fn another_processs_writes_reach_watchers() {
     let mut b = s.raw_login("bob", "pb").await;
     b.send(b"WATCH\r\n").await;
     b.expect("+ WATCHING send DONE to stop").await;
-    let dir = s.dir.path().to_path_buf();
     let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        run_with_stdin(
-            jmail(
-                &[
-                    "deliver",
-                    "--to",
-                    "bob",
-                    "--from",
-                    "Admin",
-                    "--subject",
-                    "from outside",
-                ],
-                &dir,
-            ),
-            "hello from another process\n",
-        )
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    crate::cli::deliver_from_another_process(s.dir.path(), "bob", "from outside").await;
     let pushed = b.expect_prefix("* MSG 2 ").await;
     assert!(pushed.ends_with("\"from outside\""), "{pushed}");
     println!(
