@@ -193,6 +193,19 @@ impl Session {
             let descendants = || mailboxes.iter().filter(|m| m.name.starts_with(&prefix));
             let mut child_info = false;
             if !selected(mailbox) {
+                // LSUB: an unsubscribed parent of a subscribed mailbox the pattern passes over (`%`)
+                // is listed \Noselect in its place (RFC 3501 §6.3.9).
+                let hidden_subscribed = || {
+                    descendants().any(|d| {
+                        d.subscribed && !patterns.iter().any(|p| pattern_matches(p, &d.name))
+                    })
+                };
+                if request.lsub && hidden_subscribed() {
+                    out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" ");
+                    respond::mailbox_name(&mut out, &mailbox.name, dialect);
+                    out.extend_from_slice(b"\r\n");
+                    continue;
+                }
                 // RECURSIVEMATCH: a parent of a selected mailbox is listed for its sake.
                 if !(request.recursive_match && descendants().any(selected)) {
                     continue;

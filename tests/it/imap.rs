@@ -424,6 +424,14 @@ async fn mailboxes_list_status_append_copy_move() {
         c.run("w LSUB \"\" Play/*").await,
         strs(&["w OK LSUB completed"])
     );
+    // RFC 3501 §6.3.9: `%` passes over a subscribed child; its unsubscribed parent stands in, \Noselect.
+    c.run("w1 SUBSCRIBE Play/Projects").await;
+    c.run("w2 UNSUBSCRIBE Play").await;
+    assert_eq!(
+        c.run("w3 LSUB \"\" P%").await,
+        strs(&["* LSUB (\\Noselect) \"/\" \"Play\"", "w3 OK LSUB completed"])
+    );
+    c.run("w4 UNSUBSCRIBE Play/Projects").await;
     assert_eq!(
         c.run("x DELETE Play/Projects").await,
         strs(&["x OK DELETE completed"])
