@@ -87,7 +87,9 @@ pub struct Limits {
     /// clients (or many addresses) can make the server hold with large messages sent slowly; a body
     /// that would pass it ends its connection with a "try again later" (SMTP `421 4.3.2`). Taken as at
     /// least twice `message_bytes_max` (a body's buffer may be twice its length while it grows), so that
-    /// a message of the largest size can always arrive.
+    /// a message of the largest size can always arrive. IMAP draws on it too while it holds a large
+    /// message whole (a BINARY part decoded, a SEARCH through its text); refused, those get `NO
+    /// [UNAVAILABLE]` and the session goes on.
     pub input_bytes_max: usize,
     /// Seconds an SMTP server waits for the next command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
     pub smtp_command_idle_secs: u64,

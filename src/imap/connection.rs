@@ -105,6 +105,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared) {
         peer,
         stream.is_tls(),
         ctx.compressed.clone(),
+        ctx.input.clone(),
     );
     let greeting = session.greeting();
     let imap = Imap {

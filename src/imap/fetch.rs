@@ -418,6 +418,8 @@ impl Session {
             changed_since,
             missing: false,
             unknown_encoding: false,
+            budget: self.input.share(),
+            over_budget: false,
             queue: VecDeque::new(),
             done: false,
         };
@@ -481,6 +483,10 @@ struct FetchStream {
     missing: bool,
     /// A BINARY part had a transfer encoding that cannot be undone (RFC 3516's UNKNOWN-CTE).
     unknown_encoding: bool,
+    /// This FETCH's draw on the server's budget for large messages in memory (BINARY decodes a part
+    /// whole), and whether the budget refused a part.
+    budget: crate::caps::InputShare,
+    over_budget: bool,
     queue: VecDeque<Piece>,
     done: bool,
 }
@@ -528,7 +534,13 @@ impl Pieces for FetchStream {
                 return Ok((!out.is_empty()).then_some(out));
             }
             self.done = true;
-            out.extend(if self.unknown_encoding {
+            out.extend(if self.over_budget {
+                no(
+                    &self.tag,
+                    Some("UNAVAILABLE"),
+                    "Server is busy with large messages; try again later",
+                )
+            } else if self.unknown_encoding {
                 no(
                     &self.tag,
                     Some("UNKNOWN-CTE"),
@@ -678,6 +690,17 @@ impl FetchStream {
                         part: part.clone(),
                         text: None,
                     };
+                    // The part and its decoded form are held whole: drawn from the server's budget.
+                    let part_len = match section_bytes(meta.size as usize, summary.as_ref(), &whole)
+                    {
+                        Some(Located::Stored(range)) => range.len(),
+                        _ => 0,
+                    };
+                    if self.budget.hold(part_len.saturating_mul(2)).is_err() {
+                        self.over_budget = true;
+                        line.extend_from_slice(b"NIL");
+                        continue;
+                    }
                     let stored = match (&raw, body) {
                         (Some(raw), _) => {
                             match section_bytes(raw.len(), summary.as_ref(), &whole) {
@@ -721,6 +744,7 @@ impl FetchStream {
                             line.extend_from_slice(b"NIL");
                         }
                     }
+                    let _ = self.budget.hold(0);
                 }
                 Item::Bytes {
                     label,

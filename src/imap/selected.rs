@@ -743,7 +743,14 @@ impl Session {
             .filter(|&uid| uid_bound.is_none_or(|r| r.contains(uid)))
             .collect();
         let found = match self.evaluate(id, &uids, &query).await {
-            Ok(found) => found,
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Outcome::go_on(no(
+                    tag,
+                    Some("UNAVAILABLE"),
+                    "Server is busy with large messages; try the search again later",
+                ));
+            }
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
         let selected = self.selected_mut().expect("selected");
@@ -782,19 +789,20 @@ impl Session {
     }
 
     /// The (UID, modseq) of the messages among `uids` that match, reading each only as deeply as the
-    /// query needs.
+    /// query needs; `None` when the server's budget for large messages in memory refused one.
     async fn evaluate(
         &self,
         mailbox: MailboxId,
         uids: &[u32],
         query: &Query,
-    ) -> Result<Vec<(u32, u64)>, StoreError> {
+    ) -> Result<Option<Vec<(u32, u64)>>, StoreError> {
         let need = query.need();
         let selected = match &self.state {
             State::Selected(s) => s,
-            _ => return Ok(Vec::new()),
+            _ => return Ok(Some(Vec::new())),
         };
         let mut found = Vec::new();
+        let mut budget = self.input.share();
         if need == Need::Flags && uids.len() > MESSAGES_PER_CALL_MAX {
             // Flags and numbers of many messages: one read of the mailbox's (UID, flags). (A few are
             // cheaper to read by themselves, below.)
@@ -810,7 +818,7 @@ impl Session {
                     found.push((uid, 0));
                 }
             }
-            return Ok(found);
+            return Ok(Some(found));
         }
         let wanted = Wanted {
             summary: need >= Need::Summary,
@@ -851,8 +859,15 @@ impl Session {
             for i in large.iter().rev() {
                 let mut row = rows.remove(*i);
                 let seq = seqs[*i];
+                // The message and what parsing it makes are held whole: drawn from the server's
+                // budget for large messages, or the search stops (it did not run to its end).
+                let size = row.meta.size as usize;
+                if budget.hold(size.saturating_mul(3)).is_err() {
+                    return Ok(None);
+                }
                 row.raw = self.store.fetch(mailbox, row.meta.uid, false).await?;
                 found.extend(match_off_runtime(query, vec![row], vec![seq]).await?);
+                let _ = budget.hold(0);
             }
             let seqs: Vec<u32> = seqs
                 .into_iter()
@@ -863,7 +878,7 @@ impl Session {
             found.extend(match_off_runtime(query, rows, seqs).await?);
         }
         found.sort_unstable();
-        Ok(found)
+        Ok(Some(found))
     }
 }
 

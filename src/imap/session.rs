@@ -76,6 +76,9 @@ pub struct Session {
     /// The server's allowance of compressed connections, and this one's share once COMPRESS is on.
     compressed: Arc<tokio::sync::Semaphore>,
     compress_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The server's budget for large messages held in memory at once (`input_bytes_max`): a BINARY of a
+    /// large part or a SEARCH through a large message draws on it while it works.
+    pub(super) input: Arc<crate::caps::InputBudget>,
 }
 
 /// The farewell when the session must end on an error.
@@ -91,6 +94,7 @@ impl Session {
         peer: SocketAddr,
         tls: bool,
         compressed: Arc<tokio::sync::Semaphore>,
+        input: Arc<crate::caps::InputBudget>,
     ) -> Self {
         Session {
             store,
@@ -108,6 +112,7 @@ impl Session {
             login_failures: 0,
             compressed,
             compress_permit: None,
+            input,
         }
     }
 

@@ -752,6 +752,7 @@ async fn login_needs_tls_off_loopback_and_bad_input_gets_bad() {
         "203.0.113.9:5000".parse().unwrap(),
         false,
         Arc::new(tokio::sync::Semaphore::new(1)),
+        Arc::new(jmail::caps::InputBudget::new(1 << 20)),
     );
     let mut decoder = Decoder::new(Limits {
         line_bytes_max: 8192,
@@ -1094,4 +1095,66 @@ async fn idle_hears_another_processs_delivery() {
         "* BYE The account was deleted or its password changed"
     );
     assert!(c.closed().await.0);
+}
+
+/// A BINARY of a large part, or a SEARCH through a large message, holds the message whole: both draw on
+/// the server's budget for large messages in memory, and are refused (the session goes on) when it is
+/// spent. Driven on a session whose budget is empty.
+#[tokio::test]
+async fn large_decodes_and_searches_draw_on_the_budget() {
+    use jmail_proto::imap::{Decoder, Limits};
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut raw = b"Subject: att\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n"
+        .to_vec();
+    for _ in 0..8000 {
+        raw.extend_from_slice(
+            b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\r\n",
+        );
+    }
+    raw.extend_from_slice(b"--b--\r\n");
+    deliver(&s, "bob", &raw).await;
+    let mut session = jmail::imap::Session::new(
+        s.store.clone(),
+        Arc::new(s.config.clone()),
+        jmail::throttle::LoginThrottle::system(),
+        "127.0.0.1:5000".parse().unwrap(),
+        false,
+        Arc::new(tokio::sync::Semaphore::new(1)),
+        Arc::new(jmail::caps::InputBudget::new(0)),
+    );
+    let mut decoder = Decoder::new(Limits {
+        line_bytes_max: 8192,
+        literal_bytes_max: 8192,
+        command_bytes_max: 16384,
+    });
+    let mut run = async |input: &[u8]| {
+        let (_, event) = decoder.decode(input);
+        let outcome = session.on_event(event.unwrap()).await;
+        let mut reply = outcome.reply;
+        if let Some(mut stream) = outcome.stream {
+            while let Some(piece) = stream.next().await.unwrap() {
+                reply.extend(piece);
+            }
+        }
+        String::from_utf8(reply).unwrap()
+    };
+    run(b"a LOGIN bob bob-password\r\n").await;
+    run(b"b SELECT INBOX\r\n").await;
+    assert_eq!(
+        run(b"c FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[2])\r\n").await,
+        "* 1 FETCH (BINARY.SIZE[1] 12 BINARY[2] NIL)\r\n\
+c NO [UNAVAILABLE] Server is busy with large messages; try again later\r\n"
+    );
+    assert_eq!(
+        run(b"d SEARCH BODY attached\r\n").await,
+        "d NO [UNAVAILABLE] Server is busy with large messages; try the search again later\r\n"
+    );
+    assert_eq!(
+        run(b"e SEARCH SUBJECT att\r\n").await,
+        "* SEARCH 1\r\ne OK SEARCH completed\r\n",
+        "what needs no whole message goes on"
+    );
 }
