@@ -1158,3 +1158,45 @@ c NO [UNAVAILABLE] Server is busy with large messages; try again later\r\n"
         "what needs no whole message goes on"
     );
 }
+
+#[tokio::test]
+async fn appends_and_copies_past_the_quota_store_nothing() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    jmail::store::AccountStore::set_quota(
+        s.store.as_ref(),
+        "bob",
+        None,
+        Some(jmail::store::QuotaSetting::Limit(2)),
+    )
+    .await
+    .unwrap();
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    assert_eq!(
+        c.run("a APPEND Drafts {10+}\r\nSubject: 1").await,
+        strs(&["a OK [APPENDUID 3 1] APPEND completed"])
+    );
+    assert_eq!(
+        c.run("b APPEND Drafts {10+}\r\nSubject: 2").await,
+        strs(&["b NO [OVERQUOTA] Quota exceeded"])
+    );
+    c.run("c SELECT INBOX").await;
+    assert_eq!(
+        c.run("d COPY 1 Archive").await,
+        strs(&["d NO [OVERQUOTA] Quota exceeded"])
+    );
+    assert_eq!(
+        c.run("e GETQUOTAROOT Drafts").await,
+        strs(&[
+            "* QUOTAROOT \"Drafts\" \"\"",
+            "* QUOTA \"\" (MESSAGE 2 2)",
+            "e OK GETQUOTAROOT completed"
+        ])
+    );
+    assert_eq!(
+        c.run("f MOVE 1 Archive").await[..2],
+        strs(&["* OK [COPYUID 6 1 1] Moved", "* 1 EXPUNGE"]),
+        "a move takes no more room"
+    );
+}
