@@ -1,3 +1,4 @@
+pub mod flags;
 pub mod imap;
 pub mod legacy;
 pub mod mbox;

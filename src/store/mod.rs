@@ -23,16 +23,9 @@ pub type UserId = i64;
 /// Row id of a mailbox. Sessions get one only from their own [`Account`], which is what keeps users apart.
 pub type MailboxId = i64;
 
-/// Message flags, stored as a bit set (IMAP's system flags).
-pub mod flags {
-    pub const SEEN: i64 = 1;
-    pub const ANSWERED: i64 = 2;
-    pub const FLAGGED: i64 = 4;
-    pub const DRAFT: i64 = 8;
-    pub const DELETED: i64 = 16;
-    /// Every system flag a message can carry.
-    pub const ALL: i64 = SEEN | ANSWERED | FLAGGED | DRAFT | DELETED;
-}
+/// Message flags, stored as a bit set (IMAP's system flags); defined in the pure crate, where SEARCH
+/// matches on them too.
+pub use jmail_proto::flags;
 
 /// A message's flags: the system flags as bits ([`flags`]) and its keywords, sorted, without repeats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

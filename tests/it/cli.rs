@@ -1067,3 +1067,14 @@ pub async fn deliver_from_another_process(dir: &std::path::Path, to: &str, subje
     .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// `jmail user del NAME --yes` run as its own process on the data dir `dir`, beside a running server.
+pub async fn delete_user_from_another_process(dir: &std::path::Path, name: &str) {
+    let (dir, name) = (dir.to_path_buf(), name.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_stdin(jmail(&["user", "del", &name, "--yes"], &dir), "")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

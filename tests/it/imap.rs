@@ -1070,7 +1070,6 @@ async fn compress_deflate_carries_the_session_on() {
 /// another process ends the session at its next command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_hears_another_processs_delivery() {
-    use crate::cli::{jmail, run_with_stdin, text};
     let s = start_imap().await;
     bare_user(&s, "bob", "bob-password").await;
     let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
@@ -1082,13 +1081,7 @@ async fn idle_hears_another_processs_delivery() {
     assert_eq!(c.line().await, "* 0 RECENT");
     c.send(b"DONE\r\n").await;
     assert_eq!(c.line().await, "b OK IDLE terminated");
-    let dir = s.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        run_with_stdin(jmail(&["user", "del", "bob", "--yes"], &dir), "")
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    crate::cli::delete_user_from_another_process(s.dir.path(), "bob").await;
     c.send(b"c NOOP\r\n").await;
     assert_eq!(
         c.line().await,
@@ -1198,5 +1191,35 @@ async fn appends_and_copies_past_the_quota_store_nothing() {
         c.run("f MOVE 1 Archive").await[..2],
         strs(&["* OK [COPYUID 6 1 1] Moved", "* 1 EXPUNGE"]),
         "a move takes no more room"
+    );
+}
+
+/// A command line trickled a byte at a time does not hold the connection: the line must arrive within
+/// `line_secs_max` of its first byte, whatever the idle timer says.
+#[tokio::test]
+async fn a_trickled_command_line_is_cut_off() {
+    let s = TestServer::start_with(|c| {
+        c.imap_port = Some(0);
+        c.limits.line_secs_max = 1;
+    })
+    .await;
+    let (mut c, _) = Imap::connect(imap_addr(&s)).await;
+    let started = Instant::now();
+    let mut cut_off = false;
+    for byte in b"a CAPABILITY but very slowly ".iter().cycle().take(60) {
+        if c.stream.get_mut().write_all(&[*byte]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    let (closed, rest) = c.closed().await;
+    assert!(cut_off || closed, "the connection stays open");
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "* BYE Autologout; idle for too long\r\n"
     );
 }

@@ -90,7 +90,6 @@ async fn a_long_catch_up_is_pushed_in_batches_to_the_end() {
 /// `jmail user del` from another process ends a watching session at once, without a command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_processs_writes_reach_watchers() {
-    use crate::cli::{jmail, run_with_stdin, text};
     let s = TestServer::start().await;
     s.add_user("bob", "pb").await;
     let mut b = s.raw_login("bob", "pb").await;
@@ -105,13 +104,7 @@ async fn another_processs_writes_reach_watchers() {
         started.elapsed()
     );
 
-    let dir = s.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        run_with_stdin(jmail(&["user", "del", "bob", "--yes"], &dir), "")
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    crate::cli::delete_user_from_another_process(s.dir.path(), "bob").await;
     b.expect("BYE REVOKED the account was deleted or its password changed; log in again")
         .await;
 }

@@ -16,16 +16,8 @@ use imap_types::search::SearchKey;
 use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::{HeaderValue, Message, MessageParser, PartType};
 
+use crate::flags as flag;
 use crate::summary::Envelope;
-
-/// The system flags as the store keeps them (bit per flag).
-pub mod flag {
-    pub const SEEN: i64 = 1;
-    pub const ANSWERED: i64 = 2;
-    pub const FLAGGED: i64 = 4;
-    pub const DRAFT: i64 = 8;
-    pub const DELETED: i64 = 16;
-}
 
 /// How much of a message a query needs, least first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
