@@ -118,6 +118,28 @@ pub struct Limits {
     /// IMAP sessions compressed at once (COMPRESS=DEFLATE). Each holds a compressor and a decompressor,
     /// about 300 KiB together; past it COMPRESS gets `NO [LIMIT]`. 0 turns COMPRESS off.
     pub compressed_sessions_max: usize,
+    /// Seconds a message may wait in the outbound queue before it is given up and its sender told
+    /// (RFC 5321 §4.5.4.1: at least 4–5 days). Each queued message holds its bytes meanwhile.
+    pub queue_lifetime_secs: u64,
+    /// Seconds before the first retry of a temporary failure; each later wait doubles, up to
+    /// `queue_retry_secs_max`. Shorter waits mean more connections to a destination that is down.
+    pub queue_retry_secs_min: u64,
+    /// Longest wait between two attempts at a queued message.
+    pub queue_retry_secs_max: u64,
+    /// Outbound SMTP connections open at once, all destinations together. Each is a socket and a task
+    /// reading the message in 64 KiB pieces.
+    pub outbound_connections_max: usize,
+    /// Outbound connections open at once to one destination domain, so a slow or small receiver is
+    /// not flooded (and does not throttle us).
+    pub outbound_connections_per_domain_max: usize,
+    /// Seconds to wait for an outbound connection to open, and for each reply of the remote server
+    /// (RFC 5321 §4.5.3.2 asks for 5 minutes for most; the reply after the data gets twice this).
+    pub outbound_reply_secs_max: u64,
+    /// Messages to other domains one account may send in an hour; past it, submission gets a
+    /// temporary failure (a stolen password cannot send without end). 0: no limit.
+    pub outbound_messages_per_hour_max: u64,
+    /// Recipients at other domains one account may send to in an hour. 0: no limit.
+    pub outbound_recipients_per_hour_max: u64,
 }
 
 /// The most connections the server opens when `connections_max` is not set.
@@ -155,6 +177,14 @@ impl Default for Limits {
             keywords_per_mailbox_max: 256,
             quota_bytes_default: 0,
             quota_messages_default: 0,
+            queue_lifetime_secs: 5 * DAY_SECS,
+            queue_retry_secs_min: 60,
+            queue_retry_secs_max: 3600,
+            outbound_connections_max: 100,
+            outbound_connections_per_domain_max: 4,
+            outbound_reply_secs_max: 300,
+            outbound_messages_per_hour_max: 500,
+            outbound_recipients_per_hour_max: 2000,
         }
     }
 }
@@ -279,6 +309,54 @@ impl Limits {
                 0,
                 1 << 32,
             ),
+            (
+                "queue_lifetime_secs",
+                self.queue_lifetime_secs,
+                60,
+                30 * DAY_SECS,
+            ),
+            (
+                "queue_retry_secs_min",
+                self.queue_retry_secs_min,
+                1,
+                DAY_SECS,
+            ),
+            (
+                "queue_retry_secs_max",
+                self.queue_retry_secs_max,
+                1,
+                DAY_SECS,
+            ),
+            (
+                "outbound_connections_max",
+                n(self.outbound_connections_max),
+                1,
+                10_000,
+            ),
+            (
+                "outbound_connections_per_domain_max",
+                n(self.outbound_connections_per_domain_max),
+                1,
+                1_000,
+            ),
+            (
+                "outbound_reply_secs_max",
+                self.outbound_reply_secs_max,
+                1,
+                3600,
+            ),
+            (
+                "outbound_messages_per_hour_max",
+                self.outbound_messages_per_hour_max,
+                0,
+                10_000_000,
+            ),
+            (
+                "outbound_recipients_per_hour_max",
+                self.outbound_recipients_per_hour_max,
+                0,
+                10_000_000,
+            ),
         ]
     }
 
@@ -380,6 +458,23 @@ pub struct FileConfig {
     /// The user who receives mail for `postmaster` (RFC 5321 §4.5.1). Default: a user named postmaster,
     /// else the first user created.
     pub postmaster: Option<String>,
+    /// This server's host name: said in EHLO to other servers, in Received and Authentication-Results
+    /// headers, and the name its MX record should point at. Default: the first domain.
+    pub hostname: Option<String>,
+    /// Name servers to ask (`ip` or `ip:port`), in order. Default: the system's (/etc/resolv.conf).
+    pub dns_servers: Option<Vec<String>>,
+    /// Port of other mail servers to deliver to. Default 25; only tests and unusual set-ups change it.
+    pub outbound_port: Option<u16>,
+    /// Deliver to other servers only over TLS with a certificate valid for their MX host name (default
+    /// false: TLS whenever they offer it, as most servers do, verified or not).
+    pub outbound_tls_required: Option<bool>,
+    /// Domains delivered to only over verified TLS, whatever `outbound_tls_required` says.
+    pub outbound_tls_required_domains: Option<Vec<String>>,
+    /// Extra PEM certificates trusted when verifying other servers (a private CA, tests).
+    pub outbound_tls_roots: Option<PathBuf>,
+    /// Check SPF, DKIM and DMARC on mail from strangers (port 25) and record the results (default
+    /// true). Each message then costs a few DNS lookups (cached by the resolver).
+    pub inbound_auth_checks: Option<bool>,
     pub limits: Limits,
 }
 
@@ -398,6 +493,19 @@ pub enum ConfigError {
     Parse(PathBuf, Box<toml::de::Error>),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Reads a `dns_servers` entry: `ip` (port 53) or `ip:port` (`[v6]:port`).
+pub fn parse_dns_server(text: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    text.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "dns_servers: {text:?} is not an IP address or IP:port"
+        ))
+    })
 }
 
 /// The default welcome text; `{user}` becomes the new user's name.
@@ -437,6 +545,16 @@ pub struct Config {
     pub legacy_v1: bool,
     /// Who receives mail for `postmaster` ([`FileConfig::postmaster`]); `None`: the default rule.
     pub postmaster: Option<String>,
+    /// [`FileConfig::hostname`]; `None`: the first domain.
+    pub hostname: Option<String>,
+    /// Name servers as `ip:port`; empty: the system's.
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    pub outbound_port: u16,
+    pub outbound_tls_required: bool,
+    pub outbound_tls_required_domains: Vec<String>,
+    pub outbound_tls_roots: Option<PathBuf>,
+    /// [`FileConfig::inbound_auth_checks`].
+    pub inbound_auth_checks: bool,
     pub limits: Limits,
 }
 
@@ -462,8 +580,31 @@ impl Config {
             welcome_message: DEFAULT_WELCOME.to_string(),
             legacy_v1: true,
             postmaster: None,
+            hostname: None,
+            // Tests never ask the internet: a name server on loopback that is not there fails fast.
+            dns_servers: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 53))],
+            outbound_port: DEFAULT_SMTP_PORT,
+            outbound_tls_required: false,
+            outbound_tls_required_domains: Vec::new(),
+            outbound_tls_roots: None,
+            // Tests and embedders have no DNS of their own unless they say so.
+            inbound_auth_checks: false,
             limits: Limits::default(),
         }
+    }
+
+    /// This server's host name ([`FileConfig::hostname`]).
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or(self.primary_domain())
+    }
+
+    /// Whether mail to `domain` must go over verified TLS.
+    pub fn tls_required_for(&self, domain: &str) -> bool {
+        self.outbound_tls_required
+            || self
+                .outbound_tls_required_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
     }
 
     /// The domain written into addresses and Message-IDs.
@@ -503,6 +644,14 @@ impl Config {
             .any(|d| d.is_empty() || d.len() > 253 || d.contains(['@', ' ', '/', '\\']))
         {
             return bad("domains must be plain domain names");
+        }
+        if self.hostname.as_deref().is_some_and(|h| {
+            h.is_empty() || h.len() > 253 || h.contains(['@', ' ', '/', '\\', '['])
+        }) {
+            return bad("hostname must be a plain host name");
+        }
+        if self.limits.queue_retry_secs_min > self.limits.queue_retry_secs_max {
+            return bad("limits.queue_retry_secs_min may not exceed limits.queue_retry_secs_max");
         }
         Ok(())
     }

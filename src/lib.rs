@@ -15,6 +15,7 @@ pub mod imap;
 pub mod legacy;
 pub mod message;
 pub mod native;
+pub mod outbound;
 pub mod pop3;
 pub mod reply_stream;
 pub mod server;

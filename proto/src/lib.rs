@@ -7,6 +7,7 @@ pub mod native;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
+pub mod smtp_client;
 pub mod summary;
 
 /// What a decoder is in the middle of, so the connection can hold it to a deadline: a command line must

@@ -11,6 +11,7 @@ mod mail;
 mod operate;
 mod progress;
 mod prompt;
+mod queue;
 mod serve;
 mod transfer;
 mod user;
@@ -73,6 +74,12 @@ enum Command {
     /// Check a config file.
     #[command(subcommand)]
     Config(operate::ConfigCommand),
+    /// The outbound queue: list, show, retry or drop what waits for other servers.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// DNS records to publish (MX, SPF, DKIM, DMARC).
+    #[command(subcommand)]
+    Dns(queue::DnsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(operate::CompletionsArgs),
     /// Print the manual page (roff), or write one per command with --dir.
@@ -111,6 +118,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => transfer::export(args),
         Command::ImportLegacy(args) => import_legacy::run(args),
         Command::Config(command) => operate::config(command),
+        Command::Queue(command) => queue::run(command),
+        Command::Dns(command) => queue::dns(command),
         Command::Completions(args) => operate::completions(args),
         Command::Man(args) => operate::man(args),
     }

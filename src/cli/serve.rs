@@ -128,6 +128,23 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
             .unwrap_or_else(|| DEFAULT_WELCOME.to_string()),
         legacy_v1: file.legacy_v1.unwrap_or(true),
         postmaster: file.postmaster.clone(),
+        hostname: file.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
+        dns_servers: file
+            .dns_servers
+            .iter()
+            .flatten()
+            .map(|s| crate::config::parse_dns_server(s))
+            .collect::<Result<_, _>>()?,
+        outbound_port: file
+            .outbound_port
+            .unwrap_or(crate::config::DEFAULT_SMTP_PORT),
+        outbound_tls_required: file.outbound_tls_required.unwrap_or(false),
+        outbound_tls_required_domains: file
+            .outbound_tls_required_domains
+            .clone()
+            .unwrap_or_default(),
+        outbound_tls_roots: file.outbound_tls_roots.clone(),
+        inbound_auth_checks: file.inbound_auth_checks.unwrap_or(true),
         limits: file.limits.clone(),
     };
     config.validate()?;
@@ -228,12 +245,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         // SQLite made any new database file with its own default mode.
         crate::datadir::prepare(&config.data_dir)?;
+        let domains = config.domains.clone();
         let server = crate::server::start(
             config,
             Arc::new(store),
             crate::throttle::LoginThrottle::system(),
         )
         .await?;
+        server.prepare_dkim_keys(domains);
         wait_for_signal(&server).await?;
         server.shutdown().await;
         Ok(())

@@ -15,7 +15,8 @@ use crate::driver::Outcome;
 use crate::message::{NativeSend, build_native};
 use crate::reply_stream::{ReplyStream, STREAM_BYTES_MIN, Shape};
 use crate::store::{
-    Account, FlagOp, Flags, MailStore, MailboxId, MailboxWatch, MessageMeta, StoreError, flags,
+    Account, Delivery, FlagOp, Flags, MailStore, MailboxId, MailboxWatch, MessageMeta, Outbound,
+    StoreError, flags,
 };
 use crate::throttle::{LoginResult, LoginThrottle, login};
 
@@ -51,6 +52,8 @@ pub struct Session {
     minor: u32,
     /// The folder LIST, READ, MARK, DELETE, COPY, MOVE and WATCH work on: INBOX until SELECT.
     folder: MailboxId,
+    /// DKIM signing and the sending limit for mail to other domains; without it, such mail is refused.
+    mailer: Option<Arc<crate::outbound::Mailer>>,
 }
 
 fn line(status: &str, code: &str, text: &str) -> Vec<u8> {
@@ -107,7 +110,13 @@ impl Session {
             tls,
             minor: 0,
             folder: 0,
+            mailer: None,
         }
+    }
+
+    pub fn with_mailer(mut self, mailer: Arc<crate::outbound::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// After the TLS handshake that STARTTLS began.
@@ -500,15 +509,32 @@ impl Session {
         })
     }
 
-    /// Resolves recipients to local user names: `bob` or `bob@<one of our domains>`.
-    fn resolve(&self, recipients: &[String]) -> Result<(Vec<String>, Vec<String>), Vec<u8>> {
+    /// Sorts recipients: local user names (`bob` or `bob@<one of our domains>`), the To addresses, and
+    /// the addresses at other domains.
+    #[allow(clippy::type_complexity)]
+    fn resolve(
+        &self,
+        recipients: &[String],
+    ) -> Result<(Vec<String>, Vec<String>, Vec<String>), Vec<u8>> {
         let domain = self.config.primary_domain();
         let mut names = Vec::with_capacity(recipients.len());
         let mut addresses = Vec::with_capacity(recipients.len());
+        let mut remote: Vec<String> = Vec::new();
         for rcpt in recipients {
             let Some(local) = self.config.local_part(rcpt) else {
-                let text = format!("{rcpt}: mail to other domains is not delivered yet");
-                return Err(line("NO", "REMOTE", &text));
+                if self.mailer.is_none() {
+                    let text = format!("{rcpt}: mail to other domains is not delivered here");
+                    return Err(line("NO", "REMOTE", &text));
+                }
+                if !crate::outbound::plausible_address(rcpt) {
+                    let text = format!("{rcpt}: not a deliverable address; nothing was sent");
+                    return Err(line("NO", "NOUSER", &text));
+                }
+                if !remote.iter().any(|r| r.eq_ignore_ascii_case(rcpt)) {
+                    addresses.push(rcpt.clone());
+                    remote.push(rcpt.clone());
+                }
+                continue;
             };
             let Ok(name) = normalize_name(local) else {
                 let text = format!("no such user: {rcpt}; nothing was sent");
@@ -519,7 +545,7 @@ impl Session {
                 names.push(name);
             }
         }
-        Ok((names, addresses))
+        Ok((names, addresses, remote))
     }
 
     async fn send(
@@ -530,13 +556,13 @@ impl Session {
         body: &[u8],
         keep_sent: bool,
     ) -> Vec<u8> {
-        let (names, addresses) = match self.resolve(recipients) {
+        let (names, addresses, remote) = match self.resolve(recipients) {
             Ok(resolved) => resolved,
             Err(reply) => return reply,
         };
         let domain = self.config.primary_domain();
         let from = format!("{}@{domain}", account.name);
-        let message = build_native(&NativeSend {
+        let mut message = build_native(&NativeSend {
             from: &from,
             date_micros: None,
             message_id: None,
@@ -547,16 +573,42 @@ impl Session {
             domain,
         });
         let message_id = message.message_id.clone().unwrap_or_default();
+        let outbound = match (&self.mailer, remote.is_empty()) {
+            (Some(mailer), false) => {
+                if !mailer.limiter.admit(account.id, remote.len() as u64) {
+                    tracing::warn!(user = %account.name, peer = %self.peer, "hourly sending limit reached; message refused");
+                    return line(
+                        "NO",
+                        "TRYLATER",
+                        "you have sent as much mail to other domains as an hour allows; nothing was sent",
+                    );
+                }
+                if let Err(e) = crate::outbound::sign(mailer, domain, &mut message).await {
+                    tracing::warn!(error = %e, "DKIM signing failed; nothing stored");
+                    return line("NO", "TRYLATER", "temporary failure; nothing was sent");
+                }
+                Some(Outbound {
+                    user: Some(account.id),
+                    sender: from.clone(),
+                    domains: crate::outbound::by_domain(&remote),
+                })
+            }
+            _ => None,
+        };
         // With KEEP, the sender keeps a copy in their Sent folder, in the same transaction.
         let sent_copy = keep_sent.then_some(account.id);
-        match self.store.deliver(&names, message, sent_copy).await {
+        let delivery = Delivery {
+            local: names,
+            message,
+            sent_copy_of: sent_copy,
+            junk: false,
+            outbound,
+        };
+        match self.store.submit(delivery).await {
             Ok(delivered) => {
-                tracing::debug!(peer = %self.peer, from = %account.name, count = delivered.len(), "native send");
-                line(
-                    "OK",
-                    "",
-                    &format!("SENT {} <{message_id}>", delivered.len()),
-                )
+                let count = delivered.len() + remote.len();
+                tracing::debug!(peer = %self.peer, from = %account.name, count, "native send");
+                line("OK", "", &format!("SENT {count} <{message_id}>"))
             }
             Err(StoreError::UnknownRecipient(name)) => line(
                 "NO",

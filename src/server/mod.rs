@@ -16,7 +16,7 @@ use crate::caps::{Caps, Refusal};
 use crate::config::Config;
 use crate::conn::{Shared, Stream};
 use crate::smtp;
-use crate::store::MailStore;
+use crate::store::{MailStore, Store};
 use crate::throttle::LoginThrottle;
 use crate::tls::{CertSource, Tls, TlsError};
 
@@ -133,12 +133,15 @@ pub struct RunningServer {
     store: Arc<dyn MailStore>,
     grace: Duration,
     tls: Arc<Tls>,
+    mailer: Arc<crate::outbound::Mailer>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Mailer(#[from] crate::outbound::MailerError),
     #[error("cannot listen on {addr} ({what} port; change it with {flag}){hint}")]
     Bind {
         addr: SocketAddr,
@@ -167,9 +170,11 @@ fn listeners(config: &Config) -> Vec<(Service, u16)> {
 /// `throttle` is the failed-login bookkeeping every listener shares (tests hand in one on a manual clock).
 pub async fn start(
     config: Config,
-    store: Arc<dyn MailStore>,
+    backend: Arc<dyn Store>,
     throttle: Arc<LoginThrottle>,
 ) -> Result<RunningServer, StartError> {
+    let store: Arc<dyn MailStore> = backend.clone();
+    let mailer = Arc::new(crate::outbound::Mailer::new(&config)?);
     let connections_max = fd_limit::fit(config.limits.connections_max);
     let mut bound = Vec::new();
     for (service, port) in listeners(&config) {
@@ -233,7 +238,15 @@ pub async fn start(
         compressed: Arc::new(tokio::sync::Semaphore::new(
             config.limits.compressed_sessions_max,
         )),
+        mailer: mailer.clone(),
     };
+    tracker.spawn(crate::outbound::worker::run(
+        backend,
+        config.clone(),
+        mailer.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
     tracker.spawn(crate::tls::renew_while_running(
         tls.clone(),
         shutdown.clone(),
@@ -271,6 +284,7 @@ pub async fn start(
         store,
         grace,
         tls,
+        mailer,
     })
 }
 
@@ -326,6 +340,16 @@ impl RunningServer {
     }
 
     /// A token that is cancelled when shutdown begins.
+    /// Makes the DKIM keys of `domains` now, in the background, so the first message does not wait.
+    pub fn prepare_dkim_keys(&self, domains: Vec<String>) {
+        let mailer = self.mailer.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = mailer.dkim.prepare(&domains) {
+                tracing::error!(error = %e, "cannot make the DKIM keys; outbound mail will wait");
+            }
+        });
+    }
+
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }

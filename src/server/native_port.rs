@@ -29,7 +29,8 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, ctx: Shared) {
         throttle.clone(),
         peer,
         stream.is_tls(),
-    );
+    )
+    .with_mailer(ctx.mailer.clone());
     if write(&mut stream, GREETING, write_timeout).await.is_err() {
         return;
     }

@@ -4,6 +4,7 @@
 mod connection;
 mod envelope;
 mod session;
+pub mod verify;
 
 use std::net::SocketAddr;
 
@@ -19,7 +20,8 @@ pub async fn serve(stream: Stream, peer: SocketAddr, shared: Shared, mode: Mode)
         mode,
         stream.is_tls(),
     )
-    .with_data_slots(shared.smtp_data_slots.clone());
+    .with_data_slots(shared.smtp_data_slots.clone())
+    .with_mailer(shared.mailer.clone());
     let end = connection::serve(stream, session, &shared).await;
     tracing::debug!(%peer, ?mode, ?end, "SMTP connection ended");
 }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use jmail_proto::sasl::{self, Credentials, Mechanism, SaslError};
 use jmail_proto::smtp::{CommandError, DataEnd, Request, parse_command, wire};
 
-use super::envelope;
+use super::{envelope, verify};
 use crate::auth::normalize_name;
 use crate::caps::{Admission, Caps, Refusal};
 
 use crate::config::Config;
-use crate::store::{Account, MailStore, StoreError};
+use crate::outbound::Mailer;
+use crate::store::{Account, Delivery, MailStore, Outbound, StoreError};
 use crate::throttle::{LoginResult, LoginThrottle, login, login_name};
 
 /// Which listener the session serves.
@@ -81,6 +82,8 @@ struct Transaction {
     smtputf8: bool,
     /// Local user names, each once.
     users: Vec<String>,
+    /// Recipients at other domains (submission only), each once.
+    remote: Vec<String>,
     /// The addresses as given in RCPT, for the Received header.
     addresses: Vec<String>,
 }
@@ -105,6 +108,9 @@ pub struct Session {
     data_slots: Option<Arc<Caps>>,
     /// This session's slot while its DATA is being received.
     data_permit: Option<Admission>,
+    /// DNS checks of strangers' mail, DKIM signing and the sending limit; without it (sessions made
+    /// by hand), mail to other domains is refused and nothing is checked.
+    mailer: Option<Arc<Mailer>>,
 }
 
 impl Session {
@@ -131,7 +137,13 @@ impl Session {
             tls,
             data_slots: None,
             data_permit: None,
+            mailer: None,
         }
+    }
+
+    pub fn with_mailer(mut self, mailer: Arc<Mailer>) -> Session {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// Bounds how many messages unauthenticated clients send at once, server-wide.
@@ -357,6 +369,7 @@ impl Session {
             sender: from.address,
             smtputf8: from.flags & wire::MAIL_SMTPUTF8 != 0,
             users: Vec::new(),
+            remote: Vec::new(),
             addresses: Vec::new(),
         });
         Outcome::reply("250 2.1.0 Sender OK")
@@ -407,12 +420,7 @@ impl Session {
             );
         }
         let Some(local) = self.config.local_part(address) else {
-            return match self.account {
-                Some(_) => Outcome::reply(
-                    "550 5.7.1 Delivery to other domains is not available yet; only local users",
-                ),
-                None => Outcome::reply("554 5.7.1 Relay access denied"),
-            };
+            return self.remote_rcpt(address);
         };
         // Unknown recipients count as errors: a stranger cannot try names without end (VRFY is 252 for
         // the same reason).
@@ -456,6 +464,34 @@ impl Session {
         Outcome::reply("250 2.1.5 Recipient OK")
     }
 
+    /// A recipient at another domain: only a logged-in user's mail goes there (never an open relay).
+    fn remote_rcpt(&mut self, address: &str) -> Outcome {
+        if self.account.is_none() {
+            return Outcome::reply("554 5.7.1 Relay access denied");
+        }
+        if self.mailer.is_none() {
+            return Outcome::reply("550 5.7.1 Delivery to other domains is not available here");
+        }
+        if !crate::outbound::plausible_address(address) {
+            return self.bad(format!(
+                "553 5.1.3 <{}>: not a deliverable address",
+                printable(address)
+            ));
+        }
+        let Some(transaction) = self.transaction.as_mut() else {
+            return self.bad("503 5.5.1 Send MAIL first");
+        };
+        if !transaction
+            .remote
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(address))
+        {
+            transaction.remote.push(address.to_string());
+        }
+        transaction.addresses.push(address.to_string());
+        Outcome::reply("250 2.1.5 Recipient OK")
+    }
+
     /// Who gets mail for `postmaster`, which every SMTP server must accept (RFC 5321 §4.5.1): the configured
     /// user, else a user named postmaster, else the first user created.
     async fn postmaster(&self) -> Result<Option<String>, StoreError> {
@@ -472,7 +508,7 @@ impl Session {
     fn data(&mut self) -> Outcome {
         match &self.transaction {
             None => self.bad("503 5.5.1 Send MAIL first"),
-            Some(t) if t.users.is_empty() => {
+            Some(t) if t.users.is_empty() && t.remote.is_empty() => {
                 self.bad("503 5.5.1 No valid recipients; send RCPT first")
             }
             Some(_) => {
@@ -526,6 +562,38 @@ impl Session {
             return Outcome::reply(reply);
         }
         let (helo, extended) = self.helo.clone().unwrap_or_default();
+        // Strangers' mail is checked (SPF, DKIM, DMARC) and the results put on top of it.
+        let mut junk = false;
+        let mut body = body;
+        if self.account.is_none()
+            && self.config.inbound_auth_checks
+            && let Some(mailer) = &self.mailer
+        {
+            let hostname = self.config.hostname();
+            let stripped = verify::strip_own_results(&body, hostname);
+            let verdict = verify::check(
+                &mailer.dns,
+                hostname,
+                self.peer.ip(),
+                &helo,
+                &transaction.sender,
+                &stripped,
+            )
+            .await;
+            match verdict.disposition {
+                verify::Disposition::Reject => {
+                    tracing::info!(peer = %self.peer, from = %verdict.from_domain, "refused by the sender domain's DMARC policy");
+                    return Outcome::reply(format!(
+                        "550 5.7.1 Message refused: it fails the DMARC policy of {}",
+                        printable(&verdict.from_domain)
+                    ));
+                }
+                verify::Disposition::Quarantine => junk = true,
+                verify::Disposition::Deliver => {}
+            }
+            body = verdict.header.into_bytes();
+            body.extend_from_slice(&stripped);
+        }
         let trace = envelope::Trace {
             helo: &helo,
             extended,
@@ -533,13 +601,31 @@ impl Session {
             tls: self.tls,
             smtputf8: transaction.smtputf8,
             peer: self.peer,
-            by: self.domain(),
+            by: self.config.hostname(),
             sender: &transaction.sender,
             recipients: &transaction.addresses,
             submission: self.mode == Mode::Submission,
         };
-        let (message, id) = envelope::stamp(&trace, body);
-        match self.store.deliver(&transaction.users, message, None).await {
+        let (mut message, id) = envelope::stamp(&trace, body);
+        let outbound = match (&self.account, transaction.remote.is_empty()) {
+            (Some(account), false) => {
+                match self.outbound(account, &transaction, &mut message).await {
+                    Ok(outbound) => Some(outbound),
+                    Err(reply) => return reply,
+                }
+            }
+            _ => None,
+        };
+        let queued = outbound.is_some();
+        let delivery = Delivery {
+            local: transaction.users,
+            message,
+            sent_copy_of: None,
+            junk,
+            outbound,
+        };
+        match self.store.submit(delivery).await {
+            Ok(_) if queued => Outcome::reply(format!("250 2.0.0 OK: queued as {id}")),
             Ok(_) => Outcome::reply(format!("250 2.0.0 OK: stored as {id}")),
             Err(StoreError::OverQuota(user)) => Outcome::reply(format!(
                 "552 5.2.2 <{user}>: mailbox full; nothing was stored"
@@ -551,6 +637,49 @@ impl Session {
                 tracing::warn!(error = %e, "SMTP delivery failed; nothing stored");
                 Outcome::reply("451 4.3.0 Temporary failure; nothing was stored; try again later")
             }
+        }
+    }
+
+    /// The queue entries for a submitted message's other domains, once the account's hourly limit
+    /// allows them; the message is DKIM-signed for its sender's domain on the way.
+    async fn outbound(
+        &self,
+        account: &Account,
+        transaction: &Transaction,
+        message: &mut crate::store::NewMessage,
+    ) -> Result<Outbound, Outcome> {
+        let mailer = self
+            .mailer
+            .as_ref()
+            .expect("remote recipients need the mailer");
+        if !mailer
+            .limiter
+            .admit(account.id, transaction.remote.len() as u64)
+        {
+            tracing::warn!(user = %account.name, peer = %self.peer, "hourly sending limit reached; message refused");
+            return Err(Outcome::reply(
+                "451 4.7.1 You have sent as much mail to other domains as an hour allows; try again later",
+            ));
+        }
+        let domain = self.signing_domain(&transaction.sender);
+        crate::outbound::sign(mailer, &domain, message)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "DKIM signing failed; nothing stored");
+                Outcome::reply("451 4.3.0 Temporary failure; nothing was stored; try again later")
+            })?;
+        Ok(Outbound {
+            user: Some(account.id),
+            sender: transaction.sender.clone(),
+            domains: crate::outbound::by_domain(&transaction.remote),
+        })
+    }
+
+    /// The domain mail from `sender` is signed for: its own when it is one of ours, else the first.
+    fn signing_domain(&self, sender: &str) -> String {
+        match sender.rsplit_once('@') {
+            Some((_, d)) if self.config.is_local_domain(d) => d.to_ascii_lowercase(),
+            _ => self.config.primary_domain().to_string(),
         }
     }
 

@@ -214,6 +214,97 @@ pub struct Delivered {
     pub uid: u32,
 }
 
+/// One delivery: what [`MailStore::submit`] stores in one transaction.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Local user names whose INBOX (or Junk) gets a copy.
+    pub local: Vec<String>,
+    pub message: NewMessage,
+    /// Keep a copy, seen, in this account's Sent mailbox.
+    pub sent_copy_of: Option<UserId>,
+    /// The local copies go to each recipient's Junk mailbox (DMARC `p=quarantine`).
+    pub junk: bool,
+    /// Recipients at other domains: queued for the delivery worker.
+    pub outbound: Option<Outbound>,
+}
+
+/// Mail for other domains, queued with the local copies of the same message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The account that sent it: delivery status notifications go to it. `None` for mail the server
+    /// itself sends (a notification is never sent about a notification).
+    pub user: Option<UserId>,
+    /// The envelope sender (MAIL FROM); empty for the server's own notifications (RFC 5321 §4.5.5).
+    pub sender: String,
+    /// Per destination domain, its recipients: one queue entry and one SMTP transaction each.
+    pub domains: Vec<(String, Vec<String>)>,
+}
+
+/// One queue entry as the worker and `jmail queue` see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueEntry {
+    pub id: i64,
+    pub user: Option<UserId>,
+    pub sender: String,
+    pub domain: String,
+    /// The recipients still to be delivered.
+    pub recipients: Vec<String>,
+    /// Microseconds since the Unix epoch.
+    pub created_micros: i64,
+    /// When it is next tried (or, while a worker holds it, when its lease runs out).
+    pub next_micros: i64,
+    pub attempts: u32,
+    /// A worker is delivering it now (or died doing so; the lease then runs out at `next_micros`).
+    pub leased: bool,
+    pub last_error: Option<String>,
+    /// Stored bytes of the message.
+    pub size: u64,
+    pub blob: i64,
+}
+
+/// What became of one attempt at a queue entry.
+#[derive(Debug, Clone)]
+pub struct Attempted {
+    pub id: i64,
+    /// Recipients to try again at `retry_micros`; none: the entry is finished and removed.
+    pub retry: Vec<String>,
+    pub retry_micros: i64,
+    pub error: Option<String>,
+    /// A delivery status notification to store, in the same transaction, in this account's INBOX.
+    pub bounce: Option<(UserId, NewMessage)>,
+}
+
+/// The outbound queue: the delivery worker's side and `jmail queue`'s. Queue entries are made only by
+/// [`MailStore::submit`], with the message they carry.
+#[async_trait]
+pub trait QueueStore: Send + Sync + 'static {
+    /// Up to `max` entries due at `now_micros`, oldest due first: (id, destination domain), for the
+    /// worker to choose from by how busy each destination is.
+    async fn queue_due(&self, now_micros: i64, max: usize) -> StoreResult<Vec<(i64, String)>>;
+    /// Leases those of `ids` still due at `now_micros` until `lease_until_micros` (counted as an
+    /// attempt) and returns them: a worker that dies leaves them to come due again then, and two
+    /// workers never take the same entry at once.
+    async fn queue_take(
+        &self,
+        ids: Vec<i64>,
+        now_micros: i64,
+        lease_until_micros: i64,
+    ) -> StoreResult<Vec<QueueEntry>>;
+    /// Records an attempt's outcome (and stores its notification) in one transaction.
+    async fn queue_attempted(&self, outcome: Attempted) -> StoreResult<()>;
+    /// Every entry, oldest first.
+    async fn queue_list(&self) -> StoreResult<Vec<QueueEntry>>;
+    async fn queue_entry(&self, id: i64) -> StoreResult<Option<QueueEntry>>;
+    /// Makes one entry (or all with `None`) due now; how many were.
+    async fn queue_retry(&self, id: Option<i64>, now_micros: i64) -> StoreResult<u64>;
+    /// Removes an entry without delivering it; whether there was one.
+    async fn queue_drop(&self, id: i64) -> StoreResult<bool>;
+    /// When the next entry is due, if any.
+    async fn queue_next_due(&self) -> StoreResult<Option<i64>>;
+    /// Notified when this process queues mail (other processes' is found by polling).
+    fn queue_waker(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}
+
 /// A message as listed: metadata only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
@@ -417,8 +508,8 @@ pub trait AccountStore: Send + Sync + 'static {
 }
 
 /// A whole backend: mail operations and account administration.
-pub trait Store: MailStore + AccountStore {}
-impl<T: MailStore + AccountStore> Store for T {}
+pub trait Store: MailStore + AccountStore + QueueStore {}
+impl<T: MailStore + AccountStore + QueueStore> Store for T {}
 
 /// The mail operations every backend provides, and all that protocol sessions see. All writes are durable
 /// when the call returns `Ok`.
@@ -448,7 +539,20 @@ pub trait MailStore: Send + Sync + 'static {
         recipients: &[String],
         message: NewMessage,
         sent_copy_of: Option<UserId>,
-    ) -> StoreResult<Vec<Delivered>>;
+    ) -> StoreResult<Vec<Delivered>> {
+        self.submit(Delivery {
+            local: recipients.to_vec(),
+            message,
+            sent_copy_of,
+            junk: false,
+            outbound: None,
+        })
+        .await
+    }
+    /// [`MailStore::deliver`] with everything a delivery can carry: local copies (to Junk with
+    /// `junk`), the sender's Sent copy, and the queue entries for other domains, all in one
+    /// transaction. With no local recipient and only queue entries, nothing is checked against quotas.
+    async fn submit(&self, delivery: Delivery) -> StoreResult<Vec<Delivered>>;
     /// The account's mailboxes, by name.
     async fn mailboxes(&self, user: UserId) -> StoreResult<Vec<MailboxInfo>>;
     /// One mailbox of the account by name (`inbox` in any case is INBOX); `None` when there is none.

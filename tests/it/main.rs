@@ -5,6 +5,8 @@ mod capacity;
 mod cli;
 mod concurrency;
 mod crash;
+mod dns;
+mod federation;
 mod folders;
 mod hardening;
 mod harness;

@@ -195,7 +195,8 @@ attempt("bad_password", lambda: s.auth("PLAIN", s.auth_plain))
 s.user, s.password = "alice", "alice-pw"
 attempt("plain", lambda: s.auth("PLAIN", s.auth_plain))
 attempt("not_my_address", lambda: s.sendmail("bob@localhost", ["bob@localhost"], b"Subject: x\r\n\r\nx\r\n"))
-attempt("remote", lambda: s.sendmail("alice@localhost", ["carol@elsewhere.example"], b"Subject: x\r\n\r\nx\r\n"))
+attempt("remote_bad", lambda: s.sendmail("alice@localhost", ["carol@nowhere"], b"Subject: x\r\n\r\nx\r\n"))
+attempt("remote", lambda: s.sendmail("alice@localhost", ["carol@elsewhere.example", "Dan@elsewhere.example"], b"From: alice@localhost\r\nSubject: out\r\n\r\nx\r\n"))
 attempt("send", lambda: s.sendmail("alice@localhost", ["bob@localhost"], "Subject: via PLAIN\r\n\r\n8-bit: café\r\n".encode()))
 s.quit()
 
@@ -232,11 +233,20 @@ async fn smtplib_submission_with_auth_plain_and_login() {
         ])
     );
     assert_eq!(
-        out["remote"],
-        serde_json::json!([
-            550,
-            "5.7.1 Delivery to other domains is not available yet; only local users"
-        ])
+        out["remote_bad"],
+        serde_json::json!([553, "5.1.3 <carol@nowhere>: not a deliverable address"])
+    );
+    // Mail for another domain is queued, one entry per domain, signed for the sender's domain.
+    assert_eq!(out["remote"], "ok");
+    let queue = jmail::store::QueueStore::queue_list(s.store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0].domain, "elsewhere.example");
+    assert_eq!(queue[0].sender, "alice@localhost");
+    assert_eq!(
+        queue[0].recipients,
+        vec!["carol@elsewhere.example", "Dan@elsewhere.example"]
     );
     assert_eq!(out["send"], "ok");
     assert_eq!(out["login"], "ok");

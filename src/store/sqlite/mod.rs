@@ -3,6 +3,7 @@
 mod checkpointer;
 mod counters;
 mod foreign;
+mod queue;
 mod reads;
 mod schema;
 mod syncer;
@@ -18,9 +19,10 @@ use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
-    AccountStore, Changes, CopyMap, Delivered, FlagOp, FlagUpdate, Flags, ImportBatch,
-    ImportCounts, MailStore, MailboxId, MailboxInfo, MessageMeta, ModelLimits, NewMessage,
-    Notifier, QuotaSetting, StoreError, StoreResult, UserId, UserInfo, flags,
+    AccountStore, Attempted, Changes, CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags,
+    ImportBatch, ImportCounts, MailStore, MailboxId, MailboxInfo, MessageMeta, ModelLimits,
+    NewMessage, Notifier, QueueEntry, QueueStore, QuotaSetting, StoreError, StoreResult, UserId,
+    UserInfo, flags,
 };
 use writer::{Ctx, Job, WriteOp};
 
@@ -47,6 +49,8 @@ pub struct SqliteStore {
     /// [`SqliteStore::point_read`]).
     inline: Mutex<Option<Connection>>,
     limits: ModelLimits,
+    /// Told when a delivery queues mail for other domains, so the delivery worker looks at once.
+    queue_wake: Arc<tokio::sync::Notify>,
 }
 
 /// How long an inline point lookup may wait for a lock (only a WAL recovery or a migration holds one
@@ -134,6 +138,7 @@ impl SqliteStore {
             notifier,
             inline: Mutex::new(None),
             limits,
+            queue_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -209,6 +214,57 @@ impl SqliteStore {
         .await
         .map_err(backend)?
         .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn queue_due(&self, now_micros: i64, max: usize) -> StoreResult<Vec<(i64, String)>> {
+        self.read(move |c| queue::due(c, now_micros, max)).await
+    }
+
+    async fn queue_take(
+        &self,
+        ids: Vec<i64>,
+        now_micros: i64,
+        lease_until_micros: i64,
+    ) -> StoreResult<Vec<QueueEntry>> {
+        self.write(move |ctx| queue::take(ctx, &ids, now_micros, lease_until_micros))
+            .await
+    }
+
+    async fn queue_attempted(&self, outcome: Attempted) -> StoreResult<()> {
+        self.write(move |ctx| queue::attempted(ctx, &outcome)).await
+    }
+
+    async fn queue_list(&self) -> StoreResult<Vec<QueueEntry>> {
+        self.read(|c| queue::list(c)).await
+    }
+
+    async fn queue_entry(&self, id: i64) -> StoreResult<Option<QueueEntry>> {
+        self.write(move |ctx| queue::get(ctx.tx, id)).await
+    }
+
+    async fn queue_retry(&self, id: Option<i64>, now_micros: i64) -> StoreResult<u64> {
+        let changed = self
+            .write(move |ctx| queue::retry(ctx.tx, id, now_micros))
+            .await?;
+        if changed > 0 {
+            self.queue_wake.notify_one();
+        }
+        Ok(changed)
+    }
+
+    async fn queue_drop(&self, id: i64) -> StoreResult<bool> {
+        self.write(move |ctx| queue::drop_entry(ctx.tx, id)).await
+    }
+
+    async fn queue_next_due(&self) -> StoreResult<Option<i64>> {
+        self.read(|c| queue::next_due(c)).await
+    }
+
+    fn queue_waker(&self) -> Arc<tokio::sync::Notify> {
+        self.queue_wake.clone()
     }
 }
 
@@ -317,15 +373,16 @@ impl MailStore for SqliteStore {
             .await
     }
 
-    async fn deliver(
-        &self,
-        recipients: &[String],
-        message: NewMessage,
-        sent_copy_of: Option<UserId>,
-    ) -> StoreResult<Vec<Delivered>> {
-        let recipients = recipients.to_vec();
-        self.write(move |ctx| write_messages::deliver(ctx, &recipients, &message, sent_copy_of))
-            .await
+    async fn submit(&self, delivery: Delivery) -> StoreResult<Vec<Delivered>> {
+        let queued = delivery.outbound.is_some();
+        let now = chrono::Utc::now().timestamp_micros();
+        let delivered = self
+            .write(move |ctx| write_messages::submit(ctx, &delivery, now))
+            .await?;
+        if queued {
+            self.queue_wake.notify_one();
+        }
+        Ok(delivered)
     }
 
     async fn mailboxes(&self, user: UserId) -> StoreResult<Vec<MailboxInfo>> {

@@ -206,6 +206,30 @@ const MIGRATIONS: &[&str] = &[
     r#"
     UPDATE blobs SET summary = NULL;
     "#,
+    // 7: the outbound queue. One row per message and destination domain (one SMTP transaction each),
+    // holding the recipients there still to be delivered; the bytes are the message's blob, counted in
+    // its `refs` like any stored copy. `next_micros` is when the row is next due; a worker that takes a
+    // row moves it to the end of its lease, so a row whose worker died comes due again by itself.
+    r#"
+    CREATE TABLE queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        blob_id INTEGER NOT NULL,
+        user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        sender TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        created_micros INTEGER NOT NULL,
+        next_micros INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        leased INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX queue_by_due ON queue (next_micros);
+    CREATE TRIGGER queue_uncounted AFTER DELETE ON queue BEGIN
+        UPDATE blobs SET refs = refs - 1 WHERE id = OLD.blob_id;
+        DELETE FROM blobs WHERE id = OLD.blob_id AND refs <= 0;
+    END;
+    "#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

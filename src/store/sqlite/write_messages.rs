@@ -9,7 +9,7 @@ use super::counters::{self, Applied, Change, Target};
 use super::writer::{Ctx, backend};
 use crate::store::rules::same_keyword;
 use crate::store::{
-    CopyMap, Delivered, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, MailboxId,
+    CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, MailboxId,
     MessageFlags, NewMessage, StoreError, StoreResult, UserId, flags,
 };
 
@@ -162,41 +162,62 @@ fn owner_of(tx: &Connection, mailbox: MailboxId) -> StoreResult<UserId> {
         .ok_or(StoreError::NoSuchMailbox)
 }
 
-pub fn deliver(
-    ctx: &mut Ctx<'_>,
-    recipients: &[String],
-    message: &NewMessage,
-    sent_copy_of: Option<UserId>,
-) -> StoreResult<Vec<Delivered>> {
+pub fn submit(ctx: &mut Ctx<'_>, d: &Delivery, now_micros: i64) -> StoreResult<Vec<Delivered>> {
     let mut done = HashSet::new();
-    let mut delivered = Vec::with_capacity(recipients.len());
-    let blob = insert_blob(ctx.tx, message).map_err(backend)?;
+    let mut delivered = Vec::with_capacity(d.local.len());
+    let blob = insert_blob(ctx.tx, &d.message).map_err(backend)?;
     let row = Row {
-        message,
+        message: &d.message,
         blob,
         imported: false,
     };
-    for name in recipients {
+    let mut copies = 0i64;
+    for name in &d.local {
         if !done.insert(name.as_str()) {
             continue;
         }
-        let at = insert(ctx, Target::InboxOf(name), &row, &Flags::default(), true)?
+        let junk = match d.junk {
+            true => junk_of(ctx.tx, name)?,
+            false => None,
+        };
+        let target = match junk {
+            Some((user, mailbox)) => Target::Mailbox(user, mailbox),
+            None => Target::InboxOf(name),
+        };
+        let at = insert(ctx, target, &row, &Flags::default(), true)?
             .ok_or_else(|| StoreError::UnknownRecipient(name.clone()))?;
         delivered.push(Delivered {
             user: name.clone(),
             uid: at.uid,
         });
+        copies += 1;
     }
-    if let Some(sender) = sent_copy_of
+    if let Some(sender) = d.sent_copy_of
         && let Some(sent) = mailbox_with_role(ctx.tx, sender, "sent")?
     {
         let seen = Flags::system(flags::SEEN);
         insert(ctx, Target::Mailbox(sender, sent), &row, &seen, true)?;
-        add_refs(ctx.tx, blob, 1)?;
+        copies += 1;
     }
-    // The blob was counted once at insert: each further recipient is one more reference.
-    add_refs(ctx.tx, blob, delivered.len() as i64 - 1)?;
+    if let Some(outbound) = &d.outbound {
+        copies += super::queue::enqueue(ctx.tx, blob, outbound, now_micros)?;
+    }
+    // The blob was counted once at insert: each further copy is one more reference.
+    add_refs(ctx.tx, blob, copies - 1)?;
     Ok(delivered)
+}
+
+/// A user's id and Junk mailbox, by name; `None` when they have no Junk mailbox (their INBOX then).
+fn junk_of(tx: &Connection, name: &str) -> StoreResult<Option<(UserId, MailboxId)>> {
+    tx.prepare_cached(
+        "SELECT u.id, m.id FROM users u JOIN mailboxes m ON m.user_id = u.id AND m.role = 'junk' \
+         WHERE u.name = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+    })
+    .map_err(backend)
 }
 
 fn mailbox_with_role(tx: &Connection, user: UserId, role: &str) -> StoreResult<Option<MailboxId>> {

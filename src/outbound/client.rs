@@ -1,0 +1,257 @@
+//! One outbound SMTP transaction (RFC 5321 as a client): greeting, EHLO, STARTTLS when offered (required
+//! when the settings say so), MAIL, one RCPT per recipient, DATA with the message read from the store in
+//! pieces, QUIT. Every wait has a deadline; every reply is read by the pure reader in `jmail_proto`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jmail_proto::smtp_client::{DataEncoder, Reply, ReplyReader};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes of the message read from the store and written at a time.
+const PIECE_BYTES: usize = 64 * 1024;
+
+/// A connection in clear or in TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The TLS a transaction uses.
+pub struct TlsPolicy {
+    /// Verifies the server's certificate against the roots and its MX host name.
+    pub verified: Arc<rustls::ClientConfig>,
+    /// Encrypts whatever the certificate (opportunistic TLS, RFC 7435): better than clear text.
+    pub opportunistic: Arc<rustls::ClientConfig>,
+}
+
+/// What the transaction is to carry.
+pub struct Envelope<'a> {
+    pub hostname: &'a str,
+    pub sender: &'a str,
+    pub recipients: &'a [String],
+    pub size: u64,
+}
+
+/// The message's bytes, read in pieces.
+#[async_trait::async_trait]
+pub trait Body: Send + Sync {
+    async fn piece(&self, offset: u64, max: usize) -> Result<Vec<u8>, String>;
+}
+
+/// The fate of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Delivered,
+    Temporary(String),
+    Permanent(String),
+}
+
+/// A failure of the whole transaction: every recipient not yet decided shares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Another MX host may do better, or a later attempt (connection refused, a 4xx, a timeout).
+    Temporary(String),
+    /// The server refused the message outright (a 5xx to MAIL or DATA).
+    Permanent(String),
+}
+
+struct Conn {
+    io: Box<dyn Io>,
+    reader: ReplyReader,
+    buf: Vec<u8>,
+    deadline: Duration,
+    host: String,
+}
+
+impl Conn {
+    async fn reply(&mut self, wait: Duration) -> Result<Reply, Failure> {
+        let host = self.host.clone();
+        tokio::time::timeout(wait, async {
+            loop {
+                let (used, reply) = self.reader.next(&self.buf);
+                self.buf.drain(..used);
+                if let Some(reply) = reply {
+                    return reply.map_err(|e| Failure::Temporary(format!("{host}: {e}")));
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self
+                    .io
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| Failure::Temporary(format!("{host}: {e}")))?;
+                if n == 0 {
+                    return Err(Failure::Temporary(format!("{host} closed the connection")));
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .map_err(|_| Failure::Temporary(format!("{host} did not answer in time")))?
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        let host = self.host.clone();
+        tokio::time::timeout(self.deadline, self.io.write_all(bytes))
+            .await
+            .map_err(|_| Failure::Temporary(format!("{host} stopped reading")))?
+            .map_err(|e| Failure::Temporary(format!("{host}: {e}")))
+    }
+
+    async fn command(&mut self, line: &str) -> Result<Reply, Failure> {
+        self.send(format!("{line}\r\n").as_bytes()).await?;
+        self.reply(self.deadline).await
+    }
+}
+
+/// A reply's failure: 5xx permanent, anything else unexpected temporary.
+fn failure(host: &str, what: &str, reply: &Reply) -> Failure {
+    let text = format!("{host} said after {what}: {}", reply.text());
+    if reply.code >= 500 {
+        Failure::Permanent(text)
+    } else {
+        Failure::Temporary(text)
+    }
+}
+
+/// Runs one transaction on `tcp`, connected to `host`. Returns each recipient's fate in order.
+pub async fn transact(
+    tcp: TcpStream,
+    host: &str,
+    tls: &TlsPolicy,
+    tls_required: bool,
+    deadline: Duration,
+    envelope: &Envelope<'_>,
+    body: &dyn Body,
+) -> Result<Vec<Fate>, Failure> {
+    let mut conn = Conn {
+        io: Box::new(tcp),
+        reader: ReplyReader::default(),
+        buf: Vec::new(),
+        deadline,
+        host: host.to_string(),
+    };
+    let greeting = conn.reply(deadline).await?;
+    if greeting.code != 220 {
+        return Err(Failure::Temporary(format!(
+            "{host} greeted with {}",
+            greeting.text()
+        )));
+    }
+    let mut ehlo = conn.command(&format!("EHLO {}", envelope.hostname)).await?;
+    if !ehlo.is_positive() {
+        let helo = conn.command(&format!("HELO {}", envelope.hostname)).await?;
+        if !helo.is_positive() {
+            return Err(failure(host, "HELO", &helo));
+        }
+        ehlo = helo;
+    }
+    let offers = |reply: &Reply, what: &str| reply.extensions().iter().any(|(k, _)| k == what);
+    if offers(&ehlo, "STARTTLS") {
+        let start = conn.command("STARTTLS").await?;
+        if start.code == 220 {
+            conn = start_tls(conn, host, tls, tls_required).await?;
+            ehlo = conn.command(&format!("EHLO {}", envelope.hostname)).await?;
+            if !ehlo.is_positive() {
+                return Err(failure(host, "EHLO", &ehlo));
+            }
+        } else if tls_required {
+            return Err(Failure::Temporary(format!(
+                "{host} refused STARTTLS ({}) and TLS is required",
+                start.text()
+            )));
+        }
+    } else if tls_required {
+        return Err(Failure::Temporary(format!(
+            "{host} does not offer STARTTLS and TLS is required"
+        )));
+    }
+    let mut mail = format!("MAIL FROM:<{}>", envelope.sender);
+    if offers(&ehlo, "SIZE") {
+        mail.push_str(&format!(" SIZE={}", envelope.size));
+    }
+    if offers(&ehlo, "8BITMIME") {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    let reply = conn.command(&mail).await?;
+    if !reply.is_positive() {
+        return Err(failure(host, "MAIL FROM", &reply));
+    }
+    let mut fates = Vec::with_capacity(envelope.recipients.len());
+    for rcpt in envelope.recipients {
+        let reply = conn.command(&format!("RCPT TO:<{rcpt}>")).await?;
+        fates.push(match reply.code {
+            250 | 251 => Fate::Delivered,
+            500.. => Fate::Permanent(format!("{host} said: {}", reply.text())),
+            _ => Fate::Temporary(format!("{host} said: {}", reply.text())),
+        });
+    }
+    if !fates.contains(&Fate::Delivered) {
+        let _ = conn.command("QUIT").await;
+        return Ok(fates);
+    }
+    let reply = conn.command("DATA").await?;
+    if reply.code != 354 {
+        return Err(failure(host, "DATA", &reply));
+    }
+    let mut encoder = DataEncoder::default();
+    let mut offset = 0u64;
+    let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
+    while offset < envelope.size {
+        let piece = body
+            .piece(offset, PIECE_BYTES)
+            .await
+            .map_err(Failure::Temporary)?;
+        if piece.is_empty() {
+            break;
+        }
+        offset += piece.len() as u64;
+        out.clear();
+        encoder.encode(&piece, &mut out);
+        conn.send(&out).await?;
+    }
+    out.clear();
+    encoder.finish(&mut out);
+    conn.send(&out).await?;
+    // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end of data.
+    let done = conn.reply(deadline * 2).await?;
+    let _ = conn.command("QUIT").await;
+    if !done.is_positive() {
+        let failed = failure(host, "the message", &done);
+        for fate in fates.iter_mut().filter(|f| **f == Fate::Delivered) {
+            *fate = match &failed {
+                Failure::Permanent(t) => Fate::Permanent(t.clone()),
+                Failure::Temporary(t) => Fate::Temporary(t.clone()),
+            };
+        }
+    }
+    Ok(fates)
+}
+
+/// TLS on the connection after `220` to STARTTLS: verified when required, else whatever the server has.
+async fn start_tls(
+    conn: Conn,
+    host: &str,
+    tls: &TlsPolicy,
+    required: bool,
+) -> Result<Conn, Failure> {
+    let config = if required {
+        tls.verified.clone()
+    } else {
+        tls.opportunistic.clone()
+    };
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| Failure::Temporary(format!("{host} is not a name TLS can check")))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let stream = tokio::time::timeout(conn.deadline, connector.connect(name, conn.io))
+        .await
+        .map_err(|_| Failure::Temporary(format!("{host}: TLS handshake timed out")))?
+        .map_err(|e| Failure::Temporary(format!("{host}: TLS handshake failed: {e}")))?;
+    Ok(Conn {
+        io: Box::new(stream),
+        reader: ReplyReader::default(),
+        buf: Vec::new(),
+        deadline: conn.deadline,
+        host: conn.host,
+    })
+}

@@ -1,0 +1,157 @@
+//! DNS for mail: one resolver (hickory, through mail-auth, which checks SPF, DKIM and DMARC with it),
+//! asking the configured name servers or the system's; and where mail for a domain goes (RFC 5321 §5).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use mail_auth::common::cache::NoCache;
+use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::hickory_resolver::proto::op::ResponseCode;
+use mail_auth::{MX, MessageAuthenticator, RecordSet};
+
+use crate::config::Config;
+
+/// Most MX hosts tried for one domain, and addresses for one host: a domain cannot make one delivery
+/// open connections without end.
+const MX_HOSTS_MAX: usize = 5;
+const ADDRESSES_PER_HOST_MAX: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsSetupError {
+    #[error("cannot set up DNS: {0}")]
+    Resolver(String),
+}
+
+/// Builds the resolver: the configured servers (UDP then TCP), else the system's.
+pub fn authenticator(config: &Config) -> Result<Arc<MessageAuthenticator>, DnsSetupError> {
+    let setup =
+        |e: mail_auth::hickory_resolver::net::NetError| DnsSetupError::Resolver(e.to_string());
+    if config.dns_servers.is_empty() {
+        return MessageAuthenticator::new_system_conf()
+            .map(Arc::new)
+            .map_err(setup);
+    }
+    let mut resolver = ResolverConfig::from_parts(None, Vec::new(), Vec::new());
+    for server in &config.dns_servers {
+        let mut ns = NameServerConfig::udp_and_tcp(server.ip());
+        for c in &mut ns.connections {
+            c.port = server.port();
+        }
+        resolver.add_name_server(ns);
+    }
+    let mut options = ResolverOpts::default();
+    // Answers are cached by the resolver; tests change their zone between messages and the short
+    // negative cache keeps a just-added record from being missed for long.
+    options.negative_max_ttl = Some(std::time::Duration::from_secs(30));
+    MessageAuthenticator::new(resolver, options)
+        .map(Arc::new)
+        .map_err(setup)
+}
+
+/// Why a domain has no route now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// Try again later (a server failure, a timeout).
+    Temporary(String),
+    /// The domain does not exist or accepts no mail (RFC 7505's null MX).
+    Permanent(String),
+}
+
+/// The hosts to try for `domain`, best first, each with its addresses: its MX hosts by preference
+/// (equal ones in random order, RFC 5321 §5.1), or with no MX records the domain itself (its A/AAAA).
+pub async fn route(
+    dns: &MessageAuthenticator,
+    domain: &str,
+) -> Result<Vec<(String, Vec<IpAddr>)>, RouteError> {
+    let mut hosts: Vec<String> = match dns
+        .mx_lookup(domain, None::<&NoCache<Box<str>, RecordSet<MX>>>)
+        .await
+    {
+        Ok(set) => {
+            let mut hosts = Vec::new();
+            for mx in set.rrset.iter() {
+                let mut same: Vec<String> = mx.exchanges.iter().map(|h| h.to_string()).collect();
+                shuffle(&mut same);
+                hosts.extend(same);
+            }
+            if hosts.iter().any(|h| h.trim_end_matches('.').is_empty()) {
+                return Err(RouteError::Permanent(format!(
+                    "{domain} accepts no mail (null MX, RFC 7505)"
+                )));
+            }
+            hosts
+        }
+        Err(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(ResponseCode::NXDomain))) => {
+            return Err(RouteError::Permanent(format!("{domain}: no such domain")));
+        }
+        Err(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(_))) => Vec::new(),
+        Err(e) => return Err(RouteError::Temporary(format!("MX lookup of {domain}: {e}"))),
+    };
+    let implicit = hosts.is_empty();
+    if implicit {
+        hosts.push(domain.to_string());
+    }
+    hosts.truncate(MX_HOSTS_MAX);
+    let mut routes = Vec::new();
+    let mut temporary = None;
+    for host in hosts {
+        match addresses(dns, &host).await {
+            Ok(ips) if !ips.is_empty() => {
+                routes.push((host.trim_end_matches('.').to_string(), ips))
+            }
+            Ok(_) => {}
+            Err(e) => temporary = Some(e),
+        }
+    }
+    match (routes.is_empty(), temporary, implicit) {
+        (false, _, _) => Ok(routes),
+        (true, Some(e), _) => Err(RouteError::Temporary(e)),
+        (true, None, true) => Err(RouteError::Permanent(format!(
+            "{domain} has no MX and no address records"
+        ))),
+        (true, None, false) => Err(RouteError::Temporary(format!(
+            "no MX host of {domain} has an address"
+        ))),
+    }
+}
+
+/// A host's IPv4 then IPv6 addresses; not found is an empty list, other failures an error.
+async fn addresses(dns: &MessageAuthenticator, host: &str) -> Result<Vec<IpAddr>, String> {
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let mut ips = Vec::new();
+    let mut failure = None;
+    match dns
+        .ipv4_lookup(
+            host,
+            None::<&NoCache<Box<str>, RecordSet<std::net::Ipv4Addr>>>,
+        )
+        .await
+    {
+        Ok(set) => ips.extend(set.rrset.iter().map(|ip| IpAddr::V4(*ip))),
+        Err(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(_))) => {}
+        Err(e) => failure = Some(format!("A lookup of {host}: {e}")),
+    }
+    match dns
+        .ipv6_lookup(
+            host,
+            None::<&NoCache<Box<str>, RecordSet<std::net::Ipv6Addr>>>,
+        )
+        .await
+    {
+        Ok(set) => ips.extend(set.rrset.iter().map(|ip| IpAddr::V6(*ip))),
+        Err(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(_))) => {}
+        Err(e) => failure = failure.or(Some(format!("AAAA lookup of {host}: {e}"))),
+    }
+    ips.truncate(ADDRESSES_PER_HOST_MAX);
+    match (ips.is_empty(), failure) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(ips),
+    }
+}
+
+fn shuffle(hosts: &mut [String]) {
+    use rand::seq::SliceRandom;
+    hosts.shuffle(&mut rand::thread_rng());
+}

@@ -1,0 +1,142 @@
+//! Mail to and from the rest of the internet: the outbound queue's delivery worker, the SMTP client it
+//! speaks, DNS routes, DKIM signing, delivery status notifications, the per-account sending limit, and
+//! the TLS policy for other servers. Inbound checks (SPF, DKIM, DMARC) are in `crate::smtp::verify`;
+//! both use the one resolver here.
+
+pub mod client;
+pub mod dkim;
+pub mod dns;
+pub mod dsn;
+pub mod limiter;
+pub mod tls;
+pub mod worker;
+
+use std::sync::Arc;
+
+use mail_auth::MessageAuthenticator;
+
+use crate::config::Config;
+
+/// What sessions and the worker share for mail beyond this server.
+pub struct Mailer {
+    pub dns: Arc<MessageAuthenticator>,
+    pub dkim: dkim::Dkim,
+    pub tls: client::TlsPolicy,
+    pub limiter: limiter::SendLimiter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error(transparent)]
+    Dns(#[from] dns::DnsSetupError),
+    #[error("outbound TLS: {0}")]
+    Tls(String),
+}
+
+impl Mailer {
+    pub fn new(config: &Config) -> Result<Mailer, MailerError> {
+        let dns = match dns::authenticator(config) {
+            Ok(dns) => dns,
+            // No resolv.conf (a bare container): the server still serves local mail, and every
+            // delivery elsewhere waits in the queue, its error saying why.
+            Err(e) if config.dns_servers.is_empty() => {
+                tracing::warn!(error = %e, "no system DNS; mail to other domains will wait in the queue");
+                Arc::new(
+                    MessageAuthenticator::new(
+                        mail_auth::hickory_resolver::config::ResolverConfig::from_parts(
+                            None,
+                            Vec::new(),
+                            Vec::new(),
+                        ),
+                        Default::default(),
+                    )
+                    .map_err(|e| MailerError::Dns(dns::DnsSetupError::Resolver(e.to_string())))?,
+                )
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let limits = &config.limits;
+        Ok(Mailer {
+            dns,
+            dkim: dkim::Dkim::new(&config.data_dir),
+            tls: tls::policy(config.outbound_tls_roots.as_deref()).map_err(MailerError::Tls)?,
+            limiter: limiter::SendLimiter::new(
+                limits.outbound_messages_per_hour_max,
+                limits.outbound_recipients_per_hour_max,
+            ),
+        })
+    }
+}
+
+/// Whether `address` looks like one another server could take: `local@domain`, a domain of dotted
+/// labels, no spaces or brackets (RCPT's parser has checked the rest).
+pub fn plausible_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80)
+        })
+}
+
+/// Recipients grouped by domain (lower-cased), in first-seen order: one queue entry each.
+pub fn by_domain(recipients: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for rcpt in recipients {
+        let domain = rcpt
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match groups.iter_mut().find(|(d, _)| *d == domain) {
+            Some((_, list)) => list.push(rcpt.clone()),
+            None => groups.push((domain, vec![rcpt.clone()])),
+        }
+    }
+    groups
+}
+
+/// Puts `domain`'s DKIM signatures in front of `message` (off the async workers: RSA takes a moment,
+/// and the first use may make the keys).
+pub async fn sign(
+    mailer: &Arc<Mailer>,
+    domain: &str,
+    message: &mut crate::store::NewMessage,
+) -> Result<(), dkim::DkimError> {
+    let (mailer, domain, raw) = (
+        mailer.clone(),
+        domain.to_string(),
+        std::mem::take(&mut message.raw),
+    );
+    let (raw, signed) = tokio::task::spawn_blocking(move || {
+        let signed = mailer.dkim.sign(&domain, &raw);
+        (raw, signed)
+    })
+    .await
+    .map_err(|e| dkim::DkimError::Sign(e.to_string()))?;
+    let headers = match signed {
+        Ok(headers) => headers,
+        Err(e) => {
+            message.raw = raw;
+            return Err(e);
+        }
+    };
+    let mut signed_raw = headers.into_bytes();
+    signed_raw.extend_from_slice(&raw);
+    *message = crate::store::NewMessage::new(
+        signed_raw,
+        std::mem::take(&mut message.from),
+        std::mem::take(&mut message.subject),
+        message.message_id.take(),
+        message.internal_date_micros,
+    );
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! Two Jmail hosts for two domains on two loopback addresses, with a DNS server of the test's own:
+//! mail between them is queued, DKIM-signed, checked (SPF, DKIM, DMARC) and delivered; a bad recipient
+//! comes back as a notification; a host that is down gets its mail once it is back; forged mail meets
+//! the sender domain's DMARC policy.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use jmail::config::Config;
+use jmail::server::Service;
+use jmail::store::QueueStore;
+use rand::Rng;
+use tempfile::TempDir;
+
+use crate::dns::TestDns;
+use crate::harness::{Raw, TestServer, connect_from};
+
+/// Two loopback addresses of one random /24 and a port free on the first (both hosts listen for SMTP
+/// on it, as real MX hosts all listen on 25).
+fn addresses() -> (Ipv4Addr, Ipv4Addr, Ipv4Addr, u16) {
+    let mut rng = rand::thread_rng();
+    let (x, y) = (rng.gen_range(1..250u8), rng.gen_range(1..250u8));
+    let a = Ipv4Addr::new(127, x, y, 2);
+    let probe = std::net::TcpListener::bind((a, 0)).unwrap();
+    let port = probe.local_addr().unwrap().port();
+    (
+        a,
+        Ipv4Addr::new(127, x, y, 3),
+        Ipv4Addr::new(127, x, y, 9),
+        port,
+    )
+}
+
+fn tune(c: &mut Config, domain: &str, ip: Ipv4Addr, port: u16, dns: SocketAddr) {
+    c.bind = IpAddr::V4(ip);
+    c.domains = vec![domain.to_string()];
+    c.hostname = Some(format!("mx.{domain}"));
+    c.smtp_port = Some(port);
+    c.submission_port = Some(0);
+    c.dns_servers = vec![dns];
+    c.outbound_port = port;
+    c.inbound_auth_checks = true;
+    c.limits.queue_retry_secs_min = 1;
+    c.limits.queue_retry_secs_max = 1;
+}
+
+/// Publishes a domain: MX, the host's address, SPF, DKIM keys (made in its data dir) and DMARC.
+fn publish(dns: &TestDns, domain: &str, ip: Ipv4Addr, dir: &TempDir, dmarc: &str) {
+    let host = format!("mx.{domain}");
+    dns.mx(domain, &host);
+    dns.a(&host, ip);
+    dns.txt(domain, &format!("v=spf1 ip4:{ip} -all"));
+    let keys = jmail::outbound::dkim::Dkim::new(dir.path())
+        .public_keys(domain)
+        .unwrap();
+    dns.txt(
+        &format!(
+            "{}._domainkey.{domain}",
+            jmail::outbound::dkim::SELECTOR_ED25519
+        ),
+        &format!("v=DKIM1; k=ed25519; p={}", keys.ed25519),
+    );
+    dns.txt(
+        &format!(
+            "{}._domainkey.{domain}",
+            jmail::outbound::dkim::SELECTOR_RSA
+        ),
+        &format!("v=DKIM1; k=rsa; p={}", keys.rsa),
+    );
+    dns.txt(&format!("_dmarc.{domain}"), &format!("v=DMARC1; {dmarc}"));
+}
+
+/// Sends with Python's smtplib over submission (AUTH PLAIN on loopback); prints the refused map.
+async fn submit(
+    s: &TestServer,
+    user: &str,
+    password: &str,
+    from: &str,
+    to: &[&str],
+    subject: &str,
+) {
+    let script = r#"
+import smtplib, sys, json
+from email.message import EmailMessage
+host, port, user, pw, sender, subject = sys.argv[1:7]
+to = sys.argv[7:]
+m = EmailMessage()
+m["From"] = sender
+m["To"] = ", ".join(to)
+m["Subject"] = subject
+m.set_content("Hello from " + sender + "\n.a dot line\n")
+s = smtplib.SMTP(host, int(port))
+s.login(user, pw)
+print(json.dumps(s.send_message(m)))
+s.quit()
+"#;
+    let addr = s.addr_of(Service::Submission);
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([
+            addr.ip().to_string(),
+            addr.port().to_string(),
+            user.into(),
+            password.into(),
+            from.into(),
+            subject.into(),
+        ])
+        .args(to)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "smtplib: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
+}
+
+/// Waits until `user`'s folder holds a message whose text contains `needle`; returns it.
+async fn arrives(s: &TestServer, user: &str, password: &str, folder: &str, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = s.client(user, password).await;
+        c.select(folder).await.unwrap();
+        let listing = c.list(0).await.unwrap();
+        for m in listing.messages {
+            let text = String::from_utf8_lossy(&c.read(m.id).await.unwrap()).into_owned();
+            if text.contains(needle) {
+                return text;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{needle:?} never reached {user}'s {folder}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The header fields named `name` (first lines only).
+fn header<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
+    let head = message.split("\r\n\r\n").next().unwrap();
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    head.split("\r\n")
+        .filter(|line| line.to_ascii_lowercase().starts_with(&prefix))
+        .collect()
+}
+
+/// Authentication-Results with its folded lines joined.
+fn auth_results(message: &str) -> String {
+    let head = message.split("\r\n\r\n").next().unwrap();
+    let at = head
+        .find("Authentication-Results:")
+        .expect("an Authentication-Results header");
+    let rest = &head[at..];
+    let mut out = String::new();
+    for (i, line) in rest.split("\r\n").enumerate() {
+        if i > 0 && !line.starts_with([' ', '\t']) {
+            break;
+        }
+        out.push_str(line.trim());
+        out.push(' ');
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_domains_exchange_signed_checked_mail() {
+    let dns = TestDns::start().await;
+    let (ip_a, ip_b, ip_stranger, port) = addresses();
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    publish(&dns, "a.test", ip_a, &dir_a, "p=reject");
+    publish(&dns, "b.test", ip_b, &dir_b, "p=reject");
+    let a = TestServer::start_in(dir_a, |c| tune(c, "a.test", ip_a, port, dns.addr)).await;
+    let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
+    a.add_user("alice", "alice-pw").await;
+    b.add_user("bob", "bob-pw").await;
+
+    // alice@a.test → bob@b.test: signed by a.test, checked and accepted by b.test.
+    submit(
+        &a,
+        "alice",
+        "alice-pw",
+        "alice@a.test",
+        &["bob@b.test"],
+        "hello bob",
+    )
+    .await;
+    let got = arrives(&b, "bob", "bob-pw", "INBOX", "hello bob").await;
+    let results = auth_results(&got);
+    assert!(
+        results.starts_with("Authentication-Results: mx.b.test;"),
+        "{results}"
+    );
+    assert!(results.contains("dkim=pass"), "{results}");
+    assert!(results.contains("header.d=a.test"), "{results}");
+    assert!(results.contains("spf=pass"), "{results}");
+    assert!(results.contains("smtp.mailfrom=alice@a.test"), "{results}");
+    assert!(results.contains("dmarc=pass"), "{results}");
+    assert_eq!(
+        header(&got, "DKIM-Signature").len(),
+        2,
+        "ed25519 and rsa: {got}"
+    );
+    assert!(
+        got.contains("by mx.b.test (Jmail) with ESMTPS"),
+        "over TLS: {got}"
+    );
+    assert!(
+        got.contains("\r\n.a dot line\r\n"),
+        "dot-stuffing undone: {got}"
+    );
+
+    // bob replies.
+    submit(
+        &b,
+        "bob",
+        "bob-pw",
+        "bob@b.test",
+        &["alice@a.test"],
+        "re: hello bob",
+    )
+    .await;
+    let reply = arrives(&a, "alice", "alice-pw", "INBOX", "re: hello bob").await;
+    assert!(auth_results(&reply).contains("dmarc=pass"), "{reply}");
+
+    // A recipient b.test does not have: alice gets a notification naming it.
+    submit(
+        &a,
+        "alice",
+        "alice-pw",
+        "alice@a.test",
+        &["nobody@b.test"],
+        "to nobody",
+    )
+    .await;
+    let dsn = arrives(&a, "alice", "alice-pw", "INBOX", "Undelivered Mail").await;
+    assert!(dsn.contains("report-type=delivery-status"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@b.test\r\nAction: failed\r\nStatus: 5.1.1"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Subject: to nobody"),
+        "the original header is quoted: {dsn}"
+    );
+    assert!(
+        a.store.queue_list().await.unwrap().is_empty(),
+        "nothing left queued"
+    );
+
+    // b.test down: the message waits in a.test's queue, then goes once b.test is back.
+    let dir_b = b.stop().await;
+    submit(
+        &a,
+        "alice",
+        "alice-pw",
+        "alice@a.test",
+        &["bob@b.test"],
+        "while you were away",
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let queue = a.store.queue_list().await.unwrap();
+        assert_eq!(queue.len(), 1, "{queue:?}");
+        if queue[0].attempts >= 1 && queue[0].last_error.is_some() {
+            assert_eq!(queue[0].recipients, vec!["bob@b.test".to_string()]);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never attempted: {queue:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
+    arrives(&b, "bob", "bob-pw", "INBOX", "while you were away").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !a.store.queue_list().await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the entry stays after delivery"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Forged: "alice@a.test" sent to b.test straight from another address. a.test says p=reject.
+    let forged =
+        "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: forged\r\n\r\nsend money\r\n.\r\n";
+    let smtp_b = b.addr_of(Service::Smtp);
+    let mut r = Raw {
+        stream: tokio::io::BufReader::new(connect_from(ip_stranger.octets(), smtp_b).await),
+    };
+    r.expect("220 b.test ESMTP Jmail ready").await;
+    for (line, want) in [
+        ("EHLO evil.test", "250"),
+        ("MAIL FROM:<alice@a.test>", "250 2.1.0"),
+        ("RCPT TO:<bob@b.test>", "250 2.1.5"),
+        ("DATA", "354"),
+    ] {
+        r.send(format!("{line}\r\n").as_bytes()).await;
+        let mut reply = r.line().await;
+        while reply.as_bytes().get(3) == Some(&b'-') {
+            reply = r.line().await;
+        }
+        assert!(reply.starts_with(want), "{line}: {reply}");
+    }
+    r.send(forged.as_bytes()).await;
+    r.expect("550 5.7.1 Message refused: it fails the DMARC policy of a.test")
+        .await;
+    // With p=quarantine it is kept, in Junk, marked as failing.
+    dns.txt("_dmarc.a.test", "v=DMARC1; p=quarantine");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    r.send(b"MAIL FROM:<alice@a.test>\r\nRCPT TO:<bob@b.test>\r\nDATA\r\n")
+        .await;
+    r.expect("250 2.1.0 Sender OK").await;
+    r.expect("250 2.1.5 Recipient OK").await;
+    r.expect_prefix("354").await;
+    // A forger's own "pass" claiming to be b.test's is removed.
+    r.send(
+        format!("Authentication-Results: mx.b.test; dmarc=pass header.from=a.test\r\n{forged}")
+            .as_bytes(),
+    )
+    .await;
+    r.expect_prefix("250 2.0.0 OK").await;
+    let junk = arrives(&b, "bob", "bob-pw", "Junk", "send money").await;
+    let results = auth_results(&junk);
+    assert!(results.contains("dmarc=fail"), "{results}");
+    assert!(results.contains("spf=fail"), "{results}");
+    assert_eq!(header(&junk, "Authentication-Results").len(), 1, "{junk}");
+    a.stop().await;
+    b.stop().await;
+}
