@@ -59,6 +59,14 @@ pub async fn run(
     let all = Arc::new(Semaphore::new(limits.outbound_connections_max));
     let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let waker = store.queue_waker();
+    match store.queue_recover(now_micros()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            entries = n,
+            "queued messages were being delivered when the server last stopped; trying them again (a receiver may get one twice)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "recovering the queue's leases failed"),
+    }
     loop {
         let now = now_micros();
         let free = all.available_permits().min(DUE_BATCH);

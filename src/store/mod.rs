@@ -301,6 +301,10 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn queue_drop(&self, id: i64) -> StoreResult<bool>;
     /// When the next entry is due, if any.
     async fn queue_next_due(&self) -> StoreResult<Option<i64>>;
+    /// At a worker's start: entries leased by workers that are gone (a killed server) come due now
+    /// instead of when their leases run out; how many. SQLite: one server holds a data dir at a time
+    /// (its lock file), so every lease found at start is such a one.
+    async fn queue_recover(&self, now_micros: i64) -> StoreResult<u64>;
     /// Notified when this process queues mail (other processes' is found by polling).
     fn queue_waker(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }

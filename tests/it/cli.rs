@@ -101,7 +101,10 @@ pub const LISTENER_FLAGS: [&str; 8] = [
 
 /// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.
 pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Served {
-    let mut args = vec!["serve", "--bind", "127.0.0.1"];
+    let mut args = vec!["serve"];
+    if !extra.contains(&"--bind") {
+        args.extend_from_slice(&["--bind", "127.0.0.1"]);
+    }
     // Listeners other than the native one are off unless a test asks for them (25, 587 and 110 are shared).
     for flag in LISTENER_FLAGS {
         if !extra.contains(&flag) {

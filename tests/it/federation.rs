@@ -17,7 +17,7 @@ use crate::harness::{Raw, TestServer, connect_from};
 
 /// Two loopback addresses of one random /24 and a port free on the first (both hosts listen for SMTP
 /// on it, as real MX hosts all listen on 25).
-fn addresses() -> (Ipv4Addr, Ipv4Addr, Ipv4Addr, u16) {
+pub fn addresses() -> (Ipv4Addr, Ipv4Addr, Ipv4Addr, u16) {
     let mut rng = rand::thread_rng();
     let (x, y) = (rng.gen_range(1..250u8), rng.gen_range(1..250u8));
     let a = Ipv4Addr::new(127, x, y, 2);
@@ -31,7 +31,7 @@ fn addresses() -> (Ipv4Addr, Ipv4Addr, Ipv4Addr, u16) {
     )
 }
 
-fn tune(c: &mut Config, domain: &str, ip: Ipv4Addr, port: u16, dns: SocketAddr) {
+pub fn tune(c: &mut Config, domain: &str, ip: Ipv4Addr, port: u16, dns: SocketAddr) {
     c.bind = IpAddr::V4(ip);
     c.domains = vec![domain.to_string()];
     c.hostname = Some(format!("mx.{domain}"));
@@ -45,7 +45,7 @@ fn tune(c: &mut Config, domain: &str, ip: Ipv4Addr, port: u16, dns: SocketAddr) 
 }
 
 /// Publishes a domain: MX, the host's address, SPF, DKIM keys (made in its data dir) and DMARC.
-fn publish(dns: &TestDns, domain: &str, ip: Ipv4Addr, dir: &TempDir, dmarc: &str) {
+pub fn publish(dns: &TestDns, domain: &str, ip: Ipv4Addr, dir: &TempDir, dmarc: &str) {
     let host = format!("mx.{domain}");
     dns.mx(domain, &host);
     dns.a(&host, ip);
@@ -71,7 +71,7 @@ fn publish(dns: &TestDns, domain: &str, ip: Ipv4Addr, dir: &TempDir, dmarc: &str
 }
 
 /// Sends with Python's smtplib over submission (AUTH PLAIN on loopback); prints the refused map.
-async fn submit(
+pub async fn submit(
     s: &TestServer,
     user: &str,
     password: &str,
@@ -120,7 +120,13 @@ s.quit()
 }
 
 /// Waits until `user`'s folder holds a message whose text contains `needle`; returns it.
-async fn arrives(s: &TestServer, user: &str, password: &str, folder: &str, needle: &str) -> String {
+pub async fn arrives(
+    s: &TestServer,
+    user: &str,
+    password: &str,
+    folder: &str,
+    needle: &str,
+) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut c = s.client(user, password).await;
@@ -150,7 +156,7 @@ fn header<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 /// Authentication-Results with its folded lines joined.
-fn auth_results(message: &str) -> String {
+pub fn auth_results(message: &str) -> String {
     let head = message.split("\r\n\r\n").next().unwrap();
     let at = head
         .find("Authentication-Results:")

@@ -263,6 +263,11 @@ impl QueueStore for SqliteStore {
         self.read(|c| queue::next_due(c)).await
     }
 
+    async fn queue_recover(&self, now_micros: i64) -> StoreResult<u64> {
+        self.write(move |ctx| queue::recover(ctx.tx, now_micros))
+            .await
+    }
+
     fn queue_waker(&self) -> Arc<tokio::sync::Notify> {
         self.queue_wake.clone()
     }

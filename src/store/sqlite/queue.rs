@@ -167,3 +167,13 @@ pub fn drop_entry(tx: &Connection, id: i64) -> StoreResult<bool> {
 pub fn next_due(c: &Connection) -> rusqlite::Result<Option<i64>> {
     c.query_row("SELECT min(next_micros) FROM queue", [], |r| r.get(0))
 }
+
+/// Every leased entry due now (see [`crate::store::QueueStore::queue_recover`]).
+pub fn recover(tx: &Connection, now: i64) -> StoreResult<u64> {
+    tx.execute(
+        "UPDATE queue SET next_micros = ?1, leased = 0 WHERE leased = 1 AND next_micros > ?1",
+        params![now],
+    )
+    .map(|n| n as u64)
+    .map_err(backend)
+}

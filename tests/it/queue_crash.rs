@@ -1,0 +1,156 @@
+//! The real `jmail serve` sending to another host, SIGKILLed while it delivers and started again: every
+//! queued message arrives at least once, and a message arrives twice only if it was in flight at the
+//! kill (at most as many as the connections open to that domain).
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use jmail::server::Service;
+use tempfile::TempDir;
+
+use crate::cli::{add_user, jmail, serve_with, text};
+use crate::dns::TestDns;
+use crate::federation::{addresses, publish, tune};
+use crate::harness::TestServer;
+
+const MESSAGES: usize = 100;
+
+/// `jmail queue list --json` as another process: the entries' subjects are not in it, their count is.
+fn queued(d: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = jmail(&["queue", "list", "--json"], d).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+}
+
+fn free_port_on(ip: Ipv4Addr) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How many copies of each numbered message bob has.
+async fn copies(b: &TestServer) -> Vec<usize> {
+    let mut c = b.client("bob", "bob-pw").await;
+    let listing = c.list(0).await.unwrap();
+    let mut counts = vec![0; MESSAGES];
+    for m in listing.messages {
+        let raw = String::from_utf8_lossy(&c.read(m.id).await.unwrap()).into_owned();
+        if let Some(n) = raw
+            .split("Subject: crash-")
+            .nth(1)
+            .and_then(|r| r.split("\r\n").next())
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            counts[n] += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_while_delivering_loses_nothing() {
+    let dns = TestDns::start().await;
+    let (ip_a, ip_b, _, port) = addresses();
+    let dir_a = TempDir::new().unwrap();
+    let d = dir_a.path();
+    add_user(d, "alice", "alice-pw");
+    publish(&dns, "a.test", ip_a, &dir_a, "p=none");
+    let dir_b = TempDir::new().unwrap();
+    publish(&dns, "b.test", ip_b, &dir_b, "p=none");
+    let config = d.join("jmail.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "domains = [\"a.test\"]\nhostname = \"mx.a.test\"\ndns_servers = [\"{}\"]\n\
+             outbound_port = {port}\n[limits]\nqueue_retry_secs_min = 1\nqueue_retry_secs_max = 1\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    let submission = free_port_on(ip_a).to_string();
+    let ip = ip_a.to_string();
+    let config_arg = config.display().to_string();
+    let args = [
+        "--bind",
+        &ip,
+        "--submission-port",
+        &submission,
+        "--config",
+        &config_arg,
+    ];
+    let mut a = serve_with(d, &args);
+
+    // b.test is down: everything waits in a.test's queue.
+    let script = format!(
+        r#"
+import smtplib
+s = smtplib.SMTP("{ip}", {submission})
+s.login("alice", "alice-pw")
+for n in range({MESSAGES}):
+    s.sendmail("alice@a.test", ["bob@b.test"], "From: alice@a.test\r\nSubject: crash-%d\r\n\r\nbody %d\r\n" % (n, n))
+s.quit()
+"#
+    );
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = queued(d);
+        if q.len() == MESSAGES && q.iter().all(|e| e["last_error"].is_string()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{q:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // b.test comes up; a.test is killed once a few messages have arrived.
+    let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
+    b.add_user("bob", "bob-pw").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut bob = b.client("bob", "bob-pw").await;
+    // The welcome message, then a few of alice's.
+    while bob.list(0).await.unwrap().messages.len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries never began"
+        );
+    }
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let at_kill: usize = copies(&b).await.iter().sum();
+    assert!(
+        at_kill < MESSAGES,
+        "the kill came after every delivery: nothing tested"
+    );
+
+    // Started again, it finishes the queue.
+    let _a = serve_with(d, &args);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let counts = copies(&b).await;
+        if counts.iter().all(|&c| c >= 1) && queued(d).is_empty() {
+            let twice: usize = counts.iter().map(|&c| c - 1).sum();
+            let per_domain = jmail::config::Limits::default().outbound_connections_per_domain_max;
+            eprintln!("{at_kill} of {MESSAGES} delivered at the kill; {twice} sent twice");
+            assert!(
+                twice <= per_domain,
+                "{twice} sent twice; only the {per_domain} in flight at the kill may be: {counts:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all delivered: {counts:?}, queue {:?}",
+            queued(d)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b.addr_of(Service::Smtp).port() == port);
+    b.stop().await;
+}
