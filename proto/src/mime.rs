@@ -18,6 +18,9 @@ pub struct Rendered {
     pub body_is_text: bool,
     /// Every attachment, in order; [`attachment_contents`] gives the bytes of one.
     pub attachments: Vec<Attachment>,
+    /// What the receiving server found of the sender's authenticity (its Authentication-Results),
+    /// in words; `None` for mail it did not check (a local user's).
+    pub verified: Option<String>,
 }
 
 /// What a list of attachments shows of one.
@@ -36,13 +39,16 @@ impl Rendered {
     /// a numbered list of attachments. Control characters, which could drive the terminal (escape
     /// sequences in a stranger's mail), are shown as U+FFFD; tabs and line ends are kept.
     pub fn to_terminal_text(&self) -> String {
-        let mut out = format!(
-            "From: {}\nTo: {}\nDate: {}\nSubject: {}\n\n",
-            printable(&self.from),
+        let mut out = format!("From: {}\n", printable(&self.from));
+        if let Some(verified) = &self.verified {
+            out.push_str(&format!("Verified: {}\n", printable(verified)));
+        }
+        out.push_str(&format!(
+            "To: {}\nDate: {}\nSubject: {}\n\n",
             printable(&self.to),
             printable(&self.date),
             printable(&self.subject)
-        );
+        ));
         if self.body_is_text {
             let body = String::from_utf8_lossy(&self.body).replace("\r\n", "\n");
             out.push_str(&printable(&body));
@@ -117,6 +123,7 @@ pub fn render(raw: &[u8]) -> Rendered {
             body: raw.to_vec(),
             body_is_text: std::str::from_utf8(raw).is_ok(),
             attachments: Vec::new(),
+            verified: None,
         };
     };
     let addresses = |a: Option<&mail_parser::Address<'_>>| {
@@ -158,7 +165,68 @@ pub fn render(raw: &[u8]) -> Rendered {
         body,
         body_is_text,
         attachments: msg.attachments().map(attachment_of).collect(),
+        verified: verification(raw),
     }
+}
+
+/// The verdict of the topmost Authentication-Results field (RFC 8601), the one the receiving server
+/// added (it removes any that claim its name from the sender), in words: DMARC's result for the From
+/// domain, else DKIM's and SPF's.
+pub fn verification(raw: &[u8]) -> Option<String> {
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let mut field = None;
+    for line in head.split("\r\n") {
+        match (&mut field, line.starts_with([' ', '\t'])) {
+            (Some(f), true) => {
+                let f: &mut String = f;
+                f.push(' ');
+                f.push_str(line.trim());
+            }
+            (Some(_), false) => break,
+            (None, false) => {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("Authentication-Results")
+                {
+                    field = Some(value.trim().to_string());
+                }
+            }
+            (None, true) => {}
+        }
+    }
+    let field = field?;
+    let result = |method: &str| {
+        field.split(';').skip(1).find_map(|r| {
+            let r = r.trim();
+            let rest = r.strip_prefix(method)?.strip_prefix('=')?;
+            let verdict = rest.split_whitespace().next().unwrap_or("");
+            let domain = r
+                .split_whitespace()
+                .find_map(|w| {
+                    w.strip_prefix("header.from=")
+                        .or(w.strip_prefix("header.d="))
+                })
+                .unwrap_or("");
+            Some((verdict.to_ascii_lowercase(), domain.to_string()))
+        })
+    };
+    let said = |m: &str| result(m).map(|(v, _)| v).unwrap_or_else(|| "none".into());
+    Some(match result("dmarc") {
+        Some((v, domain)) if v == "pass" => format!("yes, the sender is {domain} (DMARC pass)"),
+        Some((v, domain)) if v == "fail" => format!(
+            "NO: not really from {domain} (DMARC fail; DKIM {}, SPF {})",
+            said("dkim"),
+            said("spf")
+        ),
+        _ => format!(
+            "not proven (no DMARC policy; DKIM {}, SPF {})",
+            said("dkim"),
+            said("spf")
+        ),
+    })
 }
 
 /// What a list shows of a message from elsewhere (an mbox, a Maildir, later SMTP): sender, subject,
@@ -225,6 +293,26 @@ pub fn authors(raw: &[u8]) -> Authors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_topmost_results_are_read() {
+        let pass = b"Authentication-Results: mx.b.test;\r\n\tdkim=pass header.d=a.test header.s=x;\r\n\tspf=pass smtp.mailfrom=a@a.test;\r\n\tdmarc=pass header.from=a.test\r\nAuthentication-Results: other; dmarc=fail\r\nSubject: x\r\n\r\nbody";
+        assert_eq!(
+            verification(pass).unwrap(),
+            "yes, the sender is a.test (DMARC pass)"
+        );
+        let fail = b"Authentication-Results: mx.b.test; spf=fail smtp.mailfrom=a@a.test; dmarc=fail header.from=a.test\r\n\r\n";
+        assert_eq!(
+            verification(fail).unwrap(),
+            "NO: not really from a.test (DMARC fail; DKIM none, SPF fail)"
+        );
+        assert_eq!(verification(b"Subject: local\r\n\r\nx"), None);
+        let rendered = render(pass).to_terminal_text();
+        assert!(
+            rendered.contains("\nVerified: yes, the sender is a.test (DMARC pass)\n"),
+            "{rendered}"
+        );
+    }
 
     const WITH_ATTACHMENT: &[u8] = b"From: Alice Example <alice@x>\r\nTo: bob@x\r\nSubject: report\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\

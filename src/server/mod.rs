@@ -196,6 +196,8 @@ pub async fn start(
         bound.push((service, listener, local));
     }
     let mut names = config.domains.clone();
+    // The host name is the one other servers check when they deliver here (the MX target).
+    names.push(config.hostname().to_string());
     names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
     names.dedup();
     let source = CertSource::new(

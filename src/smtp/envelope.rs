@@ -25,6 +25,28 @@ pub struct Trace<'a> {
     pub submission: bool,
 }
 
+/// Received fields a message may carry when it arrives (Postfix's `hopcount_limit`; RFC 5321 §6.3 asks
+/// for a limit of at least 100 for the ones a server counts, this one counts all).
+pub const HOPS_MAX: usize = 50;
+
+/// How many Received fields the message's header has.
+pub fn hops(message: &[u8]) -> usize {
+    let head_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    let head = &message[..head_end];
+    let starts = std::iter::once(0).chain(
+        head.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1),
+    );
+    starts
+        .filter(|&i| head.len() >= i + 9 && head[i..i + 9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
 /// The message as stored, and the id its Received header names (also quoted in the 250 reply).
 pub fn stamp(trace: &Trace<'_>, body: Vec<u8>) -> (NewMessage, String) {
     let id = format!("{:016x}", rand::thread_rng().r#gen::<u64>());
@@ -124,6 +146,14 @@ mod tests {
         assert!(!text.contains("Message-ID"), "inbound mail is not changed");
         assert_eq!(m.subject, "café");
         assert_eq!(m.from, "a@example.org");
+    }
+
+    #[test]
+    fn hops_are_counted_in_the_header_only() {
+        let m =
+            b"Received: a\r\nRECEIVED: b\r\n\tfolded\r\nX-Received: no\r\n\r\nReceived: body\r\n";
+        assert_eq!(hops(m), 2);
+        assert_eq!(hops(b""), 0);
     }
 
     #[test]

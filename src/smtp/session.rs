@@ -561,6 +561,13 @@ impl Session {
         {
             return Outcome::reply(reply);
         }
+        // A message that has passed through this many servers is going round in circles (RFC 5321 §6.3).
+        if envelope::hops(&body) >= envelope::HOPS_MAX {
+            return Outcome::reply(format!(
+                "554 5.4.6 Too many hops ({} Received fields): a mail loop? Nothing was stored",
+                envelope::HOPS_MAX
+            ));
+        }
         let (helo, extended) = self.helo.clone().unwrap_or_default();
         // Strangers' mail is checked (SPF, DKIM, DMARC) and the results put on top of it.
         let mut junk = false;

@@ -119,6 +119,39 @@ s.quit()
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
 }
 
+/// alice@a.test sends one message over a.test's submission port.
+async fn alice_sends(a: &TestServer, to: &str, subject: &str) {
+    submit(a, "alice", "alice-pw", "alice@a.test", &[to], subject).await;
+}
+
+/// Says each line and checks the start of the (last line of the) reply.
+async fn dialogue(r: &mut Raw, steps: &[(String, &str)]) {
+    for (line, want) in steps {
+        r.send(format!("{line}\r\n").as_bytes()).await;
+        let mut reply = r.line().await;
+        while reply.as_bytes().get(3) == Some(&b'-') {
+            reply = r.line().await;
+        }
+        assert!(reply.starts_with(want), "{line}: {reply}");
+    }
+}
+
+/// Waits until `a`'s queue satisfies `done`, and returns it.
+async fn queue_until(
+    a: &TestServer,
+    done: impl Fn(&[jmail::store::QueueEntry]) -> bool,
+) -> Vec<jmail::store::QueueEntry> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let queue = a.store.queue_list().await.unwrap();
+        if done(&queue) {
+            return queue;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{queue:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `user`'s folder holds a message whose text contains `needle`; returns it.
 pub async fn arrives(
     s: &TestServer,
@@ -186,15 +219,7 @@ async fn two_domains_exchange_signed_checked_mail() {
     b.add_user("bob", "bob-pw").await;
 
     // alice@a.test → bob@b.test: signed by a.test, checked and accepted by b.test.
-    submit(
-        &a,
-        "alice",
-        "alice-pw",
-        "alice@a.test",
-        &["bob@b.test"],
-        "hello bob",
-    )
-    .await;
+    alice_sends(&a, "bob@b.test", "hello bob").await;
     let got = arrives(&b, "bob", "bob-pw", "INBOX", "hello bob").await;
     let results = auth_results(&got);
     assert!(
@@ -234,15 +259,7 @@ async fn two_domains_exchange_signed_checked_mail() {
     assert!(auth_results(&reply).contains("dmarc=pass"), "{reply}");
 
     // A recipient b.test does not have: alice gets a notification naming it.
-    submit(
-        &a,
-        "alice",
-        "alice-pw",
-        "alice@a.test",
-        &["nobody@b.test"],
-        "to nobody",
-    )
-    .await;
+    alice_sends(&a, "nobody@b.test", "to nobody").await;
     let dsn = arrives(&a, "alice", "alice-pw", "INBOX", "Undelivered Mail").await;
     assert!(dsn.contains("report-type=delivery-status"), "{dsn}");
     assert!(
@@ -260,39 +277,12 @@ async fn two_domains_exchange_signed_checked_mail() {
 
     // b.test down: the message waits in a.test's queue, then goes once b.test is back.
     let dir_b = b.stop().await;
-    submit(
-        &a,
-        "alice",
-        "alice-pw",
-        "alice@a.test",
-        &["bob@b.test"],
-        "while you were away",
-    )
-    .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let queue = a.store.queue_list().await.unwrap();
-        assert_eq!(queue.len(), 1, "{queue:?}");
-        if queue[0].attempts >= 1 && queue[0].last_error.is_some() {
-            assert_eq!(queue[0].recipients, vec!["bob@b.test".to_string()]);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never attempted: {queue:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    alice_sends(&a, "bob@b.test", "while you were away").await;
+    let queue = queue_until(&a, |q| q.len() == 1 && q[0].last_error.is_some()).await;
+    assert_eq!(queue[0].recipients, vec!["bob@b.test".to_string()]);
     let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
     arrives(&b, "bob", "bob-pw", "INBOX", "while you were away").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !a.store.queue_list().await.unwrap().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the entry stays after delivery"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    queue_until(&a, |q| q.is_empty()).await;
 
     // Forged: "alice@a.test" sent to b.test straight from another address. a.test says p=reject.
     let forged =
@@ -302,19 +292,13 @@ async fn two_domains_exchange_signed_checked_mail() {
         stream: tokio::io::BufReader::new(connect_from(ip_stranger.octets(), smtp_b).await),
     };
     r.expect("220 b.test ESMTP Jmail ready").await;
-    for (line, want) in [
+    let steps = [
         ("EHLO evil.test", "250"),
         ("MAIL FROM:<alice@a.test>", "250 2.1.0"),
         ("RCPT TO:<bob@b.test>", "250 2.1.5"),
         ("DATA", "354"),
-    ] {
-        r.send(format!("{line}\r\n").as_bytes()).await;
-        let mut reply = r.line().await;
-        while reply.as_bytes().get(3) == Some(&b'-') {
-            reply = r.line().await;
-        }
-        assert!(reply.starts_with(want), "{line}: {reply}");
-    }
+    ];
+    dialogue(&mut r, &steps.map(|(l, w)| (l.to_string(), w))).await;
     r.send(forged.as_bytes()).await;
     r.expect("550 5.7.1 Message refused: it fails the DMARC policy of a.test")
         .await;
@@ -338,6 +322,97 @@ async fn two_domains_exchange_signed_checked_mail() {
     assert!(results.contains("dmarc=fail"), "{results}");
     assert!(results.contains("spf=fail"), "{results}");
     assert_eq!(header(&junk, "Authentication-Results").len(), 1, "{junk}");
+    // `jmail read` tells bob which of his mail is really from whom it says.
+    let scratch = TempDir::new().unwrap();
+    let native = b.addr.to_string();
+    let read = |folder: &str, id: &str| {
+        crate::cli::as_user(
+            scratch.path(),
+            &native,
+            "bob",
+            "bob-pw",
+            &["read", "--folder", folder, id],
+        )
+    };
+    let out = read("INBOX", "2");
+    assert!(
+        crate::cli::text(&out.stdout)
+            .contains("\nVerified: yes, the sender is a.test (DMARC pass)\n"),
+        "{}{}",
+        crate::cli::text(&out.stdout),
+        crate::cli::text(&out.stderr)
+    );
+    let out = read("Junk", "1");
+    assert!(out.status.success(), "{}", crate::cli::text(&out.stderr));
+    assert!(
+        crate::cli::text(&out.stdout)
+            .contains("\nVerified: NO: not really from a.test (DMARC fail; DKIM none, SPF fail)\n"),
+        "{}",
+        crate::cli::text(&out.stdout)
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn required_tls_is_verified_and_the_hourly_limit_holds() {
+    let dns = TestDns::start().await;
+    let (ip_a, ip_b, _, port) = addresses();
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    publish(&dns, "a.test", ip_a, &dir_a, "p=none");
+    publish(&dns, "b.test", ip_b, &dir_b, "p=none");
+    let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
+    b.add_user("bob", "bob-pw").await;
+    let require = |c: &mut Config| {
+        tune(c, "a.test", ip_a, port, dns.addr);
+        c.outbound_tls_required_domains = vec!["B.test".into()];
+        c.limits.outbound_messages_per_hour_max = 2;
+    };
+    let a = TestServer::start_in(dir_a, require).await;
+    a.add_user("alice", "alice-pw").await;
+
+    // b.test's certificate is self-signed: no verified TLS, so the message waits.
+    alice_sends(&a, "bob@b.test", "secret").await;
+    let queue = queue_until(&a, |q| q.first().is_some_and(|e| e.last_error.is_some())).await;
+    let error = queue[0].last_error.clone().unwrap();
+    assert!(error.contains("mx.b.test: TLS handshake failed"), "{error}");
+
+    // The hourly limit: a second message is taken, the third refused for now.
+    alice_sends(&a, "bob@b.test", "second").await;
+    let mut r = Raw::plain(a.addr_of(Service::Submission)).await;
+    r.expect_prefix("220 ").await;
+    let plain = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "\0alice\0alice-pw",
+    );
+    let steps = [
+        ("EHLO c.test".to_string(), "250 "),
+        (format!("AUTH PLAIN {plain}"), "235 "),
+        ("MAIL FROM:<alice@a.test>".into(), "250 "),
+        ("RCPT TO:<bob@b.test>".into(), "250 "),
+        ("DATA".into(), "354 "),
+        (
+            "From: alice@a.test\r\nSubject: third\r\n\r\nx\r\n.".into(),
+            "451 4.7.1 You have sent as much mail",
+        ),
+    ];
+    dialogue(&mut r, &steps).await;
+    assert_eq!(
+        a.store.queue_list().await.unwrap().len(),
+        2,
+        "the third was not queued"
+    );
+
+    // Trusting b.test's certificate (as a CA would vouch for it), both go, verified.
+    let dir_a = a.stop().await;
+    let roots = b.dir.path().join("tls/cert.pem");
+    let a = TestServer::start_in(dir_a, |c| {
+        require(c);
+        c.outbound_tls_roots = Some(roots);
+    })
+    .await;
+    arrives(&b, "bob", "bob-pw", "INBOX", "Subject: secret").await;
+    arrives(&b, "bob", "bob-pw", "INBOX", "Subject: second").await;
     a.stop().await;
     b.stop().await;
 }

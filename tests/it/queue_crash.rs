@@ -154,3 +154,95 @@ s.quit()
     assert!(b.addr_of(Service::Smtp).port() == port);
     b.stop().await;
 }
+
+/// `jmail queue` while the server runs: a native SEND to another domain (whose server is down) waits
+/// in the queue with its error; show, retry and drop act on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_commands_list_show_retry_and_drop() {
+    // elsewhere.example's MX refuses connections: every attempt fails, for now.
+    let dns = TestDns::start().await;
+    dns.mx("elsewhere.example", "mx.elsewhere.example");
+    dns.a("mx.elsewhere.example", Ipv4Addr::LOCALHOST);
+    let closed = free_port_on(Ipv4Addr::LOCALHOST);
+    let s = TestServer::start_with(|c| {
+        c.dns_servers = vec![dns.addr];
+        c.outbound_port = closed;
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    let mut c = s.client("alice", "alice-pw").await;
+    // All or nothing: an unknown local recipient stores nothing and queues nothing.
+    let refused = c
+        .send(
+            &["bob".into(), "carol@elsewhere.example".into()],
+            "out",
+            b"hi",
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(queued(s.dir.path()).is_empty());
+    s.add_user("bob", "bob-pw").await;
+    let sent = c
+        .send_and_keep(
+            &["bob".into(), "carol@elsewhere.example".into()],
+            "out",
+            b"hi",
+        )
+        .await
+        .unwrap();
+    assert!(sent.starts_with("SENT 2 <"), "{sent}");
+    let d = s.dir.path();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let entry = loop {
+        let q = queued(d);
+        if q.len() == 1 && q[0]["last_error"].is_string() {
+            break q[0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{q:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entry["sender"], "alice@localhost");
+    assert_eq!(
+        entry["recipients"],
+        serde_json::json!(["carol@elsewhere.example"])
+    );
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("elsewhere.example"),
+        "{entry}"
+    );
+    let id = entry["id"].to_string();
+    let out = jmail(&["queue", "list"], d).output().unwrap();
+    let listing = text(&out.stdout);
+    assert!(
+        listing.starts_with(&format!("{id}  "))
+            && listing.contains("from <alice@localhost> to carol@elsewhere.example"),
+        "{listing}"
+    );
+    assert!(listing.contains("    last error: "), "{listing}");
+    let out = jmail(&["queue", "show", &id], d).output().unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["domain"], "elsewhere.example");
+    let out = jmail(&["queue", "retry", &id], d).output().unwrap();
+    assert!(
+        text(&out.stdout).starts_with("1 message(s) due now"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = jmail(&["queue", "drop", &id], d).output().unwrap();
+    assert_eq!(text(&out.stdout), format!("dropped queued message {id}\n"));
+    let out = jmail(&["queue", "drop", &id], d).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!("no queued message {id}")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(queued(d).is_empty());
+    // The local copy and the Sent copy were stored with the queued one, in one transaction.
+    let mut sent_folder = s.client("alice", "alice-pw").await;
+    sent_folder.select("Sent").await.unwrap();
+    assert_eq!(sent_folder.list(0).await.unwrap().messages.len(), 1);
+}

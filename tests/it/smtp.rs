@@ -658,3 +658,31 @@ async fn postmaster_is_always_accepted() {
     assert_eq!(stored(&s, "bob", "bob-pw").await.len(), 2);
     assert_eq!(stored(&s, "alice", "alice-pw").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_going_round_in_circles_is_refused() {
+    let s = server().await;
+    let mut r = smtp(s.addr_of(Service::Smtp)).await;
+    ehlo_mail_rcpt(&mut r, "bob@localhost").await;
+    assert!(say(&mut r, "DATA").await.starts_with("354"));
+    let mut looped = "Received: from somewhere\r\n".repeat(50);
+    looped.push_str("Subject: loop\r\n\r\nround and round\r\n.");
+    assert_eq!(
+        say(&mut r, &looped).await,
+        "554 5.4.6 Too many hops (50 Received fields): a mail loop? Nothing was stored"
+    );
+    ehlo_mail_rcpt(&mut r, "bob@localhost").await;
+    assert!(say(&mut r, "DATA").await.starts_with("354"));
+    let mut fine = "Received: from somewhere\r\n".repeat(49);
+    fine.push_str("Subject: fine\r\n\r\nonce\r\n.");
+    assert!(
+        say(&mut r, &fine)
+            .await
+            .starts_with("250 2.0.0 OK: stored as ")
+    );
+    assert_eq!(
+        stored(&s, "bob", "bob-pw").await.len(),
+        2,
+        "welcome and the fine one"
+    );
+}
