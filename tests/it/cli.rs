@@ -1081,3 +1081,33 @@ pub async fn delete_user_from_another_process(dir: &std::path::Path, name: &str)
     .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn dns_records_name_every_record_and_make_the_keys_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let records = |domain: &str| {
+        let out = jmail(&["dns", "records", "--domain", domain], d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let first = records("example.org");
+    for want in [
+        "example.org.\tIN\tMX\t10 example.org.",
+        "example.org.\tIN\tTXT\t\"v=spf1 mx -all\"",
+        "jmail-ed25519._domainkey.example.org.\tIN\tTXT\t\"v=DKIM1; k=ed25519; p=",
+        "jmail-rsa._domainkey.example.org.\tIN\tTXT\t( \"v=DKIM1; k=rsa; p=MII",
+        "_dmarc.example.org.\tIN\tTXT\t\"v=DMARC1; p=quarantine; adkim=s; aspf=s\"",
+    ] {
+        assert!(first.contains(want), "{want:?} in\n{first}");
+    }
+    assert_eq!(records("example.org"), first, "the keys are made once");
+    use std::os::unix::fs::PermissionsExt;
+    let key = d.join("dkim/example.org.rsa.pem");
+    assert_eq!(
+        std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
