@@ -472,6 +472,10 @@ pub struct FileConfig {
     pub outbound_tls_required_domains: Option<Vec<String>>,
     /// Extra PEM certificates trusted when verifying other servers (a private CA, tests).
     pub outbound_tls_roots: Option<PathBuf>,
+    /// Send all mail for other domains through this server (`host`, `host:port` or `ip:port`; the port
+    /// defaults to `outbound_port`) instead of each domain's MX: a provider's smarthost, Postfix's
+    /// `relayhost`. Default: none, delivery by MX.
+    pub relay_host: Option<String>,
     /// Check SPF, DKIM and DMARC on mail from strangers (port 25) and record the results (default
     /// true). Each message then costs a few DNS lookups (cached by the resolver).
     pub inbound_auth_checks: Option<bool>,
@@ -553,6 +557,8 @@ pub struct Config {
     pub outbound_tls_required: bool,
     pub outbound_tls_required_domains: Vec<String>,
     pub outbound_tls_roots: Option<PathBuf>,
+    /// [`FileConfig::relay_host`].
+    pub relay_host: Option<String>,
     /// [`FileConfig::inbound_auth_checks`].
     pub inbound_auth_checks: bool,
     pub limits: Limits,
@@ -587,6 +593,7 @@ impl Config {
             outbound_tls_required: false,
             outbound_tls_required_domains: Vec::new(),
             outbound_tls_roots: None,
+            relay_host: None,
             // Tests and embedders have no DNS of their own unless they say so.
             inbound_auth_checks: false,
             limits: Limits::default(),

@@ -81,6 +81,17 @@ pub struct BenchArgs {
     /// IMAP: before the clock starts, APPEND until each user's INBOX holds this many messages.
     #[arg(long, default_value_t = 0)]
     fill: u32,
+    /// SMTP: log in (AUTH PLAIN as each sending user) before sending, as submission wants.
+    #[arg(long)]
+    auth: bool,
+    /// SMTP: the recipients' domain, when it is not --domain (mail to be relayed elsewhere; an address
+    /// literal such as `[127.0.0.9]` names a host without DNS).
+    #[arg(long)]
+    to_domain: Option<String>,
+    /// Relaying: start an SMTP sink on this address that takes every message, and time the run until it
+    /// has received them all (the server under test relays to it).
+    #[arg(long, value_name = "ADDR")]
+    sink: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -137,6 +148,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             report(&args, total, started.elapsed());
             return Ok(());
         }
+        let sink = match &args.sink {
+            Some(addr) => Some(super::bench_sink::start(addr).await?),
+            None => None,
+        };
         // With reused connections, every client connects and logs in before the clock starts, so the
         // figures measure sends, not argon2 logins.
         let ready = Arc::new(Barrier::new(args.clients + 1));
@@ -159,10 +174,33 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             total.latencies.extend(tally.latencies);
             total.errors += tally.errors;
         }
+        if let Some(sink) = sink {
+            let want = total.latencies.len();
+            let relayed = tokio::time::timeout(SINK_WAIT, async {
+                loop {
+                    let bell = sink.bell.notified();
+                    if sink.received.load(std::sync::atomic::Ordering::Relaxed) >= want {
+                        return;
+                    }
+                    bell.await;
+                }
+            })
+            .await;
+            if relayed.is_err() {
+                bail!(
+                    "the sink received {} of {want} messages within {} s",
+                    sink.received.load(std::sync::atomic::Ordering::Relaxed),
+                    SINK_WAIT.as_secs()
+                );
+            }
+        }
         report(&args, total, started.elapsed());
         Ok(())
     })
 }
+
+/// Longest wait for relayed mail to reach the sink once every message was submitted.
+const SINK_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Clone)]
 struct Params {
@@ -175,6 +213,8 @@ struct Params {
     refresh: bool,
     protocol: Protocol,
     domain: String,
+    to_domain: String,
+    auth: bool,
     keep_sent: bool,
     size: usize,
     fill: u32,
@@ -191,6 +231,11 @@ fn bench_params(args: &BenchArgs) -> Params {
         refresh: args.refresh,
         protocol: args.protocol,
         domain: args.domain.clone(),
+        to_domain: args
+            .to_domain
+            .clone()
+            .unwrap_or_else(|| args.domain.clone()),
+        auth: args.auth,
         keep_sent: args.keep_sent,
         size: args.size,
         fill: args.fill,
@@ -230,7 +275,10 @@ impl Conn {
                 c.login(me, &p.password).await?;
                 Conn::Native(c)
             }
-            Protocol::Smtp => Conn::Smtp(SmtpConn::connect(&p.server).await?),
+            Protocol::Smtp => {
+                let auth = p.auth.then_some((me, p.password.as_str()));
+                Conn::Smtp(SmtpConn::connect(&p.server, auth).await?)
+            }
             Protocol::Pop3 => Conn::Pop3(Pop3Conn::connect(&p.server, me, &p.password).await?),
             Protocol::Imap => {
                 let mut c = ImapConn::connect(&p.server, me, &p.password).await?;
@@ -251,7 +299,10 @@ impl Conn {
                 .await
                 .map(drop)?,
             Conn::Smtp(c) => {
-                let (from, to) = (format!("{me}@{}", p.domain), format!("{to}@{}", p.domain));
+                let (from, to) = (
+                    format!("{me}@{}", p.domain),
+                    format!("{to}@{}", p.to_domain),
+                );
                 c.send(&from, &to, &message(&from, &to, p.body.len()))
                     .await?
             }
@@ -379,6 +430,7 @@ fn report(args: &BenchArgs, mut total: Tally, elapsed: Duration) {
         (_, true) => "native-refresh",
         (Protocol::Imap, false) if args.idle.is_some() => "imap-idle-wakeup",
         (Protocol::Native, false) => "native",
+        (Protocol::Smtp, false) if args.sink.is_some() => "smtp-relayed",
         (Protocol::Smtp, false) => "smtp",
         (Protocol::Pop3, false) => "pop3",
         (Protocol::Imap, false) => "imap",

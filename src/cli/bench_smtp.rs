@@ -13,7 +13,8 @@ pub struct SmtpConn {
 }
 
 impl SmtpConn {
-    pub async fn connect(server: &str) -> anyhow::Result<SmtpConn> {
+    /// Connects and says EHLO; with `auth`, logs in with AUTH PLAIN as (user, password).
+    pub async fn connect(server: &str, auth: Option<(&str, &str)>) -> anyhow::Result<SmtpConn> {
         let stream = super::bench::dial(server).await?;
         let mut conn = SmtpConn {
             stream: BufReader::new(stream),
@@ -24,6 +25,14 @@ impl SmtpConn {
             .write_all(b"EHLO bench.jmail\r\n")
             .await?;
         conn.expect(250).await?;
+        if let Some((user, password)) = auth {
+            use base64::Engine;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+            let line = format!("AUTH PLAIN {token}\r\n");
+            conn.stream.get_mut().write_all(line.as_bytes()).await?;
+            conn.expect(235).await?;
+        }
         Ok(conn)
     }
 

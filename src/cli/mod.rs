@@ -3,6 +3,7 @@
 mod bench;
 mod bench_imap;
 mod bench_pop3;
+mod bench_sink;
 mod bench_smtp;
 mod bench_store;
 mod deliver;

@@ -144,6 +144,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
             .clone()
             .unwrap_or_default(),
         outbound_tls_roots: file.outbound_tls_roots.clone(),
+        relay_host: file.relay_host.clone(),
         inbound_auth_checks: file.inbound_auth_checks.unwrap_or(true),
         limits: file.limits.clone(),
     };

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Algorithm, CryptoError, Ed25519Key, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
+use mail_auth::common::headers::Writable;
 use mail_auth::dkim::DkimSigner;
 use mail_auth::dkim::generate::DkimKeyPair;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::EncodePublicKey;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 
 use crate::datadir::{FILE_MODE, write_atomic};
 
@@ -154,11 +154,39 @@ impl Dkim {
     }
 }
 
-fn rsa_key(pkcs1: &[u8]) -> Result<RsaKey<Sha256>, String> {
-    RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(
-        pkcs1.to_vec(),
-    )))
-    .map_err(|e| e.to_string())
+/// An RSA signing key on ring, which signs about five times faster than mail-auth's pure-Rust `rsa`
+/// backend (RSA is most of what signing a message costs).
+struct RingRsa(ring::signature::RsaKeyPair);
+
+impl SigningKey for RingRsa {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(1024);
+        input.write(&mut data);
+        let mut signature = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                &data,
+                &mut signature,
+            )
+            .map_err(|_| {
+                mail_auth::Error::Crypto(CryptoError::Library("RSA signing failed".into()))
+            })?;
+        Ok(signature)
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RsaSha256
+    }
+}
+
+fn rsa_key(pkcs1: &[u8]) -> Result<RingRsa, String> {
+    ring::signature::RsaKeyPair::from_der(pkcs1)
+        .map(RingRsa)
+        .map_err(|e| e.to_string())
 }
 
 /// The DER of the PEM file at `path`, or a new key from `make` written there first (0600).

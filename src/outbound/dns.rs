@@ -63,6 +63,9 @@ pub async fn route(
     dns: &MessageAuthenticator,
     domain: &str,
 ) -> Result<Vec<(String, Vec<IpAddr>)>, RouteError> {
+    if let Some(ip) = super::address_literal(domain) {
+        return Ok(vec![(ip.to_string(), vec![ip])]);
+    }
     let mut hosts: Vec<String> = match dns
         .mx_lookup(domain, None::<&NoCache<Box<str>, RecordSet<MX>>>)
         .await
@@ -112,6 +115,33 @@ pub async fn route(
         (true, None, false) => Err(RouteError::Temporary(format!(
             "no MX host of {domain} has an address"
         ))),
+    }
+}
+
+/// The route to a relay host (`host`, `host:port`, `ip:port`, `[ip]:port`): its name, addresses and port
+/// (`default_port` when it names none).
+pub async fn relay_route(
+    dns: &MessageAuthenticator,
+    relay: &str,
+    default_port: u16,
+) -> Result<(String, Vec<IpAddr>, u16), RouteError> {
+    if let Ok(addr) = relay.parse::<std::net::SocketAddr>() {
+        return Ok((addr.ip().to_string(), vec![addr.ip()], addr.port()));
+    }
+    let (host, port) = match relay.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => match p.parse::<u16>() {
+            Ok(port) => (h, port),
+            Err(_) => (relay, default_port),
+        },
+        _ => (relay, default_port),
+    };
+    let host = host.trim_matches(['[', ']']);
+    match addresses(dns, host).await {
+        Ok(ips) if !ips.is_empty() => Ok((host.to_string(), ips, port)),
+        Ok(_) => Err(RouteError::Temporary(format!(
+            "the relay host {host} has no address"
+        ))),
+        Err(e) => Err(RouteError::Temporary(e)),
     }
 }
 

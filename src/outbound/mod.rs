@@ -68,12 +68,28 @@ impl Mailer {
     }
 }
 
+/// The IP address of an address-literal domain (`[192.0.2.1]`, `[IPv6:2001:db8::1]`, RFC 5321
+/// §4.1.3), which names a host without DNS.
+pub fn address_literal(domain: &str) -> Option<std::net::IpAddr> {
+    let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+    match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..]
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(Into::into),
+        _ => inner.parse::<std::net::Ipv4Addr>().ok().map(Into::into),
+    }
+}
+
 /// Whether `address` looks like one another server could take: `local@domain`, a domain of dotted
-/// labels, no spaces or brackets (RCPT's parser has checked the rest).
+/// labels or an address literal, no spaces (RCPT's parser has checked the rest).
 pub fn plausible_address(address: &str) -> bool {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return false;
     };
+    if address_literal(domain).is_some() {
+        return !local.is_empty() && local.len() <= 64;
+    }
     !local.is_empty()
         && local.len() <= 64
         && domain.len() <= 253
@@ -139,4 +155,52 @@ pub async fn sign(
         message.internal_date_micros,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_other_servers_can_take() {
+        for good in [
+            "a@b.example",
+            "x.y+z@sub.b-c.example",
+            "a@[192.0.2.1]",
+            "a@[IPv6:2001:db8::1]",
+        ] {
+            assert!(plausible_address(good), "{good}");
+        }
+        for bad in [
+            "a",
+            "a@b",
+            "@b.example",
+            "a@b..example",
+            "a@-",
+            "a@[999.1.1.1]",
+            "a@b example.org",
+        ] {
+            assert!(!plausible_address(bad), "{bad}");
+        }
+        assert_eq!(
+            address_literal("[192.0.2.1]"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(address_literal("example.org"), None);
+    }
+
+    #[test]
+    fn recipients_grouped_by_domain_in_order() {
+        let rcpts = ["a@X.example", "b@y.example", "c@x.example"].map(String::from);
+        assert_eq!(
+            by_domain(&rcpts),
+            vec![
+                (
+                    "x.example".to_string(),
+                    vec!["a@X.example".to_string(), "c@x.example".to_string()]
+                ),
+                ("y.example".to_string(), vec!["b@y.example".to_string()]),
+            ]
+        );
+    }
 }

@@ -258,8 +258,16 @@ async fn deliver(
     entry: &QueueEntry,
 ) -> Vec<Fate> {
     let all = |f: Fate| vec![f; entry.recipients.len()];
-    let routes = match dns::route(&mailer.dns, &entry.domain).await {
-        Ok(routes) => routes,
+    let routed = match &config.relay_host {
+        Some(relay) => dns::relay_route(&mailer.dns, relay, config.outbound_port)
+            .await
+            .map(|(host, ips, port)| (vec![(host, ips)], port)),
+        None => dns::route(&mailer.dns, &entry.domain)
+            .await
+            .map(|routes| (routes, config.outbound_port)),
+    };
+    let (routes, port) = match routed {
+        Ok(routed) => routed,
         Err(dns::RouteError::Temporary(why)) => return all(Fate::Temporary(why)),
         Err(dns::RouteError::Permanent(why)) => {
             return all(Fate::Permanent(format!("5.1.2 {why}")));
@@ -283,7 +291,7 @@ async fn deliver(
     let mut last = Fate::Temporary(format!("no server for {} could be reached", entry.domain));
     for (host, ips) in routes {
         for ip in ips {
-            let addr = SocketAddr::new(ip, config.outbound_port);
+            let addr = SocketAddr::new(ip, port);
             let tcp = match tokio::time::timeout(deadline, connect(config, addr)).await {
                 Ok(Ok(tcp)) => tcp,
                 Ok(Err(e)) => {

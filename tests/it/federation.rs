@@ -416,3 +416,24 @@ async fn required_tls_is_verified_and_the_hourly_limit_holds() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_host_takes_all_outbound_mail() {
+    // No records at all for b.test: only the relay host setting can get the mail there.
+    let dns = TestDns::start().await;
+    let (ip_a, ip_b, _, port) = addresses();
+    let b = TestServer::start_with(|c| tune(c, "b.test", ip_b, port, dns.addr)).await;
+    b.add_user("bob", "bob-pw").await;
+    let relay = format!("{ip_b}:{port}");
+    let a = TestServer::start_with(|c| {
+        tune(c, "a.test", ip_a, port, dns.addr);
+        c.outbound_port = 1; // nothing listens there: only relay_host's own port works
+        c.relay_host = Some(relay);
+    })
+    .await;
+    a.add_user("alice", "alice-pw").await;
+    alice_sends(&a, "bob@b.test", "via the relay").await;
+    arrives(&b, "bob", "bob-pw", "INBOX", "via the relay").await;
+    a.stop().await;
+    b.stop().await;
+}
