@@ -45,6 +45,16 @@ for l in sys.stdin:
     for k in sys.argv[1].split("."): v = v[k]
     print(v)' "$1"; }
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
+# start_postfix: the system's Postfix, as configured by the section, started and greeting on port 25.
+start_postfix() {
+  postfix start >/dev/null 2>&1 || { tail -n 5 /var/log/postfix.log >&2 2>/dev/null || true; fail "postfix did not start"; }
+  POSTFIX_UP=1
+  for _ in $(seq 100); do
+    python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", 25), 1); assert s.recv(4) == b"220 "' \
+      2>/dev/null && break
+    sleep 0.1
+  done
+}
 
 # start_jmail DATA_DIR [serve flags...]: starts a release server on 127.0.0.1; sets SERVER and ADDR.
 start_jmail() {
@@ -285,13 +295,7 @@ if want smtp; then
   postfix stop >/dev/null 2>&1 || true
   for _ in $(seq 100); do postfix status >/dev/null 2>&1 || break; sleep 0.1; done
   postsuper -d ALL >/dev/null 2>&1 || true # mail queued by an earlier run would count in this one
-  postfix start >/dev/null 2>&1 || pf_fail "postfix did not start"
-  POSTFIX_UP=1
-  for _ in $(seq 100); do
-    python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", 25), 1); assert s.recv(4) == b"220 "' \
-      2>/dev/null && break
-    sleep 0.1
-  done
+  start_postfix
   # One message first: a setup that cannot deliver fails here within 30 s, not after the timed wait.
   clear_maildir
   smtp-source -m 1 -l 1024 -f src@localhost -t bench@localhost 127.0.0.1:25 \
@@ -368,13 +372,7 @@ print(r["messages_per_sec"])' "$QUEUE_MESSAGES"; }
       smtpd_client_connection_count_limit=50 smtpd_client_connection_rate_limit=0 \
       smtpd_client_message_rate_limit=0 smtpd_client_event_limit_exceptions=127.0.0.0/8 \
       default_process_limit=100 in_flow_delay=1s maillog_file=$PF_LOG
-    postfix start >/dev/null 2>&1 || fail "postfix did not start"
-    POSTFIX_UP=1
-    for _ in $(seq 100); do
-      python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", 25), 1); assert s.recv(4) == b"220 "' \
-        2>/dev/null && break
-      sleep 0.1
-    done
+    start_postfix
     "$JMAIL" bench --protocol smtp --server 127.0.0.1:25 --reuse-connections --clients 16 \
       --messages "$QUEUE_MESSAGES" --domain localhost --to-domain sink.test --sink "127.0.0.9:$sink" --json \
       | checked_rate

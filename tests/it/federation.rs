@@ -437,3 +437,30 @@ async fn a_relay_host_takes_all_outbound_mail() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_out_of_time_comes_back_to_its_sender() {
+    let dns = TestDns::start().await;
+    let (ip_a, ip_b, _, port) = addresses();
+    let dir_a = TempDir::new().unwrap();
+    publish(&dns, "a.test", ip_a, &dir_a, "p=none");
+    // b.test's MX is published, but nothing listens there.
+    dns.mx("b.test", "mx.b.test");
+    dns.a("mx.b.test", ip_b);
+    let a = TestServer::start_in(dir_a, |c| {
+        tune(c, "a.test", ip_a, port, dns.addr);
+        c.limits.queue_lifetime_secs = 2;
+    })
+    .await;
+    a.add_user("alice", "alice-pw").await;
+    alice_sends(&a, "bob@b.test", "never there").await;
+    let dsn = arrives(&a, "alice", "alice-pw", "INBOX", "Undelivered Mail").await;
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; bob@b.test\r\nAction: failed\r\nStatus: 5.4.7"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("gave up after "), "{dsn}");
+    assert!(dsn.contains("Subject: never there"), "{dsn}");
+    queue_until(&a, |q| q.is_empty()).await;
+    a.stop().await;
+}
