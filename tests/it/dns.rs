@@ -74,9 +74,14 @@ fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
 
 impl TestDns {
     pub async fn start() -> TestDns {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // One port for both: a UDP port the system picks may be taken for TCP; then pick again.
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break (udp, tcp, addr);
+            }
+        };
         let zone: Arc<Mutex<Zone>> = Arc::default();
         let z = zone.clone();
         let udp_task = tokio::spawn(async move {
