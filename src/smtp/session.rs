@@ -572,8 +572,13 @@ impl Session {
         // Strangers' mail is checked (SPF, DKIM, DMARC) and the results put on top of it.
         let mut junk = false;
         let mut body = body;
+        // Mail from this machine itself (a local script or content filter on 127.0.0.1 or ::1) is not
+        // checked, as OpenDKIM and OpenDMARC leave it by default: it has no SPF or DKIM to prove.
+        let from_this_host = matches!(self.peer.ip(), std::net::IpAddr::V4(ip) if ip == std::net::Ipv4Addr::LOCALHOST)
+            || self.peer.ip() == std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
         if self.account.is_none()
             && self.config.inbound_auth_checks
+            && !from_this_host
             && let Some(mailer) = &self.mailer
         {
             let hostname = self.config.hostname();

@@ -464,3 +464,46 @@ async fn a_message_out_of_time_comes_back_to_its_sender() {
     queue_until(&a, |q| q.is_empty()).await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_from_this_host_itself_is_not_checked() {
+    let dns = TestDns::start().await;
+    let (_, ip_b, ip_other, port) = addresses();
+    let dir_b = TempDir::new().unwrap();
+    publish(&dns, "b.test", ip_b, &dir_b, "p=reject");
+    let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
+    b.add_user("bob", "bob-pw").await;
+    let message = "From: bob@b.test\r\nSubject: local script\r\n\r\nfrom cron\r\n.";
+    // From 127.0.0.1 (a local script): taken as it is, though it claims b.test, which says p=reject.
+    let local = tokio::net::TcpStream::connect(b.addr_of(Service::Smtp))
+        .await
+        .unwrap();
+    assert_eq!(
+        local.local_addr().unwrap().ip(),
+        std::net::Ipv4Addr::LOCALHOST
+    );
+    let mut r = Raw {
+        stream: tokio::io::BufReader::new(local),
+    };
+    r.expect_prefix("220 ").await;
+    let steps = [
+        ("EHLO localhost".to_string(), "250 "),
+        ("MAIL FROM:<bob@b.test>".into(), "250 "),
+        ("RCPT TO:<bob@b.test>".into(), "250 "),
+        ("DATA".into(), "354 "),
+        (message.into(), "250 2.0.0 OK: stored as "),
+    ];
+    dialogue(&mut r, &steps).await;
+    let got = arrives(&b, "bob", "bob-pw", "INBOX", "local script").await;
+    assert!(!got.contains("Authentication-Results"), "{got}");
+    // The same from another address is checked, and refused.
+    let smtp_b = b.addr_of(Service::Smtp);
+    let mut r = Raw {
+        stream: tokio::io::BufReader::new(connect_from(ip_other.octets(), smtp_b).await),
+    };
+    r.expect_prefix("220 ").await;
+    let mut steps = steps;
+    steps[4].1 = "550 5.7.1 Message refused: it fails the DMARC policy of b.test";
+    dialogue(&mut r, &steps).await;
+    b.stop().await;
+}
