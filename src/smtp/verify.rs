@@ -43,7 +43,8 @@ pub async fn check(
     let spf = dns
         .verify_spf(SpfParameters::verify(ip, helo, hostname, sender))
         .await;
-    let Some(parsed) = AuthenticatedMessage::parse(message) else {
+    let checked = bounded_signatures(message);
+    let Some(parsed) = AuthenticatedMessage::parse(&checked) else {
         let header = AuthenticationResults::new(hostname)
             .with_spf_mailfrom_result(&spf, ip, sender, helo)
             .to_header();
@@ -80,9 +81,47 @@ pub async fn check(
     }
 }
 
+/// DKIM signatures checked per message: each costs a DNS lookup and a hash of the body, so a stranger's
+/// message with thousands of them must not make the server do thousands. Those past it are not
+/// checked (they are kept in the message).
+pub const DKIM_SIGNATURES_MAX: usize = 5;
+
 /// `message` without the Authentication-Results fields that claim to come from `hostname` (RFC 8601
 /// §5: a forger could otherwise hand readers a "pass" of ours). Others' are kept.
 pub fn strip_own_results(message: &[u8], hostname: &str) -> Vec<u8> {
+    keep_fields(message, |field| !is_own_result(field, hostname))
+}
+
+/// What DKIM verification reads of `message`: all of it but the signatures past the first
+/// [`DKIM_SIGNATURES_MAX`].
+fn bounded_signatures(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut seen = 0;
+    let mut over = false;
+    let kept = keep_fields(message, |field| {
+        if !field_named(field, "DKIM-Signature") {
+            return true;
+        }
+        seen += 1;
+        over |= seen > DKIM_SIGNATURES_MAX;
+        seen <= DKIM_SIGNATURES_MAX
+    });
+    match over {
+        true => std::borrow::Cow::Owned(kept),
+        false => std::borrow::Cow::Borrowed(message),
+    }
+}
+
+fn field_named(field: &[u8], name: &str) -> bool {
+    field.len() > name.len()
+        && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        && field[name.len()..]
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t'))
+            == Some(&b':')
+}
+
+/// `message` with only the header fields (each with its folded lines) that `keep` says yes to.
+fn keep_fields(message: &[u8], mut keep: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
     let header_end = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -106,7 +145,7 @@ pub fn strip_own_results(message: &[u8], hostname: &str) -> Vec<u8> {
             }
         }
         let field = &message[i..end];
-        if !is_own_result(field, hostname) {
+        if keep(field) {
             out.extend_from_slice(field);
         }
         i = end;
@@ -142,6 +181,29 @@ fn is_own_result(field: &[u8], hostname: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_past_the_limit_are_not_checked() {
+        let mut m = Vec::new();
+        for i in 0..DKIM_SIGNATURES_MAX + 3 {
+            m.extend_from_slice(format!("DKIM-Signature: v=1; s={i};\r\n\tb=x\r\n").as_bytes());
+        }
+        m.extend_from_slice(b"Subject: many\r\n\r\nDKIM-Signature: in the body\r\n");
+        let bounded = bounded_signatures(&m);
+        let text = String::from_utf8_lossy(&bounded);
+        assert_eq!(
+            text.matches("DKIM-Signature:").count(),
+            DKIM_SIGNATURES_MAX + 1,
+            "{text}"
+        );
+        assert!(text.contains("s=4;") && !text.contains("s=5;"));
+        assert!(text.ends_with("Subject: many\r\n\r\nDKIM-Signature: in the body\r\n"));
+        let few = b"DKIM-Signature: v=1\r\n\r\nx";
+        assert!(matches!(
+            bounded_signatures(few),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn own_results_are_removed_others_kept() {
