@@ -507,3 +507,71 @@ async fn mail_from_this_host_itself_is_not_checked() {
     dialogue(&mut r, &steps).await;
     b.stop().await;
 }
+
+/// A destination that answers without end, and one that never answers: each attempt ends with a
+/// temporary error within its limits, and the worker goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_destinations_cannot_hold_the_worker() {
+    use tokio::io::AsyncWriteExt;
+    let dns = TestDns::start().await;
+    let (ip_a, ip_b, ip_c, port) = addresses();
+    let dir_a = TempDir::new().unwrap();
+    publish(&dns, "a.test", ip_a, &dir_a, "p=none");
+    dns.mx("endless.test", "mx.endless.test");
+    dns.a("mx.endless.test", ip_b);
+    dns.mx("silent.test", "mx.silent.test");
+    dns.a("mx.silent.test", ip_c);
+    // endless.test: a greeting of ever more lines.
+    let endless = tokio::net::TcpListener::bind((ip_b, port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = endless.accept().await {
+            tokio::spawn(
+                async move { while s.write_all(b"220-more and more\r\n").await.is_ok() {} },
+            );
+        }
+    });
+    // silent.test: takes the connection and says nothing.
+    let silent = tokio::net::TcpListener::bind((ip_c, port)).await.unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = silent.accept().await {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let a = TestServer::start_in(dir_a, |c| {
+        tune(c, "a.test", ip_a, port, dns.addr);
+        c.limits.outbound_reply_secs_max = 1;
+    })
+    .await;
+    a.add_user("alice", "alice-pw").await;
+    submit(
+        &a,
+        "alice",
+        "alice-pw",
+        "alice@a.test",
+        &["x@endless.test", "y@silent.test"],
+        "hostile",
+    )
+    .await;
+    let queue = queue_until(&a, |q| {
+        q.len() == 2 && q.iter().all(|e| e.last_error.is_some())
+    })
+    .await;
+    let error_of = |domain: &str| {
+        queue
+            .iter()
+            .find(|e| e.domain == domain)
+            .and_then(|e| e.last_error.clone())
+            .unwrap()
+    };
+    assert!(
+        error_of("endless.test").contains("reply of more than 128 lines"),
+        "{queue:?}"
+    );
+    assert!(
+        error_of("silent.test").contains("did not answer in time"),
+        "{queue:?}"
+    );
+    a.stop().await;
+}
