@@ -25,9 +25,8 @@ pub struct TlsPolicy {
     pub opportunistic: Arc<rustls::ClientConfig>,
 }
 
-/// What the transaction is to carry.
+/// What a transaction is to carry.
 pub struct Envelope<'a> {
-    pub hostname: &'a str,
     pub sender: &'a str,
     pub recipients: &'a [String],
     pub size: u64,
@@ -114,118 +113,177 @@ fn failure(host: &str, what: &str, reply: &Reply) -> Failure {
     }
 }
 
-/// Runs one transaction on `tcp`, connected to `host`. Returns each recipient's fate in order.
-pub async fn transact(
-    tcp: TcpStream,
-    host: &str,
-    tls: &TlsPolicy,
-    tls_required: bool,
-    deadline: Duration,
-    envelope: &Envelope<'_>,
-    body: &dyn Body,
-) -> Result<Vec<Fate>, Failure> {
-    let mut conn = Conn {
-        io: Box::new(tcp),
-        reader: ReplyReader::default(),
-        buf: Vec::new(),
-        deadline,
-        host: host.to_string(),
-    };
-    let greeting = conn.reply(deadline).await?;
-    if greeting.code != 220 {
-        return Err(Failure::Temporary(format!(
-            "{host} greeted with {}",
-            greeting.text()
-        )));
-    }
-    let mut ehlo = conn.command(&format!("EHLO {}", envelope.hostname)).await?;
-    if !ehlo.is_positive() {
-        let helo = conn.command(&format!("HELO {}", envelope.hostname)).await?;
-        if !helo.is_positive() {
-            return Err(failure(host, "HELO", &helo));
-        }
-        ehlo = helo;
-    }
-    let offers = |reply: &Reply, what: &str| reply.extensions().iter().any(|(k, _)| k == what);
-    if offers(&ehlo, "STARTTLS") {
-        let start = conn.command("STARTTLS").await?;
-        if start.code == 220 {
-            conn = start_tls(conn, host, tls, tls_required).await?;
-            ehlo = conn.command(&format!("EHLO {}", envelope.hostname)).await?;
-            if !ehlo.is_positive() {
-                return Err(failure(host, "EHLO", &ehlo));
-            }
-        } else if tls_required {
+/// A connection to another server, greeted, EHLO said and TLS started as the policy asks: ready for
+/// one transaction after another (RFC 5321 §4.1.4: a new MAIL after the last one's reply).
+pub struct Session {
+    conn: Conn,
+    /// The server's EHLO keywords (after STARTTLS, the second EHLO's).
+    extensions: Vec<String>,
+}
+
+/// What a connection needs besides the socket.
+pub struct Opening<'a> {
+    pub host: &'a str,
+    pub hostname: &'a str,
+    pub tls: &'a TlsPolicy,
+    pub tls_required: bool,
+    pub deadline: Duration,
+}
+
+impl Session {
+    /// Greeting, EHLO (HELO if refused) and STARTTLS when offered, on `tcp`, connected to `host`.
+    pub async fn open(tcp: TcpStream, o: &Opening<'_>) -> Result<Session, Failure> {
+        let host = o.host;
+        let mut conn = Conn {
+            io: Box::new(tcp),
+            reader: ReplyReader::default(),
+            buf: Vec::new(),
+            deadline: o.deadline,
+            host: host.to_string(),
+        };
+        let greeting = conn.reply(o.deadline).await?;
+        if greeting.code != 220 {
             return Err(Failure::Temporary(format!(
-                "{host} refused STARTTLS ({}) and TLS is required",
-                start.text()
+                "{host} greeted with {}",
+                greeting.text()
             )));
         }
-    } else if tls_required {
-        return Err(Failure::Temporary(format!(
-            "{host} does not offer STARTTLS and TLS is required"
-        )));
-    }
-    let mut mail = format!("MAIL FROM:<{}>", envelope.sender);
-    if offers(&ehlo, "SIZE") {
-        mail.push_str(&format!(" SIZE={}", envelope.size));
-    }
-    if offers(&ehlo, "8BITMIME") {
-        mail.push_str(" BODY=8BITMIME");
-    }
-    let reply = conn.command(&mail).await?;
-    if !reply.is_positive() {
-        return Err(failure(host, "MAIL FROM", &reply));
-    }
-    let mut fates = Vec::with_capacity(envelope.recipients.len());
-    for rcpt in envelope.recipients {
-        let reply = conn.command(&format!("RCPT TO:<{rcpt}>")).await?;
-        fates.push(match reply.code {
-            250 | 251 => Fate::Delivered,
-            500.. => Fate::Permanent(format!("{host} said: {}", reply.text())),
-            _ => Fate::Temporary(format!("{host} said: {}", reply.text())),
-        });
-    }
-    if !fates.contains(&Fate::Delivered) {
-        let _ = conn.command("QUIT").await;
-        return Ok(fates);
-    }
-    let reply = conn.command("DATA").await?;
-    if reply.code != 354 {
-        return Err(failure(host, "DATA", &reply));
-    }
-    let mut encoder = DataEncoder::default();
-    let mut offset = 0u64;
-    let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
-    while offset < envelope.size {
-        let piece = body
-            .piece(offset, PIECE_BYTES)
-            .await
-            .map_err(Failure::Temporary)?;
-        if piece.is_empty() {
-            break;
+        let mut ehlo = conn.command(&format!("EHLO {}", o.hostname)).await?;
+        if !ehlo.is_positive() {
+            let helo = conn.command(&format!("HELO {}", o.hostname)).await?;
+            if !helo.is_positive() {
+                return Err(failure(host, "HELO", &helo));
+            }
+            ehlo = helo;
         }
-        offset += piece.len() as u64;
+        let offers = |reply: &Reply, what: &str| reply.extensions().iter().any(|(k, _)| k == what);
+        if offers(&ehlo, "STARTTLS") {
+            let start = conn.command("STARTTLS").await?;
+            if start.code == 220 {
+                conn = start_tls(conn, host, o.tls, o.tls_required).await?;
+                ehlo = conn.command(&format!("EHLO {}", o.hostname)).await?;
+                if !ehlo.is_positive() {
+                    return Err(failure(host, "EHLO", &ehlo));
+                }
+            } else if o.tls_required {
+                return Err(Failure::Temporary(format!(
+                    "{host} refused STARTTLS ({}) and TLS is required",
+                    start.text()
+                )));
+            }
+        } else if o.tls_required {
+            return Err(Failure::Temporary(format!(
+                "{host} does not offer STARTTLS and TLS is required"
+            )));
+        }
+        let extensions = ehlo.extensions().into_iter().map(|(k, _)| k).collect();
+        Ok(Session { conn, extensions })
+    }
+
+    fn offers(&self, keyword: &str) -> bool {
+        self.extensions.iter().any(|k| k == keyword)
+    }
+
+    /// One transaction: each recipient's fate in order. An `Err` leaves the connection unusable.
+    pub async fn send(
+        &mut self,
+        envelope: &Envelope<'_>,
+        body: &dyn Body,
+    ) -> Result<Vec<Fate>, Failure> {
+        let host = self.conn.host.clone();
+        let mut mail = format!("MAIL FROM:<{}>", envelope.sender);
+        if self.offers("SIZE") {
+            mail.push_str(&format!(" SIZE={}", envelope.size));
+        }
+        if self.offers("8BITMIME") {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        let reply = self.conn.command(&mail).await?;
+        if !reply.is_positive() {
+            // The server refused this message, not the connection: say so for its recipients.
+            let failed = failure(&host, "MAIL FROM", &reply);
+            self.reset().await?;
+            return Ok(vec![failed.into(); envelope.recipients.len()]);
+        }
+        let mut fates = Vec::with_capacity(envelope.recipients.len());
+        for rcpt in envelope.recipients {
+            let reply = self.conn.command(&format!("RCPT TO:<{rcpt}>")).await?;
+            fates.push(match reply.code {
+                250 | 251 => Fate::Delivered,
+                500.. => Fate::Permanent(format!("{host} said: {}", reply.text())),
+                _ => Fate::Temporary(format!("{host} said: {}", reply.text())),
+            });
+        }
+        if !fates.contains(&Fate::Delivered) {
+            self.reset().await?;
+            return Ok(fates);
+        }
+        let reply = self.conn.command("DATA").await?;
+        if reply.code != 354 {
+            let failed: Fate = failure(&host, "DATA", &reply).into();
+            self.reset().await?;
+            return Ok(fates
+                .into_iter()
+                .map(|f| {
+                    if f == Fate::Delivered {
+                        failed.clone()
+                    } else {
+                        f
+                    }
+                })
+                .collect());
+        }
+        let mut encoder = DataEncoder::default();
+        let mut offset = 0u64;
+        let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
+        while offset < envelope.size {
+            let piece = body
+                .piece(offset, PIECE_BYTES)
+                .await
+                .map_err(Failure::Temporary)?;
+            if piece.is_empty() {
+                break;
+            }
+            offset += piece.len() as u64;
+            out.clear();
+            encoder.encode(&piece, &mut out);
+            self.conn.send(&out).await?;
+        }
         out.clear();
-        encoder.encode(&piece, &mut out);
-        conn.send(&out).await?;
+        encoder.finish(&mut out);
+        self.conn.send(&out).await?;
+        // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end of data.
+        let done = self.conn.reply(self.conn.deadline * 2).await?;
+        if !done.is_positive() {
+            let failed: Fate = failure(&host, "the message", &done).into();
+            for fate in fates.iter_mut().filter(|f| **f == Fate::Delivered) {
+                *fate = failed.clone();
+            }
+        }
+        Ok(fates)
     }
-    out.clear();
-    encoder.finish(&mut out);
-    conn.send(&out).await?;
-    // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end of data.
-    let done = conn.reply(deadline * 2).await?;
-    let _ = conn.command("QUIT").await;
-    if !done.is_positive() {
-        let failed = failure(host, "the message", &done);
-        for fate in fates.iter_mut().filter(|f| **f == Fate::Delivered) {
-            *fate = match &failed {
-                Failure::Permanent(t) => Fate::Permanent(t.clone()),
-                Failure::Temporary(t) => Fate::Temporary(t.clone()),
-            };
+
+    /// RSET after a transaction that stopped half-way, so the next one starts clean.
+    async fn reset(&mut self) -> Result<(), Failure> {
+        let reply = self.conn.command("RSET").await?;
+        match reply.is_positive() {
+            true => Ok(()),
+            false => Err(failure(&self.conn.host.clone(), "RSET", &reply)),
         }
     }
-    Ok(fates)
+
+    pub async fn quit(mut self) {
+        let _ = self.conn.command("QUIT").await;
+    }
+}
+
+impl From<Failure> for Fate {
+    fn from(f: Failure) -> Fate {
+        match f {
+            Failure::Permanent(t) => Fate::Permanent(t),
+            Failure::Temporary(t) => Fate::Temporary(t),
+        }
+    }
 }
 
 /// TLS on the connection after `220` to STARTTLS: verified when required, else whatever the server has.

@@ -25,6 +25,13 @@ use crate::store::{Attempted, BodyRef, NewMessage, QueueEntry, Store};
 const LEASE_SECS: i64 = 30 * 60;
 /// Entries looked at per pass.
 const DUE_BATCH: usize = 200;
+/// Messages one connection carries before it is closed (Postfix's connection reuse is bounded too), so
+/// that one busy destination's connections are renewed and other work gets its turn.
+const MESSAGES_PER_CONNECTION_MAX: usize = 100;
+/// How long an open connection waits for another message to its domain before it is closed, and how
+/// often it looks meanwhile.
+const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(2);
+const CONNECTION_IDLE_POLL: Duration = Duration::from_millis(100);
 /// How often the queue is looked at with no news: entries made by other processes, and leases run out.
 const POLL_SECS: u64 = 30;
 
@@ -114,10 +121,14 @@ pub async fn run(
                             busy_skipped = true;
                             continue;
                         };
-                        let (store, config, mailer) =
-                            (store.clone(), config.clone(), mailer.clone());
+                        let (store, config, mailer, stop) = (
+                            store.clone(),
+                            config.clone(),
+                            mailer.clone(),
+                            shutdown.clone(),
+                        );
                         tracker.spawn(async move {
-                            attempt(&store, &config, &mailer, entry).await;
+                            connection(&store, &config, &mailer, entry, &stop).await;
                             drop((global, local));
                         });
                     }
@@ -143,9 +154,60 @@ pub async fn run(
     }
 }
 
-/// One attempt at one entry, its outcome recorded.
-async fn attempt(store: &Arc<dyn Store>, config: &Config, mailer: &Mailer, entry: QueueEntry) {
-    let fates = deliver(store, config, mailer, &entry).await;
+/// One connection's work: the entry it was started for, then more due entries for the same domain over
+/// the same connection (as Postfix reuses its connections), up to `MESSAGES_PER_CONNECTION_MAX`.
+async fn connection(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    mailer: &Mailer,
+    first: QueueEntry,
+    stop: &CancellationToken,
+) {
+    let domain = first.domain.clone();
+    let mut session = None;
+    let mut next = Some(first);
+    let mut sent = 0;
+    while let Some(entry) = next.take() {
+        let fates = deliver(store, config, mailer, &entry, &mut session).await;
+        record(store, config, &entry, fates).await;
+        sent += 1;
+        if session.is_none() || sent >= MESSAGES_PER_CONNECTION_MAX || stop.is_cancelled() {
+            break;
+        }
+        next = one_more(store, &domain, stop).await;
+    }
+    if let Some(session) = session {
+        session.quit().await;
+    }
+}
+
+/// Leases the next due entry for `domain`, waiting up to `CONNECTION_IDLE_MAX` for one to come due
+/// (Postfix keeps a connection open 2 s for the next message too); `None` when none came.
+async fn one_more(
+    store: &Arc<dyn Store>,
+    domain: &str,
+    stop: &CancellationToken,
+) -> Option<QueueEntry> {
+    let give_up = tokio::time::Instant::now() + CONNECTION_IDLE_MAX;
+    loop {
+        let now = now_micros();
+        let due = store.queue_due(now, DUE_BATCH).await.ok()?;
+        if let Some((id, _)) = due.into_iter().find(|(_, d)| d == domain) {
+            let lease = now + LEASE_SECS * 1_000_000;
+            if let Some(entry) = store.queue_take(vec![id], now, lease).await.ok()?.pop() {
+                return Some(entry);
+            }
+        }
+        if tokio::time::Instant::now() >= give_up || stop.is_cancelled() {
+            return None;
+        }
+        tokio::time::sleep(CONNECTION_IDLE_POLL).await;
+    }
+}
+
+/// Records one attempt's outcome: delivered recipients gone, temporary failures back in the queue,
+/// permanent ones (and those out of time) told to the sender.
+async fn record(store: &Arc<dyn Store>, config: &Config, entry: &QueueEntry, fates: Vec<Fate>) {
     let now = now_micros();
     let expired = now - entry.created_micros > config.limits.queue_lifetime_secs as i64 * 1_000_000;
     let mut retry = Vec::new();
@@ -179,7 +241,7 @@ async fn attempt(store: &Arc<dyn Store>, config: &Config, mailer: &Mailer, entry
         }
     }
     let bounce = match (&entry.user, failed.is_empty(), entry.sender.is_empty()) {
-        (Some(user), false, false) => bounce(store, config, &entry, &failed)
+        (Some(user), false, false) => bounce(store, config, entry, &failed)
             .await
             .map(|m| (*user, m)),
         _ => None,
@@ -250,14 +312,35 @@ async fn bounce(
     ))
 }
 
-/// Tries the domain's hosts in order until one gives answers; each recipient's fate.
+/// Each recipient's fate: over `session` when it is open and still works, else over a new connection
+/// to the domain's hosts in order (the first that answers), which is left in `session` for the next.
 async fn deliver(
     store: &Arc<dyn Store>,
     config: &Config,
     mailer: &Mailer,
     entry: &QueueEntry,
+    session: &mut Option<client::Session>,
 ) -> Vec<Fate> {
     let all = |f: Fate| vec![f; entry.recipients.len()];
+    let body = Body_ {
+        store: store.clone(),
+        body: BodyRef {
+            blob: entry.blob,
+            len: entry.size,
+        },
+    };
+    let envelope = Envelope {
+        sender: &entry.sender,
+        recipients: &entry.recipients,
+        size: entry.size,
+    };
+    if let Some(open) = session.as_mut() {
+        match open.send(&envelope, &body).await {
+            Ok(fates) => return fates,
+            // A connection that went stale between messages: try this one on a new connection.
+            Err(_) => *session = None,
+        }
+    }
     let routed = match &config.relay_host {
         Some(relay) => dns::relay_route(&mailer.dns, relay, config.outbound_port)
             .await
@@ -273,23 +356,16 @@ async fn deliver(
             return all(Fate::Permanent(format!("5.1.2 {why}")));
         }
     };
-    let body = Body_ {
-        store: store.clone(),
-        body: BodyRef {
-            blob: entry.blob,
-            len: entry.size,
-        },
-    };
-    let envelope = Envelope {
-        hostname: config.hostname(),
-        sender: &entry.sender,
-        recipients: &entry.recipients,
-        size: entry.size,
-    };
     let deadline = Duration::from_secs(config.limits.outbound_reply_secs_max);
-    let tls_required = config.tls_required_for(&entry.domain);
     let mut last = Fate::Temporary(format!("no server for {} could be reached", entry.domain));
     for (host, ips) in routes {
+        let opening = client::Opening {
+            host: &host,
+            hostname: config.hostname(),
+            tls: &mailer.tls,
+            tls_required: config.tls_required_for(&entry.domain),
+            deadline,
+        };
         for ip in ips {
             let addr = SocketAddr::new(ip, port);
             let tcp = match tokio::time::timeout(deadline, connect(config, addr)).await {
@@ -304,18 +380,19 @@ async fn deliver(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            match client::transact(
-                tcp,
-                &host,
-                &mailer.tls,
-                tls_required,
-                deadline,
-                &envelope,
-                &body,
-            )
-            .await
-            {
-                Ok(fates) => return fates,
+            let mut open = match client::Session::open(tcp, &opening).await {
+                Ok(open) => open,
+                Err(Failure::Permanent(why)) => return all(Fate::Permanent(why)),
+                Err(Failure::Temporary(why)) => {
+                    last = Fate::Temporary(why);
+                    continue;
+                }
+            };
+            match open.send(&envelope, &body).await {
+                Ok(fates) => {
+                    *session = Some(open);
+                    return fates;
+                }
                 Err(Failure::Permanent(why)) => return all(Fate::Permanent(why)),
                 Err(Failure::Temporary(why)) => last = Fate::Temporary(why),
             }

@@ -4,6 +4,7 @@
 //! the sender domain's DMARC policy.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jmail::config::Config;
@@ -573,5 +574,67 @@ async fn hostile_destinations_cannot_hold_the_worker() {
         error_of("silent.test").contains("did not answer in time"),
         "{queue:?}"
     );
+    a.stop().await;
+}
+
+/// Messages waiting for one destination go over one connection, one transaction after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiting_messages_share_a_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let dns = TestDns::start().await;
+    let (ip_a, ip_b, _, port) = addresses();
+    let dir_a = TempDir::new().unwrap();
+    publish(&dns, "a.test", ip_a, &dir_a, "p=none");
+    dns.mx("b.test", "mx.b.test");
+    dns.a("mx.b.test", ip_b);
+    let a = TestServer::start_in(dir_a, |c| tune(c, "a.test", ip_a, port, dns.addr)).await;
+    a.add_user("alice", "alice-pw").await;
+    // b.test is down while ten messages wait.
+    for n in 0..10 {
+        alice_sends(&a, "bob@b.test", &format!("batch {n}")).await;
+    }
+    queue_until(&a, |q| {
+        q.len() == 10 && q.iter().all(|e| e.last_error.is_some())
+    })
+    .await;
+    // Then a counting SMTP server comes up there.
+    let (connections, messages) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let listener = tokio::net::TcpListener::bind((ip_b, port)).await.unwrap();
+    let (conns, msgs) = (connections.clone(), messages.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            conns.fetch_add(1, Ordering::SeqCst);
+            let msgs = msgs.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = tokio::io::BufReader::new(read).lines();
+                write.write_all(b"220 mx.b.test\r\n").await.unwrap();
+                let mut data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = match (data, line.as_str()) {
+                        (true, ".") => {
+                            data = false;
+                            msgs.fetch_add(1, Ordering::SeqCst);
+                            b"250 ok\r\n"
+                        }
+                        (true, _) => continue,
+                        (false, "DATA") => {
+                            data = true;
+                            b"354 go on\r\n"
+                        }
+                        (false, "QUIT") => b"221 bye\r\n",
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    queue_until(&a, |q| q.is_empty()).await;
+    assert_eq!(messages.load(Ordering::SeqCst), 10);
+    let used = connections.load(Ordering::SeqCst);
+    let per_domain = jmail::config::Limits::default().outbound_connections_per_domain_max;
+    assert!(used <= per_domain, "{used} connections for 10 messages");
     a.stop().await;
 }
