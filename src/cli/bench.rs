@@ -347,8 +347,8 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
         if conn.is_none() {
             match Conn::open(&p, &me).await {
                 Ok(c) => conn = Some(c),
-                Err(_) => {
-                    tally.errors += 1;
+                Err(e) => {
+                    note_error(&mut tally, &e);
                     continue;
                 }
             }
@@ -356,8 +356,8 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
         let c = conn.as_mut().expect("connected above");
         match c.send(&p, &me, &to).await {
             Ok(()) => tally.latencies.push(t0.elapsed()),
-            Err(_) => {
-                tally.errors += 1;
+            Err(e) => {
+                note_error(&mut tally, &e);
                 conn = None;
                 continue;
             }
@@ -367,6 +367,14 @@ async fn client(index: usize, messages: usize, p: Params, ready: Arc<Barrier>) -
         }
     }
     tally
+}
+
+/// Counts a failed message; the first of each client is told on stderr (the figures stay on stdout).
+fn note_error(tally: &mut Tally, e: &anyhow::Error) {
+    if tally.errors == 0 {
+        eprintln!("jmail bench: a message failed: {e:#}");
+    }
+    tally.errors += 1;
 }
 
 /// Times `LIST <modseq>` when nothing changed since `modseq`: what a client's refresh costs.

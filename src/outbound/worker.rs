@@ -32,6 +32,9 @@ const MESSAGES_PER_CONNECTION_MAX: usize = 100;
 /// often it looks meanwhile.
 const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(2);
 const CONNECTION_IDLE_POLL: Duration = Duration::from_millis(100);
+/// Entries a connection leases at a time for itself. Each waits its turn under its lease
+/// (`LEASE_SECS`), so few: a slow destination cannot make a lease run out before its turn.
+const TAKE_PER_CONNECTION: usize = 4;
 /// How often the queue is looked at with no news: entries made by other processes, and leases run out.
 const POLL_SECS: u64 = 30;
 
@@ -165,43 +168,73 @@ async fn connection(
 ) {
     let domain = first.domain.clone();
     let mut session = None;
-    let mut next = Some(first);
+    let mut next = std::collections::VecDeque::from([first]);
     let mut sent = 0;
-    while let Some(entry) = next.take() {
+    while let Some(entry) = next.pop_front() {
         let fates = deliver(store, config, mailer, &entry, &mut session).await;
         record(store, config, &entry, fates).await;
         sent += 1;
-        if session.is_none() || sent >= MESSAGES_PER_CONNECTION_MAX || stop.is_cancelled() {
+        let done = session.is_none() || sent >= MESSAGES_PER_CONNECTION_MAX || stop.is_cancelled();
+        if done {
+            // Entries taken for this connection that it will not carry are made due again at once.
+            for left in next.drain(..) {
+                release(store, &left).await;
+            }
             break;
         }
-        next = one_more(store, &domain, stop).await;
+        if next.is_empty() {
+            next.extend(more(store, &domain, stop).await);
+        }
     }
     if let Some(session) = session {
         session.quit().await;
     }
 }
 
-/// Leases the next due entry for `domain`, waiting up to `CONNECTION_IDLE_MAX` for one to come due
-/// (Postfix keeps a connection open 2 s for the next message too); `None` when none came.
-async fn one_more(
-    store: &Arc<dyn Store>,
-    domain: &str,
-    stop: &CancellationToken,
-) -> Option<QueueEntry> {
+/// Leases a few due entries for `domain` (starting at a random one of them, so that connections to
+/// one destination do not all reach for the same), waiting up to `CONNECTION_IDLE_MAX` for some to come
+/// due (Postfix keeps a connection open 2 s for the next message too); empty when none came.
+async fn more(store: &Arc<dyn Store>, domain: &str, stop: &CancellationToken) -> Vec<QueueEntry> {
     let give_up = tokio::time::Instant::now() + CONNECTION_IDLE_MAX;
     loop {
         let now = now_micros();
-        let due = store.queue_due(now, DUE_BATCH).await.ok()?;
-        if let Some((id, _)) = due.into_iter().find(|(_, d)| d == domain) {
+        let Ok(due) = store.queue_due(now, DUE_BATCH).await else {
+            return Vec::new();
+        };
+        let mut ids: Vec<i64> = due
+            .into_iter()
+            .filter(|(_, d)| d == domain)
+            .map(|(id, _)| id)
+            .collect();
+        if !ids.is_empty() {
+            let start = rand::random::<u32>() as usize % ids.len();
+            ids.rotate_left(start);
+            ids.truncate(TAKE_PER_CONNECTION);
             let lease = now + LEASE_SECS * 1_000_000;
-            if let Some(entry) = store.queue_take(vec![id], now, lease).await.ok()?.pop() {
-                return Some(entry);
+            match store.queue_take(ids, now, lease).await {
+                Ok(taken) if !taken.is_empty() => return taken,
+                Ok(_) => continue, // others took them first: look again at once
+                Err(_) => return Vec::new(),
             }
         }
         if tokio::time::Instant::now() >= give_up || stop.is_cancelled() {
-            return None;
+            return Vec::new();
         }
         tokio::time::sleep(CONNECTION_IDLE_POLL).await;
+    }
+}
+
+/// Gives back a leased entry untried: due again now, its last error kept.
+async fn release(store: &Arc<dyn Store>, entry: &QueueEntry) {
+    let back = Attempted {
+        id: entry.id,
+        retry: entry.recipients.clone(),
+        retry_micros: now_micros(),
+        error: entry.last_error.clone(),
+        bounce: None,
+    };
+    if let Err(e) = store.queue_attempted(back).await {
+        tracing::warn!(queue = entry.id, error = %e, "giving back a queue entry failed; its lease runs out");
     }
 }
 
