@@ -2,7 +2,7 @@
 //! calls these, inside its transaction where a rule depends on stored state, so a second backend writes
 //! only its queries.
 
-use super::StoreError;
+use super::{Changes, FlagOp, Flags, MessageMeta, StoreError, flags};
 
 /// The hierarchy separator of mailbox names (IMAP's delimiter, JMAP's parent chain).
 pub const SEPARATOR: char = '/';
@@ -89,6 +89,94 @@ pub fn same_keyword(a: &str, b: &str) -> bool {
 pub fn sort_keywords(keywords: &mut Vec<String>) {
     keywords.sort_by_cached_key(|k| k.to_ascii_lowercase());
     keywords.dedup_by(|a, b| same_keyword(a, b));
+}
+
+/// Keywords as stored: sorted, without repeats, space-separated.
+pub fn join_keywords(keywords: &[String]) -> String {
+    keywords.join(" ")
+}
+
+pub fn split_keywords(stored: &str) -> Vec<String> {
+    stored.split_whitespace().map(str::to_string).collect()
+}
+
+/// Flags made canonical: only known system bits, keywords valid, sorted and without repeats.
+pub fn canonical(mut f: Flags) -> Result<Flags, StoreError> {
+    for k in &f.keywords {
+        keyword(k)?;
+    }
+    sort_keywords(&mut f.keywords);
+    f.system &= flags::ALL;
+    Ok(f)
+}
+
+/// A message's flags after a flag update `op` with `given`.
+pub fn flags_after(old: &Flags, op: FlagOp, given: &Flags) -> Flags {
+    match op {
+        FlagOp::Replace => given.clone(),
+        FlagOp::Add => {
+            // The message's own spelling of a keyword it has stays; sort_keywords keeps the first.
+            let mut keywords = old.keywords.clone();
+            keywords.extend(given.keywords.iter().cloned());
+            sort_keywords(&mut keywords);
+            Flags {
+                system: old.system | given.system,
+                keywords,
+            }
+        }
+        FlagOp::Remove => Flags {
+            system: old.system & !given.system,
+            keywords: old
+                .keywords
+                .iter()
+                .filter(|k| !given.keywords.iter().any(|g| same_keyword(g, k)))
+                .cloned()
+                .collect(),
+        },
+    }
+}
+
+/// UIDs sorted, without repeats: every write walks them in this order (and so takes row locks in it).
+pub fn sorted_uids(uids: &[u32]) -> Vec<u32> {
+    let mut v = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Merges a mailbox's changed messages and its expunged UIDs (each `(uid, modseq)`, oldest first, read
+/// in one snapshot with up to `limit + 1` of each) into one answer of the `limit` oldest changes;
+/// `through_modseq` is then the newest one kept, or the mailbox's `highest` when all fit.
+pub fn merge_changes(
+    mut messages: Vec<MessageMeta>,
+    mut gone: Vec<(u32, u64)>,
+    highest: u64,
+    limit: usize,
+) -> Changes {
+    if messages.len() + gone.len() <= limit {
+        let gone = gone.into_iter().map(|(uid, _)| uid).collect();
+        return Changes {
+            messages,
+            gone,
+            through_modseq: highest,
+            more: false,
+        };
+    }
+    let mut modseqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m.modseq)
+        .chain(gone.iter().map(|g| g.1))
+        .collect();
+    modseqs.sort_unstable();
+    let through = modseqs[limit - 1];
+    messages.retain(|m| m.modseq <= through);
+    gone.retain(|g| g.1 <= through);
+    Changes {
+        messages,
+        gone: gone.into_iter().map(|(uid, _)| uid).collect(),
+        through_modseq: through,
+        more: true,
+    }
 }
 
 /// Bytes and messages: an account's usage, or what an operation adds.
@@ -253,5 +341,29 @@ mod tests {
                 messages: None
             }
         );
+    }
+
+    fn meta(uid: u32, modseq: u64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            modseq,
+            flags: 0,
+            size: 1,
+            crlf_size: 3,
+            internal_date_micros: 0,
+            from: String::new(),
+            subject: String::new(),
+            keywords: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn merge_cuts_at_limit_in_modseq_order() {
+        let c = merge_changes(vec![meta(1, 1), meta(3, 4)], vec![(2, 3), (1, 5)], 9, 2);
+        assert_eq!(c.messages, vec![meta(1, 1)]);
+        assert_eq!(c.gone, vec![2]);
+        assert_eq!((c.through_modseq, c.more), (3, true));
+        let c = merge_changes(vec![meta(1, 1)], vec![(2, 3)], 9, 2);
+        assert_eq!((c.through_modseq, c.more), (9, false));
     }
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::write_messages::split_keywords;
+use crate::store::rules::{merge_changes, split_keywords};
 use crate::store::rules::{Quota, Usage};
 use crate::store::{
     Changes, Credentials, MailboxId, MailboxInfo, MessageMeta, Role, UserId, UserInfo,
@@ -62,40 +62,7 @@ pub fn changes(
         .optional()?
         .unwrap_or(0);
     tx.commit()?;
-    Ok(merge(messages, gone, highest, limit))
-}
-
-/// Keeps the `limit` oldest changes of both kinds; `through_modseq` is then the newest one kept.
-fn merge(
-    mut messages: Vec<MessageMeta>,
-    mut gone: Vec<(u32, u64)>,
-    highest: u64,
-    limit: usize,
-) -> Changes {
-    if messages.len() + gone.len() <= limit {
-        let gone = gone.into_iter().map(|(uid, _)| uid).collect();
-        return Changes {
-            messages,
-            gone,
-            through_modseq: highest,
-            more: false,
-        };
-    }
-    let mut modseqs: Vec<u64> = messages
-        .iter()
-        .map(|m| m.modseq)
-        .chain(gone.iter().map(|g| g.1))
-        .collect();
-    modseqs.sort_unstable();
-    let through = modseqs[limit - 1];
-    messages.retain(|m| m.modseq <= through);
-    gone.retain(|g| g.1 <= through);
-    Changes {
-        messages,
-        gone: gone.into_iter().map(|(uid, _)| uid).collect(),
-        through_modseq: through,
-        more: true,
-    }
+    Ok(merge_changes(messages, gone, highest, limit))
 }
 
 /// Newest first, with bodies: walks the (mailbox, uid) key backwards, so the cost is `limit` rows.
@@ -410,33 +377,4 @@ pub fn users(conn: &Connection, default: Quota) -> rusqlite::Result<Vec<UserInfo
         })
     })?
     .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(uid: u32, modseq: u64) -> MessageMeta {
-        MessageMeta {
-            uid,
-            modseq,
-            flags: 0,
-            size: 1,
-            crlf_size: 3,
-            internal_date_micros: 0,
-            from: String::new(),
-            subject: String::new(),
-            keywords: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn merge_cuts_at_limit_in_modseq_order() {
-        let c = merge(vec![meta(1, 1), meta(3, 4)], vec![(2, 3), (1, 5)], 9, 2);
-        assert_eq!(c.messages, vec![meta(1, 1)]);
-        assert_eq!(c.gone, vec![2]);
-        assert_eq!((c.through_modseq, c.more), (3, true));
-        let c = merge(vec![meta(1, 1)], vec![(2, 3)], 9, 2);
-        assert_eq!((c.through_modseq, c.more), (9, false));
-    }
 }

@@ -7,30 +7,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::counters::{self, Applied, Change, Target};
 use super::writer::{Ctx, backend};
-use crate::store::rules::same_keyword;
 use crate::store::{
     CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, MailboxId,
     MessageFlags, NewMessage, StoreError, StoreResult, UserId, flags,
 };
 
-/// Keywords as stored: sorted, without repeats, space-separated.
-pub fn join_keywords(keywords: &[String]) -> String {
-    keywords.join(" ")
-}
-
-pub fn split_keywords(stored: &str) -> Vec<String> {
-    stored.split_whitespace().map(str::to_string).collect()
-}
-
-/// Flags made canonical: only known system bits, keywords valid, sorted and without repeats.
-fn canonical(mut f: Flags) -> StoreResult<Flags> {
-    for k in &f.keywords {
-        crate::store::rules::keyword(k)?;
-    }
-    crate::store::rules::sort_keywords(&mut f.keywords);
-    f.system &= flags::ALL;
-    Ok(f)
-}
+use crate::store::rules::{canonical, flags_after, join_keywords, sorted_uids as sorted, split_keywords};
 
 /// Where a new message row comes from: a new message's metadata and its (already stored) blob.
 struct Row<'a> {
@@ -269,31 +251,6 @@ fn current(
     .optional()
 }
 
-fn changed(old: &Flags, op: FlagOp, given: &Flags) -> Flags {
-    match op {
-        FlagOp::Replace => given.clone(),
-        FlagOp::Add => {
-            // The message's own spelling of a keyword it has stays; sort_keywords keeps the first.
-            let mut keywords = old.keywords.clone();
-            keywords.extend(given.keywords.iter().cloned());
-            crate::store::rules::sort_keywords(&mut keywords);
-            Flags {
-                system: old.system | given.system,
-                keywords,
-            }
-        }
-        FlagOp::Remove => Flags {
-            system: old.system & !given.system,
-            keywords: old
-                .keywords
-                .iter()
-                .filter(|k| !given.keywords.iter().any(|g| same_keyword(g, k)))
-                .cloned()
-                .collect(),
-        },
-    }
-}
-
 pub fn update_flags(
     ctx: &mut Ctx<'_>,
     mailbox: MailboxId,
@@ -318,7 +275,7 @@ pub fn update_flags(
             update.refused.push(uid);
             continue;
         }
-        let new = changed(&old, op, &given);
+        let new = flags_after(&old, op, &given);
         if new == old {
             update.unchanged.push(MessageFlags {
                 uid,
@@ -363,13 +320,6 @@ pub fn update_flags(
     };
     run(&mut update).map_err(backend)?;
     Ok(update)
-}
-
-fn sorted(uids: &[u32]) -> Vec<u32> {
-    let mut v = uids.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 pub fn copy(
