@@ -476,6 +476,10 @@ pub struct FileConfig {
     /// defaults to `outbound_port`) instead of each domain's MX: a provider's smarthost, Postfix's
     /// `relayhost`. Default: none, delivery by MX.
     pub relay_host: Option<String>,
+    /// Where the mail is stored: a PostgreSQL URL (`postgres://user:password@host:port/database`) shared
+    /// by several nodes, or absent for the embedded SQLite store in the data dir (the default). The URL
+    /// may hold a password: keep the config file readable only by the server's user.
+    pub store: Option<String>,
     /// Check SPF, DKIM and DMARC on mail from strangers (port 25) and record the results (default
     /// true). Each message then costs a few DNS lookups (cached by the resolver).
     pub inbound_auth_checks: Option<bool>,
@@ -559,6 +563,8 @@ pub struct Config {
     pub outbound_tls_roots: Option<PathBuf>,
     /// [`FileConfig::relay_host`].
     pub relay_host: Option<String>,
+    /// [`FileConfig::store`].
+    pub store: Option<String>,
     /// [`FileConfig::inbound_auth_checks`].
     pub inbound_auth_checks: bool,
     pub limits: Limits,
@@ -594,6 +600,7 @@ impl Config {
             outbound_tls_required_domains: Vec::new(),
             outbound_tls_roots: None,
             relay_host: None,
+            store: None,
             // Tests and embedders have no DNS of their own unless they say so.
             inbound_auth_checks: false,
             limits: Limits::default(),
@@ -656,6 +663,13 @@ impl Config {
             h.is_empty() || h.len() > 253 || h.contains(['@', ' ', '/', '\\', '['])
         }) {
             return bad("hostname must be a plain host name");
+        }
+        if let Some(url) = &self.store
+            && url.parse::<tokio_postgres::Config>().is_err()
+        {
+            return bad(
+                "store must be a PostgreSQL URL (postgres://user:password@host:port/database)",
+            );
         }
         if self.limits.queue_retry_secs_min > self.limits.queue_retry_secs_max {
             return bad("limits.queue_retry_secs_min may not exceed limits.queue_retry_secs_max");

@@ -8,7 +8,6 @@ use clap::Args;
 use super::StoreArgs;
 use super::user::with_new_or_existing_store;
 use crate::legacy::import;
-use crate::store::{AccountStore, MailStore};
 
 #[derive(Args)]
 pub struct ImportLegacyArgs {

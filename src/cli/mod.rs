@@ -96,6 +96,10 @@ pub struct StoreArgs {
     /// Config file (TOML); see docs/configuration in the README.
     #[arg(long, env = "JMAIL_CONFIG")]
     config: Option<PathBuf>,
+    /// Store mail in this PostgreSQL database (`postgres://user:password@host:port/database`), shared by
+    /// several nodes, instead of SQLite in the data dir [default: the config file's `store`, else SQLite].
+    #[arg(long, env = "JMAIL_STORE")]
+    store: Option<String>,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

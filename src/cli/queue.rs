@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::StoreArgs;
 use super::user::{with_new_or_existing_store, with_store};
-use crate::store::{QueueEntry, QueueStore};
+use crate::store::QueueEntry;
 
 #[derive(Subcommand)]
 pub enum QueueCommand {

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -14,7 +13,6 @@ use crate::config::{
     DEFAULT_POP3_PORT, DEFAULT_POP3S_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT,
     DEFAULT_SUBMISSION_PORT, DEFAULT_SUBMISSIONS_PORT, DEFAULT_WELCOME, FileConfig,
 };
-use crate::store::sqlite::SqliteStore;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -145,6 +143,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
             .unwrap_or_default(),
         outbound_tls_roots: file.outbound_tls_roots.clone(),
         relay_host: file.relay_host.clone(),
+        store: store.store.clone().or_else(|| file.store.clone()),
         inbound_auth_checks: file.inbound_auth_checks.unwrap_or(true),
         limits: file.limits.clone(),
     };
@@ -239,20 +238,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Held until the process ends: a second server on this data dir is refused.
     let _lock = crate::datadir::lock_for_serving(&config.data_dir)?;
     runtime.block_on(async move {
-        let store = SqliteStore::open_with(
-            &config.data_dir,
-            crate::store::ModelLimits::from(&config.limits),
-        )
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let store = crate::store::open::open(&config).await.with_context(|| {
+            format!(
+                "opening the store in {}",
+                crate::store::open::describe(&config)
+            )
+        })?;
         // SQLite made any new database file with its own default mode.
         crate::datadir::prepare(&config.data_dir)?;
         let domains = config.domains.clone();
-        let server = crate::server::start(
-            config,
-            Arc::new(store),
-            crate::throttle::LoginThrottle::system(),
-        )
-        .await?;
+        let server =
+            crate::server::start(config, store, crate::throttle::LoginThrottle::system()).await?;
         server.prepare_dkim_keys(domains);
         wait_for_signal(&server).await?;
         server.shutdown().await;

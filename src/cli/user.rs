@@ -8,8 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::{StoreArgs, prompt, serve};
 use crate::accounts;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{AccountStore, MailStore, ModelLimits, QuotaSetting};
+use crate::store::{QuotaSetting, Store};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -125,7 +124,7 @@ pub struct ListArgs {
 /// error: a mistyped `--data-dir` must not leave an empty store behind.
 pub(super) fn with_store<T>(
     args: &StoreArgs,
-    f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
+    f: impl AsyncFnOnce(&dyn Store, &crate::config::Config) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     open_then(args, false, f)
 }
@@ -133,7 +132,7 @@ pub(super) fn with_store<T>(
 /// [`with_store`] that creates the store when there is none (`user add`, `import-legacy`).
 pub(super) fn with_new_or_existing_store<T>(
     args: &StoreArgs,
-    f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
+    f: impl AsyncFnOnce(&dyn Store, &crate::config::Config) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     open_then(args, true, f)
 }
@@ -141,19 +140,25 @@ pub(super) fn with_new_or_existing_store<T>(
 fn open_then<T>(
     args: &StoreArgs,
     create: bool,
-    f: impl AsyncFnOnce(&SqliteStore, &crate::config::Config) -> anyhow::Result<T>,
+    f: impl AsyncFnOnce(&dyn Store, &crate::config::Config) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     super::init_quiet_logging();
     let (config, _) = serve::resolve(args, Vec::new())?;
-    if create {
+    if crate::store::open::is_postgres(&config) {
+        // The database is the store; the data dir holds only this node's keys and certificate.
+    } else if create {
         crate::datadir::prepare(&config.data_dir)?;
     } else {
         crate::datadir::require_store(&config.data_dir, crate::store::sqlite::DB_FILE)?;
     }
     super::runtime()?.block_on(async {
-        let store = SqliteStore::open_with(&config.data_dir, ModelLimits::from(&config.limits))
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-        let result = f(&store, &config).await;
+        let store = crate::store::open::open(&config).await.with_context(|| {
+            format!(
+                "opening the store in {}",
+                crate::store::open::describe(&config)
+            )
+        })?;
+        let result = f(store.as_ref(), &config).await;
         store.close().await;
         result
     })

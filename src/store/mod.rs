@@ -5,6 +5,8 @@
 //! implement the same trait and pass the same conformance tests (tests/it/store.rs).
 
 pub mod notify;
+pub mod open;
+pub mod postgres;
 pub mod rules;
 pub mod sqlite;
 
@@ -462,6 +464,10 @@ pub enum StoreError {
     Closed,
     #[error("storage backend: {0}")]
     Backend(String),
+    /// A concurrent write by another connection or node conflicted with this one (a deadlock or a
+    /// serialization failure) and retrying did not get it through: nothing was stored; try again.
+    #[error("a concurrent write conflicted: {0}")]
+    Conflict(String),
     #[error("no such mailbox")]
     NoSuchMailbox,
     #[error("a mailbox of that name exists")]

@@ -18,6 +18,7 @@ mod legacy;
 mod limits;
 mod names;
 mod persistence;
+mod pg;
 mod pop3;
 mod postfix_peer;
 mod protocol;

@@ -3,13 +3,38 @@
 
 use std::sync::Arc;
 
+use jmail::store::postgres::PgStore;
 use jmail::store::sqlite::SqliteStore;
-use jmail::store::{FlagOp, FlagUpdate, Flags, NewMessage, Store, StoreError, flags};
+use jmail::store::{FlagOp, FlagUpdate, Flags, ModelLimits, NewMessage, Store, StoreError, flags};
 
 pub async fn backends() -> Vec<(Arc<dyn Store>, tempfile::TempDir)> {
+    backends_with(ModelLimits::default()).await
+}
+
+/// Every backend, each with a store of its own: SQLite in a temp dir, and PostgreSQL in a new database
+/// when the tests have a server (its URL then written in the temp dir, `pg::URL_FILE`).
+pub async fn backends_with(limits: ModelLimits) -> Vec<(Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    vec![(sqlite, dir)]
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open_with(dir.path(), limits).unwrap());
+    let mut all = vec![(sqlite, dir)];
+    if let Some(url) = crate::pg::fresh_database().await {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::pg::URL_FILE), &url).unwrap();
+        let pg: Arc<dyn Store> = Arc::new(PgStore::open(&url, limits).await.unwrap());
+        all.push((pg, dir));
+    }
+    all
+}
+
+/// The count a query (of SQL both backends take) gives in the store of a test dir of `backends()`.
+pub async fn count_in(dir: &std::path::Path, sql: &str) -> i64 {
+    match std::fs::read_to_string(dir.join(crate::pg::URL_FILE)) {
+        Ok(url) => crate::pg::count(&url, sql).await,
+        Err(_) => rusqlite::Connection::open(dir.join("jmail.db"))
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap(),
+    }
 }
 
 pub fn message(subject: &str) -> NewMessage {

@@ -1,11 +1,9 @@
 //! Conformance tests for the mail model: mailboxes, flags and keywords, set operations, copy and move,
 //! quotas, change counters. Like tests/it/store.rs, each runs against every backend of `backends()`.
 
-use jmail::store::{
-    FlagOp, Flags, MailStore, QuotaSetting, Role, Store, StoreError, flags, rules::Quota,
-};
+use jmail::store::{FlagOp, Flags, QuotaSetting, Role, Store, StoreError, flags, rules::Quota};
 
-use crate::store::{backends, message, user};
+use crate::store::{backends, backends_with, count_in, message, user};
 
 /// How many messages the named mailbox of `user` holds, by its count.
 async fn messages_in(store: &dyn Store, user: jmail::store::UserId, name: &str) -> u64 {
@@ -364,43 +362,35 @@ async fn copy_and_move_return_uid_maps_and_share_bytes() {
             vec![3, 4]
         );
         // Six copies of four messages, four blobs.
-        let db = rusqlite::Connection::open(dir.path().join("jmail.db")).unwrap();
-        let blobs: i64 = db
-            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(blobs, 4, "`user()` adds no welcome message");
+        let d = dir.path();
+        const BLOBS: &str = "SELECT count(*) FROM blobs";
+        const WRONG: &str = "SELECT count(*) FROM blobs b WHERE refs <> (SELECT count(*) FROM messages WHERE blob_id = b.id)";
+        assert_eq!(
+            count_in(d, BLOBS).await,
+            4,
+            "`user()` adds no welcome message"
+        );
         // Deleting the last copy frees the bytes.
         store.expunge(archive.id, None, false).await.unwrap();
         store.expunge(trash.id, None, false).await.unwrap();
         store.expunge(a.inbox, Some(&[4]), false).await.unwrap();
-        let blobs: i64 = db
-            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(blobs, 1, "only m2 is left");
+        assert_eq!(count_in(d, BLOBS).await, 1, "only m2 is left");
         // One delivery to two users with a Sent copy: one blob, counted three times, freed with the last.
         let b = user(store, "b").await;
         store
             .deliver(&["a".into(), "b".into()], message("shared"), Some(b.id))
             .await
             .unwrap();
-        let wrong_counts = |db: &rusqlite::Connection| -> i64 {
-            db.query_row(
-                "SELECT count(*) FROM blobs b WHERE refs <> (SELECT count(*) FROM messages WHERE blob_id = b.id)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
-        };
-        assert_eq!(wrong_counts(&db), 0);
-        let count = |db: &rusqlite::Connection| -> i64 {
-            db.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
-                .unwrap()
-        };
-        assert_eq!(count(&db), 2);
+        assert_eq!(count_in(d, WRONG).await, 0);
+        assert_eq!(count_in(d, BLOBS).await, 2);
         store.delete_user("b").await.unwrap();
-        assert_eq!((count(&db), wrong_counts(&db)), (2, 0), "a still holds it");
+        assert_eq!(
+            (count_in(d, BLOBS).await, count_in(d, WRONG).await),
+            (2, 0),
+            "a still holds it"
+        );
         store.expunge(a.inbox, None, false).await.unwrap();
-        assert_eq!(count(&db), 0);
+        assert_eq!(count_in(d, BLOBS).await, 0);
         // Another account's mailbox is not a destination, nor a source.
         let b = user(store, "b2").await;
         assert!(matches!(
@@ -555,45 +545,46 @@ async fn the_account_change_counter_answers_what_changed_since() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_and_keyword_limits_hold() {
-    let dir = tempfile::tempdir().unwrap();
     let limits = jmail::store::ModelLimits {
         mailboxes_per_account_max: 8,
         keywords_per_mailbox_max: 2,
         quota_default: Quota::default(),
     };
-    let store = jmail::store::sqlite::SqliteStore::open_with(dir.path(), limits).unwrap();
-    let a = user(&store, "a").await;
-    store.create_mailbox(a.id, "one").await.unwrap();
-    assert!(matches!(
-        store.create_mailbox(a.id, "two/three").await,
-        Err(StoreError::TooManyMailboxes(8))
-    ));
-    store.create_mailbox(a.id, "two").await.unwrap();
-    assert!(matches!(
-        store.create_mailbox(a.id, "three").await,
-        Err(StoreError::TooManyMailboxes(8))
-    ));
-    deliver(&store, "a", 1).await;
-    let kw = |k: &[&str]| Flags {
-        system: 0,
-        keywords: k.iter().map(|s| s.to_string()).collect(),
-    };
-    store
-        .update_flags(a.inbox, &[1], FlagOp::Add, kw(&["a", "b"]), None)
-        .await
-        .unwrap();
-    assert!(matches!(
+    for (store, _dir) in backends_with(limits).await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        store.create_mailbox(a.id, "one").await.unwrap();
+        assert!(matches!(
+            store.create_mailbox(a.id, "two/three").await,
+            Err(StoreError::TooManyMailboxes(8))
+        ));
+        store.create_mailbox(a.id, "two").await.unwrap();
+        assert!(matches!(
+            store.create_mailbox(a.id, "three").await,
+            Err(StoreError::TooManyMailboxes(8))
+        ));
+        deliver(store, "a", 1).await;
+        let kw = |k: &[&str]| Flags {
+            system: 0,
+            keywords: k.iter().map(|s| s.to_string()).collect(),
+        };
         store
-            .update_flags(a.inbox, &[1], FlagOp::Add, kw(&["c"]), None)
-            .await,
-        Err(StoreError::TooManyKeywords(2))
-    ));
-    // Keywords already in use stay usable.
-    store
-        .update_flags(a.inbox, &[1], FlagOp::Replace, kw(&["b"]), None)
-        .await
-        .unwrap();
-    store.close().await;
+            .update_flags(a.inbox, &[1], FlagOp::Add, kw(&["a", "b"]), None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .update_flags(a.inbox, &[1], FlagOp::Add, kw(&["c"]), None)
+                .await,
+            Err(StoreError::TooManyKeywords(2))
+        ));
+        // Keywords already in use stay usable.
+        store
+            .update_flags(a.inbox, &[1], FlagOp::Replace, kw(&["b"]), None)
+            .await
+            .unwrap();
+        store.close().await;
+    }
 }
 
 /// The performance floor of the set operations: 10,000 messages copied, moved, flagged, each in one call.

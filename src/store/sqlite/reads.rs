@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::rules::{merge_changes, split_keywords};
 use crate::store::rules::{Quota, Usage};
+use crate::store::rules::{merge_changes, split_keywords};
 use crate::store::{
     Changes, Credentials, MailboxId, MailboxInfo, MessageMeta, Role, UserId, UserInfo,
 };

@@ -12,7 +12,9 @@ use crate::store::{
     MessageFlags, NewMessage, StoreError, StoreResult, UserId, flags,
 };
 
-use crate::store::rules::{canonical, flags_after, join_keywords, sorted_uids as sorted, split_keywords};
+use crate::store::rules::{
+    canonical, flags_after, join_keywords, sorted_uids as sorted, split_keywords,
+};
 
 /// Where a new message row comes from: a new message's metadata and its (already stored) blob.
 struct Row<'a> {

@@ -1,0 +1,47 @@
+//! Opens the backend the config names: PostgreSQL when `store` is a URL, else SQLite in the data dir.
+
+use std::sync::Arc;
+
+use super::postgres::PgStore;
+use super::sqlite::SqliteStore;
+use super::{ModelLimits, Store, StoreResult};
+use crate::config::Config;
+
+/// Which backend a config uses, for messages and for what only SQLite needs (its data dir lock, its
+/// database file).
+pub fn is_postgres(config: &Config) -> bool {
+    config.store.is_some()
+}
+
+/// Opens (creating or migrating as needed) the store the config names.
+pub async fn open(config: &Config) -> StoreResult<Arc<dyn Store>> {
+    let limits = ModelLimits::from(&config.limits);
+    match &config.store {
+        Some(url) => Ok(Arc::new(PgStore::open(url, limits).await?)),
+        None => Ok(Arc::new(SqliteStore::open_with(&config.data_dir, limits)?)),
+    }
+}
+
+/// Where the store is, for messages: never the URL itself (it may hold a password).
+pub fn describe(config: &Config) -> String {
+    match &config.store {
+        Some(url) => match url.parse::<tokio_postgres::Config>() {
+            Ok(c) => {
+                let host = c
+                    .get_hosts()
+                    .first()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "PostgreSQL database {} on {host}",
+                    c.get_dbname().unwrap_or("(default)")
+                )
+            }
+            Err(_) => "a PostgreSQL database".to_string(),
+        },
+        None => format!("the data dir {}", config.data_dir.display()),
+    }
+}

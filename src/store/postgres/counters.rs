@@ -1,0 +1,139 @@
+//! The one place a write moves an account's and a mailbox's counters (as SQLite's `counters.rs`): the
+//! account row first, then the mailbox row, each one `UPDATE ... RETURNING`. The row locks those updates
+//! take are what keeps two nodes apart: a second delivery to the same mailbox waits for the first to
+//! commit, so UIDs are never handed out twice and modseqs rise in commit order.
+
+use super::sql::{Ctx, big, u32_of, u64_of};
+use crate::store::rules::{Quota, Usage};
+use crate::store::{MailboxId, StoreError, StoreResult, UserId};
+
+/// Which mailbox a change is to: one of the account's by id, or the INBOX of an account known by name.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Mailbox(UserId, MailboxId),
+    InboxOf(&'a str),
+}
+
+/// What one op does to one mailbox.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Change {
+    pub uids: u32,
+    pub modseqs: u64,
+    pub messages: i64,
+    pub unseen: i64,
+    pub bytes: i64,
+    pub check_quota: bool,
+}
+
+/// Where a change landed: the mailbox, and the first UID and modseq it took.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    pub mailbox: MailboxId,
+    pub uid: u32,
+    pub modseq: u64,
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "RETURNING id, modseq, name, used_bytes, used_messages, quota_bytes, quota_messages";
+
+/// Applies `c` to `target`. `Ok(None)` when there is no such account or mailbox. With `check_quota`, an
+/// account past its quota afterwards fails the op with [`StoreError::OverQuota`] (its transaction is
+/// rolled back).
+pub async fn apply(
+    ctx: &mut Ctx<'_>,
+    target: Target<'_>,
+    c: Change,
+) -> StoreResult<Option<Applied>> {
+    let set = "UPDATE users SET modseq = modseq + 1, used_messages = used_messages + $2, \
+               used_bytes = used_bytes + $3 WHERE";
+    let row = match target {
+        Target::Mailbox(user, _) => {
+            let sql = format!("{set} id = $1 {ACCOUNT_COLUMNS}");
+            ctx.opt(&sql, &[&user, &c.messages, &c.bytes]).await?
+        }
+        Target::InboxOf(name) => {
+            let sql = format!("{set} name = $1 {ACCOUNT_COLUMNS}");
+            ctx.opt(&sql, &[&name, &c.messages, &c.bytes]).await?
+        }
+    };
+    let Some(account) = row else {
+        return Ok(None);
+    };
+    let user: UserId = account.get(0);
+    let account_modseq: i64 = account.get(1);
+    if c.check_quota {
+        let name: String = account.get(2);
+        let (bytes, messages): (i64, i64) = (account.get(3), account.get(4));
+        let quota = Quota::or_default((account.get(5), account.get(6)), ctx.limits.quota_default);
+        let before = Usage {
+            bytes: (bytes - c.bytes).max(0) as u64,
+            messages: (messages - c.messages).max(0) as u64,
+        };
+        let adding = Usage {
+            bytes: c.bytes.max(0) as u64,
+            messages: c.messages.max(0) as u64,
+        };
+        if !quota.admits(before, adding) {
+            return Err(StoreError::OverQuota(name));
+        }
+    }
+    let (uids, modseqs) = (i64::from(c.uids), big(c.modseqs));
+    let update = "UPDATE mailboxes SET uid_next = uid_next + $2, highest_modseq = highest_modseq + $3, \
+                  messages = messages + $4, unseen = unseen + $5, bytes = bytes + $6, account_modseq = $7 \
+                  WHERE user_id = $1 AND";
+    let returning = "RETURNING id, uid_next - $2, highest_modseq - $3 + 1";
+    let row = match target {
+        Target::Mailbox(_, mailbox) => {
+            let sql = format!("{update} id = $8 {returning}");
+            let p: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+                &user,
+                &uids,
+                &modseqs,
+                &c.messages,
+                &c.unseen,
+                &c.bytes,
+                &account_modseq,
+                &mailbox,
+            ];
+            ctx.opt(&sql, &p).await?
+        }
+        Target::InboxOf(_) => {
+            let sql = format!("{update} name = 'INBOX' {returning}");
+            let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                &user,
+                &uids,
+                &modseqs,
+                &c.messages,
+                &c.unseen,
+                &c.bytes,
+                &account_modseq,
+            ];
+            ctx.opt(&sql, &p).await?
+        }
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let (mailbox, uid, modseq): (MailboxId, u32, u64) =
+        (row.get(0), u32_of(&row, 1), u64_of(&row, 2));
+    if c.modseqs > 0 {
+        ctx.touch(user, mailbox, modseq + c.modseqs - 1);
+    }
+    Ok(Some(Applied {
+        mailbox,
+        uid,
+        modseq,
+    }))
+}
+
+/// [`apply`] to a mailbox of a known account: a missing one is [`StoreError::NoSuchMailbox`].
+pub async fn apply_to(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    mailbox: MailboxId,
+    c: Change,
+) -> StoreResult<Applied> {
+    apply(ctx, Target::Mailbox(user, mailbox), c)
+        .await?
+        .ok_or(StoreError::NoSuchMailbox)
+}

@@ -1,0 +1,509 @@
+//! The PostgreSQL backend: several `jmail serve` nodes share one database.
+//!
+//! Every op is one transaction on a pooled connection; PostgreSQL's own group commit makes concurrent
+//! commits share a WAL flush, so there is no writer thread here. Counters live in the account and
+//! mailbox rows and are moved by `UPDATE ... RETURNING`, whose row locks order concurrent writers to
+//! the same mailbox, whichever node they run on. An op that meets a deadlock or serialization failure
+//! is run again from the start. Push crosses nodes by LISTEN/NOTIFY (`push.rs`).
+
+mod counters;
+mod push;
+mod queue;
+mod reads;
+mod schema;
+mod sql;
+mod write_mailboxes;
+mod write_messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::IsolationLevel;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    AccountFeed, AccountStore, Attempted, BodyRef, Changes, CopyMap, Credentials, Delivered,
+    Delivery, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, Listed, MailStore, MailboxId,
+    MailboxInfo, MailboxSnapshot, MessageMeta, ModelLimits, NewMessage, QueueEntry, QueueStore,
+    Quota, QuotaSetting, StoreError, StoreResult, Usage, UserId, UserInfo, Wanted, flags,
+};
+use sql::{Ctx, db};
+
+pub use schema::latest_version as schema_version;
+
+/// Connections a node holds open to the database at most. Each is a PostgreSQL backend process (a few
+/// MB of the database server's memory); ops beyond it wait for one to come free.
+pub const CONNECTIONS_MAX: usize = 32;
+/// How long an op waits for a free connection, or for a new one to be made, before failing
+/// (temporarily: a client is told to try again).
+const CONNECTION_WAIT_SECS: u64 = 10;
+/// Times an op that met a deadlock or serialization failure is run again before it fails.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// PostgreSQL-backed [`super::Store`].
+pub struct PgStore {
+    pool: Pool,
+    limits: ModelLimits,
+    push: Arc<push::Push>,
+    stop: CancellationToken,
+    queue_wake: Arc<tokio::sync::Notify>,
+}
+
+/// Runs `$body` (an async block's contents using `$ctx`) in a read-write transaction, committed when it
+/// returns `Ok`; a conflict runs it again from the start. Its touched mailboxes go to the feeds after
+/// the commit.
+macro_rules! write {
+    ($store:expr, |$ctx:ident| $body:expr) => {{
+        let store: &PgStore = $store;
+        let mut attempt = 0;
+        loop {
+            let mut client = store.client().await?;
+            let tx = client.transaction().await.map_err(db)?;
+            let mut $ctx = Ctx::new(&tx, &store.limits);
+            let result = async { $body }.await;
+            let touched = std::mem::take(&mut $ctx.touched);
+            let outcome = match result {
+                Ok(value) => tx.commit().await.map_err(db).map(|()| value),
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(e)
+                }
+            };
+            match outcome {
+                Err(StoreError::Conflict(why)) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, %why, "a write conflicted; running it again");
+                    tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % (5 << attempt))).await;
+                }
+                Ok(value) => {
+                    store.push.committed(touched);
+                    break Ok(value);
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` in a read-only REPEATABLE READ transaction: its statements see one snapshot.
+macro_rules! read {
+    ($store:expr, |$ctx:ident| $body:expr) => {{
+        let store: &PgStore = $store;
+        let mut client = store.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db)?;
+        let $ctx = Ctx::new(&tx, &store.limits);
+        let result = async { $body }.await;
+        drop($ctx);
+        match result {
+            Ok(value) => tx.commit().await.map_err(db).map(|()| value),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`), migrates it, and
+    /// starts this node's push tasks.
+    pub async fn open(url: &str, limits: ModelLimits) -> StoreResult<PgStore> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("not a PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let wait = Some(Duration::from_secs(CONNECTION_WAIT_SECS));
+        let pool = Pool::builder(manager)
+            .max_size(CONNECTIONS_MAX)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(wait)
+            .create_timeout(wait)
+            .recycle_timeout(wait)
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))?;
+        schema::migrate(&mut client).await?;
+        drop(client);
+        let push = Arc::new(push::Push::new());
+        let stop = CancellationToken::new();
+        tokio::spawn(push::listen(push.clone(), config, stop.clone()));
+        tokio::spawn(push::send(push.clone(), pool.clone(), stop.clone()));
+        tokio::spawn(push::poll(push.clone(), pool.clone(), stop.clone()));
+        Ok(PgStore {
+            pool,
+            limits,
+            push,
+            stop,
+            queue_wake: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+        if self.stop.is_cancelled() {
+            return Err(StoreError::Closed);
+        }
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Backend(format!("no database connection: {e}")))
+    }
+}
+
+#[async_trait]
+impl QueueStore for PgStore {
+    async fn queue_due(&self, now_micros: i64, max: usize) -> StoreResult<Vec<(i64, String)>> {
+        read!(self, |ctx| queue::due(&ctx, now_micros, max).await)
+    }
+
+    async fn queue_take(
+        &self,
+        ids: Vec<i64>,
+        now_micros: i64,
+        lease_until_micros: i64,
+    ) -> StoreResult<Vec<QueueEntry>> {
+        write!(self, |ctx| queue::take(
+            &ctx,
+            &ids,
+            now_micros,
+            lease_until_micros
+        )
+        .await)
+    }
+
+    async fn queue_attempted(&self, outcome: Attempted) -> StoreResult<()> {
+        write!(self, |ctx| queue::attempted(&mut ctx, &outcome).await)
+    }
+
+    async fn queue_list(&self) -> StoreResult<Vec<QueueEntry>> {
+        read!(self, |ctx| queue::list(&ctx).await)
+    }
+
+    async fn queue_entry(&self, id: i64) -> StoreResult<Option<QueueEntry>> {
+        read!(self, |ctx| queue::get(&ctx, id).await)
+    }
+
+    async fn queue_retry(&self, id: Option<i64>, now_micros: i64) -> StoreResult<u64> {
+        let changed = write!(self, |ctx| queue::retry(&ctx, id, now_micros).await)?;
+        if changed > 0 {
+            self.queue_wake.notify_one();
+        }
+        Ok(changed)
+    }
+
+    async fn queue_drop(&self, id: i64) -> StoreResult<bool> {
+        write!(self, |ctx| queue::drop_entry(&ctx, id).await)
+    }
+
+    async fn queue_next_due(&self) -> StoreResult<Option<i64>> {
+        read!(self, |ctx| queue::next_due(&ctx).await)
+    }
+
+    /// Nothing to do here: other nodes may hold live leases, which cannot be told apart from a dead
+    /// node's. A dead node's leases run out by themselves (at the end of the lease the worker took).
+    async fn queue_recover(&self, _now_micros: i64) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    fn queue_waker(&self) -> Arc<tokio::sync::Notify> {
+        self.queue_wake.clone()
+    }
+}
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn create_user(
+        &self,
+        name: &str,
+        hash: &str,
+        welcome: Option<NewMessage>,
+    ) -> StoreResult<()> {
+        write!(self, |ctx| write_mailboxes::create_user(
+            &mut ctx,
+            name,
+            hash,
+            welcome.as_ref()
+        )
+        .await)
+    }
+
+    async fn set_password(&self, name: &str, hash: &str) -> StoreResult<()> {
+        write!(self, |ctx| {
+            let sql = "UPDATE users SET password_hash = $1 WHERE name = $2";
+            write_mailboxes::change_user(&ctx, sql, &[&hash, &name], name).await
+        })
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<()> {
+        write!(self, |ctx| write_mailboxes::delete_user(&ctx, name).await)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserInfo>> {
+        read!(self, |ctx| reads::users(&ctx, self.limits.quota_default)
+            .await)
+    }
+
+    async fn set_quota(
+        &self,
+        name: &str,
+        bytes: Option<QuotaSetting>,
+        messages: Option<QuotaSetting>,
+    ) -> StoreResult<()> {
+        write!(self, |ctx| write_mailboxes::set_quota(
+            &ctx, name, bytes, messages
+        )
+        .await)
+    }
+
+    async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts> {
+        write!(self, |ctx| write_messages::import(&mut ctx, &batch).await)
+    }
+
+    async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>> {
+        read!(self, |ctx| Ok(reads::credentials(&ctx, user)
+            .await?
+            .map(|c| c.inbox)))
+    }
+}
+
+#[async_trait]
+impl MailStore for PgStore {
+    async fn credentials(&self, name: &str) -> StoreResult<Option<Credentials>> {
+        read!(self, |ctx| reads::credentials(&ctx, name).await)
+    }
+
+    async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>> {
+        read!(self, |ctx| reads::password_hash_of(&ctx, id).await)
+    }
+
+    async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
+        read!(self, |ctx| reads::existing_users(&ctx, names).await)
+    }
+
+    async fn has_room(&self, name: &str) -> StoreResult<Option<bool>> {
+        read!(self, |ctx| reads::has_room(
+            &ctx,
+            name,
+            self.limits.quota_default
+        )
+        .await)
+    }
+
+    async fn usage(&self, user: UserId) -> StoreResult<Option<(Usage, Quota)>> {
+        read!(self, |ctx| reads::usage(
+            &ctx,
+            user,
+            self.limits.quota_default
+        )
+        .await)
+    }
+
+    async fn first_user(&self) -> StoreResult<Option<String>> {
+        read!(self, |ctx| reads::first_user(&ctx).await)
+    }
+
+    async fn submit(&self, delivery: Delivery) -> StoreResult<Vec<Delivered>> {
+        let queued = delivery.outbound.is_some();
+        let now = chrono::Utc::now().timestamp_micros();
+        let delivered = write!(self, |ctx| write_messages::submit(&mut ctx, &delivery, now)
+            .await)?;
+        if queued {
+            self.queue_wake.notify_one();
+        }
+        Ok(delivered)
+    }
+
+    async fn mailboxes(&self, user: UserId) -> StoreResult<Vec<MailboxInfo>> {
+        read!(self, |ctx| reads::mailboxes(&ctx, user).await)
+    }
+
+    async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
+        let Ok(name) = super::rules::mailbox_name(name) else {
+            return Ok(None);
+        };
+        read!(self, |ctx| reads::mailbox(&ctx, user, &name).await)
+    }
+
+    async fn create_mailbox(&self, user: UserId, name: &str) -> StoreResult<MailboxId> {
+        write!(self, |ctx| write_mailboxes::create_mailbox(
+            &mut ctx, user, name
+        )
+        .await)
+    }
+
+    async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> StoreResult<()> {
+        write!(self, |ctx| write_mailboxes::rename_mailbox(
+            &mut ctx, user, from, to
+        )
+        .await)
+    }
+
+    async fn delete_mailbox(&self, user: UserId, name: &str) -> StoreResult<()> {
+        write!(self, |ctx| write_mailboxes::delete_mailbox(
+            &mut ctx, user, name
+        )
+        .await)
+    }
+
+    async fn subscribe(&self, user: UserId, name: &str, subscribed: bool) -> StoreResult<()> {
+        write!(self, |ctx| write_mailboxes::subscribe(
+            &mut ctx, user, name, subscribed
+        )
+        .await)
+    }
+
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        message: NewMessage,
+        flags: Flags,
+    ) -> StoreResult<u32> {
+        write!(self, |ctx| {
+            write_messages::append(&mut ctx, mailbox, &message, flags.clone(), true).await
+        })
+    }
+
+    async fn update_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagUpdate> {
+        write!(self, |ctx| {
+            write_messages::update_flags(
+                &mut ctx,
+                mailbox,
+                uids,
+                op,
+                flags.clone(),
+                unchanged_since,
+            )
+            .await
+        })
+    }
+
+    async fn copy(
+        &self,
+        user: UserId,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove_source: bool,
+    ) -> StoreResult<CopyMap> {
+        write!(self, |ctx| {
+            write_messages::copy(&mut ctx, user, from, uids, to, remove_source).await
+        })
+    }
+
+    async fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<&[u32]>,
+        only_deleted: bool,
+    ) -> StoreResult<Vec<u32>> {
+        write!(self, |ctx| {
+            write_messages::expunge(&mut ctx, mailbox, uids, only_deleted).await
+        })
+    }
+
+    async fn account_modseq(&self, user: UserId) -> StoreResult<Option<u64>> {
+        read!(self, |ctx| reads::account_modseq(&ctx, user).await)
+    }
+
+    async fn mailboxes_changed(
+        &self,
+        user: UserId,
+        since: u64,
+    ) -> StoreResult<(Vec<MailboxId>, Vec<MailboxId>)> {
+        read!(self, |ctx| reads::mailboxes_changed(&ctx, user, since)
+            .await)
+    }
+
+    async fn changes(&self, mailbox: MailboxId, since: u64, limit: usize) -> StoreResult<Changes> {
+        read!(self, |ctx| reads::changes(
+            &ctx,
+            mailbox,
+            since,
+            limit.max(1)
+        )
+        .await)
+    }
+
+    async fn snapshot(&self, mailbox: MailboxId) -> StoreResult<MailboxSnapshot> {
+        read!(self, |ctx| reads::snapshot(&ctx, mailbox).await)
+    }
+
+    async fn messages(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        wanted: Wanted,
+    ) -> StoreResult<Vec<Listed>> {
+        let uids = &uids[..uids.len().min(super::MESSAGES_PER_CALL_MAX)];
+        read!(self, |ctx| reads::messages(&ctx, mailbox, uids, wanted)
+            .await)
+    }
+
+    async fn newest(
+        &self,
+        mailbox: MailboxId,
+        limit: usize,
+        bytes_max: usize,
+    ) -> StoreResult<Vec<(MessageMeta, Vec<u8>)>> {
+        read!(self, |ctx| reads::newest(&ctx, mailbox, limit, bytes_max)
+            .await)
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        mark_seen: bool,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        if mark_seen {
+            let seen = Flags::system(flags::SEEN);
+            self.update_flags(mailbox, &[uid], FlagOp::Add, seen, None)
+                .await?;
+        }
+        read!(self, |ctx| reads::body(&ctx, mailbox, uid).await)
+    }
+
+    async fn body_ref(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<BodyRef>> {
+        read!(self, |ctx| reads::body_ref(&ctx, mailbox, uid).await)
+    }
+
+    async fn body_chunk(&self, body: BodyRef, offset: u64, max: usize) -> StoreResult<Vec<u8>> {
+        read!(self, |ctx| reads::body_chunk(&ctx, body, offset, max).await)
+    }
+
+    async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>> {
+        read!(self, |ctx| reads::summary(&ctx, mailbox, uid).await)
+    }
+
+    fn feed(&self, user: UserId) -> AccountFeed {
+        self.push.notifier.subscribe(user)
+    }
+
+    async fn close(&self) {
+        self.stop.cancel();
+        self.pool.close();
+    }
+}

@@ -1,0 +1,528 @@
+//! Writes of messages on PostgreSQL: delivery, append, flag updates, copy and move, expunge, import.
+//! The same steps as SQLite's `write_messages.rs`, each in the op's own transaction; the rules that are
+//! not SQL come from `store::rules`.
+
+use std::collections::HashSet;
+
+use super::counters::{self, Applied, Change, Target};
+use super::sql::{Ctx, big, u32_of, u64_of};
+use crate::store::rules::{
+    canonical, flags_after, join_keywords, sort_keywords, sorted_uids, split_keywords,
+};
+use crate::store::{
+    CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, MailboxId,
+    MessageFlags, NewMessage, StoreError, StoreResult, UserId, flags,
+};
+
+/// Stores a message's bytes and summary, counted as referenced `refs` times.
+async fn insert_blob(ctx: &Ctx<'_>, m: &NewMessage, refs: i64) -> StoreResult<i64> {
+    let row = ctx
+        .one(
+            "INSERT INTO blobs (raw, summary, refs) VALUES ($1, $2, $3) RETURNING id",
+            &[&m.raw, &m.summary, &refs],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+async fn add_refs(ctx: &Ctx<'_>, blob: i64, more: i64) -> StoreResult<()> {
+    if more != 0 {
+        ctx.exec(
+            "UPDATE blobs SET refs = refs + $2 WHERE id = $1",
+            &[&blob, &more],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Stores one message row in the target mailbox with its next UID and modseq. `None` when the target
+/// does not exist.
+async fn insert(
+    ctx: &mut Ctx<'_>,
+    target: Target<'_>,
+    m: &NewMessage,
+    blob: i64,
+    imported: bool,
+    f: &Flags,
+    check_quota: bool,
+) -> StoreResult<Option<Applied>> {
+    let size = m.raw.len() as i64;
+    let change = Change {
+        uids: 1,
+        modseqs: 1,
+        messages: 1,
+        unseen: i64::from(f.system & flags::SEEN == 0),
+        bytes: size,
+        check_quota,
+    };
+    let Some(at) = counters::apply(ctx, target, change).await? else {
+        return Ok(None);
+    };
+    let keywords = spell_keywords(ctx, at.mailbox, f.keywords.clone()).await?;
+    ctx.exec(
+        "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
+         crlf_size, from_addr, subject, message_id, blob_id, imported) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            &at.mailbox,
+            &i64::from(at.uid),
+            &big(at.modseq),
+            &f.system,
+            &join_keywords(&keywords),
+            &m.internal_date_micros,
+            &size,
+            &big(m.crlf_size),
+            &m.from,
+            &m.subject,
+            &m.message_id,
+            &blob,
+            &imported,
+        ],
+    )
+    .await?;
+    Ok(Some(at))
+}
+
+/// The keywords as `mailbox` spells them (see SQLite's `spell_keywords`): sorted, each in the spelling
+/// the mailbox first saw, new ones recorded within the mailbox's limit.
+async fn spell_keywords(
+    ctx: &Ctx<'_>,
+    mailbox: MailboxId,
+    mut keywords: Vec<String>,
+) -> StoreResult<Vec<String>> {
+    if keywords.is_empty() {
+        return Ok(keywords);
+    }
+    let mut added = 0;
+    for k in keywords.iter_mut() {
+        let spelled = ctx
+            .opt(
+                "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = $1 AND lower(keyword) = lower($2)",
+                &[&mailbox, &k.as_str()],
+            )
+            .await?;
+        match spelled {
+            Some(row) => *k = row.get(0),
+            None => {
+                added += ctx
+                    .exec(
+                        "INSERT INTO mailbox_keywords (mailbox_id, keyword) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                        &[&mailbox, &k.as_str()],
+                    )
+                    .await?
+            }
+        }
+    }
+    let max = ctx.limits.keywords_per_mailbox_max;
+    if added > 0 {
+        let count = ctx
+            .one(
+                "SELECT count(*) FROM mailbox_keywords WHERE mailbox_id = $1",
+                &[&mailbox],
+            )
+            .await?;
+        if count.get::<_, i64>(0) as u64 > max {
+            return Err(StoreError::TooManyKeywords(max));
+        }
+    }
+    sort_keywords(&mut keywords);
+    Ok(keywords)
+}
+
+async fn owner_of(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<UserId> {
+    ctx.opt("SELECT user_id FROM mailboxes WHERE id = $1", &[&mailbox])
+        .await?
+        .map(|r| r.get(0))
+        .ok_or(StoreError::NoSuchMailbox)
+}
+
+pub async fn submit(
+    ctx: &mut Ctx<'_>,
+    d: &Delivery,
+    now_micros: i64,
+) -> StoreResult<Vec<Delivered>> {
+    let blob = insert_blob(ctx, &d.message, 1).await?;
+    // Accounts are locked in name order, so two deliveries to the same recipients never wait on each
+    // other in a cycle; the answer keeps the order given.
+    let mut seen = HashSet::new();
+    let mut names: Vec<&String> = d.local.iter().filter(|n| seen.insert(n.as_str())).collect();
+    let given: Vec<&String> = names.clone();
+    names.sort();
+    let mut uids = std::collections::HashMap::new();
+    let mut copies = 0i64;
+    for name in names {
+        let junk = match d.junk {
+            true => junk_of(ctx, name).await?,
+            false => None,
+        };
+        let target = match junk {
+            Some((user, mailbox)) => Target::Mailbox(user, mailbox),
+            None => Target::InboxOf(name),
+        };
+        let at = insert(
+            ctx,
+            target,
+            &d.message,
+            blob,
+            false,
+            &Flags::default(),
+            true,
+        )
+        .await?
+        .ok_or_else(|| StoreError::UnknownRecipient(name.clone()))?;
+        uids.insert(name.as_str(), at.uid);
+        copies += 1;
+    }
+    if let Some(sender) = d.sent_copy_of
+        && let Some(sent) = mailbox_with_role(ctx, sender, "sent").await?
+    {
+        let seen = Flags::system(flags::SEEN);
+        insert(
+            ctx,
+            Target::Mailbox(sender, sent),
+            &d.message,
+            blob,
+            false,
+            &seen,
+            true,
+        )
+        .await?;
+        copies += 1;
+    }
+    if let Some(outbound) = &d.outbound {
+        copies += super::queue::enqueue(ctx, blob, outbound, now_micros).await?;
+    }
+    add_refs(ctx, blob, copies - 1).await?;
+    Ok(given
+        .into_iter()
+        .map(|name| Delivered {
+            user: name.clone(),
+            uid: uids[name.as_str()],
+        })
+        .collect())
+}
+
+async fn junk_of(ctx: &Ctx<'_>, name: &str) -> StoreResult<Option<(UserId, MailboxId)>> {
+    Ok(ctx
+        .opt(
+            "SELECT u.id, m.id FROM users u JOIN mailboxes m ON m.user_id = u.id AND m.role = 'junk' \
+             WHERE u.name = $1",
+            &[&name],
+        )
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
+}
+
+pub async fn mailbox_with_role(
+    ctx: &Ctx<'_>,
+    user: UserId,
+    role: &str,
+) -> StoreResult<Option<MailboxId>> {
+    Ok(ctx
+        .opt(
+            "SELECT id FROM mailboxes WHERE user_id = $1 AND role = $2",
+            &[&user, &role],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+pub async fn append(
+    ctx: &mut Ctx<'_>,
+    mailbox: MailboxId,
+    message: &NewMessage,
+    f: Flags,
+    check_quota: bool,
+) -> StoreResult<u32> {
+    let f = canonical(f)?;
+    let user = owner_of(ctx, mailbox).await?;
+    let blob = insert_blob(ctx, message, 1).await?;
+    let target = Target::Mailbox(user, mailbox);
+    let at = insert(ctx, target, message, blob, false, &f, check_quota).await?;
+    Ok(at.ok_or(StoreError::NoSuchMailbox)?.uid)
+}
+
+pub async fn update_flags(
+    ctx: &mut Ctx<'_>,
+    mailbox: MailboxId,
+    uids: &[u32],
+    op: FlagOp,
+    given: Flags,
+    unchanged_since: Option<u64>,
+) -> StoreResult<FlagUpdate> {
+    let mut given = canonical(given)?;
+    let user = owner_of(ctx, mailbox).await?;
+    // The account row first, as every write takes it: lock order account, mailbox, messages.
+    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .await?;
+    if op != FlagOp::Remove {
+        given.keywords = spell_keywords(ctx, mailbox, given.keywords).await?;
+    }
+    let wanted: Vec<i64> = sorted_uids(uids).into_iter().map(i64::from).collect();
+    let rows = ctx
+        .all(
+            "SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) \
+             ORDER BY uid FOR UPDATE",
+            &[&mailbox, &wanted],
+        )
+        .await?;
+    let mut update = FlagUpdate::default();
+    let mut new_flags = Vec::new();
+    let mut unseen = 0i64;
+    for row in rows {
+        let uid = u32_of(&row, 0);
+        let old = Flags {
+            system: row.get(1),
+            keywords: split_keywords(row.get(2)),
+        };
+        let old_modseq = u64_of(&row, 3);
+        if unchanged_since.is_some_and(|since| old_modseq > since) {
+            update.refused.push(uid);
+            continue;
+        }
+        let new = flags_after(&old, op, &given);
+        if new == old {
+            update.unchanged.push(MessageFlags {
+                uid,
+                modseq: old_modseq,
+                flags: old,
+            });
+            continue;
+        }
+        let seen = |f: &Flags| i64::from(f.system & flags::SEEN != 0);
+        unseen += seen(&old) - seen(&new);
+        new_flags.push((uid, new));
+    }
+    if new_flags.is_empty() {
+        return Ok(update);
+    }
+    let change = Change {
+        modseqs: new_flags.len() as u64,
+        unseen,
+        ..Change::default()
+    };
+    let first_modseq = counters::apply_to(ctx, user, mailbox, change).await?.modseq;
+    // One statement for all: parallel arrays unnested into rows.
+    let uids: Vec<i64> = new_flags.iter().map(|(u, _)| i64::from(*u)).collect();
+    let systems: Vec<i64> = new_flags.iter().map(|(_, f)| f.system).collect();
+    let keywords: Vec<String> = new_flags
+        .iter()
+        .map(|(_, f)| join_keywords(&f.keywords))
+        .collect();
+    let modseqs: Vec<i64> = (0..new_flags.len() as u64)
+        .map(|i| big(first_modseq + i))
+        .collect();
+    ctx.exec(
+        "UPDATE messages m SET flags = v.flags, keywords = v.keywords, modseq = v.modseq \
+         FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[]) AS v(uid, flags, keywords, modseq) \
+         WHERE m.mailbox_id = $1 AND m.uid = v.uid",
+        &[&mailbox, &uids, &systems, &keywords, &modseqs],
+    )
+    .await?;
+    for (i, (uid, new)) in new_flags.into_iter().enumerate() {
+        update.changed.push(MessageFlags {
+            uid,
+            modseq: first_modseq + i as u64,
+            flags: new,
+        });
+    }
+    Ok(update)
+}
+
+pub async fn copy(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+    remove_source: bool,
+) -> StoreResult<CopyMap> {
+    if owner_of(ctx, from).await? != user || owner_of(ctx, to).await? != user {
+        return Err(StoreError::NoSuchMailbox);
+    }
+    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .await?;
+    let wanted: Vec<i64> = sorted_uids(uids).into_iter().map(i64::from).collect();
+    let present: Vec<(u32, i64, bool, String)> = ctx
+        .all(
+            "SELECT uid, size, flags, keywords FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) \
+             ORDER BY uid",
+            &[&from, &wanted],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let f: i64 = r.get(2);
+            (u32_of(r, 0), r.get(1), f & flags::SEEN != 0, r.get(3))
+        })
+        .collect();
+    let uid_validity = ctx
+        .one("SELECT uid_validity FROM mailboxes WHERE id = $1", &[&to])
+        .await
+        .map(|r| u32_of(&r, 0))?;
+    if present.is_empty() {
+        return Ok(CopyMap {
+            uid_validity,
+            uids: Vec::new(),
+        });
+    }
+    let mut keywords: Vec<String> = present.iter().flat_map(|p| split_keywords(&p.3)).collect();
+    sort_keywords(&mut keywords);
+    spell_keywords(ctx, to, keywords).await?;
+    let n = present.len();
+    let change = Change {
+        uids: n as u32,
+        modseqs: n as u64,
+        messages: n as i64,
+        unseen: present.iter().filter(|p| !p.2).count() as i64,
+        bytes: present.iter().map(|p| p.1).sum(),
+        check_quota: !remove_source || from == to,
+    };
+    let at = counters::apply_to(ctx, user, to, change).await?;
+    let sources: Vec<i64> = present.iter().map(|p| i64::from(p.0)).collect();
+    let new_uids: Vec<i64> = (0..n as i64).map(|i| i64::from(at.uid) + i).collect();
+    let modseqs: Vec<i64> = (0..n as u64).map(|i| big(at.modseq + i)).collect();
+    // One statement copies every row; the bytes stay where they are, one more reference each.
+    ctx.exec(
+        "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS v(src, uid, modseq)), \
+         copied AS (INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
+             crlf_size, from_addr, subject, message_id, blob_id) \
+             SELECT $2, v.uid, v.modseq, m.flags, m.keywords, m.internal_micros, m.size, m.crlf_size, \
+             m.from_addr, m.subject, m.message_id, m.blob_id \
+             FROM v JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src RETURNING blob_id), \
+         counted AS (SELECT blob_id, count(*) AS n FROM copied GROUP BY blob_id) \
+         UPDATE blobs b SET refs = refs + counted.n FROM counted WHERE b.id = counted.blob_id",
+        &[&from, &to, &sources, &new_uids, &modseqs],
+    )
+    .await?;
+    let map: Vec<(u32, u32)> = present
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.0, at.uid + i as u32))
+        .collect();
+    if remove_source {
+        let sources: Vec<u32> = map.iter().map(|(s, _)| *s).collect();
+        expunge(ctx, from, Some(&sources), false).await?;
+    }
+    Ok(CopyMap {
+        uid_validity,
+        uids: map,
+    })
+}
+
+pub async fn expunge(
+    ctx: &mut Ctx<'_>,
+    mailbox: MailboxId,
+    uids: Option<&[u32]>,
+    only_deleted: bool,
+) -> StoreResult<Vec<u32>> {
+    let user = owner_of(ctx, mailbox).await?;
+    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .await?;
+    let rows = match uids {
+        Some(uids) => {
+            let wanted: Vec<i64> = sorted_uids(uids).into_iter().map(i64::from).collect();
+            ctx.all(
+                "SELECT uid, flags FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+                &[&mailbox, &wanted],
+            )
+            .await?
+        }
+        None => {
+            ctx.all(
+                "SELECT uid, flags FROM messages WHERE mailbox_id = $1 ORDER BY uid",
+                &[&mailbox],
+            )
+            .await?
+        }
+    };
+    let gone: Vec<u32> = rows
+        .iter()
+        .filter(|r| !only_deleted || r.get::<_, i64>(1) & flags::DELETED != 0)
+        .map(|r| u32_of(r, 0))
+        .collect();
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    let change = Change {
+        modseqs: gone.len() as u64,
+        ..Change::default()
+    };
+    let first_modseq = counters::apply_to(ctx, user, mailbox, change).await?.modseq;
+    let uids: Vec<i64> = gone.iter().map(|u| i64::from(*u)).collect();
+    let modseqs: Vec<i64> = (0..gone.len() as u64)
+        .map(|i| big(first_modseq + i))
+        .collect();
+    // The `message_uncounted` trigger takes the counts down and frees unshared bytes.
+    ctx.exec(
+        "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)",
+        &[&mailbox, &uids],
+    )
+    .await?;
+    ctx.exec(
+        "INSERT INTO expunged (mailbox_id, uid, modseq) \
+         SELECT $1, v.uid, v.modseq FROM unnest($2::bigint[], $3::bigint[]) AS v(uid, modseq) \
+         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq",
+        &[&mailbox, &uids, &modseqs],
+    )
+    .await?;
+    Ok(gone)
+}
+
+async fn inbox_of(ctx: &Ctx<'_>, name: &str) -> StoreResult<Option<(UserId, MailboxId)>> {
+    Ok(ctx
+        .opt(
+            "SELECT u.id, m.id FROM mailboxes m JOIN users u ON u.id = m.user_id \
+             WHERE u.name = $1 AND m.name = 'INBOX'",
+            &[&name],
+        )
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
+}
+
+pub async fn import(ctx: &mut Ctx<'_>, batch: &ImportBatch) -> StoreResult<ImportCounts> {
+    let mut counts = ImportCounts::default();
+    for (name, hash) in &batch.users {
+        if inbox_of(ctx, name).await?.is_some() {
+            counts.users_existing += 1;
+            continue;
+        }
+        super::write_mailboxes::create_user(ctx, name, hash, None).await?;
+        counts.users_created += 1;
+    }
+    for m in &batch.messages {
+        let (user, inbox) = inbox_of(ctx, &m.owner)
+            .await?
+            .ok_or_else(|| StoreError::UnknownRecipient(m.owner.clone()))?;
+        if already_present(ctx, inbox, &m.message, batch.match_content).await? {
+            counts.messages_present += 1;
+            continue;
+        }
+        let blob = insert_blob(ctx, &m.message, 1).await?;
+        let flags = Flags::system(m.flags & flags::ALL);
+        let target = Target::Mailbox(user, inbox);
+        insert(ctx, target, &m.message, blob, true, &flags, false).await?;
+        counts.messages_imported += 1;
+    }
+    Ok(counts)
+}
+
+async fn already_present(
+    ctx: &Ctx<'_>,
+    inbox: MailboxId,
+    m: &NewMessage,
+    match_content: bool,
+) -> StoreResult<bool> {
+    let rows = ctx
+        .all(
+            "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id \
+             WHERE m.mailbox_id = $1 AND m.message_id = $2 AND m.imported",
+            &[&inbox, &m.message_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .any(|r| !match_content || r.get::<_, &[u8]>(0) == m.raw.as_slice()))
+}
