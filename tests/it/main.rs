@@ -17,6 +17,7 @@ mod large;
 mod legacy;
 mod limits;
 mod names;
+mod nodes;
 mod persistence;
 mod pg;
 mod pop3;

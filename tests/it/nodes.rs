@@ -1,0 +1,386 @@
+//! Several `jmail serve` nodes on one PostgreSQL database: mail sent to one node reaches IDLE on another,
+//! concurrent deliveries through both into one mailbox get distinct UIDs and rising modseqs, a node
+//! killed under load loses nothing it acknowledged, and a database restart under load gives temporary
+//! failures, then service again, with nothing acknowledged lost. Skipped without a test server
+//! (`JMAIL_TEST_POSTGRES`, which `scripts/test` sets).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::cli::{Served, jmail, run_with_stdin, serve_with, text};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One node: its own data dir (certificate, keys) and ports, the shared database.
+struct Node {
+    served: Served,
+    smtp: u16,
+    imap: u16,
+    _dir: TempDir,
+}
+
+fn node(url: &str) -> Node {
+    let dir = TempDir::new().unwrap();
+    let (smtp, imap) = (free_port(), free_port());
+    let (s, i) = (smtp.to_string(), imap.to_string());
+    let served = serve_with(
+        dir.path(),
+        &["--store", url, "--smtp-port", &s, "--imap-port", &i],
+    );
+    Node {
+        served,
+        smtp,
+        imap,
+        _dir: dir,
+    }
+}
+
+fn add_user(url: &str, name: &str) {
+    let dir = TempDir::new().unwrap();
+    let out = run_with_stdin(
+        jmail(
+            &["user", "add", name, "--password-stdin", "--store", url],
+            dir.path(),
+        ),
+        "pw-for-nodes\n",
+    );
+    assert!(out.status.success(), "user add: {}", text(&out.stderr));
+}
+
+/// Sends `count` messages to bob through SMTP on `port`, one transaction each on reused connections,
+/// until done or `secs` have passed. Prints `ack N` for each message the server acknowledged and
+/// `temp N CODE` for each temporary refusal; reconnects when a connection fails.
+fn load(port: u16, tag: &str, count: usize, secs: u64) -> tokio::process::Child {
+    let script = format!(
+        r#"
+import smtplib, sys, time
+deadline = time.time() + {secs}
+n = 0
+s = None
+while n < {count} and time.time() < deadline:
+    try:
+        if s is None:
+            s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
+        msg = "From: load@example.org\r\nSubject: {tag}-%d\r\n\r\nbody %d\r\n" % (n, n)
+        s.sendmail("load@example.org", ["bob@localhost"], msg)
+        print("ack", n, flush=True)
+        n += 1
+    except smtplib.SMTPResponseException as e:
+        print("temp", n, e.smtp_code, flush=True)
+        n += 1
+        try:
+            s.rset()
+        except Exception:
+            s = None
+    except smtplib.SMTPRecipientsRefused as e:
+        code = list(e.recipients.values())[0][0]
+        print("temp", n, code, flush=True)
+        n += 1
+    except Exception as e:
+        s = None
+        time.sleep(0.05)
+"#
+    );
+    tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// What a load run printed: the acknowledged message numbers and the temporary refusals (number, code).
+async fn outcome(child: tokio::process::Child) -> (BTreeSet<usize>, Vec<(usize, u16)>) {
+    let out = child.wait_with_output().await.unwrap();
+    let mut acked = BTreeSet::new();
+    let mut temp = Vec::new();
+    for line in text(&out.stdout).lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        match parts.as_slice() {
+            ["ack", n] => {
+                acked.insert(n.parse().unwrap());
+            }
+            ["temp", n, code] => temp.push((n.parse().unwrap(), code.parse().unwrap())),
+            _ => {}
+        }
+    }
+    (acked, temp)
+}
+
+/// A logged-in IMAP connection with INBOX selected, spoken to line by line.
+struct Imap {
+    read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    tag: u32,
+}
+
+impl Imap {
+    async fn open(port: u16) -> Imap {
+        let (r, w) = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap()
+            .into_split();
+        let mut imap = Imap {
+            read: BufReader::new(r),
+            write: w,
+            tag: 0,
+        };
+        imap.line().await;
+        imap.command("LOGIN bob pw-for-nodes").await;
+        imap.command("SELECT INBOX").await;
+        imap
+    }
+
+    async fn line(&mut self) -> String {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(30), self.read.read_line(&mut line))
+            .await
+            .expect("an IMAP line in time")
+            .unwrap();
+        assert!(!line.is_empty(), "the server closed the connection");
+        line
+    }
+
+    /// Sends a command and returns its untagged lines; the tagged reply must be OK.
+    async fn command(&mut self, command: &str) -> Vec<String> {
+        self.tag += 1;
+        let tag = format!("a{}", self.tag);
+        self.write
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut untagged = Vec::new();
+        loop {
+            let line = self.line().await;
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                assert!(rest.starts_with("OK"), "{command}: {line}");
+                return untagged;
+            }
+            untagged.push(line);
+        }
+    }
+
+    /// Subjects and (UID, MODSEQ) of every message, in UID order.
+    async fn listing(&mut self) -> (Vec<String>, Vec<(u32, u64)>) {
+        let lines = self
+            .command("UID FETCH 1:* (UID MODSEQ BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            .await;
+        let mut subjects = Vec::new();
+        let mut ids = Vec::new();
+        for line in &lines {
+            if let Some(s) = line.strip_prefix("Subject: ") {
+                subjects.push(s.trim().to_string());
+            }
+            if line.starts_with("* ") && line.contains("FETCH") {
+                let number_after = |key: &str| -> u64 {
+                    line.split(key)
+                        .nth(1)
+                        .unwrap()
+                        .trim_start_matches(['(', ' '])
+                        .split([' ', ')'])
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                };
+                ids.push((number_after("UID ") as u32, number_after("MODSEQ ")));
+            }
+        }
+        ids.sort();
+        (subjects, ids)
+    }
+}
+
+/// Every UID distinct and every modseq rising with the UID (deliveries number a mailbox in the order
+/// they commit, whichever node made them).
+fn assert_numbered_in_order(ids: &[(u32, u64)]) {
+    for pair in ids.windows(2) {
+        assert!(pair[0].0 < pair[1].0, "UIDs repeat: {pair:?}");
+        assert!(pair[0].1 < pair[1].1, "modseqs do not rise: {pair:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_mail_push_and_numbering() {
+    let Some(url) = crate::pg::fresh_database().await else {
+        return;
+    };
+    add_user(&url, "bob");
+    let a = node(&url);
+    let b = node(&url);
+
+    // Sent on node A, seen by IDLE on node B.
+    let mut watcher = Imap::open(b.imap).await;
+    watcher.tag += 1;
+    watcher
+        .write
+        .write_all(format!("a{} IDLE\r\n", watcher.tag).as_bytes())
+        .await
+        .unwrap();
+    assert!(watcher.line().await.starts_with("+ "));
+    let sent = Instant::now();
+    let (acked, _) = outcome(load(a.smtp, "first", 1, 30)).await;
+    assert_eq!(acked.len(), 1);
+    let exists = watcher.line().await;
+    assert_eq!(
+        exists, "* 2 EXISTS\r\n",
+        "the welcome message and the new one"
+    );
+    eprintln!("cross-node IDLE wake-up after {:?}", sent.elapsed());
+    watcher.write.write_all(b"DONE\r\n").await.unwrap();
+    let done = format!("a{} ", watcher.tag);
+    loop {
+        let line = watcher.line().await;
+        if let Some(rest) = line.strip_prefix(&done) {
+            assert!(rest.starts_with("OK"), "{line}");
+            break;
+        }
+    }
+
+    // Both nodes deliver into bob's INBOX at once.
+    let per_node = 150;
+    let (on_a, on_b) = (
+        load(a.smtp, "via-a", per_node, 120),
+        load(b.smtp, "via-b", per_node, 120),
+    );
+    let ((acked_a, temp_a), (acked_b, temp_b)) = tokio::join!(outcome(on_a), outcome(on_b));
+    assert_eq!((acked_a.len(), acked_b.len()), (per_node, per_node));
+    assert!(
+        temp_a.is_empty() && temp_b.is_empty(),
+        "{temp_a:?} {temp_b:?}"
+    );
+    let (subjects, ids) = Imap::open(a.imap).await.listing().await;
+    assert_eq!(ids.len(), 2 + 2 * per_node);
+    assert_eq!(
+        ids.iter().map(|(uid, _)| *uid).collect::<Vec<_>>(),
+        (1..=(2 + 2 * per_node) as u32).collect::<Vec<_>>(),
+        "UIDs handed out once each, none skipped"
+    );
+    assert_numbered_in_order(&ids);
+    for n in 0..per_node {
+        for tag in ["via-a", "via-b"] {
+            assert!(subjects.contains(&format!("{tag}-{n}")), "{tag}-{n}");
+        }
+    }
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_under_load_loses_nothing_and_the_other_serves_on() {
+    let Some(url) = crate::pg::fresh_database().await else {
+        return;
+    };
+    add_user(&url, "bob");
+    let mut a = node(&url);
+    let b = node(&url);
+    let on_a = load(a.smtp, "a", 100_000, 4);
+    let on_b = load(b.smtp, "b", 300, 60);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.served.child.kill().unwrap(); // SIGKILL
+    let ((acked_a, _), (acked_b, temp_b)) = tokio::join!(outcome(on_a), outcome(on_b));
+    eprintln!(
+        "node A acknowledged {} before SIGKILL; node B {}",
+        acked_a.len(),
+        acked_b.len()
+    );
+    assert!(!acked_a.is_empty(), "node A took mail before it died");
+    assert_eq!(acked_b.len(), 300, "node B kept serving: {temp_b:?}");
+    let (subjects, ids) = Imap::open(b.imap).await.listing().await;
+    assert_numbered_in_order(&ids);
+    for n in &acked_a {
+        assert!(
+            subjects.contains(&format!("a-{n}")),
+            "acknowledged a-{n} is lost"
+        );
+    }
+    for n in &acked_b {
+        assert!(
+            subjects.contains(&format!("b-{n}")),
+            "acknowledged b-{n} is lost"
+        );
+    }
+}
+
+/// The test's own PostgreSQL server (it is stopped and started again, which the shared one must not be).
+struct OwnServer {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnServer {
+    fn script() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/throwaway-postgres")
+    }
+
+    fn run(args: &[&str]) -> String {
+        let out = std::process::Command::new(Self::script())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    }
+
+    fn start() -> OwnServer {
+        let dir = std::env::temp_dir().join(format!("jmail-own-pg-{:016x}", rand::random::<u64>()));
+        let url = Self::run(&["start", dir.to_str().unwrap()]);
+        OwnServer { dir, url }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        Self::run(&["stop", self.dir.to_str().unwrap()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_restart_under_load_gives_temporary_failures_then_service() {
+    if crate::pg::fresh_database().await.is_none() {
+        return;
+    }
+    let server = OwnServer::start();
+    add_user(&server.url, "bob");
+    let a = node(&server.url);
+    let running = load(a.smtp, "r", 100_000, 8);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let dir = server.dir.to_str().unwrap();
+    OwnServer::run(&["pause", dir]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    OwnServer::run(&["resume", dir]);
+    let (acked, temp) = outcome(running).await;
+    assert!(
+        !temp.is_empty() && temp.iter().all(|(_, c)| (400..500).contains(c)),
+        "the outage gave temporary failures: {temp:?}"
+    );
+    eprintln!(
+        "{} acknowledged, {} refused for a while",
+        acked.len(),
+        temp.len()
+    );
+    let last_refused = temp.iter().map(|(n, _)| *n).max().unwrap();
+    let after = acked.iter().filter(|n| **n > last_refused).count();
+    assert!(
+        after > 0,
+        "mail is accepted again once the database is back ({temp:?})"
+    );
+    let (subjects, ids) = Imap::open(a.imap).await.listing().await;
+    assert_numbered_in_order(&ids);
+    for n in &acked {
+        assert!(
+            subjects.contains(&format!("r-{n}")),
+            "acknowledged r-{n} is lost"
+        );
+    }
+}
