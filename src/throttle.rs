@@ -74,8 +74,35 @@ struct Record {
     blocked_until: Option<Instant>,
 }
 
+/// Failure counts kept where every node sees them (the PostgreSQL store), so that an attacker spreading
+/// guesses over N nodes gets one budget, not N. Keys are an address (`ip:...`) or an account
+/// (`user:...`); a count is forgotten `window_secs` after its last failure unless it is blocked.
+#[async_trait::async_trait]
+pub trait SharedFailures: Send + Sync {
+    /// For each key: failures in force and seconds of block left (0: not blocked).
+    async fn failures(
+        &self,
+        keys: &[String],
+        window_secs: u64,
+    ) -> Result<Vec<(u32, u64)>, StoreError>;
+    /// Counts one failure against each key; an address (the first key) reaching `block_failures` is
+    /// blocked for `block_secs`.
+    async fn failed(
+        &self,
+        keys: &[String],
+        window_secs: u64,
+        block_failures: u32,
+        block_secs: u64,
+    ) -> Result<(), StoreError>;
+    /// Forgets a key's failures (an account after a good login).
+    async fn cleared(&self, key: &str) -> Result<(), StoreError>;
+}
+
 pub struct LoginThrottle {
     clock: Arc<dyn Clock>,
+    /// Where failures are shared with other nodes, if anywhere; this node's own counts stay the fast
+    /// path and the fallback when the shared ones cannot be read.
+    shared: Option<Arc<dyn SharedFailures>>,
     ips: Mutex<HashMap<IpAddr, Record>>,
     accounts: Mutex<HashMap<String, Record>>,
     /// Attempts being checked now, per IP; an entry lives only while its count is above 0, so the map is
@@ -112,9 +139,17 @@ impl LoginThrottle {
         Arc::new(LoginThrottle::new(Arc::new(SystemClock)))
     }
 
+    /// A throttle on the system clock whose counts are also shared with other nodes through `shared`.
+    pub fn system_shared(shared: Option<Arc<dyn SharedFailures>>) -> Arc<LoginThrottle> {
+        let mut throttle = LoginThrottle::new(Arc::new(SystemClock));
+        throttle.shared = shared;
+        Arc::new(throttle)
+    }
+
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         LoginThrottle {
             clock,
+            shared: None,
             ips: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
@@ -186,6 +221,82 @@ impl LoginThrottle {
                 r.blocked_until = Some(now + p.block);
                 tracing::warn!(%ip, failures = ip_failures, block_secs = p.block.as_secs(), "blocking logins from this address");
             }
+        }
+    }
+
+    /// The keys an attempt is counted under where counts are shared.
+    fn shared_keys(ip: IpAddr, account: &str) -> Vec<String> {
+        vec![
+            format!("ip:{}", crate::caps::address_key(ip)),
+            format!("user:{account}"),
+        ]
+    }
+
+    /// Takes in the shared counts before a check: where another node has seen more failures (or blocked
+    /// the address), this node's records say so too. Unreadable shared counts leave the local ones.
+    async fn absorb_shared(&self, ip: IpAddr, account: &str, limits: &Limits) {
+        let Some(shared) = &self.shared else { return };
+        let keys = Self::shared_keys(ip, account);
+        let counts = match shared.failures(&keys, limits.login_block_secs).await {
+            Ok(counts) => counts,
+            Err(e) => return tracing::warn!(error = %e, "reading shared login failures failed"),
+        };
+        let now = self.clock.now();
+        let ip = crate::caps::address_key(ip);
+        let raise = |record: &mut Record, (failures, blocked_secs): (u32, u64)| {
+            if failures > record.failures {
+                record.failures = failures;
+                record.last = now;
+            }
+            if blocked_secs > 0 {
+                record.blocked_until = Some(now + Duration::from_secs(blocked_secs));
+            }
+        };
+        let fresh = Record {
+            failures: 0,
+            last: now,
+            blocked_until: None,
+        };
+        if let Some(&c) = counts.first()
+            && (c.0 > 0 || c.1 > 0)
+        {
+            let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
+            if ips.len() < THROTTLE_ENTRIES_MAX || ips.contains_key(&ip) {
+                raise(ips.entry(ip).or_insert(fresh), c);
+            }
+        }
+        if let Some(&c) = counts.get(1)
+            && c.0 > 0
+        {
+            let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+            if accounts.len() < THROTTLE_ENTRIES_MAX || accounts.contains_key(account) {
+                raise(accounts.entry(account.to_string()).or_insert(fresh), c);
+            }
+        }
+    }
+
+    /// Counts a failure where other nodes see it.
+    async fn share_failure(&self, ip: IpAddr, account: &str, limits: &Limits) {
+        let Some(shared) = &self.shared else { return };
+        let keys = Self::shared_keys(ip, account);
+        let result = shared
+            .failed(
+                &keys,
+                limits.login_block_secs,
+                limits.login_block_failures,
+                limits.login_block_secs,
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "recording a shared login failure failed");
+        }
+    }
+
+    /// A good login clears the account's shared failures, as it clears the local ones.
+    async fn share_success(&self, account: &str) {
+        let Some(shared) = &self.shared else { return };
+        if let Err(e) = shared.cleared(&format!("user:{account}")).await {
+            tracing::warn!(error = %e, "clearing shared login failures failed");
         }
     }
 
@@ -282,6 +393,7 @@ pub async fn login(
     let name = login_name(config, typed_name);
     let name = name.as_str();
     let queued = tokio::time::Instant::now();
+    throttle.absorb_shared(ip, name, &config.limits).await;
     let penalty = loop {
         match throttle.check(ip, name, &config.limits) {
             Verdict::Blocked { .. } => {
@@ -306,10 +418,12 @@ pub async fn login(
     match result {
         Ok(Some(account)) => {
             throttle.finish(ip, name, true, &config.limits);
+            throttle.share_success(name).await;
             LoginResult::Ok(account)
         }
         Ok(None) => {
             throttle.finish(ip, name, false, &config.limits);
+            throttle.share_failure(ip, name, &config.limits).await;
             tokio::time::sleep_until(started + penalty).await;
             LoginResult::Failed
         }

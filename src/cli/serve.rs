@@ -238,7 +238,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Held until the process ends: a second server on this data dir is refused.
     let _lock = crate::datadir::lock_for_serving(&config.data_dir)?;
     runtime.block_on(async move {
-        let store = crate::store::open::open(&config).await.with_context(|| {
+        let opened = crate::store::open::open_for_serving(&config).await;
+        let (store, shared_failures) = opened.with_context(|| {
             format!(
                 "opening the store in {}",
                 crate::store::open::describe(&config)
@@ -247,8 +248,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // SQLite made any new database file with its own default mode.
         crate::datadir::prepare(&config.data_dir)?;
         let domains = config.domains.clone();
-        let server =
-            crate::server::start(config, store, crate::throttle::LoginThrottle::system()).await?;
+        let server = crate::server::start(
+            config,
+            store,
+            crate::throttle::LoginThrottle::system_shared(shared_failures),
+        )
+        .await?;
         server.prepare_dkim_keys(domains);
         wait_for_signal(&server).await?;
         server.shutdown().await;

@@ -6,6 +6,7 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{ModelLimits, Store, StoreResult};
 use crate::config::Config;
+use crate::throttle::SharedFailures;
 
 /// Which backend a config uses, for messages and for what only SQLite needs (its data dir lock, its
 /// database file).
@@ -15,10 +16,24 @@ pub fn is_postgres(config: &Config) -> bool {
 
 /// Opens (creating or migrating as needed) the store the config names.
 pub async fn open(config: &Config) -> StoreResult<Arc<dyn Store>> {
+    Ok(open_for_serving(config).await?.0)
+}
+
+/// [`open`], and where login failures are shared with other nodes (with PostgreSQL: the database).
+pub async fn open_for_serving(
+    config: &Config,
+) -> StoreResult<(Arc<dyn Store>, Option<Arc<dyn SharedFailures>>)> {
     let limits = ModelLimits::from(&config.limits);
     match &config.store {
-        Some(url) => Ok(Arc::new(PgStore::open(url, limits).await?)),
-        None => Ok(Arc::new(SqliteStore::open_with(&config.data_dir, limits)?)),
+        Some(url) => {
+            let store = Arc::new(PgStore::open(url, limits).await?);
+            let shared = store.shared_failures();
+            Ok((store, Some(shared)))
+        }
+        None => Ok((
+            Arc::new(SqliteStore::open_with(&config.data_dir, limits)?),
+            None,
+        )),
     }
 }
 

@@ -384,3 +384,96 @@ async fn a_database_restart_under_load_gives_temporary_failures_then_service() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_failures_on_one_node_count_on_every_node() {
+    use jmail::store::postgres::PgStore;
+    use jmail::throttle::{LoginResult, LoginThrottle, login};
+    use std::sync::Arc;
+    let Some(url) = crate::pg::fresh_database().await else {
+        return;
+    };
+    let limits = jmail::store::ModelLimits::default();
+    let (a, b) = (
+        Arc::new(PgStore::open(&url, limits).await.unwrap()),
+        Arc::new(PgStore::open(&url, limits).await.unwrap()),
+    );
+    let dir = TempDir::new().unwrap();
+    let mut config = jmail::config::Config::for_data_dir(dir.path());
+    config.limits.login_block_failures = 3;
+    config.limits.login_penalty_secs_max = 0;
+    jmail::accounts::add_user(a.as_ref(), &config, "bob", "right-pw")
+        .await
+        .unwrap();
+    let throttle_a = LoginThrottle::system_shared(Some(a.shared_failures()));
+    let throttle_b = LoginThrottle::system_shared(Some(b.shared_failures()));
+    let attacker: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let other: std::net::IpAddr = "192.0.2.8".parse().unwrap();
+    for _ in 0..3 {
+        let r = login(a.as_ref(), &config, &throttle_a, attacker, "bob", "guess").await;
+        assert!(matches!(r, LoginResult::Failed));
+    }
+    // Node B never saw a failure itself, and still refuses the address: one budget for all nodes.
+    let r = login(
+        b.as_ref(),
+        &config,
+        &throttle_b,
+        attacker,
+        "bob",
+        "right-pw",
+    )
+    .await;
+    assert!(matches!(r, LoginResult::Blocked));
+    let r = login(b.as_ref(), &config, &throttle_b, other, "bob", "right-pw").await;
+    assert!(
+        matches!(r, LoginResult::Ok(_)),
+        "another address is not blocked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_a_database_of_a_newer_schema_and_migrations_run_once() {
+    use jmail::store::postgres::PgStore;
+    let Some(url) = crate::pg::fresh_database().await else {
+        return;
+    };
+    let limits = jmail::store::ModelLimits::default();
+    // Four nodes starting at once: each migration is applied once, and all of them open.
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            async move { PgStore::open(&url, limits).await.map(drop) }
+        })
+        .collect();
+    let opened = futures_join_all(starts).await;
+    assert!(opened.iter().all(|o| o.is_ok()), "{opened:?}");
+    let version = crate::pg::count(&url, "SELECT version FROM jmail_schema").await;
+    assert_eq!(version as usize, jmail::store::postgres::schema_version());
+    assert_eq!(
+        crate::pg::count(&url, "SELECT count(*) FROM jmail_schema").await,
+        1
+    );
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute("UPDATE jmail_schema SET version = version + 1", &[])
+        .await
+        .unwrap();
+    let refused = PgStore::open(&url, limits).await.err().unwrap().to_string();
+    assert!(refused.contains("written by a newer Jmail"), "{refused}");
+}
+
+/// Runs futures side by side (tokio has no join_all of its own).
+async fn futures_join_all<F: std::future::Future + Send + 'static>(all: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = all.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}

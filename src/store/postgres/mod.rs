@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::IsolationLevel;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -29,7 +28,6 @@ use super::{
     MailboxInfo, MailboxSnapshot, MessageMeta, ModelLimits, NewMessage, QueueEntry, QueueStore,
     Quota, QuotaSetting, StoreError, StoreResult, Usage, UserId, UserInfo, Wanted, flags,
 };
-use sql::{Ctx, db};
 
 pub use schema::latest_version as schema_version;
 
@@ -56,26 +54,26 @@ pub struct PgStore {
 /// the commit.
 macro_rules! write {
     ($store:expr, |$ctx:ident| $body:expr) => {{
-        let store: &PgStore = $store;
+        let store: &$crate::store::postgres::PgStore = $store;
         let mut attempt = 0;
         loop {
             let mut client = store.client().await?;
-            let tx = client.transaction().await.map_err(db)?;
-            let mut $ctx = Ctx::new(&tx, &store.limits);
+            let tx = client.transaction().await.map_err($crate::store::postgres::sql::db)?;
+            let mut $ctx = $crate::store::postgres::sql::Ctx::new(&tx, &store.limits);
             let result = async { $body }.await;
             let touched = std::mem::take(&mut $ctx.touched);
             let outcome = match result {
-                Ok(value) => tx.commit().await.map_err(db).map(|()| value),
+                Ok(value) => tx.commit().await.map_err($crate::store::postgres::sql::db).map(|()| value),
                 Err(e) => {
                     let _ = tx.rollback().await;
                     Err(e)
                 }
             };
             match outcome {
-                Err(StoreError::Conflict(why)) if attempt < CONFLICT_RETRIES => {
+                Err($crate::store::StoreError::Conflict(why)) if attempt < $crate::store::postgres::CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::debug!(attempt, %why, "a write conflicted; running it again");
-                    tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % (5 << attempt))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % (5 << attempt))).await;
                 }
                 Ok(value) => {
                     store.push.committed(touched);
@@ -90,20 +88,24 @@ macro_rules! write {
 /// Runs `$body` in a read-only REPEATABLE READ transaction: its statements see one snapshot.
 macro_rules! read {
     ($store:expr, |$ctx:ident| $body:expr) => {{
-        let store: &PgStore = $store;
+        let store: &$crate::store::postgres::PgStore = $store;
         let mut client = store.client().await?;
         let tx = client
             .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .await
-            .map_err(db)?;
-        let $ctx = Ctx::new(&tx, &store.limits);
+            .map_err($crate::store::postgres::sql::db)?;
+        let $ctx = $crate::store::postgres::sql::Ctx::new(&tx, &store.limits);
         let result = async { $body }.await;
         drop($ctx);
         match result {
-            Ok(value) => tx.commit().await.map_err(db).map(|()| value),
+            Ok(value) => tx
+                .commit()
+                .await
+                .map_err($crate::store::postgres::sql::db)
+                .map(|()| value),
             Err(e) => {
                 let _ = tx.rollback().await;
                 Err(e)
@@ -111,6 +113,8 @@ macro_rules! read {
         }
     }};
 }
+
+mod throttle;
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`), migrates it, and
@@ -504,6 +508,7 @@ impl MailStore for PgStore {
 
     async fn close(&self) {
         self.stop.cancel();
+        push::send_waiting(&self.push, &self.pool).await;
         self.pool.close();
     }
 }

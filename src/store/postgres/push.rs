@@ -117,19 +117,24 @@ pub async fn send(push: Arc<Push>, pool: deadpool_postgres::Pool, stop: Cancella
             _ = push.wake.notified() => {}
             _ = stop.cancelled() => return,
         }
-        for payload in push.take_payloads() {
-            let sent = async {
-                let client = pool.get().await.map_err(|e| e.to_string())?;
-                client
-                    .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
-            if let Err(e) = sent {
-                // The other nodes' safety-net poll finds these changes within POLL_SECS.
-                tracing::warn!(error = %e, "telling other nodes of a change failed");
-            }
+        send_waiting(&push, &pool).await;
+    }
+}
+
+/// Sends what waits now (also at close, so the last commits are told).
+pub async fn send_waiting(push: &Push, pool: &deadpool_postgres::Pool) {
+    for payload in push.take_payloads() {
+        let sent = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = sent {
+            // The other nodes' safety-net poll finds these changes within POLL_SECS.
+            tracing::warn!(error = %e, "telling other nodes of a change failed");
         }
     }
 }

@@ -128,6 +128,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER queue_uncounted AFTER DELETE ON queue
         FOR EACH ROW EXECUTE FUNCTION jmail_queue_uncounted();
     "#,
+    // 2: login failures shared by every node (`throttle.rs`): one row per address (`ip:...`) or account
+    // (`user:...`) with recent failures.
+    r#"
+    CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY,
+        failures BIGINT NOT NULL,
+        last_micros BIGINT NOT NULL,
+        blocked_until_micros BIGINT
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -142,18 +152,13 @@ pub async fn migrate(client: &mut Client) -> StoreResult<()> {
 }
 
 async fn migrate_with(client: &mut Client, migrations: &[&str]) -> StoreResult<()> {
-    client
-        .batch_execute("CREATE TABLE IF NOT EXISTS jmail_schema (version BIGINT NOT NULL)")
-        .await
-        .or_else(|e| match e.code() {
-            // Two nodes creating it at the same instant: the other one won.
-            Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => Ok(()),
-            _ => Err(e),
-        })
-        .map_err(db)?;
     loop {
         let tx = client.transaction().await.map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        // Under the lock: nodes starting at once would otherwise race to create it.
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS jmail_schema (version BIGINT NOT NULL)")
             .await
             .map_err(db)?;
         let applied: Option<i64> = tx

@@ -1,0 +1,123 @@
+//! Login failure counts shared by every node on the database (see [`crate::throttle::SharedFailures`]).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::PgStore;
+use super::sql::Ctx;
+use crate::store::{StoreError, StoreResult};
+use crate::throttle::SharedFailures;
+
+/// One in this many recorded failures also deletes the counts that have run out, so the table holds
+/// about what the last window's failures made.
+const SWEEP_EVERY: u64 = 64;
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn micros(secs: u64) -> i64 {
+    secs.min(i64::MAX as u64 / 1_000_000) as i64 * 1_000_000
+}
+
+async fn record(ctx: &Ctx<'_>, key: &str, now: i64, window: i64) -> StoreResult<i64> {
+    let row = ctx
+        .one(
+            "INSERT INTO login_failures (key, failures, last_micros) VALUES ($1, 1, $2) \
+             ON CONFLICT (key) DO UPDATE SET last_micros = $2, failures = CASE \
+                 WHEN login_failures.last_micros <= $2 - $3 \
+                      AND coalesce(login_failures.blocked_until_micros, 0) <= $2 THEN 1 \
+                 ELSE login_failures.failures + 1 END \
+             RETURNING failures",
+            &[&key, &now, &window],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+#[async_trait]
+impl SharedFailures for PgStore {
+    async fn failures(
+        &self,
+        keys: &[String],
+        window_secs: u64,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
+        let now = now_micros();
+        let window = micros(window_secs);
+        let rows = read!(self, |ctx| {
+            ctx.all(
+                "SELECT key, failures, last_micros, coalesce(blocked_until_micros, 0) \
+                 FROM login_failures WHERE key = ANY($1)",
+                &[&keys],
+            )
+            .await
+        })?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let Some(r) = rows.iter().find(|r| r.get::<_, &str>(0) == key) else {
+                    return (0, 0);
+                };
+                let (failures, last, blocked): (i64, i64, i64) = (r.get(1), r.get(2), r.get(3));
+                let left = (blocked - now).max(0) as u64;
+                let blocked_secs = left.div_ceil(1_000_000);
+                match now - last < window || blocked_secs > 0 {
+                    true => (failures.clamp(0, u32::MAX as i64) as u32, blocked_secs),
+                    false => (0, 0),
+                }
+            })
+            .collect())
+    }
+
+    async fn failed(
+        &self,
+        keys: &[String],
+        window_secs: u64,
+        block_failures: u32,
+        block_secs: u64,
+    ) -> Result<(), StoreError> {
+        let now = now_micros();
+        let window = micros(window_secs);
+        let until = now.saturating_add(micros(block_secs));
+        let sweep = rand::random::<u64>() % SWEEP_EVERY == 0;
+        write!(self, |ctx| {
+            for (i, key) in keys.iter().enumerate() {
+                let failures = record(&ctx, key, now, window).await?;
+                // Only an address is blocked: an account is slowed, never locked out.
+                if i == 0 && failures >= i64::from(block_failures) {
+                    ctx.exec(
+                        "UPDATE login_failures SET blocked_until_micros = $2 WHERE key = $1 \
+                         AND coalesce(blocked_until_micros, 0) <= $3",
+                        &[key, &until, &now],
+                    )
+                    .await?;
+                }
+            }
+            if sweep {
+                ctx.exec(
+                    "DELETE FROM login_failures WHERE last_micros <= $1 - $2 \
+                     AND coalesce(blocked_until_micros, 0) <= $1",
+                    &[&now, &window],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn cleared(&self, key: &str) -> Result<(), StoreError> {
+        write!(self, |ctx| {
+            ctx.exec("DELETE FROM login_failures WHERE key = $1", &[&key])
+                .await
+                .map(drop)
+        })
+    }
+}
+
+impl PgStore {
+    /// This store as the login throttle's shared counts.
+    pub fn shared_failures(self: &Arc<Self>) -> Arc<dyn SharedFailures> {
+        self.clone()
+    }
+}
