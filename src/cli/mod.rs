@@ -14,6 +14,7 @@ mod progress;
 mod prompt;
 mod queue;
 mod serve;
+mod store_copy;
 mod transfer;
 mod user;
 
@@ -78,6 +79,9 @@ enum Command {
     /// The outbound queue: list, show, retry or drop what waits for other servers.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// The store as a whole: copy it to another backend (SQLite to PostgreSQL, or back).
+    #[command(subcommand)]
+    Store(store_copy::StoreCommand),
     /// DNS records to publish (MX, SPF, DKIM, DMARC).
     #[command(subcommand)]
     Dns(queue::DnsCommand),
@@ -125,6 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(command) => operate::config(command),
         Command::Queue(command) => queue::run(command),
         Command::Dns(command) => queue::dns(command),
+        Command::Store(command) => store_copy::run(command),
         Command::Completions(args) => operate::completions(args),
         Command::Man(args) => operate::man(args),
     }

@@ -4,6 +4,7 @@
 //! backend implements both ([`Store`]). The SQLite backend is the default; a PostgreSQL backend will
 //! implement the same trait and pass the same conformance tests (tests/it/store.rs).
 
+pub mod copy;
 pub mod notify;
 pub mod open;
 pub mod postgres;
@@ -12,6 +13,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
+pub use copy::{CopiedMailbox, CopiedMessage, CopiedUser, CopyStore};
 pub use notify::{AccountFeed, FeedEvent, MailboxWatch, Notifier};
 pub use rules::{Quota, Usage};
 
@@ -517,9 +519,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>>;
 }
 
-/// A whole backend: mail operations and account administration.
-pub trait Store: MailStore + AccountStore + QueueStore {}
-impl<T: MailStore + AccountStore + QueueStore> Store for T {}
+/// A whole backend: mail operations, account administration, the queue, and copying out and in.
+pub trait Store: MailStore + AccountStore + QueueStore + CopyStore {}
+impl<T: MailStore + AccountStore + QueueStore + CopyStore> Store for T {}
 
 /// The mail operations every backend provides, and all that protocol sessions see. All writes are durable
 /// when the call returns `Ok`.

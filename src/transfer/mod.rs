@@ -3,6 +3,7 @@
 
 pub mod maildir;
 pub mod mbox;
+pub mod store_copy;
 
 use crate::message::imported;
 use crate::store::{

@@ -27,6 +27,7 @@ mod push;
 mod queue_crash;
 mod smtp;
 mod store;
+mod store_copy;
 mod store_model;
 mod throttle;
 mod tls;

@@ -114,6 +114,7 @@ macro_rules! read {
     }};
 }
 
+mod copy;
 mod throttle;
 
 impl PgStore {

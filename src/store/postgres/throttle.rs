@@ -80,7 +80,7 @@ impl SharedFailures for PgStore {
         let now = now_micros();
         let window = micros(window_secs);
         let until = now.saturating_add(micros(block_secs));
-        let sweep = rand::random::<u64>() % SWEEP_EVERY == 0;
+        let sweep = rand::random::<u64>().is_multiple_of(SWEEP_EVERY);
         write!(self, |ctx| {
             for (i, key) in keys.iter().enumerate() {
                 let failures = record(&ctx, key, now, window).await?;

@@ -1,6 +1,7 @@
 //! The embedded default backend: one SQLite file in WAL mode under the data dir.
 
 mod checkpointer;
+mod copy;
 mod counters;
 mod foreign;
 mod queue;

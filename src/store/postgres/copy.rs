@@ -1,0 +1,277 @@
+//! `CopyStore` on PostgreSQL: reading the store out and writing one in exactly (see `store::copy`).
+
+use async_trait::async_trait;
+
+use super::PgStore;
+use super::sql::{big, u32_of, u64_of};
+use crate::store::{
+    CopiedMailbox, CopiedMessage, CopiedUser, CopyStore, MailboxId, Role, StoreResult, UserId,
+    flags,
+};
+
+#[async_trait]
+impl CopyStore for PgStore {
+    async fn copy_users(&self) -> StoreResult<Vec<CopiedUser>> {
+        let rows = read!(self, |ctx| {
+            ctx.all(
+                "SELECT name, password_hash, created_micros, modseq, quota_bytes, quota_messages \
+                 FROM users ORDER BY id",
+                &[],
+            )
+            .await
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| CopiedUser {
+                name: r.get(0),
+                password_hash: r.get(1),
+                created_micros: r.get(2),
+                modseq: u64_of(r, 3),
+                quota_bytes: r.get(4),
+                quota_messages: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn copy_mailboxes(&self, user: &str) -> StoreResult<Vec<(MailboxId, CopiedMailbox)>> {
+        let rows = read!(self, |ctx| {
+            ctx.all(
+                "SELECT m.id, m.name, m.role, m.subscribed, m.uid_validity, m.uid_next, \
+                 m.highest_modseq, m.account_modseq FROM mailboxes m JOIN users u ON u.id = m.user_id \
+                 WHERE u.name = $1 ORDER BY m.id",
+                &[&user],
+            )
+            .await
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let role: Option<String> = r.get(2);
+                (
+                    r.get(0),
+                    CopiedMailbox {
+                        name: r.get(1),
+                        role: role.as_deref().and_then(Role::parse),
+                        subscribed: r.get(3),
+                        uid_validity: u32_of(r, 4),
+                        uid_next: u32_of(r, 5),
+                        highest_modseq: u64_of(r, 6),
+                        account_modseq: u64_of(r, 7),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn copy_messages(
+        &self,
+        mailbox: MailboxId,
+        after: u32,
+        limit: usize,
+        bytes_max: usize,
+    ) -> StoreResult<Vec<CopiedMessage>> {
+        // Sizes first, so that no more bytes than asked are read in one go.
+        let sizes = read!(self, |ctx| {
+            ctx.all(
+                "SELECT uid, size FROM messages WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid LIMIT $3",
+                &[&mailbox, &i64::from(after), &(limit as i64)],
+            )
+            .await
+        })?;
+        let mut last = after;
+        let mut bytes = 0u64;
+        for r in &sizes {
+            if bytes >= bytes_max.max(1) as u64 {
+                break;
+            }
+            last = u32_of(r, 0);
+            bytes += u64_of(r, 1);
+        }
+        let rows = read!(self, |ctx| {
+            ctx.all(
+                "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_micros, m.crlf_size, \
+                 m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.refs > 1, b.raw, \
+                 b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                 WHERE m.mailbox_id = $1 AND m.uid > $2 AND m.uid <= $3 ORDER BY m.uid",
+                &[&mailbox, &i64::from(after), &i64::from(last)],
+            )
+            .await
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| CopiedMessage {
+                uid: u32_of(r, 0),
+                modseq: u64_of(r, 1),
+                flags: r.get(2),
+                keywords: r.get(3),
+                internal_micros: r.get(4),
+                crlf_size: u64_of(r, 5),
+                from: r.get(6),
+                subject: r.get(7),
+                message_id: r.get(8),
+                imported: r.get(9),
+                blob: r.get(10),
+                shared: r.get(11),
+                raw: r.get(12),
+                summary: r.get(13),
+            })
+            .collect())
+    }
+
+    async fn put_user(&self, u: &CopiedUser) -> StoreResult<UserId> {
+        write!(self, |ctx| {
+            let row = ctx
+                .opt(
+                    "INSERT INTO users (name, password_hash, created_micros, modseq, quota_bytes, \
+                     quota_messages) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING \
+                     RETURNING id",
+                    &[
+                        &u.name,
+                        &u.password_hash,
+                        &u.created_micros,
+                        &big(u.modseq),
+                        &u.quota_bytes,
+                        &u.quota_messages,
+                    ],
+                )
+                .await?;
+            match row {
+                Some(r) => Ok(r.get(0)),
+                None => ctx
+                    .one("SELECT id FROM users WHERE name = $1", &[&u.name])
+                    .await
+                    .map(|r| r.get(0)),
+            }
+        })
+    }
+
+    async fn put_mailbox(&self, user: UserId, m: &CopiedMailbox) -> StoreResult<(MailboxId, u32)> {
+        write!(self, |ctx| {
+            let existing = ctx
+                .opt(
+                    "SELECT id FROM mailboxes WHERE user_id = $1 AND name = $2",
+                    &[&user, &m.name],
+                )
+                .await?;
+            if let Some(r) = existing {
+                let id: MailboxId = r.get(0);
+                let held = ctx
+                    .one(
+                        "SELECT coalesce(max(uid), 0) FROM messages WHERE mailbox_id = $1",
+                        &[&id],
+                    )
+                    .await?;
+                return Ok((id, u32_of(&held, 0)));
+            }
+            let row = ctx
+                .one(
+                    "INSERT INTO mailboxes (user_id, name, role, subscribed, uid_validity, uid_next, \
+                     highest_modseq, account_modseq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    &[
+                        &user,
+                        &m.name,
+                        &m.role.map(Role::as_str),
+                        &m.subscribed,
+                        &i64::from(m.uid_validity),
+                        &i64::from(m.uid_next),
+                        &big(m.highest_modseq),
+                        &big(m.account_modseq),
+                    ],
+                )
+                .await?;
+            Ok((row.get(0), 0))
+        })
+    }
+
+    async fn put_messages(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        messages: Vec<(CopiedMessage, Option<i64>)>,
+    ) -> StoreResult<Vec<i64>> {
+        write!(self, |ctx| {
+            let mut blobs = Vec::with_capacity(messages.len());
+            let (mut count, mut unseen, mut bytes) = (0i64, 0i64, 0i64);
+            for (m, reuse) in &messages {
+                let blob: i64 = match reuse {
+                    Some(id) => {
+                        ctx.exec("UPDATE blobs SET refs = refs + 1 WHERE id = $1", &[id])
+                            .await?;
+                        *id
+                    }
+                    None => ctx
+                        .one(
+                            "INSERT INTO blobs (raw, summary) VALUES ($1, $2) RETURNING id",
+                            &[&m.raw, &m.summary],
+                        )
+                        .await?
+                        .get(0),
+                };
+                let size = m.raw.len() as i64;
+                ctx.exec(
+                    "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, \
+                     size, crlf_size, from_addr, subject, message_id, imported, blob_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    &[
+                        &mailbox,
+                        &i64::from(m.uid),
+                        &big(m.modseq),
+                        &m.flags,
+                        &m.keywords,
+                        &m.internal_micros,
+                        &size,
+                        &big(m.crlf_size),
+                        &m.from,
+                        &m.subject,
+                        &m.message_id,
+                        &m.imported,
+                        &blob,
+                    ],
+                )
+                .await?;
+                for k in m.keywords.split_whitespace() {
+                    ctx.exec(
+                        "INSERT INTO mailbox_keywords (mailbox_id, keyword) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                        &[&mailbox, &k],
+                    )
+                    .await?;
+                }
+                count += 1;
+                unseen += i64::from(m.flags & flags::SEEN == 0);
+                bytes += size;
+                blobs.push(blob);
+            }
+            ctx.exec(
+                "UPDATE mailboxes SET messages = messages + $2, unseen = unseen + $3, \
+                 bytes = bytes + $4 WHERE id = $1",
+                &[&mailbox, &count, &unseen, &bytes],
+            )
+            .await?;
+            ctx.exec(
+                "UPDATE users SET used_messages = used_messages + $2, used_bytes = used_bytes + $3 \
+                 WHERE id = $1",
+                &[&user, &count, &bytes],
+            )
+            .await?;
+            Ok(blobs)
+        })
+    }
+
+    async fn put_done(&self, user: UserId, copied: &CopiedUser) -> StoreResult<()> {
+        write!(self, |ctx| {
+            ctx.exec(
+                "UPDATE users SET modseq = greatest(modseq, $2) WHERE id = $1",
+                &[&user, &big(copied.modseq)],
+            )
+            .await?;
+            ctx.exec(
+                "SELECT setval(pg_get_serial_sequence('mailboxes', 'id'), \
+                 greatest((SELECT max(id) FROM mailboxes), (SELECT max(uid_validity) FROM mailboxes), 1))",
+                &[],
+            )
+            .await
+            .map(drop)
+        })
+    }
+}

@@ -1,0 +1,277 @@
+//! `CopyStore` on SQLite: reading the store out and writing one in exactly (see `store::copy`).
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteStore;
+use super::writer::backend;
+use crate::store::{
+    CopiedMailbox, CopiedMessage, CopiedUser, CopyStore, MailboxId, Role, StoreResult, UserId,
+    flags,
+};
+
+#[async_trait]
+impl CopyStore for SqliteStore {
+    async fn copy_users(&self) -> StoreResult<Vec<CopiedUser>> {
+        self.read(|c| {
+            c.prepare(
+                "SELECT name, password_hash, created_micros, modseq, quota_bytes, quota_messages \
+                 FROM users ORDER BY id",
+            )?
+            .query_map([], |r| {
+                Ok(CopiedUser {
+                    name: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    created_micros: r.get(2)?,
+                    modseq: r.get(3)?,
+                    quota_bytes: r.get(4)?,
+                    quota_messages: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn copy_mailboxes(&self, user: &str) -> StoreResult<Vec<(MailboxId, CopiedMailbox)>> {
+        let user = user.to_string();
+        self.read(move |c| {
+            c.prepare(
+                "SELECT m.id, m.name, m.role, m.subscribed, m.uid_validity, m.uid_next, \
+                 m.highest_modseq, m.account_modseq FROM mailboxes m JOIN users u ON u.id = m.user_id \
+                 WHERE u.name = ?1 ORDER BY m.id",
+            )?
+            .query_map(params![user], |r| {
+                let role: Option<String> = r.get(2)?;
+                Ok((
+                    r.get(0)?,
+                    CopiedMailbox {
+                        name: r.get(1)?,
+                        role: role.as_deref().and_then(Role::parse),
+                        subscribed: r.get(3)?,
+                        uid_validity: r.get(4)?,
+                        uid_next: r.get(5)?,
+                        highest_modseq: r.get(6)?,
+                        account_modseq: r.get(7)?,
+                    },
+                ))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn copy_messages(
+        &self,
+        mailbox: MailboxId,
+        after: u32,
+        limit: usize,
+        bytes_max: usize,
+    ) -> StoreResult<Vec<CopiedMessage>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_micros, m.crlf_size, \
+                 m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.refs > 1, b.raw, \
+                 b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                 WHERE m.mailbox_id = ?1 AND m.uid > ?2 ORDER BY m.uid LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![mailbox, after, limit as i64])?;
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            while bytes < bytes_max.max(1)
+                && let Some(r) = rows.next()?
+            {
+                let m = CopiedMessage {
+                    uid: r.get(0)?,
+                    modseq: r.get(1)?,
+                    flags: r.get(2)?,
+                    keywords: r.get(3)?,
+                    internal_micros: r.get(4)?,
+                    crlf_size: r.get(5)?,
+                    from: r.get(6)?,
+                    subject: r.get(7)?,
+                    message_id: r.get(8)?,
+                    imported: r.get(9)?,
+                    blob: r.get(10)?,
+                    shared: r.get(11)?,
+                    raw: r.get(12)?,
+                    summary: r.get(13)?,
+                };
+                bytes += m.raw.len();
+                out.push(m);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_user(&self, user: &CopiedUser) -> StoreResult<UserId> {
+        let u = user.clone();
+        self.write(move |ctx| {
+            let existing: Option<UserId> = ctx
+                .tx
+                .query_row(
+                    "SELECT id FROM users WHERE name = ?1",
+                    params![u.name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(id) = existing {
+                return Ok(id);
+            }
+            ctx.tx
+                .execute(
+                    "INSERT INTO users (name, password_hash, created_micros, modseq, quota_bytes, \
+                     quota_messages) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        u.name,
+                        u.password_hash,
+                        u.created_micros,
+                        u.modseq,
+                        u.quota_bytes,
+                        u.quota_messages
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(ctx.tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn put_mailbox(&self, user: UserId, m: &CopiedMailbox) -> StoreResult<(MailboxId, u32)> {
+        let m = m.clone();
+        self.write(move |ctx| {
+            let existing: Option<MailboxId> = ctx
+                .tx
+                .query_row(
+                    "SELECT id FROM mailboxes WHERE user_id = ?1 AND name = ?2",
+                    params![user, m.name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(id) = existing {
+                let held: u32 = ctx
+                    .tx
+                    .query_row(
+                        "SELECT coalesce(max(uid), 0) FROM messages WHERE mailbox_id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                return Ok((id, held));
+            }
+            ctx.tx
+                .execute(
+                    "INSERT INTO mailboxes (user_id, name, role, subscribed, uid_validity, uid_next, \
+                     highest_modseq, account_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        user,
+                        m.name,
+                        m.role.map(Role::as_str),
+                        m.subscribed,
+                        m.uid_validity,
+                        m.uid_next,
+                        m.highest_modseq,
+                        m.account_modseq
+                    ],
+                )
+                .map_err(backend)?;
+            Ok((ctx.tx.last_insert_rowid(), 0))
+        })
+        .await
+    }
+
+    async fn put_messages(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        messages: Vec<(CopiedMessage, Option<i64>)>,
+    ) -> StoreResult<Vec<i64>> {
+        self.write(move |ctx| {
+            let run = || -> rusqlite::Result<Vec<i64>> {
+                let tx = ctx.tx;
+                let mut blobs = Vec::with_capacity(messages.len());
+                let (mut count, mut unseen, mut bytes) = (0i64, 0i64, 0i64);
+                for (m, reuse) in &messages {
+                    let blob = match reuse {
+                        Some(id) => {
+                            tx.prepare_cached("UPDATE blobs SET refs = refs + 1 WHERE id = ?1")?
+                                .execute(params![id])?;
+                            *id
+                        }
+                        None => {
+                            tx.prepare_cached("INSERT INTO blobs (raw, summary) VALUES (?1, ?2)")?
+                                .execute(params![m.raw, m.summary])?;
+                            tx.last_insert_rowid()
+                        }
+                    };
+                    tx.prepare_cached(
+                        "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, \
+                         internal_micros, size, crlf_size, from_addr, subject, message_id, imported, \
+                         blob_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )?
+                    .execute(params![
+                        mailbox,
+                        m.uid,
+                        m.modseq,
+                        m.flags,
+                        m.keywords,
+                        m.internal_micros,
+                        m.raw.len() as i64,
+                        m.crlf_size,
+                        m.from,
+                        m.subject,
+                        m.message_id,
+                        m.imported,
+                        blob
+                    ])?;
+                    for k in m.keywords.split_whitespace() {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO mailbox_keywords (mailbox_id, keyword) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![mailbox, k])?;
+                    }
+                    count += 1;
+                    unseen += i64::from(m.flags & flags::SEEN == 0);
+                    bytes += m.raw.len() as i64;
+                    blobs.push(blob);
+                }
+                tx.prepare_cached(
+                    "UPDATE mailboxes SET messages = messages + ?2, unseen = unseen + ?3, \
+                     bytes = bytes + ?4 WHERE id = ?1",
+                )?
+                .execute(params![mailbox, count, unseen, bytes])?;
+                tx.prepare_cached(
+                    "UPDATE users SET used_messages = used_messages + ?2, used_bytes = used_bytes + ?3 \
+                     WHERE id = ?1",
+                )?
+                .execute(params![user, count, bytes])?;
+                Ok(blobs)
+            };
+            run().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_done(&self, user: UserId, copied: &CopiedUser) -> StoreResult<()> {
+        let modseq = copied.modseq;
+        self.write(move |ctx| {
+            let run = || -> rusqlite::Result<()> {
+                ctx.tx.execute(
+                    "UPDATE users SET modseq = max(modseq, ?2) WHERE id = ?1",
+                    params![user, modseq],
+                )?;
+                ctx.tx.execute(
+                    "UPDATE sqlite_sequence SET seq = max(seq, (SELECT max(uid_validity) FROM mailboxes)) \
+                     WHERE name = 'mailboxes'",
+                    [],
+                )?;
+                Ok(())
+            };
+            run().map_err(backend)
+        })
+        .await
+    }
+}

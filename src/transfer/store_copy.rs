@@ -1,0 +1,154 @@
+//! Copying a whole store into another (`jmail store copy`): accounts, passwords, quotas, mailboxes with
+//! their UIDVALIDITY, UIDNEXT and modseqs, and every message with its UID, modseq, flags and keywords,
+//! byte for byte. Streams in pages (memory holds one page), shares in the target the bytes the source
+//! shares, and resumes where an interrupted run stopped: a mailbox is continued after the highest UID
+//! the target already holds. At the end both stores are read again and compared, mailbox by mailbox.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::store::{CopyStore, MailboxId, Store, StoreError};
+
+/// Messages per page (and per target transaction).
+const PAGE_MESSAGES_MAX: usize = 500;
+/// Bytes of messages per page, above which a page ends early.
+const PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub users: u64,
+    pub mailboxes: u64,
+    /// Messages copied by this run (a resumed run counts only what it added).
+    pub messages: u64,
+    pub bytes: u64,
+    /// Messages compared at the end, all found identical.
+    pub verified: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("verification failed: {0}")]
+    Differs(String),
+}
+
+/// Copies every account of `from` into `to`, telling `progress` of the bytes copied, then verifies.
+pub async fn copy_store(
+    from: &dyn Store,
+    to: &dyn Store,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Copied, CopyError> {
+    let mut done = Copied::default();
+    // Source blob -> target blob, for bytes several messages share (one delivery to several users,
+    // copies between mailboxes): the target shares them as well.
+    let mut shared: HashMap<i64, i64> = HashMap::new();
+    let users = from.copy_users().await?;
+    for user in &users {
+        let target_user = to.put_user(user).await?;
+        for (source, mailbox) in from.copy_mailboxes(&user.name).await? {
+            let (target, held) = to.put_mailbox(target_user, &mailbox).await?;
+            let mut after = held;
+            loop {
+                let page = from
+                    .copy_messages(source, after, PAGE_MESSAGES_MAX, PAGE_BYTES_MAX)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.uid;
+                let bytes: u64 = page.iter().map(|m| m.raw.len() as u64).sum();
+                let keys: Vec<Option<i64>> =
+                    page.iter().map(|m| m.shared.then_some(m.blob)).collect();
+                let items = page
+                    .into_iter()
+                    .map(|m| {
+                        let reuse = m.shared.then(|| shared.get(&m.blob).copied()).flatten();
+                        (m, reuse)
+                    })
+                    .collect::<Vec<_>>();
+                let n = items.len() as u64;
+                let blobs = to.put_messages(target_user, target, items).await?;
+                for (key, blob) in keys.into_iter().zip(blobs) {
+                    if let Some(key) = key {
+                        shared.entry(key).or_insert(blob);
+                    }
+                }
+                done.messages += n;
+                done.bytes += bytes;
+                progress(bytes);
+            }
+            done.mailboxes += 1;
+        }
+        to.put_done(target_user, user).await?;
+        done.users += 1;
+    }
+    done.verified = verify(from, to).await?;
+    Ok(done)
+}
+
+/// Compares both stores account by account, mailbox by mailbox: the same mailboxes with the same
+/// UIDVALIDITY, UIDNEXT and highest modseq, and the same messages (UID, modseq, flags, keywords,
+/// internal date, SHA-256 of the bytes). Returns how many messages were compared.
+pub async fn verify(from: &dyn Store, to: &dyn Store) -> Result<u64, CopyError> {
+    let mut compared = 0;
+    for user in from.copy_users().await? {
+        let theirs: HashMap<String, (MailboxId, crate::store::CopiedMailbox)> = to
+            .copy_mailboxes(&user.name)
+            .await?
+            .into_iter()
+            .map(|(id, m)| (m.name.clone(), (id, m)))
+            .collect();
+        for (source, mine) in from.copy_mailboxes(&user.name).await? {
+            let Some((target, copy)) = theirs.get(&mine.name) else {
+                return Err(CopyError::Differs(format!(
+                    "{}'s mailbox {} is missing",
+                    user.name, mine.name
+                )));
+            };
+            let same = (mine.uid_validity, mine.uid_next, mine.highest_modseq)
+                == (copy.uid_validity, copy.uid_next, copy.highest_modseq);
+            if !same {
+                return Err(CopyError::Differs(format!(
+                    "{}'s mailbox {}: UIDVALIDITY, UIDNEXT or modseq differ",
+                    user.name, mine.name
+                )));
+            }
+            let (n, a) = digest(from, source).await?;
+            let (m, b) = digest(to, *target).await?;
+            if (n, a) != (m, b) {
+                return Err(CopyError::Differs(format!(
+                    "{}'s mailbox {}: {n} messages here, {m} there, or their contents differ",
+                    user.name, mine.name
+                )));
+            }
+            compared += n;
+        }
+    }
+    Ok(compared)
+}
+
+/// How many messages a mailbox holds and a SHA-256 over each one's UID, modseq, flags, keywords,
+/// internal date and bytes, in UID order.
+async fn digest(store: &dyn CopyStore, mailbox: MailboxId) -> Result<(u64, [u8; 32]), StoreError> {
+    let mut hash = Sha256::new();
+    let (mut count, mut after) = (0, 0);
+    loop {
+        let page = store
+            .copy_messages(mailbox, after, PAGE_MESSAGES_MAX, PAGE_BYTES_MAX)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.uid;
+        for m in &page {
+            hash.update(m.uid.to_be_bytes());
+            hash.update(m.modseq.to_be_bytes());
+            hash.update(m.flags.to_be_bytes());
+            hash.update(m.internal_micros.to_be_bytes());
+            hash.update(m.keywords.as_bytes());
+            hash.update([0]);
+            hash.update(Sha256::digest(&m.raw));
+            count += 1;
+        }
+    }
+    Ok((count, hash.finalize().into()))
+}
