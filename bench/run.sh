@@ -2,7 +2,7 @@
 # Benchmarks on this machine (docs/benchmarks.md). Every figure is a median of RUNS runs; the Postfix
 # comparison runs Postfix and Jmail in the same go and prints the ratio. Talks only to 127.0.0.0/8.
 #   RUNS=3 MESSAGES=20000 SMTP_MESSAGES=5000 IMAP_ROUNDS=3000 IDLE_SESSIONS=10000 \
-#     QUEUE_MESSAGES=5000 SECTIONS="fsync native growth bulk refresh idle smtp imap queue" bench/run.sh
+#     QUEUE_MESSAGES=5000 SECTIONS="fsync native growth bulk refresh idle smtp imap queue postgres" bench/run.sh
 # The smtp section installs Debian's postfix when missing and sets every parameter the comparison needs;
 # the imap section installs Debian's dovecot-imapd and runs its own instance on loopback.
 # A wait that runs out or a count that falls short prints "FAILED: ..." and exits non-zero, never a figure.
@@ -16,7 +16,9 @@ SMTP_MESSAGES=${SMTP_MESSAGES:-5000}
 IMAP_ROUNDS=${IMAP_ROUNDS:-3000}
 IDLE_SESSIONS=${IDLE_SESSIONS:-10000}
 QUEUE_MESSAGES=${QUEUE_MESSAGES:-5000}
-SECTIONS=${SECTIONS:-"fsync native growth bulk refresh idle smtp imap queue"}
+SECTIONS=${SECTIONS:-"fsync native growth bulk refresh idle smtp imap queue postgres"}
+PG_SESSIONS=${PG_SESSIONS:-1000}
+PG_DIR=
 cargo build --release --quiet
 JMAIL=$PWD/target/release/jmail
 WORK=$(mktemp -d)
@@ -28,6 +30,8 @@ cleanup() {
   stop_jmail
   [ -z "$POSTFIX_UP" ] || postfix stop >/dev/null 2>&1 || true
   [ -z "$DOVECOT_CONF" ] || doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1 || true
+  [ -z "$PG_DIR" ] || scripts/throwaway-postgres stop "$PG_DIR" >/dev/null 2>&1 || true
+  for pid in ${NODES:-}; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
   [ "$rc" = 0 ] || echo "FAILED: bench/run.sh stopped (exit $rc); no figures after this point" >&2
 }
@@ -532,4 +536,95 @@ PY
     "$IDLE_SESSIONS" "$(echo "$result" | field latency_ms.p50)" "$(echo "$result" | field latency_ms.p99)" \
     "$(echo "$result" | field latency_ms.max)" "$(echo "$result" | field messages)" "$(echo "$result" | field errors)"
   stop_jmail
+fi
+
+if want postgres; then
+  echo "== PostgreSQL (a throwaway cluster, fsync on): native durable send (64 clients, reused connections)"
+  echo "   and SMTP ingest (16 clients, a connection per message), SQLite against PostgreSQL with 1 and 2"
+  echo "   nodes, in the same run; then IDLE wake-ups on one node for APPENDs made through the other"
+  # Outside $WORK: the server runs as the postgres user, which must reach its directory.
+  PG_DIR=$(mktemp -d -u /tmp/jmail-bench-pg.XXXXXX)
+  url=$(scripts/throwaway-postgres start "$PG_DIR")
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  # node NAME [serve flags...]: a jmail serve on its own data dir; prints "PID NATIVE_ADDR SMTP_PORT IMAP_PORT".
+  node() {
+    local name=$1; shift
+    local smtp imap
+    smtp=$(free_port); imap=$(free_port)
+    JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 --submission-port 0 --pop3-port 0 --submissions-port 0 \
+      --pop3s-port 0 --native-tls-port 0 --imaps-port 0 --smtp-port "$smtp" --imap-port "$imap" \
+      --data-dir "$WORK/$name" --log-level info --config "$WORK/pg-bench.toml" "$@" >/dev/null 2>"$WORK/$name.log" &
+    local pid=$!
+    for _ in $(seq 200); do grep -q "jmail ready" "$WORK/$name.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "jmail ready" "$WORK/$name.log" || { cat "$WORK/$name.log" >&2; fail "node $name was not ready"; }
+    echo "$pid $(grep -o 'native on [0-9.:]*' "$WORK/$name.log" | cut -d' ' -f3 | tr -d ';,') $smtp $imap"
+  }
+  # The inbound checks are off, as in the smtp section; the connection caps allow the load.
+  printf 'inbound_auth_checks = false\n[limits]\nconnections_per_ip_max = 60000\nsmtp_data_unauth_per_ip_max = 64\n' >"$WORK/pg-bench.toml"
+  # rate FILE...: the combined rate of bench runs made side by side: all messages over the longest run.
+  rate() { python3 -c 'import sys,json
+runs = [json.load(open(f)) for f in sys.argv[1:]]
+for r in runs:
+    if r["errors"]: sys.exit("FAILED: %d errors in a bench run" % r["errors"])
+print(round(sum(r["messages"] for r in runs) / max(r["messages"] / r["messages_per_sec"] for r in runs)))' "$@"; }
+  # measure LABEL STORE_FLAGS NODES: one line of medians for native and SMTP on that setup.
+  measure() {
+    local label=$1 flags=$2 nodes=$3 i
+    local infos=()
+    for i in $(seq "$nodes"); do
+      infos+=("$(node "$label$i" $flags)")
+    done
+    NODES=$(for info in "${infos[@]}"; do echo "${info%% *}"; done | tr '\n' ' ')
+    "$JMAIL" bench --setup-users --users 64 --clients 1 --messages 0 --data-dir "$WORK/${label}1" $flags >/dev/null
+    local native smtp
+    native=$(for _ in $(seq "$RUNS"); do
+      local runs=()
+      for i in $(seq 0 $((nodes - 1))); do
+        local n=(${infos[$i]})
+        "$JMAIL" bench --server "${n[1]}" --users 64 --clients $((64 / nodes)) --messages $((MESSAGES / nodes)) \
+          --reuse-connections --json >"$WORK/run$i.json" &
+        runs+=($!)
+      done
+      wait "${runs[@]}" || fail "a native bench run ($label) failed"
+      for i in $(seq 0 $((nodes - 1))); do [ -s "$WORK/run$i.json" ] || fail "a native bench run ($label) failed"; done
+      rate $(for i in $(seq 0 $((nodes - 1))); do echo "$WORK/run$i.json"; done)
+      rm -f "$WORK"/run*.json
+    done | median)
+    smtp=$(for _ in $(seq "$RUNS"); do
+      local runs=()
+      for i in $(seq 0 $((nodes - 1))); do
+        local n=(${infos[$i]})
+        "$JMAIL" bench --protocol smtp --server "127.0.0.1:${n[2]}" --users 64 --clients $((16 / nodes)) \
+          --messages $((SMTP_MESSAGES / nodes)) --json >"$WORK/run$i.json" &
+        runs+=($!)
+      done
+      wait "${runs[@]}" || fail "an SMTP bench run ($label) failed"
+      for i in $(seq 0 $((nodes - 1))); do [ -s "$WORK/run$i.json" ] || fail "an SMTP bench run ($label) failed"; done
+      rate $(for i in $(seq 0 $((nodes - 1))); do echo "$WORK/run$i.json"; done)
+      rm -f "$WORK"/run*.json
+    done | median)
+    printf '  %-22s native %7.0f messages/s   SMTP %6.0f messages/s\n' "$label" "$native" "$smtp"
+    echo "$native $smtp" >"$WORK/$label.rates"
+    if [ "$nodes" = 2 ]; then
+      local a=(${infos[0]}) b=(${infos[1]})
+      local across same
+      same=$("$JMAIL" bench --server "127.0.0.1:${b[3]}" --protocol imap --users 64 --idle "$PG_SESSIONS" \
+        --messages 200 --json)
+      across=$("$JMAIL" bench --server "127.0.0.1:${b[3]}" --append-via "127.0.0.1:${a[3]}" --protocol imap \
+        --users 64 --idle "$PG_SESSIONS" --messages 200 --json)
+      printf '  IDLE wake-up, %d sessions on node B: APPEND on B p50 %.1f ms p99 %.1f ms; APPEND on A (across nodes) p50 %.1f ms p99 %.1f ms (%d never came)\n' \
+        "$PG_SESSIONS" "$(echo "$same" | field latency_ms.p50)" "$(echo "$same" | field latency_ms.p99)" \
+        "$(echo "$across" | field latency_ms.p50)" "$(echo "$across" | field latency_ms.p99)" "$(echo "$across" | field errors)"
+    fi
+    for pid in $NODES; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done
+    NODES=
+  }
+  measure sqlite "" 1
+  measure postgres-1-node "--store $url" 1
+  psql "$url" -qc "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" >/dev/null
+  measure postgres-2-nodes "--store $url" 2
+  read -r sn ss <"$WORK/sqlite.rates"; read -r pn ps <"$WORK/postgres-1-node.rates"; read -r qn qs <"$WORK/postgres-2-nodes.rates"
+  printf '  against SQLite: 1 node native %.2fx SMTP %.2fx; 2 nodes native %.2fx SMTP %.2fx\n' \
+    "$(python3 -c "print($pn / $sn)")" "$(python3 -c "print($ps / $ss)")" \
+    "$(python3 -c "print($qn / $sn)")" "$(python3 -c "print($qs / $ss)")"
 fi

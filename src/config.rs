@@ -104,6 +104,11 @@ pub struct Limits {
     /// `line_secs_max` seconds are over, in bytes per second. A body trickled slower is cut off, so a
     /// sender holds its buffer and slot for at most `line_secs_max + message_bytes_max / this` seconds.
     pub data_bytes_per_sec_min: u64,
+    /// Connections a node holds open to a PostgreSQL store at most (unused with SQLite). Each is a
+    /// PostgreSQL server process of a few MB; ops beyond it wait for one to come free. Throughput peaks
+    /// at a few per database CPU core (measured: 8 did 30% more than 32 on two cores); every node has
+    /// its own, and their sum must stay under the server's `max_connections`.
+    pub store_connections_max: u64,
     /// Mailboxes one account may have (its six special-use ones included). Each is a row read by every
     /// mailbox list, and IMAP clients list them all at start.
     pub mailboxes_per_account_max: u64,
@@ -173,6 +178,7 @@ impl Default for Limits {
             smtp_data_unauth_per_ip_max: 8,
             compressed_sessions_max: 1000,
             data_bytes_per_sec_min: 4096,
+            store_connections_max: 8,
             mailboxes_per_account_max: 1000,
             keywords_per_mailbox_max: 256,
             quota_bytes_default: 0,
@@ -289,6 +295,12 @@ impl Limits {
                 self.data_bytes_per_sec_min,
                 1,
                 1 << 30,
+            ),
+            (
+                "store_connections_max",
+                self.store_connections_max,
+                1,
+                1_000,
             ),
             (
                 "mailboxes_per_account_max",

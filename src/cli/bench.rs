@@ -17,8 +17,7 @@ use super::bench_smtp::{SmtpConn, message};
 use super::{StoreArgs, serve};
 use crate::accounts;
 use crate::client::Client;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{MailStore, StoreError};
+use crate::store::StoreError;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Protocol {
@@ -78,6 +77,10 @@ pub struct BenchArgs {
     /// `--messages` APPENDs (one user at a time) instead of running rounds.
     #[arg(long, value_name = "N")]
     idle: Option<usize>,
+    /// With --idle: APPEND through this server instead (another node on the same PostgreSQL database):
+    /// the wake-ups then measure push across nodes.
+    #[arg(long, value_name = "ADDR", requires = "idle")]
+    append_via: Option<String>,
     /// IMAP: before the clock starts, APPEND until each user's INBOX holds this many messages.
     #[arg(long, default_value_t = 0)]
     fill: u32,
@@ -133,6 +136,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let started = Instant::now();
             let (latencies, missed) = super::bench_imap::idle_wakeups(
                 &args.server,
+                args.append_via.as_deref().unwrap_or(&args.server),
                 &args.user_prefix,
                 &args.password,
                 args.users,
@@ -244,13 +248,10 @@ fn bench_params(args: &BenchArgs) -> Params {
 
 async fn setup_users(args: &BenchArgs) -> anyhow::Result<()> {
     let (config, _) = serve::resolve(&args.store, Vec::new())?;
-    let store = SqliteStore::open_with(
-        &config.data_dir,
-        crate::store::ModelLimits::from(&config.limits),
-    )?;
+    let store = crate::store::open::open(&config).await?;
     for u in 0..args.users {
         let name = format!("{}{u}", args.user_prefix);
-        match accounts::add_user(&store, &config, &name, &args.password).await {
+        match accounts::add_user(store.as_ref(), &config, &name, &args.password).await {
             Ok(_) | Err(accounts::AccountError::Store(StoreError::UserExists(_))) => {}
             Err(e) => return Err(e.into()),
         }

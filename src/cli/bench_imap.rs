@@ -172,11 +172,13 @@ impl ImapConn {
 }
 
 /// `jmail bench --protocol imap --idle N`: N sessions IDLE on their users' INBOXes (users taken in turn);
-/// then `deliveries` messages are APPENDed by another connection, one user at a time, and each idling
+/// then `deliveries` messages are APPENDed by another connection (to `append_via`: the same server, or
+/// another node on the same database), one user at a time, and each idling
 /// session of that user times from the APPEND being sent to its `* n EXISTS`. Returns every wake-up's
 /// latency and how many sessions were never woken within `WAKE_WAIT`.
 pub async fn idle_wakeups(
     server: &str,
+    append_via: &str,
     prefix: &str,
     password: &str,
     users: usize,
@@ -233,7 +235,7 @@ pub async fn idle_wakeups(
     // One sending session per user, made before the clock starts (APPEND goes to one's own INBOX).
     let mut senders = Vec::with_capacity(users.min(deliveries));
     for user in 0..users.min(deliveries) {
-        senders.push(ImapConn::connect(server, &format!("{prefix}{user}"), password).await?);
+        senders.push(ImapConn::connect(append_via, &format!("{prefix}{user}"), password).await?);
     }
     let message = appended(size);
     let mut latencies = Vec::with_capacity(deliveries * sessions / users.max(1));

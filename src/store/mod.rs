@@ -428,6 +428,8 @@ pub enum QuotaSetting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelLimits {
     pub mailboxes_per_account_max: u64,
+    /// PostgreSQL only: connections held open at most (`limits.store_connections_max`).
+    pub connections_max: u64,
     pub keywords_per_mailbox_max: u64,
     pub quota_default: Quota,
 }
@@ -443,6 +445,7 @@ impl From<&crate::config::Limits> for ModelLimits {
         let unlimited_at_zero = |v: u64| (v > 0).then_some(v);
         ModelLimits {
             mailboxes_per_account_max: l.mailboxes_per_account_max,
+            connections_max: l.store_connections_max,
             keywords_per_mailbox_max: l.keywords_per_mailbox_max,
             quota_default: Quota {
                 bytes: unlimited_at_zero(l.quota_bytes_default),

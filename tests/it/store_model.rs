@@ -549,6 +549,7 @@ async fn mailbox_and_keyword_limits_hold() {
         mailboxes_per_account_max: 8,
         keywords_per_mailbox_max: 2,
         quota_default: Quota::default(),
+        ..Default::default()
     };
     for (store, _dir) in backends_with(limits).await {
         let store = store.as_ref();

@@ -31,9 +31,6 @@ use super::{
 
 pub use schema::latest_version as schema_version;
 
-/// Connections a node holds open to the database at most. Each is a PostgreSQL backend process (a few
-/// MB of the database server's memory); ops beyond it wait for one to come free.
-pub const CONNECTIONS_MAX: usize = 32;
 /// How long an op waits for a free connection, or for a new one to be made, before failing
 /// (temporarily: a client is told to try again).
 const CONNECTION_WAIT_SECS: u64 = 10;
@@ -117,6 +114,16 @@ macro_rules! read {
 mod copy;
 mod throttle;
 
+/// Runs `$body`, whose reads are one statement, straight on a pooled connection (no transaction).
+macro_rules! point {
+    ($store:expr, |$ctx:ident| $body:expr) => {{
+        let store: &$crate::store::postgres::PgStore = $store;
+        let client = store.client().await?;
+        let $ctx = $crate::store::postgres::sql::Ctx::on_client(&client, &store.limits);
+        async { $body }.await
+    }};
+}
+
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`), migrates it, and
     /// starts this node's push tasks.
@@ -133,7 +140,7 @@ impl PgStore {
         );
         let wait = Some(Duration::from_secs(CONNECTION_WAIT_SECS));
         let pool = Pool::builder(manager)
-            .max_size(CONNECTIONS_MAX)
+            .max_size(limits.connections_max.clamp(1, 1_000) as usize)
             .runtime(Runtime::Tokio1)
             .wait_timeout(wait)
             .create_timeout(wait)
@@ -174,7 +181,7 @@ impl PgStore {
 #[async_trait]
 impl QueueStore for PgStore {
     async fn queue_due(&self, now_micros: i64, max: usize) -> StoreResult<Vec<(i64, String)>> {
-        read!(self, |ctx| queue::due(&ctx, now_micros, max).await)
+        point!(self, |ctx| queue::due(&ctx, now_micros, max).await)
     }
 
     async fn queue_take(
@@ -201,7 +208,7 @@ impl QueueStore for PgStore {
     }
 
     async fn queue_entry(&self, id: i64) -> StoreResult<Option<QueueEntry>> {
-        read!(self, |ctx| queue::get(&ctx, id).await)
+        point!(self, |ctx| queue::get(&ctx, id).await)
     }
 
     async fn queue_retry(&self, id: Option<i64>, now_micros: i64) -> StoreResult<u64> {
@@ -217,7 +224,7 @@ impl QueueStore for PgStore {
     }
 
     async fn queue_next_due(&self) -> StoreResult<Option<i64>> {
-        read!(self, |ctx| queue::next_due(&ctx).await)
+        point!(self, |ctx| queue::next_due(&ctx).await)
     }
 
     /// Nothing to do here: other nodes may hold live leases, which cannot be told apart from a dead
@@ -281,7 +288,7 @@ impl AccountStore for PgStore {
     }
 
     async fn inbox_of(&self, user: &str) -> StoreResult<Option<MailboxId>> {
-        read!(self, |ctx| Ok(reads::credentials(&ctx, user)
+        point!(self, |ctx| Ok(reads::credentials(&ctx, user)
             .await?
             .map(|c| c.inbox)))
     }
@@ -290,19 +297,19 @@ impl AccountStore for PgStore {
 #[async_trait]
 impl MailStore for PgStore {
     async fn credentials(&self, name: &str) -> StoreResult<Option<Credentials>> {
-        read!(self, |ctx| reads::credentials(&ctx, name).await)
+        point!(self, |ctx| reads::credentials(&ctx, name).await)
     }
 
     async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>> {
-        read!(self, |ctx| reads::password_hash_of(&ctx, id).await)
+        point!(self, |ctx| reads::password_hash_of(&ctx, id).await)
     }
 
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
-        read!(self, |ctx| reads::existing_users(&ctx, names).await)
+        point!(self, |ctx| reads::existing_users(&ctx, names).await)
     }
 
     async fn has_room(&self, name: &str) -> StoreResult<Option<bool>> {
-        read!(self, |ctx| reads::has_room(
+        point!(self, |ctx| reads::has_room(
             &ctx,
             name,
             self.limits.quota_default
@@ -311,7 +318,7 @@ impl MailStore for PgStore {
     }
 
     async fn usage(&self, user: UserId) -> StoreResult<Option<(Usage, Quota)>> {
-        read!(self, |ctx| reads::usage(
+        point!(self, |ctx| reads::usage(
             &ctx,
             user,
             self.limits.quota_default
@@ -320,7 +327,7 @@ impl MailStore for PgStore {
     }
 
     async fn first_user(&self) -> StoreResult<Option<String>> {
-        read!(self, |ctx| reads::first_user(&ctx).await)
+        point!(self, |ctx| reads::first_user(&ctx).await)
     }
 
     async fn submit(&self, delivery: Delivery) -> StoreResult<Vec<Delivered>> {
@@ -335,14 +342,14 @@ impl MailStore for PgStore {
     }
 
     async fn mailboxes(&self, user: UserId) -> StoreResult<Vec<MailboxInfo>> {
-        read!(self, |ctx| reads::mailboxes(&ctx, user).await)
+        point!(self, |ctx| reads::mailboxes(&ctx, user).await)
     }
 
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
         let Ok(name) = super::rules::mailbox_name(name) else {
             return Ok(None);
         };
-        read!(self, |ctx| reads::mailbox(&ctx, user, &name).await)
+        point!(self, |ctx| reads::mailbox(&ctx, user, &name).await)
     }
 
     async fn create_mailbox(&self, user: UserId, name: &str) -> StoreResult<MailboxId> {
@@ -430,7 +437,7 @@ impl MailStore for PgStore {
     }
 
     async fn account_modseq(&self, user: UserId) -> StoreResult<Option<u64>> {
-        read!(self, |ctx| reads::account_modseq(&ctx, user).await)
+        point!(self, |ctx| reads::account_modseq(&ctx, user).await)
     }
 
     async fn mailboxes_changed(
@@ -463,7 +470,7 @@ impl MailStore for PgStore {
         wanted: Wanted,
     ) -> StoreResult<Vec<Listed>> {
         let uids = &uids[..uids.len().min(super::MESSAGES_PER_CALL_MAX)];
-        read!(self, |ctx| reads::messages(&ctx, mailbox, uids, wanted)
+        point!(self, |ctx| reads::messages(&ctx, mailbox, uids, wanted)
             .await)
     }
 
@@ -473,7 +480,7 @@ impl MailStore for PgStore {
         limit: usize,
         bytes_max: usize,
     ) -> StoreResult<Vec<(MessageMeta, Vec<u8>)>> {
-        read!(self, |ctx| reads::newest(&ctx, mailbox, limit, bytes_max)
+        point!(self, |ctx| reads::newest(&ctx, mailbox, limit, bytes_max)
             .await)
     }
 
@@ -488,19 +495,19 @@ impl MailStore for PgStore {
             self.update_flags(mailbox, &[uid], FlagOp::Add, seen, None)
                 .await?;
         }
-        read!(self, |ctx| reads::body(&ctx, mailbox, uid).await)
+        point!(self, |ctx| reads::body(&ctx, mailbox, uid).await)
     }
 
     async fn body_ref(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<BodyRef>> {
-        read!(self, |ctx| reads::body_ref(&ctx, mailbox, uid).await)
+        point!(self, |ctx| reads::body_ref(&ctx, mailbox, uid).await)
     }
 
     async fn body_chunk(&self, body: BodyRef, offset: u64, max: usize) -> StoreResult<Vec<u8>> {
-        read!(self, |ctx| reads::body_chunk(&ctx, body, offset, max).await)
+        point!(self, |ctx| reads::body_chunk(&ctx, body, offset, max).await)
     }
 
     async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>> {
-        read!(self, |ctx| reads::summary(&ctx, mailbox, uid).await)
+        point!(self, |ctx| reads::summary(&ctx, mailbox, uid).await)
     }
 
     fn feed(&self, user: UserId) -> AccountFeed {

@@ -32,15 +32,88 @@ pub fn db(e: tokio_postgres::Error) -> StoreError {
 /// What an op sees while it runs: its transaction, the model's limits, and the mailboxes whose modseq it
 /// moved (their accounts' feeds hear of it once it has committed).
 pub struct Ctx<'a> {
-    pub tx: &'a Transaction<'a>,
+    pub tx: On<'a>,
     pub limits: &'a ModelLimits,
     pub touched: Vec<(UserId, MailboxId, u64)>,
+}
+
+/// What an op's statements run on: its transaction, or (a read of one statement) the connection
+/// itself, which spares the two round trips of BEGIN and COMMIT.
+#[derive(Clone, Copy)]
+pub enum On<'a> {
+    Tx(&'a Transaction<'a>),
+    Client(&'a deadpool_postgres::Client),
+}
+
+impl On<'_> {
+    async fn prepare_cached(
+        &self,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        match self {
+            On::Tx(tx) => tx.prepare_cached(sql).await,
+            On::Client(c) => c.prepare_cached(sql).await,
+        }
+    }
+
+    async fn query(
+        &self,
+        s: &tokio_postgres::Statement,
+        p: Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match self {
+            On::Tx(tx) => tx.query(s, p).await,
+            On::Client(c) => c.query(s, p).await,
+        }
+    }
+
+    async fn query_one(
+        &self,
+        s: &tokio_postgres::Statement,
+        p: Params<'_>,
+    ) -> Result<Row, tokio_postgres::Error> {
+        match self {
+            On::Tx(tx) => tx.query_one(s, p).await,
+            On::Client(c) => c.query_one(s, p).await,
+        }
+    }
+
+    async fn query_opt(
+        &self,
+        s: &tokio_postgres::Statement,
+        p: Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        match self {
+            On::Tx(tx) => tx.query_opt(s, p).await,
+            On::Client(c) => c.query_opt(s, p).await,
+        }
+    }
+
+    async fn execute(
+        &self,
+        s: &tokio_postgres::Statement,
+        p: Params<'_>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        match self {
+            On::Tx(tx) => tx.execute(s, p).await,
+            On::Client(c) => c.execute(s, p).await,
+        }
+    }
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(tx: &'a Transaction<'a>, limits: &'a ModelLimits) -> Ctx<'a> {
         Ctx {
-            tx,
+            tx: On::Tx(tx),
+            limits,
+            touched: Vec::new(),
+        }
+    }
+
+    /// For a read of one statement: straight on the connection, without a transaction.
+    pub fn on_client(client: &'a deadpool_postgres::Client, limits: &'a ModelLimits) -> Ctx<'a> {
+        Ctx {
+            tx: On::Client(client),
             limits,
             touched: Vec::new(),
         }
