@@ -135,8 +135,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             let started = Instant::now();
             let (latencies, missed) = super::bench_imap::idle_wakeups(
-                &args.server,
-                args.append_via.as_deref().unwrap_or(&args.server),
+                (
+                    &args.server,
+                    args.append_via.as_deref().unwrap_or(&args.server),
+                ),
                 &args.user_prefix,
                 &args.password,
                 args.users,

@@ -177,8 +177,7 @@ impl ImapConn {
 /// session of that user times from the APPEND being sent to its `* n EXISTS`. Returns every wake-up's
 /// latency and how many sessions were never woken within `WAKE_WAIT`.
 pub async fn idle_wakeups(
-    server: &str,
-    append_via: &str,
+    (server, append_via): (&str, &str),
     prefix: &str,
     password: &str,
     users: usize,
