@@ -251,9 +251,15 @@ impl Session {
             StoreError::TooManyMailboxes(_) => no(tag, Some("LIMIT"), "Too many mailboxes"),
             StoreError::TooManyKeywords(_) => no(tag, Some("LIMIT"), "Too many keywords"),
             StoreError::BadKeyword(_) => bad(tag, "Not a valid keyword"),
+            // A store that cannot answer now (a database restarting, a full disk, a conflict that
+            // retrying did not get through) is a subsystem down (RFC 5530 UNAVAILABLE), not a bug.
             other => {
                 tracing::error!(peer = %self.peer, error = %other, "store operation failed");
-                no(tag, Some("SERVERBUG"), "Temporary server error; try again")
+                no(
+                    tag,
+                    Some("UNAVAILABLE"),
+                    "Temporary server error; try again",
+                )
             }
         }
     }
