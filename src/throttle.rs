@@ -234,12 +234,18 @@ impl LoginThrottle {
 
     /// Takes in the shared counts before a check: where another node has seen more failures (or blocked
     /// the address), this node's records say so too. Unreadable shared counts leave the local ones.
-    async fn absorb_shared(&self, ip: IpAddr, account: &str, limits: &Limits) {
-        let Some(shared) = &self.shared else { return };
+    /// Returns whether the account has shared failures (a good login then clears them).
+    async fn absorb_shared(&self, ip: IpAddr, account: &str, limits: &Limits) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
         let keys = Self::shared_keys(ip, account);
         let counts = match shared.failures(&keys, limits.login_block_secs).await {
             Ok(counts) => counts,
-            Err(e) => return tracing::warn!(error = %e, "reading shared login failures failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading shared login failures failed");
+                return false;
+            }
         };
         let now = self.clock.now();
         let ip = crate::caps::address_key(ip);
@@ -273,6 +279,7 @@ impl LoginThrottle {
                 raise(accounts.entry(account.to_string()).or_insert(fresh), c);
             }
         }
+        counts.get(1).is_some_and(|c| c.0 > 0)
     }
 
     /// Counts a failure where other nodes see it.
@@ -393,7 +400,7 @@ pub async fn login(
     let name = login_name(config, typed_name);
     let name = name.as_str();
     let queued = tokio::time::Instant::now();
-    throttle.absorb_shared(ip, name, &config.limits).await;
+    let shared_failures = throttle.absorb_shared(ip, name, &config.limits).await;
     let penalty = loop {
         match throttle.check(ip, name, &config.limits) {
             Verdict::Blocked { .. } => {
@@ -418,7 +425,9 @@ pub async fn login(
     match result {
         Ok(Some(account)) => {
             throttle.finish(ip, name, true, &config.limits);
-            throttle.share_success(name).await;
+            if shared_failures {
+                throttle.share_success(name).await;
+            }
             LoginResult::Ok(account)
         }
         Ok(None) => {

@@ -111,9 +111,6 @@ macro_rules! read {
     }};
 }
 
-mod copy;
-mod throttle;
-
 /// Runs `$body`, whose reads are one statement, straight on a pooled connection (no transaction).
 macro_rules! point {
     ($store:expr, |$ctx:ident| $body:expr) => {{
@@ -123,6 +120,9 @@ macro_rules! point {
         async { $body }.await
     }};
 }
+
+mod copy;
+mod throttle;
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`), migrates it, and

@@ -45,7 +45,7 @@ impl SharedFailures for PgStore {
     ) -> Result<Vec<(u32, u64)>, StoreError> {
         let now = now_micros();
         let window = micros(window_secs);
-        let rows = read!(self, |ctx| {
+        let rows = point!(self, |ctx| {
             ctx.all(
                 "SELECT key, failures, last_micros, coalesce(blocked_until_micros, 0) \
                  FROM login_failures WHERE key = ANY($1)",

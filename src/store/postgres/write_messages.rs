@@ -36,17 +36,31 @@ async fn add_refs(ctx: &Ctx<'_>, blob: i64, more: i64) -> StoreResult<()> {
     Ok(())
 }
 
-/// Stores one message row in the target mailbox with its next UID and modseq. `None` when the target
-/// does not exist.
+/// Stores one message row in the target mailbox with its next UID and modseq, and its bytes unless
+/// `blob` names where they already are. `None` when the target does not exist. Returns where it landed
+/// and its blob.
 async fn insert(
     ctx: &mut Ctx<'_>,
     target: Target<'_>,
     m: &NewMessage,
-    blob: i64,
+    blob: Option<i64>,
     imported: bool,
     f: &Flags,
     check_quota: bool,
-) -> StoreResult<Option<Applied>> {
+) -> StoreResult<Option<(Applied, i64)>> {
+    if f.keywords.is_empty() {
+        let row = counters::NewRow {
+            message: m,
+            blob,
+            flags: f.system,
+            imported,
+        };
+        return counters::apply_and_insert(ctx, target, &row, check_quota).await;
+    }
+    let blob = match blob {
+        Some(blob) => blob,
+        None => insert_blob(ctx, m, 1).await?,
+    };
     let size = m.raw.len() as i64;
     let change = Change {
         uids: 1,
@@ -81,7 +95,7 @@ async fn insert(
         ],
     )
     .await?;
-    Ok(Some(at))
+    Ok(Some((at, blob)))
 }
 
 /// The keywords as `mailbox` spells them (see SQLite's `spell_keywords`): sorted, each in the spelling
@@ -143,7 +157,8 @@ pub async fn submit(
     d: &Delivery,
     now_micros: i64,
 ) -> StoreResult<Vec<Delivered>> {
-    let blob = insert_blob(ctx, &d.message, 1).await?;
+    // The bytes are stored with the first copy (or, with none, for the queue).
+    let mut blob = None;
     // Accounts are locked in name order, so two deliveries to the same recipients never wait on each
     // other in a cycle; the answer keeps the order given.
     let mut seen = HashSet::new();
@@ -161,7 +176,7 @@ pub async fn submit(
             Some((user, mailbox)) => Target::Mailbox(user, mailbox),
             None => Target::InboxOf(name),
         };
-        let at = insert(
+        let (at, stored) = insert(
             ctx,
             target,
             &d.message,
@@ -172,6 +187,7 @@ pub async fn submit(
         )
         .await?
         .ok_or_else(|| StoreError::UnknownRecipient(name.clone()))?;
+        blob = Some(stored);
         uids.insert(name.as_str(), at.uid);
         copies += 1;
     }
@@ -179,22 +195,22 @@ pub async fn submit(
         && let Some(sent) = mailbox_with_role(ctx, sender, "sent").await?
     {
         let seen = Flags::system(flags::SEEN);
-        insert(
-            ctx,
-            Target::Mailbox(sender, sent),
-            &d.message,
-            blob,
-            false,
-            &seen,
-            true,
-        )
-        .await?;
-        copies += 1;
+        let target = Target::Mailbox(sender, sent);
+        if let Some((_, stored)) = insert(ctx, target, &d.message, blob, false, &seen, true).await?
+        {
+            blob = Some(stored);
+            copies += 1;
+        }
     }
+    let blob = match blob {
+        Some(blob) => blob,
+        None => insert_blob(ctx, &d.message, 1).await?,
+    };
     if let Some(outbound) = &d.outbound {
         copies += super::queue::enqueue(ctx, blob, outbound, now_micros).await?;
     }
-    add_refs(ctx, blob, copies - 1).await?;
+    // Stored once, counted once: each further copy is one more reference.
+    add_refs(ctx, blob, copies.max(1) - 1).await?;
     Ok(given
         .into_iter()
         .map(|name| Delivered {
@@ -238,10 +254,9 @@ pub async fn append(
 ) -> StoreResult<u32> {
     let f = canonical(f)?;
     let user = owner_of(ctx, mailbox).await?;
-    let blob = insert_blob(ctx, message, 1).await?;
     let target = Target::Mailbox(user, mailbox);
-    let at = insert(ctx, target, message, blob, false, &f, check_quota).await?;
-    Ok(at.ok_or(StoreError::NoSuchMailbox)?.uid)
+    let at = insert(ctx, target, message, None, false, &f, check_quota).await?;
+    Ok(at.ok_or(StoreError::NoSuchMailbox)?.0.uid)
 }
 
 pub async fn update_flags(
@@ -500,10 +515,9 @@ pub async fn import(ctx: &mut Ctx<'_>, batch: &ImportBatch) -> StoreResult<Impor
             counts.messages_present += 1;
             continue;
         }
-        let blob = insert_blob(ctx, &m.message, 1).await?;
         let flags = Flags::system(m.flags & flags::ALL);
         let target = Target::Mailbox(user, inbox);
-        insert(ctx, target, &m.message, blob, true, &flags, false).await?;
+        insert(ctx, target, &m.message, None, true, &flags, false).await?;
         counts.messages_imported += 1;
     }
     Ok(counts)
