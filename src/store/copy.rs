@@ -68,10 +68,21 @@ pub trait CopyStore: Send + Sync + 'static {
         limit: usize,
         bytes_max: usize,
     ) -> StoreResult<Vec<CopiedMessage>>;
+    /// Tombstones of expunged messages (UID, modseq) with UIDs above `after`, in UID order, at most
+    /// `limit`: what QRESYNC tells a client that was away.
+    async fn copy_expunged(
+        &self,
+        mailbox: MailboxId,
+        after: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<(u32, u64)>>;
     /// The target's account of this name, made with exactly these fields (and no mailboxes) when
-    /// missing: a copy resumed finds what an earlier run made.
+    /// missing: a copy resumed finds what an earlier run made. An account of that name that is not
+    /// such a copy (another creation time or password) is [`super::StoreError::UserExists`].
     async fn put_user(&self, user: &CopiedUser) -> StoreResult<UserId>;
-    /// The target's mailbox of this name and the highest UID it holds (0: none), made when missing.
+    /// The target's mailbox of this name and the highest UID it holds (0: none), made when missing. A
+    /// mailbox of that name with another UIDVALIDITY is not an earlier run's:
+    /// [`super::StoreError::MailboxExists`].
     async fn put_mailbox(
         &self,
         user: UserId,
@@ -86,6 +97,8 @@ pub trait CopyStore: Send + Sync + 'static {
         mailbox: MailboxId,
         messages: Vec<(CopiedMessage, Option<i64>)>,
     ) -> StoreResult<Vec<i64>>;
+    /// Stores tombstones (an earlier run's are kept).
+    async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<(u32, u64)>) -> StoreResult<()>;
     /// Once an account is copied: its change counter as the source had it, and new mailbox ids moved
     /// past every UIDVALIDITY copied (a mailbox made later never repeats one).
     async fn put_done(&self, user: UserId, copied: &CopiedUser) -> StoreResult<()>;

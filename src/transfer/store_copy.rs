@@ -33,6 +33,8 @@ pub enum CopyError {
     Store(#[from] StoreError),
     #[error("verification failed: {0}")]
     Differs(String),
+    #[error("{0}: copy into an empty store, or into one an earlier run of the same copy made")]
+    Occupied(String),
 }
 
 /// Copies every account of `from` into `to`, telling `progress` of the bytes copied, then verifies.
@@ -47,9 +49,23 @@ pub async fn copy_store(
     let mut shared: HashMap<i64, i64> = HashMap::new();
     let users = from.copy_users().await?;
     for user in &users {
-        let target_user = to.put_user(user).await?;
+        let target_user = to.put_user(user).await.map_err(|e| match e {
+            StoreError::UserExists(name) => CopyError::Occupied(format!(
+                "the target has an account {name} that is not a copy of this one"
+            )),
+            other => other.into(),
+        })?;
         for (source, mailbox) in from.copy_mailboxes(&user.name).await? {
-            let (target, held) = to.put_mailbox(target_user, &mailbox).await?;
+            let (target, held) =
+                to.put_mailbox(target_user, &mailbox)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::MailboxExists => CopyError::Occupied(format!(
+                            "the target's account {} has a mailbox {} of another UIDVALIDITY",
+                            user.name, mailbox.name
+                        )),
+                        other => other.into(),
+                    })?;
             let mut after = held;
             loop {
                 let page = from
@@ -77,6 +93,16 @@ pub async fn copy_store(
                 done.messages += n;
                 done.bytes += bytes;
                 progress(bytes);
+            }
+            // The tombstones, so that QRESYNC still tells a returning client what went meanwhile.
+            let mut after = 0;
+            loop {
+                let gone = from
+                    .copy_expunged(source, after, PAGE_MESSAGES_MAX * 10)
+                    .await?;
+                let Some(last) = gone.last() else { break };
+                after = last.0;
+                to.put_expunged(target, gone).await?;
             }
             done.mailboxes += 1;
         }
@@ -129,7 +155,7 @@ pub async fn verify(from: &dyn Store, to: &dyn Store) -> Result<u64, CopyError> 
 }
 
 /// How many messages a mailbox holds and a SHA-256 over each one's UID, modseq, flags, keywords,
-/// internal date and bytes, in UID order.
+/// internal date and bytes, in UID order, and over its tombstones.
 async fn digest(store: &dyn CopyStore, mailbox: MailboxId) -> Result<(u64, [u8; 32]), StoreError> {
     let mut hash = Sha256::new();
     let (mut count, mut after) = (0, 0);
@@ -148,6 +174,19 @@ async fn digest(store: &dyn CopyStore, mailbox: MailboxId) -> Result<(u64, [u8; 
             hash.update([0]);
             hash.update(Sha256::digest(&m.raw));
             count += 1;
+        }
+    }
+    let mut after = 0;
+    loop {
+        let gone = store
+            .copy_expunged(mailbox, after, PAGE_MESSAGES_MAX * 10)
+            .await?;
+        let Some(last) = gone.last() else { break };
+        after = last.0;
+        for (uid, modseq) in gone {
+            hash.update(b"gone");
+            hash.update(uid.to_be_bytes());
+            hash.update(modseq.to_be_bytes());
         }
     }
     Ok((count, hash.finalize().into()))

@@ -28,10 +28,13 @@ async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>
             raw_bytes_max: u64::MAX,
         };
         let listed = store.messages(mailbox.id, &uids, wanted).await.unwrap();
-        let lines = listed
+        let mut lines: Vec<String> = listed
             .iter()
             .map(|l| format!("{:?} {:?} {:?}", l.meta, l.summary, l.raw))
             .collect();
+        // What QRESYNC tells a client that was away: the tombstones.
+        let changes = store.changes(mailbox.id, 0, 100_000).await.unwrap();
+        lines.push(format!("gone {:?}", changes.gone));
         mailbox.id = 0;
         out.push((mailbox, lines));
     }
@@ -218,6 +221,27 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
             "{user}"
         );
     }
+    // A target holding an account of the same name that is not a copy is refused, untouched.
+    let occupied = crate::pg::fresh_database().await.unwrap();
+    let other = PgStore::open(&occupied, ModelLimits::default())
+        .await
+        .unwrap();
+    other
+        .create_user("bob", &jmail::auth::hash_password("pw"), None)
+        .await
+        .unwrap();
+    other.close().await;
+    let scratch = TempDir::new().unwrap();
+    let out = jmail(
+        &["store", "copy", "--from", src, "--to", &occupied],
+        scratch.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(said.contains("account bob that is not a copy"), "{said}");
+
     // And a run on a finished copy adds nothing and verifies.
     let said = copy(src, &fresh);
     assert!(

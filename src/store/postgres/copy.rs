@@ -118,6 +118,37 @@ impl CopyStore for PgStore {
             .collect())
     }
 
+    async fn copy_expunged(
+        &self,
+        mailbox: MailboxId,
+        after: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<(u32, u64)>> {
+        let rows = point!(self, |ctx| {
+            ctx.all(
+                "SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid LIMIT $3",
+                &[&mailbox, &i64::from(after), &(limit as i64)],
+            )
+            .await
+        })?;
+        Ok(rows.iter().map(|r| (u32_of(r, 0), u64_of(r, 1))).collect())
+    }
+
+    async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<(u32, u64)>) -> StoreResult<()> {
+        let uids: Vec<i64> = gone.iter().map(|g| i64::from(g.0)).collect();
+        let modseqs: Vec<i64> = gone.iter().map(|g| big(g.1)).collect();
+        write!(self, |ctx| {
+            ctx.exec(
+                "INSERT INTO expunged (mailbox_id, uid, modseq) \
+                 SELECT $1, v.uid, v.modseq FROM unnest($2::bigint[], $3::bigint[]) AS v(uid, modseq) \
+                 ON CONFLICT DO NOTHING",
+                &[&mailbox, &uids, &modseqs],
+            )
+            .await
+            .map(drop)
+        })
+    }
+
     async fn put_user(&self, u: &CopiedUser) -> StoreResult<UserId> {
         write!(self, |ctx| {
             let row = ctx
@@ -135,12 +166,19 @@ impl CopyStore for PgStore {
                     ],
                 )
                 .await?;
-            match row {
-                Some(r) => Ok(r.get(0)),
-                None => ctx
-                    .one("SELECT id FROM users WHERE name = $1", &[&u.name])
-                    .await
-                    .map(|r| r.get(0)),
+            if let Some(r) = row {
+                return Ok(r.get(0));
+            }
+            let r = ctx
+                .one(
+                    "SELECT id, created_micros, password_hash FROM users WHERE name = $1",
+                    &[&u.name],
+                )
+                .await?;
+            let (created, hash): (i64, String) = (r.get(1), r.get(2));
+            match (created, hash) == (u.created_micros, u.password_hash.clone()) {
+                true => Ok(r.get(0)),
+                false => Err(crate::store::StoreError::UserExists(u.name.clone())),
             }
         })
     }
@@ -149,11 +187,14 @@ impl CopyStore for PgStore {
         write!(self, |ctx| {
             let existing = ctx
                 .opt(
-                    "SELECT id FROM mailboxes WHERE user_id = $1 AND name = $2",
+                    "SELECT id, uid_validity FROM mailboxes WHERE user_id = $1 AND name = $2",
                     &[&user, &m.name],
                 )
                 .await?;
             if let Some(r) = existing {
+                if u32_of(&r, 1) != m.uid_validity {
+                    return Err(crate::store::StoreError::MailboxExists);
+                }
                 let id: MailboxId = r.get(0);
                 let held = ctx
                     .one(

@@ -112,7 +112,9 @@ pub async fn apply(
         }
     };
     let Some(row) = row else {
-        return Ok(None);
+        // The account is there but the mailbox went (deleted by another connection since the caller
+        // found it): the op runs again and finds it gone.
+        return Err(vanished());
     };
     let (mailbox, uid, modseq): (MailboxId, u32, u64) =
         (row.get(0), u32_of(&row, 1), u64_of(&row, 2));
@@ -124,6 +126,12 @@ pub async fn apply(
         uid,
         modseq,
     }))
+}
+
+/// A mailbox that its account no longer has, met after the caller found it: a concurrent change, so the
+/// op is run again (and then finds it gone) rather than committing a half-done change.
+fn vanished() -> StoreError {
+    StoreError::Conflict("the mailbox was deleted meanwhile".into())
 }
 
 /// [`apply`] to a mailbox of a known account: a missing one is [`StoreError::NoSuchMailbox`].
@@ -237,7 +245,7 @@ pub async fn apply_and_insert(
         }
     }
     let Some(mailbox) = r.get::<_, Option<MailboxId>>(7) else {
-        return Ok(None);
+        return Err(vanished());
     };
     let user: UserId = r.get(0);
     let applied = Applied {

@@ -68,6 +68,8 @@ macro_rules! write {
             };
             match outcome {
                 Err($crate::store::StoreError::Conflict(why)) if attempt < $crate::store::postgres::CONFLICT_RETRIES => {
+                    // The connection goes back to the pool while this op waits.
+                    drop(client);
                     attempt += 1;
                     tracing::debug!(attempt, %why, "a write conflicted; running it again");
                     tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % (5 << attempt))).await;
@@ -175,6 +177,13 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| StoreError::Backend(format!("no database connection: {e}")))
+    }
+}
+
+/// A store dropped without `close` still stops its push tasks and its listener.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -143,11 +143,21 @@ pub async fn send_waiting(push: &Push, pool: &deadpool_postgres::Pool) {
 /// lost connection every watcher on this node resyncs, and it connects again.
 pub async fn listen(push: Arc<Push>, config: tokio_postgres::Config, stop: CancellationToken) {
     let mut backoff = 1;
+    // TCP keepalives: a half-open connection (a peer gone without a word) is noticed within a minute.
+    let mut config = config;
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30));
     loop {
+        let started = std::time::Instant::now();
         let result = tokio::select! {
             r = listen_once(&push, &config) => r,
             _ = stop.cancelled() => return,
         };
+        if started.elapsed() > Duration::from_secs(RECONNECT_SECS_MAX * 2) {
+            // It was up for a while: the next attempt starts quickly again.
+            backoff = 1;
+        }
         if let Err(e) = result {
             tracing::warn!(error = %e, "the PostgreSQL listener was lost; connecting again");
         }

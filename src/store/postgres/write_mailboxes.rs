@@ -104,7 +104,10 @@ pub async fn change_user(
 }
 
 pub async fn delete_user(ctx: &Ctx<'_>, name: &str) -> StoreResult<()> {
-    // Messages first, so their trigger runs while their mailboxes and account still exist.
+    // The account row first, as every write locks it first.
+    ctx.exec("SELECT 1 FROM users WHERE name = $1 FOR UPDATE", &[&name])
+        .await?;
+    // Messages next, so their trigger runs while their mailboxes and account still exist.
     ctx.exec(
         "DELETE FROM messages WHERE mailbox_id IN \
          (SELECT m.id FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE u.name = $1)",

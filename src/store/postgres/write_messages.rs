@@ -152,6 +152,19 @@ async fn owner_of(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<UserId> {
         .ok_or(StoreError::NoSuchMailbox)
 }
 
+/// The owner of `mailbox`, with the owner's account row locked (the first lock every write takes) and
+/// the mailbox checked again under it: mailboxes are made and deleted only under that lock, so from
+/// here to the commit the mailbox stays.
+async fn lock_owner_of(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<UserId> {
+    let user = owner_of(ctx, mailbox).await?;
+    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .await?;
+    match owner_of(ctx, mailbox).await? {
+        owner if owner == user => Ok(user),
+        _ => Err(StoreError::NoSuchMailbox),
+    }
+}
+
 pub async fn submit(
     ctx: &mut Ctx<'_>,
     d: &Delivery,
@@ -159,12 +172,21 @@ pub async fn submit(
 ) -> StoreResult<Vec<Delivered>> {
     // The bytes are stored with the first copy (or, with none, for the queue).
     let mut blob = None;
-    // Accounts are locked in name order, so two deliveries to the same recipients never wait on each
-    // other in a cycle; the answer keeps the order given.
+    // The answer keeps the order given.
     let mut seen = HashSet::new();
     let mut names: Vec<&String> = d.local.iter().filter(|n| seen.insert(n.as_str())).collect();
     let given: Vec<&String> = names.clone();
     names.sort();
+    if names.len() + usize::from(d.sent_copy_of.is_some()) > 1 {
+        // Several accounts: all locked first, in id order, so that deliveries between the same
+        // accounts (the sender's Sent copy included) never wait on each other in a cycle.
+        let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        ctx.exec(
+            "SELECT 1 FROM users WHERE name = ANY($1) OR id = $2 ORDER BY id FOR UPDATE",
+            &[&list, &d.sent_copy_of.unwrap_or(0)],
+        )
+        .await?;
+    }
     let mut uids = std::collections::HashMap::new();
     let mut copies = 0i64;
     for name in names {
@@ -253,7 +275,7 @@ pub async fn append(
     check_quota: bool,
 ) -> StoreResult<u32> {
     let f = canonical(f)?;
-    let user = owner_of(ctx, mailbox).await?;
+    let user = lock_owner_of(ctx, mailbox).await?;
     let target = Target::Mailbox(user, mailbox);
     let at = insert(ctx, target, message, None, false, &f, check_quota).await?;
     Ok(at.ok_or(StoreError::NoSuchMailbox)?.0.uid)
@@ -268,10 +290,8 @@ pub async fn update_flags(
     unchanged_since: Option<u64>,
 ) -> StoreResult<FlagUpdate> {
     let mut given = canonical(given)?;
-    let user = owner_of(ctx, mailbox).await?;
     // The account row first, as every write takes it: lock order account, mailbox, messages.
-    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
-        .await?;
+    let user = lock_owner_of(ctx, mailbox).await?;
     if op != FlagOp::Remove {
         given.keywords = spell_keywords(ctx, mailbox, given.keywords).await?;
     }
@@ -354,11 +374,11 @@ pub async fn copy(
     to: MailboxId,
     remove_source: bool,
 ) -> StoreResult<CopyMap> {
+    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .await?;
     if owner_of(ctx, from).await? != user || owner_of(ctx, to).await? != user {
         return Err(StoreError::NoSuchMailbox);
     }
-    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
-        .await?;
     let wanted: Vec<i64> = sorted_uids(uids).into_iter().map(i64::from).collect();
     let present: Vec<(u32, i64, bool, String)> = ctx
         .all(
@@ -433,9 +453,7 @@ pub async fn expunge(
     uids: Option<&[u32]>,
     only_deleted: bool,
 ) -> StoreResult<Vec<u32>> {
-    let user = owner_of(ctx, mailbox).await?;
-    ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
-        .await?;
+    let user = lock_owner_of(ctx, mailbox).await?;
     let rows = match uids {
         Some(uids) => {
             let wanted: Vec<i64> = sorted_uids(uids).into_iter().map(i64::from).collect();
@@ -529,14 +547,14 @@ async fn already_present(
     m: &NewMessage,
     match_content: bool,
 ) -> StoreResult<bool> {
-    let rows = ctx
-        .all(
-            "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id \
-             WHERE m.mailbox_id = $1 AND m.message_id = $2 AND m.imported",
-            &[&inbox, &m.message_id],
+    // Compared in the database: no stored body travels for it.
+    let found = ctx
+        .opt(
+            "SELECT 1 FROM messages m JOIN blobs b ON b.id = m.blob_id \
+             WHERE m.mailbox_id = $1 AND m.message_id = $2 AND m.imported \
+             AND (NOT $3 OR b.raw = $4) LIMIT 1",
+            &[&inbox, &m.message_id, &match_content, &m.raw],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .any(|r| !match_content || r.get::<_, &[u8]>(0) == m.raw.as_slice()))
+    Ok(found.is_some())
 }

@@ -105,20 +105,55 @@ impl CopyStore for SqliteStore {
         .await
     }
 
+    async fn copy_expunged(
+        &self,
+        mailbox: MailboxId,
+        after: u32,
+        limit: usize,
+    ) -> StoreResult<Vec<(u32, u64)>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
+            )?
+            .query_map(params![mailbox, after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<(u32, u64)>) -> StoreResult<()> {
+        self.write(move |ctx| {
+            let run = || -> rusqlite::Result<()> {
+                let mut insert = ctx.tx.prepare_cached(
+                    "INSERT OR IGNORE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                )?;
+                for (uid, modseq) in &gone {
+                    insert.execute(params![mailbox, uid, modseq])?;
+                }
+                Ok(())
+            };
+            run().map_err(backend)
+        })
+        .await
+    }
+
     async fn put_user(&self, user: &CopiedUser) -> StoreResult<UserId> {
         let u = user.clone();
         self.write(move |ctx| {
-            let existing: Option<UserId> = ctx
+            let existing: Option<(UserId, i64, String)> = ctx
                 .tx
                 .query_row(
-                    "SELECT id FROM users WHERE name = ?1",
+                    "SELECT id, created_micros, password_hash FROM users WHERE name = ?1",
                     params![u.name],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
                 .map_err(backend)?;
-            if let Some(id) = existing {
-                return Ok(id);
+            if let Some((id, created, hash)) = existing {
+                return match (created, hash) == (u.created_micros, u.password_hash) {
+                    true => Ok(id),
+                    false => Err(crate::store::StoreError::UserExists(u.name)),
+                };
             }
             ctx.tx
                 .execute(
@@ -142,16 +177,21 @@ impl CopyStore for SqliteStore {
     async fn put_mailbox(&self, user: UserId, m: &CopiedMailbox) -> StoreResult<(MailboxId, u32)> {
         let m = m.clone();
         self.write(move |ctx| {
-            let existing: Option<MailboxId> = ctx
+            let existing: Option<(MailboxId, u32)> = ctx
                 .tx
                 .query_row(
-                    "SELECT id FROM mailboxes WHERE user_id = ?1 AND name = ?2",
+                    "SELECT id, uid_validity FROM mailboxes WHERE user_id = ?1 AND name = ?2",
                     params![user, m.name],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
                 .map_err(backend)?;
-            if let Some(id) = existing {
+            if let Some((_, validity)) = existing
+                && validity != m.uid_validity
+            {
+                return Err(crate::store::StoreError::MailboxExists);
+            }
+            if let Some((id, _)) = existing {
                 let held: u32 = ctx
                     .tx
                     .query_row(
