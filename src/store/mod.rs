@@ -4,6 +4,7 @@
 //! backend implements both ([`Store`]). The SQLite backend is the default; a PostgreSQL backend will
 //! implement the same trait and pass the same conformance tests (tests/it/store.rs).
 
+pub mod change;
 pub mod copy;
 pub mod notify;
 pub mod open;

@@ -2,7 +2,7 @@
 //! calls these, inside its transaction where a rule depends on stored state, so a second backend writes
 //! only its queries.
 
-use super::{Changes, FlagOp, Flags, MessageMeta, StoreError, flags};
+use super::{Changes, FlagOp, FlagUpdate, Flags, MessageFlags, MessageMeta, StoreError, flags};
 
 /// The hierarchy separator of mailbox names (IMAP's delimiter, JMAP's parent chain).
 pub const SEPARATOR: char = '/';
@@ -177,6 +177,62 @@ pub fn merge_changes(
         through_modseq: through,
         more: true,
     }
+}
+
+/// What a flag update does, worked out from the messages' flags as stored (`present`: UID, flags, modseq,
+/// in UID order) before any is written: which are refused (changed after `unchanged_since`), which
+/// already are as asked, and which change to what, with the change in the mailbox's unseen count.
+pub struct FlagPlan {
+    pub update: FlagUpdate,
+    /// (UID, new flags), in UID order: each takes the next modseq.
+    pub changes: Vec<(u32, Flags)>,
+    pub unseen_delta: i64,
+}
+
+pub fn plan_flags(
+    present: impl IntoIterator<Item = (u32, Flags, u64)>,
+    op: FlagOp,
+    given: &Flags,
+    unchanged_since: Option<u64>,
+) -> FlagPlan {
+    let mut plan = FlagPlan {
+        update: FlagUpdate::default(),
+        changes: Vec::new(),
+        unseen_delta: 0,
+    };
+    let seen = |f: &Flags| i64::from(f.system & flags::SEEN != 0);
+    for (uid, old, old_modseq) in present {
+        if unchanged_since.is_some_and(|since| old_modseq > since) {
+            plan.update.refused.push(uid);
+            continue;
+        }
+        let new = flags_after(&old, op, given);
+        if new == old {
+            plan.update.unchanged.push(MessageFlags {
+                uid,
+                modseq: old_modseq,
+                flags: old,
+            });
+            continue;
+        }
+        plan.unseen_delta += seen(&old) - seen(&new);
+        plan.changes.push((uid, new));
+    }
+    plan
+}
+
+/// Whether an account whose usage after a change is `after` (its stored counts, the change included)
+/// stays within `quota`; the change added `bytes` and `messages` (negative: took away).
+pub fn within_quota(quota: Quota, after: (i64, i64), bytes: i64, messages: i64) -> bool {
+    let before = Usage {
+        bytes: (after.0 - bytes).max(0) as u64,
+        messages: (after.1 - messages).max(0) as u64,
+    };
+    let adding = Usage {
+        bytes: bytes.max(0) as u64,
+        messages: messages.max(0) as u64,
+    };
+    quota.admits(before, adding)
 }
 
 /// Bytes and messages: an account's usage, or what an operation adds.

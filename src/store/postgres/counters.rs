@@ -4,34 +4,10 @@
 //! commit, so UIDs are never handed out twice and modseqs rise in commit order.
 
 use super::sql::{Ctx, big, u32_of, u64_of};
-use crate::store::rules::{Quota, Usage};
+use crate::store::rules::{Quota, within_quota};
 use crate::store::{MailboxId, StoreError, StoreResult, UserId};
 
-/// Which mailbox a change is to: one of the account's by id, or the INBOX of an account known by name.
-#[derive(Debug, Clone, Copy)]
-pub enum Target<'a> {
-    Mailbox(UserId, MailboxId),
-    InboxOf(&'a str),
-}
-
-/// What one op does to one mailbox.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Change {
-    pub uids: u32,
-    pub modseqs: u64,
-    pub messages: i64,
-    pub unseen: i64,
-    pub bytes: i64,
-    pub check_quota: bool,
-}
-
-/// Where a change landed: the mailbox, and the first UID and modseq it took.
-#[derive(Debug, Clone, Copy)]
-pub struct Applied {
-    pub mailbox: MailboxId,
-    pub uid: u32,
-    pub modseq: u64,
-}
+pub use crate::store::change::{Applied, Change, Target};
 
 const ACCOUNT_COLUMNS: &str =
     "RETURNING id, modseq, name, used_bytes, used_messages, quota_bytes, quota_messages";
@@ -62,19 +38,9 @@ pub async fn apply(
     let user: UserId = account.get(0);
     let account_modseq: i64 = account.get(1);
     if c.check_quota {
-        let name: String = account.get(2);
-        let (bytes, messages): (i64, i64) = (account.get(3), account.get(4));
         let quota = Quota::or_default((account.get(5), account.get(6)), ctx.limits.quota_default);
-        let before = Usage {
-            bytes: (bytes - c.bytes).max(0) as u64,
-            messages: (messages - c.messages).max(0) as u64,
-        };
-        let adding = Usage {
-            bytes: c.bytes.max(0) as u64,
-            messages: c.messages.max(0) as u64,
-        };
-        if !quota.admits(before, adding) {
-            return Err(StoreError::OverQuota(name));
+        if !within_quota(quota, (account.get(3), account.get(4)), c.bytes, c.messages) {
+            return Err(StoreError::OverQuota(account.get(2)));
         }
     }
     let (uids, modseqs) = (i64::from(c.uids), big(c.modseqs));
@@ -230,17 +196,8 @@ pub async fn apply_and_insert(
         return Ok(None);
     };
     if check_quota {
-        let (bytes, messages): (i64, i64) = (r.get(3), r.get(4));
         let quota = Quota::or_default((r.get(5), r.get(6)), ctx.limits.quota_default);
-        let before = Usage {
-            bytes: (bytes - size).max(0) as u64,
-            messages: (messages - 1).max(0) as u64,
-        };
-        let adding = Usage {
-            bytes: size.max(0) as u64,
-            messages: 1,
-        };
-        if !quota.admits(before, adding) {
+        if !within_quota(quota, (r.get(3), r.get(4)), size, 1) {
             return Err(StoreError::OverQuota(r.get(2)));
         }
     }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use super::counters::{self, Applied, Change, Target};
 use super::sql::{Ctx, big, u32_of, u64_of};
 use crate::store::rules::{
-    canonical, flags_after, join_keywords, sort_keywords, sorted_uids, split_keywords,
+    canonical, join_keywords, plan_flags, sort_keywords, sorted_uids, split_keywords,
 };
 use crate::store::{
     CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, MailboxId,
@@ -303,33 +303,15 @@ pub async fn update_flags(
             &[&mailbox, &wanted],
         )
         .await?;
-    let mut update = FlagUpdate::default();
-    let mut new_flags = Vec::new();
-    let mut unseen = 0i64;
-    for row in rows {
-        let uid = u32_of(&row, 0);
-        let old = Flags {
+    let present = rows.iter().map(|row| {
+        let flags = Flags {
             system: row.get(1),
             keywords: split_keywords(row.get(2)),
         };
-        let old_modseq = u64_of(&row, 3);
-        if unchanged_since.is_some_and(|since| old_modseq > since) {
-            update.refused.push(uid);
-            continue;
-        }
-        let new = flags_after(&old, op, &given);
-        if new == old {
-            update.unchanged.push(MessageFlags {
-                uid,
-                modseq: old_modseq,
-                flags: old,
-            });
-            continue;
-        }
-        let seen = |f: &Flags| i64::from(f.system & flags::SEEN != 0);
-        unseen += seen(&old) - seen(&new);
-        new_flags.push((uid, new));
-    }
+        (u32_of(row, 0), flags, u64_of(row, 3))
+    });
+    let plan = plan_flags(present, op, &given, unchanged_since);
+    let (mut update, new_flags, unseen) = (plan.update, plan.changes, plan.unseen_delta);
     if new_flags.is_empty() {
         return Ok(update);
     }

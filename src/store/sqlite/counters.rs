@@ -6,38 +6,10 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::writer::{Ctx, backend};
-use crate::store::rules::{Quota, Usage};
+use crate::store::rules::{Quota, within_quota};
 use crate::store::{MailboxId, StoreError, StoreResult, UserId};
 
-/// Which mailbox a change is to: one of the account's by id, or the INBOX of an account known by name
-/// (a delivery, which so needs no lookup of its own).
-#[derive(Debug, Clone, Copy)]
-pub enum Target<'a> {
-    Mailbox(UserId, MailboxId),
-    InboxOf(&'a str),
-}
-
-/// What one op does to one mailbox.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Change {
-    /// New rows, each taking a UID.
-    pub uids: u32,
-    /// Modseqs taken: one per message added or changed.
-    pub modseqs: u64,
-    pub messages: i64,
-    pub unseen: i64,
-    pub bytes: i64,
-    /// Refuse the change when it takes the account past its quota.
-    pub check_quota: bool,
-}
-
-/// Where a change landed: the mailbox, and the first UID and modseq it took.
-#[derive(Debug, Clone, Copy)]
-pub struct Applied {
-    pub mailbox: MailboxId,
-    pub uid: u32,
-    pub modseq: u64,
-}
+pub use crate::store::change::{Applied, Change, Target};
 
 /// The account row's update: change counter and usage, returning what the quota check needs. Built at
 /// compile time: it runs for every delivery.
@@ -95,20 +67,9 @@ pub fn apply(ctx: &mut Ctx<'_>, target: Target<'_>, c: Change) -> StoreResult<Op
     else {
         return Ok(None);
     };
-    if c.check_quota {
-        let quota = Quota::or_default((own_bytes, own_messages), ctx.limits.quota_default);
-        let added = |n: i64| n.max(0) as u64;
-        let before = Usage {
-            bytes: (bytes - c.bytes).max(0) as u64,
-            messages: (messages - c.messages).max(0) as u64,
-        };
-        let adding = Usage {
-            bytes: added(c.bytes),
-            messages: added(c.messages),
-        };
-        if !quota.admits(before, adding) {
-            return Err(StoreError::OverQuota(name));
-        }
+    let quota = Quota::or_default((own_bytes, own_messages), ctx.limits.quota_default);
+    if c.check_quota && !within_quota(quota, (bytes, messages), c.bytes, c.messages) {
+        return Err(StoreError::OverQuota(name));
     }
     let counts = params![
         user,

@@ -13,7 +13,7 @@ use crate::store::{
 };
 
 use crate::store::rules::{
-    canonical, flags_after, join_keywords, sorted_uids as sorted, split_keywords,
+    canonical, join_keywords, plan_flags, sorted_uids as sorted, split_keywords,
 };
 
 /// Where a new message row comes from: a new message's metadata and its (already stored) blob.
@@ -266,30 +266,14 @@ pub fn update_flags(
     if op != FlagOp::Remove {
         given.keywords = spell_keywords(ctx, mailbox, given.keywords)?;
     }
-    let mut update = FlagUpdate::default();
-    let mut new_flags = Vec::new();
-    let mut unseen = 0i64;
+    let mut present = Vec::new();
     for &uid in sorted(uids).iter() {
-        let Some((old, old_modseq)) = current(ctx.tx, mailbox, uid).map_err(backend)? else {
-            continue;
-        };
-        if unchanged_since.is_some_and(|since| old_modseq > since) {
-            update.refused.push(uid);
-            continue;
+        if let Some((old, old_modseq)) = current(ctx.tx, mailbox, uid).map_err(backend)? {
+            present.push((uid, old, old_modseq));
         }
-        let new = flags_after(&old, op, &given);
-        if new == old {
-            update.unchanged.push(MessageFlags {
-                uid,
-                modseq: old_modseq,
-                flags: old,
-            });
-            continue;
-        }
-        let seen = |f: &Flags| i64::from(f.system & flags::SEEN != 0);
-        unseen += seen(&old) - seen(&new);
-        new_flags.push((uid, new));
     }
+    let plan = plan_flags(present, op, &given, unchanged_since);
+    let (mut update, new_flags, unseen) = (plan.update, plan.changes, plan.unseen_delta);
     if new_flags.is_empty() {
         return Ok(update);
     }
