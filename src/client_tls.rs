@@ -157,6 +157,31 @@ impl ServerCertVerifier for PinningVerifier {
     signature_checks_by_provider!();
 }
 
+/// A client configuration that verifies servers against the system's roots and, from `extra_roots` (a PEM
+/// file; `setting` names it in errors), more: outbound delivery that requires TLS, and the PostgreSQL
+/// store's connections.
+pub fn verifying_config(
+    extra_roots: Option<&std::path::Path>,
+    setting: &str,
+) -> Result<ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = extra_roots {
+        let bad = |e: &dyn std::fmt::Display| format!("{setting} {}: {e}", path.display());
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+    }
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// A client TLS configuration for `server`, and its verifier (to read the outcome after the handshake).
 pub fn client_config(
     trust: &TrustSettings,

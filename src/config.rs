@@ -492,6 +492,9 @@ pub struct FileConfig {
     /// by several nodes, or absent for the embedded SQLite store in the data dir (the default). The URL
     /// may hold a password: keep the config file readable only by the server's user.
     pub store: Option<String>,
+    /// More certificates (a PEM file) to trust for the PostgreSQL server's, when the store URL says
+    /// `sslmode=require` (the system's roots always count). Default: none.
+    pub store_tls_roots: Option<PathBuf>,
     /// Check SPF, DKIM and DMARC on mail from strangers (port 25) and record the results (default
     /// true). Each message then costs a few DNS lookups (cached by the resolver).
     pub inbound_auth_checks: Option<bool>,
@@ -577,6 +580,8 @@ pub struct Config {
     pub relay_host: Option<String>,
     /// [`FileConfig::store`].
     pub store: Option<String>,
+    /// [`FileConfig::store_tls_roots`].
+    pub store_tls_roots: Option<PathBuf>,
     /// [`FileConfig::inbound_auth_checks`].
     pub inbound_auth_checks: bool,
     pub limits: Limits,
@@ -613,6 +618,7 @@ impl Config {
             outbound_tls_roots: None,
             relay_host: None,
             store: None,
+            store_tls_roots: None,
             // Tests and embedders have no DNS of their own unless they say so.
             inbound_auth_checks: false,
             limits: Limits::default(),

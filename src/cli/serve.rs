@@ -144,6 +144,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         outbound_tls_roots: file.outbound_tls_roots.clone(),
         relay_host: file.relay_host.clone(),
         store: store.store.clone().or_else(|| file.store.clone()),
+        store_tls_roots: file.store_tls_roots.clone(),
         inbound_auth_checks: file.inbound_auth_checks.unwrap_or(true),
         limits: file.limits.clone(),
     };

@@ -5,36 +5,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::ClientConfig;
 use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::pem::PemObject;
 
 use super::client::TlsPolicy;
 
 /// Builds both configurations. `extra_roots`: a PEM file of more certificates to trust.
 pub fn policy(extra_roots: Option<&Path>) -> Result<TlsPolicy, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = extra_roots {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("outbound_tls_roots {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("outbound_tls_roots {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("outbound_tls_roots {}: {e}", path.display()))?;
-        }
-    }
-    let verified = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let verified = crate::client_tls::verifying_config(extra_roots, "outbound_tls_roots")?;
     let opportunistic = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

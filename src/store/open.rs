@@ -26,7 +26,8 @@ pub async fn open_for_serving(
     let limits = ModelLimits::from(&config.limits);
     match &config.store {
         Some(url) => {
-            let store = Arc::new(PgStore::open(url, limits).await?);
+            let roots = config.store_tls_roots.as_deref();
+            let store = Arc::new(PgStore::open_with_tls(url, limits, roots).await?);
             let shared = store.shared_failures();
             Ok((store, Some(shared)))
         }

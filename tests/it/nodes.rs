@@ -481,3 +481,34 @@ where
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sslmode_require_every_connection_is_tls_and_the_certificate_is_checked() {
+    use jmail::store::postgres::PgStore;
+    if crate::pg::fresh_database().await.is_none() {
+        return;
+    }
+    let server = OwnServer::start();
+    let cert = OwnServer::run(&["tls", server.dir.to_str().unwrap()]);
+    let url = format!("{}?sslmode=require", server.url);
+    let limits = jmail::store::ModelLimits::default();
+    // A certificate nobody vouches for is refused.
+    let refused = PgStore::open_with_tls(&url, limits, None)
+        .await
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
+    // Trusted through store_tls_roots: it works, over TLS.
+    let store = PgStore::open_with_tls(&url, limits, Some(Path::new(&cert)))
+        .await
+        .unwrap();
+    jmail::store::AccountStore::create_user(&store, "ann", "hash", None)
+        .await
+        .unwrap();
+    let tls = crate::pg::count(&server.url, "SELECT count(*) FROM pg_stat_ssl WHERE ssl").await;
+    assert!(
+        tls >= 2,
+        "the pool's and the listener's connections use TLS ({tls})"
+    );
+    jmail::store::MailStore::close(&store).await;
+}

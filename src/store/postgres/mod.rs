@@ -130,12 +130,31 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`), migrates it, and
     /// starts this node's push tasks.
     pub async fn open(url: &str, limits: ModelLimits) -> StoreResult<PgStore> {
-        let config: tokio_postgres::Config = url
+        Self::open_with_tls(url, limits, None).await
+    }
+
+    /// [`PgStore::open`]; with `sslmode=require` in the URL, every connection is TLS with the server's
+    /// certificate verified against the system's roots and `extra_roots` (a PEM file). Without it, no TLS
+    /// is tried: `prefer` (libpq's default) would fail on a server whose certificate cannot be verified
+    /// (Debian's self-signed default) rather than fall back.
+    pub async fn open_with_tls(
+        url: &str,
+        limits: ModelLimits,
+        extra_roots: Option<&std::path::Path>,
+    ) -> StoreResult<PgStore> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("not a PostgreSQL URL: {e}")))?;
+        if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
+            crate::client_tls::verifying_config(extra_roots, "store_tls_roots")
+                .map_err(StoreError::Backend)?,
+        );
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -157,7 +176,7 @@ impl PgStore {
         drop(client);
         let push = Arc::new(push::Push::new());
         let stop = CancellationToken::new();
-        tokio::spawn(push::listen(push.clone(), config, stop.clone()));
+        tokio::spawn(push::listen(push.clone(), config, tls, stop.clone()));
         tokio::spawn(push::send(push.clone(), pool.clone(), stop.clone()));
         tokio::spawn(push::poll(push.clone(), pool.clone(), stop.clone()));
         Ok(PgStore {

@@ -141,7 +141,12 @@ pub async fn send_waiting(push: &Push, pool: &deadpool_postgres::Pool) {
 
 /// Keeps one LISTEN connection open until cancelled, waking watchers for other nodes' changes; on a
 /// lost connection every watcher on this node resyncs, and it connects again.
-pub async fn listen(push: Arc<Push>, config: tokio_postgres::Config, stop: CancellationToken) {
+pub async fn listen(
+    push: Arc<Push>,
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    stop: CancellationToken,
+) {
     let mut backoff = 1;
     // TCP keepalives: a half-open connection (a peer gone without a word) is noticed within a minute.
     let mut config = config;
@@ -151,7 +156,7 @@ pub async fn listen(push: Arc<Push>, config: tokio_postgres::Config, stop: Cance
     loop {
         let started = std::time::Instant::now();
         let result = tokio::select! {
-            r = listen_once(&push, &config) => r,
+            r = listen_once(&push, &config, tls.clone()) => r,
             _ = stop.cancelled() => return,
         };
         if started.elapsed() > Duration::from_secs(RECONNECT_SECS_MAX * 2) {
@@ -173,8 +178,9 @@ pub async fn listen(push: Arc<Push>, config: tokio_postgres::Config, stop: Cance
 async fn listen_once(
     push: &Push,
     config: &tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
