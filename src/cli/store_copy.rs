@@ -26,7 +26,8 @@ pub struct CopyArgs {
     /// Where it goes: a postgres:// URL or a data dir (SQLite).
     #[arg(long)]
     to: String,
-    /// Config file (TOML) for the model's limits; its data dir and store are not used.
+    /// Config file (TOML) for the model's limits and `store_tls_roots`; its data dir and store are not
+    /// used.
     #[arg(long, env = "JMAIL_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -77,6 +78,7 @@ pub fn run(command: StoreCommand) -> anyhow::Result<()> {
     };
     let mut base = crate::config::Config::for_data_dir(std::path::Path::new("."));
     base.limits = file.limits.clone();
+    base.store_tls_roots = file.store_tls_roots.clone();
     super::runtime()?.block_on(async {
         let from = open(&args.from, &base, true).await?;
         let to = open(&args.to, &base, false).await?;
