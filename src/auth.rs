@@ -96,7 +96,13 @@ fn verify_in_own_memory(password: &[u8], hash: &PasswordHash<'_>) -> bool {
         return false;
     };
     let blocks_len = params.block_count();
-    let Ok(mut map) = memmap2::MmapMut::map_anon(blocks_len * Block::SIZE) else {
+    // MAP_POPULATE: the kernel maps all 19 MiB in one go instead of taking ~4,900 page faults while
+    // argon2 first touches them (measured: a check takes 23-24 ms instead of 28-29 ms).
+    let Ok(mut map) = memmap2::MmapOptions::new()
+        .len(blocks_len * Block::SIZE)
+        .populate()
+        .map_anon()
+    else {
         return false;
     };
     // SAFETY: the mapping is page-aligned (Block needs 64), exactly `blocks_len` blocks long, zeroed by the
