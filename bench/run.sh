@@ -66,7 +66,7 @@ start_jmail() {
   # Every listener but the native one is off unless the caller names it (25, 110, 465 ... may be taken).
   local off=()
   for flag in --smtp-port --submission-port --pop3-port --submissions-port --pop3s-port --native-tls-port \
-    --imap-port --imaps-port; do
+    --imap-port --imaps-port --https-port --http-port; do
     [[ " $* " == *" $flag "* ]] || off+=("$flag" 0)
   done
   JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 "${off[@]}" --data-dir "$data" --log-level info "$@" \
@@ -552,7 +552,7 @@ if want postgres; then
     local smtp imap
     smtp=$(free_port); imap=$(free_port)
     JMAIL_PORT=0 "$JMAIL" serve --bind 127.0.0.1 --submission-port 0 --pop3-port 0 --submissions-port 0 \
-      --pop3s-port 0 --native-tls-port 0 --imaps-port 0 --smtp-port "$smtp" --imap-port "$imap" \
+      --pop3s-port 0 --native-tls-port 0 --imaps-port 0 --https-port 0 --http-port 0 --smtp-port "$smtp" --imap-port "$imap" \
       --data-dir "$WORK/$name" --log-level info --config "$WORK/pg-bench.toml" "$@" >/dev/null 2>"$WORK/$name.log" &
     local pid=$!
     for _ in $(seq 200); do grep -q "jmail ready" "$WORK/$name.log" 2>/dev/null && break; sleep 0.1; done

@@ -24,6 +24,8 @@ pub const DEFAULT_POP3_PORT: u16 = 110;
 pub const DEFAULT_IMAP_PORT: u16 = 143;
 /// IMAP over implicit TLS (RFC 8314).
 pub const DEFAULT_IMAPS_PORT: u16 = 993;
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
+pub const DEFAULT_HTTP_PORT: u16 = 80;
 /// Data dir used when neither `--data-dir`, `JMAIL_DATA_DIR` nor the config file names one.
 pub const DEFAULT_DATA_DIR: &str = "./jmail-data";
 /// The smallest `message_bytes_max` accepted. Clients may send bodies up to this size without waiting for
@@ -450,6 +452,10 @@ pub struct FileConfig {
     pub imap_port: Option<u16>,
     /// IMAP over implicit TLS (0 turns it off).
     pub imaps_port: Option<u16>,
+    /// HTTPS (health, metrics, client autoconfiguration) (0 turns it off).
+    pub https_port: Option<u16>,
+    /// Plain HTTP: serves loopback clients, sends everyone else to HTTPS (0 turns it off).
+    pub http_port: Option<u16>,
     /// PEM certificate chain; with `tls_key`. Without both, a self-signed certificate is made.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
@@ -556,6 +562,10 @@ pub struct Config {
     pub imap_port: Option<u16>,
     /// IMAP over implicit TLS; `None` = off.
     pub imaps_port: Option<u16>,
+    /// HTTPS; `None` = off.
+    pub https_port: Option<u16>,
+    /// Plain HTTP; `None` = off.
+    pub http_port: Option<u16>,
     /// Certificate and key files; `None` = the self-signed pair in the data dir.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -601,6 +611,8 @@ impl Config {
             native_tls_port: None,
             imap_port: None,
             imaps_port: None,
+            https_port: None,
+            http_port: None,
             tls_cert: None,
             tls_key: None,
             allow_plaintext_auth: false,

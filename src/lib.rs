@@ -25,3 +25,4 @@ pub mod throttle;
 pub mod tls;
 pub mod transfer;
 pub mod tui;
+pub mod web;

@@ -9,9 +9,10 @@ use clap::Args;
 
 use super::{StoreArgs, prompt};
 use crate::config::{
-    Config, DEFAULT_DATA_DIR, DEFAULT_IMAP_PORT, DEFAULT_IMAPS_PORT, DEFAULT_NATIVE_TLS_PORT,
-    DEFAULT_POP3_PORT, DEFAULT_POP3S_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT,
-    DEFAULT_SUBMISSION_PORT, DEFAULT_SUBMISSIONS_PORT, DEFAULT_WELCOME, FileConfig,
+    Config, DEFAULT_DATA_DIR, DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, DEFAULT_IMAP_PORT,
+    DEFAULT_IMAPS_PORT, DEFAULT_NATIVE_TLS_PORT, DEFAULT_POP3_PORT, DEFAULT_POP3S_PORT,
+    DEFAULT_PORT, DEFAULT_SMTP_PORT, DEFAULT_SUBMISSION_PORT, DEFAULT_SUBMISSIONS_PORT,
+    DEFAULT_WELCOME, FileConfig,
 };
 
 #[derive(Args)]
@@ -45,6 +46,13 @@ pub struct ServeArgs {
     /// IMAP over implicit TLS; 0 turns it off [default: imaps_port, else 993].
     #[arg(long)]
     imaps_port: Option<u16>,
+    /// HTTPS (health, metrics, client autoconfiguration); 0 turns it off [default: https_port, else 443].
+    #[arg(long)]
+    https_port: Option<u16>,
+    /// Plain HTTP: loopback clients are served, others sent to HTTPS; 0 turns it off [default:
+    /// http_port, else 80].
+    #[arg(long)]
+    http_port: Option<u16>,
     /// TLS certificate chain (PEM) [default: tls_cert; else a self-signed one made in the data dir].
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -112,6 +120,8 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         native_tls_port: None,
         imap_port: None,
         imaps_port: None,
+        https_port: None,
+        http_port: None,
         tls_cert: file.tls_cert.clone(),
         tls_key: file.tls_key.clone(),
         allow_plaintext_auth: file.allow_plaintext_auth.unwrap_or(false),
@@ -209,6 +219,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.pop3s_port = listener_port(args.pop3s_port, file.pop3s_port, DEFAULT_POP3S_PORT);
     config.imap_port = listener_port(args.imap_port, file.imap_port, DEFAULT_IMAP_PORT);
     config.imaps_port = listener_port(args.imaps_port, file.imaps_port, DEFAULT_IMAPS_PORT);
+    config.https_port = listener_port(args.https_port, file.https_port, DEFAULT_HTTPS_PORT);
+    config.http_port = listener_port(args.http_port, file.http_port, DEFAULT_HTTP_PORT);
     config.native_tls_port = listener_port(
         args.native_tls_port,
         file.native_tls_port,

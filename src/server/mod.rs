@@ -42,6 +42,10 @@ pub enum Service {
     Imap,
     /// IMAP over implicit TLS.
     Imaps,
+    /// HTTPS: health, metrics, client autoconfiguration.
+    Https,
+    /// Plain HTTP: loopback clients served, others sent to HTTPS.
+    Http,
 }
 
 impl Service {
@@ -57,6 +61,8 @@ impl Service {
             Service::NativeTls => ("native over TLS", "--native-tls-port, 0 turns it off"),
             Service::Imap => ("IMAP", "--imap-port, 0 turns it off"),
             Service::Imaps => ("IMAP over TLS", "--imaps-port, 0 turns it off"),
+            Service::Https => ("HTTPS", "--https-port, 0 turns it off"),
+            Service::Http => ("HTTP", "--http-port, 0 turns it off"),
         }
     }
 
@@ -88,6 +94,10 @@ impl Service {
             (Service::Imap | Service::Imaps, Refusal::TooManyFromIp) => {
                 b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
             }
+            // Plain text on either: a TLS client sees a failed handshake, as with any refusal.
+            (Service::Https | Service::Http, _) => {
+                b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n"
+            }
         }
     }
 
@@ -95,7 +105,11 @@ impl Service {
     fn implicit_tls(self) -> bool {
         matches!(
             self,
-            Service::Submissions | Service::Pop3s | Service::NativeTls | Service::Imaps
+            Service::Submissions
+                | Service::Pop3s
+                | Service::NativeTls
+                | Service::Imaps
+                | Service::Https
         )
     }
 
@@ -118,6 +132,8 @@ impl Service {
             }
             Service::Pop3 | Service::Pop3s => crate::pop3::serve(stream, peer, ctx).await,
             Service::Imap | Service::Imaps => crate::imap::serve(stream, peer, ctx).await,
+            Service::Https => crate::web::serve(stream, peer, ctx, true).await,
+            Service::Http => crate::web::serve(stream, peer, ctx, false).await,
         }
     }
 }
@@ -163,6 +179,8 @@ fn listeners(config: &Config) -> Vec<(Service, u16)> {
     listeners.extend(config.native_tls_port.map(|p| (Service::NativeTls, p)));
     listeners.extend(config.imap_port.map(|p| (Service::Imap, p)));
     listeners.extend(config.imaps_port.map(|p| (Service::Imaps, p)));
+    listeners.extend(config.https_port.map(|p| (Service::Https, p)));
+    listeners.extend(config.http_port.map(|p| (Service::Http, p)));
     listeners
 }
 
@@ -194,6 +212,24 @@ pub async fn start(
         let listener = listen(addr).map_err(fail)?;
         let local = listener.local_addr().map_err(fail)?;
         bound.push((service, listener, local));
+    }
+    // What the autoconfiguration documents name: the ports really bound (a test's 0 became one).
+    let mut config = config;
+    for (service, _, local) in &bound {
+        let port = Some(local.port());
+        match service {
+            Service::Imap => config.imap_port = port,
+            Service::Imaps => config.imaps_port = port,
+            Service::Pop3 => config.pop3_port = port,
+            Service::Pop3s => config.pop3s_port = port,
+            Service::Submission => config.submission_port = port,
+            Service::Submissions => config.submissions_port = port,
+            Service::Smtp => config.smtp_port = port,
+            Service::Https => config.https_port = port,
+            Service::Http => config.http_port = port,
+            Service::Native => config.port = local.port(),
+            Service::NativeTls => config.native_tls_port = port,
+        }
     }
     let mut names = config.domains.clone();
     // The host name is the one other servers check when they deliver here (the MX target).

@@ -88,7 +88,7 @@ fn serve(dir: &std::path::Path) -> Served {
 
 /// The listeners besides the native one. Their default ports are fixed (25, 587, 110, 465, 995, 2006, 143,
 /// 993), so tests that run servers side by side turn them off unless a test asks for one.
-pub const LISTENER_FLAGS: [&str; 8] = [
+pub const LISTENER_FLAGS: [&str; 10] = [
     "--smtp-port",
     "--submission-port",
     "--pop3-port",
@@ -97,6 +97,8 @@ pub const LISTENER_FLAGS: [&str; 8] = [
     "--native-tls-port",
     "--imap-port",
     "--imaps-port",
+    "--https-port",
+    "--http-port",
 ];
 
 /// Starts `jmail serve` on 127.0.0.1 and an OS-chosen port, with extra arguments.

@@ -35,3 +35,4 @@ mod transfer;
 pub mod tui;
 mod upgrade;
 mod wal;
+mod web;

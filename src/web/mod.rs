@@ -1,0 +1,184 @@
+//! HTTP: health and client autoconfiguration, on an HTTPS listener (the server's certificate) and a plain
+//! one that serves loopback clients and sends everyone else to HTTPS. axum routes; hyper serves each
+//! connection on the stream the server's accept loop hands over (already TLS on the HTTPS listener).
+//! JMAP, the webmail, the admin page and metrics come next (issue 15).
+
+mod autoconfig;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::conn::{Shared, Stream};
+
+/// Longest body a request may carry (an autodiscover request is a few hundred bytes).
+const REQUEST_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Longest an email address in a request may be.
+const ADDRESS_BYTES_MAX: usize = 320;
+
+#[derive(Clone)]
+struct Web {
+    ctx: Shared,
+}
+
+/// Serves one HTTP connection until the client is done, idle too long, or the server shuts down.
+pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared, tls: bool) {
+    let limits = &ctx.config.limits;
+    let idle = Duration::from_secs(limits.idle_secs_unauth);
+    let shutdown = ctx.shutdown.clone();
+    let app = if tls || peer.ip().is_loopback() {
+        router(Web { ctx: ctx.clone() })
+    } else {
+        redirect_router(ctx.config.https_port, ctx.config.hostname().to_string())
+    };
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle)
+        .max_buf_size(limits.line_bytes_max.max(8192) * 2)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+        }
+    }
+}
+
+fn router(state: Web) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(thunderbird),
+        )
+        .route("/mail/config-v1.1.xml", get(thunderbird))
+        .route("/autodiscover/autodiscover.xml", post(outlook))
+        .route("/Autodiscover/Autodiscover.xml", post(outlook))
+        .route("/apple/jmail.mobileconfig", get(apple))
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+/// Plain HTTP from off loopback: everything moves to HTTPS (or is refused when there is none).
+fn redirect_router(https_port: Option<u16>, host: String) -> Router {
+    Router::new().fallback(move |uri: Uri| {
+        let host = host.clone();
+        async move {
+            let Some(port) = https_port else {
+                return (StatusCode::FORBIDDEN, "use HTTPS\n").into_response();
+            };
+            let authority = match port {
+                443 => host,
+                port => format!("{host}:{port}"),
+            };
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            let target = format!("https://{authority}{path}");
+            match HeaderValue::from_str(&target) {
+                Ok(location) => (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(header::LOCATION, location)],
+                )
+                    .into_response(),
+                Err(_) => StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+    })
+}
+
+/// 200 when the store answers, 503 when it does not (a load balancer takes the node out).
+async fn healthz(State(web): State<Web>) -> Response {
+    match web.ctx.store.first_user().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: the store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AddressQuery {
+    emailaddress: Option<String>,
+}
+
+/// The domain and login an address stands for here: one of this server's domains (else the primary
+/// one), and its local part.
+fn account_of(web: &Web, address: Option<&str>) -> (String, String) {
+    let config = &web.ctx.config;
+    let address = address
+        .filter(|a| a.len() <= ADDRESS_BYTES_MAX)
+        .unwrap_or("");
+    match address.rsplit_once('@') {
+        Some((local, domain)) if config.is_local_domain(domain) => {
+            (domain.to_ascii_lowercase(), local.to_string())
+        }
+        _ => (
+            config.primary_domain().to_string(),
+            address.split('@').next().unwrap_or("").to_string(),
+        ),
+    }
+}
+
+fn xml_response(body: String, content_type: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn thunderbird(State(web): State<Web>, Query(q): Query<AddressQuery>) -> Response {
+    let (domain, _) = account_of(&web, q.emailaddress.as_deref());
+    let offer = autoconfig::Offer::of(&web.ctx.config);
+    xml_response(autoconfig::thunderbird(&offer, &domain), "application/xml")
+}
+
+/// Outlook posts `<EMailAddress>...</EMailAddress>` in a small XML request.
+async fn outlook(State(web): State<Web>, body: String) -> Response {
+    let address = body
+        .split_once("<EMailAddress>")
+        .and_then(|(_, rest)| rest.split_once("</EMailAddress>"))
+        .map(|(address, _)| address.trim().to_string());
+    let (_, login) = account_of(&web, address.as_deref());
+    let offer = autoconfig::Offer::of(&web.ctx.config);
+    xml_response(autoconfig::outlook(&offer, &login), "application/xml")
+}
+
+async fn apple(State(web): State<Web>, Query(q): Query<AddressQuery>) -> Response {
+    let Some(address) = q.emailaddress.filter(|a| a.contains('@')) else {
+        return (StatusCode::BAD_REQUEST, "give ?emailaddress=you@domain\n").into_response();
+    };
+    let (_, login) = account_of(&web, Some(&address));
+    let offer = autoconfig::Offer::of(&web.ctx.config);
+    match autoconfig::apple(&offer, &address, &login) {
+        Some(profile) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/x-apple-aspen-config"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"jmail.mobileconfig\"",
+                ),
+            ],
+            profile,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no mail listeners to configure\n").into_response(),
+    }
+}

@@ -1,0 +1,80 @@
+//! HTTP: health, and client autoconfiguration naming exactly the listeners the server runs, read by
+//! Python's XML and plist parsers over HTTPS (the server's self-signed certificate) and plain HTTP on
+//! loopback.
+
+use jmail::server::Service;
+
+use crate::harness::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_autoconfiguration_name_the_listeners_this_server_runs() {
+    let s = TestServer::start_with(|c| {
+        c.https_port = Some(0);
+        c.http_port = Some(0);
+        c.imap_port = Some(0);
+        c.imaps_port = Some(0);
+        c.submission_port = Some(0);
+        c.submissions_port = Some(0);
+    })
+    .await;
+    let port = |service| s.addr_of(service).port().to_string();
+    let script = r#"
+import sys, ssl, urllib.request, xml.etree.ElementTree as ET, plistlib
+https, http, imap, imaps, sub, subs = sys.argv[1:7]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def get(url, data=None):
+    r = urllib.request.urlopen(urllib.request.Request(url, data=data), context=ctx if url.startswith("https") else None)
+    return r.status, r.headers.get("Content-Type"), r.read()
+status, _, body = get(f"https://127.0.0.1:{https}/healthz")
+assert (status, body) == (200, b"ok\n"), (status, body)
+status, _, body = get(f"http://127.0.0.1:{http}/healthz")
+assert (status, body) == (200, b"ok\n"), "plain HTTP serves loopback"
+for path in ["/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"]:
+    status, kind, body = get(f"https://127.0.0.1:{https}{path}?emailaddress=alice@localhost")
+    assert status == 200 and kind == "application/xml", (status, kind)
+    provider = ET.fromstring(body).find("emailProvider")
+    assert provider.get("id") == "localhost" and provider.find("domain").text == "localhost"
+    incoming = [(e.get("type"), e.find("port").text, e.find("socketType").text) for e in provider.findall("incomingServer")]
+    assert incoming == [("imap", imaps, "SSL"), ("imap", imap, "STARTTLS")], incoming
+    outgoing = [(e.get("type"), e.find("port").text, e.find("socketType").text) for e in provider.findall("outgoingServer")]
+    assert outgoing == [("smtp", subs, "SSL"), ("smtp", sub, "STARTTLS")], outgoing
+    assert all(e.find("username").text == "%EMAILLOCALPART%" for e in provider.iter() if e.tag.endswith("Server"))
+request = b'<?xml version="1.0"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>alice@localhost</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>'
+status, _, body = get(f"https://127.0.0.1:{https}/autodiscover/autodiscover.xml", request)
+ns = {"r": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
+protocols = [(p.find("r:Type", ns).text, p.find("r:Port", ns).text, p.find("r:SSL", ns).text, p.find("r:LoginName", ns).text)
+             for p in ET.fromstring(body).iter("{%s}Protocol" % ns["r"])]
+assert protocols == [("IMAP", imaps, "on", "alice"), ("SMTP", subs, "on", "alice")], protocols
+status, kind, body = get(f"https://127.0.0.1:{https}/apple/jmail.mobileconfig?emailaddress=alice@localhost")
+assert kind == "application/x-apple-aspen-config", kind
+mail = plistlib.loads(body)["PayloadContent"][0]
+assert (mail["EmailAccountType"], mail["IncomingMailServerPortNumber"], mail["IncomingMailServerUseSSL"]) == ("EmailTypeIMAP", int(imaps), True), mail
+assert (mail["OutgoingMailServerPortNumber"], mail["OutgoingMailServerUseSSL"], mail["IncomingMailServerUsername"]) == (int(subs), True, "alice"), mail
+try:
+    get(f"https://127.0.0.1:{https}/no/such/page")
+    raise SystemExit("a missing page must be 404")
+except urllib.error.HTTPError as e:
+    assert e.code == 404
+print("ok")
+"#;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .args([
+            port(Service::Https),
+            port(Service::Http),
+            port(Service::Imap),
+            port(Service::Imaps),
+            port(Service::Submission),
+            port(Service::Submissions),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.stop().await;
+}
