@@ -14,6 +14,7 @@ pub mod driver;
 pub mod imap;
 pub mod legacy;
 pub mod message;
+pub mod metrics;
 pub mod native;
 pub mod outbound;
 pub mod pop3;

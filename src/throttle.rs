@@ -405,11 +405,15 @@ pub async fn login(
         match throttle.check(ip, name, &config.limits) {
             Verdict::Blocked { .. } => {
                 tracing::info!(%ip, "login refused: address blocked after too many failures");
+                crate::metrics::METRICS.login(crate::metrics::Login::Blocked);
                 return LoginResult::Blocked;
             }
             Verdict::Check { penalty } => break penalty,
             // Someone else from this address is being checked; a long wait means a flood: refuse.
-            Verdict::Busy if queued.elapsed() >= BUSY_WAIT_MAX => return LoginResult::Blocked,
+            Verdict::Busy if queued.elapsed() >= BUSY_WAIT_MAX => {
+                crate::metrics::METRICS.login(crate::metrics::Login::Blocked);
+                return LoginResult::Blocked;
+            }
             Verdict::Busy => tokio::time::sleep(BUSY_POLL).await,
         }
     };
@@ -428,17 +432,20 @@ pub async fn login(
             if shared_failures {
                 throttle.share_success(name).await;
             }
+            crate::metrics::METRICS.login(crate::metrics::Login::Ok);
             LoginResult::Ok(account)
         }
         Ok(None) => {
             throttle.finish(ip, name, false, &config.limits);
             throttle.share_failure(ip, name, &config.limits).await;
             tokio::time::sleep_until(started + penalty).await;
+            crate::metrics::METRICS.login(crate::metrics::Login::Failed);
             LoginResult::Failed
         }
         Err(e) => {
             // Not the client's fault: not held against it.
             throttle.finish(ip, "", true, &config.limits);
+            crate::metrics::METRICS.login(crate::metrics::Login::Unavailable);
             LoginResult::Unavailable(e)
         }
     }

@@ -101,6 +101,23 @@ impl Service {
         }
     }
 
+    /// Where the listener's counters are in `metrics::PROTOCOLS`.
+    fn metric_index(self) -> usize {
+        match self {
+            Service::Native => 0,
+            Service::Smtp => 1,
+            Service::Submission => 2,
+            Service::Pop3 => 3,
+            Service::Submissions => 4,
+            Service::Pop3s => 5,
+            Service::NativeTls => 6,
+            Service::Imap => 7,
+            Service::Imaps => 8,
+            Service::Https => 9,
+            Service::Http => 10,
+        }
+    }
+
     /// Whether the listener starts with a TLS handshake.
     fn implicit_tls(self) -> bool {
         matches!(
@@ -423,9 +440,11 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
+        let open = crate::metrics::METRICS.connection(service.metric_index());
         tracker.spawn(async move {
             service.serve(stream, peer, ctx).await;
             drop(admission);
+            drop(open);
         });
     }
 }

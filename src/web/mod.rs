@@ -1,7 +1,7 @@
-//! HTTP: health and client autoconfiguration, on an HTTPS listener (the server's certificate) and a plain
+//! HTTP: health, metrics and client autoconfiguration, on an HTTPS listener (the server's certificate) and a plain
 //! one that serves loopback clients and sends everyone else to HTTPS. axum routes; hyper serves each
 //! connection on the stream the server's accept loop hands over (already TLS on the HTTPS listener).
-//! JMAP, the webmail, the admin page and metrics come next (issue 15).
+//! JMAP, the webmail and the admin page come next (issue 15).
 
 mod autoconfig;
 
@@ -24,6 +24,9 @@ const ADDRESS_BYTES_MAX: usize = 320;
 #[derive(Clone)]
 struct Web {
     ctx: Shared,
+    /// The client is on this machine: only it may read `/metrics` (a scraper elsewhere goes through a
+    /// proxy of the operator's).
+    local: bool,
 }
 
 /// Serves one HTTP connection until the client is done, idle too long, or the server shuts down.
@@ -32,7 +35,10 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared, tls: bool) {
     let idle = Duration::from_secs(limits.idle_secs_unauth);
     let shutdown = ctx.shutdown.clone();
     let app = if tls || peer.ip().is_loopback() {
-        router(Web { ctx: ctx.clone() })
+        router(Web {
+            ctx: ctx.clone(),
+            local: peer.ip().is_loopback(),
+        })
     } else {
         redirect_router(ctx.config.https_port, ctx.config.hostname().to_string())
     };
@@ -59,6 +65,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared, tls: bool) {
 fn router(state: Web) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route(
             "/.well-known/autoconfig/mail/config-v1.1.xml",
             get(thunderbird),
@@ -106,6 +113,23 @@ async fn healthz(State(web): State<Web>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
         }
     }
+}
+
+/// The counters in Prometheus's text format, for clients on this machine.
+async fn metrics(State(web): State<Web>) -> Response {
+    if !web.local {
+        return (
+            StatusCode::FORBIDDEN,
+            "metrics are served to this machine only\n",
+        )
+            .into_response();
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::METRICS.render(),
+    )
+        .into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -1,4 +1,4 @@
-//! HTTP: health, and client autoconfiguration naming exactly the listeners the server runs, read by
+//! HTTP: health, metrics (read by prometheus_client's parser), and client autoconfiguration naming exactly the listeners the server runs, read by
 //! Python's XML and plist parsers over HTTPS (the server's self-signed certificate) and plain HTTP on
 //! loopback.
 
@@ -17,6 +17,7 @@ async fn health_and_autoconfiguration_name_the_listeners_this_server_runs() {
         c.submissions_port = Some(0);
     })
     .await;
+    s.add_user("alice", "alice-pw").await;
     let port = |service| s.addr_of(service).port().to_string();
     let script = r#"
 import sys, ssl, urllib.request, xml.etree.ElementTree as ET, plistlib
@@ -55,6 +56,18 @@ try:
     raise SystemExit("a missing page must be 404")
 except urllib.error.HTTPError as e:
     assert e.code == 404
+# An IMAP login, then the metrics, parsed by Prometheus's own client library.
+import imaplib
+from prometheus_client.parser import text_string_to_metric_families
+m = imaplib.IMAP4("127.0.0.1", int(imap)); m.login("alice", "alice-pw"); m.logout()
+status, kind, body = get(f"http://127.0.0.1:{http}/metrics")
+assert kind.startswith("text/plain; version=0.0.4"), kind
+families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+accepted = {s.labels["protocol"]: s.value for s in families["jmail_connections_accepted"].samples}
+assert accepted["imap"] >= 1 and accepted["https"] >= 5 and accepted["http"] >= 2, accepted
+logins = {s.labels["result"]: s.value for s in families["jmail_logins"].samples}
+assert logins["ok"] >= 1, logins
+assert families["jmail_connections_open"].type == "gauge"
 print("ok")
 "#;
     let out = tokio::process::Command::new("python3")

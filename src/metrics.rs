@@ -1,0 +1,108 @@
+//! Counters for `/metrics` (Prometheus text format): cheap atomics bumped where things happen, read at
+//! scrape time. Process-wide: one server per process.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The listeners, in the order their counters are kept (the `protocol` label).
+pub const PROTOCOLS: [&str; 11] = [
+    "native",
+    "smtp",
+    "submission",
+    "pop3",
+    "submissions",
+    "pop3s",
+    "native_tls",
+    "imap",
+    "imaps",
+    "https",
+    "http",
+];
+
+/// How a login ended (the `result` label).
+#[derive(Debug, Clone, Copy)]
+pub enum Login {
+    Ok = 0,
+    Failed = 1,
+    Blocked = 2,
+    Unavailable = 3,
+}
+
+const LOGIN_RESULTS: [&str; 4] = ["ok", "failed", "blocked", "unavailable"];
+
+pub struct Metrics {
+    accepted: [AtomicU64; PROTOCOLS.len()],
+    open: [AtomicU64; PROTOCOLS.len()],
+    logins: [AtomicU64; LOGIN_RESULTS.len()],
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+
+pub static METRICS: Metrics = Metrics {
+    accepted: [ZERO; PROTOCOLS.len()],
+    open: [ZERO; PROTOCOLS.len()],
+    logins: [ZERO; LOGIN_RESULTS.len()],
+};
+
+/// A connection counted as open while this lives.
+pub struct OpenConnection(usize);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        METRICS.open[self.0].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// A connection accepted on listener `protocol` (an index into [`PROTOCOLS`]).
+    pub fn connection(&self, protocol: usize) -> OpenConnection {
+        self.accepted[protocol].fetch_add(1, Ordering::Relaxed);
+        self.open[protocol].fetch_add(1, Ordering::Relaxed);
+        OpenConnection(protocol)
+    }
+
+    pub fn login(&self, result: Login) {
+        self.logins[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Everything in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+            out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            for (labels, value) in rows {
+                out += &format!("{name}{labels} {value}\n");
+            }
+        };
+        let by_protocol = |counters: &[AtomicU64]| {
+            PROTOCOLS
+                .iter()
+                .zip(counters)
+                .map(|(p, c)| (format!("{{protocol=\"{p}\"}}"), c.load(Ordering::Relaxed)))
+                .collect()
+        };
+        family(
+            "jmail_connections_accepted_total",
+            "counter",
+            "Connections accepted, by listener.",
+            by_protocol(&self.accepted),
+        );
+        family(
+            "jmail_connections_open",
+            "gauge",
+            "Connections open now, by listener.",
+            by_protocol(&self.open),
+        );
+        family(
+            "jmail_logins_total",
+            "counter",
+            "Logins on every protocol, by result.",
+            LOGIN_RESULTS
+                .iter()
+                .zip(&self.logins)
+                .map(|(r, c)| (format!("{{result=\"{r}\"}}"), c.load(Ordering::Relaxed)))
+                .collect(),
+        );
+        out
+    }
+}
