@@ -33,6 +33,12 @@ pub struct Metrics {
     accepted: [AtomicU64; PROTOCOLS.len()],
     open: [AtomicU64; PROTOCOLS.len()],
     logins: [AtomicU64; LOGIN_RESULTS.len()],
+    /// Copies of messages stored for local recipients by deliveries (SMTP, submission, native sends).
+    delivered: AtomicU64,
+    /// Events told to watching sessions' feeds (push wake-ups).
+    pushed: AtomicU64,
+    /// Store operations that failed in the backend (a database error, a lost connection, a full disk).
+    store_errors: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -42,6 +48,9 @@ pub static METRICS: Metrics = Metrics {
     accepted: [ZERO; PROTOCOLS.len()],
     open: [ZERO; PROTOCOLS.len()],
     logins: [ZERO; LOGIN_RESULTS.len()],
+    delivered: ZERO,
+    pushed: ZERO,
+    store_errors: ZERO,
 };
 
 /// A connection counted as open while this lives.
@@ -63,6 +72,18 @@ impl Metrics {
 
     pub fn login(&self, result: Login) {
         self.logins[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn delivered(&self, copies: usize) {
+        self.delivered.fetch_add(copies as u64, Ordering::Relaxed);
+    }
+
+    pub fn pushed(&self) {
+        self.pushed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Everything in the Prometheus text exposition format (version 0.0.4).
@@ -102,6 +123,25 @@ impl Metrics {
                 .zip(&self.logins)
                 .map(|(r, c)| (format!("{{result=\"{r}\"}}"), c.load(Ordering::Relaxed)))
                 .collect(),
+        );
+        let one = |c: &AtomicU64| vec![(String::new(), c.load(Ordering::Relaxed))];
+        family(
+            "jmail_delivered_total",
+            "counter",
+            "Message copies stored for local recipients by deliveries.",
+            one(&self.delivered),
+        );
+        family(
+            "jmail_push_events_total",
+            "counter",
+            "Events told to watching sessions (IDLE, WATCH).",
+            one(&self.pushed),
+        );
+        family(
+            "jmail_store_errors_total",
+            "counter",
+            "Store operations that failed in the backend.",
+            one(&self.store_errors),
         );
         out
     }

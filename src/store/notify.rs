@@ -118,7 +118,9 @@ impl Notifier {
         let feeds = self.feeds.lock().expect("notifier lock");
         if let Some(tx) = feeds.get(&user) {
             // No receiver left: nothing to tell.
-            let _ = tx.send(event);
+            if tx.send(event).is_ok() {
+                crate::metrics::METRICS.pushed();
+            }
         }
     }
 

@@ -18,6 +18,9 @@ async fn health_and_autoconfiguration_name_the_listeners_this_server_runs() {
     })
     .await;
     s.add_user("alice", "alice-pw").await;
+    jmail::accounts::deliver_system(s.store.as_ref(), &s.config, "alice", "ops", "hello", b"hi")
+        .await
+        .unwrap();
     let port = |service| s.addr_of(service).port().to_string();
     let script = r#"
 import sys, ssl, urllib.request, xml.etree.ElementTree as ET, plistlib
@@ -68,6 +71,10 @@ assert accepted["imap"] >= 1 and accepted["https"] >= 5 and accepted["http"] >= 
 logins = {s.labels["result"]: s.value for s in families["jmail_logins"].samples}
 assert logins["ok"] >= 1, logins
 assert families["jmail_connections_open"].type == "gauge"
+# The system message went through a delivery, and counted.
+delivered = next(s.value for s in families["jmail_delivered"].samples)
+assert delivered >= 1, delivered
+assert "jmail_push_events" in families and "jmail_store_errors" in families
 print("ok")
 "#;
     let out = tokio::process::Command::new("python3")

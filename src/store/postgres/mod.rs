@@ -363,6 +363,7 @@ impl MailStore for PgStore {
         let now = chrono::Utc::now().timestamp_micros();
         let delivered = write!(self, |ctx| write_messages::submit(&mut ctx, &delivery, now)
             .await)?;
+        crate::metrics::METRICS.delivered(delivered.len());
         if queued {
             self.queue_wake.notify_one();
         }

@@ -15,6 +15,7 @@ pub type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 /// [`StoreError::Conflict`] (the op is retried), anything else a backend failure (a lost connection,
 /// a full disk: a temporary failure for the client).
 pub fn db(e: tokio_postgres::Error) -> StoreError {
+    crate::metrics::METRICS.store_error();
     match e.code() {
         Some(c)
             if *c == SqlState::T_R_DEADLOCK_DETECTED

@@ -84,6 +84,7 @@ fn check_commit(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
+    crate::metrics::METRICS.store_error();
     StoreError::Backend(e.to_string())
 }
 
@@ -385,6 +386,7 @@ impl MailStore for SqliteStore {
         let delivered = self
             .write(move |ctx| write_messages::submit(ctx, &delivery, now))
             .await?;
+        crate::metrics::METRICS.delivered(delivered.len());
         if queued {
             self.queue_wake.notify_one();
         }

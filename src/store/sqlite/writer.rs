@@ -278,5 +278,6 @@ fn apply_one(
 
 /// A SQLite error as the store's error; its text stays in logs (sessions never show it to a peer).
 pub fn backend(e: rusqlite::Error) -> StoreError {
+    crate::metrics::METRICS.store_error();
     StoreError::Backend(e.to_string())
 }
