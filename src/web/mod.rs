@@ -18,6 +18,8 @@ use crate::conn::{Shared, Stream};
 
 /// Longest body a request may carry (an autodiscover request is a few hundred bytes).
 const REQUEST_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Most bytes of request line and headers held for one request.
+const HEADER_BYTES_MAX: usize = 64 * 1024;
 /// Longest an email address in a request may be.
 const ADDRESS_BYTES_MAX: usize = 320;
 
@@ -42,17 +44,26 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared, tls: bool) {
     } else {
         redirect_router(ctx.config.https_port, ctx.config.hostname().to_string())
     };
+    // One request per connection, all of it (headers, a body of at most REQUEST_BODY_BYTES_MAX, the
+    // reply read by the client) within one deadline: a client that trickles, or never reads, holds its
+    // slot no longer than that. Nothing served here needs keep-alive.
+    let deadline = idle
+        + Duration::from_secs(limits.line_secs_max)
+        + Duration::from_secs(limits.write_secs_max);
     let service = hyper_util::service::TowerToHyperService::new(app);
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(idle)
-        .max_buf_size(limits.line_bytes_max.max(8192) * 2)
+        .keep_alive(false)
+        .max_buf_size((limits.line_bytes_max * 2).clamp(8192, HEADER_BYTES_MAX))
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+        result = tokio::time::timeout(deadline, connection.as_mut()) => {
+            match result {
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection ended"),
+                Err(_) => tracing::debug!(%peer, "HTTP connection cut off at its deadline"),
+                Ok(Ok(())) => {}
             }
         }
         _ = shutdown.cancelled() => {

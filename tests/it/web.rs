@@ -98,3 +98,56 @@ print("ok")
     );
     s.stop().await;
 }
+
+/// A client that trickles its request a byte at a time is cut off at the connection's deadline
+/// (idle_secs_unauth + line_secs_max + write_secs_max), and a finished request closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_request_is_cut_off_and_one_request_ends_the_connection() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| {
+        c.http_port = Some(0);
+        c.limits.idle_secs_unauth = 1;
+        c.limits.line_secs_max = 1;
+        c.limits.write_secs_max = 1;
+    })
+    .await;
+    let addr = s.addr_of(Service::Http);
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for byte in request {
+        if slow.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(9),
+        "cut off at its deadline, not held: {took:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "never answered as whole"
+    );
+
+    let mut quick = tokio::net::TcpStream::connect(addr).await.unwrap();
+    quick
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), quick.read_to_end(&mut reply))
+        .await
+        .expect("the server closes after one request")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK") && reply.ends_with("ok\n"),
+        "{reply}"
+    );
+    s.stop().await;
+}
