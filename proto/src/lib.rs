@@ -1,5 +1,6 @@
 pub mod flags;
 pub mod imap;
+pub mod jmap;
 pub mod legacy;
 pub mod mbox;
 pub mod mime;

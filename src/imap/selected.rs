@@ -19,15 +19,14 @@ use jmail_proto::imap::search::{
     Candidate, Need, Query, Ranges, SearchError, Stars, TEXT_KEYS_MAX,
 };
 use jmail_proto::imap::view::View;
-use jmail_proto::summary::Summary;
 
 use super::mailboxes::{mailbox_name, store_flags};
 use super::respond::{self, bad, no, ok};
 use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::{
-    FlagOp, Listed, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags,
-    StoreError, StoreResult, Wanted, flags,
+    FlagOp, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags, StoreError,
+    StoreResult, flags,
 };
 
 /// The selected mailbox as this session knows it.
@@ -57,11 +56,6 @@ impl Selected {
         }
     }
 }
-
-/// Messages a search reads with their bytes per store call, and the largest read inline with the
-/// listing (larger ones are read one at a time): a search holds at most their product at once.
-const SEARCH_BATCH_WITH_BYTES: usize = 32;
-const SEARCH_RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
 
 impl Session {
     pub(super) fn selected_mut(&mut self) -> Option<&mut Selected> {
@@ -802,7 +796,6 @@ impl Session {
             _ => return Ok(Some(Vec::new())),
         };
         let mut found = Vec::new();
-        let mut budget = self.input.share();
         if need == Need::Flags && uids.len() > MESSAGES_PER_CALL_MAX {
             // Flags and numbers of many messages: one read of the mailbox's (UID, flags). (A few are
             // cheaper to read by themselves, below.)
@@ -820,101 +813,20 @@ impl Session {
             }
             return Ok(Some(found));
         }
-        let wanted = Wanted {
-            summary: need >= Need::Summary,
-            raw_bytes_max: if need >= Need::Bytes {
-                SEARCH_RAW_INLINE_BYTES_MAX
-            } else {
-                0
-            },
-        };
-        // With bytes wanted, fewer messages a call: it holds up to the inline size of each.
-        let per_call = if need >= Need::Bytes {
-            SEARCH_BATCH_WITH_BYTES
-        } else {
-            MESSAGES_PER_CALL_MAX
-        };
-        for chunk in uids.chunks(per_call) {
-            let mut rows = self.store.messages(mailbox, chunk, wanted).await?;
-            let seqs: Vec<u32> = rows
-                .iter()
-                .map(|r| selected.view.seq_of(r.meta.uid).unwrap_or_default())
-                .collect();
-            if need == Need::Listing {
-                // Cheap: matched here.
-                found.extend(matching(query, &rows, &seqs));
-                continue;
-            }
-            // Parsing summaries and messages is CPU work: it runs on the blocking pool, not on the
-            // runtime's threads, so one search of a large mailbox does not stall other connections.
-            // Messages too large to be read with the listing are read, and matched, one at a time.
-            let mut large = Vec::new();
-            if need >= Need::Bytes {
-                for (i, row) in rows.iter().enumerate() {
-                    if row.raw.is_none() {
-                        large.push(i);
-                    }
-                }
-            }
-            for i in large.iter().rev() {
-                let mut row = rows.remove(*i);
-                let seq = seqs[*i];
-                // The message and what parsing it makes are held whole: drawn from the server's
-                // budget for large messages, or the search stops (it did not run to its end).
-                let size = row.meta.size as usize;
-                if budget.hold(size.saturating_mul(3)).is_err() {
-                    return Ok(None);
-                }
-                row.raw = self.store.fetch(mailbox, row.meta.uid, false).await?;
-                found.extend(match_off_runtime(query, vec![row], vec![seq]).await?);
-                let _ = budget.hold(0);
-            }
-            let seqs: Vec<u32> = seqs
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !large.contains(i))
-                .map(|(_, s)| s)
-                .collect();
-            found.extend(match_off_runtime(query, rows, seqs).await?);
-        }
-        found.sort_unstable();
-        Ok(Some(found))
+        let view = &selected.view;
+        let seq_of = |uid: u32| view.seq_of(uid).unwrap_or_default();
+        let found = crate::search::evaluate(
+            &*self.store,
+            &self.input,
+            mailbox,
+            uids,
+            query,
+            false,
+            &seq_of,
+        )
+        .await?;
+        Ok(found.map(|rows| rows.iter().map(|r| (r.meta.uid, r.meta.modseq)).collect()))
     }
-}
-
-/// The (UID, modseq) of the rows that match; `seqs[i]` is row `i`'s sequence number.
-fn matching(query: &Query, rows: &[Listed], seqs: &[u32]) -> Vec<(u32, u64)> {
-    rows.iter()
-        .zip(seqs)
-        .filter_map(|(row, &seq)| {
-            let meta = &row.meta;
-            let envelope = row.summary.as_deref().and_then(Summary::envelope_from_json);
-            let candidate = Candidate::new(
-                seq,
-                meta.uid,
-                meta.flags,
-                &meta.keywords,
-                meta.size,
-                meta.internal_date_micros,
-                meta.modseq,
-                envelope.as_ref(),
-                row.raw.as_deref(),
-            );
-            query.matches(&candidate).then_some((meta.uid, meta.modseq))
-        })
-        .collect()
-}
-
-/// [`matching`] on the blocking pool.
-async fn match_off_runtime(
-    query: &Query,
-    rows: Vec<Listed>,
-    seqs: Vec<u32>,
-) -> Result<Vec<(u32, u64)>, StoreError> {
-    let query = query.clone();
-    tokio::task::spawn_blocking(move || matching(&query, &rows, &seqs))
-        .await
-        .map_err(|e| StoreError::Backend(format!("search task failed: {e}")))
 }
 
 /// An ESEARCH response (RFC 4731, RFC 9051 §7.3.4): the RETURN options asked for (none: ALL).

@@ -116,6 +116,12 @@ pub enum Query {
     Body(String),
     Text(String),
     ModSeq(u64),
+    /// Arrived before this instant (microseconds since the epoch): JMAP's `before`.
+    ArrivedBefore(i64),
+    /// Arrived at or after this instant: JMAP's `after`.
+    ArrivedSince(i64),
+    /// Has (`true`) or has not an attachment, as JMAP's `hasAttachment` counts them.
+    HasAttachment(bool),
 }
 
 /// The header fields the summary's envelope holds (the last of each, as mail-parser reads them).
@@ -182,7 +188,7 @@ impl Query {
     }
 
     /// How many keys look at text.
-    fn text_keys(&self) -> usize {
+    pub(crate) fn text_keys(&self) -> usize {
         match self {
             Query::And(all) => all.iter().map(Query::text_keys).sum(),
             Query::Or(a, b) => a.text_keys() + b.text_keys(),
@@ -255,9 +261,13 @@ impl Query {
             | Query::Larger(_)
             | Query::Smaller(_)
             | Query::Arrived(..)
+            | Query::ArrivedBefore(_)
+            | Query::ArrivedSince(_)
             | Query::ModSeq(_) => Need::Listing,
             Query::Sent(..) | Query::Envelope(..) => Need::Summary,
-            Query::Header(..) | Query::Body(_) | Query::Text(_) => Need::Bytes,
+            Query::Header(..) | Query::Body(_) | Query::Text(_) | Query::HasAttachment(_) => {
+                Need::Bytes
+            }
         }
     }
 
@@ -316,6 +326,11 @@ impl Query {
             Query::Body(needle) => m.body_contains(needle),
             Query::Text(needle) => m.header_contains_any(needle) || m.body_contains(needle),
             Query::ModSeq(n) => m.modseq >= *n,
+            Query::ArrivedBefore(t) => m.internal_date_micros < *t,
+            Query::ArrivedSince(t) => m.internal_date_micros >= *t,
+            Query::HasAttachment(wanted) => {
+                m.parsed().is_some_and(|p| p.attachment_count() > 0) == *wanted
+            }
         }
     }
 }
