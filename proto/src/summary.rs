@@ -41,6 +41,12 @@ pub struct Summary {
     /// the message/rfc822 part it is inside.
     #[serde(rename = "s")]
     pub structure: Part,
+    /// The Message-ID that names the message's conversation (JMAP's threads): the first of its
+    /// References, else its In-Reply-To, else its own Message-ID; `None` for a message with none, and
+    /// for a nested message. Messages stored before it was kept have none ([`Summary::thread_key_from_json`]
+    /// falls back on the envelope).
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub thread_root: Option<String>,
 }
 
 /// One MIME part, as BODYSTRUCTURE describes it, and where it lies in the message bytes.
@@ -145,6 +151,22 @@ impl Summary {
             .map(|e| e.envelope)
     }
 
+    /// The Message-ID a stored summary says names the message's conversation: its `thread_root`, or for
+    /// summaries stored before that was kept, its In-Reply-To or else its Message-ID.
+    pub fn thread_key_from_json(json: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct ThreadOnly {
+            #[serde(rename = "e")]
+            envelope: Envelope,
+            #[serde(rename = "t", default)]
+            thread_root: Option<String>,
+        }
+        let t = serde_json::from_str::<ThreadOnly>(json).ok()?;
+        t.thread_root
+            .or_else(|| first_message_id(t.envelope.in_reply_to.as_deref()?))
+            .or_else(|| first_message_id(t.envelope.message_id.as_deref()?))
+    }
+
     /// The part an IMAP section number names (`[1, 2]` for `BODY[1.2]`), by RFC 9051 §6.4.5: a message's
     /// parts are its multipart's children, or its one part, numbered from 1; a `message/rfc822` part's
     /// own parts are those of the message inside. `None` when there is no such part or `section` is empty.
@@ -212,13 +234,40 @@ pub fn summarize_message(raw: &[u8]) -> Summary {
                 lines: Some(count_lines(raw)),
                 ..Part::plain_text(0, 0, raw.len())
             },
+            thread_root: None,
         };
     };
     let mut walk = Walk {
         raw,
         parts_left: PARTS_MAX,
     };
-    walk.message(&message.parts, (0, raw.len()), 0)
+    let mut summary = walk.message(&message.parts, (0, raw.len()), 0);
+    summary.thread_root = thread_root(&message);
+    summary
+}
+
+/// The first of References, else of In-Reply-To, else the Message-ID (RFC 5322 §3.6.4: References
+/// keeps the conversation's first message first).
+fn thread_root(message: &mail_parser::Message<'_>) -> Option<String> {
+    let first = |v: &mail_parser::HeaderValue<'_>| match v {
+        mail_parser::HeaderValue::Text(t) => Some(t.to_string()),
+        mail_parser::HeaderValue::TextList(l) => l.first().map(|t| t.to_string()),
+        _ => None,
+    };
+    first(message.references())
+        .or_else(|| first(message.in_reply_to()))
+        .or_else(|| message.message_id().map(str::to_string))
+        .filter(|id| !id.is_empty() && id.len() <= 998)
+}
+
+/// The first `<...>` of a raw field value, without its brackets (or the whole trimmed value).
+fn first_message_id(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let id = match raw.find('<') {
+        Some(start) => raw[start + 1..].split('>').next().unwrap_or(""),
+        None => raw.split_whitespace().next().unwrap_or(""),
+    };
+    (!id.is_empty()).then(|| id.to_string())
 }
 
 /// One pass over mail-parser's parts, turning them into [`Part`]s within the bounds.
@@ -237,6 +286,7 @@ impl Walk<'_> {
         Summary {
             envelope: Envelope::read(self.raw, headers, structure.body_start),
             structure,
+            thread_root: None,
         }
     }
 
@@ -466,8 +516,15 @@ Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@x>\r\nIn-Reply-To: <m0@x
                     body_end: raw.len(),
                     body: Body::Opaque,
                 },
+                thread_root: Some("m0@x".into()),
             }
         );
+        // A summary stored before thread roots were kept falls back on the envelope.
+        let old = summary.to_json().replace(r#","t":"m0@x""#, "");
+        assert_eq!(Summary::thread_key_from_json(&old).as_deref(), Some("m0@x"));
+        let threaded =
+            summarize_message(b"References: <a@x> <b@x>\r\nIn-Reply-To: <b@x>\r\n\r\nhi");
+        assert_eq!(threaded.thread_root.as_deref(), Some("a@x"));
         let part = &summary.structure;
         assert_eq!(part.header(raw.as_bytes()), header.as_bytes());
         assert_eq!(part.body(raw.as_bytes()), b"Hello\r\nworld\r\n");

@@ -1,1 +1,383 @@
-//! JMAP
+//! JMAP (RFC 8620 core, RFC 8621 mail): the session resource, the API, blobs and push, over the same
+//! store and push feed as every other protocol, served by the web listener (`src/web`).
+//!
+//! A JMAP Email is one message in one mailbox (the store's model, which IMAP shares): its id names the
+//! mailbox and UID, so moving it to another mailbox gives it a new id (the old one is destroyed in
+//! `Email/changes`, the new one created; `Email/set` reports the new id as `updated[old].id`).
+//! States come from the store's change counters: `/changes` reads only what changed.
+
+pub mod auth;
+mod blobs;
+mod email;
+mod email_query;
+mod email_set;
+pub mod http;
+pub mod ids;
+mod mailbox;
+mod push;
+pub mod request;
+mod state;
+mod submission;
+mod thread;
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::conn::Shared;
+use crate::store::{Account, MailStore, MailboxId, MailboxInfo};
+use request::{Call, MAIL, MethodError, MethodResult, SUBMISSION};
+
+/// What every method of one request works with.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub account: &'a Account,
+    /// Creation ids of this request (and those the client carried in) and the ids they became.
+    pub created: HashMap<String, String>,
+    /// Responses a method adds after its own (EmailSubmission's implicit `Email/set`).
+    pub extra: Vec<(String, Value)>,
+    /// The account's mailboxes, read once per request and again after a change.
+    mailboxes: Option<Vec<MailboxInfo>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(shared: &'a Shared, account: &'a Account) -> Ctx<'a> {
+        Ctx {
+            shared,
+            account,
+            created: HashMap::new(),
+            extra: Vec::new(),
+            mailboxes: None,
+        }
+    }
+
+    pub fn store(&self) -> &dyn MailStore {
+        &*self.shared.store
+    }
+
+    pub fn account_id(&self) -> String {
+        ids::account(self.account.id)
+    }
+
+    pub async fn mailboxes(&mut self) -> Result<&[MailboxInfo], MethodError> {
+        if self.mailboxes.is_none() {
+            self.mailboxes = Some(self.shared.store.mailboxes(self.account.id).await?);
+        }
+        Ok(self.mailboxes.as_deref().expect("just read"))
+    }
+
+    /// Forgets what was read of the mailboxes (after a change to them or their messages).
+    pub fn changed(&mut self) {
+        self.mailboxes = None;
+    }
+
+    /// The account's mailbox of this id, if it is one.
+    pub async fn mailbox(&mut self, id: MailboxId) -> Result<Option<MailboxInfo>, MethodError> {
+        Ok(self.mailboxes().await?.iter().find(|m| m.id == id).cloned())
+    }
+
+    /// An id as the client gave it, with `#creationId` read as what that creation became.
+    pub fn resolve<'v>(&'v self, id: &'v str) -> &'v str {
+        match id.strip_prefix('#') {
+            Some(cid) => self.created.get(cid).map_or(id, String::as_str),
+            None => id,
+        }
+    }
+}
+
+/// The arguments of a call, checked to be for this account.
+pub fn for_account(ctx: &Ctx<'_>, args: &Map<String, Value>) -> Result<(), MethodError> {
+    match args.get("accountId").and_then(Value::as_str) {
+        Some(id) if id == ctx.account_id() => Ok(()),
+        Some(_) => Err(MethodError::new("accountNotFound")),
+        None => Err(MethodError::invalid("accountId is required")),
+    }
+}
+
+/// Runs a request's calls in order and makes the response.
+pub async fn run(shared: &Shared, account: &Account, req: request::Request) -> Value {
+    let mut ctx = Ctx::new(shared, account);
+    if let Some(carried) = &req.created_ids {
+        for (cid, id) in carried {
+            if let Some(id) = id.as_str() {
+                ctx.created.insert(cid.clone(), id.to_string());
+            }
+        }
+    }
+    let mut responses: Vec<(String, Value, String)> = Vec::new();
+    for Call { name, mut args, id } in req.calls {
+        let result = match request::resolve_references(&mut args, &responses) {
+            Ok(()) => call(&mut ctx, &req.using, &name, args).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(value) => responses.push((name, value, id.clone())),
+            Err(e) => responses.push(("error".into(), e.to_value(), id.clone())),
+        }
+        for (extra_name, value) in std::mem::take(&mut ctx.extra) {
+            responses.push((extra_name, value, id.clone()));
+        }
+    }
+    let mut out = json!({
+        "methodResponses": responses
+            .into_iter()
+            .map(|(n, v, id)| json!([n, v, id]))
+            .collect::<Vec<_>>(),
+        "sessionState": http::SESSION_STATE,
+    });
+    if req.created_ids.is_some() {
+        out["createdIds"] = json!(ctx.created);
+    }
+    out
+}
+
+/// One method call.
+async fn call(
+    ctx: &mut Ctx<'_>,
+    using: &[String],
+    name: &str,
+    args: Map<String, Value>,
+) -> MethodResult {
+    let has = |cap: &str| using.iter().any(|u| u == cap);
+    let needs = match name.split('/').next().unwrap_or("") {
+        "Core" => None,
+        "Mailbox" | "Email" | "Thread" | "SearchSnippet" => Some(MAIL),
+        "Identity" | "EmailSubmission" => Some(SUBMISSION),
+        _ => return Err(MethodError::new("unknownMethod")),
+    };
+    if needs.is_some_and(|cap| !has(cap)) {
+        return Err(MethodError::with(
+            "unknownMethod",
+            format!("{name} needs {} in using", needs.unwrap_or("")),
+        ));
+    }
+    if name != "Core/echo" {
+        for_account(ctx, &args)?;
+    }
+    match name {
+        "Core/echo" => Ok(Value::Object(args)),
+        "Mailbox/get" => mailbox::get(ctx, args).await,
+        "Mailbox/changes" => mailbox::changes(ctx, args).await,
+        "Mailbox/query" => mailbox::query(ctx, args).await,
+        "Mailbox/queryChanges" | "Email/queryChanges" => {
+            Err(MethodError::new("cannotCalculateChanges"))
+        }
+        "Mailbox/set" => mailbox::set(ctx, args).await,
+        "Thread/get" => thread::get(ctx, args).await,
+        "Thread/changes" => thread::changes(ctx, args).await,
+        "Email/get" => email::get(ctx, args).await,
+        "Email/changes" => state::email_changes(ctx, args).await,
+        "Email/query" => email_query::query(ctx, args).await,
+        "Email/set" => email_set::set(ctx, args).await,
+        "Email/import" => email_set::import(ctx, args).await,
+        "Email/parse" => email::parse(ctx, args).await,
+        "SearchSnippet/get" => email_query::snippets(ctx, args).await,
+        "Identity/get" => submission::identity_get(ctx, args).await,
+        "Identity/changes" => submission::identity_changes(ctx, args).await,
+        "Identity/set" => submission::identity_set(ctx, args).await,
+        "EmailSubmission/get" => submission::get(ctx, args).await,
+        "EmailSubmission/changes" => Err(MethodError::new("cannotCalculateChanges")),
+        "EmailSubmission/query" => submission::query(ctx, args).await,
+        "EmailSubmission/set" => submission::set(ctx, args).await,
+        _ => Err(MethodError::new("unknownMethod")),
+    }
+}
+
+/// Reads `ids` (null: none given) as a list of strings of at most [`request::OBJECTS_MAX`].
+pub fn id_list(args: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, MethodError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => {
+            if a.len() > request::OBJECTS_MAX {
+                return Err(MethodError::new("requestTooLarge"));
+            }
+            a.iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| MethodError::invalid(format!("{key} is a list of ids")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        }
+        Some(_) => Err(MethodError::invalid(format!("{key} is a list of ids"))),
+    }
+}
+
+/// The `properties` argument: `None` for the default set.
+pub fn properties(
+    args: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<Vec<String>>, MethodError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| MethodError::invalid(format!("{key} is a list of names")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(MethodError::invalid(format!("{key} is a list of names"))),
+    }
+}
+
+/// A `/set` error object (RFC 8620 §5.3).
+pub fn set_error(kind: &str, description: impl Into<String>) -> Value {
+    json!({"type": kind, "description": description.into()})
+}
+
+/// The arguments' `ifInState`, checked against the current state.
+pub fn check_state(args: &Map<String, Value>, current: &str) -> Result<(), MethodError> {
+    match args.get("ifInState").and_then(Value::as_str) {
+        Some(s) if s != current => Err(MethodError::new("stateMismatch")),
+        _ => Ok(()),
+    }
+}
+
+/// The position, anchor and limit of a `/query` (RFC 8620 §5.5), applied to the ids found.
+pub fn window(
+    args: &Map<String, Value>,
+    found: &[String],
+) -> Result<(usize, Vec<String>), MethodError> {
+    let limit = match args.get("limit") {
+        None | Some(Value::Null) => request::QUERY_LIMIT_MAX,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| MethodError::invalid("limit is an unsigned integer"))?
+            .min(request::QUERY_LIMIT_MAX as u64) as usize,
+    };
+    let start = match args.get("anchor").and_then(Value::as_str) {
+        Some(anchor) => {
+            let at = found
+                .iter()
+                .position(|id| id == anchor)
+                .ok_or_else(|| MethodError::new("anchorNotFound"))?;
+            let offset = args
+                .get("anchorOffset")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            (at as i64 + offset).max(0) as usize
+        }
+        None => {
+            let position = args.get("position").and_then(Value::as_i64).unwrap_or(0);
+            if position < 0 {
+                (found.len() as i64 + position).max(0) as usize
+            } else {
+                position as usize
+            }
+        }
+    };
+    let start = start.min(found.len());
+    let end = start.saturating_add(limit).min(found.len());
+    Ok((start, found[start..end].to_vec()))
+}
+
+/// A `/set`'s create, update and destroy arguments, at most [`request::OBJECTS_MAX`] in all.
+pub struct SetArgs {
+    pub create: Map<String, Value>,
+    pub update: Map<String, Value>,
+    pub destroy: Vec<String>,
+}
+
+impl SetArgs {
+    pub fn read(args: &Map<String, Value>) -> Result<SetArgs, MethodError> {
+        let object = |key: &str| {
+            args.get(key)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let set = SetArgs {
+            create: object("create"),
+            update: object("update"),
+            destroy: id_list(args, "destroy")?.unwrap_or_default(),
+        };
+        if set.create.len() + set.update.len() + set.destroy.len() > request::OBJECTS_MAX {
+            return Err(MethodError::new("requestTooLarge"));
+        }
+        Ok(set)
+    }
+}
+
+/// Files one creation's outcome under `created` (remembering the id its creation id became) or
+/// `not_created`.
+pub fn record_creation(
+    ctx: &mut Ctx<'_>,
+    cid: String,
+    result: Result<Value, Value>,
+    created: &mut Map<String, Value>,
+    not_created: &mut Map<String, Value>,
+) {
+    match result {
+        Ok(v) => {
+            if let Some(id) = v.get("id").and_then(Value::as_str) {
+                ctx.created.insert(cid.clone(), id.to_string());
+            }
+            created.insert(cid, v);
+        }
+        Err(e) => {
+            not_created.insert(cid, e);
+        }
+    }
+}
+
+/// Every id under `key` (an object's keys or a list), each refused with the same set error.
+pub fn refuse_all(
+    args: &Map<String, Value>,
+    key: &str,
+    kind: &str,
+    description: &str,
+) -> Map<String, Value> {
+    let ids: Vec<String> = match args.get(key) {
+        Some(Value::Object(o)) => o.keys().cloned().collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    ids.into_iter()
+        .map(|id| (id, set_error(kind, description)))
+        .collect()
+}
+
+/// The `sinceState` of a `/changes`.
+pub fn since_state(args: &Map<String, Value>) -> Result<&str, MethodError> {
+    args.get("sinceState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| MethodError::invalid("sinceState is required"))
+}
+
+impl Ctx<'_> {
+    /// Every UID of a mailbox, ascending.
+    pub async fn uids(&self, mailbox: MailboxId) -> Result<Vec<u32>, MethodError> {
+        Ok(self
+            .store()
+            .snapshot(mailbox)
+            .await?
+            .messages
+            .into_iter()
+            .map(|(uid, _)| uid)
+            .collect())
+    }
+
+    /// The listing and stored summary of each of `uids` (any number: read in store-sized calls).
+    pub async fn summaries(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<crate::store::Listed>, MethodError> {
+        let mut rows = Vec::with_capacity(uids.len());
+        for chunk in uids.chunks(crate::store::MESSAGES_PER_CALL_MAX) {
+            let wanted = crate::store::Wanted {
+                summary: true,
+                raw_bytes_max: 0,
+            };
+            rows.extend(self.store().messages(mailbox, chunk, wanted).await?);
+        }
+        Ok(rows)
+    }
+}

@@ -157,6 +157,50 @@ pub async fn sign(
     Ok(())
 }
 
+/// Why mail an account sends to other domains was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotQueued {
+    /// The account's hourly sending limit is reached.
+    HourlyLimit,
+    /// DKIM signing failed (nothing is sent unsigned).
+    Signing,
+}
+
+/// The domain mail from `sender` is signed for: its own when it is one of ours, else the first.
+pub fn signing_domain(config: &Config, sender: &str) -> String {
+    match sender.rsplit_once('@') {
+        Some((_, d)) if config.is_local_domain(d) => d.to_ascii_lowercase(),
+        _ => config.primary_domain().to_string(),
+    }
+}
+
+/// The queue entries for an account's message to `remote` recipients, once its hourly limit allows
+/// them; the message is DKIM-signed for the sender's domain on the way. Every protocol that lets an
+/// account send (submission, JMAP) comes through here.
+pub async fn queue_remote(
+    mailer: &Arc<Mailer>,
+    config: &Config,
+    user: crate::store::UserId,
+    sender: &str,
+    remote: &[String],
+    message: &mut crate::store::NewMessage,
+) -> Result<crate::store::Outbound, NotQueued> {
+    if !mailer.limiter.admit(user, remote.len() as u64) {
+        return Err(NotQueued::HourlyLimit);
+    }
+    sign(mailer, &signing_domain(config, sender), message)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "DKIM signing failed; nothing stored");
+            NotQueued::Signing
+        })?;
+    Ok(crate::store::Outbound {
+        user: Some(user),
+        sender: sender.to_string(),
+        domains: by_domain(remote),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -652,8 +652,7 @@ impl Session {
         }
     }
 
-    /// The queue entries for a submitted message's other domains, once the account's hourly limit
-    /// allows them; the message is DKIM-signed for its sender's domain on the way.
+    /// The queue entries for a submitted message's other domains (the shared path: hourly limit, DKIM).
     async fn outbound(
         &self,
         account: &Account,
@@ -664,35 +663,26 @@ impl Session {
             .mailer
             .as_ref()
             .expect("remote recipients need the mailer");
-        if !mailer
-            .limiter
-            .admit(account.id, transaction.remote.len() as u64)
-        {
-            tracing::warn!(user = %account.name, peer = %self.peer, "hourly sending limit reached; message refused");
-            return Err(Outcome::reply(
-                "451 4.7.1 You have sent as much mail to other domains as an hour allows; try again later",
-            ));
-        }
-        let domain = self.signing_domain(&transaction.sender);
-        crate::outbound::sign(mailer, &domain, message)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "DKIM signing failed; nothing stored");
+        let queued = crate::outbound::queue_remote(
+            mailer,
+            &self.config,
+            account.id,
+            &transaction.sender,
+            &transaction.remote,
+            message,
+        )
+        .await;
+        queued.map_err(|why| match why {
+            crate::outbound::NotQueued::HourlyLimit => {
+                tracing::warn!(user = %account.name, peer = %self.peer, "hourly sending limit reached; message refused");
+                Outcome::reply(
+                    "451 4.7.1 You have sent as much mail to other domains as an hour allows; try again later",
+                )
+            }
+            crate::outbound::NotQueued::Signing => {
                 Outcome::reply("451 4.3.0 Temporary failure; nothing was stored; try again later")
-            })?;
-        Ok(Outbound {
-            user: Some(account.id),
-            sender: transaction.sender.clone(),
-            domains: crate::outbound::by_domain(&transaction.remote),
+            }
         })
-    }
-
-    /// The domain mail from `sender` is signed for: its own when it is one of ours, else the first.
-    fn signing_domain(&self, sender: &str) -> String {
-        match sender.rsplit_once('@') {
-            Some((_, d)) if self.config.is_local_domain(d) => d.to_ascii_lowercase(),
-            _ => self.config.primary_domain().to_string(),
-        }
     }
 
     async fn auth(&mut self, mechanism: u64, initial: String) -> Outcome {

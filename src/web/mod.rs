@@ -1,9 +1,15 @@
 //! HTTP: health, metrics and client autoconfiguration, on an HTTPS listener (the server's certificate) and a plain
 //! one that serves loopback clients and sends everyone else to HTTPS. axum routes; hyper serves each
 //! connection on the stream the server's accept loop hands over (already TLS on the HTTPS listener).
-//! JMAP, the webmail and the admin page come next (issue 15).
+//! JMAP lives in `crate::jmap`; its routes are merged here.
+//!
+//! Connections are kept alive between requests (JMAP clients make many). Each is bounded: the wait for
+//! a request's header (`idle_secs_unauth`), the whole handling of a request, its body read included
+//! ([`request_deadline`]), and every write ([`write_deadline::WriteDeadline`]), so a client that trickles
+//! or never reads holds its slot no longer than those allow.
 
 mod autoconfig;
+mod write_deadline;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,35 +47,70 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared, tls: bool) {
             ctx: ctx.clone(),
             local: peer.ip().is_loopback(),
         })
+        .merge(crate::jmap::http::router(crate::jmap::http::JmapState {
+            ctx: ctx.clone(),
+            peer,
+            tls,
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            request_deadline,
+        ))
     } else {
         redirect_router(ctx.config.https_port, ctx.config.hostname().to_string())
     };
-    // One request per connection, all of it (headers, a body of at most REQUEST_BODY_BYTES_MAX, the
-    // reply read by the client) within one deadline: a client that trickles, or never reads, holds its
-    // slot no longer than that. Nothing served here needs keep-alive.
-    let deadline = idle
-        + Duration::from_secs(limits.line_secs_max)
-        + Duration::from_secs(limits.write_secs_max);
+    let stream =
+        write_deadline::WriteDeadline::new(stream, Duration::from_secs(limits.write_secs_max));
     let service = hyper_util::service::TowerToHyperService::new(app);
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(idle)
-        .keep_alive(false)
+        .keep_alive(true)
         .max_buf_size((limits.line_bytes_max * 2).clamp(8192, HEADER_BYTES_MAX))
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
-        result = tokio::time::timeout(deadline, connection.as_mut()) => {
-            match result {
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection ended"),
-                Err(_) => tracing::debug!(%peer, "HTTP connection cut off at its deadline"),
-                Ok(Ok(())) => {}
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
         }
         _ = shutdown.cancelled() => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
         }
+    }
+}
+
+/// The most one request may take to be read and answered (its reply's writes are bounded apart): the
+/// time to send a header, a login's penalty wait, and its body at the slowest rate a client may send
+/// (`data_bytes_per_sec_min`). A request past it gets 408 and the connection closes.
+async fn request_deadline(
+    State(ctx): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limits = &ctx.config.limits;
+    let body_bytes = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let deadline = Duration::from_secs(
+        limits.idle_secs_unauth
+            + limits.line_secs_max
+            + limits.login_penalty_secs_max
+            + body_bytes / limits.data_bytes_per_sec_min.max(1),
+    );
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(header::CONNECTION, "close")],
+            "request took too long\n",
+        )
+            .into_response(),
     }
 }
 

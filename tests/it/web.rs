@@ -99,10 +99,11 @@ print("ok")
     s.stop().await;
 }
 
-/// A client that trickles its request a byte at a time is cut off at the connection's deadline
-/// (idle_secs_unauth + line_secs_max + write_secs_max), and a finished request closes the connection.
+/// A client that trickles its request header a byte at a time is cut off (idle_secs_unauth), a kept-alive
+/// connection serves several requests and then closes when idle, and a trickled body is cut off at the
+/// request's deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trickled_request_is_cut_off_and_one_request_ends_the_connection() {
+async fn trickled_requests_are_cut_off_and_idle_connections_closed() {
     use std::time::{Duration, Instant};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start_with(|c| {
@@ -110,6 +111,8 @@ async fn a_trickled_request_is_cut_off_and_one_request_ends_the_connection() {
         c.limits.idle_secs_unauth = 1;
         c.limits.line_secs_max = 1;
         c.limits.write_secs_max = 1;
+        c.limits.login_penalty_secs_max = 1;
+        c.limits.data_bytes_per_sec_min = 100_000;
     })
     .await;
     let addr = s.addr_of(Service::Http);
@@ -134,20 +137,50 @@ async fn a_trickled_request_is_cut_off_and_one_request_ends_the_connection() {
         "never answered as whole"
     );
 
+    // Two requests on one connection (kept alive, as JMAP clients expect), then an idle connection
+    // is closed after idle_secs_unauth.
     let mut quick = tokio::net::TcpStream::connect(addr).await.unwrap();
     quick
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
         .await
         .unwrap();
     let mut reply = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), quick.read_to_end(&mut reply))
+    tokio::time::timeout(Duration::from_secs(8), quick.read_to_end(&mut reply))
         .await
-        .expect("the server closes after one request")
+        .expect("the server closes an idle connection")
         .unwrap();
     let reply = String::from_utf8_lossy(&reply);
+    assert_eq!(reply.matches("HTTP/1.1 200 OK").count(), 2, "{reply}");
+    assert!(reply.ends_with("ok\n"), "{reply}");
+
+    // A body trickled slower than data_bytes_per_sec_min allows is cut off at the request's deadline.
+    let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickle
+        .write_all(b"POST /jmap/api HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if trickle.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_millis(1), trickle.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => rest.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
     assert!(
-        reply.starts_with("HTTP/1.1 200 OK") && reply.ends_with("ok\n"),
-        "{reply}"
+        started.elapsed() < Duration::from_secs(25),
+        "a trickled body is not waited for without end"
     );
     s.stop().await;
 }

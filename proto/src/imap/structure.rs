@@ -103,6 +103,7 @@ fn write_part(out: &mut Vec<u8>, part: &Part, extensible: bool, s: Dialect) {
                         empty = Summary {
                             envelope: Envelope::default(),
                             structure: Part::plain_text(0, 0, 0),
+                            thread_root: None,
                         };
                         &empty
                     }

@@ -1,0 +1,494 @@
+//! Email/get and Email/parse (RFC 8621 §4.2, §4.9): a stored message as a JMAP Email object. What
+//! the listing holds (keywords, size, arrival) is read without the bytes; anything from the header or
+//! body parses the message (mail-parser, whose text/html/attachment split is RFC 8621's own algorithm).
+
+use std::collections::BTreeMap;
+
+use mail_parser::{
+    Address, HeaderForm, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+};
+use serde_json::{Map, Value, json};
+
+use super::ids::{self, BlobId, EmailId};
+use super::request::{MethodError, MethodResult, OBJECTS_MAX};
+use super::{Ctx, id_list, properties};
+use crate::store::{MailboxId, MessageMeta};
+
+/// What an Email shows when `properties` is not given (RFC 8621 §4.2).
+const DEFAULT_PROPERTIES: [&str; 24] = [
+    "id",
+    "blobId",
+    "threadId",
+    "mailboxIds",
+    "keywords",
+    "size",
+    "receivedAt",
+    "messageId",
+    "inReplyTo",
+    "references",
+    "sender",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "replyTo",
+    "subject",
+    "sentAt",
+    "hasAttachment",
+    "preview",
+    "bodyValues",
+    "textBody",
+    "htmlBody",
+    "attachments",
+];
+/// What a body part shows when `bodyProperties` is not given.
+const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
+    "partId",
+    "blobId",
+    "size",
+    "name",
+    "type",
+    "charset",
+    "disposition",
+    "cid",
+    "language",
+    "location",
+];
+/// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
+const LISTING_PROPERTIES: usize = 7;
+/// Characters of a preview (RFC 8621: at most 256).
+const PREVIEW_CHARS: usize = 256;
+
+/// How a body is shown: which parts' values, cut where.
+#[derive(Debug, Clone)]
+pub struct BodyOptions {
+    pub body_properties: Vec<String>,
+    pub text_values: bool,
+    pub html_values: bool,
+    pub all_values: bool,
+    pub max_value_bytes: usize,
+}
+
+impl BodyOptions {
+    pub fn from_args(args: &Map<String, Value>) -> Result<BodyOptions, MethodError> {
+        let flag = |k: &str| args.get(k).and_then(Value::as_bool).unwrap_or(false);
+        Ok(BodyOptions {
+            body_properties: properties(args, "bodyProperties")?.unwrap_or_else(|| {
+                DEFAULT_BODY_PROPERTIES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }),
+            text_values: flag("fetchTextBodyValues"),
+            html_values: flag("fetchHTMLBodyValues"),
+            all_values: flag("fetchAllBodyValues"),
+            max_value_bytes: args
+                .get("maxBodyValueBytes")
+                .and_then(Value::as_u64)
+                .filter(|&n| n > 0)
+                .map_or(usize::MAX, |n| n as usize),
+        })
+    }
+}
+
+/// The listing side of an Email: what the store knows without parsing.
+pub struct Stored<'a> {
+    pub id: EmailId,
+    pub meta: &'a MessageMeta,
+    pub thread: String,
+}
+
+fn utc(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The thread id of a message from its stored summary (its conversation's root Message-ID).
+pub fn thread_of(user: i64, id: EmailId, summary: Option<&str>) -> String {
+    match summary.and_then(jmail_proto::summary::Summary::thread_key_from_json) {
+        Some(root) => ids::thread(user, &root),
+        None => ids::thread(user, &id.to_string()),
+    }
+}
+
+/// The Email object of one message, with only `props`.
+pub fn render(
+    stored: Option<&Stored<'_>>,
+    blob: &BlobId,
+    raw: Option<&[u8]>,
+    props: &[String],
+    body: &BodyOptions,
+) -> Value {
+    let parsed = raw.and_then(|r| MessageParser::default().parse(r));
+    let mut o = Map::new();
+    for prop in props {
+        let value = match (prop.as_str(), stored) {
+            ("id", Some(s)) => json!(s.id.to_string()),
+            ("blobId", _) => json!(blob.to_string()),
+            ("threadId", Some(s)) => json!(s.thread),
+            ("mailboxIds", Some(s)) => json!({ ids::mailbox(s.id.mailbox): true }),
+            ("keywords", Some(s)) => {
+                let names = jmail_proto::jmap::keywords::names(s.meta.flags, &s.meta.keywords);
+                Value::Object(names.into_iter().map(|k| (k, Value::Bool(true))).collect())
+            }
+            ("size", Some(s)) => json!(s.meta.size),
+            ("size", None) => json!(raw.map_or(0, <[u8]>::len)),
+            ("receivedAt", Some(s)) => json!(utc(s.meta.internal_date_micros)),
+            ("id" | "threadId" | "mailboxIds" | "keywords" | "receivedAt", None) => Value::Null,
+            (p, _) => match &parsed {
+                Some(m) => from_message(m, p, blob, body),
+                None => Value::Null,
+            },
+        };
+        o.insert(prop.clone(), value);
+    }
+    Value::Object(o)
+}
+
+fn addresses(a: Option<&Address<'_>>) -> Value {
+    match a {
+        None => Value::Null,
+        Some(a) => Value::Array(
+            a.iter()
+                .map(|x| json!({"name": x.name(), "email": x.address()}))
+                .collect(),
+        ),
+    }
+}
+
+fn message_ids(v: &HeaderValue<'_>) -> Value {
+    match v {
+        HeaderValue::Text(t) => json!([t]),
+        HeaderValue::TextList(l) => json!(l),
+        _ => Value::Null,
+    }
+}
+
+/// A property read from the parsed message.
+fn from_message(m: &Message<'_>, prop: &str, blob: &BlobId, body: &BodyOptions) -> Value {
+    match prop {
+        "messageId" => m.message_id().map_or(Value::Null, |id| json!([id])),
+        "inReplyTo" => message_ids(m.in_reply_to()),
+        "references" => message_ids(m.references()),
+        "sender" => addresses(m.sender()),
+        "from" => addresses(m.from()),
+        "to" => addresses(m.to()),
+        "cc" => addresses(m.cc()),
+        "bcc" => addresses(m.bcc()),
+        "replyTo" => addresses(m.reply_to()),
+        "subject" => m.subject().map_or(Value::Null, |s| json!(s)),
+        "sentAt" => m.date().map_or(Value::Null, |d| json!(d.to_rfc3339())),
+        "hasAttachment" => json!(m.attachment_count() > 0),
+        "preview" => json!(
+            m.body_preview(PREVIEW_CHARS)
+                .map(|p| p.chars().take(PREVIEW_CHARS).collect::<String>())
+                .unwrap_or_default()
+        ),
+        "bodyStructure" => part(m, 0, blob, body, true),
+        "textBody" => parts(m, &m.text_body, blob, body),
+        "htmlBody" => parts(m, &m.html_body, blob, body),
+        "attachments" => parts(m, &m.attachments, blob, body),
+        "bodyValues" => body_values(m, body),
+        "headers" => headers(m),
+        p if p.starts_with("header:") => header_property(m, &p["header:".len()..]),
+        _ => Value::Null,
+    }
+}
+
+fn headers(m: &Message<'_>) -> Value {
+    Value::Array(
+        m.headers_raw()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect(),
+    )
+}
+
+/// `header:Name[:asForm][:all]` (RFC 8621 §4.1.3).
+fn header_property(m: &Message<'_>, spec: &str) -> Value {
+    let mut fields = spec.split(':');
+    let name = fields.next().unwrap_or("");
+    let mut form = HeaderForm::Raw;
+    let mut all = false;
+    for f in fields {
+        match f {
+            "all" => all = true,
+            "asRaw" => form = HeaderForm::Raw,
+            "asText" => form = HeaderForm::Text,
+            "asAddresses" => form = HeaderForm::Addresses,
+            "asGroupedAddresses" => form = HeaderForm::GroupedAddresses,
+            "asMessageIds" => form = HeaderForm::MessageIds,
+            "asDate" => form = HeaderForm::Date,
+            "asURLs" => form = HeaderForm::URLs,
+            _ => return Value::Null,
+        }
+    }
+    let as_json = |v: &HeaderValue<'_>| -> Value {
+        match (form, v) {
+            (HeaderForm::Raw, HeaderValue::Text(t)) => {
+                // asRaw keeps the value as it is, without the name and colon.
+                json!(format!(" {}", t.trim_start()))
+            }
+            (HeaderForm::Text, HeaderValue::Text(t)) => json!(t.trim()),
+            (HeaderForm::Addresses | HeaderForm::GroupedAddresses, HeaderValue::Address(a)) => {
+                addresses(Some(a))
+            }
+            (HeaderForm::MessageIds, v) => message_ids(v),
+            (HeaderForm::Date, HeaderValue::DateTime(d)) => json!(d.to_rfc3339()),
+            (HeaderForm::URLs, HeaderValue::Address(a)) => Value::Array(
+                a.iter()
+                    .filter_map(|x| x.address())
+                    .map(|u| json!(u))
+                    .collect(),
+            ),
+            _ => Value::Null,
+        }
+    };
+    let values = m.header_as(name, form);
+    if all {
+        Value::Array(values.iter().map(as_json).collect())
+    } else {
+        values.last().map_or(Value::Null, as_json)
+    }
+}
+
+fn parts(m: &Message<'_>, list: &[u32], blob: &BlobId, body: &BodyOptions) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|&i| part(m, i, blob, body, false))
+            .collect(),
+    )
+}
+
+/// One EmailBodyPart; with `nested`, multiparts carry their `subParts` (bodyStructure).
+fn part(m: &Message<'_>, index: u32, blob: &BlobId, body: &BodyOptions, nested: bool) -> Value {
+    let Some(p) = m.parts.get(index as usize) else {
+        return Value::Null;
+    };
+    let content_type = p.content_type();
+    let media = content_type.map_or_else(
+        || "text/plain".to_string(),
+        |ct| match &ct.c_subtype {
+            Some(sub) => format!("{}/{}", ct.c_type, sub).to_lowercase(),
+            None => ct.c_type.to_lowercase(),
+        },
+    );
+    let multipart = matches!(p.body, PartType::Multipart(_));
+    let mut o = Map::new();
+    for prop in &body.body_properties {
+        let value = match prop.as_str() {
+            "partId" if !multipart => json!(index.to_string()),
+            "blobId" if !multipart => json!(blob.part(index).to_string()),
+            "size" => json!(if multipart { 0 } else { part_bytes(p).len() }),
+            "name" => p.attachment_name().map_or(Value::Null, |n| json!(n)),
+            "type" => json!(media),
+            "charset" => match content_type.and_then(|ct| ct.attribute("charset")) {
+                Some(c) => json!(c),
+                None if media.starts_with("text/") => json!("us-ascii"),
+                None => Value::Null,
+            },
+            "disposition" => p
+                .content_disposition()
+                .map_or(Value::Null, |d| json!(d.c_type.to_lowercase())),
+            "cid" => p.content_id().map_or(Value::Null, |c| json!(c)),
+            "language" => match p.content_language() {
+                HeaderValue::Text(t) => json!([t]),
+                HeaderValue::TextList(l) => json!(l),
+                _ => Value::Null,
+            },
+            "location" => p.content_location().map_or(Value::Null, |l| json!(l)),
+            "headers" => Value::Array(
+                p.headers
+                    .iter()
+                    .map(|h| {
+                        let raw = m
+                            .raw_message
+                            .get(h.offset_start as usize..h.offset_end as usize)
+                            .map(String::from_utf8_lossy)
+                            .unwrap_or_default();
+                        json!({"name": h.name.as_str(), "value": raw})
+                    })
+                    .collect(),
+            ),
+            _ => Value::Null,
+        };
+        o.insert(prop.clone(), value);
+    }
+    if nested && let PartType::Multipart(children) = &p.body {
+        o.insert(
+            "subParts".into(),
+            Value::Array(
+                children
+                    .iter()
+                    .map(|&c| part(m, c, blob, body, true))
+                    .collect(),
+            ),
+        );
+    }
+    Value::Object(o)
+}
+
+/// A part's content, decoded (a nested message: its bytes).
+pub fn part_bytes<'p>(p: &'p mail_parser::MessagePart<'_>) -> std::borrow::Cow<'p, [u8]> {
+    match &p.body {
+        PartType::Message(inner) => std::borrow::Cow::Borrowed(inner.raw_message.as_ref()),
+        _ => std::borrow::Cow::Borrowed(p.contents()),
+    }
+}
+
+fn body_values(m: &Message<'_>, body: &BodyOptions) -> Value {
+    let mut wanted: BTreeMap<u32, ()> = BTreeMap::new();
+    if body.text_values || body.all_values {
+        wanted.extend(m.text_body.iter().map(|&i| (i, ())));
+    }
+    if body.html_values || body.all_values {
+        wanted.extend(m.html_body.iter().map(|&i| (i, ())));
+    }
+    let mut o = Map::new();
+    for index in wanted.keys() {
+        let Some(p) = m.parts.get(*index as usize) else {
+            continue;
+        };
+        let text = match &p.body {
+            PartType::Text(t) | PartType::Html(t) => t.as_ref(),
+            _ => continue,
+        };
+        let mut cut = text.len().min(body.max_value_bytes);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        o.insert(
+            index.to_string(),
+            json!({"value": &text[..cut], "isEncodingProblem": p.is_encoding_problem,
+                   "isTruncated": cut < text.len()}),
+        );
+    }
+    Value::Object(o)
+}
+
+/// The properties asked for, checked: an unknown one is an error, not silence.
+pub fn email_properties(args: &Map<String, Value>) -> Result<Vec<String>, MethodError> {
+    let props = properties(args, "properties")?
+        .unwrap_or_else(|| DEFAULT_PROPERTIES.iter().map(|s| s.to_string()).collect());
+    // Beyond the defaults, only the whole structure and the raw header fields can be asked for.
+    const MORE: [&str; 2] = ["bodyStructure", "headers"];
+    if let Some(bad) = props.iter().find(|p| {
+        !DEFAULT_PROPERTIES.contains(&p.as_str())
+            && !MORE.contains(&p.as_str())
+            && !p.starts_with("header:")
+    }) {
+        return Err(MethodError::invalid(format!("unknown property {bad}")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    Ok(props
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect())
+}
+
+pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let mut props = email_properties(&args)?;
+    if !props.iter().any(|p| p == "id") {
+        props.insert(0, "id".into());
+    }
+    let body = BodyOptions::from_args(&args)?;
+    let state = super::state::email_state(ctx).await?;
+    let wanted: Vec<String> = match id_list(&args, "ids")? {
+        Some(w) => w,
+        None => {
+            let total: u64 = ctx.mailboxes().await?.iter().map(|m| m.messages).sum();
+            if total > OBJECTS_MAX as u64 {
+                return Err(MethodError::new("requestTooLarge"));
+            }
+            let mut all = Vec::new();
+            for m in ctx.mailboxes().await?.to_vec() {
+                for uid in ctx.uids(m.id).await? {
+                    all.push(EmailId { mailbox: m.id, uid }.to_string());
+                }
+            }
+            all
+        }
+    };
+    let needs_bytes = props
+        .iter()
+        .any(|p| !DEFAULT_PROPERTIES[..LISTING_PROPERTIES].contains(&p.as_str()));
+    // Per mailbox of the account, the UIDs asked for.
+    let mut by_mailbox: BTreeMap<MailboxId, Vec<u32>> = BTreeMap::new();
+    let mut not_found = Vec::new();
+    for id in &wanted {
+        match ids::parse_email(ctx.resolve(id)) {
+            Some(e) if ctx.mailbox(e.mailbox).await?.is_some() => {
+                by_mailbox.entry(e.mailbox).or_default().push(e.uid)
+            }
+            _ => not_found.push(id.clone()),
+        }
+    }
+    let mut rendered: BTreeMap<EmailId, Value> = BTreeMap::new();
+    let user = ctx.account.id;
+    for (mailbox, mut uids) in by_mailbox {
+        uids.sort_unstable();
+        uids.dedup();
+        for row in ctx.summaries(mailbox, &uids).await? {
+            let id = EmailId {
+                mailbox,
+                uid: row.meta.uid,
+            };
+            let raw = match needs_bytes {
+                true => ctx.store().fetch(mailbox, row.meta.uid, false).await?,
+                false => None,
+            };
+            let stored = Stored {
+                id,
+                meta: &row.meta,
+                thread: thread_of(user, id, row.summary.as_deref()),
+            };
+            let blob = BlobId::Message {
+                email: id,
+                part: None,
+            };
+            rendered.insert(
+                id,
+                render(Some(&stored), &blob, raw.as_deref(), &props, &body),
+            );
+        }
+    }
+    let mut list = Vec::new();
+    for id in wanted {
+        match ids::parse_email(ctx.resolve(&id)).and_then(|e| rendered.get(&e)) {
+            Some(v) => list.push(v.clone()),
+            None if !not_found.contains(&id) => not_found.push(id),
+            None => {}
+        }
+    }
+    Ok(json!({"accountId": ctx.account_id(), "state": state, "list": list, "notFound": not_found}))
+}
+
+pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let blob_ids = id_list(&args, "blobIds")?.unwrap_or_default();
+    let mut props = email_properties(&args)?;
+    props.retain(|p| {
+        !["id", "threadId", "mailboxIds", "keywords", "receivedAt"].contains(&p.as_str())
+    });
+    let body = BodyOptions::from_args(&args)?;
+    let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
+    for id in blob_ids {
+        let Some(blob) = ids::parse_blob(&id) else {
+            not_found.push(id);
+            continue;
+        };
+        match super::blobs::read(ctx, &blob).await? {
+            None => not_found.push(id),
+            Some(bytes) => {
+                if MessageParser::default().parse(&bytes[..]).is_none() {
+                    not_parsable.push(id);
+                } else {
+                    parsed.insert(id, render(None, &blob, Some(&bytes), &props, &body));
+                }
+            }
+        }
+    }
+    Ok(
+        json!({"accountId": ctx.account_id(), "parsed": parsed, "notParsable": not_parsable, "notFound": not_found}),
+    )
+}

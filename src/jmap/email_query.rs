@@ -1,0 +1,337 @@
+//! Email/query (RFC 8621 §4.4) and SearchSnippet/get (§5). The filter is compiled per mailbox into the
+//! search IMAP SEARCH runs ([`crate::search`]), so a mailbox the filter rules out is never read and each
+//! message is read only as deeply as the filter needs.
+
+use std::cmp::Ordering;
+
+use jmail_proto::imap::search::Query;
+use jmail_proto::jmap::filter;
+use jmail_proto::summary::Summary;
+use mail_parser::MessageParser;
+use serde_json::{Map, Value, json};
+
+use super::ids::{self, EmailId};
+use super::request::{MethodError, MethodResult};
+use super::{Ctx, id_list, window};
+use crate::store::MessageMeta;
+
+/// One message found, with what sorting needs.
+struct Found {
+    id: EmailId,
+    meta: MessageMeta,
+    summary: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Key {
+    ReceivedAt,
+    Size,
+    From,
+    To,
+    Subject,
+    SentAt,
+    HasKeyword(String),
+}
+
+fn comparators(args: &Map<String, Value>) -> Result<Vec<(Key, bool)>, MethodError> {
+    let Some(sort) = args.get("sort").filter(|s| !s.is_null()) else {
+        return Ok(vec![(Key::ReceivedAt, false)]);
+    };
+    let list = sort
+        .as_array()
+        .ok_or_else(|| MethodError::invalid("sort is a list"))?;
+    list.iter()
+        .map(|c| {
+            let ascending = c
+                .get("isAscending")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let key = match c.get("property").and_then(Value::as_str) {
+                Some("receivedAt") => Key::ReceivedAt,
+                Some("size") => Key::Size,
+                Some("from") => Key::From,
+                Some("to") => Key::To,
+                Some("subject") => Key::Subject,
+                Some("sentAt") => Key::SentAt,
+                Some("hasKeyword") => Key::HasKeyword(
+                    c.get("keyword")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| MethodError::invalid("hasKeyword sorts by a keyword"))?
+                        .to_string(),
+                ),
+                _ => return Err(MethodError::new("unsupportedSort")),
+            };
+            Ok((key, ascending))
+        })
+        .collect()
+}
+
+/// A subject as sorting sees it (RFC 5256's base subject, roughly): without `Re:`/`Fwd:` and case.
+fn base_subject(s: &str) -> String {
+    let mut s = s.trim();
+    loop {
+        let lower = s.to_ascii_lowercase();
+        let cut = ["re:", "fwd:", "fw:", "aw:"]
+            .iter()
+            .find(|p| lower.starts_with(*p))
+            .map(|p| p.len());
+        match cut {
+            Some(n) => s = s[n..].trim_start(),
+            None => return s.to_lowercase(),
+        }
+    }
+}
+
+fn sent_at(f: &Found) -> i64 {
+    f.summary
+        .as_deref()
+        .and_then(Summary::envelope_from_json)
+        .and_then(|e| e.date)
+        .and_then(|d| mail_parser::DateTime::parse_rfc822(&d))
+        .map_or(0, |d| d.to_timestamp())
+}
+
+fn first_to(f: &Found) -> String {
+    f.summary
+        .as_deref()
+        .and_then(Summary::envelope_from_json)
+        .and_then(|e| e.to.first().cloned())
+        .map(|a| {
+            format!(
+                "{}@{}",
+                a.mailbox.unwrap_or_default(),
+                a.host.unwrap_or_default()
+            )
+            .to_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn compare(a: &Found, b: &Found, key: &Key) -> Ordering {
+    match key {
+        Key::ReceivedAt => a
+            .meta
+            .internal_date_micros
+            .cmp(&b.meta.internal_date_micros),
+        Key::Size => a.meta.size.cmp(&b.meta.size),
+        Key::From => a.meta.from.to_lowercase().cmp(&b.meta.from.to_lowercase()),
+        Key::To => first_to(a).cmp(&first_to(b)),
+        Key::Subject => base_subject(&a.meta.subject).cmp(&base_subject(&b.meta.subject)),
+        Key::SentAt => sent_at(a).cmp(&sent_at(b)),
+        Key::HasKeyword(k) => {
+            let has = |f: &Found| {
+                jmail_proto::jmap::keywords::names(f.meta.flags, &f.meta.keywords)
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(k))
+            };
+            has(a).cmp(&has(b))
+        }
+    }
+}
+
+/// Every message of the account the filter matches, unsorted.
+async fn find(
+    ctx: &mut Ctx<'_>,
+    filter_value: &Value,
+    with_summary: bool,
+) -> Result<Vec<Found>, MethodError> {
+    let mut found = Vec::new();
+    for mailbox in ctx.mailboxes().await?.to_vec() {
+        let query = filter::compile(filter_value, &ids::mailbox(mailbox.id))
+            .map_err(|e| MethodError::with("unsupportedFilter", e.to_string()))?;
+        if query == Query::Nothing || mailbox.messages == 0 {
+            continue;
+        }
+        let uids = ctx.uids(mailbox.id).await?;
+        let rows = crate::search::evaluate(
+            ctx.store(),
+            &ctx.shared.input,
+            mailbox.id,
+            &uids,
+            &query,
+            with_summary,
+            &|_| 0,
+        )
+        .await?
+        .ok_or_else(|| {
+            MethodError::with(
+                "serverUnavailable",
+                "the server is busy with large messages; try again",
+            )
+        })?;
+        found.extend(rows.into_iter().map(|r| Found {
+            id: EmailId {
+                mailbox: mailbox.id,
+                uid: r.meta.uid,
+            },
+            meta: r.meta,
+            summary: r.summary,
+        }));
+    }
+    Ok(found)
+}
+
+pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let sort = comparators(&args)?;
+    let collapse = args
+        .get("collapseThreads")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let filter_value = args.get("filter").cloned().unwrap_or(Value::Null);
+    let state = super::state::email_state(ctx).await?;
+    let with_summary = collapse || sort.iter().any(|(k, _)| matches!(k, Key::To | Key::SentAt));
+    let mut found = find(ctx, &filter_value, with_summary).await?;
+    found.sort_by(|a, b| {
+        for (key, ascending) in &sort {
+            let o = compare(a, b, key);
+            let o = if *ascending { o } else { o.reverse() };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        a.id.cmp(&b.id)
+    });
+    let user = ctx.account.id;
+    if collapse {
+        let mut threads = std::collections::HashSet::new();
+        found.retain(|f| threads.insert(super::email::thread_of(user, f.id, f.summary.as_deref())));
+    }
+    let all: Vec<String> = found.iter().map(|f| f.id.to_string()).collect();
+    let (position, page) = window(&args, &all)?;
+    let mut out = json!({
+        "accountId": ctx.account_id(), "queryState": state, "canCalculateChanges": false,
+        "position": position, "ids": page, "collapseThreads": collapse,
+    });
+    if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
+        out["total"] = json!(all.len());
+    }
+    Ok(out)
+}
+
+/// The words a filter searches text for (text, subject, body), lower case.
+fn terms(filter: &Value, out: &mut Vec<String>) {
+    let Value::Object(o) = filter else {
+        return;
+    };
+    for key in ["text", "subject", "body"] {
+        if let Some(s) = o.get(key).and_then(Value::as_str)
+            && !s.trim().is_empty()
+        {
+            out.push(s.trim().to_lowercase());
+        }
+    }
+    if let Some(c) = o.get("conditions").and_then(Value::as_array) {
+        for f in c {
+            terms(f, out);
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `text` HTML-escaped with each term marked; `None` when no term is in it.
+fn highlight(text: &str, terms: &[String]) -> Option<String> {
+    let lower = text.to_lowercase();
+    // Lower-casing can change lengths; mark only where the lower-cased text lines up byte for byte.
+    if lower.len() != text.len() {
+        return None;
+    }
+    let mut marks: Vec<(usize, usize)> = Vec::new();
+    for t in terms {
+        let mut from = 0;
+        while let Some(at) = lower[from..].find(t.as_str()) {
+            marks.push((from + at, from + at + t.len()));
+            from += at + t.len().max(1);
+        }
+    }
+    if marks.is_empty() {
+        return None;
+    }
+    marks.sort_unstable();
+    let mut out = String::new();
+    let mut at = 0;
+    for (start, end) in marks {
+        if start < at || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            continue;
+        }
+        out.push_str(&escape(&text[at..start]));
+        out.push_str("<mark>");
+        out.push_str(&escape(&text[start..end]));
+        out.push_str("</mark>");
+        at = end;
+    }
+    out.push_str(&escape(&text[at..]));
+    Some(out)
+}
+
+/// Up to 255 characters of `text` around the first term found.
+fn excerpt(text: &str, terms: &[String]) -> Option<String> {
+    let lower = text.to_lowercase();
+    if lower.len() != text.len() {
+        return None;
+    }
+    let at = terms.iter().filter_map(|t| lower.find(t.as_str())).min()?;
+    let mut start = at.saturating_sub(60);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let window: String = text[start..].chars().take(255).collect();
+    let window = window.split_whitespace().collect::<Vec<_>>().join(" ");
+    highlight(&window, terms)
+}
+
+pub async fn snippets(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let filter_value = args.get("filter").cloned().unwrap_or(Value::Null);
+    let mut words = Vec::new();
+    terms(&filter_value, &mut words);
+    let email_ids = id_list(&args, "emailIds")?.unwrap_or_default();
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    for id in email_ids {
+        let Some(e) = ids::parse_email(&id) else {
+            not_found.push(id);
+            continue;
+        };
+        if ctx.mailbox(e.mailbox).await?.is_none() {
+            not_found.push(id);
+            continue;
+        }
+        let Some(raw) = ctx.store().fetch(e.mailbox, e.uid, false).await? else {
+            not_found.push(id);
+            continue;
+        };
+        let (subject, preview) = match MessageParser::default().parse(&raw[..]) {
+            Some(m) => {
+                let subject = m.subject().and_then(|s| highlight(s, &words));
+                let body: String = m
+                    .text_bodies()
+                    .filter_map(|p| p.text_contents())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (subject, excerpt(&body, &words))
+            }
+            None => (None, None),
+        };
+        list.push(json!({"emailId": id, "subject": subject, "preview": preview}));
+    }
+    Ok(json!({"accountId": ctx.account_id(), "list": list, "notFound": not_found}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_mark_terms_and_escape_the_rest() {
+        assert_eq!(
+            highlight("Lunch <b> at noon", &["noon".into()]).unwrap(),
+            "Lunch &lt;b&gt; at <mark>noon</mark>"
+        );
+        assert_eq!(highlight("nothing here", &["lunch".into()]), None);
+        assert_eq!(base_subject("Re: FWD: Lunch"), "lunch");
+    }
+}

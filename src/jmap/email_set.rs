@@ -1,0 +1,529 @@
+//! Email/set (RFC 8621 §4.6: drafts made, keywords and mailboxes changed, messages destroyed) and
+//! Email/import (§4.8). An Email is in exactly one mailbox here (`maxMailboxesPerEmail` 1): changing
+//! its mailbox moves it, and the moved message has a new id, given back as `updated[old].id`.
+
+use std::collections::BTreeMap;
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address as BuiltAddress;
+use serde_json::{Map, Value, json};
+
+use super::ids::{self, BlobId, EmailId};
+use super::request::{MethodError, MethodResult, OBJECTS_MAX};
+use super::{Ctx, check_state, set_error};
+use crate::store::{FlagOp, Flags, MailboxId, NewMessage, StoreError};
+use jmail_proto::jmap::keywords::{self, Keyword};
+
+/// Most attachments one created Email may carry.
+const ATTACHMENTS_MAX: usize = 100;
+
+/// The store's flags for a JMAP keywords object (`{"$seen": true, "work": true}`).
+fn flags_of(keywords_value: &Value) -> Result<Flags, Value> {
+    let Some(o) = keywords_value.as_object() else {
+        return Err(invalid("keywords"));
+    };
+    let mut flags = Flags::default();
+    for (name, set) in o {
+        if set != &Value::Bool(true) {
+            return Err(invalid("keywords"));
+        }
+        match keywords::parse(name) {
+            Keyword::System(bit) => flags.system |= bit,
+            Keyword::Named(word) => flags.keywords.push(word),
+        }
+    }
+    Ok(flags)
+}
+
+fn invalid(property: &str) -> Value {
+    json!({"type": "invalidProperties", "properties": [property]})
+}
+
+fn store_error(e: StoreError) -> Value {
+    match e {
+        StoreError::OverQuota(_) => set_error("overQuota", "the account is over its quota"),
+        StoreError::BadKeyword(k) => {
+            json!({"type": "invalidProperties", "properties": ["keywords"],
+            "description": format!("not a valid keyword: {k}")})
+        }
+        StoreError::TooManyKeywords(n) => set_error(
+            "tooManyKeywords",
+            format!("at most {n} keywords per mailbox"),
+        ),
+        StoreError::NoSuchMailbox => set_error("notFound", "no such mailbox"),
+        other => {
+            tracing::warn!(error = %other, "Email/set failed in the store");
+            set_error("serverFail", "the change was not made")
+        }
+    }
+}
+
+/// The one mailbox a `mailboxIds` object names, checked to be the account's.
+async fn one_mailbox(ctx: &mut Ctx<'_>, value: Option<&Value>) -> Result<MailboxId, Value> {
+    let ids: Vec<String> = value
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| **v == Value::Bool(true))
+                .map(|(k, _)| ctx.resolve(k).to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let [id] = &ids[..] else {
+        return Err(
+            json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+            "description": "an Email is in exactly one mailbox here"}),
+        );
+    };
+    match ids::parse_mailbox(id) {
+        Some(m) if ctx.mailbox(m).await.ok().flatten().is_some() => Ok(m),
+        _ => Err(invalid("mailboxIds")),
+    }
+}
+
+fn address_list(value: Option<&Value>) -> Vec<(String, String)> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| {
+                    let email = a.get("email")?.as_str()?.to_string();
+                    let name = a
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    Some((name, email))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn built(list: Vec<(String, String)>) -> BuiltAddress<'static> {
+    BuiltAddress::new_list(
+        list.into_iter()
+            .map(|(name, email)| {
+                if name.is_empty() {
+                    BuiltAddress::new_address(None::<String>, email)
+                } else {
+                    BuiltAddress::new_address(Some(name), email)
+                }
+            })
+            .collect(),
+    )
+}
+
+fn id_strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The text of the first part a body list names, from `bodyValues`.
+fn body_text(object: &Map<String, Value>, list: &str) -> Result<Option<String>, Value> {
+    let Some(parts) = object.get(list).and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
+    let part_id = first
+        .get("partId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(list))?;
+    object
+        .get("bodyValues")
+        .and_then(|v| v.get(part_id))
+        .and_then(|v| v.get("value"))
+        .and_then(Value::as_str)
+        .map(|s| Some(s.to_string()))
+        .ok_or_else(|| invalid("bodyValues"))
+}
+
+/// The RFC 5322 bytes of an Email object a client made (a draft, or mail to send).
+async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>, Value> {
+    for unsupported in ["bodyStructure", "headers"] {
+        if object.contains_key(unsupported) {
+            return Err(
+                json!({"type": "invalidProperties", "properties": [unsupported],
+                "description": "give textBody, htmlBody and attachments instead"}),
+            );
+        }
+    }
+    let host = ctx.shared.config.hostname().to_string();
+    let message_id = id_strings(object.get("messageId"))
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| format!("{:032x}@{host}", rand::random::<u128>()));
+    let mut b = MessageBuilder::new().message_id(message_id);
+    for (key, field) in [
+        ("from", 0),
+        ("to", 1),
+        ("cc", 2),
+        ("bcc", 3),
+        ("replyTo", 4),
+        ("sender", 5),
+    ] {
+        let list = address_list(object.get(key));
+        if list.is_empty() {
+            continue;
+        }
+        let a = built(list);
+        b = match field {
+            0 => b.from(a),
+            1 => b.to(a),
+            2 => b.cc(a),
+            3 => b.bcc(a),
+            4 => b.reply_to(a),
+            _ => b.sender(a),
+        };
+    }
+    if let Some(s) = object.get("subject").and_then(Value::as_str) {
+        b = b.subject(s.to_string());
+    }
+    let in_reply_to = id_strings(object.get("inReplyTo"));
+    if !in_reply_to.is_empty() {
+        b = b.in_reply_to(in_reply_to);
+    }
+    let references = id_strings(object.get("references"));
+    if !references.is_empty() {
+        b = b.references(references);
+    }
+    let sent = object
+        .get("sentAt")
+        .and_then(Value::as_str)
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map_or_else(|| chrono::Utc::now().timestamp(), |d| d.timestamp());
+    b = b.date(sent);
+    let text = body_text(object, "textBody")?;
+    let html = body_text(object, "htmlBody")?;
+    match (&text, &html) {
+        (None, None) => b = b.text_body(String::new()),
+        _ => {
+            if let Some(t) = text {
+                b = b.text_body(t);
+            }
+            if let Some(h) = html {
+                b = b.html_body(h);
+            }
+        }
+    }
+    let attachments = object
+        .get("attachments")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if attachments.len() > ATTACHMENTS_MAX {
+        return Err(
+            json!({"type": "invalidProperties", "properties": ["attachments"],
+            "description": format!("at most {ATTACHMENTS_MAX} attachments")}),
+        );
+    }
+    for a in attachments {
+        let blob = a
+            .get("blobId")
+            .and_then(Value::as_str)
+            .and_then(ids::parse_blob)
+            .ok_or_else(|| invalid("attachments"))?;
+        let (bytes, stored_type) = match super::blobs::read_typed(ctx, &blob).await {
+            Ok(Some(found)) => found,
+            _ => return Err(json!({"type": "blobNotFound", "notFound": [blob.to_string()]})),
+        };
+        let media = a
+            .get("type")
+            .and_then(Value::as_str)
+            .map_or(stored_type, str::to_string);
+        let name = a
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("attachment")
+            .to_string();
+        let inline_cid = match (
+            a.get("disposition").and_then(Value::as_str),
+            a.get("cid").and_then(Value::as_str),
+        ) {
+            (Some("inline"), Some(cid)) => Some(cid.to_string()),
+            _ => None,
+        };
+        b = match inline_cid {
+            Some(cid) => b.inline(media, cid, bytes),
+            None => b.attachment(media, name, bytes),
+        };
+    }
+    b.write_to_vec()
+        .map_err(|_| set_error("serverFail", "the message could not be built"))
+}
+
+/// A new message for the store, arriving now (or at `receivedAt`).
+fn new_message(raw: Vec<u8>, received: Option<&Value>) -> NewMessage {
+    let mut m = crate::message::imported(raw);
+    m.internal_date_micros = received
+        .and_then(Value::as_str)
+        .and_then(jmail_proto::jmap::filter::utc_date_micros)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+    m
+}
+
+/// What a created Email reports (RFC 8621 §4.6: id, blobId, threadId, size).
+fn created_object(user: i64, id: EmailId, message: &NewMessage) -> Value {
+    json!({
+        "id": id.to_string(),
+        "blobId": BlobId::Message { email: id, part: None }.to_string(),
+        "threadId": super::email::thread_of(user, id, Some(&message.summary)),
+        "size": message.raw.len(),
+    })
+}
+
+/// Stores one message the client gave; its id.
+async fn store_new(
+    ctx: &mut Ctx<'_>,
+    object: &Map<String, Value>,
+    raw: Vec<u8>,
+) -> Result<Value, Value> {
+    let mailbox = one_mailbox(ctx, object.get("mailboxIds")).await?;
+    let flags = match object.get("keywords") {
+        Some(k) => flags_of(k)?,
+        None => Flags::default(),
+    };
+    let message = new_message(raw, object.get("receivedAt"));
+    let uid = ctx
+        .store()
+        .append(mailbox, message.clone(), flags)
+        .await
+        .map_err(store_error)?;
+    ctx.changed();
+    Ok(created_object(
+        ctx.account.id,
+        EmailId { mailbox, uid },
+        &message,
+    ))
+}
+
+/// One update's keyword change: a whole new set, or keywords added and removed.
+enum KeywordChange {
+    Replace(Flags),
+    Patch { add: Flags, remove: Flags },
+}
+
+/// Reads an update patch: its keyword change and the mailbox it moves to, if any.
+async fn read_patch(
+    ctx: &mut Ctx<'_>,
+    current: MailboxId,
+    patch: &Map<String, Value>,
+) -> Result<(Option<KeywordChange>, Option<MailboxId>), Value> {
+    let mut keywords_change = None;
+    let (mut add, mut remove) = (Flags::default(), Flags::default());
+    let mut mailboxes: Option<BTreeMap<String, bool>> = None;
+    for (path, value) in patch {
+        if path == "keywords" {
+            keywords_change = Some(KeywordChange::Replace(flags_of(value)?));
+        } else if let Some(k) = path.strip_prefix("keywords/") {
+            let target = match value {
+                Value::Bool(true) => &mut add,
+                Value::Null => &mut remove,
+                _ => return Err(invalid(path)),
+            };
+            match keywords::parse(&k.replace("~1", "/").replace("~0", "~")) {
+                Keyword::System(bit) => target.system |= bit,
+                Keyword::Named(word) => target.keywords.push(word),
+            }
+        } else if path == "mailboxIds" {
+            let o = value.as_object().ok_or_else(|| invalid(path))?;
+            mailboxes = Some(
+                o.iter()
+                    .map(|(k, v)| (ctx.resolve(k).to_string(), *v == Value::Bool(true)))
+                    .collect(),
+            );
+        } else if let Some(m) = path.strip_prefix("mailboxIds/") {
+            let set = mailboxes
+                .get_or_insert_with(|| [(ids::mailbox(current), true)].into_iter().collect());
+            match value {
+                Value::Bool(true) => set.insert(ctx.resolve(m).to_string(), true),
+                Value::Null => set.insert(ctx.resolve(m).to_string(), false),
+                _ => return Err(invalid(path)),
+            };
+        } else {
+            return Err(invalid(path));
+        }
+    }
+    if keywords_change.is_none() && (add != Flags::default() || remove != Flags::default()) {
+        keywords_change = Some(KeywordChange::Patch { add, remove });
+    }
+    let target = match mailboxes {
+        None => None,
+        Some(set) => {
+            let chosen: Map<String, Value> = set
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(k, _)| (k, Value::Bool(true)))
+                .collect();
+            let to = one_mailbox(ctx, Some(&Value::Object(chosen))).await?;
+            (to != current).then_some(to)
+        }
+    };
+    Ok((keywords_change, target))
+}
+
+async fn update_one(
+    ctx: &mut Ctx<'_>,
+    email: EmailId,
+    patch: &Map<String, Value>,
+) -> Result<Value, Value> {
+    let (change, target) = read_patch(ctx, email.mailbox, patch).await?;
+    let store = ctx.store();
+    let present = |update: &crate::store::FlagUpdate| {
+        !update.changed.is_empty() || !update.unchanged.is_empty()
+    };
+    let updated = match change {
+        None => true,
+        Some(KeywordChange::Replace(flags)) => {
+            let u = store
+                .update_flags(email.mailbox, &[email.uid], FlagOp::Replace, flags, None)
+                .await
+                .map_err(store_error)?;
+            present(&u)
+        }
+        Some(KeywordChange::Patch { add, remove }) => {
+            let mut found = true;
+            if add != Flags::default() {
+                let u = store
+                    .update_flags(email.mailbox, &[email.uid], FlagOp::Add, add, None)
+                    .await
+                    .map_err(store_error)?;
+                found &= present(&u);
+            }
+            if remove != Flags::default() {
+                let u = store
+                    .update_flags(email.mailbox, &[email.uid], FlagOp::Remove, remove, None)
+                    .await
+                    .map_err(store_error)?;
+                found &= present(&u);
+            }
+            found
+        }
+    };
+    if !updated {
+        return Err(set_error("notFound", "no such email"));
+    }
+    let Some(to) = target else {
+        return Ok(Value::Null);
+    };
+    let map = store
+        .copy(ctx.account.id, email.mailbox, &[email.uid], to, true)
+        .await
+        .map_err(store_error)?;
+    match map.uids.first() {
+        Some((_, new_uid)) => Ok(json!({"id": EmailId { mailbox: to, uid: *new_uid }.to_string()})),
+        None => Err(set_error("notFound", "no such email")),
+    }
+}
+
+pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let old_state = super::state::email_state(ctx).await?;
+    check_state(&args, &old_state)?;
+    let super::SetArgs {
+        create,
+        update,
+        destroy,
+    } = super::SetArgs::read(&args)?;
+    let (mut created, mut not_created) = (Map::new(), Map::new());
+    for (cid, object) in create {
+        let Some(object) = object.as_object() else {
+            not_created.insert(cid, invalid("create"));
+            continue;
+        };
+        let result = match build(ctx, object).await {
+            Ok(raw) => store_new(ctx, object, raw).await,
+            Err(e) => Err(e),
+        };
+        super::record_creation(ctx, cid, result, &mut created, &mut not_created);
+    }
+    let (mut updated, mut not_updated) = (Map::new(), Map::new());
+    for (id, patch) in update {
+        let email = ids::parse_email(ctx.resolve(&id));
+        let result = match (email, patch.as_object()) {
+            (Some(e), Some(p)) if ctx.mailbox(e.mailbox).await?.is_some() => {
+                update_one(ctx, e, p).await
+            }
+            (_, None) => Err(set_error("invalidPatch", "a patch is an object")),
+            _ => Err(set_error("notFound", "no such email")),
+        };
+        ctx.changed();
+        match result {
+            Ok(v) => {
+                updated.insert(id, v);
+            }
+            Err(e) => {
+                not_updated.insert(id, e);
+            }
+        }
+    }
+    let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
+    for id in destroy {
+        let removed = match ids::parse_email(ctx.resolve(&id)) {
+            Some(e) if ctx.mailbox(e.mailbox).await?.is_some() => ctx
+                .store()
+                .expunge(e.mailbox, Some(&[e.uid]), false)
+                .await?
+                .contains(&e.uid),
+            _ => false,
+        };
+        ctx.changed();
+        if removed {
+            destroyed.push(id);
+        } else {
+            not_destroyed.insert(id, set_error("notFound", "no such email"));
+        }
+    }
+    let new_state = super::state::email_state(ctx).await?;
+    Ok(json!({
+        "accountId": ctx.account_id(), "oldState": old_state, "newState": new_state,
+        "created": created, "updated": updated, "destroyed": destroyed,
+        "notCreated": not_created, "notUpdated": not_updated, "notDestroyed": not_destroyed,
+    }))
+}
+
+pub async fn import(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let old_state = super::state::email_state(ctx).await?;
+    check_state(&args, &old_state)?;
+    let emails = args
+        .get("emails")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| MethodError::invalid("emails is an object"))?;
+    if emails.len() > OBJECTS_MAX {
+        return Err(MethodError::new("requestTooLarge"));
+    }
+    let (mut created, mut not_created) = (Map::new(), Map::new());
+    for (cid, object) in emails {
+        let Some(object) = object.as_object() else {
+            not_created.insert(cid, invalid("emails"));
+            continue;
+        };
+        let blob = object
+            .get("blobId")
+            .and_then(Value::as_str)
+            .and_then(ids::parse_blob);
+        let raw = match &blob {
+            Some(b) => super::blobs::read(ctx, b).await?,
+            None => None,
+        };
+        let Some(raw) = raw else {
+            not_created.insert(cid, json!({"type": "blobNotFound"}));
+            continue;
+        };
+        let result = store_new(ctx, object, raw).await;
+        super::record_creation(ctx, cid, result, &mut created, &mut not_created);
+    }
+    let new_state = super::state::email_state(ctx).await?;
+    Ok(
+        json!({"accountId": ctx.account_id(), "oldState": old_state, "newState": new_state,
+        "created": created, "notCreated": not_created}),
+    )
+}

@@ -1,0 +1,429 @@
+//! JMAP's HTTP resources (RFC 8620 §2, §3.1, §6, §7.3): the session at `/.well-known/jmap`, the API at
+//! `/jmap/api`, uploads, downloads, the event source, and `/jmap/token` where the web page trades a
+//! password for a bearer token. Each authenticates on its own; every reply is JSON or the blob itself.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::auth::{self, Refused};
+use super::request::{self, CALLS_MAX, CAPABILITIES, OBJECTS_MAX, Problem};
+use crate::conn::Shared;
+use crate::store::Account;
+
+/// The session object's state: it changes only with this server's capabilities.
+pub const SESSION_STATE: &str = "1";
+/// Largest API request body (`maxSizeRequest`).
+pub const REQUEST_BYTES_MAX: usize = 10 * 1024 * 1024;
+/// API requests and uploads one account may have in flight on one connection at once is one (HTTP/1);
+/// the numbers below are what the session object tells clients.
+const CONCURRENT_REQUESTS_MAX: usize = 4;
+const CONCURRENT_UPLOADS_MAX: usize = 4;
+
+#[derive(Clone)]
+pub struct JmapState {
+    pub ctx: Shared,
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// The JMAP routes, for one connection.
+pub fn router(state: JmapState) -> Router {
+    let upload_max = state.ctx.config.limits.message_bytes_max;
+    Router::new()
+        .route("/.well-known/jmap", get(session))
+        .route("/jmap/session", get(session))
+        .route(
+            "/jmap/api",
+            post(api).layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX)),
+        )
+        .route(
+            "/jmap/upload/{account}",
+            post(upload).layer(DefaultBodyLimit::max(upload_max)),
+        )
+        .route(
+            "/jmap/upload/{account}/",
+            post(upload).layer(DefaultBodyLimit::max(upload_max)),
+        )
+        .route("/jmap/download/{account}/{blob}/{name}", get(download))
+        .route("/jmap/eventsource", get(eventsource))
+        .route(
+            "/jmap/token",
+            post(token).layer(DefaultBodyLimit::max(4096)),
+        )
+        .with_state(state)
+}
+
+fn problem(p: Problem) -> Response {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        p.body().to_string(),
+    )
+        .into_response()
+}
+
+fn json_response(value: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache, no-store"),
+        ],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn refused(r: Refused) -> Response {
+    match r {
+        Refused::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"jmail\", charset=\"UTF-8\"",
+            )],
+            "authentication required\n",
+        )
+            .into_response(),
+        Refused::Plaintext => (
+            StatusCode::FORBIDDEN,
+            "passwords are accepted over HTTPS only\n",
+        )
+            .into_response(),
+        Refused::Blocked => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "60")],
+            "too many failed logins from your address\n",
+        )
+            .into_response(),
+        Refused::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "temporarily unavailable\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn login(s: &JmapState, headers: &HeaderMap) -> Result<Account, Response> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    auth::authenticate(&s.ctx, s.peer.ip(), s.tls, authorization)
+        .await
+        .map_err(refused)
+}
+
+/// `https://host[:port]` as the client reached this server (its Host header, when it is a plain host
+/// name or address), else the configured host name and this listener's port.
+fn base_url(s: &JmapState, headers: &HeaderMap) -> String {
+    let scheme = if s.tls { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    match host {
+        Some(h) => format!("{scheme}://{h}"),
+        None => {
+            let port = if s.tls {
+                s.ctx.config.https_port
+            } else {
+                s.ctx.config.http_port
+            };
+            format!(
+                "{scheme}://{}:{}",
+                s.ctx.config.hostname(),
+                port.unwrap_or(443)
+            )
+        }
+    }
+}
+
+/// The session object (RFC 8620 §2).
+pub fn session_object(s: &JmapState, account: &Account, base: &str) -> Value {
+    let account_id = super::ids::account(account.id);
+    let limits = &s.ctx.config.limits;
+    let core = json!({
+        "maxSizeUpload": limits.message_bytes_max,
+        "maxConcurrentUpload": CONCURRENT_UPLOADS_MAX,
+        "maxSizeRequest": REQUEST_BYTES_MAX,
+        "maxConcurrentRequests": CONCURRENT_REQUESTS_MAX,
+        "maxCallsInRequest": CALLS_MAX,
+        "maxObjectsInGet": OBJECTS_MAX,
+        "maxObjectsInSet": OBJECTS_MAX,
+        "collationAlgorithms": ["i;ascii-casemap", "i;unicode-casemap"],
+    });
+    let mail = json!({
+        "maxMailboxesPerEmail": 1,
+        "maxMailboxDepth": null,
+        "maxSizeMailboxName": 255,
+        "maxSizeAttachmentsPerEmail": limits.message_bytes_max,
+        "emailQuerySortOptions": ["receivedAt", "size", "from", "to", "subject", "sentAt", "hasKeyword"],
+        "mayCreateTopLevelMailbox": true,
+    });
+    let submission = json!({"maxDelayedSend": 0, "submissionExtensions": {}});
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(CAPABILITIES[0].into(), core);
+    capabilities.insert(CAPABILITIES[1].into(), json!({}));
+    capabilities.insert(CAPABILITIES[2].into(), json!({}));
+    json!({
+        "capabilities": capabilities,
+        "accounts": {
+            account_id.clone(): {
+                "name": format!("{}@{}", account.name, s.ctx.config.primary_domain()),
+                "isPersonal": true,
+                "isReadOnly": false,
+                "accountCapabilities": {
+                    (request::MAIL): mail,
+                    (request::SUBMISSION): submission,
+                },
+            }
+        },
+        "primaryAccounts": {
+            (request::MAIL): account_id.clone(),
+            (request::SUBMISSION): account_id,
+        },
+        "username": account.name,
+        "apiUrl": format!("{base}/jmap/api"),
+        "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),
+        "uploadUrl": format!("{base}/jmap/upload/{{accountId}}/"),
+        "eventSourceUrl": format!("{base}/jmap/eventsource?types={{types}}&closeafter={{closeafter}}&ping={{ping}}"),
+        "state": SESSION_STATE,
+    })
+}
+
+async fn session(State(s): State<JmapState>, headers: HeaderMap) -> Response {
+    let account = match login(&s, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let base = base_url(&s, &headers);
+    json_response(&session_object(&s, &account, &base))
+}
+
+async fn api(State(s): State<JmapState>, headers: HeaderMap, body: Bytes) -> Response {
+    let account = match login(&s, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let req = match request::parse(&body) {
+        Ok(r) => r,
+        Err(p) => return problem(p),
+    };
+    json_response(&super::run(&s.ctx, &account, req).await)
+}
+
+/// The account id in a path, checked to be the logged-in account's.
+fn same_account(account: &Account, id: &str) -> bool {
+    super::ids::parse_account(id) == Some(account.id)
+}
+
+async fn upload(
+    State(s): State<JmapState>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let account = match login(&s, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !same_account(&account, &account_id) {
+        return (StatusCode::NOT_FOUND, "no such account\n").into_response();
+    }
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.len() <= 255)
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let size = body.len();
+    match super::blobs::put(account.id, body.to_vec(), media_type.clone()) {
+        Some(key) => {
+            let blob = super::ids::BlobId::Upload { key, part: None };
+            (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({"accountId": account_id, "blobId": blob.to_string(), "type": media_type, "size": size})
+                    .to_string(),
+            )
+                .into_response()
+        }
+        None => problem(Problem::new(
+            413,
+            "urn:ietf:params:jmap:error:limit",
+            "no room for more uploads now; use or let go of earlier ones",
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DownloadQuery {
+    accept: Option<String>,
+}
+
+/// A media type safe to put in a header (and not one a browser would run as a page of this origin).
+fn safe_media_type(t: &str) -> Option<&str> {
+    let ok = !t.is_empty()
+        && t.len() <= 255
+        && t.contains('/')
+        && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !t.contains(['\r', '\n']);
+    ok.then_some(t)
+}
+
+async fn download(
+    State(s): State<JmapState>,
+    Path((account_id, blob, name)): Path<(String, String, String)>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let account = match login(&s, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let not_found = || (StatusCode::NOT_FOUND, "no such blob\n").into_response();
+    if !same_account(&account, &account_id) {
+        return not_found();
+    }
+    let Some(blob) = super::ids::parse_blob(&blob) else {
+        return not_found();
+    };
+    let mut ctx = super::Ctx::new(&s.ctx, &account);
+    let (bytes, stored_type) = match super::blobs::read_typed(&mut ctx, &blob).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(),
+        Err(_) => return refused(Refused::Unavailable),
+    };
+    let media = q
+        .accept
+        .as_deref()
+        .and_then(safe_media_type)
+        .map_or(stored_type, str::to_string);
+    let file_name: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(200)
+        .collect();
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    let mut response = Response::new(Body::from(bytes));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&media)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    // A blob is never a page of this site: no scripts, no sniffing, even if opened directly.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, immutable, max-age=31536000"),
+    );
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct EventSourceQuery {
+    types: Option<String>,
+    closeafter: Option<String>,
+    ping: Option<u64>,
+}
+
+async fn eventsource(
+    State(s): State<JmapState>,
+    Query(q): Query<EventSourceQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let account = match login(&s, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let types = super::push::Types::parse(q.types.as_deref().unwrap_or("*"));
+    let close_after_state = q.closeafter.as_deref() == Some("state");
+    let stream = super::push::events(
+        s.ctx.clone(),
+        account,
+        types,
+        close_after_state,
+        q.ping.unwrap_or(0),
+    )
+    .await;
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TokenRequest {
+    username: String,
+    password: String,
+}
+
+/// A password for a bearer token (the web page's sign-in). JSON only: a form on another site cannot
+/// send `application/json` without the browser asking this server first, which it does not allow.
+async fn token(State(s): State<JmapState>, headers: HeaderMap, body: Bytes) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !is_json {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send application/json\n",
+        )
+            .into_response();
+    }
+    if !crate::conn::plaintext_auth_allowed(s.peer.ip(), s.tls, s.ctx.config.allow_plaintext_auth) {
+        return refused(Refused::Plaintext);
+    }
+    let Ok(req) = serde_json::from_slice::<TokenRequest>(&body) else {
+        return (StatusCode::BAD_REQUEST, "give username and password\n").into_response();
+    };
+    let account =
+        match auth::password_login(&s.ctx, s.peer.ip(), &req.username, &req.password).await {
+            Ok(a) => a,
+            Err(Refused::Unauthorized) => {
+                return (StatusCode::UNAUTHORIZED, "wrong name or password\n").into_response();
+            }
+            Err(r) => return refused(r),
+        };
+    match auth::issue_token(&s.ctx, &account) {
+        Some(t) => json_response(&json!({
+            "accessToken": t,
+            "tokenType": "Bearer",
+            "expiresIn": auth::TOKEN_SECS,
+            "accountId": super::ids::account(account.id),
+            "username": account.name,
+        })),
+        None => refused(Refused::Unavailable),
+    }
+}

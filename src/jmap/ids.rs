@@ -1,0 +1,192 @@
+//! JMAP ids (RFC 8620 §1.2: 1–255 of `A-Za-z0-9_-`) for what the store numbers. Each kind has its own
+//! letter so one is never taken for another: `a7` an account, `m12` a mailbox, `e12u345` the message of
+//! UID 345 in mailbox 12, `b12u345` its bytes and `b12u345p3` its part 3, `x…` an upload, `t…` a thread.
+//! An id names something only within its account: every lookup checks the mailbox is the account's.
+
+use crate::store::{MailboxId, UserId};
+
+/// Longest decimal number an id holds (an i64).
+const DIGITS_MAX: usize = 19;
+
+fn number<T: std::str::FromStr>(text: &str) -> Option<T> {
+    (!text.is_empty() && text.len() <= DIGITS_MAX && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+pub fn account(user: UserId) -> String {
+    format!("a{user}")
+}
+
+pub fn parse_account(id: &str) -> Option<UserId> {
+    number(id.strip_prefix('a')?)
+}
+
+pub fn mailbox(id: MailboxId) -> String {
+    format!("m{id}")
+}
+
+pub fn parse_mailbox(id: &str) -> Option<MailboxId> {
+    number(id.strip_prefix('m')?)
+}
+
+/// One message: a UID of a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EmailId {
+    pub mailbox: MailboxId,
+    pub uid: u32,
+}
+
+impl std::fmt::Display for EmailId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "e{}u{}", self.mailbox, self.uid)
+    }
+}
+
+pub fn parse_email(id: &str) -> Option<EmailId> {
+    let (mailbox, uid) = id.strip_prefix('e')?.split_once('u')?;
+    Some(EmailId {
+        mailbox: number(mailbox)?,
+        uid: number(uid)?,
+    })
+}
+
+/// What a blob id names: a stored message (or one part of it), or an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobId {
+    Message { email: EmailId, part: Option<u32> },
+    Upload { key: String, part: Option<u32> },
+}
+
+impl BlobId {
+    /// The same blob's part `part` (a part of a part is a part of the whole: parts are numbered across
+    /// the whole message).
+    pub fn part(&self, part: u32) -> BlobId {
+        match self {
+            BlobId::Message { email, .. } => BlobId::Message {
+                email: *email,
+                part: Some(part),
+            },
+            BlobId::Upload { key, .. } => BlobId::Upload {
+                key: key.clone(),
+                part: Some(part),
+            },
+        }
+    }
+}
+
+impl BlobId {
+    /// Which part, if not the whole.
+    pub fn part_number(&self) -> Option<u32> {
+        match self {
+            BlobId::Message { part, .. } | BlobId::Upload { part, .. } => *part,
+        }
+    }
+}
+
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobId::Message { email, .. } => write!(f, "b{}u{}", email.mailbox, email.uid)?,
+            BlobId::Upload { key, .. } => write!(f, "x{key}")?,
+        }
+        match self.part_number() {
+            Some(p) => write!(f, "p{p}"),
+            None => Ok(()),
+        }
+    }
+}
+
+pub fn parse_blob(id: &str) -> Option<BlobId> {
+    let (base, part) = match id.split_once('p') {
+        Some((base, part)) => (base, Some(number(part)?)),
+        None => (id, None),
+    };
+    if let Some(key) = base.strip_prefix('x') {
+        let valid =
+            !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+        return valid.then(|| BlobId::Upload {
+            key: key.to_string(),
+            part,
+        });
+    }
+    let (mailbox, uid) = base.strip_prefix('b')?.split_once('u')?;
+    Some(BlobId::Message {
+        email: EmailId {
+            mailbox: number(mailbox)?,
+            uid: number(uid)?,
+        },
+        part,
+    })
+}
+
+/// A thread: the conversation's root Message-ID, hashed with the account (so ids say nothing about
+/// other accounts' mail).
+pub fn thread(user: UserId, root: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(user.to_be_bytes())
+        .chain_update(root.as_bytes())
+        .finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("t{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_back_and_nothing_else_reads() {
+        let e = EmailId {
+            mailbox: 12,
+            uid: 345,
+        };
+        assert_eq!(parse_email(&e.to_string()), Some(e));
+        let b = BlobId::Message {
+            email: e,
+            part: Some(3),
+        };
+        assert_eq!(b.to_string(), "b12u345p3");
+        assert_eq!(parse_blob("b12u345p3"), Some(b));
+        assert_eq!(
+            parse_blob("b12u345"),
+            Some(BlobId::Message {
+                email: e,
+                part: None
+            })
+        );
+        assert_eq!(
+            parse_blob("xab12"),
+            Some(BlobId::Upload {
+                key: "ab12".into(),
+                part: None
+            })
+        );
+        assert_eq!(parse_mailbox("m7"), Some(7));
+        assert_eq!(parse_account("a7"), Some(7));
+        for bad in [
+            "",
+            "m",
+            "m-1",
+            "m+1",
+            "e1",
+            "e1u",
+            "eu1",
+            "b1u2p",
+            "xzz",
+            "m99999999999999999999",
+            "a1 ",
+        ] {
+            assert!(
+                parse_mailbox(bad).is_none()
+                    && parse_email(bad).is_none()
+                    && parse_blob(bad).is_none()
+                    && parse_account(bad).is_none(),
+                "{bad}"
+            );
+        }
+        assert_eq!(thread(1, "a@b"), thread(1, "a@b"));
+        assert_ne!(thread(1, "a@b"), thread(2, "a@b"));
+    }
+}

@@ -1,0 +1,464 @@
+//! Mailbox/get, /changes, /query and /set (RFC 8621 §2) over the store's mailboxes. Names are paths
+//! with `/` between levels, as IMAP shows them: a JMAP mailbox's `name` is the last level and its
+//! `parentId` the mailbox named by the rest.
+
+use serde_json::{Map, Value, json};
+
+use super::request::{MethodError, MethodResult};
+use super::{Ctx, check_state, id_list, ids, properties, set_error, window};
+use crate::store::{MailboxInfo, Role, StoreError};
+
+const DELIMITER: char = '/';
+
+/// The Mailbox state: the account's change counter and the newest mailbox id then (so `/changes` tells
+/// mailboxes made since from those changed).
+pub async fn state(ctx: &mut Ctx<'_>) -> Result<String, MethodError> {
+    let modseq = ctx
+        .store()
+        .account_modseq(ctx.account.id)
+        .await?
+        .unwrap_or(0);
+    Ok(state_of(modseq, ctx.mailboxes().await?))
+}
+
+/// The Mailbox state from the account's change counter and its mailboxes.
+pub fn state_of(account_modseq: u64, mailboxes: &[MailboxInfo]) -> String {
+    let newest = mailboxes.iter().map(|m| m.id).max().unwrap_or(0);
+    format!("{account_modseq}.{newest}")
+}
+
+fn parse_state(s: &str) -> Option<(u64, i64)> {
+    let (modseq, newest) = s.split_once('.')?;
+    Some((modseq.parse().ok()?, newest.parse().ok()?))
+}
+
+fn parent_name(name: &str) -> Option<&str> {
+    name.rsplit_once(DELIMITER).map(|(parent, _)| parent)
+}
+
+fn leaf(name: &str) -> &str {
+    name.rsplit_once(DELIMITER).map_or(name, |(_, leaf)| leaf)
+}
+
+fn sort_order(role: Option<Role>) -> u32 {
+    match role {
+        Some(r) => {
+            1 + Role::DEFAULTS
+                .iter()
+                .position(|(d, _)| *d == r)
+                .unwrap_or(0) as u32
+        }
+        None => 100,
+    }
+}
+
+fn object(m: &MailboxInfo, all: &[MailboxInfo]) -> Value {
+    let parent = parent_name(&m.name)
+        .and_then(|p| all.iter().find(|x| x.name == p))
+        .map(|p| ids::mailbox(p.id));
+    let is_inbox = m.role == Some(Role::Inbox);
+    json!({
+        "id": ids::mailbox(m.id),
+        "name": leaf(&m.name),
+        "parentId": parent,
+        "role": m.role.map(Role::as_str),
+        "sortOrder": sort_order(m.role),
+        "totalEmails": m.messages,
+        "unreadEmails": m.unseen,
+        "totalThreads": m.messages,
+        "unreadThreads": m.unseen,
+        "myRights": {
+            "mayReadItems": true, "mayAddItems": true, "mayRemoveItems": true,
+            "maySetSeen": true, "maySetKeywords": true, "mayCreateChild": true,
+            "mayRename": !is_inbox, "mayDelete": !is_inbox, "maySubmit": true,
+        },
+        "isSubscribed": m.subscribed,
+    })
+}
+
+/// Only the properties asked for (and always the id).
+pub fn pick(mut full: Value, props: &Option<Vec<String>>) -> Value {
+    let Some(props) = props else {
+        return full;
+    };
+    let Some(o) = full.as_object_mut() else {
+        return full;
+    };
+    o.retain(|k, _| k == "id" || props.iter().any(|p| p == k));
+    full
+}
+
+pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let wanted = id_list(&args, "ids")?;
+    let props = properties(&args, "properties")?;
+    let state = state(ctx).await?;
+    let all = ctx.mailboxes().await?.to_vec();
+    let mut list = Vec::new();
+    let mut not_found = Vec::new();
+    match wanted {
+        None => list.extend(all.iter().map(|m| pick(object(m, &all), &props))),
+        Some(wanted) => {
+            for id in wanted {
+                match ids::parse_mailbox(ctx.resolve(&id))
+                    .and_then(|n| all.iter().find(|m| m.id == n))
+                {
+                    Some(m) => list.push(pick(object(m, &all), &props)),
+                    None => not_found.push(id),
+                }
+            }
+        }
+    }
+    Ok(json!({"accountId": ctx.account_id(), "state": state, "list": list, "notFound": not_found}))
+}
+
+pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let since = super::since_state(&args)?;
+    let (modseq, newest) =
+        parse_state(since).ok_or_else(|| MethodError::new("cannotCalculateChanges"))?;
+    let new_state = state(ctx).await?;
+    let (changed, gone) = ctx
+        .store()
+        .mailboxes_changed(ctx.account.id, modseq)
+        .await?;
+    let created: Vec<String> = changed
+        .iter()
+        .filter(|&&id| id > newest)
+        .map(|&id| ids::mailbox(id))
+        .collect();
+    let updated: Vec<String> = changed
+        .iter()
+        .filter(|&&id| id <= newest)
+        .map(|&id| ids::mailbox(id))
+        .collect();
+    let destroyed: Vec<String> = gone
+        .iter()
+        .filter(|&&id| id <= newest)
+        .map(|&id| ids::mailbox(id))
+        .collect();
+    Ok(json!({
+        "accountId": ctx.account_id(), "oldState": since, "newState": new_state,
+        "hasMoreChanges": false, "created": created, "updated": updated, "destroyed": destroyed,
+        "updatedProperties": null,
+    }))
+}
+
+fn matches(
+    m: &MailboxInfo,
+    all: &[MailboxInfo],
+    filter: &Map<String, Value>,
+) -> Result<bool, MethodError> {
+    for (key, want) in filter {
+        let ok = match key.as_str() {
+            "parentId" => {
+                let parent = parent_name(&m.name)
+                    .and_then(|p| all.iter().find(|x| x.name == p))
+                    .map(|p| ids::mailbox(p.id));
+                parent.as_deref() == want.as_str()
+            }
+            "name" => want
+                .as_str()
+                .is_some_and(|w| leaf(&m.name).to_lowercase().contains(&w.to_lowercase())),
+            "role" => m.role.map(Role::as_str) == want.as_str(),
+            "hasAnyRole" => want.as_bool() == Some(m.role.is_some()),
+            "isSubscribed" => want.as_bool() == Some(m.subscribed),
+            other => {
+                return Err(MethodError::with(
+                    "unsupportedFilter",
+                    format!("no mailbox filter {other}"),
+                ));
+            }
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let state = state(ctx).await?;
+    let all = ctx.mailboxes().await?.to_vec();
+    let filter = match args.get("filter") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(f)) if !f.contains_key("operator") => f.clone(),
+        Some(_) => {
+            return Err(MethodError::with(
+                "unsupportedFilter",
+                "a mailbox filter is one condition",
+            ));
+        }
+    };
+    let mut found: Vec<&MailboxInfo> = Vec::new();
+    for m in &all {
+        if matches(m, &all, &filter)? {
+            found.push(m);
+        }
+    }
+    let sort = args
+        .get("sort")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for comparator in sort.iter().rev() {
+        let ascending = comparator
+            .get("isAscending")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        match comparator.get("property").and_then(Value::as_str) {
+            Some("name") => found.sort_by(|a, b| leaf(&a.name).cmp(leaf(&b.name))),
+            Some("sortOrder") => found.sort_by_key(|m| sort_order(m.role)),
+            _ => return Err(MethodError::new("unsupportedSort")),
+        }
+        if !ascending {
+            found.reverse();
+        }
+    }
+    let found: Vec<String> = found.iter().map(|m| ids::mailbox(m.id)).collect();
+    let (position, page) = window(&args, &found)?;
+    Ok(json!({
+        "accountId": ctx.account_id(), "queryState": state, "canCalculateChanges": false,
+        "position": position, "ids": page, "total": found.len(),
+    }))
+}
+
+/// The full name a mailbox gets under `parent` (a mailbox id, perhaps `#creationId`, or null).
+async fn full_name(ctx: &mut Ctx<'_>, parent: Option<&Value>, name: &str) -> Result<String, Value> {
+    if name.is_empty() || name.contains(DELIMITER) {
+        return Err(json!({"type": "invalidProperties", "properties": ["name"],
+            "description": format!("a name is not empty and has no {DELIMITER}")}));
+    }
+    match parent {
+        None | Some(Value::Null) => Ok(name.to_string()),
+        Some(Value::String(id)) => {
+            let id = ctx.resolve(id).to_string();
+            let parent = match ids::parse_mailbox(&id) {
+                Some(n) => ctx.mailbox(n).await.ok().flatten(),
+                None => None,
+            };
+            match parent {
+                Some(p) => Ok(format!("{}{DELIMITER}{name}", p.name)),
+                None => Err(json!({"type": "invalidProperties", "properties": ["parentId"]})),
+            }
+        }
+        Some(_) => Err(json!({"type": "invalidProperties", "properties": ["parentId"]})),
+    }
+}
+
+/// Creations in an order where a mailbox whose `parentId` is another's creation id comes after it.
+fn parents_first(create: Map<String, Value>) -> Vec<(String, Value)> {
+    let mut pending: Vec<(String, Value)> = create.into_iter().collect();
+    let mut ordered = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let waits = |object: &Value, pending: &[(String, Value)]| {
+            object
+                .get("parentId")
+                .and_then(Value::as_str)
+                .and_then(|p| p.strip_prefix('#'))
+                .is_some_and(|cid| pending.iter().any(|(c, _)| c == cid))
+        };
+        let ready: Vec<usize> = (0..pending.len())
+            .filter(|&i| !waits(&pending[i].1, &pending))
+            .collect();
+        if ready.is_empty() {
+            // A cycle: what is left fails on its unknown parent.
+            ordered.append(&mut pending);
+            break;
+        }
+        for i in ready.into_iter().rev() {
+            ordered.push(pending.remove(i));
+        }
+    }
+    ordered
+}
+
+fn store_set_error(e: StoreError) -> Value {
+    match e {
+        StoreError::MailboxExists => {
+            json!({"type": "invalidProperties", "properties": ["name"], "description": "a mailbox of that name exists"})
+        }
+        StoreError::BadMailboxName(why) | StoreError::MailboxRefused(why) => {
+            json!({"type": "invalidProperties", "properties": ["name"], "description": why})
+        }
+        StoreError::TooManyMailboxes(n) => set_error("overQuota", format!("at most {n} mailboxes")),
+        StoreError::NoSuchMailbox => set_error("notFound", "no such mailbox"),
+        other => {
+            tracing::warn!(error = %other, "Mailbox/set failed in the store");
+            set_error("serverFail", "the change was not made")
+        }
+    }
+}
+
+pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let old_state = state(ctx).await?;
+    check_state(&args, &old_state)?;
+    let user = ctx.account.id;
+    let super::SetArgs {
+        create,
+        update,
+        destroy,
+    } = super::SetArgs::read(&args)?;
+    let remove_emails = args
+        .get("onDestroyRemoveEmails")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let (mut created, mut not_created) = (Map::new(), Map::new());
+    for (cid, object) in parents_first(create) {
+        let name = object.get("name").and_then(Value::as_str).unwrap_or("");
+        if object.get("role").is_some_and(|r| !r.is_null()) {
+            not_created.insert(
+                cid,
+                json!({"type": "invalidProperties", "properties": ["role"],
+                "description": "every role already has its mailbox"}),
+            );
+            continue;
+        }
+        let full = match full_name(ctx, object.get("parentId"), name).await {
+            Ok(f) => f,
+            Err(e) => {
+                not_created.insert(cid, e);
+                continue;
+            }
+        };
+        match ctx.store().create_mailbox(user, &full).await {
+            Ok(id) => {
+                if object.get("isSubscribed").and_then(Value::as_bool) == Some(false) {
+                    ctx.store().subscribe(user, &full, false).await?;
+                }
+                ctx.changed();
+                ctx.created.insert(cid.clone(), ids::mailbox(id));
+                created.insert(
+                    cid,
+                    json!({"id": ids::mailbox(id), "role": null, "sortOrder": 100,
+                    "totalEmails": 0, "unreadEmails": 0, "totalThreads": 0, "unreadThreads": 0,
+                    "myRights": {"mayReadItems": true, "mayAddItems": true, "mayRemoveItems": true,
+                        "maySetSeen": true, "maySetKeywords": true, "mayCreateChild": true,
+                        "mayRename": true, "mayDelete": true, "maySubmit": true}}),
+                );
+            }
+            Err(e) => {
+                not_created.insert(cid, store_set_error(e));
+            }
+        }
+    }
+    let (mut updated, mut not_updated) = (Map::new(), Map::new());
+    for (id, patch) in update {
+        let Some(current) = (match ids::parse_mailbox(ctx.resolve(&id)) {
+            Some(n) => ctx.mailbox(n).await?,
+            None => None,
+        }) else {
+            not_updated.insert(id, set_error("notFound", "no such mailbox"));
+            continue;
+        };
+        let Some(patch) = patch.as_object() else {
+            not_updated.insert(id, set_error("invalidPatch", "a patch is an object"));
+            continue;
+        };
+        if let Some(bad) = patch
+            .keys()
+            .find(|k| !["name", "parentId", "isSubscribed", "sortOrder"].contains(&k.as_str()))
+        {
+            not_updated.insert(
+                id,
+                json!({"type": "invalidProperties", "properties": [bad]}),
+            );
+            continue;
+        }
+        let result: Result<(), Value> = async {
+            if patch.contains_key("name") || patch.contains_key("parentId") {
+                let name = patch
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(leaf(&current.name))
+                    .to_string();
+                let parent = match patch.get("parentId") {
+                    Some(p) => p.clone(),
+                    None => match parent_name(&current.name) {
+                        Some(p) => match ctx
+                            .mailboxes()
+                            .await
+                            .ok()
+                            .and_then(|all| all.iter().find(|m| m.name == p).map(|m| m.id))
+                        {
+                            Some(pid) => json!(ids::mailbox(pid)),
+                            None => Value::Null,
+                        },
+                        None => Value::Null,
+                    },
+                };
+                let full = full_name(ctx, Some(&parent), &name).await?;
+                if full != current.name {
+                    ctx.store()
+                        .rename_mailbox(user, &current.name, &full)
+                        .await
+                        .map_err(store_set_error)?;
+                    ctx.changed();
+                }
+            }
+            if let Some(sub) = patch.get("isSubscribed").and_then(Value::as_bool) {
+                let name = ctx
+                    .mailbox(current.id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or(current.name.clone(), |m| m.name);
+                ctx.store()
+                    .subscribe(user, &name, sub)
+                    .await
+                    .map_err(store_set_error)?;
+                ctx.changed();
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                updated.insert(id, Value::Null);
+            }
+            Err(e) => {
+                not_updated.insert(id, e);
+            }
+        }
+    }
+    let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
+    for id in destroy {
+        let Some(current) = (match ids::parse_mailbox(ctx.resolve(&id)) {
+            Some(n) => ctx.mailbox(n).await?,
+            None => None,
+        }) else {
+            not_destroyed.insert(id, set_error("notFound", "no such mailbox"));
+            continue;
+        };
+        let prefix = format!("{}{DELIMITER}", current.name);
+        if ctx
+            .mailboxes()
+            .await?
+            .iter()
+            .any(|m| m.name.starts_with(&prefix))
+        {
+            not_destroyed.insert(id, set_error("mailboxHasChild", "it has child mailboxes"));
+            continue;
+        }
+        if current.messages > 0 && !remove_emails {
+            not_destroyed.insert(id, set_error("mailboxHasEmail", "it holds messages"));
+            continue;
+        }
+        match ctx.store().delete_mailbox(user, &current.name).await {
+            Ok(()) => {
+                ctx.changed();
+                destroyed.push(id);
+            }
+            Err(StoreError::MailboxRefused(why)) => {
+                not_destroyed.insert(id, set_error("forbidden", why));
+            }
+            Err(e) => {
+                not_destroyed.insert(id, store_set_error(e));
+            }
+        }
+    }
+    let new_state = state(ctx).await?;
+    Ok(json!({
+        "accountId": ctx.account_id(), "oldState": old_state, "newState": new_state,
+        "created": created, "updated": updated, "destroyed": destroyed,
+        "notCreated": not_created, "notUpdated": not_updated, "notDestroyed": not_destroyed,
+    }))
+}

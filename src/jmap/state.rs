@@ -1,0 +1,171 @@
+//! Email (and Thread) states, and `Email/changes`. The store numbers changes per mailbox (each message
+//! has its mailbox's modseq), so an Email state is, for each mailbox, how far its changes had gone and
+//! its next UID then: `m.h.u` per mailbox, comma-separated (mailboxes never written to are left out).
+//! `/changes` then reads only the mailboxes whose modseq moved, and of those only what changed after.
+//! A mailbox deleted since the state cannot say which messages went with it: `cannotCalculateChanges`,
+//! and the client resyncs.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::request::{MethodError, MethodResult};
+use super::{Ctx, ids};
+use crate::store::{MailboxId, MailboxInfo};
+
+/// Most changes one `/changes` answer holds (a smaller `maxChanges` is kept).
+const CHANGES_MAX: usize = 5000;
+
+/// Per mailbox: (highest modseq told, next UID then).
+type Marks = BTreeMap<MailboxId, (u64, u32)>;
+
+fn encode(marks: &Marks) -> String {
+    let parts: Vec<String> = marks
+        .iter()
+        .filter(|(_, (modseq, _))| *modseq > 0)
+        .map(|(m, (h, u))| format!("{m}.{h}.{u}"))
+        .collect();
+    format!("s{}", parts.join(","))
+}
+
+fn decode(state: &str) -> Option<Marks> {
+    let body = state.strip_prefix('s')?;
+    let mut marks = Marks::new();
+    for part in body.split(',').filter(|p| !p.is_empty()) {
+        let mut fields = part.split('.');
+        let m = fields.next()?.parse().ok()?;
+        let h = fields.next()?.parse().ok()?;
+        let u = fields.next()?.parse().ok()?;
+        if fields.next().is_some() {
+            return None;
+        }
+        marks.insert(m, (h, u));
+    }
+    Some(marks)
+}
+
+fn marks_of(mailboxes: &[MailboxInfo]) -> Marks {
+    mailboxes
+        .iter()
+        .map(|m| (m.id, (m.highest_modseq, m.uid_next)))
+        .collect()
+}
+
+/// The account's Email state now.
+pub async fn email_state(ctx: &mut Ctx<'_>) -> Result<String, MethodError> {
+    Ok(encode(&marks_of(ctx.mailboxes().await?)))
+}
+
+/// The Email state of a mailbox list already read (push).
+pub fn email_state_of(mailboxes: &[MailboxInfo]) -> String {
+    encode(&marks_of(mailboxes))
+}
+
+/// What changed since `since`: (created, updated, destroyed) Email ids, the state they bring the client
+/// to, and whether more remain. `None`: cannot be worked out (the client resyncs).
+pub async fn email_changes_since(
+    ctx: &mut Ctx<'_>,
+    since: &str,
+    max: usize,
+) -> Result<Option<(Vec<String>, Vec<String>, Vec<String>, String, bool)>, MethodError> {
+    let Some(old) = decode(since) else {
+        return Ok(None);
+    };
+    ctx.changed();
+    let current = ctx.mailboxes().await?.to_vec();
+    if old.keys().any(|m| !current.iter().any(|c| c.id == *m)) {
+        return Ok(None);
+    }
+    let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut marks = Marks::new();
+    let mut more = false;
+    for mailbox in &current {
+        let (old_modseq, old_next) = old.get(&mailbox.id).copied().unwrap_or((0, 0));
+        if mailbox.highest_modseq <= old_modseq {
+            marks.insert(mailbox.id, (old_modseq, old_next));
+            continue;
+        }
+        let room = max.saturating_sub(created.len() + updated.len() + destroyed.len());
+        if room == 0 {
+            marks.insert(mailbox.id, (old_modseq, old_next));
+            more = true;
+            continue;
+        }
+        let changes = ctx.store().changes(mailbox.id, old_modseq, room).await?;
+        let mut next = old_next;
+        for m in &changes.messages {
+            let id = ids::EmailId {
+                mailbox: mailbox.id,
+                uid: m.uid,
+            }
+            .to_string();
+            if m.uid >= old_next {
+                created.push(id);
+            } else {
+                updated.push(id);
+            }
+            next = next.max(m.uid.saturating_add(1));
+        }
+        for &uid in &changes.gone {
+            if uid < old_next {
+                destroyed.push(
+                    ids::EmailId {
+                        mailbox: mailbox.id,
+                        uid,
+                    }
+                    .to_string(),
+                );
+            }
+            next = next.max(uid.saturating_add(1));
+        }
+        more |= changes.more;
+        marks.insert(mailbox.id, (changes.through_modseq.max(old_modseq), next));
+    }
+    Ok(Some((created, updated, destroyed, encode(&marks), more)))
+}
+
+/// The `maxChanges` argument, within [`CHANGES_MAX`].
+pub fn max_changes(args: &Map<String, Value>) -> Result<usize, MethodError> {
+    match args.get("maxChanges") {
+        None | Some(Value::Null) => Ok(CHANGES_MAX),
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Ok((n as usize).min(CHANGES_MAX)),
+            _ => Err(MethodError::invalid("maxChanges is a positive integer")),
+        },
+    }
+}
+
+pub async fn email_changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let since = super::since_state(&args)?;
+    let max = max_changes(&args)?;
+    let Some((created, updated, destroyed, new_state, more)) =
+        email_changes_since(ctx, since, max).await?
+    else {
+        return Err(MethodError::new("cannotCalculateChanges"));
+    };
+    Ok(json!({
+        "accountId": ctx.account_id(), "oldState": since, "newState": new_state,
+        "hasMoreChanges": more, "created": created, "updated": updated, "destroyed": destroyed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_back() {
+        let marks: Marks = [(3, (10, 7)), (5, (0, 1)), (9, (2, 3))]
+            .into_iter()
+            .collect();
+        let s = encode(&marks);
+        assert_eq!(s, "s3.10.7,9.2.3");
+        let back = decode(&s).unwrap();
+        assert_eq!(back.get(&3), Some(&(10, 7)));
+        assert_eq!(back.get(&5), None);
+        assert_eq!(decode("s").unwrap().len(), 0);
+        for bad in ["", "x1.2.3", "s1.2", "s1.2.3.4", "sa.b.c"] {
+            assert!(decode(bad).is_none(), "{bad}");
+        }
+    }
+}

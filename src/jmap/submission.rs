@@ -1,0 +1,380 @@
+//! Identity (RFC 8621 §6) and EmailSubmission (§7): sending a stored Email, to local users and, through
+//! the outbound queue (hourly limit, DKIM), to other domains, in one store transaction as SMTP
+//! submission does. An account sends only as itself: the envelope sender and the From header must be
+//! its own address at one of this server's domains. Bcc is taken off what is sent (§7.5).
+//!
+//! Submissions are sent at once and not kept: `EmailSubmission/get` finds none afterwards (the sent
+//! message itself is in the account's mail, and a failure comes back as a delivery status notification).
+
+use mail_parser::MessageParser;
+use serde_json::{Map, Value, json};
+
+use super::ids;
+use super::request::{MethodError, MethodResult};
+use super::{Ctx, id_list, refuse_all, set_error};
+
+/// Why identities and submissions cannot be changed.
+const OWN: &str = "identities are the account's own addresses";
+const SENT: &str = "submissions are sent at once";
+use crate::store::{Delivery, StoreError};
+
+/// Identity ids: `i0` is the account at the primary domain, `iN` at the N-th other domain.
+fn identities(ctx: &Ctx<'_>) -> Vec<(String, String)> {
+    let config = &ctx.shared.config;
+    let mut domains = vec![config.primary_domain().to_string()];
+    for d in &config.domains {
+        if !domains.iter().any(|x| x.eq_ignore_ascii_case(d)) {
+            domains.push(d.to_ascii_lowercase());
+        }
+    }
+    domains
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (format!("i{i}"), format!("{}@{d}", ctx.account.name)))
+        .collect()
+}
+
+pub async fn identity_get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let wanted = id_list(&args, "ids")?;
+    let all = identities(ctx);
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    let object = |(id, email): &(String, String)| {
+        json!({"id": id, "name": "", "email": email, "replyTo": null, "bcc": null,
+               "textSignature": "", "htmlSignature": "", "mayDelete": false})
+    };
+    match wanted {
+        None => list.extend(all.iter().map(object)),
+        Some(w) => {
+            for id in w {
+                match all.iter().find(|(i, _)| *i == id) {
+                    Some(found) => list.push(object(found)),
+                    None => not_found.push(id),
+                }
+            }
+        }
+    }
+    Ok(json!({"accountId": ctx.account_id(), "state": "0", "list": list, "notFound": not_found}))
+}
+
+pub async fn identity_changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let since = args.get("sinceState").and_then(Value::as_str).unwrap_or("");
+    if since != "0" {
+        return Err(MethodError::new("cannotCalculateChanges"));
+    }
+    Ok(
+        json!({"accountId": ctx.account_id(), "oldState": "0", "newState": "0",
+        "hasMoreChanges": false, "created": [], "updated": [], "destroyed": []}),
+    )
+}
+
+/// Identities are the account's own addresses, one per domain: they cannot be made or changed.
+pub async fn identity_set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    Ok(
+        json!({"accountId": ctx.account_id(), "oldState": "0", "newState": "0",
+        "created": {}, "updated": {}, "destroyed": [],
+        "notCreated": refuse_all(&args, "create", "forbidden", OWN), "notUpdated": refuse_all(&args, "update", "forbidden", OWN),
+        "notDestroyed": refuse_all(&args, "destroy", "forbidden", OWN)}),
+    )
+}
+
+pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let not_found = id_list(&args, "ids")?.unwrap_or_default();
+    Ok(json!({"accountId": ctx.account_id(), "state": "0", "list": [], "notFound": not_found}))
+}
+
+pub async fn query(ctx: &mut Ctx<'_>, _args: Map<String, Value>) -> MethodResult {
+    Ok(
+        json!({"accountId": ctx.account_id(), "queryState": "0", "canCalculateChanges": false,
+        "position": 0, "ids": [], "total": 0}),
+    )
+}
+
+/// The message bytes without their Bcc field (every line of it, folded ones too).
+fn without_bcc(raw: &[u8]) -> Vec<u8> {
+    let header_end = memchr_header_end(raw);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut skipping = false;
+    let mut at = 0;
+    while at < header_end {
+        let end = raw[at..header_end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(header_end, |i| at + i + 1);
+        let line = &raw[at..end];
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+        at = end;
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    out
+}
+
+/// Where the header ends (the start of the blank line), or the whole length.
+fn memchr_header_end(raw: &[u8]) -> usize {
+    let mut at = 0;
+    while at < raw.len() {
+        let end = raw[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| at + i + 1);
+        let line = &raw[at..end];
+        if line == b"\r\n" || line == b"\n" {
+            return at;
+        }
+        at = end;
+    }
+    raw.len()
+}
+
+/// Whether `address` is the account's own at one of this server's domains.
+fn own_address(ctx: &Ctx<'_>, address: &str) -> bool {
+    ctx.shared
+        .config
+        .local_part(address)
+        .is_some_and(|local| local.eq_ignore_ascii_case(&ctx.account.name))
+}
+
+/// Sends one submission; the created object, or the set error.
+async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value, String), Value> {
+    let identity = object
+        .get("identityId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some((_, identity_email)) = identities(ctx).into_iter().find(|(i, _)| i == identity) else {
+        return Err(json!({"type": "invalidProperties", "properties": ["identityId"]}));
+    };
+    let email_id = object
+        .get("emailId")
+        .and_then(Value::as_str)
+        .map(|id| ctx.resolve(id).to_string());
+    let Some(email) = email_id.as_deref().and_then(ids::parse_email) else {
+        return Err(json!({"type": "invalidProperties", "properties": ["emailId"]}));
+    };
+    let owned = ctx.mailbox(email.mailbox).await.ok().flatten().is_some();
+    let raw = match owned {
+        true => ctx
+            .store()
+            .fetch(email.mailbox, email.uid, false)
+            .await
+            .ok()
+            .flatten(),
+        false => None,
+    };
+    let Some(raw) = raw else {
+        return Err(set_error("emailNotFound", "no such email"));
+    };
+    let parsed = MessageParser::default().parse(&raw[..]);
+    // The From field must be the account's own address.
+    let from_ok = parsed.as_ref().and_then(|m| m.from()).is_some_and(|f| {
+        f.iter()
+            .all(|a| a.address().is_some_and(|x| own_address(ctx, x)))
+    });
+    if !from_ok {
+        return Err(set_error(
+            "forbiddenFrom",
+            "the From field must be your own address",
+        ));
+    }
+    let (sender, recipients): (String, Vec<String>) =
+        match object.get("envelope").filter(|e| !e.is_null()) {
+            Some(envelope) => {
+                let sender = envelope
+                    .pointer("/mailFrom/email")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let rcpts = envelope
+                    .get("rcptTo")
+                    .and_then(Value::as_array)
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|r| r.get("email")?.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (sender, rcpts)
+            }
+            None => {
+                let m = parsed.as_ref().expect("checked above");
+                let mut rcpts: Vec<String> = Vec::new();
+                for list in [m.to(), m.cc(), m.bcc()].into_iter().flatten() {
+                    rcpts.extend(list.iter().filter_map(|a| a.address().map(str::to_string)));
+                }
+                (identity_email.clone(), rcpts)
+            }
+        };
+    if !own_address(ctx, &sender) {
+        return Err(set_error(
+            "forbiddenMailFrom",
+            "you may send only as yourself",
+        ));
+    }
+    let limits = &ctx.shared.config.limits;
+    if recipients.is_empty() {
+        return Err(set_error("noRecipients", "the message has no recipients"));
+    }
+    if recipients.len() > limits.recipients_max {
+        return Err(set_error(
+            "tooManyRecipients",
+            format!("at most {} recipients", limits.recipients_max),
+        ));
+    }
+    let (mut local, mut remote) = (Vec::new(), Vec::new());
+    let mut invalid = Vec::new();
+    for r in &recipients {
+        match ctx.shared.config.local_part(r) {
+            Some(l) => match crate::auth::normalize_name(l) {
+                Ok(name) => local.push(name),
+                Err(_) => invalid.push(r.clone()),
+            },
+            None if crate::outbound::plausible_address(r) => remote.push(r.clone()),
+            None => invalid.push(r.clone()),
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(json!({"type": "invalidRecipients", "invalidRecipients": invalid}));
+    }
+    local.sort();
+    local.dedup();
+    let mut message = crate::message::imported(without_bcc(&raw));
+    message.internal_date_micros = chrono::Utc::now().timestamp_micros();
+    let outbound = if remote.is_empty() {
+        None
+    } else {
+        let mailer = ctx.shared.mailer.clone();
+        match crate::outbound::queue_remote(
+            &mailer,
+            &ctx.shared.config,
+            ctx.account.id,
+            &sender,
+            &remote,
+            &mut message,
+        )
+        .await
+        {
+            Ok(o) => Some(o),
+            Err(crate::outbound::NotQueued::HourlyLimit) => {
+                return Err(set_error(
+                    "forbiddenToSend",
+                    "you have sent as much mail as an hour allows; try again later",
+                ));
+            }
+            Err(crate::outbound::NotQueued::Signing) => {
+                return Err(set_error(
+                    "serverFail",
+                    "the message could not be signed; nothing was sent",
+                ));
+            }
+        }
+    };
+    let delivery = Delivery {
+        local,
+        message,
+        sent_copy_of: None,
+        junk: false,
+        outbound,
+    };
+    match ctx.store().submit(delivery).await {
+        Ok(_) => {}
+        Err(StoreError::UnknownRecipient(user)) => {
+            return Err(json!({"type": "invalidRecipients", "invalidRecipients": [user]}));
+        }
+        Err(StoreError::OverQuota(user)) => {
+            return Err(set_error(
+                "serverFail",
+                format!("{user}'s mailbox is full; nothing was sent"),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "JMAP submission failed; nothing sent");
+            return Err(set_error("serverFail", "nothing was sent; try again"));
+        }
+    }
+    ctx.changed();
+    let id = format!("s{:016x}", rand::random::<u64>());
+    let sent_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    Ok((
+        json!({"id": id, "sendAt": sent_at, "undoStatus": "final", "threadId": null}),
+        email_id.unwrap_or_default(),
+    ))
+}
+
+pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let create = super::SetArgs::read(&args)?.create;
+    let (mut created, mut not_created) = (Map::new(), Map::new());
+    // What the implicit Email/set does afterwards, by creation id of the submission.
+    let mut sent_emails: Vec<(String, String)> = Vec::new();
+    for (cid, object) in create {
+        let Some(object) = object.as_object() else {
+            not_created.insert(
+                cid,
+                set_error("invalidProperties", "a submission is an object"),
+            );
+            continue;
+        };
+        let result = submit(ctx, object).await.map(|(v, email)| {
+            sent_emails.push((cid.clone(), email));
+            v
+        });
+        super::record_creation(ctx, cid, result, &mut created, &mut not_created);
+    }
+    let response = json!({"accountId": ctx.account_id(), "oldState": "0", "newState": "0",
+        "created": created, "updated": {}, "destroyed": [],
+        "notCreated": not_created, "notUpdated": refuse_all(&args, "update", "cannotUnsend", SENT),
+        "notDestroyed": refuse_all(&args, "destroy", "cannotUnsend", SENT)});
+    // onSuccessUpdateEmail / onSuccessDestroyEmail: keys are submission ids or `#creationId`.
+    let email_for = |key: &str| -> Option<String> {
+        let cid = key.strip_prefix('#')?;
+        sent_emails
+            .iter()
+            .find(|(c, _)| c == cid)
+            .map(|(_, e)| e.clone())
+    };
+    let mut update = Map::new();
+    if let Some(o) = args.get("onSuccessUpdateEmail").and_then(Value::as_object) {
+        for (key, patch) in o {
+            if let Some(email) = email_for(key) {
+                update.insert(email, patch.clone());
+            }
+        }
+    }
+    let destroy: Vec<Value> = args
+        .get("onSuccessDestroyEmail")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|k| k.as_str().and_then(email_for))
+                .map(Value::String)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !update.is_empty() || !destroy.is_empty() {
+        let mut email_args = Map::new();
+        email_args.insert("accountId".into(), json!(ctx.account_id()));
+        email_args.insert("update".into(), Value::Object(update));
+        email_args.insert("destroy".into(), Value::Array(destroy));
+        let implicit = super::email_set::set(ctx, email_args).await;
+        let value = implicit.unwrap_or_else(|e| e.to_value());
+        ctx.extra.push(("Email/set".into(), value));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bcc_is_taken_off_folded_lines_and_all() {
+        let raw = b"From: a@x\r\nBcc: secret@y,\r\n  other@z\r\nTo: b@x\r\n\r\nBcc: stays in the body\r\n";
+        assert_eq!(
+            without_bcc(raw),
+            b"From: a@x\r\nTo: b@x\r\n\r\nBcc: stays in the body\r\n".to_vec()
+        );
+    }
+}

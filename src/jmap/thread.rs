@@ -1,0 +1,87 @@
+//! Thread/get and Thread/changes (RFC 8621 §3). A thread is the messages whose conversation root (the
+//! first Message-ID of References, else In-Reply-To, else their own; kept in each stored summary) is the
+//! same. Thread/get reads the account's summaries (not its messages' bytes); a thread index in the store
+//! would make that cost what the thread holds.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use super::email::thread_of;
+use super::ids::EmailId;
+use super::request::{MethodError, MethodResult};
+use super::{Ctx, id_list};
+
+pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let state = super::state::email_state(ctx).await?;
+    let wanted: Vec<String> = id_list(&args, "ids")?.unwrap_or_default();
+    let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let user = ctx.account.id;
+    // Per thread asked for: (arrival, email id) of its messages.
+    let mut members: BTreeMap<String, Vec<(i64, EmailId)>> = BTreeMap::new();
+    if !wanted.is_empty() {
+        for mailbox in ctx.mailboxes().await?.to_vec() {
+            if mailbox.messages == 0 {
+                continue;
+            }
+            let uids = ctx.uids(mailbox.id).await?;
+            for row in ctx.summaries(mailbox.id, &uids).await? {
+                let id = EmailId {
+                    mailbox: mailbox.id,
+                    uid: row.meta.uid,
+                };
+                let thread = thread_of(user, id, row.summary.as_deref());
+                if wanted_set.contains(thread.as_str()) {
+                    members
+                        .entry(thread)
+                        .or_default()
+                        .push((row.meta.internal_date_micros, id));
+                }
+            }
+        }
+    }
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    for id in wanted {
+        match members.get_mut(&id) {
+            Some(emails) => {
+                emails.sort();
+                let email_ids: Vec<String> = emails.iter().map(|(_, e)| e.to_string()).collect();
+                list.push(json!({"id": id, "emailIds": email_ids}));
+            }
+            None => not_found.push(id),
+        }
+    }
+    Ok(json!({"accountId": ctx.account_id(), "state": state, "list": list, "notFound": not_found}))
+}
+
+/// The threads of the Emails changed since the state. A destroyed Email's thread cannot be told (its
+/// summary is gone): then `cannotCalculateChanges`, and the client reads its threads again.
+pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    let since = super::since_state(&args)?;
+    let max = super::state::max_changes(&args)?;
+    let Some((created, updated, destroyed, new_state, more)) =
+        super::state::email_changes_since(ctx, since, max).await?
+    else {
+        return Err(MethodError::new("cannotCalculateChanges"));
+    };
+    if !destroyed.is_empty() {
+        return Err(MethodError::new("cannotCalculateChanges"));
+    }
+    let user = ctx.account.id;
+    let mut threads = Vec::new();
+    let mut seen = HashSet::new();
+    for id in created.iter().chain(&updated) {
+        let Some(e) = super::ids::parse_email(id) else {
+            continue;
+        };
+        let summary = ctx.store().summary(e.mailbox, e.uid).await?;
+        let t = thread_of(user, e, summary.as_deref());
+        if seen.insert(t.clone()) {
+            threads.push(t);
+        }
+    }
+    Ok(json!({
+        "accountId": ctx.account_id(), "oldState": since, "newState": new_state,
+        "hasMoreChanges": more, "created": [], "updated": threads, "destroyed": [],
+    }))
+}

@@ -1,0 +1,313 @@
+//! JMAP (RFC 8620, RFC 8621) over HTTPS, driven by an independent client (Python's jmapc) and by raw
+//! HTTP for every method: the session, mailboxes, query and get with body values, changes, set,
+//! import, parse, threads, snippets, identities, submission to another local user, uploads and
+//! downloads, push by EventSource when SMTP delivers, bearer tokens, and the errors a client can cause.
+//! What JMAP does is checked against IMAP on the same store.
+
+use jmail::server::Service;
+
+use crate::harness::TestServer;
+
+const PLAIN: &[u8] = b"From: Carol <carol@example.net>\r\nTo: alice@localhost\r\nSubject: Lunch plans\r\n\
+Message-ID: <lunch@example.net>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\nShall we meet at noon by the river?\r\n";
+const WITH_ATTACHMENT: &[u8] = b"From: dave@example.net\r\nTo: alice@localhost\r\nSubject: Report\r\n\
+Message-ID: <report@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n\
+--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe report is attached.\r\n\
+--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=report.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n";
+const REPLY: &[u8] = b"From: Carol <carol@example.net>\r\nTo: alice@localhost\r\nSubject: Re: Lunch plans\r\n\
+Message-ID: <lunch2@example.net>\r\nIn-Reply-To: <lunch@example.net>\r\nReferences: <lunch@example.net>\r\n\
+Date: Mon, 1 Jan 2024 11:00:00 +0000\r\n\r\nNoon works.\r\n";
+
+const SCRIPT: &str = r##"
+import sys, json, time, threading, base64, imaplib, smtplib
+import requests, urllib3
+urllib3.disable_warnings()
+# The server's certificate is its own self-signed one: the client trusts it for this test.
+_request = requests.Session.request
+def _unverified(self, *a, **k):
+    k["verify"] = False
+    return _request(self, *a, **k)
+requests.Session.request = _unverified
+
+from jmapc import Client, Ref, EmailQueryFilterCondition, Comparator
+from jmapc.methods import (MailboxGet, MailboxGetResponse, EmailQuery, EmailGet, EmailGetResponse,
+    EmailSet, IdentityGet, ThreadGet, SearchSnippetGet, EmailChanges)
+
+https, imap_port, smtp_port = sys.argv[1:4]
+host = f"127.0.0.1:{https}"
+base = f"https://{host}"
+alice = Client.create_with_password(host, "alice", "alice-pw")
+bob = Client.create_with_password(host, "bob", "bob-pw")
+account = alice.account_id
+session = alice.jmap_session
+assert session.api_url == f"{base}/jmap/api", session.api_url
+assert session.username == "alice"
+
+# Mailboxes: the roles every account starts with, and INBOX's counts.
+boxes = alice.request(MailboxGet(ids=None), raise_errors=True, single_response=True).data
+by_role = {m.role: m for m in boxes}
+assert {"inbox", "sent", "drafts", "trash", "junk", "archive"} <= set(by_role), by_role.keys()
+inbox = by_role["inbox"]
+# The welcome message and the three delivered.
+assert (inbox.total_emails, inbox.unread_emails) == (4, 4), (inbox.total_emails, inbox.unread_emails)
+
+# Query with a back-reference into get, newest first.
+calls = [
+    EmailQuery(filter=EmailQueryFilterCondition(in_mailbox=inbox.id),
+               sort=[Comparator(property="receivedAt", is_ascending=False)], calculate_total=True),
+    EmailGet(ids=Ref("/ids"), properties=["id", "subject", "from", "preview", "hasAttachment", "threadId",
+             "keywords", "mailboxIds", "bodyValues", "textBody", "attachments", "messageId", "receivedAt"],
+             fetch_text_body_values=True),
+]
+results = alice.request(calls, raise_errors=True)
+query, got = results[0].response, results[1].response
+assert query.total == 4 and len(query.ids) == 4, query
+emails = {e.subject: e for e in got.data}
+assert {"Lunch plans", "Report", "Re: Lunch plans"} < set(emails), emails.keys()
+welcome = [e for e in got.data if e.subject not in ("Lunch plans", "Report", "Re: Lunch plans")][0]
+lunch = emails["Lunch plans"]
+assert lunch.mail_from[0].email == "carol@example.net" and lunch.mail_from[0].name == "Carol"
+assert lunch.preview.startswith("Shall we meet at noon"), lunch.preview
+assert lunch.message_id == ["lunch@example.net"], lunch.message_id
+assert lunch.mailbox_ids == {inbox.id: True} and not lunch.keywords
+part = lunch.text_body[0].part_id
+assert lunch.body_values[part].value == "Shall we meet at noon by the river?\r\n", lunch.body_values
+report = emails["Report"]
+assert report.has_attachment and report.attachments[0].name == "report.pdf", report.attachments
+assert report.attachments[0].type == "application/pdf"
+# Download the attachment: decoded from base64, served so no browser would run it.
+url = session.download_url.format(accountId=account, blobId=report.attachments[0].blob_id, name="report.pdf", type="application/pdf")
+r = alice.requests_session.get(url)
+assert r.status_code == 200 and r.content == b"%PDF-1.4\n", (r.status_code, r.content)
+assert r.headers["Content-Security-Policy"].startswith("sandbox") and r.headers["X-Content-Type-Options"] == "nosniff"
+# A reply is in its original's thread.
+assert emails["Re: Lunch plans"].thread_id == lunch.thread_id != report.thread_id
+thread = alice.request(ThreadGet(ids=[lunch.thread_id]), raise_errors=True, single_response=True).data[0]
+assert thread.email_ids == [lunch.id, emails["Re: Lunch plans"].id], thread
+
+def api(client, calls, using=("urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission")):
+    r = client.requests_session.post(f"{base}/jmap/api", json={"using": list(using), "methodCalls": calls})
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()["methodResponses"]
+
+# Filters: text, from, keyword, size, attachment, operators.
+def ids_for(filter):
+    [[name, args, _]] = api(alice, [["Email/query", {"accountId": account, "filter": filter}, "q"]])
+    assert name == "Email/query", args
+    return set(args["ids"])
+assert ids_for({"text": "river"}) == {lunch.id}
+assert ids_for({"from": "dave"}) == {report.id}
+assert ids_for({"hasAttachment": True}) == {report.id}
+assert ids_for({"operator": "NOT", "conditions": [{"from": "carol"}]}) == {report.id, welcome.id}
+assert ids_for({"subject": "lunch", "inMailbox": by_role["trash"].id}) == set()
+[[name, args, _]] = api(alice, [["Email/query", {"accountId": account, "filter": {"allInThreadHaveKeyword": "$seen"}}, "q"]])
+assert (name, args["type"]) == ("error", "unsupportedFilter"), args
+[[name, args, _]] = api(alice, [["SearchSnippet/get", {"accountId": account, "filter": {"text": "noon"}, "emailIds": [lunch.id]}, "s"]])
+assert "<mark>noon</mark>" in args["list"][0]["preview"], args
+
+# Keywords: mark read through JMAP, seen by IMAP; the change shows in Email/changes.
+state0 = got.state
+[[_, set_resp, _]] = api(alice, [["Email/set", {"accountId": account, "update": {lunch.id: {"keywords/$seen": True, "keywords/$flagged": True}}}, "s"]])
+assert set_resp["updated"] == {lunch.id: None}, set_resp
+m = imaplib.IMAP4("127.0.0.1", int(imap_port)); m.login("alice", "alice-pw"); m.select("INBOX")
+typ, data = m.search(None, "SEEN FLAGGED")
+assert len(data[0].split()) == 1, data
+[[_, changes, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": state0}, "c"]])
+assert changes["updated"] == [lunch.id] and changes["created"] == [] and changes["destroyed"] == [], changes
+boxes = alice.request(MailboxGet(ids=[inbox.id]), raise_errors=True, single_response=True).data
+assert boxes[0].unread_emails == 3, boxes
+
+# A draft with an uploaded attachment, then sent to bob, moved to Sent, Bcc taken off.
+upload = alice.requests_session.post(session.upload_url.format(accountId=account), data=b"hello attachment", headers={"Content-Type": "text/plain"})
+assert upload.status_code == 201, upload.text
+blob = upload.json()["blobId"]
+draft = {"mailboxIds": {by_role["drafts"].id: True}, "keywords": {"$draft": True},
+         "from": [{"name": "Alice", "email": "alice@localhost"}], "to": [{"email": "bob@localhost"}],
+         "bcc": [{"email": "alice@localhost"}], "subject": "Minutes",
+         "textBody": [{"partId": "t", "type": "text/plain"}], "bodyValues": {"t": {"value": "See the notes."}},
+         "attachments": [{"blobId": blob, "type": "text/plain", "name": "notes.txt"}]}
+responses = api(alice, [
+    ["Email/set", {"accountId": account, "create": {"d1": draft}}, "0"],
+    ["EmailSubmission/set", {"accountId": account, "create": {"s1": {"identityId": "i0", "emailId": "#d1"}},
+        "onSuccessUpdateEmail": {"#s1": {f"mailboxIds/{by_role['drafts'].id}": None, f"mailboxIds/{by_role['sent'].id}": True, "keywords/$draft": None}}}, "1"],
+])
+assert responses[0][0] == "Email/set" and "d1" in responses[0][1]["created"], responses[0]
+assert responses[1][0] == "EmailSubmission/set" and "s1" in responses[1][1]["created"], responses[1]
+assert responses[2][0] == "Email/set", responses
+draft_id = responses[0][1]["created"]["d1"]["id"]
+moved = responses[2][1]["updated"][draft_id]["id"]
+[[_, sent, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [moved], "properties": ["mailboxIds", "keywords", "attachments"]}, "g"]])
+assert sent["list"][0]["mailboxIds"] == {by_role["sent"].id: True} and sent["list"][0]["keywords"] == {}, sent
+assert sent["list"][0]["attachments"][0]["name"] == "notes.txt"
+bob_inbox = [m for m in bob.request(MailboxGet(ids=None), raise_errors=True, single_response=True).data if m.role == "inbox"][0]
+[[_, q, _], [_, g, _]] = api(bob, [
+    ["Email/query", {"accountId": bob.account_id, "filter": {"inMailbox": bob_inbox.id}}, "q"],
+    ["Email/get", {"accountId": bob.account_id, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                   "properties": ["subject", "bcc", "attachments", "from"]}, "g"]])
+minutes = [e for e in g["list"] if e["subject"] == "Minutes"]
+assert len(minutes) == 1 and minutes[0]["bcc"] is None, g
+assert minutes[0]["from"] == [{"name": "Alice", "email": "alice@localhost"}]
+# Sending as someone else is refused.
+forged = dict(draft, **{"from": [{"email": "bob@localhost"}], "attachments": []})
+responses = api(alice, [
+    ["Email/set", {"accountId": account, "create": {"f": forged}}, "0"],
+    ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": "i0", "emailId": "#f"}}}, "1"],
+])
+assert responses[1][1]["notCreated"]["s"]["type"] == "forbiddenFrom", responses[1]
+
+# Another account's ids name nothing for bob.
+[[_, g, _]] = api(bob, [["Email/get", {"accountId": bob.account_id, "ids": [lunch.id], "properties": ["subject"]}, "g"]])
+assert g["list"] == [] and g["notFound"] == [lunch.id], g
+r = bob.requests_session.get(session.download_url.format(accountId=bob.account_id, blobId=report.attachments[0].blob_id, name="x", type="x/y"))
+assert r.status_code == 404, r.status_code
+[[name, err, _]] = api(bob, [["Email/get", {"accountId": account, "ids": [lunch.id]}, "g"]])
+assert (name, err["type"]) == ("error", "accountNotFound"), err
+
+# Import and parse an uploaded message.
+raw = b"From: eve@example.net\r\nTo: alice@localhost\r\nSubject: Imported\r\nMessage-ID: <imp@x>\r\n\r\nimported body\r\n"
+blob = alice.requests_session.post(session.upload_url.format(accountId=account), data=raw, headers={"Content-Type": "message/rfc822"}).json()["blobId"]
+[[_, parsed, _], [_, imported, _]] = api(alice, [
+    ["Email/parse", {"accountId": account, "blobIds": [blob], "properties": ["subject", "from", "size"]}, "p"],
+    ["Email/import", {"accountId": account, "emails": {"i": {"blobId": blob, "mailboxIds": {by_role["archive"].id: True}, "keywords": {"$seen": True}, "receivedAt": "2023-05-06T07:08:09Z"}}}, "i"],
+])
+assert parsed["parsed"][blob]["subject"] == "Imported" and parsed["parsed"][blob]["size"] == len(raw), parsed
+imported_id = imported["created"]["i"]["id"]
+[[_, g, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [imported_id], "properties": ["receivedAt", "keywords", "blobId"]}, "g"]])
+assert g["list"][0]["receivedAt"] == "2023-05-06T07:08:09Z" and g["list"][0]["keywords"] == {"$seen": True}, g
+r = alice.requests_session.get(session.download_url.format(accountId=account, blobId=g["list"][0]["blobId"], name="m.eml", type="message/rfc822"))
+assert r.content == raw, r.content
+
+# Mailboxes: make, rename, refuse to destroy one with mail, destroy; changes say so.
+mstate = boxes_state = api(alice, [["Mailbox/get", {"accountId": account, "ids": []}, "m"]])[0][1]["state"]
+[[_, made, _]] = api(alice, [["Mailbox/set", {"accountId": account, "create": {"p": {"name": "Projects"}, "c": {"name": "Jmail", "parentId": "#p"}}}, "m"]])
+projects, child = made["created"]["p"]["id"], made["created"]["c"]["id"]
+[[_, mb, _]] = api(alice, [["Mailbox/get", {"accountId": account, "ids": [child], "properties": ["name", "parentId"]}, "m"]])
+assert mb["list"][0] == {"id": child, "name": "Jmail", "parentId": projects}, mb
+assert "Projects/Jmail" in [x.decode() for x in m.list()[1] if b"Projects/Jmail" in x][0]
+[[_, renamed, _]] = api(alice, [["Mailbox/set", {"accountId": account, "update": {projects: {"name": "Work"}}, "destroy": [projects]}, "m"]])
+assert renamed["updated"] == {projects: None} and renamed["notDestroyed"][projects]["type"] == "mailboxHasChild", renamed
+[[_, mc, _]] = api(alice, [["Mailbox/changes", {"accountId": account, "sinceState": mstate}, "m"]])
+assert set(mc["created"]) == {projects, child}, mc
+[[_, q, _]] = api(alice, [["Mailbox/query", {"accountId": account, "filter": {"parentId": projects}}, "m"]])
+assert q["ids"] == [child], q
+
+# Destroy: gone for IMAP too.
+[[_, d, _]] = api(alice, [["Email/set", {"accountId": account, "destroy": [report.id]}, "d"]])
+assert d["destroyed"] == [report.id], d
+m.noop(); typ, data = m.search(None, "ALL")
+assert len(data[0].split()) == 4, data  # welcome, lunch, its reply, and the Minutes alice sent herself as Bcc
+m.logout()
+
+# Identities and errors a client can cause.
+[[_, ids, _]] = api(alice, [["Identity/get", {"accountId": account}, "i"]])
+assert ids["list"][0]["email"] == "alice@localhost", ids
+[[name, err, _]] = api(alice, [["Email/frobnicate", {"accountId": account}, "x"]])
+assert (name, err["type"]) == ("error", "unknownMethod")
+[[name, err, _]] = api(alice, [["Email/get", {"accountId": account, "ids": ["e1u1"]}, "x"]], using=("urn:ietf:params:jmap:core",))
+assert (name, err["type"]) == ("error", "unknownMethod"), err
+[[name, err, _]] = api(alice, [["Email/get", {"accountId": account, "#ids": {"resultOf": "nope", "name": "Email/query", "path": "/ids"}}, "x"]])
+assert err["type"] == "invalidResultReference", err
+r = alice.requests_session.post(f"{base}/jmap/api", data=b"{not json")
+assert r.status_code == 400 and r.json()["type"] == "urn:ietf:params:jmap:error:notJSON", r.text
+r = alice.requests_session.post(f"{base}/jmap/api", json={"using": ["urn:example:nope"], "methodCalls": []})
+assert r.json()["type"] == "urn:ietf:params:jmap:error:unknownCapability", r.text
+r = requests.get(f"{base}/.well-known/jmap")
+assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic"), r.status_code
+r = requests.get(f"{base}/.well-known/jmap", auth=("alice", "wrong"))
+assert r.status_code == 401
+r = requests.get(f"{base}/.well-known/jmap", auth=("nobody", "wrong"))
+assert r.status_code == 401
+
+# Push: an EventSource sees SMTP's delivery as a new Email state.
+events = []
+def listen():
+    with alice.requests_session.get(f"{base}/jmap/eventsource?types=*&closeafter=state&ping=0", stream=True, timeout=30) as r:
+        assert r.headers["Content-Type"] == "text/event-stream"
+        for line in r.iter_lines():
+            if line.startswith(b"data:"):
+                events.append(json.loads(line[5:]))
+listener = threading.Thread(target=listen); listener.start()
+time.sleep(1.0)
+estate = api(alice, [["Email/get", {"accountId": account, "ids": []}, "g"]])[0][1]["state"]
+with smtplib.SMTP("127.0.0.1", int(smtp_port)) as s:
+    s.sendmail("frank@example.net", ["alice@localhost"], b"Subject: Pushed\r\nFrom: frank@example.net\r\n\r\nhi\r\n")
+listener.join(20)
+assert not listener.is_alive(), "the event stream closed after its state event"
+assert events and events[0]["@type"] == "StateChange", events
+new_state = events[0]["changed"][account]["Email"]
+assert new_state != estate
+[[_, changes, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": estate}, "c"]])
+assert len(changes["created"]) == 1 and changes["newState"] == new_state, (changes, new_state)
+
+# A bearer token for the web page; printed so the test can check it dies with a password change.
+r = requests.post(f"{base}/jmap/token", json={"username": "alice", "password": "alice-pw"})
+token = r.json()["accessToken"]
+r = requests.get(f"{base}/.well-known/jmap", headers={"Authorization": f"Bearer {token}"})
+assert r.status_code == 200 and r.json()["username"] == "alice"
+r = requests.post(f"{base}/jmap/token", data="username=alice&password=alice-pw", headers={"Content-Type": "application/x-www-form-urlencoded"})
+assert r.status_code == 415, "a cross-site form cannot get a token"
+print(token)
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jmap_client_reads_changes_sends_and_is_pushed_to() {
+    let s = TestServer::start_with(|c| {
+        c.https_port = Some(0);
+        c.imap_port = Some(0);
+        c.smtp_port = Some(0);
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    s.add_user("bob", "bob-pw").await;
+    use jmail::store::MailStore;
+    for raw in [PLAIN, WITH_ATTACHMENT, REPLY] {
+        s.store
+            .deliver(
+                &["alice".to_string()],
+                jmail::message::imported(raw.to_vec()),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let port = |service| s.addr_of(service).port().to_string();
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .args([
+            port(Service::Https),
+            port(Service::Imap),
+            port(Service::Smtp),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The token stops working once the password changes.
+    let token = stdout.lines().last().unwrap().trim().to_string();
+    let url = format!(
+        "https://127.0.0.1:{}/.well-known/jmap",
+        s.addr_of(Service::Https).port()
+    );
+    let status = |token: String, url: String| async move {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(url)
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(status(token.clone(), url.clone()).await, "200");
+    jmail::accounts::set_password(s.store.as_ref(), "alice", "new-pw")
+        .await
+        .unwrap();
+    assert_eq!(status(token, url).await, "401");
+    s.stop().await;
+}
