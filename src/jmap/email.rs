@@ -56,6 +56,9 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 ];
 /// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
 const LISTING_PROPERTIES: usize = 7;
+/// Most message bytes one Email/get parses for what it shows (its reply holds at most about this much
+/// of them): past it, the call fails with `requestTooLarge` rather than hold them all.
+const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Characters of a preview (RFC 8621: at most 256).
 const PREVIEW_CHARS: usize = 256;
 
@@ -426,6 +429,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let mut rendered: BTreeMap<EmailId, Value> = BTreeMap::new();
     let user = ctx.account.id;
+    let mut parsed_bytes: u64 = 0;
     for (mailbox, mut uids) in by_mailbox {
         uids.sort_unstable();
         uids.dedup();
@@ -434,6 +438,15 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                 mailbox,
                 uid: row.meta.uid,
             };
+            if needs_bytes {
+                parsed_bytes += row.meta.size;
+                if parsed_bytes > GET_BYTES_MAX {
+                    return Err(MethodError::with(
+                        "requestTooLarge",
+                        "ask for fewer emails at once, or fewer of their properties",
+                    ));
+                }
+            }
             let raw = match needs_bytes {
                 true => ctx.store().fetch(mailbox, row.meta.uid, false).await?,
                 false => None,

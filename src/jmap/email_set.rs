@@ -286,6 +286,13 @@ async fn store_new(
     object: &Map<String, Value>,
     raw: Vec<u8>,
 ) -> Result<Value, Value> {
+    let size_max = ctx.shared.config.limits.message_bytes_max;
+    if raw.len() > size_max {
+        return Err(set_error(
+            "tooLarge",
+            format!("a message is at most {size_max} bytes here"),
+        ));
+    }
     let mailbox = one_mailbox(ctx, object.get("mailboxIds")).await?;
     let flags = match object.get("keywords") {
         Some(k) => flags_of(k)?,
