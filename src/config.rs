@@ -504,6 +504,9 @@ pub struct FileConfig {
     /// Check SPF, DKIM and DMARC on mail from strangers (port 25) and record the results (default
     /// true). Each message then costs a few DNS lookups (cached by the resolver).
     pub inbound_auth_checks: Option<bool>,
+    /// Users who may use the admin page (`/admin`): add and delete users, set passwords and quotas,
+    /// see the queue and the server's state. Default: nobody.
+    pub admins: Option<Vec<String>>,
     pub limits: Limits,
 }
 
@@ -594,6 +597,8 @@ pub struct Config {
     pub store_tls_roots: Option<PathBuf>,
     /// [`FileConfig::inbound_auth_checks`].
     pub inbound_auth_checks: bool,
+    /// [`FileConfig::admins`], as user names.
+    pub admins: Vec<String>,
     pub limits: Limits,
 }
 
@@ -633,6 +638,7 @@ impl Config {
             store_tls_roots: None,
             // Tests and embedders have no DNS of their own unless they say so.
             inbound_auth_checks: false,
+            admins: Vec::new(),
             limits: Limits::default(),
         }
     }

@@ -29,6 +29,8 @@ pub struct Shared {
     pub input: std::sync::Arc<crate::caps::InputBudget>,
     /// Connections compressed at once (IMAP COMPRESS, `compressed_sessions_max`).
     pub compressed: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The whole store, administration too: only the admin page uses it (sessions use `store`).
+    pub admin: std::sync::Arc<dyn crate::store::Store>,
     /// DNS, DKIM keys, the sending limit: what mail beyond this server needs.
     pub mailer: std::sync::Arc<crate::outbound::Mailer>,
 }

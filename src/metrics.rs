@@ -39,6 +39,57 @@ pub struct Metrics {
     pushed: AtomicU64,
     /// Store operations that failed in the backend (a database error, a lost connection, a full disk).
     store_errors: AtomicU64,
+    /// Write operations per committed transaction (group commit's batches).
+    batch_ops: Histogram<{ BATCH_BUCKETS.len() }>,
+    /// Seconds from a batch's start to its commit.
+    commit_seconds: Histogram<{ SECONDS_BUCKETS.len() }>,
+}
+
+/// Upper bounds of the batch-size buckets (ops), and of the latency buckets (seconds).
+const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+const SECONDS_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+/// A Prometheus histogram of fixed buckets: a count per bucket (not cumulative; summed when rendered),
+/// the sum in micro-units and the count.
+pub struct Histogram<const N: usize> {
+    buckets: [AtomicU64; N],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl<const N: usize> Histogram<N> {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const NEW: Histogram<N> = Histogram {
+        buckets: [ZERO; N],
+        sum_micros: ZERO,
+        count: ZERO,
+    };
+
+    fn observe(&self, bounds: &[f64; N], value: f64) {
+        if let Some(i) = bounds.iter().position(|b| value <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The histogram's lines (buckets cumulative, then `+Inf`, sum and count).
+    fn render(&self, name: &str, help: &str, bounds: &[f64; N]) -> String {
+        let mut out = format!("# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let mut running = 0;
+        for (bound, bucket) in bounds.iter().zip(&self.buckets) {
+            running += bucket.load(Ordering::Relaxed);
+            out += &format!("{name}_bucket{{le=\"{bound}\"}} {running}\n");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        out += &format!("{name}_bucket{{le=\"+Inf\"}} {count}\n");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        out += &format!("{name}_sum {sum}\n{name}_count {count}\n");
+        out
+    }
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -51,6 +102,8 @@ pub static METRICS: Metrics = Metrics {
     delivered: ZERO,
     pushed: ZERO,
     store_errors: ZERO,
+    batch_ops: Histogram::NEW,
+    commit_seconds: Histogram::NEW,
 };
 
 /// A connection counted as open while this lives.
@@ -84,6 +137,22 @@ impl Metrics {
 
     pub fn store_error(&self) {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A transaction committed `ops` write operations, `took` after its batch began.
+    pub fn committed(&self, ops: usize, took: std::time::Duration) {
+        self.batch_ops.observe(&BATCH_BUCKETS, ops as f64);
+        self.commit_seconds
+            .observe(&SECONDS_BUCKETS, took.as_secs_f64());
+    }
+
+    /// (listener, connections accepted, connections open now), for the admin page.
+    pub fn connections(&self) -> Vec<(&'static str, u64, u64)> {
+        PROTOCOLS
+            .iter()
+            .zip(self.accepted.iter().zip(&self.open))
+            .map(|(p, (a, o))| (*p, a.load(Ordering::Relaxed), o.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Everything in the Prometheus text exposition format (version 0.0.4).
@@ -142,6 +211,16 @@ impl Metrics {
             "counter",
             "Store operations that failed in the backend.",
             one(&self.store_errors),
+        );
+        out += &self.batch_ops.render(
+            "jmail_commit_batch_ops",
+            "Write operations per committed transaction (group commit).",
+            &BATCH_BUCKETS,
+        );
+        out += &self.commit_seconds.render(
+            "jmail_commit_seconds",
+            "Seconds from a write batch's start to its commit.",
+            &SECONDS_BUCKETS,
         );
         out
     }

@@ -156,6 +156,13 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         store: store.store.clone().or_else(|| file.store.clone()),
         store_tls_roots: file.store_tls_roots.clone(),
         inbound_auth_checks: file.inbound_auth_checks.unwrap_or(true),
+        admins: file
+            .admins
+            .iter()
+            .flatten()
+            .map(|name| crate::auth::normalize_name(name))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("admins: {e}"))?,
         limits: file.limits.clone(),
     };
     config.validate()?;

@@ -89,18 +89,23 @@ pub async fn authenticate(
             .and_then(|d| String::from_utf8(d).ok())
             .ok_or(Refused::Unauthorized)?;
         let (name, password) = decoded.split_once(':').ok_or(Refused::Unauthorized)?;
-        password_login(ctx, peer, name, password).await?
+        return password_login(ctx, peer, name, password).await;
     } else if scheme.eq_ignore_ascii_case("bearer") {
         let key = token_key(&ctx.config.data_dir).ok_or(Refused::Unavailable)?;
         verify_token(&key, credentials.trim(), now_secs()).ok_or(Refused::Unauthorized)?
     } else {
         return Err(Refused::Unauthorized);
     };
-    match crate::accounts::still_valid(&*ctx.store, &account).await {
-        Ok(true) => Ok(account),
-        Ok(false) => Err(Refused::Unauthorized),
-        Err(_) => Err(Refused::Unavailable),
+    match still_stands(ctx, &account).await? {
+        true => Ok(account),
+        false => Err(Refused::Unauthorized),
     }
+}
+
+async fn still_stands(ctx: &Shared, account: &Account) -> Result<bool, Refused> {
+    crate::accounts::still_valid(&*ctx.store, account)
+        .await
+        .map_err(|_| Refused::Unavailable)
 }
 
 /// A name and password through the shared login (throttled), or from the cache when this very pair
@@ -112,15 +117,24 @@ pub async fn password_login(
     password: &str,
 ) -> Result<Account, Refused> {
     let key = cache_key(name, password);
-    {
+    let remembered = {
         let mut cache = cache().lock().expect("auth cache lock");
         match cache.get(&key) {
-            Some(r) if r.until > Instant::now() => return Ok(r.account.clone()),
+            Some(r) if r.until > Instant::now() => Some(r.account.clone()),
             Some(_) => {
                 cache.remove(&key);
+                None
             }
-            None => {}
+            None => None,
         }
+    };
+    if let Some(account) = remembered {
+        if still_stands(ctx, &account).await? {
+            return Ok(account);
+        }
+        // Remembered from before the account was deleted and made again (a new id) or its password
+        // changed, or from another store in the same process: forget it, check the password afresh.
+        cache().lock().expect("auth cache lock").remove(&key);
     }
     match crate::throttle::login(
         &*ctx.store,

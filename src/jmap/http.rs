@@ -83,12 +83,23 @@ fn json_response(value: &Value) -> Response {
 }
 
 fn refused(r: Refused) -> Response {
+    refused_challenging(r, false)
+}
+
+/// A refusal; an unauthorized one challenges for Basic, or for Bearer when that is what the client
+/// sent (RFC 6750 §3): a browser shows a password dialog on a Basic challenge, which a page holding a
+/// token must never cause.
+fn refused_challenging(r: Refused, bearer: bool) -> Response {
     match r {
         Refused::Unauthorized => (
             StatusCode::UNAUTHORIZED,
             [(
                 header::WWW_AUTHENTICATE,
-                "Basic realm=\"jmail\", charset=\"UTF-8\"",
+                if bearer {
+                    "Bearer realm=\"jmail\", error=\"invalid_token\""
+                } else {
+                    "Basic realm=\"jmail\", charset=\"UTF-8\""
+                },
             )],
             "authentication required\n",
         )
@@ -117,9 +128,13 @@ async fn login(s: &JmapState, headers: &HeaderMap) -> Result<Account, Response> 
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let bearer = authorization.is_some_and(|a| {
+        a.get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+    });
     auth::authenticate(&s.ctx, s.peer.ip(), s.tls, authorization)
         .await
-        .map_err(refused)
+        .map_err(|r| refused_challenging(r, bearer))
 }
 
 /// `https://host[:port]` as the client reached this server (its Host header, when it is a plain host

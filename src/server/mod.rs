@@ -294,6 +294,7 @@ pub async fn start(
             config.limits.compressed_sessions_max,
         )),
         mailer: mailer.clone(),
+        admin: backend.clone(),
     };
     tracker.spawn(crate::outbound::worker::run(
         backend,

@@ -8,7 +8,9 @@
 //! ([`request_deadline`]), and every write ([`write_deadline::WriteDeadline`]), so a client that trickles
 //! or never reads holds its slot no longer than those allow.
 
+mod admin;
 mod autoconfig;
+mod webmail;
 mod write_deadline;
 
 use std::net::SocketAddr;
@@ -42,16 +44,19 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared, tls: bool) {
     let limits = &ctx.config.limits;
     let idle = Duration::from_secs(limits.idle_secs_unauth);
     let shutdown = ctx.shutdown.clone();
+    let jmap = crate::jmap::http::JmapState {
+        ctx: ctx.clone(),
+        peer,
+        tls,
+    };
     let app = if tls || peer.ip().is_loopback() {
         router(Web {
             ctx: ctx.clone(),
             local: peer.ip().is_loopback(),
         })
-        .merge(crate::jmap::http::router(crate::jmap::http::JmapState {
-            ctx: ctx.clone(),
-            peer,
-            tls,
-        }))
+        .merge(crate::jmap::http::router(jmap.clone()))
+        .merge(webmail::router(jmap.clone()))
+        .merge(admin::router(jmap))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             request_deadline,
@@ -176,10 +181,19 @@ async fn metrics(State(web): State<Web>) -> Response {
         )
             .into_response();
     }
+    let mut text = crate::metrics::METRICS.render();
+    // Read from the store at scrape time: the queue is shared by every node.
+    if let Ok(queue) = web.ctx.admin.queue_list().await {
+        text += &format!(
+            "# HELP jmail_queue_depth Messages waiting in the outbound queue (entries, one per destination domain).\n\
+             # TYPE jmail_queue_depth gauge\njmail_queue_depth {}\n",
+            queue.len()
+        );
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::METRICS.render(),
+        text,
     )
         .into_response()
 }

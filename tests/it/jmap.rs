@@ -199,6 +199,12 @@ m.noop(); typ, data = m.search(None, "ALL")
 assert len(data[0].split()) == 4, data  # welcome, lunch, its reply, and the Minutes alice sent herself as Bcc
 m.logout()
 
+# The admin API is for the config's admins only (none here).
+r = bob.requests_session.get(f"{base}/admin/api/status")
+assert r.status_code == 403, r.status_code
+r = requests.get(f"{base}/admin/api/users")
+assert r.status_code == 401, r.status_code
+
 # Identities and errors a client can cause.
 [[_, ids, _]] = api(alice, [["Identity/get", {"accountId": account}, "i"]])
 assert ids["list"][0]["email"] == "alice@localhost", ids
@@ -308,6 +314,24 @@ async fn a_jmap_client_reads_changes_sends_and_is_pushed_to() {
     jmail::accounts::set_password(s.store.as_ref(), "alice", "new-pw")
         .await
         .unwrap();
-    assert_eq!(status(token, url).await, "401");
+    assert_eq!(status(token, url.clone()).await, "401");
+    // An account deleted and made again with the same password is the new account, not the one the
+    // password was last checked for.
+    jmail::accounts::delete_user(s.store.as_ref(), "alice")
+        .await
+        .unwrap();
+    s.add_user("alice", "alice-pw").await;
+    let out = tokio::process::Command::new("curl")
+        .args(["-sk", "-u", "alice:alice-pw"])
+        .arg(&url)
+        .output()
+        .await
+        .unwrap();
+    let session: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let new_id = s.store.credentials("alice").await.unwrap().unwrap().id;
+    assert_eq!(
+        session["primaryAccounts"]["urn:ietf:params:jmap:mail"],
+        format!("a{new_id}")
+    );
     s.stop().await;
 }

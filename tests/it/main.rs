@@ -37,3 +37,4 @@ pub mod tui;
 mod upgrade;
 mod wal;
 mod web;
+mod webmail;

@@ -75,6 +75,14 @@ assert families["jmail_connections_open"].type == "gauge"
 delivered = next(s.value for s in families["jmail_delivered"].samples)
 assert delivered >= 1, delivered
 assert "jmail_push_events" in families and "jmail_store_errors" in families
+# Write batches as histograms: the welcome and system messages were committed.
+batches = families["jmail_commit_batch_ops"]
+assert batches.type == "histogram", batches.type
+count = next(s.value for s in batches.samples if s.name == "jmail_commit_batch_ops_count")
+assert count >= 1, count
+inf = next(s.value for s in families["jmail_commit_seconds"].samples if s.labels.get("le") == "+Inf")
+assert inf == next(s.value for s in families["jmail_commit_seconds"].samples if s.name.endswith("_count"))
+assert next(s.value for s in families["jmail_queue_depth"].samples) == 0
 print("ok")
 "#;
     let out = tokio::process::Command::new("python3")

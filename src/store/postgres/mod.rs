@@ -53,6 +53,7 @@ macro_rules! write {
     ($store:expr, |$ctx:ident| $body:expr) => {{
         let store: &$crate::store::postgres::PgStore = $store;
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             let mut client = store.client().await?;
             let tx = client.transaction().await.map_err($crate::store::postgres::sql::db)?;
@@ -75,6 +76,8 @@ macro_rules! write {
                     tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % (5 << attempt))).await;
                 }
                 Ok(value) => {
+                    // One op per transaction here (PostgreSQL commits concurrent ones in a group itself).
+                    $crate::metrics::METRICS.committed(1, started.elapsed());
                     store.push.committed(touched);
                     break Ok(value);
                 }

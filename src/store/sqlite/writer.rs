@@ -209,6 +209,7 @@ fn commit_batch(
     limits: &ModelLimits,
     syncer: Option<&Syncer>,
 ) {
+    let started = std::time::Instant::now();
     let mut touched = Vec::new();
     let mut pending = Vec::new();
     let mut ops = ops;
@@ -231,6 +232,9 @@ fn commit_batch(
     // gets an answer, and none is told the store is closing when it is not.
     if let Err(e) = &outcome {
         pending.extend(ops.map(|WriteOp(op)| op.fail(e.to_string())));
+    }
+    if outcome.is_ok() {
+        crate::metrics::METRICS.committed(pending.len(), started.elapsed());
     }
     let failure = outcome.as_ref().err().map(|e| {
         tracing::error!(error = %e, ops = pending.len(), "write batch failed to commit");

@@ -1,0 +1,532 @@
+// Jmail's webmail: a JMAP client (RFC 8620/8621) served by the same binary. Every piece of a message is
+// put on the page as text (textContent), never as markup; an HTML body is sanitized by the server and
+// shown in an iframe sandboxed without scripts. The sign-in token lives in this tab's sessionStorage and
+// goes in an Authorization header: no cookie, so no request from another site carries it.
+'use strict';
+
+const USING = ['urn:ietf:params:jmap:core', 'urn:ietf:params:jmap:mail', 'urn:ietf:params:jmap:submission'];
+const PAGE = 50;
+const $ = (id) => document.getElementById(id);
+
+const S = {
+  token: sessionStorage.getItem('jmail-token'),
+  account: null, username: '', mailboxes: [], current: null, search: '',
+  position: 0, total: 0, rows: [], selected: -1, thread: [], draftId: null,
+  attachments: [], replying: null, push: null,
+};
+
+function el(tag, props, ...children) {
+  const e = document.createElement(tag);
+  Object.assign(e, props || {});
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function toast(text) {
+  const t = $('toast');
+  t.textContent = text; t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, 3000);
+}
+
+async function http(path, options = {}) {
+  const headers = Object.assign({ Authorization: 'Bearer ' + S.token }, options.headers || {});
+  const r = await fetch(path, Object.assign({}, options, { headers }));
+  if (r.status === 401) { signOut(); throw new Error('signed out'); }
+  return r;
+}
+
+async function jmap(calls) {
+  const r = await http('/jmap/api', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ using: USING, methodCalls: calls }),
+  });
+  if (!r.ok) throw new Error('the server said ' + r.status);
+  const out = {};
+  for (const [name, args, id] of (await r.json()).methodResponses) {
+    if (name === 'error') throw new Error(args.type + (args.description ? ': ' + args.description : ''));
+    out[id] = out[id] ? [].concat(out[id], args) : args;
+  }
+  return out;
+}
+
+// ---- signing in and out
+
+async function signIn(event) {
+  event.preventDefault();
+  $('signin-error').textContent = '';
+  const r = await fetch('/jmap/token', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: $('signin-user').value, password: $('signin-password').value }),
+  });
+  if (!r.ok) { $('signin-error').textContent = r.status === 401 ? 'Wrong name or password.' : 'Cannot sign in now (' + r.status + ').'; return; }
+  const t = await r.json();
+  S.token = t.accessToken;
+  sessionStorage.setItem('jmail-token', S.token);
+  $('signin-password').value = '';
+  start();
+}
+
+function signOut() {
+  sessionStorage.removeItem('jmail-token');
+  S.token = null;
+  if (S.push) S.push.abort();
+  $('app').hidden = true; $('signin').hidden = false;
+}
+
+async function start() {
+  if (!S.token) { $('signin').hidden = false; return; }
+  const r = await http('/.well-known/jmap');
+  const session = await r.json();
+  S.account = session.primaryAccounts['urn:ietf:params:jmap:mail'];
+  S.username = session.username;
+  $('whoami').textContent = session.accounts[S.account].name;
+  $('signin').hidden = true; $('app').hidden = false;
+  await loadMailboxes();
+  const inbox = S.mailboxes.find((m) => m.role === 'inbox');
+  await openMailbox(inbox ? inbox.id : S.mailboxes[0].id);
+  listen();
+}
+
+// ---- mailboxes
+
+function role(r) { return S.mailboxes.find((m) => m.role === r); }
+
+async function loadMailboxes() {
+  const out = await jmap([['Mailbox/get', { accountId: S.account }, 'm']]);
+  S.mailboxes = out.m.list.sort((a, b) => a.sortOrder - b.sortOrder || a.name.localeCompare(b.name));
+  const nav = $('mailboxes');
+  nav.replaceChildren();
+  const fullName = (m) => {
+    const parent = S.mailboxes.find((p) => p.id === m.parentId);
+    return parent ? fullName(parent) + ' / ' + m.name : m.name;
+  };
+  for (const m of S.mailboxes) {
+    const a = el('a', { href: '#', className: m.id === S.current ? 'current' : '' },
+      el('span', { textContent: fullName(m) }),
+      m.unreadEmails ? el('span', { className: 'count', textContent: String(m.unreadEmails) }) : null);
+    a.dataset.id = m.id;
+    a.dataset.role = m.role || '';
+    a.addEventListener('click', (e) => { e.preventDefault(); openMailbox(m.id); });
+    nav.append(a);
+  }
+  const move = $('move');
+  move.replaceChildren(el('option', { value: '', textContent: 'Move to…' }));
+  for (const m of S.mailboxes) move.append(el('option', { value: m.id, textContent: fullName(m) }));
+}
+
+async function openMailbox(id) {
+  S.current = id; S.search = ''; S.position = 0; $('search').value = '';
+  document.querySelector('.app').classList.remove('show-mailboxes');
+  for (const a of $('mailboxes').children) a.classList.toggle('current', a.dataset.id === id);
+  closeReader();
+  await loadList();
+}
+
+// ---- the message list
+
+async function loadList(keepSelection) {
+  const filter = S.search ? { text: S.search } : { inMailbox: S.current };
+  const out = await jmap([
+    ['Email/query', { accountId: S.account, filter, sort: [{ property: 'receivedAt', isAscending: false }],
+      collapseThreads: true, position: S.position, limit: PAGE, calculateTotal: true }, 'q'],
+    ['Email/get', { accountId: S.account, '#ids': { resultOf: 'q', name: 'Email/query', path: '/ids' },
+      properties: ['threadId', 'from', 'subject', 'receivedAt', 'keywords', 'preview', 'hasAttachment', 'mailboxIds'] }, 'g'],
+    ['Thread/get', { accountId: S.account, '#ids': { resultOf: 'g', name: 'Email/get', path: '/list/*/threadId' } }, 't'],
+  ]);
+  S.total = out.q.total;
+  const sizes = {};
+  for (const t of out.t.list) sizes[t.id] = t.emailIds.length;
+  const byId = {};
+  for (const e of out.g.list) byId[e.id] = e;
+  const before = S.rows[S.selected] && S.rows[S.selected].id;
+  S.rows = out.q.ids.map((id) => byId[id]).filter(Boolean);
+  for (const e of S.rows) e.threadSize = sizes[e.threadId] || 1;
+  S.selected = keepSelection ? S.rows.findIndex((e) => e.id === before) : -1;
+  renderList();
+}
+
+function who(addresses) {
+  if (!addresses || !addresses.length) return '';
+  return addresses.map((a) => a.name || a.email).join(', ');
+}
+
+function when(iso) {
+  const d = new Date(iso);
+  const today = new Date();
+  return d.toDateString() === today.toDateString()
+    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleDateString();
+}
+
+function renderList() {
+  const mailbox = S.mailboxes.find((m) => m.id === S.current);
+  $('list-title').textContent = S.search ? 'Search: ' + S.search : (mailbox ? mailbox.name : '');
+  const ul = $('messages');
+  ul.replaceChildren();
+  S.rows.forEach((e, i) => {
+    const unread = !e.keywords.$seen;
+    const li = el('li', { className: (unread ? 'unread' : '') + (i === S.selected ? ' selected' : '') },
+      el('span', { className: 'from' + (e.keywords.$flagged ? ' flagged' : ''), textContent: who(e.from) || '(no sender)' },
+        e.threadSize > 1 ? el('span', { className: 'thread-count', textContent: '(' + e.threadSize + ')' }) : null),
+      el('span', { className: 'date', textContent: when(e.receivedAt) }),
+      el('span', { className: 'subject', textContent: (e.hasAttachment ? '📎 ' : '') + (e.subject || '(no subject)') }),
+      el('span', { className: 'preview', textContent: e.preview || '' }));
+    li.dataset.id = e.id;
+    li.addEventListener('click', () => { S.selected = i; openThread(e); });
+    ul.append(li);
+  });
+  const last = Math.min(S.position + PAGE, S.total);
+  $('page-info').textContent = S.total ? (S.position + 1) + '–' + last + ' of ' + S.total : 'No messages';
+  $('prev-page').disabled = S.position === 0;
+  $('next-page').disabled = last >= S.total;
+}
+
+function select(delta) {
+  if (!S.rows.length) return;
+  S.selected = Math.max(0, Math.min(S.rows.length - 1, S.selected + delta));
+  renderList();
+  const li = $('messages').children[S.selected];
+  if (li) li.scrollIntoView({ block: 'nearest' });
+}
+
+// ---- reading
+
+const READ_PROPERTIES = ['threadId', 'mailboxIds', 'keywords', 'from', 'to', 'cc', 'replyTo', 'subject', 'sentAt',
+  'receivedAt', 'messageId', 'references', 'textBody', 'htmlBody', 'attachments', 'bodyValues'];
+
+async function openThread(email) {
+  closeComposer();
+  const out = await jmap([
+    ['Thread/get', { accountId: S.account, ids: [email.threadId] }, 't'],
+    ['Email/get', { accountId: S.account, '#ids': { resultOf: 't', name: 'Thread/get', path: '/list/*/emailIds' },
+      properties: READ_PROPERTIES, fetchTextBodyValues: true }, 'g'],
+  ]);
+  S.thread = out.g.list;
+  const thread = $('thread');
+  thread.replaceChildren();
+  for (const e of S.thread) thread.append(await renderMessage(e));
+  $('reader').hidden = false;
+  document.querySelector('.app').classList.add('reading');
+  renderList();
+  const unseen = S.thread.filter((e) => !e.keywords.$seen).map((e) => e.id);
+  if (unseen.length) {
+    const update = {};
+    for (const id of unseen) update[id] = { 'keywords/$seen': true };
+    await jmap([['Email/set', { accountId: S.account, update }, 's']]);
+    await refresh();
+  }
+}
+
+async function renderMessage(e) {
+  const box = el('article', { className: 'message' });
+  box.dataset.id = e.id;
+  box.append(el('h2', { textContent: e.subject || '(no subject)' }),
+    el('div', { className: 'meta', textContent: 'From ' + who(e.from) + ' to ' + who(e.to) +
+      (e.cc && e.cc.length ? ', cc ' + who(e.cc) : '') + ' · ' + new Date(e.receivedAt).toLocaleString() }));
+  const html = (e.htmlBody || []).find((p) => p.type === 'text/html');
+  if (html) {
+    box.append(await htmlBody(e.id, false));
+  } else {
+    const text = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || '').join('\n');
+    box.append(el('pre', { textContent: text }));
+  }
+  if (e.attachments && e.attachments.length) {
+    const list = el('div', { className: 'attachments' });
+    for (const a of e.attachments) {
+      const link = el('a', { href: '#', textContent: '📎 ' + (a.name || 'attachment') + ' (' + Math.ceil(a.size / 1024) + ' KB)' });
+      link.addEventListener('click', (ev) => { ev.preventDefault(); download(a); });
+      list.append(link);
+    }
+    box.append(list);
+  }
+  return box;
+}
+
+// The sanitized HTML of a message, in an iframe that may run no script and reach nothing of this page.
+async function htmlBody(emailId, images) {
+  const r = await http('/webmail/html/' + encodeURIComponent(emailId) + (images ? '?images=1' : ''));
+  const body = await r.json();
+  const holder = el('div');
+  if (body.blockedImages > 0) {
+    const show = el('button', { type: 'button', textContent: 'Show images' });
+    show.addEventListener('click', async () => holder.replaceWith(await htmlBody(emailId, true)));
+    holder.append(el('div', { className: 'images-blocked' }, el('span', { textContent: 'Remote images are blocked. ' }), show));
+  }
+  const frame = el('iframe', { title: 'Message' });
+  frame.setAttribute('sandbox', '');
+  frame.setAttribute('referrerpolicy', 'no-referrer');
+  frame.srcdoc = body.html;
+  frame.addEventListener('load', () => {
+    try { frame.style.height = (frame.contentDocument.documentElement.scrollHeight + 20) + 'px'; } catch (_) { /* opaque: fixed height */ }
+  });
+  holder.append(frame);
+  return holder;
+}
+
+async function download(part) {
+  const r = await http('/jmap/download/' + S.account + '/' + encodeURIComponent(part.blobId) + '/' +
+    encodeURIComponent(part.name || 'attachment') + '?accept=application/octet-stream');
+  const url = URL.createObjectURL(await r.blob());
+  const a = el('a', { href: url, download: part.name || 'attachment' });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function closeReader() {
+  $('reader').hidden = true;
+  S.thread = [];
+  document.querySelector('.app').classList.remove('reading');
+}
+
+function latest() { return S.thread[S.thread.length - 1]; }
+
+// ---- acting on the open thread
+
+async function updateThread(patchOf) {
+  if (!S.thread.length) return;
+  const update = {};
+  for (const e of S.thread) update[e.id] = patchOf(e);
+  await jmap([['Email/set', { accountId: S.account, update }, 's']]);
+}
+
+async function moveThread(target) {
+  await updateThread((e) => ({ mailboxIds: { [target]: true } }));
+  closeReader();
+  await refresh();
+  toast('Moved to ' + S.mailboxes.find((m) => m.id === target).name);
+}
+
+async function deleteThread() {
+  if (!S.thread.length) return;
+  const trash = role('trash');
+  if (trash && S.current !== trash.id) return moveThread(trash.id);
+  await jmap([['Email/set', { accountId: S.account, destroy: S.thread.map((e) => e.id) }, 'd']]);
+  closeReader(); await refresh(); toast('Deleted');
+}
+
+async function toggleFlag() {
+  const on = !latest().keywords.$flagged;
+  await updateThread(() => ({ 'keywords/$flagged': on ? true : null }));
+  for (const e of S.thread) e.keywords.$flagged = on || undefined;
+  await refresh();
+}
+
+async function markUnread() {
+  await updateThread(() => ({ 'keywords/$seen': null }));
+  closeReader(); await refresh();
+}
+
+// ---- composing
+
+function addresses(text) {
+  return text.split(/[,;]/).map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = s.match(/^(.*)<([^>]+)>$/);
+    return m ? { name: m[1].trim().replace(/^"|"$/g, ''), email: m[2].trim() } : { email: s };
+  });
+}
+
+function listText(list) { return (list || []).map((a) => a.name ? a.name + ' <' + a.email + '>' : a.email).join(', '); }
+
+function compose(fields = {}) {
+  S.draftId = null; S.replying = fields.replying || null; S.attachments = fields.attachments || [];
+  $('compose-to').value = fields.to || '';
+  $('compose-cc').value = fields.cc || '';
+  $('compose-subject').value = fields.subject || '';
+  $('compose-body').value = fields.body || '';
+  $('compose-status').textContent = '';
+  renderAttachments();
+  $('reader').hidden = true;
+  $('composer').hidden = false;
+  document.querySelector('.app').classList.add('composing');
+  (fields.to ? $('compose-body') : $('compose-to')).focus();
+}
+
+function closeComposer() {
+  if ($('composer').contains(document.activeElement)) document.activeElement.blur();
+  $('composer').hidden = true;
+  document.querySelector('.app').classList.remove('composing');
+}
+
+function quoted(e) {
+  const text = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || '').join('\n');
+  return '\n\nOn ' + new Date(e.sentAt || e.receivedAt).toLocaleString() + ', ' + who(e.from) + ' wrote:\n' +
+    text.split('\n').map((l) => '> ' + l).join('\n');
+}
+
+function mine(a) { return a.email.split('@')[0].toLowerCase() === S.username.toLowerCase(); }
+
+function reply(all) {
+  const e = latest();
+  if (!e) return;
+  const to = (e.replyTo && e.replyTo.length ? e.replyTo : e.from) || [];
+  const cc = all ? [].concat(e.to || [], e.cc || []).filter((a) => !mine(a) && !to.some((t) => t.email === a.email)) : [];
+  compose({
+    to: listText(to), cc: listText(cc),
+    subject: /^re:/i.test(e.subject || '') ? e.subject : 'Re: ' + (e.subject || ''),
+    body: quoted(e),
+    replying: { inReplyTo: e.messageId || [], references: [].concat(e.references || [], e.messageId || []), id: e.id },
+  });
+}
+
+function forward() {
+  const e = latest();
+  if (!e) return;
+  compose({
+    subject: /^fwd:/i.test(e.subject || '') ? e.subject : 'Fwd: ' + (e.subject || ''),
+    body: '\n\n---------- Forwarded message ----------\nFrom: ' + listText(e.from) + '\nSubject: ' + (e.subject || '') + quoted(e),
+    attachments: (e.attachments || []).map((a) => ({ blobId: a.blobId, name: a.name, type: a.type, size: a.size })),
+  });
+}
+
+function renderAttachments() {
+  const box = $('compose-attachments');
+  box.replaceChildren();
+  S.attachments.forEach((a, i) => {
+    const remove = el('button', { type: 'button', textContent: '×', title: 'Remove' });
+    remove.addEventListener('click', () => { S.attachments.splice(i, 1); renderAttachments(); });
+    box.append(el('span', { textContent: '📎 ' + a.name + ' ' }, remove));
+  });
+}
+
+async function attach(files) {
+  for (const f of files) {
+    $('compose-status').textContent = 'Uploading ' + f.name + '…';
+    const r = await http('/jmap/upload/' + S.account + '/', { method: 'POST', body: f, headers: { 'Content-Type': f.type || 'application/octet-stream' } });
+    if (!r.ok) { $('compose-status').textContent = 'Could not upload ' + f.name; return; }
+    const blob = await r.json();
+    S.attachments.push({ blobId: blob.blobId, name: f.name, type: blob.type, size: blob.size });
+  }
+  $('compose-status').textContent = '';
+  $('compose-file').value = '';
+  renderAttachments();
+}
+
+function draftEmail() {
+  const email = {
+    mailboxIds: { [role('drafts').id]: true },
+    keywords: { $draft: true, $seen: true },
+    from: [{ email: $('whoami').textContent }],
+    to: addresses($('compose-to').value), cc: addresses($('compose-cc').value),
+    subject: $('compose-subject').value,
+    textBody: [{ partId: 'body', type: 'text/plain' }],
+    bodyValues: { body: { value: $('compose-body').value } },
+    attachments: S.attachments.map((a) => ({ blobId: a.blobId, type: a.type, name: a.name })),
+  };
+  if (S.replying) { email.inReplyTo = S.replying.inReplyTo; email.references = S.replying.references; }
+  return email;
+}
+
+async function saveDraft() {
+  const calls = [['Email/set', { accountId: S.account, create: { draft: draftEmail() }, destroy: S.draftId ? [S.draftId] : [] }, 's']];
+  const out = await jmap(calls);
+  if (!out.s.created || !out.s.created.draft) throw new Error(JSON.stringify(out.s.notCreated));
+  S.draftId = out.s.created.draft.id;
+  $('compose-status').textContent = 'Draft saved.';
+  await loadMailboxes();
+}
+
+async function send(event) {
+  if (event) event.preventDefault();
+  if (!addresses($('compose-to').value).length) { $('compose-status').textContent = 'Who is it to?'; return; }
+  $('compose-status').textContent = 'Sending…';
+  const sent = role('sent'), drafts = role('drafts');
+  const out = await jmap([
+    ['Email/set', { accountId: S.account, create: { draft: draftEmail() }, destroy: S.draftId ? [S.draftId] : [] }, 'e'],
+    ['EmailSubmission/set', { accountId: S.account, create: { send: { identityId: 'i0', emailId: '#draft' } },
+      onSuccessUpdateEmail: { '#send': { ['mailboxIds/' + drafts.id]: null, ['mailboxIds/' + sent.id]: true, 'keywords/$draft': null } } }, 's'],
+  ]);
+  const submission = [].concat(out.s)[0];
+  if (!submission.created || !submission.created.send) {
+    const why = (submission.notCreated && submission.notCreated.send) || (out.e[0] || out.e).notCreated || {};
+    $('compose-status').textContent = 'Not sent: ' + (why.description || why.type || 'unknown error');
+    return;
+  }
+  if (S.replying) {
+    await jmap([['Email/set', { accountId: S.account, update: { [S.replying.id]: { 'keywords/$answered': true } } }, 'a']]);
+  }
+  closeComposer(); await refresh(); toast('Sent');
+}
+
+// ---- new mail without reloading: the JMAP event source, read with fetch (EventSource cannot send the
+// Authorization header).
+
+async function listen() {
+  if (S.push) S.push.abort();
+  const controller = new AbortController();
+  S.push = controller;
+  try {
+    const r = await http('/jmap/eventsource?types=*&closeafter=no&ping=30', { signal: controller.signal });
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (/^event: state$/m.test(event)) refresh();
+      }
+    }
+  } catch (_) { /* aborted or dropped: try again below */ }
+  if (S.push === controller && S.token) setTimeout(listen, 2000);
+}
+
+let refreshing = null;
+async function refresh() {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try { await loadMailboxes(); await loadList(true); } finally { refreshing = null; }
+  })();
+  return refreshing;
+}
+
+// ---- keyboard
+
+function typing(e) { return ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.tagName); }
+
+document.addEventListener('keydown', (e) => {
+  if ($('app').hidden) return;
+  if (e.key === 'Escape') { closeComposer(); return; }
+  if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
+  const open = () => { if (S.rows[S.selected]) openThread(S.rows[S.selected]); };
+  const act = {
+    j: () => select(1), k: () => select(-1), o: open, Enter: open,
+    u: () => { closeReader(); closeComposer(); }, U: markUnread,
+    r: () => reply(false), a: () => reply(true), f: forward, c: () => compose(),
+    '#': deleteThread, s: toggleFlag, '/': () => $('search').focus(),
+    e: () => { const archive = role('archive'); if (archive) moveThread(archive.id); },
+  }[e.key];
+  if (act) { e.preventDefault(); act(); }
+});
+
+// ---- wiring
+
+function wire() {
+  $('signin-form').addEventListener('submit', signIn);
+  $('signout').addEventListener('click', signOut);
+  $('menu').addEventListener('click', () => document.querySelector('.app').classList.toggle('show-mailboxes'));
+  $('search-form').addEventListener('submit', (e) => { e.preventDefault(); S.search = $('search').value.trim(); S.position = 0; closeReader(); loadList(); });
+  $('compose-button').addEventListener('click', () => compose());
+  $('prev-page').addEventListener('click', () => { S.position = Math.max(0, S.position - PAGE); loadList(); });
+  $('next-page').addEventListener('click', () => { S.position += PAGE; loadList(); });
+  $('back').addEventListener('click', closeReader);
+  $('reply').addEventListener('click', () => reply(false));
+  $('reply-all').addEventListener('click', () => reply(true));
+  $('forward').addEventListener('click', forward);
+  $('flag').addEventListener('click', toggleFlag);
+  $('unread').addEventListener('click', markUnread);
+  $('delete').addEventListener('click', deleteThread);
+  $('move').addEventListener('change', (e) => { if (e.target.value) moveThread(e.target.value); e.target.value = ''; });
+  $('compose-form').addEventListener('submit', send);
+  $('compose-save').addEventListener('click', saveDraft);
+  $('compose-cancel').addEventListener('click', closeComposer);
+  $('compose-file').addEventListener('change', (e) => attach(e.target.files));
+  window.addEventListener('unhandledrejection', (e) => toast(String(e.reason && e.reason.message || e.reason)));
+  start().catch((e) => { if (S.token) toast(e.message); });
+}
+
+wire();
