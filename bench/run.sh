@@ -2,7 +2,8 @@
 # Benchmarks on this machine (docs/benchmarks.md). Every figure is a median of RUNS runs; the Postfix
 # comparison runs Postfix and Jmail in the same go and prints the ratio. Talks only to 127.0.0.0/8.
 #   RUNS=3 MESSAGES=20000 SMTP_MESSAGES=5000 IMAP_ROUNDS=3000 IDLE_SESSIONS=10000 \
-#     QUEUE_MESSAGES=5000 SECTIONS="fsync native growth bulk refresh idle smtp imap queue postgres" bench/run.sh
+#     QUEUE_MESSAGES=5000 JMAP_SECONDS=5 \
+#     SECTIONS="fsync native growth bulk refresh idle smtp imap jmap queue postgres" bench/run.sh
 # The smtp section installs Debian's postfix when missing and sets every parameter the comparison needs;
 # the imap section installs Debian's dovecot-imapd and runs its own instance on loopback.
 # A wait that runs out or a count that falls short prints "FAILED: ..." and exits non-zero, never a figure.
@@ -16,7 +17,8 @@ SMTP_MESSAGES=${SMTP_MESSAGES:-5000}
 IMAP_ROUNDS=${IMAP_ROUNDS:-3000}
 IDLE_SESSIONS=${IDLE_SESSIONS:-10000}
 QUEUE_MESSAGES=${QUEUE_MESSAGES:-5000}
-SECTIONS=${SECTIONS:-"fsync native growth bulk refresh idle smtp imap queue postgres"}
+SECTIONS=${SECTIONS:-"fsync native growth bulk refresh idle smtp imap jmap queue postgres"}
+JMAP_SECONDS=${JMAP_SECONDS:-5}
 PG_SESSIONS=${PG_SESSIONS:-1000}
 PG_DIR=
 cargo build --release --quiet
@@ -59,6 +61,8 @@ start_postfix() {
     sleep 0.1
   done
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_jmail DATA_DIR [serve flags...]: starts a release server on 127.0.0.1; sets SERVER and ADDR.
 start_jmail() {
@@ -411,7 +415,6 @@ if want imap; then
   if ! command -v dovecot >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd >/dev/null
   fi
-  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   data="$WORK/imap"
   imap_port=$(free_port)
   start_jmail "$data" --imap-port "$imap_port"
@@ -538,6 +541,34 @@ PY
   stop_jmail
 fi
 
+if want jmap; then
+  echo "== JMAP against Jmail's own IMAP: the same work on the same 2,000-message INBOX in the same run"
+  echo "   (bench/jmap_vs_imap.py, 4 client processes, ${JMAP_SECONDS} s per figure): Email/get of 20 against"
+  echo "   UID FETCH of 20, Email/query with a text filter against UID SEARCH TEXT, and push latency of an"
+  echo "   event source against IDLE (median of $RUNS runs)"
+  data="$WORK/jmap"
+  https_port=$(free_port)
+  imap_port=$(free_port)
+  echo bench-password | "$JMAIL" user add benchjmap --password-stdin --data-dir "$data" >/dev/null
+  start_jmail "$data" --https-port "$https_port" --imap-port "$imap_port"
+  for _ in $(seq "$RUNS"); do
+    python3 bench/jmap_vs_imap.py 127.0.0.1 "$https_port" "$imap_port" benchjmap bench-password "$JMAP_SECONDS" 4 \
+      || fail "bench/jmap_vs_imap.py"
+  done >"$WORK/jmap.json"
+  for op in get query; do
+    printf '%-6s JMAP %8s/s   IMAP %8s/s   JMAP/IMAP %s\n' "$op" \
+      "$(field "$op.jmap_per_sec" <"$WORK/jmap.json" | median)" \
+      "$(field "$op.imap_per_sec" <"$WORK/jmap.json" | median)" \
+      "$(field "$op.jmap_over_imap" <"$WORK/jmap.json" | median)"
+  done
+  for side in jmap imap; do
+    printf 'push %-4s p50 %s ms   p99 %s ms\n' "$side" \
+      "$(field "push_ms.$side.p50" <"$WORK/jmap.json" | median)" \
+      "$(field "push_ms.$side.p99" <"$WORK/jmap.json" | median)"
+  done
+  stop_jmail
+fi
+
 if want postgres; then
   echo "== PostgreSQL (a throwaway cluster, fsync on): native durable send (64 clients, reused connections)"
   echo "   and SMTP ingest (16 clients, a connection per message), SQLite against PostgreSQL with 1 and 2"
@@ -545,7 +576,6 @@ if want postgres; then
   # Outside $WORK: the server runs as the postgres user, which must reach its directory.
   PG_DIR=$(mktemp -d -u /tmp/jmail-bench-pg.XXXXXX)
   url=$(scripts/throwaway-postgres start "$PG_DIR")
-  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   # node NAME [serve flags...]: a jmail serve on its own data dir; prints "PID NATIVE_ADDR SMTP_PORT IMAP_PORT".
   node() {
     local name=$1; shift

@@ -1,6 +1,6 @@
 //! The webmail in a real browser (Debian's Chromium, headless, driven by playwright-core: tests/web/):
 //! sign in, read, reply with an attachment, new mail by SMTP appearing without a reload, a hostile HTML
-//! message whose scripts never run, the keyboard, a phone-sized screen, and the admin page. Screenshots
+//! message whose scripts never run, flag, move, delete, a draft, a forward, the keyboard, a phone-sized screen, and the admin page. Screenshots
 //! of each screen are kept in target/webmail-screenshots/. Afterwards the store is checked: the reply
 //! reached bob with its attachment, and the user the admin page added exists.
 
@@ -91,6 +91,15 @@ async fn the_webmail_in_a_browser() {
     assert!(
         raw.contains("notes.txt") && raw.contains("Noon it is."),
         "{raw}"
+    );
+    let forwarded = rows
+        .iter()
+        .find(|r| r.meta.subject == "Fwd: Re: Lunch plans")
+        .expect("bob got the forward");
+    let raw = String::from_utf8_lossy(forwarded.raw.as_deref().unwrap()).to_string();
+    assert!(
+        raw.contains("notes.txt"),
+        "the attachment went with it: {raw}"
     );
     assert!(
         s.user_names().await.contains(&"dave".to_string()),

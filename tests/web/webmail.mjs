@@ -116,6 +116,42 @@ await page.waitForSelector('#list-title:has-text("Search: river")', WAIT);
 await page.waitForSelector('#messages li:has-text("Lunch plans")', WAIT);
 assert.equal(await page.locator('#messages li').count(), 1, 'search finds only the message that says river');
 
+// Flag, move and delete: the list and the mailboxes follow.
+await page.click('#mailboxes a[data-role="inbox"]');
+await page.click('#messages li:has-text("Pushed news")');
+await page.click('#flag');
+await page.waitForSelector('#messages li:has-text("Pushed news") .flagged', WAIT);
+await page.selectOption('#move', { label: 'Archive' });
+await page.waitForSelector('#messages li:has-text("Pushed news")', { state: 'detached', ...WAIT });
+await page.click('#mailboxes a[data-role="archive"]');
+await page.click('#messages li:has-text("Pushed news")');
+await page.click('#delete');
+await page.waitForSelector('#messages li:has-text("Pushed news")', { state: 'detached', ...WAIT });
+await page.click('#mailboxes a[data-role="trash"]');
+await page.waitForSelector('#messages li:has-text("Pushed news")', WAIT);
+
+// A draft saved, then found in Drafts.
+await page.click('#compose-button');
+await page.fill('#compose-to', 'bob@localhost');
+await page.fill('#compose-subject', 'Draft in progress');
+await page.fill('#compose-body', 'Not finished yet.');
+await page.click('#compose-save');
+await page.waitForSelector('#compose-status:has-text("Draft saved")', WAIT);
+await page.click('#compose-cancel');
+await page.click('#mailboxes a[data-role="drafts"]');
+await page.waitForSelector('#messages li:has-text("Draft in progress")', WAIT);
+
+// Forward the sent reply, its attachment with it.
+await page.click('#mailboxes a[data-role="sent"]');
+await page.click('#messages li:has-text("Lunch plans")');
+await page.waitForSelector('#thread .attachments a:has-text("notes.txt")', WAIT);
+await page.click('#forward');
+await page.waitForSelector('#compose-attachments span:has-text("notes.txt")', WAIT);
+await page.fill('#compose-to', 'bob@localhost');
+await page.click('#compose-send');
+await page.waitForSelector('#toast:has-text("Sent")', WAIT);
+await shot(page, '10-sent-folder');
+
 // A phone-sized screen: one pane at a time.
 const phone = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 375, height: 740 }, isMobile: true });
 const small = await phone.newPage();
