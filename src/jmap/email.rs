@@ -59,6 +59,8 @@ const LISTING_PROPERTIES: usize = 7;
 /// Most message bytes one Email/get parses for what it shows (its reply holds at most about this much
 /// of them): past it, the call fails with `requestTooLarge` rather than hold them all.
 const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Largest message read with the listing (500 of them at most per call: 32 MiB).
+const RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
 /// Characters of a preview (RFC 8621: at most 256).
 const PREVIEW_CHARS: usize = 256;
 
@@ -433,7 +435,9 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     for (mailbox, mut uids) in by_mailbox {
         uids.sort_unstable();
         uids.dedup();
-        for row in ctx.summaries(mailbox, &uids).await? {
+        // Small messages come with the listing, in one read; larger ones are read one at a time.
+        let inline = if needs_bytes { RAW_INLINE_BYTES_MAX } else { 0 };
+        for row in ctx.listed(mailbox, &uids, inline).await? {
             let id = EmailId {
                 mailbox,
                 uid: row.meta.uid,
@@ -447,9 +451,10 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                     ));
                 }
             }
-            let raw = match needs_bytes {
-                true => ctx.store().fetch(mailbox, row.meta.uid, false).await?,
-                false => None,
+            let raw = match (needs_bytes, row.raw) {
+                (true, Some(raw)) => Some(raw),
+                (true, None) => ctx.store().fetch(mailbox, row.meta.uid, false).await?,
+                (false, _) => None,
             };
             let stored = Stored {
                 id,

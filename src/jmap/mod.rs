@@ -370,11 +370,21 @@ impl Ctx<'_> {
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<crate::store::Listed>, MethodError> {
+        self.listed(mailbox, uids, 0).await
+    }
+
+    /// [`Ctx::summaries`], with the bytes of the messages of at most `raw_bytes_max` bytes.
+    pub async fn listed(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        raw_bytes_max: u64,
+    ) -> Result<Vec<crate::store::Listed>, MethodError> {
         let mut rows = Vec::with_capacity(uids.len());
         for chunk in uids.chunks(crate::store::MESSAGES_PER_CALL_MAX) {
             let wanted = crate::store::Wanted {
                 summary: true,
-                raw_bytes_max: 0,
+                raw_bytes_max,
             };
             rows.extend(self.store().messages(mailbox, chunk, wanted).await?);
         }

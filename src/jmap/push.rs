@@ -17,8 +17,6 @@ use crate::store::{Account, AccountFeed};
 /// The ping interval's bounds (seconds): a client asking for less gets the least.
 const PING_SECS_MIN: u64 = 5;
 const PING_SECS_MAX: u64 = 300;
-/// How long after a change more changes are waited for, to be told in the same event.
-const COALESCE: Duration = Duration::from_millis(20);
 
 /// Which data types the client wants to hear about.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +101,7 @@ impl Pusher {
                 }
                 _ = self.feed.next() => {}
             }
-            tokio::time::sleep(COALESCE).await;
+            // Changes that came in meanwhile are told in the same event.
             self.feed.drain_for(-1);
             match crate::accounts::still_valid(&*self.shared.store, &self.account).await {
                 Ok(true) => {}
