@@ -179,6 +179,13 @@ async fn call(
         "EmailSubmission/changes" => Err(MethodError::new("cannotCalculateChanges")),
         "EmailSubmission/query" => submission::query(ctx, args).await,
         "EmailSubmission/set" => submission::set(ctx, args).await,
+        // Copying is between two accounts (RFC 8620 §5.4), and a login here has one.
+        "Email/copy" => match args.get("fromAccountId").and_then(Value::as_str) {
+            Some(from) if from == ctx.account_id() => Err(MethodError::invalid(
+                "fromAccountId must be another account; within one, use Email/set",
+            )),
+            _ => Err(MethodError::new("fromAccountNotFound")),
+        },
         _ => Err(MethodError::new("unknownMethod")),
     }
 }

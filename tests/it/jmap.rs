@@ -155,6 +155,13 @@ responses = api(alice, [
     ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": "i0", "emailId": "#f"}}}, "1"],
 ])
 assert responses[1][1]["notCreated"]["s"]["type"] == "forbiddenFrom", responses[1]
+# To another domain: queued for the delivery worker in the same call (checked in the store below).
+outward = dict(draft, **{"to": [{"email": "ext@example.net"}], "bcc": [{"email": "hidden@example.net"}], "attachments": [], "subject": "Outward"})
+responses = api(alice, [
+    ["Email/set", {"accountId": account, "create": {"o": outward}}, "0"],
+    ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": "i0", "emailId": "#o"}}}, "1"],
+])
+assert "s" in responses[1][1]["created"], responses[1]
 
 # Another account's ids name nothing for bob.
 [[_, g, _]] = api(bob, [["Email/get", {"accountId": bob.account_id, "ids": [lunch.id], "properties": ["subject"]}, "g"]])
@@ -208,6 +215,8 @@ assert r.status_code == 401, r.status_code
 # Identities and errors a client can cause.
 [[_, ids, _]] = api(alice, [["Identity/get", {"accountId": account}, "i"]])
 assert ids["list"][0]["email"] == "alice@localhost", ids
+[[name, err, _]] = api(alice, [["Email/copy", {"accountId": account, "fromAccountId": "a999", "create": {}}, "x"]])
+assert (name, err["type"]) == ("error", "fromAccountNotFound"), err
 [[name, err, _]] = api(alice, [["Email/frobnicate", {"accountId": account}, "x"]])
 assert (name, err["type"]) == ("error", "unknownMethod")
 [[name, err, _]] = api(alice, [["Email/get", {"accountId": account, "ids": ["e1u1"]}, "x"]], using=("urn:ietf:params:jmap:core",))
@@ -294,6 +303,33 @@ async fn a_jmap_client_reads_changes_sends_and_is_pushed_to() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The message for another domain was queued, DKIM-signed, without its Bcc field (the worker may have
+    // tried it already: this test's DNS answers nothing, so it waits for a retry).
+    use jmail::store::{BodyRef, QueueStore};
+    let queue = s.store.queue_list().await.unwrap();
+    let entry = queue
+        .iter()
+        .find(|q| q.domain == "example.net")
+        .expect("queued for example.net");
+    assert_eq!(entry.sender, "alice@localhost");
+    let mut recipients = entry.recipients.clone();
+    recipients.sort();
+    assert_eq!(recipients, ["ext@example.net", "hidden@example.net"]);
+    let raw = s
+        .store
+        .body_chunk(
+            BodyRef {
+                blob: entry.blob,
+                len: entry.size,
+            },
+            0,
+            entry.size as usize,
+        )
+        .await
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.starts_with("DKIM-Signature:"), "{raw}");
+    assert!(!raw.contains("hidden@example.net"), "Bcc taken off: {raw}");
     // The token stops working once the password changes.
     let token = stdout.lines().last().unwrap().trim().to_string();
     let url = format!(

@@ -170,7 +170,7 @@ function renderList() {
       el('span', { className: 'from' + (e.keywords.$flagged ? ' flagged' : ''), textContent: who(e.from) || '(no sender)' },
         e.threadSize > 1 ? el('span', { className: 'thread-count', textContent: '(' + e.threadSize + ')' }) : null),
       el('span', { className: 'date', textContent: when(e.receivedAt) }),
-      el('span', { className: 'subject', textContent: (e.hasAttachment ? '📎 ' : '') + (e.subject || '(no subject)') }),
+      el('span', { className: 'subject' + (e.hasAttachment ? ' clip' : ''), textContent: e.subject || '(no subject)' }),
       el('span', { className: 'preview', textContent: e.preview || '' }));
     li.dataset.id = e.id;
     li.addEventListener('click', () => { S.selected = i; openThread(e); });
@@ -234,7 +234,7 @@ async function renderMessage(e) {
   if (e.attachments && e.attachments.length) {
     const list = el('div', { className: 'attachments' });
     for (const a of e.attachments) {
-      const link = el('a', { href: '#', textContent: '📎 ' + (a.name || 'attachment') + ' (' + Math.ceil(a.size / 1024) + ' KB)' });
+      const link = el('a', { href: '#', className: 'clip', textContent: (a.name || 'attachment') + ' (' + Math.ceil(a.size / 1024) + ' KB)' });
       link.addEventListener('click', (ev) => { ev.preventDefault(); download(a); });
       list.append(link);
     }
@@ -349,7 +349,7 @@ function closeComposer() {
 }
 
 function quoted(e) {
-  const text = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || '').join('\n');
+  const text = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || '').join('\n').replace(/\s+$/, '');
   return '\n\nOn ' + new Date(e.sentAt || e.receivedAt).toLocaleString() + ', ' + who(e.from) + ' wrote:\n' +
     text.split('\n').map((l) => '> ' + l).join('\n');
 }
@@ -385,7 +385,7 @@ function renderAttachments() {
   S.attachments.forEach((a, i) => {
     const remove = el('button', { type: 'button', textContent: '×', title: 'Remove' });
     remove.addEventListener('click', () => { S.attachments.splice(i, 1); renderAttachments(); });
-    box.append(el('span', { textContent: '📎 ' + a.name + ' ' }, remove));
+    box.append(el('span', { className: 'clip', textContent: a.name + ' ' }, remove));
   });
 }
 
