@@ -192,3 +192,60 @@ async fn trickled_requests_are_cut_off_and_idle_connections_closed() {
     );
     s.stop().await;
 }
+
+/// A client that asks for a large download and never reads it loses the connection once a write has
+/// waited write_secs_max: the server does not hold the slot (or the message) for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_never_read_is_cut_off() {
+    use base64::Engine;
+    use jmail::store::MailStore;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| {
+        c.http_port = Some(0);
+        c.limits.write_secs_max = 1;
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    let mut raw = b"Subject: big\r\n\r\n".to_vec();
+    raw.resize(9 * 1024 * 1024, b'x');
+    let size = raw.len();
+    let delivered = s
+        .store
+        .deliver(&["alice".to_string()], jmail::message::imported(raw), None)
+        .await
+        .unwrap();
+    let inbox = s.store.credentials("alice").await.unwrap().unwrap().inbox;
+    let blob = format!("b{inbox}u{}", delivered[0].uid);
+    let credentials = base64::engine::general_purpose::STANDARD.encode("alice:alice-pw");
+    let account = s.store.credentials("alice").await.unwrap().unwrap().id;
+    // A small receive buffer, so the server's writes back up soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(s.addr_of(Service::Http)).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "GET /jmap/download/a{account}/{blob}/big.eml HTTP/1.1\r\nHost: x\r\n\
+                 Authorization: Basic {credentials}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Not read for a while: the server's write waits, then gives up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut got)).await;
+    assert!(
+        ended.is_ok(),
+        "the server closed the connection rather than wait for the reader"
+    );
+    assert!(
+        got.len() < size,
+        "cut off before the whole body went: {} of {size} bytes",
+        got.len()
+    );
+    assert!(String::from_utf8_lossy(&got[..64.min(got.len())]).starts_with("HTTP/1.1 200"));
+    s.stop().await;
+}
