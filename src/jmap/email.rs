@@ -152,6 +152,13 @@ pub fn render(
     Value::Object(o)
 }
 
+/// The start of the text, whitespace runs made single spaces (a line of a list, not a layout).
+fn preview(m: &Message<'_>) -> String {
+    let text = m.body_preview(PREVIEW_CHARS * 2).unwrap_or_default();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.join(" ").chars().take(PREVIEW_CHARS).collect()
+}
+
 fn addresses(a: Option<&Address<'_>>) -> Value {
     match a {
         None => Value::Null,
@@ -186,11 +193,7 @@ fn from_message(m: &Message<'_>, prop: &str, blob: &BlobId, body: &BodyOptions) 
         "subject" => m.subject().map_or(Value::Null, |s| json!(s)),
         "sentAt" => m.date().map_or(Value::Null, |d| json!(d.to_rfc3339())),
         "hasAttachment" => json!(m.attachment_count() > 0),
-        "preview" => json!(
-            m.body_preview(PREVIEW_CHARS)
-                .map(|p| p.chars().take(PREVIEW_CHARS).collect::<String>())
-                .unwrap_or_default()
-        ),
+        "preview" => json!(preview(m)),
         "bodyStructure" => part(m, 0, blob, body, true),
         "textBody" => parts(m, &m.text_body, blob, body),
         "htmlBody" => parts(m, &m.html_body, blob, body),

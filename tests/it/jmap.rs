@@ -71,7 +71,7 @@ assert {"Lunch plans", "Report", "Re: Lunch plans"} < set(emails), emails.keys()
 welcome = [e for e in got.data if e.subject not in ("Lunch plans", "Report", "Re: Lunch plans")][0]
 lunch = emails["Lunch plans"]
 assert lunch.mail_from[0].email == "carol@example.net" and lunch.mail_from[0].name == "Carol"
-assert lunch.preview.startswith("Shall we meet at noon"), lunch.preview
+assert lunch.preview == "Shall we meet at noon by the river?", lunch.preview
 assert lunch.message_id == ["lunch@example.net"], lunch.message_id
 assert lunch.mailbox_ids == {inbox.id: True} and not lunch.keywords
 part = lunch.text_body[0].part_id
