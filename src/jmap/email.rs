@@ -61,6 +61,16 @@ const LISTING_PROPERTIES: usize = 7;
 const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Largest message read with the listing (500 of them at most per call: 32 MiB).
 const RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
+/// The properties that need the body parsed, not only the header.
+const BODY_PROPERTIES: [&str; 7] = [
+    "preview",
+    "hasAttachment",
+    "bodyStructure",
+    "textBody",
+    "htmlBody",
+    "attachments",
+    "bodyValues",
+];
 /// Characters of a preview (RFC 8621: at most 256).
 const PREVIEW_CHARS: usize = 256;
 
@@ -126,7 +136,12 @@ pub fn render(
     props: &[String],
     body: &BodyOptions,
 ) -> Value {
-    let parsed = raw.and_then(|r| MessageParser::default().parse(r));
+    // The header alone when nothing of the body is asked for (a list of subjects and senders).
+    let body_wanted = props.iter().any(|p| BODY_PROPERTIES.contains(&p.as_str()));
+    let parsed = raw.and_then(|r| match body_wanted {
+        true => MessageParser::default().parse(r),
+        false => MessageParser::default().parse_headers(r),
+    });
     let mut o = Map::new();
     for prop in props {
         let value = match (prop.as_str(), stored) {

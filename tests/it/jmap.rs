@@ -94,6 +94,11 @@ def api(client, calls, using=("urn:ietf:params:jmap:core", "urn:ietf:params:jmap
     assert r.status_code == 200, (r.status_code, r.text)
     return r.json()["methodResponses"]
 
+# Header fields alone (the server reads only the header then).
+[[_, g, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [lunch.id], "properties": ["subject", "from", "messageId", "sentAt", "header:Subject:asText"]}, "g"]])
+assert g["list"][0] == {"id": lunch.id, "subject": "Lunch plans", "from": [{"name": "Carol", "email": "carol@example.net"}],
+    "messageId": ["lunch@example.net"], "sentAt": "2024-01-01T10:00:00Z", "header:Subject:asText": "Lunch plans"}, g
+
 # Filters: text, from, keyword, size, attachment, operators.
 def ids_for(filter):
     [[name, args, _]] = api(alice, [["Email/query", {"accountId": account, "filter": filter}, "q"]])
