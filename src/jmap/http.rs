@@ -266,8 +266,12 @@ async fn upload(
         .unwrap_or("application/octet-stream")
         .to_string();
     let size = body.len();
-    match super::blobs::put(account.id, body.to_vec(), media_type.clone()) {
-        Some(key) => {
+    match super::blobs::put(&*s.ctx.store, account.id, body.to_vec(), &media_type).await {
+        Err(e) => {
+            tracing::warn!(error = %e, "JMAP upload: the store failed");
+            refused(Refused::Unavailable)
+        }
+        Ok(Some(key)) => {
             let blob = super::ids::BlobId::Upload { key, part: None };
             (
                 StatusCode::CREATED,
@@ -277,7 +281,7 @@ async fn upload(
             )
                 .into_response()
         }
-        None => problem(Problem::new(
+        Ok(None) => problem(Problem::new(
             413,
             "urn:ietf:params:jmap:error:limit",
             "no room for more uploads now; use or let go of earlier ones",

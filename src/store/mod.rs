@@ -668,6 +668,27 @@ pub trait MailStore: Send + Sync + 'static {
     /// What was parsed of a message at delivery (envelope, MIME structure with byte offsets) as stored,
     /// JSON of `jmail_proto::summary::Summary`.
     async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>>;
+    /// Keeps an upload (JMAP's blobs, before a message uses them) for `user` under `key` until
+    /// `expires_micros`, in the store so that any node finds it. Expired uploads go on the way. `false`,
+    /// and nothing kept, when the account's unexpired uploads would pass `account_bytes_max`.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_put(
+        &self,
+        user: UserId,
+        key: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+        now_micros: i64,
+        expires_micros: i64,
+        account_bytes_max: u64,
+    ) -> StoreResult<bool>;
+    /// An unexpired upload of the account: its bytes and media type.
+    async fn upload_get(
+        &self,
+        user: UserId,
+        key: &str,
+        now_micros: i64,
+    ) -> StoreResult<Option<(Vec<u8>, String)>>;
     /// The account's feed of changes (push): every commit that touches it, or a resync signal.
     fn feed(&self, user: UserId) -> AccountFeed;
     /// Finishes queued writes and closes the backend.

@@ -425,3 +425,40 @@ async fn snapshot_listing_and_usage() {
         assert_eq!(store.usage(-1).await.unwrap(), None);
     }
 }
+
+/// Uploads (JMAP's blobs before use): kept per account, found by no other account, gone once expired
+/// or their account is deleted, and refused past the account's room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_per_account_expire_and_have_a_ceiling() {
+    for (store, dir) in backends().await {
+        let store = store.as_ref();
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        let put = |user, key: &'static str, bytes: Vec<u8>, now, expires| async move {
+            store
+                .upload_put(user, key, "text/plain", bytes, now, expires, 10)
+                .await
+                .unwrap()
+        };
+        assert!(put(alice.id, "k1", b"hello".to_vec(), 100, 200).await);
+        assert_eq!(
+            store.upload_get(alice.id, "k1", 150).await.unwrap(),
+            Some((b"hello".to_vec(), "text/plain".to_string()))
+        );
+        assert_eq!(store.upload_get(bob.id, "k1", 150).await.unwrap(), None);
+        assert_eq!(store.upload_get(alice.id, "k1", 200).await.unwrap(), None);
+        // Room: 10 bytes an account; an expired upload no longer counts (and is removed).
+        assert!(!put(alice.id, "k2", b"too much!".to_vec(), 150, 300).await);
+        assert!(put(bob.id, "k2", b"bob's".to_vec(), 150, 300).await);
+        assert!(put(alice.id, "k3", b"fits now".to_vec(), 250, 400).await);
+        assert_eq!(
+            count_in(dir.path(), "SELECT count(*) FROM uploads").await,
+            2
+        );
+        store.delete_user("alice").await.unwrap();
+        assert_eq!(
+            count_in(dir.path(), "SELECT count(*) FROM uploads").await,
+            1
+        );
+    }
+}

@@ -405,6 +405,61 @@ impl MailStore for PgStore {
         .await)
     }
 
+    async fn upload_put(
+        &self,
+        user: UserId,
+        key: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+        now_micros: i64,
+        expires_micros: i64,
+        account_bytes_max: u64,
+    ) -> StoreResult<bool> {
+        write!(self, |ctx| {
+            ctx.exec(
+                "DELETE FROM uploads WHERE expires_micros <= $1",
+                &[&now_micros],
+            )
+            .await?;
+            // The account row, locked: two uploads at once cannot both fit in the room left for one.
+            ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+                .await?;
+            let held: i64 = ctx
+                .one(
+                    "SELECT COALESCE(SUM(length(bytes)), 0)::BIGINT FROM uploads WHERE user_id = $1",
+                    &[&user],
+                )
+                .await?
+                .get(0);
+            if held as u64 + bytes.len() as u64 > account_bytes_max {
+                return Ok(false);
+            }
+            ctx.exec(
+                "INSERT INTO uploads (user_id, key, media_type, bytes, expires_micros) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&user, &key, &media_type, &bytes, &expires_micros],
+            )
+            .await?;
+            Ok(true)
+        })
+    }
+
+    async fn upload_get(
+        &self,
+        user: UserId,
+        key: &str,
+        now_micros: i64,
+    ) -> StoreResult<Option<(Vec<u8>, String)>> {
+        point!(self, |ctx| Ok(ctx
+            .opt(
+                "SELECT bytes, media_type FROM uploads \
+                 WHERE user_id = $1 AND key = $2 AND expires_micros > $3",
+                &[&user, &key, &now_micros],
+            )
+            .await?
+            .map(|r| (r.get(0), r.get(1)))))
+    }
+
     async fn subscribe(&self, user: UserId, name: &str, subscribed: bool) -> StoreResult<()> {
         write!(self, |ctx| write_mailboxes::subscribe(
             &mut ctx, user, name, subscribed

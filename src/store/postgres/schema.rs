@@ -138,6 +138,18 @@ const MIGRATIONS: &[&str] = &[
         blocked_until_micros BIGINT
     );
     "#,
+    // 3: JMAP uploads, kept until used or expired (in the store: any node finds them).
+    r#"
+    CREATE TABLE uploads (
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        bytes BYTEA NOT NULL,
+        expires_micros BIGINT NOT NULL,
+        PRIMARY KEY (user_id, key)
+    );
+    CREATE INDEX uploads_by_expiry ON uploads (expires_micros);
+    "#,
 ];
 
 /// The schema version this build writes.

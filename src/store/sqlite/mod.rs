@@ -422,6 +422,74 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn upload_put(
+        &self,
+        user: UserId,
+        key: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+        now_micros: i64,
+        expires_micros: i64,
+        account_bytes_max: u64,
+    ) -> StoreResult<bool> {
+        let (key, media_type) = (key.to_string(), media_type.to_string());
+        self.write(move |ctx| {
+            let run = || -> rusqlite::Result<bool> {
+                ctx.tx
+                    .prepare_cached("DELETE FROM uploads WHERE expires_micros <= ?1")?
+                    .execute(rusqlite::params![now_micros])?;
+                let held: i64 = ctx
+                    .tx
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(length(bytes)), 0) FROM uploads WHERE user_id = ?1",
+                    )?
+                    .query_row(rusqlite::params![user], |r| r.get(0))?;
+                if held as u64 + bytes.len() as u64 > account_bytes_max {
+                    return Ok(false);
+                }
+                ctx.tx
+                    .prepare_cached(
+                        "INSERT INTO uploads (user_id, key, media_type, bytes, expires_micros) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(rusqlite::params![
+                        user,
+                        key,
+                        media_type,
+                        bytes,
+                        expires_micros
+                    ])?;
+                Ok(true)
+            };
+            run().map_err(writer::backend)
+        })
+        .await
+    }
+
+    async fn upload_get(
+        &self,
+        user: UserId,
+        key: &str,
+        now_micros: i64,
+    ) -> StoreResult<Option<(Vec<u8>, String)>> {
+        let key = key.to_string();
+        self.point_read(move |c| {
+            c.prepare_cached(
+                "SELECT bytes, media_type FROM uploads \
+                 WHERE user_id = ?1 AND key = ?2 AND expires_micros > ?3",
+            )?
+            .query_row(rusqlite::params![user, key, now_micros], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+        })
+        .await
+    }
+
     async fn subscribe(&self, user: UserId, name: &str, subscribed: bool) -> StoreResult<()> {
         let name = name.to_string();
         self.write(move |ctx| write_mailboxes::subscribe(ctx, user, &name, subscribed))

@@ -230,6 +230,19 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM blobs WHERE id = OLD.blob_id AND refs <= 0;
     END;
     "#,
+    // 8: JMAP uploads, kept until used or expired (in the store: any node finds them).
+    r#"
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        expires_micros INTEGER NOT NULL,
+        UNIQUE (user_id, key)
+    );
+    CREATE INDEX uploads_by_expiry ON uploads (expires_micros);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
