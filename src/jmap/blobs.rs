@@ -8,7 +8,7 @@ use mail_parser::MessageParser;
 use super::Ctx;
 use super::ids::BlobId;
 use super::request::MethodError;
-use crate::store::{MailStore, StoreError, UserId};
+use crate::store::{MailStore, NewUpload, StoreError, UserId};
 
 /// Bytes of unexpired uploads one account may hold.
 pub const UPLOADS_BYTES_PER_ACCOUNT_MAX: u64 = 64 * 1024 * 1024;
@@ -32,15 +32,15 @@ pub async fn put(
         .collect();
     let now = now_micros();
     let kept = store
-        .upload_put(
+        .upload_put(NewUpload {
             user,
-            &key,
-            media_type,
+            key: key.clone(),
+            media_type: media_type.to_string(),
             bytes,
-            now,
-            now + UPLOAD_SECS * 1_000_000,
-            UPLOADS_BYTES_PER_ACCOUNT_MAX,
-        )
+            now_micros: now,
+            expires_micros: now + UPLOAD_SECS * 1_000_000,
+            account_bytes_max: UPLOADS_BYTES_PER_ACCOUNT_MAX,
+        })
         .await?;
     Ok(kept.then_some(key))
 }

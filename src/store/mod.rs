@@ -406,6 +406,20 @@ pub struct ImportCounts {
     pub messages_present: u64,
 }
 
+/// An upload to keep ([`MailStore::upload_put`]).
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub user: UserId,
+    pub key: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    pub now_micros: i64,
+    /// Kept until then (microseconds since the epoch).
+    pub expires_micros: i64,
+    /// The most bytes of unexpired uploads the account may hold, this one included.
+    pub account_bytes_max: u64,
+}
+
 /// One account as `jmail user list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -668,20 +682,10 @@ pub trait MailStore: Send + Sync + 'static {
     /// What was parsed of a message at delivery (envelope, MIME structure with byte offsets) as stored,
     /// JSON of `jmail_proto::summary::Summary`.
     async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>>;
-    /// Keeps an upload (JMAP's blobs, before a message uses them) for `user` under `key` until
-    /// `expires_micros`, in the store so that any node finds it. Expired uploads go on the way. `false`,
-    /// and nothing kept, when the account's unexpired uploads would pass `account_bytes_max`.
-    #[allow(clippy::too_many_arguments)]
-    async fn upload_put(
-        &self,
-        user: UserId,
-        key: &str,
-        media_type: &str,
-        bytes: Vec<u8>,
-        now_micros: i64,
-        expires_micros: i64,
-        account_bytes_max: u64,
-    ) -> StoreResult<bool>;
+    /// Keeps an upload (JMAP's blobs, before a message uses them), in the store so that any node finds
+    /// it. Expired uploads go on the way. `false`, and nothing kept, when the account's unexpired uploads
+    /// would pass [`NewUpload::account_bytes_max`].
+    async fn upload_put(&self, upload: NewUpload) -> StoreResult<bool>;
     /// An unexpired upload of the account: its bytes and media type.
     async fn upload_get(
         &self,

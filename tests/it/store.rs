@@ -434,13 +434,18 @@ async fn uploads_are_per_account_expire_and_have_a_ceiling() {
         let store = store.as_ref();
         let alice = user(store, "alice").await;
         let bob = user(store, "bob").await;
-        let put = |user, key: &'static str, bytes: Vec<u8>, now, expires| async move {
-            store
-                .upload_put(user, key, "text/plain", bytes, now, expires, 10)
-                .await
-                .unwrap()
+        let put = |user, key: &str, bytes: &[u8], now_micros, expires_micros| {
+            store.upload_put(jmail::store::NewUpload {
+                user,
+                key: key.to_string(),
+                media_type: "text/plain".to_string(),
+                bytes: bytes.to_vec(),
+                now_micros,
+                expires_micros,
+                account_bytes_max: 10,
+            })
         };
-        assert!(put(alice.id, "k1", b"hello".to_vec(), 100, 200).await);
+        assert!(put(alice.id, "k1", b"hello", 100, 200).await.unwrap());
         assert_eq!(
             store.upload_get(alice.id, "k1", 150).await.unwrap(),
             Some((b"hello".to_vec(), "text/plain".to_string()))
@@ -448,9 +453,9 @@ async fn uploads_are_per_account_expire_and_have_a_ceiling() {
         assert_eq!(store.upload_get(bob.id, "k1", 150).await.unwrap(), None);
         assert_eq!(store.upload_get(alice.id, "k1", 200).await.unwrap(), None);
         // Room: 10 bytes an account; an expired upload no longer counts (and is removed).
-        assert!(!put(alice.id, "k2", b"too much!".to_vec(), 150, 300).await);
-        assert!(put(bob.id, "k2", b"bob's".to_vec(), 150, 300).await);
-        assert!(put(alice.id, "k3", b"fits now".to_vec(), 250, 400).await);
+        assert!(!put(alice.id, "k2", b"too much!", 150, 300).await.unwrap());
+        assert!(put(bob.id, "k2", b"bob's", 150, 300).await.unwrap());
+        assert!(put(alice.id, "k3", b"fits now", 250, 400).await.unwrap());
         assert_eq!(
             count_in(dir.path(), "SELECT count(*) FROM uploads").await,
             2

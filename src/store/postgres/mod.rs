@@ -405,39 +405,30 @@ impl MailStore for PgStore {
         .await)
     }
 
-    async fn upload_put(
-        &self,
-        user: UserId,
-        key: &str,
-        media_type: &str,
-        bytes: Vec<u8>,
-        now_micros: i64,
-        expires_micros: i64,
-        account_bytes_max: u64,
-    ) -> StoreResult<bool> {
+    async fn upload_put(&self, u: super::NewUpload) -> StoreResult<bool> {
         write!(self, |ctx| {
             ctx.exec(
                 "DELETE FROM uploads WHERE expires_micros <= $1",
-                &[&now_micros],
+                &[&u.now_micros],
             )
             .await?;
             // The account row, locked: two uploads at once cannot both fit in the room left for one.
-            ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+            ctx.exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&u.user])
                 .await?;
             let held: i64 = ctx
                 .one(
                     "SELECT COALESCE(SUM(length(bytes)), 0)::BIGINT FROM uploads WHERE user_id = $1",
-                    &[&user],
+                    &[&u.user],
                 )
                 .await?
                 .get(0);
-            if held as u64 + bytes.len() as u64 > account_bytes_max {
+            if held as u64 + u.bytes.len() as u64 > u.account_bytes_max {
                 return Ok(false);
             }
             ctx.exec(
                 "INSERT INTO uploads (user_id, key, media_type, bytes, expires_micros) \
                  VALUES ($1, $2, $3, $4, $5)",
-                &[&user, &key, &media_type, &bytes, &expires_micros],
+                &[&u.user, &u.key, &u.media_type, &u.bytes, &u.expires_micros],
             )
             .await?;
             Ok(true)

@@ -422,29 +422,19 @@ impl MailStore for SqliteStore {
             .await
     }
 
-    async fn upload_put(
-        &self,
-        user: UserId,
-        key: &str,
-        media_type: &str,
-        bytes: Vec<u8>,
-        now_micros: i64,
-        expires_micros: i64,
-        account_bytes_max: u64,
-    ) -> StoreResult<bool> {
-        let (key, media_type) = (key.to_string(), media_type.to_string());
+    async fn upload_put(&self, u: super::NewUpload) -> StoreResult<bool> {
         self.write(move |ctx| {
             let run = || -> rusqlite::Result<bool> {
                 ctx.tx
                     .prepare_cached("DELETE FROM uploads WHERE expires_micros <= ?1")?
-                    .execute(rusqlite::params![now_micros])?;
+                    .execute(rusqlite::params![u.now_micros])?;
                 let held: i64 = ctx
                     .tx
                     .prepare_cached(
                         "SELECT COALESCE(SUM(length(bytes)), 0) FROM uploads WHERE user_id = ?1",
                     )?
-                    .query_row(rusqlite::params![user], |r| r.get(0))?;
-                if held as u64 + bytes.len() as u64 > account_bytes_max {
+                    .query_row(rusqlite::params![u.user], |r| r.get(0))?;
+                if held as u64 + u.bytes.len() as u64 > u.account_bytes_max {
                     return Ok(false);
                 }
                 ctx.tx
@@ -453,11 +443,11 @@ impl MailStore for SqliteStore {
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(rusqlite::params![
-                        user,
-                        key,
-                        media_type,
-                        bytes,
-                        expires_micros
+                        u.user,
+                        u.key,
+                        u.media_type,
+                        u.bytes,
+                        u.expires_micros
                     ])?;
                 Ok(true)
             };
