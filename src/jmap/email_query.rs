@@ -39,7 +39,8 @@ fn comparators(args: &Map<String, Value>) -> Result<Vec<(Key, bool)>, MethodErro
     };
     let list = sort
         .as_array()
-        .ok_or_else(|| MethodError::invalid("sort is a list"))?;
+        .filter(|l| l.len() <= super::request::COMPARATORS_MAX)
+        .ok_or_else(|| MethodError::invalid("sort is a list of at most 8 comparators"))?;
     list.iter()
         .map(|c| {
             let ascending = c

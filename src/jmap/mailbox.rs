@@ -199,6 +199,11 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    if sort.len() > super::request::COMPARATORS_MAX {
+        return Err(MethodError::invalid(
+            "sort is a list of at most 8 comparators",
+        ));
+    }
     for comparator in sort.iter().rev() {
         let ascending = comparator
             .get("isAscending")

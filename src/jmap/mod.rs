@@ -211,6 +211,10 @@ pub fn id_list(args: &Map<String, Value>, key: &str) -> Result<Option<Vec<String
     }
 }
 
+/// Most names one `properties` (or `bodyProperties`) list may give: each is worked out for every object
+/// returned, so the list is what multiplies a call's cost.
+pub const PROPERTIES_MAX: usize = 64;
+
 /// The `properties` argument: `None` for the default set.
 pub fn properties(
     args: &Map<String, Value>,
@@ -218,6 +222,9 @@ pub fn properties(
 ) -> Result<Option<Vec<String>>, MethodError> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) if a.len() > PROPERTIES_MAX => Err(MethodError::invalid(format!(
+            "{key} names at most {PROPERTIES_MAX} properties"
+        ))),
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| {

@@ -6,6 +6,9 @@ use serde_json::Value;
 
 pub type MethodResult = Result<Value, MethodError>;
 
+/// Most comparators one `/query` may sort by.
+pub const COMPARATORS_MAX: usize = 8;
+
 /// A failure of the store, as a client sees it: no internal text (it goes to the log).
 impl From<crate::store::StoreError> for MethodError {
     fn from(e: crate::store::StoreError) -> MethodError {

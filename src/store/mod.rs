@@ -299,6 +299,8 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn queue_attempted(&self, outcome: Attempted) -> StoreResult<()>;
     /// Every entry, oldest first.
     async fn queue_list(&self) -> StoreResult<Vec<QueueEntry>>;
+    /// How many entries there are (for `/metrics` and the admin page, without reading them).
+    async fn queue_depth(&self) -> StoreResult<u64>;
     async fn queue_entry(&self, id: i64) -> StoreResult<Option<QueueEntry>>;
     /// Makes one entry (or all with `None`) due now; how many were.
     async fn queue_retry(&self, id: Option<i64>, now_micros: i64) -> StoreResult<u64>;

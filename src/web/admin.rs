@@ -106,7 +106,7 @@ async fn status(State(s): State<JmapState>, headers: HeaderMap) -> Response {
         Ok(u) => u,
         Err(e) => return store_error(e),
     };
-    let queue = store.queue_list().await.unwrap_or_default();
+    let queue = store.queue_depth().await.unwrap_or_default();
     let c = &s.ctx.config;
     let listeners: Vec<Value> = [
         ("native", Some(c.port)),
@@ -141,7 +141,7 @@ async fn status(State(s): State<JmapState>, headers: HeaderMap) -> Response {
             "users": users.len(),
             "storedBytes": users.iter().map(|u| u.usage.bytes).sum::<u64>(),
             "storedMessages": users.iter().map(|u| u.usage.messages).sum::<u64>(),
-            "queue": queue.len(),
+            "queue": queue,
         }),
     )
 }

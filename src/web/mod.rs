@@ -183,11 +183,11 @@ async fn metrics(State(web): State<Web>) -> Response {
     }
     let mut text = crate::metrics::METRICS.render();
     // Read from the store at scrape time: the queue is shared by every node.
-    if let Ok(queue) = web.ctx.admin.queue_list().await {
+    if let Ok(depth) = web.ctx.admin.queue_depth().await {
         text += &format!(
             "# HELP jmail_queue_depth Messages waiting in the outbound queue (entries, one per destination domain).\n\
              # TYPE jmail_queue_depth gauge\njmail_queue_depth {}\n",
-            queue.len()
+            depth
         );
     }
     (

@@ -225,6 +225,12 @@ assert r.status_code == 401, r.status_code
 assert ids["list"][0]["email"] == "alice@localhost", ids
 [[name, err, _]] = api(alice, [["Email/copy", {"accountId": account, "fromAccountId": "a999", "create": {}}, "x"]])
 assert (name, err["type"]) == ("error", "fromAccountNotFound"), err
+# A call's cost is bounded: at most 64 properties, 8 comparators.
+many = [f"header:X-{i}" for i in range(65)]
+[[name, err, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [lunch.id], "properties": many}, "x"]])
+assert (name, err["type"]) == ("error", "invalidArguments"), err
+[[name, err, _]] = api(alice, [["Email/query", {"accountId": account, "sort": [{"property": "size"}] * 9}, "x"]])
+assert (name, err["type"]) == ("error", "invalidArguments"), err
 [[name, err, _]] = api(alice, [["Email/frobnicate", {"accountId": account}, "x"]])
 assert (name, err["type"]) == ("error", "unknownMethod")
 [[name, err, _]] = api(alice, [["Email/get", {"accountId": account, "ids": ["e1u1"]}, "x"]], using=("urn:ietf:params:jmap:core",))
@@ -343,6 +349,7 @@ async fn suite(store: Arc<dyn Store>, dir: &std::path::Path) {
     // The message for another domain was queued, DKIM-signed, without its Bcc field (the worker may have
     // tried it already: this test's DNS answers nothing, so it waits for a retry).
     let queue = store.queue_list().await.unwrap();
+    assert_eq!(store.queue_depth().await.unwrap(), queue.len() as u64);
     let entry = queue
         .iter()
         .find(|q| q.domain == "example.net")

@@ -11,6 +11,8 @@ use crate::imap::search::{Field, Query, TEXT_KEYS_MAX};
 pub const DEPTH_MAX: usize = 16;
 /// Most conditions and operators in one filter.
 pub const NODES_MAX: usize = 256;
+/// Most mailbox ids one `inMailboxOtherThan` may list (each is compared for every mailbox searched).
+pub const IDS_MAX: usize = 1000;
 
 /// Why a filter cannot run (JMAP's `unsupportedFilter`), in words for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,7 +135,12 @@ fn one(name: &str, value: &Value, mailbox: &str) -> Result<Query, FilterError> {
         "inMailboxOtherThan" => {
             let ids = value
                 .as_array()
-                .ok_or_else(|| unsupported("inMailboxOtherThan is a list of ids"))?;
+                .filter(|ids| ids.len() <= IDS_MAX)
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "inMailboxOtherThan is a list of at most {IDS_MAX} ids"
+                    ))
+                })?;
             match ids.iter().any(|id| id.as_str() == Some(mailbox)) {
                 true => Query::Nothing,
                 false => Query::All,
@@ -263,6 +270,7 @@ mod tests {
             json!({"operator": "XOR", "conditions": []}),
             json!({"header": []}),
             json!("text"),
+            json!({"inMailboxOtherThan": vec!["m1"; IDS_MAX + 1]}),
         ] {
             assert!(compile(&bad, "m1").is_err(), "{bad}");
         }

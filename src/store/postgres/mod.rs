@@ -238,6 +238,13 @@ impl QueueStore for PgStore {
         read!(self, |ctx| queue::list(&ctx).await)
     }
 
+    async fn queue_depth(&self) -> StoreResult<u64> {
+        point!(self, |ctx| Ok(ctx
+            .one("SELECT count(*)::BIGINT FROM queue", &[])
+            .await?
+            .get::<_, i64>(0) as u64))
+    }
+
     async fn queue_entry(&self, id: i64) -> StoreResult<Option<QueueEntry>> {
         point!(self, |ctx| queue::get(&ctx, id).await)
     }

@@ -243,6 +243,15 @@ impl QueueStore for SqliteStore {
         self.read(|c| queue::list(c)).await
     }
 
+    async fn queue_depth(&self) -> StoreResult<u64> {
+        self.point_read(|c| {
+            c.prepare_cached("SELECT count(*) FROM queue")?
+                .query_row([], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn queue_entry(&self, id: i64) -> StoreResult<Option<QueueEntry>> {
         self.write(move |ctx| queue::get(ctx.tx, id)).await
     }
