@@ -96,17 +96,25 @@ async fn request_deadline(
     next: axum::middleware::Next,
 ) -> Response {
     let limits = &ctx.config.limits;
+    // The client's Content-Length counts only up to the largest body any route takes (a larger one is
+    // refused by the route's own limit, at once).
     let body_bytes = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .min(
+            limits
+                .message_bytes_max
+                .max(crate::jmap::http::REQUEST_BYTES_MAX) as u64,
+        );
     let deadline = Duration::from_secs(
-        limits.idle_secs_unauth
-            + limits.line_secs_max
-            + limits.login_penalty_secs_max
-            + body_bytes / limits.data_bytes_per_sec_min.max(1),
+        limits
+            .idle_secs_unauth
+            .saturating_add(limits.line_secs_max)
+            .saturating_add(limits.login_penalty_secs_max)
+            .saturating_add(body_bytes / limits.data_bytes_per_sec_min.max(1)),
     );
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,

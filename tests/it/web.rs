@@ -163,6 +163,26 @@ async fn trickled_requests_are_cut_off_and_idle_connections_closed() {
     assert_eq!(reply.matches("HTTP/1.1 200 OK").count(), 2, "{reply}");
     assert!(reply.ends_with("ok\n"), "{reply}");
 
+    // The largest Content-Length there is: refused at once, the server unharmed (it still answers below).
+    let mut huge = tokio::net::TcpStream::connect(addr).await.unwrap();
+    huge.write_all(
+        b"POST /jmap/api HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let mut answer = [0u8; 10];
+    tokio::time::timeout(Duration::from_secs(5), huge.read_exact(&mut answer))
+        .await
+        .expect("answered at once")
+        .unwrap();
+    // 431 from hyper's parser, or 413 from the route's limit: a refusal either way.
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 4",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
     // A body trickled slower than data_bytes_per_sec_min allows is cut off at the request's deadline.
     let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
     trickle
