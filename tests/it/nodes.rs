@@ -393,6 +393,11 @@ async fn a_database_restart_under_load_gives_temporary_failures_then_service() {
 async fn login_failures_on_one_node_count_on_every_node() {
     use jmail::store::postgres::PgStore;
     use jmail::throttle::{LoginResult, LoginThrottle, login};
+    // A shared failure that could not be recorded is only logged: shown if this test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
     use std::sync::Arc;
     let Some(url) = crate::pg::fresh_database().await else {
         return;
@@ -417,6 +422,15 @@ async fn login_failures_on_one_node_count_on_every_node() {
         let r = login(a.as_ref(), &config, &throttle_a, attacker, "bob", "guess").await;
         assert!(matches!(r, LoginResult::Failed));
     }
+    let ip_key = "ip:192.0.2.7".to_string();
+    let recorded = a
+        .shared_failures()
+        .failures(std::slice::from_ref(&ip_key), 300)
+        .await;
+    assert!(
+        matches!(recorded.as_deref(), Ok([(3, blocked)]) if *blocked > 0),
+        "node A's three failures as the database holds them: {recorded:?}"
+    );
     // Node B never saw a failure itself, and still refuses the address: one budget for all nodes.
     let r = login(
         b.as_ref(),
@@ -427,7 +441,19 @@ async fn login_failures_on_one_node_count_on_every_node() {
         "right-pw",
     )
     .await;
-    assert!(matches!(r, LoginResult::Blocked));
+    let seen = match &r {
+        LoginResult::Ok(_) => "Ok".to_string(),
+        LoginResult::Failed => "Failed".to_string(),
+        LoginResult::Blocked => "Blocked".to_string(),
+        LoginResult::Unavailable(e) => format!("Unavailable({e})"),
+    };
+    assert!(
+        matches!(r, LoginResult::Blocked),
+        "node B answered {seen}; the shared counts: {:?}",
+        b.shared_failures()
+            .failures(&[ip_key, "user:bob".to_string()], 300)
+            .await
+    );
     let r = login(b.as_ref(), &config, &throttle_b, other, "bob", "right-pw").await;
     assert!(
         matches!(r, LoginResult::Ok(_)),
