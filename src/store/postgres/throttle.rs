@@ -21,19 +21,33 @@ fn micros(secs: u64) -> i64 {
     secs.min(i64::MAX as u64 / 1_000_000) as i64 * 1_000_000
 }
 
-async fn record(ctx: &Ctx<'_>, key: &str, now: i64, window: i64) -> StoreResult<i64> {
+/// Counts one failure under `key`; a count whose last failure is older than `forgotten` (and that blocks
+/// nothing) starts again at one.
+async fn record(ctx: &Ctx<'_>, key: &str, now: i64, forgotten: i64) -> StoreResult<i64> {
     let row = ctx
         .one(
             "INSERT INTO login_failures (key, failures, last_micros) VALUES ($1, 1, $2) \
              ON CONFLICT (key) DO UPDATE SET last_micros = $2, failures = CASE \
-                 WHEN login_failures.last_micros <= $2 - $3 \
+                 WHEN login_failures.last_micros <= $3 \
                       AND coalesce(login_failures.blocked_until_micros, 0) <= $2 THEN 1 \
                  ELSE login_failures.failures + 1 END \
              RETURNING failures",
-            &[&key, &now, &window],
+            &[&key, &now, &forgotten],
         )
         .await?;
     Ok(row.get(0))
+}
+
+/// Deletes the counts whose last failure is older than `forgotten` and that block nothing any more.
+/// Every bound is a typed parameter: `$1 - $2` of two parameters has no type PostgreSQL can infer
+/// (42725), and such a sweep once failed the whole write it was part of.
+async fn sweep(ctx: &Ctx<'_>, now: i64, forgotten: i64) -> StoreResult<u64> {
+    ctx.exec(
+        "DELETE FROM login_failures WHERE last_micros <= $1 \
+         AND coalesce(blocked_until_micros, 0) <= $2",
+        &[&forgotten, &now],
+    )
+    .await
 }
 
 #[async_trait]
@@ -78,12 +92,11 @@ impl SharedFailures for PgStore {
         block_secs: u64,
     ) -> Result<(), StoreError> {
         let now = now_micros();
-        let window = micros(window_secs);
+        let forgotten = now.saturating_sub(micros(window_secs));
         let until = now.saturating_add(micros(block_secs));
-        let sweep = rand::random::<u64>().is_multiple_of(SWEEP_EVERY);
         write!(self, |ctx| {
             for (i, key) in keys.iter().enumerate() {
-                let failures = record(&ctx, key, now, window).await?;
+                let failures = record(&ctx, key, now, forgotten).await?;
                 // Only an address is blocked: an account is slowed, never locked out.
                 if i == 0 && failures >= i64::from(block_failures) {
                     ctx.exec(
@@ -94,16 +107,15 @@ impl SharedFailures for PgStore {
                     .await?;
                 }
             }
-            if sweep {
-                ctx.exec(
-                    "DELETE FROM login_failures WHERE last_micros <= $1 - $2 \
-                     AND coalesce(blocked_until_micros, 0) <= $1",
-                    &[&now, &window],
-                )
-                .await?;
-            }
             Ok(())
-        })
+        })?;
+        // Apart from the count, so that a sweep that fails never loses the failure just recorded.
+        if rand::random::<u64>().is_multiple_of(SWEEP_EVERY)
+            && let Err(e) = self.forget_login_failures(window_secs).await
+        {
+            tracing::warn!(error = %e, "sweeping old shared login failures failed");
+        }
+        Ok(())
     }
 
     async fn cleared(&self, key: &str) -> Result<(), StoreError> {
@@ -116,6 +128,14 @@ impl SharedFailures for PgStore {
 }
 
 impl PgStore {
+    /// Deletes the shared login failure counts older than `window_secs` that block nothing; returns how
+    /// many. Done now and then as failures are recorded, so the table holds about one window's failures.
+    pub async fn forget_login_failures(&self, window_secs: u64) -> StoreResult<u64> {
+        let now = now_micros();
+        let forgotten = now.saturating_sub(micros(window_secs));
+        write!(self, |ctx| sweep(&ctx, now, forgotten).await)
+    }
+
     /// This store as the login throttle's shared counts.
     pub fn shared_failures(self: &Arc<Self>) -> Arc<dyn SharedFailures> {
         self.clone()
