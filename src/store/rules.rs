@@ -144,6 +144,67 @@ pub fn sorted_uids(uids: &[u32]) -> Vec<u32> {
     v
 }
 
+/// Finds where a mailbox's mail stored after a modseq begins, by bisection over UIDs, so that listing it
+/// needs no modseq index. Every message keeps the modseq it was stored with (`created_modseq`; 0 for mail
+/// from before it was kept), and those never fall as UIDs rise: a delivery, append, copy or move takes the
+/// mailbox's next UID and next modseq together. So the first message at or after a UID tells on which side
+/// of the start that UID lies. Pure: a backend runs each [`FirstNewUid::probe`] as one index seek.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstNewUid {
+    lo: u32,
+    hi: u32,
+    since: u64,
+}
+
+impl FirstNewUid {
+    /// Mail stored after modseq `since`, in a mailbox whose next UID is `uid_next`.
+    pub fn new(since: u64, uid_next: u32) -> FirstNewUid {
+        FirstNewUid {
+            lo: 0,
+            hi: uid_next,
+            since,
+        }
+    }
+
+    /// The UID to look at next (the first message at or after it), or `None` once [`Self::start`] is known.
+    pub fn probe(&self) -> Option<u32> {
+        (self.lo < self.hi).then(|| self.lo + (self.hi - self.lo) / 2)
+    }
+
+    /// What the probe at `at` found: the first message at or after it, `(uid, created_modseq)`, if any.
+    pub fn found(&mut self, at: u32, first: Option<(u32, u64)>) {
+        match first {
+            // Stored before `since`: the start lies after this message.
+            Some((uid, created)) if created <= self.since => {
+                self.lo = uid.saturating_add(1).clamp(at + 1, self.hi)
+            }
+            // Stored after, or nothing from here on: the start is at or before the probe.
+            _ => self.hi = at,
+        }
+    }
+
+    /// Every message from this UID on was stored after `since`; none before it was.
+    pub fn start(&self) -> u32 {
+        self.lo
+    }
+}
+
+/// The `fetch` changes with the lowest modseqs, in modseq order, from the two ways a mailbox finds them:
+/// `changed`, messages whose modseq moved on since they were stored (from the modseq index, in modseq
+/// order), and `stored`, messages stored after the point asked about and unchanged since (from the UID
+/// key, in UID order, which is their modseq order). No message is in both.
+pub fn merge_changed_and_stored(
+    changed: Vec<MessageMeta>,
+    stored: Vec<MessageMeta>,
+    fetch: usize,
+) -> Vec<MessageMeta> {
+    let mut all = changed;
+    all.extend(stored);
+    all.sort_by_key(|m| m.modseq);
+    all.truncate(fetch);
+    all
+}
+
 /// Merges a mailbox's changed messages and its expunged UIDs (each `(uid, modseq)`, oldest first, read
 /// in one snapshot with up to `limit + 1` of each) into one answer of the `limit` oldest changes;
 /// `through_modseq` is then the newest one kept, or the mailbox's `highest` when all fit.
@@ -278,6 +339,37 @@ impl Quota {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs the bisection over a mailbox of `(uid, created_modseq)`, as a backend would.
+    fn start_of(mailbox: &[(u32, u64)], since: u64, uid_next: u32) -> (u32, usize) {
+        let mut search = FirstNewUid::new(since, uid_next);
+        let mut probes = 0;
+        while let Some(at) = search.probe() {
+            probes += 1;
+            search.found(at, mailbox.iter().copied().find(|m| m.0 >= at));
+        }
+        (search.start(), probes)
+    }
+
+    #[test]
+    fn the_first_new_uid_is_found_in_a_few_probes() {
+        // Mail from before created modseqs were kept (0), then stored mail with gaps from expunges.
+        let mailbox = [(1, 0), (2, 0), (4, 5), (6, 7), (7, 9)];
+        let first = |since| {
+            let (start, _) = start_of(&mailbox, since, 8);
+            mailbox.iter().find(|m| m.0 >= start).map(|m| m.0)
+        };
+        assert_eq!(first(0), Some(4));
+        assert_eq!(first(5), Some(6));
+        assert_eq!(first(6), Some(6));
+        assert_eq!(first(8), Some(7));
+        assert_eq!(first(9), None);
+        assert_eq!(start_of(&[], 3, 1).0, 0, "an empty mailbox");
+        let big: Vec<(u32, u64)> = (1..=100_000).map(|u| (u, u64::from(u) + 10)).collect();
+        let (start, probes) = start_of(&big, 99_990, 100_001);
+        assert_eq!(start, 99_981);
+        assert!(probes <= 17, "{probes} probes for 100,000 messages");
+    }
 
     #[test]
     fn keywords_sort_and_repeat_in_any_case() {

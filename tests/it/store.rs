@@ -467,3 +467,111 @@ async fn uploads_are_per_account_expire_and_have_a_ceiling() {
         );
     }
 }
+
+/// `changes` against the truth, after a random mix of deliveries, appends, flag changes, expunges, copies
+/// and moves both ways: for every modseq, all at once and page by page. Stored mail is found by its UID
+/// (its modseq rises with it) and changed mail by a modseq index of changed mail only: a message either
+/// way must appear exactly once, at its current modseq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_since_every_modseq_match_a_full_listing() {
+    use jmail::store::Wanted;
+    use rand::{Rng, SeedableRng};
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let other = store.create_mailbox(a.id, "Other").await.unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for step in 0..160 {
+            let (inbox_uids, other_uids) =
+                (uids_in(store, a.inbox).await, uids_in(store, other).await);
+            let some = |uids: &[u32], rng: &mut rand::rngs::StdRng| -> Vec<u32> {
+                uids.iter().copied().filter(|_| rng.gen_bool(0.3)).collect()
+            };
+            match rng.gen_range(0..7) {
+                0 | 1 => {
+                    store
+                        .deliver(&["a".into()], message(&format!("m{step}")), None)
+                        .await
+                        .unwrap();
+                }
+                2 => {
+                    store
+                        .append(other, message(&format!("o{step}")), Flags::default())
+                        .await
+                        .unwrap();
+                }
+                3 => {
+                    let op = match rng.gen_bool(0.5) {
+                        true => FlagOp::Add,
+                        false => FlagOp::Remove,
+                    };
+                    let pick = some(&inbox_uids, &mut rng);
+                    store
+                        .update_flags(a.inbox, &pick, op, Flags::system(flags::SEEN), None)
+                        .await
+                        .unwrap();
+                }
+                4 => {
+                    let pick = some(&inbox_uids, &mut rng);
+                    store.expunge(a.inbox, Some(&pick), false).await.unwrap();
+                }
+                5 => {
+                    let pick = some(&other_uids, &mut rng);
+                    let moved = rng.gen_bool(0.5);
+                    store
+                        .copy(a.id, other, &pick, a.inbox, moved)
+                        .await
+                        .unwrap();
+                }
+                _ => {
+                    let pick = some(&inbox_uids, &mut rng);
+                    let moved = rng.gen_bool(0.5);
+                    store
+                        .copy(a.id, a.inbox, &pick, other, moved)
+                        .await
+                        .unwrap();
+                }
+            }
+            if step % 40 != 39 {
+                continue;
+            }
+            let highest = store.snapshot(a.inbox).await.unwrap().highest_modseq;
+            let uids = uids_in(store, a.inbox).await;
+            let mut truth: Vec<(u64, u32)> = store
+                .messages(a.inbox, &uids, Wanted::default())
+                .await
+                .unwrap()
+                .iter()
+                .map(|l| (l.meta.modseq, l.meta.uid))
+                .collect();
+            truth.sort();
+            for since in 0..=highest {
+                let expected: Vec<(u64, u32)> =
+                    truth.iter().copied().filter(|t| t.0 > since).collect();
+                let all = store.changes(a.inbox, since, 100_000).await.unwrap();
+                let got: Vec<(u64, u32)> = all.messages.iter().map(|m| (m.modseq, m.uid)).collect();
+                assert_eq!(got, expected, "step {step}, since {since}, all at once");
+                if since % 13 != 0 {
+                    continue;
+                }
+                let mut paged = Vec::new();
+                let mut from = since;
+                loop {
+                    let page = store.changes(a.inbox, from, 3).await.unwrap();
+                    paged.extend(page.messages.iter().map(|m| (m.modseq, m.uid)));
+                    from = page.through_modseq;
+                    if !page.more {
+                        break;
+                    }
+                }
+                paged.sort();
+                assert_eq!(paged, expected, "step {step}, since {since}, in pages of 3");
+            }
+        }
+    }
+}
+
+async fn uids_in(store: &dyn Store, mailbox: jmail::store::MailboxId) -> Vec<u32> {
+    let snapshot = store.snapshot(mailbox).await.unwrap();
+    snapshot.messages.iter().map(|m| m.0).collect()
+}

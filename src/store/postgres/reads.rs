@@ -4,7 +4,9 @@
 use tokio_postgres::Row;
 
 use super::sql::{Ctx, big, u32_of, u64_of};
-use crate::store::rules::{Quota, Usage, merge_changes, split_keywords};
+use crate::store::rules::{
+    FirstNewUid, Quota, Usage, merge_changed_and_stored, merge_changes, split_keywords,
+};
 use crate::store::{
     BodyRef, Changes, Credentials, Listed, MailboxId, MailboxInfo, MailboxSnapshot, MessageMeta,
     Role, StoreError, StoreResult, UserId, UserInfo, Wanted,
@@ -49,6 +51,8 @@ fn meta(r: &Row) -> MessageMeta {
     }
 }
 
+/// SQLite's `reads::changes` says how: changed messages by the modseq index of such messages, stored
+/// ones by the UID key from where [`FirstNewUid`] finds them, deletions by the tombstones.
 pub async fn changes(
     ctx: &Ctx<'_>,
     mailbox: MailboxId,
@@ -56,14 +60,49 @@ pub async fn changes(
     limit: usize,
 ) -> StoreResult<Changes> {
     let fetch = (limit + 1) as i64;
+    let (highest, uid_next) = ctx
+        .opt(
+            "SELECT highest_modseq, uid_next FROM mailboxes WHERE id = $1",
+            &[&mailbox],
+        )
+        .await?
+        .map(|r| (u64_of(&r, 0), u32_of(&r, 1)))
+        .unwrap_or((0, 0));
+    if since >= highest {
+        return Ok(merge_changes(Vec::new(), Vec::new(), highest, limit));
+    }
+    let mut first_new = FirstNewUid::new(since, uid_next);
     let since = big(since);
-    let messages: Vec<MessageMeta> = ctx
+    let changed: Vec<MessageMeta> = ctx
         .all(
             &format!(
                 "SELECT {META} FROM messages m WHERE m.mailbox_id = $1 AND m.modseq > $2 \
-                 ORDER BY m.modseq LIMIT $3"
+                 AND m.modseq > m.created_modseq ORDER BY m.modseq LIMIT $3"
             ),
             &[&mailbox, &since, &fetch],
+        )
+        .await?
+        .iter()
+        .map(meta)
+        .collect();
+    while let Some(at) = first_new.probe() {
+        let first = ctx
+            .opt(
+                "SELECT uid, created_modseq FROM messages WHERE mailbox_id = $1 AND uid >= $2 \
+                 ORDER BY uid LIMIT 1",
+                &[&mailbox, &i64::from(at)],
+            )
+            .await?
+            .map(|r| (u32_of(&r, 0), u64_of(&r, 1)));
+        first_new.found(at, first);
+    }
+    let stored: Vec<MessageMeta> = ctx
+        .all(
+            &format!(
+                "SELECT {META} FROM messages m WHERE m.mailbox_id = $1 AND m.uid >= $2 \
+                 AND m.modseq = m.created_modseq AND m.modseq > $3 ORDER BY m.uid LIMIT $4"
+            ),
+            &[&mailbox, &i64::from(first_new.start()), &since, &fetch],
         )
         .await?
         .iter()
@@ -79,14 +118,7 @@ pub async fn changes(
         .iter()
         .map(|r| (u32_of(r, 0), u64_of(r, 1)))
         .collect();
-    let highest = ctx
-        .opt(
-            "SELECT highest_modseq FROM mailboxes WHERE id = $1",
-            &[&mailbox],
-        )
-        .await?
-        .map(|r| u64_of(&r, 0))
-        .unwrap_or(0);
+    let messages = merge_changed_and_stored(changed, stored, fetch as usize);
     Ok(merge_changes(messages, gone, highest, limit))
 }
 

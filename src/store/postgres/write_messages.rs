@@ -75,9 +75,9 @@ async fn insert(
     };
     let keywords = spell_keywords(ctx, at.mailbox, f.keywords.clone()).await?;
     ctx.exec(
-        "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
-         crlf_size, from_addr, subject, message_id, blob_id, imported) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
+         internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, imported) \
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         &[
             &at.mailbox,
             &i64::from(at.uid),
@@ -404,10 +404,10 @@ pub async fn copy(
     // One statement copies every row; the bytes stay where they are, one more reference each.
     ctx.exec(
         "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS v(src, uid, modseq)), \
-         copied AS (INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
-             crlf_size, from_addr, subject, message_id, blob_id) \
-             SELECT $2, v.uid, v.modseq, m.flags, m.keywords, m.internal_micros, m.size, m.crlf_size, \
-             m.from_addr, m.subject, m.message_id, m.blob_id \
+         copied AS (INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
+             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id) \
+             SELECT $2, v.uid, v.modseq, v.modseq, m.flags, m.keywords, m.internal_micros, m.size, \
+             m.crlf_size, m.from_addr, m.subject, m.message_id, m.blob_id \
              FROM v JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src RETURNING blob_id), \
          counted AS (SELECT blob_id, count(*) AS n FROM copied GROUP BY blob_id) \
          UPDATE blobs b SET refs = refs + counted.n FROM counted WHERE b.id = counted.blob_id",

@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::store::rules::{FirstNewUid, merge_changed_and_stored, merge_changes, split_keywords};
 use crate::store::rules::{Quota, Usage};
-use crate::store::rules::{merge_changes, split_keywords};
 use crate::store::{
     Changes, Credentials, MailboxId, MailboxInfo, MessageMeta, Role, UserId, UserInfo,
 };
@@ -29,22 +29,55 @@ pub fn password_hash_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<S
         .optional()
 }
 
-/// Changes after `since`, merged in modseq order, at most `limit`. Both queries walk a (mailbox, modseq)
-/// index from `since`, so the cost is proportional to what changed, not to the mailbox size.
+/// Changes after `since`, merged in modseq order, at most `limit`. Messages changed since they were stored
+/// come from the (mailbox, modseq) index of such messages, messages stored after `since` from the UID key
+/// (found by [`FirstNewUid`]), deletions from the tombstones' (mailbox, modseq) index: the cost follows
+/// what changed, not the mailbox size.
 pub fn changes(
     conn: &mut Connection,
     mailbox: MailboxId,
     since: u64,
     limit: usize,
 ) -> rusqlite::Result<Changes> {
-    let tx = conn.transaction()?; // one snapshot for all three queries
+    let tx = conn.transaction()?; // one snapshot for every query
     let fetch = (limit + 1) as i64;
-    let messages: Vec<MessageMeta> = tx
+    // A mailbox deleted with its user has no changes to show.
+    let (highest, uid_next): (u64, u32) = tx
+        .prepare_cached("SELECT highest_modseq, uid_next FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
+    if since >= highest {
+        return Ok(merge_changes(Vec::new(), Vec::new(), highest, limit));
+    }
+    let changed: Vec<MessageMeta> = tx
         .prepare_cached(
             "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords \
-             FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq LIMIT ?3",
+             FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 AND modseq > created_modseq \
+             ORDER BY modseq LIMIT ?3",
         )?
         .query_map(params![mailbox, since, fetch], meta)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut first_new = FirstNewUid::new(since, uid_next);
+    {
+        let mut first_at = tx.prepare_cached(
+            "SELECT uid, created_modseq FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 \
+             ORDER BY uid LIMIT 1",
+        )?;
+        while let Some(at) = first_new.probe() {
+            let first = first_at
+                .query_row(params![mailbox, at], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            first_new.found(at, first);
+        }
+    }
+    let stored: Vec<MessageMeta> = tx
+        .prepare_cached(
+            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords \
+             FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 AND modseq = created_modseq \
+             AND modseq > ?3 ORDER BY uid LIMIT ?4",
+        )?
+        .query_map(params![mailbox, first_new.start(), since, fetch], meta)?
         .collect::<rusqlite::Result<_>>()?;
     let gone: Vec<(u32, u64)> = tx
         .prepare_cached(
@@ -55,13 +88,8 @@ pub fn changes(
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    // A mailbox deleted with its user has no changes to show.
-    let highest: u64 = tx
-        .prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?1")?
-        .query_row(params![mailbox], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
     tx.commit()?;
+    let messages = merge_changed_and_stored(changed, stored, fetch as usize);
     Ok(merge_changes(messages, gone, highest, limit))
 }
 

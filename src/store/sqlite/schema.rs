@@ -243,6 +243,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX uploads_by_expiry ON uploads (expires_micros);
 "#,
+    // 9: the modseq a message was stored with. Stored mail keeps it (modseq = created_modseq) until a
+    // change moves its modseq on, and such mail needs no modseq index: its modseqs rise with its UIDs, so
+    // the UID key finds it (`reads::changes`). Only moved-on modseqs are indexed, which spares every
+    // delivery a page of its own in a second per-mailbox index. Messages from before know no created
+    // modseq: 0, so all of them stay indexed.
+    r#"
+    ALTER TABLE messages ADD COLUMN created_modseq INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX messages_by_modseq;
+    CREATE INDEX messages_changed_by_modseq ON messages (mailbox_id, modseq)
+        WHERE modseq > created_modseq;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -70,9 +70,9 @@ fn insert(
     let keywords = spell_keywords(ctx, at.mailbox, f.keywords.clone())?;
     ctx.tx
         .prepare_cached(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
-             crlf_size, from_addr, subject, message_id, blob_id, imported) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
+             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, imported) \
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -370,10 +370,11 @@ pub fn copy(
     let (first_uid, first_modseq) = (at.uid, at.modseq);
     let run = || -> rusqlite::Result<Vec<(u32, u32)>> {
         let mut stmt = ctx.tx.prepare_cached(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, size, \
-             crlf_size, from_addr, subject, message_id, blob_id) \
-             SELECT ?1, ?2, ?3, flags, keywords, internal_micros, size, crlf_size, from_addr, subject, \
-             message_id, blob_id FROM messages WHERE mailbox_id = ?4 AND uid = ?5 RETURNING blob_id",
+            "INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
+             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id) \
+             SELECT ?1, ?2, ?3, ?3, flags, keywords, internal_micros, size, crlf_size, from_addr, \
+             subject, message_id, blob_id FROM messages WHERE mailbox_id = ?4 AND uid = ?5 \
+             RETURNING blob_id",
         )?;
         let mut referenced = ctx
             .tx
