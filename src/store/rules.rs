@@ -147,17 +147,21 @@ pub fn sorted_uids(uids: &[u32]) -> Vec<u32> {
 /// Finds where a mailbox's mail stored after a modseq begins, so that listing it needs no modseq index.
 /// Every message keeps the modseq it was stored with (`created_modseq`; 0 for mail from before it was
 /// kept), and those never fall as UIDs rise: a delivery, append, copy or move takes the mailbox's next UID
-/// and next modseq together. So the first message at or after a UID tells on which side of the start that
-/// UID lies. The search gallops down from the newest UID, then bisects: what is new is usually a few
-/// messages at the end (one probe when nothing is, about 2 log2(n) for n new), and at most about 64 probes
-/// whatever the mailbox. Pure: a backend runs each [`FirstNewUid::probe`] as one index seek.
+/// and next modseq together. So the last message at or before a UID tells on which side of the start that
+/// UID lies. The search gallops down from the newest message, then bisects: what is new is usually a few
+/// messages at the end (one probe when nothing is, two when one is, about 2 log2(n) for n new), a run of
+/// expunged UIDs is crossed in one step, and it takes at most about 64 probes whatever the mailbox. Pure:
+/// a backend runs each [`FirstNewUid::probe`] as one index seek.
 #[derive(Debug, Clone, Copy)]
 pub struct FirstNewUid {
+    /// Every message below `lo` is old.
     lo: u32,
+    /// The message at `hi`, if any, and every one above it is new.
     hi: u32,
     since: u64,
     /// While galloping, how far below `hi` the next probe lies; 0 once bisecting.
     step: u32,
+    probed: bool,
 }
 
 impl FirstNewUid {
@@ -168,10 +172,12 @@ impl FirstNewUid {
             hi: uid_next,
             since,
             step: 1,
+            probed: false,
         }
     }
 
-    /// The UID to look at next (the first message at or after it), or `None` once [`Self::start`] is known.
+    /// The UID to look at next (the last message at or before it), or `None` once [`Self::start`] is
+    /// known. The first probe finds the newest message.
     pub fn probe(&self) -> Option<u32> {
         if self.lo >= self.hi {
             return None;
@@ -182,20 +188,26 @@ impl FirstNewUid {
         })
     }
 
-    /// What the probe at `at` found: the first message at or after it, `(uid, created_modseq)`, if any.
-    pub fn found(&mut self, at: u32, first: Option<(u32, u64)>) {
-        match first {
-            // Stored before `since`: the start lies after this message; bisect what is left.
-            Some((uid, created)) if created <= self.since => {
-                self.lo = uid.saturating_add(1).clamp(at + 1, self.hi);
+    /// What the probe at `at` found: the last message at or before it, `(uid, created_modseq)`, if any.
+    pub fn found(&mut self, at: u32, last: Option<(u32, u64)>) {
+        match last {
+            // Stored after `since`: the start is at or below it (and nothing lies between it and `at`).
+            Some((uid, created)) if created > self.since => {
+                self.hi = uid.clamp(self.lo, self.hi);
+                // The first probe found the newest message: the next looks just below it, and each
+                // after that twice as far.
+                self.step = match self.probed {
+                    false => 1,
+                    true => self.step.saturating_mul(2),
+                };
+            }
+            // Old, or no message at all up to `at`: everything up to `at` is old; bisect what is left.
+            _ => {
+                self.lo = at.saturating_add(1).min(self.hi);
                 self.step = 0;
             }
-            // Stored after, or nothing from here on: the start is at or before the probe.
-            _ => {
-                self.hi = at;
-                self.step = self.step.saturating_mul(2);
-            }
         }
+        self.probed = true;
     }
 
     /// Every message from this UID on was stored after `since`; none before it was.
@@ -361,7 +373,7 @@ mod tests {
         let mut probes = 0;
         while let Some(at) = search.probe() {
             probes += 1;
-            search.found(at, mailbox.iter().copied().find(|m| m.0 >= at));
+            search.found(at, mailbox.iter().rev().copied().find(|m| m.0 <= at));
         }
         (search.start(), probes)
     }
@@ -379,7 +391,7 @@ mod tests {
         assert_eq!(first(6), Some(6));
         assert_eq!(first(8), Some(7));
         assert_eq!(first(9), None);
-        assert_eq!(start_of(&[], 3, 1).0, 0, "an empty mailbox");
+        assert_eq!(start_of(&[], 3, 1), (1, 1), "an empty mailbox");
         let big: Vec<(u32, u64)> = (1..=100_000).map(|u| (u, u64::from(u) + 10)).collect();
         let (start, probes) = start_of(&big, 99_990, 100_001);
         assert_eq!(start, 99_981);
@@ -392,15 +404,23 @@ mod tests {
             (100_001, 1),
             "nothing new: one probe"
         );
+        assert_eq!(
+            start_of(&big, 100_009, 100_001),
+            (100_000, 2),
+            "one new: two probes"
+        );
+        // A run of expunged UIDs between the old mail and the new is crossed in one probe.
+        let gap = [(1, 3), (2, 4), (9_000, 9), (9_001, 10)];
+        assert_eq!(start_of(&gap, 8, 9_002), (9_000, 4));
         let (start, probes) = start_of(&big, 10, 100_001);
-        assert_eq!(start, 0, "all new");
-        assert!(probes <= 20, "{probes} probes when all 100,000 are new");
+        assert_eq!(start, 1, "all new");
+        assert!(probes <= 40, "{probes} probes when all 100,000 are new");
         for since in [0, 11, 500, 5_000, 77_777, 99_999] {
             let (start, probes) = start_of(&big, since, 100_001);
             let first = big.iter().find(|m| m.0 >= start).map(|m| m.1);
             assert!(first.is_none_or(|c| c > since), "since {since}");
             assert!(
-                start == 0 || big[start as usize - 2].1 <= since,
+                start <= 1 || big[start as usize - 2].1 <= since,
                 "since {since}"
             );
             assert!(probes <= 40, "{probes} probes, since {since}");

@@ -86,18 +86,21 @@ pub async fn changes(
         .map(meta)
         .collect();
     while let Some(at) = first_new.probe() {
-        let first = ctx
+        let last = ctx
             .opt(
-                "SELECT uid, created_modseq FROM messages WHERE mailbox_id = $1 AND uid >= $2 \
-                 ORDER BY uid LIMIT 1",
+                "SELECT uid, created_modseq FROM messages WHERE mailbox_id = $1 AND uid <= $2 \
+                 ORDER BY uid DESC LIMIT 1",
                 &[&mailbox, &i64::from(at)],
             )
             .await?
             .map(|r| (u32_of(&r, 0), u64_of(&r, 1)));
-        first_new.found(at, first);
+        first_new.found(at, last);
     }
-    let stored: Vec<MessageMeta> = ctx
-        .all(
+    // Nothing stored since (the usual answer to a session that changed flags): no query.
+    let stored: Vec<MessageMeta> = if first_new.start() >= uid_next {
+        Vec::new()
+    } else {
+        ctx.all(
             &format!(
                 "SELECT {META} FROM messages m WHERE m.mailbox_id = $1 AND m.uid >= $2 \
                  AND m.modseq = m.created_modseq AND m.modseq > $3 ORDER BY m.uid LIMIT $4"
@@ -107,7 +110,8 @@ pub async fn changes(
         .await?
         .iter()
         .map(meta)
-        .collect();
+        .collect()
+    };
     let gone: Vec<(u32, u64)> = ctx
         .all(
             "SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 AND modseq > $2 \

@@ -60,25 +60,29 @@ pub fn changes(
         .collect::<rusqlite::Result<_>>()?;
     let mut first_new = FirstNewUid::new(since, uid_next);
     {
-        let mut first_at = tx.prepare_cached(
-            "SELECT uid, created_modseq FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 \
-             ORDER BY uid LIMIT 1",
+        let mut last_at = tx.prepare_cached(
+            "SELECT uid, created_modseq FROM messages WHERE mailbox_id = ?1 AND uid <= ?2 \
+             ORDER BY uid DESC LIMIT 1",
         )?;
         while let Some(at) = first_new.probe() {
-            let first = first_at
+            let last = last_at
                 .query_row(params![mailbox, at], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            first_new.found(at, first);
+            first_new.found(at, last);
         }
     }
-    let stored: Vec<MessageMeta> = tx
+    // Nothing stored since (the usual answer to a session that changed flags): no query.
+    let stored: Vec<MessageMeta> = match first_new.start() >= uid_next {
+        true => Vec::new(),
+        false => tx
         .prepare_cached(
             "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords \
              FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 AND modseq = created_modseq \
              AND modseq > ?3 ORDER BY uid LIMIT ?4",
         )?
         .query_map(params![mailbox, first_new.start(), since, fetch], meta)?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<rusqlite::Result<_>>()?,
+    };
     let gone: Vec<(u32, u64)> = tx
         .prepare_cached(
             "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
