@@ -38,16 +38,9 @@ async fn record(ctx: &Ctx<'_>, key: &str, now: i64, forgotten: i64) -> StoreResu
     Ok(row.get(0))
 }
 
-/// Deletes the counts whose last failure is older than `forgotten` and that block nothing any more.
-/// Every bound is a typed parameter: `$1 - $2` of two parameters has no type PostgreSQL can infer
-/// (42725), and such a sweep once failed the whole write it was part of.
-async fn sweep(ctx: &Ctx<'_>, now: i64, forgotten: i64) -> StoreResult<u64> {
-    ctx.exec(
-        "DELETE FROM login_failures WHERE last_micros <= $1 \
-         AND coalesce(blocked_until_micros, 0) <= $2",
-        &[&forgotten, &now],
-    )
-    .await
+/// The time before which a failure no longer counts, `window_secs` before `now`.
+fn forgotten(now: i64, window_secs: u64) -> i64 {
+    now.saturating_sub(micros(window_secs))
 }
 
 #[async_trait]
@@ -92,7 +85,7 @@ impl SharedFailures for PgStore {
         block_secs: u64,
     ) -> Result<(), StoreError> {
         let now = now_micros();
-        let forgotten = now.saturating_sub(micros(window_secs));
+        let forgotten = forgotten(now, window_secs);
         let until = now.saturating_add(micros(block_secs));
         write!(self, |ctx| {
             for (i, key) in keys.iter().enumerate() {
@@ -130,10 +123,18 @@ impl SharedFailures for PgStore {
 impl PgStore {
     /// Deletes the shared login failure counts older than `window_secs` that block nothing; returns how
     /// many. Done now and then as failures are recorded, so the table holds about one window's failures.
+    /// Every bound is a typed parameter: `$1 - $2` of two parameters has no type PostgreSQL can infer
+    /// (42725), and such a sweep once failed the whole write it was part of.
     pub async fn forget_login_failures(&self, window_secs: u64) -> StoreResult<u64> {
         let now = now_micros();
-        let forgotten = now.saturating_sub(micros(window_secs));
-        write!(self, |ctx| sweep(&ctx, now, forgotten).await)
+        let forgotten = forgotten(now, window_secs);
+        write!(self, |ctx| ctx
+            .exec(
+                "DELETE FROM login_failures WHERE last_micros <= $1 \
+                 AND coalesce(blocked_until_micros, 0) <= $2",
+                &[&forgotten, &now],
+            )
+            .await)
     }
 
     /// This store as the login throttle's shared counts.

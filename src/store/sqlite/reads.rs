@@ -72,16 +72,16 @@ pub fn changes(
         }
     }
     // Nothing stored since (the usual answer to a session that changed flags): no query.
-    let stored: Vec<MessageMeta> = match first_new.start() >= uid_next {
-        true => Vec::new(),
-        false => tx
-        .prepare_cached(
+    let stored: Vec<MessageMeta> = if first_new.start() >= uid_next {
+        Vec::new()
+    } else {
+        tx.prepare_cached(
             "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords \
              FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 AND modseq = created_modseq \
              AND modseq > ?3 ORDER BY uid LIMIT ?4",
         )?
         .query_map(params![mailbox, first_new.start(), since, fetch], meta)?
-        .collect::<rusqlite::Result<_>>()?,
+        .collect::<rusqlite::Result<_>>()?
     };
     let gone: Vec<(u32, u64)> = tx
         .prepare_cached(
