@@ -25,7 +25,7 @@ use super::session::Session;
 use crate::driver::Outcome;
 use crate::reply_stream::{Pieces, STREAM_BYTES_MIN, STREAM_CHUNK_BYTES};
 use crate::store::{
-    BodyRef, FlagOp, Flags, Listed, MailStore, MailboxId, StoreError, Wanted, flags,
+    BodyRef, FlagOp, Flags, Listed, MailStore, MailboxId, Since, StoreError, Wanted, flags,
 };
 
 /// Messages whose metadata one step of a FETCH reads at once.
@@ -433,15 +433,15 @@ impl Session {
         since: u64,
         set: &Ranges,
     ) -> Result<Vec<u32>, StoreError> {
-        let mut since = since;
+        let mut since = Since::modseq(since);
         let mut gone = Vec::new();
         loop {
             let changes = self
                 .store
-                .changes(mailbox, since, self.config.limits.list_batch_max)
+                .changes_from(mailbox, since, self.config.limits.list_batch_max)
                 .await?;
+            since = changes.next();
             gone.extend(changes.gone.into_iter().filter(|&u| set.contains(u)));
-            since = changes.through_modseq;
             if !changes.more {
                 break;
             }

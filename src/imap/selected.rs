@@ -25,8 +25,8 @@ use super::respond::{self, bad, no, ok};
 use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::{
-    FlagOp, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags, StoreError,
-    StoreResult, flags,
+    FlagOp, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags, Since,
+    StoreError, StoreResult, flags,
 };
 
 /// The selected mailbox as this session knows it.
@@ -36,7 +36,7 @@ pub struct Selected {
     pub(super) read_only: bool,
     pub(super) view: View,
     /// Every change up to this modseq has been read from the store.
-    pub(super) modseq: u64,
+    pub(super) since: Since,
     /// Messages expunged that the client has not been told of yet (EXPUNGE cannot be sent during FETCH,
     /// STORE or SEARCH).
     gone: Vec<u32>,
@@ -101,13 +101,14 @@ impl Session {
         let mut updates = Vec::new();
         let mut more = news;
         while more {
-            let changes = match store.changes(selected.id, selected.modseq, batch).await {
+            let changes = match store.changes_from(selected.id, selected.since, batch).await {
                 Ok(changes) => changes,
                 Err(e) => {
                     selected.woken = true; // read again next time
                     return Err(e);
                 }
             };
+            let next = changes.next();
             for m in changes.messages {
                 if selected.view.last_uid().is_none_or(|last| m.uid > last) {
                     arrived.push(m.uid);
@@ -116,7 +117,9 @@ impl Session {
                 }
             }
             selected.gone.extend(changes.gone);
-            selected.modseq = selected.modseq.max(changes.through_modseq);
+            if next.modseq >= selected.since.modseq {
+                selected.since = next;
+            }
             more = changes.more;
         }
         if news {
@@ -225,6 +228,8 @@ impl Session {
             }
         };
         let uids: Vec<u32> = snapshot.messages.iter().map(|(uid, _)| *uid).collect();
+        // Whatever is stored next takes a UID above the last one listed.
+        let stored_from = uids.last().map_or(0, |last| last + 1);
         let first_unseen = snapshot
             .messages
             .iter()
@@ -235,7 +240,10 @@ impl Session {
             name: info.name.clone(),
             read_only,
             view: View::new(uids),
-            modseq: snapshot.highest_modseq,
+            since: Since {
+                modseq: snapshot.highest_modseq,
+                stored_from,
+            },
             gone: Vec::new(),
             told: HashMap::new(),
             watch,
@@ -311,17 +319,17 @@ impl Session {
     ) -> StoreResult<()> {
         // The client's known UIDs, as ranges (never as a list: UIDNEXT may be in the millions).
         let known_ranges = known.map(|set| Ranges::of(set, info.uid_next.saturating_sub(1)));
-        let mut since = since;
+        let mut since = Since::modseq(since);
         let mut vanished = Vec::new();
         let mut changed = Vec::new();
         loop {
             let changes = self
                 .store
-                .changes(info.id, since, self.config.limits.list_batch_max)
+                .changes_from(info.id, since, self.config.limits.list_batch_max)
                 .await?;
+            since = changes.next();
             vanished.extend(changes.gone);
             changed.extend(changes.messages);
-            since = changes.through_modseq;
             if !changes.more {
                 break;
             }

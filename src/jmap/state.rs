@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::request::{MethodError, MethodResult};
 use super::{Ctx, ids};
-use crate::store::{MailboxId, MailboxInfo};
+use crate::store::{MailboxId, MailboxInfo, Since};
 
 /// Most changes one `/changes` answer holds (a smaller `maxChanges` is kept).
 const CHANGES_MAX: usize = 5000;
@@ -91,7 +91,12 @@ pub async fn email_changes_since(
             more = true;
             continue;
         }
-        let changes = ctx.store().changes(mailbox.id, old_modseq, room).await?;
+        // The state's UIDNEXT was read with its modseq: no mail below it is new.
+        let since = Since {
+            modseq: old_modseq,
+            stored_from: old_next,
+        };
+        let changes = ctx.store().changes_from(mailbox.id, since, room).await?;
         let mut next = old_next;
         for m in &changes.messages {
             let id = ids::EmailId {

@@ -16,7 +16,7 @@ use crate::message::{NativeSend, build_native};
 use crate::reply_stream::{ReplyStream, STREAM_BYTES_MIN, Shape};
 use crate::store::{
     Account, Delivery, FlagOp, Flags, MailStore, MailboxId, MailboxWatch, MessageMeta, Outbound,
-    StoreError, flags,
+    Since, StoreError, flags,
 };
 use crate::throttle::{LoginResult, LoginThrottle, login};
 
@@ -30,7 +30,7 @@ enum State {
     /// are still to be pushed: they go out one batch per turn, so no reply grows past `list_batch_max`.
     Watching {
         account: Account,
-        since: u64,
+        since: Since,
         more: bool,
         watch: MailboxWatch,
     },
@@ -625,11 +625,14 @@ impl Session {
         let mut out = b"+ WATCHING send DONE to stop\r\n".to_vec();
         let start = if since == 0 {
             match self.store.changes(self.folder, i64::MAX as u64, 1).await {
-                Ok(c) => (c.through_modseq, false),
+                Ok(c) => (c.next(), false),
                 Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
             }
         } else {
-            match self.write_changes(self.folder, since, &mut out).await {
+            match self
+                .write_changes(self.folder, Since::modseq(since), &mut out)
+                .await
+            {
                 Ok(start) => start,
                 Err(e) => return Outcome::go_on(store_failure(&e, self.peer)),
             }
@@ -651,7 +654,7 @@ impl Session {
             unreachable!("only called while watching")
         };
         self.state = State::LoggedIn(account);
-        Outcome::go_on(line("OK", "", &format!("WATCH {since}")))
+        Outcome::go_on(line("OK", "", &format!("WATCH {}", since.modseq)))
     }
 
     /// LIST: one batch of changes and the `OK LIST <modseq> [MORE]` line.
@@ -661,34 +664,35 @@ impl Session {
         since: u64,
         out: &mut Vec<u8>,
     ) -> Result<u64, StoreError> {
-        let (through, more) = self.write_changes(inbox, since, out).await?;
+        let (through, more) = self.write_changes(inbox, Since::modseq(since), out).await?;
         let more = if more { " MORE" } else { "" };
+        let through = through.modseq;
         out.extend_from_slice(format!("OK LIST {through}{more}\r\n").as_bytes());
         Ok(through)
     }
 
     /// Writes one batch (at most `list_batch_max`) of the changes after `since` as `* MSG` / `* GONE`
-    /// lines. Returns the modseq written through and whether more changes follow.
+    /// lines. Returns where the next batch starts and whether more changes follow.
     async fn write_changes(
         &self,
         inbox: crate::store::MailboxId,
-        since: u64,
+        since: Since,
         out: &mut Vec<u8>,
-    ) -> Result<(u64, bool), StoreError> {
+    ) -> Result<(Since, bool), StoreError> {
         let changes = self
             .store
-            .changes(inbox, since, self.config.limits.list_batch_max)
+            .changes_from(inbox, since, self.config.limits.list_batch_max)
             .await?;
         for m in &changes.messages {
             out.extend_from_slice(summary_line(&summary(m)).as_bytes());
         }
         // A first full listing has nothing to forget: tombstones only matter to a client that has state.
-        if since > 0 {
+        if since.modseq > 0 {
             for uid in &changes.gone {
                 out.extend_from_slice(format!("* GONE {uid}\r\n").as_bytes());
             }
         }
-        Ok((changes.through_modseq, changes.more))
+        Ok((changes.next(), changes.more))
     }
 }
 

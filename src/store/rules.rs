@@ -144,6 +144,10 @@ pub fn sorted_uids(uids: &[u32]) -> Vec<u32> {
     v
 }
 
+/// How many UIDs below UIDNEXT a known start ([`crate::store::Since::stored_from`]) may lie and still be
+/// taken without a search: listing from it reads at most this many rows that turn out old.
+pub const HINT_TAKEN_WITHIN: u32 = 64;
+
 /// Finds where a mailbox's mail stored after a modseq begins, so that listing it needs no modseq index.
 /// Every message keeps the modseq it was stored with (`created_modseq`; 0 for mail from before it was
 /// kept), and those never fall as UIDs rise: a delivery, append, copy or move takes the mailbox's next UID
@@ -165,11 +169,20 @@ pub struct FirstNewUid {
 }
 
 impl FirstNewUid {
-    /// Mail stored after modseq `since`, in a mailbox whose next UID is `uid_next`.
-    pub fn new(since: u64, uid_next: u32) -> FirstNewUid {
+    /// Mail stored after modseq `since`, in a mailbox whose next UID is `uid_next`, where no message below
+    /// `stored_from` is new (see [`crate::store::Since`]; 0 when unknown).
+    pub fn new(since: u64, uid_next: u32, stored_from: u32) -> FirstNewUid {
+        let lo = stored_from.min(uid_next);
+        // A start known to lie a few UIDs from the end is taken as it is: the few old rows the listing
+        // may then read cost less than a probe (an idler told of one new message probes nothing).
+        let hi = if stored_from > 0 && uid_next - lo <= HINT_TAKEN_WITHIN {
+            lo
+        } else {
+            uid_next
+        };
         FirstNewUid {
-            lo: 0,
-            hi: uid_next,
+            lo,
+            hi,
             since,
             step: 1,
             probed: false,
@@ -232,13 +245,22 @@ pub fn merge_changed_and_stored(
     all
 }
 
+/// Where a change-log read stood: the mailbox's highest modseq and UIDNEXT in its snapshot, and where
+/// the mail stored after the point asked about begins ([`FirstNewUid::start`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadAt {
+    pub highest_modseq: u64,
+    pub uid_next: u32,
+    pub new_from: u32,
+}
+
 /// Merges a mailbox's changed messages and its expunged UIDs (each `(uid, modseq)`, oldest first, read
 /// in one snapshot with up to `limit + 1` of each) into one answer of the `limit` oldest changes;
-/// `through_modseq` is then the newest one kept, or the mailbox's `highest` when all fit.
+/// `through_modseq` is then the newest one kept, or the mailbox's highest when all fit.
 pub fn merge_changes(
     mut messages: Vec<MessageMeta>,
     mut gone: Vec<(u32, u64)>,
-    highest: u64,
+    at: ReadAt,
     limit: usize,
 ) -> Changes {
     if messages.len() + gone.len() <= limit {
@@ -246,8 +268,10 @@ pub fn merge_changes(
         return Changes {
             messages,
             gone,
-            through_modseq: highest,
+            through_modseq: at.highest_modseq,
             more: false,
+            // Everything stored up to the highest modseq lies below UIDNEXT.
+            stored_from: at.uid_next,
         };
     }
     let mut modseqs: Vec<u64> = messages
@@ -264,6 +288,8 @@ pub fn merge_changes(
         gone: gone.into_iter().map(|(uid, _)| uid).collect(),
         through_modseq: through,
         more: true,
+        // Mail stored after `through` was stored after the point asked about too.
+        stored_from: at.new_from,
     }
 }
 
@@ -369,7 +395,16 @@ mod tests {
 
     /// Runs the bisection over a mailbox of `(uid, created_modseq)`, as a backend would.
     fn start_of(mailbox: &[(u32, u64)], since: u64, uid_next: u32) -> (u32, usize) {
-        let mut search = FirstNewUid::new(since, uid_next);
+        start_knowing(mailbox, since, uid_next, 0)
+    }
+
+    fn start_knowing(
+        mailbox: &[(u32, u64)],
+        since: u64,
+        uid_next: u32,
+        stored_from: u32,
+    ) -> (u32, usize) {
+        let mut search = FirstNewUid::new(since, uid_next, stored_from);
         let mut probes = 0;
         while let Some(at) = search.probe() {
             probes += 1;
@@ -424,6 +459,28 @@ mod tests {
                 "since {since}"
             );
             assert!(probes <= 40, "{probes} probes, since {since}");
+        }
+    }
+
+    #[test]
+    fn a_known_start_spares_the_search() {
+        let big: Vec<(u32, u64)> = (1..=100_000).map(|u| (u, u64::from(u) + 10)).collect();
+        // An idler that read through modseq 100,009 (UIDNEXT 100,000 then), told of one new message.
+        assert_eq!(start_knowing(&big, 100_009, 100_001, 100_000), (100_000, 0));
+        // Nothing new, or a start given above UIDNEXT: nothing to list.
+        assert_eq!(start_knowing(&big, 100_010, 100_001, 100_001), (100_001, 0));
+        assert_eq!(
+            start_knowing(&big, 100_010, 100_001, u32::MAX),
+            (100_001, 0)
+        );
+        // A start a little low is taken as it is (the listing skips the few old rows)...
+        let (start, probes) = start_knowing(&big, 100_009, 100_001, 100_001 - HINT_TAKEN_WITHIN);
+        assert_eq!((start, probes), (100_001 - HINT_TAKEN_WITHIN, 0));
+        // ...one far below bounds the search, which finds the same start as without it.
+        for known in [1, 50_000, 99_000, 99_900] {
+            let (start, probes) = start_knowing(&big, 99_990, 100_001, known);
+            assert_eq!(start, 99_981, "knowing {known}");
+            assert!(probes <= 10, "{probes} probes knowing {known}");
         }
     }
 
@@ -563,11 +620,16 @@ mod tests {
 
     #[test]
     fn merge_cuts_at_limit_in_modseq_order() {
-        let c = merge_changes(vec![meta(1, 1), meta(3, 4)], vec![(2, 3), (1, 5)], 9, 2);
+        let at = ReadAt {
+            highest_modseq: 9,
+            uid_next: 6,
+            new_from: 2,
+        };
+        let c = merge_changes(vec![meta(1, 1), meta(3, 4)], vec![(2, 3), (1, 5)], at, 2);
         assert_eq!(c.messages, vec![meta(1, 1)]);
         assert_eq!(c.gone, vec![2]);
-        assert_eq!((c.through_modseq, c.more), (3, true));
-        let c = merge_changes(vec![meta(1, 1)], vec![(2, 3)], 9, 2);
-        assert_eq!((c.through_modseq, c.more), (9, false));
+        assert_eq!((c.through_modseq, c.more, c.stored_from), (3, true, 2));
+        let c = merge_changes(vec![meta(1, 1)], vec![(2, 3)], at, 2);
+        assert_eq!((c.through_modseq, c.more, c.stored_from), (9, false, 6));
     }
 }

@@ -469,9 +469,10 @@ async fn uploads_are_per_account_expire_and_have_a_ceiling() {
 }
 
 /// `changes` against the truth, after a random mix of deliveries, appends, flag changes, expunges, copies
-/// and moves both ways: for every modseq, all at once and page by page. Stored mail is found by its UID
-/// (its modseq rises with it) and changed mail by a modseq index of changed mail only: a message either
-/// way must appear exactly once, at its current modseq.
+/// and moves both ways: for every modseq, all at once and page by page, and as an idler follows it, each
+/// read starting where the last one said (`Changes::next`, which tells where new mail begins). Stored
+/// mail is found by its UID (its modseq rises with it) and changed mail by a modseq index of changed mail
+/// only: a message either way must appear exactly once, at its current modseq.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_since_every_modseq_match_a_full_listing() {
     use jmail::store::Wanted;
@@ -481,6 +482,9 @@ async fn changes_since_every_modseq_match_a_full_listing() {
         let a = user(store, "a").await;
         let other = store.create_mailbox(a.id, "Other").await.unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        // What an idler following INBOX's log after every step knows: UID -> modseq.
+        let mut follower = std::collections::BTreeMap::new();
+        let mut followed = jmail::store::Since::default();
         for step in 0..160 {
             let (inbox_uids, other_uids) =
                 (uids_in(store, a.inbox).await, uids_in(store, other).await);
@@ -532,10 +536,17 @@ async fn changes_since_every_modseq_match_a_full_listing() {
                         .unwrap();
                 }
             }
-            if step % 40 != 39 {
-                continue;
+            loop {
+                let page = store.changes_from(a.inbox, followed, 4).await.unwrap();
+                follower.extend(page.messages.iter().map(|m| (m.uid, m.modseq)));
+                for uid in &page.gone {
+                    follower.remove(uid);
+                }
+                followed = page.next();
+                if !page.more {
+                    break;
+                }
             }
-            let highest = store.snapshot(a.inbox).await.unwrap().highest_modseq;
             let uids = uids_in(store, a.inbox).await;
             let mut truth: Vec<(u64, u32)> = store
                 .messages(a.inbox, &uids, Wanted::default())
@@ -545,6 +556,14 @@ async fn changes_since_every_modseq_match_a_full_listing() {
                 .map(|l| (l.meta.modseq, l.meta.uid))
                 .collect();
             truth.sort();
+            let mut followed_all: Vec<(u64, u32)> =
+                follower.iter().map(|(u, m)| (*m, *u)).collect();
+            followed_all.sort();
+            assert_eq!(followed_all, truth, "step {step}, following the log");
+            if step % 40 != 39 {
+                continue;
+            }
+            let highest = store.snapshot(a.inbox).await.unwrap().highest_modseq;
             for since in 0..=highest {
                 let expected: Vec<(u64, u32)> =
                     truth.iter().copied().filter(|t| t.0 > since).collect();
@@ -555,11 +574,11 @@ async fn changes_since_every_modseq_match_a_full_listing() {
                     continue;
                 }
                 let mut paged = Vec::new();
-                let mut from = since;
+                let mut from = jmail::store::Since::modseq(since);
                 loop {
-                    let page = store.changes(a.inbox, from, 3).await.unwrap();
+                    let page = store.changes_from(a.inbox, from, 3).await.unwrap();
                     paged.extend(page.messages.iter().map(|m| (m.modseq, m.uid)));
-                    from = page.through_modseq;
+                    from = page.next();
                     if !page.more {
                         break;
                     }

@@ -26,7 +26,7 @@ use super::{
     AccountFeed, AccountStore, Attempted, BodyRef, Changes, CopyMap, Credentials, Delivered,
     Delivery, FlagOp, FlagUpdate, Flags, ImportBatch, ImportCounts, Listed, MailStore, MailboxId,
     MailboxInfo, MailboxSnapshot, MessageMeta, ModelLimits, NewMessage, QueueEntry, QueueStore,
-    Quota, QuotaSetting, StoreError, StoreResult, Usage, UserId, UserInfo, Wanted, flags,
+    Quota, QuotaSetting, Since, StoreError, StoreResult, Usage, UserId, UserInfo, Wanted, flags,
 };
 
 pub use schema::latest_version as schema_version;
@@ -534,7 +534,12 @@ impl MailStore for PgStore {
             .await)
     }
 
-    async fn changes(&self, mailbox: MailboxId, since: u64, limit: usize) -> StoreResult<Changes> {
+    async fn changes_from(
+        &self,
+        mailbox: MailboxId,
+        since: Since,
+        limit: usize,
+    ) -> StoreResult<Changes> {
         read!(self, |ctx| reads::changes(
             &ctx,
             mailbox,

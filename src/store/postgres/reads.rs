@@ -5,11 +5,11 @@ use tokio_postgres::Row;
 
 use super::sql::{Ctx, big, u32_of, u64_of};
 use crate::store::rules::{
-    FirstNewUid, Quota, Usage, merge_changed_and_stored, merge_changes, split_keywords,
+    FirstNewUid, Quota, ReadAt, Usage, merge_changed_and_stored, merge_changes, split_keywords,
 };
 use crate::store::{
     BodyRef, Changes, Credentials, Listed, MailboxId, MailboxInfo, MailboxSnapshot, MessageMeta,
-    Role, StoreError, StoreResult, UserId, UserInfo, Wanted,
+    Role, Since, StoreError, StoreResult, UserId, UserInfo, Wanted,
 };
 
 pub async fn credentials(ctx: &Ctx<'_>, name: &str) -> StoreResult<Option<Credentials>> {
@@ -56,9 +56,10 @@ fn meta(r: &Row) -> MessageMeta {
 pub async fn changes(
     ctx: &Ctx<'_>,
     mailbox: MailboxId,
-    since: u64,
+    from: Since,
     limit: usize,
 ) -> StoreResult<Changes> {
+    let since = from.modseq;
     let fetch = (limit + 1) as i64;
     let (highest, uid_next) = ctx
         .opt(
@@ -69,9 +70,14 @@ pub async fn changes(
         .map(|r| (u64_of(&r, 0), u32_of(&r, 1)))
         .unwrap_or((0, 0));
     if since >= highest {
-        return Ok(merge_changes(Vec::new(), Vec::new(), highest, limit));
+        let at = ReadAt {
+            highest_modseq: highest,
+            uid_next,
+            new_from: uid_next,
+        };
+        return Ok(merge_changes(Vec::new(), Vec::new(), at, limit));
     }
-    let mut first_new = FirstNewUid::new(since, uid_next);
+    let mut first_new = FirstNewUid::new(since, uid_next, from.stored_from);
     let since = big(since);
     let changed: Vec<MessageMeta> = ctx
         .all(
@@ -123,7 +129,12 @@ pub async fn changes(
         .map(|r| (u32_of(r, 0), u64_of(r, 1)))
         .collect();
     let messages = merge_changed_and_stored(changed, stored, fetch as usize);
-    Ok(merge_changes(messages, gone, highest, limit))
+    let at = ReadAt {
+        highest_modseq: highest,
+        uid_next,
+        new_from: first_new.start(),
+    };
+    Ok(merge_changes(messages, gone, at, limit))
 }
 
 pub async fn newest(

@@ -22,8 +22,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use super::{
     AccountStore, Attempted, Changes, CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags,
     ImportBatch, ImportCounts, MailStore, MailboxId, MailboxInfo, MessageMeta, ModelLimits,
-    NewMessage, Notifier, QueueEntry, QueueStore, QuotaSetting, StoreError, StoreResult, UserId,
-    UserInfo, flags,
+    NewMessage, Notifier, QueueEntry, QueueStore, QuotaSetting, Since, StoreError, StoreResult,
+    UserId, UserInfo, flags,
 };
 use writer::{Ctx, Job, WriteOp};
 
@@ -557,7 +557,12 @@ impl MailStore for SqliteStore {
             .await
     }
 
-    async fn changes(&self, mailbox: MailboxId, since: u64, limit: usize) -> StoreResult<Changes> {
+    async fn changes_from(
+        &self,
+        mailbox: MailboxId,
+        since: Since,
+        limit: usize,
+    ) -> StoreResult<Changes> {
         self.read(move |c| reads::changes(c, mailbox, since, limit.max(1)))
             .await
     }

@@ -2,10 +2,12 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::rules::{FirstNewUid, merge_changed_and_stored, merge_changes, split_keywords};
+use crate::store::rules::{
+    FirstNewUid, ReadAt, merge_changed_and_stored, merge_changes, split_keywords,
+};
 use crate::store::rules::{Quota, Usage};
 use crate::store::{
-    Changes, Credentials, MailboxId, MailboxInfo, MessageMeta, Role, UserId, UserInfo,
+    Changes, Credentials, MailboxId, MailboxInfo, MessageMeta, Role, Since, UserId, UserInfo,
 };
 
 pub fn credentials(conn: &Connection, name: &str) -> rusqlite::Result<Option<Credentials>> {
@@ -36,9 +38,10 @@ pub fn password_hash_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<S
 pub fn changes(
     conn: &mut Connection,
     mailbox: MailboxId,
-    since: u64,
+    from: Since,
     limit: usize,
 ) -> rusqlite::Result<Changes> {
+    let since = from.modseq;
     let tx = conn.transaction()?; // one snapshot for every query
     let fetch = (limit + 1) as i64;
     // A mailbox deleted with its user has no changes to show.
@@ -48,7 +51,12 @@ pub fn changes(
         .optional()?
         .unwrap_or((0, 0));
     if since >= highest {
-        return Ok(merge_changes(Vec::new(), Vec::new(), highest, limit));
+        let at = ReadAt {
+            highest_modseq: highest,
+            uid_next,
+            new_from: uid_next,
+        };
+        return Ok(merge_changes(Vec::new(), Vec::new(), at, limit));
     }
     let changed: Vec<MessageMeta> = tx
         .prepare_cached(
@@ -58,7 +66,7 @@ pub fn changes(
         )?
         .query_map(params![mailbox, since, fetch], meta)?
         .collect::<rusqlite::Result<_>>()?;
-    let mut first_new = FirstNewUid::new(since, uid_next);
+    let mut first_new = FirstNewUid::new(since, uid_next, from.stored_from);
     {
         let mut last_at = tx.prepare_cached(
             "SELECT uid, created_modseq FROM messages WHERE mailbox_id = ?1 AND uid <= ?2 \
@@ -94,7 +102,12 @@ pub fn changes(
         .collect::<rusqlite::Result<_>>()?;
     tx.commit()?;
     let messages = merge_changed_and_stored(changed, stored, fetch as usize);
-    Ok(merge_changes(messages, gone, highest, limit))
+    let at = ReadAt {
+        highest_modseq: highest,
+        uid_next,
+        new_from: first_new.start(),
+    };
+    Ok(merge_changes(messages, gone, at, limit))
 }
 
 /// Newest first, with bodies: walks the (mailbox, uid) key backwards, so the cost is `limit` rows.
