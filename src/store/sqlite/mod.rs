@@ -646,4 +646,26 @@ mod tests {
         .unwrap();
         assert!(super::check_commit(&mut read_only).is_err());
     }
+
+    /// .cargo/config.toml builds SQLite without its two process-wide locks (a shared page-cache LRU and
+    /// allocation counters): a build made without that file would serve, but contend between threads.
+    #[test]
+    fn sqlite_is_built_without_process_wide_locks() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
 }
