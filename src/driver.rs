@@ -151,7 +151,8 @@ pub async fn drive<C: Conversation>(
                 }
                 continue;
             };
-            let outcome = conversation.on_event(event).await;
+            // Boxed: held inline, the largest command's future would sit in every idle connection.
+            let outcome = Box::pin(conversation.on_event(event)).await;
             out.extend_from_slice(&outcome.reply);
             if let Some(reply) = outcome.stream
                 && let Err(end) = stream_reply(&mut stream, &mut out, reply, write_timeout).await
@@ -168,7 +169,8 @@ pub async fn drive<C: Conversation>(
                     if let Err(end) = flush(&mut stream, &mut out, write_timeout).await {
                         return end;
                     }
-                    stream = match stream.upgrade(&mut buf, tls).await {
+                    // Boxed as commands are: a TLS handshake's state is large and brief.
+                    stream = match Box::pin(stream.upgrade(&mut buf, tls)).await {
                         Ok(secure) => secure,
                         Err(end) => return end,
                     };
@@ -225,7 +227,7 @@ pub async fn drive<C: Conversation>(
                 Err(e) => return End::Io(e),
             },
             _ = conversation.changed() => {
-                let outcome = conversation.on_change().await;
+                let outcome = Box::pin(conversation.on_change()).await;
                 if let Err(end) = write(&mut stream, &outcome.reply, write_timeout).await {
                     return end;
                 }

@@ -141,16 +141,20 @@ impl Service {
                 }
             };
         }
+        // Each protocol's future is boxed on its own: unboxed, this future would be as large as the
+        // largest of them (HTTP's), and every idle connection of every protocol would carry that size.
         match self {
-            Service::Native | Service::NativeTls => native_port::serve(stream, peer, ctx).await,
-            Service::Smtp => smtp::serve(stream, peer, ctx, smtp::Mode::Inbound).await,
-            Service::Submission | Service::Submissions => {
-                smtp::serve(stream, peer, ctx, smtp::Mode::Submission).await
+            Service::Native | Service::NativeTls => {
+                Box::pin(native_port::serve(stream, peer, ctx)).await
             }
-            Service::Pop3 | Service::Pop3s => crate::pop3::serve(stream, peer, ctx).await,
-            Service::Imap | Service::Imaps => crate::imap::serve(stream, peer, ctx).await,
-            Service::Https => crate::web::serve(stream, peer, ctx, true).await,
-            Service::Http => crate::web::serve(stream, peer, ctx, false).await,
+            Service::Smtp => Box::pin(smtp::serve(stream, peer, ctx, smtp::Mode::Inbound)).await,
+            Service::Submission | Service::Submissions => {
+                Box::pin(smtp::serve(stream, peer, ctx, smtp::Mode::Submission)).await
+            }
+            Service::Pop3 | Service::Pop3s => Box::pin(crate::pop3::serve(stream, peer, ctx)).await,
+            Service::Imap | Service::Imaps => Box::pin(crate::imap::serve(stream, peer, ctx)).await,
+            Service::Https => Box::pin(crate::web::serve(stream, peer, ctx, true)).await,
+            Service::Http => Box::pin(crate::web::serve(stream, peer, ctx, false)).await,
         }
     }
 }

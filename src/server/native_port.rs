@@ -50,13 +50,15 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, ctx: Shared) {
             return;
         }
     }
+    // Each dialect's future is boxed apart: inline, both would sit in this one, the larger for every
+    // connection.
     if config.legacy_v1 && is_v1_start(&first) {
         let session =
             legacy::LegacySession::new(store, config.clone(), throttle, peer, stream.is_tls());
-        legacy::serve(stream, first, session, limits, shutdown).await;
+        Box::pin(legacy::serve(stream, first, session, limits, shutdown)).await;
         tracing::debug!(%peer, "legacy v1 connection ended");
     } else {
-        let end = native::serve(stream, first, session, &ctx).await;
+        let end = Box::pin(native::serve(stream, first, session, &ctx)).await;
         tracing::debug!(%peer, ?end, "native connection ended");
     }
 }
