@@ -229,7 +229,7 @@ impl Session {
         };
         let uids: Vec<u32> = snapshot.messages.iter().map(|(uid, _)| *uid).collect();
         // Whatever is stored next takes a UID above the last one listed.
-        let stored_from = uids.last().map_or(0, |last| last + 1);
+        let stored_from = uids.last().map_or(0, |last| last.saturating_add(1));
         let first_unseen = snapshot
             .messages
             .iter()
