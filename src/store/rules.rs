@@ -146,7 +146,7 @@ pub fn sorted_uids(uids: &[u32]) -> Vec<u32> {
 
 /// How many UIDs below UIDNEXT a known start ([`crate::store::Since::stored_from`]) may lie and still be
 /// taken without a search: listing from it reads at most this many rows that turn out old.
-pub const HINT_TAKEN_WITHIN: u32 = 64;
+const HINT_TAKEN_WITHIN: u32 = 64;
 
 /// Finds where a mailbox's mail stored after a modseq begins, so that listing it needs no modseq index.
 /// Every message keeps the modseq it was stored with (`created_modseq`; 0 for mail from before it was
@@ -252,6 +252,22 @@ pub struct ReadAt {
     pub highest_modseq: u64,
     pub uid_next: u32,
     pub new_from: u32,
+}
+
+impl ReadAt {
+    /// A snapshot at `highest_modseq` with nothing stored after the point asked about yet known.
+    pub fn nothing_new(highest_modseq: u64, uid_next: u32) -> ReadAt {
+        ReadAt {
+            highest_modseq,
+            uid_next,
+            new_from: uid_next,
+        }
+    }
+
+    /// The same snapshot, with mail stored after the point asked about beginning at `new_from`.
+    pub fn new_from(self, new_from: u32) -> ReadAt {
+        ReadAt { new_from, ..self }
+    }
 }
 
 /// Merges a mailbox's changed messages and its expunged UIDs (each `(uid, modseq)`, oldest first, read

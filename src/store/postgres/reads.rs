@@ -69,12 +69,8 @@ pub async fn changes(
         .await?
         .map(|r| (u64_of(&r, 0), u32_of(&r, 1)))
         .unwrap_or((0, 0));
+    let at = ReadAt::nothing_new(highest, uid_next);
     if since >= highest {
-        let at = ReadAt {
-            highest_modseq: highest,
-            uid_next,
-            new_from: uid_next,
-        };
         return Ok(merge_changes(Vec::new(), Vec::new(), at, limit));
     }
     let mut first_new = FirstNewUid::new(since, uid_next, from.stored_from);
@@ -129,12 +125,12 @@ pub async fn changes(
         .map(|r| (u32_of(r, 0), u64_of(r, 1)))
         .collect();
     let messages = merge_changed_and_stored(changed, stored, fetch as usize);
-    let at = ReadAt {
-        highest_modseq: highest,
-        uid_next,
-        new_from: first_new.start(),
-    };
-    Ok(merge_changes(messages, gone, at, limit))
+    Ok(merge_changes(
+        messages,
+        gone,
+        at.new_from(first_new.start()),
+        limit,
+    ))
 }
 
 pub async fn newest(

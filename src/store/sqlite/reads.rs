@@ -50,12 +50,8 @@ pub fn changes(
         .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((0, 0));
+    let at = ReadAt::nothing_new(highest, uid_next);
     if since >= highest {
-        let at = ReadAt {
-            highest_modseq: highest,
-            uid_next,
-            new_from: uid_next,
-        };
         return Ok(merge_changes(Vec::new(), Vec::new(), at, limit));
     }
     let changed: Vec<MessageMeta> = tx
@@ -102,12 +98,12 @@ pub fn changes(
         .collect::<rusqlite::Result<_>>()?;
     tx.commit()?;
     let messages = merge_changed_and_stored(changed, stored, fetch as usize);
-    let at = ReadAt {
-        highest_modseq: highest,
-        uid_next,
-        new_from: first_new.start(),
-    };
-    Ok(merge_changes(messages, gone, at, limit))
+    Ok(merge_changes(
+        messages,
+        gone,
+        at.new_from(first_new.start()),
+        limit,
+    ))
 }
 
 /// Newest first, with bodies: walks the (mailbox, uid) key backwards, so the cost is `limit` rows.
