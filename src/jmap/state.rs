@@ -2,8 +2,8 @@
 //! has its mailbox's modseq), so an Email state is, for each mailbox, how far its changes had gone and
 //! its next UID then: `m.h.u` per mailbox, comma-separated (mailboxes never written to are left out).
 //! `/changes` then reads only the mailboxes whose modseq moved, and of those only what changed after.
-//! A mailbox deleted since the state cannot say which messages went with it: `cannotCalculateChanges`,
-//! and the client resyncs.
+//! A mailbox deleted since the state cannot say which messages went with it, and a state past where a
+//! mailbox is now was never this server's: both get `cannotCalculateChanges`, and the client resyncs.
 
 use std::collections::BTreeMap;
 
@@ -73,7 +73,14 @@ pub async fn email_changes_since(
     };
     ctx.changed();
     let current = ctx.mailboxes().await?.to_vec();
-    if old.keys().any(|m| !current.iter().any(|c| c.id == *m)) {
+    // A mailbox gone, or a mark no state of this server ever held (past the mailbox's modseq or
+    // UIDNEXT: a change-log read trusts the mark's UIDNEXT to say where new mail begins).
+    let possible = |(m, (modseq, next)): (&MailboxId, &(u64, u32))| {
+        current
+            .iter()
+            .any(|c| c.id == *m && *modseq <= c.highest_modseq && *next <= c.uid_next)
+    };
+    if !old.iter().all(possible) {
         return Ok(None);
     }
     let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());

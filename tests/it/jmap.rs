@@ -123,6 +123,11 @@ typ, data = m.search(None, "SEEN FLAGGED")
 assert len(data[0].split()) == 1, data
 [[_, changes, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": state0}, "c"]])
 assert changes["updated"] == [lunch.id] and changes["created"] == [] and changes["destroyed"] == [], changes
+# A state no server state ever was (a UIDNEXT or modseq past the mailbox's) cannot be worked from.
+marks = state0[1:].split(",")
+for forged in [f"{m.split('.')[0]}.{m.split('.')[1]}.4294967295" for m in marks] + [f"{m.split('.')[0]}.99999999.1" for m in marks]:
+    [[name, args, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": "s" + forged}, "c"]])
+    assert (name, args.get("type")) == ("error", "cannotCalculateChanges"), (forged, name, args)
 boxes = alice.request(MailboxGet(ids=[inbox.id]), raise_errors=True, single_response=True).data
 assert boxes[0].unread_emails == 3, boxes
 
