@@ -2,7 +2,9 @@
 //! (the first text part, HTML rendered as text), parsed with mail-parser. Pure and total: any bytes give an
 //! answer, and unparsable mail shows its raw bytes.
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use std::sync::LazyLock;
+
+use mail_parser::{HeaderName, MessageParser, MimeHeaders, PartType};
 
 /// What a reader is shown of a message from any source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,8 +233,24 @@ pub fn verification(raw: &[u8]) -> Option<String> {
 
 /// What a list shows of a message from elsewhere (an mbox, a Maildir, later SMTP): sender, subject,
 /// Message-ID and date, parsed from its headers. Unparsable headers give empty fields, never an error.
+/// Only these four fields are parsed (it runs on every delivery; the rest would be wasted work).
 pub fn summarize(raw: &[u8]) -> (String, String, Option<String>, Option<i64>) {
-    let Some(msg) = MessageParser::default().parse_headers(raw) else {
+    static ONLY_THESE: LazyLock<MessageParser> = LazyLock::new(|| {
+        MessageParser::new()
+            .header_address(HeaderName::From)
+            .header_text(HeaderName::Subject)
+            .header_id(HeaderName::MessageId)
+            .header_date(HeaderName::Date)
+            .default_header_ignore()
+    });
+    summarize_with(&ONLY_THESE, raw)
+}
+
+fn summarize_with(
+    parser: &MessageParser,
+    raw: &[u8],
+) -> (String, String, Option<String>, Option<i64>) {
+    let Some(msg) = parser.parse_headers(raw) else {
         return (String::new(), String::new(), None, None);
     };
     let from = msg
@@ -258,11 +276,21 @@ pub struct Authors {
     pub unreadable: bool,
 }
 
-/// The [`Authors`] of a message, from its header block only.
+/// The [`Authors`] of a message, from its header block only (where only `From` and `Sender` are parsed).
 pub fn authors(raw: &[u8]) -> Authors {
-    use mail_parser::{HeaderName, HeaderValue};
+    static ONLY_THESE: LazyLock<MessageParser> = LazyLock::new(|| {
+        MessageParser::new()
+            .header_address(HeaderName::From)
+            .header_address(HeaderName::Sender)
+            .default_header_ignore()
+    });
+    authors_with(&ONLY_THESE, raw)
+}
+
+fn authors_with(parser: &MessageParser, raw: &[u8]) -> Authors {
+    use mail_parser::HeaderValue;
     let mut authors = Authors::default();
-    let Some(msg) = MessageParser::default().parse_headers(raw) else {
+    let Some(msg) = parser.parse_headers(raw) else {
         authors.unreadable = true;
         return authors;
     };
@@ -293,6 +321,24 @@ pub fn authors(raw: &[u8]) -> Authors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsing_only_the_fields_used_reads_what_a_full_parse_reads() {
+        let messages: [&[u8]; 7] = [
+            b"Received: from a ([1.2.3.4]) by b with ESMTP id x;\r\n\tThu, 3 Dec 2026 10:00:00 +0000\r\nFrom: \"A, B\" <a@x.test>, c@y.test\r\nSender: s@x.test\r\nSubject: =?UTF-8?Q?caf=C3=A9?= ok\r\nMessage-ID: <1@x.test>\r\nDate: Thu, 3 Dec 2026 10:00:00 +0100\r\n\r\nbody\r\n",
+            b"From: group: a@x.test, b@y.test;\r\nFrom: second@z.test\r\nSubject: two\r\n lines\r\n\r\n",
+            b"Subject: no from\r\nMessage-ID: bare-id\r\nDate: not a date\r\n\r\n",
+            b"From: Name Only\r\nSender: <>\r\nSUBJECT: upper\r\n\r\n",
+            b"no header at all",
+            b"",
+            b"From: a@x.test\nReceived: by b; Thu, 3 Dec 2026 10:00:00 +0000\nFrom: (comment) b@x.test\n\nbare LF\n",
+        ];
+        for raw in messages {
+            let full = MessageParser::default();
+            assert_eq!(summarize(raw), summarize_with(&full, raw), "{raw:?}");
+            assert_eq!(authors(raw), authors_with(&full, raw), "{raw:?}");
+        }
+    }
 
     #[test]
     fn the_topmost_results_are_read() {

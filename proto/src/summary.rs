@@ -227,7 +227,12 @@ impl Part {
 
 /// Reads `raw` once into its [`Summary`]. Bytes with no header at all are one text/plain body.
 pub fn summarize_message(raw: &[u8]) -> Summary {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    summarize_with(parser(), raw)
+}
+
+/// [`summarize_message`] with mail-parser set up as `parser`.
+fn summarize_with(parser: &MessageParser, raw: &[u8]) -> Summary {
+    let Some(message) = parser.parse(raw) else {
         return Summary {
             envelope: Envelope::default(),
             structure: Part {
@@ -244,6 +249,16 @@ pub fn summarize_message(raw: &[u8]) -> Summary {
     let mut summary = walk.message(&message.parts, (0, raw.len()), 0);
     summary.thread_root = thread_root(&message);
     summary
+}
+
+/// What the summary has mail-parser parse: the MIME headers, which decide the structure, and the ids the
+/// thread root comes from. Every other field is read raw from the bytes ([`Envelope`]), so parsing it
+/// would be wasted work on every delivery: the Received fields on top of each message cost mail-parser
+/// more than the rest of it.
+fn parser() -> &'static MessageParser {
+    static PARSER: std::sync::LazyLock<MessageParser> =
+        std::sync::LazyLock::new(|| MessageParser::new().with_mime_headers().with_message_ids());
+    &PARSER
 }
 
 /// The first of References, else of In-Reply-To, else the Message-ID (RFC 5322 §3.6.4: References
