@@ -15,6 +15,7 @@ use mail_parser::{
     ContentType, Encoding, Header, HeaderName, HeaderValue, MessageParser, PartType,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 /// How deep multiparts and encapsulated messages are described. Each level costs a stack frame here and
 /// three levels of JSON nesting, and serde_json refuses to read more than 128 levels: 32 keeps a stored
@@ -227,7 +228,12 @@ impl Part {
 
 /// Reads `raw` once into its [`Summary`]. Bytes with no header at all are one text/plain body.
 pub fn summarize_message(raw: &[u8]) -> Summary {
-    summarize_with(parser(), raw)
+    // mail-parser parses only the MIME headers, which decide the structure, and the ids the thread root
+    // comes from. Every other field is read raw from the bytes ([`Envelope`]), so parsing it would be
+    // wasted work on every delivery: the Received fields on top of each message cost more than the rest.
+    static ONLY_THESE: LazyLock<MessageParser> =
+        LazyLock::new(|| MessageParser::new().with_mime_headers().with_message_ids());
+    summarize_with(&ONLY_THESE, raw)
 }
 
 /// [`summarize_message`] with mail-parser set up as `parser`.
@@ -249,16 +255,6 @@ fn summarize_with(parser: &MessageParser, raw: &[u8]) -> Summary {
     let mut summary = walk.message(&message.parts, (0, raw.len()), 0);
     summary.thread_root = thread_root(&message);
     summary
-}
-
-/// What the summary has mail-parser parse: the MIME headers, which decide the structure, and the ids the
-/// thread root comes from. Every other field is read raw from the bytes ([`Envelope`]), so parsing it
-/// would be wasted work on every delivery: the Received fields on top of each message cost mail-parser
-/// more than the rest of it.
-fn parser() -> &'static MessageParser {
-    static PARSER: std::sync::LazyLock<MessageParser> =
-        std::sync::LazyLock::new(|| MessageParser::new().with_mime_headers().with_message_ids());
-    &PARSER
 }
 
 /// The first of References, else of In-Reply-To, else the Message-ID (RFC 5322 §3.6.4: References

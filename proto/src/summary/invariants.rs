@@ -5,9 +5,9 @@ use super::{Body, DEPTH_MAX, PARTS_MAX, Part, Summary, summarize_message, summar
 
 /// Summarizes `data` and checks the summary: every part's offsets are in order and inside its parent's
 /// body, after its elder sibling (an encapsulated message is exactly its part's body, the whole message
-/// exactly `data`), a
-/// multipart lists at least one part, the bounds hold, part 1 always exists, the JSON reads back the
-/// same, and mail-parser parsing every field gives the same summary. Returns the summary; panics when an invariant breaks.
+/// exactly `data`), a multipart lists at least one part, the bounds hold, part 1 always exists, the JSON
+/// reads back the same, and mail-parser parsing every field gives the same summary. Returns the summary;
+/// panics when an invariant breaks.
 pub fn check(data: &[u8]) -> Summary {
     let summary = summarize_message(data);
     let mut parts = 0;
