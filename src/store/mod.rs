@@ -332,6 +332,9 @@ pub struct MessageMeta {
     pub subject: String,
     /// Sorted, without repeats.
     pub keywords: Vec<String>,
+    /// The stored bytes' id: the same for every copy of the message, and kept when it moves (JMAP's
+    /// Email id, which RFC 8621 says never changes).
+    pub blob: i64,
 }
 
 /// A mailbox's messages as a session selects it: every UID in order with its system flags, and the
@@ -364,6 +367,14 @@ pub struct Listed {
     pub raw: Option<Vec<u8>>,
 }
 
+/// One copy of a message in an account: its stored bytes' id, and its mailbox and UID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Located {
+    pub blob: i64,
+    pub mailbox: MailboxId,
+    pub uid: u32,
+}
+
 /// What changed in a mailbox after some modseq, oldest change first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -371,6 +382,9 @@ pub struct Changes {
     pub messages: Vec<MessageMeta>,
     /// UIDs deleted.
     pub gone: Vec<u32>,
+    /// For each of `gone`, in the same order, the id of its stored bytes ([`MessageMeta::blob`]); `None`
+    /// for a deletion recorded before tombstones kept it (schema 10).
+    pub gone_blobs: Vec<Option<i64>>,
     /// Every change up to and including this modseq is in this answer; ask again from here.
     pub through_modseq: u64,
     /// True when the answer was cut at the batch limit and more changes follow `through_modseq`.
@@ -726,6 +740,10 @@ pub trait MailStore: Send + Sync + 'static {
     /// What was parsed of a message at delivery (envelope, MIME structure with byte offsets) as stored,
     /// JSON of `jmail_proto::summary::Summary`.
     async fn summary(&self, mailbox: MailboxId, uid: u32) -> StoreResult<Option<String>>;
+    /// Where the account keeps copies of the given stored bytes ([`MessageMeta::blob`]): a [`Located`] for
+    /// each, ordered by blob, mailbox and UID; blobs the account holds no copy of are left out. At most
+    /// [`MESSAGES_PER_CALL_MAX`] blobs per call.
+    async fn locate(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<Located>>;
     /// Keeps an upload (JMAP's blobs, before a message uses them), in the store so that any node finds
     /// it. Expired uploads go on the way. `false`, and nothing kept, when the account's unexpired uploads
     /// would pass [`NewUpload::account_bytes_max`].

@@ -270,42 +270,39 @@ impl ReadAt {
     }
 }
 
-/// Merges a mailbox's changed messages and its expunged UIDs (each `(uid, modseq)`, oldest first, read
-/// in one snapshot with up to `limit + 1` of each) into one answer of the `limit` oldest changes;
+/// Merges a mailbox's changed messages and its tombstones (each `(uid, modseq, blob)`, oldest first,
+/// read in one snapshot with up to `limit + 1` of each) into one answer of the `limit` oldest changes;
 /// `through_modseq` is then the newest one kept, or the mailbox's highest when all fit.
 pub fn merge_changes(
     mut messages: Vec<MessageMeta>,
-    mut gone: Vec<(u32, u64)>,
+    mut gone: Vec<(u32, u64, Option<i64>)>,
     at: ReadAt,
     limit: usize,
 ) -> Changes {
-    if messages.len() + gone.len() <= limit {
-        let gone = gone.into_iter().map(|(uid, _)| uid).collect();
-        return Changes {
-            messages,
-            gone,
-            through_modseq: at.highest_modseq,
-            more: false,
-            // Everything stored up to the highest modseq lies below UIDNEXT.
-            stored_from: at.uid_next,
-        };
-    }
-    let mut modseqs: Vec<u64> = messages
-        .iter()
-        .map(|m| m.modseq)
-        .chain(gone.iter().map(|g| g.1))
-        .collect();
-    modseqs.sort_unstable();
-    let through = modseqs[limit - 1];
-    messages.retain(|m| m.modseq <= through);
-    gone.retain(|g| g.1 <= through);
+    let all_fit = messages.len() + gone.len() <= limit;
+    let (through, more, stored_from) = if all_fit {
+        // Everything stored up to the highest modseq lies below UIDNEXT.
+        (at.highest_modseq, false, at.uid_next)
+    } else {
+        let mut modseqs: Vec<u64> = messages
+            .iter()
+            .map(|m| m.modseq)
+            .chain(gone.iter().map(|g| g.1))
+            .collect();
+        modseqs.sort_unstable();
+        let through = modseqs[limit - 1];
+        messages.retain(|m| m.modseq <= through);
+        gone.retain(|g| g.1 <= through);
+        // Mail stored after `through` was stored after the point asked about too.
+        (through, true, at.new_from)
+    };
     Changes {
         messages,
-        gone: gone.into_iter().map(|(uid, _)| uid).collect(),
+        gone_blobs: gone.iter().map(|g| g.2).collect(),
+        gone: gone.into_iter().map(|g| g.0).collect(),
         through_modseq: through,
-        more: true,
-        // Mail stored after `through` was stored after the point asked about too.
-        stored_from: at.new_from,
+        more,
+        stored_from,
     }
 }
 
@@ -631,6 +628,7 @@ mod tests {
             from: String::new(),
             subject: String::new(),
             keywords: Vec::new(),
+            blob: i64::from(uid),
         }
     }
 
@@ -641,11 +639,16 @@ mod tests {
             uid_next: 6,
             new_from: 2,
         };
-        let c = merge_changes(vec![meta(1, 1), meta(3, 4)], vec![(2, 3), (1, 5)], at, 2);
+        let c = merge_changes(
+            vec![meta(1, 1), meta(3, 4)],
+            vec![(2, 3, Some(7)), (1, 5, None)],
+            at,
+            2,
+        );
         assert_eq!(c.messages, vec![meta(1, 1)]);
-        assert_eq!(c.gone, vec![2]);
+        assert_eq!((c.gone, c.gone_blobs), (vec![2], vec![Some(7)]));
         assert_eq!((c.through_modseq, c.more, c.stored_from), (3, true, 2));
-        let c = merge_changes(vec![meta(1, 1)], vec![(2, 3)], at, 2);
+        let c = merge_changes(vec![meta(1, 1)], vec![(2, 3, None)], at, 2);
         assert_eq!((c.through_modseq, c.more, c.stored_from), (9, false, 6));
     }
 }

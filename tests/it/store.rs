@@ -260,6 +260,63 @@ async fn changes_flags_expunge_and_isolation() {
     }
 }
 
+/// Every copy of a message shares its bytes' id (JMAP's Email id): a copy and a move keep it, `locate`
+/// finds the copies an account holds and no other account's, and each tombstone keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_keep_their_bytes_id_and_are_located_by_it() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let c = user(store, "c").await;
+        store
+            .deliver(&["a".into()], message("m"), None)
+            .await
+            .unwrap();
+        let blob = store.changes(a.inbox, 0, 10).await.unwrap().messages[0].blob;
+        let mailbox = |name: &'static str| async move {
+            store.mailbox(a.id, name).await.unwrap().unwrap().id
+        };
+        let (archive, trash) = (mailbox("Archive").await, mailbox("Trash").await);
+        store
+            .copy(a.id, a.inbox, &[1], archive, false)
+            .await
+            .unwrap();
+        let at = |mailbox, uid| jmail::store::Located { blob, mailbox, uid };
+        assert_eq!(
+            store.locate(a.id, &[blob, blob + 1000]).await.unwrap(),
+            vec![at(a.inbox, 1), at(archive, 1)]
+        );
+        assert!(
+            store.locate(c.id, &[blob]).await.unwrap().is_empty(),
+            "not c's"
+        );
+        let listed = store
+            .messages(archive, &[1], jmail::store::Wanted::default())
+            .await
+            .unwrap();
+        assert_eq!(listed[0].meta.blob, blob, "a copy shares the bytes' id");
+        store.copy(a.id, archive, &[1], trash, true).await.unwrap();
+        assert_eq!(
+            store.locate(a.id, &[blob]).await.unwrap(),
+            vec![at(a.inbox, 1), at(trash, 1)]
+        );
+        let moved_from = store.changes(archive, 0, 10).await.unwrap();
+        assert_eq!(
+            (moved_from.gone, moved_from.gone_blobs),
+            (vec![1], vec![Some(blob)])
+        );
+        assert_eq!(
+            store.changes(trash, 0, 10).await.unwrap().messages[0].blob,
+            blob
+        );
+        store.expunge(a.inbox, None, false).await.unwrap();
+        store.expunge(trash, None, false).await.unwrap();
+        assert!(store.locate(a.id, &[blob]).await.unwrap().is_empty());
+        let gone = store.changes(a.inbox, 0, 10).await.unwrap();
+        assert_eq!((gone.gone, gone.gone_blobs), (vec![1], vec![Some(blob)]));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deliveries_get_distinct_uids_and_wake_watchers() {
     for (store, _dir) in backends().await {

@@ -600,6 +600,10 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::summary(&ctx, mailbox, uid).await)
     }
 
+    async fn locate(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<crate::store::Located>> {
+        point!(self, |ctx| reads::locate(&ctx, user, blobs).await)
+    }
+
     fn feed(&self, user: UserId) -> AccountFeed {
         self.push.notifier.subscribe(user)
     }

@@ -8,8 +8,8 @@ use crate::store::rules::{
     FirstNewUid, Quota, ReadAt, Usage, merge_changed_and_stored, merge_changes, split_keywords,
 };
 use crate::store::{
-    BodyRef, Changes, Credentials, Listed, MailboxId, MailboxInfo, MailboxSnapshot, MessageMeta,
-    Role, Since, StoreError, StoreResult, UserId, UserInfo, Wanted,
+    BodyRef, Changes, Credentials, Listed, Located, MailboxId, MailboxInfo, MailboxSnapshot,
+    MessageMeta, Role, Since, StoreError, StoreResult, UserId, UserInfo, Wanted,
 };
 
 pub async fn credentials(ctx: &Ctx<'_>, name: &str) -> StoreResult<Option<Credentials>> {
@@ -35,7 +35,7 @@ pub async fn password_hash_of(ctx: &Ctx<'_>, id: UserId) -> StoreResult<Option<S
 }
 
 const META: &str = "m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, \
-     m.subject, m.keywords";
+     m.subject, m.keywords, m.blob_id";
 
 fn meta(r: &Row) -> MessageMeta {
     MessageMeta {
@@ -48,6 +48,7 @@ fn meta(r: &Row) -> MessageMeta {
         from: r.get(6),
         subject: r.get(7),
         keywords: split_keywords(r.get(8)),
+        blob: r.get(9),
     }
 }
 
@@ -114,15 +115,15 @@ pub async fn changes(
         .map(meta)
         .collect()
     };
-    let gone: Vec<(u32, u64)> = ctx
+    let gone: Vec<(u32, u64, Option<i64>)> = ctx
         .all(
-            "SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 AND modseq > $2 \
+            "SELECT uid, modseq, blob_id FROM expunged WHERE mailbox_id = $1 AND modseq > $2 \
              ORDER BY modseq LIMIT $3",
             &[&mailbox, &since, &fetch],
         )
         .await?
         .iter()
-        .map(|r| (u32_of(r, 0), u64_of(r, 1)))
+        .map(|r| (u32_of(r, 0), u64_of(r, 1), r.get(2)))
         .collect();
     let messages = merge_changed_and_stored(changed, stored, fetch as usize);
     Ok(merge_changes(
@@ -131,6 +132,25 @@ pub async fn changes(
         at.new_from(first_new.start()),
         limit,
     ))
+}
+
+/// Each copy in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
+pub async fn locate(ctx: &Ctx<'_>, user: UserId, blobs: &[i64]) -> StoreResult<Vec<Located>> {
+    Ok(ctx
+        .all(
+            "SELECT m.blob_id, m.mailbox_id, m.uid FROM messages m \
+             JOIN mailboxes b ON b.id = m.mailbox_id \
+             WHERE m.blob_id = ANY($1) AND b.user_id = $2 ORDER BY 1, 2, 3",
+            &[&blobs, &user],
+        )
+        .await?
+        .iter()
+        .map(|r| Located {
+            blob: r.get(0),
+            mailbox: r.get(1),
+            uid: u32_of(r, 2),
+        })
+        .collect())
 }
 
 pub async fn newest(
@@ -149,7 +169,7 @@ pub async fn newest(
         )
         .await?
         .iter()
-        .map(|r| (meta(r), r.get(9)))
+        .map(|r| (meta(r), r.get(10)))
         .collect())
 }
 
@@ -323,8 +343,8 @@ pub async fn messages(
         .iter()
         .map(|r| Listed {
             meta: meta(r),
-            summary: r.get(9),
-            raw: r.get(10),
+            summary: r.get(10),
+            raw: r.get(11),
         })
         .collect())
 }

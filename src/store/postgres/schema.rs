@@ -158,6 +158,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_changed_by_modseq ON messages (mailbox_id, modseq)
         WHERE modseq > created_modseq;
     "#,
+    // 5: messages by blob and the blob on tombstones: JMAP's Email id (SQLite's migration 10 says why).
+    r#"
+    CREATE INDEX messages_by_blob ON messages (blob_id);
+    ALTER TABLE expunged ADD COLUMN blob_id BIGINT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -440,24 +440,25 @@ pub async fn expunge(
         Some(uids) => {
             let wanted: Vec<i64> = sorted_uids(uids).into_iter().map(i64::from).collect();
             ctx.all(
-                "SELECT uid, flags FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+                "SELECT uid, flags, blob_id FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) \
+                 ORDER BY uid",
                 &[&mailbox, &wanted],
             )
             .await?
         }
         None => {
             ctx.all(
-                "SELECT uid, flags FROM messages WHERE mailbox_id = $1 ORDER BY uid",
+                "SELECT uid, flags, blob_id FROM messages WHERE mailbox_id = $1 ORDER BY uid",
                 &[&mailbox],
             )
             .await?
         }
     };
-    let gone: Vec<u32> = rows
+    let (gone, blobs): (Vec<u32>, Vec<i64>) = rows
         .iter()
         .filter(|r| !only_deleted || r.get::<_, i64>(1) & flags::DELETED != 0)
-        .map(|r| u32_of(r, 0))
-        .collect();
+        .map(|r| (u32_of(r, 0), r.get::<_, i64>(2)))
+        .unzip();
     if gone.is_empty() {
         return Ok(gone);
     }
@@ -477,10 +478,11 @@ pub async fn expunge(
     )
     .await?;
     ctx.exec(
-        "INSERT INTO expunged (mailbox_id, uid, modseq) \
-         SELECT $1, v.uid, v.modseq FROM unnest($2::bigint[], $3::bigint[]) AS v(uid, modseq) \
-         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq",
-        &[&mailbox, &uids, &modseqs],
+        "INSERT INTO expunged (mailbox_id, uid, modseq, blob_id) \
+         SELECT $1, v.uid, v.modseq, v.blob \
+         FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS v(uid, modseq, blob) \
+         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq, blob_id = EXCLUDED.blob_id",
+        &[&mailbox, &uids, &modseqs, &blobs],
     )
     .await?;
     Ok(gone)

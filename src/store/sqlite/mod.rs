@@ -614,6 +614,11 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::summary(c, mailbox, uid)).await
     }
 
+    async fn locate(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<super::Located>> {
+        let blobs = blobs.to_vec();
+        self.read(move |c| reads::locate(c, user, &blobs)).await
+    }
+
     fn feed(&self, user: UserId) -> super::AccountFeed {
         self.notifier.subscribe(user)
     }

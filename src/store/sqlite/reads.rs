@@ -56,7 +56,8 @@ pub fn changes(
     }
     let changed: Vec<MessageMeta> = tx
         .prepare_cached(
-            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords \
+            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords, \
+             blob_id \
              FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 AND modseq > created_modseq \
              ORDER BY modseq LIMIT ?3",
         )?
@@ -80,20 +81,21 @@ pub fn changes(
         Vec::new()
     } else {
         tx.prepare_cached(
-            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords \
+            "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords, \
+             blob_id \
              FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 AND modseq = created_modseq \
              AND modseq > ?3 ORDER BY uid LIMIT ?4",
         )?
         .query_map(params![mailbox, first_new.start(), since, fetch], meta)?
         .collect::<rusqlite::Result<_>>()?
     };
-    let gone: Vec<(u32, u64)> = tx
+    let gone: Vec<(u32, u64, Option<i64>)> = tx
         .prepare_cached(
-            "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
+            "SELECT uid, modseq, blob_id FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
              ORDER BY modseq LIMIT ?3",
         )?
         .query_map(params![mailbox, since, fetch], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     tx.commit()?;
@@ -106,6 +108,35 @@ pub fn changes(
     ))
 }
 
+/// Each copy in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
+pub fn locate(
+    conn: &mut Connection,
+    user: UserId,
+    blobs: &[i64],
+) -> rusqlite::Result<Vec<crate::store::Located>> {
+    let mut sorted = blobs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
+         WHERE m.blob_id = ?1 AND b.user_id = ?2 ORDER BY m.mailbox_id, m.uid",
+    )?;
+    let mut out = Vec::new();
+    for blob in sorted {
+        let rows = stmt.query_map(params![blob, user], |r| {
+            Ok(crate::store::Located {
+                blob,
+                mailbox: r.get(0)?,
+                uid: r.get(1)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
 /// Newest first, with bodies: walks the (mailbox, uid) key backwards, so the cost is `limit` rows.
 pub fn newest(
     conn: &Connection,
@@ -115,11 +146,11 @@ pub fn newest(
 ) -> rusqlite::Result<Vec<(MessageMeta, Vec<u8>)>> {
     conn.prepare_cached(
         "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, m.subject, \
-         m.keywords, substr(b.raw, 1, ?3) FROM messages m JOIN blobs b ON b.id = m.blob_id \
+         m.keywords, m.blob_id, substr(b.raw, 1, ?3) FROM messages m JOIN blobs b ON b.id = m.blob_id \
          WHERE m.mailbox_id = ?1 ORDER BY m.uid DESC LIMIT ?2",
     )?
     .query_map(params![mailbox, limit as i64, bytes_max as i64], |r| {
-        Ok((meta(r)?, r.get(9)?))
+        Ok((meta(r)?, r.get(10)?))
     })?
     .collect()
 }
@@ -190,6 +221,7 @@ fn meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
         from: r.get(6)?,
         subject: r.get(7)?,
         keywords: split_keywords(r.get_ref(8)?.as_str()?),
+        blob: r.get(9)?,
     })
 }
 
@@ -275,13 +307,13 @@ pub fn messages(
     wanted: crate::store::Wanted,
 ) -> rusqlite::Result<Vec<crate::store::Listed>> {
     const COLUMNS: &str = "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, \
-         m.from_addr, m.subject, m.keywords, CASE WHEN ?3 THEN b.summary END, \
+         m.from_addr, m.subject, m.keywords, m.blob_id, CASE WHEN ?3 THEN b.summary END, \
          CASE WHEN m.size <= ?4 THEN b.raw END FROM messages m JOIN blobs b ON b.id = m.blob_id";
     let listed = |r: &rusqlite::Row<'_>| {
         Ok(crate::store::Listed {
             meta: meta(r)?,
-            summary: r.get(9)?,
-            raw: r.get(10)?,
+            summary: r.get(10)?,
+            raw: r.get(11)?,
         })
     };
     let raw_max = wanted.raw_bytes_max.min(i64::MAX as u64) as i64;

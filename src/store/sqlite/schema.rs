@@ -254,6 +254,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_changed_by_modseq ON messages (mailbox_id, modseq)
         WHERE modseq > created_modseq;
 "#,
+    // 10: JMAP's Email id is the id of a message's stored bytes, which every copy shares and a move keeps
+    // (RFC 8621: an Email id never changes). Finding an Email's copies needs messages by blob; telling
+    // whether an expunged copy was the Email's last needs the blob on its tombstone (`NULL` for those
+    // from before: JMAP then cannot work out changes across them, and its client resyncs).
+    r#"
+    CREATE INDEX messages_by_blob ON messages (blob_id);
+    ALTER TABLE expunged ADD COLUMN blob_id INTEGER;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

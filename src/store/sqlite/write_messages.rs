@@ -410,39 +410,40 @@ pub fn expunge(
 ) -> StoreResult<Vec<u32>> {
     let user = owner_of(ctx.tx, mailbox)?;
     let tx = ctx.tx;
-    let find = || -> rusqlite::Result<Vec<(u32, i64)>> {
+    // (uid, flags, blob) of each message asked for that exists.
+    let find = || -> rusqlite::Result<Vec<(u32, i64, i64)>> {
         match uids {
             Some(uids) => {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT flags FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                    "SELECT flags, blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
                 )?;
                 let mut found = Vec::new();
                 for uid in sorted(uids) {
-                    if let Some(f) = stmt
-                        .query_row(params![mailbox, uid], |r| r.get(0))
+                    if let Some((f, blob)) = stmt
+                        .query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?
                     {
-                        found.push((uid, f));
+                        found.push((uid, f, blob));
                     }
                 }
                 Ok(found)
             }
             None => tx
                 .prepare_cached(
-                    "SELECT uid, flags FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+                    "SELECT uid, flags, blob_id FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
                 )?
-                .query_map(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect(),
         }
     };
-    let gone: Vec<u32> = find()
+    let gone: Vec<(u32, i64)> = find()
         .map_err(backend)?
         .into_iter()
-        .filter(|(_, f)| !only_deleted || f & flags::DELETED != 0)
-        .map(|(uid, _)| uid)
+        .filter(|(_, f, _)| !only_deleted || f & flags::DELETED != 0)
+        .map(|(uid, _, blob)| (uid, blob))
         .collect();
     if gone.is_empty() {
-        return Ok(gone);
+        return Ok(Vec::new());
     }
     // Modseqs only (no UID is used up); the `message_uncounted` trigger takes the counts down.
     let change = Change {
@@ -455,16 +456,17 @@ pub fn expunge(
             .tx
             .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?;
         let mut tomb = ctx.tx.prepare_cached(
-            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, blob_id) \
+             VALUES (?1, ?2, ?3, ?4)",
         )?;
-        for (i, uid) in gone.iter().enumerate() {
+        for (i, (uid, blob)) in gone.iter().enumerate() {
             delete.execute(params![mailbox, uid])?;
-            tomb.execute(params![mailbox, uid, first_modseq + i as u64])?;
+            tomb.execute(params![mailbox, uid, first_modseq + i as u64, blob])?;
         }
         Ok(())
     };
     run().map_err(backend)?;
-    Ok(gone)
+    Ok(gone.into_iter().map(|(uid, _)| uid).collect())
 }
 
 /// A user's id and INBOX by name.
