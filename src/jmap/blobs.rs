@@ -52,10 +52,10 @@ pub async fn read_typed(
 ) -> Result<Option<(Vec<u8>, String)>, MethodError> {
     let whole: Vec<u8> = match blob {
         BlobId::Message { email, .. } => {
-            if ctx.mailbox(email.mailbox).await?.is_none() {
+            let Some(copy) = ctx.first_copy(*email).await? else {
                 return Ok(None);
-            }
-            match ctx.store().fetch(email.mailbox, email.uid, false).await? {
+            };
+            match ctx.store().fetch(copy.mailbox, copy.uid, false).await? {
                 Some(raw) => raw,
                 None => return Ok(None),
             }

@@ -2,7 +2,7 @@
 //! the listing holds (keywords, size, arrival) is read without the bytes; anything from the header or
 //! body parses the message (mail-parser, whose text/html/attachment split is RFC 8621's own algorithm).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use mail_parser::{
     Address, HeaderForm, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
@@ -109,8 +109,13 @@ impl BodyOptions {
 /// The listing side of an Email: what the store knows without parsing.
 pub struct Stored<'a> {
     pub id: EmailId,
+    /// The copy it is read from.
     pub meta: &'a MessageMeta,
     pub thread: String,
+    /// Every mailbox holding a copy.
+    pub mailboxes: Vec<MailboxId>,
+    /// The keywords of all its copies together.
+    pub keywords: BTreeSet<String>,
 }
 
 fn utc(micros: i64) -> String {
@@ -148,11 +153,18 @@ pub fn render(
             ("id", Some(s)) => json!(s.id.to_string()),
             ("blobId", _) => json!(blob.to_string()),
             ("threadId", Some(s)) => json!(s.thread),
-            ("mailboxIds", Some(s)) => json!({ ids::mailbox(s.id.mailbox): true }),
-            ("keywords", Some(s)) => {
-                let names = jmail_proto::jmap::keywords::names(s.meta.flags, &s.meta.keywords);
-                Value::Object(names.into_iter().map(|k| (k, Value::Bool(true))).collect())
-            }
+            ("mailboxIds", Some(s)) => Value::Object(
+                s.mailboxes
+                    .iter()
+                    .map(|&m| (ids::mailbox(m), Value::Bool(true)))
+                    .collect(),
+            ),
+            ("keywords", Some(s)) => Value::Object(
+                s.keywords
+                    .iter()
+                    .map(|k| (k.clone(), Value::Bool(true)))
+                    .collect(),
+            ),
             ("size", Some(s)) => json!(s.meta.size),
             ("size", None) => json!(raw.map_or(0, <[u8]>::len)),
             ("receivedAt", Some(s)) => json!(utc(s.meta.internal_date_micros)),
@@ -410,6 +422,32 @@ pub fn email_properties(args: &Map<String, Value>) -> Result<Vec<String>, Method
         .collect())
 }
 
+/// A message's keywords as JMAP names them.
+fn keyword_names(meta: &MessageMeta) -> Vec<String> {
+    jmail_proto::jmap::keywords::names(meta.flags, &meta.keywords)
+}
+
+/// Every Email of the account (for `ids: null`), each once however many copies it has.
+async fn all_emails(ctx: &mut Ctx<'_>) -> Result<Vec<String>, MethodError> {
+    let total: u64 = ctx.mailboxes().await?.iter().map(|m| m.messages).sum();
+    if total > OBJECTS_MAX as u64 {
+        return Err(MethodError::new("requestTooLarge"));
+    }
+    let (mut all, mut seen) = (Vec::new(), HashSet::new());
+    for m in ctx.mailboxes().await?.to_vec() {
+        let uids = ctx.uids(m.id).await?;
+        for row in ctx.listed(m.id, &uids, 0).await? {
+            let id = EmailId {
+                blob: row.meta.blob,
+            };
+            if seen.insert(id) {
+                all.push(id.to_string());
+            }
+        }
+    }
+    Ok(all)
+}
+
 pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let mut props = email_properties(&args)?;
     if !props.iter().any(|p| p == "id") {
@@ -419,46 +457,53 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let state = super::state::email_state(ctx).await?;
     let wanted: Vec<String> = match id_list(&args, "ids")? {
         Some(w) => w,
-        None => {
-            let total: u64 = ctx.mailboxes().await?.iter().map(|m| m.messages).sum();
-            if total > OBJECTS_MAX as u64 {
-                return Err(MethodError::new("requestTooLarge"));
-            }
-            let mut all = Vec::new();
-            for m in ctx.mailboxes().await?.to_vec() {
-                for uid in ctx.uids(m.id).await? {
-                    all.push(EmailId { mailbox: m.id, uid }.to_string());
-                }
-            }
-            all
-        }
+        None => all_emails(ctx).await?,
     };
     let needs_bytes = props
         .iter()
         .any(|p| !DEFAULT_PROPERTIES[..LISTING_PROPERTIES].contains(&p.as_str()));
-    // Per mailbox of the account, the UIDs asked for.
-    let mut by_mailbox: BTreeMap<MailboxId, Vec<u32>> = BTreeMap::new();
-    let mut not_found = Vec::new();
-    for id in &wanted {
-        match ids::parse_email(ctx.resolve(id)) {
-            Some(e) if ctx.mailbox(e.mailbox).await?.is_some() => {
-                by_mailbox.entry(e.mailbox).or_default().push(e.uid)
+    let emails: Vec<EmailId> = wanted
+        .iter()
+        .filter_map(|id| ids::parse_email(ctx.resolve(id)))
+        .collect();
+    let copies = ctx.copies(&emails).await?;
+    // An Email is read from its first copy; the others add their mailboxes and keywords.
+    let mut first: BTreeMap<MailboxId, Vec<u32>> = BTreeMap::new();
+    let mut others: BTreeMap<MailboxId, Vec<u32>> = BTreeMap::new();
+    for list in copies.values() {
+        if let Some((head, rest)) = list.split_first() {
+            first.entry(head.mailbox).or_default().push(head.uid);
+            for c in rest {
+                others.entry(c.mailbox).or_default().push(c.uid);
             }
-            _ => not_found.push(id.clone()),
+        }
+    }
+    let mut more_keywords: BTreeMap<EmailId, Vec<String>> = BTreeMap::new();
+    if props.iter().any(|p| p == "keywords") {
+        for (mailbox, uids) in &mut others {
+            uids.sort_unstable();
+            for row in ctx.listed(*mailbox, uids, 0).await? {
+                let id = EmailId {
+                    blob: row.meta.blob,
+                };
+                more_keywords
+                    .entry(id)
+                    .or_default()
+                    .extend(keyword_names(&row.meta));
+            }
         }
     }
     let mut rendered: BTreeMap<EmailId, Value> = BTreeMap::new();
     let user = ctx.account.id;
     let mut parsed_bytes: u64 = 0;
-    for (mailbox, mut uids) in by_mailbox {
+    for (mailbox, mut uids) in first {
         uids.sort_unstable();
         uids.dedup();
         // Small messages come with the listing, in one read; larger ones are read one at a time.
         let inline = if needs_bytes { RAW_INLINE_BYTES_MAX } else { 0 };
         for row in ctx.listed(mailbox, &uids, inline).await? {
             let id = EmailId {
-                mailbox,
-                uid: row.meta.uid,
+                blob: row.meta.blob,
             };
             if needs_bytes {
                 parsed_bytes += row.meta.size;
@@ -474,10 +519,19 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                 (true, None) => ctx.store().fetch(mailbox, row.meta.uid, false).await?,
                 (false, _) => None,
             };
+            let mut mailboxes: Vec<MailboxId> = copies
+                .get(&id)
+                .map(|l| l.iter().map(|c| c.mailbox).collect())
+                .unwrap_or_default();
+            mailboxes.dedup();
+            let mut keywords: BTreeSet<String> = keyword_names(&row.meta).into_iter().collect();
+            keywords.extend(more_keywords.remove(&id).unwrap_or_default());
             let stored = Stored {
                 id,
                 meta: &row.meta,
                 thread: thread_of(user, id, row.summary.as_deref()),
+                mailboxes,
+                keywords,
             };
             let blob = BlobId::Message {
                 email: id,
@@ -489,7 +543,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             );
         }
     }
-    let mut list = Vec::new();
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
     for id in wanted {
         match ids::parse_email(ctx.resolve(&id)).and_then(|e| rendered.get(&e)) {
             Some(v) => list.push(v.clone()),

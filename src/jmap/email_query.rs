@@ -161,10 +161,7 @@ async fn find(
             )
         })?;
         found.extend(rows.into_iter().map(|r| Found {
-            id: EmailId {
-                mailbox: mailbox.id,
-                uid: r.meta.uid,
-            },
+            id: EmailId { blob: r.meta.blob },
             meta: r.meta,
             summary: r.summary,
         }));
@@ -192,6 +189,10 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
         }
         a.id.cmp(&b.id)
     });
+    // An Email with copies in several mailboxes is found once per copy; it is listed once, where it
+    // first sorts.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|f| seen.insert(f.id));
     let user = ctx.account.id;
     if collapse {
         let mut threads = std::collections::HashSet::new();
@@ -297,11 +298,11 @@ pub async fn snippets(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResu
             not_found.push(id);
             continue;
         };
-        if ctx.mailbox(e.mailbox).await?.is_none() {
+        let Some(copy) = ctx.first_copy(e).await? else {
             not_found.push(id);
             continue;
-        }
-        let Some(raw) = ctx.store().fetch(e.mailbox, e.uid, false).await? else {
+        };
+        let Some(raw) = ctx.store().fetch(copy.mailbox, copy.uid, false).await? else {
             not_found.push(id);
             continue;
         };

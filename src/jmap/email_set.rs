@@ -1,6 +1,8 @@
 //! Email/set (RFC 8621 §4.6: drafts made, keywords and mailboxes changed, messages destroyed) and
-//! Email/import (§4.8). An Email is in exactly one mailbox here (`maxMailboxesPerEmail` 1): changing
-//! its mailbox moves it, and the moved message has a new id, given back as `updated[old].id`.
+//! Email/import (§4.8). An Email is a message's stored bytes with a copy in each of its mailboxes
+//! (`ids.rs`): a keyword change is made on every copy, a mailbox swapped for another moves a copy
+//! there (its id stays), a mailbox added copies it (no bytes written again), one taken away expunges
+//! the copy there; destroying an Email expunges every copy.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::ids::{self, BlobId, EmailId};
 use super::request::{MethodError, MethodResult, OBJECTS_MAX};
 use super::{Ctx, check_state, set_error};
-use crate::store::{FlagOp, Flags, MailboxId, NewMessage, StoreError};
+use crate::store::{FlagOp, Flags, Located, MailboxId, NewMessage, StoreError};
 use jmail_proto::jmap::keywords::{self, Keyword};
 
 /// Most attachments one created Email may carry.
@@ -58,8 +60,8 @@ fn store_error(e: StoreError) -> Value {
     }
 }
 
-/// The one mailbox a `mailboxIds` object names, checked to be the account's.
-async fn one_mailbox(ctx: &mut Ctx<'_>, value: Option<&Value>) -> Result<MailboxId, Value> {
+/// The mailboxes a `mailboxIds` object names (at least one), each checked to be the account's.
+async fn mailbox_set(ctx: &mut Ctx<'_>, value: Option<&Value>) -> Result<Vec<MailboxId>, Value> {
     let ids: Vec<String> = value
         .and_then(Value::as_object)
         .map(|o| {
@@ -69,16 +71,36 @@ async fn one_mailbox(ctx: &mut Ctx<'_>, value: Option<&Value>) -> Result<Mailbox
                 .collect()
         })
         .unwrap_or_default();
-    let [id] = &ids[..] else {
+    if ids.is_empty() {
         return Err(
             json!({"type": "invalidProperties", "properties": ["mailboxIds"],
-            "description": "an Email is in exactly one mailbox here"}),
+            "description": "an Email is in at least one mailbox"}),
         );
-    };
-    match ids::parse_mailbox(id) {
-        Some(m) if ctx.mailbox(m).await.ok().flatten().is_some() => Ok(m),
-        _ => Err(invalid("mailboxIds")),
     }
+    let mut mailboxes = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match ids::parse_mailbox(id) {
+            Some(m) if ctx.mailbox(m).await.ok().flatten().is_some() => mailboxes.push(m),
+            _ => return Err(invalid("mailboxIds")),
+        }
+    }
+    mailboxes.sort_unstable();
+    mailboxes.dedup();
+    Ok(mailboxes)
+}
+
+/// An Email's copies, mailbox by mailbox.
+fn by_mailbox(copies: &[Located]) -> BTreeMap<MailboxId, Vec<u32>> {
+    let mut out: BTreeMap<MailboxId, Vec<u32>> = BTreeMap::new();
+    for c in copies {
+        out.entry(c.mailbox).or_default().push(c.uid);
+    }
+    out
+}
+
+fn server_fail(e: MethodError) -> Value {
+    tracing::warn!(error = ?e, "Email/set could not read the store");
+    set_error("serverFail", "the change was not made")
 }
 
 fn address_list(value: Option<&Value>) -> Vec<(String, String)> {
@@ -280,7 +302,7 @@ fn created_object(user: i64, id: EmailId, message: &NewMessage) -> Value {
     })
 }
 
-/// Stores one message the client gave; its id.
+/// Stores one message the client gave, in each mailbox it names; its id.
 async fn store_new(
     ctx: &mut Ctx<'_>,
     object: &Map<String, Value>,
@@ -293,23 +315,33 @@ async fn store_new(
             format!("a message is at most {size_max} bytes here"),
         ));
     }
-    let mailbox = one_mailbox(ctx, object.get("mailboxIds")).await?;
+    let mailboxes = mailbox_set(ctx, object.get("mailboxIds")).await?;
     let flags = match object.get("keywords") {
         Some(k) => flags_of(k)?,
         None => Flags::default(),
     };
     let message = new_message(raw, object.get("receivedAt"));
-    let uid = ctx
-        .store()
-        .append(mailbox, message.clone(), flags)
+    let (&first, rest) = mailboxes
+        .split_first()
+        .expect("mailbox_set gives one at least");
+    ctx.changed();
+    let store = ctx.store();
+    let uid = store
+        .append(first, message.clone(), flags)
         .await
         .map_err(store_error)?;
-    ctx.changed();
-    Ok(created_object(
-        ctx.account.id,
-        EmailId { mailbox, uid },
-        &message,
-    ))
+    for &to in rest {
+        if let Err(e) = store.copy(ctx.account.id, first, &[uid], to, false).await {
+            // All or nothing: the Email is not left in some of its mailboxes.
+            let _ = store.expunge(first, Some(&[uid]), false).await;
+            return Err(store_error(e));
+        }
+    }
+    let blob = match store.body_ref(first, uid).await {
+        Ok(Some(body)) => body.blob,
+        _ => return Err(set_error("serverFail", "the message was not stored")),
+    };
+    Ok(created_object(ctx.account.id, EmailId { blob }, &message))
 }
 
 /// One update's keyword change: a whole new set, or keywords added and removed.
@@ -318,12 +350,12 @@ enum KeywordChange {
     Patch { add: Flags, remove: Flags },
 }
 
-/// Reads an update patch: its keyword change and the mailbox it moves to, if any.
+/// Reads an update patch: its keyword change and the mailboxes the Email is to be in, if they change.
 async fn read_patch(
     ctx: &mut Ctx<'_>,
-    current: MailboxId,
+    current: &[MailboxId],
     patch: &Map<String, Value>,
-) -> Result<(Option<KeywordChange>, Option<MailboxId>), Value> {
+) -> Result<(Option<KeywordChange>, Option<Vec<MailboxId>>), Value> {
     let mut keywords_change = None;
     let (mut add, mut remove) = (Flags::default(), Flags::default());
     let mut mailboxes: Option<BTreeMap<String, bool>> = None;
@@ -349,7 +381,7 @@ async fn read_patch(
             );
         } else if let Some(m) = path.strip_prefix("mailboxIds/") {
             let set = mailboxes
-                .get_or_insert_with(|| [(ids::mailbox(current), true)].into_iter().collect());
+                .get_or_insert_with(|| current.iter().map(|&m| (ids::mailbox(m), true)).collect());
             match value {
                 Value::Bool(true) => set.insert(ctx.resolve(m).to_string(), true),
                 Value::Null => set.insert(ctx.resolve(m).to_string(), false),
@@ -370,7 +402,7 @@ async fn read_patch(
                 .filter(|(_, on)| *on)
                 .map(|(k, _)| (k, Value::Bool(true)))
                 .collect();
-            let to = one_mailbox(ctx, Some(&Value::Object(chosen))).await?;
+            let to = mailbox_set(ctx, Some(&Value::Object(chosen))).await?;
             (to != current).then_some(to)
         }
     };
@@ -382,53 +414,91 @@ async fn update_one(
     email: EmailId,
     patch: &Map<String, Value>,
 ) -> Result<Value, Value> {
-    let (change, target) = read_patch(ctx, email.mailbox, patch).await?;
+    let copies = ctx
+        .copies(&[email])
+        .await
+        .map_err(server_fail)?
+        .remove(&email)
+        .unwrap_or_default();
+    let Some(&head) = copies.first() else {
+        return Err(set_error("notFound", "no such email"));
+    };
+    let mut in_mailboxes = by_mailbox(&copies);
+    let current: Vec<MailboxId> = in_mailboxes.keys().copied().collect();
+    let (change, target) = read_patch(ctx, &current, patch).await?;
     let store = ctx.store();
     let present = |update: &crate::store::FlagUpdate| {
         !update.changed.is_empty() || !update.unchanged.is_empty()
     };
-    let updated = match change {
-        None => true,
-        Some(KeywordChange::Replace(flags)) => {
+    let steps: Vec<(FlagOp, Flags)> = match change {
+        None => Vec::new(),
+        Some(KeywordChange::Replace(flags)) => vec![(FlagOp::Replace, flags)],
+        Some(KeywordChange::Patch { add, remove }) => {
+            [(FlagOp::Add, add), (FlagOp::Remove, remove)]
+                .into_iter()
+                .filter(|(_, f)| *f != Flags::default())
+                .collect()
+        }
+    };
+    for (op, flags) in steps {
+        let mut found = false;
+        for (&mailbox, uids) in &in_mailboxes {
             let u = store
-                .update_flags(email.mailbox, &[email.uid], FlagOp::Replace, flags, None)
+                .update_flags(mailbox, uids, op, flags.clone(), None)
                 .await
                 .map_err(store_error)?;
-            present(&u)
+            found |= present(&u);
         }
-        Some(KeywordChange::Patch { add, remove }) => {
-            let mut found = true;
-            if add != Flags::default() {
-                let u = store
-                    .update_flags(email.mailbox, &[email.uid], FlagOp::Add, add, None)
-                    .await
-                    .map_err(store_error)?;
-                found &= present(&u);
-            }
-            if remove != Flags::default() {
-                let u = store
-                    .update_flags(email.mailbox, &[email.uid], FlagOp::Remove, remove, None)
-                    .await
-                    .map_err(store_error)?;
-                found &= present(&u);
-            }
-            found
+        if !found {
+            return Err(set_error("notFound", "no such email"));
         }
-    };
-    if !updated {
-        return Err(set_error("notFound", "no such email"));
     }
-    let Some(to) = target else {
+    let Some(target) = target else {
         return Ok(Value::Null);
     };
-    let map = store
-        .copy(ctx.account.id, email.mailbox, &[email.uid], to, true)
-        .await
-        .map_err(store_error)?;
-    match map.uids.first() {
-        Some((_, new_uid)) => Ok(json!({"id": EmailId { mailbox: to, uid: *new_uid }.to_string()})),
-        None => Err(set_error("notFound", "no such email")),
+    let user = ctx.account.id;
+    let mut adds = target.iter().filter(|m| !current.contains(m)).copied();
+    let removes: Vec<MailboxId> = current
+        .iter()
+        .filter(|m| !target.contains(m))
+        .copied()
+        .collect();
+    // Where further copies are made from: the first copy, wherever a move takes it.
+    let mut source = (head.mailbox, head.uid);
+    let mut expunge_after = Vec::new();
+    for from in removes {
+        let uids = in_mailboxes.remove(&from).unwrap_or_default();
+        match adds.next() {
+            // One mailbox swapped for another: a move, which needs no room in the quota.
+            Some(to) => {
+                let map = store
+                    .copy(user, from, &uids, to, true)
+                    .await
+                    .map_err(store_error)?;
+                if map.uids.is_empty() {
+                    return Err(set_error("notFound", "no such email"));
+                }
+                if let Some(&(_, moved)) = map.uids.iter().find(|(old, _)| source == (from, *old)) {
+                    source = (to, moved);
+                }
+            }
+            None => expunge_after.push((from, uids)),
+        }
     }
+    for to in adds {
+        store
+            .copy(user, source.0, &[source.1], to, false)
+            .await
+            .map_err(store_error)?;
+    }
+    // Copies are taken away last, so the Email is never in no mailbox at all.
+    for (from, uids) in expunge_after {
+        store
+            .expunge(from, Some(&uids), false)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(Value::Null)
 }
 
 pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
@@ -453,13 +523,13 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let (mut updated, mut not_updated) = (Map::new(), Map::new());
     for (id, patch) in update {
+        // Answered under the id it names (RFC 8620 §5.3), a `#creationId` resolved.
+        let id = ctx.resolve(&id).to_string();
         let email = ids::parse_email(ctx.resolve(&id));
         let result = match (email, patch.as_object()) {
-            (Some(e), Some(p)) if ctx.mailbox(e.mailbox).await?.is_some() => {
-                update_one(ctx, e, p).await
-            }
+            (Some(e), Some(p)) => update_one(ctx, e, p).await,
             (_, None) => Err(set_error("invalidPatch", "a patch is an object")),
-            _ => Err(set_error("notFound", "no such email")),
+            (None, _) => Err(set_error("notFound", "no such email")),
         };
         ctx.changed();
         match result {
@@ -473,14 +543,18 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
     for id in destroy {
-        let removed = match ids::parse_email(ctx.resolve(&id)) {
-            Some(e) if ctx.mailbox(e.mailbox).await?.is_some() => ctx
-                .store()
-                .expunge(e.mailbox, Some(&[e.uid]), false)
-                .await?
-                .contains(&e.uid),
-            _ => false,
-        };
+        let id = ctx.resolve(&id).to_string();
+        let mut removed = false;
+        if let Some(e) = ids::parse_email(ctx.resolve(&id)) {
+            let copies = ctx.copies(&[e]).await?.remove(&e).unwrap_or_default();
+            for (mailbox, uids) in by_mailbox(&copies) {
+                removed |= !ctx
+                    .store()
+                    .expunge(mailbox, Some(&uids), false)
+                    .await?
+                    .is_empty();
+            }
+        }
         ctx.changed();
         if removed {
             destroyed.push(id);

@@ -182,7 +182,7 @@ pub fn session_object(s: &JmapState, account: &Account, base: &str) -> Value {
         "collationAlgorithms": ["i;ascii-casemap", "i;unicode-casemap"],
     });
     let mail = json!({
-        "maxMailboxesPerEmail": 1,
+        "maxMailboxesPerEmail": null,
         "maxMailboxDepth": null,
         "maxSizeMailboxName": 255,
         "maxSizeAttachmentsPerEmail": limits.message_bytes_max,

@@ -1,7 +1,9 @@
 //! JMAP ids (RFC 8620 §1.2: 1–255 of `A-Za-z0-9_-`) for what the store numbers. Each kind has its own
-//! letter so one is never taken for another: `a7` an account, `m12` a mailbox, `e12u345` the message of
-//! UID 345 in mailbox 12, `b12u345` its bytes and `b12u345p3` its part 3, `x…` an upload, `t…` a thread.
-//! An id names something only within its account: every lookup checks the mailbox is the account's.
+//! letter so one is never taken for another: `a7` an account, `m12` a mailbox, `e345` the Email whose
+//! stored bytes are number 345, `b345` those bytes and `b345p3` their part 3, `x…` an upload, `t…` a
+//! thread. An Email is its bytes, not a mailbox's UID: every copy of a message shares them and a move
+//! keeps them, so an Email id never changes (RFC 8621 §4.1.1) and one Email can be in several mailboxes.
+//! An id names something only within its account: every lookup goes through the account's mailboxes.
 
 use crate::store::{MailboxId, UserId};
 
@@ -30,24 +32,21 @@ pub fn parse_mailbox(id: &str) -> Option<MailboxId> {
     number(id.strip_prefix('m')?)
 }
 
-/// One message: a UID of a mailbox.
+/// One Email: the id of the stored bytes its copies share (`crate::store::MessageMeta::blob`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EmailId {
-    pub mailbox: MailboxId,
-    pub uid: u32,
+    pub blob: i64,
 }
 
 impl std::fmt::Display for EmailId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "e{}u{}", self.mailbox, self.uid)
+        write!(f, "e{}", self.blob)
     }
 }
 
 pub fn parse_email(id: &str) -> Option<EmailId> {
-    let (mailbox, uid) = id.strip_prefix('e')?.split_once('u')?;
     Some(EmailId {
-        mailbox: number(mailbox)?,
-        uid: number(uid)?,
+        blob: number(id.strip_prefix('e')?)?,
     })
 }
 
@@ -87,7 +86,7 @@ impl BlobId {
 impl std::fmt::Display for BlobId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BlobId::Message { email, .. } => write!(f, "b{}u{}", email.mailbox, email.uid)?,
+            BlobId::Message { email, .. } => write!(f, "b{}", email.blob)?,
             BlobId::Upload { key, .. } => write!(f, "x{key}")?,
         }
         match self.part_number() {
@@ -110,11 +109,9 @@ pub fn parse_blob(id: &str) -> Option<BlobId> {
             part,
         });
     }
-    let (mailbox, uid) = base.strip_prefix('b')?.split_once('u')?;
     Some(BlobId::Message {
         email: EmailId {
-            mailbox: number(mailbox)?,
-            uid: number(uid)?,
+            blob: number(base.strip_prefix('b')?)?,
         },
         part,
     })
@@ -138,19 +135,16 @@ mod tests {
 
     #[test]
     fn ids_read_back_and_nothing_else_reads() {
-        let e = EmailId {
-            mailbox: 12,
-            uid: 345,
-        };
+        let e = EmailId { blob: 345 };
         assert_eq!(parse_email(&e.to_string()), Some(e));
         let b = BlobId::Message {
             email: e,
             part: Some(3),
         };
-        assert_eq!(b.to_string(), "b12u345p3");
-        assert_eq!(parse_blob("b12u345p3"), Some(b));
+        assert_eq!(b.to_string(), "b345p3");
+        assert_eq!(parse_blob("b345p3"), Some(b));
         assert_eq!(
-            parse_blob("b12u345"),
+            parse_blob("b345"),
             Some(BlobId::Message {
                 email: e,
                 part: None
@@ -170,10 +164,11 @@ mod tests {
             "m",
             "m-1",
             "m+1",
-            "e1",
-            "e1u",
-            "eu1",
-            "b1u2p",
+            "e",
+            "e1u2",
+            "e-1",
+            "b1u2",
+            "b1p",
             "xzz",
             "m99999999999999999999",
             "a1 ",

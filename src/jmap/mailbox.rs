@@ -347,6 +347,8 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let (mut updated, mut not_updated) = (Map::new(), Map::new());
     for (id, patch) in update {
+        // Answered under the id it names (RFC 8620 §5.3), a `#creationId` resolved.
+        let id = ctx.resolve(&id).to_string();
         let Some(current) = (match ids::parse_mailbox(ctx.resolve(&id)) {
             Some(n) => ctx.mailbox(n).await?,
             None => None,
@@ -426,6 +428,7 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
     for id in destroy {
+        let id = ctx.resolve(&id).to_string();
         let Some(current) = (match ids::parse_mailbox(ctx.resolve(&id)) {
             Some(n) => ctx.mailbox(n).await?,
             None => None,

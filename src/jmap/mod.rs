@@ -1,10 +1,11 @@
 //! JMAP (RFC 8620 core, RFC 8621 mail): the session resource, the API, blobs and push, over the same
 //! store and push feed as every other protocol, served by the web listener (`src/web`).
 //!
-//! A JMAP Email is one message in one mailbox (the store's model, which IMAP shares): its id names the
-//! mailbox and UID, so moving it to another mailbox gives it a new id (the old one is destroyed in
-//! `Email/changes`, the new one created; `Email/set` reports the new id as `updated[old].id`).
-//! States come from the store's change counters: `/changes` reads only what changed.
+//! The store keeps a message per mailbox and UID (the model IMAP shares); a JMAP Email is a message's
+//! stored bytes, with a copy in each of its mailboxes: its id is the bytes' id, which every copy shares
+//! and a move keeps, so it never changes (RFC 8621 §4.1.1) and one Email can be in several mailboxes
+//! (an IMAP COPY makes it so). States come from the store's change counters: `/changes` reads only
+//! what changed.
 
 pub mod auth;
 mod blobs;
@@ -20,12 +21,12 @@ mod state;
 mod submission;
 mod thread;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
 use crate::conn::Shared;
-use crate::store::{Account, MailStore, MailboxId, MailboxInfo};
+use crate::store::{Account, Located, MailStore, MailboxId, MailboxInfo};
 use request::{Call, MAIL, MethodError, MethodResult, SUBMISSION};
 
 /// What every method of one request works with.
@@ -376,6 +377,30 @@ impl Ctx<'_> {
             .into_iter()
             .map(|(uid, _)| uid)
             .collect())
+    }
+
+    /// Where the account keeps each of `emails` (any number: read in store-sized calls): its copies,
+    /// ordered by mailbox and UID. An Email the account does not hold is left out.
+    pub async fn copies(
+        &self,
+        emails: &[ids::EmailId],
+    ) -> Result<BTreeMap<ids::EmailId, Vec<Located>>, MethodError> {
+        let blobs: Vec<i64> = emails.iter().map(|e| e.blob).collect();
+        let mut out: BTreeMap<ids::EmailId, Vec<Located>> = BTreeMap::new();
+        for chunk in blobs.chunks(crate::store::MESSAGES_PER_CALL_MAX) {
+            for at in self.store().locate(self.account.id, chunk).await? {
+                out.entry(ids::EmailId { blob: at.blob })
+                    .or_default()
+                    .push(at);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The copy an Email is read from (the first: lowest mailbox id, then UID), if the account holds it.
+    pub async fn first_copy(&self, email: ids::EmailId) -> Result<Option<Located>, MethodError> {
+        let found = self.store().locate(self.account.id, &[email.blob]).await?;
+        Ok(found.into_iter().next())
     }
 
     /// The listing and stored summary of each of `uids` (any number: read in store-sized calls).

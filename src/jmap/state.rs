@@ -63,6 +63,11 @@ pub fn email_state_of(mailboxes: &[MailboxInfo]) -> String {
 
 /// What changed since `since`: (created, updated, destroyed) Email ids, the state they bring the client
 /// to, and whether more remain. `None`: cannot be worked out (the client resyncs).
+///
+/// The store's change logs are per mailbox and speak of copies; an Email is its copies together. So the
+/// copies stored and expunged are gathered first, then each Email they belong to is looked at as it is
+/// now: with no copy left it was destroyed; with every copy (and every expunged one) new since the
+/// state it was created; otherwise it changed (a move is an expunged copy and a new one: updated).
 pub async fn email_changes_since(
     ctx: &mut Ctx<'_>,
     since: &str,
@@ -83,16 +88,21 @@ pub async fn email_changes_since(
     if !old.iter().all(possible) {
         return Ok(None);
     }
-    let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
+    // Whether the copy at `uid` of `mailbox` was stored after the state.
+    let is_new =
+        |mailbox: MailboxId, uid: u32| old.get(&mailbox).is_none_or(|&(_, next)| uid >= next);
+    // Per Email touched: whether anything of it from before the state was seen changing.
+    let mut touched: BTreeMap<ids::EmailId, bool> = BTreeMap::new();
     let mut marks = Marks::new();
     let mut more = false;
+    let mut read = 0;
     for mailbox in &current {
         let (old_modseq, old_next) = old.get(&mailbox.id).copied().unwrap_or((0, 0));
         if mailbox.highest_modseq <= old_modseq {
             marks.insert(mailbox.id, (old_modseq, old_next));
             continue;
         }
-        let room = max.saturating_sub(created.len() + updated.len() + destroyed.len());
+        let room = max.saturating_sub(read);
         if room == 0 {
             marks.insert(mailbox.id, (old_modseq, old_next));
             more = true;
@@ -104,34 +114,38 @@ pub async fn email_changes_since(
             stored_from: old_next,
         };
         let changes = ctx.store().changes_from(mailbox.id, since, room).await?;
+        read += changes.messages.len() + changes.gone.len();
         let mut next = old_next;
         for m in &changes.messages {
-            let id = ids::EmailId {
-                mailbox: mailbox.id,
-                uid: m.uid,
-            }
-            .to_string();
-            if m.uid >= old_next {
-                created.push(id);
-            } else {
-                updated.push(id);
-            }
+            let old_part = !is_new(mailbox.id, m.uid);
+            *touched.entry(ids::EmailId { blob: m.blob }).or_default() |= old_part;
             next = next.max(m.uid.saturating_add(1));
         }
-        for &uid in &changes.gone {
-            if uid < old_next {
-                destroyed.push(
-                    ids::EmailId {
-                        mailbox: mailbox.id,
-                        uid,
-                    }
-                    .to_string(),
-                );
-            }
+        for (&uid, blob) in changes.gone.iter().zip(&changes.gone_blobs) {
+            // A tombstone from before they kept the blob cannot say which Email lost a copy.
+            let Some(blob) = *blob else {
+                return Ok(None);
+            };
+            let old_part = !is_new(mailbox.id, uid);
+            *touched.entry(ids::EmailId { blob }).or_default() |= old_part;
             next = next.max(uid.saturating_add(1));
         }
         more |= changes.more;
         marks.insert(mailbox.id, (changes.through_modseq.max(old_modseq), next));
+    }
+    let emails: Vec<ids::EmailId> = touched.keys().copied().collect();
+    let copies = ctx.copies(&emails).await?;
+    let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
+    for (email, old_part) in touched {
+        let now = copies.get(&email).map(Vec::as_slice).unwrap_or_default();
+        let known_before = old_part || now.iter().any(|c| !is_new(c.mailbox, c.uid));
+        match (now.is_empty(), known_before) {
+            // Made and destroyed since the state: the client never knew of it.
+            (true, false) => {}
+            (true, true) => destroyed.push(email.to_string()),
+            (false, false) => created.push(email.to_string()),
+            (false, true) => updated.push(email.to_string()),
+        }
     }
     Ok(Some((created, updated, destroyed, encode(&marks), more)))
 }

@@ -155,15 +155,14 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
     let Some(email) = email_id.as_deref().and_then(ids::parse_email) else {
         return Err(json!({"type": "invalidProperties", "properties": ["emailId"]}));
     };
-    let owned = ctx.mailbox(email.mailbox).await.ok().flatten().is_some();
-    let raw = match owned {
-        true => ctx
+    let raw = match ctx.first_copy(email).await.ok().flatten() {
+        Some(copy) => ctx
             .store()
-            .fetch(email.mailbox, email.uid, false)
+            .fetch(copy.mailbox, copy.uid, false)
             .await
             .ok()
             .flatten(),
-        false => None,
+        None => None,
     };
     let Some(raw) = raw else {
         return Err(set_error("emailNotFound", "no such email"));

@@ -27,8 +27,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             let uids = ctx.uids(mailbox.id).await?;
             for row in ctx.summaries(mailbox.id, &uids).await? {
                 let id = EmailId {
-                    mailbox: mailbox.id,
-                    uid: row.meta.uid,
+                    blob: row.meta.blob,
                 };
                 let thread = thread_of(user, id, row.summary.as_deref());
                 if wanted_set.contains(thread.as_str()) {
@@ -45,6 +44,9 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         match members.get_mut(&id) {
             Some(emails) => {
                 emails.sort();
+                // An Email with copies in several mailboxes is one member, at its first arrival.
+                let mut seen = HashSet::new();
+                emails.retain(|(_, e)| seen.insert(*e));
                 let email_ids: Vec<String> = emails.iter().map(|(_, e)| e.to_string()).collect();
                 list.push(json!({"id": id, "emailIds": email_ids}));
             }
@@ -74,7 +76,10 @@ pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResul
         let Some(e) = super::ids::parse_email(id) else {
             continue;
         };
-        let summary = ctx.store().summary(e.mailbox, e.uid).await?;
+        let Some(copy) = ctx.first_copy(e).await? else {
+            continue;
+        };
+        let summary = ctx.store().summary(copy.mailbox, copy.uid).await?;
         let t = thread_of(user, e, summary.as_deref());
         if seen.insert(t.clone()) {
             threads.push(t);

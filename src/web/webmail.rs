@@ -102,11 +102,10 @@ async fn html(
     let Some(id) = crate::jmap::ids::parse_email(&email) else {
         return not_found();
     };
-    let mut ctx = crate::jmap::Ctx::new(&s.ctx, &account);
-    let owned = matches!(ctx.mailbox(id.mailbox).await, Ok(Some(_)));
-    let raw = match owned {
-        true => ctx.store().fetch(id.mailbox, id.uid, false).await,
-        false => return not_found(),
+    let ctx = crate::jmap::Ctx::new(&s.ctx, &account);
+    let raw = match ctx.first_copy(id).await {
+        Ok(Some(copy)) => ctx.store().fetch(copy.mailbox, copy.uid, false).await,
+        _ => return not_found(),
     };
     let Ok(Some(raw)) = raw else {
         return not_found();

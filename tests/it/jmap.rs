@@ -149,8 +149,9 @@ assert responses[0][0] == "Email/set" and "d1" in responses[0][1]["created"], re
 assert responses[1][0] == "EmailSubmission/set" and "s1" in responses[1][1]["created"], responses[1]
 assert responses[2][0] == "Email/set", responses
 draft_id = responses[0][1]["created"]["d1"]["id"]
-moved = responses[2][1]["updated"][draft_id]["id"]
-[[_, sent, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [moved], "properties": ["mailboxIds", "keywords", "attachments"]}, "g"]])
+# Moved to Sent, it keeps its id (RFC 8621: an Email's id never changes).
+assert responses[2][1]["updated"] == {draft_id: None}, responses[2]
+[[_, sent, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [draft_id], "properties": ["mailboxIds", "keywords", "attachments"]}, "g"]])
 assert sent["list"][0]["mailboxIds"] == {by_role["sent"].id: True} and sent["list"][0]["keywords"] == {}, sent
 assert sent["list"][0]["attachments"][0]["name"] == "notes.txt"
 bob_inbox = [m for m in bob.request(MailboxGet(ids=None), raise_errors=True, single_response=True).data if m.role == "inbox"][0]
@@ -217,6 +218,68 @@ assert q["ids"] == [child], q
 assert d["destroyed"] == [report.id], d
 m.noop(); typ, data = m.search(None, "ALL")
 assert len(data[0].split()) == 4, data  # welcome, lunch, its reply, and the Minutes alice sent herself as Bcc
+
+# An Email's id and blobId never change: IMAP's COPY puts the same Email in a second mailbox, IMAP's MOVE
+# and JMAP's mailboxIds move it, and Email/changes calls all of that an update of the one Email.
+archive, trash = by_role["archive"].id, by_role["trash"].id
+def lunch_now(props=("blobId", "mailboxIds", "keywords")):
+    [[_, g, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [lunch.id], "properties": list(props)}, "g"]])
+    return g
+def changes_since(state):
+    [[_, c, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": state}, "c"]])
+    return (c["created"], c["updated"], c["destroyed"]), c["newState"]
+def lunch_in_inbox():
+    m.select("INBOX")
+    typ, data = m.search(None, 'HEADER Message-ID "<lunch@example.net>"')
+    return data[0].split()
+g = lunch_now()
+lunch_blob, state = g["list"][0]["blobId"], g["state"]
+typ, _ = m.copy(lunch_in_inbox()[0], "Archive")
+assert typ == "OK"
+g = lunch_now()
+assert g["list"][0]["mailboxIds"] == {inbox.id: True, archive: True} and g["list"][0]["blobId"] == lunch_blob, g
+assert ids_for({"text": "river"}) == {lunch.id}
+[[_, q, _]] = api(alice, [["Email/query", {"accountId": account, "filter": {"text": "river"}, "calculateTotal": True}, "q"]])
+assert q["ids"] == [lunch.id] and q["total"] == 1, q
+changed, state = changes_since(state)
+assert changed == ([], [lunch.id], []), changed
+typ, _ = m._simple_command("MOVE", lunch_in_inbox()[0], "Archive")
+assert typ == "OK" and lunch_in_inbox() == []
+g = lunch_now()
+assert g["list"][0]["mailboxIds"] == {archive: True} and g["list"][0]["keywords"] == {"$seen": True, "$flagged": True}, g
+changed, state = changes_since(state)
+assert changed == ([], [lunch.id], []), changed
+[[_, s, _]] = api(alice, [["Email/set", {"accountId": account, "update": {lunch.id: {"mailboxIds": {inbox.id: True}}}}, "s"]])
+assert s["updated"] == {lunch.id: None}, s
+assert len(lunch_in_inbox()) == 2  # both Archive copies moved back
+[[_, s, _]] = api(alice, [["Email/set", {"accountId": account, "update": {lunch.id: {f"mailboxIds/{trash}": True, f"mailboxIds/{inbox.id}": None, "keywords/$seen": None}}}, "s"]])
+assert s["updated"] == {lunch.id: None}, s
+g = lunch_now()
+assert g["list"][0]["mailboxIds"] == {trash: True} and g["list"][0]["keywords"] == {"$flagged": True}, g
+assert lunch_in_inbox() == [] and g["list"][0]["blobId"] == lunch_blob
+[[_, s, _]] = api(alice, [["Email/set", {"accountId": account, "update": {lunch.id: {"mailboxIds": {}}}}, "s"]])
+assert s["notUpdated"][lunch.id]["type"] == "invalidProperties", s
+[[_, t, _]] = api(alice, [["Thread/get", {"accountId": account, "ids": [lunch.thread_id]}, "t"]])
+assert t["list"][0]["emailIds"][0] == lunch.id, t
+changed, state = changes_since(state)
+assert changed == ([], [lunch.id], []), changed
+[[_, d, _]] = api(alice, [["Email/set", {"accountId": account, "destroy": [lunch.id]}, "d"]])
+assert d["destroyed"] == [lunch.id], d
+assert lunch_now()["notFound"] == [lunch.id]
+changed, state = changes_since(state)
+assert changed == ([], [], [lunch.id]), changed
+[[_, made, _]] = api(alice, [["Email/import", {"accountId": account, "emails": {"n": {"blobId": lunch_blob, "mailboxIds": {inbox.id: True}}}}, "i"]])
+assert made["notCreated"]["n"]["type"] == "blobNotFound", made  # its bytes went with its last copy
+# Made in two mailboxes and moved since a state: created, once, as it is now.
+[[_, made, _], [_, moved, _]] = api(alice, [
+    ["Email/set", {"accountId": account, "create": {"n": {"mailboxIds": {inbox.id: True, trash: True}, "subject": "Twice"}}}, "c"],
+    ["Email/set", {"accountId": account, "update": {"#n": {"mailboxIds": {archive: True, trash: True}}}}, "u"]])
+twice = made["created"]["n"]["id"]
+assert moved["updated"] == {twice: None}, moved
+changed, state = changes_since(state)
+assert changed == ([twice], [], []), changed
+[[_, g, _]] = api(alice, [["Email/get", {"accountId": account, "ids": [twice], "properties": ["mailboxIds", "subject"]}, "g"]])
+assert g["list"][0] == {"id": twice, "mailboxIds": {archive: True, trash: True}, "subject": "Twice"}, g
 m.logout()
 
 # The admin API is for the config's admins only (none here).
