@@ -19,17 +19,22 @@ const CHANGES_MAX: usize = 5000;
 /// Per mailbox: (highest modseq told, next UID then).
 type Marks = BTreeMap<MailboxId, (u64, u32)>;
 
+/// What every state starts with. States of the releases whose Email ids named a mailbox and UID began
+/// `s`: a client holding one holds ids that no longer name anything, so it gets `cannotCalculateChanges`
+/// and reads everything again rather than keep them.
+const PREFIX: &str = "v2:";
+
 fn encode(marks: &Marks) -> String {
     let parts: Vec<String> = marks
         .iter()
         .filter(|(_, (modseq, _))| *modseq > 0)
         .map(|(m, (h, u))| format!("{m}.{h}.{u}"))
         .collect();
-    format!("s{}", parts.join(","))
+    format!("{PREFIX}{}", parts.join(","))
 }
 
 fn decode(state: &str) -> Option<Marks> {
-    let body = state.strip_prefix('s')?;
+    let body = state.strip_prefix(PREFIX)?;
     let mut marks = Marks::new();
     for part in body.split(',').filter(|p| !p.is_empty()) {
         let mut fields = part.split('.');
@@ -185,12 +190,20 @@ mod tests {
             .into_iter()
             .collect();
         let s = encode(&marks);
-        assert_eq!(s, "s3.10.7,9.2.3");
+        assert_eq!(s, "v2:3.10.7,9.2.3");
         let back = decode(&s).unwrap();
         assert_eq!(back.get(&3), Some(&(10, 7)));
         assert_eq!(back.get(&5), None);
-        assert_eq!(decode("s").unwrap().len(), 0);
-        for bad in ["", "x1.2.3", "s1.2", "s1.2.3.4", "sa.b.c"] {
+        assert_eq!(decode("v2:").unwrap().len(), 0);
+        for bad in [
+            "",
+            "s",
+            "s3.10.7",
+            "x1.2.3",
+            "v2:1.2",
+            "v2:1.2.3.4",
+            "v2:a.b.c",
+        ] {
             assert!(decode(bad).is_none(), "{bad}");
         }
     }

@@ -124,9 +124,13 @@ assert len(data[0].split()) == 1, data
 [[_, changes, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": state0}, "c"]])
 assert changes["updated"] == [lunch.id] and changes["created"] == [] and changes["destroyed"] == [], changes
 # A state no server state ever was (a UIDNEXT or modseq past the mailbox's) cannot be worked from.
-marks = state0[1:].split(",")
+assert state0.startswith("v2:"), state0
+marks = state0[3:].split(",")
+# Nor can a state of the releases whose Email ids named a mailbox and UID (those ids name nothing now).
+[[name, args, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": "s" + state0[3:]}, "c"]])
+assert (name, args.get("type")) == ("error", "cannotCalculateChanges"), (name, args)
 for forged in [f"{m.split('.')[0]}.{m.split('.')[1]}.4294967295" for m in marks] + [f"{m.split('.')[0]}.99999999.1" for m in marks]:
-    [[name, args, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": "s" + forged}, "c"]])
+    [[name, args, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": "v2:" + forged}, "c"]])
     assert (name, args.get("type")) == ("error", "cannotCalculateChanges"), (forged, name, args)
 boxes = alice.request(MailboxGet(ids=[inbox.id]), raise_errors=True, single_response=True).data
 assert boxes[0].unread_emails == 3, boxes

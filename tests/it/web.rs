@@ -236,7 +236,8 @@ async fn a_reply_never_read_is_cut_off() {
         .await
         .unwrap();
     let inbox = s.store.credentials("alice").await.unwrap().unwrap().inbox;
-    let blob = format!("b{inbox}u{}", delivered[0].uid);
+    let stored = s.store.body_ref(inbox, delivered[0].uid).await.unwrap();
+    let blob = format!("b{}", stored.unwrap().blob);
     let credentials = base64::engine::general_purpose::STANDARD.encode("alice:alice-pw");
     let account = s.store.credentials("alice").await.unwrap().unwrap().id;
     // A small receive buffer, so the server's writes back up soon.
