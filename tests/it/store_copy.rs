@@ -30,7 +30,14 @@ async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>
         let listed = store.messages(mailbox.id, &uids, wanted).await.unwrap();
         let mut lines: Vec<String> = listed
             .iter()
-            .map(|l| format!("{:?} {:?} {:?}", l.meta, l.summary, l.raw))
+            // A copy numbers its stored bytes anew, as it does mailboxes (JMAP ids change with it).
+            .map(|l| {
+                let meta = jmail::store::MessageMeta {
+                    blob: 0,
+                    ..l.meta.clone()
+                };
+                format!("{meta:?} {:?} {:?}", l.summary, l.raw)
+            })
             .collect();
         // What QRESYNC tells a client that was away: the tombstones.
         let changes = store.changes(mailbox.id, 0, 100_000).await.unwrap();
