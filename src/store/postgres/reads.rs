@@ -138,9 +138,8 @@ pub async fn changes(
 pub async fn locate(ctx: &Ctx<'_>, user: UserId, blobs: &[i64]) -> StoreResult<Vec<Located>> {
     Ok(ctx
         .all(
-            "SELECT m.blob_id, m.mailbox_id, m.uid FROM messages m \
-             JOIN mailboxes b ON b.id = m.mailbox_id \
-             WHERE m.blob_id = ANY($1) AND b.user_id = $2 ORDER BY 1, 2, 3",
+            "SELECT blob_id, mailbox_id, uid FROM messages WHERE blob_id = ANY($1) \
+             AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = $2) ORDER BY 1, 2, 3",
             &[&blobs, &user],
         )
         .await?

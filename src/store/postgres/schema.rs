@@ -163,6 +163,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_by_blob ON messages (blob_id);
     ALTER TABLE expunged ADD COLUMN blob_id BIGINT;
     "#,
+    // 6: messages by blob, then mailbox and UID (SQLite's migration 11 says why). Built in the
+    // migration's transaction, which holds writes to messages meanwhile: a few seconds per million.
+    r#"
+    DROP INDEX messages_by_blob;
+    CREATE INDEX messages_by_blob ON messages (blob_id, mailbox_id, uid);
+    "#,
 ];
 
 /// The schema version this build writes.

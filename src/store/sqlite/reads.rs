@@ -118,8 +118,8 @@ pub fn locate(
     sorted.sort_unstable();
     sorted.dedup();
     let mut stmt = conn.prepare_cached(
-        "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
-         WHERE m.blob_id = ?1 AND b.user_id = ?2 ORDER BY m.mailbox_id, m.uid",
+        "SELECT mailbox_id, uid FROM messages WHERE blob_id = ?1 \
+         AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY mailbox_id, uid",
     )?;
     let mut out = Vec::new();
     for blob in sorted {

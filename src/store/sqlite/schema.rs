@@ -95,7 +95,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: the mail model of mailboxes, keywords and quotas.
     // - Message bytes move to `blobs`, shared by every copy (a copy writes a row, not the bytes again);
     //   `refs` counts the messages pointing at a blob, which goes with its last one (a count, not an
-    //   index on messages.blob_id: every delivery would pay for that index). `summary` is what delivery parsed (envelope, MIME structure),
+    //   index on messages.blob_id: every delivery would pay for that index; migration 10 adds one all the
+    //   same, for JMAP). `summary` is what delivery parsed (envelope, MIME structure),
     //   filled in for older mail when the store opens.
     // - Messages gain keywords (sorted, space-separated atoms) and the `\Deleted` flag (bit 16).
     // - Mailboxes gain a special-use role, a subscription, and counts, so listing them scans no messages;
@@ -134,7 +135,7 @@ const MIGRATIONS: &[&str] = &[
         -- Message-ID (random keys) dirtied a page per message and made delivery slower as the store grew.
         imported INTEGER NOT NULL DEFAULT 0,
         -- No REFERENCES: `refs` keeps it right, and a foreign key would make every blob deletion scan
-        -- the messages (there is no index on blob_id, which every delivery would pay for).
+        -- the messages (no index on blob_id then; migration 10 adds one, for JMAP).
         blob_id INTEGER NOT NULL,
         UNIQUE (mailbox_id, uid)
     );
@@ -261,6 +262,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX messages_by_blob ON messages (blob_id);
     ALTER TABLE expunged ADD COLUMN blob_id INTEGER;
+"#,
+    // 11: messages by blob, then mailbox and UID: finding an account's copies of an Email checks the
+    // mailbox in the index and reads nothing else, however many other accounts share the bytes (one
+    // delivery to a thousand users is one blob).
+    r#"
+    DROP INDEX messages_by_blob;
+    CREATE INDEX messages_by_blob ON messages (blob_id, mailbox_id, uid);
 "#,
 ];
 
