@@ -10,10 +10,16 @@ use crate::store::{MailboxId, UserId};
 /// Longest decimal number an id holds (an i64).
 const DIGITS_MAX: usize = 19;
 
+/// A number as this server writes it: no sign, no leading zero (`e05` would otherwise be a second name
+/// for `e5`, and clients compare ids as strings).
 fn number<T: std::str::FromStr>(text: &str) -> Option<T> {
-    (!text.is_empty() && text.len() <= DIGITS_MAX && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
+    let canonical = !text.starts_with('0') || text == "0";
+    (canonical
+        && !text.is_empty()
+        && text.len() <= DIGITS_MAX
+        && text.bytes().all(|b| b.is_ascii_digit()))
+    .then(|| text.parse().ok())
+    .flatten()
 }
 
 pub fn account(user: UserId) -> String {
@@ -167,6 +173,11 @@ mod tests {
             "e",
             "e1u2",
             "e-1",
+            "e05",
+            "m07",
+            "b05",
+            "b5p01",
+            "a00",
             "b1u2",
             "b1p",
             "xzz",

@@ -274,12 +274,12 @@ pub fn window(
                 .get("anchorOffset")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            (at as i64 + offset).max(0) as usize
+            (at as i64).saturating_add(offset).max(0) as usize
         }
         None => {
             let position = args.get("position").and_then(Value::as_i64).unwrap_or(0);
             if position < 0 {
-                (found.len() as i64 + position).max(0) as usize
+                (found.len() as i64).saturating_add(position).max(0) as usize
             } else {
                 position as usize
             }
@@ -428,5 +428,28 @@ impl Ctx<'_> {
             rows.extend(self.store().messages(mailbox, chunk, wanted).await?);
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("e{i}")).collect()
+    }
+
+    #[test]
+    fn window_takes_extreme_offsets_without_overflow() {
+        let found = ids(5);
+        let at = |args: Value| window(args.as_object().unwrap(), &found).unwrap();
+        let (start, page) = at(json!({"anchor": "e2", "anchorOffset": i64::MAX}));
+        assert_eq!((start, page.len()), (5, 0));
+        let (start, page) = at(json!({"anchor": "e2", "anchorOffset": i64::MIN}));
+        assert_eq!((start, page), (0, ids(5)));
+        let (start, page) = at(json!({"position": i64::MIN, "limit": 2}));
+        assert_eq!((start, page), (0, vec!["e0".to_string(), "e1".to_string()]));
+        let (start, page) = at(json!({"position": -2}));
+        assert_eq!((start, page), (3, vec!["e3".to_string(), "e4".to_string()]));
     }
 }
