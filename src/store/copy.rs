@@ -1,6 +1,9 @@
 //! Copying a whole store to another backend (`jmail store copy`): what each backend reads out and writes
 //! in exactly, UIDs, UIDVALIDITY and modseqs included, which the mail operations never let a caller set.
-//! The driver that pages through one store into the other is `transfer::store_copy`.
+//! Row ids are kept too (accounts, mailboxes, stored bytes), and the counters that hand out new ones: JMAP
+//! ids and states are made of them, so a client's cached ids and states go on naming the same things
+//! after a move to another backend. The driver that pages through one store into the other is
+//! `transfer::store_copy`.
 
 use async_trait::async_trait;
 
@@ -9,6 +12,8 @@ use super::{MailboxId, Role, StoreResult, UserId};
 /// An account as copied: everything but its mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopiedUser {
+    /// The source's row id, which the copy keeps.
+    pub id: UserId,
     pub name: String,
     pub password_hash: String,
     pub created_micros: i64,
@@ -45,11 +50,29 @@ pub struct CopiedMessage {
     pub subject: String,
     pub message_id: Option<String>,
     pub imported: bool,
-    /// The source's blob id, and whether other messages share it (the copy then shares it too).
+    /// The source's blob id, which the copy keeps: messages sharing bytes in the source share them in
+    /// the copy (a blob already written gains a reference).
     pub blob: i64,
-    pub shared: bool,
     pub raw: Vec<u8>,
     pub summary: Option<String>,
+}
+
+/// A tombstone as copied: UID, modseq and the blob the expunged message had (`None` for tombstones
+/// older than that column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopiedTombstone {
+    pub uid: u32,
+    pub modseq: u64,
+    pub blob: Option<i64>,
+}
+
+/// The highest row id each counter has handed out (deleted rows included), so that the copy never hands
+/// one out again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdCounters {
+    pub users: i64,
+    pub mailboxes: i64,
+    pub blobs: i64,
 }
 
 /// Reading a store out and writing one in, exactly. Administration: sessions never see it.
@@ -68,37 +91,42 @@ pub trait CopyStore: Send + Sync + 'static {
         limit: usize,
         bytes_max: usize,
     ) -> StoreResult<Vec<CopiedMessage>>;
-    /// Tombstones of expunged messages (UID, modseq) with UIDs above `after`, in UID order, at most
-    /// `limit`: what QRESYNC tells a client that was away.
+    /// Tombstones of expunged messages with UIDs above `after`, in UID order, at most `limit`: what
+    /// QRESYNC tells a client that was away.
     async fn copy_expunged(
         &self,
         mailbox: MailboxId,
         after: u32,
         limit: usize,
-    ) -> StoreResult<Vec<(u32, u64)>>;
-    /// The target's account of this name, made with exactly these fields (and no mailboxes) when
-    /// missing: a copy resumed finds what an earlier run made. An account of that name that is not
-    /// such a copy (another creation time or password) is [`super::StoreError::UserExists`].
-    async fn put_user(&self, user: &CopiedUser) -> StoreResult<UserId>;
-    /// The target's mailbox of this name and the highest UID it holds (0: none), made when missing. A
-    /// mailbox of that name with another UIDVALIDITY is not an earlier run's:
+    ) -> StoreResult<Vec<CopiedTombstone>>;
+    /// The store's id counters.
+    async fn copy_counters(&self) -> StoreResult<IdCounters>;
+    /// Makes the account, with exactly these fields and id (and no mailboxes), when missing: a copy
+    /// resumed finds what an earlier run made. An account of that name or id that is not such a copy
+    /// (another id, creation time or password) is [`super::StoreError::UserExists`].
+    async fn put_user(&self, user: &CopiedUser) -> StoreResult<()>;
+    /// Makes the account's mailbox `id` when missing; returns the highest UID it holds (0: none). A
+    /// mailbox of that name or id that is not an earlier run's (another id, account or UIDVALIDITY) is
     /// [`super::StoreError::MailboxExists`].
     async fn put_mailbox(
         &self,
         user: UserId,
+        id: MailboxId,
         mailbox: &CopiedMailbox,
-    ) -> StoreResult<(MailboxId, u32)>;
-    /// Stores messages in one transaction, counting them in the mailbox and account; each either with
-    /// its bytes or with a blob of the target's that it shares (`Some(id)`, counted once more). Returns
-    /// the target blob of each.
+    ) -> StoreResult<u32>;
+    /// Stores messages in one transaction with their blob ids, counting them in the mailbox and
+    /// account; a blob already there (bytes shared in the source) gains a reference.
     async fn put_messages(
         &self,
         user: UserId,
         mailbox: MailboxId,
-        messages: Vec<(CopiedMessage, Option<i64>)>,
-    ) -> StoreResult<Vec<i64>>;
+        messages: Vec<CopiedMessage>,
+    ) -> StoreResult<()>;
     /// Stores tombstones (an earlier run's are kept).
-    async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<(u32, u64)>) -> StoreResult<()>;
+    async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<CopiedTombstone>)
+    -> StoreResult<()>;
+    /// Moves the id counters up to at least these (never down).
+    async fn put_counters(&self, counters: IdCounters) -> StoreResult<()>;
     /// Once an account is copied: its change counter as the source had it, and new mailbox ids moved
     /// past every UIDVALIDITY copied (a mailbox made later never repeats one).
     async fn put_done(&self, user: UserId, copied: &CopiedUser) -> StoreResult<()>;

@@ -14,7 +14,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
-pub use copy::{CopiedMailbox, CopiedMessage, CopiedUser, CopyStore};
+pub use copy::{CopiedMailbox, CopiedMessage, CopiedTombstone, CopiedUser, CopyStore, IdCounters};
 pub use notify::{AccountFeed, FeedEvent, MailboxWatch, Notifier};
 pub use rules::{Quota, Usage};
 

@@ -1,14 +1,14 @@
 //! Copying a whole store into another (`jmail store copy`): accounts, passwords, quotas, mailboxes with
 //! their UIDVALIDITY, UIDNEXT and modseqs, and every message with its UID, modseq, flags and keywords,
-//! byte for byte. Streams in pages (memory holds one page), shares in the target the bytes the source
-//! shares, and resumes where an interrupted run stopped: a mailbox is continued after the highest UID
+//! byte for byte. Row ids are kept (accounts, mailboxes, stored bytes: JMAP's ids are made of them) and
+//! so is the sharing of bytes. Streams in pages (memory holds one page), and resumes where an interrupted run stopped: a mailbox is continued after the highest UID
 //! the target already holds. At the end both stores are read again and compared, mailbox by mailbox.
 
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::store::{CopyStore, MailboxId, Store, StoreError};
+use crate::store::{CopyStore, MailboxId, Store, StoreError, UserId};
 
 /// Messages per page (and per target transaction).
 const PAGE_MESSAGES_MAX: usize = 500;
@@ -44,52 +44,34 @@ pub async fn copy_store(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Copied, CopyError> {
     let mut done = Copied::default();
-    // Source blob -> target blob, for bytes several messages share (one delivery to several users,
-    // copies between mailboxes): the target shares them as well.
-    let mut shared: HashMap<i64, i64> = HashMap::new();
     let users = from.copy_users().await?;
     for user in &users {
-        let target_user = to.put_user(user).await.map_err(|e| match e {
+        to.put_user(user).await.map_err(|e| match e {
             StoreError::UserExists(name) => CopyError::Occupied(format!(
-                "the target has an account {name} that is not a copy of this one"
+                "the target has an account {name} (or its id) that is not a copy of this one"
             )),
             other => other.into(),
         })?;
-        for (source, mailbox) in from.copy_mailboxes(&user.name).await? {
-            let (target, held) =
-                to.put_mailbox(target_user, &mailbox)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::MailboxExists => CopyError::Occupied(format!(
-                            "the target's account {} has a mailbox {} of another UIDVALIDITY",
-                            user.name, mailbox.name
-                        )),
-                        other => other.into(),
-                    })?;
-            let mut after = held;
+        for (mailbox, copied) in from.copy_mailboxes(&user.name).await? {
+            let mut after = to
+                .put_mailbox(user.id, mailbox, &copied)
+                .await
+                .map_err(|e| match e {
+                    StoreError::MailboxExists => CopyError::Occupied(format!(
+                        "the target's account {} has a mailbox {} (or its id) that is not a copy of this one",
+                        user.name, copied.name
+                    )),
+                    other => other.into(),
+                })?;
             loop {
                 let page = from
-                    .copy_messages(source, after, PAGE_MESSAGES_MAX, PAGE_BYTES_MAX)
+                    .copy_messages(mailbox, after, PAGE_MESSAGES_MAX, PAGE_BYTES_MAX)
                     .await?;
                 let Some(last) = page.last() else { break };
                 after = last.uid;
                 let bytes: u64 = page.iter().map(|m| m.raw.len() as u64).sum();
-                let keys: Vec<Option<i64>> =
-                    page.iter().map(|m| m.shared.then_some(m.blob)).collect();
-                let items = page
-                    .into_iter()
-                    .map(|m| {
-                        let reuse = m.shared.then(|| shared.get(&m.blob).copied()).flatten();
-                        (m, reuse)
-                    })
-                    .collect::<Vec<_>>();
-                let n = items.len() as u64;
-                let blobs = to.put_messages(target_user, target, items).await?;
-                for (key, blob) in keys.into_iter().zip(blobs) {
-                    if let Some(key) = key {
-                        shared.entry(key).or_insert(blob);
-                    }
-                }
+                let n = page.len() as u64;
+                to.put_messages(user.id, mailbox, page).await?;
                 done.messages += n;
                 done.bytes += bytes;
                 progress(bytes);
@@ -98,27 +80,42 @@ pub async fn copy_store(
             let mut after = 0;
             loop {
                 let gone = from
-                    .copy_expunged(source, after, PAGE_MESSAGES_MAX * 10)
+                    .copy_expunged(mailbox, after, PAGE_MESSAGES_MAX * 10)
                     .await?;
                 let Some(last) = gone.last() else { break };
-                after = last.0;
-                to.put_expunged(target, gone).await?;
+                after = last.uid;
+                to.put_expunged(mailbox, gone).await?;
             }
             done.mailboxes += 1;
         }
-        to.put_done(target_user, user).await?;
+        to.put_done(user.id, user).await?;
         done.users += 1;
     }
+    // Last, so that ids handed out after the copy follow the source's, deleted rows' included.
+    to.put_counters(from.copy_counters().await?).await?;
     done.verified = verify(from, to).await?;
     Ok(done)
 }
 
-/// Compares both stores account by account, mailbox by mailbox: the same mailboxes with the same
-/// UIDVALIDITY, UIDNEXT and highest modseq, and the same messages (UID, modseq, flags, keywords,
-/// internal date, SHA-256 of the bytes). Returns how many messages were compared.
+/// Compares both stores account by account, mailbox by mailbox: the same account and mailbox ids, the
+/// same mailboxes with the same UIDVALIDITY, UIDNEXT and highest modseq, and the same messages (UID,
+/// modseq, flags, keywords, internal date, blob id, SHA-256 of the bytes). Returns how many messages
+/// were compared.
 pub async fn verify(from: &dyn Store, to: &dyn Store) -> Result<u64, CopyError> {
     let mut compared = 0;
+    let their_users: HashMap<String, UserId> = to
+        .copy_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.name, u.id))
+        .collect();
     for user in from.copy_users().await? {
+        if their_users.get(&user.name) != Some(&user.id) {
+            return Err(CopyError::Differs(format!(
+                "{}'s account is missing or has another id",
+                user.name
+            )));
+        }
         let theirs: HashMap<String, (MailboxId, crate::store::CopiedMailbox)> = to
             .copy_mailboxes(&user.name)
             .await?
@@ -132,11 +129,20 @@ pub async fn verify(from: &dyn Store, to: &dyn Store) -> Result<u64, CopyError> 
                     user.name, mine.name
                 )));
             };
-            let same = (mine.uid_validity, mine.uid_next, mine.highest_modseq)
-                == (copy.uid_validity, copy.uid_next, copy.highest_modseq);
+            let same = (
+                source,
+                mine.uid_validity,
+                mine.uid_next,
+                mine.highest_modseq,
+            ) == (
+                *target,
+                copy.uid_validity,
+                copy.uid_next,
+                copy.highest_modseq,
+            );
             if !same {
                 return Err(CopyError::Differs(format!(
-                    "{}'s mailbox {}: UIDVALIDITY, UIDNEXT or modseq differ",
+                    "{}'s mailbox {}: id, UIDVALIDITY, UIDNEXT or modseq differ",
                     user.name, mine.name
                 )));
             }
@@ -155,7 +161,7 @@ pub async fn verify(from: &dyn Store, to: &dyn Store) -> Result<u64, CopyError> 
 }
 
 /// How many messages a mailbox holds and a SHA-256 over each one's UID, modseq, flags, keywords,
-/// internal date and bytes, in UID order, and over its tombstones.
+/// internal date, blob id and bytes, in UID order, and over its tombstones.
 async fn digest(store: &dyn CopyStore, mailbox: MailboxId) -> Result<(u64, [u8; 32]), StoreError> {
     let mut hash = Sha256::new();
     let (mut count, mut after) = (0, 0);
@@ -172,6 +178,7 @@ async fn digest(store: &dyn CopyStore, mailbox: MailboxId) -> Result<(u64, [u8; 
             hash.update(m.internal_micros.to_be_bytes());
             hash.update(m.keywords.as_bytes());
             hash.update([0]);
+            hash.update(m.blob.to_be_bytes());
             hash.update(Sha256::digest(&m.raw));
             count += 1;
         }
@@ -182,11 +189,12 @@ async fn digest(store: &dyn CopyStore, mailbox: MailboxId) -> Result<(u64, [u8; 
             .copy_expunged(mailbox, after, PAGE_MESSAGES_MAX * 10)
             .await?;
         let Some(last) = gone.last() else { break };
-        after = last.0;
-        for (uid, modseq) in gone {
+        after = last.uid;
+        for t in gone {
             hash.update(b"gone");
-            hash.update(uid.to_be_bytes());
-            hash.update(modseq.to_be_bytes());
+            hash.update(t.uid.to_be_bytes());
+            hash.update(t.modseq.to_be_bytes());
+            hash.update(t.blob.unwrap_or(0).to_be_bytes());
         }
     }
     Ok((count, hash.finalize().into()))

@@ -6,21 +6,23 @@ use std::sync::Arc;
 use jmail::store::postgres::PgStore;
 use jmail::store::sqlite::SqliteStore;
 use jmail::store::{
-    AccountStore, FlagOp, Flags, MailStore, MailboxInfo, ModelLimits, QuotaSetting, Store, flags,
+    AccountStore, CopyStore, FlagOp, Flags, MailStore, MailboxInfo, ModelLimits, QuotaSetting,
+    Store, flags,
 };
 use tempfile::TempDir;
 
 use crate::cli::{jmail, text};
 use crate::store::{count_in, message};
 
-/// Everything a client sees of an account: its mailboxes (without row ids) and each one's messages.
+/// Everything a client sees of an account: its id, its mailboxes and each one's messages, with the ids
+/// JMAP names them by.
 async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>)> {
     let account = jmail::accounts::authenticate(store, user, "pw")
         .await
         .unwrap()
         .unwrap();
     let mut out = Vec::new();
-    for mut mailbox in store.mailboxes(account.id).await.unwrap() {
+    for mailbox in store.mailboxes(account.id).await.unwrap() {
         let snapshot = store.snapshot(mailbox.id).await.unwrap();
         let uids: Vec<u32> = snapshot.messages.iter().map(|m| m.0).collect();
         let wanted = jmail::store::Wanted {
@@ -30,19 +32,12 @@ async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>
         let listed = store.messages(mailbox.id, &uids, wanted).await.unwrap();
         let mut lines: Vec<String> = listed
             .iter()
-            // A copy numbers its stored bytes anew, as it does mailboxes (JMAP ids change with it).
-            .map(|l| {
-                let meta = jmail::store::MessageMeta {
-                    blob: 0,
-                    ..l.meta.clone()
-                };
-                format!("{meta:?} {:?} {:?}", l.summary, l.raw)
-            })
+            // With the blob id: JMAP's Email id, which the copy keeps.
+            .map(|l| format!("{:?} {:?} {:?}", l.meta, l.summary, l.raw))
             .collect();
         // What QRESYNC tells a client that was away: the tombstones.
         let changes = store.changes(mailbox.id, 0, 100_000).await.unwrap();
-        lines.push(format!("gone {:?}", changes.gone));
-        mailbox.id = 0;
+        lines.push(format!("gone {:?} {:?}", changes.gone, changes.gone_blobs));
         out.push((mailbox, lines));
     }
     let usage = store.usage(account.id).await.unwrap();
@@ -50,7 +45,8 @@ async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>
         MailboxInfo {
             id: 0,
             name: format!(
-                "usage {usage:?} modseq {:?}",
+                "account {} usage {usage:?} modseq {:?}",
+                account.id,
                 store.account_modseq(account.id).await.unwrap()
             ),
             role: None,
@@ -137,6 +133,18 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
             .expunge(ann.inbox, Some(&[5, 6]), false)
             .await
             .unwrap();
+        // The newest account and the newest bytes deleted: the copy's counters must still pass them,
+        // or it would hand their ids (JMAP account and Email ids a client may hold) out again.
+        store.create_user("cy", &hash, None).await.unwrap();
+        store.delete_user("cy").await.unwrap();
+        let last = store
+            .deliver(&["ann".into()], message("last"), None)
+            .await
+            .unwrap();
+        store
+            .expunge(ann.inbox, Some(&[last[0].uid]), false)
+            .await
+            .unwrap();
         store.close().await;
     }
     let src = source.path().to_str().unwrap();
@@ -156,6 +164,9 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
             "{user}"
         );
     }
+    let counters = sqlite.copy_counters().await.unwrap();
+    assert_eq!(counters, pg.copy_counters().await.unwrap());
+    assert_eq!((counters.users, counters.blobs), (3, 2 + 30 + 1));
     let blobs = "SELECT count(*) FROM blobs";
     let target = TempDir::new().unwrap();
     std::fs::write(target.path().join(crate::pg::URL_FILE), &url).unwrap();
@@ -189,6 +200,7 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
     );
     let pg = PgStore::open(&url, ModelLimits::default()).await.unwrap();
     assert_eq!(picture(&sqlite, "bob").await, picture(&pg, "bob").await);
+    assert_eq!(pg.copy_counters().await.unwrap(), counters);
 
     // A target that differs (a flag changed there) fails the comparison, and says where.
     let bob = jmail::accounts::authenticate(&pg, "bob", "pw")
@@ -228,6 +240,21 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
             "{user}"
         );
     }
+    assert_eq!(returned.copy_counters().await.unwrap(), counters);
+    // New mail there gets bytes numbered past every id the source handed out.
+    let ann = jmail::accounts::authenticate(returned.as_ref(), "ann", "pw")
+        .await
+        .unwrap()
+        .unwrap();
+    let new = returned
+        .deliver(&["ann".into()], message("after"), None)
+        .await
+        .unwrap();
+    let listed = returned
+        .messages(ann.inbox, &[new[0].uid], jmail::store::Wanted::default())
+        .await
+        .unwrap();
+    assert_eq!(listed[0].meta.blob, counters.blobs + 1);
     // A target holding an account of the same name that is not a copy is refused, untouched.
     let occupied = crate::pg::fresh_database().await.unwrap();
     let other = PgStore::open(&occupied, ModelLimits::default())
@@ -247,7 +274,11 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
     .unwrap();
     assert!(!out.status.success());
     let said = text(&out.stderr);
-    assert!(said.contains("account bob that is not a copy"), "{said}");
+    // Its bob took the id the source's ann has: the copy stops at the first account.
+    assert!(
+        said.contains("account ann (or its id) that is not a copy"),
+        "{said}"
+    );
 
     // And a run on a finished copy adds nothing and verifies.
     let said = copy(src, &fresh);

@@ -5,16 +5,21 @@ use async_trait::async_trait;
 use super::PgStore;
 use super::sql::{big, u32_of, u64_of};
 use crate::store::{
-    CopiedMailbox, CopiedMessage, CopiedUser, CopyStore, MailboxId, Role, StoreResult, UserId,
-    flags,
+    CopiedMailbox, CopiedMessage, CopiedTombstone, CopiedUser, CopyStore, IdCounters, MailboxId,
+    Role, StoreError, StoreResult, UserId, flags,
 };
+
+/// What a sequence has handed out (0: nothing yet). Names are the ones BIGSERIAL gives.
+fn handed_out(sequence: &str) -> String {
+    format!("(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence})")
+}
 
 #[async_trait]
 impl CopyStore for PgStore {
     async fn copy_users(&self) -> StoreResult<Vec<CopiedUser>> {
         let rows = read!(self, |ctx| {
             ctx.all(
-                "SELECT name, password_hash, created_micros, modseq, quota_bytes, quota_messages \
+                "SELECT id, name, password_hash, created_micros, modseq, quota_bytes, quota_messages \
                  FROM users ORDER BY id",
                 &[],
             )
@@ -23,12 +28,13 @@ impl CopyStore for PgStore {
         Ok(rows
             .iter()
             .map(|r| CopiedUser {
-                name: r.get(0),
-                password_hash: r.get(1),
-                created_micros: r.get(2),
-                modseq: u64_of(r, 3),
-                quota_bytes: r.get(4),
-                quota_messages: r.get(5),
+                id: r.get(0),
+                name: r.get(1),
+                password_hash: r.get(2),
+                created_micros: r.get(3),
+                modseq: u64_of(r, 4),
+                quota_bytes: r.get(5),
+                quota_messages: r.get(6),
             })
             .collect())
     }
@@ -90,7 +96,7 @@ impl CopyStore for PgStore {
         let rows = read!(self, |ctx| {
             ctx.all(
                 "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_micros, m.crlf_size, \
-                 m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.refs > 1, b.raw, \
+                 m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.raw, \
                  b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
                  WHERE m.mailbox_id = $1 AND m.uid > $2 AND m.uid <= $3 ORDER BY m.uid",
                 &[&mailbox, &i64::from(after), &i64::from(last)],
@@ -111,9 +117,8 @@ impl CopyStore for PgStore {
                 message_id: r.get(8),
                 imported: r.get(9),
                 blob: r.get(10),
-                shared: r.get(11),
-                raw: r.get(12),
-                summary: r.get(13),
+                raw: r.get(11),
+                summary: r.get(12),
             })
             .collect())
     }
@@ -123,40 +128,91 @@ impl CopyStore for PgStore {
         mailbox: MailboxId,
         after: u32,
         limit: usize,
-    ) -> StoreResult<Vec<(u32, u64)>> {
+    ) -> StoreResult<Vec<CopiedTombstone>> {
         let rows = point!(self, |ctx| {
             ctx.all(
-                "SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid LIMIT $3",
+                "SELECT uid, modseq, blob_id FROM expunged WHERE mailbox_id = $1 AND uid > $2 \
+                 ORDER BY uid LIMIT $3",
                 &[&mailbox, &i64::from(after), &(limit as i64)],
             )
             .await
         })?;
-        Ok(rows.iter().map(|r| (u32_of(r, 0), u64_of(r, 1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| CopiedTombstone {
+                uid: u32_of(r, 0),
+                modseq: u64_of(r, 1),
+                blob: r.get(2),
+            })
+            .collect())
     }
 
-    async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<(u32, u64)>) -> StoreResult<()> {
-        let uids: Vec<i64> = gone.iter().map(|g| i64::from(g.0)).collect();
-        let modseqs: Vec<i64> = gone.iter().map(|g| big(g.1)).collect();
+    async fn copy_counters(&self) -> StoreResult<IdCounters> {
+        let sql = format!(
+            "SELECT {}, {}, {}",
+            handed_out("users_id_seq"),
+            handed_out("mailboxes_id_seq"),
+            handed_out("blobs_id_seq")
+        );
+        let row = point!(self, |ctx| ctx.one(&sql, &[]).await)?;
+        Ok(IdCounters {
+            users: row.get(0),
+            mailboxes: row.get(1),
+            blobs: row.get(2),
+        })
+    }
+
+    async fn put_expunged(
+        &self,
+        mailbox: MailboxId,
+        gone: Vec<CopiedTombstone>,
+    ) -> StoreResult<()> {
+        let uids: Vec<i64> = gone.iter().map(|g| i64::from(g.uid)).collect();
+        let modseqs: Vec<i64> = gone.iter().map(|g| big(g.modseq)).collect();
+        let blobs: Vec<Option<i64>> = gone.iter().map(|g| g.blob).collect();
         write!(self, |ctx| {
             ctx.exec(
-                "INSERT INTO expunged (mailbox_id, uid, modseq) \
-                 SELECT $1, v.uid, v.modseq FROM unnest($2::bigint[], $3::bigint[]) AS v(uid, modseq) \
+                "INSERT INTO expunged (mailbox_id, uid, modseq, blob_id) \
+                 SELECT $1, v.uid, v.modseq, v.blob FROM \
+                 unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS v(uid, modseq, blob) \
                  ON CONFLICT DO NOTHING",
-                &[&mailbox, &uids, &modseqs],
+                &[&mailbox, &uids, &modseqs, &blobs],
             )
             .await
             .map(drop)
         })
     }
 
-    async fn put_user(&self, u: &CopiedUser) -> StoreResult<UserId> {
+    async fn put_counters(&self, counters: IdCounters) -> StoreResult<()> {
+        let wanted = [
+            ("users_id_seq", counters.users),
+            ("mailboxes_id_seq", counters.mailboxes),
+            ("blobs_id_seq", counters.blobs),
+        ];
+        write!(self, |ctx| {
+            for (sequence, at_least) in wanted {
+                // setval takes no 0: a counter that handed out nothing stays as it is.
+                if at_least > 0 {
+                    let sql = format!(
+                        "SELECT setval('{sequence}', greatest($1, {}))",
+                        handed_out(sequence)
+                    );
+                    ctx.exec(&sql, &[&at_least]).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn put_user(&self, u: &CopiedUser) -> StoreResult<()> {
         write!(self, |ctx| {
             let row = ctx
                 .opt(
-                    "INSERT INTO users (name, password_hash, created_micros, modseq, quota_bytes, \
-                     quota_messages) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING \
+                    "INSERT INTO users (id, name, password_hash, created_micros, modseq, quota_bytes, \
+                     quota_messages) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING \
                      RETURNING id",
                     &[
+                        &u.id,
                         &u.name,
                         &u.password_hash,
                         &u.created_micros,
@@ -166,61 +222,67 @@ impl CopyStore for PgStore {
                     ],
                 )
                 .await?;
-            if let Some(r) = row {
-                return Ok(r.get(0));
+            if row.is_some() {
+                return Ok(());
             }
-            let r = ctx
-                .one(
-                    "SELECT id, created_micros, password_hash FROM users WHERE name = $1",
-                    &[&u.name],
+            let same = ctx
+                .opt(
+                    "SELECT 1 FROM users WHERE id = $1 AND name = $2 AND created_micros = $3 \
+                     AND password_hash = $4",
+                    &[&u.id, &u.name, &u.created_micros, &u.password_hash],
                 )
                 .await?;
-            let (created, hash): (i64, String) = (r.get(1), r.get(2));
-            match (created, hash) == (u.created_micros, u.password_hash.clone()) {
-                true => Ok(r.get(0)),
-                false => Err(crate::store::StoreError::UserExists(u.name.clone())),
+            match same {
+                Some(_) => Ok(()),
+                None => Err(StoreError::UserExists(u.name.clone())),
             }
         })
     }
 
-    async fn put_mailbox(&self, user: UserId, m: &CopiedMailbox) -> StoreResult<(MailboxId, u32)> {
+    async fn put_mailbox(
+        &self,
+        user: UserId,
+        id: MailboxId,
+        m: &CopiedMailbox,
+    ) -> StoreResult<u32> {
         write!(self, |ctx| {
             let existing = ctx
                 .opt(
-                    "SELECT id, uid_validity FROM mailboxes WHERE user_id = $1 AND name = $2",
-                    &[&user, &m.name],
+                    "SELECT id, user_id, uid_validity FROM mailboxes \
+                     WHERE (user_id = $1 AND name = $2) OR id = $3",
+                    &[&user, &m.name, &id],
                 )
                 .await?;
             if let Some(r) = existing {
-                if u32_of(&r, 1) != m.uid_validity {
-                    return Err(crate::store::StoreError::MailboxExists);
+                let found: (MailboxId, UserId, u32) = (r.get(0), r.get(1), u32_of(&r, 2));
+                if found != (id, user, m.uid_validity) {
+                    return Err(StoreError::MailboxExists);
                 }
-                let id: MailboxId = r.get(0);
                 let held = ctx
                     .one(
                         "SELECT coalesce(max(uid), 0) FROM messages WHERE mailbox_id = $1",
                         &[&id],
                     )
                     .await?;
-                return Ok((id, u32_of(&held, 0)));
+                return Ok(u32_of(&held, 0));
             }
-            let row = ctx
-                .one(
-                    "INSERT INTO mailboxes (user_id, name, role, subscribed, uid_validity, uid_next, \
-                     highest_modseq, account_modseq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                    &[
-                        &user,
-                        &m.name,
-                        &m.role.map(Role::as_str),
-                        &m.subscribed,
-                        &i64::from(m.uid_validity),
-                        &i64::from(m.uid_next),
-                        &big(m.highest_modseq),
-                        &big(m.account_modseq),
-                    ],
-                )
-                .await?;
-            Ok((row.get(0), 0))
+            ctx.exec(
+                "INSERT INTO mailboxes (id, user_id, name, role, subscribed, uid_validity, uid_next, \
+                 highest_modseq, account_modseq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &id,
+                    &user,
+                    &m.name,
+                    &m.role.map(Role::as_str),
+                    &m.subscribed,
+                    &i64::from(m.uid_validity),
+                    &i64::from(m.uid_next),
+                    &big(m.highest_modseq),
+                    &big(m.account_modseq),
+                ],
+            )
+            .await?;
+            Ok(0)
         })
     }
 
@@ -228,26 +290,17 @@ impl CopyStore for PgStore {
         &self,
         user: UserId,
         mailbox: MailboxId,
-        messages: Vec<(CopiedMessage, Option<i64>)>,
-    ) -> StoreResult<Vec<i64>> {
+        messages: Vec<CopiedMessage>,
+    ) -> StoreResult<()> {
         write!(self, |ctx| {
-            let mut blobs = Vec::with_capacity(messages.len());
             let (mut count, mut unseen, mut bytes) = (0i64, 0i64, 0i64);
-            for (m, reuse) in &messages {
-                let blob: i64 = match reuse {
-                    Some(id) => {
-                        ctx.exec("UPDATE blobs SET refs = refs + 1 WHERE id = $1", &[id])
-                            .await?;
-                        *id
-                    }
-                    None => ctx
-                        .one(
-                            "INSERT INTO blobs (raw, summary) VALUES ($1, $2) RETURNING id",
-                            &[&m.raw, &m.summary],
-                        )
-                        .await?
-                        .get(0),
-                };
+            for m in &messages {
+                ctx.exec(
+                    "INSERT INTO blobs (id, raw, summary) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET refs = blobs.refs + 1",
+                    &[&m.blob, &m.raw, &m.summary],
+                )
+                .await?;
                 let size = m.raw.len() as i64;
                 ctx.exec(
                     "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, \
@@ -266,7 +319,7 @@ impl CopyStore for PgStore {
                         &m.subject,
                         &m.message_id,
                         &m.imported,
-                        &blob,
+                        &m.blob,
                     ],
                 )
                 .await?;
@@ -281,7 +334,6 @@ impl CopyStore for PgStore {
                 count += 1;
                 unseen += i64::from(m.flags & flags::SEEN == 0);
                 bytes += size;
-                blobs.push(blob);
             }
             ctx.exec(
                 "UPDATE mailboxes SET messages = messages + $2, unseen = unseen + $3, \
@@ -295,7 +347,7 @@ impl CopyStore for PgStore {
                 &[&user, &count, &bytes],
             )
             .await?;
-            Ok(blobs)
+            Ok(())
         })
     }
 

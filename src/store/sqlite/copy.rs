@@ -6,26 +6,30 @@ use rusqlite::{OptionalExtension, params};
 use super::SqliteStore;
 use super::writer::backend;
 use crate::store::{
-    CopiedMailbox, CopiedMessage, CopiedUser, CopyStore, MailboxId, Role, StoreResult, UserId,
-    flags,
+    CopiedMailbox, CopiedMessage, CopiedTombstone, CopiedUser, CopyStore, IdCounters, MailboxId,
+    Role, StoreError, StoreResult, UserId, flags,
 };
+
+/// The tables whose ids a copy keeps, with the counters that hand them out.
+const COUNTED: [&str; 3] = ["users", "mailboxes", "blobs"];
 
 #[async_trait]
 impl CopyStore for SqliteStore {
     async fn copy_users(&self) -> StoreResult<Vec<CopiedUser>> {
         self.read(|c| {
             c.prepare(
-                "SELECT name, password_hash, created_micros, modseq, quota_bytes, quota_messages \
+                "SELECT id, name, password_hash, created_micros, modseq, quota_bytes, quota_messages \
                  FROM users ORDER BY id",
             )?
             .query_map([], |r| {
                 Ok(CopiedUser {
-                    name: r.get(0)?,
-                    password_hash: r.get(1)?,
-                    created_micros: r.get(2)?,
-                    modseq: r.get(3)?,
-                    quota_bytes: r.get(4)?,
-                    quota_messages: r.get(5)?,
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    password_hash: r.get(2)?,
+                    created_micros: r.get(3)?,
+                    modseq: r.get(4)?,
+                    quota_bytes: r.get(5)?,
+                    quota_messages: r.get(6)?,
                 })
             })?
             .collect()
@@ -71,7 +75,7 @@ impl CopyStore for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_micros, m.crlf_size, \
-                 m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.refs > 1, b.raw, \
+                 m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.raw, \
                  b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
                  WHERE m.mailbox_id = ?1 AND m.uid > ?2 ORDER BY m.uid LIMIT ?3",
             )?;
@@ -93,9 +97,8 @@ impl CopyStore for SqliteStore {
                     message_id: r.get(8)?,
                     imported: r.get(9)?,
                     blob: r.get(10)?,
-                    shared: r.get(11)?,
-                    raw: r.get(12)?,
-                    summary: r.get(13)?,
+                    raw: r.get(11)?,
+                    summary: r.get(12)?,
                 };
                 bytes += m.raw.len();
                 out.push(m);
@@ -110,25 +113,51 @@ impl CopyStore for SqliteStore {
         mailbox: MailboxId,
         after: u32,
         limit: usize,
-    ) -> StoreResult<Vec<(u32, u64)>> {
+    ) -> StoreResult<Vec<CopiedTombstone>> {
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
+                "SELECT uid, modseq, blob_id FROM expunged WHERE mailbox_id = ?1 AND uid > ?2 \
+                 ORDER BY uid LIMIT ?3",
             )?
-            .query_map(params![mailbox, after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![mailbox, after, limit as i64], |r| {
+                Ok(CopiedTombstone {
+                    uid: r.get(0)?,
+                    modseq: r.get(1)?,
+                    blob: r.get(2)?,
+                })
+            })?
             .collect()
         })
         .await
     }
 
-    async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<(u32, u64)>) -> StoreResult<()> {
+    async fn copy_counters(&self) -> StoreResult<IdCounters> {
+        self.read(|c| {
+            let mut seq =
+                c.prepare("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?1")?;
+            let mut of = |table: &str| seq.query_row(params![table], |r| r.get::<_, i64>(0));
+            Ok(IdCounters {
+                users: of(COUNTED[0])?,
+                mailboxes: of(COUNTED[1])?,
+                blobs: of(COUNTED[2])?,
+            })
+        })
+        .await
+    }
+
+    async fn put_expunged(
+        &self,
+        mailbox: MailboxId,
+        gone: Vec<CopiedTombstone>,
+    ) -> StoreResult<()> {
         self.write(move |ctx| {
             let run = || -> rusqlite::Result<()> {
                 let mut insert = ctx.tx.prepare_cached(
-                    "INSERT OR IGNORE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO expunged (mailbox_id, uid, modseq, blob_id) \
+                     VALUES (?1, ?2, ?3, ?4)",
                 )?;
-                for (uid, modseq) in &gone {
-                    insert.execute(params![mailbox, uid, modseq])?;
+                for t in &gone {
+                    insert.execute(params![mailbox, t.uid, t.modseq, t.blob])?;
                 }
                 Ok(())
             };
@@ -137,29 +166,55 @@ impl CopyStore for SqliteStore {
         .await
     }
 
-    async fn put_user(&self, user: &CopiedUser) -> StoreResult<UserId> {
+    async fn put_counters(&self, counters: IdCounters) -> StoreResult<()> {
+        self.write(move |ctx| {
+            let run = || -> rusqlite::Result<()> {
+                let wanted = [counters.users, counters.mailboxes, counters.blobs];
+                for (table, at_least) in COUNTED.into_iter().zip(wanted) {
+                    // A table never written to has no row yet.
+                    let moved = ctx.tx.execute(
+                        "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+                        params![table, at_least],
+                    )?;
+                    if moved == 0 {
+                        ctx.tx.execute(
+                            "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
+                            params![table, at_least],
+                        )?;
+                    }
+                }
+                Ok(())
+            };
+            run().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_user(&self, user: &CopiedUser) -> StoreResult<()> {
         let u = user.clone();
         self.write(move |ctx| {
-            let existing: Option<(UserId, i64, String)> = ctx
+            let existing: Option<(UserId, String, i64, String)> = ctx
                 .tx
                 .query_row(
-                    "SELECT id, created_micros, password_hash FROM users WHERE name = ?1",
-                    params![u.name],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    "SELECT id, name, created_micros, password_hash FROM users \
+                     WHERE name = ?1 OR id = ?2",
+                    params![u.name, u.id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
                 .map_err(backend)?;
-            if let Some((id, created, hash)) = existing {
-                return match (created, hash) == (u.created_micros, u.password_hash) {
-                    true => Ok(id),
-                    false => Err(crate::store::StoreError::UserExists(u.name)),
+            if let Some(found) = existing {
+                return match found == (u.id, u.name.clone(), u.created_micros, u.password_hash) {
+                    true => Ok(()),
+                    false => Err(StoreError::UserExists(u.name)),
                 };
             }
             ctx.tx
                 .execute(
-                    "INSERT INTO users (name, password_hash, created_micros, modseq, quota_bytes, \
-                     quota_messages) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO users (id, name, password_hash, created_micros, modseq, quota_bytes, \
+                     quota_messages) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
+                        u.id,
                         u.name,
                         u.password_hash,
                         u.created_micros,
@@ -169,44 +224,49 @@ impl CopyStore for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-            Ok(ctx.tx.last_insert_rowid())
+            Ok(())
         })
         .await
     }
 
-    async fn put_mailbox(&self, user: UserId, m: &CopiedMailbox) -> StoreResult<(MailboxId, u32)> {
+    async fn put_mailbox(
+        &self,
+        user: UserId,
+        id: MailboxId,
+        m: &CopiedMailbox,
+    ) -> StoreResult<u32> {
         let m = m.clone();
         self.write(move |ctx| {
-            let existing: Option<(MailboxId, u32)> = ctx
+            let existing: Option<(MailboxId, UserId, u32)> = ctx
                 .tx
                 .query_row(
-                    "SELECT id, uid_validity FROM mailboxes WHERE user_id = ?1 AND name = ?2",
-                    params![user, m.name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    "SELECT id, user_id, uid_validity FROM mailboxes \
+                     WHERE (user_id = ?1 AND name = ?2) OR id = ?3",
+                    params![user, m.name, id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
                 .map_err(backend)?;
-            if let Some((_, validity)) = existing
-                && validity != m.uid_validity
-            {
-                return Err(crate::store::StoreError::MailboxExists);
-            }
-            if let Some((id, _)) = existing {
-                let held: u32 = ctx
+            if let Some(found) = existing {
+                if found != (id, user, m.uid_validity) {
+                    return Err(StoreError::MailboxExists);
+                }
+                return ctx
                     .tx
                     .query_row(
                         "SELECT coalesce(max(uid), 0) FROM messages WHERE mailbox_id = ?1",
                         params![id],
                         |r| r.get(0),
                     )
-                    .map_err(backend)?;
-                return Ok((id, held));
+                    .map_err(backend);
             }
             ctx.tx
                 .execute(
-                    "INSERT INTO mailboxes (user_id, name, role, subscribed, uid_validity, uid_next, \
-                     highest_modseq, account_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO mailboxes (id, user_id, name, role, subscribed, uid_validity, \
+                     uid_next, highest_modseq, account_modseq) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
+                        id,
                         user,
                         m.name,
                         m.role.map(Role::as_str),
@@ -218,7 +278,7 @@ impl CopyStore for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-            Ok((ctx.tx.last_insert_rowid(), 0))
+            Ok(0)
         })
         .await
     }
@@ -227,26 +287,18 @@ impl CopyStore for SqliteStore {
         &self,
         user: UserId,
         mailbox: MailboxId,
-        messages: Vec<(CopiedMessage, Option<i64>)>,
-    ) -> StoreResult<Vec<i64>> {
+        messages: Vec<CopiedMessage>,
+    ) -> StoreResult<()> {
         self.write(move |ctx| {
-            let run = || -> rusqlite::Result<Vec<i64>> {
+            let run = || -> rusqlite::Result<()> {
                 let tx = ctx.tx;
-                let mut blobs = Vec::with_capacity(messages.len());
                 let (mut count, mut unseen, mut bytes) = (0i64, 0i64, 0i64);
-                for (m, reuse) in &messages {
-                    let blob = match reuse {
-                        Some(id) => {
-                            tx.prepare_cached("UPDATE blobs SET refs = refs + 1 WHERE id = ?1")?
-                                .execute(params![id])?;
-                            *id
-                        }
-                        None => {
-                            tx.prepare_cached("INSERT INTO blobs (raw, summary) VALUES (?1, ?2)")?
-                                .execute(params![m.raw, m.summary])?;
-                            tx.last_insert_rowid()
-                        }
-                    };
+                for m in &messages {
+                    tx.prepare_cached(
+                        "INSERT INTO blobs (id, raw, summary) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (id) DO UPDATE SET refs = refs + 1",
+                    )?
+                    .execute(params![m.blob, m.raw, m.summary])?;
                     tx.prepare_cached(
                         "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, \
                          internal_micros, size, crlf_size, from_addr, subject, message_id, imported, \
@@ -265,7 +317,7 @@ impl CopyStore for SqliteStore {
                         m.subject,
                         m.message_id,
                         m.imported,
-                        blob
+                        m.blob
                     ])?;
                     for k in m.keywords.split_whitespace() {
                         tx.prepare_cached(
@@ -276,7 +328,6 @@ impl CopyStore for SqliteStore {
                     count += 1;
                     unseen += i64::from(m.flags & flags::SEEN == 0);
                     bytes += m.raw.len() as i64;
-                    blobs.push(blob);
                 }
                 tx.prepare_cached(
                     "UPDATE mailboxes SET messages = messages + ?2, unseen = unseen + ?3, \
@@ -288,7 +339,7 @@ impl CopyStore for SqliteStore {
                      WHERE id = ?1",
                 )?
                 .execute(params![user, count, bytes])?;
-                Ok(blobs)
+                Ok(())
             };
             run().map_err(backend)
         })
