@@ -330,11 +330,15 @@ async fn store_new(
         .append(first, message.clone(), flags)
         .await
         .map_err(store_error)?;
+    let mut made = vec![(first, vec![uid])];
     for &to in rest {
-        if let Err(e) = store.copy(ctx.account.id, first, &[uid], to, false).await {
-            // All or nothing: the Email is not left in some of its mailboxes.
-            let _ = store.expunge(first, Some(&[uid]), false).await;
-            return Err(store_error(e));
+        match store.copy(ctx.account.id, first, &[uid], to, false).await {
+            Ok(map) => made.push((to, map.uids.iter().map(|&(_, new)| new).collect())),
+            Err(e) => {
+                // All or nothing: the Email is not left in some of its mailboxes.
+                undo_copies(store, made).await;
+                return Err(store_error(e));
+            }
         }
     }
     let blob = match store.body_ref(first, uid).await {
@@ -427,78 +431,100 @@ async fn update_one(
     let current: Vec<MailboxId> = in_mailboxes.keys().copied().collect();
     let (change, target) = read_patch(ctx, &current, patch).await?;
     let store = ctx.store();
-    let present = |update: &crate::store::FlagUpdate| {
-        !update.changed.is_empty() || !update.unchanged.is_empty()
-    };
-    let steps: Vec<(FlagOp, Flags)> = match change {
-        None => Vec::new(),
-        Some(KeywordChange::Replace(flags)) => vec![(FlagOp::Replace, flags)],
-        Some(KeywordChange::Patch { add, remove }) => {
-            [(FlagOp::Add, add), (FlagOp::Remove, remove)]
-                .into_iter()
-                .filter(|(_, f)| *f != Flags::default())
-                .collect()
+    let user = ctx.account.id;
+    let target = target.unwrap_or_else(|| current.clone());
+    let mut adds = target.iter().filter(|m| !current.contains(m)).copied();
+    // Each mailbox left is swapped for one joined where it can be: a move, which needs no room in the
+    // quota. The rest are copies (checked against the quota) and expunges.
+    let (mut moves, mut expunges) = (Vec::new(), Vec::new());
+    for from in current.iter().filter(|m| !target.contains(m)) {
+        let uids = in_mailboxes.remove(from).unwrap_or_default();
+        match adds.next() {
+            Some(to) => moves.push((*from, uids, to)),
+            None => expunges.push((*from, uids)),
         }
-    };
-    for (op, flags) in steps {
-        let mut found = false;
-        for (&mailbox, uids) in &in_mailboxes {
-            let u = store
-                .update_flags(mailbox, uids, op, flags.clone(), None)
-                .await
-                .map_err(store_error)?;
-            found |= present(&u);
+    }
+    // What can fail for want of room goes first, and is undone whole: a refused update changes nothing.
+    let mut made = Vec::new();
+    for to in adds {
+        match store.copy(user, head.mailbox, &[head.uid], to, false).await {
+            Ok(map) => made.push((to, map.uids.iter().map(|&(_, new)| new).collect())),
+            Err(e) => {
+                undo_copies(store, made).await;
+                return Err(store_error(e));
+            }
         }
-        if !found {
+    }
+    for (from, uids, to) in moves {
+        let map = store
+            .copy(user, from, &uids, to, true)
+            .await
+            .map_err(store_error)?;
+        if map.uids.is_empty() {
             return Err(set_error("notFound", "no such email"));
         }
     }
-    let Some(target) = target else {
-        return Ok(Value::Null);
-    };
-    let user = ctx.account.id;
-    let mut adds = target.iter().filter(|m| !current.contains(m)).copied();
-    let removes: Vec<MailboxId> = current
-        .iter()
-        .filter(|m| !target.contains(m))
-        .copied()
-        .collect();
-    // Where further copies are made from: the first copy, wherever a move takes it.
-    let mut source = (head.mailbox, head.uid);
-    let mut expunge_after = Vec::new();
-    for from in removes {
-        let uids = in_mailboxes.remove(&from).unwrap_or_default();
-        match adds.next() {
-            // One mailbox swapped for another: a move, which needs no room in the quota.
-            Some(to) => {
-                let map = store
-                    .copy(user, from, &uids, to, true)
+    if let Some(change) = change {
+        // On the copies as they are now (moved, made), less those about to go.
+        let mut staying = match target == current {
+            true => in_mailboxes,
+            false => by_mailbox(
+                &ctx.copies(&[email])
                     .await
-                    .map_err(store_error)?;
-                if map.uids.is_empty() {
-                    return Err(set_error("notFound", "no such email"));
-                }
-                if let Some(&(_, moved)) = map.uids.iter().find(|(old, _)| source == (from, *old)) {
-                    source = (to, moved);
-                }
-            }
-            None => expunge_after.push((from, uids)),
-        }
-    }
-    for to in adds {
-        store
-            .copy(user, source.0, &[source.1], to, false)
-            .await
-            .map_err(store_error)?;
+                    .map_err(server_fail)?
+                    .remove(&email)
+                    .unwrap_or_default(),
+            ),
+        };
+        staying.retain(|m, _| !expunges.iter().any(|(gone, _)| gone == m));
+        set_keywords(ctx.store(), &staying, change).await?;
     }
     // Copies are taken away last, so the Email is never in no mailbox at all.
-    for (from, uids) in expunge_after {
+    for (from, uids) in expunges {
         store
             .expunge(from, Some(&uids), false)
             .await
             .map_err(store_error)?;
     }
     Ok(Value::Null)
+}
+
+/// Applies a keyword change to every copy given; `notFound` when none is left to change.
+async fn set_keywords(
+    store: &dyn crate::store::MailStore,
+    copies: &BTreeMap<MailboxId, Vec<u32>>,
+    change: KeywordChange,
+) -> Result<(), Value> {
+    let steps: Vec<(FlagOp, Flags)> = match change {
+        KeywordChange::Replace(flags) => vec![(FlagOp::Replace, flags)],
+        KeywordChange::Patch { add, remove } => [(FlagOp::Add, add), (FlagOp::Remove, remove)]
+            .into_iter()
+            .filter(|(_, f)| *f != Flags::default())
+            .collect(),
+    };
+    for (op, flags) in steps {
+        let mut found = false;
+        for (&mailbox, uids) in copies {
+            let u = store
+                .update_flags(mailbox, uids, op, flags.clone(), None)
+                .await
+                .map_err(store_error)?;
+            found |= !u.changed.is_empty() || !u.unchanged.is_empty();
+        }
+        if !found {
+            return Err(set_error("notFound", "no such email"));
+        }
+    }
+    Ok(())
+}
+
+/// Takes away copies a failed create or update made (best effort: the failure is what gets reported).
+async fn undo_copies(store: &dyn crate::store::MailStore, made: Vec<(MailboxId, Vec<u32>)>) {
+    for (mailbox, uids) in made {
+        if let Err(e) = store.expunge(mailbox, Some(&uids), false).await {
+            tracing::warn!(error = %e, mailbox, "Email/set could not undo a copy");
+        }
+    }
 }
 
 pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {

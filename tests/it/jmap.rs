@@ -286,6 +286,33 @@ assert changed == ([twice], [], []), changed
 assert g["list"][0] == {"id": twice, "mailboxIds": {archive: True, trash: True}, "subject": "Twice"}, g
 m.logout()
 
+# Carol's quota has room for two more messages: a create into three mailboxes, and an update that moves
+# one copy and makes four more, are refused whole, with nothing of them left behind.
+carol = Client.create_with_password(host, "carol", "carol-pw")
+cacct = carol.account_id
+[[_, cb, _]] = api(carol, [["Mailbox/get", {"accountId": cacct, "ids": None}, "m"]])
+crole = {b["role"]: b["id"] for b in cb["list"]}
+[[_, q, _]] = api(carol, [["Email/query", {"accountId": cacct}, "q"]])
+[cwelcome] = q["ids"]
+three = {crole[r]: True for r in ("drafts", "archive", "trash")}
+[[_, made, _]] = api(carol, [["Email/set", {"accountId": cacct, "create": {"n": {"mailboxIds": three, "subject": "Thrice"}}}, "c"]])
+assert made["notCreated"]["n"]["type"] == "overQuota", made
+five = {crole[r]: True for r in ("trash", "archive", "junk", "drafts", "sent")}
+[[_, s, _]] = api(carol, [["Email/set", {"accountId": cacct, "update": {cwelcome: {"mailboxIds": five, "keywords/$flagged": True}}}, "u"]])
+assert s["notUpdated"][cwelcome]["type"] == "overQuota", s
+[[_, q, _], [_, g, _], [_, cb, _]] = api(carol, [
+    ["Email/query", {"accountId": cacct}, "q"],
+    ["Email/get", {"accountId": cacct, "ids": [cwelcome], "properties": ["mailboxIds", "keywords"]}, "g"],
+    ["Mailbox/get", {"accountId": cacct, "ids": None, "properties": ["totalEmails"]}, "m"]])
+assert q["ids"] == [cwelcome], q
+assert g["list"][0]["mailboxIds"] == {crole["inbox"]: True} and g["list"][0]["keywords"] == {}, g
+assert sum(b["totalEmails"] for b in cb["list"]) == 1, cb
+# Within the quota, the same update is made whole.
+[[_, s, _]] = api(carol, [["Email/set", {"accountId": cacct, "update": {cwelcome: {"mailboxIds": {crole["trash"]: True, crole["archive"]: True}, "keywords/$flagged": True}}}, "u"]])
+assert s["updated"] == {cwelcome: None}, s
+[[_, g, _]] = api(carol, [["Email/get", {"accountId": cacct, "ids": [cwelcome], "properties": ["mailboxIds", "keywords"]}, "g"]])
+assert g["list"][0] == {"id": cwelcome, "mailboxIds": {crole["trash"]: True, crole["archive"]: True}, "keywords": {"$flagged": True}}, g
+
 # The admin API is for the config's admins only (none here).
 r = bob.requests_session.get(f"{base}/admin/api/status")
 assert r.status_code == 403, r.status_code
@@ -375,11 +402,18 @@ async fn suite(store: Arc<dyn Store>, dir: &std::path::Path) {
     config.https_port = Some(0);
     config.imap_port = Some(0);
     config.smtp_port = Some(0);
-    for (name, password) in [("alice", "alice-pw"), ("bob", "bob-pw")] {
+    for (name, password) in [
+        ("alice", "alice-pw"),
+        ("bob", "bob-pw"),
+        ("carol", "carol-pw"),
+    ] {
         jmail::accounts::add_user(store.as_ref(), &config, name, password)
             .await
             .unwrap();
     }
+    // Her welcome message and two more.
+    let three = Some(jmail::store::QuotaSetting::Limit(3));
+    store.set_quota("carol", None, three).await.unwrap();
     for raw in [PLAIN, WITH_ATTACHMENT, REPLY] {
         store
             .deliver(
