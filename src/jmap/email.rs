@@ -56,9 +56,21 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 ];
 /// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
 const LISTING_PROPERTIES: usize = 7;
-/// Most message bytes one Email/get parses for what it shows (its reply holds at most about this much
+/// Most message bytes one Email/get (or SearchSnippet/get) parses for what it shows (its reply holds at most about this much
 /// of them): past it, the call fails with `requestTooLarge` rather than hold them all.
 const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Counts `bytes` more of messages parsed by one call; `requestTooLarge` once past [`GET_BYTES_MAX`].
+pub fn charge_parsed(parsed: &mut u64, bytes: u64) -> Result<(), MethodError> {
+    *parsed = parsed.saturating_add(bytes);
+    match *parsed > GET_BYTES_MAX {
+        true => Err(MethodError::with(
+            "requestTooLarge",
+            "ask for fewer emails at once, or fewer of their properties",
+        )),
+        false => Ok(()),
+    }
+}
 /// Largest message read with the listing (500 of them at most per call: 32 MiB).
 const RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
 /// The properties that need the body parsed, not only the header.
@@ -506,13 +518,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                 blob: row.meta.blob,
             };
             if needs_bytes {
-                parsed_bytes += row.meta.size;
-                if parsed_bytes > GET_BYTES_MAX {
-                    return Err(MethodError::with(
-                        "requestTooLarge",
-                        "ask for fewer emails at once, or fewer of their properties",
-                    ));
-                }
+                charge_parsed(&mut parsed_bytes, row.meta.size)?;
             }
             let raw = match (needs_bytes, row.raw) {
                 (true, Some(raw)) => Some(raw),

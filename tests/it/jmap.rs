@@ -330,6 +330,17 @@ many = [f"header:X-{i}" for i in range(65)]
 assert (name, err["type"]) == ("error", "invalidArguments"), err
 [[name, err, _]] = api(alice, [["Email/query", {"accountId": account, "sort": [{"property": "size"}] * 9}, "x"]])
 assert (name, err["type"]) == ("error", "invalidArguments"), err
+# Snippets parse at most 64 MiB of messages a call: one 300 KB message named 300 times is refused.
+big = b"From: eve@example.net\r\nSubject: Big\r\n\r\n" + b"river noon words " * 18000 + b"\r\n"
+bblob = bob.requests_session.post(session.upload_url.format(accountId=bob.account_id), data=big, headers={"Content-Type": "message/rfc822"}).json()["blobId"]
+[[_, bobboxes, _]] = api(bob, [["Mailbox/get", {"accountId": bob.account_id, "ids": None, "properties": ["role"]}, "m"]])
+barchive = [b["id"] for b in bobboxes["list"] if b["role"] == "archive"][0]
+[[_, bimp, _]] = api(bob, [["Email/import", {"accountId": bob.account_id, "emails": {"b": {"blobId": bblob, "mailboxIds": {barchive: True}}}}, "i"]])
+bigid = bimp["created"]["b"]["id"]
+[[name, s, _]] = api(bob, [["SearchSnippet/get", {"accountId": bob.account_id, "filter": {"text": "river"}, "emailIds": [bigid] * 3}, "s"]])
+assert name == "SearchSnippet/get" and len(s["list"]) == 3 and "<mark>river</mark>" in s["list"][0]["preview"], s
+[[name, err, _]] = api(bob, [["SearchSnippet/get", {"accountId": bob.account_id, "filter": {"text": "river"}, "emailIds": [bigid] * 300}, "s"]])
+assert (name, err["type"]) == ("error", "requestTooLarge"), (name, err)
 [[name, err, _]] = api(alice, [["Email/frobnicate", {"accountId": account}, "x"]])
 assert (name, err["type"]) == ("error", "unknownMethod")
 [[name, err, _]] = api(alice, [["Email/get", {"accountId": account, "ids": ["e1u1"]}, "x"]], using=("urn:ietf:params:jmap:core",))
