@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
-        let _ = filter::compile(&value, "m1");
+        let _ = filter::compile(&value, &["m1", "m2"]);
+        let _ = filter::copy_safe(&value);
         let _ = filter::names_mailboxes(&value);
     }
 });

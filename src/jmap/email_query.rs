@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::ids::{self, EmailId};
 use super::request::{MethodError, MethodResult};
 use super::{Ctx, id_list, window};
-use crate::store::MessageMeta;
+use crate::store::{MailboxId, MessageMeta};
 
 /// One message found, with what sorting needs.
 struct Found {
@@ -130,7 +130,19 @@ fn compare(a: &Found, b: &Found, key: &Key) -> Ordering {
     }
 }
 
-/// Every message of the account the filter matches, unsorted.
+/// Most copies of Emails an account holds more than once that one query compares mailbox by mailbox
+/// (a filter no single copy can answer for, [`filter::copy_safe`]): about 2 MiB of them held at once.
+const SHARED_COPIES_MAX: usize = 100_000;
+
+/// The filter as a search of messages in `mailboxes`; `unsupportedFilter` for one that cannot run.
+fn compile(filter_value: &Value, mailboxes: &[&str]) -> Result<Query, MethodError> {
+    filter::compile(filter_value, mailboxes)
+        .map_err(|e| MethodError::with("unsupportedFilter", e.to_string()))
+}
+
+/// Every Email of the account the filter matches, unsorted: each mailbox searched with the filter,
+/// then, where one copy cannot answer for its Email, each Email held more than once searched again with
+/// every mailbox it is in.
 async fn find(
     ctx: &mut Ctx<'_>,
     filter_value: &Value,
@@ -138,35 +150,100 @@ async fn find(
 ) -> Result<Vec<Found>, MethodError> {
     let mut found = Vec::new();
     for mailbox in ctx.mailboxes().await?.to_vec() {
-        let query = filter::compile(filter_value, &ids::mailbox(mailbox.id))
-            .map_err(|e| MethodError::with("unsupportedFilter", e.to_string()))?;
+        let query = compile(filter_value, &[&ids::mailbox(mailbox.id)])?;
         if query == Query::Nothing || mailbox.messages == 0 {
             continue;
         }
         let uids = ctx.uids(mailbox.id).await?;
-        let rows = crate::search::evaluate(
-            ctx.store(),
-            &ctx.shared.input,
-            mailbox.id,
-            &uids,
-            &query,
-            with_summary,
-            &|_| 0,
+        found.extend(search(ctx, mailbox.id, &uids, &query, with_summary).await?);
+    }
+    if !filter::copy_safe(filter_value) {
+        found = recheck_shared(ctx, filter_value, with_summary, found).await?;
+    }
+    Ok(found)
+}
+
+/// Replaces what the mailbox searches found of each Email with copies in several mailboxes by one
+/// search of its first copy with the filter compiled for all of its mailboxes: `NOT inMailbox A` then
+/// leaves out an Email that is in A whatever its other copies, and `inMailbox A AND inMailbox B` finds
+/// one in both.
+async fn recheck_shared(
+    ctx: &mut Ctx<'_>,
+    filter_value: &Value,
+    with_summary: bool,
+    mut found: Vec<Found>,
+) -> Result<Vec<Found>, MethodError> {
+    let shared = ctx
+        .store()
+        .shared_copies(ctx.account.id, SHARED_COPIES_MAX + 1)
+        .await?;
+    if shared.len() > SHARED_COPIES_MAX {
+        return Err(MethodError::with(
+            "unsupportedFilter",
+            format!(
+                "this account holds more than {SHARED_COPIES_MAX} copies of Emails in several mailboxes: \
+                 filter without NOT around a mailbox, or two mailboxes under one AND"
+            ),
+        ));
+    }
+    let blobs: std::collections::HashSet<i64> = shared.iter().map(|c| c.blob).collect();
+    found.retain(|f| !blobs.contains(&f.id.blob));
+    // Emails in the same mailboxes are searched together, in the mailbox of their first copy.
+    let mut groups: std::collections::BTreeMap<(Vec<MailboxId>, MailboxId), Vec<u32>> =
+        Default::default();
+    for copies in shared.chunk_by(|a, b| a.blob == b.blob) {
+        let mut boxes: Vec<MailboxId> = copies.iter().map(|c| c.mailbox).collect();
+        boxes.dedup();
+        groups
+            .entry((boxes, copies[0].mailbox))
+            .or_default()
+            .push(copies[0].uid);
+    }
+    for ((boxes, first), mut uids) in groups {
+        let names: Vec<String> = boxes.iter().map(|m| ids::mailbox(*m)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let query = compile(filter_value, &names)?;
+        if query == Query::Nothing {
+            continue;
+        }
+        uids.sort_unstable();
+        found.extend(search(ctx, first, &uids, &query, with_summary).await?);
+    }
+    Ok(found)
+}
+
+/// The messages among `uids` of `mailbox` that `query` matches.
+async fn search(
+    ctx: &Ctx<'_>,
+    mailbox: MailboxId,
+    uids: &[u32],
+    query: &Query,
+    with_summary: bool,
+) -> Result<Vec<Found>, MethodError> {
+    let rows = crate::search::evaluate(
+        ctx.store(),
+        &ctx.shared.input,
+        mailbox,
+        uids,
+        query,
+        with_summary,
+        &|_| 0,
+    )
+    .await?
+    .ok_or_else(|| {
+        MethodError::with(
+            "serverUnavailable",
+            "the server is busy with large messages; try again",
         )
-        .await?
-        .ok_or_else(|| {
-            MethodError::with(
-                "serverUnavailable",
-                "the server is busy with large messages; try again",
-            )
-        })?;
-        found.extend(rows.into_iter().map(|r| Found {
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Found {
             id: EmailId { blob: r.meta.blob },
             meta: r.meta,
             summary: r.summary,
-        }));
-    }
-    Ok(found)
+        })
+        .collect())
 }
 
 pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {

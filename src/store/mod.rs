@@ -744,6 +744,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// each, ordered by blob, mailbox and UID; blobs the account holds no copy of are left out. At most
     /// [`MESSAGES_PER_CALL_MAX`] blobs per call.
     async fn locate(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<Located>>;
+    /// Every copy of the account's stored bytes that it holds more than once (an Email in several
+    /// mailboxes, or twice in one), ordered by blob, mailbox and UID; at most `limit` of them, the first.
+    async fn shared_copies(&self, user: UserId, limit: usize) -> StoreResult<Vec<Located>>;
     /// Keeps an upload (JMAP's blobs, before a message uses them), in the store so that any node finds
     /// it. Expired uploads go on the way. `false`, and nothing kept, when the account's unexpired uploads
     /// would pass [`NewUpload::account_bytes_max`].

@@ -312,6 +312,19 @@ assert sum(b["totalEmails"] for b in cb["list"]) == 1, cb
 assert s["updated"] == {cwelcome: None}, s
 [[_, g, _]] = api(carol, [["Email/get", {"accountId": cacct, "ids": [cwelcome], "properties": ["mailboxIds", "keywords"]}, "g"]])
 assert g["list"][0] == {"id": cwelcome, "mailboxIds": {crole["trash"]: True, crole["archive"]: True}, "keywords": {"$flagged": True}}, g
+# Mailbox conditions hold for the Email, in Trash and Archive both, not for one copy at a time.
+def cquery(filter):
+    [[name, q, _]] = api(carol, [["Email/query", {"accountId": cacct, "filter": filter}, "q"]])
+    assert name == "Email/query", q
+    return q["ids"]
+NOT, AND = (lambda *c: {"operator": "NOT", "conditions": list(c)}), (lambda *c: {"operator": "AND", "conditions": list(c)})
+assert cquery(NOT({"inMailbox": crole["trash"]})) == []
+assert cquery(NOT({"inMailbox": crole["inbox"]})) == [cwelcome]
+assert cquery(AND({"inMailbox": crole["trash"]}, {"inMailbox": crole["archive"]})) == [cwelcome]
+assert cquery(AND({"inMailbox": crole["trash"]}, NOT({"inMailbox": crole["archive"]}))) == []
+assert cquery({"inMailboxOtherThan": [crole["trash"]]}) == [cwelcome]
+assert cquery({"inMailbox": crole["trash"], "inMailboxOtherThan": [crole["trash"]]}) == [cwelcome]
+assert cquery(AND({"inMailbox": crole["trash"]}, {"inMailbox": crole["junk"]})) == []
 
 # The admin API is for the config's admins only (none here).
 r = bob.requests_session.get(f"{base}/admin/api/status")

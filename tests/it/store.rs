@@ -261,7 +261,8 @@ async fn changes_flags_expunge_and_isolation() {
 }
 
 /// Every copy of a message shares its bytes' id (JMAP's Email id): a copy and a move keep it, `locate`
-/// finds the copies an account holds and no other account's, and each tombstone keeps it.
+/// finds the copies an account holds and no other account's, `shared_copies` those it holds more than
+/// once, and each tombstone keeps it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_keep_their_bytes_id_and_are_located_by_it() {
     for (store, _dir) in backends().await {
@@ -290,6 +291,20 @@ async fn copies_keep_their_bytes_id_and_are_located_by_it() {
             store.locate(c.id, &[blob]).await.unwrap().is_empty(),
             "not c's"
         );
+        store
+            .deliver(&["a".into(), "c".into()], message("single"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.shared_copies(a.id, 10).await.unwrap(),
+            vec![at(a.inbox, 1), at(archive, 1)],
+            "what a holds twice, not what it holds once (though c holds it too)"
+        );
+        assert_eq!(
+            store.shared_copies(a.id, 1).await.unwrap(),
+            vec![at(a.inbox, 1)]
+        );
+        assert!(store.shared_copies(c.id, 10).await.unwrap().is_empty());
         let listed = store
             .messages(archive, &[1], jmail::store::Wanted::default())
             .await
@@ -312,8 +327,12 @@ async fn copies_keep_their_bytes_id_and_are_located_by_it() {
         store.expunge(a.inbox, None, false).await.unwrap();
         store.expunge(trash, None, false).await.unwrap();
         assert!(store.locate(a.id, &[blob]).await.unwrap().is_empty());
+        assert!(store.shared_copies(a.id, 10).await.unwrap().is_empty());
         let gone = store.changes(a.inbox, 0, 10).await.unwrap();
-        assert_eq!((gone.gone, gone.gone_blobs), (vec![1], vec![Some(blob)]));
+        assert_eq!(
+            (gone.gone, &gone.gone_blobs[..1]),
+            (vec![1, 2], &[Some(blob)][..])
+        );
     }
 }
 

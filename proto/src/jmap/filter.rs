@@ -1,6 +1,8 @@
 //! `Email/query`'s filter (RFC 8621 §4.4.1) compiled into the search [`Query`] IMAP SEARCH runs too,
 //! once per mailbox searched: `inMailbox` and `inMailboxOtherThan` become "all" or "nothing" there, so
-//! a mailbox the filter rules out is never read.
+//! a mailbox the filter rules out is never read. That answers for an Email by its copy in the mailbox
+//! searched; where the answer can depend on which copy ([`copy_safe`] says), an Email with copies in
+//! several mailboxes is compiled again with all of them.
 
 use serde_json::{Map, Value};
 
@@ -23,12 +25,13 @@ fn unsupported(what: impl Into<String>) -> FilterError {
     FilterError(what.into())
 }
 
-/// The filter (`null`: everything) as a search of the mailbox whose JMAP id is `mailbox`.
-pub fn compile(filter: &Value, mailbox: &str) -> Result<Query, FilterError> {
+/// The filter (`null`: everything) as a search of messages that are in the mailboxes whose JMAP ids
+/// are `mailboxes` (the one mailbox searched, or every mailbox an Email is in).
+pub fn compile(filter: &Value, mailboxes: &[&str]) -> Result<Query, FilterError> {
     let mut nodes = 0;
     let query = match filter {
         Value::Null => Query::All,
-        f => node(f, mailbox, 0, &mut nodes)?,
+        f => node(f, mailboxes, 0, &mut nodes)?,
     };
     if query.text_keys() > TEXT_KEYS_MAX {
         return Err(unsupported(format!(
@@ -52,7 +55,42 @@ pub fn names_mailboxes(filter: &Value) -> bool {
     }
 }
 
-fn node(f: &Value, mailbox: &str, depth: usize, nodes: &mut usize) -> Result<Query, FilterError> {
+/// Whether searching each mailbox with [`compile`] finds exactly the Emails the filter matches, however
+/// many mailboxes an Email is in: true unless a mailbox condition sits under NOT, or two meet under
+/// one AND. (`NOT inMailbox A` holds for an Email's copy in B though the Email is in A; `inMailbox A AND
+/// inMailbox B` holds for no single copy though the Email is in both.) Under OR, and beside conditions
+/// on the message itself, which every copy shares, one copy answers for the Email.
+pub fn copy_safe(filter: &Value) -> bool {
+    let Value::Object(o) = filter else {
+        return true;
+    };
+    let Some(op) = o.get("operator") else {
+        let named = ["inMailbox", "inMailboxOtherThan"]
+            .iter()
+            .filter(|k| o.contains_key(**k))
+            .count();
+        return named <= 1;
+    };
+    let conditions = o
+        .get("conditions")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    match op.as_str() {
+        Some("OR") => conditions.iter().all(copy_safe),
+        Some("AND") => {
+            let naming: Vec<&Value> = conditions.iter().filter(|c| names_mailboxes(c)).collect();
+            naming.len() <= 1 && naming.into_iter().all(copy_safe)
+        }
+        _ => !conditions.iter().any(names_mailboxes),
+    }
+}
+
+fn node(
+    f: &Value,
+    mailboxes: &[&str],
+    depth: usize,
+    nodes: &mut usize,
+) -> Result<Query, FilterError> {
     *nodes += 1;
     if depth > DEPTH_MAX || *nodes > NODES_MAX {
         return Err(unsupported(format!(
@@ -69,7 +107,7 @@ fn node(f: &Value, mailbox: &str, depth: usize, nodes: &mut usize) -> Result<Que
             .ok_or_else(|| unsupported("an operator needs its conditions"))?;
         let parts = conditions
             .iter()
-            .map(|c| node(c, mailbox, depth + 1, nodes))
+            .map(|c| node(c, mailboxes, depth + 1, nodes))
             .collect::<Result<Vec<_>, _>>()?;
         return match op.as_str() {
             Some("AND") => Ok(Query::And(parts)),
@@ -86,13 +124,13 @@ fn node(f: &Value, mailbox: &str, depth: usize, nodes: &mut usize) -> Result<Que
             _ => Err(unsupported("operator is AND, OR or NOT")),
         };
     }
-    condition(o, mailbox)
+    condition(o, mailboxes)
 }
 
-fn condition(o: &Map<String, Value>, mailbox: &str) -> Result<Query, FilterError> {
+fn condition(o: &Map<String, Value>, mailboxes: &[&str]) -> Result<Query, FilterError> {
     let mut all = Vec::new();
     for (name, value) in o {
-        all.push(one(name, value, mailbox)?);
+        all.push(one(name, value, mailboxes)?);
     }
     Ok(Query::And(all))
 }
@@ -123,15 +161,20 @@ fn keyword_query(name: &str, value: &Value, present: bool) -> Result<Query, Filt
     })
 }
 
-fn one(name: &str, value: &Value, mailbox: &str) -> Result<Query, FilterError> {
+/// "All" when `holds`, else "nothing".
+fn all_if(holds: bool) -> Query {
+    match holds {
+        true => Query::All,
+        false => Query::Nothing,
+    }
+}
+
+fn one(name: &str, value: &Value, mailboxes: &[&str]) -> Result<Query, FilterError> {
     let text = |field: Field| -> Result<Query, FilterError> {
         Ok(Query::Envelope(field, string(name, value)?.to_lowercase()))
     };
     Ok(match name {
-        "inMailbox" => match string(name, value)? == mailbox {
-            true => Query::All,
-            false => Query::Nothing,
-        },
+        "inMailbox" => all_if(mailboxes.contains(&string(name, value)?)),
         "inMailboxOtherThan" => {
             let ids = value
                 .as_array()
@@ -141,10 +184,8 @@ fn one(name: &str, value: &Value, mailbox: &str) -> Result<Query, FilterError> {
                         "inMailboxOtherThan is a list of at most {IDS_MAX} ids"
                     ))
                 })?;
-            match ids.iter().any(|id| id.as_str() == Some(mailbox)) {
-                true => Query::Nothing,
-                false => Query::All,
-            }
+            let other = |m: &&str| !ids.iter().any(|id| id.as_str() == Some(*m));
+            all_if(mailboxes.iter().any(other))
         }
         "before" | "after" => {
             let at = utc_date_micros(string(name, value)?)
@@ -230,15 +271,43 @@ mod tests {
     fn mailbox_conditions_fold_per_mailbox() {
         let f = json!({"inMailbox": "m1", "hasKeyword": "$seen"});
         assert_eq!(
-            compile(&f, "m1").unwrap(),
+            compile(&f, &["m1"]).unwrap(),
             Query::Flag(crate::flags::SEEN, true)
         );
-        assert_eq!(compile(&f, "m2").unwrap(), Query::Nothing);
+        assert_eq!(compile(&f, &["m2"]).unwrap(), Query::Nothing);
         let other = json!({"operator": "NOT", "conditions": [{"inMailboxOtherThan": ["m1"]}]});
-        assert_eq!(compile(&other, "m1").unwrap(), Query::All);
-        assert_eq!(compile(&other, "m3").unwrap(), Query::Nothing);
+        assert_eq!(compile(&other, &["m1"]).unwrap(), Query::All);
+        assert_eq!(compile(&other, &["m3"]).unwrap(), Query::Nothing);
         assert!(names_mailboxes(&other));
-        assert_eq!(compile(&Value::Null, "m3").unwrap(), Query::All);
+        assert_eq!(compile(&Value::Null, &["m3"]).unwrap(), Query::All);
+    }
+
+    #[test]
+    fn an_email_in_several_mailboxes_is_compiled_with_all_of_them() {
+        let not_in = json!({"operator": "NOT", "conditions": [{"inMailbox": "m1"}]});
+        assert_eq!(compile(&not_in, &["m2"]).unwrap(), Query::All);
+        assert_eq!(compile(&not_in, &["m1", "m2"]).unwrap(), Query::Nothing);
+        let both =
+            json!({"operator": "AND", "conditions": [{"inMailbox": "m1"}, {"inMailbox": "m2"}]});
+        assert_eq!(compile(&both, &["m1"]).unwrap(), Query::Nothing);
+        assert_eq!(compile(&both, &["m1", "m2"]).unwrap(), Query::All);
+        let other = json!({"inMailboxOtherThan": ["m1"]});
+        assert_eq!(compile(&other, &["m1"]).unwrap(), Query::Nothing);
+        assert_eq!(compile(&other, &["m1", "m2"]).unwrap(), Query::All);
+        assert!(!copy_safe(&not_in) && !copy_safe(&both));
+        assert!(!copy_safe(
+            &json!({"inMailbox": "m1", "inMailboxOtherThan": ["m2"]})
+        ));
+        for safe in [
+            Value::Null,
+            json!({"inMailbox": "m1", "hasKeyword": "$seen"}),
+            json!({"inMailboxOtherThan": ["m1"]}),
+            json!({"operator": "OR", "conditions": [{"inMailbox": "m1"}, {"inMailbox": "m2"}]}),
+            json!({"operator": "AND", "conditions": [{"inMailbox": "m1"}, {"text": "x"}]}),
+            json!({"operator": "NOT", "conditions": [{"from": "a"}]}),
+        ] {
+            assert!(copy_safe(&safe), "{safe}");
+        }
     }
 
     #[test]
@@ -248,7 +317,7 @@ mod tests {
             {"before": "2024-01-02T00:00:00Z", "notKeyword": "Work"}
         ]});
         assert_eq!(
-            compile(&f, "m1").unwrap(),
+            compile(&f, &["m1"]).unwrap(),
             Query::Or(
                 Box::new(Query::And(vec![
                     Query::Envelope(Field::From, "alice".into()),
@@ -272,12 +341,12 @@ mod tests {
             json!("text"),
             json!({"inMailboxOtherThan": vec!["m1"; IDS_MAX + 1]}),
         ] {
-            assert!(compile(&bad, "m1").is_err(), "{bad}");
+            assert!(compile(&bad, &["m1"]).is_err(), "{bad}");
         }
         let mut deep = json!({"text": "x"});
         for _ in 0..=DEPTH_MAX {
             deep = json!({"operator": "NOT", "conditions": [deep]});
         }
-        assert!(compile(&deep, "m1").is_err());
+        assert!(compile(&deep, &["m1"]).is_err());
     }
 }

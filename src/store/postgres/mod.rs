@@ -604,6 +604,14 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::locate(&ctx, user, blobs).await)
     }
 
+    async fn shared_copies(
+        &self,
+        user: UserId,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::store::Located>> {
+        point!(self, |ctx| reads::shared_copies(&ctx, user, limit).await)
+    }
+
     fn feed(&self, user: UserId) -> AccountFeed {
         self.push.notifier.subscribe(user)
     }

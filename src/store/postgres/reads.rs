@@ -134,6 +134,31 @@ pub async fn changes(
     ))
 }
 
+/// A row of blob, mailbox and UID.
+fn located(r: &Row) -> Located {
+    Located {
+        blob: r.get(0),
+        mailbox: r.get(1),
+        uid: u32_of(r, 2),
+    }
+}
+
+/// The copies of what `user` holds more than once, ordered by blob, mailbox and UID; the first `limit`.
+pub async fn shared_copies(ctx: &Ctx<'_>, user: UserId, limit: usize) -> StoreResult<Vec<Located>> {
+    Ok(ctx
+        .all(
+            "SELECT blob_id, mailbox_id, uid FROM messages \
+             WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = $1) AND blob_id IN \
+             (SELECT blob_id FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = $1) \
+             GROUP BY blob_id HAVING count(*) > 1) ORDER BY 1, 2, 3 LIMIT $2",
+            &[&user, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(located)
+        .collect())
+}
+
 /// Each copy in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
 pub async fn locate(ctx: &Ctx<'_>, user: UserId, blobs: &[i64]) -> StoreResult<Vec<Located>> {
     Ok(ctx
@@ -144,11 +169,7 @@ pub async fn locate(ctx: &Ctx<'_>, user: UserId, blobs: &[i64]) -> StoreResult<V
         )
         .await?
         .iter()
-        .map(|r| Located {
-            blob: r.get(0),
-            mailbox: r.get(1),
-            uid: u32_of(r, 2),
-        })
+        .map(located)
         .collect())
 }
 

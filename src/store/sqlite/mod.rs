@@ -619,6 +619,11 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::locate(c, user, &blobs)).await
     }
 
+    async fn shared_copies(&self, user: UserId, limit: usize) -> StoreResult<Vec<super::Located>> {
+        self.read(move |c| reads::shared_copies(c, user, limit))
+            .await
+    }
+
     fn feed(&self, user: UserId) -> super::AccountFeed {
         self.notifier.subscribe(user)
     }

@@ -108,6 +108,28 @@ pub fn changes(
     ))
 }
 
+/// The copies of what `user` holds more than once, ordered by blob, mailbox and UID; the first `limit`.
+pub fn shared_copies(
+    conn: &mut Connection,
+    user: UserId,
+    limit: usize,
+) -> rusqlite::Result<Vec<crate::store::Located>> {
+    conn.prepare_cached(
+        "SELECT blob_id, mailbox_id, uid FROM messages \
+         WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1) AND blob_id IN \
+         (SELECT blob_id FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1) \
+         GROUP BY blob_id HAVING count(*) > 1) ORDER BY blob_id, mailbox_id, uid LIMIT ?2",
+    )?
+    .query_map(params![user, limit as i64], |r| {
+        Ok(crate::store::Located {
+            blob: r.get(0)?,
+            mailbox: r.get(1)?,
+            uid: r.get(2)?,
+        })
+    })?
+    .collect()
+}
+
 /// Each copy in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
 pub fn locate(
     conn: &mut Connection,
