@@ -126,6 +126,15 @@ pub async fn email_changes_since(
             *touched.entry(ids::EmailId { blob: m.blob }).or_default() |= old_part;
             next = next.max(m.uid.saturating_add(1));
         }
+        // The store gives a blob (or `None`) per tombstone; a list that does not pair up cannot say
+        // which Emails lost copies, so the client resyncs rather than miss one.
+        if changes.gone.len() != changes.gone_blobs.len() {
+            tracing::error!(
+                mailbox = mailbox.id,
+                "a change log's tombstones and blobs differ in number"
+            );
+            return Ok(None);
+        }
         for (&uid, blob) in changes.gone.iter().zip(&changes.gone_blobs) {
             // A tombstone from before they kept the blob cannot say which Email lost a copy.
             let Some(blob) = *blob else {

@@ -3,7 +3,7 @@
 //! same. Thread/get reads the account's summaries (not its messages' bytes); a thread index in the store
 //! would make that cost what the thread holds.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -70,16 +70,36 @@ pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResul
         return Err(MethodError::new("cannotCalculateChanges"));
     }
     let user = ctx.account.id;
+    let emails: Vec<EmailId> = created
+        .iter()
+        .chain(&updated)
+        .filter_map(|id| super::ids::parse_email(id))
+        .collect();
+    // Each Email's summary from its first copy, read a mailbox at a time (not a read per Email).
+    let copies = ctx.copies(&emails).await?;
+    let mut firsts: BTreeMap<crate::store::MailboxId, Vec<u32>> = BTreeMap::new();
+    for copy in emails.iter().filter_map(|e| copies.get(e)?.first()) {
+        firsts.entry(copy.mailbox).or_default().push(copy.uid);
+    }
+    let mut summaries: HashMap<EmailId, Option<String>> = HashMap::new();
+    for (mailbox, mut uids) in firsts {
+        uids.sort_unstable();
+        uids.dedup();
+        for row in ctx.summaries(mailbox, &uids).await? {
+            summaries.insert(
+                EmailId {
+                    blob: row.meta.blob,
+                },
+                row.summary,
+            );
+        }
+    }
     let mut threads = Vec::new();
     let mut seen = HashSet::new();
-    for id in created.iter().chain(&updated) {
-        let Some(e) = super::ids::parse_email(id) else {
+    for e in emails {
+        let Some(summary) = summaries.get(&e) else {
             continue;
         };
-        let Some(copy) = ctx.first_copy(e).await? else {
-            continue;
-        };
-        let summary = ctx.store().summary(copy.mailbox, copy.uid).await?;
         let t = thread_of(user, e, summary.as_deref());
         if seen.insert(t.clone()) {
             threads.push(t);

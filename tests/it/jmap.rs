@@ -123,6 +123,8 @@ typ, data = m.search(None, "SEEN FLAGGED")
 assert len(data[0].split()) == 1, data
 [[_, changes, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": state0}, "c"]])
 assert changes["updated"] == [lunch.id] and changes["created"] == [] and changes["destroyed"] == [], changes
+[[_, tc, _]] = api(alice, [["Thread/changes", {"accountId": account, "sinceState": state0}, "t"]])
+assert (tc["created"], tc["updated"], tc["destroyed"]) == ([], [lunch.thread_id], []), tc
 # A state no server state ever was (a UIDNEXT or modseq past the mailbox's) cannot be worked from.
 assert state0.startswith("v2:"), state0
 marks = state0[3:].split(",")
