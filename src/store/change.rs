@@ -24,9 +24,10 @@ pub struct Change {
     pub check_quota: bool,
 }
 
-/// Where a change landed: the mailbox, and the first UID and modseq it took.
+/// Where a change landed: the account and mailbox, and the first UID and modseq it took.
 #[derive(Debug, Clone, Copy)]
 pub struct Applied {
+    pub user: UserId,
     pub mailbox: MailboxId,
     pub uid: u32,
     pub modseq: u64,

@@ -611,7 +611,8 @@ pub trait MailStore: Send + Sync + 'static {
     /// Delivers one message to each named local user's INBOX: all or nothing, its bytes stored once. An
     /// unknown name fails the whole delivery with [`StoreError::UnknownRecipient`], one over quota with
     /// [`StoreError::OverQuota`], and nothing is stored. With `sent_copy_of`, the same transaction keeps a
-    /// copy, flagged seen, in that account's Sent mailbox (when it has one).
+    /// copy, flagged seen, in that account's Sent mailbox (when it has one): the same bytes, unless the
+    /// sender is also a recipient (then two messages, the one sent and the one received).
     async fn deliver(
         &self,
         recipients: &[String],

@@ -263,6 +263,52 @@ async fn changes_flags_expunge_and_isolation() {
 /// Every copy of a message shares its bytes' id (JMAP's Email id): a copy and a move keep it, `locate`
 /// finds the copies an account holds and no other account's, `shared_copies` those it holds more than
 /// once, and each tombstone keeps it.
+/// A Sent copy shares the bytes of what other accounts received, but mail to oneself is two messages
+/// (JMAP: two Emails, each with its own keywords): the copy in Sent keeps bytes of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_to_oneself_is_two_messages() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let b = user(store, "b").await;
+        let sent = store.mailbox(a.id, "Sent").await.unwrap().unwrap().id;
+        let blob_of = |mailbox, uid| async move {
+            let listed = store
+                .messages(mailbox, &[uid], jmail::store::Wanted::default())
+                .await
+                .unwrap();
+            listed[0].meta.blob
+        };
+        store
+            .deliver(&["b".into()], message("to b"), Some(a.id))
+            .await
+            .unwrap();
+        let to_b = blob_of(b.inbox, 1).await;
+        assert_eq!(blob_of(sent, 1).await, to_b, "sent to another: one blob");
+        store
+            .deliver(&["a".into(), "b".into()], message("to both"), Some(a.id))
+            .await
+            .unwrap();
+        let (received, kept) = (blob_of(a.inbox, 1).await, blob_of(sent, 2).await);
+        assert_ne!(
+            received, kept,
+            "to oneself: the Sent copy is a message of its own"
+        );
+        assert_eq!(blob_of(b.inbox, 2).await, received);
+        assert_eq!(
+            store.shared_copies(a.id, 10).await.unwrap(),
+            vec![],
+            "a holds nothing twice"
+        );
+        let raw =
+            |mailbox, uid| async move { store.fetch(mailbox, uid, false).await.unwrap().unwrap() };
+        assert_eq!(raw(a.inbox, 1).await, raw(sent, 2).await, "the same bytes");
+        // Removing either leaves the other whole.
+        store.expunge(sent, None, false).await.unwrap();
+        assert_eq!(raw(a.inbox, 1).await, raw(b.inbox, 2).await);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_keep_their_bytes_id_and_are_located_by_it() {
     for (store, _dir) in backends().await {

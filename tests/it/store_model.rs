@@ -375,15 +375,18 @@ async fn copy_and_move_return_uid_maps_and_share_bytes() {
         store.expunge(trash.id, None, false).await.unwrap();
         store.expunge(a.inbox, Some(&[4]), false).await.unwrap();
         assert_eq!(count_in(d, BLOBS).await, 1, "only m2 is left");
-        // One delivery to two users with a Sent copy: one blob, counted three times, freed with the last.
+        // One delivery to two users with a third's Sent copy: one blob, counted three times, freed with
+        // the last.
         let b = user(store, "b").await;
+        let c = user(store, "c").await;
         store
-            .deliver(&["a".into(), "b".into()], message("shared"), Some(b.id))
+            .deliver(&["a".into(), "b".into()], message("shared"), Some(c.id))
             .await
             .unwrap();
         assert_eq!(count_in(d, WRONG).await, 0);
         assert_eq!(count_in(d, BLOBS).await, 2);
         store.delete_user("b").await.unwrap();
+        store.delete_user("c").await.unwrap();
         assert_eq!(
             (count_in(d, BLOBS).await, count_in(d, WRONG).await),
             (2, 0),

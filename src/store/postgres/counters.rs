@@ -88,6 +88,7 @@ pub async fn apply(
         ctx.touch(user, mailbox, modseq + c.modseqs - 1);
     }
     Ok(Some(Applied {
+        user,
         mailbox,
         uid,
         modseq,
@@ -207,6 +208,7 @@ pub async fn apply_and_insert(
     };
     let user: UserId = r.get(0);
     let applied = Applied {
+        user,
         mailbox,
         uid: u32_of(&r, 8),
         modseq: u64_of(&r, 9),

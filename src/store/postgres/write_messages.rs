@@ -188,6 +188,7 @@ pub async fn submit(
         .await?;
     }
     let mut uids = std::collections::HashMap::new();
+    let mut recipients = HashSet::new();
     let mut copies = 0i64;
     for name in names {
         let junk = match d.junk {
@@ -211,6 +212,7 @@ pub async fn submit(
         .ok_or_else(|| StoreError::UnknownRecipient(name.clone()))?;
         blob = Some(stored);
         uids.insert(name.as_str(), at.uid);
+        recipients.insert(at.user);
         copies += 1;
     }
     if let Some(sender) = d.sent_copy_of
@@ -218,7 +220,13 @@ pub async fn submit(
     {
         let seen = Flags::system(flags::SEEN);
         let target = Target::Mailbox(sender, sent);
-        if let Some((_, stored)) = insert(ctx, target, &d.message, blob, false, &seen, true).await?
+        // Mail to oneself is two messages, the one received and the one sent (each its own JMAP Email,
+        // with keywords of its own): the Sent copy then keeps bytes of its own.
+        let to_self = recipients.contains(&sender);
+        let shared = if to_self { None } else { blob };
+        if let Some((_, stored)) =
+            insert(ctx, target, &d.message, shared, false, &seen, true).await?
+            && !to_self
         {
             blob = Some(stored);
             copies += 1;

@@ -105,6 +105,7 @@ pub fn apply(ctx: &mut Ctx<'_>, target: Target<'_>, c: Change) -> StoreResult<Op
         ctx.touch(user, mailbox, modseq + c.modseqs - 1);
     }
     Ok(Some(Applied {
+        user,
         mailbox,
         uid,
         modseq,

@@ -156,6 +156,7 @@ pub fn submit(ctx: &mut Ctx<'_>, d: &Delivery, now_micros: i64) -> StoreResult<V
         imported: false,
     };
     let mut copies = 0i64;
+    let mut recipients = HashSet::new();
     for name in &d.local {
         if !done.insert(name.as_str()) {
             continue;
@@ -174,14 +175,28 @@ pub fn submit(ctx: &mut Ctx<'_>, d: &Delivery, now_micros: i64) -> StoreResult<V
             user: name.clone(),
             uid: at.uid,
         });
+        recipients.insert(at.user);
         copies += 1;
     }
     if let Some(sender) = d.sent_copy_of
         && let Some(sent) = mailbox_with_role(ctx.tx, sender, "sent")?
     {
         let seen = Flags::system(flags::SEEN);
-        insert(ctx, Target::Mailbox(sender, sent), &row, &seen, true)?;
-        copies += 1;
+        // Mail to oneself is two messages, the one received and the one sent (each its own JMAP Email,
+        // with keywords of its own): the Sent copy then keeps bytes of its own.
+        match recipients.contains(&sender) {
+            true => {
+                let own = Row {
+                    blob: insert_blob(ctx.tx, &d.message).map_err(backend)?,
+                    ..row
+                };
+                insert(ctx, Target::Mailbox(sender, sent), &own, &seen, true)?;
+            }
+            false => {
+                insert(ctx, Target::Mailbox(sender, sent), &row, &seen, true)?;
+                copies += 1;
+            }
+        }
     }
     if let Some(outbound) = &d.outbound {
         copies += super::queue::enqueue(ctx.tx, blob, outbound, now_micros)?;
