@@ -397,6 +397,23 @@ impl Ctx<'_> {
         Ok(out)
     }
 
+    /// Each of `emails`' expunged copies whose tombstones are kept (any number of Emails).
+    pub async fn tombstones(
+        &self,
+        emails: &[ids::EmailId],
+    ) -> Result<BTreeMap<ids::EmailId, Vec<crate::store::Tombstone>>, MethodError> {
+        let blobs: Vec<i64> = emails.iter().map(|e| e.blob).collect();
+        let mut out: BTreeMap<ids::EmailId, Vec<crate::store::Tombstone>> = BTreeMap::new();
+        for chunk in blobs.chunks(crate::store::MESSAGES_PER_CALL_MAX) {
+            for t in self.store().tombstones(self.account.id, chunk).await? {
+                out.entry(ids::EmailId { blob: t.blob })
+                    .or_default()
+                    .push(t);
+            }
+        }
+        Ok(out)
+    }
+
     /// The copy an Email is read from (the first: lowest mailbox id, then UID), if the account holds it.
     pub async fn first_copy(&self, email: ids::EmailId) -> Result<Option<Located>, MethodError> {
         let found = self.store().locate(self.account.id, &[email.blob]).await?;

@@ -5,13 +5,13 @@
 //! A mailbox deleted since the state cannot say which messages went with it, and a state past where a
 //! mailbox is now was never this server's: both get `cannotCalculateChanges`, and the client resyncs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
 use super::request::{MethodError, MethodResult};
 use super::{Ctx, ids};
-use crate::store::{MailboxId, MailboxInfo, Since};
+use crate::store::{Located, MailboxId, MailboxInfo, Since, Tombstone};
 
 /// Most changes one `/changes` answer holds (a smaller `maxChanges` is kept).
 const CHANGES_MAX: usize = 5000;
@@ -66,13 +66,30 @@ pub fn email_state_of(mailboxes: &[MailboxInfo]) -> String {
     encode(&marks_of(mailboxes))
 }
 
+/// Whether an Email was there at the state `marks`. An Email lives from its first copy to the loss of its
+/// last (its bytes never come back once gone), so it was there if a copy of it, kept or expunged since,
+/// had been stored by then (below its mailbox's UIDNEXT in the state), unless every copy is gone and
+/// each went before the state (at or below its mailbox's modseq in it). A state that read some
+/// mailboxes' logs further than others (a page of changes) thereby still counts a moved Email as
+/// there, whichever half of the move it has read.
+fn present_at(marks: &Marks, copies: &[Located], tombstones: &[Tombstone]) -> bool {
+    let mark = |mailbox| marks.get(&mailbox).copied().unwrap_or((0, 0));
+    let stored = copies.iter().any(|c| c.uid < mark(c.mailbox).1)
+        || tombstones.iter().any(|t| t.uid < mark(t.mailbox).1);
+    let gone = copies.is_empty() && tombstones.iter().all(|t| t.modseq <= mark(t.mailbox).0);
+    stored && !gone
+}
+
 /// What changed since `since`: (created, updated, destroyed) Email ids, the state they bring the client
 /// to, and whether more remain. `None`: cannot be worked out (the client resyncs).
 ///
 /// The store's change logs are per mailbox and speak of copies; an Email is its copies together. So the
-/// copies stored and expunged are gathered first, then each Email they belong to is looked at as it is
-/// now: with no copy left it was destroyed; with every copy (and every expunged one) new since the
-/// state it was created; otherwise it changed (a move is an expunged copy and a new one: updated).
+/// copies stored and expunged are gathered first, then each Email they belong to is judged at the old
+/// state and at the new one (which, when `maxChanges` cuts the answer short, has read some mailboxes'
+/// logs further than others): there at both, it was updated (a move is an expunged copy and a new one),
+/// at the new state only created, at the old one only destroyed ([`present_at`]). Its copies and
+/// tombstones are all read for that, wherever they are, so a move whose two halves fall on different
+/// pages is never told as the creation of an Email the client already has, nor as its destruction.
 pub async fn email_changes_since(
     ctx: &mut Ctx<'_>,
     since: &str,
@@ -93,11 +110,7 @@ pub async fn email_changes_since(
     if !old.iter().all(possible) {
         return Ok(None);
     }
-    // Whether the copy at `uid` of `mailbox` was stored after the state.
-    let is_new =
-        |mailbox: MailboxId, uid: u32| old.get(&mailbox).is_none_or(|&(_, next)| uid >= next);
-    // Per Email touched: whether anything of it from before the state was seen changing.
-    let mut touched: BTreeMap<ids::EmailId, bool> = BTreeMap::new();
+    let mut touched: BTreeSet<ids::EmailId> = BTreeSet::new();
     let mut marks = Marks::new();
     let mut more = false;
     let mut read = 0;
@@ -122,8 +135,7 @@ pub async fn email_changes_since(
         read += changes.messages.len() + changes.gone.len();
         let mut next = old_next;
         for m in &changes.messages {
-            let old_part = !is_new(mailbox.id, m.uid);
-            *touched.entry(ids::EmailId { blob: m.blob }).or_default() |= old_part;
+            touched.insert(ids::EmailId { blob: m.blob });
             next = next.max(m.uid.saturating_add(1));
         }
         // The store gives a blob (or `None`) per tombstone; a list that does not pair up cannot say
@@ -140,25 +152,28 @@ pub async fn email_changes_since(
             let Some(blob) = *blob else {
                 return Ok(None);
             };
-            let old_part = !is_new(mailbox.id, uid);
-            *touched.entry(ids::EmailId { blob }).or_default() |= old_part;
+            touched.insert(ids::EmailId { blob });
             next = next.max(uid.saturating_add(1));
         }
         more |= changes.more;
         marks.insert(mailbox.id, (changes.through_modseq.max(old_modseq), next));
     }
-    let emails: Vec<ids::EmailId> = touched.keys().copied().collect();
+    let emails: Vec<ids::EmailId> = touched.into_iter().collect();
     let copies = ctx.copies(&emails).await?;
+    let tombstones = ctx.tombstones(&emails).await?;
     let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
-    for (email, old_part) in touched {
+    for email in emails {
         let now = copies.get(&email).map(Vec::as_slice).unwrap_or_default();
-        let known_before = old_part || now.iter().any(|c| !is_new(c.mailbox, c.uid));
-        match (now.is_empty(), known_before) {
+        let lost = tombstones
+            .get(&email)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        match (present_at(&old, now, lost), present_at(&marks, now, lost)) {
             // Made and destroyed since the state: the client never knew of it.
-            (true, false) => {}
-            (true, true) => destroyed.push(email.to_string()),
-            (false, false) => created.push(email.to_string()),
-            (false, true) => updated.push(email.to_string()),
+            (false, false) => {}
+            (false, true) => created.push(email.to_string()),
+            (true, true) => updated.push(email.to_string()),
+            (true, false) => destroyed.push(email.to_string()),
         }
     }
     Ok(Some((created, updated, destroyed, encode(&marks), more)))

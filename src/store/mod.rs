@@ -375,6 +375,15 @@ pub struct Located {
     pub uid: u32,
 }
 
+/// An expunged copy of stored bytes: where it was, and the mailbox's modseq that removed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tombstone {
+    pub blob: i64,
+    pub mailbox: MailboxId,
+    pub uid: u32,
+    pub modseq: u64,
+}
+
 /// What changed in a mailbox after some modseq, oldest change first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -748,6 +757,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// Every copy of the account's stored bytes that it holds more than once (an Email in several
     /// mailboxes, or twice in one), ordered by blob, mailbox and UID; at most `limit` of them, the first.
     async fn shared_copies(&self, user: UserId, limit: usize) -> StoreResult<Vec<Located>>;
+    /// The copies of the given stored bytes that the account expunged and whose tombstones are kept,
+    /// ordered by blob, mailbox and UID. At most [`MESSAGES_PER_CALL_MAX`] blobs per call.
+    async fn tombstones(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<Tombstone>>;
     /// Keeps an upload (JMAP's blobs, before a message uses them), in the store so that any node finds
     /// it. Expired uploads go on the way. `false`, and nothing kept, when the account's unexpired uploads
     /// would pass [`NewUpload::account_bytes_max`].

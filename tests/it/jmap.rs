@@ -204,6 +204,20 @@ imported_id = imported["created"]["i"]["id"]
 assert g["list"][0]["receivedAt"] == "2023-05-06T07:08:09Z" and g["list"][0]["keywords"] == {"$seen": True}, g
 r = alice.requests_session.get(session.download_url.format(accountId=account, blobId=g["list"][0]["blobId"], name="m.eml", type="message/rfc822"))
 assert r.content == raw, r.content
+# A move told a page at a time (maxChanges 1): one half of it on each page; the Email the client has
+# is updated on both, never destroyed or created.
+def state_now(client, acct):
+    return api(client, [["Email/get", {"accountId": acct, "ids": []}, "g"]])[0][1]["state"]
+before_move = state_now(alice, account)
+[[_, s, _]] = api(alice, [["Email/set", {"accountId": account, "update": {imported_id: {"mailboxIds": {inbox.id: True}}}}, "s"]])
+assert s["updated"] == {imported_id: None}, s
+[[_, p1, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": before_move, "maxChanges": 1}, "c"]])
+assert (p1["created"], p1["updated"], p1["destroyed"], p1["hasMoreChanges"]) == ([], [imported_id], [], True), p1
+[[_, p2, _]] = api(alice, [["Email/changes", {"accountId": account, "sinceState": p1["newState"], "maxChanges": 1}, "c"]])
+assert (p2["created"], p2["updated"], p2["destroyed"], p2["hasMoreChanges"]) == ([], [imported_id], [], False), p2
+assert p2["newState"] == state_now(alice, account), p2
+[[_, s, _]] = api(alice, [["Email/set", {"accountId": account, "update": {imported_id: {"mailboxIds": {by_role["archive"].id: True}}}}, "s"]])
+assert s["updated"] == {imported_id: None}, s
 
 # Mailboxes: make, rename, refuse to destroy one with mail, destroy; changes say so.
 mstate = boxes_state = api(alice, [["Mailbox/get", {"accountId": account, "ids": []}, "m"]])[0][1]["state"]

@@ -262,7 +262,7 @@ async fn changes_flags_expunge_and_isolation() {
 
 /// Every copy of a message shares its bytes' id (JMAP's Email id): a copy and a move keep it, `locate`
 /// finds the copies an account holds and no other account's, `shared_copies` those it holds more than
-/// once, and each tombstone keeps it.
+/// once, and each tombstone keeps it (`tombstones` finds them by it).
 /// A Sent copy shares the bytes of what other accounts received, but mail to oneself is two messages
 /// (JMAP: two Emails, each with its own keywords): the copy in Sent keeps bytes of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,6 +361,24 @@ async fn copies_keep_their_bytes_id_and_are_located_by_it() {
             store.locate(a.id, &[blob]).await.unwrap(),
             vec![at(a.inbox, 1), at(trash, 1)]
         );
+        let lost = store.tombstones(a.id, &[blob, blob + 1000]).await.unwrap();
+        assert_eq!(
+            lost.iter()
+                .map(|t| (t.blob, t.mailbox, t.uid))
+                .collect::<Vec<_>>(),
+            vec![(blob, archive, 1)],
+            "the move left a tombstone where it came from"
+        );
+        assert_eq!(
+            lost[0].modseq,
+            store
+                .mailbox(a.id, "Archive")
+                .await
+                .unwrap()
+                .unwrap()
+                .highest_modseq
+        );
+        assert!(store.tombstones(c.id, &[blob]).await.unwrap().is_empty());
         let moved_from = store.changes(archive, 0, 10).await.unwrap();
         assert_eq!(
             (moved_from.gone, moved_from.gone_blobs),
@@ -374,6 +392,16 @@ async fn copies_keep_their_bytes_id_and_are_located_by_it() {
         store.expunge(trash, None, false).await.unwrap();
         assert!(store.locate(a.id, &[blob]).await.unwrap().is_empty());
         assert!(store.shared_copies(a.id, 10).await.unwrap().is_empty());
+        let places: Vec<_> = store
+            .tombstones(a.id, &[blob])
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| (t.mailbox, t.uid))
+            .collect();
+        let mut expected = vec![(a.inbox, 1), (archive, 1), (trash, 1)];
+        expected.sort();
+        assert_eq!(places, expected);
         let gone = store.changes(a.inbox, 0, 10).await.unwrap();
         assert_eq!(
             (gone.gone, &gone.gone_blobs[..1]),

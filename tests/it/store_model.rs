@@ -377,7 +377,7 @@ async fn copy_and_move_return_uid_maps_and_share_bytes() {
         assert_eq!(count_in(d, BLOBS).await, 1, "only m2 is left");
         // One delivery to two users with a third's Sent copy: one blob, counted three times, freed with
         // the last.
-        let b = user(store, "b").await;
+        user(store, "b").await;
         let c = user(store, "c").await;
         store
             .deliver(&["a".into(), "b".into()], message("shared"), Some(c.id))

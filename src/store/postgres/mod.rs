@@ -604,6 +604,14 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::locate(&ctx, user, blobs).await)
     }
 
+    async fn tombstones(
+        &self,
+        user: UserId,
+        blobs: &[i64],
+    ) -> StoreResult<Vec<crate::store::Tombstone>> {
+        point!(self, |ctx| reads::tombstones(&ctx, user, blobs).await)
+    }
+
     async fn shared_copies(
         &self,
         user: UserId,

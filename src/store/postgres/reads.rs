@@ -9,7 +9,7 @@ use crate::store::rules::{
 };
 use crate::store::{
     BodyRef, Changes, Credentials, Listed, Located, MailboxId, MailboxInfo, MailboxSnapshot,
-    MessageMeta, Role, Since, StoreError, StoreResult, UserId, UserInfo, Wanted,
+    MessageMeta, Role, Since, StoreError, StoreResult, Tombstone, UserId, UserInfo, Wanted,
 };
 
 pub async fn credentials(ctx: &Ctx<'_>, name: &str) -> StoreResult<Option<Credentials>> {
@@ -141,6 +141,25 @@ fn located(r: &Row) -> Located {
         mailbox: r.get(1),
         uid: u32_of(r, 2),
     }
+}
+
+/// The tombstones in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
+pub async fn tombstones(ctx: &Ctx<'_>, user: UserId, blobs: &[i64]) -> StoreResult<Vec<Tombstone>> {
+    Ok(ctx
+        .all(
+            "SELECT blob_id, mailbox_id, uid, modseq FROM expunged WHERE blob_id = ANY($1) \
+             AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = $2) ORDER BY 1, 2, 3",
+            &[&blobs, &user],
+        )
+        .await?
+        .iter()
+        .map(|r| Tombstone {
+            blob: r.get(0),
+            mailbox: r.get(1),
+            uid: u32_of(r, 2),
+            modseq: u64_of(r, 3),
+        })
+        .collect())
 }
 
 /// The copies of what `user` holds more than once, ordered by blob, mailbox and UID; the first `limit`.

@@ -169,6 +169,10 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX messages_by_blob;
     CREATE INDEX messages_by_blob ON messages (blob_id, mailbox_id, uid);
     "#,
+    // 7: tombstones by blob (SQLite's migration 12 says why).
+    r#"
+    CREATE INDEX expunged_by_blob ON expunged (blob_id, mailbox_id) WHERE blob_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

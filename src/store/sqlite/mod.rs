@@ -619,6 +619,11 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::locate(c, user, &blobs)).await
     }
 
+    async fn tombstones(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<super::Tombstone>> {
+        let blobs = blobs.to_vec();
+        self.read(move |c| reads::tombstones(c, user, &blobs)).await
+    }
+
     async fn shared_copies(&self, user: UserId, limit: usize) -> StoreResult<Vec<super::Located>> {
         self.read(move |c| reads::shared_copies(c, user, limit))
             .await

@@ -136,24 +136,62 @@ pub fn locate(
     user: UserId,
     blobs: &[i64],
 ) -> rusqlite::Result<Vec<crate::store::Located>> {
-    let mut sorted = blobs.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut stmt = conn.prepare_cached(
+    per_blob(
+        conn,
         "SELECT mailbox_id, uid FROM messages WHERE blob_id = ?1 \
          AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY mailbox_id, uid",
-    )?;
-    let mut out = Vec::new();
-    for blob in sorted {
-        let rows = stmt.query_map(params![blob, user], |r| {
+        user,
+        blobs,
+        |blob, r| {
             Ok(crate::store::Located {
                 blob,
                 mailbox: r.get(0)?,
                 uid: r.get(1)?,
             })
-        })?;
-        for row in rows {
-            out.push(row?);
+        },
+    )
+}
+
+/// The tombstones in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
+pub fn tombstones(
+    conn: &mut Connection,
+    user: UserId,
+    blobs: &[i64],
+) -> rusqlite::Result<Vec<crate::store::Tombstone>> {
+    per_blob(
+        conn,
+        "SELECT mailbox_id, uid, modseq FROM expunged WHERE blob_id = ?1 \
+         AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY mailbox_id, uid",
+        user,
+        blobs,
+        |blob, r| {
+            Ok(crate::store::Tombstone {
+                blob,
+                mailbox: r.get(0)?,
+                uid: r.get(1)?,
+                modseq: r.get(2)?,
+            })
+        },
+    )
+}
+
+/// The rows `sql` (of blob `?1` and account `?2`) gives for each of `blobs`, in blob order: one indexed
+/// lookup per blob.
+fn per_blob<T>(
+    conn: &mut Connection,
+    sql: &str,
+    user: UserId,
+    blobs: &[i64],
+    row: impl Fn(i64, &rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut sorted = blobs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut out = Vec::new();
+    for blob in sorted {
+        for found in stmt.query_map(params![blob, user], |r| row(blob, r))? {
+            out.push(found?);
         }
     }
     Ok(out)

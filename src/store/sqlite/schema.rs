@@ -270,6 +270,11 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX messages_by_blob;
     CREATE INDEX messages_by_blob ON messages (blob_id, mailbox_id, uid);
 "#,
+    // 12: tombstones by blob: whether an Email had a copy at a JMAP state asks for the copies it lost
+    // since, wherever they were, and a page of changes may not have read every mailbox's log.
+    r#"
+    CREATE INDEX expunged_by_blob ON expunged (blob_id, mailbox_id) WHERE blob_id IS NOT NULL;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
