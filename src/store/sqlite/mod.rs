@@ -57,6 +57,9 @@ pub struct SqliteStore {
 /// How long an inline point lookup may wait for a lock (only a WAL recovery or a migration holds one
 /// against readers): it runs on an async worker, which must not stall.
 const INLINE_BUSY_MS: u64 = 20;
+/// Most blobs one `locate` looks up inline on the caller's worker (about a microsecond of index probes
+/// each); more go to the reader pool.
+const LOCATE_INLINE_MAX: usize = 64;
 
 struct ReaderPool {
     path: PathBuf,
@@ -616,7 +619,14 @@ impl MailStore for SqliteStore {
 
     async fn locate(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<super::Located>> {
         let blobs = blobs.to_vec();
-        self.read(move |c| reads::locate(c, user, &blobs)).await
+        // An Email/get's worth is a few index probes: inline, without the pool's two thread hops.
+        match blobs.len() <= LOCATE_INLINE_MAX {
+            true => {
+                self.point_read(move |c| reads::locate(c, user, &blobs))
+                    .await
+            }
+            false => self.read(move |c| reads::locate(c, user, &blobs)).await,
+        }
     }
 
     async fn tombstones(&self, user: UserId, blobs: &[i64]) -> StoreResult<Vec<super::Tombstone>> {

@@ -132,21 +132,21 @@ pub fn shared_copies(
 
 /// Each copy in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
 pub fn locate(
-    conn: &mut Connection,
+    conn: &Connection,
     user: UserId,
     blobs: &[i64],
 ) -> rusqlite::Result<Vec<crate::store::Located>> {
     per_blob(
         conn,
-        "SELECT mailbox_id, uid FROM messages WHERE blob_id = ?1 \
-         AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY mailbox_id, uid",
+        "SELECT blob_id, mailbox_id, uid FROM messages WHERE blob_id IN (SELECT value FROM json_each(?1)) \
+         AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY 1, 2, 3",
         user,
         blobs,
-        |blob, r| {
+        |r| {
             Ok(crate::store::Located {
-                blob,
-                mailbox: r.get(0)?,
-                uid: r.get(1)?,
+                blob: r.get(0)?,
+                mailbox: r.get(1)?,
+                uid: r.get(2)?,
             })
         },
     )
@@ -154,47 +154,41 @@ pub fn locate(
 
 /// The tombstones in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
 pub fn tombstones(
-    conn: &mut Connection,
+    conn: &Connection,
     user: UserId,
     blobs: &[i64],
 ) -> rusqlite::Result<Vec<crate::store::Tombstone>> {
     per_blob(
         conn,
-        "SELECT mailbox_id, uid, modseq FROM expunged WHERE blob_id = ?1 \
-         AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY mailbox_id, uid",
+        "SELECT blob_id, mailbox_id, uid, modseq FROM expunged \
+         WHERE blob_id IN (SELECT value FROM json_each(?1)) \
+         AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY 1, 2, 3",
         user,
         blobs,
-        |blob, r| {
+        |r| {
             Ok(crate::store::Tombstone {
-                blob,
-                mailbox: r.get(0)?,
-                uid: r.get(1)?,
-                modseq: r.get(2)?,
+                blob: r.get(0)?,
+                mailbox: r.get(1)?,
+                uid: r.get(2)?,
+                modseq: r.get(3)?,
             })
         },
     )
 }
 
-/// The rows `sql` (of blob `?1` and account `?2`) gives for each of `blobs`, in blob order: one indexed
-/// lookup per blob.
+/// The rows `sql` gives for `blobs` (`?1`, a JSON array) of account `?2`: one statement, however many
+/// blobs (a lookup each was a statement each).
 fn per_blob<T>(
-    conn: &mut Connection,
+    conn: &Connection,
     sql: &str,
     user: UserId,
     blobs: &[i64],
-    row: impl Fn(i64, &rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
-    let mut sorted = blobs.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut out = Vec::new();
-    for blob in sorted {
-        for found in stmt.query_map(params![blob, user], |r| row(blob, r))? {
-            out.push(found?);
-        }
-    }
-    Ok(out)
+    let list = serde_json::to_string(blobs).expect("a list of integers is JSON");
+    conn.prepare_cached(sql)?
+        .query_map(params![list, user], row)?
+        .collect()
 }
 
 /// Newest first, with bodies: walks the (mailbox, uid) key backwards, so the cost is `limit` rows.
