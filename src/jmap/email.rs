@@ -56,8 +56,9 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 ];
 /// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
 const LISTING_PROPERTIES: usize = 7;
-/// Most message bytes one Email/get (or SearchSnippet/get) parses for what it shows (its reply holds at most about this much
-/// of them): past it, the call fails with `requestTooLarge` rather than hold them all.
+/// Most message bytes one Email/get (or SearchSnippet/get) parses for what it shows (its reply holds
+/// at most about this much of them): past it, the call fails with `requestTooLarge` rather than hold
+/// them all.
 const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Counts `bytes` more of messages parsed by one call; `requestTooLarge` once past [`GET_BYTES_MAX`].

@@ -120,14 +120,17 @@ pub fn shared_copies(
          (SELECT blob_id FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1) \
          GROUP BY blob_id HAVING count(*) > 1) ORDER BY blob_id, mailbox_id, uid LIMIT ?2",
     )?
-    .query_map(params![user, limit as i64], |r| {
-        Ok(crate::store::Located {
-            blob: r.get(0)?,
-            mailbox: r.get(1)?,
-            uid: r.get(2)?,
-        })
-    })?
+    .query_map(params![user, limit as i64], located)?
     .collect()
+}
+
+/// A row of blob, mailbox and UID.
+fn located(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::store::Located> {
+    Ok(crate::store::Located {
+        blob: r.get(0)?,
+        mailbox: r.get(1)?,
+        uid: r.get(2)?,
+    })
 }
 
 /// Each copy in `user`'s mailboxes of each of `blobs`, ordered by blob, mailbox and UID.
@@ -142,13 +145,7 @@ pub fn locate(
          AND mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?2) ORDER BY 1, 2, 3",
         user,
         blobs,
-        |r| {
-            Ok(crate::store::Located {
-                blob: r.get(0)?,
-                mailbox: r.get(1)?,
-                uid: r.get(2)?,
-            })
-        },
+        located,
     )
 }
 
