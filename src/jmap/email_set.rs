@@ -4,8 +4,6 @@
 //! there (its id stays), a mailbox added copies it (no bytes written again), one taken away expunges
 //! the copy there; destroying an Email expunges every copy.
 
-use std::collections::BTreeMap;
-
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address as BuiltAddress;
 use serde_json::{Map, Value, json};
@@ -13,7 +11,8 @@ use serde_json::{Map, Value, json};
 use super::ids::{self, BlobId, EmailId};
 use super::request::{MethodError, MethodResult, OBJECTS_MAX};
 use super::{Ctx, check_state, set_error};
-use crate::store::{FlagOp, Flags, Located, MailboxId, NewMessage, StoreError};
+use crate::store::email_change::{EmailChange, EmailChanged, Placement};
+use crate::store::{FlagOp, Flags, MailboxId, NewMessage, StoreError};
 use jmail_proto::jmap::keywords::{self, Keyword};
 
 /// Most attachments one created Email may carry.
@@ -52,7 +51,11 @@ fn store_error(e: StoreError) -> Value {
             "tooManyKeywords",
             format!("at most {n} keywords per mailbox"),
         ),
-        StoreError::NoSuchMailbox => set_error("notFound", "no such mailbox"),
+        // A mailbox named was checked, so it went while the change was on its way.
+        StoreError::NoSuchMailbox => {
+            json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+            "description": "no such mailbox"})
+        }
         other => {
             tracing::warn!(error = %other, "Email/set failed in the store");
             set_error("serverFail", "the change was not made")
@@ -79,28 +82,11 @@ async fn mailbox_set(ctx: &mut Ctx<'_>, value: Option<&Value>) -> Result<Vec<Mai
     }
     let mut mailboxes = Vec::with_capacity(ids.len());
     for id in &ids {
-        match ids::parse_mailbox(id) {
-            Some(m) if ctx.mailbox(m).await.ok().flatten().is_some() => mailboxes.push(m),
-            _ => return Err(invalid("mailboxIds")),
-        }
+        mailboxes.push(known_mailbox(ctx, id, "mailboxIds").await?);
     }
     mailboxes.sort_unstable();
     mailboxes.dedup();
     Ok(mailboxes)
-}
-
-/// An Email's copies, mailbox by mailbox.
-fn by_mailbox(copies: &[Located]) -> BTreeMap<MailboxId, Vec<u32>> {
-    let mut out: BTreeMap<MailboxId, Vec<u32>> = BTreeMap::new();
-    for c in copies {
-        out.entry(c.mailbox).or_default().push(c.uid);
-    }
-    out
-}
-
-fn server_fail(e: MethodError) -> Value {
-    tracing::warn!(error = ?e, "Email/set could not read the store");
-    set_error("serverFail", "the change was not made")
 }
 
 fn address_list(value: Option<&Value>) -> Vec<(String, String)> {
@@ -293,16 +279,16 @@ fn new_message(raw: Vec<u8>, received: Option<&Value>) -> NewMessage {
 }
 
 /// What a created Email reports (RFC 8621 §4.6: id, blobId, threadId, size).
-fn created_object(user: i64, id: EmailId, message: &NewMessage) -> Value {
+fn created_object(user: i64, id: EmailId, summary: &str, size: usize) -> Value {
     json!({
         "id": id.to_string(),
         "blobId": BlobId::Message { email: id, part: None }.to_string(),
-        "threadId": super::email::thread_of(user, id, Some(&message.summary)),
-        "size": message.raw.len(),
+        "threadId": super::email::thread_of(user, id, Some(summary)),
+        "size": size,
     })
 }
 
-/// Stores one message the client gave, in each mailbox it names; its id.
+/// Stores one message the client gave, in each mailbox it names (one store transaction); its id.
 async fn store_new(
     ctx: &mut Ctx<'_>,
     object: &Map<String, Value>,
@@ -321,51 +307,30 @@ async fn store_new(
         None => Flags::default(),
     };
     let message = new_message(raw, object.get("receivedAt"));
-    let (&first, rest) = mailboxes
-        .split_first()
-        .expect("mailbox_set gives one at least");
+    let (summary, size) = (message.summary.clone(), message.raw.len());
     ctx.changed();
-    let store = ctx.store();
-    let uid = store
-        .append(first, message.clone(), flags)
+    let blob = ctx
+        .store()
+        .create_email(ctx.account.id, &mailboxes, message, flags)
         .await
         .map_err(store_error)?;
-    let mut made = vec![(first, vec![uid])];
-    for &to in rest {
-        match store.copy(ctx.account.id, first, &[uid], to, false).await {
-            Ok(map) => made.push((to, map.uids.iter().map(|&(_, new)| new).collect())),
-            Err(e) => {
-                // All or nothing: the Email is not left in some of its mailboxes.
-                undo_copies(store, made).await;
-                return Err(store_error(e));
-            }
-        }
-    }
-    let blob = match store.body_ref(first, uid).await {
-        Ok(Some(body)) => body.blob,
-        _ => return Err(set_error("serverFail", "the message was not stored")),
-    };
-    Ok(created_object(ctx.account.id, EmailId { blob }, &message))
+    Ok(created_object(
+        ctx.account.id,
+        EmailId { blob },
+        &summary,
+        size,
+    ))
 }
 
-/// One update's keyword change: a whole new set, or keywords added and removed.
-enum KeywordChange {
-    Replace(Flags),
-    Patch { add: Flags, remove: Flags },
-}
-
-/// Reads an update patch: its keyword change and the mailboxes the Email is to be in, if they change.
-async fn read_patch(
-    ctx: &mut Ctx<'_>,
-    current: &[MailboxId],
-    patch: &Map<String, Value>,
-) -> Result<(Option<KeywordChange>, Option<Vec<MailboxId>>), Value> {
-    let mut keywords_change = None;
+/// Reads an update patch: its keyword steps, and where the Email is to be.
+async fn read_patch(ctx: &mut Ctx<'_>, patch: &Map<String, Value>) -> Result<EmailChange, Value> {
+    let mut replace = None;
     let (mut add, mut remove) = (Flags::default(), Flags::default());
-    let mut mailboxes: Option<BTreeMap<String, bool>> = None;
+    let mut placement = Placement::Unchanged;
+    let (mut joined, mut left) = (Vec::new(), Vec::new());
     for (path, value) in patch {
         if path == "keywords" {
-            keywords_change = Some(KeywordChange::Replace(flags_of(value)?));
+            replace = Some(flags_of(value)?);
         } else if let Some(k) = path.strip_prefix("keywords/") {
             let target = match value {
                 Value::Bool(true) => &mut add,
@@ -377,153 +342,70 @@ async fn read_patch(
                 Keyword::Named(word) => target.keywords.push(word),
             }
         } else if path == "mailboxIds" {
-            let o = value.as_object().ok_or_else(|| invalid(path))?;
-            mailboxes = Some(
-                o.iter()
-                    .map(|(k, v)| (ctx.resolve(k).to_string(), *v == Value::Bool(true)))
-                    .collect(),
-            );
+            if !value.is_object() {
+                return Err(invalid(path));
+            }
+            placement = Placement::Exactly(mailbox_set(ctx, Some(value)).await?);
         } else if let Some(m) = path.strip_prefix("mailboxIds/") {
-            let set = mailboxes
-                .get_or_insert_with(|| current.iter().map(|&m| (ids::mailbox(m), true)).collect());
+            let m = ctx.resolve(m).to_string();
             match value {
-                Value::Bool(true) => set.insert(ctx.resolve(m).to_string(), true),
-                Value::Null => set.insert(ctx.resolve(m).to_string(), false),
+                Value::Bool(true) => joined.push(known_mailbox(ctx, &m, path).await?),
+                // One the account no longer has holds no copy: nothing to take away.
+                Value::Null => left.extend(ids::parse_mailbox(&m)),
                 _ => return Err(invalid(path)),
-            };
+            }
         } else {
             return Err(invalid(path));
         }
     }
-    if keywords_change.is_none() && (add != Flags::default() || remove != Flags::default()) {
-        keywords_change = Some(KeywordChange::Patch { add, remove });
-    }
-    let target = match mailboxes {
-        None => None,
-        Some(set) => {
-            let chosen: Map<String, Value> = set
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(k, _)| (k, Value::Bool(true)))
-                .collect();
-            let to = mailbox_set(ctx, Some(&Value::Object(chosen))).await?;
-            (to != current).then_some(to)
+    if !joined.is_empty() || !left.is_empty() {
+        if placement != Placement::Unchanged {
+            // RFC 8620 §5.3: no path of a patch may be a prefix of another.
+            return Err(set_error(
+                "invalidPatch",
+                "mailboxIds is set whole and patched both",
+            ));
         }
-    };
-    Ok((keywords_change, target))
-}
-
-async fn update_one(
-    ctx: &mut Ctx<'_>,
-    email: EmailId,
-    patch: &Map<String, Value>,
-) -> Result<Value, Value> {
-    let copies = ctx
-        .copies(&[email])
-        .await
-        .map_err(server_fail)?
-        .remove(&email)
-        .unwrap_or_default();
-    let Some(&head) = copies.first() else {
-        return Err(set_error("notFound", "no such email"));
-    };
-    let mut in_mailboxes = by_mailbox(&copies);
-    let current: Vec<MailboxId> = in_mailboxes.keys().copied().collect();
-    let (change, target) = read_patch(ctx, &current, patch).await?;
-    let store = ctx.store();
-    let user = ctx.account.id;
-    let target = target.unwrap_or_else(|| current.clone());
-    let mut adds = target.iter().filter(|m| !current.contains(m)).copied();
-    // Each mailbox left is swapped for one joined where it can be: a move, which needs no room in the
-    // quota. The rest are copies (checked against the quota) and expunges.
-    let (mut moves, mut expunges) = (Vec::new(), Vec::new());
-    for from in current.iter().filter(|m| !target.contains(m)) {
-        let uids = in_mailboxes.remove(from).unwrap_or_default();
-        match adds.next() {
-            Some(to) => moves.push((*from, uids, to)),
-            None => expunges.push((*from, uids)),
-        }
-    }
-    // What can fail for want of room goes first, and is undone whole: a refused update changes nothing.
-    let mut made = Vec::new();
-    for to in adds {
-        match store.copy(user, head.mailbox, &[head.uid], to, false).await {
-            Ok(map) => made.push((to, map.uids.iter().map(|&(_, new)| new).collect())),
-            Err(e) => {
-                undo_copies(store, made).await;
-                return Err(store_error(e));
-            }
-        }
-    }
-    for (from, uids, to) in moves {
-        let map = store
-            .copy(user, from, &uids, to, true)
-            .await
-            .map_err(store_error)?;
-        if map.uids.is_empty() {
-            return Err(set_error("notFound", "no such email"));
-        }
-    }
-    if let Some(change) = change {
-        // On the copies as they are now (moved, made), less those about to go.
-        let mut staying = match target == current {
-            true => in_mailboxes,
-            false => by_mailbox(
-                &ctx.copies(&[email])
-                    .await
-                    .map_err(server_fail)?
-                    .remove(&email)
-                    .unwrap_or_default(),
-            ),
+        placement = Placement::Patched {
+            add: joined,
+            remove: left,
         };
-        staying.retain(|m, _| !expunges.iter().any(|(gone, _)| gone == m));
-        set_keywords(ctx.store(), &staying, change).await?;
     }
-    // Copies are taken away last, so the Email is never in no mailbox at all.
-    for (from, uids) in expunges {
-        store
-            .expunge(from, Some(&uids), false)
-            .await
-            .map_err(store_error)?;
-    }
-    Ok(Value::Null)
-}
-
-/// Applies a keyword change to every copy given; `notFound` when none is left to change.
-async fn set_keywords(
-    store: &dyn crate::store::MailStore,
-    copies: &BTreeMap<MailboxId, Vec<u32>>,
-    change: KeywordChange,
-) -> Result<(), Value> {
-    let steps: Vec<(FlagOp, Flags)> = match change {
-        KeywordChange::Replace(flags) => vec![(FlagOp::Replace, flags)],
-        KeywordChange::Patch { add, remove } => [(FlagOp::Add, add), (FlagOp::Remove, remove)]
+    let keywords = match replace {
+        Some(flags) => vec![(FlagOp::Replace, flags)],
+        None => [(FlagOp::Add, add), (FlagOp::Remove, remove)]
             .into_iter()
             .filter(|(_, f)| *f != Flags::default())
             .collect(),
     };
-    for (op, flags) in steps {
-        let mut found = false;
-        for (&mailbox, uids) in copies {
-            let u = store
-                .update_flags(mailbox, uids, op, flags.clone(), None)
-                .await
-                .map_err(store_error)?;
-            found |= !u.changed.is_empty() || !u.unchanged.is_empty();
-        }
-        if !found {
-            return Err(set_error("notFound", "no such email"));
-        }
-    }
-    Ok(())
+    Ok(EmailChange {
+        placement,
+        keywords,
+    })
 }
 
-/// Takes away copies a failed create or update made (best effort: the failure is what gets reported).
-async fn undo_copies(store: &dyn crate::store::MailStore, made: Vec<(MailboxId, Vec<u32>)>) {
-    for (mailbox, uids) in made {
-        if let Err(e) = store.expunge(mailbox, Some(&uids), false).await {
-            tracing::warn!(error = %e, mailbox, "Email/set could not undo a copy");
-        }
+/// A mailbox id a patch names, checked to be one of the account's.
+async fn known_mailbox(ctx: &mut Ctx<'_>, id: &str, path: &str) -> Result<MailboxId, Value> {
+    match ids::parse_mailbox(id) {
+        Some(m) if ctx.mailbox(m).await.ok().flatten().is_some() => Ok(m),
+        _ => Err(invalid(path)),
+    }
+}
+
+/// Changes one Email as the store's one transaction: a refusal anywhere changes nothing.
+async fn change(ctx: &mut Ctx<'_>, email: EmailId, change: EmailChange) -> Result<Value, Value> {
+    let done = ctx
+        .store()
+        .change_email(ctx.account.id, email.blob, change)
+        .await
+        .map_err(store_error)?;
+    match done {
+        EmailChanged::Done => Ok(Value::Null),
+        EmailChanged::NotFound => Err(set_error("notFound", "no such email")),
+        EmailChanged::NoMailbox => Err(
+            json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+            "description": "an Email is in at least one mailbox"}),
+        ),
     }
 }
 
@@ -553,7 +435,10 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         let id = ctx.resolve(&id).to_string();
         let email = ids::parse_email(ctx.resolve(&id));
         let result = match (email, patch.as_object()) {
-            (Some(e), Some(p)) => update_one(ctx, e, p).await,
+            (Some(e), Some(p)) => match read_patch(ctx, p).await {
+                Ok(c) => change(ctx, e, c).await,
+                Err(e) => Err(e),
+            },
             (_, None) => Err(set_error("invalidPatch", "a patch is an object")),
             (None, _) => Err(set_error("notFound", "no such email")),
         };
@@ -570,22 +455,22 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let (mut destroyed, mut not_destroyed) = (Vec::new(), Map::new());
     for id in destroy {
         let id = ctx.resolve(&id).to_string();
-        let mut removed = false;
-        if let Some(e) = ids::parse_email(ctx.resolve(&id)) {
-            let copies = ctx.copies(&[e]).await?.remove(&e).unwrap_or_default();
-            for (mailbox, uids) in by_mailbox(&copies) {
-                removed |= !ctx
-                    .store()
-                    .expunge(mailbox, Some(&uids), false)
-                    .await?
-                    .is_empty();
+        let result = match ids::parse_email(ctx.resolve(&id)) {
+            Some(e) => {
+                let everywhere = EmailChange {
+                    placement: Placement::Nowhere,
+                    keywords: Vec::new(),
+                };
+                change(ctx, e, everywhere).await
             }
-        }
+            None => Err(set_error("notFound", "no such email")),
+        };
         ctx.changed();
-        if removed {
-            destroyed.push(id);
-        } else {
-            not_destroyed.insert(id, set_error("notFound", "no such email"));
+        match result {
+            Ok(_) => destroyed.push(id),
+            Err(e) => {
+                not_destroyed.insert(id, e);
+            }
         }
     }
     let new_state = super::state::email_state(ctx).await?;

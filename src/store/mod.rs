@@ -6,6 +6,7 @@
 
 pub mod change;
 pub mod copy;
+pub mod email_change;
 pub mod notify;
 pub mod open;
 pub mod postgres;
@@ -688,6 +689,25 @@ pub trait MailStore: Send + Sync + 'static {
         uids: Option<&[u32]>,
         only_deleted: bool,
     ) -> StoreResult<Vec<u32>>;
+    /// Stores a new message in each of `mailboxes` (the account's, at least one) with `flags`, in one
+    /// transaction: its bytes once, a copy in each, all against the quota; nothing is stored when any
+    /// part is refused. Returns the id of its bytes (JMAP's Email id).
+    async fn create_email(
+        &self,
+        user: UserId,
+        mailboxes: &[MailboxId],
+        message: NewMessage,
+        flags: Flags,
+    ) -> StoreResult<i64>;
+    /// Changes every copy of `blob` in the account's mailboxes as one (JMAP's Email/set update and
+    /// destroy): where its copies are, then the keywords of each that stays. All or nothing, against
+    /// the copies as they are when it runs.
+    async fn change_email(
+        &self,
+        user: UserId,
+        blob: i64,
+        change: email_change::EmailChange,
+    ) -> StoreResult<email_change::EmailChanged>;
     /// The account's change counter: it moves with every change to any of its mailboxes or messages, so
     /// "did anything change since X" is one lookup. `None` when there is no such account.
     async fn account_modseq(&self, user: UserId) -> StoreResult<Option<u64>>;

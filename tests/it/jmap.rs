@@ -328,6 +328,22 @@ assert sum(b["totalEmails"] for b in cb["list"]) == 1, cb
 assert s["updated"] == {cwelcome: None}, s
 [[_, g, _]] = api(carol, [["Email/get", {"accountId": cacct, "ids": [cwelcome], "properties": ["mailboxIds", "keywords"]}, "g"]])
 assert g["list"][0] == {"id": cwelcome, "mailboxIds": {crole["trash"]: True, crole["archive"]: True}, "keywords": {"$flagged": True}}, g
+# A change refused in one mailbox is refused whole (RFC 8620 §5.3): once Trash has seen as many keywords
+# as a mailbox may (keywords_per_mailbox_max, 256 by default), moving the Archive copy to Junk while adding
+# a new keyword leaves the Email as it was, in Trash and Archive.
+many = {f"k{i}": True for i in range(256)}
+[[_, s, _], [_, s2, _]] = api(carol, [
+    ["Email/set", {"accountId": cacct, "update": {cwelcome: {"keywords": many}}}, "u"],
+    ["Email/set", {"accountId": cacct, "update": {cwelcome: {"keywords": {"$flagged": True}}}}, "u2"]])
+assert s["updated"] == {cwelcome: None} and s2["updated"] == {cwelcome: None}, (s, s2)
+patch = {f"mailboxIds/{crole['junk']}": True, f"mailboxIds/{crole['archive']}": None, "keywords/one-more": True}
+[[_, s, _]] = api(carol, [["Email/set", {"accountId": cacct, "update": {cwelcome: patch}}, "u"]])
+assert s["notUpdated"][cwelcome]["type"] == "tooManyKeywords", s
+[[_, g, _]] = api(carol, [["Email/get", {"accountId": cacct, "ids": [cwelcome], "properties": ["mailboxIds", "keywords"]}, "g"]])
+assert g["list"][0] == {"id": cwelcome, "mailboxIds": {crole["trash"]: True, crole["archive"]: True}, "keywords": {"$flagged": True}}, g
+both = {"mailboxIds": {crole["trash"]: True}, f"mailboxIds/{crole['junk']}": True}
+[[_, s, _]] = api(carol, [["Email/set", {"accountId": cacct, "update": {cwelcome: both}}, "u"]])
+assert s["notUpdated"][cwelcome]["type"] == "invalidPatch", s
 # Mailbox conditions hold for the Email, in Trash and Archive both, not for one copy at a time.
 def cquery(filter):
     [[name, q, _]] = api(carol, [["Email/query", {"accountId": cacct, "filter": filter}, "q"]])

@@ -29,6 +29,7 @@ mod queue_crash;
 mod smtp;
 mod store;
 mod store_copy;
+mod store_email;
 mod store_model;
 mod throttle;
 mod tls;

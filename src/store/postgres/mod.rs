@@ -12,6 +12,7 @@ mod queue;
 mod reads;
 mod schema;
 mod sql;
+mod write_emails;
 mod write_mailboxes;
 mod write_messages;
 
@@ -21,6 +22,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_util::sync::CancellationToken;
+
+use super::email_change::{EmailChange, EmailChanged};
 
 use super::{
     AccountFeed, AccountStore, Attempted, BodyRef, Changes, CopyMap, Credentials, Delivered,
@@ -518,6 +521,29 @@ impl MailStore for PgStore {
     ) -> StoreResult<Vec<u32>> {
         write!(self, |ctx| {
             write_messages::expunge(&mut ctx, mailbox, uids, only_deleted).await
+        })
+    }
+
+    async fn create_email(
+        &self,
+        user: UserId,
+        mailboxes: &[MailboxId],
+        message: NewMessage,
+        flags: Flags,
+    ) -> StoreResult<i64> {
+        write!(self, |ctx| {
+            write_emails::create_email(&mut ctx, user, mailboxes, &message, flags.clone()).await
+        })
+    }
+
+    async fn change_email(
+        &self,
+        user: UserId,
+        blob: i64,
+        change: EmailChange,
+    ) -> StoreResult<EmailChanged> {
+        write!(self, |ctx| {
+            write_emails::change_email(&mut ctx, user, blob, &change).await
         })
     }
 

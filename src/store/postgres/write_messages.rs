@@ -145,7 +145,7 @@ async fn spell_keywords(
     Ok(keywords)
 }
 
-async fn owner_of(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<UserId> {
+pub async fn owner_of(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<UserId> {
     ctx.opt("SELECT user_id FROM mailboxes WHERE id = $1", &[&mailbox])
         .await?
         .map(|r| r.get(0))

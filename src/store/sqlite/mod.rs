@@ -8,6 +8,7 @@ mod queue;
 mod reads;
 mod schema;
 mod syncer;
+mod write_emails;
 mod write_mailboxes;
 mod write_messages;
 mod writer;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::email_change::{EmailChange, EmailChanged};
 use super::{
     AccountStore, Attempted, Changes, CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags,
     ImportBatch, ImportCounts, MailStore, MailboxId, MailboxInfo, MessageMeta, ModelLimits,
@@ -544,6 +546,28 @@ impl MailStore for SqliteStore {
     ) -> StoreResult<Vec<u32>> {
         let uids = uids.map(<[u32]>::to_vec);
         self.write(move |ctx| write_messages::expunge(ctx, mailbox, uids.as_deref(), only_deleted))
+            .await
+    }
+
+    async fn create_email(
+        &self,
+        user: UserId,
+        mailboxes: &[MailboxId],
+        message: NewMessage,
+        flags: Flags,
+    ) -> StoreResult<i64> {
+        let mailboxes = mailboxes.to_vec();
+        self.write(move |ctx| write_emails::create_email(ctx, user, &mailboxes, &message, flags))
+            .await
+    }
+
+    async fn change_email(
+        &self,
+        user: UserId,
+        blob: i64,
+        change: EmailChange,
+    ) -> StoreResult<EmailChanged> {
+        self.write(move |ctx| write_emails::change_email(ctx, user, blob, &change))
             .await
     }
 

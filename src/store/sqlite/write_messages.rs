@@ -139,7 +139,7 @@ fn spell_keywords(
     Ok(keywords)
 }
 
-fn owner_of(tx: &Connection, mailbox: MailboxId) -> StoreResult<UserId> {
+pub fn owner_of(tx: &Connection, mailbox: MailboxId) -> StoreResult<UserId> {
     tx.prepare_cached("SELECT user_id FROM mailboxes WHERE id = ?1")
         .and_then(|mut s| s.query_row(params![mailbox], |r| r.get(0)).optional())
         .map_err(backend)?
