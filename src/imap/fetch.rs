@@ -349,9 +349,12 @@ impl Session {
             ));
         }
         // RFC 7162 §3.1: CHANGEDSINCE, and asking for MODSEQ, enable CONDSTORE.
-        if changed_since.is_some() || plan.items.iter().any(|i| matches!(i, Item::ModSeq)) {
-            self.condstore = true;
-        }
+        let enabled =
+            if changed_since.is_some() || plan.items.iter().any(|i| matches!(i, Item::ModSeq)) {
+                self.enable_condstore()
+            } else {
+                Vec::new()
+            };
         if (changed_since.is_some()
             || (self.condstore && plan.items.iter().any(|i| matches!(i, Item::Flags))))
             && !plan.items.iter().any(|i| matches!(i, Item::ModSeq))
@@ -360,7 +363,7 @@ impl Session {
         }
         // News first (no expunges during FETCH, RFC 9051 §7.5.1; UID FETCH may have them), so the
         // sequence numbers below are the ones the client now knows.
-        let mut head = Vec::new();
+        let mut head = enabled;
         if let Err(e) = self.sync(&mut head, uid).await {
             return Outcome::go_on(self.store_failure(tag, &e));
         }
@@ -415,6 +418,7 @@ impl Session {
             todo: uids.into_iter().zip(seqs).collect(),
             batch: VecDeque::new(),
             seen_now,
+            condstore: self.condstore,
             changed_since,
             missing: false,
             unknown_encoding: false,
@@ -478,6 +482,8 @@ struct FetchStream {
     batch: VecDeque<(u32, Listed)>,
     /// Messages this FETCH marked `\Seen`: their FLAGS go with them.
     seen_now: HashSet<u32>,
+    /// CONDSTORE is on: a message marked `\Seen` also reports its UID and MODSEQ.
+    condstore: bool,
     changed_since: Option<u64>,
     /// A message was expunged before it could be sent.
     missing: bool,
@@ -634,8 +640,18 @@ impl FetchStream {
         let mut line = format!("* {seq} FETCH (").into_bytes();
         let mut first = true;
         let mut items = self.items.clone();
-        if self.seen_now.contains(&meta.uid) && !items.iter().any(|i| matches!(i, Item::Flags)) {
-            items.push(Item::Flags);
+        if self.seen_now.contains(&meta.uid) {
+            // RFC 7162 §3.1: under CONDSTORE, a FETCH that sets `\Seen` reports UID and MODSEQ too.
+            let mut implied = vec![Item::Flags];
+            if self.condstore {
+                implied.extend([Item::Uid, Item::ModSeq]);
+            }
+            for item in implied {
+                let kind = std::mem::discriminant(&item);
+                if !items.iter().any(|i| std::mem::discriminant(i) == kind) {
+                    items.push(item);
+                }
+            }
         }
         for item in &items {
             if !first {

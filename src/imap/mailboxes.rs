@@ -189,7 +189,11 @@ impl Session {
             Ok(None) => return Outcome::go_on(self.store_failure(tag, &StoreError::NoSuchMailbox)),
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
-        let mut out = Vec::new();
+        // Asking for HIGHESTMODSEQ enables CONDSTORE (RFC 7162 §3.1).
+        let mut out = match items.contains(&StatusItem::HighestModSeq) {
+            true => self.enable_condstore(),
+            false => Vec::new(),
+        };
         if let Err(e) = self.status_line(&mut out, &info, items).await {
             return Outcome::go_on(self.store_failure(tag, &e));
         }

@@ -65,13 +65,29 @@ impl Session {
         }
     }
 
+    /// Turns CONDSTORE on, at the first command that enables it (RFC 7162 §3.1): from then on every
+    /// untagged FETCH a STORE, a `\Seen`-setting FETCH or another session causes carries UID and MODSEQ.
+    /// Enabled with a mailbox selected, the client is told that mailbox's HIGHESTMODSEQ, which its
+    /// SELECT did not say: the untagged line returned, to go before the command's own responses.
+    pub(super) fn enable_condstore(&mut self) -> Vec<u8> {
+        if std::mem::replace(&mut self.condstore, true) {
+            return Vec::new();
+        }
+        match &self.state {
+            State::Selected(s) => {
+                format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", s.since.modseq.max(1)).into_bytes()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// One untagged FETCH of flags (an unsolicited update or STORE's answer).
     pub(super) fn flags_response(&self, seq: u32, m: &MessageFlags, uid: bool) -> Vec<u8> {
         let mut items = vec![format!(
             "FLAGS {}",
             respond::flag_list(m.flags.system, &m.flags.keywords)
         )];
-        if uid {
+        if uid || self.condstore {
             items.push(format!("UID {}", m.uid));
         }
         if self.condstore {
@@ -138,10 +154,8 @@ impl Session {
                 "FLAGS {}",
                 respond::flag_list(m.flags, &m.keywords)
             )];
-            if qresync {
-                items.push(format!("UID {}", m.uid));
-            }
             if condstore {
+                items.push(format!("UID {}", m.uid));
                 items.push(format!("MODSEQ ({})", m.modseq));
             }
             out.extend_from_slice(format!("* {seq} FETCH ({})\r\n", items.join(" ")).as_bytes());
@@ -527,9 +541,10 @@ impl Session {
             Ok(f) => f,
             Err(text) => return self.protocol_error(bad(tag, text)),
         };
-        if unchanged_since.is_some() {
-            self.condstore = true;
-        }
+        let enabled = match unchanged_since {
+            Some(_) => self.enable_condstore(),
+            None => Vec::new(),
+        };
         let selected = self.selected_mut().expect("selected");
         if selected.read_only {
             return Outcome::go_on(no(tag, Some("READ-ONLY"), "Mailbox is read-only"));
@@ -551,7 +566,7 @@ impl Session {
                 Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
             }
         }
-        let mut out = Vec::new();
+        let mut out = enabled;
         let mut refused = Vec::new();
         let silent = response == StoreResponse::Silent;
         for update in &done {
@@ -574,7 +589,7 @@ impl Session {
                 }
                 if silent {
                     // RFC 7162 §3.1.3: a silent STORE still reports the new MODSEQ.
-                    let uid_item = if uid {
+                    let uid_item = if uid || self.condstore {
                         format!("UID {} ", m.uid)
                     } else {
                         String::new()
@@ -733,9 +748,10 @@ impl Session {
                 ));
             }
         };
-        if query.uses_modseq() {
-            self.condstore = true;
-        }
+        let enabled = match query.uses_modseq() {
+            true => self.enable_condstore(),
+            false => Vec::new(),
+        };
         // Only the messages the query's own top-level sets name are looked at.
         let selected = self.selected_mut().expect("selected");
         let (seq_bound, uid_bound) = query.bounds();
@@ -756,28 +772,26 @@ impl Session {
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
         let selected = self.selected_mut().expect("selected");
-        let numbers: Vec<u32> = found
+        // Each hit as the client numbers it, with its modseq.
+        let hits: Vec<(u32, u64)> = found
             .iter()
-            .map(|(u, _)| {
-                if uid {
-                    *u
-                } else {
-                    selected.view.seq_of(*u).unwrap_or_default()
-                }
+            .map(|&(u, modseq)| match uid {
+                true => (u, modseq),
+                false => (selected.view.seq_of(u).unwrap_or_default(), modseq),
             })
             .collect();
-        let highest = found.iter().map(|(_, m)| *m).max();
-        let modseq = if query.uses_modseq() { highest } else { None };
-        let mut out = Vec::new();
+        let with_modseq = query.uses_modseq();
+        let mut out = enabled;
         match returns {
-            Some(returns) => out.extend(esearch(tag, uid, numbers, &returns, modseq)),
-            None if self.rev2 => out.extend(esearch(tag, uid, numbers, &[], modseq)),
+            Some(returns) => out.extend(esearch(tag, uid, hits, &returns, with_modseq)),
+            None if self.rev2 => out.extend(esearch(tag, uid, hits, &[], with_modseq)),
             None => {
                 let mut line = "* SEARCH".to_string();
-                for n in &numbers {
+                for (n, _) in &hits {
                     line.push_str(&format!(" {n}"));
                 }
-                if let Some(h) = modseq {
+                let highest = hits.iter().map(|&(_, m)| m).max();
+                if let Some(h) = highest.filter(|_| with_modseq) {
                     line.push_str(&format!(" (MODSEQ {h})"));
                 }
                 out.extend_from_slice(format!("{line}\r\n").as_bytes());
@@ -837,15 +851,17 @@ impl Session {
     }
 }
 
-/// An ESEARCH response (RFC 4731, RFC 9051 §7.3.4): the RETURN options asked for (none: ALL).
+/// An ESEARCH response (RFC 4731, RFC 9051 §7.3.4): the RETURN options asked for (none: ALL), and with
+/// `with_modseq` the MODSEQ of what it reports (RFC 7162 §3.1.5): the highest of all hits when ALL or
+/// COUNT is asked for, else the highest of the MIN and MAX messages.
 fn esearch(
     tag: &str,
     uid: bool,
-    mut numbers: Vec<u32>,
+    mut hits: Vec<(u32, u64)>,
     returns: &[SearchReturn],
-    modseq: Option<u64>,
+    with_modseq: bool,
 ) -> Vec<u8> {
-    numbers.sort_unstable();
+    hits.sort_unstable();
     let returns = if returns.is_empty() {
         &[SearchReturn::All][..]
     } else {
@@ -855,27 +871,36 @@ fn esearch(
     if uid {
         line.push_str(" UID");
     }
+    let mut reported: Option<u64> = None;
+    let mut report = |modseq: u64| reported = reported.max(Some(modseq));
     for option in returns {
         match option {
             SearchReturn::Min => {
-                if let Some(n) = numbers.first() {
+                if let Some(&(n, modseq)) = hits.first() {
                     line.push_str(&format!(" MIN {n}"));
+                    report(modseq);
                 }
             }
             SearchReturn::Max => {
-                if let Some(n) = numbers.last() {
+                if let Some(&(n, modseq)) = hits.last() {
                     line.push_str(&format!(" MAX {n}"));
+                    report(modseq);
                 }
             }
-            SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+            SearchReturn::Count => {
+                line.push_str(&format!(" COUNT {}", hits.len()));
+                hits.iter().for_each(|&(_, m)| report(m));
+            }
             SearchReturn::All => {
-                if !numbers.is_empty() {
+                if !hits.is_empty() {
+                    let numbers: Vec<u32> = hits.iter().map(|&(n, _)| n).collect();
                     line.push_str(&format!(" ALL {}", respond::uid_set(&numbers)));
+                    hits.iter().for_each(|&(_, m)| report(m));
                 }
             }
         }
     }
-    if let Some(h) = modseq {
+    if let Some(h) = reported.filter(|_| with_modseq) {
         line.push_str(&format!(" MODSEQ {h}"));
     }
     format!("{line}\r\n").into_bytes()

@@ -467,6 +467,7 @@ impl Session {
     /// ENABLE (RFC 5161): IMAP4rev2, CONDSTORE, QRESYNC (which implies CONDSTORE); others are ignored.
     fn enable(&mut self, tag: &str, capabilities: &[CapabilityEnable<'_>]) -> Outcome {
         let mut enabled = Vec::new();
+        let mut told = Vec::new();
         for capability in capabilities {
             let name = capability.to_string().to_ascii_uppercase();
             match name.as_str() {
@@ -475,12 +476,12 @@ impl Session {
                     enabled.push("IMAP4rev2");
                 }
                 "CONDSTORE" if !self.condstore => {
-                    self.condstore = true;
+                    told.extend(self.enable_condstore());
                     enabled.push("CONDSTORE");
                 }
                 "QRESYNC" if !self.qresync => {
                     self.qresync = true;
-                    self.condstore = true;
+                    told.extend(self.enable_condstore());
                     enabled.push("QRESYNC");
                 }
                 _ => {}
@@ -491,6 +492,7 @@ impl Session {
         } else {
             format!("* ENABLED {}\r\n", enabled.join(" ")).into_bytes()
         };
+        out.extend(told);
         out.extend(ok(tag, "ENABLE completed"));
         Outcome::go_on(out)
     }

@@ -139,7 +139,7 @@ const HELLO: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@localhost\r\nS
 Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <1@example.org>\r\n\r\nHi Bob.\r\n";
 const SECOND: &[u8] = b"From: carol@example.org\r\nSubject: second\r\n\r\nline one\r\nline two\r\n";
 
-fn strs(v: &[&str]) -> Vec<String> {
+pub fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
@@ -495,7 +495,8 @@ async fn rev2_gets_utf8_names_esearch_and_no_recent() {
     assert_eq!(
         c.run("g STORE 2 +FLAGS (\\Answered)").await,
         strs(&[
-            "* 2 FETCH (FLAGS (\\Answered) MODSEQ (3))",
+            // CONDSTORE is on: UID and MODSEQ in every FETCH a STORE causes (RFC 7162 §3.1).
+            "* 2 FETCH (FLAGS (\\Answered) UID 2 MODSEQ (3))",
             "g OK STORE completed"
         ])
     );
@@ -503,7 +504,7 @@ async fn rev2_gets_utf8_names_esearch_and_no_recent() {
         c.run("h STORE 1:2 (UNCHANGEDSINCE 2) +FLAGS (\\Seen)")
             .await,
         strs(&[
-            "* 1 FETCH (FLAGS (\\Seen) MODSEQ (4))",
+            "* 1 FETCH (FLAGS (\\Seen) UID 1 MODSEQ (4))",
             "h OK [MODIFIED 2] Conditional STORE failed for some messages"
         ])
     );

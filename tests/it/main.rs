@@ -13,6 +13,7 @@ mod harness;
 mod hostile;
 mod imap;
 mod imap_clients;
+mod imap_condstore;
 mod jmap;
 mod large;
 mod legacy;
