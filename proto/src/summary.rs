@@ -475,8 +475,7 @@ mod tests {
     fn mailbox(name: Option<&str>, mailbox: &str, host: &str) -> Address {
         Address {
             name: name.map(str::to_string),
-            mailbox: some(mailbox),
-            host: some(host),
+            ..Address::mailbox(mailbox, host)
         }
     }
 
@@ -755,15 +754,15 @@ Subject: inner\r\nMessage-ID: <inner@z>\r\nContent-Type: multipart/alternative; 
         let raw = b"From: Alice <alice@x>\r\nTo: Team: bob@y, \"Carol C\" <carol@z>;, dave@w\r\n\
 Cc: undisclosed-recipients:;\r\nBcc: (hidden) eve@v\r\n\r\n";
         let envelope = check(raw).envelope;
-        let start = |name: &str| Address {
-            name: None,
-            mailbox: some(name),
-            host: None,
-        };
         let end = Address {
             name: None,
             mailbox: None,
             host: None,
+            route: None,
+        };
+        let start = |name: &str| Address {
+            mailbox: some(name),
+            ..end.clone()
         };
         assert_eq!(
             envelope.to,

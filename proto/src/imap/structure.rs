@@ -66,7 +66,9 @@ fn addresses(out: &mut Vec<u8>, list: &[Address], s: Dialect) {
     for a in list {
         out.push(b'(');
         nstring(out, a.name.as_deref(), s);
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        nstring(out, a.route.as_deref(), s);
+        out.push(b' ');
         nstring(out, a.mailbox.as_deref(), s);
         out.push(b' ');
         nstring(out, a.host.as_deref(), s);
@@ -283,6 +285,14 @@ Message-Id: <B27397-0100000@Blurdybloop.example>\r\n\r\nHello Joe\r\n";
             text(body_structure(&s, false, ASCII)),
             "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 11 1)"
         );
+    }
+
+    #[test]
+    fn a_source_route_is_the_adl_and_comments_are_not_the_address() {
+        let raw = "From: <@route:user@domain>\r\nTo: <u (c)@ (c) d.org>\r\n\r\nbody\r\n";
+        let e = text(envelope(&summarize_message(raw.as_bytes()).envelope, ASCII));
+        assert!(e.contains("((NIL \"@route\" \"user\" \"domain\"))"), "{e}");
+        assert!(e.contains("((NIL NIL \"u\" \"d.org\"))"), "{e}");
     }
 
     #[test]

@@ -89,6 +89,10 @@ pub struct Address {
     pub mailbox: Option<String>,
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// An obsolete source route (`<@relay1,@relay2:bob@x>` gives `@relay1,@relay2`), ENVELOPE's `adl`.
+    /// Summaries made before it was kept have none.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 impl Address {
@@ -103,6 +107,16 @@ impl Address {
     /// This entry ends a group.
     pub fn is_group_end(&self) -> bool {
         self.name.is_none() && self.mailbox.is_none() && self.host.is_none()
+    }
+
+    /// A mailbox `mailbox@host` without a display name or route.
+    pub fn mailbox(mailbox: &str, host: &str) -> Address {
+        Address {
+            name: None,
+            mailbox: Some(mailbox.to_string()),
+            host: Some(host.to_string()),
+            route: None,
+        }
     }
 }
 
@@ -171,43 +185,53 @@ impl Entry {
 
     /// The mailbox this entry names, if it names anything.
     fn finish(self) -> Option<Address> {
-        let (name, spec) = match self.angle {
+        let (name, spec, route) = match self.angle {
             Some(inner) => {
-                let inner = inner.trim();
-                // An obsolete source route (`<@relay:bob@x>`) is dropped, as IMAP clients ignore it.
-                let inner = match inner.split_once(':') {
-                    Some((_, rest)) if inner.starts_with('@') => rest,
-                    _ => inner,
+                let inner = bare(&inner);
+                // An obsolete source route (`<@relay:bob@x>`): ENVELOPE's adl, not part of the address.
+                let (route, spec) = match inner.split_once(':') {
+                    Some((route, rest)) if inner.starts_with('@') => {
+                        (Some(route.to_string()), rest.to_string())
+                    }
+                    _ => (None, inner),
                 };
-                let spec = without_unquoted_space(inner);
                 let name = Some(self.phrase).filter(|p| !p.is_empty()).or(self.comment);
-                (name, spec)
+                (name, spec, route)
             }
             None if self.spec.is_empty() => return None,
-            None => (self.comment, self.spec),
+            None => (self.comment, self.spec, None),
         };
         let (mailbox, host) = split_at_domain(&spec);
         Some(Address {
             name: name.filter(|n| !n.is_empty()),
-            mailbox: Some(mailbox.to_string()),
-            host: Some(host.to_string()),
+            route,
+            ..Address::mailbox(mailbox, host)
         })
     }
 }
 
-/// `spec` without the white space outside its quoted strings, which is not part of the address.
-fn without_unquoted_space(spec: &str) -> String {
-    let (mut quoted, mut escaped) = (false, false);
+/// `spec` without the white space and comments outside its quoted strings, which are not part of the
+/// address (RFC 5322 §3.4.1: CFWS around its atoms): `<a (x)@ (y) b>` is `a@b`.
+fn bare(spec: &str) -> String {
+    let (mut quoted, mut escaped, mut comment_depth) = (false, false, 0usize);
     spec.chars()
         .filter(|&c| {
             match c {
-                _ if escaped => escaped = false,
-                '\\' if quoted => escaped = true,
-                '"' => quoted = !quoted,
+                _ if escaped => {
+                    escaped = false;
+                    return comment_depth == 0;
+                }
+                '\\' if quoted || comment_depth > 0 => escaped = true,
+                '"' if comment_depth == 0 => quoted = !quoted,
+                '(' if !quoted => comment_depth += 1,
+                ')' if !quoted && comment_depth > 0 => {
+                    comment_depth -= 1;
+                    return false;
+                }
                 c if c.is_whitespace() && !quoted => return false,
                 _ => {}
             }
-            true
+            comment_depth == 0
         })
         .collect()
 }
@@ -288,9 +312,8 @@ pub(super) fn address_list(value: &str) -> Vec<Address> {
             ':' if !in_group && entry.angle.is_none() => {
                 let group = std::mem::take(&mut entry).phrase;
                 out.push(Address {
-                    name: None,
                     mailbox: Some(group),
-                    host: None,
+                    ..group_end()
                 });
                 in_group = true;
             }
@@ -320,6 +343,7 @@ fn group_end() -> Address {
         name: None,
         mailbox: None,
         host: None,
+        route: None,
     }
 }
 
@@ -330,16 +354,14 @@ mod tests {
     fn mailbox(name: Option<&str>, mailbox: &str, host: &str) -> Address {
         Address {
             name: name.map(str::to_string),
-            mailbox: Some(mailbox.to_string()),
-            host: Some(host.to_string()),
+            ..Address::mailbox(mailbox, host)
         }
     }
 
     fn group(name: &str) -> Address {
         Address {
-            name: None,
             mailbox: Some(name.to_string()),
-            host: None,
+            ..group_end()
         }
     }
 
@@ -353,7 +375,10 @@ mod tests {
                 mailbox(Some("Doe, John"), "john", "x"),
                 mailbox(Some("=?utf-8?q?J=C3=B6rg?="), "jorg", "y"),
                 mailbox(Some("Bob B"), "bob", "z"),
-                mailbox(None, "c", "w"),
+                Address {
+                    route: Some("@relay".into()),
+                    ..mailbox(None, "c", "w")
+                },
             ]
         );
         assert_eq!(
@@ -363,6 +388,24 @@ mod tests {
                 mailbox(Some("a\"b"), "a", "b"),
             ]
         );
+    }
+
+    #[test]
+    fn comments_and_space_inside_the_angle_brackets_are_not_the_address() {
+        assert_eq!(
+            address_list("<user-from (comment)@ (comment) domain.org>"),
+            [mailbox(None, "user-from", "domain.org")]
+        );
+        assert_eq!(
+            address_list("Name <a(x(nested)\\)y)@b>, <\"q (not a comment)\"@c>"),
+            [
+                mailbox(Some("Name"), "a", "b"),
+                mailbox(None, "\"q (not a comment)\"", "c"),
+            ]
+        );
+        let routed = address_list("<@r1,@r2:bob@x>");
+        assert_eq!(routed[0].route.as_deref(), Some("@r1,@r2"));
+        assert_eq!(routed[0].mailbox.as_deref(), Some("bob"));
     }
 
     #[test]
