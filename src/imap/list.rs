@@ -239,6 +239,26 @@ impl Session {
                 return Outcome::go_on(self.store_failure(tag, &e));
             }
         }
+        if request.subscribed_only {
+            // Names still subscribed whose mailbox is gone (RFC 3501 §6.3.6): LSUB cannot select them;
+            // LIST-EXTENDED says they do not exist (RFC 5258 §3).
+            let kept = match self.store.kept_subscriptions(self.user()).await {
+                Ok(kept) => kept,
+                Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+            };
+            let attributes = match request.lsub {
+                true => "\\Noselect",
+                false => "\\Subscribed \\NonExistent",
+            };
+            for name in kept
+                .iter()
+                .filter(|n| patterns.iter().any(|p| pattern_matches(p, n)))
+            {
+                out.extend_from_slice(format!("* {verb} ({attributes}) \"/\" ").as_bytes());
+                respond::mailbox_name(&mut out, name, dialect);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         out.extend(ok(tag, &format!("{verb} completed")));
         Outcome::go_on(out)
     }

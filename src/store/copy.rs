@@ -125,6 +125,9 @@ pub trait CopyStore: Send + Sync + 'static {
     /// Stores tombstones (an earlier run's are kept).
     async fn put_expunged(&self, mailbox: MailboxId, gone: Vec<CopiedTombstone>)
     -> StoreResult<()>;
+    /// Keeps these names subscribed for the account although no mailbox has them (those already kept
+    /// stay).
+    async fn put_kept_subscriptions(&self, user: UserId, names: &[String]) -> StoreResult<()>;
     /// Moves the id counters up to at least these (never down).
     async fn put_counters(&self, counters: IdCounters) -> StoreResult<()>;
     /// Once an account is copied: its change counter as the source had it, and new mailbox ids moved

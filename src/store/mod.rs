@@ -653,7 +653,12 @@ pub trait MailStore: Send + Sync + 'static {
     async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> StoreResult<()>;
     /// Deletes a mailbox and its messages; its descendants stay. INBOX cannot be deleted.
     async fn delete_mailbox(&self, user: UserId, name: &str) -> StoreResult<()>;
+    /// Subscribes to or unsubscribes from one of the account's mailboxes. A mailbox deleted while
+    /// subscribed leaves its name subscribed ([`MailStore::kept_subscriptions`], RFC 3501 §6.3.6) until
+    /// it is unsubscribed or a mailbox of that name is made.
     async fn subscribe(&self, user: UserId, name: &str, subscribed: bool) -> StoreResult<()>;
+    /// The names the account is subscribed to that have no mailbox, in byte order.
+    async fn kept_subscriptions(&self, user: UserId) -> StoreResult<Vec<String>>;
     /// Stores a message in a mailbox with the given flags (IMAP APPEND, a draft, a Sent copy). Quota applies.
     async fn append(
         &self,

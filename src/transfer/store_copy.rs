@@ -88,6 +88,8 @@ pub async fn copy_store(
             }
             done.mailboxes += 1;
         }
+        let kept = from.kept_subscriptions(user.id).await?;
+        to.put_kept_subscriptions(user.id, &kept).await?;
         to.put_done(user.id, user).await?;
         done.users += 1;
     }
@@ -113,6 +115,12 @@ pub async fn verify(from: &dyn Store, to: &dyn Store) -> Result<u64, CopyError> 
         if their_users.get(&user.name) != Some(&user.id) {
             return Err(CopyError::Differs(format!(
                 "{}'s account is missing or has another id",
+                user.name
+            )));
+        }
+        if from.kept_subscriptions(user.id).await? != to.kept_subscriptions(user.id).await? {
+            return Err(CopyError::Differs(format!(
+                "{}'s subscriptions to names without a mailbox differ",
                 user.name
             )));
         }

@@ -113,6 +113,9 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
                 .await
                 .unwrap();
         }
+        // Deleted while subscribed: its name stays subscribed, and is copied as such.
+        store.create_mailbox(ann.id, "Gone").await.unwrap();
+        store.delete_mailbox(ann.id, "Gone").await.unwrap();
         let made = store.create_mailbox(ann.id, "Work/2026").await.unwrap();
         store.delete_mailbox(ann.id, "Work/2026").await.unwrap();
         let remade = store.create_mailbox(ann.id, "Work/2026").await.unwrap();
@@ -164,6 +167,8 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
             "{user}"
         );
     }
+    let ann = sqlite.credentials("ann").await.unwrap().unwrap().id;
+    assert_eq!(pg.kept_subscriptions(ann).await.unwrap(), ["Gone"]);
     let counters = sqlite.copy_counters().await.unwrap();
     assert_eq!(counters, pg.copy_counters().await.unwrap());
     assert_eq!((counters.users, counters.blobs), (3, 2 + 30 + 1));

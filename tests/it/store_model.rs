@@ -177,6 +177,51 @@ async fn create_rename_delete_and_subscribe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_mailbox_stays_subscribed_until_unsubscribed_or_made_again() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let b = user(store, "b").await;
+        let kept = |user| async move { store.kept_subscriptions(user).await.unwrap() };
+        store.create_mailbox(a.id, "Old").await.unwrap();
+        store.delete_mailbox(a.id, "Old").await.unwrap();
+        assert_eq!(kept(a.id).await, ["Old"], "RFC 3501 §6.3.6");
+        assert!(kept(b.id).await.is_empty());
+        // Subscribing needs the mailbox; made again, it carries the subscription itself.
+        assert!(matches!(
+            store.subscribe(a.id, "Old", true).await,
+            Err(StoreError::NoSuchMailbox)
+        ));
+        store.create_mailbox(a.id, "Old").await.unwrap();
+        assert!(kept(a.id).await.is_empty());
+        let old = store.mailbox(a.id, "Old").await.unwrap().unwrap();
+        assert!(old.subscribed);
+        // Unsubscribed first: nothing is kept.
+        store.subscribe(a.id, "Old", false).await.unwrap();
+        store.delete_mailbox(a.id, "Old").await.unwrap();
+        assert!(kept(a.id).await.is_empty());
+        // A kept name is unsubscribed like any other, once.
+        store.create_mailbox(a.id, "X").await.unwrap();
+        store.delete_mailbox(a.id, "X").await.unwrap();
+        store.subscribe(a.id, "X", false).await.unwrap();
+        assert!(kept(a.id).await.is_empty());
+        assert!(matches!(
+            store.subscribe(a.id, "X", false).await,
+            Err(StoreError::NoSuchMailbox)
+        ));
+        // A mailbox renamed onto a kept name brings its own subscription.
+        store.create_mailbox(a.id, "Y").await.unwrap();
+        store.delete_mailbox(a.id, "Y").await.unwrap();
+        store.create_mailbox(a.id, "Z").await.unwrap();
+        store.subscribe(a.id, "Z", false).await.unwrap();
+        store.rename_mailbox(a.id, "Z", "Y").await.unwrap();
+        assert!(kept(a.id).await.is_empty());
+        assert!(!store.mailbox(a.id, "Y").await.unwrap().unwrap().subscribed);
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_inbox_moves_its_messages_and_leaves_it_empty() {
     for (store, _dir) in backends().await {
         let store = store.as_ref();

@@ -204,6 +204,18 @@ impl CopyStore for PgStore {
         })
     }
 
+    async fn put_kept_subscriptions(&self, user: UserId, names: &[String]) -> StoreResult<()> {
+        write!(self, |ctx| {
+            ctx.exec(
+                "INSERT INTO subscribed_names (user_id, name) SELECT $1, unnest($2::text[]) \
+                 ON CONFLICT DO NOTHING",
+                &[&user, &names],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
     async fn put_user(&self, u: &CopiedUser) -> StoreResult<()> {
         write!(self, |ctx| {
             let row = ctx

@@ -387,6 +387,10 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::mailboxes(&ctx, user).await)
     }
 
+    async fn kept_subscriptions(&self, user: UserId) -> StoreResult<Vec<String>> {
+        point!(self, |ctx| reads::kept_subscriptions(&ctx, user).await)
+    }
+
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
         let Ok(name) = super::rules::mailbox_name(name) else {
             return Ok(None);

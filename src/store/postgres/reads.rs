@@ -418,6 +418,19 @@ fn mailbox_info(r: &Row) -> MailboxInfo {
     }
 }
 
+/// The names the account is subscribed to that have no mailbox, in byte order (as SQLite sorts).
+pub async fn kept_subscriptions(ctx: &Ctx<'_>, user: UserId) -> StoreResult<Vec<String>> {
+    Ok(ctx
+        .all(
+            "SELECT name FROM subscribed_names WHERE user_id = $1 ORDER BY name COLLATE \"C\"",
+            &[&user],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 pub async fn mailboxes(ctx: &Ctx<'_>, user: UserId) -> StoreResult<Vec<MailboxInfo>> {
     // Byte order, as SQLite sorts text: clients see the same order on both backends.
     Ok(ctx

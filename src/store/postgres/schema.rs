@@ -173,6 +173,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX expunged_by_blob ON expunged (blob_id, mailbox_id) WHERE blob_id IS NOT NULL;
     "#,
+    // 8: subscriptions to names that have no mailbox (SQLite's migration 13 says why).
+    r#"
+    CREATE TABLE subscribed_names (
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

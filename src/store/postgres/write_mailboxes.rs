@@ -41,6 +41,17 @@ pub async fn create_user(
     Ok(())
 }
 
+/// Drops a subscription kept for `name` while it had no mailbox; whether there was one.
+async fn forget_kept_subscription(ctx: &Ctx<'_>, user: UserId, name: &str) -> StoreResult<bool> {
+    let gone = ctx
+        .exec(
+            "DELETE FROM subscribed_names WHERE user_id = $1 AND name = $2",
+            &[&user, &name],
+        )
+        .await?;
+    Ok(gone > 0)
+}
+
 /// A new mailbox row; its UIDVALIDITY is its id (a sequence never hands one out twice).
 async fn insert_mailbox(
     ctx: &Ctx<'_>,
@@ -58,6 +69,8 @@ async fn insert_mailbox(
         .await?
         .get(0);
     bump_account(ctx, user, &[id]).await?;
+    // A kept subscription to this name is now the mailbox's own (it is made subscribed, or is INBOX).
+    forget_kept_subscription(ctx, user, name).await?;
     Ok(id)
 }
 
@@ -279,6 +292,12 @@ pub async fn rename_mailbox(
         &[&ids, &names],
     )
     .await?;
+    // The mailboxes now under these names carry their own subscriptions.
+    ctx.exec(
+        "DELETE FROM subscribed_names WHERE user_id = $1 AND name = ANY($2)",
+        &[&user, &names],
+    )
+    .await?;
     bump_account(ctx, user, &ids).await?;
     announce(ctx, user, &ids).await?;
     Ok(())
@@ -293,6 +312,13 @@ pub async fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> Stor
     let Some(id) = find(ctx, user, &name).await? else {
         return Err(StoreError::NoSuchMailbox);
     };
+    // Its subscription outlives it (RFC 3501 §6.3.6).
+    ctx.exec(
+        "INSERT INTO subscribed_names (user_id, name) \
+         SELECT user_id, name FROM mailboxes WHERE id = $1 AND subscribed ON CONFLICT DO NOTHING",
+        &[&id],
+    )
+    .await?;
     ctx.exec("DELETE FROM messages WHERE mailbox_id = $1", &[&id])
         .await?;
     ctx.exec("DELETE FROM mailboxes WHERE id = $1", &[&id])
@@ -311,7 +337,11 @@ pub async fn subscribe(ctx: &mut Ctx<'_>, user: UserId, name: &str, on: bool) ->
     let name = mailbox_name(name)?;
     lock_account(ctx, user).await?;
     let Some(id) = find(ctx, user, &name).await? else {
-        return Err(StoreError::NoSuchMailbox);
+        // Without a mailbox, only a kept subscription can be taken away.
+        return match !on && forget_kept_subscription(ctx, user, &name).await? {
+            true => Ok(()),
+            false => Err(StoreError::NoSuchMailbox),
+        };
     };
     ctx.exec(
         "UPDATE mailboxes SET subscribed = $1 WHERE id = $2",

@@ -190,6 +190,24 @@ impl CopyStore for SqliteStore {
         .await
     }
 
+    async fn put_kept_subscriptions(&self, user: UserId, names: &[String]) -> StoreResult<()> {
+        let names = names.to_vec();
+        self.write(move |ctx| {
+            let mut keep = ctx
+                .tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO subscribed_names (user_id, name) VALUES (?1, ?2)",
+                )
+                .map_err(backend)?;
+            for name in &names {
+                keep.execute(rusqlite::params![user, name])
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn put_user(&self, user: &CopiedUser) -> StoreResult<()> {
         let u = user.clone();
         self.write(move |ctx| {

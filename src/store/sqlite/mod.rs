@@ -411,6 +411,10 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::mailboxes(c, user)).await
     }
 
+    async fn kept_subscriptions(&self, user: UserId) -> StoreResult<Vec<String>> {
+        self.read(move |c| reads::kept_subscriptions(c, user)).await
+    }
+
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
         let Ok(name) = super::rules::mailbox_name(name) else {
             return Ok(None);

@@ -435,6 +435,13 @@ fn mailbox_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
     })
 }
 
+/// The names the account is subscribed to that have no mailbox, in byte order.
+pub fn kept_subscriptions(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT name FROM subscribed_names WHERE user_id = ?1 ORDER BY name")?
+        .query_map(params![user], |r| r.get(0))?
+        .collect()
+}
+
 pub fn mailboxes(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<MailboxInfo>> {
     conn.prepare_cached(&format!(
         "SELECT {MAILBOX_COLUMNS} WHERE user_id = ?1 ORDER BY name"

@@ -275,6 +275,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX expunged_by_blob ON expunged (blob_id, mailbox_id) WHERE blob_id IS NOT NULL;
 "#,
+    // 13: subscriptions to names that have no mailbox. A mailbox deleted while subscribed keeps its
+    // subscription (RFC 3501 §6.3.6: a server MUST NOT remove a name from the subscription list by
+    // itself) until UNSUBSCRIBE, or until a mailbox of that name exists again and carries it.
+    r#"
+    CREATE TABLE subscribed_names (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    ) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -59,7 +59,16 @@ fn insert_mailbox(
     tx.prepare_cached("UPDATE mailboxes SET uid_validity = id WHERE id = ?1")?
         .execute(params![id])?;
     bump_account(tx, user, &[id])?;
+    // A kept subscription to this name is now the mailbox's own (it is made subscribed, or is INBOX).
+    forget_kept_subscription(tx, user, name)?;
     Ok(id)
+}
+
+/// Drops a subscription kept for `name` while it had no mailbox; whether there was one.
+fn forget_kept_subscription(tx: &Connection, user: UserId, name: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached("DELETE FROM subscribed_names WHERE user_id = ?1 AND name = ?2")
+        .and_then(|mut s| s.execute(params![user, name]))
+        .map(|n| n > 0)
 }
 
 /// Moves the account's change counter for a change of its mailboxes themselves (not of their messages:
@@ -248,6 +257,8 @@ pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> 
         .map_err(backend)?;
     for (id, new) in &moves {
         set.execute(params![new, id]).map_err(backend)?;
+        // The mailbox now under this name carries its own subscription.
+        forget_kept_subscription(ctx.tx, user, new).map_err(backend)?;
     }
     let ids: Vec<MailboxId> = moves.iter().map(|(id, _)| *id).collect();
     bump_account(ctx.tx, user, &ids).map_err(backend)?;
@@ -265,6 +276,13 @@ pub fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> StoreResul
         return Err(StoreError::NoSuchMailbox);
     };
     let run = || -> rusqlite::Result<()> {
+        // Its subscription outlives it (RFC 3501 §6.3.6).
+        ctx.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO subscribed_names (user_id, name) \
+                 SELECT user_id, name FROM mailboxes WHERE id = ?1 AND subscribed",
+            )?
+            .execute(params![id])?;
         // Messages first, row by row, so the triggers keep the account's usage and free unshared bytes.
         ctx.tx
             .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1")?
@@ -289,7 +307,11 @@ pub fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> StoreResul
 pub fn subscribe(ctx: &mut Ctx<'_>, user: UserId, name: &str, on: bool) -> StoreResult<()> {
     let name = mailbox_name(name)?;
     let Some((id, _)) = find(ctx.tx, user, &name)? else {
-        return Err(StoreError::NoSuchMailbox);
+        // Without a mailbox, only a kept subscription can be taken away.
+        return match !on && forget_kept_subscription(ctx.tx, user, &name).map_err(backend)? {
+            true => Ok(()),
+            false => Err(StoreError::NoSuchMailbox),
+        };
     };
     ctx.tx
         .prepare_cached("UPDATE mailboxes SET subscribed = ?1 WHERE id = ?2")

@@ -1,0 +1,45 @@
+//! Subscriptions outlive their mailbox (RFC 3501 §6.3.6): LSUB and LIST (SUBSCRIBED) keep showing a
+//! deleted mailbox's name, as non-existent, until it is unsubscribed.
+
+use crate::imap::{Imap, bare_user, imap_addr, start_imap, strs};
+
+#[tokio::test]
+async fn a_deleted_mailbox_is_listed_subscribed_and_nonexistent_until_unsubscribed() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a CREATE Gone").await;
+    c.run("b SUBSCRIBE Gone").await;
+    assert_eq!(
+        c.run("c DELETE Gone").await,
+        strs(&["c OK DELETE completed"])
+    );
+    assert_eq!(
+        c.run("d LSUB \"\" Gone").await,
+        strs(&["* LSUB (\\Noselect) \"/\" \"Gone\"", "d OK LSUB completed"])
+    );
+    assert_eq!(
+        c.run("e LIST (SUBSCRIBED) \"\" Go*").await,
+        strs(&[
+            "* LIST (\\Subscribed \\NonExistent) \"/\" \"Gone\"",
+            "e OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        c.run("f LIST \"\" Gone").await,
+        strs(&["f OK LIST completed"]),
+        "it does not exist"
+    );
+    assert_eq!(
+        c.run("g UNSUBSCRIBE Gone").await,
+        strs(&["g OK UNSUBSCRIBE completed"])
+    );
+    assert_eq!(
+        c.run("h LSUB \"\" Gone").await,
+        strs(&["h OK LSUB completed"])
+    );
+    assert_eq!(
+        c.run("i UNSUBSCRIBE Gone").await,
+        strs(&["i NO [NONEXISTENT] No such mailbox"])
+    );
+}
