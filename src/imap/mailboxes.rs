@@ -144,7 +144,9 @@ impl Session {
     async fn create(&mut self, tag: &str, name: &str) -> Outcome {
         // A trailing separator only says the client means to put mailboxes under it (RFC 9051 §6.3.4).
         let name = name.strip_suffix(SEPARATOR).unwrap_or(name);
-        match self.store.create_mailbox(self.user(), name).await {
+        // Not subscribed: an IMAP client subscribes to what it wants listed (RFC 9051 §6.3.7), and one
+        // that does not expects LSUB to stay as it was (Dovecot and Cyrus do the same).
+        match self.store.create_mailbox(self.user(), name, false).await {
             Ok(_) => Outcome::go_on(ok(tag, "CREATE completed")),
             Err(e) => Outcome::go_on(self.store_failure(tag, &e)),
         }

@@ -324,11 +324,9 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                 continue;
             }
         };
-        match ctx.store().create_mailbox(user, &full).await {
+        let subscribed = object.get("isSubscribed").and_then(Value::as_bool) != Some(false);
+        match ctx.store().create_mailbox(user, &full, subscribed).await {
             Ok(id) => {
-                if object.get("isSubscribed").and_then(Value::as_bool) == Some(false) {
-                    ctx.store().subscribe(user, &full, false).await?;
-                }
                 ctx.changed();
                 ctx.created.insert(cid.clone(), ids::mailbox(id));
                 created.insert(

@@ -409,8 +409,10 @@ impl Session {
                 Ok(None) => Err(StoreError::NoSuchMailbox),
                 Err(e) => Err(e),
             },
-            Command::Create { folder } => (self.store.create_mailbox(account.id, &folder).await)
-                .map(|_| line("OK", "", "CREATE")),
+            Command::Create { folder } => {
+                (self.store.create_mailbox(account.id, &folder, true).await)
+                    .map(|_| line("OK", "", "CREATE"))
+            }
             Command::Rename { from, to } => {
                 (self.store.rename_mailbox(account.id, &from, &to).await)
                     .map(|()| line("OK", "", "RENAME"))

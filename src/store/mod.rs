@@ -646,8 +646,14 @@ pub trait MailStore: Send + Sync + 'static {
     async fn mailboxes(&self, user: UserId) -> StoreResult<Vec<MailboxInfo>>;
     /// One mailbox of the account by name (`inbox` in any case is INBOX); `None` when there is none.
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>>;
-    /// Creates a mailbox, and any missing ancestors, subscribed. Returns the new mailbox's id.
-    async fn create_mailbox(&self, user: UserId, name: &str) -> StoreResult<MailboxId>;
+    /// Creates a mailbox, and any missing ancestors, subscribed when asked (or when the name still was:
+    /// see [`MailStore::subscribe`]). Returns the new mailbox's id.
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        subscribed: bool,
+    ) -> StoreResult<MailboxId>;
     /// Renames a mailbox and every descendant. Renaming INBOX moves its messages into a new mailbox of
     /// that name and leaves INBOX, empty, in place (RFC 9051 §6.3.6).
     async fn rename_mailbox(&self, user: UserId, from: &str, to: &str) -> StoreResult<()>;

@@ -405,6 +405,12 @@ async fn mailboxes_list_status_append_copy_move() {
         c.run("s COPY 1 Work").await,
         strs(&["s BAD Invalid sequence number"])
     );
+    // CREATE subscribes nothing: the client does.
+    assert_eq!(
+        c.run("t0 LSUB \"\" Work/*").await,
+        strs(&["t0 OK LSUB completed"])
+    );
+    c.run("t1 SUBSCRIBE Work/Projects").await;
     assert_eq!(
         c.run("t RENAME Work Play").await,
         strs(&["t OK RENAME completed"])
@@ -464,6 +470,7 @@ async fn rev2_gets_utf8_names_esearch_and_no_recent() {
         c.run("b CREATE \"Entwürfe\"").await,
         strs(&["b OK CREATE completed"])
     );
+    c.run("b1 SUBSCRIBE \"Entwürfe\"").await;
     assert_eq!(
         c.run("c LIST \"\" Entw*").await,
         strs(&[
@@ -858,7 +865,7 @@ async fn list_extended_list_status_esearch_and_appendlimit() {
     deliver(&s, "bob", SECOND).await;
     let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
     c.run("a CREATE Work/Reports").await;
-    c.run("b UNSUBSCRIBE Work").await;
+    c.run("a1 SUBSCRIBE Work/Reports").await;
     c.run("c UNSUBSCRIBE Junk").await;
     assert_eq!(
         c.run("d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (Work* J*)")

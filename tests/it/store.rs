@@ -630,7 +630,7 @@ async fn changes_since_every_modseq_match_a_full_listing() {
     for (store, _dir) in backends().await {
         let store = store.as_ref();
         let a = user(store, "a").await;
-        let other = store.create_mailbox(a.id, "Other").await.unwrap();
+        let other = store.create_mailbox(a.id, "Other", true).await.unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         // What an idler following INBOX's log after every step knows: UID -> modseq.
         let mut follower = std::collections::BTreeMap::new();

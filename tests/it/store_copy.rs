@@ -114,11 +114,17 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
                 .unwrap();
         }
         // Deleted while subscribed: its name stays subscribed, and is copied as such.
-        store.create_mailbox(ann.id, "Gone").await.unwrap();
+        store.create_mailbox(ann.id, "Gone", true).await.unwrap();
         store.delete_mailbox(ann.id, "Gone").await.unwrap();
-        let made = store.create_mailbox(ann.id, "Work/2026").await.unwrap();
+        let made = store
+            .create_mailbox(ann.id, "Work/2026", true)
+            .await
+            .unwrap();
         store.delete_mailbox(ann.id, "Work/2026").await.unwrap();
-        let remade = store.create_mailbox(ann.id, "Work/2026").await.unwrap();
+        let remade = store
+            .create_mailbox(ann.id, "Work/2026", true)
+            .await
+            .unwrap();
         assert_ne!(made, remade);
         let keyword = Flags {
             system: flags::FLAGGED,

@@ -87,19 +87,22 @@ async fn create_rename_delete_and_subscribe() {
         let store = store.as_ref();
         let a = user(store, "a").await;
         // Missing ancestors are made too.
-        store.create_mailbox(a.id, "Work/2026/Q1").await.unwrap();
+        store
+            .create_mailbox(a.id, "Work/2026/Q1", true)
+            .await
+            .unwrap();
         assert!(store.mailbox(a.id, "Work").await.unwrap().is_some());
         assert!(store.mailbox(a.id, "Work/2026").await.unwrap().is_some());
         assert!(matches!(
-            store.create_mailbox(a.id, "Work/2026").await,
+            store.create_mailbox(a.id, "Work/2026", true).await,
             Err(StoreError::MailboxExists)
         ));
         assert!(matches!(
-            store.create_mailbox(a.id, "inbox").await,
+            store.create_mailbox(a.id, "inbox", true).await,
             Err(StoreError::MailboxExists)
         ));
         assert!(matches!(
-            store.create_mailbox(a.id, "a//b").await,
+            store.create_mailbox(a.id, "a//b", true).await,
             Err(StoreError::BadMailboxName(_))
         ));
         let q1 = store.mailbox(a.id, "Work/2026/Q1").await.unwrap().unwrap();
@@ -131,7 +134,7 @@ async fn create_rename_delete_and_subscribe() {
         // A descendant's new name is held to the same rule: 31 levels under p, moved 2 deeper, is 33.
         let deep: Vec<String> = (0..31).map(|i| format!("l{i}")).collect();
         let deep = format!("p/{}", deep[1..].join("/"));
-        store.create_mailbox(a.id, &deep).await.unwrap();
+        store.create_mailbox(a.id, &deep, true).await.unwrap();
         assert!(matches!(
             store.rename_mailbox(a.id, "p", "q/r/s").await,
             Err(StoreError::BadMailboxName(_))
@@ -153,7 +156,7 @@ async fn create_rename_delete_and_subscribe() {
                 .is_some()
         );
         // A mailbox made again under a deleted one's name gets a new UIDVALIDITY.
-        store.create_mailbox(a.id, "Jobs/Old").await.unwrap();
+        store.create_mailbox(a.id, "Jobs/Old", true).await.unwrap();
         let again = store.mailbox(a.id, "Jobs/Old").await.unwrap().unwrap();
         assert_ne!(again.uid_validity, old.uid_validity);
         assert_ne!(again.uid_validity, 0);
@@ -183,7 +186,7 @@ async fn a_deleted_mailbox_stays_subscribed_until_unsubscribed_or_made_again() {
         let a = user(store, "a").await;
         let b = user(store, "b").await;
         let kept = |user| async move { store.kept_subscriptions(user).await.unwrap() };
-        store.create_mailbox(a.id, "Old").await.unwrap();
+        store.create_mailbox(a.id, "Old", true).await.unwrap();
         store.delete_mailbox(a.id, "Old").await.unwrap();
         assert_eq!(kept(a.id).await, ["Old"], "RFC 3501 §6.3.6");
         assert!(kept(b.id).await.is_empty());
@@ -192,16 +195,22 @@ async fn a_deleted_mailbox_stays_subscribed_until_unsubscribed_or_made_again() {
             store.subscribe(a.id, "Old", true).await,
             Err(StoreError::NoSuchMailbox)
         ));
-        store.create_mailbox(a.id, "Old").await.unwrap();
+        store.create_mailbox(a.id, "Old", false).await.unwrap();
         assert!(kept(a.id).await.is_empty());
         let old = store.mailbox(a.id, "Old").await.unwrap().unwrap();
-        assert!(old.subscribed);
+        assert!(
+            old.subscribed,
+            "made unsubscribed, but its name was subscribed"
+        );
+        store.create_mailbox(a.id, "New", false).await.unwrap();
+        let new = store.mailbox(a.id, "New").await.unwrap().unwrap();
+        assert!(!new.subscribed);
         // Unsubscribed first: nothing is kept.
         store.subscribe(a.id, "Old", false).await.unwrap();
         store.delete_mailbox(a.id, "Old").await.unwrap();
         assert!(kept(a.id).await.is_empty());
         // A kept name is unsubscribed like any other, once.
-        store.create_mailbox(a.id, "X").await.unwrap();
+        store.create_mailbox(a.id, "X", true).await.unwrap();
         store.delete_mailbox(a.id, "X").await.unwrap();
         store.subscribe(a.id, "X", false).await.unwrap();
         assert!(kept(a.id).await.is_empty());
@@ -210,9 +219,9 @@ async fn a_deleted_mailbox_stays_subscribed_until_unsubscribed_or_made_again() {
             Err(StoreError::NoSuchMailbox)
         ));
         // A mailbox renamed onto a kept name brings its own subscription.
-        store.create_mailbox(a.id, "Y").await.unwrap();
+        store.create_mailbox(a.id, "Y", true).await.unwrap();
         store.delete_mailbox(a.id, "Y").await.unwrap();
-        store.create_mailbox(a.id, "Z").await.unwrap();
+        store.create_mailbox(a.id, "Z", true).await.unwrap();
         store.subscribe(a.id, "Z", false).await.unwrap();
         store.rename_mailbox(a.id, "Z", "Y").await.unwrap();
         assert!(kept(a.id).await.is_empty());
@@ -602,14 +611,14 @@ async fn mailbox_and_keyword_limits_hold() {
     for (store, _dir) in backends_with(limits).await {
         let store = store.as_ref();
         let a = user(store, "a").await;
-        store.create_mailbox(a.id, "one").await.unwrap();
+        store.create_mailbox(a.id, "one", true).await.unwrap();
         assert!(matches!(
-            store.create_mailbox(a.id, "two/three").await,
+            store.create_mailbox(a.id, "two/three", true).await,
             Err(StoreError::TooManyMailboxes(8))
         ));
-        store.create_mailbox(a.id, "two").await.unwrap();
+        store.create_mailbox(a.id, "two", true).await.unwrap();
         assert!(matches!(
-            store.create_mailbox(a.id, "three").await,
+            store.create_mailbox(a.id, "three", true).await,
             Err(StoreError::TooManyMailboxes(8))
         ));
         deliver(store, "a", 1).await;
@@ -715,7 +724,7 @@ async fn the_feed_tells_each_commit_of_the_account_or_to_resync() {
                 modseq: 1
             }
         );
-        let made = store.create_mailbox(a.id, "Feeds").await.unwrap();
+        let made = store.create_mailbox(a.id, "Feeds", true).await.unwrap();
         assert_eq!(
             next(&mut feed).await,
             FeedEvent::Changed {

@@ -398,9 +398,14 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::mailbox(&ctx, user, &name).await)
     }
 
-    async fn create_mailbox(&self, user: UserId, name: &str) -> StoreResult<MailboxId> {
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        subscribed: bool,
+    ) -> StoreResult<MailboxId> {
         write!(self, |ctx| write_mailboxes::create_mailbox(
-            &mut ctx, user, name
+            &mut ctx, user, name, subscribed
         )
         .await)
     }

@@ -30,7 +30,7 @@ pub async fn create_user(
     let user: UserId = row.get(0);
     let mut inbox = 0;
     for (role, mailbox) in Role::DEFAULTS {
-        let id = insert_mailbox(ctx, user, mailbox, Some(role)).await?;
+        let id = insert_mailbox(ctx, user, mailbox, Some(role), true).await?;
         if role == Role::Inbox {
             inbox = id;
         }
@@ -52,25 +52,26 @@ async fn forget_kept_subscription(ctx: &Ctx<'_>, user: UserId, name: &str) -> St
     Ok(gone > 0)
 }
 
-/// A new mailbox row; its UIDVALIDITY is its id (a sequence never hands one out twice).
+/// A new mailbox row; its UIDVALIDITY is its id (a sequence never hands one out twice). It is subscribed
+/// when asked, or when its name still was (a subscription kept from a mailbox deleted before).
 async fn insert_mailbox(
     ctx: &Ctx<'_>,
     user: UserId,
     name: &str,
     role: Option<Role>,
+    subscribed: bool,
 ) -> StoreResult<MailboxId> {
+    let subscribed = forget_kept_subscription(ctx, user, name).await? || subscribed;
     let id: MailboxId = ctx
         .one(
             "WITH n AS (SELECT nextval(pg_get_serial_sequence('mailboxes', 'id')) AS id) \
-             INSERT INTO mailboxes (id, user_id, name, uid_validity, role) \
-             SELECT id, $1, $2, id, $3 FROM n RETURNING id",
-            &[&user, &name, &role.map(Role::as_str)],
+             INSERT INTO mailboxes (id, user_id, name, uid_validity, role, subscribed) \
+             SELECT id, $1, $2, id, $3, $4 FROM n RETURNING id",
+            &[&user, &name, &role.map(Role::as_str), &subscribed],
         )
         .await?
         .get(0);
     bump_account(ctx, user, &[id]).await?;
-    // A kept subscription to this name is now the mailbox's own (it is made subscribed, or is INBOX).
-    forget_kept_subscription(ctx, user, name).await?;
     Ok(id)
 }
 
@@ -188,6 +189,7 @@ async fn create_path(
     user: UserId,
     name: &str,
     itself: bool,
+    subscribed: bool,
 ) -> StoreResult<Option<MailboxId>> {
     let mut missing = Vec::new();
     for ancestor in ancestors(name) {
@@ -211,19 +213,24 @@ async fn create_path(
     }
     let mut made = Vec::new();
     for m in missing {
-        made.push(insert_mailbox(ctx, user, m, None).await?);
+        made.push(insert_mailbox(ctx, user, m, None, subscribed).await?);
     }
     announce(ctx, user, &made).await?;
     Ok(made.last().copied().filter(|_| itself))
 }
 
-pub async fn create_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> StoreResult<MailboxId> {
+pub async fn create_mailbox(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    name: &str,
+    subscribed: bool,
+) -> StoreResult<MailboxId> {
     let name = mailbox_name(name)?;
     lock_account(ctx, user).await?;
     if find(ctx, user, &name).await?.is_some() {
         return Err(StoreError::MailboxExists);
     }
-    create_path(ctx, user, &name, true)
+    create_path(ctx, user, &name, true, subscribed)
         .await?
         .ok_or(StoreError::MailboxExists)
 }
@@ -248,7 +255,7 @@ pub async fn rename_mailbox(
         ));
     }
     if from == "INBOX" {
-        let to_id = create_path(ctx, user, &to, true)
+        let to_id = create_path(ctx, user, &to, true, true)
             .await?
             .ok_or(StoreError::MailboxExists)?;
         let uids: Vec<u32> = ctx
@@ -263,7 +270,7 @@ pub async fn rename_mailbox(
         write_messages::copy(ctx, user, from_id, &uids, to_id, true).await?;
         return Ok(());
     }
-    create_path(ctx, user, &to, false).await?;
+    create_path(ctx, user, &to, false, true).await?;
     let all: Vec<(MailboxId, String)> = ctx
         .all(
             "SELECT id, name FROM mailboxes WHERE user_id = $1",

@@ -422,9 +422,14 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::mailbox(c, user, &name)).await
     }
 
-    async fn create_mailbox(&self, user: UserId, name: &str) -> StoreResult<MailboxId> {
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        subscribed: bool,
+    ) -> StoreResult<MailboxId> {
         let name = name.to_string();
-        self.write(move |ctx| write_mailboxes::create_mailbox(ctx, user, &name))
+        self.write(move |ctx| write_mailboxes::create_mailbox(ctx, user, &name, subscribed))
             .await
     }
 

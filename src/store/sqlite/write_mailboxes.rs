@@ -31,7 +31,7 @@ pub fn create_user(
     let user = ctx.tx.last_insert_rowid();
     let mut inbox = 0;
     for (role, mailbox) in Role::DEFAULTS {
-        let id = insert_mailbox(ctx.tx, user, mailbox, Some(role)).map_err(backend)?;
+        let id = insert_mailbox(ctx.tx, user, mailbox, Some(role), true).map_err(backend)?;
         if role == Role::Inbox {
             inbox = id;
         }
@@ -44,23 +44,25 @@ pub fn create_user(
 }
 
 /// A new mailbox row. Its UIDVALIDITY is its id: ids are never reused (AUTOINCREMENT), so a mailbox
-/// deleted and made again under the same name never repeats one, as IMAP requires.
+/// deleted and made again under the same name never repeats one, as IMAP requires. It is subscribed when
+/// asked, or when its name still was (a subscription kept from a mailbox deleted before).
 fn insert_mailbox(
     tx: &Connection,
     user: UserId,
     name: &str,
     role: Option<Role>,
+    subscribed: bool,
 ) -> rusqlite::Result<MailboxId> {
+    let subscribed = forget_kept_subscription(tx, user, name)? || subscribed;
     tx.prepare_cached(
-        "INSERT INTO mailboxes (user_id, name, uid_validity, role) VALUES (?1, ?2, 0, ?3)",
+        "INSERT INTO mailboxes (user_id, name, uid_validity, role, subscribed) \
+         VALUES (?1, ?2, 0, ?3, ?4)",
     )?
-    .execute(params![user, name, role.map(Role::as_str)])?;
+    .execute(params![user, name, role.map(Role::as_str), subscribed])?;
     let id = tx.last_insert_rowid();
     tx.prepare_cached("UPDATE mailboxes SET uid_validity = id WHERE id = ?1")?
         .execute(params![id])?;
     bump_account(tx, user, &[id])?;
-    // A kept subscription to this name is now the mailbox's own (it is made subscribed, or is INBOX).
-    forget_kept_subscription(tx, user, name)?;
     Ok(id)
 }
 
@@ -176,6 +178,7 @@ fn create_path(
     user: UserId,
     name: &str,
     itself: bool,
+    subscribed: bool,
 ) -> StoreResult<Option<MailboxId>> {
     let mut missing = Vec::new();
     for ancestor in ancestors(name) {
@@ -192,18 +195,23 @@ fn create_path(
     }
     let mut made = Vec::new();
     for m in missing {
-        made.push(insert_mailbox(ctx.tx, user, m, None).map_err(backend)?);
+        made.push(insert_mailbox(ctx.tx, user, m, None, subscribed).map_err(backend)?);
     }
     announce(ctx, user, &made)?;
     Ok(made.last().copied().filter(|_| itself))
 }
 
-pub fn create_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> StoreResult<MailboxId> {
+pub fn create_mailbox(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    name: &str,
+    subscribed: bool,
+) -> StoreResult<MailboxId> {
     let name = mailbox_name(name)?;
     if find(ctx.tx, user, &name)?.is_some() {
         return Err(StoreError::MailboxExists);
     }
-    create_path(ctx, user, &name, true)?.ok_or(StoreError::MailboxExists)
+    create_path(ctx, user, &name, true, subscribed)?.ok_or(StoreError::MailboxExists)
 }
 
 pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> StoreResult<()> {
@@ -222,7 +230,7 @@ pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> 
     if from == "INBOX" {
         // RFC 9051 §6.3.6: INBOX's messages move to the new mailbox; INBOX stays, empty; its
         // descendants are not renamed.
-        let to_id = create_path(ctx, user, &to, true)?.ok_or(StoreError::MailboxExists)?;
+        let to_id = create_path(ctx, user, &to, true, true)?.ok_or(StoreError::MailboxExists)?;
         let uids: Vec<u32> = ctx
             .tx
             .prepare("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid")
@@ -231,7 +239,7 @@ pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> 
         write_messages::copy(ctx, user, from_id, &uids, to_id, true)?;
         return Ok(());
     }
-    create_path(ctx, user, &to, false)?;
+    create_path(ctx, user, &to, false, true)?;
     let all: Vec<(MailboxId, String)> = ctx
         .tx
         .prepare_cached("SELECT id, name FROM mailboxes WHERE user_id = ?1")
