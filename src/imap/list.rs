@@ -206,8 +206,14 @@ impl Session {
                     out.extend_from_slice(b"\r\n");
                     continue;
                 }
-                // RECURSIVEMATCH: a parent of a selected mailbox is listed for its sake.
-                if !(request.recursive_match && descendants().any(selected)) {
+                // RECURSIVEMATCH: a parent of a selected mailbox the patterns do not list themselves is
+                // listed for its sake (RFC 5258 §3.5).
+                let unlisted_selected = || {
+                    descendants().any(|d| {
+                        selected(d) && !patterns.iter().any(|p| pattern_matches(p, &d.name))
+                    })
+                };
+                if !(request.recursive_match && unlisted_selected()) {
                     continue;
                 }
                 child_info = true;

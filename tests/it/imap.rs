@@ -867,13 +867,21 @@ async fn list_extended_list_status_esearch_and_appendlimit() {
     c.run("a CREATE Work/Reports").await;
     c.run("a1 SUBSCRIBE Work/Reports").await;
     c.run("c UNSUBSCRIBE Junk").await;
+    // RFC 5258 §3.5: a parent is listed for a subscribed child the patterns do not list themselves.
     assert_eq!(
-        c.run("d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (Work* J*)")
+        c.run("d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (Work J*)")
             .await,
         strs(&[
             "* LIST (\\HasChildren) \"/\" \"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
-            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Work/Reports\"",
             "d OK LIST completed",
+        ])
+    );
+    assert_eq!(
+        c.run("d1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (Work* J*)")
+            .await,
+        strs(&[
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Work/Reports\"",
+            "d1 OK LIST completed",
         ])
     );
     assert_eq!(
