@@ -117,7 +117,9 @@ async fn create_rename_delete_and_subscribe() {
             .unwrap()
             .unwrap();
         assert_eq!((moved.id, moved.uid_validity), (q1.id, q1.uid_validity));
-        assert!(store.mailbox(a.id, "Jobs").await.unwrap().is_some());
+        let jobs = store.mailbox(a.id, "Jobs").await.unwrap().unwrap();
+        assert!(!jobs.subscribed, "a parent a rename made is not subscribed");
+        assert!(moved.subscribed, "a renamed mailbox keeps its subscription");
         assert!(store.mailbox(a.id, "Work").await.unwrap().is_none());
         assert!(matches!(
             store.rename_mailbox(a.id, "Jobs", "Jobs/Inner").await,

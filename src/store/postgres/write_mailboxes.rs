@@ -270,7 +270,8 @@ pub async fn rename_mailbox(
         write_messages::copy(ctx, user, from_id, &uids, to_id, true).await?;
         return Ok(());
     }
-    create_path(ctx, user, &to, false, true).await?;
+    // Missing parents are made unsubscribed, as IMAP's CREATE makes them: nobody asked to see them.
+    create_path(ctx, user, &to, false, false).await?;
     let all: Vec<(MailboxId, String)> = ctx
         .all(
             "SELECT id, name FROM mailboxes WHERE user_id = $1",

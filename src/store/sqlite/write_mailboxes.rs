@@ -239,7 +239,8 @@ pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> 
         write_messages::copy(ctx, user, from_id, &uids, to_id, true)?;
         return Ok(());
     }
-    create_path(ctx, user, &to, false, true)?;
+    // Missing parents are made unsubscribed, as IMAP's CREATE makes them: nobody asked to see them.
+    create_path(ctx, user, &to, false, false)?;
     let all: Vec<(MailboxId, String)> = ctx
         .tx
         .prepare_cached("SELECT id, name FROM mailboxes WHERE user_id = ?1")
