@@ -180,6 +180,15 @@ impl Session {
             Ok(m) => m,
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
+        // Names still subscribed whose mailbox is gone (RFC 3501 §6.3.6): subscribed, never special-use.
+        let kept = match request.subscribed_only && !request.special_use_only {
+            true => match self.store.kept_subscriptions(self.user()).await {
+                Ok(kept) => kept,
+                Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
+            },
+            false => Vec::new(),
+        };
+        let unlisted = |name: &str| !patterns.iter().any(|p| pattern_matches(p, name));
         let dialect = self.dialect();
         let selected = |m: &MailboxInfo| {
             (!request.subscribed_only || m.subscribed)
@@ -191,15 +200,13 @@ impl Session {
             }
             let prefix = format!("{}{SEPARATOR}", mailbox.name);
             let descendants = || mailboxes.iter().filter(|m| m.name.starts_with(&prefix));
+            let kept_below = || kept.iter().any(|k| k.starts_with(&prefix) && unlisted(k));
             let mut child_info = false;
             if !selected(mailbox) {
                 // LSUB: an unsubscribed parent of a subscribed mailbox the pattern passes over (`%`)
                 // is listed \Noselect in its place (RFC 3501 §6.3.9).
-                let hidden_subscribed = || {
-                    descendants().any(|d| {
-                        d.subscribed && !patterns.iter().any(|p| pattern_matches(p, &d.name))
-                    })
-                };
+                let hidden_subscribed =
+                    || descendants().any(|d| d.subscribed && unlisted(&d.name)) || kept_below();
                 if request.lsub && hidden_subscribed() {
                     out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" ");
                     respond::mailbox_name(&mut out, &mailbox.name, dialect);
@@ -208,11 +215,8 @@ impl Session {
                 }
                 // RECURSIVEMATCH: a parent of a selected mailbox the patterns do not list themselves is
                 // listed for its sake (RFC 5258 §3.5).
-                let unlisted_selected = || {
-                    descendants().any(|d| {
-                        selected(d) && !patterns.iter().any(|p| pattern_matches(p, &d.name))
-                    })
-                };
+                let unlisted_selected =
+                    || descendants().any(|d| selected(d) && unlisted(&d.name)) || kept_below();
                 if !(request.recursive_match && unlisted_selected()) {
                     continue;
                 }
@@ -245,13 +249,8 @@ impl Session {
                 return Outcome::go_on(self.store_failure(tag, &e));
             }
         }
-        if request.subscribed_only {
-            // Names still subscribed whose mailbox is gone (RFC 3501 §6.3.6): LSUB cannot select them;
-            // LIST-EXTENDED says they do not exist (RFC 5258 §3).
-            let kept = match self.store.kept_subscriptions(self.user()).await {
-                Ok(kept) => kept,
-                Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
-            };
+        if !kept.is_empty() {
+            // LSUB cannot select them; LIST-EXTENDED says they do not exist (RFC 5258 §3).
             let attributes = match request.lsub {
                 true => "\\Noselect",
                 false => "\\Subscribed \\NonExistent",

@@ -371,6 +371,13 @@ async fn read_patch(ctx: &mut Ctx<'_>, patch: &Map<String, Value>) -> Result<Ema
             remove: left,
         };
     }
+    if replace.is_some() && (add != Flags::default() || remove != Flags::default()) {
+        // RFC 8620 §5.3: no path of a patch may be a prefix of another.
+        return Err(set_error(
+            "invalidPatch",
+            "keywords is set whole and patched both",
+        ));
+    }
     let keywords = match replace {
         Some(flags) => vec![(FlagOp::Replace, flags)],
         None => [(FlagOp::Add, add), (FlagOp::Remove, remove)]

@@ -327,6 +327,12 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         let subscribed = object.get("isSubscribed").and_then(Value::as_bool) != Some(false);
         match ctx.store().create_mailbox(user, &full, subscribed).await {
             Ok(id) => {
+                // A name still subscribed from a deleted mailbox comes back subscribed; the client's
+                // explicit `false` wins over that.
+                let made = ctx.store().mailbox(user, &full).await?;
+                if !subscribed && made.is_some_and(|m| m.subscribed) {
+                    ctx.store().subscribe(user, &full, false).await?;
+                }
                 ctx.changed();
                 ctx.created.insert(cid.clone(), ids::mailbox(id));
                 created.insert(

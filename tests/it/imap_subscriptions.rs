@@ -42,4 +42,26 @@ async fn a_deleted_mailbox_is_listed_subscribed_and_nonexistent_until_unsubscrib
         c.run("i UNSUBSCRIBE Gone").await,
         strs(&["i NO [NONEXISTENT] No such mailbox"])
     );
+    // A kept name counts as a subscribed child: its parent stands in for it where the pattern stops.
+    c.run("j CREATE a/b").await;
+    c.run("k SUBSCRIBE a/b").await;
+    c.run("l DELETE a/b").await;
+    assert_eq!(
+        c.run("m LSUB \"\" a").await,
+        strs(&["* LSUB (\\Noselect) \"/\" \"a\"", "m OK LSUB completed"])
+    );
+    assert_eq!(
+        c.run("n LIST (SUBSCRIBED RECURSIVEMATCH) \"\" a").await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"a\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+            "n OK LIST completed"
+        ])
+    );
+    // Never special-use.
+    let special = c.run("o LIST (SUBSCRIBED SPECIAL-USE) \"\" *").await;
+    assert_eq!(special.len(), 6, "{special:?}");
+    assert!(
+        !special.iter().any(|l| l.contains("NonExistent")),
+        "{special:?}"
+    );
 }

@@ -300,9 +300,10 @@ pub async fn rename_mailbox(
         &[&ids, &names],
     )
     .await?;
-    // The mailboxes now under these names carry their own subscriptions.
+    // A subscription kept for one of these names is now its mailbox's.
     ctx.exec(
-        "DELETE FROM subscribed_names WHERE user_id = $1 AND name = ANY($2)",
+        "WITH kept AS (DELETE FROM subscribed_names WHERE user_id = $1 AND name = ANY($2) RETURNING name) \
+         UPDATE mailboxes SET subscribed = true WHERE user_id = $1 AND name IN (SELECT name FROM kept)",
         &[&user, &names],
     )
     .await?;

@@ -266,8 +266,13 @@ pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> 
         .map_err(backend)?;
     for (id, new) in &moves {
         set.execute(params![new, id]).map_err(backend)?;
-        // The mailbox now under this name carries its own subscription.
-        forget_kept_subscription(ctx.tx, user, new).map_err(backend)?;
+        // A subscription kept for this name is now the mailbox's.
+        if forget_kept_subscription(ctx.tx, user, new).map_err(backend)? {
+            ctx.tx
+                .prepare_cached("UPDATE mailboxes SET subscribed = 1 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id]))
+                .map_err(backend)?;
+        }
     }
     let ids: Vec<MailboxId> = moves.iter().map(|(id, _)| *id).collect();
     bump_account(ctx.tx, user, &ids).map_err(backend)?;
