@@ -329,8 +329,10 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             Ok(id) => {
                 // A name still subscribed from a deleted mailbox comes back subscribed; the client's
                 // explicit `false` wins over that.
-                let made = ctx.store().mailbox(user, &full).await?;
-                if !subscribed && made.is_some_and(|m| m.subscribed) {
+                if !subscribed
+                    && let Some(made) = ctx.store().mailbox(user, &full).await?
+                    && made.subscribed
+                {
                     ctx.store().subscribe(user, &full, false).await?;
                 }
                 ctx.changed();

@@ -642,6 +642,17 @@ async fn mailbox_and_keyword_limits_hold() {
             .update_flags(a.inbox, &[1], FlagOp::Replace, kw(&["b"]), None)
             .await
             .unwrap();
+        // Names kept subscribed after a delete are as many as mailboxes may be, however many go.
+        store.delete_mailbox(a.id, "one").await.unwrap();
+        store.delete_mailbox(a.id, "two").await.unwrap();
+        for i in 0..10 {
+            store
+                .create_mailbox(a.id, &format!("k{i}"), true)
+                .await
+                .unwrap();
+            store.delete_mailbox(a.id, &format!("k{i}")).await.unwrap();
+        }
+        assert_eq!(store.kept_subscriptions(a.id).await.unwrap().len(), 8);
         store.close().await;
     }
 }

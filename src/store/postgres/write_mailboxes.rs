@@ -321,11 +321,13 @@ pub async fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> Stor
     let Some(id) = find(ctx, user, &name).await? else {
         return Err(StoreError::NoSuchMailbox);
     };
-    // Its subscription outlives it (RFC 3501 §6.3.6).
+    // Its subscription outlives it (RFC 3501 §6.3.6), up to as many kept names as the account may
+    // have mailboxes: CREATE, SUBSCRIBE, DELETE in a loop must not grow the list (and LSUB) for ever.
     ctx.exec(
         "INSERT INTO subscribed_names (user_id, name) \
-         SELECT user_id, name FROM mailboxes WHERE id = $1 AND subscribed ON CONFLICT DO NOTHING",
-        &[&id],
+         SELECT user_id, name FROM mailboxes WHERE id = $1 AND subscribed \
+         AND (SELECT count(*) FROM subscribed_names WHERE user_id = $2) < $3 ON CONFLICT DO NOTHING",
+        &[&id, &user, &(ctx.limits.mailboxes_per_account_max as i64)],
     )
     .await?;
     ctx.exec("DELETE FROM messages WHERE mailbox_id = $1", &[&id])

@@ -290,13 +290,15 @@ pub fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> StoreResul
         return Err(StoreError::NoSuchMailbox);
     };
     let run = || -> rusqlite::Result<()> {
-        // Its subscription outlives it (RFC 3501 §6.3.6).
+        // Its subscription outlives it (RFC 3501 §6.3.6), up to as many kept names as the account may
+        // have mailboxes: CREATE, SUBSCRIBE, DELETE in a loop must not grow the list (and LSUB) for ever.
         ctx.tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO subscribed_names (user_id, name) \
-                 SELECT user_id, name FROM mailboxes WHERE id = ?1 AND subscribed",
+                 SELECT user_id, name FROM mailboxes WHERE id = ?1 AND subscribed \
+                 AND (SELECT count(*) FROM subscribed_names WHERE user_id = mailboxes.user_id) < ?2",
             )?
-            .execute(params![id])?;
+            .execute(params![id, ctx.limits.mailboxes_per_account_max as i64])?;
         // Messages first, row by row, so the triggers keep the account's usage and free unshared bytes.
         ctx.tx
             .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1")?
