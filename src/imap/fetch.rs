@@ -373,6 +373,7 @@ impl Session {
         };
         let selected = self.selected_mut().expect("selected");
         let (mailbox, read_only) = (selected.id, selected.read_only);
+        let recent = selected.recent.clone();
         let last_uid = selected.view.last_uid().unwrap_or(0);
         let seqs: Vec<u32> = uids
             .iter()
@@ -419,6 +420,7 @@ impl Session {
             batch: VecDeque::new(),
             seen_now,
             condstore: self.condstore,
+            recent,
             changed_since,
             missing: false,
             unknown_encoding: false,
@@ -484,6 +486,8 @@ struct FetchStream {
     seen_now: HashSet<u32>,
     /// CONDSTORE is on: a message marked `\Seen` also reports its UID and MODSEQ.
     condstore: bool,
+    /// The UIDs `\Recent` to the session (its FLAGS say so).
+    recent: Ranges,
     changed_since: Option<u64>,
     /// A message was expunged before it could be sent.
     missing: bool,
@@ -661,7 +665,15 @@ impl FetchStream {
             match item {
                 Item::Uid => line.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
                 Item::Flags => line.extend_from_slice(
-                    format!("FLAGS {}", respond::flag_list(meta.flags, &meta.keywords)).as_bytes(),
+                    format!(
+                        "FLAGS {}",
+                        respond::flag_list(
+                            meta.flags,
+                            &meta.keywords,
+                            self.recent.contains(meta.uid)
+                        )
+                    )
+                    .as_bytes(),
                 ),
                 Item::InternalDate => line.extend_from_slice(
                     format!(

@@ -214,7 +214,7 @@ impl Session {
         for item in items {
             values.push(match item {
                 StatusItem::Messages => format!("MESSAGES {}", info.messages),
-                StatusItem::Recent => "RECENT 0".to_string(),
+                StatusItem::Recent => format!("RECENT {}", info.recent),
                 StatusItem::UidNext => format!("UIDNEXT {}", info.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", info.unseen),

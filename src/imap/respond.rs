@@ -38,12 +38,15 @@ pub const SYSTEM_FLAGS: [(i64, &str); 5] = [
 ];
 
 /// `(\Seen $Keyword ...)`.
-pub fn flag_list(system: i64, keywords: &[String]) -> String {
+pub fn flag_list(system: i64, keywords: &[String], recent: bool) -> String {
     let mut names: Vec<&str> = SYSTEM_FLAGS
         .iter()
         .filter(|(bit, _)| system & bit != 0)
         .map(|(_, name)| *name)
         .collect();
+    if recent {
+        names.push("\\Recent");
+    }
     names.extend(keywords.iter().map(String::as_str));
     format!("({})", names.join(" "))
 }
@@ -108,10 +111,14 @@ mod tests {
     #[test]
     fn flags_and_dates() {
         assert_eq!(
-            flag_list(flags::SEEN | flags::FLAGGED, &["$Work".into()]),
+            flag_list(flags::SEEN | flags::FLAGGED, &["$Work".into()], false),
             "(\\Flagged \\Seen $Work)"
         );
-        assert_eq!(flag_list(0, &[]), "()");
+        assert_eq!(flag_list(0, &[], false), "()");
+        assert_eq!(
+            flag_list(flags::SEEN, &["$Work".into()], true),
+            "(\\Seen \\Recent $Work)"
+        );
         assert_eq!(
             internal_date(1_764_633_600_000_000),
             "\"02-Dec-2025 00:00:00 +0000\""

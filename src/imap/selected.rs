@@ -25,8 +25,8 @@ use super::respond::{self, bad, no, ok};
 use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::{
-    FlagOp, MESSAGES_PER_CALL_MAX, MailboxId, MailboxInfo, MailboxWatch, MessageFlags, Since,
-    StoreError, StoreResult, flags,
+    FlagOp, MESSAGES_PER_CALL_MAX, MailStore, MailboxId, MailboxInfo, MailboxWatch, MessageFlags,
+    Since, StoreError, StoreResult, flags,
 };
 
 /// The selected mailbox as this session knows it.
@@ -46,6 +46,10 @@ pub struct Selected {
     pub(super) watch: MailboxWatch,
     /// The feed woke the session (IDLE) since the last sync: the change log must be read.
     pub(super) woken: bool,
+    /// The UIDs `\Recent` to this session (RFC 3501 §2.3.2): those it claimed from the store when it
+    /// selected the mailbox and as new mail came (read-only, those no one had claimed). Empty under
+    /// IMAP4rev2, which has no `\Recent`.
+    pub(super) recent: Ranges,
 }
 
 impl Selected {
@@ -83,9 +87,10 @@ impl Session {
 
     /// One untagged FETCH of flags (an unsolicited update or STORE's answer).
     pub(super) fn flags_response(&self, seq: u32, m: &MessageFlags, uid: bool) -> Vec<u8> {
+        let recent = matches!(&self.state, State::Selected(s) if s.recent.contains(m.uid));
         let mut items = vec![format!(
             "FLAGS {}",
-            respond::flag_list(m.flags.system, &m.flags.keywords)
+            respond::flag_list(m.flags.system, &m.flags.keywords, recent)
         )];
         if uid || self.condstore {
             items.push(format!("UID {}", m.uid));
@@ -152,7 +157,7 @@ impl Session {
             }
             let mut items = vec![format!(
                 "FLAGS {}",
-                respond::flag_list(m.flags, &m.keywords)
+                respond::flag_list(m.flags, &m.keywords, selected.recent.contains(m.uid))
             )];
             if condstore {
                 items.push(format!("UID {}", m.uid));
@@ -182,7 +187,15 @@ impl Session {
             let exists = selected.view.arrive(&arrived);
             out.extend_from_slice(format!("* {exists} EXISTS\r\n").as_bytes());
             if !rev2 {
-                out.extend_from_slice(b"* 0 RECENT\r\n");
+                let (first, last) = (arrived[0], arrived[arrived.len() - 1]);
+                let from = match selected.read_only {
+                    // EXAMINE must not take `\Recent` from anyone (RFC 3501 §6.3.2).
+                    true => first,
+                    false => claim_recent(&*store, selected.id, last.saturating_add(1)).await,
+                };
+                selected.recent.add(from, last);
+                let recent = selected.view.count_within(&selected.recent);
+                out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
             }
         }
         Ok(())
@@ -249,6 +262,15 @@ impl Session {
             .iter()
             .position(|(_, f)| f & flags::SEEN == 0)
             .map(|i| i + 1);
+        // What no session has claimed yet is recent to this one: SELECT claims it, EXAMINE only looks.
+        let mut recent = Ranges::NONE;
+        if !self.rev2 && stored_from > info.first_recent_uid {
+            let from = match read_only {
+                true => info.first_recent_uid,
+                false => claim_recent(&*self.store, info.id, stored_from).await,
+            };
+            recent.add(from, stored_from - 1);
+        }
         let selected = Selected {
             id: info.id,
             name: info.name.clone(),
@@ -262,6 +284,7 @@ impl Session {
             told: HashMap::new(),
             watch,
             woken: true,
+            recent,
         };
         // FLAGS names the keywords in use too, so clients offer them (Dovecot does the same).
         let keywords: String = snapshot.keywords.iter().map(|k| format!(" {k}")).collect();
@@ -275,7 +298,8 @@ impl Session {
         );
         out.extend_from_slice(format!("* {} EXISTS\r\n", selected.view.exists()).as_bytes());
         if !self.rev2 {
-            out.extend_from_slice(b"* 0 RECENT\r\n");
+            let recent = selected.view.count_within(&selected.recent);
+            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
             if let Some(seq) = first_unseen {
                 out.extend_from_slice(
                     format!("* OK [UNSEEN {seq}] First unseen message\r\n").as_bytes(),
@@ -363,7 +387,7 @@ impl Session {
             let Some(seq) = selected.view.seq_of(m.uid) else {
                 continue;
             };
-            let flags = respond::flag_list(m.flags, &m.keywords);
+            let flags = respond::flag_list(m.flags, &m.keywords, selected.recent.contains(m.uid));
             out.extend_from_slice(
                 format!(
                     "* {seq} FETCH (UID {} FLAGS {flags} MODSEQ ({}))\r\n",
@@ -729,6 +753,7 @@ impl Session {
         let stars = Stars {
             last_seq: selected.view.exists(),
             last_uid: selected.view.last_uid().unwrap_or(0),
+            recent: &selected.recent,
         };
         let id = selected.id;
         let query = match Query::compile(keys, stars) {
@@ -904,4 +929,17 @@ fn esearch(
         line.push_str(&format!(" MODSEQ {h}"));
     }
     format!("{line}\r\n").into_bytes()
+}
+
+/// Claims the messages below `below` as `\Recent` ([`MailStore::claim_recent`]) and returns the first
+/// UID claimed. A claim that fails claims nothing (returns `below`): they stay `\Recent` for the next
+/// session, and the command goes on.
+async fn claim_recent(store: &dyn MailStore, mailbox: MailboxId, below: u32) -> u32 {
+    match store.claim_recent(mailbox, below).await {
+        Ok(from) => from,
+        Err(e) => {
+            tracing::warn!(mailbox, "claiming \\Recent failed: {e}");
+            below
+        }
+    }
 }

@@ -34,6 +34,7 @@ pub struct CopiedMailbox {
     pub uid_next: u32,
     pub highest_modseq: u64,
     pub account_modseq: u64,
+    pub first_recent_uid: u32,
 }
 
 /// A message as copied: its row and its bytes.

@@ -134,6 +134,10 @@ pub struct MailboxInfo {
     pub unseen: u64,
     /// Stored bytes of its messages.
     pub bytes: u64,
+    /// The lowest UID no IMAP session has claimed as `\Recent` yet ([`MailStore::claim_recent`]).
+    pub first_recent_uid: u32,
+    /// Its messages at or above `first_recent_uid`: `\Recent` to the next session that selects it.
+    pub recent: u64,
 }
 
 /// Where a copy or move put each message: (source UID, destination UID), in source UID order (UIDPLUS's
@@ -665,6 +669,12 @@ pub trait MailStore: Send + Sync + 'static {
     async fn subscribe(&self, user: UserId, name: &str, subscribed: bool) -> StoreResult<()>;
     /// The names the account is subscribed to that have no mailbox, in byte order.
     async fn kept_subscriptions(&self, user: UserId) -> StoreResult<Vec<String>>;
+    /// Claims the mailbox's messages below UID `below` as `\Recent` for one IMAP session (RFC 3501
+    /// §2.3.2: the first session told of a message is the one that sees it recent): raises the mailbox's
+    /// first recent UID to `below`, if lower, and returns what it was. The caller's are those from the
+    /// value returned up to `below`; a concurrent claim never gets the same ones. Not a change of the
+    /// mailbox: no modseq moves and no one is told.
+    async fn claim_recent(&self, mailbox: MailboxId, below: u32) -> StoreResult<u32>;
     /// Stores a message in a mailbox with the given flags (IMAP APPEND, a draft, a Sent copy). Quota applies.
     async fn append(
         &self,

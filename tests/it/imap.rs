@@ -181,7 +181,7 @@ async fn a_rev1_session_with_exact_responses() {
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
             "* 2 EXISTS",
-            "* 0 RECENT",
+            "* 2 RECENT",
             "* OK [UNSEEN 1] First unseen message",
             "* OK [UIDVALIDITY 1] UIDs valid",
             "* OK [UIDNEXT 3] Predicted next UID",
@@ -193,11 +193,11 @@ async fn a_rev1_session_with_exact_responses() {
         c.run("f FETCH 1:* (FLAGS RFC822.SIZE INTERNALDATE)").await,
         strs(&[
             &format!(
-                "* 1 FETCH (FLAGS () RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+                "* 1 FETCH (FLAGS (\\Recent) RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
                 HELLO.len()
             ),
             &format!(
-                "* 2 FETCH (FLAGS () RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+                "* 2 FETCH (FLAGS (\\Recent) RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
                 SECOND.len()
             ),
             "f OK FETCH completed",
@@ -217,7 +217,7 @@ NIL NIL NIL \"<1@example.org>\") BODY (\"text\" \"plain\" (\"charset\" \"us-asci
         c.run("h UID FETCH 2 (BODY[])").await,
         strs(&[
             &format!(
-                "* 2 FETCH (UID 2 BODY[] {{{}}}\r\n{} FLAGS (\\Seen))",
+                "* 2 FETCH (UID 2 BODY[] {{{}}}\r\n{} FLAGS (\\Seen \\Recent))",
                 SECOND.len(),
                 String::from_utf8_lossy(SECOND)
             ),
@@ -235,13 +235,22 @@ NIL NIL NIL \"<1@example.org>\") BODY (\"text\" \"plain\" (\"charset\" \"us-asci
     assert_eq!(
         c.run("j STORE 1 +FLAGS (\\Flagged $Work)").await,
         strs(&[
-            "* 1 FETCH (FLAGS (\\Flagged $Work))",
+            "* 1 FETCH (FLAGS (\\Flagged \\Recent $Work))",
             "j OK STORE completed"
         ])
     );
     assert_eq!(
         c.run("k SEARCH UNSEEN").await,
         strs(&["* SEARCH 1", "k OK SEARCH completed"])
+    );
+    // Both messages are \Recent to this session, the first session to see them (RFC 3501 §2.3.2).
+    assert_eq!(
+        c.run("k2 SEARCH NEW").await,
+        strs(&["* SEARCH 1", "k2 OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("k3 SEARCH OLD").await,
+        strs(&["* SEARCH", "k3 OK SEARCH completed"])
     );
     assert_eq!(
         c.run("l UID SEARCH OR KEYWORD $work SUBJECT second").await,
@@ -261,11 +270,26 @@ NIL NIL NIL \"<1@example.org>\") BODY (\"text\" \"plain\" (\"charset\" \"us-asci
     );
     assert_eq!(
         c.run("p FETCH 1 (UID FLAGS)").await,
-        strs(&["* 1 FETCH (UID 2 FLAGS (\\Seen))", "p OK FETCH completed"])
+        strs(&[
+            "* 1 FETCH (UID 2 FLAGS (\\Seen \\Recent))",
+            "p OK FETCH completed"
+        ])
     );
     assert_eq!(
         c.run("q FETCH 2 FLAGS").await,
         strs(&["q BAD Invalid sequence number"])
+    );
+    // To any later session, they are not recent any more.
+    let mut later = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    let selected = later.run("a SELECT INBOX").await;
+    assert!(selected.contains(&"* 0 RECENT".to_string()), "{selected:?}");
+    assert_eq!(
+        later.run("b FETCH 1 FLAGS").await,
+        strs(&["* 1 FETCH (FLAGS (\\Seen))", "b OK FETCH completed"])
+    );
+    assert_eq!(
+        later.run("c SEARCH RECENT").await,
+        strs(&["* SEARCH", "c OK SEARCH completed"])
     );
     assert_eq!(
         c.run("r LOGOUT").await,
@@ -362,7 +386,7 @@ async fn mailboxes_list_status_append_copy_move() {
             .await,
         strs(&[
             &format!(
-                "* STATUS \"Drafts\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3 UNSEEN 1 SIZE {} RECENT 0 DELETED 0)",
+                "* STATUS \"Drafts\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3 UNSEEN 1 SIZE {} RECENT 1 DELETED 0)",
                 appended.len()
             ),
             "k OK STATUS completed",
@@ -379,7 +403,7 @@ async fn mailboxes_list_status_append_copy_move() {
     assert_eq!(
         c.run("n FETCH 1 (FLAGS INTERNALDATE)").await,
         strs(&[
-            "* 1 FETCH (FLAGS (\\Draft $Later) INTERNALDATE \"05-Jan-2024 09:00:00 +0000\")",
+            "* 1 FETCH (FLAGS (\\Draft \\Recent $Later) INTERNALDATE \"05-Jan-2024 09:00:00 +0000\")",
             "n OK FETCH completed"
         ])
     );
@@ -595,7 +619,7 @@ async fn two_sessions_hear_of_each_other_in_order() {
     assert_eq!(
         a.run("a2 FETCH 1:3 (UID)").await,
         strs(&[
-            "* 3 FETCH (FLAGS (\\Flagged))",
+            "* 3 FETCH (FLAGS (\\Flagged \\Recent))",
             "* 2 FETCH (UID 2)",
             "* 3 FETCH (UID 3)",
             "a2 NO [EXPUNGEISSUED] Some of the requested messages no longer exist",
@@ -612,8 +636,8 @@ async fn two_sessions_hear_of_each_other_in_order() {
     assert_eq!(
         a.run("a5 FETCH 1:* (UID FLAGS)").await,
         strs(&[
-            "* 1 FETCH (UID 2 FLAGS ())",
-            "* 2 FETCH (UID 3 FLAGS (\\Flagged))",
+            "* 1 FETCH (UID 2 FLAGS (\\Recent))",
+            "* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent))",
             "a5 OK FETCH completed"
         ])
     );
@@ -624,7 +648,7 @@ async fn two_sessions_hear_of_each_other_in_order() {
         a.run("a6 UID FETCH 3 (FLAGS)").await,
         strs(&[
             "* 1 EXPUNGE",
-            "* 1 FETCH (UID 3 FLAGS (\\Flagged))",
+            "* 1 FETCH (UID 3 FLAGS (\\Flagged \\Recent))",
             "a6 OK FETCH completed"
         ])
     );
@@ -658,14 +682,15 @@ async fn idle_hears_other_sessions_and_other_protocols_at_once() {
     m.send(b"Subject: by smtp\r\n\r\nhi\r\n.\r\n").await;
     m.expect_prefix("250 ").await;
     assert_eq!(idler.line().await, "* 2 EXISTS");
-    assert_eq!(idler.line().await, "* 0 RECENT");
+    // The first message when it selected, the new one when IDLE told of it: both recent to it.
+    assert_eq!(idler.line().await, "* 2 RECENT");
     assert!(started.elapsed() < Duration::from_secs(5));
 
     // A flag change and an expunge by another IMAP session.
     let mut other = Imap::login(addr, "bob", "bob-password").await;
     other.run("c SELECT INBOX").await;
     other.run("d STORE 2 +FLAGS (\\Flagged)").await;
-    assert_eq!(idler.line().await, "* 2 FETCH (FLAGS (\\Flagged))");
+    assert_eq!(idler.line().await, "* 2 FETCH (FLAGS (\\Flagged \\Recent))");
     other.run("e STORE 1 +FLAGS (\\Deleted)").await;
     other.run("f EXPUNGE").await;
     let mut lines = vec![idler.line().await];
@@ -677,7 +702,7 @@ async fn idle_hears_other_sessions_and_other_protocols_at_once() {
     // Mail delivered by another process's kind of write (straight to the store).
     deliver(&s, "bob", HELLO).await;
     assert_eq!(idler.line().await, "* 2 EXISTS");
-    assert_eq!(idler.line().await, "* 0 RECENT");
+    assert_eq!(idler.line().await, "* 2 RECENT");
     idler.send(b"DONE\r\n").await;
     assert_eq!(idler.line().await, "b OK IDLE terminated");
     assert_eq!(
@@ -1094,7 +1119,7 @@ async fn idle_hears_another_processs_delivery() {
     assert_eq!(c.line().await, "+ idling");
     crate::cli::deliver_from_another_process(s.dir.path(), "bob", "from outside").await;
     assert_eq!(c.line().await, "* 1 EXISTS");
-    assert_eq!(c.line().await, "* 0 RECENT");
+    assert_eq!(c.line().await, "* 1 RECENT");
     c.send(b"DONE\r\n").await;
     assert_eq!(c.line().await, "b OK IDLE terminated");
     crate::cli::delete_user_from_another_process(s.dir.path(), "bob").await;

@@ -12,6 +12,11 @@ async fn condstore_enabled_while_selected_reports_highestmodseq_uids_and_modseqs
     for _ in 0..3 {
         deliver(&s, "bob", MESSAGE).await;
     }
+    // An earlier session saw them first: they are not \Recent to this one, whose FLAGS are then short.
+    Imap::login(imap_addr(&s), "bob", "bob-password")
+        .await
+        .run("a SELECT INBOX")
+        .await;
     let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
     c.run("a SELECT INBOX").await;
     // Before CONDSTORE: a STORE's FETCH says neither UID nor MODSEQ.

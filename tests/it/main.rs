@@ -14,6 +14,7 @@ mod hostile;
 mod imap;
 mod imap_clients;
 mod imap_condstore;
+mod imap_recent;
 mod imap_subscriptions;
 mod jmap;
 mod large;

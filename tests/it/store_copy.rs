@@ -57,6 +57,8 @@ async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>
             messages: 0,
             unseen: 0,
             bytes: 0,
+            first_recent_uid: 0,
+            recent: 0,
         },
         Vec::new(),
     ));

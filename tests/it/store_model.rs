@@ -232,6 +232,58 @@ async fn a_deleted_mailbox_stays_subscribed_until_unsubscribed_or_made_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_messages_are_claimed_by_one_session_only() {
+    for (store, _dir) in backends().await {
+        let a = user(store.as_ref(), "a").await;
+        let recent = |name: &'static str| {
+            let store = store.clone();
+            async move {
+                let m = store.mailbox(a.id, name).await.unwrap().unwrap();
+                (m.recent, m.first_recent_uid)
+            }
+        };
+        // A new mailbox's mail is recent until someone claims it.
+        deliver(store.as_ref(), "a", 3).await;
+        assert_eq!(recent("INBOX").await, (3, 0));
+        assert_eq!(store.claim_recent(a.inbox, 4).await.unwrap(), 0);
+        assert_eq!(recent("INBOX").await, (0, 4));
+        // A claim never lowers the mark, and claims nothing twice.
+        assert_eq!(store.claim_recent(a.inbox, 4).await.unwrap(), 4);
+        assert_eq!(store.claim_recent(a.inbox, 2).await.unwrap(), 4);
+        assert_eq!(recent("INBOX").await, (0, 4));
+        // Of sessions claiming the same new mail at once, exactly one gets it.
+        deliver(store.as_ref(), "a", 2).await;
+        assert_eq!(recent("INBOX").await, (2, 4));
+        let claims: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.claim_recent(a.inbox, 6).await.unwrap() })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for claim in claims {
+            got.push(claim.await.unwrap());
+        }
+        got.sort();
+        assert_eq!(got, [4, 6, 6, 6, 6, 6, 6, 6]);
+        assert_eq!(recent("INBOX").await, (0, 6));
+        // A copy is new mail in its mailbox (RFC 3501 §6.4.7: the copy is \Recent).
+        let archive = store.mailbox(a.id, "Archive").await.unwrap().unwrap();
+        store
+            .copy(a.id, a.inbox, &[1, 2], archive.id, false)
+            .await
+            .unwrap();
+        assert_eq!(recent("Archive").await, (2, 0));
+        assert_eq!(recent("INBOX").await, (0, 6));
+        assert!(matches!(
+            store.claim_recent(archive.id + 1000, 1).await,
+            Err(StoreError::NoSuchMailbox)
+        ));
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_inbox_moves_its_messages_and_leaves_it_empty() {
     for (store, _dir) in backends().await {
         let store = store.as_ref();

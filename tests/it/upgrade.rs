@@ -111,6 +111,12 @@ async fn a_schema_4_data_dir_opens_with_everything_intact() {
             inbox.highest_modseq,
             want["highest_modseq"].as_u64().unwrap()
         );
+        // Mail from before \Recent was kept is recent to no one.
+        assert_eq!(
+            (inbox.recent, inbox.first_recent_uid),
+            (0, inbox.uid_next),
+            "{name}: nothing recent"
+        );
         assert!(store.account_modseq(account.id).await.unwrap().unwrap() >= inbox.highest_modseq);
         let listed = store.list_users().await.unwrap();
         let me = listed.iter().find(|u| &u.name == name).unwrap();

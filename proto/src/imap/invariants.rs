@@ -67,11 +67,12 @@ pub fn check_decoder(data: &[u8]) {
 
 /// A search compiles and evaluates on a small message without a panic.
 fn check_search(keys: &[imap_types::search::SearchKey<'_>]) {
-    use super::search::{Candidate, Query, Stars};
+    use super::search::{Candidate, Query, Ranges, Stars};
     const RAW: &[u8] = b"From: a@b\r\nSubject: =?UTF-8?Q?x=C3=BC?=\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhi\r\n";
     let stars = Stars {
         last_seq: 3,
         last_uid: 9,
+        recent: &Ranges::NONE,
     };
     let Ok(query) = Query::compile(keys, stars) else {
         return;

@@ -51,10 +51,45 @@ impl DateTest {
 }
 
 /// Inclusive ranges, sorted and merged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ranges(Vec<(u32, u32)>);
 
 impl Ranges {
+    /// No numbers at all.
+    pub const NONE: Ranges = Ranges(Vec::new());
+
+    /// Adds `lo..=hi` (nothing when `lo > hi`), merging it with the ranges it touches.
+    pub fn add(&mut self, lo: u32, hi: u32) {
+        if lo > hi {
+            return;
+        }
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.0.len() + 1);
+        let mut new = (lo, hi);
+        let mut placed = false;
+        for &(a, b) in &self.0 {
+            if b.saturating_add(1) < new.0 {
+                merged.push((a, b));
+            } else if new.1.saturating_add(1) < a {
+                if !placed {
+                    merged.push(new);
+                    placed = true;
+                }
+                merged.push((a, b));
+            } else {
+                new = (new.0.min(a), new.1.max(b));
+            }
+        }
+        if !placed {
+            merged.push(new);
+        }
+        self.0 = merged;
+    }
+
+    /// The ranges, ascending: each `(lo, hi)` inclusive.
+    pub fn spans(&self) -> &[(u32, u32)] {
+        &self.0
+    }
+
     /// The ranges of `set`, with `*` standing for `star` (0 when the mailbox is empty, so it names
     /// nothing).
     pub fn of(set: &SequenceSet, star: u32) -> Ranges {
@@ -93,7 +128,7 @@ impl Ranges {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     All,
-    /// Matches nothing (RECENT, NEW: Jmail keeps no `\Recent`).
+    /// Matches nothing.
     Nothing,
     And(Vec<Query>),
     Or(Box<Query>, Box<Query>),
@@ -134,11 +169,13 @@ pub enum Field {
     Subject,
 }
 
-/// What `*` stands for while compiling: the session's last sequence number and highest UID.
+/// What a search is compiled against: what `*` stands for (the session's last sequence number and
+/// highest UID), and the UIDs that are `\Recent` to the session (RECENT, NEW and OLD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stars {
+pub struct Stars<'a> {
     pub last_seq: u32,
     pub last_uid: u32,
+    pub recent: &'a Ranges,
 }
 
 /// Most keys of one search that look at text (FROM ... SUBJECT, HEADER, BODY, TEXT). Each is a substring
@@ -167,7 +204,7 @@ fn date(d: &imap_types::datetime::NaiveDate) -> NaiveDate {
 
 impl Query {
     /// Compiles a command's search keys (ANDed).
-    pub fn compile(keys: &[SearchKey<'_>], stars: Stars) -> Result<Query, SearchError> {
+    pub fn compile(keys: &[SearchKey<'_>], stars: Stars<'_>) -> Result<Query, SearchError> {
         let query = Query::compile_all(keys, stars)?;
         if query.text_keys() > TEXT_KEYS_MAX {
             return Err(SearchError::TooManyTextKeys);
@@ -175,7 +212,7 @@ impl Query {
         Ok(query)
     }
 
-    fn compile_all(keys: &[SearchKey<'_>], stars: Stars) -> Result<Query, SearchError> {
+    fn compile_all(keys: &[SearchKey<'_>], stars: Stars<'_>) -> Result<Query, SearchError> {
         let mut all = keys
             .iter()
             .map(|k| Query::compile_one(k, stars))
@@ -198,7 +235,7 @@ impl Query {
         }
     }
 
-    fn compile_one(key: &SearchKey<'_>, stars: Stars) -> Result<Query, SearchError> {
+    fn compile_one(key: &SearchKey<'_>, stars: Stars<'_>) -> Result<Query, SearchError> {
         use SearchKey as K;
         let envelope = |field: Field, value: &AString<'_>| Ok(Query::Envelope(field, text(value)?));
         Ok(match key {
@@ -218,8 +255,12 @@ impl Query {
             K::Unseen => Query::Flag(flag::SEEN, false),
             K::Keyword(word) => Query::Keyword(word.as_ref().to_ascii_lowercase(), true),
             K::Unkeyword(word) => Query::Keyword(word.as_ref().to_ascii_lowercase(), false),
-            K::Recent | K::New => Query::Nothing,
-            K::Old => Query::All,
+            K::Recent => Query::Uid(stars.recent.clone()),
+            K::New => Query::And(vec![
+                Query::Uid(stars.recent.clone()),
+                Query::Flag(flag::SEEN, false),
+            ]),
+            K::Old => Query::Not(Box::new(Query::Uid(stars.recent.clone()))),
             K::Larger(n) => Query::Larger(u64::from(*n)),
             K::Smaller(n) => Query::Smaller(u64::from(*n)),
             K::Before(d) => Query::Arrived(DateTest::Before, date(d)),
@@ -554,6 +595,7 @@ mod tests {
             Stars {
                 last_seq: 3,
                 last_uid: 30,
+                recent: &Ranges::NONE,
             },
         )
         .expect("compiles")
@@ -641,6 +683,62 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
     }
 
     #[test]
+    fn recent_new_and_old_follow_the_sessions_recent_uids() {
+        let mut recent = Ranges::NONE;
+        recent.add(18, 20);
+        let with = |text: &str, recent: &Ranges| {
+            let summary = summarize_message(RAW);
+            let q = Query::compile(
+                &keys(text),
+                Stars {
+                    last_seq: 3,
+                    last_uid: 30,
+                    recent,
+                },
+            )
+            .expect("compiles");
+            let seen = Candidate::new(
+                2,
+                20,
+                flag::SEEN,
+                &[],
+                1,
+                0,
+                1,
+                Some(&summary.envelope),
+                None,
+            );
+            let unseen = Candidate::new(3, 21, 0, &[], 1, 0, 1, Some(&summary.envelope), None);
+            (q.matches(&seen), q.matches(&unseen))
+        };
+        assert_eq!(with("RECENT", &recent), (true, false));
+        assert_eq!(with("OLD", &recent), (false, true));
+        assert_eq!(with("NEW", &recent), (false, false));
+        recent.add(21, 21);
+        assert_eq!(with("NEW", &recent), (false, true));
+        assert_eq!(with("NOT OLD", &recent), (true, true));
+        assert_eq!(with("RECENT", &Ranges::NONE), (false, false));
+    }
+
+    #[test]
+    fn ranges_added_merge_with_those_they_touch() {
+        let mut r = Ranges::NONE;
+        r.add(10, 12);
+        r.add(1, 3);
+        r.add(20, 25);
+        assert_eq!(r.spans(), &[(1, 3), (10, 12), (20, 25)]);
+        r.add(4, 9);
+        assert_eq!(r.spans(), &[(1, 12), (20, 25)]);
+        r.add(5, 5);
+        r.add(13, 19);
+        assert_eq!(r.spans(), &[(1, 25)]);
+        r.add(30, 29);
+        r.add(u32::MAX, u32::MAX);
+        assert_eq!(r.spans(), &[(1, 25), (u32::MAX, u32::MAX)]);
+        assert!(r.contains(25) && !r.contains(26) && r.contains(u32::MAX));
+    }
+
+    #[test]
     fn text_keys_are_capped() {
         let many = vec!["BODY x"; TEXT_KEYS_MAX + 1].join(" ");
         assert_eq!(
@@ -648,7 +746,8 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
                 &keys(&many),
                 Stars {
                     last_seq: 1,
-                    last_uid: 1
+                    last_uid: 1,
+                    recent: &Ranges::NONE,
                 }
             ),
             Err(SearchError::TooManyTextKeys)
@@ -659,7 +758,8 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
                 &keys(&enough),
                 Stars {
                     last_seq: 1,
-                    last_uid: 1
+                    last_uid: 1,
+                    recent: &Ranges::NONE,
                 }
             )
             .is_ok()

@@ -37,6 +37,18 @@ impl View {
         self.uids.get((seq as usize).checked_sub(1)?).copied()
     }
 
+    /// How many of the messages known have a UID within `ranges`.
+    pub fn count_within(&self, ranges: &crate::imap::search::Ranges) -> u32 {
+        let count: usize = ranges
+            .spans()
+            .iter()
+            .map(|&(lo, hi)| {
+                self.uids.partition_point(|&u| u <= hi) - self.uids.partition_point(|&u| u < lo)
+            })
+            .sum();
+        count as u32
+    }
+
     pub fn seq_of(&self, uid: u32) -> Option<u32> {
         self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
     }
@@ -133,6 +145,19 @@ fn min_max(a: u32, b: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_the_known_uids_within_ranges() {
+        let view = View::new(vec![2, 4, 6, 8, 10]);
+        let mut ranges = crate::imap::search::Ranges::NONE;
+        assert_eq!(view.count_within(&ranges), 0);
+        ranges.add(3, 6);
+        assert_eq!(view.count_within(&ranges), 2);
+        ranges.add(10, 40);
+        assert_eq!(view.count_within(&ranges), 3);
+        ranges.add(1, 1);
+        assert_eq!(view.count_within(&ranges), 3);
+    }
 
     #[test]
     fn a_set_naming_messages_many_times_gives_each_once() {

@@ -43,8 +43,8 @@ impl CopyStore for PgStore {
         let rows = read!(self, |ctx| {
             ctx.all(
                 "SELECT m.id, m.name, m.role, m.subscribed, m.uid_validity, m.uid_next, \
-                 m.highest_modseq, m.account_modseq FROM mailboxes m JOIN users u ON u.id = m.user_id \
-                 WHERE u.name = $1 ORDER BY m.id",
+                 m.highest_modseq, m.account_modseq, m.first_recent_uid \
+                 FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE u.name = $1 ORDER BY m.id",
                 &[&user],
             )
             .await
@@ -63,6 +63,7 @@ impl CopyStore for PgStore {
                         uid_next: u32_of(r, 5),
                         highest_modseq: u64_of(r, 6),
                         account_modseq: u64_of(r, 7),
+                        first_recent_uid: u32_of(r, 8),
                     },
                 )
             })
@@ -280,7 +281,8 @@ impl CopyStore for PgStore {
             }
             ctx.exec(
                 "INSERT INTO mailboxes (id, user_id, name, role, subscribed, uid_validity, uid_next, \
-                 highest_modseq, account_modseq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 highest_modseq, account_modseq, first_recent_uid) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &id,
                     &user,
@@ -291,6 +293,7 @@ impl CopyStore for PgStore {
                     &i64::from(m.uid_next),
                     &big(m.highest_modseq),
                     &big(m.account_modseq),
+                    &i64::from(m.first_recent_uid),
                 ],
             )
             .await?;

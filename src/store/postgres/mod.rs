@@ -477,6 +477,13 @@ impl MailStore for PgStore {
         .await)
     }
 
+    async fn claim_recent(&self, mailbox: MailboxId, below: u32) -> StoreResult<u32> {
+        write!(self, |ctx| write_mailboxes::claim_recent(
+            &mut ctx, mailbox, below
+        )
+        .await)
+    }
+
     async fn append(
         &self,
         mailbox: MailboxId,

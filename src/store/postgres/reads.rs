@@ -399,8 +399,12 @@ pub async fn summary(ctx: &Ctx<'_>, mailbox: MailboxId, uid: u32) -> StoreResult
         .and_then(|r| r.get(0)))
 }
 
+/// A mailbox's row, and how many of its messages are `\Recent` to the next session: one seek in the
+/// (mailbox, UID) index, which finds nothing once every message has been claimed.
 const MAILBOX_COLUMNS: &str = "id, name, role, subscribed, uid_validity, uid_next, highest_modseq, \
-     messages, unseen, bytes FROM mailboxes";
+     messages, unseen, bytes, first_recent_uid, \
+     (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id \
+      AND m.uid >= mailboxes.first_recent_uid) FROM mailboxes";
 
 fn mailbox_info(r: &Row) -> MailboxInfo {
     let role: Option<String> = r.get(2);
@@ -415,6 +419,8 @@ fn mailbox_info(r: &Row) -> MailboxInfo {
         messages: u64_of(r, 7),
         unseen: u64_of(r, 8),
         bytes: u64_of(r, 9),
+        first_recent_uid: u32_of(r, 10),
+        recent: u64_of(r, 11),
     }
 }
 

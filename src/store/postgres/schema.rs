@@ -181,6 +181,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, name)
     );
     "#,
+    // 9: the lowest UID no IMAP session has claimed as \Recent (SQLite's migration 14 says why).
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN first_recent_uid BIGINT NOT NULL DEFAULT 0;
+    UPDATE mailboxes SET first_recent_uid = uid_next;
+    "#,
 ];
 
 /// The schema version this build writes.

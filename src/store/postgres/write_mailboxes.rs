@@ -1,7 +1,7 @@
 //! Writes of accounts and mailboxes on PostgreSQL: users with their default mailboxes, quotas, and
 //! mailbox create, rename, delete and subscribe (as SQLite's `write_mailboxes.rs`).
 
-use super::sql::Ctx;
+use super::sql::{Ctx, u32_of};
 use super::write_messages;
 use crate::store::rules::{ancestors, mailbox_name, renamed};
 use crate::store::{
@@ -342,6 +342,29 @@ pub async fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> Stor
     .await?;
     ctx.touch(user, id, u64::MAX);
     Ok(())
+}
+
+/// Raises a mailbox's first recent UID to `below` and returns what it was (`MailStore::claim_recent`).
+/// The row lock taken by the read makes a concurrent claim wait and then see the raised value.
+pub async fn claim_recent(ctx: &mut Ctx<'_>, mailbox: MailboxId, below: u32) -> StoreResult<u32> {
+    let Some(row) = ctx
+        .opt(
+            "SELECT first_recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE",
+            &[&mailbox],
+        )
+        .await?
+    else {
+        return Err(StoreError::NoSuchMailbox);
+    };
+    let before = u32_of(&row, 0);
+    if before < below {
+        ctx.exec(
+            "UPDATE mailboxes SET first_recent_uid = $1 WHERE id = $2",
+            &[&i64::from(below), &mailbox],
+        )
+        .await?;
+    }
+    Ok(before)
 }
 
 pub async fn subscribe(ctx: &mut Ctx<'_>, user: UserId, name: &str, on: bool) -> StoreResult<()> {

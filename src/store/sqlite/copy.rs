@@ -42,8 +42,8 @@ impl CopyStore for SqliteStore {
         self.read(move |c| {
             c.prepare(
                 "SELECT m.id, m.name, m.role, m.subscribed, m.uid_validity, m.uid_next, \
-                 m.highest_modseq, m.account_modseq FROM mailboxes m JOIN users u ON u.id = m.user_id \
-                 WHERE u.name = ?1 ORDER BY m.id",
+                 m.highest_modseq, m.account_modseq, m.first_recent_uid \
+                 FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE u.name = ?1 ORDER BY m.id",
             )?
             .query_map(params![user], |r| {
                 let role: Option<String> = r.get(2)?;
@@ -57,6 +57,7 @@ impl CopyStore for SqliteStore {
                         uid_next: r.get(5)?,
                         highest_modseq: r.get(6)?,
                         account_modseq: r.get(7)?,
+                        first_recent_uid: r.get(8)?,
                     },
                 ))
             })?
@@ -281,8 +282,8 @@ impl CopyStore for SqliteStore {
             ctx.tx
                 .execute(
                     "INSERT INTO mailboxes (id, user_id, name, role, subscribed, uid_validity, \
-                     uid_next, highest_modseq, account_modseq) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     uid_next, highest_modseq, account_modseq, first_recent_uid) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         id,
                         user,
@@ -292,7 +293,8 @@ impl CopyStore for SqliteStore {
                         m.uid_validity,
                         m.uid_next,
                         m.highest_modseq,
-                        m.account_modseq
+                        m.account_modseq,
+                        m.first_recent_uid
                     ],
                 )
                 .map_err(backend)?;

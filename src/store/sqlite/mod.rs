@@ -509,6 +509,11 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn claim_recent(&self, mailbox: MailboxId, below: u32) -> StoreResult<u32> {
+        self.write(move |ctx| write_mailboxes::claim_recent(ctx, mailbox, below))
+            .await
+    }
+
     async fn append(
         &self,
         mailbox: MailboxId,

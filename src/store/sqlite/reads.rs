@@ -416,8 +416,12 @@ pub fn summary(
     .map(Option::flatten)
 }
 
+/// A mailbox's row, and how many of its messages are `\Recent` to the next session: one seek in the
+/// (mailbox, UID) index, which finds nothing once every message has been claimed.
 const MAILBOX_COLUMNS: &str = "id, name, role, subscribed, uid_validity, uid_next, highest_modseq, \
-     messages, unseen, bytes FROM mailboxes";
+     messages, unseen, bytes, first_recent_uid, \
+     (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id \
+      AND m.uid >= mailboxes.first_recent_uid) FROM mailboxes";
 
 fn mailbox_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
     let role: Option<String> = r.get(2)?;
@@ -432,6 +436,8 @@ fn mailbox_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
         messages: r.get(7)?,
         unseen: r.get(8)?,
         bytes: r.get(9)?,
+        first_recent_uid: r.get(10)?,
+        recent: r.get(11)?,
     })
 }
 

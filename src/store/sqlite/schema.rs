@@ -285,6 +285,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, name)
     ) WITHOUT ROWID;
 "#,
+    // 14: the lowest UID no IMAP session has claimed as \Recent (RFC 3501 §2.3.2). A new mailbox
+    // starts at 0, so all it receives is recent to the first session that selects it; mail stored
+    // before this version is recent to no one.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 0;
+    UPDATE mailboxes SET first_recent_uid = uid_next;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -320,6 +320,26 @@ pub fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> StoreResul
     Ok(())
 }
 
+/// Raises a mailbox's first recent UID to `below` and returns what it was (`MailStore::claim_recent`).
+/// The single writer runs one claim at a time, so two never get the same UIDs.
+pub fn claim_recent(ctx: &mut Ctx<'_>, mailbox: MailboxId, below: u32) -> StoreResult<u32> {
+    let before: Option<u32> = ctx
+        .tx
+        .prepare_cached("SELECT first_recent_uid FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.query_row(params![mailbox], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    let Some(before) = before else {
+        return Err(StoreError::NoSuchMailbox);
+    };
+    if before < below {
+        ctx.tx
+            .prepare_cached("UPDATE mailboxes SET first_recent_uid = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![below, mailbox]))
+            .map_err(backend)?;
+    }
+    Ok(before)
+}
+
 pub fn subscribe(ctx: &mut Ctx<'_>, user: UserId, name: &str, on: bool) -> StoreResult<()> {
     let name = mailbox_name(name)?;
     let Some((id, _)) = find(ctx.tx, user, &name)? else {
