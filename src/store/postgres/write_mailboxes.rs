@@ -345,8 +345,11 @@ pub async fn delete_mailbox(ctx: &mut Ctx<'_>, user: UserId, name: &str) -> Stor
 }
 
 /// Raises a mailbox's first recent UID to `below` and returns what it was (`MailStore::claim_recent`).
-/// The row lock taken by the read makes a concurrent claim wait and then see the raised value.
+/// The row lock taken by the read makes a concurrent claim wait and then see the raised value. Lost in a
+/// crash, a claim only makes its messages recent to the next session again: its commit does not wait
+/// for the WAL flush.
 pub async fn claim_recent(ctx: &mut Ctx<'_>, mailbox: MailboxId, below: u32) -> StoreResult<u32> {
+    ctx.exec("SET LOCAL synchronous_commit = off", &[]).await?;
     let Some(row) = ctx
         .opt(
             "SELECT first_recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE",

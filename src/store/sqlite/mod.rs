@@ -149,23 +149,39 @@ impl SqliteStore {
         })
     }
 
-    /// Queues a write and waits until it is committed.
+    /// Queues a write and waits until it is committed and on disk.
     async fn write<T: Send + 'static>(
         &self,
         run: impl FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.queue_write(WriteOp::new(reply, run)).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a write whose loss in a crash harms no one and waits only until it is committed
+    /// ([`WriteOp::answered_at_commit`]).
+    async fn write_not_flushed<T: Send + 'static>(
+        &self,
+        run: impl FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.queue_write(WriteOp::answered_at_commit(reply, run))
+            .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn queue_write(&self, op: WriteOp) -> StoreResult<()> {
         let sender = self
             .writer
             .lock()
             .expect("writer lock")
             .clone()
             .ok_or(StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
         sender
-            .send(Job::Write(WriteOp::new(reply, run)))
+            .send(Job::Write(op))
             .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Runs a lookup of one row by key (a few microseconds) on the caller's async worker, sparing it the
@@ -510,7 +526,8 @@ impl MailStore for SqliteStore {
     }
 
     async fn claim_recent(&self, mailbox: MailboxId, below: u32) -> StoreResult<u32> {
-        self.write(move |ctx| write_mailboxes::claim_recent(ctx, mailbox, below))
+        // Lost in a crash, a claim only makes its messages recent to the next session again.
+        self.write_not_flushed(move |ctx| write_mailboxes::claim_recent(ctx, mailbox, below))
             .await
     }
 

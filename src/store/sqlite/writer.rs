@@ -44,12 +44,32 @@ impl Ctx<'_> {
 pub struct WriteOp(Box<dyn Apply>);
 
 impl WriteOp {
+    /// An op answered once its batch is on disk.
     pub fn new<T, F>(reply: oneshot::Sender<StoreResult<T>>, run: F) -> WriteOp
     where
         T: Send + 'static,
         F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        WriteOp(Box::new(Op { reply, run }))
+        WriteOp(Box::new(Op {
+            reply,
+            run,
+            at_commit: false,
+        }))
+    }
+
+    /// An op answered as soon as its batch commits, before the flush: for a write whose loss in a crash
+    /// harms no one (which session saw a message `\Recent` first), so its caller does not wait for the
+    /// disk. Its changes are visible to every later read and write at once, like any committed change.
+    pub fn answered_at_commit<T, F>(reply: oneshot::Sender<StoreResult<T>>, run: F) -> WriteOp
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        WriteOp(Box::new(Op {
+            reply,
+            run,
+            at_commit: true,
+        }))
     }
 }
 
@@ -61,6 +81,7 @@ trait Apply: Send {
 struct Op<T, F> {
     reply: oneshot::Sender<StoreResult<T>>,
     run: F,
+    at_commit: bool,
 }
 
 impl<T, F> Apply for Op<T, F>
@@ -69,10 +90,15 @@ where
     F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
 {
     fn apply(self: Box<Self>, ctx: &mut Ctx<'_>) -> Pending {
-        let Op { reply, run } = *self;
+        let Op {
+            reply,
+            run,
+            at_commit,
+        } = *self;
         let result = run(ctx);
         Pending {
             ok: result.is_ok(),
+            at_commit,
             finish: Box::new(move |failure| {
                 let answer = match failure {
                     Some(why) => Err(StoreError::Backend(why)),
@@ -88,6 +114,7 @@ where
         let reply = self.reply;
         Pending {
             ok: false,
+            at_commit: false,
             finish: Box::new(move |_| {
                 let _ = reply.send(Err(StoreError::Backend(why)));
             }),
@@ -99,6 +126,8 @@ where
 /// failure.
 struct Pending {
     ok: bool,
+    /// Answered when the batch commits, not when it is flushed ([`WriteOp::answered_at_commit`]).
+    at_commit: bool,
     finish: Box<dyn FnOnce(Option<String>) + Send>,
 }
 
@@ -108,6 +137,7 @@ impl Pending {
         let finish = self.finish;
         Pending {
             ok: false,
+            at_commit: self.at_commit,
             finish: Box::new(move |_| finish(Some(why))),
         }
     }
@@ -240,6 +270,14 @@ fn commit_batch(
         tracing::error!(error = %e, ops = pending.len(), "write batch failed to commit");
         "commit failed".to_string()
     });
+    if failure.is_none() {
+        let (now, later): (Vec<Pending>, Vec<Pending>) =
+            pending.into_iter().partition(|p| p.at_commit);
+        for answer in now {
+            (answer.finish)(None);
+        }
+        pending = later;
+    }
     let committed = Committed {
         answers: pending.into_iter().map(|p| p.finish).collect(),
         touched,
