@@ -843,7 +843,22 @@ impl Session {
             _ => return Ok(Some(Vec::new())),
         };
         let mut found = Vec::new();
-        if need == Need::Flags && uids.len() > MESSAGES_PER_CALL_MAX {
+        if need == Need::Numbers {
+            // Sets of numbers alone (`UID 1000:*`, RECENT): answered from the view, nothing read, but
+            // for messages known expunged and not yet reported (as a read would leave them out).
+            let view = &selected.view;
+            let mut gone = selected.gone.clone();
+            gone.sort_unstable();
+            let matching = uids.iter().copied().filter(|&uid| {
+                if gone.binary_search(&uid).is_ok() {
+                    return false;
+                }
+                let seq = view.seq_of(uid).unwrap_or_default();
+                query.matches(&Candidate::new(seq, uid, 0, &[], 0, 0, 0, None, None))
+            });
+            return Ok(Some(matching.map(|uid| (uid, 0)).collect()));
+        }
+        if need <= Need::Flags && uids.len() > MESSAGES_PER_CALL_MAX {
             // Flags and numbers of many messages: one read of the mailbox's (UID, flags). (A few are
             // cheaper to read by themselves, below.)
             let snapshot = self.store.snapshot(mailbox).await?;

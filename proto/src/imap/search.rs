@@ -22,7 +22,9 @@ use crate::summary::Envelope;
 /// How much of a message a query needs, least first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Need {
-    /// Sequence number, UID and system flags: what a mailbox snapshot holds.
+    /// Sequence number and UID: nothing needs reading.
+    Numbers,
+    /// System flags too: what a mailbox snapshot holds.
     Flags,
     /// Keywords, size, dates of arrival, modseq too.
     Listing,
@@ -292,12 +294,11 @@ impl Query {
     /// How much of a message this query needs.
     pub fn need(&self) -> Need {
         match self {
-            Query::And(all) => all.iter().map(Query::need).max().unwrap_or(Need::Flags),
+            Query::And(all) => all.iter().map(Query::need).max().unwrap_or(Need::Numbers),
             Query::Or(a, b) => a.need().max(b.need()),
             Query::Not(a) => a.need(),
-            Query::All | Query::Nothing | Query::Sequence(_) | Query::Uid(_) | Query::Flag(..) => {
-                Need::Flags
-            }
+            Query::All | Query::Nothing | Query::Sequence(_) | Query::Uid(_) => Need::Numbers,
+            Query::Flag(..) => Need::Flags,
             Query::Keyword(..)
             | Query::Larger(_)
             | Query::Smaller(_)
@@ -674,6 +675,8 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
     #[test]
     fn needs_follow_the_keys() {
         assert_eq!(query("SEEN 1:2").need(), Need::Flags);
+        assert_eq!(query("UID 1:* NOT 2").need(), Need::Numbers);
+        assert_eq!(query("OR RECENT ALL").need(), Need::Numbers);
         assert_eq!(query("SEEN KEYWORD x").need(), Need::Listing);
         assert_eq!(query("OR SEEN SENTON 1-Jan-2020").need(), Need::Summary);
         assert_eq!(query("FROM x").need(), Need::Summary);
