@@ -65,15 +65,14 @@ impl WriteOp {
         T: Send + 'static,
         F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        WriteOp(Box::new(Op {
-            reply,
-            run,
-            at_commit: true,
-        }))
+        let WriteOp(mut op) = WriteOp::new(reply, run);
+        op.answer_at_commit();
+        WriteOp(op)
     }
 }
 
 trait Apply: Send {
+    fn answer_at_commit(&mut self);
     fn apply(self: Box<Self>, ctx: &mut Ctx<'_>) -> Pending;
     fn fail(self: Box<Self>, why: String) -> Pending;
 }
@@ -89,6 +88,10 @@ where
     T: Send + 'static,
     F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
 {
+    fn answer_at_commit(&mut self) {
+        self.at_commit = true;
+    }
+
     fn apply(self: Box<Self>, ctx: &mut Ctx<'_>) -> Pending {
         let Op {
             reply,
