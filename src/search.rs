@@ -105,7 +105,8 @@ fn matching(query: &Query, rows: Vec<Listed>, seqs: &[u32]) -> Vec<Listed> {
                 meta.modseq,
                 envelope.as_ref(),
                 row.raw.as_deref(),
-            );
+            )
+            .in_zone(meta.internal_zone_minutes);
             let matched = query.matches(&candidate);
             drop(candidate);
             row.raw = None;

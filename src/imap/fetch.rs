@@ -678,7 +678,10 @@ impl FetchStream {
                 Item::InternalDate => line.extend_from_slice(
                     format!(
                         "INTERNALDATE {}",
-                        respond::internal_date(meta.internal_date_micros)
+                        respond::internal_date(
+                            meta.internal_date_micros,
+                            meta.internal_zone_minutes
+                        )
                     )
                     .as_bytes(),
                 ),

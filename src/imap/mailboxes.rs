@@ -112,7 +112,10 @@ impl Session {
                         LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
                         LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
                     };
-                    let date = date.map(|d| d.as_ref().timestamp_micros());
+                    let date = date.map(|d| {
+                        let d = d.as_ref();
+                        (d.timestamp_micros(), d.offset().local_minus_utc() / 60)
+                    });
                     self.append(tag, &n, &flags, date, raw).await
                 }
                 None => self.bad_name(tag),
@@ -263,7 +266,7 @@ impl Session {
         tag: &str,
         name: &str,
         flag_list: &[Flag<'_>],
-        date_micros: Option<i64>,
+        date: Option<(i64, i32)>,
         raw: Vec<u8>,
     ) -> Outcome {
         let message_flags = match store_flags(flag_list) {
@@ -281,8 +284,10 @@ impl Session {
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
         let (from, subject, message_id, _) = crate::message::summarize(&raw);
-        let date = date_micros.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
-        let message = NewMessage::new(raw, from, subject, message_id, date);
+        // The date and zone given, else now in UTC.
+        let (micros, zone) = date.unwrap_or_else(|| (chrono::Utc::now().timestamp_micros(), 0));
+        let mut message = NewMessage::new(raw, from, subject, message_id, micros);
+        message.internal_zone_minutes = zone;
         let uid = match self.store.append(info.id, message, message_flags).await {
             Ok(uid) => uid,
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),

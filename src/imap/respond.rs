@@ -51,10 +51,16 @@ pub fn flag_list(system: i64, keywords: &[String], recent: bool) -> String {
     format!("({})", names.join(" "))
 }
 
-/// INTERNALDATE's form: `"02-Dec-2026 09:30:00 +0000"` (times are kept in UTC).
-pub fn internal_date(micros: i64) -> String {
+/// INTERNALDATE's form, in the zone it was given in (`zone_minutes` east of UTC):
+/// `"02-Dec-2026 09:30:00 +0100"`.
+pub fn internal_date(micros: i64, zone_minutes: i32) -> String {
+    let utc = chrono::FixedOffset::east_opt(0).expect("UTC");
+    let zone = chrono::FixedOffset::east_opt(zone_minutes.saturating_mul(60)).unwrap_or(utc);
     let t = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros).unwrap_or_default();
-    format!("\"{}\"", t.format("%d-%b-%Y %H:%M:%S +0000"))
+    format!(
+        "\"{}\"",
+        t.with_timezone(&zone).format("%d-%b-%Y %H:%M:%S %z")
+    )
 }
 
 /// A mailbox name as the client reads it: UTF-8 to a client that speaks IMAP4rev2 (or enabled
@@ -120,8 +126,17 @@ mod tests {
             "(\\Seen \\Recent $Work)"
         );
         assert_eq!(
-            internal_date(1_764_633_600_000_000),
+            internal_date(1_764_633_600_000_000, 0),
             "\"02-Dec-2025 00:00:00 +0000\""
+        );
+        // In the zone it was given in: the same instant.
+        assert_eq!(
+            internal_date(1_764_633_600_000_000, -330),
+            "\"01-Dec-2025 18:30:00 -0530\""
+        );
+        assert_eq!(
+            internal_date(1_764_633_600_000_000, 120),
+            "\"02-Dec-2025 02:00:00 +0200\""
         );
     }
 }

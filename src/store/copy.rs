@@ -46,6 +46,7 @@ pub struct CopiedMessage {
     /// As stored: sorted, space-separated.
     pub keywords: String,
     pub internal_micros: i64,
+    pub internal_zone: i32,
     pub crlf_size: u64,
     pub from: String,
     pub subject: String,

@@ -180,6 +180,8 @@ pub struct NewMessage {
     pub message_id: Option<String>,
     /// Arrival time, microseconds since the Unix epoch.
     pub internal_date_micros: i64,
+    /// The zone the arrival time is told in, minutes east of UTC: an IMAP APPEND's own, else 0 (UTC).
+    pub internal_zone_minutes: i32,
     /// Octets as POP3 sends it (`jmail_proto::pop3::crlf_size`), worked out from `raw` by `new`: make a
     /// new message rather than change `raw`.
     pub crlf_size: u64,
@@ -204,6 +206,7 @@ impl NewMessage {
             subject,
             message_id,
             internal_date_micros,
+            internal_zone_minutes: 0,
         }
     }
 }
@@ -333,6 +336,8 @@ pub struct MessageMeta {
     /// CRLF-canonical mail, more for imported mail with bare LF. See `jmail_proto::pop3::crlf_size`.
     pub crlf_size: u64,
     pub internal_date_micros: i64,
+    /// The zone IMAP tells the arrival time in ([`NewMessage::internal_zone_minutes`]).
+    pub internal_zone_minutes: i32,
     pub from: String,
     pub subject: String,
     /// Sorted, without repeats.

@@ -625,6 +625,7 @@ mod tests {
             size: 1,
             crlf_size: 3,
             internal_date_micros: 0,
+            internal_zone_minutes: 0,
             from: String::new(),
             subject: String::new(),
             keywords: Vec::new(),

@@ -184,6 +184,7 @@ async fn digest(store: &dyn CopyStore, mailbox: MailboxId) -> Result<(u64, [u8; 
             hash.update(m.modseq.to_be_bytes());
             hash.update(m.flags.to_be_bytes());
             hash.update(m.internal_micros.to_be_bytes());
+            hash.update(m.internal_zone.to_be_bytes());
             hash.update(m.keywords.as_bytes());
             hash.update([0]);
             hash.update(m.blob.to_be_bytes());

@@ -305,6 +305,57 @@ NIL NIL NIL \"<1@example.org>\") BODY (\"text\" \"plain\" (\"charset\" \"us-asci
     assert_eq!(snapshot.messages, vec![(2, flags::SEEN)]);
 }
 
+/// An APPEND's date keeps its zone: INTERNALDATE comes back as given, a copy keeps it, and SEARCH
+/// BEFORE/ON/SINCE take the date in that zone (RFC 9051 §6.4.4: "disregarding time and timezone").
+#[tokio::test]
+async fn appended_dates_keep_their_zone() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    // 00:30 on the 25th at +0200 is still the 24th in UTC; 23:30 on the 24th at -0500 is the 25th.
+    for (tag, date) in [
+        ("a", "25-Mar-2007 00:30:00 +0200"),
+        ("b", "24-Mar-2007 23:30:00 -0500"),
+    ] {
+        c.send(format!("{tag} APPEND INBOX \"{date}\" {{5}}\r\n").as_bytes())
+            .await;
+        assert_eq!(c.line().await, "+ Ready for literal data");
+        c.send(b"hello\r\n").await;
+        assert!(c.until(tag).await.last().unwrap().contains("OK [APPENDUID"));
+    }
+    c.run("c SELECT INBOX").await;
+    assert_eq!(
+        c.run("d FETCH 1:2 INTERNALDATE").await,
+        strs(&[
+            "* 1 FETCH (INTERNALDATE \"25-Mar-2007 00:30:00 +0200\")",
+            "* 2 FETCH (INTERNALDATE \"24-Mar-2007 23:30:00 -0500\")",
+            "d OK FETCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("e SEARCH ON 25-Mar-2007").await,
+        strs(&["* SEARCH 1", "e OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("f SEARCH BEFORE 25-Mar-2007").await,
+        strs(&["* SEARCH 2", "f OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("g SEARCH SINCE 25-Mar-2007").await,
+        strs(&["* SEARCH 1", "g OK SEARCH completed"])
+    );
+    c.run("h COPY 1:2 Archive").await;
+    c.run("i SELECT Archive").await;
+    assert_eq!(
+        c.run("j FETCH 1:2 INTERNALDATE").await,
+        strs(&[
+            "* 1 FETCH (INTERNALDATE \"25-Mar-2007 00:30:00 +0200\")",
+            "* 2 FETCH (INTERNALDATE \"24-Mar-2007 23:30:00 -0500\")",
+            "j OK FETCH completed"
+        ])
+    );
+}
+
 #[tokio::test]
 async fn mailboxes_list_status_append_copy_move() {
     let s = start_imap().await;
@@ -403,7 +454,7 @@ async fn mailboxes_list_status_append_copy_move() {
     assert_eq!(
         c.run("n FETCH 1 (FLAGS INTERNALDATE)").await,
         strs(&[
-            "* 1 FETCH (FLAGS (\\Draft \\Recent $Later) INTERNALDATE \"05-Jan-2024 09:00:00 +0000\")",
+            "* 1 FETCH (FLAGS (\\Draft \\Recent $Later) INTERNALDATE \"05-Jan-2024 10:00:00 +0100\")",
             "n OK FETCH completed"
         ])
     );

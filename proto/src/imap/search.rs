@@ -10,7 +10,7 @@
 
 use std::cell::OnceCell;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use imap_types::core::AString;
 use imap_types::search::SearchKey;
 use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
@@ -358,10 +358,7 @@ impl Query {
             }
             Query::Larger(n) => m.size > *n,
             Query::Smaller(n) => m.size < *n,
-            Query::Arrived(test, d) => {
-                DateTime::<Utc>::from_timestamp_micros(m.internal_date_micros)
-                    .is_some_and(|t| test.holds(t.date_naive(), *d))
-            }
+            Query::Arrived(test, d) => m.arrival_date().is_some_and(|t| test.holds(t, *d)),
             Query::Sent(test, d) => m.sent_date().is_some_and(|sent| test.holds(sent, *d)),
             Query::Envelope(field, needle) => m.envelope_contains(*field, needle),
             Query::Header(name, needle) => m.header_contains(name, needle),
@@ -387,6 +384,8 @@ pub struct Candidate<'a> {
     pub keywords: &'a [String],
     pub size: u64,
     pub internal_date_micros: i64,
+    /// The zone the arrival time is told in, minutes east of UTC ([`Candidate::in_zone`]).
+    pub internal_zone_minutes: i32,
     pub modseq: u64,
     pub envelope: Option<&'a Envelope>,
     pub raw: Option<&'a [u8]>,
@@ -417,6 +416,7 @@ impl<'a> Candidate<'a> {
             keywords,
             size,
             internal_date_micros,
+            internal_zone_minutes: 0,
             modseq,
             envelope,
             raw,
@@ -424,6 +424,21 @@ impl<'a> Candidate<'a> {
             body_text: OnceCell::new(),
             header_text: OnceCell::new(),
         }
+    }
+
+    /// The arrival time told in `minutes` east of UTC (an IMAP APPEND's zone; UTC when not set).
+    pub fn in_zone(mut self, minutes: i32) -> Candidate<'a> {
+        self.internal_zone_minutes = minutes;
+        self
+    }
+
+    /// The arrival date in the arrival time's own zone: SEARCH BEFORE, ON and SINCE compare it
+    /// "disregarding time and timezone" (RFC 9051 §6.4.4), as the client wrote it at APPEND.
+    fn arrival_date(&self) -> Option<NaiveDate> {
+        let zone = FixedOffset::east_opt(self.internal_zone_minutes.saturating_mul(60))
+            .unwrap_or(FixedOffset::east_opt(0)?);
+        let t = DateTime::<Utc>::from_timestamp_micros(self.internal_date_micros)?;
+        Some(t.with_timezone(&zone).date_naive())
     }
 
     fn parsed(&self) -> Option<&Message<'a>> {

@@ -98,7 +98,7 @@ impl CopyStore for PgStore {
             ctx.all(
                 "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_micros, m.crlf_size, \
                  m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.raw, \
-                 b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                 b.summary, m.internal_zone FROM messages m JOIN blobs b ON b.id = m.blob_id \
                  WHERE m.mailbox_id = $1 AND m.uid > $2 AND m.uid <= $3 ORDER BY m.uid",
                 &[&mailbox, &i64::from(after), &i64::from(last)],
             )
@@ -112,6 +112,7 @@ impl CopyStore for PgStore {
                 flags: r.get(2),
                 keywords: r.get(3),
                 internal_micros: r.get(4),
+                internal_zone: r.get(13),
                 crlf_size: u64_of(r, 5),
                 from: r.get(6),
                 subject: r.get(7),
@@ -319,8 +320,8 @@ impl CopyStore for PgStore {
                 let size = m.raw.len() as i64;
                 ctx.exec(
                     "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_micros, \
-                     size, crlf_size, from_addr, subject, message_id, imported, blob_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                     size, crlf_size, from_addr, subject, message_id, imported, blob_id, internal_zone) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                     &[
                         &mailbox,
                         &i64::from(m.uid),
@@ -335,6 +336,7 @@ impl CopyStore for PgStore {
                         &m.message_id,
                         &m.imported,
                         &m.blob,
+                        &m.internal_zone,
                     ],
                 )
                 .await?;

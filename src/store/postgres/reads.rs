@@ -35,7 +35,7 @@ pub async fn password_hash_of(ctx: &Ctx<'_>, id: UserId) -> StoreResult<Option<S
 }
 
 const META: &str = "m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, \
-     m.subject, m.keywords, m.blob_id";
+     m.subject, m.keywords, m.blob_id, m.internal_zone";
 
 fn meta(r: &Row) -> MessageMeta {
     MessageMeta {
@@ -45,6 +45,7 @@ fn meta(r: &Row) -> MessageMeta {
         size: u64_of(r, 3),
         crlf_size: u64_of(r, 4),
         internal_date_micros: r.get(5),
+        internal_zone_minutes: r.get(10),
         from: r.get(6),
         subject: r.get(7),
         keywords: split_keywords(r.get(8)),
@@ -208,7 +209,7 @@ pub async fn newest(
         )
         .await?
         .iter()
-        .map(|r| (meta(r), r.get(10)))
+        .map(|r| (meta(r), r.get(11)))
         .collect())
 }
 
@@ -382,8 +383,8 @@ pub async fn messages(
         .iter()
         .map(|r| Listed {
             meta: meta(r),
-            summary: r.get(10),
-            raw: r.get(11),
+            summary: r.get(11),
+            raw: r.get(12),
         })
         .collect())
 }

@@ -186,6 +186,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE mailboxes ADD COLUMN first_recent_uid BIGINT NOT NULL DEFAULT 0;
     UPDATE mailboxes SET first_recent_uid = uid_next;
     "#,
+    // 10: the zone of a message's INTERNALDATE (SQLite's migration 15 says why).
+    r#"
+    ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -76,8 +76,8 @@ async fn insert(
     let keywords = spell_keywords(ctx, at.mailbox, f.keywords.clone()).await?;
     ctx.exec(
         "INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
-         internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, imported) \
-         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, imported, \
+         internal_zone) VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &at.mailbox,
             &i64::from(at.uid),
@@ -92,6 +92,7 @@ async fn insert(
             &m.message_id,
             &blob,
             &imported,
+            &m.internal_zone_minutes,
         ],
     )
     .await?;
@@ -413,9 +414,9 @@ pub async fn copy(
     ctx.exec(
         "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS v(src, uid, modseq)), \
          copied AS (INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
-             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id) \
+             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, internal_zone) \
              SELECT $2, v.uid, v.modseq, v.modseq, m.flags, m.keywords, m.internal_micros, m.size, \
-             m.crlf_size, m.from_addr, m.subject, m.message_id, m.blob_id \
+             m.crlf_size, m.from_addr, m.subject, m.message_id, m.blob_id, m.internal_zone \
              FROM v JOIN messages m ON m.mailbox_id = $1 AND m.uid = v.src RETURNING blob_id), \
          counted AS (SELECT blob_id, count(*) AS n FROM copied GROUP BY blob_id) \
          UPDATE blobs b SET refs = refs + counted.n FROM counted WHERE b.id = counted.blob_id",

@@ -77,7 +77,7 @@ impl CopyStore for SqliteStore {
             let mut stmt = c.prepare_cached(
                 "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_micros, m.crlf_size, \
                  m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.raw, \
-                 b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                 b.summary, m.internal_zone FROM messages m JOIN blobs b ON b.id = m.blob_id \
                  WHERE m.mailbox_id = ?1 AND m.uid > ?2 ORDER BY m.uid LIMIT ?3",
             )?;
             let mut rows = stmt.query(params![mailbox, after, limit as i64])?;
@@ -92,6 +92,7 @@ impl CopyStore for SqliteStore {
                     flags: r.get(2)?,
                     keywords: r.get(3)?,
                     internal_micros: r.get(4)?,
+                    internal_zone: r.get(13)?,
                     crlf_size: r.get(5)?,
                     from: r.get(6)?,
                     subject: r.get(7)?,
@@ -322,7 +323,8 @@ impl CopyStore for SqliteStore {
                     tx.prepare_cached(
                         "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, \
                          internal_micros, size, crlf_size, from_addr, subject, message_id, imported, \
-                         blob_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         blob_id, internal_zone) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     )?
                     .execute(params![
                         mailbox,
@@ -337,7 +339,8 @@ impl CopyStore for SqliteStore {
                         m.subject,
                         m.message_id,
                         m.imported,
-                        m.blob
+                        m.blob,
+                        m.internal_zone
                     ])?;
                     for k in m.keywords.split_whitespace() {
                         tx.prepare_cached(

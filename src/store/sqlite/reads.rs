@@ -57,7 +57,7 @@ pub fn changes(
     let changed: Vec<MessageMeta> = tx
         .prepare_cached(
             "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords, \
-             blob_id \
+             blob_id, internal_zone \
              FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 AND modseq > created_modseq \
              ORDER BY modseq LIMIT ?3",
         )?
@@ -82,7 +82,7 @@ pub fn changes(
     } else {
         tx.prepare_cached(
             "SELECT uid, modseq, flags, size, crlf_size, internal_micros, from_addr, subject, keywords, \
-             blob_id \
+             blob_id, internal_zone \
              FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 AND modseq = created_modseq \
              AND modseq > ?3 ORDER BY uid LIMIT ?4",
         )?
@@ -197,11 +197,12 @@ pub fn newest(
 ) -> rusqlite::Result<Vec<(MessageMeta, Vec<u8>)>> {
     conn.prepare_cached(
         "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, m.from_addr, m.subject, \
-         m.keywords, m.blob_id, substr(b.raw, 1, ?3) FROM messages m JOIN blobs b ON b.id = m.blob_id \
+         m.keywords, m.blob_id, m.internal_zone, substr(b.raw, 1, ?3) \
+         FROM messages m JOIN blobs b ON b.id = m.blob_id \
          WHERE m.mailbox_id = ?1 ORDER BY m.uid DESC LIMIT ?2",
     )?
     .query_map(params![mailbox, limit as i64, bytes_max as i64], |r| {
-        Ok((meta(r)?, r.get(10)?))
+        Ok((meta(r)?, r.get(11)?))
     })?
     .collect()
 }
@@ -261,6 +262,8 @@ pub fn first_user(conn: &mut Connection) -> rusqlite::Result<Option<String>> {
         .optional()
 }
 
+/// A message's listing from its first 11 columns: uid, modseq, flags, size, crlf_size, internal_micros,
+/// from_addr, subject, keywords, blob_id, internal_zone.
 fn meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
     Ok(MessageMeta {
         uid: r.get(0)?,
@@ -269,6 +272,7 @@ fn meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
         size: r.get(3)?,
         crlf_size: r.get(4)?,
         internal_date_micros: r.get(5)?,
+        internal_zone_minutes: r.get(10)?,
         from: r.get(6)?,
         subject: r.get(7)?,
         keywords: split_keywords(r.get_ref(8)?.as_str()?),
@@ -358,13 +362,14 @@ pub fn messages(
     wanted: crate::store::Wanted,
 ) -> rusqlite::Result<Vec<crate::store::Listed>> {
     const COLUMNS: &str = "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, \
-         m.from_addr, m.subject, m.keywords, m.blob_id, CASE WHEN ?3 THEN b.summary END, \
-         CASE WHEN m.size <= ?4 THEN b.raw END FROM messages m JOIN blobs b ON b.id = m.blob_id";
+         m.from_addr, m.subject, m.keywords, m.blob_id, m.internal_zone, \
+         CASE WHEN ?3 THEN b.summary END, CASE WHEN m.size <= ?4 THEN b.raw END \
+         FROM messages m JOIN blobs b ON b.id = m.blob_id";
     let listed = |r: &rusqlite::Row<'_>| {
         Ok(crate::store::Listed {
             meta: meta(r)?,
-            summary: r.get(10)?,
-            raw: r.get(11)?,
+            summary: r.get(11)?,
+            raw: r.get(12)?,
         })
     };
     let raw_max = wanted.raw_bytes_max.min(i64::MAX as u64) as i64;

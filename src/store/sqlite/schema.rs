@@ -292,6 +292,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 0;
     UPDATE mailboxes SET first_recent_uid = uid_next;
 "#,
+    // 15: the zone of a message's INTERNALDATE, minutes east of UTC: an IMAP APPEND's date comes back
+    // as it was given, and SEARCH BEFORE/ON/SINCE take the date in that zone (as Dovecot does).
+    r#"
+    ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

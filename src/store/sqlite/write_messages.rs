@@ -71,8 +71,8 @@ fn insert(
     ctx.tx
         .prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
-             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, imported) \
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, imported, \
+             internal_zone) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -88,7 +88,8 @@ fn insert(
                 m.subject,
                 m.message_id,
                 row.blob,
-                row.imported
+                row.imported,
+                m.internal_zone_minutes
             ])
         })
         .map_err(backend)?;
@@ -386,9 +387,9 @@ pub fn copy(
     let run = || -> rusqlite::Result<Vec<(u32, u32)>> {
         let mut stmt = ctx.tx.prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
-             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id) \
+             internal_micros, size, crlf_size, from_addr, subject, message_id, blob_id, internal_zone) \
              SELECT ?1, ?2, ?3, ?3, flags, keywords, internal_micros, size, crlf_size, from_addr, \
-             subject, message_id, blob_id FROM messages WHERE mailbox_id = ?4 AND uid = ?5 \
+             subject, message_id, blob_id, internal_zone FROM messages WHERE mailbox_id = ?4 AND uid = ?5 \
              RETURNING blob_id",
         )?;
         let mut referenced = ctx
