@@ -590,7 +590,19 @@ impl FetchStream {
         };
         let rows = self.store.messages(self.mailbox, &uids, parts).await?;
         if rows.len() < uids.len() {
-            self.missing = true;
+            if self.items.iter().all(|i| matches!(i, Item::Uid)) {
+                // A message expunged by another session, not yet reported: its UID is the session's
+                // own knowledge, so a FETCH of UID alone still answers it (RFC 2180 §4.1.3), as
+                // Dovecot does.
+                for &(uid, seq) in &wanted {
+                    if !rows.iter().any(|r| r.meta.uid == uid) {
+                        let line = format!("* {seq} FETCH (UID {uid})\r\n");
+                        self.queue.push_back(Piece::Bytes(line.into_bytes()));
+                    }
+                }
+            } else {
+                self.missing = true;
+            }
         }
         for listed in rows {
             if self

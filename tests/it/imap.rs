@@ -666,14 +666,23 @@ async fn two_sessions_hear_of_each_other_in_order() {
     b.run("b2 STORE 1 +FLAGS (\\Deleted \\Seen)").await;
     b.run("b3 EXPUNGE").await;
     b.run("b4 STORE 2 +FLAGS (\\Flagged)").await;
-    // No EXPUNGE during FETCH, STORE or SEARCH: message 1 is still 1 for `a`.
+    // No EXPUNGE during FETCH, STORE or SEARCH: message 1 is still 1 for `a`. Its UID is still
+    // known (RFC 2180 §4.1.3); its data is not.
     assert_eq!(
         a.run("a2 FETCH 1:3 (UID)").await,
         strs(&[
             "* 3 FETCH (FLAGS (\\Flagged \\Recent))",
+            "* 1 FETCH (UID 1)",
             "* 2 FETCH (UID 2)",
             "* 3 FETCH (UID 3)",
-            "a2 NO [EXPUNGEISSUED] Some of the requested messages no longer exist",
+            "a2 OK FETCH completed",
+        ])
+    );
+    assert_eq!(
+        a.run("a2b FETCH 1:2 (UID FLAGS)").await,
+        strs(&[
+            "* 2 FETCH (UID 2 FLAGS (\\Recent))",
+            "a2b NO [EXPUNGEISSUED] Some of the requested messages no longer exist",
         ])
     );
     assert_eq!(
