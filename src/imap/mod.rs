@@ -9,6 +9,7 @@ mod quota;
 mod respond;
 mod selected;
 mod session;
+mod sort;
 
 pub use connection::serve;
 pub use session::Session;

@@ -412,6 +412,7 @@ impl Session {
                 | CommandBody::Expunge
                 | CommandBody::ExpungeUid { .. }
                 | CommandBody::Search { .. }
+                | CommandBody::Sort { .. }
                 | CommandBody::Fetch { .. }
                 | CommandBody::Store { .. }
                 | CommandBody::Copy { .. }
@@ -433,6 +434,21 @@ impl Session {
             } => {
                 self.search_command(tag, charset, criteria.as_ref(), uid, None)
                     .await
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(
+                    tag,
+                    sort_criteria.as_ref(),
+                    &charset,
+                    search_criteria.as_ref(),
+                    uid,
+                )
+                .await
             }
             CommandBody::Fetch {
                 sequence_set,
@@ -727,18 +743,49 @@ impl Session {
         uid: bool,
         returns: Option<Vec<SearchReturn>>,
     ) -> Outcome {
-        if let Some(charset) = charset
-            && !["UTF-8", "US-ASCII"]
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(charset.as_ref()))
-        {
-            return Outcome::go_on(no(
-                tag,
-                Some("BADCHARSET (UTF-8 US-ASCII)"),
-                "Unsupported charset",
-            ));
+        if let Some(refused) = refuse_charset(tag, charset.as_ref()) {
+            return refused;
         }
         self.search(tag, keys, uid, returns).await
+    }
+
+    /// A search's keys compiled against the session's view, or the command's answer when they
+    /// cannot be (text that is not UTF-8, too many text keys).
+    pub(super) fn compile_search(
+        &mut self,
+        tag: &str,
+        keys: &[SearchKey<'_>],
+    ) -> Result<Query, Outcome> {
+        let selected = self.selected_mut().expect("selected");
+        let stars = Stars {
+            last_seq: selected.view.exists(),
+            last_uid: selected.view.last_uid().unwrap_or(0),
+            recent: &selected.recent,
+        };
+        match Query::compile(keys, stars) {
+            Ok(q) => Ok(q),
+            Err(SearchError::NotUtf8) => Err(Outcome::go_on(no(
+                tag,
+                Some("BADCHARSET (UTF-8 US-ASCII)"),
+                "Search text is not UTF-8",
+            ))),
+            Err(SearchError::TooManyTextKeys) => Err(Outcome::go_on(no(
+                tag,
+                Some("LIMIT"),
+                &format!("At most {TEXT_KEYS_MAX} text keys in one search"),
+            ))),
+        }
+    }
+
+    /// The UIDs a query can match: those its own top-level sets name (all, without any).
+    pub(super) fn bounded_uids(&mut self, query: &Query) -> Vec<u32> {
+        let selected = self.selected_mut().expect("selected");
+        let (seq_bound, uid_bound) = query.bounds();
+        (1..=selected.view.exists())
+            .filter(|&seq| seq_bound.is_none_or(|r| r.contains(seq)))
+            .filter_map(|seq| selected.view.uid_of(seq))
+            .filter(|&uid| uid_bound.is_none_or(|r| r.contains(uid)))
+            .collect()
     }
 
     /// SEARCH and UID SEARCH: rev1's `* SEARCH`, or ESEARCH for rev2 and whenever RETURN was given.
@@ -749,51 +796,20 @@ impl Session {
         uid: bool,
         returns: Option<Vec<SearchReturn>>,
     ) -> Outcome {
-        let selected = self.selected_mut().expect("selected");
-        let stars = Stars {
-            last_seq: selected.view.exists(),
-            last_uid: selected.view.last_uid().unwrap_or(0),
-            recent: &selected.recent,
-        };
-        let id = selected.id;
-        let query = match Query::compile(keys, stars) {
+        let id = self.selected_mut().expect("selected").id;
+        let query = match self.compile_search(tag, keys) {
             Ok(q) => q,
-            Err(SearchError::NotUtf8) => {
-                return Outcome::go_on(no(
-                    tag,
-                    Some("BADCHARSET (UTF-8 US-ASCII)"),
-                    "Search text is not UTF-8",
-                ));
-            }
-            Err(SearchError::TooManyTextKeys) => {
-                return Outcome::go_on(no(
-                    tag,
-                    Some("LIMIT"),
-                    &format!("At most {TEXT_KEYS_MAX} text keys in one search"),
-                ));
-            }
+            Err(answer) => return answer,
         };
         let enabled = match query.uses_modseq() {
             true => self.enable_condstore(),
             false => Vec::new(),
         };
         // Only the messages the query's own top-level sets name are looked at.
-        let selected = self.selected_mut().expect("selected");
-        let (seq_bound, uid_bound) = query.bounds();
-        let uids: Vec<u32> = (1..=selected.view.exists())
-            .filter(|&seq| seq_bound.is_none_or(|r| r.contains(seq)))
-            .filter_map(|seq| selected.view.uid_of(seq))
-            .filter(|&uid| uid_bound.is_none_or(|r| r.contains(uid)))
-            .collect();
+        let uids = self.bounded_uids(&query);
         let found = match self.evaluate(id, &uids, &query).await {
             Ok(Some(found)) => found,
-            Ok(None) => {
-                return Outcome::go_on(no(
-                    tag,
-                    Some("UNAVAILABLE"),
-                    "Server is busy with large messages; try the search again later",
-                ));
-            }
+            Ok(None) => return busy_with_large_messages(tag),
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
         let selected = self.selected_mut().expect("selected");
@@ -957,4 +973,28 @@ async fn claim_recent(store: &dyn MailStore, mailbox: MailboxId, below: u32) -> 
             below
         }
     }
+}
+
+/// `NO [BADCHARSET]` for a charset other than UTF-8 and US-ASCII (the only ones searches take).
+pub(super) fn refuse_charset(tag: &str, charset: Option<&Charset<'_>>) -> Option<Outcome> {
+    let charset = charset?;
+    let known = ["UTF-8", "US-ASCII"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(charset.as_ref()));
+    (!known).then(|| {
+        Outcome::go_on(no(
+            tag,
+            Some("BADCHARSET (UTF-8 US-ASCII)"),
+            "Unsupported charset",
+        ))
+    })
+}
+
+/// `NO [UNAVAILABLE]` for a search the budget for large messages in memory cut short.
+pub(super) fn busy_with_large_messages(tag: &str) -> Outcome {
+    Outcome::go_on(no(
+        tag,
+        Some("UNAVAILABLE"),
+        "Server is busy with large messages; try again later",
+    ))
 }

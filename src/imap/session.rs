@@ -188,6 +188,8 @@ impl Session {
             "LIST-EXTENDED",
             "LIST-STATUS",
             "ESEARCH",
+            "SORT",
+            "SORT=DISPLAY",
             "BINARY",
             "QUOTA",
             "QUOTA=RES-STORAGE",

@@ -15,6 +15,7 @@ mod imap;
 mod imap_clients;
 mod imap_condstore;
 mod imap_recent;
+mod imap_sort;
 mod imap_subscriptions;
 mod jmap;
 mod large;

@@ -1,5 +1,5 @@
-//! What must hold of the IMAP decoder for any input; the `imap` fuzz target runs [`check_decoder`] on
-//! arbitrary bytes.
+//! What must hold of the IMAP decoder (and of the searches and base subjects of what it decodes) for any
+//! input; the `imap` fuzz target runs [`check_decoder`] on arbitrary bytes.
 
 use super::decoder::{Decoder, Event, Limits};
 
@@ -45,11 +45,16 @@ pub fn check_decoder(data: &[u8]) {
     // A command never holds more than command_bytes_max and the line being read.
     let bound = LIMITS.command_bytes_max + LIMITS.line_bytes_max;
     assert!(held_whole.max(held_pieces) <= bound);
+    // Any text has a base subject (SORT's), whatever its bytes.
+    let _ = super::sort::base_subject(&String::from_utf8_lossy(input));
     // Any search that parses compiles and can be matched against a message without a panic.
     for event in &whole {
         let keys = match event {
             Event::Command(c) => match &c.body {
                 imap_types::command::CommandBody::Search { criteria, .. } => criteria.as_ref(),
+                imap_types::command::CommandBody::Sort {
+                    search_criteria, ..
+                } => search_criteria.as_ref(),
                 _ => continue,
             },
             Event::Extended {

@@ -7,6 +7,7 @@ pub mod extended;
 pub mod invariants;
 pub mod search;
 pub mod section;
+pub mod sort;
 pub mod structure;
 pub mod utf7;
 pub mod view;

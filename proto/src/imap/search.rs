@@ -550,7 +550,7 @@ fn message_text(message: &Message<'_>, out: &mut String) {
 }
 
 /// A header value's encoded words (RFC 2047) decoded, as mail-parser reads an unstructured field.
-fn decoded_words(raw: &str) -> String {
+pub(crate) fn decoded_words(raw: &str) -> String {
     if !raw.contains("=?") {
         return raw.to_string();
     }

@@ -1,0 +1,323 @@
+//! SORT (RFC 5256) and SORT=DISPLAY (RFC 5957): each matched message's sort keys, and their order.
+//! Pure: the session hands in what the store listed of each message (with its stored envelope) and
+//! gets the order back.
+
+use std::cmp::Ordering;
+
+use imap_types::extensions::sort::{SortCriterion, SortKey};
+
+use crate::summary::{Address, Envelope};
+
+/// What a message is sorted by: its listing, and its envelope when a key needs it.
+pub struct SortInput<'a> {
+    pub seq: u32,
+    pub uid: u32,
+    pub arrival_micros: i64,
+    pub size: u64,
+    pub envelope: Option<&'a Envelope>,
+}
+
+/// One key's value. Texts are compared as their comparators say (RFC 5256 §2.2's i;ascii-casemap:
+/// letters mapped to upper case, then octet by octet), so they are stored already mapped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyValue {
+    Number(i64),
+    Text(String),
+}
+
+/// A message ready to be put in order: its numbers and its keys, in the criteria's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sortable {
+    pub seq: u32,
+    pub uid: u32,
+    keys: Vec<KeyValue>,
+}
+
+/// Whether any of the criteria reads the envelope (all but ARRIVAL and SIZE).
+pub fn needs_envelope(criteria: &[SortCriterion]) -> bool {
+    criteria
+        .iter()
+        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size))
+}
+
+impl Sortable {
+    pub fn new(criteria: &[SortCriterion], m: &SortInput<'_>) -> Sortable {
+        let keys = criteria.iter().map(|c| key_value(&c.key, m)).collect();
+        Sortable {
+            seq: m.seq,
+            uid: m.uid,
+            keys,
+        }
+    }
+}
+
+/// Puts messages in the criteria's order; messages equal on every key stay in sequence-number order
+/// (RFC 5256 §3).
+pub fn order(criteria: &[SortCriterion], messages: &mut [Sortable]) {
+    messages.sort_by(|a, b| {
+        for (i, criterion) in criteria.iter().enumerate() {
+            let by = a.keys[i].cmp(&b.keys[i]);
+            let by = if criterion.reverse { by.reverse() } else { by };
+            if by != Ordering::Equal {
+                return by;
+            }
+        }
+        a.seq.cmp(&b.seq)
+    });
+}
+
+fn key_value(key: &SortKey, m: &SortInput<'_>) -> KeyValue {
+    let envelope = m.envelope;
+    let first_mailbox = |pick: fn(&Envelope) -> &[Address]| {
+        let first = envelope.and_then(|e| pick(e).iter().find(|a| a.host.is_some()));
+        KeyValue::Text(
+            first
+                .and_then(|a| a.mailbox.as_deref())
+                .unwrap_or("")
+                .to_ascii_uppercase(),
+        )
+    };
+    let display = |pick: fn(&Envelope) -> &[Address]| {
+        let first = envelope.and_then(|e| pick(e).iter().find(|a| a.host.is_some()));
+        KeyValue::Text(first.map(display_name).unwrap_or_default().to_uppercase())
+    };
+    match key {
+        SortKey::Arrival => KeyValue::Number(m.arrival_micros),
+        SortKey::Size => KeyValue::Number(i64::try_from(m.size).unwrap_or(i64::MAX)),
+        // The Date header's instant; without one that parses, the arrival time (RFC 5256 §3).
+        SortKey::Date => KeyValue::Number(
+            envelope
+                .and_then(|e| e.date.as_deref())
+                .and_then(mail_parser::DateTime::parse_rfc822)
+                .filter(|d| d.is_valid())
+                .map(|d| d.to_timestamp().saturating_mul(1_000_000))
+                .unwrap_or(m.arrival_micros),
+        ),
+        SortKey::From => first_mailbox(|e| &e.from),
+        SortKey::To => first_mailbox(|e| &e.to),
+        SortKey::Cc => first_mailbox(|e| &e.cc),
+        SortKey::Subject => KeyValue::Text(
+            base_subject(envelope.and_then(|e| e.subject.as_deref()).unwrap_or(""))
+                .to_ascii_uppercase(),
+        ),
+        SortKey::DisplayFrom => display(|e| &e.from),
+        SortKey::DisplayTo => display(|e| &e.to),
+    }
+}
+
+/// RFC 5957 §2: the display name, decoded, when it is not empty; else the address itself.
+fn display_name(a: &Address) -> String {
+    let name = a
+        .name
+        .as_deref()
+        .map(super::search::decoded_words)
+        .unwrap_or_default();
+    if name.trim().is_empty() {
+        format!(
+            "{}@{}",
+            a.mailbox.as_deref().unwrap_or(""),
+            a.host.as_deref().unwrap_or("")
+        )
+    } else {
+        name
+    }
+}
+
+/// The base subject (RFC 5256 §2.1): the subject without the `Re:`, `Fwd:`, `[list]` and `(fwd)`
+/// that replies and forwards add, decoded, its white space collapsed.
+pub fn base_subject(raw: &str) -> String {
+    // (1) Decoded, white space runs made one space.
+    let decoded = super::search::decoded_words(raw);
+    let mut s: String = decoded
+        .split([' ', '\t', '\r', '\n'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    loop {
+        // (2) Trailing "(fwd)" and white space.
+        loop {
+            let trimmed = s.trim_end_matches([' ', '\t']);
+            let tail = trimmed
+                .len()
+                .checked_sub(5)
+                .and_then(|at| trimmed.get(at..));
+            if tail.is_some_and(|t| t.eq_ignore_ascii_case("(fwd)")) {
+                s.truncate(trimmed.len() - 5);
+            } else {
+                s.truncate(trimmed.len());
+                break;
+            }
+        }
+        // (3)-(5) Leading "Re:", "Fw:", "Fwd:" (each with blobs before it and one inside), white
+        // space, and a leading blob that leaves something behind.
+        loop {
+            let mut changed = false;
+            while let Some(rest) = strip_leader(&s) {
+                s = rest.to_string();
+                changed = true;
+            }
+            if let Some(rest) = strip_blob(&s)
+                && !rest.is_empty()
+            {
+                s = rest.to_string();
+                changed = true;
+            }
+            if !changed {
+                break;
+            }
+        }
+        // (6) "[fwd: ...]" around it all: unwrapped, and again from (2).
+        if s.len() >= 6
+            && s.get(..5).is_some_and(|h| h.eq_ignore_ascii_case("[fwd:"))
+            && s.ends_with(']')
+        {
+            s = s[5..s.len() - 1].to_string();
+            continue;
+        }
+        return s;
+    }
+}
+
+/// subj-leader: `*subj-blob subj-refwd`, or white space.
+fn strip_leader(s: &str) -> Option<&str> {
+    if s.starts_with([' ', '\t']) {
+        return Some(s.trim_start_matches([' ', '\t']));
+    }
+    let mut rest = s;
+    loop {
+        if let Some(after) = strip_refwd(rest) {
+            return Some(after);
+        }
+        rest = strip_blob(rest)?;
+    }
+}
+
+/// subj-refwd: `("re" / ("fw" ["d"])) *WSP [subj-blob] ":"`.
+fn strip_refwd(s: &str) -> Option<&str> {
+    let lower = s.get(..3).unwrap_or(s).to_ascii_lowercase();
+    let word = ["fwd", "fw", "re"]
+        .into_iter()
+        .find(|w| lower.starts_with(w))?;
+    let mut rest = s[word.len()..].trim_start_matches([' ', '\t']);
+    if let Some(after) = strip_blob(rest) {
+        rest = after;
+    }
+    rest.strip_prefix(':')
+}
+
+/// subj-blob: `"[" *BLOBCHAR "]" *WSP`, BLOBCHAR being anything but `[` and `]`.
+fn strip_blob(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix('[')?;
+    let close = inner.find([']', '['])?;
+    if inner.as_bytes()[close] != b']' {
+        return None;
+    }
+    Some(inner[close + 1..].trim_start_matches([' ', '\t']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_subjects_as_rfc_5256_makes_them() {
+        for (subject, base) in [
+            ("Hello", "Hello"),
+            ("Re: Hello", "Hello"),
+            ("RE:   re: Fwd: Hello", "Hello"),
+            ("Re[2]: Hello", "Hello"),
+            ("[list] Re: Hello (fwd)", "Hello"),
+            ("Hello (fwd) (FWD)  ", "Hello"),
+            ("[fwd: Re: Hello]", "Hello"),
+            ("[Fwd: [list] Hello (fwd)]", "Hello"),
+            ("[only a blob]", "[only a blob]"),
+            ("Fw : Hello", "Hello"),
+            ("Ref: Hello", "Ref: Hello"),
+            ("Hello\t  world", "Hello world"),
+            ("=?UTF-8?Q?Re=3A_Gr=C3=BC=C3=9Fe?=", "Grüße"),
+            ("", ""),
+            ("Re:", ""),
+            ("[a][b] Re: x", "x"),
+            ("Grüße (fwd)", "Grüße"),
+            ("ßßßß", "ßßßß"),
+            ("[fwd:ß]", "ß"),
+            ("ré: x", "ré: x"),
+            ("fwß: x", "fwß: x"),
+            ("[é] ü", "ü"),
+        ] {
+            assert_eq!(base_subject(subject), base, "{subject:?}");
+        }
+    }
+
+    fn criteria(text: &str) -> Vec<SortCriterion> {
+        text.split_whitespace()
+            .fold((Vec::new(), false), |(mut out, reverse), word| {
+                let key = match word {
+                    "REVERSE" => return (out, true),
+                    "ARRIVAL" => SortKey::Arrival,
+                    "SIZE" => SortKey::Size,
+                    "DATE" => SortKey::Date,
+                    "FROM" => SortKey::From,
+                    "SUBJECT" => SortKey::Subject,
+                    "DISPLAYFROM" => SortKey::DisplayFrom,
+                    other => panic!("{other}"),
+                };
+                out.push(SortCriterion { reverse, key });
+                (out, false)
+            })
+            .0
+    }
+
+    fn sorted(keys: &str, messages: &[(u64, Option<&str>, &str)]) -> Vec<u32> {
+        let criteria = criteria(keys);
+        let envelopes: Vec<Envelope> = messages
+            .iter()
+            .map(|(_, date, from)| {
+                let raw = format!(
+                    "From: {from}\r\nSubject: s\r\n{}\r\n",
+                    date.map(|d| format!("Date: {d}\r\n")).unwrap_or_default()
+                );
+                crate::summary::summarize_message(raw.as_bytes()).envelope
+            })
+            .collect();
+        let mut all: Vec<Sortable> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, (size, ..))| {
+                Sortable::new(
+                    &criteria,
+                    &SortInput {
+                        seq: i as u32 + 1,
+                        uid: i as u32 + 10,
+                        arrival_micros: 1_000_000 * (10 - i as i64),
+                        size: *size,
+                        envelope: Some(&envelopes[i]),
+                    },
+                )
+            })
+            .collect();
+        order(&criteria, &mut all);
+        all.iter().map(|s| s.seq).collect()
+    }
+
+    #[test]
+    fn keys_reverse_and_ties_in_sequence_order() {
+        let messages = [
+            (30, Some("Mon, 1 Jan 2024 10:00:00 +0000"), "bob@x"),
+            (10, Some("Mon, 1 Jan 2024 12:00:00 +0300"), "Zed <alice@y>"),
+            (20, None, "Ann <carol@z>"),
+            (10, Some("not a date"), "_x@z"),
+        ];
+        assert_eq!(sorted("SIZE", &messages), [2, 4, 3, 1]);
+        assert_eq!(sorted("REVERSE SIZE", &messages), [1, 3, 2, 4]);
+        assert_eq!(sorted("ARRIVAL", &messages), [4, 3, 2, 1]);
+        // 12:00 +0300 is before 10:00 UTC; no date or a bad one: the arrival time (seconds 8 and 7).
+        assert_eq!(sorted("DATE", &messages), [4, 3, 2, 1]);
+        // Mailbox parts, upper-cased: ALICE < BOB < CAROL < _X.
+        assert_eq!(sorted("FROM", &messages), [2, 1, 3, 4]);
+        // Display names, else the address: ANN < BOB@X < ZED < _X@Z.
+        assert_eq!(sorted("DISPLAYFROM", &messages), [3, 1, 2, 4]);
+        assert_eq!(sorted("SUBJECT SIZE", &messages), [2, 4, 3, 1]);
+        assert_eq!(sorted("SUBJECT", &messages), [1, 2, 3, 4]);
+    }
+}

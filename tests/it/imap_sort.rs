@@ -1,0 +1,114 @@
+//! SORT and UID SORT (RFC 5256) with SORT=DISPLAY (RFC 5957): the keys, REVERSE, ties in mailbox order,
+//! the search that chooses, and the errors.
+
+use crate::imap::{Imap, bare_user, imap_addr, start_imap, strs};
+
+fn message(from: &str, to: &str, subject: &str, date: &str, body: &str) -> Vec<u8> {
+    format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\n\r\n{body}\r\n")
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn sort_by_every_key_in_both_directions() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    // Appended in this order, with arrival times out of it.
+    for (arrival, m) in [
+        (
+            "03-Jan-2024 00:00:00 +0000",
+            message(
+                "Carol <carol@example.org>",
+                "zed@example.org",
+                "Re: [list] Budget",
+                "Tue, 2 Jan 2024 10:00:00 +0000",
+                &"the longest body ".repeat(20),
+            ),
+        ),
+        (
+            "01-Jan-2024 00:00:00 +0000",
+            message(
+                "alice@example.org",
+                "Bob <bob@example.org>",
+                "Agenda",
+                "Tue, 2 Jan 2024 12:00:00 +0500",
+                "short",
+            ),
+        ),
+        (
+            "02-Jan-2024 00:00:00 +0000",
+            message(
+                "\"Zoe\" <bert@example.org>",
+                "amy@example.org",
+                "budget (fwd)",
+                "not a date",
+                &"a middling body ".repeat(8),
+            ),
+        ),
+    ] {
+        c.send(format!("x APPEND INBOX \"{arrival}\" {{{}}}\r\n", m.len()).as_bytes())
+            .await;
+        assert_eq!(c.line().await, "+ Ready for literal data");
+        c.send(&m).await;
+        c.send(b"\r\n").await;
+        assert!(c.until("x").await.last().unwrap().starts_with("x OK"));
+    }
+    c.run("a SELECT INBOX").await;
+    for (args, order) in [
+        ("(ARRIVAL) UTF-8 ALL", "2 3 1"),
+        ("(REVERSE ARRIVAL) UTF-8 ALL", "1 3 2"),
+        ("(SIZE) UTF-8 ALL", "2 3 1"),
+        // 12:00 +0500 is 07:00 UTC, before 10:00; a Date that does not parse sorts by arrival (the 2nd).
+        ("(DATE) UTF-8 ALL", "3 2 1"),
+        ("(FROM) UTF-8 ALL", "2 3 1"),
+        ("(TO) UTF-8 ALL", "3 2 1"),
+        ("(DISPLAYFROM) UTF-8 ALL", "2 1 3"),
+        ("(DISPLAYTO) UTF-8 ALL", "3 2 1"),
+        // Base subjects AGENDA, BUDGET, BUDGET: the tie goes by sequence number, or by the next key.
+        ("(SUBJECT) UTF-8 ALL", "2 1 3"),
+        ("(SUBJECT REVERSE SIZE) UTF-8 ALL", "2 1 3"),
+        ("(SUBJECT SIZE) UTF-8 ALL", "2 3 1"),
+        ("(REVERSE SUBJECT) US-ASCII ALL", "1 3 2"),
+        ("(CC SIZE) UTF-8 ALL", "2 3 1"),
+        ("(SIZE) UTF-8 NOT FROM alice", "3 1"),
+        ("(SIZE) UTF-8 UNSEEN 2:3", "2 3"),
+    ] {
+        assert_eq!(
+            c.run(&format!("s SORT {args}")).await,
+            strs(&[&format!("* SORT {order}"), "s OK SORT completed"]),
+            "SORT {args}"
+        );
+    }
+    c.run("b STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    c.run("c EXPUNGE").await;
+    assert_eq!(
+        c.run("d UID SORT (REVERSE SIZE) UTF-8 ALL").await,
+        strs(&["* SORT 3 2", "d OK SORT completed"])
+    );
+    assert_eq!(
+        c.run("e SORT (SIZE) UTF-8 SUBJECT nothing-like-it").await,
+        strs(&["* SORT", "e OK SORT completed"])
+    );
+    assert_eq!(
+        c.run("f SORT (SIZE) KOI8-R ALL").await,
+        strs(&["f NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"])
+    );
+    assert_eq!(
+        c.run("g SORT (SIZE) ALL").await[0],
+        "g BAD Syntax error or unknown command"
+    );
+    // With CONDSTORE's MODSEQ key, the highest modseq of what was found.
+    assert_eq!(
+        c.run("h SORT (ARRIVAL) UTF-8 MODSEQ 1").await,
+        strs(&[
+            "* OK [HIGHESTMODSEQ 5] Highest",
+            "* SORT 1 2 (MODSEQ 3)",
+            "h OK SORT completed"
+        ])
+    );
+    c.run("i UNSELECT").await;
+    assert_eq!(
+        c.run("j SORT (SIZE) UTF-8 ALL").await,
+        strs(&["j BAD No mailbox selected"])
+    );
+}
