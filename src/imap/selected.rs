@@ -187,7 +187,9 @@ impl Session {
             let exists = selected.view.arrive(&arrived);
             out.extend_from_slice(format!("* {exists} EXISTS\r\n").as_bytes());
             if !rev2 {
-                let (first, last) = (arrived[0], arrived[arrived.len() - 1]);
+                // The change log lists them by modseq, not always by UID.
+                let first = arrived.iter().copied().min().unwrap_or_default();
+                let last = arrived.iter().copied().max().unwrap_or_default();
                 let from = match selected.read_only {
                     // EXAMINE must not take `\Recent` from anyone (RFC 3501 §6.3.2).
                     true => first,

@@ -1,6 +1,8 @@
 //! `\Recent` (RFC 3501 §2.3.2): a message is recent to the one session first told of it, by SELECT or
 //! as new mail, in whichever process; EXAMINE and IMAP4rev2 sessions take it from no one.
 
+use jmail::store::MailStore;
+
 use crate::imap::{Imap, bare_user, deliver, imap_addr, start_imap, strs};
 
 const MESSAGE: &[u8] = b"From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n";
@@ -154,5 +156,43 @@ async fn an_imap4rev2_session_has_no_recent_and_takes_none() {
     assert_eq!(
         recent_of(&rev1.run("a SELECT INBOX").await),
         Some("* 1 RECENT")
+    );
+}
+
+/// New mail whose flags changed before the session heard of it comes out of the change log after mail
+/// that came later: all of it is still the session's.
+#[tokio::test]
+async fn new_mail_reported_out_of_uid_order_is_all_recent() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a SELECT INBOX").await;
+    deliver(&s, "bob", MESSAGE).await;
+    deliver(&s, "bob", MESSAGE).await;
+    let bob = jmail::accounts::authenticate(s.store.as_ref(), "bob", "bob-password")
+        .await
+        .unwrap()
+        .unwrap();
+    s.store
+        .update_flags(
+            bob.inbox,
+            &[1],
+            jmail::store::FlagOp::Add,
+            jmail::store::Flags::system(jmail::store::flags::FLAGGED),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c.run("b NOOP").await,
+        strs(&["* 2 EXISTS", "* 2 RECENT", "b OK NOOP completed"])
+    );
+    assert_eq!(
+        c.run("c FETCH 1:2 FLAGS").await,
+        strs(&[
+            "* 1 FETCH (FLAGS (\\Flagged \\Recent))",
+            "* 2 FETCH (FLAGS (\\Recent))",
+            "c OK FETCH completed"
+        ])
     );
 }
