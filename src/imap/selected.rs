@@ -415,6 +415,7 @@ impl Session {
                 | CommandBody::ExpungeUid { .. }
                 | CommandBody::Search { .. }
                 | CommandBody::Sort { .. }
+                | CommandBody::Thread { .. }
                 | CommandBody::Fetch { .. }
                 | CommandBody::Store { .. }
                 | CommandBody::Copy { .. }
@@ -451,6 +452,15 @@ impl Session {
                     uid,
                 )
                 .await
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(tag, &algorithm, &charset, search_criteria.as_ref(), uid)
+                    .await
             }
             CommandBody::Fetch {
                 sequence_set,

@@ -190,6 +190,7 @@ impl Session {
             "ESEARCH",
             "SORT",
             "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
             "BINARY",
             "QUOTA",
             "QUOTA=RES-STORAGE",

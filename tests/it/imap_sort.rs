@@ -1,5 +1,5 @@
 //! SORT and UID SORT (RFC 5256) with SORT=DISPLAY (RFC 5957): the keys, REVERSE, ties in mailbox order,
-//! the search that chooses, and the errors.
+//! the search that chooses, and the errors; THREAD=ORDEREDSUBJECT (RFC 5256 §3).
 
 use crate::imap::{Imap, bare_user, imap_addr, start_imap, strs};
 
@@ -79,6 +79,25 @@ async fn sort_by_every_key_in_both_directions() {
             "SORT {args}"
         );
     }
+    // THREAD=ORDEREDSUBJECT: one thread per base subject, by sent date; threads by their first date.
+    assert_eq!(
+        c.run("t1 THREAD ORDEREDSUBJECT UTF-8 ALL").await,
+        strs(&["* THREAD (3 1)(2)", "t1 OK THREAD completed"])
+    );
+    assert_eq!(
+        c.run("t2 UID THREAD ORDEREDSUBJECT UTF-8 SUBJECT budget")
+            .await,
+        strs(&["* THREAD (3 1)", "t2 OK THREAD completed"])
+    );
+    assert_eq!(
+        c.run("t3 THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing-like-it")
+            .await,
+        strs(&["* THREAD", "t3 OK THREAD completed"])
+    );
+    assert_eq!(
+        c.run("t4 THREAD REFERENCES UTF-8 ALL").await,
+        strs(&["t4 BAD Only ORDEREDSUBJECT threading is offered"])
+    );
     c.run("b STORE 1 +FLAGS.SILENT (\\Deleted)").await;
     c.run("c EXPUNGE").await;
     assert_eq!(

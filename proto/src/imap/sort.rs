@@ -66,6 +66,57 @@ pub fn order(criteria: &[SortCriterion], messages: &mut [Sortable]) {
     });
 }
 
+/// THREAD=ORDEREDSUBJECT (RFC 5256 §3): the messages sorted by base subject, then sent date (then
+/// sequence number), split into one thread per base subject, the threads in the order of their first
+/// messages' sent dates. Each thread is its messages' numbers in order (`uid` picks UIDs).
+pub fn ordered_subject_threads(messages: &[SortInput<'_>], uid: bool) -> Vec<Vec<u32>> {
+    let criteria = [SortKey::Subject, SortKey::Date].map(|key| SortCriterion {
+        reverse: false,
+        key,
+    });
+    let mut sorted: Vec<Sortable> = messages
+        .iter()
+        .map(|m| Sortable::new(&criteria, m))
+        .collect();
+    order(&criteria, &mut sorted);
+    // (first message's date, its sequence number, the thread)
+    let mut threads: Vec<(KeyValue, u32, Vec<u32>)> = Vec::new();
+    let mut subject: Option<&KeyValue> = None;
+    for m in &sorted {
+        let number = if uid { m.uid } else { m.seq };
+        match threads.last_mut() {
+            Some((_, _, thread)) if subject == Some(&m.keys[0]) => thread.push(number),
+            _ => threads.push((m.keys[1].clone(), m.seq, vec![number])),
+        }
+        subject = Some(&m.keys[0]);
+    }
+    threads.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    threads.into_iter().map(|(_, _, thread)| thread).collect()
+}
+
+/// ORDEREDSUBJECT's threads as THREAD's response lists them: the first message of each at the root, the
+/// second its child, and the rest siblings of the second (`(1 2)`, `(1 (2)(3))`).
+pub fn ordered_subject_response(threads: &[Vec<u32>]) -> String {
+    let mut out = String::new();
+    for thread in threads {
+        out.push('(');
+        match thread.as_slice() {
+            [] => {}
+            [one] => out.push_str(&one.to_string()),
+            [first, second] => out.push_str(&format!("{first} {second}")),
+            [first, rest @ ..] => {
+                out.push_str(&first.to_string());
+                out.push(' ');
+                for n in rest {
+                    out.push_str(&format!("({n})"));
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
 fn key_value(key: &SortKey, m: &SortInput<'_>) -> KeyValue {
     let envelope = m.envelope;
     let first_mailbox = |pick: fn(&Envelope) -> &[Address]| {
@@ -298,6 +349,46 @@ mod tests {
             .collect();
         order(&criteria, &mut all);
         all.iter().map(|s| s.seq).collect()
+    }
+
+    #[test]
+    fn ordered_subject_threads_by_base_subject_and_first_date() {
+        let raw = [
+            ("Re: b", "Tue, 2 Jan 2024 10:00:00 +0000"),
+            ("a", "Tue, 2 Jan 2024 09:00:00 +0000"),
+            ("b", "Mon, 1 Jan 2024 10:00:00 +0000"),
+            ("Fwd: a", "Wed, 3 Jan 2024 10:00:00 +0000"),
+            ("c", "Mon, 1 Jan 2024 10:00:00 +0000"),
+            ("[x] b", "Thu, 4 Jan 2024 10:00:00 +0000"),
+            ("re: B", "Fri, 5 Jan 2024 10:00:00 +0000"),
+        ];
+        let envelopes: Vec<Envelope> = raw
+            .iter()
+            .map(|(subject, date)| {
+                let m = format!("Subject: {subject}\r\nDate: {date}\r\n\r\n");
+                crate::summary::summarize_message(m.as_bytes()).envelope
+            })
+            .collect();
+        let inputs: Vec<SortInput<'_>> = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| SortInput {
+                seq: i as u32 + 1,
+                uid: i as u32 + 101,
+                arrival_micros: 0,
+                size: 0,
+                envelope: Some(e),
+            })
+            .collect();
+        let threads = ordered_subject_threads(&inputs, false);
+        // b (Jan 1, seq 3) and c (Jan 1, seq 5) tie on date: sequence order; a starts Jan 2.
+        assert_eq!(threads, vec![vec![3, 1, 6, 7], vec![5], vec![2, 4]]);
+        assert_eq!(ordered_subject_response(&threads), "(3 (1)(6)(7))(5)(2 4)");
+        assert_eq!(
+            ordered_subject_threads(&inputs, true)[0],
+            vec![103, 101, 106, 107]
+        );
+        assert_eq!(ordered_subject_response(&[]), "");
     }
 
     #[test]
