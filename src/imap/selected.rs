@@ -195,7 +195,9 @@ impl Session {
                     true => first,
                     false => claim_recent(&*store, selected.id, last.saturating_add(1)).await,
                 };
-                selected.recent.add(from, last);
+                // Only what this report brings: below `first` the session already told what was
+                // recent (a mark lower than that, from a claim that failed earlier, adds nothing).
+                selected.recent.add(from.max(first), last);
                 let recent = selected.view.count_within(&selected.recent);
                 out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
             }

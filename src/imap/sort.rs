@@ -11,42 +11,66 @@ use jmail_proto::imap::sort::{
 };
 use jmail_proto::summary::{Envelope, Summary};
 
-use super::respond::{bad, ok};
+use super::respond::{bad, no, ok};
 use super::selected::{busy_with_large_messages, refuse_charset};
 use super::session::{Session, State};
 use crate::driver::Outcome;
 
-/// What a search found, ready to be ordered: each match's listing, sequence number and envelope.
+/// What a search found, ready to be ordered.
 struct Found {
     /// Untagged responses to go first (CONDSTORE turned on by a MODSEQ key).
     head: Vec<u8>,
-    /// (sequence number, UID, arrival, size, modseq, envelope) of each match.
-    matches: Vec<(u32, u32, i64, u64, u64, Option<Envelope>)>,
+    matches: Vec<Match>,
     uses_modseq: bool,
 }
 
-impl Found {
-    fn inputs(&self) -> Vec<SortInput<'_>> {
-        self.matches
-            .iter()
-            .map(|(seq, uid, arrival, size, _, envelope)| SortInput {
-                seq: *seq,
-                uid: *uid,
-                arrival_micros: *arrival,
-                size: *size,
-                envelope: envelope.as_ref(),
-            })
-            .collect()
-    }
+/// One match: its numbers, arrival, size and modseq, and its stored summary (JSON) when asked for.
+struct Match {
+    seq: u32,
+    uid: u32,
+    arrival_micros: i64,
+    size: u64,
+    modseq: u64,
+    summary: Option<String>,
+}
 
+impl Found {
     /// RFC 7162 §3.1.5: with a MODSEQ search key, the highest modseq of what was found.
     fn modseq_suffix(&self) -> String {
-        let highest = self.matches.iter().map(|m| m.4).max();
+        let highest = self.matches.iter().map(|m| m.modseq).max();
         match highest.filter(|_| self.uses_modseq) {
             Some(h) => format!(" (MODSEQ {h})"),
             None => String::new(),
         }
     }
+}
+
+/// Runs `f` over the matches' sort inputs on the blocking pool: reading envelopes and base subjects
+/// of a whole mailbox is CPU work that must not hold up the runtime's threads. `None` if it panicked.
+async fn over_inputs<T: Send + 'static>(
+    matches: Vec<Match>,
+    f: impl FnOnce(&[SortInput<'_>]) -> T + Send + 'static,
+) -> Option<T> {
+    tokio::task::spawn_blocking(move || {
+        let envelopes: Vec<Option<Envelope>> = matches
+            .iter()
+            .map(|m| m.summary.as_deref().and_then(Summary::envelope_from_json))
+            .collect();
+        let inputs: Vec<SortInput<'_>> = matches
+            .iter()
+            .zip(&envelopes)
+            .map(|(m, envelope)| SortInput {
+                seq: m.seq,
+                uid: m.uid,
+                arrival_micros: m.arrival_micros,
+                size: m.size,
+                envelope: envelope.as_ref(),
+            })
+            .collect();
+        f(&inputs)
+    })
+    .await
+    .ok()
 }
 
 impl Session {
@@ -65,17 +89,23 @@ impl Session {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        let mut sorted: Vec<Sortable> = found
-            .inputs()
-            .iter()
-            .map(|m| Sortable::new(criteria, m))
-            .collect();
-        order(criteria, &mut sorted);
+        let suffix = found.modseq_suffix();
+        let criteria = criteria.to_vec();
+        let sorted = over_inputs(found.matches, move |inputs| {
+            let mut sorted: Vec<Sortable> =
+                inputs.iter().map(|m| Sortable::new(&criteria, m)).collect();
+            order(&criteria, &mut sorted);
+            sorted
+        })
+        .await;
+        let Some(sorted) = sorted else {
+            return Outcome::go_on(no(tag, Some("SERVERBUG"), "The sort failed"));
+        };
         let mut line = "* SORT".to_string();
         for m in &sorted {
             line.push_str(&format!(" {}", if uid { m.uid } else { m.seq }));
         }
-        line.push_str(&found.modseq_suffix());
+        line.push_str(&suffix);
         self.finish(tag, found.head, line, uid, "SORT").await
     }
 
@@ -94,7 +124,13 @@ impl Session {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        let threads = ordered_subject_threads(&found.inputs(), uid);
+        let threads = over_inputs(found.matches, move |inputs| {
+            ordered_subject_threads(inputs, uid)
+        })
+        .await;
+        let Some(threads) = threads else {
+            return Outcome::go_on(no(tag, Some("SERVERBUG"), "The threading failed"));
+        };
         let line = format!("* THREAD {}", ordered_subject_response(&threads));
         let line = line.trim_end().to_string();
         self.finish(tag, found.head, line, uid, "THREAD").await
@@ -139,12 +175,14 @@ impl Session {
             Err(e) => return Err(Outcome::go_on(self.store_failure(tag, &e))),
         };
         let matches = rows
-            .iter()
-            .map(|row| {
-                let m = &row.meta;
-                let envelope = row.summary.as_deref().and_then(Summary::envelope_from_json);
-                let at = m.internal_date_micros;
-                (seq_of(m.uid), m.uid, at, m.size, m.modseq, envelope)
+            .into_iter()
+            .map(|row| Match {
+                seq: seq_of(row.meta.uid),
+                uid: row.meta.uid,
+                arrival_micros: row.meta.internal_date_micros,
+                size: row.meta.size,
+                modseq: row.meta.modseq,
+                summary: row.summary,
             })
             .collect();
         Ok(Found {

@@ -232,6 +232,52 @@ async fn a_deleted_mailbox_stays_subscribed_until_unsubscribed_or_made_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_date_keeps_its_zone_through_copies_and_moves() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let archive = store.mailbox(a.id, "Archive").await.unwrap().unwrap();
+        // With and without keywords: the two take different ways into the store.
+        for (zone, flags) in [
+            (120, Flags::default()),
+            (
+                -330,
+                Flags {
+                    system: 0,
+                    keywords: vec!["$x".into()],
+                },
+            ),
+        ] {
+            let mut m = message("zoned");
+            m.internal_zone_minutes = zone;
+            store.append(a.inbox, m, flags).await.unwrap();
+        }
+        store
+            .copy(a.id, a.inbox, &[1, 2], archive.id, false)
+            .await
+            .unwrap();
+        store
+            .copy(a.id, a.inbox, &[1], archive.id, true)
+            .await
+            .unwrap();
+        let zones = |mailbox, uids: &'static [u32]| async move {
+            let wanted = jmail::store::Wanted {
+                summary: false,
+                raw_bytes_max: 0,
+            };
+            let listed = store.messages(mailbox, uids, wanted).await.unwrap();
+            listed
+                .iter()
+                .map(|l| l.meta.internal_zone_minutes)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(zones(a.inbox, &[1, 2]).await, [-330]);
+        assert_eq!(zones(archive.id, &[1, 2, 3]).await, [120, -330, 120]);
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_messages_are_claimed_by_one_session_only() {
     for (store, _dir) in backends().await {
         let a = user(store.as_ref(), "a").await;

@@ -175,27 +175,25 @@ fn display_name(a: &Address) -> String {
 }
 
 /// The base subject (RFC 5256 §2.1): the subject without the `Re:`, `Fwd:`, `[list]` and `(fwd)`
-/// that replies and forwards add, decoded, its white space collapsed.
+/// that replies and forwards add, decoded, its white space collapsed. Linear in the subject's length
+/// (the subject is a stranger's text): each step only moves the ends of one slice.
 pub fn base_subject(raw: &str) -> String {
     // (1) Decoded, white space runs made one space.
     let decoded = super::search::decoded_words(raw);
-    let mut s: String = decoded
+    let normalized: String = decoded
         .split([' ', '\t', '\r', '\n'])
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    let mut s = normalized.as_str();
     loop {
         // (2) Trailing "(fwd)" and white space.
         loop {
-            let trimmed = s.trim_end_matches([' ', '\t']);
-            let tail = trimmed
-                .len()
-                .checked_sub(5)
-                .and_then(|at| trimmed.get(at..));
+            s = s.trim_end_matches([' ', '\t']);
+            let tail = s.len().checked_sub(5).and_then(|at| s.get(at..));
             if tail.is_some_and(|t| t.eq_ignore_ascii_case("(fwd)")) {
-                s.truncate(trimmed.len() - 5);
+                s = &s[..s.len() - 5];
             } else {
-                s.truncate(trimmed.len());
                 break;
             }
         }
@@ -203,14 +201,16 @@ pub fn base_subject(raw: &str) -> String {
         // space, and a leading blob that leaves something behind.
         loop {
             let mut changed = false;
-            while let Some(rest) = strip_leader(&s) {
-                s = rest.to_string();
+            while let Some(rest) = strip_leader(s) {
+                s = rest;
                 changed = true;
             }
-            if let Some(rest) = strip_blob(&s)
+            // A blob no "Re:" follows: strip_leader walked the blobs that follow it too and found none
+            // after any of them, so they go at once, the last kept if nothing comes after it.
+            while let Some(rest) = strip_blob(s)
                 && !rest.is_empty()
             {
-                s = rest.to_string();
+                s = rest;
                 changed = true;
             }
             if !changed {
@@ -222,10 +222,10 @@ pub fn base_subject(raw: &str) -> String {
             && s.get(..5).is_some_and(|h| h.eq_ignore_ascii_case("[fwd:"))
             && s.ends_with(']')
         {
-            s = s[5..s.len() - 1].to_string();
+            s = &s[5..s.len() - 1];
             continue;
         }
-        return s;
+        return s.to_string();
     }
 }
 
@@ -269,6 +269,19 @@ fn strip_blob(s: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_subjects_of_leaders_and_blobs_cost_their_length() {
+        // Quadratic work here would take minutes; linear takes milliseconds.
+        let many = "[x] ".repeat(200_000) + "y";
+        assert_eq!(base_subject(&many), "y");
+        let replies = "Re: ".repeat(200_000) + "z (fwd)".repeat(100_000).as_str();
+        assert!(base_subject(&replies).starts_with("z (fwd)z"));
+        let blobs_only = "[a]".repeat(200_000);
+        assert_eq!(base_subject(&blobs_only), "[a]");
+        let nested = "[fwd:".repeat(100_000) + "w" + &"]".repeat(100_000);
+        assert_eq!(base_subject(&nested), "w");
+    }
 
     #[test]
     fn base_subjects_as_rfc_5256_makes_them() {

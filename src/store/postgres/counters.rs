@@ -151,6 +151,7 @@ pub async fn apply_and_insert(
         &m.subject,
         &m.message_id,
         &row.imported,
+        &m.internal_zone_minutes,
     ];
     let (account_key, mailbox_key) = match &target {
         Target::Mailbox(_, mailbox) => {
@@ -187,9 +188,10 @@ pub async fn apply_and_insert(
                 FROM u WHERE m.user_id = u.id AND {mailbox_key} \
                 RETURNING m.id, m.uid_next - 1 AS uid, m.highest_modseq AS modseq), \
          ins AS (INSERT INTO messages (mailbox_id, uid, modseq, created_modseq, flags, keywords, \
-                 internal_micros, size, crlf_size, from_addr, subject, message_id, imported, blob_id) \
+                 internal_micros, size, crlf_size, from_addr, subject, message_id, imported, blob_id, \
+                 internal_zone) \
                  SELECT mb.id, mb.uid, mb.modseq, mb.modseq, $4, '', $5, $2, $6, $7, $8, $9, $10, \
-                 {blob_id} FROM mb \
+                 {blob_id}, $11 FROM mb \
                  RETURNING blob_id) \
          SELECT u.id, u.modseq, u.name, u.used_bytes, u.used_messages, u.quota_bytes, u.quota_messages, \
                 mb.id, mb.uid, mb.modseq, (SELECT blob_id FROM ins) FROM u LEFT JOIN mb ON TRUE"

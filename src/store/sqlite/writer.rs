@@ -310,6 +310,11 @@ fn apply_one(
     };
     let mut result = op.apply(&mut ctx);
     let op_touched = ctx.touched;
+    // Its caller hears before the watchers would: an op answered at commit must change no mailbox.
+    debug_assert!(
+        !(result.at_commit && result.ok && !op_touched.is_empty()),
+        "an op answered at commit touched a mailbox"
+    );
     if result.ok {
         match sp.commit() {
             Ok(()) => touched.extend(op_touched),
