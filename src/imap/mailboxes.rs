@@ -217,7 +217,9 @@ impl Session {
         for item in items {
             values.push(match item {
                 StatusItem::Messages => format!("MESSAGES {}", info.messages),
-                StatusItem::Recent => format!("RECENT {}", info.recent),
+                StatusItem::Recent => {
+                    format!("RECENT {}", self.store.recent_count(info.id).await?)
+                }
                 StatusItem::UidNext => format!("UIDNEXT {}", info.uid_next),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
                 StatusItem::Unseen => format!("UNSEEN {}", info.unseen),

@@ -136,8 +136,6 @@ pub struct MailboxInfo {
     pub bytes: u64,
     /// The lowest UID no IMAP session has claimed as `\Recent` yet ([`MailStore::claim_recent`]).
     pub first_recent_uid: u32,
-    /// Its messages at or above `first_recent_uid`: `\Recent` to the next session that selects it.
-    pub recent: u64,
 }
 
 /// Where a copy or move put each message: (source UID, destination UID), in source UID order (UIDPLUS's
@@ -680,6 +678,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// value returned up to `below`; a concurrent claim never gets the same ones. Not a change of the
     /// mailbox: no modseq moves and no one is told.
     async fn claim_recent(&self, mailbox: MailboxId, below: u32) -> StoreResult<u32>;
+    /// How many of the mailbox's messages no session has claimed as `\Recent` (STATUS RECENT): a count
+    /// from its first recent UID, so asked only when wanted.
+    async fn recent_count(&self, mailbox: MailboxId) -> StoreResult<u64>;
     /// Stores a message in a mailbox with the given flags (IMAP APPEND, a draft, a Sent copy). Quota applies.
     async fn append(
         &self,

@@ -58,7 +58,6 @@ async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>
             unseen: 0,
             bytes: 0,
             first_recent_uid: 0,
-            recent: 0,
         },
         Vec::new(),
     ));

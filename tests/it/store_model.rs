@@ -285,7 +285,7 @@ async fn recent_messages_are_claimed_by_one_session_only() {
             let store = store.clone();
             async move {
                 let m = store.mailbox(a.id, name).await.unwrap().unwrap();
-                (m.recent, m.first_recent_uid)
+                (store.recent_count(m.id).await.unwrap(), m.first_recent_uid)
             }
         };
         // A new mailbox's mail is recent until someone claims it.

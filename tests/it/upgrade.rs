@@ -113,7 +113,10 @@ async fn a_schema_4_data_dir_opens_with_everything_intact() {
         );
         // Mail from before \Recent was kept is recent to no one.
         assert_eq!(
-            (inbox.recent, inbox.first_recent_uid),
+            (
+                store.recent_count(inbox.id).await.unwrap(),
+                inbox.first_recent_uid
+            ),
             (0, inbox.uid_next),
             "{name}: nothing recent"
         );

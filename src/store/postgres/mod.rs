@@ -391,6 +391,10 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::kept_subscriptions(&ctx, user).await)
     }
 
+    async fn recent_count(&self, mailbox: MailboxId) -> StoreResult<u64> {
+        point!(self, |ctx| reads::recent_count(&ctx, mailbox).await)
+    }
+
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
         let Ok(name) = super::rules::mailbox_name(name) else {
             return Ok(None);

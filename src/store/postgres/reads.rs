@@ -400,12 +400,8 @@ pub async fn summary(ctx: &Ctx<'_>, mailbox: MailboxId, uid: u32) -> StoreResult
         .and_then(|r| r.get(0)))
 }
 
-/// A mailbox's row, and how many of its messages are `\Recent` to the next session: one seek in the
-/// (mailbox, UID) index, which finds nothing once every message has been claimed.
 const MAILBOX_COLUMNS: &str = "id, name, role, subscribed, uid_validity, uid_next, highest_modseq, \
-     messages, unseen, bytes, first_recent_uid, \
-     (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id \
-      AND m.uid >= mailboxes.first_recent_uid) FROM mailboxes";
+     messages, unseen, bytes, first_recent_uid FROM mailboxes";
 
 fn mailbox_info(r: &Row) -> MailboxInfo {
     let role: Option<String> = r.get(2);
@@ -421,8 +417,19 @@ fn mailbox_info(r: &Row) -> MailboxInfo {
         unseen: u64_of(r, 8),
         bytes: u64_of(r, 9),
         first_recent_uid: u32_of(r, 10),
-        recent: u64_of(r, 11),
     }
+}
+
+/// Messages at or above the mailbox's first recent UID (SQLite's `reads::recent_count`).
+pub async fn recent_count(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<u64> {
+    let row = ctx
+        .one(
+            "SELECT count(*) FROM messages WHERE mailbox_id = $1 \
+             AND uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = $1)",
+            &[&mailbox],
+        )
+        .await?;
+    Ok(u64_of(&row, 0))
 }
 
 /// The names the account is subscribed to that have no mailbox, in byte order (as SQLite sorts).

@@ -431,6 +431,10 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::kept_subscriptions(c, user)).await
     }
 
+    async fn recent_count(&self, mailbox: MailboxId) -> StoreResult<u64> {
+        self.read(move |c| reads::recent_count(c, mailbox)).await
+    }
+
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
         let Ok(name) = super::rules::mailbox_name(name) else {
             return Ok(None);

@@ -421,12 +421,8 @@ pub fn summary(
     .map(Option::flatten)
 }
 
-/// A mailbox's row, and how many of its messages are `\Recent` to the next session: one seek in the
-/// (mailbox, UID) index, which finds nothing once every message has been claimed.
 const MAILBOX_COLUMNS: &str = "id, name, role, subscribed, uid_validity, uid_next, highest_modseq, \
-     messages, unseen, bytes, first_recent_uid, \
-     (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id \
-      AND m.uid >= mailboxes.first_recent_uid) FROM mailboxes";
+     messages, unseen, bytes, first_recent_uid FROM mailboxes";
 
 fn mailbox_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
     let role: Option<String> = r.get(2)?;
@@ -442,8 +438,16 @@ fn mailbox_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
         unseen: r.get(8)?,
         bytes: r.get(9)?,
         first_recent_uid: r.get(10)?,
-        recent: r.get(11)?,
     })
+}
+
+/// Messages at or above the mailbox's first recent UID: a range of the (mailbox, UID) key.
+pub fn recent_count(conn: &Connection, mailbox: MailboxId) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM messages WHERE mailbox_id = ?1 \
+         AND uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = ?1)",
+    )?
+    .query_row(params![mailbox], |r| r.get(0))
 }
 
 /// The names the account is subscribed to that have no mailbox, in byte order.
