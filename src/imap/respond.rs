@@ -54,8 +54,7 @@ pub fn flag_list(system: i64, keywords: &[String], recent: bool) -> String {
 /// INTERNALDATE's form, in the zone it was given in (`zone_minutes` east of UTC):
 /// `"02-Dec-2026 09:30:00 +0100"`.
 pub fn internal_date(micros: i64, zone_minutes: i32) -> String {
-    let utc = chrono::FixedOffset::east_opt(0).expect("UTC");
-    let zone = chrono::FixedOffset::east_opt(zone_minutes.saturating_mul(60)).unwrap_or(utc);
+    let zone = jmail_proto::imap::search::zone(zone_minutes);
     let t = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(micros).unwrap_or_default();
     format!(
         "\"{}\"",

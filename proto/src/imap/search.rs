@@ -435,10 +435,11 @@ impl<'a> Candidate<'a> {
     /// The arrival date in the arrival time's own zone: SEARCH BEFORE, ON and SINCE compare it
     /// "disregarding time and timezone" (RFC 9051 §6.4.4), as the client wrote it at APPEND.
     fn arrival_date(&self) -> Option<NaiveDate> {
-        let zone = FixedOffset::east_opt(self.internal_zone_minutes.saturating_mul(60))
-            .unwrap_or(FixedOffset::east_opt(0)?);
         let t = DateTime::<Utc>::from_timestamp_micros(self.internal_date_micros)?;
-        Some(t.with_timezone(&zone).date_naive())
+        Some(
+            t.with_timezone(&zone(self.internal_zone_minutes))
+                .date_naive(),
+        )
     }
 
     fn parsed(&self) -> Option<&Message<'a>> {
@@ -550,6 +551,12 @@ fn message_text(message: &Message<'_>, out: &mut String) {
 }
 
 /// A header value's encoded words (RFC 2047) decoded, as mail-parser reads an unstructured field.
+/// The zone `minutes` east of UTC that an internal date is told in; UTC for a value out of range.
+pub fn zone(minutes: i32) -> FixedOffset {
+    FixedOffset::east_opt(minutes.saturating_mul(60))
+        .unwrap_or(FixedOffset::east_opt(0).expect("UTC"))
+}
+
 pub(crate) fn decoded_words(raw: &str) -> String {
     if !raw.contains("=?") {
         return raw.to_string();
