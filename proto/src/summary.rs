@@ -48,7 +48,24 @@ pub struct Summary {
     /// falls back on the envelope).
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub thread_root: Option<String>,
+    /// The Message-IDs of its References field, oldest first, without angle brackets: IMAP's
+    /// THREAD=REFERENCES links a message to each of them. At most the last [`REFERENCES_MAX`], each at
+    /// most [`MESSAGE_ID_BYTES_MAX`] long. Empty for a message without References, for a nested message,
+    /// and for messages stored before it was kept (which thread by their In-Reply-To, as RFC 5256 has a
+    /// message without References do).
+    #[serde(rename = "rf", default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
 }
+
+/// How many of a References field's Message-IDs a summary keeps: the last ones, which name the
+/// nearest ancestors. Each costs its length in every stored summary and in the memory of a THREAD over
+/// the mailbox; 20 links a reply to its parent and 19 more generations, and a long thread's first
+/// message is kept apart as [`Summary::thread_root`].
+pub const REFERENCES_MAX: usize = 20;
+
+/// The longest Message-ID a summary keeps of References. Real ones are well under 100 octets; a longer
+/// one is dropped rather than stored.
+pub const MESSAGE_ID_BYTES_MAX: usize = 250;
 
 /// One MIME part, as BODYSTRUCTURE describes it, and where it lies in the message bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +169,20 @@ impl Summary {
             .map(|e| e.envelope)
     }
 
+    /// The envelope and References of a stored summary (THREAD's input); the structure is skipped over.
+    pub fn threading_from_json(json: &str) -> Option<(Envelope, Vec<String>)> {
+        #[derive(Deserialize)]
+        struct ThreadingOnly {
+            #[serde(rename = "e")]
+            envelope: Envelope,
+            #[serde(rename = "rf", default)]
+            references: Vec<String>,
+        }
+        serde_json::from_str::<ThreadingOnly>(json)
+            .ok()
+            .map(|t| (t.envelope, t.references))
+    }
+
     /// The Message-ID a stored summary says names the message's conversation: its `thread_root`, or for
     /// summaries stored before that was kept, its In-Reply-To or else its Message-ID.
     pub fn thread_key_from_json(json: &str) -> Option<String> {
@@ -246,6 +277,7 @@ fn summarize_with(parser: &MessageParser, raw: &[u8]) -> Summary {
                 ..Part::plain_text(0, 0, raw.len())
             },
             thread_root: None,
+            references: Vec::new(),
         };
     };
     let mut walk = Walk {
@@ -254,7 +286,24 @@ fn summarize_with(parser: &MessageParser, raw: &[u8]) -> Summary {
     };
     let mut summary = walk.message(&message.parts, (0, raw.len()), 0);
     summary.thread_root = thread_root(&message);
+    summary.references = references(&message);
     summary
+}
+
+/// The last [`REFERENCES_MAX`] Message-IDs of References that are no longer than
+/// [`MESSAGE_ID_BYTES_MAX`], oldest first.
+fn references(message: &mail_parser::Message<'_>) -> Vec<String> {
+    let ids: Vec<&str> = match message.references() {
+        mail_parser::HeaderValue::Text(t) => vec![t.as_ref()],
+        mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.as_ref()).collect(),
+        _ => Vec::new(),
+    };
+    let kept: Vec<&str> = ids
+        .into_iter()
+        .filter(|id| !id.is_empty() && id.len() <= MESSAGE_ID_BYTES_MAX)
+        .collect();
+    let skip = kept.len().saturating_sub(REFERENCES_MAX);
+    kept[skip..].iter().map(|id| id.to_string()).collect()
 }
 
 /// The first of References, else of In-Reply-To, else the Message-ID (RFC 5322 §3.6.4: References
@@ -272,7 +321,7 @@ fn thread_root(message: &mail_parser::Message<'_>) -> Option<String> {
 }
 
 /// The first `<...>` of a raw field value, without its brackets (or the whole trimmed value).
-fn first_message_id(raw: &str) -> Option<String> {
+pub fn first_message_id(raw: &str) -> Option<String> {
     let raw = raw.trim();
     let id = match raw.find('<') {
         Some(start) => raw[start + 1..].split('>').next().unwrap_or(""),
@@ -298,6 +347,7 @@ impl Walk<'_> {
             envelope: Envelope::read(self.raw, headers, structure.body_start),
             structure,
             thread_root: None,
+            references: Vec::new(),
         }
     }
 
@@ -527,6 +577,7 @@ Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@x>\r\nIn-Reply-To: <m0@x
                     body: Body::Opaque,
                 },
                 thread_root: Some("m0@x".into()),
+                references: Vec::new(),
             }
         );
         // A summary stored before thread roots were kept falls back on the envelope.
@@ -535,6 +586,16 @@ Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@x>\r\nIn-Reply-To: <m0@x
         let threaded =
             summarize_message(b"References: <a@x> <b@x>\r\nIn-Reply-To: <b@x>\r\n\r\nhi");
         assert_eq!(threaded.thread_root.as_deref(), Some("a@x"));
+        assert_eq!(threaded.references, ["a@x", "b@x"]);
+        let (_, references) = Summary::threading_from_json(&threaded.to_json()).unwrap();
+        assert_eq!(references, ["a@x", "b@x"]);
+        // Only the last REFERENCES_MAX are kept, and none too long to be a real Message-ID.
+        let long = format!("<{}@x>", "a".repeat(MESSAGE_ID_BYTES_MAX));
+        let many: Vec<String> = (0..30).map(|i| format!("<r{i}@x>")).collect();
+        let message = format!("References: {long} {}\r\n\r\nhi", many.join(" "));
+        let kept = summarize_message(message.as_bytes()).references;
+        assert_eq!(kept.len(), REFERENCES_MAX);
+        assert_eq!((kept[0].as_str(), kept[19].as_str()), ("r10@x", "r29@x"));
         let part = &summary.structure;
         assert_eq!(part.header(raw.as_bytes()), header.as_bytes());
         assert_eq!(part.body(raw.as_bytes()), b"Hello\r\nworld\r\n");

@@ -907,7 +907,7 @@ impl Session {
         }
         let view = &selected.view;
         let seq_of = |uid: u32| view.seq_of(uid).unwrap_or_default();
-        let found = crate::search::evaluate(
+        crate::search::evaluate(
             &*self.store,
             &self.input,
             mailbox,
@@ -915,9 +915,9 @@ impl Session {
             query,
             false,
             &seq_of,
+            |row, _| (row.meta.uid, row.meta.modseq),
         )
-        .await?;
-        Ok(found.map(|rows| rows.iter().map(|r| (r.meta.uid, r.meta.modseq)).collect()))
+        .await
     }
 }
 

@@ -191,6 +191,7 @@ impl Session {
             "SORT",
             "SORT=DISPLAY",
             "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
             "BINARY",
             "QUOTA",
             "QUOTA=RES-STORAGE",

@@ -1,76 +1,47 @@
 //! SORT and UID SORT (RFC 5256, with RFC 5957's DISPLAYFROM and DISPLAYTO), and THREAD with RFC 5256's
-//! ORDEREDSUBJECT: a search's matches put in order by `jmail_proto::imap::sort`, from their listing and
-//! the envelope stored at delivery, so no message is parsed again.
+//! ORDEREDSUBJECT and REFERENCES: a search's matches put in order by `jmail_proto::imap::sort` and
+//! `jmail_proto::imap::thread`, from their listing and what delivery stored of them, so no message is
+//! parsed again. Each match is reduced to its keys as the search reads it, a batch at a time, so a
+//! mailbox's summaries are never all held at once.
 
 use jmail_proto::imap::imap_types::core::Charset;
 use jmail_proto::imap::imap_types::extensions::sort::SortCriterion;
 use jmail_proto::imap::imap_types::extensions::thread::ThreadingAlgorithm;
 use jmail_proto::imap::imap_types::search::SearchKey;
-use jmail_proto::imap::sort::{
-    SortInput, Sortable, needs_envelope, order, ordered_subject_response, ordered_subject_threads,
-};
+use jmail_proto::imap::sort::{SortInput, Sortable, needs_envelope, order};
+use jmail_proto::imap::thread::{self, ThreadInput};
 use jmail_proto::summary::{Envelope, Summary};
 
 use super::respond::{bad, no, ok};
 use super::selected::{busy_with_large_messages, refuse_charset};
 use super::session::{Session, State};
 use crate::driver::Outcome;
+use crate::store::Listed;
 
-/// What a search found, ready to be ordered.
-struct Found {
+/// What a search found, each match as a `T`.
+struct Found<T> {
     /// Untagged responses to go first (CONDSTORE turned on by a MODSEQ key).
     head: Vec<u8>,
-    matches: Vec<Match>,
-    uses_modseq: bool,
+    matches: Vec<T>,
+    /// RFC 7162 §3.1.5: with a MODSEQ search key, ` (MODSEQ n)` for the highest modseq found.
+    modseq_suffix: String,
 }
 
-/// One match: its numbers, arrival, size and modseq, and its stored summary (JSON) when asked for.
-struct Match {
-    seq: u32,
-    uid: u32,
-    arrival_micros: i64,
-    size: u64,
-    modseq: u64,
-    summary: Option<String>,
-}
-
-impl Found {
-    /// RFC 7162 §3.1.5: with a MODSEQ search key, the highest modseq of what was found.
-    fn modseq_suffix(&self) -> String {
-        let highest = self.matches.iter().map(|m| m.modseq).max();
-        match highest.filter(|_| self.uses_modseq) {
-            Some(h) => format!(" (MODSEQ {h})"),
-            None => String::new(),
-        }
+/// What sorting and threading read of a match: its listing, and the envelope stored at delivery.
+fn sort_input<'a>(row: &Listed, seq: u32, envelope: Option<&'a Envelope>) -> SortInput<'a> {
+    SortInput {
+        seq,
+        uid: row.meta.uid,
+        arrival_micros: row.meta.internal_date_micros,
+        size: row.meta.size,
+        envelope,
     }
 }
 
-/// Runs `f` over the matches' sort inputs on the blocking pool: reading envelopes and base subjects
-/// of a whole mailbox is CPU work that must not hold up the runtime's threads. `None` if it panicked.
-async fn over_inputs<T: Send + 'static>(
-    matches: Vec<Match>,
-    f: impl FnOnce(&[SortInput<'_>]) -> T + Send + 'static,
-) -> Option<T> {
-    tokio::task::spawn_blocking(move || {
-        let envelopes: Vec<Option<Envelope>> = matches
-            .iter()
-            .map(|m| m.summary.as_deref().and_then(Summary::envelope_from_json))
-            .collect();
-        let inputs: Vec<SortInput<'_>> = matches
-            .iter()
-            .zip(&envelopes)
-            .map(|(m, envelope)| SortInput {
-                seq: m.seq,
-                uid: m.uid,
-                arrival_micros: m.arrival_micros,
-                size: m.size,
-                envelope: envelope.as_ref(),
-            })
-            .collect();
-        f(&inputs)
-    })
-    .await
-    .ok()
+/// `f` on the blocking pool: ordering a whole mailbox is CPU work that must not hold up the runtime's
+/// threads. `None` if it panicked.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
 }
 
 impl Session {
@@ -82,18 +53,21 @@ impl Session {
         keys: &[SearchKey<'_>],
         uid: bool,
     ) -> Outcome {
-        let found = match self
-            .found(tag, charset, keys, needs_envelope(criteria))
-            .await
-        {
+        let with_envelope = needs_envelope(criteria);
+        let keys_of = {
+            let criteria = criteria.to_vec();
+            move |row: Listed, seq| {
+                let envelope = row.summary.as_deref().and_then(Summary::envelope_from_json);
+                Sortable::new(&criteria, &sort_input(&row, seq, envelope.as_ref()))
+            }
+        };
+        let found = match self.found(tag, charset, keys, with_envelope, keys_of).await {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        let suffix = found.modseq_suffix();
         let criteria = criteria.to_vec();
-        let sorted = over_inputs(found.matches, move |inputs| {
-            let mut sorted: Vec<Sortable> =
-                inputs.iter().map(|m| Sortable::new(&criteria, m)).collect();
+        let mut sorted = found.matches;
+        let sorted = off_runtime(move || {
             order(&criteria, &mut sorted);
             sorted
         })
@@ -105,7 +79,7 @@ impl Session {
         for m in &sorted {
             line.push_str(&format!(" {}", if uid { m.uid } else { m.seq }));
         }
-        line.push_str(&suffix);
+        line.push_str(&found.modseq_suffix);
         self.finish(tag, found.head, line, uid, "SORT").await
     }
 
@@ -117,33 +91,47 @@ impl Session {
         keys: &[SearchKey<'_>],
         uid: bool,
     ) -> Outcome {
-        if !matches!(algorithm, ThreadingAlgorithm::OrderedSubject) {
-            return self.protocol_error(bad(tag, "Only ORDEREDSUBJECT threading is offered"));
-        }
-        let found = match self.found(tag, charset, keys, true).await {
+        let threading: fn(&[ThreadInput]) -> thread::Forest = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => thread::ordered_subject,
+            ThreadingAlgorithm::References => thread::references,
+            _ => {
+                return self
+                    .protocol_error(bad(tag, "Threading is by ORDEREDSUBJECT or REFERENCES"));
+            }
+        };
+        let input_of = move |row: Listed, seq| {
+            let (envelope, references) = row
+                .summary
+                .as_deref()
+                .and_then(Summary::threading_from_json)
+                .unzip();
+            let input = sort_input(&row, seq, envelope.as_ref());
+            ThreadInput::new(&input, references.unwrap_or_default(), uid)
+        };
+        let found = match self.found(tag, charset, keys, true, input_of).await {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        let threads = over_inputs(found.matches, move |inputs| {
-            ordered_subject_threads(inputs, uid)
-        })
-        .await;
+        let matches = found.matches;
+        let threads = off_runtime(move || threading(&matches).response()).await;
         let Some(threads) = threads else {
             return Outcome::go_on(no(tag, Some("SERVERBUG"), "The threading failed"));
         };
-        let line = format!("* THREAD {}", ordered_subject_response(&threads));
+        let line = format!("* THREAD {threads}");
         let line = line.trim_end().to_string();
         self.finish(tag, found.head, line, uid, "THREAD").await
     }
 
-    /// The matches of a search, with envelopes when asked, or the command's answer.
-    async fn found(
+    /// The matches of a search, each as `keep` makes it of its listing (with its summary when
+    /// `summaries`) and sequence number; or the command's answer.
+    async fn found<T: Send + 'static>(
         &mut self,
         tag: &str,
         charset: &Charset<'_>,
         keys: &[SearchKey<'_>],
-        envelopes: bool,
-    ) -> Result<Found, Outcome> {
+        summaries: bool,
+        keep: impl Fn(Listed, u32) -> T + Send + Sync + 'static,
+    ) -> Result<Found<T>, Outcome> {
         if let Some(refused) = refuse_charset(tag, Some(charset)) {
             return Err(refused);
         }
@@ -165,8 +153,9 @@ impl Session {
             selected.id,
             &uids,
             &query,
-            envelopes,
+            summaries,
             &seq_of,
+            move |row, seq| (row.meta.modseq, keep(row, seq)),
         )
         .await;
         let rows = match rows {
@@ -174,21 +163,15 @@ impl Session {
             Ok(None) => return Err(busy_with_large_messages(tag)),
             Err(e) => return Err(Outcome::go_on(self.store_failure(tag, &e))),
         };
-        let matches = rows
-            .into_iter()
-            .map(|row| Match {
-                seq: seq_of(row.meta.uid),
-                uid: row.meta.uid,
-                arrival_micros: row.meta.internal_date_micros,
-                size: row.meta.size,
-                modseq: row.meta.modseq,
-                summary: row.summary,
-            })
-            .collect();
+        let highest = rows.iter().map(|(modseq, _)| *modseq).max();
+        let modseq_suffix = match highest.filter(|_| uses_modseq) {
+            Some(h) => format!(" (MODSEQ {h})"),
+            None => String::new(),
+        };
         Ok(Found {
             head,
-            matches,
-            uses_modseq,
+            matches: rows.into_iter().map(|(_, m)| m).collect(),
+            modseq_suffix,
         })
     }
 

@@ -140,8 +140,14 @@ fn utc(micros: i64) -> String {
 
 /// The thread id of a message from its stored summary (its conversation's root Message-ID).
 pub fn thread_of(user: i64, id: EmailId, summary: Option<&str>) -> String {
-    match summary.and_then(jmail_proto::summary::Summary::thread_key_from_json) {
-        Some(root) => ids::thread(user, &root),
+    let root = summary.and_then(jmail_proto::summary::Summary::thread_key_from_json);
+    thread_by_root(user, id, root.as_deref())
+}
+
+/// [`thread_of`], from the Message-ID a summary names the conversation by.
+pub fn thread_by_root(user: i64, id: EmailId, root: Option<&str>) -> String {
+    match root {
+        Some(root) => ids::thread(user, root),
         None => ids::thread(user, &id.to_string()),
     }
 }

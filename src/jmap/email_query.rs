@@ -15,11 +15,45 @@ use super::request::{MethodError, MethodResult};
 use super::{Ctx, id_list, window};
 use crate::store::{MailboxId, MessageMeta};
 
-/// One message found, with what sorting needs.
+/// One message found, with what sorting and collapsing need. What comes from the stored summary is
+/// read from it once, as the message is found, and the summary is not kept: a query of a large
+/// account holds these, not every match's summary.
 struct Found {
     id: EmailId,
     meta: MessageMeta,
-    summary: Option<String>,
+    /// The Date header's instant in seconds; 0 without a summary or a date that parses.
+    sent_at: i64,
+    /// The first To address, lower case; empty without one.
+    first_to: String,
+    /// The Message-ID naming its conversation ([`Summary::thread_key_from_json`]).
+    thread_root: Option<String>,
+}
+
+impl Found {
+    fn new(meta: MessageMeta, summary: Option<&str>) -> Found {
+        let envelope = summary.and_then(Summary::envelope_from_json);
+        let sent_at = envelope
+            .as_ref()
+            .and_then(|e| e.date.as_deref())
+            .and_then(mail_parser::DateTime::parse_rfc822)
+            .map_or(0, |d| d.to_timestamp());
+        let first_to = envelope
+            .as_ref()
+            .and_then(|e| e.to.first())
+            .map(|a| {
+                let mailbox = a.mailbox.as_deref().unwrap_or_default();
+                let host = a.host.as_deref().unwrap_or_default();
+                format!("{mailbox}@{host}").to_lowercase()
+            })
+            .unwrap_or_default();
+        Found {
+            id: EmailId { blob: meta.blob },
+            meta,
+            sent_at,
+            first_to,
+            thread_root: summary.and_then(Summary::thread_key_from_json),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,31 +117,6 @@ fn base_subject(s: &str) -> String {
     }
 }
 
-fn sent_at(f: &Found) -> i64 {
-    f.summary
-        .as_deref()
-        .and_then(Summary::envelope_from_json)
-        .and_then(|e| e.date)
-        .and_then(|d| mail_parser::DateTime::parse_rfc822(&d))
-        .map_or(0, |d| d.to_timestamp())
-}
-
-fn first_to(f: &Found) -> String {
-    f.summary
-        .as_deref()
-        .and_then(Summary::envelope_from_json)
-        .and_then(|e| e.to.first().cloned())
-        .map(|a| {
-            format!(
-                "{}@{}",
-                a.mailbox.unwrap_or_default(),
-                a.host.unwrap_or_default()
-            )
-            .to_lowercase()
-        })
-        .unwrap_or_default()
-}
-
 fn compare(a: &Found, b: &Found, key: &Key) -> Ordering {
     match key {
         Key::ReceivedAt => a
@@ -116,9 +125,9 @@ fn compare(a: &Found, b: &Found, key: &Key) -> Ordering {
             .cmp(&b.meta.internal_date_micros),
         Key::Size => a.meta.size.cmp(&b.meta.size),
         Key::From => a.meta.from.to_lowercase().cmp(&b.meta.from.to_lowercase()),
-        Key::To => first_to(a).cmp(&first_to(b)),
+        Key::To => a.first_to.cmp(&b.first_to),
         Key::Subject => base_subject(&a.meta.subject).cmp(&base_subject(&b.meta.subject)),
-        Key::SentAt => sent_at(a).cmp(&sent_at(b)),
+        Key::SentAt => a.sent_at.cmp(&b.sent_at),
         Key::HasKeyword(k) => {
             let has = |f: &Found| {
                 jmail_proto::jmap::keywords::names(f.meta.flags, &f.meta.keywords)
@@ -228,22 +237,15 @@ async fn search(
         query,
         with_summary,
         &|_| 0,
+        move |r, _| Found::new(r.meta, r.summary.as_deref().filter(|_| with_summary)),
     )
-    .await?
-    .ok_or_else(|| {
+    .await?;
+    rows.ok_or_else(|| {
         MethodError::with(
             "serverUnavailable",
             "the server is busy with large messages; try again",
         )
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Found {
-            id: EmailId { blob: r.meta.blob },
-            meta: r.meta,
-            summary: r.summary,
-        })
-        .collect())
+    })
 }
 
 pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
@@ -273,7 +275,13 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
     let user = ctx.account.id;
     if collapse {
         let mut threads = std::collections::HashSet::new();
-        found.retain(|f| threads.insert(super::email::thread_of(user, f.id, f.summary.as_deref())));
+        found.retain(|f| {
+            threads.insert(super::email::thread_by_root(
+                user,
+                f.id,
+                f.thread_root.as_deref(),
+            ))
+        });
     }
     let all: Vec<String> = found.iter().map(|f| f.id.to_string()).collect();
     let (position, page) = window(&args, &all)?;

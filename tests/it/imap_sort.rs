@@ -1,5 +1,5 @@
 //! SORT and UID SORT (RFC 5256) with SORT=DISPLAY (RFC 5957): the keys, REVERSE, ties in mailbox order,
-//! the search that chooses, and the errors; THREAD=ORDEREDSUBJECT (RFC 5256 §3).
+//! the search that chooses, and the errors; THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 §3).
 
 use crate::imap::{Imap, bare_user, imap_addr, start_imap, strs};
 
@@ -46,12 +46,7 @@ async fn sort_by_every_key_in_both_directions() {
             ),
         ),
     ] {
-        c.send(format!("x APPEND INBOX \"{arrival}\" {{{}}}\r\n", m.len()).as_bytes())
-            .await;
-        assert_eq!(c.line().await, "+ Ready for literal data");
-        c.send(&m).await;
-        c.send(b"\r\n").await;
-        assert!(c.until("x").await.last().unwrap().starts_with("x OK"));
+        append(&mut c, &format!("\"{arrival}\" "), &m).await;
     }
     c.run("a SELECT INBOX").await;
     for (args, order) in [
@@ -95,8 +90,8 @@ async fn sort_by_every_key_in_both_directions() {
         strs(&["* THREAD", "t3 OK THREAD completed"])
     );
     assert_eq!(
-        c.run("t4 THREAD REFERENCES UTF-8 ALL").await,
-        strs(&["t4 BAD Only ORDEREDSUBJECT threading is offered"])
+        c.run("t4 THREAD SOMETHINGELSE UTF-8 ALL").await,
+        strs(&["t4 BAD Threading is by ORDEREDSUBJECT or REFERENCES"])
     );
     c.run("b STORE 1 +FLAGS.SILENT (\\Deleted)").await;
     c.run("c EXPUNGE").await;
@@ -129,5 +124,85 @@ async fn sort_by_every_key_in_both_directions() {
     assert_eq!(
         c.run("j SORT (SIZE) UTF-8 ALL").await,
         strs(&["j BAD No mailbox selected"])
+    );
+}
+
+/// APPENDs `m` to INBOX, `date` (an INTERNALDATE and a space, or nothing) before its literal.
+async fn append(c: &mut Imap, date: &str, m: &[u8]) {
+    c.send(format!("x APPEND INBOX {date}{{{}}}\r\n", m.len()).as_bytes())
+        .await;
+    assert_eq!(c.line().await, "+ Ready for literal data");
+    c.send(m).await;
+    c.send(b"\r\n").await;
+    assert!(c.until("x").await.last().unwrap().starts_with("x OK"));
+}
+
+/// Appends `(subject, date, headers)` to INBOX in order.
+async fn append_all(c: &mut Imap, mails: &[(&str, &str, &str)]) {
+    for (subject, date, headers) in mails {
+        let m = format!(
+            "From: a@example.org\r\nSubject: {subject}\r\nDate: {date}\r\n{headers}\r\nhi\r\n"
+        );
+        append(c, "", m.as_bytes()).await;
+    }
+}
+
+#[tokio::test]
+async fn thread_by_references() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    append_all(
+        &mut c,
+        &[
+            ("Plan", "1 Jan 2024 10:00 +0000", "Message-ID: <p1@x>\r\n"),
+            (
+                "Re: Plan",
+                "3 Jan 2024 10:00 +0000",
+                "Message-ID: <p2@x>\r\nReferences: <p1@x>\r\n",
+            ),
+            ("Other", "2 Jan 2024 10:00 +0000", "Message-ID: <o1@x>\r\n"),
+            // No References: In-Reply-To names the parent.
+            (
+                "Re: Plan",
+                "2 Jan 2024 10:00 +0000",
+                "Message-ID: <p3@x>\r\nIn-Reply-To: <p1@x>\r\n",
+            ),
+            (
+                "Re: Re: Plan",
+                "4 Jan 2024 10:00 +0000",
+                "Message-ID: <p4@x>\r\nReferences: <p1@x>\r\n <p2@x>\r\n",
+            ),
+            // Linked to nothing, but a reply to the subject of the first thread: it joins it.
+            (
+                "Fwd: Other",
+                "5 Jan 2024 10:00 +0000",
+                "Message-ID: <f1@x>\r\n",
+            ),
+        ],
+    )
+    .await;
+    c.run("a SELECT INBOX").await;
+    // The replies to 1 by sent date (4 before 2), 5 under 2; 6 under 3 by subject; threads by date.
+    assert_eq!(
+        c.run("t1 THREAD REFERENCES UTF-8 ALL").await,
+        strs(&["* THREAD (1 (4)(2 5))(3 6)", "t1 OK THREAD completed"])
+    );
+    assert_eq!(
+        c.run("t2 UID THREAD REFERENCES US-ASCII SUBJECT plan NOT 4")
+            .await,
+        strs(&["* THREAD (1 2 5)", "t2 OK THREAD completed"])
+    );
+    // With 2 gone, 5 names it only in References: a missing parent with one child gives way to it.
+    c.run("b STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    c.run("c EXPUNGE").await;
+    assert_eq!(
+        c.run("t3 THREAD REFERENCES UTF-8 ALL").await,
+        strs(&["* THREAD (1 (3)(4))(2 5)", "t3 OK THREAD completed"])
+    );
+    assert_eq!(
+        c.run("t4 THREAD REFERENCES UTF-8 SUBJECT nothing-like-it")
+            .await,
+        strs(&["* THREAD", "t4 OK THREAD completed"])
     );
 }

@@ -200,3 +200,51 @@ pub fn check_utf7(data: &[u8]) {
         assert_eq!(encode(&name), text);
     }
 }
+
+/// Threading any messages, linked any way (each byte picks a message's own Message-ID, its subject and
+/// a reference, so loops, duplicates and self-references all come up): both algorithms name every
+/// message exactly once, in balanced parentheses, and never an empty thread.
+pub fn check_threads(data: &[u8]) {
+    use super::thread::{ThreadInput, ordered_subject, references};
+    let messages: Vec<ThreadInput> = data
+        .chunks(3)
+        .enumerate()
+        .map(|(i, c)| {
+            let byte = |k: usize| c.get(k).copied().unwrap_or(0);
+            let seq = i as u32 + 1;
+            ThreadInput {
+                seq,
+                number: seq,
+                sent: i64::from(byte(1) % 4),
+                subject: ["", "A", "B"][usize::from(byte(2) % 3)].to_string(),
+                reply: byte(2) % 2 == 0,
+                message_id: (byte(0) % 8 != 0).then(|| format!("m{}", byte(0) % 8)),
+                references: (0..byte(1) % 3)
+                    .map(|k| format!("m{}", (byte(2) >> k) % 8))
+                    .collect(),
+            }
+        })
+        .collect();
+    for forest in [ordered_subject(&messages), references(&messages)] {
+        let response = forest.response();
+        let mut depth = 0i64;
+        for ch in response.chars() {
+            depth += match ch {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            assert!(depth >= 0, "{response}");
+        }
+        assert_eq!(depth, 0, "{response}");
+        assert!(!response.contains("()"), "{response}");
+        let mut numbers: Vec<u32> = response
+            .split(|ch: char| !ch.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        numbers.sort_unstable();
+        let all: Vec<u32> = (1..=messages.len() as u32).collect();
+        assert_eq!(numbers, all, "{response}");
+    }
+}

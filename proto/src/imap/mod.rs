@@ -9,6 +9,7 @@ pub mod search;
 pub mod section;
 pub mod sort;
 pub mod structure;
+pub mod thread;
 pub mod utf7;
 pub mod view;
 

@@ -1,4 +1,5 @@
-//! SORT (RFC 5256) and SORT=DISPLAY (RFC 5957): each matched message's sort keys, and their order.
+//! SORT (RFC 5256) and SORT=DISPLAY (RFC 5957): each matched message's sort keys, and their order;
+//! the base subject and sent date THREAD also uses.
 //! Pure: the session hands in what the store listed of each message (with its stored envelope) and
 //! gets the order back.
 
@@ -66,55 +67,15 @@ pub fn order(criteria: &[SortCriterion], messages: &mut [Sortable]) {
     });
 }
 
-/// THREAD=ORDEREDSUBJECT (RFC 5256 §3): the messages sorted by base subject, then sent date (then
-/// sequence number), split into one thread per base subject, the threads in the order of their first
-/// messages' sent dates. Each thread is its messages' numbers in order (`uid` picks UIDs).
-pub fn ordered_subject_threads(messages: &[SortInput<'_>], uid: bool) -> Vec<Vec<u32>> {
-    let criteria = [SortKey::Subject, SortKey::Date].map(|key| SortCriterion {
-        reverse: false,
-        key,
-    });
-    let mut sorted: Vec<Sortable> = messages
-        .iter()
-        .map(|m| Sortable::new(&criteria, m))
-        .collect();
-    order(&criteria, &mut sorted);
-    // (first message's date, its sequence number, the thread)
-    let mut threads: Vec<(KeyValue, u32, Vec<u32>)> = Vec::new();
-    let mut subject: Option<&KeyValue> = None;
-    for m in &sorted {
-        let number = if uid { m.uid } else { m.seq };
-        match threads.last_mut() {
-            Some((_, _, thread)) if subject == Some(&m.keys[0]) => thread.push(number),
-            _ => threads.push((m.keys[1].clone(), m.seq, vec![number])),
-        }
-        subject = Some(&m.keys[0]);
-    }
-    threads.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    threads.into_iter().map(|(_, _, thread)| thread).collect()
-}
-
-/// ORDEREDSUBJECT's threads as THREAD's response lists them: the first message of each at the root, the
-/// second its child, and the rest siblings of the second (`(1 2)`, `(1 (2)(3))`).
-pub fn ordered_subject_response(threads: &[Vec<u32>]) -> String {
-    let mut out = String::new();
-    for thread in threads {
-        out.push('(');
-        match thread.as_slice() {
-            [] => {}
-            [one] => out.push_str(&one.to_string()),
-            [first, second] => out.push_str(&format!("{first} {second}")),
-            [first, rest @ ..] => {
-                out.push_str(&first.to_string());
-                out.push(' ');
-                for n in rest {
-                    out.push_str(&format!("({n})"));
-                }
-            }
-        }
-        out.push(')');
-    }
-    out
+/// The sent date (RFC 5256 §2.2), in microseconds: the Date header's instant, or without one that
+/// parses, the arrival time.
+pub fn sent_date(m: &SortInput<'_>) -> i64 {
+    m.envelope
+        .and_then(|e| e.date.as_deref())
+        .and_then(mail_parser::DateTime::parse_rfc822)
+        .filter(|d| d.is_valid())
+        .map(|d| d.to_timestamp().saturating_mul(1_000_000))
+        .unwrap_or(m.arrival_micros)
 }
 
 fn key_value(key: &SortKey, m: &SortInput<'_>) -> KeyValue {
@@ -135,15 +96,7 @@ fn key_value(key: &SortKey, m: &SortInput<'_>) -> KeyValue {
     match key {
         SortKey::Arrival => KeyValue::Number(m.arrival_micros),
         SortKey::Size => KeyValue::Number(i64::try_from(m.size).unwrap_or(i64::MAX)),
-        // The Date header's instant; without one that parses, the arrival time (RFC 5256 §3).
-        SortKey::Date => KeyValue::Number(
-            envelope
-                .and_then(|e| e.date.as_deref())
-                .and_then(mail_parser::DateTime::parse_rfc822)
-                .filter(|d| d.is_valid())
-                .map(|d| d.to_timestamp().saturating_mul(1_000_000))
-                .unwrap_or(m.arrival_micros),
-        ),
+        SortKey::Date => KeyValue::Number(sent_date(m)),
         SortKey::From => first_mailbox(|e| &e.from),
         SortKey::To => first_mailbox(|e| &e.to),
         SortKey::Cc => first_mailbox(|e| &e.cc),
@@ -178,6 +131,13 @@ fn display_name(a: &Address) -> String {
 /// that replies and forwards add, decoded, its white space collapsed. Linear in the subject's length
 /// (the subject is a stranger's text): each step only moves the ends of one slice.
 pub fn base_subject(raw: &str) -> String {
+    base_subject_and_reply(raw).0
+}
+
+/// [`base_subject`], and whether the subject marked a reply or forward: it had a `Re:`, `Fwd:`,
+/// `(fwd)` or `[fwd: ...]` taken off (RFC 5256 §3, REFERENCES step 5).
+pub fn base_subject_and_reply(raw: &str) -> (String, bool) {
+    let mut reply = false;
     // (1) Decoded, white space runs made one space.
     let decoded = super::search::decoded_words(raw);
     let normalized: String = decoded
@@ -193,6 +153,7 @@ pub fn base_subject(raw: &str) -> String {
             let tail = s.len().checked_sub(5).and_then(|at| s.get(at..));
             if tail.is_some_and(|t| t.eq_ignore_ascii_case("(fwd)")) {
                 s = &s[..s.len() - 5];
+                reply = true;
             } else {
                 break;
             }
@@ -201,8 +162,9 @@ pub fn base_subject(raw: &str) -> String {
         // space, and a leading blob that leaves something behind.
         loop {
             let mut changed = false;
-            while let Some(rest) = strip_leader(s) {
+            while let Some((rest, refwd)) = strip_leader(s) {
                 s = rest;
+                reply |= refwd;
                 changed = true;
             }
             // A blob no "Re:" follows: strip_leader walked the blobs that follow it too and found none
@@ -223,21 +185,22 @@ pub fn base_subject(raw: &str) -> String {
             && s.ends_with(']')
         {
             s = &s[5..s.len() - 1];
+            reply = true;
             continue;
         }
-        return s.to_string();
+        return (s.to_string(), reply);
     }
 }
 
-/// subj-leader: `*subj-blob subj-refwd`, or white space.
-fn strip_leader(s: &str) -> Option<&str> {
+/// subj-leader: `*subj-blob subj-refwd`, or white space; and whether it was the former.
+fn strip_leader(s: &str) -> Option<(&str, bool)> {
     if s.starts_with([' ', '\t']) {
-        return Some(s.trim_start_matches([' ', '\t']));
+        return Some((s.trim_start_matches([' ', '\t']), false));
     }
     let mut rest = s;
     loop {
         if let Some(after) = strip_refwd(rest) {
-            return Some(after);
+            return Some((after, true));
         }
         rest = strip_blob(rest)?;
     }
@@ -362,46 +325,6 @@ mod tests {
             .collect();
         order(&criteria, &mut all);
         all.iter().map(|s| s.seq).collect()
-    }
-
-    #[test]
-    fn ordered_subject_threads_by_base_subject_and_first_date() {
-        let raw = [
-            ("Re: b", "Tue, 2 Jan 2024 10:00:00 +0000"),
-            ("a", "Tue, 2 Jan 2024 09:00:00 +0000"),
-            ("b", "Mon, 1 Jan 2024 10:00:00 +0000"),
-            ("Fwd: a", "Wed, 3 Jan 2024 10:00:00 +0000"),
-            ("c", "Mon, 1 Jan 2024 10:00:00 +0000"),
-            ("[x] b", "Thu, 4 Jan 2024 10:00:00 +0000"),
-            ("re: B", "Fri, 5 Jan 2024 10:00:00 +0000"),
-        ];
-        let envelopes: Vec<Envelope> = raw
-            .iter()
-            .map(|(subject, date)| {
-                let m = format!("Subject: {subject}\r\nDate: {date}\r\n\r\n");
-                crate::summary::summarize_message(m.as_bytes()).envelope
-            })
-            .collect();
-        let inputs: Vec<SortInput<'_>> = envelopes
-            .iter()
-            .enumerate()
-            .map(|(i, e)| SortInput {
-                seq: i as u32 + 1,
-                uid: i as u32 + 101,
-                arrival_micros: 0,
-                size: 0,
-                envelope: Some(e),
-            })
-            .collect();
-        let threads = ordered_subject_threads(&inputs, false);
-        // b (Jan 1, seq 3) and c (Jan 1, seq 5) tie on date: sequence order; a starts Jan 2.
-        assert_eq!(threads, vec![vec![3, 1, 6, 7], vec![5], vec![2, 4]]);
-        assert_eq!(ordered_subject_response(&threads), "(3 (1)(6)(7))(5)(2 4)");
-        assert_eq!(
-            ordered_subject_threads(&inputs, true)[0],
-            vec![103, 101, 106, 107]
-        );
-        assert_eq!(ordered_subject_response(&[]), "");
     }
 
     #[test]

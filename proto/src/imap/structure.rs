@@ -106,6 +106,7 @@ fn write_part(out: &mut Vec<u8>, part: &Part, extensible: bool, s: Dialect) {
                             envelope: Envelope::default(),
                             structure: Part::plain_text(0, 0, 0),
                             thread_root: None,
+                            references: Vec::new(),
                         };
                         &empty
                     }
