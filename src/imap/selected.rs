@@ -979,7 +979,16 @@ fn esearch(
 /// Claims the messages below `below` as `\Recent` ([`MailStore::claim_recent`]) and returns the first
 /// UID claimed. A claim that fails claims nothing (returns `below`): they stay `\Recent` for the next
 /// session, and the command goes on.
+///
+/// The mark is read first: when many sessions watch a mailbox, one of them claims each new message and
+/// the others, told of it a moment later, find it taken and write nothing. (The mark only rises, so a
+/// read that finds it at `below` or above is the claim's own answer, however old the read.)
 async fn claim_recent(store: &dyn MailStore, mailbox: MailboxId, below: u32) -> u32 {
+    if let Ok(mark) = store.first_recent_uid(mailbox).await
+        && mark >= below
+    {
+        return mark;
+    }
     match store.claim_recent(mailbox, below).await {
         Ok(from) => from,
         Err(e) => {

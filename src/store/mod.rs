@@ -678,6 +678,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// value returned up to `below`; a concurrent claim never gets the same ones. Not a change of the
     /// mailbox: no modseq moves and no one is told.
     async fn claim_recent(&self, mailbox: MailboxId, below: u32) -> StoreResult<u32>;
+    /// The mailbox's first recent UID as it stands: the lowest no session has claimed. A read, so a
+    /// session can see that another already claimed what it was told of, and spare the write.
+    async fn first_recent_uid(&self, mailbox: MailboxId) -> StoreResult<u32>;
     /// How many of the mailbox's messages no session has claimed as `\Recent` (STATUS RECENT): a count
     /// from its first recent UID, so asked only when wanted.
     async fn recent_count(&self, mailbox: MailboxId) -> StoreResult<u64>;

@@ -293,6 +293,11 @@ async fn recent_messages_are_claimed_by_one_session_only() {
         assert_eq!(recent("INBOX").await, (3, 0));
         assert_eq!(store.claim_recent(a.inbox, 4).await.unwrap(), 0);
         assert_eq!(recent("INBOX").await, (0, 4));
+        assert_eq!(store.first_recent_uid(a.inbox).await.unwrap(), 4);
+        assert!(matches!(
+            store.first_recent_uid(999_999).await,
+            Err(StoreError::NoSuchMailbox)
+        ));
         // A claim never lowers the mark, and claims nothing twice.
         assert_eq!(store.claim_recent(a.inbox, 4).await.unwrap(), 4);
         assert_eq!(store.claim_recent(a.inbox, 2).await.unwrap(), 4);
@@ -313,6 +318,7 @@ async fn recent_messages_are_claimed_by_one_session_only() {
         got.sort();
         assert_eq!(got, [4, 6, 6, 6, 6, 6, 6, 6]);
         assert_eq!(recent("INBOX").await, (0, 6));
+        assert_eq!(store.first_recent_uid(a.inbox).await.unwrap(), 6);
         // A copy is new mail in its mailbox (RFC 3501 §6.4.7: the copy is \Recent).
         let archive = store.mailbox(a.id, "Archive").await.unwrap().unwrap();
         store

@@ -395,6 +395,10 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::recent_count(&ctx, mailbox).await)
     }
 
+    async fn first_recent_uid(&self, mailbox: MailboxId) -> StoreResult<u32> {
+        point!(self, |ctx| reads::first_recent_uid(&ctx, mailbox).await)
+    }
+
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
         let Ok(name) = super::rules::mailbox_name(name) else {
             return Ok(None);

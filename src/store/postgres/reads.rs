@@ -432,6 +432,18 @@ pub async fn recent_count(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<u64>
     Ok(u64_of(&row, 0))
 }
 
+/// The mailbox's first recent UID.
+pub async fn first_recent_uid(ctx: &Ctx<'_>, mailbox: MailboxId) -> StoreResult<u32> {
+    let row = ctx
+        .opt(
+            "SELECT first_recent_uid FROM mailboxes WHERE id = $1",
+            &[&mailbox],
+        )
+        .await?
+        .ok_or(StoreError::NoSuchMailbox)?;
+    Ok(u32_of(&row, 0))
+}
+
 /// The names the account is subscribed to that have no mailbox, in byte order (as SQLite sorts).
 pub async fn kept_subscriptions(ctx: &Ctx<'_>, user: UserId) -> StoreResult<Vec<String>> {
     Ok(ctx

@@ -435,6 +435,12 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::recent_count(c, mailbox)).await
     }
 
+    async fn first_recent_uid(&self, mailbox: MailboxId) -> StoreResult<u32> {
+        self.read(move |c| reads::first_recent_uid(c, mailbox))
+            .await?
+            .ok_or(StoreError::NoSuchMailbox)
+    }
+
     async fn mailbox(&self, user: UserId, name: &str) -> StoreResult<Option<MailboxInfo>> {
         let Ok(name) = super::rules::mailbox_name(name) else {
             return Ok(None);

@@ -450,6 +450,13 @@ pub fn recent_count(conn: &Connection, mailbox: MailboxId) -> rusqlite::Result<u
     .query_row(params![mailbox], |r| r.get(0))
 }
 
+/// The mailbox's first recent UID; `None` when there is no such mailbox.
+pub fn first_recent_uid(conn: &Connection, mailbox: MailboxId) -> rusqlite::Result<Option<u32>> {
+    conn.prepare_cached("SELECT first_recent_uid FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox], |r| r.get(0))
+        .optional()
+}
+
 /// The names the account is subscribed to that have no mailbox, in byte order.
 pub fn kept_subscriptions(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<String>> {
     conn.prepare_cached("SELECT name FROM subscribed_names WHERE user_id = ?1 ORDER BY name")?
