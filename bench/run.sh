@@ -535,16 +535,21 @@ CONF
       "$(echo "$pairs" | awk '{print $2 / $1}' | median)" "$RUNS"
   done
   stop_jmail
-  # SEARCH on a mailbox of 100,000 messages, the same on both sides (Jmail: `jmail import` of an mbox;
+  # SEARCH, SORT and THREAD on a mailbox of 100,000 messages in threads of ten, the same on both sides (Jmail: `jmail import` of an mbox;
   # Dovecot: the same messages as Maildir files, indexed by an untimed first SELECT).
-  echo "== IMAP SEARCH on a mailbox of 100,000 messages (bench/imap_search.py; median ms of $RUNS, matches)"
+  echo "== IMAP SEARCH, SORT and THREAD on a mailbox of 100,000 messages (bench/imap_search.py; median ms of $RUNS, matches)"
   python3 - "$WORK/search.mbox" "$dv/mail/bench15/cur" <<'PY'
 import os, sys
 os.makedirs(sys.argv[2], exist_ok=True)
 with open(sys.argv[1], "w") as mbox:
     for i in range(100000):
+        # Threads of ten: each message after the first of its ten replies to the one before it.
+        first = i - i % 10
+        refs = "".join(f" <{r}@search>" for r in range(first, i))
+        threading = f"References:{refs}\nIn-Reply-To: <{i - 1}@search>\n" if refs else ""
         message = (f"From: sender@example.org\nTo: bench15@localhost\nSubject: message {i}\n"
-                   f"Date: Tue, 1 Dec 2026 12:00:00 +0000\nMessage-ID: <{i}@search>\n\n{'x' * 200} {i}\n")
+                   f"Date: Tue, 1 Dec 2026 12:00:00 +0000\nMessage-ID: <{i}@search>\n{threading}\n"
+                   f"{'x' * 200} {i}\n")
         mbox.write(f"From sender@example.org Tue Dec  1 12:00:00 2026\n{message}\n")
         with open(os.path.join(sys.argv[2], f"1764590400.{i}.bench:2,"), "w") as f:
             f.write(message.replace("\n", "\r\n"))
