@@ -77,7 +77,8 @@ impl CopyStore for SqliteStore {
             let mut stmt = c.prepare_cached(
                 "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_micros, m.crlf_size, \
                  m.from_addr, m.subject, m.message_id, m.imported, m.blob_id, b.raw, \
-                 b.summary, m.internal_zone FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                 s.summary, m.internal_zone FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                 LEFT JOIN summaries s ON s.blob_id = m.blob_id \
                  WHERE m.mailbox_id = ?1 AND m.uid > ?2 ORDER BY m.uid LIMIT ?3",
             )?;
             let mut rows = stmt.query(params![mailbox, after, limit as i64])?;
@@ -316,10 +317,26 @@ impl CopyStore for SqliteStore {
                 let (mut count, mut unseen, mut bytes) = (0i64, 0i64, 0i64);
                 for m in &messages {
                     tx.prepare_cached(
-                        "INSERT INTO blobs (id, raw, summary) VALUES (?1, ?2, ?3) \
+                        "INSERT INTO blobs (id, raw) VALUES (?1, ?2) \
                          ON CONFLICT (id) DO UPDATE SET refs = refs + 1",
                     )?
-                    .execute(params![m.blob, m.raw, m.summary])?;
+                    .execute(params![m.blob, m.raw])?;
+                    // Without one, the message is summarized when the store next opens.
+                    let summarized = match &m.summary {
+                        Some(summary) => tx
+                            .prepare_cached(
+                                "INSERT INTO summaries (blob_id, summary) VALUES (?1, ?2) \
+                                 ON CONFLICT (blob_id) DO NOTHING",
+                            )?
+                            .execute(params![m.blob, summary]),
+                        None => tx
+                            .prepare_cached(
+                                "INSERT INTO summaries_missing (blob_id) VALUES (?1) \
+                                 ON CONFLICT (blob_id) DO NOTHING",
+                            )?
+                            .execute(params![m.blob]),
+                    };
+                    summarized?;
                     tx.prepare_cached(
                         "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, \
                          internal_micros, size, crlf_size, from_addr, subject, message_id, imported, \

@@ -361,10 +361,12 @@ pub fn messages(
     uids: &[u32],
     wanted: crate::store::Wanted,
 ) -> rusqlite::Result<Vec<crate::store::Listed>> {
+    // The summary and the bytes are looked up only when wanted: a listing alone reads no blob.
     const COLUMNS: &str = "SELECT m.uid, m.modseq, m.flags, m.size, m.crlf_size, m.internal_micros, \
          m.from_addr, m.subject, m.keywords, m.blob_id, m.internal_zone, \
-         CASE WHEN ?3 THEN b.summary END, CASE WHEN m.size <= ?4 THEN b.raw END \
-         FROM messages m JOIN blobs b ON b.id = m.blob_id";
+         CASE WHEN ?3 THEN (SELECT summary FROM summaries WHERE blob_id = m.blob_id) END, \
+         CASE WHEN m.size <= ?4 THEN (SELECT raw FROM blobs WHERE id = m.blob_id) END \
+         FROM messages m";
     let listed = |r: &rusqlite::Row<'_>| {
         Ok(crate::store::Listed {
             meta: meta(r)?,
@@ -413,7 +415,7 @@ pub fn summary(
     uid: u32,
 ) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached(
-        "SELECT b.summary FROM messages m JOIN blobs b ON b.id = m.blob_id \
+        "SELECT s.summary FROM messages m JOIN summaries s ON s.blob_id = m.blob_id \
          WHERE m.mailbox_id = ?1 AND m.uid = ?2",
     )?
     .query_row(params![mailbox, uid], |r| r.get::<_, Option<String>>(0))

@@ -297,6 +297,21 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 16: summaries get a table of their own. In `blobs` the summary came after the message bytes, and
+    // SQLite reaches a column past a large one only by reading every overflow page before it: reading
+    // the summary of a 30 KB message read all 30 KB. `summaries_missing` lists the blobs still without
+    // one, for `fill_in_summaries` at open (a check of one small table instead of a scan of every
+    // message). The old column keeps its copies: clearing it would rewrite every message in one
+    // transaction; nothing reads or writes it any more.
+    r#"
+    CREATE TABLE summaries (
+        blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        summary TEXT NOT NULL
+    );
+    INSERT INTO summaries (blob_id, summary) SELECT id, summary FROM blobs WHERE summary IS NOT NULL;
+    CREATE TABLE summaries_missing (blob_id INTEGER PRIMARY KEY);
+    INSERT INTO summaries_missing (blob_id) SELECT id FROM blobs WHERE summary IS NULL;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
@@ -370,14 +385,11 @@ fn apply(conn: &mut Connection, migrations: &[&str], applied: usize) -> rusqlite
 const SUMMARY_BATCH_MAX: usize = 500;
 
 /// Gives every message without one the summary delivery now stores with each (a migration cannot: the
-/// parser is Rust): mail stored before version 5, and all mail after version 6 cleared the old ones.
-/// Runs at open, in batches; a no-op once done.
+/// parser is Rust): mail stored before version 5, and all mail after version 6 cleared the old ones,
+/// as version 16 listed them in `summaries_missing`. Runs at open, in batches; a no-op once done.
 pub fn fill_in_summaries(conn: &mut Connection) -> rusqlite::Result<()> {
-    let missing: i64 = conn.query_row(
-        "SELECT count(*) FROM blobs WHERE summary IS NULL",
-        [],
-        |r| r.get(0),
-    )?;
+    let missing: i64 =
+        conn.query_row("SELECT count(*) FROM summaries_missing", [], |r| r.get(0))?;
     if missing == 0 {
         return Ok(());
     }
@@ -388,17 +400,23 @@ pub fn fill_in_summaries(conn: &mut Connection) -> rusqlite::Result<()> {
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let ids: Vec<i64> = tx
-            .prepare("SELECT id FROM blobs WHERE summary IS NULL LIMIT ?1")?
+            .prepare("SELECT blob_id FROM summaries_missing LIMIT ?1")?
             .query_map([SUMMARY_BATCH_MAX as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let done = ids.len() < SUMMARY_BATCH_MAX;
         {
             let mut raw_of = tx.prepare("SELECT raw FROM blobs WHERE id = ?1")?;
-            let mut set = tx.prepare("UPDATE blobs SET summary = ?1 WHERE id = ?2")?;
+            let mut set =
+                tx.prepare("INSERT OR REPLACE INTO summaries (blob_id, summary) VALUES (?1, ?2)")?;
+            let mut filled = tx.prepare("DELETE FROM summaries_missing WHERE blob_id = ?1")?;
             for id in &ids {
-                let raw: Vec<u8> = raw_of.query_row([id], |r| r.get(0))?;
-                let summary = jmail_proto::summary::summarize_message(&raw).to_json();
-                set.execute(rusqlite::params![summary, id])?;
+                // A message deleted since it was listed needs nothing.
+                let raw: Option<Vec<u8>> = raw_of.query_row([id], |r| r.get(0)).optional()?;
+                if let Some(raw) = raw {
+                    let summary = jmail_proto::summary::summarize_message(&raw).to_json();
+                    set.execute(rusqlite::params![id, summary])?;
+                }
+                filled.execute([id])?;
             }
         }
         tx.commit()?;
@@ -477,11 +495,48 @@ mod tests {
         migrate(&mut conn).unwrap();
         fill_in_summaries(&mut conn).unwrap();
         let stored: String = conn
-            .query_row("SELECT summary FROM blobs", [], |r| r.get(0))
+            .query_row("SELECT summary FROM summaries", [], |r| r.get(0))
             .unwrap();
         let summary = jmail_proto::summary::Summary::from_json(&stored).unwrap();
         assert_eq!(summary, jmail_proto::summary::summarize_message(raw));
         assert_eq!(summary.envelope.from[0].name.as_deref(), Some("Ann B"));
+    }
+
+    /// Version 16 moves summaries out of `blobs`, and lists for filling in at open the blobs without one.
+    #[test]
+    fn version_16_moves_summaries_to_their_own_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 15).unwrap();
+        conn.execute_batch(
+            "INSERT INTO blobs (id, refs, raw, summary) VALUES (1, 1, x'6869', '{\"kept\":1}');
+             INSERT INTO blobs (id, refs, raw, summary) VALUES (2, 1, x'0d0a6869', NULL);
+             INSERT INTO blobs (id, refs, raw, summary) VALUES (3, 1, x'0d0a6869', NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let summaries = |conn: &Connection| -> Vec<(i64, String)> {
+            conn.prepare("SELECT blob_id, summary FROM summaries ORDER BY blob_id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(summaries(&conn), [(1, "{\"kept\":1}".to_string())]);
+        // One of those without a summary goes before the next open, which fills in the other.
+        conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM blobs WHERE id = 3;")
+            .unwrap();
+        fill_in_summaries(&mut conn).unwrap();
+        let made = jmail_proto::summary::summarize_message(b"\r\nhi").to_json();
+        assert_eq!(summaries(&conn)[1], (2, made));
+        assert_eq!(summaries(&conn).len(), 2);
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM summaries_missing", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        // A summary goes with its message.
+        conn.execute("DELETE FROM blobs WHERE id = 1", []).unwrap();
+        assert_eq!(summaries(&conn).len(), 1);
     }
 
     /// A database made by an older build keeps its data through the upgrade, and ids are no longer reused.

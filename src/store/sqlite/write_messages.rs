@@ -26,9 +26,12 @@ struct Row<'a> {
 
 /// Stores a message's bytes and summary, counted as referenced once; [`add_refs`] counts more copies.
 fn insert_blob(tx: &Connection, m: &NewMessage) -> rusqlite::Result<i64> {
-    tx.prepare_cached("INSERT INTO blobs (raw, summary) VALUES (?1, ?2)")?
-        .execute(params![m.raw, m.summary])?;
-    Ok(tx.last_insert_rowid())
+    tx.prepare_cached("INSERT INTO blobs (raw) VALUES (?1)")?
+        .execute(params![m.raw])?;
+    let blob = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO summaries (blob_id, summary) VALUES (?1, ?2)")?
+        .execute(params![blob, m.summary])?;
+    Ok(blob)
 }
 
 /// Counts `more` further messages pointing at `blob`.
