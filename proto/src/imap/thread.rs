@@ -298,19 +298,28 @@ impl<'a> Tree<'a> {
     }
 
     /// Step 3: a dummy without children goes; one with children gives way to them, but at the top
-    /// only when it has one (so a dummy stays only as the root of two threads or more).
+    /// only when it has one (so a dummy stays only as the root of two threads or more). Done top down
+    /// in one pass: each message goes under the nearest message above it, or under its root. (Splicing
+    /// bottom up copies a run of dummies' children once per dummy: quadratic in a chain of References
+    /// that name no message in the mailbox.)
     fn prune_dummies(&mut self) {
-        for c in self.post_order() {
-            let mut kept = Vec::with_capacity(self.children[c].len());
-            for child in std::mem::take(&mut self.children[c]) {
-                match self.is_dummy(child) {
-                    // Its own children were pruned first, so none of them is a dummy.
-                    true => kept.append(&mut self.children[child]),
-                    false => kept.push(child),
-                }
+        let mut pruned: Vec<Vec<usize>> = vec![Vec::new(); self.children.len()];
+        for &root in &self.roots {
+            // (a container, the message or root it hangs under once dummies are gone)
+            let mut stack: Vec<(usize, usize)> =
+                self.children[root].iter().map(|&c| (c, root)).collect();
+            while let Some((c, above)) = stack.pop() {
+                let below = match self.is_dummy(c) {
+                    true => above,
+                    false => {
+                        pruned[above].push(c);
+                        c
+                    }
+                };
+                stack.extend(self.children[c].iter().map(|&child| (child, below)));
             }
-            self.children[c] = kept;
         }
+        self.children = pruned;
         let roots = std::mem::take(&mut self.roots);
         for root in roots {
             match (self.is_dummy(root), self.children[root].as_slice()) {
@@ -319,21 +328,6 @@ impl<'a> Tree<'a> {
                 _ => self.roots.push(root),
             }
         }
-    }
-
-    /// Every container under the roots, each after all of its descendants.
-    fn post_order(&self) -> Vec<usize> {
-        let mut order = Vec::with_capacity(self.message.len());
-        let mut stack: Vec<(usize, bool)> = self.roots.iter().map(|&r| (r, false)).collect();
-        while let Some((c, expanded)) = stack.pop() {
-            if expanded {
-                order.push(c);
-            } else {
-                stack.push((c, true));
-                stack.extend(self.children[c].iter().map(|&child| (child, false)));
-            }
-        }
-        order
     }
 
     /// What a container sorts by: its message's sent date and sequence number, or a dummy's first
@@ -609,6 +603,30 @@ mod tests {
                 .collect();
             crate::imap::invariants::check_threads(&data);
         }
+    }
+
+    #[test]
+    fn a_long_run_of_missing_messages_prunes_in_linear_time() {
+        // Each message names 20 messages no one has, the first of them the last of the message
+        // before: one run of 19 dummies per message, a message hanging off each run. Splicing the
+        // dummies bottom up would copy the messages below once per dummy above them.
+        let n = 50_000u32;
+        let messages: Vec<ThreadInput> = (1..=n)
+            .map(|seq| ThreadInput {
+                seq,
+                number: seq,
+                sent: i64::from(seq),
+                subject: String::new(),
+                reply: false,
+                message_id: Some(format!("m{seq}")),
+                references: (0..20).map(|k| format!("c{}", 19 * seq + k)).collect(),
+            })
+            .collect();
+        let response = references(&messages).response();
+        // Every message hangs, through dummies only, under the first run's top: one thread of
+        // siblings under a dummy.
+        let numbers: Vec<String> = (1..=n).map(|s| format!("({s})")).collect();
+        assert_eq!(response, format!("({})", numbers.concat()));
     }
 
     #[test]

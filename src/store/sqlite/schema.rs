@@ -302,7 +302,8 @@ const MIGRATIONS: &[&str] = &[
     // the summary of a 30 KB message read all 30 KB. `summaries_missing` lists the blobs still without
     // one, for `fill_in_summaries` at open (a check of one small table instead of a scan of every
     // message). The old column keeps its copies: clearing it would rewrite every message in one
-    // transaction; nothing reads or writes it any more.
+    // transaction; nothing reads or writes it any more. (Only the first statement reads the messages'
+    // overflow pages; the last reads ids.)
     r#"
     CREATE TABLE summaries (
         blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
@@ -310,7 +311,8 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO summaries (blob_id, summary) SELECT id, summary FROM blobs WHERE summary IS NOT NULL;
     CREATE TABLE summaries_missing (blob_id INTEGER PRIMARY KEY);
-    INSERT INTO summaries_missing (blob_id) SELECT id FROM blobs WHERE summary IS NULL;
+    INSERT INTO summaries_missing (blob_id)
+        SELECT id FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries);
 "#,
 ];
 
