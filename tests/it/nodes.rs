@@ -564,7 +564,15 @@ async fn with_sslmode_require_every_connection_is_tls_and_the_certificate_is_che
     jmail::store::AccountStore::create_user(&store, "ann", "hash", None)
         .await
         .unwrap();
-    let tls = crate::pg::count(&server.url, "SELECT count(*) FROM pg_stat_ssl WHERE ssl").await;
+    // The listener connects on its own task: on a busy machine it may not be there yet.
+    let mut tls = 0;
+    for _ in 0..100 {
+        tls = crate::pg::count(&server.url, "SELECT count(*) FROM pg_stat_ssl WHERE ssl").await;
+        if tls >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(
         tls >= 2,
         "the pool's and the listener's connections use TLS ({tls})"
