@@ -186,6 +186,11 @@ impl Summary {
     /// The Message-ID a stored summary says names the message's conversation: its `thread_root`, or for
     /// summaries stored before that was kept, its In-Reply-To or else its Message-ID.
     pub fn thread_key_from_json(json: &str) -> Option<String> {
+        Summary::envelope_and_thread_key_from_json(json)?.1
+    }
+
+    /// The envelope and [`Summary::thread_key_from_json`]'s key, from one reading of the JSON.
+    pub fn envelope_and_thread_key_from_json(json: &str) -> Option<(Envelope, Option<String>)> {
         #[derive(Deserialize)]
         struct ThreadOnly {
             #[serde(rename = "e")]
@@ -194,9 +199,12 @@ impl Summary {
             thread_root: Option<String>,
         }
         let t = serde_json::from_str::<ThreadOnly>(json).ok()?;
-        t.thread_root
-            .or_else(|| first_message_id(t.envelope.in_reply_to.as_deref()?))
-            .or_else(|| first_message_id(t.envelope.message_id.as_deref()?))
+        let envelope = t.envelope;
+        let key = t
+            .thread_root
+            .or_else(|| first_message_id(envelope.in_reply_to.as_deref()?))
+            .or_else(|| first_message_id(envelope.message_id.as_deref()?));
+        Some((envelope, key))
     }
 
     /// The part an IMAP section number names (`[1, 2]` for `BODY[1.2]`), by RFC 9051 §6.4.5: a message's

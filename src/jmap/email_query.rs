@@ -31,7 +31,9 @@ struct Found {
 
 impl Found {
     fn new(meta: MessageMeta, summary: Option<&str>) -> Found {
-        let envelope = summary.and_then(Summary::envelope_from_json);
+        let (envelope, thread_root) = summary
+            .and_then(Summary::envelope_and_thread_key_from_json)
+            .unzip();
         let sent_at = envelope
             .as_ref()
             .and_then(|e| e.date.as_deref())
@@ -51,7 +53,7 @@ impl Found {
             meta,
             sent_at,
             first_to,
-            thread_root: summary.and_then(Summary::thread_key_from_json),
+            thread_root: thread_root.flatten(),
         }
     }
 }

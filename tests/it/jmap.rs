@@ -114,6 +114,18 @@ assert (name, args["type"]) == ("error", "unsupportedFilter"), args
 [[name, args, _]] = api(alice, [["SearchSnippet/get", {"accountId": account, "filter": {"text": "noon"}, "emailIds": [lunch.id]}, "s"]])
 assert "<mark>noon</mark>" in args["list"][0]["preview"], args
 
+# Sorting by what delivery stored (sentAt: the Date header; none sorts first), and one Email per thread.
+def sorted_ids(**args):
+    [[name, a, _]] = api(alice, [["Email/query", dict({"accountId": account, "filter": {"inMailbox": inbox.id}}, **args), "q"]])
+    assert name == "Email/query", a
+    return a["ids"]
+reply = emails["Re: Lunch plans"]
+by_sent = [report.id, lunch.id, reply.id, welcome.id]
+assert sorted_ids(sort=[{"property": "sentAt", "isAscending": True}]) == by_sent
+assert sorted_ids(sort=[{"property": "sentAt", "isAscending": False}]) == by_sent[::-1]
+collapsed = sorted_ids(sort=[{"property": "sentAt", "isAscending": True}], collapseThreads=True)
+assert collapsed == [report.id, lunch.id, welcome.id], collapsed
+
 # Keywords: mark read through JMAP, seen by IMAP; the change shows in Email/changes.
 state0 = got.state
 [[_, set_resp, _]] = api(alice, [["Email/set", {"accountId": account, "update": {lunch.id: {"keywords/$seen": True, "keywords/$flagged": True}}}, "s"]])
