@@ -913,6 +913,41 @@ async fn login_needs_tls_off_loopback_and_bad_input_gets_bad() {
     assert!(c.closed().await.0);
 }
 
+/// Forms only Jmail's own reader takes apart (LIST-EXTENDED and the like), made hostile: `~` with no
+/// `{`, before login, once panicked the session; a LIST of two million `(` across literals, after
+/// login, recursed once per `(` and overflowed the stack, which took the whole server down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_extended_forms_get_bad_and_the_server_lives() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let (mut c, _) = Imap::connect(imap_addr(&s)).await;
+    assert_eq!(
+        c.run("a LIST (~} \"\" *").await,
+        strs(&["a BAD Syntax error or unknown command"])
+    );
+    assert_eq!(c.run("b NOOP").await, strs(&["b OK NOOP completed"]));
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    let mut deep = b"d LIST ".to_vec();
+    for _ in 0..250 {
+        deep.extend(std::iter::repeat_n(b'(', 8000));
+        deep.extend_from_slice(b" {1+}\r\nx");
+    }
+    deep.extend_from_slice(b"\r\n");
+    c.send(&deep).await;
+    let answer = c.until("d").await;
+    assert!(answer.last().unwrap().starts_with("d BAD "), "{answer:?}");
+    // The same session and a new one are served.
+    assert_eq!(c.run("e NOOP").await, strs(&["e OK NOOP completed"]));
+    let mut other = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    assert_eq!(
+        other.run("f LIST \"\" INBOX").await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "f OK LIST completed"
+        ])
+    );
+}
+
 #[tokio::test]
 async fn authenticate_login_and_plain_in_steps() {
     let s = start_imap().await;

@@ -112,6 +112,10 @@ fn tokens(command: &[u8]) -> Option<Vec<Token>> {
             b'{' | b'~' => {
                 let start = i;
                 let open = i + usize::from(command[i] == b'~');
+                // `~` begins a literal8 only with `{` after it (`~}` once sliced backwards: a panic).
+                if command.get(open) != Some(&b'{') {
+                    return None;
+                }
                 let close = open + command[open..].iter().position(|&b| b == b'}')?;
                 let digits = command[open + 1..close]
                     .strip_suffix(b"+")
@@ -166,8 +170,15 @@ type ListWord = (String, Option<Vec<String>>);
 
 /// The words of a parenthesised list starting at `tokens[at]` (an Open), upper case, with a nested
 /// list's words after a word of its own (`STATUS (MESSAGES)` gives `STATUS`, then the list of the
-/// nested ones); returns them and the index after the Close.
+/// nested ones); returns them and the index after the Close. A list nests one level at most, and a
+/// deeper one is refused before it is read: a command of a million `(` must not recurse a million
+/// times (that overflowed the stack and took the whole server down).
 fn list_at(tokens: &[Token], at: usize) -> Option<(Vec<ListWord>, usize)> {
+    words_at(tokens, at, true)
+}
+
+/// [`list_at`], with `nested` saying whether a list inside is allowed.
+fn words_at(tokens: &[Token], at: usize, nested: bool) -> Option<(Vec<ListWord>, usize)> {
     if !matches!(tokens.get(at)?, Token::Open(_)) {
         return None;
     }
@@ -180,15 +191,13 @@ fn list_at(tokens: &[Token], at: usize) -> Option<(Vec<ListWord>, usize)> {
                 out.push((String::from_utf8_lossy(text).to_ascii_uppercase(), None));
                 i += 1;
             }
-            Token::Open(_) => {
-                let (inner, next) = list_at(tokens, i)?;
-                if inner.iter().any(|(_, nested)| nested.is_some()) {
-                    return None;
-                }
+            Token::Open(_) if nested => {
+                let (inner, next) = words_at(tokens, i, false)?;
                 let last = out.last_mut()?;
                 last.1 = Some(inner.into_iter().map(|(w, _)| w).collect());
                 i = next;
             }
+            Token::Open(_) => return None,
         }
     }
 }
@@ -356,6 +365,20 @@ fn list(tokens: &[Token]) -> Option<ListExtended> {
 mod tests {
     use super::*;
     use imap_types::command::CommandBody;
+
+    #[test]
+    fn hostile_forms_are_refused_without_a_panic_or_deep_recursion() {
+        // `~` with no `{` after it.
+        assert!(parse(b"a LIST (~} \"\" *\r\n").is_none());
+        assert!(parse(b"a LIST (~").is_none());
+        // Lists nested far deeper than any form has them: refused, without recursing once per `(`
+        // (a million frames overflow any thread's stack).
+        let mut deep = b"a LIST ".to_vec();
+        deep.extend(std::iter::repeat_n(b'(', 1_000_000));
+        deep.extend_from_slice(b"\r\n");
+        assert!(parse(&deep).is_none());
+        assert!(parse(b"a LIST (SUBSCRIBED (RECURSIVEMATCH (X))) \"\" *\r\n").is_none());
+    }
 
     #[test]
     fn list_extended_forms() {
