@@ -130,7 +130,8 @@ s.quit()
     );
 
     // Started again, it finishes the queue.
-    let _a = serve_with(d, &args);
+    let again = serve_with(d, &args);
+    let mut log: Vec<String> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let counts = copies(&b).await;
@@ -144,10 +145,14 @@ s.quit()
             );
             break;
         }
+        // What the restarted server said of its deliveries, for a failure to show.
+        log.extend(again.log.try_iter().filter(|l| !l.contains(" delivered ")));
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not all delivered: {counts:?}, queue {:?}",
-            queued(d)
+            "not all delivered: {counts:?}, queue {:?}; a.test's log after the restart, but for \
+             deliveries: {:#?}",
+            queued(d),
+            &log[log.len().saturating_sub(60)..]
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
