@@ -605,13 +605,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_long_run_of_missing_messages_prunes_in_linear_time() {
-        // Each message names 20 messages no one has, the first of them the last of the message
-        // before: one run of 19 dummies per message, a message hanging off each run. Splicing the
-        // dummies bottom up would copy the messages below once per dummy above them.
-        let n = 50_000u32;
-        let messages: Vec<ThreadInput> = (1..=n)
+    /// Messages 1..=n, sent in that order, Message-ID `m<seq>`, no subject, referencing what
+    /// `references` gives for their number.
+    fn numbered(n: u32, references: impl Fn(u32) -> Vec<String>) -> Vec<ThreadInput> {
+        (1..=n)
             .map(|seq| ThreadInput {
                 seq,
                 number: seq,
@@ -619,9 +616,20 @@ mod tests {
                 subject: String::new(),
                 reply: false,
                 message_id: Some(format!("m{seq}")),
-                references: (0..20).map(|k| format!("c{}", 19 * seq + k)).collect(),
+                references: references(seq),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_long_run_of_missing_messages_prunes_in_linear_time() {
+        // Each message names 20 messages no one has, the first of them the last of the message
+        // before: one run of 19 dummies per message, a message hanging off each run. Splicing the
+        // dummies bottom up would copy the messages below once per dummy above them.
+        let n = 50_000u32;
+        let messages = numbered(n, |seq| {
+            (0..20).map(|k| format!("c{}", 19 * seq + k)).collect()
+        });
         let response = references(&messages).response();
         // Every message hangs, through dummies only, under the first run's top: one thread of
         // siblings under a dummy.
@@ -633,21 +641,10 @@ mod tests {
     fn a_deep_chain_costs_no_recursion() {
         // 200,000 messages, each the reply to the one before: one thread, printed as one chain.
         let n = 200_000u32;
-        let messages: Vec<ThreadInput> = (1..=n)
-            .map(|seq| ThreadInput {
-                seq,
-                number: seq,
-                sent: i64::from(seq),
-                subject: String::new(),
-                reply: false,
-                message_id: Some(format!("m{seq}")),
-                references: if seq > 1 {
-                    vec![format!("m{}", seq - 1)]
-                } else {
-                    vec![]
-                },
-            })
-            .collect();
+        let messages = numbered(n, |seq| match seq > 1 {
+            true => vec![format!("m{}", seq - 1)],
+            false => vec![],
+        });
         let response = references(&messages).response();
         let numbers: Vec<String> = (1..=n).map(|s| s.to_string()).collect();
         assert_eq!(response, format!("({})", numbers.join(" ")));
