@@ -109,9 +109,11 @@ s.quit()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // b.test comes up; a.test is killed once a few messages have arrived.
+    // b.test comes up, bob already there; a.test is killed once a few messages have arrived. (Were bob
+    // added after b.test listens, a.test, retrying every second, could reach it first and be told
+    // `550 no such user`: those messages would rightly come back to alice and never reach bob.)
+    add_user(dir_b.path(), "bob", "bob-pw");
     let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
-    b.add_user("bob", "bob-pw").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut bob = b.client("bob", "bob-pw").await;
     // The welcome message, then a few of alice's.
