@@ -991,6 +991,82 @@ Content-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQ0KDQpoaQ0K\r\n--b--\r\n";
         assert_eq!(summary.part(&[PARTS_MAX]), None);
     }
 
+    /// How deep mail-parser's tree for `raw` goes (multiparts and messages), walked without recursion.
+    fn parsed_depth(raw: &[u8]) -> usize {
+        let message = MessageParser::default().parse(raw).unwrap();
+        let mut deepest = 0;
+        let mut stack = vec![(&message, 0, 0u32, 0)];
+        while let Some((m, part, levels, depth)) = stack.pop() {
+            deepest = deepest.max(depth + levels as usize);
+            match &m.parts[part].body {
+                PartType::Message(inner) => stack.push((inner, 0, 0, depth + levels as usize + 1)),
+                PartType::Multipart(ids) => {
+                    stack.extend(ids.iter().map(|&i| (m, i as usize, levels + 1, depth)))
+                }
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    /// A stranger's message nested as deep as its size allows: mail-parser (patched, see
+    /// vendor/mail-parser) builds a tree at most 64 levels deep, so neither it nor anything walking or
+    /// dropping its tree recurses past that. Before, the 50,000 nested messages (1.6 MB) overflowed a 2 MB
+    /// stack when the tree was dropped, aborting the server, and 5,000 inside one base64 part did in
+    /// mail-parser's own `into_owned`.
+    #[test]
+    fn nesting_as_deep_as_a_message_allows_is_cut_at_a_bound() {
+        let nested = |levels: usize, level: &str, leaf: &str| {
+            let mut raw = b"From: a@example.org\r\nMIME-Version: 1.0\r\n".to_vec();
+            for k in 0..levels {
+                raw.extend_from_slice(level.replace("{k}", &k.to_string()).as_bytes());
+            }
+            raw.extend_from_slice(leaf.as_bytes());
+            raw
+        };
+        let messages = nested(
+            50_000,
+            "Content-Type: message/rfc822\r\n\r\n",
+            "\r\nleaf\r\n",
+        );
+        let encoded = {
+            use base64::Engine;
+            let inner = nested(
+                5_000,
+                "Content-Type: message/rfc822\r\n\r\n",
+                "\r\nleaf\r\n",
+            );
+            let mut raw =
+                b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\
+                Content-Transfer-Encoding: base64\r\n\r\n"
+                    .to_vec();
+            raw.extend(
+                base64::engine::general_purpose::STANDARD
+                    .encode(inner)
+                    .into_bytes(),
+            );
+            raw
+        };
+        let multiparts = nested(
+            100_000,
+            "Content-Type: multipart/mixed; boundary=b{k}\r\n\r\n--b{k}\r\n",
+            "Content-Type: text/plain\r\n\r\nleaf\r\n",
+        );
+        // On a stack the size of a tokio worker's.
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                for raw in [&messages, &encoded, &multiparts] {
+                    let depth = parsed_depth(raw);
+                    assert!((32..=65).contains(&depth), "{depth}");
+                    check(raw);
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     #[test]
     fn every_prefix_of_the_examples_keeps_the_invariants() {
         for example in [MIXED, NESTED, FORWARD] {
