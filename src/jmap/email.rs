@@ -13,6 +13,7 @@ use super::ids::{self, BlobId, EmailId};
 use super::request::{MethodError, MethodResult, OBJECTS_MAX};
 use super::{Ctx, id_list, properties};
 use crate::store::{MailboxId, MessageMeta};
+use jmail_proto::summary::{DEPTH_MAX, PARTS_MAX};
 
 /// What an Email shows when `properties` is not given (RFC 8621 §4.2).
 const DEFAULT_PROPERTIES: [&str; 24] = [
@@ -56,9 +57,10 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 ];
 /// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
 const LISTING_PROPERTIES: usize = 7;
-/// Most message bytes one Email/get (or SearchSnippet/get) parses for what it shows (its reply holds
-/// at most about this much of them): past it, the call fails with `requestTooLarge` rather than hold
-/// them all.
+/// Most message bytes one Email/get (or SearchSnippet/get) parses for what it shows, and most bytes of
+/// JSON its reply may hold: past either, the call fails with `requestTooLarge` rather than hold them
+/// all. (The reply is counted too because a message's description can be far larger than the message:
+/// 100,000 addresses or headers of a few bytes each.)
 const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Counts `bytes` more of messages parsed by one call; `requestTooLarge` once past [`GET_BYTES_MAX`].
@@ -72,6 +74,26 @@ pub fn charge_parsed(parsed: &mut u64, bytes: u64) -> Result<(), MethodError> {
         false => Ok(()),
     }
 }
+/// How long `value` is as JSON, counted without writing it anywhere.
+fn json_len(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len() as u64;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+/// Most addresses, message ids, header fields or values of one field listed in one property. A
+/// description can be far larger than what it describes (100,000 addresses in 1.6 MB took 230 MB as
+/// JSON values); no real message comes near this.
+const LIST_ITEMS_MAX: usize = 1_000;
 /// Largest message read with the listing (500 of them at most per call: 32 MiB).
 const RAW_INLINE_BYTES_MAX: u64 = 64 * 1024;
 /// The properties that need the body parsed, not only the header.
@@ -210,6 +232,7 @@ fn addresses(a: Option<&Address<'_>>) -> Value {
         None => Value::Null,
         Some(a) => Value::Array(
             a.iter()
+                .take(LIST_ITEMS_MAX)
                 .map(|x| json!({"name": x.name(), "email": x.address()}))
                 .collect(),
         ),
@@ -219,7 +242,7 @@ fn addresses(a: Option<&Address<'_>>) -> Value {
 fn message_ids(v: &HeaderValue<'_>) -> Value {
     match v {
         HeaderValue::Text(t) => json!([t]),
-        HeaderValue::TextList(l) => json!(l),
+        HeaderValue::TextList(l) => json!(l.iter().take(LIST_ITEMS_MAX).collect::<Vec<_>>()),
         _ => Value::Null,
     }
 }
@@ -240,7 +263,10 @@ fn from_message(m: &Message<'_>, prop: &str, blob: &BlobId, body: &BodyOptions) 
         "sentAt" => m.date().map_or(Value::Null, |d| json!(d.to_rfc3339())),
         "hasAttachment" => json!(m.attachment_count() > 0),
         "preview" => json!(preview(m)),
-        "bodyStructure" => part(m, 0, blob, body, true),
+        "bodyStructure" => {
+            let mut parts_left = PARTS_MAX;
+            part(m, 0, blob, body, DEPTH_MAX, &mut parts_left)
+        }
         "textBody" => parts(m, &m.text_body, blob, body),
         "htmlBody" => parts(m, &m.html_body, blob, body),
         "attachments" => parts(m, &m.attachments, blob, body),
@@ -254,6 +280,7 @@ fn from_message(m: &Message<'_>, prop: &str, blob: &BlobId, body: &BodyOptions) 
 fn headers(m: &Message<'_>) -> Value {
     Value::Array(
         m.headers_raw()
+            .take(LIST_ITEMS_MAX)
             .map(|(name, value)| json!({"name": name, "value": value}))
             .collect(),
     )
@@ -293,6 +320,7 @@ fn header_property(m: &Message<'_>, spec: &str) -> Value {
             (HeaderForm::URLs, HeaderValue::Address(a)) => Value::Array(
                 a.iter()
                     .filter_map(|x| x.address())
+                    .take(LIST_ITEMS_MAX)
                     .map(|u| json!(u))
                     .collect(),
             ),
@@ -301,22 +329,37 @@ fn header_property(m: &Message<'_>, spec: &str) -> Value {
     };
     let values = m.header_as(name, form);
     if all {
-        Value::Array(values.iter().map(as_json).collect())
+        Value::Array(values.iter().take(LIST_ITEMS_MAX).map(as_json).collect())
     } else {
         values.last().map_or(Value::Null, as_json)
     }
 }
 
+/// The first [`PARTS_MAX`] of `list` (as IMAP's BODYSTRUCTURE shows at most that many).
 fn parts(m: &Message<'_>, list: &[u32], blob: &BlobId, body: &BodyOptions) -> Value {
+    let mut parts_left = PARTS_MAX;
     Value::Array(
         list.iter()
-            .map(|&i| part(m, i, blob, body, false))
+            .take(PARTS_MAX)
+            .map(|&i| part(m, i, blob, body, 0, &mut parts_left))
             .collect(),
     )
 }
 
-/// One EmailBodyPart; with `nested`, multiparts carry their `subParts` (bodyStructure).
-fn part(m: &Message<'_>, index: u32, blob: &BlobId, body: &BodyOptions, nested: bool) -> Value {
+/// One EmailBodyPart; multiparts carry their `subParts` (bodyStructure) `levels` deep, and at most
+/// `parts_left` parts are described in all. A stranger's message may nest multiparts as deep, and hold
+/// as many parts, as its size allows: past the stored summary's bounds (which IMAP's BODYSTRUCTURE
+/// shows) a multipart's `subParts` is empty, and nothing recurses further. (150,000 parts in 1.5 MB
+/// took 1.6 GB to describe.)
+fn part(
+    m: &Message<'_>,
+    index: u32,
+    blob: &BlobId,
+    body: &BodyOptions,
+    levels: usize,
+    parts_left: &mut usize,
+) -> Value {
+    *parts_left = parts_left.saturating_sub(1);
     let Some(p) = m.parts.get(index as usize) else {
         return Value::Null;
     };
@@ -369,16 +412,16 @@ fn part(m: &Message<'_>, index: u32, blob: &BlobId, body: &BodyOptions, nested: 
         };
         o.insert(prop.clone(), value);
     }
-    if nested && let PartType::Multipart(children) = &p.body {
-        o.insert(
-            "subParts".into(),
-            Value::Array(
-                children
-                    .iter()
-                    .map(|&c| part(m, c, blob, body, true))
-                    .collect(),
-            ),
-        );
+    // (Flat lists, levels 0, never hold a multipart: mail-parser lists leaves there.)
+    if let PartType::Multipart(children) = &p.body {
+        let mut sub = Vec::new();
+        for &c in children {
+            if levels == 0 || *parts_left == 0 {
+                break;
+            }
+            sub.push(part(m, c, blob, body, levels - 1, parts_left));
+        }
+        o.insert("subParts".into(), Value::Array(sub));
     }
     Value::Object(o)
 }
@@ -514,7 +557,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let mut rendered: BTreeMap<EmailId, Value> = BTreeMap::new();
     let user = ctx.account.id;
-    let mut parsed_bytes: u64 = 0;
+    let (mut parsed_bytes, mut reply_bytes) = (0u64, 0u64);
     for (mailbox, mut uids) in first {
         uids.sort_unstable();
         uids.dedup();
@@ -550,10 +593,9 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                 email: id,
                 part: None,
             };
-            rendered.insert(
-                id,
-                render(Some(&stored), &blob, raw.as_deref(), &props, &body),
-            );
+            let email = render(Some(&stored), &blob, raw.as_deref(), &props, &body);
+            charge_parsed(&mut reply_bytes, json_len(&email))?;
+            rendered.insert(id, email);
         }
     }
     let (mut list, mut not_found) = (Vec::new(), Vec::new());

@@ -231,3 +231,21 @@ pub async fn run_client(
         .unwrap_or_else(|_| panic!("{program} did not finish in time"))
         .unwrap_or_else(|e| panic!("{program} could not run: {e}"))
 }
+
+/// Runs `python3 -c script args…`, failing the test with everything it printed unless it succeeds; its
+/// standard output.
+pub async fn python(script: &str, args: &[String]) -> String {
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -21,6 +21,7 @@ mod jmap;
 mod large;
 mod legacy;
 mod limits;
+mod mime_bombs;
 mod names;
 mod nodes;
 mod persistence;

@@ -4,7 +4,7 @@
 
 use jmail::server::Service;
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_autoconfiguration_name_the_listeners_this_server_runs() {
@@ -85,25 +85,18 @@ assert inf == next(s.value for s in families["jmail_commit_seconds"].samples if 
 assert next(s.value for s in families["jmail_queue_depth"].samples) == 0
 print("ok")
 "#;
-    let out = tokio::process::Command::new("python3")
-        .args(["-c", script])
-        .args([
+    python(
+        script,
+        &[
             port(Service::Https),
             port(Service::Http),
             port(Service::Imap),
             port(Service::Imaps),
             port(Service::Submission),
             port(Service::Submissions),
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ],
+    )
+    .await;
     s.stop().await;
 }
 
