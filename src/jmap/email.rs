@@ -398,6 +398,7 @@ fn part(
             "headers" => Value::Array(
                 p.headers
                     .iter()
+                    .take(LIST_ITEMS_MAX)
                     .map(|h| {
                         let raw = m
                             .raw_message
