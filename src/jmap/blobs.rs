@@ -4,10 +4,12 @@
 //! passed, at most [`UPLOADS_BYTES_PER_ACCOUNT_MAX`] per account.
 
 use mail_parser::MessageParser;
+use serde_json::{Map, Value, json};
 
-use super::Ctx;
-use super::ids::BlobId;
-use super::request::MethodError;
+use super::email::charge_parsed;
+use super::ids::{self, BlobId};
+use super::request::{MethodError, MethodResult};
+use super::{Ctx, id_list};
 use crate::store::{MailStore, NewUpload, StoreError, UserId};
 
 /// Bytes of unexpired uploads one account may hold.
@@ -93,4 +95,44 @@ pub async fn read_typed(
 
 pub async fn read(ctx: &mut Ctx<'_>, blob: &BlobId) -> Result<Option<Vec<u8>>, MethodError> {
     Ok(read_typed(ctx, blob).await?.map(|(bytes, _)| bytes))
+}
+
+/// Blob/copy (RFC 8620 §6.3). A login has one account, and a blob id names the same bytes for as long
+/// as the account keeps them, so a copy within it is the id itself; no other account can be reached.
+pub async fn copy(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
+    match args.get("fromAccountId").and_then(Value::as_str) {
+        Some(from) if from == ctx.account_id() => {}
+        _ => return Err(MethodError::new("fromAccountNotFound")),
+    }
+    let ids = id_list(&args, "blobIds")?.unwrap_or_default();
+    let (mut copied, mut not_copied) = (Map::new(), Map::new());
+    let mut read_bytes = 0u64;
+    for id in ids {
+        let found = match ids::parse_blob(&id) {
+            // A whole message is there while a copy of it is; a part or an upload is read to be sure.
+            Some(BlobId::Message { email, part: None }) => ctx.first_copy(email).await?.is_some(),
+            Some(blob) => match read(ctx, &blob).await? {
+                Some(bytes) => {
+                    charge_parsed(&mut read_bytes, bytes.len() as u64)?;
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        };
+        match found {
+            true => copied.insert(id.clone(), json!(id)),
+            false => not_copied.insert(id, json!({"type": "notFound"})),
+        };
+    }
+    let or_null = |m: Map<String, Value>| match m.is_empty() {
+        true => Value::Null,
+        false => Value::Object(m),
+    };
+    Ok(json!({
+        "fromAccountId": ctx.account_id(),
+        "accountId": ctx.account_id(),
+        "copied": or_null(copied),
+        "notCopied": or_null(not_copied),
+    }))
 }

@@ -57,9 +57,9 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 ];
 /// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
 const LISTING_PROPERTIES: usize = 7;
-/// Most message bytes one Email/get (or SearchSnippet/get) parses for what it shows, and most bytes of
-/// JSON its reply may hold: past either, the call fails with `requestTooLarge` rather than hold them
-/// all. (The reply is counted too because a message's description can be far larger than the message:
+/// Most message bytes one Email/get or Email/parse (or SearchSnippet/get) parses for what it shows,
+/// and most bytes of JSON its reply may hold: past either, the call fails with `requestTooLarge`
+/// rather than hold them all. (The reply is counted too because a message's description can be far larger than the message:
 /// 100,000 addresses or headers of a few bytes each.)
 const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
@@ -618,6 +618,7 @@ pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
     });
     let body = BodyOptions::from_args(&args)?;
     let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
+    let (mut parsed_bytes, mut reply_bytes) = (0u64, 0u64);
     for id in blob_ids {
         let Some(blob) = ids::parse_blob(&id) else {
             not_found.push(id);
@@ -626,10 +627,13 @@ pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
         match super::blobs::read(ctx, &blob).await? {
             None => not_found.push(id),
             Some(bytes) => {
+                charge_parsed(&mut parsed_bytes, bytes.len() as u64)?;
                 if MessageParser::default().parse(&bytes[..]).is_none() {
                     not_parsable.push(id);
                 } else {
-                    parsed.insert(id, render(None, &blob, Some(&bytes), &props, &body));
+                    let email = render(None, &blob, Some(&bytes), &props, &body);
+                    charge_parsed(&mut reply_bytes, json_len(&email))?;
+                    parsed.insert(id, email);
                 }
             }
         }

@@ -141,7 +141,7 @@ async fn call(
 ) -> MethodResult {
     let has = |cap: &str| using.iter().any(|u| u == cap);
     let needs = match name.split('/').next().unwrap_or("") {
-        "Core" => None,
+        "Core" | "Blob" => None,
         "Mailbox" | "Email" | "Thread" | "SearchSnippet" => Some(MAIL),
         "Identity" | "EmailSubmission" => Some(SUBMISSION),
         _ => return Err(MethodError::new("unknownMethod")),
@@ -157,6 +157,7 @@ async fn call(
     }
     match name {
         "Core/echo" => Ok(Value::Object(args)),
+        "Blob/copy" => blobs::copy(ctx, args).await,
         "Mailbox/get" => mailbox::get(ctx, args).await,
         "Mailbox/changes" => mailbox::changes(ctx, args).await,
         "Mailbox/query" => mailbox::query(ctx, args).await,

@@ -216,6 +216,17 @@ imported_id = imported["created"]["i"]["id"]
 assert g["list"][0]["receivedAt"] == "2023-05-06T07:08:09Z" and g["list"][0]["keywords"] == {"$seen": True}, g
 r = alice.requests_session.get(session.download_url.format(accountId=account, blobId=g["list"][0]["blobId"], name="m.eml", type="message/rfc822"))
 assert r.content == raw, r.content
+# Blob/copy within the account gives back the ids that name the bytes; another's blobs are not found,
+# nor is another account reached.
+email_blob, part_blob = g["list"][0]["blobId"], report.attachments[0].blob_id
+[[_, c, _]] = api(alice, [["Blob/copy", {"fromAccountId": account, "accountId": account, "blobIds": [blob, email_blob, part_blob, "Bnope"]}, "c"]],
+                  using=("urn:ietf:params:jmap:core",))
+assert c["copied"] == {blob: blob, email_blob: email_blob, part_blob: part_blob}, c
+assert c["notCopied"] == {"Bnope": {"type": "notFound"}} and c["fromAccountId"] == account, c
+[[_, c, _]] = api(bob, [["Blob/copy", {"fromAccountId": bob.account_id, "accountId": bob.account_id, "blobIds": [email_blob, part_blob]}, "c"]])
+assert c["copied"] is None and set(c["notCopied"]) == {email_blob, part_blob}, c
+[[name, err, _]] = api(bob, [["Blob/copy", {"fromAccountId": account, "accountId": bob.account_id, "blobIds": [email_blob]}, "c"]])
+assert (name, err["type"]) == ("error", "fromAccountNotFound"), err
 # A move told a page at a time (maxChanges 1): one half of it on each page; the Email the client has
 # is updated on both, never destroyed or created.
 def state_now(client, acct):
