@@ -452,6 +452,7 @@ impl Session {
                     &charset,
                     search_criteria.as_ref(),
                     uid,
+                    None,
                 )
                 .await
             }

@@ -190,6 +190,7 @@ impl Session {
             "ESEARCH",
             "SORT",
             "SORT=DISPLAY",
+            "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "BINARY",
@@ -322,7 +323,7 @@ impl Session {
         }
     }
 
-    /// The forms imap-codec does not parse (LIST-EXTENDED, SEARCH RETURN, STATUS APPENDLIMIT).
+    /// The forms imap-codec does not parse (LIST-EXTENDED, SEARCH and SORT RETURN, STATUS APPENDLIMIT).
     async fn on_extended(&mut self, tag: &str, extension: Extension) -> Outcome {
         if let Some(refused) = self.login_stands(tag).await {
             return refused;
@@ -340,6 +341,26 @@ impl Session {
                 } if matches!(self.state, State::Selected(_)) => {
                     self.search_command(tag, charset, criteria.as_ref(), uid, Some(returns))
                         .await
+                }
+                _ => self.protocol_error(bad(tag, "No mailbox selected")),
+            },
+            Extension::Sort { command, returns } => match command.body {
+                CommandBody::Sort {
+                    sort_criteria,
+                    charset,
+                    search_criteria,
+                    uid,
+                } if matches!(self.state, State::Selected(_)) => {
+                    let keys = search_criteria.as_ref();
+                    self.sort(
+                        tag,
+                        sort_criteria.as_ref(),
+                        &charset,
+                        keys,
+                        uid,
+                        Some(returns),
+                    )
+                    .await
                 }
                 _ => self.protocol_error(bad(tag, "No mailbox selected")),
             },

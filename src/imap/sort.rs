@@ -1,9 +1,11 @@
-//! SORT and UID SORT (RFC 5256, with RFC 5957's DISPLAYFROM and DISPLAYTO), and THREAD with RFC 5256's
+//! SORT and UID SORT (RFC 5256, with RFC 5957's DISPLAYFROM and DISPLAYTO, and RFC 5267's RETURN
+//! options, ESORT), and THREAD with RFC 5256's
 //! ORDEREDSUBJECT and REFERENCES: a search's matches put in order by `jmail_proto::imap::sort` and
 //! `jmail_proto::imap::thread`, from their listing and what delivery stored of them, so no message is
 //! parsed again. Each match is reduced to its keys as the search reads it, a batch at a time, so a
 //! mailbox's summaries are never all held at once.
 
+use jmail_proto::imap::extended::SearchReturn;
 use jmail_proto::imap::imap_types::core::Charset;
 use jmail_proto::imap::imap_types::extensions::sort::SortCriterion;
 use jmail_proto::imap::imap_types::extensions::thread::ThreadingAlgorithm;
@@ -12,7 +14,7 @@ use jmail_proto::imap::sort::{SortInput, Sortable, needs_envelope, order};
 use jmail_proto::imap::thread::{self, ThreadInput};
 use jmail_proto::summary::{Envelope, Summary};
 
-use super::respond::{bad, no, ok};
+use super::respond::{bad, no, ok, uid_set};
 use super::selected::{busy_with_large_messages, refuse_charset};
 use super::session::{Session, State};
 use crate::driver::Outcome;
@@ -23,8 +25,8 @@ struct Found<T> {
     /// Untagged responses to go first (CONDSTORE turned on by a MODSEQ key).
     head: Vec<u8>,
     matches: Vec<T>,
-    /// RFC 7162 §3.1.5: with a MODSEQ search key, ` (MODSEQ n)` for the highest modseq found.
-    modseq_suffix: String,
+    /// RFC 7162 §3.1.5: with a MODSEQ search key, the highest modseq found.
+    highest_modseq: Option<u64>,
 }
 
 /// What sorting and threading read of a match: its listing, and the envelope stored at delivery.
@@ -52,6 +54,7 @@ impl Session {
         charset: &Charset<'_>,
         keys: &[SearchKey<'_>],
         uid: bool,
+        returns: Option<Vec<SearchReturn>>,
     ) -> Outcome {
         let with_envelope = needs_envelope(criteria);
         let keys_of = {
@@ -75,11 +78,23 @@ impl Session {
         let Some(sorted) = sorted else {
             return Outcome::go_on(no(tag, Some("SERVERBUG"), "The sort failed"));
         };
-        let mut line = "* SORT".to_string();
-        for m in &sorted {
-            line.push_str(&format!(" {}", if uid { m.uid } else { m.seq }));
-        }
-        line.push_str(&found.modseq_suffix);
+        let numbers: Vec<u32> = sorted
+            .iter()
+            .map(|m| if uid { m.uid } else { m.seq })
+            .collect();
+        let line = match returns {
+            Some(returns) => esort(tag, uid, &numbers, &returns, found.highest_modseq),
+            None => {
+                let mut line = "* SORT".to_string();
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                if let Some(h) = found.highest_modseq {
+                    line.push_str(&format!(" (MODSEQ {h})"));
+                }
+                line
+            }
+        };
         self.finish(tag, found.head, line, uid, "SORT").await
     }
 
@@ -164,14 +179,10 @@ impl Session {
             Err(e) => return Err(Outcome::go_on(self.store_failure(tag, &e))),
         };
         let highest = rows.iter().map(|(modseq, _)| *modseq).max();
-        let modseq_suffix = match highest.filter(|_| uses_modseq) {
-            Some(h) => format!(" (MODSEQ {h})"),
-            None => String::new(),
-        };
         Ok(Found {
             head,
             matches: rows.into_iter().map(|(_, m)| m).collect(),
-            modseq_suffix,
+            highest_modseq: highest.filter(|_| uses_modseq),
         })
     }
 
@@ -191,4 +202,38 @@ impl Session {
         out.extend(ok(tag, &format!("{verb} completed")));
         Outcome::go_on(out)
     }
+}
+
+/// ESORT's answer (RFC 5267 §3.2): an ESEARCH response for `numbers` in the sort's order, whose MIN and
+/// MAX are the first and last in that order and whose ALL keeps it (ascending runs become ranges). No
+/// options asked for is ALL. With a MODSEQ search key, the highest modseq of all the matches (RFC 7162
+/// §3.1.5 asks for that of those returned; for MIN or MAX alone this may be higher).
+fn esort(
+    tag: &str,
+    uid: bool,
+    numbers: &[u32],
+    returns: &[SearchReturn],
+    modseq: Option<u64>,
+) -> String {
+    let returns = match returns.is_empty() {
+        true => &[SearchReturn::All][..],
+        false => returns,
+    };
+    let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+    if uid {
+        line.push_str(" UID");
+    }
+    for option in returns {
+        match (option, numbers.first(), numbers.last()) {
+            (SearchReturn::Min, Some(first), _) => line.push_str(&format!(" MIN {first}")),
+            (SearchReturn::Max, _, Some(last)) => line.push_str(&format!(" MAX {last}")),
+            (SearchReturn::Count, ..) => line.push_str(&format!(" COUNT {}", numbers.len())),
+            (SearchReturn::All, Some(_), _) => line.push_str(&format!(" ALL {}", uid_set(numbers))),
+            _ => {}
+        }
+    }
+    if let Some(h) = modseq.filter(|_| !numbers.is_empty()) {
+        line.push_str(&format!(" MODSEQ {h}"));
+    }
+    line
 }

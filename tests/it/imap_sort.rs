@@ -1,5 +1,5 @@
-//! SORT and UID SORT (RFC 5256) with SORT=DISPLAY (RFC 5957): the keys, REVERSE, ties in mailbox order,
-//! the search that chooses, and the errors; THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 §3).
+//! SORT and UID SORT (RFC 5256) with SORT=DISPLAY (RFC 5957) and ESORT (RFC 5267): the keys, REVERSE,
+//! ties in mailbox order, the search that chooses, the RETURN options, and the errors; THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 §3).
 
 use crate::imap::{Imap, bare_user, imap_addr, start_imap, strs};
 
@@ -74,6 +74,32 @@ async fn sort_by_every_key_in_both_directions() {
             "SORT {args}"
         );
     }
+    // ESORT (RFC 5267): MIN and MAX are the first and last in the sort's order, ALL keeps the order.
+    for (command, answer) in [
+        (
+            "u1 SORT RETURN (MIN MAX COUNT ALL) (ARRIVAL) UTF-8 ALL",
+            "* ESEARCH (TAG \"u1\") MIN 2 MAX 1 COUNT 3 ALL 2:3,1",
+        ),
+        (
+            "u2 UID SORT RETURN () (REVERSE ARRIVAL) UTF-8 ALL",
+            "* ESEARCH (TAG \"u2\") UID ALL 1,3,2",
+        ),
+        (
+            "u3 SORT RETURN (MIN COUNT) (SIZE) UTF-8 SUBJECT nothing-like-it",
+            "* ESEARCH (TAG \"u3\") COUNT 0",
+        ),
+    ] {
+        let tag = &command[..2];
+        assert_eq!(
+            c.run(command).await,
+            strs(&[answer, &format!("{tag} OK SORT completed")]),
+            "{command}"
+        );
+    }
+    assert_eq!(
+        c.run("u4 SORT RETURN (PARTIAL 1:2) (SIZE) UTF-8 ALL").await,
+        strs(&["u4 BAD Syntax error or unknown command"])
+    );
     // THREAD=ORDEREDSUBJECT: one thread per base subject, by sent date; threads by their first date.
     assert_eq!(
         c.run("t1 THREAD ORDEREDSUBJECT UTF-8 ALL").await,
@@ -118,6 +144,14 @@ async fn sort_by_every_key_in_both_directions() {
             "* OK [HIGHESTMODSEQ 5] Highest",
             "* SORT 1 2 (MODSEQ 3)",
             "h OK SORT completed"
+        ])
+    );
+    assert_eq!(
+        c.run("h2 SORT RETURN (MAX) (REVERSE ARRIVAL) UTF-8 MODSEQ 1")
+            .await,
+        strs(&[
+            "* ESEARCH (TAG \"h2\") MAX 1 MODSEQ 3",
+            "h2 OK SORT completed"
         ])
     );
     c.run("i UNSELECT").await;

@@ -1,7 +1,7 @@
 //! The command forms imap-codec does not parse (docs/imap-codec.md), read here when the codec refused a
 //! command: LIST-EXTENDED and LIST-STATUS (RFC 5258, RFC 5819: selection options, several patterns,
-//! RETURN options), SEARCH's `RETURN (...)` (ESEARCH, RFC 4731 / RFC 9051) and STATUS's APPENDLIMIT
-//! (RFC 7889). Where the rest of a command is ordinary, the form the codec knows is rebuilt from the
+//! RETURN options), SEARCH's `RETURN (...)` (ESEARCH, RFC 4731 / RFC 9051), SORT's (ESORT, RFC 5267)
+//! and STATUS's APPENDLIMIT (RFC 7889). Where the rest of a command is ordinary, the form the codec knows is rebuilt from the
 //! command's own bytes and parsed by the codec, so criteria and names are read one way only.
 
 use imap_codec::CommandCodec;
@@ -28,7 +28,7 @@ pub struct ListExtended {
     pub return_status: Option<Vec<String>>,
 }
 
-/// ESEARCH's RETURN options (RFC 4731).
+/// ESEARCH's and ESORT's RETURN options (RFC 4731, RFC 5267).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchReturn {
     Min,
@@ -43,6 +43,11 @@ pub enum Extension {
     List(ListExtended),
     /// A SEARCH (the command, RETURN removed) and its RETURN options (none: `RETURN ()`, which is ALL).
     Search {
+        command: Box<Command<'static>>,
+        returns: Vec<SearchReturn>,
+    },
+    /// A SORT (the command, RETURN removed) and its RETURN options, as for SEARCH.
+    Sort {
         command: Box<Command<'static>>,
         returns: Vec<SearchReturn>,
     },
@@ -207,8 +212,15 @@ fn words_at(tokens: &[Token], at: usize, nested: bool) -> Option<(Vec<ListWord>,
 pub fn parse(command: &[u8]) -> Option<Extension> {
     let tokens = tokens(command)?;
     let verb_at = if is(tokens.get(1), "UID") { 2 } else { 1 };
-    if is(tokens.get(verb_at), "SEARCH") && is(tokens.get(verb_at + 1), "RETURN") {
-        return search(command, &tokens, verb_at);
+    if is(tokens.get(verb_at + 1), "RETURN") {
+        if is(tokens.get(verb_at), "SEARCH") {
+            let (command, returns) = returning(command, &tokens, verb_at)?;
+            return Some(Extension::Search { command, returns });
+        }
+        if is(tokens.get(verb_at), "SORT") {
+            let (command, returns) = returning(command, &tokens, verb_at)?;
+            return Some(Extension::Sort { command, returns });
+        }
     }
     if verb_at == 1 && is(tokens.get(1), "LIST") {
         return list(&tokens).map(Extension::List);
@@ -237,7 +249,12 @@ fn reparse(command: &[u8], tokens: &[Token], skip: (usize, usize)) -> Option<Com
     }
 }
 
-fn search(command: &[u8], tokens: &[Token], verb_at: usize) -> Option<Extension> {
+/// The command with `RETURN (...)` after its verb cut out and parsed by the codec, and the options.
+fn returning(
+    command: &[u8],
+    tokens: &[Token],
+    verb_at: usize,
+) -> Option<(Box<Command<'static>>, Vec<SearchReturn>)> {
     let (options, after) = list_at(tokens, verb_at + 2)?;
     let mut returns = Vec::new();
     for (option, nested) in options {
@@ -253,10 +270,7 @@ fn search(command: &[u8], tokens: &[Token], verb_at: usize) -> Option<Extension>
         });
     }
     let parsed = reparse(command, tokens, (verb_at + 1, after - 1))?;
-    Some(Extension::Search {
-        command: Box::new(parsed),
-        returns,
-    })
+    Some((Box::new(parsed), returns))
 }
 
 fn status(command: &[u8], tokens: &[Token]) -> Option<Extension> {
@@ -426,6 +440,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(parse(b"t SEARCH RETURN (SAVE) ALL\r\n"), None);
+    }
+
+    #[test]
+    fn sort_return_is_cut_and_the_rest_parsed_by_the_codec() {
+        match parse(b"t UID SORT RETURN (MIN ALL) (REVERSE ARRIVAL) US-ASCII 1:5\r\n") {
+            Some(Extension::Sort { command, returns }) => {
+                assert_eq!(returns, vec![SearchReturn::Min, SearchReturn::All]);
+                assert!(matches!(command.body, CommandBody::Sort { uid: true, .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse(b"t SORT RETURN (PARTIAL 1:5) (ARRIVAL) UTF-8 ALL\r\n"),
+            None
+        );
+        assert_eq!(parse(b"t SORT RETURN (MIN) (BOGUS) UTF-8 ALL\r\n"), None);
     }
 
     #[test]

@@ -58,10 +58,15 @@ pub fn check_decoder(data: &[u8]) {
                 _ => continue,
             },
             Event::Extended {
-                extension: super::extended::Extension::Search { command, .. },
+                extension:
+                    super::extended::Extension::Search { command, .. }
+                    | super::extended::Extension::Sort { command, .. },
                 ..
             } => match &command.body {
                 imap_types::command::CommandBody::Search { criteria, .. } => criteria.as_ref(),
+                imap_types::command::CommandBody::Sort {
+                    search_criteria, ..
+                } => search_criteria.as_ref(),
                 _ => continue,
             },
             _ => continue,
