@@ -2,6 +2,8 @@
 //! and line-end normalization. Pure and resumable: feed whatever bytes have arrived, get back how many were
 //! used and what they made.
 
+pub mod chunk;
+
 pub use smtp_proto::{self as wire, Request};
 
 /// Longest command line accepted, line end included. RFC 5321 §4.5.3.1.4 sets 512 octets, and service

@@ -1,11 +1,13 @@
 //! SMTP's side of the one connection driver: command lines through the line framer, a message through the
-//! DATA receiver once the session has said 354, and the session. The driver gathers the replies to
+//! DATA receiver once the session has said 354 (or a BDAT chunk through the chunk receiver), and the
+//! session. The driver gathers the replies to
 //! pipelined commands and writes them before it waits for more input (RFC 2920).
 
 use std::time::Duration;
 
 use bytes::BytesMut;
 use jmail_proto::Pending;
+use jmail_proto::smtp::chunk::{ChunkEnd, ChunkReceiver};
 use jmail_proto::smtp::{DataEnd, DataReceiver, Frame, LineFramer};
 
 use super::session::{Next, Session};
@@ -17,12 +19,15 @@ enum Input {
     Line(Vec<u8>),
     TooLong,
     Message(DataEnd),
+    Chunk(ChunkEnd),
 }
 
 struct Smtp {
     framer: LineFramer,
     /// Set while a message is being received (after 354).
     data: Option<DataReceiver>,
+    /// Set while a BDAT chunk is being read.
+    chunk: Option<ChunkReceiver>,
     session: Session,
     command_idle: Duration,
     data_idle: Duration,
@@ -40,6 +45,13 @@ impl Conversation for Smtp {
             }
             return (used, end.map(Input::Message));
         }
+        if let Some(receiver) = self.chunk.as_mut() {
+            let (used, end) = receiver.push(input);
+            if end.is_some() {
+                self.chunk = None;
+            }
+            return (used, end.map(Input::Chunk));
+        }
         let (used, frame) = self.framer.next(input);
         let input = match frame {
             None => None,
@@ -51,29 +63,45 @@ impl Conversation for Smtp {
 
     fn held_bytes(&self) -> usize {
         self.data.as_ref().map_or(0, DataReceiver::held_bytes)
+            + self.chunk.as_ref().map_or(0, ChunkReceiver::held_bytes)
+            + self.session.chunk_bytes_held()
     }
 
     fn pending(&self, buffered: usize) -> Pending {
-        match self.data {
-            Some(_) => Pending::Body,
-            None => self.framer.pending(buffered),
+        match self.data.is_some() || self.chunk.is_some() {
+            true => Pending::Body,
+            false => self.framer.pending(buffered),
         }
     }
 
     async fn on_event(&mut self, input: Input) -> Outcome {
-        let outcome = match input {
+        let mut outcome = match input {
             Input::Line(line) => self.session.on_line(&line).await,
             Input::TooLong => self.session.on_too_long(),
             Input::Message(end) => self.session.on_data(end).await,
+            Input::Chunk(end) => self.session.on_chunk(end).await,
         };
-        let action = match outcome.next {
-            Next::Command => Action::Continue,
-            Next::Data => {
-                self.data = Some(DataReceiver::new(self.session.data_bytes_max()));
-                Action::Continue
+        let action = loop {
+            match outcome.next {
+                Next::Command => break Action::Continue,
+                Next::Data => {
+                    self.data = Some(DataReceiver::new(self.session.data_bytes_max()));
+                    break Action::Continue;
+                }
+                Next::Chunk { size, keep } => {
+                    let mut receiver = ChunkReceiver::new(size, keep, self.session.chunk_room());
+                    if !receiver.is_done() {
+                        self.chunk = Some(receiver);
+                        break Action::Continue;
+                    }
+                    // `BDAT 0`: nothing to wait for.
+                    let mut then = self.session.on_chunk(receiver.end()).await;
+                    outcome.reply.append(&mut then.reply);
+                    outcome.next = then.next;
+                }
+                Next::StartTls => break Action::StartTls,
+                Next::Close => break Action::Close,
             }
-            Next::StartTls => Action::StartTls,
-            Next::Close => Action::Close,
         };
         Outcome {
             reply: outcome.reply,
@@ -87,9 +115,9 @@ impl Conversation for Smtp {
     }
 
     fn idle_timeout(&self) -> Duration {
-        match self.data {
-            Some(_) => self.data_idle,
-            None => self.command_idle,
+        match self.data.is_some() || self.chunk.is_some() {
+            true => self.data_idle,
+            false => self.command_idle,
         }
     }
 
@@ -112,6 +140,7 @@ pub async fn serve(stream: Stream, session: Session, shared: &Shared) -> End {
     let smtp = Smtp {
         framer: LineFramer::default(),
         data: None,
+        chunk: None,
         session,
         command_idle: Duration::from_secs(limits.smtp_command_idle_secs),
         data_idle: Duration::from_secs(limits.smtp_data_idle_secs),

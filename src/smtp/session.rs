@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jmail_proto::sasl::{self, Credentials, Mechanism, SaslError};
+use jmail_proto::smtp::chunk::{ChunkEnd, canonical_line_ends};
 use jmail_proto::smtp::{CommandError, DataEnd, Request, parse_command, wire};
 
 use super::{envelope, verify};
@@ -35,6 +36,12 @@ pub enum Next {
     Command,
     /// Read a message (the reply was 354).
     Data,
+    /// Read a BDAT chunk of `size` bytes (RFC 3030), kept when `keep`; then call [`Session::on_chunk`],
+    /// which gives the reply. The chunk's bytes are read even when its BDAT was refused.
+    Chunk {
+        size: u64,
+        keep: bool,
+    },
     /// Start the TLS handshake (the reply was 220 to STARTTLS); then call [`Session::on_tls_started`].
     StartTls,
     Close,
@@ -86,6 +93,8 @@ struct Transaction {
     remote: Vec<String>,
     /// The addresses as given in RCPT, for the Received header.
     addresses: Vec<String>,
+    /// The message so far when it comes by BDAT (from the first chunk on).
+    chunks: Option<Vec<u8>>,
 }
 
 pub struct Session {
@@ -106,8 +115,11 @@ pub struct Session {
     tls: bool,
     /// Slots for messages being received from unauthenticated clients, shared by the server.
     data_slots: Option<Arc<Caps>>,
-    /// This session's slot while its DATA is being received.
+    /// This session's slot while its DATA (or its BDAT chunks) is being received.
     data_permit: Option<Admission>,
+    /// The BDAT whose chunk is being read: its size, whether it is the last, and the reply it gets
+    /// instead when it was refused.
+    chunk: Option<(u64, bool, Option<String>)>,
     /// DNS checks of strangers' mail, DKIM signing and the sending limit; without it (sessions made
     /// by hand), mail to other domains is refused and nothing is checked.
     mailer: Option<Arc<Mailer>>,
@@ -137,6 +149,7 @@ impl Session {
             tls,
             data_slots: None,
             data_permit: None,
+            chunk: None,
             mailer: None,
         }
     }
@@ -194,7 +207,7 @@ impl Session {
         self.helo = None;
         self.account = None;
         self.auth_step = None;
-        self.transaction = None;
+        self.end_transaction();
     }
 
     /// Passwords are taken only under TLS, from loopback, or when the operator allowed it.
@@ -252,7 +265,7 @@ impl Session {
             Request::Rcpt { to } => self.rcpt(&to.address).await,
             Request::Data => self.data(),
             Request::Rset => {
-                self.transaction = None;
+                self.end_transaction();
                 Outcome::reply("250 2.0.0 OK")
             }
             Request::Noop { .. } => Outcome::reply("250 2.0.0 OK"),
@@ -275,10 +288,13 @@ impl Session {
                 next: Next::StartTls,
             },
             Request::Lhlo { .. } => self.bad("500 5.5.2 LHLO is for LMTP; this is SMTP"),
-            Request::Bdat { .. }
-            | Request::Etrn { .. }
-            | Request::Atrn { .. }
-            | Request::Burl { .. } => self.bad("502 5.5.1 Command not implemented"),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size as u64, is_last),
+            Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
+                self.bad("502 5.5.1 Command not implemented")
+            }
         }
     }
 
@@ -286,7 +302,7 @@ impl Session {
         if host.is_empty() {
             return self.bad("501 5.5.4 Syntax: EHLO hostname");
         }
-        self.transaction = None;
+        self.end_transaction();
         let greeting = format!("{} greets {host}", self.domain());
         self.helo = Some((host, extended));
         if !extended {
@@ -299,6 +315,7 @@ impl Session {
             "8BITMIME".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
             "SMTPUTF8".to_string(),
+            "CHUNKING".to_string(),
         ];
         if !self.tls {
             lines.push("STARTTLS".to_string());
@@ -371,6 +388,7 @@ impl Session {
             users: Vec::new(),
             remote: Vec::new(),
             addresses: Vec::new(),
+            chunks: None,
         });
         Outcome::reply("250 2.1.0 Sender OK")
     }
@@ -414,6 +432,9 @@ impl Session {
         let Some(transaction) = &self.transaction else {
             return self.bad("503 5.5.1 Send MAIL first");
         };
+        if transaction.chunks.is_some() {
+            return self.bad("503 5.5.1 BDAT has begun this message; no more recipients");
+        }
         if transaction.addresses.len() >= self.config.limits.recipients_max {
             return Outcome::reply(
                 "452 4.5.3 Too many recipients; send the rest in another message",
@@ -506,36 +527,146 @@ impl Session {
     }
 
     fn data(&mut self) -> Outcome {
+        if let Some(refused) = self.before_message() {
+            return refused;
+        }
+        if self
+            .transaction
+            .as_ref()
+            .is_some_and(|t| t.chunks.is_some())
+        {
+            return self.bad("503 5.5.1 BDAT has begun this message; end it with BDAT LAST");
+        }
+        if let Err(reply) = self.admit_message() {
+            return Outcome::reply(reply);
+        }
+        Outcome {
+            reply: crlf("354 Start mail input; end with <CRLF>.<CRLF>".to_string()),
+            next: Next::Data,
+        }
+    }
+
+    /// Why a message cannot begin now (no MAIL, no recipient), if it cannot.
+    fn before_message(&mut self) -> Option<Outcome> {
         match &self.transaction {
-            None => self.bad("503 5.5.1 Send MAIL first"),
+            None => Some(self.bad("503 5.5.1 Send MAIL first")),
             Some(t) if t.users.is_empty() && t.remote.is_empty() => {
-                self.bad("503 5.5.1 No valid recipients; send RCPT first")
+                Some(self.bad("503 5.5.1 No valid recipients; send RCPT first"))
             }
-            Some(_) => {
-                // A stranger's message is held in memory while it arrives: their number is bounded.
-                if self.account.is_none()
-                    && let Some(slots) = &self.data_slots
-                {
-                    match slots.admit(self.peer.ip()) {
-                        Ok(permit) => self.data_permit = Some(permit),
-                        Err(Refusal::ServerFull) => {
-                            return Outcome::reply(
-                                "452 4.3.1 Too many messages are being received; try again later",
-                            );
-                        }
-                        Err(Refusal::TooManyFromIp) => {
-                            return Outcome::reply(
-                                "452 4.3.1 Too many messages at once from your address; try again later",
-                            );
-                        }
-                    }
-                }
-                Outcome {
-                    reply: crlf("354 Start mail input; end with <CRLF>.<CRLF>".to_string()),
-                    next: Next::Data,
-                }
+            Some(_) => None,
+        }
+    }
+
+    /// A stranger's message is held in memory while it arrives: their number is bounded. Takes this
+    /// session's slot (once per message), or says why there is none.
+    fn admit_message(&mut self) -> Result<(), &'static str> {
+        if self.account.is_some() || self.data_permit.is_some() {
+            return Ok(());
+        }
+        let Some(slots) = &self.data_slots else {
+            return Ok(());
+        };
+        match slots.admit(self.peer.ip()) {
+            Ok(permit) => {
+                self.data_permit = Some(permit);
+                Ok(())
+            }
+            Err(Refusal::ServerFull) => {
+                Err("452 4.3.1 Too many messages are being received; try again later")
+            }
+            Err(Refusal::TooManyFromIp) => {
+                Err("452 4.3.1 Too many messages at once from your address; try again later")
             }
         }
+    }
+
+    /// `BDAT size [LAST]` (RFC 3030): the chunk is read next, refused or not; its reply comes after it.
+    /// A refused chunk ends the transaction (§2: the client sends no more chunks of it).
+    fn bdat(&mut self, size: u64, last: bool) -> Outcome {
+        let refusal = match self.before_message() {
+            Some(refused) if refused.next == Next::Close => return refused,
+            Some(refused) => Some(refused.reply),
+            None => self.admit_message().err().map(|r| crlf(r.to_string())),
+        };
+        let refusal = refusal.map(|reply| {
+            self.end_transaction();
+            String::from_utf8_lossy(&reply).trim_end().to_string()
+        });
+        if let Some(t) = self.transaction.as_mut() {
+            t.chunks.get_or_insert_with(Vec::new);
+        }
+        let keep = refusal.is_none();
+        self.chunk = Some((size, last, refusal));
+        Outcome {
+            reply: Vec::new(),
+            next: Next::Chunk { size, keep },
+        }
+    }
+
+    /// Room left under the size limit for the chunk being read.
+    pub fn chunk_room(&self) -> usize {
+        let so_far = self
+            .transaction
+            .as_ref()
+            .and_then(|t| t.chunks.as_ref())
+            .map_or(0, Vec::len);
+        self.data_bytes_max().saturating_sub(so_far)
+    }
+
+    /// Bytes of a message by BDAT held between its chunks.
+    pub fn chunk_bytes_held(&self) -> usize {
+        self.transaction
+            .as_ref()
+            .and_then(|t| t.chunks.as_ref())
+            .map_or(0, Vec::capacity)
+    }
+
+    /// A BDAT chunk has been read: `250` for one that is not the last, and the message's fate for the
+    /// last (`250` only once it is durable for every recipient, as after DATA).
+    pub async fn on_chunk(&mut self, end: ChunkEnd) -> Outcome {
+        let Some((size, last, refusal)) = self.chunk.take() else {
+            return Outcome::reply("503 5.5.1 No BDAT was given");
+        };
+        if let Some(refusal) = refusal {
+            return Outcome::reply(refusal);
+        }
+        let Some(transaction) = self.transaction.as_mut() else {
+            return Outcome::reply("503 5.5.1 Send MAIL first");
+        };
+        match end {
+            ChunkEnd::Bytes(bytes) => transaction
+                .chunks
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(&bytes),
+            ChunkEnd::Dropped => {}
+            // The transaction fails now (RFC 3030 §2: the client sends no more of its chunks).
+            ChunkEnd::TooBig => {
+                self.end_transaction();
+                return self.too_big();
+            }
+        }
+        if !last {
+            return Outcome::reply(format!("250 2.0.0 {size} octets received"));
+        }
+        self.data_permit = None;
+        let Some(mut transaction) = self.transaction.take() else {
+            return Outcome::reply("503 5.5.1 Send MAIL first");
+        };
+        let body = canonical_line_ends(transaction.chunks.take().unwrap_or_default());
+        self.deliver(transaction, body).await
+    }
+
+    /// Forgets the open transaction and gives back its slot for a message in progress.
+    fn end_transaction(&mut self) {
+        self.transaction = None;
+        self.data_permit = None;
+    }
+
+    fn too_big(&self) -> Outcome {
+        Outcome::reply(format!(
+            "552 5.3.4 Message too big; the limit is {} bytes",
+            self.config.limits.message_bytes_max
+        ))
     }
 
     /// The message after DATA. `250` only once it is durable for every recipient.
@@ -544,15 +675,14 @@ impl Session {
         let Some(transaction) = self.transaction.take() else {
             return Outcome::reply("503 5.5.1 Send MAIL first");
         };
-        let body = match end {
-            DataEnd::Message(body) => body,
-            DataEnd::TooBig => {
-                return Outcome::reply(format!(
-                    "552 5.3.4 Message too big; the limit is {} bytes",
-                    self.config.limits.message_bytes_max
-                ));
-            }
-        };
+        match end {
+            DataEnd::Message(body) => self.deliver(transaction, body).await,
+            DataEnd::TooBig => self.too_big(),
+        }
+    }
+
+    /// A whole message of `transaction`, by DATA or BDAT: checked, stamped and stored (or queued).
+    async fn deliver(&mut self, transaction: Transaction, body: Vec<u8>) -> Outcome {
         if let Some(revoked) = self.revoked().await {
             return revoked;
         }

@@ -127,6 +127,7 @@ async fn smtplib_delivers_utf8_mail_to_local_users_and_refuses_others() {
         lines[0]["features"],
         serde_json::json!([
             "8bitmime",
+            "chunking",
             "enhancedstatuscodes",
             "help",
             "pipelining",
@@ -437,6 +438,78 @@ async fn replies_to_bad_input() {
         ],
     )
     .await;
+}
+
+/// CHUNKING (RFC 3030): a message in BDAT chunks is stored as one, bare LFs made CRLF like DATA's; a
+/// refused BDAT's bytes are read, never taken for commands; DATA and RCPT cannot join a message BDAT has
+/// begun; chunks past the size limit are read and the message refused at LAST.
+#[tokio::test]
+async fn bdat_chunks_make_one_message_and_refused_chunks_are_still_read() {
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.limits.message_bytes_max = 100_000;
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    let mut r = smtp(s.addr_of(Service::Smtp)).await;
+    // Refused (no MAIL yet), and the chunk that says QUIT is data, not a command.
+    r.send(b"BDAT 6\r\nQUIT\r\n").await;
+    assert_eq!(reply(&mut r).await, "503 5.5.1 Send MAIL first");
+    ehlo_mail_rcpt(&mut r, "alice@localhost").await;
+    let first = b"Subject: chunked\r\nX-Bare: lf\n\r\nfirst ";
+    r.send(format!("BDAT {}\r\n", first.len()).as_bytes()).await;
+    r.send(first).await;
+    assert_eq!(
+        reply(&mut r).await,
+        format!("250 2.0.0 {} octets received", first.len())
+    );
+    dialog(
+        &mut r,
+        &[
+            (
+                "DATA",
+                "503 5.5.1 BDAT has begun this message; end it with BDAT LAST",
+            ),
+            (
+                "RCPT TO:<alice@localhost>",
+                "503 5.5.1 BDAT has begun this message; no more recipients",
+            ),
+        ],
+    )
+    .await;
+    // The last chunk and a command after it, in one write (pipelined), then an empty LAST of its own.
+    r.send(b"BDAT 8\r\nsecond\r\nBDAT 0 LAST\r\nNOOP\r\n").await;
+    assert_eq!(reply(&mut r).await, "250 2.0.0 8 octets received");
+    assert!(reply(&mut r).await.starts_with("250 2.0.0 OK: stored as "));
+    assert_eq!(reply(&mut r).await, "250 2.0.0 OK");
+    let inbox = stored(&s, "alice", "alice-pw").await;
+    let last = text(inbox.last().unwrap());
+    assert!(
+        last.ends_with("Subject: chunked\r\nX-Bare: lf\r\n\r\nfirst second\r\n"),
+        "{last}"
+    );
+    assert!(
+        last.starts_with("Return-Path: <x@example.org>\r\nReceived: from client.test"),
+        "{last}"
+    );
+
+    // Past the limit: the chunk is read to its end and the message refused at once; a chunk sent
+    // after that is read too, and refused; the session goes on.
+    ehlo_mail_rcpt(&mut r, "alice@localhost").await;
+    let chunk = vec![b'x'; 60_000];
+    r.send(b"BDAT 60000\r\n").await;
+    r.send(&chunk).await;
+    assert_eq!(reply(&mut r).await, "250 2.0.0 60000 octets received");
+    r.send(b"BDAT 60000\r\n").await;
+    r.send(&chunk).await;
+    assert_eq!(
+        reply(&mut r).await,
+        "552 5.3.4 Message too big; the limit is 100000 bytes"
+    );
+    r.send(b"BDAT 5 LAST\r\nNOOP\n").await;
+    assert_eq!(reply(&mut r).await, "503 5.5.1 Send MAIL first");
+    assert_eq!(say(&mut r, "NOOP").await, "250 2.0.0 OK");
+    assert_eq!(stored(&s, "alice", "alice-pw").await.len(), inbox.len());
 }
 
 /// Each command in turn, with the last line of the reply it must get.
