@@ -59,8 +59,8 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 const LISTING_PROPERTIES: usize = 7;
 /// Most message bytes one Email/get or Email/parse (or SearchSnippet/get) parses for what it shows,
 /// and most bytes of JSON its reply may hold: past either, the call fails with `requestTooLarge`
-/// rather than hold them all. (The reply is counted too because a message's description can be far larger than the message:
-/// 100,000 addresses or headers of a few bytes each.)
+/// rather than hold them all. (The reply is counted too: a message's description can be far larger
+/// than the message, as with 100,000 addresses or headers of a few bytes each.)
 const GET_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Counts `bytes` more of messages parsed by one call; `requestTooLarge` once past [`GET_BYTES_MAX`].

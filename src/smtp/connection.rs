@@ -33,6 +33,15 @@ struct Smtp {
     data_idle: Duration,
 }
 
+impl Smtp {
+    /// A message is arriving: DATA's, or BDAT's from its first chunk to its last, the BDAT commands
+    /// between chunks included. The input clock counts it all as one body, so a message sent in tiny
+    /// chunks must keep `data_bytes_per_sec_min` as DATA must, and cannot hold its slot for ever.
+    fn in_message(&self) -> bool {
+        self.data.is_some() || self.chunk.is_some() || self.session.in_chunked_message()
+    }
+}
+
 impl Conversation for Smtp {
     type Event = Input;
     const READ_BUFFER_BYTES_INITIAL: usize = 4 * 1024;
@@ -68,7 +77,7 @@ impl Conversation for Smtp {
     }
 
     fn pending(&self, buffered: usize) -> Pending {
-        match self.data.is_some() || self.chunk.is_some() {
+        match self.in_message() {
             true => Pending::Body,
             false => self.framer.pending(buffered),
         }
@@ -115,7 +124,7 @@ impl Conversation for Smtp {
     }
 
     fn idle_timeout(&self) -> Duration {
-        match self.data.is_some() || self.chunk.is_some() {
+        match self.in_message() {
             true => self.data_idle,
             false => self.command_idle,
         }

@@ -530,11 +530,7 @@ impl Session {
         if let Some(refused) = self.before_message() {
             return refused;
         }
-        if self
-            .transaction
-            .as_ref()
-            .is_some_and(|t| t.chunks.is_some())
-        {
+        if self.in_chunked_message() {
             return self.bad("503 5.5.1 BDAT has begun this message; end it with BDAT LAST");
         }
         if let Err(reply) = self.admit_message() {
@@ -611,6 +607,13 @@ impl Session {
             .and_then(|t| t.chunks.as_ref())
             .map_or(0, Vec::len);
         self.data_bytes_max().saturating_sub(so_far)
+    }
+
+    /// Whether a message by BDAT has begun and not yet ended.
+    pub fn in_chunked_message(&self) -> bool {
+        self.transaction
+            .as_ref()
+            .is_some_and(|t| t.chunks.is_some())
     }
 
     /// Bytes of a message by BDAT held between its chunks.

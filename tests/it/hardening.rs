@@ -117,6 +117,33 @@ async fn a_trickled_message_body_is_cut_off() {
     while !r.line().await.starts_with("354") {}
     let heard = trickle_after(r.stream.get_mut(), b"Subject: slow\r\n\r\n").await;
     assert!(heard.contains("421 4.4.2"), "SMTP: {heard:?}");
+
+    // The same message in BDAT chunks of one byte, each answered at once: the chunks and the commands
+    // between them are one body to the clock, so the message is cut off as DATA's is.
+    let mut smtp = TcpStream::connect(s.addr_of(Service::Smtp)).await.unwrap();
+    greeting(&mut smtp).await;
+    let mut r = Raw {
+        stream: tokio::io::BufReader::new(smtp),
+    };
+    r.send(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@localhost>\r\n")
+        .await;
+    while !r.line().await.starts_with("250 2.1.5") {}
+    let mut heard = Vec::new();
+    for _ in 0..100 {
+        let stream = r.stream.get_mut();
+        if stream.write_all(b"BDAT 1\r\nx").await.is_err() {
+            break;
+        }
+        let mut chunk = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => heard.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let heard = String::from_utf8_lossy(&heard);
+    assert!(heard.contains("421 4.4.2"), "SMTP BDAT: {heard:?}");
     assert_eq!(
         s.store
             .changes(bob_inbox(&s).await, 0, 10)

@@ -24,21 +24,8 @@ async fn server() -> TestServer {
 
 /// Runs a Python script with the server's ports as arguments; the script prints what the test checks.
 async fn python(script: &str, s: &TestServer) -> String {
-    let out: Output = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(s.addr_of(Service::Smtp).port().to_string())
-        .arg(s.addr_of(Service::Submission).port().to_string())
-        .output()
-        .await
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let port = |service| s.addr_of(service).port().to_string();
+    crate::harness::python(script, &[port(Service::Smtp), port(Service::Submission)]).await
 }
 
 /// Every message in `user`'s inbox, as stored.
