@@ -107,27 +107,15 @@ async fn a_trickled_message_body_is_cut_off() {
         "native: {heard:?}"
     );
 
-    let mut smtp = TcpStream::connect(s.addr_of(Service::Smtp)).await.unwrap();
-    greeting(&mut smtp).await;
-    let mut r = Raw {
-        stream: tokio::io::BufReader::new(smtp),
-    };
-    r.send(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n")
-        .await;
+    let mut r = smtp_to_bob(&s).await;
+    r.send(b"DATA\r\n").await;
     while !r.line().await.starts_with("354") {}
     let heard = trickle_after(r.stream.get_mut(), b"Subject: slow\r\n\r\n").await;
     assert!(heard.contains("421 4.4.2"), "SMTP: {heard:?}");
 
     // The same message in BDAT chunks of one byte, each answered at once: the chunks and the commands
     // between them are one body to the clock, so the message is cut off as DATA's is.
-    let mut smtp = TcpStream::connect(s.addr_of(Service::Smtp)).await.unwrap();
-    greeting(&mut smtp).await;
-    let mut r = Raw {
-        stream: tokio::io::BufReader::new(smtp),
-    };
-    r.send(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@localhost>\r\n")
-        .await;
-    while !r.line().await.starts_with("250 2.1.5") {}
+    let mut r = smtp_to_bob(&s).await;
     let mut heard = Vec::new();
     for _ in 0..100 {
         let stream = r.stream.get_mut();
@@ -154,6 +142,19 @@ async fn a_trickled_message_body_is_cut_off() {
         1,
         "only the welcome"
     );
+}
+
+/// An SMTP session with a transaction open for bob (EHLO, MAIL, RCPT answered).
+async fn smtp_to_bob(s: &TestServer) -> Raw {
+    let mut smtp = TcpStream::connect(s.addr_of(Service::Smtp)).await.unwrap();
+    greeting(&mut smtp).await;
+    let mut r = Raw {
+        stream: tokio::io::BufReader::new(smtp),
+    };
+    r.send(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@localhost>\r\n")
+        .await;
+    while !r.line().await.starts_with("250 2.1.5") {}
+    r
 }
 
 async fn bob_inbox(s: &TestServer) -> i64 {
