@@ -32,6 +32,11 @@ impl<'x> MessageStream<'x> {
 
             if let Some(header_name) = self.parse_header_name() {
                 let from_offset = self.offset();
+                if !self.spend() {
+                    // Jmail: past the parse's budget a field is read but not kept.
+                    self.parse_and_ignore();
+                    continue;
+                }
                 let value = if conf.header_map.is_empty() {
                     match &header_name {
                         HeaderName::Subject

@@ -12,7 +12,7 @@ use crate::{
     decoders::{DecodeFnc, charsets::map::charset_decoder},
 };
 
-use super::MessageStream;
+use super::{ITEMS_MAX, MessageStream};
 
 const MAX_NESTED_ENCODED: usize = 3;
 /// Jmail's change: how deep multiparts and message/rfc822 (or digest) parts may nest within one
@@ -115,7 +115,7 @@ impl MessageParser {
     /// if no headers are found None is returned.
     ///
     pub fn parse<'x>(&self, raw_message: &'x (impl AsRef<[u8]> + ?Sized)) -> Option<Message<'x>> {
-        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, false, 0)
+        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, false, 0, &mut { ITEMS_MAX })
     }
 
     /// Parses a byte slice containing the RFC5322 raw message and returns a
@@ -124,7 +124,7 @@ impl MessageParser {
         &self,
         raw_message: &'x (impl AsRef<[u8]> + ?Sized),
     ) -> Option<Message<'x>> {
-        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, true, 0)
+        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, true, 0, &mut { ITEMS_MAX })
     }
 
     fn parse_<'x>(
@@ -133,8 +133,24 @@ impl MessageParser {
         depth: usize,
         skip_body: bool,
         outer_nesting: usize,
+        items_left: &mut usize,
     ) -> Option<Message<'x>> {
+        // Jmail: an encoded message inside draws on the same budget of pieces as its parent.
         let mut stream = MessageStream::new(raw_message);
+        stream.set_items_left(*items_left);
+        let message = self.parse_stream(&mut stream, raw_message, depth, skip_body, outer_nesting);
+        *items_left = stream.items_left();
+        message
+    }
+
+    fn parse_stream<'x>(
+        &self,
+        stream: &mut MessageStream<'x>,
+        raw_message: &'x [u8],
+        depth: usize,
+        skip_body: bool,
+        outer_nesting: usize,
+    ) -> Option<Message<'x>> {
 
         let mut message = Message::new();
 
@@ -156,6 +172,11 @@ impl MessageParser {
 
             state.parts += 1;
             state.sub_part_ids.push(message.parts.len() as u32);
+            // Jmail: past the parse's budget this part is the last, its body the rest of the bytes.
+            let last_part = !stream.spend();
+            if last_part {
+                state.mime_boundary = None;
+            }
 
             let content_type = part_headers
                 .header_value(&HeaderName::ContentType)
@@ -164,7 +185,7 @@ impl MessageParser {
             let (is_multipart, mut is_inline, mut is_text, mut mime_type) =
                 mime_type(content_type, &state.mime_type);
 
-            let too_deep = outer_nesting + state_stack.len() >= MAX_NESTING;
+            let too_deep = last_part || outer_nesting + state_stack.len() >= MAX_NESTING;
             if is_multipart && too_deep {
                 // Jmail: not followed; its body is kept as text.
                 mime_type = MimeType::TextOther;
@@ -208,6 +229,7 @@ impl MessageParser {
 
             let (mut encoding, decode_fnc): (Encoding, DecodeFnc<'_>) = match part_headers
                 .header_value(&HeaderName::ContentTransferEncoding)
+                .filter(|_| !last_part)
             {
                 Some(HeaderValue::Text(encoding)) if encoding.eq_ignore_ascii_case("base64") => {
                     (Encoding::Base64, MessageStream::decode_base64_mime)
@@ -256,7 +278,7 @@ impl MessageParser {
             }
 
             let (offset_end, mut bytes) = decode_fnc(
-                &mut stream,
+                stream,
                 state.mime_boundary.as_deref().unwrap_or(&b""[..]),
             );
 
@@ -373,9 +395,16 @@ impl MessageParser {
                 message.attachments.push(message.parts.len() as u32);
 
                 if depth != 0 {
-                    if let Some(nested_message) =
-                        self.parse_(bytes.as_ref(), depth - 1, false, outer_nesting + state_stack.len() + 1)
-                    {
+                    let mut items_left = stream.items_left();
+                    let nested = self.parse_(
+                        bytes.as_ref(),
+                        depth - 1,
+                        false,
+                        outer_nesting + state_stack.len() + 1,
+                        &mut items_left,
+                    );
+                    stream.set_items_left(items_left);
+                    if let Some(nested_message) = nested {
                         PartType::Message(Message {
                             html_body: nested_message.html_body,
                             text_body: nested_message.text_body,

@@ -39,6 +39,14 @@ pub struct AddressParser<'x> {
 
 impl<'x> AddressParser<'x> {
     pub fn add_token(&mut self, stream: &MessageStream<'x>) {
+        // Jmail: past the parse's budget a token is left out.
+        if self.token_start > 0 && !stream.spend() {
+            self.token_start = 0;
+            self.is_token_email = false;
+            self.is_token_start = true;
+            self.is_escaped = false;
+            self.last_is_encoded = false;
+        }
         if self.token_start > 0 {
             let token = String::from_utf8_lossy(&stream.data[self.token_start - 1..self.token_end]);
             let mut add_space = false;
@@ -301,7 +309,9 @@ impl<'x> MessageStream<'x> {
                     self.checkpoint();
                     if let Some(token) = self.decode_rfc2047() {
                         parser.add_token(self);
-                        parser.add_rfc2047(token);
+                        if self.spend() {
+                            parser.add_rfc2047(token);
+                        }
                         continue;
                     }
                     self.restore();

@@ -24,6 +24,11 @@ enum ContentState {
 
 type Continuation<'x> = (Cow<'x, str>, u32, Cow<'x, str>);
 
+/// Jmail's change: parameters (and RFC 2231 continuations) kept from one Content-Type or
+/// Content-Disposition field; more are read and left out. Each new one is compared with those kept,
+/// so unbounded a field of a million tiny continuations took minutes to parse.
+const PARAMETERS_MAX: usize = 1_000;
+
 struct ContentTypeParser<'x> {
     state: ContentState,
     state_stack: Vec<ContentState>,
@@ -51,6 +56,12 @@ struct ContentTypeParser<'x> {
 }
 
 impl<'x> ContentTypeParser<'x> {
+    /// Whether one more parameter may be kept (`PARAMETERS_MAX`, and the parse's budget).
+    fn has_room(&self, stream: &MessageStream<'x>) -> bool {
+        let kept = self.attributes.len() + self.continuations.as_ref().map_or(0, Vec::len);
+        kept < PARAMETERS_MAX && stream.spend()
+    }
+
     #[inline(always)]
     fn reset_parser(&mut self) {
         self.token_start = 0;
@@ -89,6 +100,8 @@ impl<'x> ContentTypeParser<'x> {
 
             if self.attr_charset.is_none() {
                 self.attr_charset = attr_part.into();
+            } else if !self.has_room(stream) {
+                // Jmail: past the bounds the language is left out.
             } else {
                 let attr_name =
                     self.attr_name.as_ref().unwrap_or(&"unknown".into()).clone() + "-language";
@@ -109,6 +122,10 @@ impl<'x> ContentTypeParser<'x> {
     }
 
     fn add_partial_value(&mut self, stream: &MessageStream<'x>, to_cur_pos: bool) {
+        // Jmail: past the parse's budget a piece of a value is left out.
+        if self.token_start > 0 && !stream.spend() {
+            self.reset_parser();
+        }
         if self.token_start > 0 {
             let in_quote = self.state == ContentState::AttributeQuotedValue;
 
@@ -129,6 +146,18 @@ impl<'x> ContentTypeParser<'x> {
 
     fn add_value(&mut self, stream: &MessageStream<'x>) {
         if self.attr_name.is_none() {
+            return;
+        }
+        if !self.has_room(stream) {
+            // Jmail: past the bounds the parameter is read and left out.
+            self.attr_name = None;
+            self.attr_charset = None;
+            self.attr_position = 0;
+            self.values.clear();
+            self.is_continuation = false;
+            self.is_encoded_attribute = false;
+            self.remove_crlf = false;
+            self.reset_parser();
             return;
         }
 
@@ -243,7 +272,8 @@ impl<'x> ContentTypeParser<'x> {
         continuations.sort();
         for (key, _, value) in continuations.drain(..) {
             if let Some(old) = self.attributes.iter_mut().find(|a| a.name == key) {
-                old.value = format!("{}{value}", old.value).into();
+                // Jmail: appended in place; a copy each time was quadratic in the value's length.
+                old.value.to_mut().push_str(&value);
             } else {
                 self.attributes.push(Attribute { name: key, value });
             }
@@ -413,7 +443,9 @@ impl<'x> MessageStream<'x> {
                         self.checkpoint();
                         if let Some(token) = self.decode_rfc2047() {
                             parser.add_partial_value(self, false);
-                            parser.values.push(token.into());
+                            if self.spend() {
+                                parser.values.push(token.into());
+                            }
                             continue;
                         }
                         self.restore();

@@ -43,9 +43,12 @@ impl<'x> MessageStream<'x> {
                 b'>' => {
                     is_id_part = false;
                     if token_start > 0 {
-                        ids.push(String::from_utf8_lossy(
-                            self.bytes(token_start - 1..token_end),
-                        ));
+                        // Jmail: past the parse's budget an id is left out.
+                        if self.spend() {
+                            ids.push(String::from_utf8_lossy(
+                                self.bytes(token_start - 1..token_end),
+                            ));
+                        }
                         token_start = 0;
                     } else {
                         continue;

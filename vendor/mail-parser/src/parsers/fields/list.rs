@@ -18,6 +18,11 @@ struct ListParser<'x> {
 
 impl<'x> ListParser<'x> {
     fn add_token(&mut self, stream: &MessageStream<'x>, add_space: bool) {
+        // Jmail: past the parse's budget a token is left out.
+        if self.token_start > 0 && !stream.spend() {
+            self.token_start = 0;
+            self.is_token_start = true;
+        }
         if self.token_start > 0 {
             if !self.tokens.is_empty() {
                 self.tokens.push(" ".into());
@@ -84,7 +89,9 @@ impl<'x> MessageStream<'x> {
                     self.checkpoint();
                     if let Some(token) = self.decode_rfc2047() {
                         parser.add_token(self, true);
-                        parser.tokens.push(token.into());
+                        if self.spend() {
+                            parser.tokens.push(token.into());
+                        }
                         continue;
                     }
                     self.restore();

@@ -16,6 +16,10 @@ struct UnstructuredParser<'x> {
 
 impl<'x> UnstructuredParser<'x> {
     fn add_token(&mut self, stream: &MessageStream<'x>) {
+        // Jmail: past the parse's budget a token is left out.
+        if self.token_start > 0 && !stream.spend() {
+            self.token_start = 0;
+        }
         if self.token_start > 0 {
             if !self.tokens.is_empty() {
                 self.tokens.push(" ".into());
@@ -69,7 +73,9 @@ impl<'x> MessageStream<'x> {
                     self.checkpoint();
                     if let Some(token) = self.decode_rfc2047() {
                         parser.add_token(self);
-                        parser.add_rfc2047(token);
+                        if self.spend() {
+                            parser.add_rfc2047(token);
+                        }
                         continue;
                     }
                     self.restore();
