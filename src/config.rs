@@ -81,8 +81,9 @@ pub struct Limits {
     /// Seconds an IP stays blocked; also how long failures are remembered.
     pub login_block_secs: u64,
     /// Messages received at once from SMTP clients that have not authenticated (port 25). Each may hold
-    /// up to `message_bytes_max` in memory while it arrives, so this bounds what strangers can make the
-    /// server hold (64 × 10 MiB by default); more get `452 4.3.1` at DATA.
+    /// up to `message_bytes_max` in memory while it arrives, and about three times that while it is
+    /// parsed, checked and stored (a slot is held until then), so this bounds what strangers can make the
+    /// server hold (64 × 30 MiB by default); more get `452 4.3.1` at DATA.
     pub smtp_data_unauth_max: usize,
     /// Bytes of message bodies that all connections together may hold while they arrive (SMTP DATA, a
     /// native SEND), beyond the first 256 KiB of each. This is what bounds the memory that logged-in

@@ -29,22 +29,49 @@ pub struct Trace<'a> {
 /// for a limit of at least 100 for the ones a server counts, this one counts all).
 pub const HOPS_MAX: usize = 50;
 
-/// How many Received fields the message's header has.
-pub fn hops(message: &[u8]) -> usize {
+/// Header fields a message may carry when it arrives. Real mail carries dozens. Checking who sent it
+/// (DKIM, DMARC) holds some 50 bytes per field, so 10 MB of tiny fields would cost 130 MB at once for
+/// one message; past this number it is refused instead (Gmail refuses outsized headers too).
+pub const HEADER_FIELDS_MAX: usize = 10_000;
+
+/// What a message's header holds, counted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FieldCounts {
+    pub fields: usize,
+    /// Received fields: one per hop.
+    pub received: usize,
+}
+
+/// Counts the fields of the message's header (its body is not looked at).
+pub fn count_fields(message: &[u8]) -> FieldCounts {
     let head_end = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(message.len());
     let head = &message[..head_end];
-    let starts = std::iter::once(0).chain(
+    let line_starts = std::iter::once(0).chain(
         head.iter()
             .enumerate()
             .filter(|(_, b)| **b == b'\n')
             .map(|(i, _)| i + 1),
     );
-    starts
-        .filter(|&i| head.len() >= i + 9 && head[i..i + 9].eq_ignore_ascii_case(b"received:"))
-        .count()
+    let mut counts = FieldCounts {
+        fields: 0,
+        received: 0,
+    };
+    for line in line_starts.map(|i| &head[i..]) {
+        // A line that begins with white space continues the field before it.
+        if line
+            .first()
+            .is_some_and(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
+            counts.fields += 1;
+            if line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:") {
+                counts.received += 1;
+            }
+        }
+    }
+    counts
 }
 
 /// The message as stored, and the id its Received header names (also quoted in the 250 reply).
@@ -149,11 +176,24 @@ mod tests {
     }
 
     #[test]
-    fn hops_are_counted_in_the_header_only() {
+    fn fields_and_hops_are_counted_in_the_header_only() {
         let m =
             b"Received: a\r\nRECEIVED: b\r\n\tfolded\r\nX-Received: no\r\n\r\nReceived: body\r\n";
-        assert_eq!(hops(m), 2);
-        assert_eq!(hops(b""), 0);
+        let counts = FieldCounts {
+            fields: 3,
+            received: 2,
+        };
+        assert_eq!(count_fields(m), counts);
+        let none = FieldCounts {
+            fields: 0,
+            received: 0,
+        };
+        assert_eq!(count_fields(b""), none);
+        let header_only = FieldCounts {
+            fields: 1,
+            received: 0,
+        };
+        assert_eq!(count_fields(b"Subject: x\r\n"), header_only);
     }
 
     #[test]

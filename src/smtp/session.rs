@@ -651,7 +651,8 @@ impl Session {
         if !last {
             return Outcome::reply(format!("250 2.0.0 {size} octets received"));
         }
-        self.data_permit = None;
+        // The slot is held until the message is stored: parsing and checking it cost memory too.
+        let _permit = self.data_permit.take();
         let Some(mut transaction) = self.transaction.take() else {
             return Outcome::reply("503 5.5.1 Send MAIL first");
         };
@@ -674,7 +675,8 @@ impl Session {
 
     /// The message after DATA. `250` only once it is durable for every recipient.
     pub async fn on_data(&mut self, end: DataEnd) -> Outcome {
-        self.data_permit = None;
+        // The slot is held until the message is stored: parsing and checking it cost memory too.
+        let _permit = self.data_permit.take();
         let Some(transaction) = self.transaction.take() else {
             return Outcome::reply("503 5.5.1 Send MAIL first");
         };
@@ -695,7 +697,14 @@ impl Session {
             return Outcome::reply(reply);
         }
         // A message that has passed through this many servers is going round in circles (RFC 5321 §6.3).
-        if envelope::hops(&body) >= envelope::HOPS_MAX {
+        let counts = envelope::count_fields(&body);
+        if counts.fields > envelope::HEADER_FIELDS_MAX {
+            return Outcome::reply(format!(
+                "552 5.3.4 Too many header fields (more than {}); nothing was stored",
+                envelope::HEADER_FIELDS_MAX
+            ));
+        }
+        if counts.received >= envelope::HOPS_MAX {
             return Outcome::reply(format!(
                 "554 5.4.6 Too many hops ({} Received fields): a mail loop? Nothing was stored",
                 envelope::HOPS_MAX
