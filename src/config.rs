@@ -123,6 +123,11 @@ pub struct Limits {
     pub quota_bytes_default: u64,
     /// Messages an account may store, for accounts without their own quota. 0: no limit.
     pub quota_messages_default: u64,
+    /// Bytes the data dir's disk keeps free (SQLite; PostgreSQL's disk is its server's). New mail that
+    /// would leave less (a delivery, APPEND, a send, an import, a JMAP upload) is refused with a
+    /// try-again-later reply, so that on a filling disk expunges, deletes and flag changes, which free
+    /// space, still have room to be written. Costs that much disk never used for mail; 0 turns it off.
+    pub disk_free_bytes_min: u64,
     /// IMAP sessions compressed at once (COMPRESS=DEFLATE). Each holds a compressor and a decompressor,
     /// about 300 KiB together; past it COMPRESS gets `NO [LIMIT]`. 0 turns COMPRESS off.
     pub compressed_sessions_max: usize,
@@ -186,6 +191,7 @@ impl Default for Limits {
             keywords_per_mailbox_max: 256,
             quota_bytes_default: 0,
             quota_messages_default: 0,
+            disk_free_bytes_min: 64 << 20,
             queue_lifetime_secs: 5 * DAY_SECS,
             queue_retry_secs_min: 60,
             queue_retry_secs_max: 3600,
@@ -318,6 +324,7 @@ impl Limits {
                 10_000,
             ),
             ("quota_bytes_default", self.quota_bytes_default, 0, 1 << 50),
+            ("disk_free_bytes_min", self.disk_free_bytes_min, 0, 1 << 50),
             (
                 "quota_messages_default",
                 self.quota_messages_default,

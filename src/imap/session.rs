@@ -248,6 +248,11 @@ impl Session {
         match e {
             StoreError::Closed => no(tag, Some("UNAVAILABLE"), "Server shutting down"),
             StoreError::OverQuota(_) => no(tag, Some("OVERQUOTA"), "Quota exceeded"),
+            StoreError::LowOnDisk => no(
+                tag,
+                Some("UNAVAILABLE"),
+                "The server's disk is nearly full; try again later",
+            ),
             StoreError::NoSuchMailbox => no(tag, Some("NONEXISTENT"), "No such mailbox"),
             StoreError::MailboxExists => no(tag, Some("ALREADYEXISTS"), "Mailbox exists"),
             StoreError::BadMailboxName(why) | StoreError::MailboxRefused(why) => {

@@ -19,6 +19,10 @@ impl From<crate::store::StoreError> for MethodError {
                 "serverUnavailable",
                 "a concurrent change conflicted; try again",
             ),
+            E::LowOnDisk => MethodError::with(
+                "serverUnavailable",
+                "the server's disk is nearly full; try again later",
+            ),
             other => {
                 tracing::warn!(error = %other, "JMAP method failed in the store");
                 MethodError::new("serverFail")

@@ -80,6 +80,11 @@ fn store_failure(err: &StoreError, peer: SocketAddr) -> Vec<u8> {
             "OVERQUOTA",
             &format!("{name}'s mailbox is full; nothing was stored"),
         ),
+        StoreError::LowOnDisk => line(
+            "NO",
+            "TRYLATER",
+            "the server's disk is nearly full; nothing was stored; try again later",
+        ),
         other => {
             tracing::error!(%peer, error = %other, "store operation failed");
             line(

@@ -784,6 +784,9 @@ impl Session {
             Err(StoreError::OverQuota(user)) => Outcome::reply(format!(
                 "552 5.2.2 <{user}>: mailbox full; nothing was stored"
             )),
+            Err(StoreError::LowOnDisk) => Outcome::reply(
+                "452 4.3.1 Insufficient system storage; nothing was stored; try again later",
+            ),
             Err(StoreError::UnknownRecipient(user)) => Outcome::reply(format!(
                 "550 5.1.1 <{user}>: no such user here (removed during the transaction)"
             )),

@@ -6,6 +6,7 @@
 
 pub mod change;
 pub mod copy;
+pub mod disk_reserve;
 pub mod email_change;
 pub mod notify;
 pub mod open;
@@ -512,6 +513,8 @@ pub struct ModelLimits {
     pub connections_max: u64,
     pub keywords_per_mailbox_max: u64,
     pub quota_default: Quota,
+    /// SQLite only: bytes its file system keeps free (`limits.disk_free_bytes_min`).
+    pub disk_free_bytes_min: u64,
 }
 
 impl Default for ModelLimits {
@@ -531,6 +534,7 @@ impl From<&crate::config::Limits> for ModelLimits {
                 bytes: unlimited_at_zero(l.quota_bytes_default),
                 messages: unlimited_at_zero(l.quota_messages_default),
             },
+            disk_free_bytes_min: l.disk_free_bytes_min,
         }
     }
 }
@@ -570,6 +574,9 @@ pub enum StoreError {
     /// Storing this would take an account past its quota; the account's name.
     #[error("{0} is over quota")]
     OverQuota(String),
+    /// The store's disk is nearly full: new mail waits, while what frees space still goes through.
+    #[error("the disk is nearly full")]
+    LowOnDisk,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -64,7 +64,8 @@ impl TestServer {
     ) -> Self {
         let mut config = Config::for_data_dir(dir.path());
         tune(&mut config);
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let limits = jmail::store::ModelLimits::from(&config.limits);
+        let store = Arc::new(SqliteStore::open_with(dir.path(), limits).unwrap());
         let server = jmail::server::start(config.clone(), store.clone(), throttle)
             .await
             .unwrap();

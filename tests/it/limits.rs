@@ -103,8 +103,12 @@ async fn every_limit_at_either_end_of_its_range_serves() {
             .collect();
         let file: jmail::config::FileConfig = toml::from_str(&format!("[limits]\n{text}")).unwrap();
         file.limits.validate().unwrap();
+        let mut limits = file.limits.clone();
+        // At its top the disk reserve is more than any disk here has free, so no mail would be taken;
+        // `a_nearly_full_disk_stops_new_mail_but_not_what_frees_space` shows that.
+        limits.disk_free_bytes_min = limits.disk_free_bytes_min.min(1 << 20);
         let s = TestServer::start_with(|c| {
-            c.limits = file.limits.clone();
+            c.limits = limits;
             c.smtp_port = Some(0);
         })
         .await;
@@ -152,4 +156,53 @@ async fn every_limit_at_either_end_of_its_range_serves() {
         smtp.send(b"Subject: in\r\n\r\nbody\r\n.\r\n").await;
         smtp.expect_prefix("250 2.0.0 OK").await;
     }
+}
+
+const NEARLY_FULL: &str = r##"
+import sys, smtplib, imaplib
+smtp, imap = map(int, sys.argv[1:3])
+s = smtplib.SMTP("127.0.0.1", smtp)
+try:
+    s.sendmail("a@example.org", ["bob@localhost"], "Subject: new\r\n\r\nhi\r\n")
+    raise SystemExit("a delivery was taken")
+except smtplib.SMTPDataError as e:
+    assert e.smtp_code == 452, e
+    assert e.smtp_error == b"4.3.1 Insufficient system storage; nothing was stored; try again later", e
+s.quit()
+m = imaplib.IMAP4("127.0.0.1", imap)
+m.login("bob", "bob-pw")
+assert m.select("INBOX") == ("OK", [b"1"])
+typ, data = m.append("INBOX", None, None, b"Subject: appended\r\n\r\nhi\r\n")
+assert (typ, data) == ("NO", [b"[UNAVAILABLE] The server's disk is nearly full; try again later"]), (typ, data)
+# What frees space still goes through.
+assert m.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+assert m.expunge() == ("OK", [b"1"])
+assert m.select("INBOX") == ("OK", [b"0"])
+m.logout()
+print("ok")
+"##;
+
+/// A data dir whose disk has less free than `disk_free_bytes_min` takes no new mail (SMTP `452 4.3.1`,
+/// IMAP APPEND `NO [UNAVAILABLE]`), while flag changes and expunges, which free space, go through. (A
+/// disk filled to the last byte refused even the expunge, found on a 30 MB tmpfs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_stops_new_mail_but_not_what_frees_space() {
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.imap_port = Some(0);
+        // More than any disk has free.
+        c.limits.disk_free_bytes_min = 1 << 50;
+    })
+    .await;
+    s.add_user("bob", "bob-pw").await;
+    let port = |service| s.addr_of(service).port().to_string();
+    let out = crate::harness::python(
+        NEARLY_FULL,
+        &[
+            port(jmail::server::Service::Smtp),
+            port(jmail::server::Service::Imap),
+        ],
+    )
+    .await;
+    assert_eq!(out.trim(), "ok");
 }

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::disk_reserve::DiskReserve;
 use super::email_change::{EmailChange, EmailChanged};
 use super::{
     AccountStore, Attempted, Changes, CopyMap, Delivered, Delivery, FlagOp, FlagUpdate, Flags,
@@ -52,6 +53,8 @@ pub struct SqliteStore {
     /// [`SqliteStore::point_read`]).
     inline: Mutex<Option<Connection>>,
     limits: ModelLimits,
+    /// Free space kept on the data dir's disk: checked before every write that adds mail.
+    reserve: DiskReserve,
     /// Told when a delivery queues mail for other domains, so the delivery worker looks at once.
     queue_wake: Arc<tokio::sync::Notify>,
 }
@@ -121,6 +124,7 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
+        let reserve = DiskReserve::new(data_dir.to_path_buf(), limits.disk_free_bytes_min);
         let notifier = Arc::new(Notifier::default());
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_MAX);
         let thread_notifier = notifier.clone();
@@ -145,8 +149,19 @@ impl SqliteStore {
             notifier,
             inline: Mutex::new(None),
             limits,
+            reserve,
             queue_wake: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// `Ok` when `adding` more bytes leave the disk reserve free, counting the database's free pages
+    /// (left by deleted mail, reused before the file grows), which are read only when the disk is short.
+    async fn keep_disk_reserve(&self, adding: u64) -> StoreResult<()> {
+        let Some(short) = self.reserve.shortfall(adding) else {
+            return Ok(());
+        };
+        let reusable = self.read(reads::reusable_bytes).await?;
+        self.reserve.refuse(short, reusable)
     }
 
     /// Queues a write and waits until it is committed and on disk.
@@ -353,6 +368,8 @@ impl AccountStore for SqliteStore {
     }
 
     async fn import(&self, batch: ImportBatch) -> StoreResult<ImportCounts> {
+        let bytes: usize = batch.messages.iter().map(|m| m.message.raw.len()).sum();
+        self.keep_disk_reserve(bytes as u64).await?;
         self.write(move |ctx| write_messages::import(ctx, batch))
             .await
     }
@@ -411,6 +428,8 @@ impl MailStore for SqliteStore {
     }
 
     async fn submit(&self, delivery: Delivery) -> StoreResult<Vec<Delivered>> {
+        self.keep_disk_reserve(delivery.message.raw.len() as u64)
+            .await?;
         let queued = delivery.outbound.is_some();
         let now = chrono::Utc::now().timestamp_micros();
         let delivered = self
@@ -472,6 +491,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn upload_put(&self, u: super::NewUpload) -> StoreResult<bool> {
+        self.keep_disk_reserve(u.bytes.len() as u64).await?;
         self.write(move |ctx| {
             let run = || -> rusqlite::Result<bool> {
                 ctx.tx
@@ -547,6 +567,7 @@ impl MailStore for SqliteStore {
         message: NewMessage,
         flags: Flags,
     ) -> StoreResult<u32> {
+        self.keep_disk_reserve(message.raw.len() as u64).await?;
         self.write(move |ctx| write_messages::append(ctx, mailbox, &message, flags, true))
             .await
     }
@@ -597,6 +618,7 @@ impl MailStore for SqliteStore {
         message: NewMessage,
         flags: Flags,
     ) -> StoreResult<i64> {
+        self.keep_disk_reserve(message.raw.len() as u64).await?;
         let mailboxes = mailboxes.to_vec();
         self.write(move |ctx| write_emails::create_email(ctx, user, &mailboxes, &message, flags))
             .await

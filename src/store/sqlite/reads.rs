@@ -533,3 +533,11 @@ pub fn users(conn: &Connection, default: Quota) -> rusqlite::Result<Vec<UserInfo
     })?
     .collect()
 }
+
+/// Bytes of the database file's free pages (left by deleted mail), which SQLite reuses before the file
+/// grows.
+pub fn reusable_bytes(conn: &mut Connection) -> rusqlite::Result<u64> {
+    let pages: u64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(pages.saturating_mul(page_size))
+}
