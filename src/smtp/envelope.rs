@@ -42,7 +42,8 @@ pub struct FieldCounts {
     pub received: usize,
 }
 
-/// Counts the fields of the message's header (its body is not looked at).
+/// Counts the fields of the message's header (its body is not looked at). A line that is no field
+/// (`name:`) counts too: mail-auth's parser and mail-parser read on past it as the header goes on.
 pub fn count_fields(message: &[u8]) -> FieldCounts {
     let head_end = message
         .windows(4)
@@ -194,6 +195,12 @@ mod tests {
             received: 0,
         };
         assert_eq!(count_fields(b"Subject: x\r\n"), header_only);
+        // Without an empty line every line is the header's, as DKIM verification reads it.
+        let no_body = FieldCounts {
+            fields: 3,
+            received: 0,
+        };
+        assert_eq!(count_fields(b"Subject: x\r\nno colon\r\nX: y\r\n"), no_body);
     }
 
     #[test]

@@ -520,11 +520,16 @@ async fn half_sent_message(addr: std::net::SocketAddr, body_bytes: usize) -> (Ra
     }
     assert!(line.starts_with("354"), "{line}");
     let chunk = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n".repeat(256);
+    // The first line of the first chunk is a header and the empty line after it, as long as a line.
+    let header = format!("Subject: {}\r\n\r\n", "x".repeat(51));
+    let mut first = chunk.clone();
+    first[..64].copy_from_slice(header.as_bytes());
     // read_until keeps what it read when its wait is cut short, so no part of a reply is lost.
     let mut said = Vec::new();
     let mut sent = 0;
     while sent < body_bytes && !said.ends_with(b"\n") {
-        if r.stream.get_mut().write_all(&chunk).await.is_err() {
+        let bytes = if sent == 0 { &first } else { &chunk };
+        if r.stream.get_mut().write_all(bytes).await.is_err() {
             break;
         }
         sent += chunk.len();
