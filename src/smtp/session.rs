@@ -372,6 +372,18 @@ impl Session {
                 self.config.limits.message_bytes_max
             ));
         }
+        // Mail from a local address comes from a logged-in user or from this machine: a stranger who
+        // says it is forging (a spoofed colleague is the oldest phishing trick there is).
+        if self.mode == Mode::Inbound
+            && !self.peer_is_this_host()
+            && from.address.contains('@')
+            && self.config.local_part(&from.address).is_some()
+        {
+            return Outcome::reply(format!(
+                "550 5.7.1 Sender <{}> is an address of this server; its users log in on the submission port to send",
+                printable(&from.address)
+            ));
+        }
         if let Some(account) = &self.account
             && !self.owns(account, &from.address)
         {
@@ -420,6 +432,19 @@ impl Session {
     }
 
     /// An authenticated user may send only as one of their own local addresses.
+    /// Mail from this machine itself (a local script or content filter on 127.0.0.1 or ::1) is trusted
+    /// as OpenDKIM and OpenDMARC trust it by default: it has no SPF or DKIM to prove, and it may send as
+    /// a local user.
+    fn peer_is_this_host(&self) -> bool {
+        match self.peer.ip() {
+            std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+            std::net::IpAddr::V6(ip) => {
+                ip == std::net::Ipv6Addr::LOCALHOST
+                    || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+            }
+        }
+    }
+
     fn owns(&self, account: &Account, sender: &str) -> bool {
         sender.contains('@')
             && self
@@ -714,13 +739,9 @@ impl Session {
         // Strangers' mail is checked (SPF, DKIM, DMARC) and the results put on top of it.
         let mut junk = false;
         let mut body = body;
-        // Mail from this machine itself (a local script or content filter on 127.0.0.1 or ::1) is not
-        // checked, as OpenDKIM and OpenDMARC leave it by default: it has no SPF or DKIM to prove.
-        let from_this_host = matches!(self.peer.ip(), std::net::IpAddr::V4(ip) if ip == std::net::Ipv4Addr::LOCALHOST)
-            || self.peer.ip() == std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
         if self.account.is_none()
             && self.config.inbound_auth_checks
-            && !from_this_host
+            && !self.peer_is_this_host()
             && let Some(mailer) = &self.mailer
         {
             let hostname = self.config.hostname();

@@ -497,15 +497,19 @@ async fn mail_from_this_host_itself_is_not_checked() {
     dialogue(&mut r, &steps).await;
     let got = arrives(&b, "bob", "bob-pw", "INBOX", "local script").await;
     assert!(!got.contains("Authentication-Results"), "{got}");
-    // The same from another address is checked, and refused.
+    // From another address the local envelope sender is refused at once, and the same message under
+    // a stranger's envelope sender is checked, and refused by b.test's DMARC policy.
     let smtp_b = b.addr_of(Service::Smtp);
     let mut r = Raw {
         stream: tokio::io::BufReader::new(connect_from(ip_other.octets(), smtp_b).await),
     };
     r.expect_prefix("220 ").await;
     let mut steps = steps;
+    steps[1].1 = "550 5.7.1 Sender <bob@b.test> is an address of this server";
+    dialogue(&mut r, &steps[..2]).await;
+    steps[1] = ("MAIL FROM:<cron@elsewhere.test>".into(), "250 ");
     steps[4].1 = "550 5.7.1 Message refused: it fails the DMARC policy of b.test";
-    dialogue(&mut r, &steps).await;
+    dialogue(&mut r, &steps[1..]).await;
     b.stop().await;
 }
 

@@ -763,3 +763,44 @@ async fn a_header_of_countless_fields_is_refused() {
     )
     .await;
 }
+
+/// On port 25 a stranger may not say it is a local user: they log in on submission to send, and a local
+/// script or filter connects from this machine. Bounces (`<>`) and other domains are strangers' to use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_send_as_a_local_user() {
+    let s = server().await;
+    let addr = s.addr_of(Service::Smtp);
+    let mut stranger = Raw {
+        stream: tokio::io::BufReader::new(crate::harness::connect_from([127, 0, 0, 2], addr).await),
+    };
+    stranger.expect("220 localhost ESMTP Jmail ready").await;
+    assert!(
+        say(&mut stranger, "EHLO evil.example")
+            .await
+            .starts_with("250 ")
+    );
+    for forged in ["alice@localhost", "Bob@LOCALHOST"] {
+        assert_eq!(
+            say(&mut stranger, &format!("MAIL FROM:<{forged}>")).await,
+            format!(
+                "550 5.7.1 Sender <{forged}> is an address of this server; its users log in on the submission port to send"
+            )
+        );
+    }
+    assert_eq!(
+        say(&mut stranger, "MAIL FROM:<>").await,
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(say(&mut stranger, "RSET").await, "250 2.0.0 OK");
+    assert_eq!(
+        say(&mut stranger, "MAIL FROM:<alice@example.org>").await,
+        "250 2.1.0 Sender OK"
+    );
+    // From this machine (127.0.0.1) a local sender is taken.
+    let mut local = smtp(addr).await;
+    assert!(say(&mut local, "EHLO localhost").await.starts_with("250 "));
+    assert_eq!(
+        say(&mut local, "MAIL FROM:<alice@localhost>").await,
+        "250 2.1.0 Sender OK"
+    );
+}
