@@ -749,9 +749,8 @@ impl Session {
             let verdict = verify::check(
                 &mailer.dns,
                 hostname,
-                self.peer.ip(),
-                &helo,
-                &transaction.sender,
+                |domain| self.config.is_local_domain(domain),
+                (self.peer.ip(), &helo, &transaction.sender),
                 &stripped,
             )
             .await;

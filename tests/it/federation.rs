@@ -642,3 +642,47 @@ async fn waiting_messages_share_a_connection() {
     assert!(used <= per_domain, "{used} connections for 10 messages");
     a.stop().await;
 }
+
+/// A stranger's message From a local address goes to Junk, even where the domain publishes no DMARC
+/// policy, unless that domain's own DKIM signature on it passes (its own mail come back through a
+/// forwarder, say).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_from_a_local_domain_without_its_signature_goes_to_junk() {
+    let dns = TestDns::start().await;
+    let (_, ip_b, ip_other, port) = addresses();
+    let dir_b = TempDir::new().unwrap();
+    publish(&dns, "b.test", ip_b, &dir_b, "");
+    let signer = jmail::outbound::dkim::Dkim::new(dir_b.path());
+    let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
+    b.add_user("bob", "bob-pw").await;
+    let smtp_b = b.addr_of(Service::Smtp);
+    let send = |message: String| async move {
+        let mut r = Raw {
+            stream: tokio::io::BufReader::new(connect_from(ip_other.octets(), smtp_b).await),
+        };
+        r.expect_prefix("220 ").await;
+        let steps = [
+            ("EHLO lists.example".to_string(), "250 "),
+            ("MAIL FROM:<list@lists.example>".into(), "250 "),
+            ("RCPT TO:<bob@b.test>".into(), "250 "),
+            ("DATA".into(), "354 "),
+            (format!("{message}."), "250 2.0.0 OK: stored as "),
+        ];
+        dialogue(&mut r, &steps).await;
+    };
+    let forged = "From: Alice <alice@b.test>\r\nTo: bob@b.test\r\nSubject: forged colleague\r\n\r\nwire the money\r\n";
+    send(forged.to_string()).await;
+    let junk = arrives(&b, "bob", "bob-pw", "Junk", "forged colleague").await;
+    let results = auth_results(&junk);
+    assert!(
+        results.contains("dmarc=none") && !results.contains("dkim=pass"),
+        "{junk}"
+    );
+    let own =
+        "From: alice@b.test\r\nTo: bob@b.test\r\nSubject: own mail back\r\n\r\nhello again\r\n";
+    let signed = signer.sign("b.test", own.as_bytes()).unwrap() + own;
+    send(signed).await;
+    let inbox = arrives(&b, "bob", "bob-pw", "INBOX", "own mail back").await;
+    assert!(auth_results(&inbox).contains("dkim=pass"), "{inbox}");
+    b.stop().await;
+}
