@@ -26,6 +26,10 @@ pub enum Mode {
     Submission,
 }
 
+/// The reply when the store's disk reserve would not be left free (`limits.disk_free_bytes_min`).
+const DISK_NEARLY_FULL: &str =
+    "452 4.3.1 Insufficient system storage; nothing was stored; try again later";
+
 /// The local name every SMTP server accepts mail for.
 const POSTMASTER: &str = "postmaster";
 
@@ -260,7 +264,7 @@ impl Session {
             Request::Helo { host } => self.hello(host, false),
             Request::Mail { from } => match self.revoked().await {
                 Some(revoked) => revoked,
-                None => self.mail(from),
+                None => self.mail(from).await,
             },
             Request::Rcpt { to } => self.rcpt(&to.address).await,
             Request::Data => self.data(),
@@ -353,7 +357,7 @@ impl Session {
         }
     }
 
-    fn mail(&mut self, from: wire::MailFrom<String>) -> Outcome {
+    async fn mail(&mut self, from: wire::MailFrom<String>) -> Outcome {
         if self.helo.is_none() {
             return self.bad("503 5.5.1 Send EHLO first");
         }
@@ -383,6 +387,10 @@ impl Session {
                 "550 5.7.1 Sender <{}> is an address of this server; its users log in on the submission port to send",
                 printable(&from.address)
             ));
+        }
+        // RFC 1870 §6.1: a size the server cannot take now, for want of storage, is 452 at MAIL.
+        if let Err(StoreError::LowOnDisk) = self.store.has_disk_room(from.size as u64).await {
+            return Outcome::reply(DISK_NEARLY_FULL);
         }
         if let Some(account) = &self.account
             && !self.owns(account, &from.address)
@@ -804,9 +812,7 @@ impl Session {
             Err(StoreError::OverQuota(user)) => Outcome::reply(format!(
                 "552 5.2.2 <{user}>: mailbox full; nothing was stored"
             )),
-            Err(StoreError::LowOnDisk) => Outcome::reply(
-                "452 4.3.1 Insufficient system storage; nothing was stored; try again later",
-            ),
+            Err(StoreError::LowOnDisk) => Outcome::reply(DISK_NEARLY_FULL),
             Err(StoreError::UnknownRecipient(user)) => Outcome::reply(format!(
                 "550 5.1.1 <{user}>: no such user here (removed during the transaction)"
             )),

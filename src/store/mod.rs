@@ -627,6 +627,13 @@ pub trait MailStore: Send + Sync + 'static {
     /// Whether the named user can take one more message: `None` when there is no such user, `Some(false)`
     /// when their mailbox is full (at or past a quota), so SMTP can say so at RCPT, before the data.
     async fn has_room(&self, name: &str) -> StoreResult<Option<bool>>;
+    /// `Ok` when a message of `bytes` would leave the store's disk reserve free
+    /// (`limits.disk_free_bytes_min`), else [`StoreError::LowOnDisk`], so SMTP can refuse at MAIL
+    /// (RFC 1870 `SIZE=`) before the data. A store whose disk is not its own (PostgreSQL) has no
+    /// reserve to check.
+    async fn has_disk_room(&self, _bytes: u64) -> StoreResult<()> {
+        Ok(())
+    }
     /// The account's usage and the quota in force on it (its own or the server's default); `None` when
     /// there is no such account (IMAP's QUOTA).
     async fn usage(&self, user: UserId) -> StoreResult<Option<(Usage, Quota)>>;

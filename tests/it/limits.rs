@@ -162,10 +162,11 @@ const NEARLY_FULL: &str = r##"
 import sys, smtplib, imaplib
 smtp, imap = map(int, sys.argv[1:3])
 s = smtplib.SMTP("127.0.0.1", smtp)
+# Refused at MAIL (RFC 1870), before the data is sent.
 try:
     s.sendmail("a@example.org", ["bob@localhost"], "Subject: new\r\n\r\nhi\r\n")
     raise SystemExit("a delivery was taken")
-except smtplib.SMTPDataError as e:
+except smtplib.SMTPSenderRefused as e:
     assert e.smtp_code == 452, e
     assert e.smtp_error == b"4.3.1 Insufficient system storage; nothing was stored; try again later", e
 s.quit()
@@ -182,8 +183,8 @@ m.logout()
 print("ok")
 "##;
 
-/// A data dir whose disk has less free than `disk_free_bytes_min` takes no new mail (SMTP `452 4.3.1`,
-/// IMAP APPEND `NO [UNAVAILABLE]`), while flag changes and expunges, which free space, go through. (A
+/// A data dir whose disk has less free than `disk_free_bytes_min` takes no new mail (SMTP `452 4.3.1`
+/// at MAIL, IMAP APPEND `NO [UNAVAILABLE]`), while flag changes and expunges, which free space, go through. (A
 /// disk filled to the last byte refused even the expunge, found on a 30 MB tmpfs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nearly_full_disk_stops_new_mail_but_not_what_frees_space() {

@@ -401,6 +401,10 @@ impl MailStore for SqliteStore {
         self.read(move |c| reads::existing_users(c, &names)).await
     }
 
+    async fn has_disk_room(&self, bytes: u64) -> StoreResult<()> {
+        self.keep_disk_reserve(bytes).await
+    }
+
     async fn has_room(&self, name: &str) -> StoreResult<Option<bool>> {
         let (name, default) = (name.to_string(), self.limits.quota_default);
         self.point_read(move |c| reads::has_room(c, &name, default))
