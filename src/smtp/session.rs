@@ -439,7 +439,6 @@ impl Session {
         Ok(())
     }
 
-    /// An authenticated user may send only as one of their own local addresses.
     /// Mail from this machine itself (a local script or content filter on 127.0.0.1 or ::1) is trusted
     /// as OpenDKIM and OpenDMARC trust it by default: it has no SPF or DKIM to prove, and it may send as
     /// a local user.
@@ -453,6 +452,7 @@ impl Session {
         }
     }
 
+    /// An authenticated user may send only as one of their own local addresses.
     fn owns(&self, account: &Account, sender: &str) -> bool {
         sender.contains('@')
             && self
@@ -729,7 +729,6 @@ impl Session {
         {
             return Outcome::reply(reply);
         }
-        // A message that has passed through this many servers is going round in circles (RFC 5321 §6.3).
         let counts = envelope::count_fields(&body);
         if counts.fields > envelope::HEADER_FIELDS_MAX {
             return Outcome::reply(format!(
@@ -737,6 +736,7 @@ impl Session {
                 envelope::HEADER_FIELDS_MAX
             ));
         }
+        // A message that has passed through this many servers is going round in circles (RFC 5321 §6.3).
         if counts.received >= envelope::HOPS_MAX {
             return Outcome::reply(format!(
                 "554 5.4.6 Too many hops ({} Received fields): a mail loop? Nothing was stored",

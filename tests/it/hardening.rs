@@ -13,21 +13,28 @@ use tokio::net::TcpStream;
 use crate::cli::{add_user, jmail, run_with_stdin, serve_with, text};
 use crate::harness::{Raw, TestServer, connect_from};
 
-/// Writes `prefix`, then a byte every 200 ms, until the server speaks a whole line or 20 s pass; returns
-/// what it said.
+/// Writes `prefix`, then a byte every 200 ms for 20 s or until the server closes; returns what it said.
 async fn trickle_after(stream: &mut TcpStream, prefix: &[u8]) -> String {
     stream.write_all(prefix).await.unwrap();
+    trickle(stream, b"x").await
+}
+
+/// Writes `step` every 200 ms (however soon the server answers) for 20 s or until the server closes;
+/// returns what it said.
+async fn trickle(stream: &mut TcpStream, step: &[u8]) -> String {
     let mut heard = Vec::new();
     for _ in 0..100 {
-        if stream.write_all(b"x").await.is_err() {
+        let due = tokio::time::Instant::now() + Duration::from_millis(200);
+        if stream.write_all(step).await.is_err() {
             break;
         }
         let mut chunk = [0u8; 512];
-        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut chunk)).await {
+        match tokio::time::timeout_at(due, stream.read(&mut chunk)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => heard.extend_from_slice(&chunk[..n]),
             Err(_) => {}
         }
+        tokio::time::sleep_until(due).await;
     }
     String::from_utf8_lossy(&heard).into_owned()
 }
@@ -116,21 +123,7 @@ async fn a_trickled_message_body_is_cut_off() {
     // The same message in BDAT chunks of one byte, each answered at once: the chunks and the commands
     // between them are one body to the clock, so the message is cut off as DATA's is.
     let mut r = smtp_to_bob(&s).await;
-    let mut heard = Vec::new();
-    for _ in 0..100 {
-        let stream = r.stream.get_mut();
-        if stream.write_all(b"BDAT 1\r\nx").await.is_err() {
-            break;
-        }
-        let mut chunk = [0u8; 512];
-        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => heard.extend_from_slice(&chunk[..n]),
-            Err(_) => {}
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let heard = String::from_utf8_lossy(&heard);
+    let heard = trickle(r.stream.get_mut(), b"BDAT 1\r\nx").await;
     assert!(heard.contains("421 4.4.2"), "SMTP BDAT: {heard:?}");
     assert_eq!(
         s.store
