@@ -28,4 +28,5 @@ pub mod throttle;
 pub mod tls;
 pub mod transfer;
 pub mod tui;
+pub mod vacation;
 pub mod web;

@@ -110,6 +110,23 @@ pub fn content_digest(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Where the header ends (the start of the blank line), or the whole length.
+pub fn header_end(raw: &[u8]) -> usize {
+    let mut at = 0;
+    while at < raw.len() {
+        let end = raw[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| at + i + 1);
+        let line = &raw[at..end];
+        if line == b"\r\n" || line == b"\n" {
+            return at;
+        }
+        at = end;
+    }
+    raw.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,7 +153,7 @@ pub struct Stored<'a> {
     pub keywords: BTreeSet<String>,
 }
 
-fn utc(micros: i64) -> String {
+pub(super) fn utc(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%SZ")

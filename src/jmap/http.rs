@@ -194,6 +194,7 @@ pub fn session_object(s: &JmapState, account: &Account, base: &str) -> Value {
     capabilities.insert(CAPABILITIES[0].into(), core);
     capabilities.insert(CAPABILITIES[1].into(), json!({}));
     capabilities.insert(CAPABILITIES[2].into(), json!({}));
+    capabilities.insert(CAPABILITIES[3].into(), json!({}));
     json!({
         "capabilities": capabilities,
         "accounts": {
@@ -204,12 +205,14 @@ pub fn session_object(s: &JmapState, account: &Account, base: &str) -> Value {
                 "accountCapabilities": {
                     (request::MAIL): mail,
                     (request::SUBMISSION): submission,
+                    (request::VACATION_RESPONSE): {},
                 },
             }
         },
         "primaryAccounts": {
             (request::MAIL): account_id.clone(),
-            (request::SUBMISSION): account_id,
+            (request::SUBMISSION): account_id.clone(),
+            (request::VACATION_RESPONSE): account_id,
         },
         "username": account.name,
         "apiUrl": format!("{base}/jmap/api"),

@@ -20,6 +20,7 @@ pub mod request;
 mod state;
 mod submission;
 mod thread;
+mod vacation;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::conn::Shared;
 use crate::store::{Account, Located, MailStore, MailboxId, MailboxInfo};
-use request::{Call, MAIL, MethodError, MethodResult, SUBMISSION};
+use request::{Call, MAIL, MethodError, MethodResult, SUBMISSION, VACATION_RESPONSE};
 
 /// What every method of one request works with.
 pub struct Ctx<'a> {
@@ -144,6 +145,7 @@ async fn call(
         "Core" | "Blob" => None,
         "Mailbox" | "Email" | "Thread" | "SearchSnippet" => Some(MAIL),
         "Identity" | "EmailSubmission" => Some(SUBMISSION),
+        "VacationResponse" => Some(VACATION_RESPONSE),
         _ => return Err(MethodError::new("unknownMethod")),
     };
     if needs.is_some_and(|cap| !has(cap)) {
@@ -181,6 +183,8 @@ async fn call(
         "EmailSubmission/changes" => Err(MethodError::new("cannotCalculateChanges")),
         "EmailSubmission/query" => submission::query(ctx, args).await,
         "EmailSubmission/set" => submission::set(ctx, args).await,
+        "VacationResponse/get" => vacation::get(ctx, args).await,
+        "VacationResponse/set" => vacation::set(ctx, args).await,
         // Copying is between two accounts (RFC 8620 §5.4), and a login here has one.
         "Email/copy" => match args.get("fromAccountId").and_then(Value::as_str) {
             Some(from) if from == ctx.account_id() => Err(MethodError::invalid(

@@ -91,7 +91,7 @@ pub async fn query(ctx: &mut Ctx<'_>, _args: Map<String, Value>) -> MethodResult
 
 /// The message bytes without their Bcc field (every line of it, folded ones too).
 fn without_bcc(raw: &[u8]) -> Vec<u8> {
-    let header_end = memchr_header_end(raw);
+    let header_end = crate::message::header_end(raw);
     let mut out = Vec::with_capacity(raw.len());
     let mut skipping = false;
     let mut at = 0;
@@ -112,23 +112,6 @@ fn without_bcc(raw: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&raw[header_end..]);
     out
-}
-
-/// Where the header ends (the start of the blank line), or the whole length.
-fn memchr_header_end(raw: &[u8]) -> usize {
-    let mut at = 0;
-    while at < raw.len() {
-        let end = raw[at..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |i| at + i + 1);
-        let line = &raw[at..end];
-        if line == b"\r\n" || line == b"\n" {
-            return at;
-        }
-        at = end;
-    }
-    raw.len()
 }
 
 /// Whether `address` is the account's own at one of this server's domains.
@@ -271,6 +254,7 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
             }
         }
     };
+    let (names, head) = (local.clone(), crate::vacation::head_of(&message.raw));
     let delivery = Delivery {
         local,
         message,
@@ -279,7 +263,16 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         outbound,
     };
     match ctx.store().submit(delivery).await {
-        Ok(_) => {}
+        Ok(_) => {
+            let received = crate::vacation::Received {
+                sender: &sender,
+                message: &head,
+                sender_proven: true,
+            };
+            let (shared, mailer) = (ctx.shared, Some(&ctx.shared.mailer));
+            crate::vacation::answer_named(ctx.store(), mailer, &shared.config, &names, &received)
+                .await;
+        }
         Err(StoreError::UnknownRecipient(user)) => {
             return Err(json!({"type": "invalidRecipients", "invalidRecipients": [user]}));
         }

@@ -185,15 +185,27 @@ pub async fn queue_remote(
     remote: &[String],
     message: &mut crate::store::NewMessage,
 ) -> Result<crate::store::Outbound, NotQueued> {
+    let domain = signing_domain(config, sender);
+    queue_signed(mailer, user, sender, &domain, remote, message).await
+}
+
+/// [`queue_remote`] with the message signed for `domain` (a local one) whatever the envelope sender: an
+/// automatic reply goes with the null sender (RFC 3834 §3.3) and is signed for its author's domain.
+pub async fn queue_signed(
+    mailer: &Arc<Mailer>,
+    user: crate::store::UserId,
+    sender: &str,
+    domain: &str,
+    remote: &[String],
+    message: &mut crate::store::NewMessage,
+) -> Result<crate::store::Outbound, NotQueued> {
     if !mailer.limiter.admit(user, remote.len() as u64) {
         return Err(NotQueued::HourlyLimit);
     }
-    sign(mailer, &signing_domain(config, sender), message)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "DKIM signing failed; nothing stored");
-            NotQueued::Signing
-        })?;
+    sign(mailer, domain, message).await.map_err(|e| {
+        tracing::warn!(error = %e, "DKIM signing failed; nothing stored");
+        NotQueued::Signing
+    })?;
     Ok(crate::store::Outbound {
         user: Some(user),
         sender: sender.to_string(),

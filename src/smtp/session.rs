@@ -14,7 +14,7 @@ use crate::caps::{Admission, Caps, Refusal};
 
 use crate::config::Config;
 use crate::outbound::Mailer;
-use crate::store::{Account, Delivery, MailStore, Outbound, StoreError};
+use crate::store::{Account, Delivery, MailStore, Outbound, StoreError, UserId};
 use crate::throttle::{LoginResult, LoginThrottle, login, login_name};
 
 /// Which listener the session serves.
@@ -99,6 +99,8 @@ struct Transaction {
     addresses: Vec<String>,
     /// The message so far when it comes by BDAT (from the first chunk on).
     chunks: Option<Vec<u8>>,
+    /// Local users (id and name) whose automatic reply is on.
+    away: Vec<(UserId, String)>,
 }
 
 pub struct Session {
@@ -409,6 +411,7 @@ impl Session {
             remote: Vec::new(),
             addresses: Vec::new(),
             chunks: None,
+            away: Vec::new(),
         });
         Outcome::reply("250 2.1.0 Sender OK")
     }
@@ -492,11 +495,11 @@ impl Session {
                 }
             }
         }
-        match self.store.has_room(&name).await {
-            Ok(Some(true)) => {}
+        let recipient = match self.store.recipient(&name).await {
+            Ok(Some(recipient)) if recipient.has_room => recipient,
             // Said at RCPT, before the data is sent: the sender keeps its other recipients and retries
             // this one (RFC 3463 X.2.2); a message that would pass the quota gets 552 5.2.2 after DATA.
-            Ok(Some(false)) => {
+            Ok(Some(_)) => {
                 return Outcome::reply(format!(
                     "452 4.2.2 <{}>: mailbox full; try again later",
                     printable(address)
@@ -507,11 +510,14 @@ impl Session {
                 tracing::warn!(error = %e, "checking a recipient failed");
                 return Outcome::reply("451 4.3.0 Temporary failure; try again later");
             }
-        }
+        };
         let Some(transaction) = self.transaction.as_mut() else {
             return self.bad("503 5.5.1 Send MAIL first");
         };
         if !transaction.users.contains(&name) {
+            if recipient.away {
+                transaction.away.push((recipient.user, name.clone()));
+            }
             transaction.users.push(name);
         }
         transaction.addresses.push(address.to_string());
@@ -720,7 +726,7 @@ impl Session {
     }
 
     /// A whole message of `transaction`, by DATA or BDAT: checked, stamped and stored (or queued).
-    async fn deliver(&mut self, transaction: Transaction, body: Vec<u8>) -> Outcome {
+    async fn deliver(&mut self, mut transaction: Transaction, body: Vec<u8>) -> Outcome {
         if let Some(revoked) = self.revoked().await {
             return revoked;
         }
@@ -746,6 +752,8 @@ impl Session {
         let (helo, extended) = self.helo.clone().unwrap_or_default();
         // Strangers' mail is checked (SPF, DKIM, DMARC) and the results put on top of it.
         let mut junk = false;
+        // Whether an automatic reply may go to the envelope sender: without checks, trusted as given.
+        let mut sender_proven = true;
         let mut body = body;
         if self.account.is_none()
             && self.config.inbound_auth_checks
@@ -773,6 +781,7 @@ impl Session {
                 verify::Disposition::Quarantine => junk = true,
                 verify::Disposition::Deliver => {}
             }
+            sender_proven = verdict.sender_proven;
             body = verdict.header.into_bytes();
             body.extend_from_slice(&stripped);
         }
@@ -799,6 +808,12 @@ impl Session {
             _ => None,
         };
         let queued = outbound.is_some();
+        // What an automatic reply reads of the message: its header, at most.
+        let away = match junk {
+            false => std::mem::take(&mut transaction.away),
+            true => Vec::new(),
+        };
+        let head = (!away.is_empty()).then(|| crate::vacation::head_of(&message.raw));
         let delivery = Delivery {
             local: transaction.users,
             message,
@@ -806,7 +821,28 @@ impl Session {
             junk,
             outbound,
         };
-        match self.store.submit(delivery).await {
+        let stored = self.store.submit(delivery).await;
+        if stored.is_ok()
+            && let Some(head) = head
+        {
+            let received = crate::vacation::Received {
+                sender: &transaction.sender,
+                message: &head,
+                sender_proven,
+            };
+            for (user, name) in &away {
+                let mailer = self.mailer.as_ref();
+                crate::vacation::answer(
+                    &*self.store,
+                    mailer,
+                    &self.config,
+                    (*user, name),
+                    &received,
+                )
+                .await;
+            }
+        }
+        match stored {
             Ok(_) if queued => Outcome::reply(format!("250 2.0.0 OK: queued as {id}")),
             Ok(_) => Outcome::reply(format!("250 2.0.0 OK: stored as {id}")),
             Err(StoreError::OverQuota(user)) => Outcome::reply(format!(

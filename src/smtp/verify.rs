@@ -8,7 +8,9 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator};
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator, SpfResult,
+};
 
 /// What the From domain's owner asks be done with mail that fails DMARC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,9 @@ pub struct Verdict {
     pub disposition: Disposition,
     /// The From domain, for the log and the reply.
     pub from_domain: String,
+    /// The envelope sender is proven: SPF passed for its domain, or a DKIM signature of that domain (or
+    /// a parent of it) did. Only such a sender gets an automatic reply.
+    pub sender_proven: bool,
 }
 
 /// Checks `message` from `ip`, which said `helo` and `MAIL FROM:<sender>`. `hostname` names this
@@ -42,6 +47,7 @@ pub async fn check(
     let spf = dns
         .verify_spf(SpfParameters::verify(ip, helo, hostname, sender))
         .await;
+    let spf_passed = !sender.is_empty() && spf.result() == SpfResult::Pass;
     let checked = bounded_signatures(message);
     let Some(parsed) = AuthenticatedMessage::parse(&checked) else {
         let header = AuthenticationResults::new(hostname)
@@ -51,6 +57,7 @@ pub async fn check(
             header,
             disposition: Disposition::Deliver,
             from_domain: String::new(),
+            sender_proven: spf_passed,
         };
     };
     let dkim = dns.verify_dkim(&parsed).await;
@@ -58,6 +65,8 @@ pub async fn check(
         Some((_, domain)) => domain,
         None => helo,
     };
+    let sender_proven = !sender.is_empty()
+        && (spf_passed || signed_by(&dkim, &mail_from_domain.to_ascii_lowercase()));
     let dmarc = dns
         .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
         .await;
@@ -81,6 +90,7 @@ pub async fn check(
         header,
         disposition,
         from_domain: dmarc.domain().to_string(),
+        sender_proven,
     }
 }
 
@@ -101,16 +111,18 @@ fn spoofs_local(
         .map(|(_, domain)| domain.to_ascii_lowercase())
         .filter(|domain| is_local(domain))
         .collect();
-    let signed_by = |domain: &str| {
-        dkim.iter().any(|output| {
-            matches!(output.result(), mail_auth::DkimResult::Pass)
-                && output.signature().is_some_and(|signature| {
-                    let d = signature.d.to_ascii_lowercase();
-                    domain == d || domain.ends_with(&format!(".{d}"))
-                })
-        })
-    };
-    local_froms.iter().any(|domain| !signed_by(domain))
+    local_froms.iter().any(|domain| !signed_by(dkim, domain))
+}
+
+/// Whether a passing DKIM signature is of `domain` (lower case) or a parent of it.
+fn signed_by(dkim: &[mail_auth::DkimOutput<'_>], domain: &str) -> bool {
+    dkim.iter().any(|output| {
+        matches!(output.result(), mail_auth::DkimResult::Pass)
+            && output.signature().is_some_and(|signature| {
+                let d = signature.d.to_ascii_lowercase();
+                domain == d || domain.ends_with(&format!(".{d}"))
+            })
+    })
 }
 
 /// DKIM signatures checked per message: each costs a DNS lookup and a hash of the body, so a stranger's

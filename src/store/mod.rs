@@ -219,6 +219,30 @@ pub struct BodyRef {
     pub len: u64,
 }
 
+/// An account's automatic reply while its owner is away (JMAP's VacationResponse, RFC 8621 §8). The
+/// server answers mail with it only while `enabled` and between `from_micros` and `to_micros` (each
+/// open when `None`); `crate::vacation` decides whom it answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vacation {
+    pub enabled: bool,
+    pub from_micros: Option<i64>,
+    pub to_micros: Option<i64>,
+    /// `None`: the reply's subject is made of the message's ("Auto: ...").
+    pub subject: Option<String>,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+}
+
+/// What delivery needs to know of a local recipient, read once at SMTP RCPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipient {
+    pub user: UserId,
+    /// It can take one more message (not at or past a quota).
+    pub has_room: bool,
+    /// Its automatic reply is switched on (whatever its dates say).
+    pub away: bool,
+}
+
 /// Where one copy of a delivered message landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -624,9 +648,10 @@ pub trait MailStore: Send + Sync + 'static {
     async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;
     /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
-    /// Whether the named user can take one more message: `None` when there is no such user, `Some(false)`
-    /// when their mailbox is full (at or past a quota), so SMTP can say so at RCPT, before the data.
-    async fn has_room(&self, name: &str) -> StoreResult<Option<bool>>;
+    /// What delivery needs of the named user: whether it can take one more message, so SMTP can say
+    /// a mailbox is full at RCPT, before the data, and whether its automatic reply is on. `None` when
+    /// there is no such user.
+    async fn recipient(&self, name: &str) -> StoreResult<Option<Recipient>>;
     /// `Ok` when a message of `bytes` would leave the store's disk reserve free
     /// (`limits.disk_free_bytes_min`), else [`StoreError::LowOnDisk`], so SMTP can refuse at MAIL
     /// (RFC 1870 `SIZE=`) before the data. A store whose disk is not its own (PostgreSQL) has no
@@ -637,6 +662,23 @@ pub trait MailStore: Send + Sync + 'static {
     /// The account's usage and the quota in force on it (its own or the server's default); `None` when
     /// there is no such account (IMAP's QUOTA).
     async fn usage(&self, user: UserId) -> StoreResult<Option<(Usage, Quota)>>;
+    /// The account's automatic reply and its version, which every change raises (0: never set; JMAP's
+    /// state string). An unknown account has the default, switched off.
+    async fn vacation(&self, user: UserId) -> StoreResult<(Vacation, u64)>;
+    /// Replaces the account's automatic reply; returns its new version. Switching it on or changing it
+    /// forgets whom it answered, so each correspondent is told the new text once.
+    async fn set_vacation(&self, user: UserId, vacation: &Vacation) -> StoreResult<u64>;
+    /// Whether the automatic reply may go to `sender` (lower case) now: not when it went there less than
+    /// `interval_micros` ago, nor when the account remembers [`rules::VACATION_SENDERS_MAX`] senders
+    /// answered within the interval (a flood of senders gets that many replies, no more). Otherwise
+    /// `sender` is remembered as answered now, and `true`.
+    async fn vacation_reply_due(
+        &self,
+        user: UserId,
+        sender: &str,
+        now_micros: i64,
+        interval_micros: i64,
+    ) -> StoreResult<bool>;
     /// The oldest existing account's name (who gets `postmaster` mail by default); `None` with no users.
     async fn first_user(&self) -> StoreResult<Option<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing, its bytes stored once. An

@@ -13,6 +13,10 @@ pub const MAILBOX_NAME_BYTES_MAX: usize = 512;
 pub const MAILBOX_DEPTH_MAX: usize = 32;
 /// Longest keyword in bytes. Keywords are stored with every message that carries one.
 pub const KEYWORD_BYTES_MAX: usize = 128;
+/// Senders an account's automatic reply remembers having answered within its interval (one row each).
+/// Past it, no one new is answered until the oldest are forgotten: a flood of forged senders costs at
+/// most this many replies and rows per account per interval.
+pub const VACATION_SENDERS_MAX: i64 = 10_000;
 
 /// A mailbox name made canonical: `INBOX` in any case (as a whole or as the first level) is `INBOX`, as
 /// IMAP requires; anything else is kept as given. Refuses names no client could use safely: empty levels,

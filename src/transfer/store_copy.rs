@@ -52,6 +52,12 @@ pub async fn copy_store(
             )),
             other => other.into(),
         })?;
+        // The automatic reply's settings (whom it answered is not kept: a resumed copy may set them
+        // again, and a correspondent may be answered once more).
+        let (vacation, version) = from.vacation(user.id).await?;
+        if version > 0 && to.vacation(user.id).await?.0 != vacation {
+            to.set_vacation(user.id, &vacation).await?;
+        }
         for (mailbox, copied) in from.copy_mailboxes(&user.name).await? {
             let mut after = to
                 .put_mailbox(user.id, mailbox, &copied)

@@ -41,6 +41,7 @@ mod tls;
 mod transfer;
 pub mod tui;
 mod upgrade;
+mod vacation;
 mod wal;
 mod web;
 mod webmail;

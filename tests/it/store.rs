@@ -618,6 +618,79 @@ async fn uploads_are_per_account_expire_and_have_a_ceiling() {
     }
 }
 
+/// The automatic reply: the default is off; each change raises its version and forgets whom it
+/// answered; RCPT's lookup says who is away; a sender is answered once per interval; the account's
+/// deletion takes all of it along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacation_settings_versions_and_whom_it_answered() {
+    use jmail::store::Vacation;
+    for (store, dir) in backends().await {
+        let store = store.as_ref();
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        assert_eq!(
+            store.vacation(alice.id).await.unwrap(),
+            (Vacation::default(), 0)
+        );
+        let away = |name| async move { store.recipient(name).await.unwrap().unwrap().away };
+        assert!(!away("alice").await);
+        let on = Vacation {
+            enabled: true,
+            from_micros: Some(100),
+            to_micros: None,
+            subject: Some("Away".into()),
+            text_body: Some("Back soon".into()),
+            html_body: None,
+        };
+        assert_eq!(store.set_vacation(alice.id, &on).await.unwrap(), 1);
+        assert_eq!(store.vacation(alice.id).await.unwrap(), (on.clone(), 1));
+        assert_eq!(
+            store.recipient("alice").await.unwrap().unwrap().user,
+            alice.id
+        );
+        assert!(away("alice").await);
+        assert!(!away("bob").await, "another account's setting is its own");
+        assert_eq!(store.vacation(bob.id).await.unwrap().1, 0);
+
+        let day = 86_400_000_000;
+        let due =
+            |user, sender: &'static str, now| store.vacation_reply_due(user, sender, now, day);
+        assert!(due(alice.id, "ann@else.test", 1_000).await.unwrap());
+        assert!(!due(alice.id, "ann@else.test", 2_000).await.unwrap());
+        assert!(due(alice.id, "joe@else.test", 2_000).await.unwrap());
+        assert!(
+            due(bob.id, "ann@else.test", 2_000).await.unwrap(),
+            "per account"
+        );
+        assert!(!due(alice.id, "ann@else.test", 999 + day).await.unwrap());
+        assert!(due(alice.id, "ann@else.test", 2_000 + day).await.unwrap());
+        // Only the answered within the interval are kept: joe's row went with that check.
+        assert_eq!(
+            count_in(dir.path(), "SELECT count(*) FROM vacation_replies").await,
+            2
+        );
+
+        let off = Vacation {
+            enabled: false,
+            ..on
+        };
+        assert_eq!(store.set_vacation(alice.id, &off).await.unwrap(), 2);
+        assert!(!away("alice").await);
+        assert_eq!(
+            count_in(dir.path(), "SELECT count(*) FROM vacation_replies").await,
+            1,
+            "a change forgets whom the old reply answered"
+        );
+        store.set_vacation(bob.id, &off).await.unwrap();
+        store.delete_user("alice").await.unwrap();
+        store.delete_user("bob").await.unwrap();
+        assert_eq!(
+            count_in(dir.path(), "SELECT count(*) FROM vacations").await,
+            0
+        );
+    }
+}
+
 /// `changes` against the truth, after a random mix of deliveries, appends, flag changes, expunges, copies
 /// and moves both ways: for every modseq, all at once and page by page, and as an idler follows it, each
 /// read starting where the last one said (`Changes::next`, which tells where new mail begins). Stored

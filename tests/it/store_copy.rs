@@ -45,9 +45,10 @@ async fn picture(store: &dyn Store, user: &str) -> Vec<(MailboxInfo, Vec<String>
         MailboxInfo {
             id: 0,
             name: format!(
-                "account {} usage {usage:?} modseq {:?}",
+                "account {} usage {usage:?} modseq {:?} away {:?}",
                 account.id,
-                store.account_modseq(account.id).await.unwrap()
+                store.account_modseq(account.id).await.unwrap(),
+                store.vacation(account.id).await.unwrap().0
             ),
             role: None,
             subscribed: false,
@@ -114,6 +115,15 @@ async fn a_sqlite_store_moves_to_postgresql_and_back_unchanged() {
                 .await
                 .unwrap();
         }
+        let away = jmail::store::Vacation {
+            enabled: true,
+            from_micros: Some(1),
+            to_micros: Some(2_000_000_000_000_000),
+            subject: Some("Away".into()),
+            text_body: Some("Back soon".into()),
+            html_body: Some("<p>Back soon</p>".into()),
+        };
+        store.set_vacation(ann.id, &away).await.unwrap();
         // Deleted while subscribed: its name stays subscribed, and is copied as such.
         store.create_mailbox(ann.id, "Gone", true).await.unwrap();
         store.delete_mailbox(ann.id, "Gone").await.unwrap();

@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
 pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
-pub const CAPABILITIES: [&str; 3] = [CORE, MAIL, SUBMISSION];
+pub const VACATION_RESPONSE: &str = "urn:ietf:params:jmap:vacationresponse";
+pub const CAPABILITIES: [&str; 4] = [CORE, MAIL, SUBMISSION, VACATION_RESPONSE];
 
 /// Most method calls one request may carry (`maxCallsInRequest`).
 pub const CALLS_MAX: usize = 32;

@@ -15,6 +15,7 @@ mod sql;
 mod write_emails;
 mod write_mailboxes;
 mod write_messages;
+mod write_vacation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -349,11 +350,37 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::existing_users(&ctx, names).await)
     }
 
-    async fn has_room(&self, name: &str) -> StoreResult<Option<bool>> {
-        point!(self, |ctx| reads::has_room(
+    async fn recipient(&self, name: &str) -> StoreResult<Option<super::Recipient>> {
+        point!(self, |ctx| reads::recipient(
             &ctx,
             name,
             self.limits.quota_default
+        )
+        .await)
+    }
+
+    async fn vacation(&self, user: UserId) -> StoreResult<(super::Vacation, u64)> {
+        point!(self, |ctx| reads::vacation(&ctx, user).await)
+    }
+
+    async fn set_vacation(&self, user: UserId, vacation: &super::Vacation) -> StoreResult<u64> {
+        write!(self, |ctx| write_vacation::set(&mut ctx, user, vacation)
+            .await)
+    }
+
+    async fn vacation_reply_due(
+        &self,
+        user: UserId,
+        sender: &str,
+        now_micros: i64,
+        interval_micros: i64,
+    ) -> StoreResult<bool> {
+        write!(self, |ctx| write_vacation::reply_due(
+            &mut ctx,
+            user,
+            sender,
+            now_micros,
+            interval_micros
         )
         .await)
     }

@@ -242,10 +242,16 @@ pub async fn usage(
     Ok(row.map(|r| usage_of(&r, default)))
 }
 
-pub async fn has_room(ctx: &Ctx<'_>, name: &str, default: Quota) -> StoreResult<Option<bool>> {
+pub async fn recipient(
+    ctx: &Ctx<'_>,
+    name: &str,
+    default: Quota,
+) -> StoreResult<Option<crate::store::Recipient>> {
     let row = ctx
         .opt(
-            "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM users WHERE name = $1",
+            "SELECT used_bytes, used_messages, quota_bytes, quota_messages, \
+             EXISTS (SELECT 1 FROM vacations v WHERE v.user_id = users.id AND v.enabled), id \
+             FROM users WHERE name = $1",
             &[&name],
         )
         .await?;
@@ -255,8 +261,35 @@ pub async fn has_room(ctx: &Ctx<'_>, name: &str, default: Quota) -> StoreResult<
     };
     Ok(row.map(|r| {
         let (usage, quota) = usage_of(&r, default);
-        quota.admits(usage, one)
+        crate::store::Recipient {
+            user: r.get(5),
+            has_room: quota.admits(usage, one),
+            away: r.get(4),
+        }
     }))
+}
+
+pub async fn vacation(ctx: &Ctx<'_>, user: UserId) -> StoreResult<(crate::store::Vacation, u64)> {
+    let row = ctx
+        .opt(
+            "SELECT enabled, from_micros, to_micros, subject, text_body, html_body, version \
+             FROM vacations WHERE user_id = $1",
+            &[&user],
+        )
+        .await?;
+    Ok(row
+        .map(|r| {
+            let vacation = crate::store::Vacation {
+                enabled: r.get(0),
+                from_micros: r.get(1),
+                to_micros: r.get(2),
+                subject: r.get(3),
+                text_body: r.get(4),
+                html_body: r.get(5),
+            };
+            (vacation, u64_of(&r, 6))
+        })
+        .unwrap_or_default())
 }
 
 fn usage_of(r: &Row, default: Quota) -> (Usage, Quota) {

@@ -190,6 +190,26 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 11: automatic replies while away (SQLite's migration 17 says why).
+    r#"
+    CREATE TABLE vacations (
+        user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        enabled BOOLEAN NOT NULL,
+        from_micros BIGINT,
+        to_micros BIGINT,
+        subject TEXT,
+        text_body TEXT,
+        html_body TEXT,
+        version BIGINT NOT NULL
+    );
+    CREATE TABLE vacation_replies (
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        sender TEXT NOT NULL,
+        replied_micros BIGINT NOT NULL,
+        PRIMARY KEY (user_id, sender)
+    );
+    CREATE INDEX vacation_replies_by_time ON vacation_replies (user_id, replied_micros);
+    "#,
 ];
 
 /// The schema version this build writes.

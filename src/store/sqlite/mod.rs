@@ -11,6 +11,7 @@ mod syncer;
 mod write_emails;
 mod write_mailboxes;
 mod write_messages;
+mod write_vacation;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -405,10 +406,35 @@ impl MailStore for SqliteStore {
         self.keep_disk_reserve(bytes).await
     }
 
-    async fn has_room(&self, name: &str) -> StoreResult<Option<bool>> {
+    async fn recipient(&self, name: &str) -> StoreResult<Option<super::Recipient>> {
         let (name, default) = (name.to_string(), self.limits.quota_default);
-        self.point_read(move |c| reads::has_room(c, &name, default))
+        self.point_read(move |c| reads::recipient(c, &name, default))
             .await
+    }
+
+    async fn vacation(&self, user: UserId) -> StoreResult<(super::Vacation, u64)> {
+        self.point_read(move |c| reads::vacation(c, user)).await
+    }
+
+    async fn set_vacation(&self, user: UserId, vacation: &super::Vacation) -> StoreResult<u64> {
+        let vacation = vacation.clone();
+        self.write(move |ctx| write_vacation::set(ctx, user, &vacation))
+            .await
+    }
+
+    async fn vacation_reply_due(
+        &self,
+        user: UserId,
+        sender: &str,
+        now_micros: i64,
+        interval_micros: i64,
+    ) -> StoreResult<bool> {
+        let sender = sender.to_string();
+        // Lost in a crash, the record only lets one more reply go to this sender.
+        self.write_not_flushed(move |ctx| {
+            write_vacation::reply_due(ctx, user, &sender, now_micros, interval_micros)
+        })
+        .await
     }
 
     async fn usage(&self, user: UserId) -> StoreResult<Option<(super::Usage, super::Quota)>> {

@@ -228,13 +228,55 @@ pub fn usage(
 }
 
 /// Whether the named account can take one more message.
-pub fn has_room(conn: &Connection, name: &str, default: Quota) -> rusqlite::Result<Option<bool>> {
+pub fn recipient(
+    conn: &Connection,
+    name: &str,
+    default: Quota,
+) -> rusqlite::Result<Option<crate::store::Recipient>> {
     let one = Usage {
         bytes: 1,
         messages: 1,
     };
-    Ok(usage_where(conn, "name = ?1", params![name], default)?
-        .map(|(usage, quota)| quota.admits(usage, one)))
+    conn.prepare_cached(
+        "SELECT used_bytes, used_messages, quota_bytes, quota_messages, \
+         EXISTS (SELECT 1 FROM vacations v WHERE v.user_id = users.id AND v.enabled), id \
+         FROM users WHERE name = ?1",
+    )?
+    .query_row(params![name], |r| {
+        let (usage, quota) = usage_of(r, default)?;
+        Ok(crate::store::Recipient {
+            user: r.get(5)?,
+            has_room: quota.admits(usage, one),
+            away: r.get(4)?,
+        })
+    })
+    .optional()
+}
+
+pub fn vacation(
+    conn: &Connection,
+    user: UserId,
+) -> rusqlite::Result<(crate::store::Vacation, u64)> {
+    let row = conn
+        .prepare_cached(
+            "SELECT enabled, from_micros, to_micros, subject, text_body, html_body, version \
+             FROM vacations WHERE user_id = ?1",
+        )?
+        .query_row(params![user], |r| {
+            Ok((
+                crate::store::Vacation {
+                    enabled: r.get(0)?,
+                    from_micros: r.get(1)?,
+                    to_micros: r.get(2)?,
+                    subject: r.get(3)?,
+                    text_body: r.get(4)?,
+                    html_body: r.get(5)?,
+                },
+                r.get(6)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.unwrap_or_default())
 }
 
 fn usage_where(
@@ -246,14 +288,17 @@ fn usage_where(
     conn.prepare_cached(&format!(
         "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM users WHERE {condition}"
     ))?
-    .query_row(key, |r| {
-        let usage = Usage {
-            bytes: r.get(0)?,
-            messages: r.get(1)?,
-        };
-        Ok((usage, Quota::or_default((r.get(2)?, r.get(3)?), default)))
-    })
+    .query_row(key, |r| usage_of(r, default))
     .optional()
+}
+
+/// Usage and quota from a row's first four columns: used bytes and messages, own quotas.
+fn usage_of(r: &rusqlite::Row<'_>, default: Quota) -> rusqlite::Result<(Usage, Quota)> {
+    let usage = Usage {
+        bytes: r.get(0)?,
+        messages: r.get(1)?,
+    };
+    Ok((usage, Quota::or_default((r.get(2)?, r.get(3)?), default)))
 }
 
 pub fn first_user(conn: &mut Connection) -> rusqlite::Result<Option<String>> {

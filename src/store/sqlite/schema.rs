@@ -314,6 +314,27 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO summaries_missing (blob_id)
         SELECT id FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries);
 "#,
+    // 17: automatic replies while away (JMAP's VacationResponse): one row per account that set one,
+    // and whom it answered when, so each sender is answered once per interval (RFC 5230 §4.6).
+    r#"
+    CREATE TABLE vacations (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        enabled INTEGER NOT NULL,
+        from_micros INTEGER,
+        to_micros INTEGER,
+        subject TEXT,
+        text_body TEXT,
+        html_body TEXT,
+        version INTEGER NOT NULL
+    );
+    CREATE TABLE vacation_replies (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        sender TEXT NOT NULL,
+        replied_micros INTEGER NOT NULL,
+        PRIMARY KEY (user_id, sender)
+    ) WITHOUT ROWID;
+    CREATE INDEX vacation_replies_by_time ON vacation_replies (user_id, replied_micros);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -1,0 +1,72 @@
+//! The automatic reply's writes (SQLite's `write_vacation` says what each does).
+
+use super::sql::{Ctx, u64_of};
+use crate::store::rules::VACATION_SENDERS_MAX;
+use crate::store::{StoreResult, UserId, Vacation};
+
+pub async fn set(ctx: &mut Ctx<'_>, user: UserId, v: &Vacation) -> StoreResult<u64> {
+    let row = ctx
+        .one(
+            "INSERT INTO vacations \
+             (user_id, enabled, from_micros, to_micros, subject, text_body, html_body, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1) \
+             ON CONFLICT (user_id) DO UPDATE SET enabled = $2, from_micros = $3, to_micros = $4, \
+             subject = $5, text_body = $6, html_body = $7, version = vacations.version + 1 \
+             RETURNING version",
+            &[
+                &user,
+                &v.enabled,
+                &v.from_micros,
+                &v.to_micros,
+                &v.subject,
+                &v.text_body,
+                &v.html_body,
+            ],
+        )
+        .await?;
+    ctx.exec("DELETE FROM vacation_replies WHERE user_id = $1", &[&user])
+        .await?;
+    Ok(u64_of(&row, 0))
+}
+
+pub async fn reply_due(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    sender: &str,
+    now_micros: i64,
+    interval_micros: i64,
+) -> StoreResult<bool> {
+    // The account's row lock orders two deliveries' checks for the same account.
+    ctx.one("SELECT id FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .await?;
+    let since = now_micros.saturating_sub(interval_micros);
+    let last = ctx
+        .opt(
+            "SELECT replied_micros FROM vacation_replies WHERE user_id = $1 AND sender = $2",
+            &[&user, &sender],
+        )
+        .await?;
+    if last.is_some_and(|r| r.get::<_, i64>(0) > since) {
+        return Ok(false);
+    }
+    ctx.exec(
+        "DELETE FROM vacation_replies WHERE user_id = $1 AND replied_micros <= $2",
+        &[&user, &since],
+    )
+    .await?;
+    let remembered = ctx
+        .one(
+            "SELECT count(*) FROM vacation_replies WHERE user_id = $1",
+            &[&user],
+        )
+        .await?;
+    if remembered.get::<_, i64>(0) >= VACATION_SENDERS_MAX {
+        return Ok(false);
+    }
+    ctx.exec(
+        "INSERT INTO vacation_replies (user_id, sender, replied_micros) VALUES ($1, $2, $3)",
+        &[&user, &sender, &now_micros],
+    )
+    .await?;
+    Ok(true)
+}

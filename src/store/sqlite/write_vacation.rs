@@ -1,0 +1,80 @@
+//! The automatic reply's writes: its settings, and whom it answered when.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::writer::{Ctx, backend};
+use crate::store::rules::VACATION_SENDERS_MAX;
+use crate::store::{StoreResult, UserId, Vacation};
+
+pub fn set(ctx: &mut Ctx<'_>, user: UserId, v: &Vacation) -> StoreResult<u64> {
+    let run = || -> rusqlite::Result<u64> {
+        let version: u64 = ctx
+            .tx
+            .prepare_cached(
+                "INSERT INTO vacations \
+                 (user_id, enabled, from_micros, to_micros, subject, text_body, html_body, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1) \
+                 ON CONFLICT (user_id) DO UPDATE SET enabled = ?2, from_micros = ?3, to_micros = ?4, \
+                 subject = ?5, text_body = ?6, html_body = ?7, version = version + 1 \
+                 RETURNING version",
+            )?
+            .query_row(
+                params![
+                    user,
+                    v.enabled,
+                    v.from_micros,
+                    v.to_micros,
+                    v.subject,
+                    v.text_body,
+                    v.html_body
+                ],
+                |r| r.get(0),
+            )?;
+        ctx.tx
+            .prepare_cached("DELETE FROM vacation_replies WHERE user_id = ?1")?
+            .execute(params![user])?;
+        Ok(version)
+    };
+    run().map_err(backend)
+}
+
+pub fn reply_due(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    sender: &str,
+    now_micros: i64,
+    interval_micros: i64,
+) -> StoreResult<bool> {
+    let run = || -> rusqlite::Result<bool> {
+        let since = now_micros.saturating_sub(interval_micros);
+        let last: Option<i64> = ctx
+            .tx
+            .prepare_cached(
+                "SELECT replied_micros FROM vacation_replies WHERE user_id = ?1 AND sender = ?2",
+            )?
+            .query_row(params![user, sender], |r| r.get(0))
+            .optional()?;
+        if last.is_some_and(|at| at > since) {
+            return Ok(false);
+        }
+        ctx.tx
+            .prepare_cached(
+                "DELETE FROM vacation_replies WHERE user_id = ?1 AND replied_micros <= ?2",
+            )?
+            .execute(params![user, since])?;
+        let remembered: i64 = ctx
+            .tx
+            .prepare_cached("SELECT count(*) FROM vacation_replies WHERE user_id = ?1")?
+            .query_row(params![user], |r| r.get(0))?;
+        if remembered >= VACATION_SENDERS_MAX {
+            return Ok(false);
+        }
+        ctx.tx
+            .prepare_cached(
+                "INSERT INTO vacation_replies (user_id, sender, replied_micros) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![user, sender, now_micros])?;
+        Ok(true)
+    };
+    run().map_err(backend)
+}
