@@ -105,6 +105,19 @@ async fn the_webmail_in_a_browser() {
         s.user_names().await.contains(&"dave".to_string()),
         "the admin page added dave"
     );
+    // The automatic reply as the page saved it: whole days in the browser's zone, the last one included.
+    let alice = s.store.credentials("alice").await.unwrap().unwrap();
+    let (away, version) = s.store.vacation(alice.id).await.unwrap();
+    assert_eq!(version, 1);
+    assert!(away.enabled);
+    assert_eq!(away.subject.as_deref(), Some("Out until Friday"));
+    assert_eq!(away.text_body.as_deref(), Some("Back on the 12th."));
+    assert_eq!(away.html_body, None);
+    let (from, to) = (away.from_micros.unwrap(), away.to_micros.unwrap());
+    let day = 86_400_000_000;
+    assert_eq!(to - from, 5 * day, "the 5th to the 9th, both included");
+    let jan_5_utc = 1_767_571_200_000_000;
+    assert!((from - jan_5_utc).abs() <= 14 * 3_600_000_000, "{from}");
     for screen in [
         "1-sign-in",
         "2-inbox",

@@ -1,6 +1,6 @@
 // Drives Jmail's webmail in Debian's Chromium, headless: sign in, read, reply with an attachment, see
 // mail sent by SMTP appear without a reload, fail to run a script planted in a hostile HTML message,
-// use the keyboard, fit a phone's screen, and use the admin page. Screenshots of each screen go to the
+// use the keyboard, set the automatic reply, fit a phone's screen, and use the admin page. Screenshots of each screen go to the
 // folder given. Usage: node webmail.mjs https://127.0.0.1:PORT SMTP_PORT SCREENSHOT_DIR
 import { chromium } from 'playwright-core';
 import net from 'node:net';
@@ -151,6 +151,29 @@ await page.fill('#compose-to', 'bob@localhost');
 await page.click('#compose-send');
 await page.waitForSelector('#toast:has-text("Sent")', WAIT);
 await shot(page, '10-sent-folder');
+
+// The automatic reply: off at first; switched on with dates, a subject and a text; kept as saved.
+await page.click('#away-button');
+await page.waitForSelector('#away:not([hidden])', WAIT);
+assert.equal(await page.isChecked('#away-on'), false);
+await page.check('#away-on');
+await page.fill('#away-from', '2026-01-05');
+await page.fill('#away-until', '2026-01-09');
+await page.fill('#away-subject', 'Out until Friday');
+await page.fill('#away-body', 'Back on the 12th.');
+await shot(page, '11-away');
+await page.click('#away-save');
+await page.waitForSelector('#toast:has-text("Automatic reply on")', WAIT);
+await page.waitForSelector('#away-button.on:has-text("Away: on")', WAIT);
+await page.waitForSelector('#away', { state: 'hidden', ...WAIT });
+await page.click('#away-button');
+await page.waitForSelector('#away:not([hidden])', WAIT);
+assert.equal(await page.isChecked('#away-on'), true);
+assert.equal(await page.inputValue('#away-from'), '2026-01-05');
+assert.equal(await page.inputValue('#away-until'), '2026-01-09', 'the last day away comes back as given');
+assert.equal(await page.inputValue('#away-subject'), 'Out until Friday');
+await page.click('#away-cancel');
+await page.waitForSelector('#away', { state: 'hidden', ...WAIT });
 
 // A phone-sized screen: one pane at a time.
 const phone = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 375, height: 740 }, isMobile: true });

@@ -4,7 +4,8 @@
 // goes in an Authorization header: no cookie, so no request from another site carries it.
 'use strict';
 
-const USING = ['urn:ietf:params:jmap:core', 'urn:ietf:params:jmap:mail', 'urn:ietf:params:jmap:submission'];
+const USING = ['urn:ietf:params:jmap:core', 'urn:ietf:params:jmap:mail', 'urn:ietf:params:jmap:submission',
+  'urn:ietf:params:jmap:vacationresponse'];
 const PAGE = 50;
 const $ = (id) => document.getElementById(id);
 
@@ -85,6 +86,7 @@ async function start() {
   await loadMailboxes();
   const inbox = S.mailboxes.find((m) => m.role === 'inbox');
   await openMailbox(inbox ? inbox.id : S.mailboxes[0].id);
+  showAway(await loadAway());
   listen();
 }
 
@@ -197,6 +199,7 @@ const READ_PROPERTIES = ['threadId', 'mailboxIds', 'keywords', 'from', 'to', 'cc
 
 async function openThread(email) {
   closeComposer();
+  closeAway();
   const out = await jmap([
     ['Thread/get', { accountId: S.account, ids: [email.threadId] }, 't'],
     ['Email/get', { accountId: S.account, '#ids': { resultOf: 't', name: 'Thread/get', path: '/list/*/emailIds' },
@@ -337,6 +340,7 @@ function compose(fields = {}) {
   $('compose-status').textContent = '';
   renderAttachments();
   $('reader').hidden = true;
+  $('away').hidden = true;
   $('composer').hidden = false;
   document.querySelector('.app').classList.add('composing');
   (fields.to ? $('compose-body') : $('compose-to')).focus();
@@ -448,6 +452,72 @@ async function send(event) {
   closeComposer(); await refresh(); toast('Sent');
 }
 
+// ---- the automatic reply while away (JMAP's VacationResponse): dates are whole days, in this browser's
+// time zone; "until" includes its day.
+
+async function loadAway() {
+  const out = await jmap([['VacationResponse/get', { accountId: S.account }, 'v']]);
+  return out.v.list[0];
+}
+
+function showAway(v) {
+  $('away-button').classList.toggle('on', !!v.isEnabled);
+  $('away-button').textContent = v.isEnabled ? 'Away: on' : 'Away';
+}
+
+function day(iso, back) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (back) d.setDate(d.getDate() - 1);
+  const two = (n) => String(n).padStart(2, '0');
+  return d.getFullYear() + '-' + two(d.getMonth() + 1) + '-' + two(d.getDate());
+}
+
+function utc(value, next) {
+  if (!value) return null;
+  const d = new Date(value + 'T00:00');
+  if (next) d.setDate(d.getDate() + 1);
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+async function openAway() {
+  const v = await loadAway();
+  $('away-on').checked = v.isEnabled;
+  $('away-from').value = day(v.fromDate, false);
+  $('away-until').value = day(v.toDate, true);
+  $('away-subject').value = v.subject || '';
+  $('away-body').value = v.textBody || '';
+  $('away-status').textContent = '';
+  closeComposer();
+  $('reader').hidden = true;
+  $('away').hidden = false;
+  document.querySelector('.app').classList.add('composing');
+  $('away-on').focus();
+}
+
+function closeAway() {
+  $('away').hidden = true;
+  document.querySelector('.app').classList.remove('composing');
+}
+
+async function saveAway(event) {
+  event.preventDefault();
+  const patch = {
+    isEnabled: $('away-on').checked,
+    fromDate: utc($('away-from').value, false),
+    toDate: utc($('away-until').value, true),
+    subject: $('away-subject').value.trim() || null,
+    textBody: $('away-body').value.trim() ? $('away-body').value : null,
+    htmlBody: null,
+  };
+  const out = await jmap([['VacationResponse/set', { accountId: S.account, update: { singleton: patch } }, 'v']]);
+  const refused = out.v.notUpdated && out.v.notUpdated.singleton;
+  if (refused) { $('away-status').textContent = 'Not saved: ' + (refused.description || refused.type); return; }
+  showAway(patch);
+  closeAway();
+  toast(patch.isEnabled ? 'Automatic reply on' : 'Automatic reply off');
+}
+
 // ---- new mail without reloading: the JMAP event source, read with fetch (EventSource cannot send the
 // Authorization header).
 
@@ -490,7 +560,7 @@ function typing(e) { return ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.ta
 
 document.addEventListener('keydown', (e) => {
   if ($('app').hidden) return;
-  if (e.key === 'Escape') { closeComposer(); return; }
+  if (e.key === 'Escape') { closeComposer(); closeAway(); return; }
   if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
   const open = () => { if (S.rows[S.selected]) openThread(S.rows[S.selected]); };
   const act = {
@@ -525,6 +595,9 @@ function wire() {
   $('compose-save').addEventListener('click', saveDraft);
   $('compose-cancel').addEventListener('click', closeComposer);
   $('compose-file').addEventListener('change', (e) => attach(e.target.files));
+  $('away-button').addEventListener('click', openAway);
+  $('away-form').addEventListener('submit', saveAway);
+  $('away-cancel').addEventListener('click', closeAway);
   window.addEventListener('unhandledrejection', (e) => toast(String(e.reason && e.reason.message || e.reason)));
   start().catch((e) => { if (S.token) toast(e.message); });
 }
