@@ -128,6 +128,10 @@ pub struct Limits {
     /// try-again-later reply, so that on a filling disk expunges, deletes and flag changes, which free
     /// space, still have room to be written. Costs that much disk never used for mail; 0 turns it off.
     pub disk_free_bytes_min: u64,
+    /// Bytes of sort keys IMAP keeps in memory, server-wide (by mailbox and UID), so that sorting a
+    /// mailbox again reads nothing from the store: about 200 bytes a message, so the default keeps about
+    /// 300,000 messages' keys. Held only once a SORT has asked; 0 keeps none (every SORT reads).
+    pub sort_cache_bytes_max: u64,
     /// IMAP sessions compressed at once (COMPRESS=DEFLATE). Each holds a compressor and a decompressor,
     /// about 300 KiB together; past it COMPRESS gets `NO [LIMIT]`. 0 turns COMPRESS off.
     pub compressed_sessions_max: usize,
@@ -185,6 +189,7 @@ impl Default for Limits {
             smtp_data_idle_secs: 3 * 60,
             smtp_data_unauth_per_ip_max: 8,
             compressed_sessions_max: 1000,
+            sort_cache_bytes_max: 64 << 20,
             data_bytes_per_sec_min: 4096,
             store_connections_max: 8,
             mailboxes_per_account_max: 1000,
@@ -285,6 +290,12 @@ impl Limits {
                 n(self.compressed_sessions_max),
                 0,
                 100_000,
+            ),
+            (
+                "sort_cache_bytes_max",
+                self.sort_cache_bytes_max,
+                0,
+                1 << 36,
             ),
             (
                 "smtp_data_unauth_per_ip_max",

@@ -106,7 +106,8 @@ pub async fn serve(stream: Stream, peer: SocketAddr, ctx: Shared) {
         stream.is_tls(),
         ctx.compressed.clone(),
         ctx.input.clone(),
-    );
+    )
+    .with_sort_cache(ctx.sort_cache.clone());
     let greeting = session.greeting();
     let imap = Imap {
         decoder: Decoder::new(limits(&ctx.config, false)),

@@ -10,6 +10,8 @@ mod respond;
 mod selected;
 mod session;
 mod sort;
+mod sort_cache;
 
 pub use connection::serve;
 pub use session::Session;
+pub use sort_cache::SortCache;

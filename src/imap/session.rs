@@ -79,6 +79,8 @@ pub struct Session {
     /// The server's budget for large messages held in memory at once (`input_bytes_max`): a BINARY of a
     /// large part or a SEARCH through a large message draws on it while it works.
     pub(super) input: Arc<crate::caps::InputBudget>,
+    /// The server's sort keys kept between SORTs; without it every SORT reads the store.
+    pub(super) sort_cache: Option<Arc<super::SortCache>>,
 }
 
 /// The farewell when the session must end on an error.
@@ -113,10 +115,17 @@ impl Session {
             compressed,
             compress_permit: None,
             input,
+            sort_cache: None,
         }
     }
 
     /// The greeting, with the capabilities so clients need not ask.
+    /// Sorts with the server's kept sort keys.
+    pub fn with_sort_cache(mut self, cache: Arc<super::SortCache>) -> Self {
+        self.sort_cache = Some(cache);
+        self
+    }
+
     pub fn greeting(&self) -> Vec<u8> {
         format!(
             "* OK [CAPABILITY {}] Jmail IMAP ready\r\n",

@@ -10,15 +10,28 @@ use jmail_proto::imap::imap_types::core::Charset;
 use jmail_proto::imap::imap_types::extensions::sort::SortCriterion;
 use jmail_proto::imap::imap_types::extensions::thread::ThreadingAlgorithm;
 use jmail_proto::imap::imap_types::search::SearchKey;
-use jmail_proto::imap::sort::{SortInput, Sortable, needs_envelope, order};
+use jmail_proto::imap::search::{Candidate, Need};
+use jmail_proto::imap::sort::{SortInput, SortKeys, Sortable, needs_envelope, order};
 use jmail_proto::imap::thread::{self, ThreadInput};
 use jmail_proto::summary::{Envelope, Summary};
+use std::collections::HashMap;
+use std::sync::Arc;
 
+use super::SortCache;
 use super::respond::{bad, no, ok, uid_set};
 use super::selected::{busy_with_large_messages, refuse_charset};
 use super::session::{Session, State};
 use crate::driver::Outcome;
-use crate::store::Listed;
+use crate::store::{Listed, MESSAGES_PER_CALL_MAX, Wanted};
+
+/// What the kept sort keys made of a SORT.
+enum Kept {
+    Sorted(Vec<Sortable>),
+    /// The command's answer already (a refusal, a failure).
+    Answer(Outcome),
+    /// The search reads more than numbers: the general way sorts it.
+    ReadsMore,
+}
 
 /// What a search found, each match as a `T`.
 struct Found<T> {
@@ -56,6 +69,20 @@ impl Session {
         uid: bool,
         returns: Option<Vec<SearchReturn>>,
     ) -> Outcome {
+        if let Some(cache) = self.sort_cache.clone().filter(|c| c.keeps()) {
+            match self
+                .sorted_from_kept(tag, &cache, criteria, charset, keys)
+                .await
+            {
+                Kept::Sorted(sorted) => {
+                    return self
+                        .sort_answer(tag, Vec::new(), &sorted, uid, returns, None)
+                        .await;
+                }
+                Kept::Answer(answer) => return answer,
+                Kept::ReadsMore => {}
+            }
+        }
         let with_envelope = needs_envelope(criteria);
         let keys_of = {
             let criteria = criteria.to_vec();
@@ -78,24 +105,135 @@ impl Session {
         let Some(sorted) = sorted else {
             return Outcome::go_on(no(tag, Some("SERVERBUG"), "The sort failed"));
         };
+        let (head, highest) = (found.head, found.highest_modseq);
+        self.sort_answer(tag, head, &sorted, uid, returns, highest)
+            .await
+    }
+
+    /// SORT's response (or ESORT's) for messages in order, and the tagged OK.
+    async fn sort_answer(
+        &mut self,
+        tag: &str,
+        head: Vec<u8>,
+        sorted: &[Sortable],
+        uid: bool,
+        returns: Option<Vec<SearchReturn>>,
+        highest_modseq: Option<u64>,
+    ) -> Outcome {
         let numbers: Vec<u32> = sorted
             .iter()
             .map(|m| if uid { m.uid } else { m.seq })
             .collect();
         let line = match returns {
-            Some(returns) => esort(tag, uid, &numbers, &returns, found.highest_modseq),
+            Some(returns) => esort(tag, uid, &numbers, &returns, highest_modseq),
             None => {
                 let mut line = "* SORT".to_string();
                 for n in &numbers {
                     line.push_str(&format!(" {n}"));
                 }
-                if let Some(h) = found.highest_modseq {
+                if let Some(h) = highest_modseq {
                     line.push_str(&format!(" (MODSEQ {h})"));
                 }
                 line
             }
         };
-        self.finish(tag, found.head, line, uid, "SORT").await
+        self.finish(tag, head, line, uid, "SORT").await
+    }
+
+    /// SORT of a search that reads nothing of the messages (ALL, sequence and UID sets, and their
+    /// combinations): from the sort keys the server keeps, reading from the store (and keeping) only
+    /// those of messages not kept yet. A search that reads more goes the general way.
+    async fn sorted_from_kept(
+        &mut self,
+        tag: &str,
+        cache: &Arc<SortCache>,
+        criteria: &[SortCriterion],
+        charset: &Charset<'_>,
+        keys: &[SearchKey<'_>],
+    ) -> Kept {
+        if let Some(refused) = refuse_charset(tag, Some(charset)) {
+            return Kept::Answer(refused);
+        }
+        let query = match self.compile_search(tag, keys) {
+            Ok(query) if query.need() == Need::Numbers => query,
+            Ok(_) => return Kept::ReadsMore,
+            Err(answer) => return Kept::Answer(answer),
+        };
+        let uids = self.bounded_uids(&query);
+        let State::Selected(selected) = &self.state else {
+            return Kept::Answer(self.protocol_error(bad(tag, "No mailbox selected")));
+        };
+        let (mailbox, view) = (selected.id, &selected.view);
+        let matched: Vec<(u32, u32)> = uids
+            .iter()
+            .map(|&uid| (view.seq_of(uid).unwrap_or_default(), uid))
+            .filter(|&(seq, uid)| {
+                let candidate = Candidate::new(seq, uid, 0, &[], 0, 0, 0, None, None);
+                query.matches(&candidate)
+            })
+            .collect();
+        let failed = || {
+            Kept::Answer(Outcome::go_on(no(
+                tag,
+                Some("SERVERBUG"),
+                "The sort failed",
+            )))
+        };
+        let kept = off_runtime({
+            let (cache, criteria) = (cache.clone(), criteria.to_vec());
+            let matched = matched.clone();
+            move || cache.sortables(mailbox, &matched, &criteria)
+        });
+        let Some((mut sortable, missing)) = kept.await else {
+            return failed();
+        };
+        let seq_of: HashMap<u32, u32> = match missing.is_empty() {
+            true => HashMap::new(),
+            false => matched.iter().map(|&(seq, uid)| (uid, seq)).collect(),
+        };
+        // A message the store no longer has (expunged by another session meanwhile) is left out, as
+        // the general way leaves it out.
+        for chunk in missing.chunks(MESSAGES_PER_CALL_MAX) {
+            let wanted = Wanted {
+                summary: true,
+                raw_bytes_max: 0,
+            };
+            let rows = match self.store.messages(mailbox, chunk, wanted).await {
+                Ok(rows) => rows,
+                Err(e) => return Kept::Answer(Outcome::go_on(self.store_failure(tag, &e))),
+            };
+            let made = off_runtime(move || {
+                rows.iter()
+                    .map(|row| {
+                        let envelope = row.summary.as_deref().and_then(Summary::envelope_from_json);
+                        let input = sort_input(row, 0, envelope.as_ref());
+                        (row.meta.uid, SortKeys::new(&input))
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let Some(made) = made.await else {
+                return failed();
+            };
+            sortable.extend(
+                made.iter()
+                    .map(|(uid, k)| Sortable::from_keys(criteria, seq_of[uid], *uid, k)),
+            );
+            cache.put(mailbox, made);
+        }
+        let criteria = criteria.to_vec();
+        let sorted = off_runtime(move || {
+            order(&criteria, &mut sortable);
+            sortable
+        })
+        .await;
+        match sorted {
+            Some(sorted) => Kept::Sorted(sorted),
+            None => Kept::Answer(Outcome::go_on(no(
+                tag,
+                Some("SERVERBUG"),
+                "The sort failed",
+            ))),
+        }
     }
 
     pub(super) async fn thread(

@@ -297,6 +297,9 @@ pub async fn start(
         compressed: Arc::new(tokio::sync::Semaphore::new(
             config.limits.compressed_sessions_max,
         )),
+        sort_cache: Arc::new(crate::imap::SortCache::new(
+            usize::try_from(config.limits.sort_cache_bytes_max).unwrap_or(usize::MAX),
+        )),
         mailer: mailer.clone(),
         admin: backend.clone(),
     };

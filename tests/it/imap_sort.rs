@@ -161,9 +161,84 @@ async fn sort_by_every_key_in_both_directions() {
     );
 }
 
+/// The sort keys the server keeps between SORTs (by mailbox and UID) never stand in for another
+/// message: the same UIDs in another mailbox are other messages, new mail is read and kept, and a
+/// message expunged elsewhere stays in this session's answers until it is told of the expunge.
+#[tokio::test]
+async fn kept_sort_keys_follow_each_mailbox_and_its_changes() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    append_all(
+        &mut c,
+        &[
+            ("Cherry", "Mon, 1 Jan 2024 10:00:00 +0000", ""),
+            ("Apple", "Mon, 1 Jan 2024 11:00:00 +0000", ""),
+            ("Banana", "Mon, 1 Jan 2024 12:00:00 +0000", ""),
+        ],
+    )
+    .await;
+    c.run("w CREATE Work").await;
+    for subject in ["Banana", "Cherry", "Apple"] {
+        let m = format!("From: a@example.org\r\nSubject: {subject}\r\n\r\nhi\r\n");
+        append_to(&mut c, "Work", "", m.as_bytes()).await;
+    }
+    let sort =
+        async |c: &mut Imap, what: &str| c.run(&format!("s UID SORT {what} UTF-8 ALL")).await;
+    c.run("a SELECT INBOX").await;
+    let inbox = strs(&["* SORT 2 3 1", "s OK SORT completed"]);
+    assert_eq!(sort(&mut c, "(SUBJECT)").await, inbox);
+    assert_eq!(
+        sort(&mut c, "(SUBJECT)").await,
+        inbox,
+        "again, from the kept keys"
+    );
+    c.run("a SELECT Work").await;
+    assert_eq!(
+        sort(&mut c, "(SUBJECT)").await,
+        strs(&["* SORT 3 1 2", "s OK SORT completed"]),
+        "Work's UIDs 1 to 3 are its own messages"
+    );
+    assert_eq!(
+        sort(&mut c, "(REVERSE SUBJECT)").await,
+        strs(&["* SORT 2 1 3", "s OK SORT completed"])
+    );
+    // Another session expunges Cherry (UID 1) and appends Avocado to INBOX.
+    c.run("a SELECT INBOX").await;
+    let mut other = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    other.run("b SELECT INBOX").await;
+    other.run("b STORE 1 +FLAGS (\\Deleted)").await;
+    other.run("b EXPUNGE").await;
+    append_all(
+        &mut other,
+        &[("Avocado", "Mon, 1 Jan 2024 13:00:00 +0000", "")],
+    )
+    .await;
+    // Until told, this session still has UID 1; the SORT tells it of both changes after its answer.
+    let answer = sort(&mut c, "(SUBJECT)").await;
+    assert_eq!(answer[0], "* SORT 2 3 1", "{answer:?}");
+    assert!(answer.contains(&"* 1 EXPUNGE".to_string()), "{answer:?}");
+    assert_eq!(answer.last().unwrap(), "s OK SORT completed");
+    assert_eq!(
+        sort(&mut c, "(SUBJECT)").await,
+        strs(&["* SORT 2 4 3", "s OK SORT completed"]),
+        "Apple, Avocado (new, read and kept), Banana"
+    );
+    assert_eq!(
+        c.run("s SORT (DATE) UTF-8 2:3").await,
+        strs(&["* SORT 2 3", "s OK SORT completed"]),
+        "sequence numbers after the expunge: 2 is Banana, 3 Avocado"
+    );
+}
+
 /// APPENDs `m` to INBOX, `date` (an INTERNALDATE and a space, or nothing) before its literal.
 async fn append(c: &mut Imap, date: &str, m: &[u8]) {
-    c.send(format!("x APPEND INBOX {date}{{{}}}\r\n", m.len()).as_bytes())
+    append_to(c, "INBOX", date, m).await;
+}
+
+/// APPENDs `m` to `mailbox`, `date` as for [`append`].
+async fn append_to(c: &mut Imap, mailbox: &str, date: &str, m: &[u8]) {
+    c.send(format!("x APPEND {mailbox} {date}{{{}}}\r\n", m.len()).as_bytes())
         .await;
     assert_eq!(c.line().await, "+ Ready for literal data");
     c.send(m).await;

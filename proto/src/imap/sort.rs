@@ -52,6 +52,83 @@ impl Sortable {
     }
 }
 
+/// Every key a message can be sorted by, worked out once: what a cache keeps of it, so that sorting it
+/// again reads and parses nothing. All of it is fixed for a message (its bytes never change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKeys {
+    pub arrival_micros: i64,
+    pub size: u64,
+    pub sent_micros: i64,
+    subject: Box<str>,
+    from: Box<str>,
+    to: Box<str>,
+    cc: Box<str>,
+    display_from: Box<str>,
+    display_to: Box<str>,
+}
+
+impl SortKeys {
+    pub fn new(m: &SortInput<'_>) -> SortKeys {
+        let text = |key| match key_value(&key, m) {
+            KeyValue::Text(t) => t.into_boxed_str(),
+            KeyValue::Number(_) => unreachable!("a text key"),
+        };
+        SortKeys {
+            arrival_micros: m.arrival_micros,
+            size: m.size,
+            sent_micros: sent_date(m),
+            subject: text(SortKey::Subject),
+            from: text(SortKey::From),
+            to: text(SortKey::To),
+            cc: text(SortKey::Cc),
+            display_from: text(SortKey::DisplayFrom),
+            display_to: text(SortKey::DisplayTo),
+        }
+    }
+
+    /// Bytes it holds, roughly: what a cache of them costs.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + [
+                &self.subject,
+                &self.from,
+                &self.to,
+                &self.cc,
+                &self.display_from,
+                &self.display_to,
+            ]
+            .iter()
+            .map(|t| t.len())
+            .sum::<usize>()
+    }
+
+    fn value(&self, key: &SortKey) -> KeyValue {
+        let text = |t: &str| KeyValue::Text(t.to_string());
+        match key {
+            SortKey::Arrival => KeyValue::Number(self.arrival_micros),
+            SortKey::Size => KeyValue::Number(i64::try_from(self.size).unwrap_or(i64::MAX)),
+            SortKey::Date => KeyValue::Number(self.sent_micros),
+            SortKey::From => text(&self.from),
+            SortKey::To => text(&self.to),
+            SortKey::Cc => text(&self.cc),
+            SortKey::Subject => text(&self.subject),
+            SortKey::DisplayFrom => text(&self.display_from),
+            SortKey::DisplayTo => text(&self.display_to),
+        }
+    }
+}
+
+impl Sortable {
+    /// What [`Sortable::new`] makes of the message whose keys are `keys`.
+    pub fn from_keys(criteria: &[SortCriterion], seq: u32, uid: u32, keys: &SortKeys) -> Sortable {
+        Sortable {
+            seq,
+            uid,
+            keys: criteria.iter().map(|c| keys.value(&c.key)).collect(),
+        }
+    }
+}
+
 /// Puts messages in the criteria's order; messages equal on every key stay in sequence-number order
 /// (RFC 5256 §3).
 pub fn order(criteria: &[SortCriterion], messages: &mut [Sortable]) {
@@ -346,5 +423,33 @@ mod tests {
         assert_eq!(sorted("DISPLAYFROM", &messages), [3, 1, 2, 4]);
         assert_eq!(sorted("SUBJECT SIZE", &messages), [2, 4, 3, 1]);
         assert_eq!(sorted("SUBJECT", &messages), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn kept_keys_sort_as_the_envelope_does() {
+        let raw = b"From: Zed <alice@y>\r\nTo: =?utf-8?q?J=C3=B6rg?= <j@x>\r\nCc: c@z\r\n\
+                    Subject: Re: [list] Hello\r\nDate: Mon, 1 Jan 2024 12:00:00 +0300\r\n\r\n";
+        let envelope = crate::summary::summarize_message(raw).envelope;
+        let input = SortInput {
+            seq: 3,
+            uid: 7,
+            arrival_micros: 5,
+            size: 99,
+            envelope: Some(&envelope),
+        };
+        let keys = SortKeys::new(&input);
+        let all = criteria("ARRIVAL SIZE DATE FROM SUBJECT DISPLAYFROM");
+        let mut every = all.clone();
+        for key in [SortKey::To, SortKey::Cc, SortKey::DisplayTo] {
+            every.push(SortCriterion {
+                reverse: false,
+                key,
+            });
+        }
+        assert_eq!(
+            Sortable::from_keys(&every, 3, 7, &keys),
+            Sortable::new(&every, &input)
+        );
+        assert!(keys.bytes() > std::mem::size_of::<SortKeys>());
     }
 }
