@@ -24,9 +24,9 @@ use super::session::{Session, State};
 use crate::driver::Outcome;
 use crate::store::{Listed, MESSAGES_PER_CALL_MAX, Wanted};
 
-/// What the kept sort keys made of a SORT.
-enum Kept {
-    Sorted(Vec<Sortable>),
+/// What the kept sort keys made of a search's matches.
+enum Kept<T> {
+    Found(Vec<T>),
     /// The command's answer already (a refusal, a failure).
     Answer(Outcome),
     /// The search reads more than numbers: the general way sorts it.
@@ -70,11 +70,18 @@ impl Session {
         returns: Option<Vec<SearchReturn>>,
     ) -> Outcome {
         if let Some(cache) = self.sort_cache.clone().filter(|c| c.keeps()) {
-            match self
-                .sorted_from_kept(tag, &cache, criteria, charset, keys)
-                .await
-            {
-                Kept::Sorted(sorted) => {
+            let by = criteria.to_vec();
+            let make = move |seq, uid, keys: &SortKeys| Sortable::from_keys(&by, seq, uid, keys);
+            match self.matches_kept(tag, &cache, charset, keys, make).await {
+                Kept::Found(mut sortable) => {
+                    let criteria = criteria.to_vec();
+                    let sorted = off_runtime(move || {
+                        order(&criteria, &mut sortable);
+                        sortable
+                    });
+                    let Some(sorted) = sorted.await else {
+                        return Outcome::go_on(no(tag, Some("SERVERBUG"), "The sort failed"));
+                    };
                     return self
                         .sort_answer(tag, Vec::new(), &sorted, uid, returns, None)
                         .await;
@@ -140,17 +147,18 @@ impl Session {
         self.finish(tag, head, line, uid, "SORT").await
     }
 
-    /// SORT of a search that reads nothing of the messages (ALL, sequence and UID sets, and their
-    /// combinations): from the sort keys the server keeps, reading from the store (and keeping) only
-    /// those of messages not kept yet. A search that reads more goes the general way.
-    async fn sorted_from_kept(
+    /// The matches of a search that reads nothing of the messages (ALL, sequence and UID sets, and
+    /// their combinations), each as `make` makes it of its numbers and sort keys: the keys the server
+    /// keeps, read from the store (and kept) only for messages not kept yet. A search that reads more
+    /// goes the general way.
+    async fn matches_kept<T: Send + 'static>(
         &mut self,
         tag: &str,
         cache: &Arc<SortCache>,
-        criteria: &[SortCriterion],
         charset: &Charset<'_>,
         keys: &[SearchKey<'_>],
-    ) -> Kept {
+        make: impl Fn(u32, u32, &SortKeys) -> T + Clone + Send + 'static,
+    ) -> Kept<T> {
         if let Some(refused) = refuse_charset(tag, Some(charset)) {
             return Kept::Answer(refused);
         }
@@ -180,11 +188,10 @@ impl Session {
             )))
         };
         let kept = off_runtime({
-            let (cache, criteria) = (cache.clone(), criteria.to_vec());
-            let matched = matched.clone();
-            move || cache.sortables(mailbox, &matched, &criteria)
+            let (cache, matched, make) = (cache.clone(), matched.clone(), make.clone());
+            move || cache.kept(mailbox, &matched, make)
         });
-        let Some((mut sortable, missing)) = kept.await else {
+        let Some((mut found, missing)) = kept.await else {
             return failed();
         };
         let seq_of: HashMap<u32, u32> = match missing.is_empty() {
@@ -214,26 +221,10 @@ impl Session {
             let Some(made) = made.await else {
                 return failed();
             };
-            sortable.extend(
-                made.iter()
-                    .map(|(uid, k)| Sortable::from_keys(criteria, seq_of[uid], *uid, k)),
-            );
+            found.extend(made.iter().map(|(uid, k)| make(seq_of[uid], *uid, k)));
             cache.put(mailbox, made);
         }
-        let criteria = criteria.to_vec();
-        let sorted = off_runtime(move || {
-            order(&criteria, &mut sortable);
-            sortable
-        })
-        .await;
-        match sorted {
-            Some(sorted) => Kept::Sorted(sorted),
-            None => Kept::Answer(Outcome::go_on(no(
-                tag,
-                Some("SERVERBUG"),
-                "The sort failed",
-            ))),
-        }
+        Kept::Found(found)
     }
 
     pub(super) async fn thread(
@@ -252,6 +243,25 @@ impl Session {
                     .protocol_error(bad(tag, "Threading is by ORDEREDSUBJECT or REFERENCES"));
             }
         };
+        if matches!(algorithm, ThreadingAlgorithm::OrderedSubject)
+            && let Some(cache) = self.sort_cache.clone().filter(|c| c.keeps())
+        {
+            let make = move |seq, number, keys: &SortKeys| {
+                ThreadInput::for_ordered_subject(keys, seq, if uid { number } else { seq })
+            };
+            match self.matches_kept(tag, &cache, charset, keys, make).await {
+                Kept::Found(inputs) => {
+                    let threads = off_runtime(move || thread::ordered_subject(&inputs).response());
+                    let Some(threads) = threads.await else {
+                        return Outcome::go_on(no(tag, Some("SERVERBUG"), "The threading failed"));
+                    };
+                    let line = format!("* THREAD {threads}").trim_end().to_string();
+                    return self.finish(tag, Vec::new(), line, uid, "THREAD").await;
+                }
+                Kept::Answer(answer) => return answer,
+                Kept::ReadsMore => {}
+            }
+        }
         let input_of = move |row: Listed, seq| {
             let (envelope, references) = row
                 .summary

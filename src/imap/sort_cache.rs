@@ -10,8 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use jmail_proto::imap::imap_types::extensions::sort::SortCriterion;
-use jmail_proto::imap::sort::{SortKeys, Sortable};
+use jmail_proto::imap::sort::SortKeys;
 
 use crate::store::MailboxId;
 
@@ -85,13 +84,13 @@ impl SortCache {
     }
 
     /// The messages of `mailbox` among `matched` ((sequence number, UID), ascending) whose keys are
-    /// kept, made sortable by `criteria`; and the UIDs of the others, ascending.
-    pub fn sortables(
+    /// kept, each as `make` makes it of its numbers and keys; and the UIDs of the others, ascending.
+    pub fn kept<T>(
         &self,
         mailbox: MailboxId,
         matched: &[(u32, u32)],
-        criteria: &[SortCriterion],
-    ) -> (Vec<Sortable>, Vec<u32>) {
+        make: impl Fn(u32, u32, &SortKeys) -> T,
+    ) -> (Vec<T>, Vec<u32>) {
         let mut kept = self.kept.lock().expect("sort cache lock");
         kept.clock += 1;
         let now = kept.clock;
@@ -107,9 +106,7 @@ impl SortCache {
                 at += 1;
             }
             match keys.uids.get(at) {
-                Some(&kept_uid) if kept_uid == uid => {
-                    found.push(Sortable::from_keys(criteria, seq, uid, &keys.keys[at]))
-                }
+                Some(&kept_uid) if kept_uid == uid => found.push(make(seq, uid, &keys.keys[at])),
                 _ => missing.push(uid),
             }
         }
@@ -165,7 +162,6 @@ impl SortCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jmail_proto::imap::imap_types::extensions::sort::SortKey;
     use jmail_proto::imap::sort::SortInput;
 
     fn keys(size: u64) -> SortKeys {
@@ -180,12 +176,11 @@ mod tests {
 
     fn sizes(cache: &SortCache, mailbox: MailboxId, uids: &[u32]) -> (Vec<u32>, Vec<u32>) {
         let matched: Vec<(u32, u32)> = uids.iter().map(|&u| (u, u)).collect();
-        let by_size = [SortCriterion {
-            reverse: false,
-            key: SortKey::Size,
-        }];
-        let (found, missing) = cache.sortables(mailbox, &matched, &by_size);
-        (found.iter().map(|s| s.uid).collect(), missing)
+        let (found, missing) = cache.kept(mailbox, &matched, |_, uid, keys| {
+            assert_eq!(keys.size, u64::from(uid) * 10, "uid {uid}'s own keys");
+            uid
+        });
+        (found, missing)
     }
 
     #[test]
@@ -204,19 +199,19 @@ mod tests {
         assert_eq!(sizes(&cache, 1, &[4, 5, 6, 7]), (vec![4, 5, 6, 7], vec![]));
         assert_eq!(cache.bytes(), 4 * one);
         // Mailbox 2 takes five; mailbox 1 is used again, so mailbox 2 is the one dropped for mailbox 3.
-        cache.put(2, (1..=5).map(|u| (u, keys(1))).collect());
+        cache.put(2, (1..=5).map(|u| (u, keys(u64::from(u) * 10))).collect());
         assert_eq!(cache.bytes(), 9 * one);
         sizes(&cache, 1, &[4]);
-        cache.put(3, vec![(1, keys(1)), (2, keys(1))]);
+        cache.put(3, vec![(1, keys(10)), (2, keys(20))]);
         assert_eq!(sizes(&cache, 2, &[1]), (vec![], vec![1]), "dropped whole");
         assert_eq!(sizes(&cache, 1, &[4]), (vec![4], vec![]));
         assert_eq!(cache.bytes(), 6 * one);
         // More than the whole bound is not kept.
-        cache.put(4, (1..=11).map(|u| (u, keys(1))).collect());
+        cache.put(4, (1..=11).map(|u| (u, keys(u64::from(u) * 10))).collect());
         assert_eq!(sizes(&cache, 4, &[1]), (vec![], vec![1]));
         assert!(cache.bytes() <= 10 * one);
         let none = SortCache::new(0);
-        none.put(1, vec![(1, keys(1))]);
+        none.put(1, vec![(1, keys(10))]);
         assert_eq!(sizes(&none, 1, &[1]), (vec![], vec![1]));
     }
 }

@@ -229,6 +229,15 @@ async fn kept_sort_keys_follow_each_mailbox_and_its_changes() {
         strs(&["* SORT 2 3", "s OK SORT completed"]),
         "sequence numbers after the expunge: 2 is Banana, 3 Avocado"
     );
+    // THREAD=ORDEREDSUBJECT reads the same kept keys: threads by their first sent date.
+    assert_eq!(
+        c.run("t UID THREAD ORDEREDSUBJECT UTF-8 ALL").await,
+        strs(&["* THREAD (2)(3)(4)", "t OK THREAD completed"])
+    );
+    assert_eq!(
+        c.run("t THREAD ORDEREDSUBJECT UTF-8 ALL").await,
+        strs(&["* THREAD (1)(2)(3)", "t OK THREAD completed"])
+    );
 }
 
 /// APPENDs `m` to INBOX, `date` (an INTERNALDATE and a space, or nothing) before its literal.

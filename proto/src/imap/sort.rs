@@ -102,6 +102,11 @@ impl SortKeys {
             .sum::<usize>()
     }
 
+    /// The base subject, upper-cased (SUBJECT's key, and THREAD's).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
     fn value(&self, key: &SortKey) -> KeyValue {
         let text = |t: &str| KeyValue::Text(t.to_string());
         match key {

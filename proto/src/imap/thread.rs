@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::sort::{SortInput, base_subject_and_reply, sent_date};
+use super::sort::{SortInput, SortKeys, base_subject_and_reply, sent_date};
 use crate::summary::{MESSAGE_ID_BYTES_MAX, first_message_id};
 
 /// Steps up the tree REFERENCES may take, in all, to check that a link would not make a loop. Real
@@ -58,6 +58,22 @@ impl ThreadInput {
             reply,
             message_id: id(envelope.and_then(|e| e.message_id.as_ref())),
             references,
+        }
+    }
+}
+
+impl ThreadInput {
+    /// What ORDEREDSUBJECT reads of a message (its base subject and sent date), from its kept sort
+    /// keys; without its Message-IDs, so not for REFERENCES.
+    pub fn for_ordered_subject(keys: &SortKeys, seq: u32, number: u32) -> ThreadInput {
+        ThreadInput {
+            seq,
+            number,
+            sent: keys.sent_micros,
+            subject: keys.subject().to_string(),
+            reply: false,
+            message_id: None,
+            references: Vec::new(),
         }
     }
 }
