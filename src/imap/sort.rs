@@ -12,7 +12,7 @@ use jmail_proto::imap::imap_types::extensions::thread::ThreadingAlgorithm;
 use jmail_proto::imap::imap_types::search::SearchKey;
 use jmail_proto::imap::search::{Candidate, Need};
 use jmail_proto::imap::sort::{SortInput, SortKeys, Sortable, needs_envelope, order};
-use jmail_proto::imap::thread::{self, ThreadInput};
+use jmail_proto::imap::thread::{self, ThreadInput, ThreadKeys};
 use jmail_proto::summary::{Envelope, Summary};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +53,24 @@ fn sort_input<'a>(row: &Listed, seq: u32, envelope: Option<&'a Envelope>) -> Sor
     }
 }
 
+/// Every sort key of a listed message, from its stored summary; with `threading`, what THREAD=REFERENCES
+/// reads too.
+fn keys_of(row: &Listed, threading: bool) -> SortKeys {
+    let summary = row.summary.as_deref();
+    match threading {
+        false => {
+            let envelope = summary.and_then(Summary::envelope_from_json);
+            SortKeys::new(&sort_input(row, 0, envelope.as_ref()))
+        }
+        true => {
+            let (envelope, references) = summary.and_then(Summary::threading_from_json).unzip();
+            let input = sort_input(row, 0, envelope.as_ref());
+            let thread = ThreadKeys::new(&input, references.unwrap_or_default());
+            SortKeys::new(&input).with_thread(thread)
+        }
+    }
+}
+
 /// `f` on the blocking pool: ordering a whole mailbox is CPU work that must not hold up the runtime's
 /// threads. `None` if it panicked.
 async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -71,8 +89,12 @@ impl Session {
     ) -> Outcome {
         if let Some(cache) = self.sort_cache.clone().filter(|c| c.keeps()) {
             let by = criteria.to_vec();
-            let make = move |seq, uid, keys: &SortKeys| Sortable::from_keys(&by, seq, uid, keys);
-            match self.matches_kept(tag, &cache, charset, keys, make).await {
+            let make =
+                move |seq, uid, keys: &SortKeys| Some(Sortable::from_keys(&by, seq, uid, keys));
+            match self
+                .matches_kept(tag, &cache, charset, keys, false, make)
+                .await
+            {
                 Kept::Found(mut sortable) => {
                     let criteria = criteria.to_vec();
                     let sorted = off_runtime(move || {
@@ -157,7 +179,8 @@ impl Session {
         cache: &Arc<SortCache>,
         charset: &Charset<'_>,
         keys: &[SearchKey<'_>],
-        make: impl Fn(u32, u32, &SortKeys) -> T + Clone + Send + 'static,
+        threading: bool,
+        make: impl Fn(u32, u32, &SortKeys) -> Option<T> + Clone + Send + 'static,
     ) -> Kept<T> {
         if let Some(refused) = refuse_charset(tag, Some(charset)) {
             return Kept::Answer(refused);
@@ -211,17 +234,16 @@ impl Session {
             };
             let made = off_runtime(move || {
                 rows.iter()
-                    .map(|row| {
-                        let envelope = row.summary.as_deref().and_then(Summary::envelope_from_json);
-                        let input = sort_input(row, 0, envelope.as_ref());
-                        (row.meta.uid, SortKeys::new(&input))
-                    })
+                    .map(|row| (row.meta.uid, keys_of(row, threading)))
                     .collect::<Vec<_>>()
             });
             let Some(made) = made.await else {
                 return failed();
             };
-            found.extend(made.iter().map(|(uid, k)| make(seq_of[uid], *uid, k)));
+            found.extend(
+                made.iter()
+                    .filter_map(|(uid, k)| make(seq_of[uid], *uid, k)),
+            );
             cache.put(mailbox, made);
         }
         Kept::Found(found)
@@ -243,15 +265,26 @@ impl Session {
                     .protocol_error(bad(tag, "Threading is by ORDEREDSUBJECT or REFERENCES"));
             }
         };
-        if matches!(algorithm, ThreadingAlgorithm::OrderedSubject)
-            && let Some(cache) = self.sort_cache.clone().filter(|c| c.keeps())
-        {
+        if let Some(cache) = self.sort_cache.clone().filter(|c| c.keeps()) {
+            // ORDEREDSUBJECT reads sort keys only; REFERENCES the Message-IDs too.
+            let references = matches!(algorithm, ThreadingAlgorithm::References);
             let make = move |seq, number, keys: &SortKeys| {
-                ThreadInput::for_ordered_subject(keys, seq, if uid { number } else { seq })
+                let number = if uid { number } else { seq };
+                match references {
+                    true => ThreadInput::from_keys(keys, seq, number),
+                    false => Some(ThreadInput::for_ordered_subject(keys, seq, number)),
+                }
             };
-            match self.matches_kept(tag, &cache, charset, keys, make).await {
-                Kept::Found(inputs) => {
-                    let threads = off_runtime(move || thread::ordered_subject(&inputs).response());
+            match self
+                .matches_kept(tag, &cache, charset, keys, references, make)
+                .await
+            {
+                Kept::Found(mut inputs) => {
+                    let threads = off_runtime(move || {
+                        // REFERENCES takes them in mailbox order.
+                        inputs.sort_unstable_by_key(|m| m.seq);
+                        threading(&inputs).response()
+                    });
                     let Some(threads) = threads.await else {
                         return Outcome::go_on(no(tag, Some("SERVERBUG"), "The threading failed"));
                     };

@@ -27,7 +27,8 @@ struct MailboxKeys {
 }
 
 impl MailboxKeys {
-    /// Adds `items`, keeping UID order and each UID once.
+    /// Adds `items`, keeping UID order and each UID once (the newer keys of a UID kept twice: they may
+    /// hold more).
     fn add(&mut self, mut items: Vec<(u32, SortKeys)>) {
         items.sort_unstable_by_key(|(uid, _)| *uid);
         let appended = match (self.uids.last(), items.first()) {
@@ -39,7 +40,8 @@ impl MailboxKeys {
             let old = std::mem::take(&mut self.uids)
                 .into_iter()
                 .zip(std::mem::take(&mut self.keys));
-            items = old.chain(items).collect();
+            items = items.into_iter().chain(old).collect();
+            // Stable: of two keys of one UID, the newer (first) stays.
             items.sort_by_key(|(uid, _)| *uid);
             items.dedup_by_key(|(uid, _)| *uid);
             self.bytes = 0;
@@ -84,12 +86,13 @@ impl SortCache {
     }
 
     /// The messages of `mailbox` among `matched` ((sequence number, UID), ascending) whose keys are
-    /// kept, each as `make` makes it of its numbers and keys; and the UIDs of the others, ascending.
+    /// kept, each as `make` makes it of its numbers and keys; and the UIDs of the others, ascending,
+    /// those `make` found wanting (`None`: kept without what it needs) among them.
     pub fn kept<T>(
         &self,
         mailbox: MailboxId,
         matched: &[(u32, u32)],
-        make: impl Fn(u32, u32, &SortKeys) -> T,
+        make: impl Fn(u32, u32, &SortKeys) -> Option<T>,
     ) -> (Vec<T>, Vec<u32>) {
         let mut kept = self.kept.lock().expect("sort cache lock");
         kept.clock += 1;
@@ -106,7 +109,10 @@ impl SortCache {
                 at += 1;
             }
             match keys.uids.get(at) {
-                Some(&kept_uid) if kept_uid == uid => found.push(make(seq, uid, &keys.keys[at])),
+                Some(&kept_uid) if kept_uid == uid => match make(seq, uid, &keys.keys[at]) {
+                    Some(made) => found.push(made),
+                    None => missing.push(uid),
+                },
                 _ => missing.push(uid),
             }
         }
@@ -163,6 +169,7 @@ impl SortCache {
 mod tests {
     use super::*;
     use jmail_proto::imap::sort::SortInput;
+    use jmail_proto::imap::thread::ThreadKeys;
 
     fn keys(size: u64) -> SortKeys {
         SortKeys::new(&SortInput {
@@ -178,7 +185,7 @@ mod tests {
         let matched: Vec<(u32, u32)> = uids.iter().map(|&u| (u, u)).collect();
         let (found, missing) = cache.kept(mailbox, &matched, |_, uid, keys| {
             assert_eq!(keys.size, u64::from(uid) * 10, "uid {uid}'s own keys");
-            uid
+            Some(uid)
         });
         (found, missing)
     }
@@ -197,6 +204,29 @@ mod tests {
         // Older UIDs read later are merged in order.
         cache.put(1, vec![(4, keys(40)), (7, keys(70)), (5, keys(50))]);
         assert_eq!(sizes(&cache, 1, &[4, 5, 6, 7]), (vec![4, 5, 6, 7], vec![]));
+        assert_eq!(cache.bytes(), 4 * one);
+        // Keys kept without what a caller needs count as missing for it; read again with it, the newer
+        // keys replace the older.
+        let threaded = |cache: &SortCache| {
+            let matched = [(5, 5), (6, 6)];
+            cache.kept(1, &matched, |_, uid, k| k.thread.as_ref().map(|_| uid))
+        };
+        assert_eq!(threaded(&cache), (vec![], vec![5, 6]));
+        let input = SortInput {
+            seq: 1,
+            uid: 5,
+            arrival_micros: 0,
+            size: 50,
+            envelope: None,
+        };
+        let thread = ThreadKeys::new(&input, vec!["root@x".into()]);
+        let with_thread = SortKeys::new(&input).with_thread(thread);
+        let bigger = cost_of(&with_thread);
+        cache.put(1, vec![(5, with_thread)]);
+        assert_eq!(threaded(&cache), (vec![5], vec![6]));
+        assert_eq!(sizes(&cache, 1, &[4, 5, 6, 7]), (vec![4, 5, 6, 7], vec![]));
+        assert_eq!(cache.bytes(), 3 * one + bigger);
+        cache.put(1, vec![(5, keys(50))]);
         assert_eq!(cache.bytes(), 4 * one);
         // Mailbox 2 takes five; mailbox 1 is used again, so mailbox 2 is the one dropped for mailbox 3.
         cache.put(2, (1..=5).map(|u| (u, keys(u64::from(u) * 10))).collect());

@@ -238,6 +238,17 @@ async fn kept_sort_keys_follow_each_mailbox_and_its_changes() {
         c.run("t THREAD ORDEREDSUBJECT UTF-8 ALL").await,
         strs(&["* THREAD (1)(2)(3)", "t OK THREAD completed"])
     );
+    // REFERENCES needs Message-IDs, which SORT did not keep: read again, then kept with them.
+    for _ in 0..2 {
+        assert_eq!(
+            c.run("t UID THREAD REFERENCES UTF-8 ALL").await,
+            strs(&["* THREAD (2)(3)(4)", "t OK THREAD completed"])
+        );
+    }
+    assert_eq!(
+        sort(&mut c, "(SUBJECT)").await,
+        strs(&["* SORT 2 4 3", "s OK SORT completed"])
+    );
 }
 
 /// APPENDs `m` to INBOX, `date` (an INTERNALDATE and a space, or nothing) before its literal.

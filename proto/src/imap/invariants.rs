@@ -221,11 +221,11 @@ pub fn check_threads(data: &[u8]) {
                 seq,
                 number: seq,
                 sent: i64::from(byte(1) % 4),
-                subject: ["", "A", "B"][usize::from(byte(2) % 3)].to_string(),
+                subject: ["", "A", "B"][usize::from(byte(2) % 3)].into(),
                 reply: byte(2) % 2 == 0,
-                message_id: (byte(0) % 8 != 0).then(|| format!("m{}", byte(0) % 8)),
+                message_id: (byte(0) % 8 != 0).then(|| format!("m{}", byte(0) % 8).into()),
                 references: (0..byte(1) % 3)
-                    .map(|k| format!("m{}", (byte(2) >> k) % 8))
+                    .map(|k| format!("m{}", (byte(2) >> k) % 8).into())
                     .collect(),
             }
         })

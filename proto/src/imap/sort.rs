@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 
 use imap_types::extensions::sort::{SortCriterion, SortKey};
 
+use super::thread::ThreadKeys;
 use crate::summary::{Address, Envelope};
 
 /// What a message is sorted by: its listing, and its envelope when a key needs it.
@@ -59,12 +60,14 @@ pub struct SortKeys {
     pub arrival_micros: i64,
     pub size: u64,
     pub sent_micros: i64,
-    subject: Box<str>,
+    subject: std::sync::Arc<str>,
     from: Box<str>,
     to: Box<str>,
     cc: Box<str>,
     display_from: Box<str>,
     display_to: Box<str>,
+    /// What THREAD=REFERENCES reads too, when it was read.
+    pub thread: Option<Box<ThreadKeys>>,
 }
 
 impl SortKeys {
@@ -77,20 +80,28 @@ impl SortKeys {
             arrival_micros: m.arrival_micros,
             size: m.size,
             sent_micros: sent_date(m),
-            subject: text(SortKey::Subject),
+            subject: text(SortKey::Subject).into(),
             from: text(SortKey::From),
             to: text(SortKey::To),
             cc: text(SortKey::Cc),
             display_from: text(SortKey::DisplayFrom),
             display_to: text(SortKey::DisplayTo),
+            thread: None,
         }
+    }
+
+    /// The same, with what THREAD=REFERENCES reads.
+    pub fn with_thread(mut self, thread: ThreadKeys) -> SortKeys {
+        self.thread = Some(Box::new(thread));
+        self
     }
 
     /// Bytes it holds, roughly: what a cache of them costs.
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()
+            + self.subject.len()
+            + 16
             + [
-                &self.subject,
                 &self.from,
                 &self.to,
                 &self.cc,
@@ -100,11 +111,15 @@ impl SortKeys {
             .iter()
             .map(|t| t.len())
             .sum::<usize>()
+            + self
+                .thread
+                .as_ref()
+                .map_or(0, |t| std::mem::size_of::<ThreadKeys>() + t.bytes())
     }
 
-    /// The base subject, upper-cased (SUBJECT's key, and THREAD's).
-    pub fn subject(&self) -> &str {
-        &self.subject
+    /// The base subject, upper-cased (SUBJECT's key, and THREAD's), shared.
+    pub fn subject_shared(&self) -> std::sync::Arc<str> {
+        self.subject.clone()
     }
 
     fn value(&self, key: &SortKey) -> KeyValue {

@@ -6,8 +6,9 @@
 //! may be as deep as the mailbox is long) and the loop checks of REFERENCES share one budget.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::sort::{SortInput, SortKeys, base_subject_and_reply, sent_date};
+use super::sort::{SortInput, SortKeys, base_subject_and_reply};
 use crate::summary::{MESSAGE_ID_BYTES_MAX, first_message_id};
 
 /// Steps up the tree REFERENCES may take, in all, to check that a link would not make a loop. Real
@@ -25,21 +26,32 @@ pub struct ThreadInput {
     /// The sent date (RFC 5256 §2.2), in microseconds.
     pub sent: i64,
     /// The base subject, compared as SORT's SUBJECT compares (upper-cased).
-    pub subject: String,
+    pub subject: Arc<str>,
     /// The subject marked a reply or forward.
     pub reply: bool,
     /// Its own Message-ID, without brackets.
-    pub message_id: Option<String>,
+    pub message_id: Option<Arc<str>>,
     /// Its ancestors, oldest first: References, or without any, In-Reply-To's first Message-ID.
-    pub references: Vec<String>,
+    /// Shared with the kept keys it came from: threading a mailbox copies no text.
+    pub references: Arc<[Arc<str>]>,
 }
 
-impl ThreadInput {
-    /// `references` are the stored summary's; `uid` picks the number the response gives.
-    pub fn new(m: &SortInput<'_>, references: Vec<String>, uid: bool) -> ThreadInput {
+/// What REFERENCES reads of a message besides its sort keys: kept with them
+/// ([`SortKeys::thread`]), so that threading a mailbox again reads nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadKeys {
+    /// The subject marked a reply or forward.
+    pub reply: bool,
+    pub message_id: Option<Arc<str>>,
+    pub references: Arc<[Arc<str>]>,
+}
+
+impl ThreadKeys {
+    /// `references` are the stored summary's.
+    pub fn new(m: &SortInput<'_>, references: Vec<String>) -> ThreadKeys {
         let envelope = m.envelope;
         let subject = envelope.and_then(|e| e.subject.as_deref()).unwrap_or("");
-        let (subject, reply) = base_subject_and_reply(subject);
+        let (_, reply) = base_subject_and_reply(subject);
         let id = |raw: Option<&String>| {
             raw.and_then(|raw| first_message_id(raw))
                 .filter(|id| id.len() <= MESSAGE_ID_BYTES_MAX)
@@ -50,15 +62,45 @@ impl ThreadInput {
                 .into_iter()
                 .collect(),
         };
-        ThreadInput {
-            seq: m.seq,
-            number: if uid { m.uid } else { m.seq },
-            sent: sent_date(m),
-            subject: subject.to_ascii_uppercase(),
+        ThreadKeys {
             reply,
-            message_id: id(envelope.and_then(|e| e.message_id.as_ref())),
-            references,
+            message_id: id(envelope.and_then(|e| e.message_id.as_ref())).map(Arc::from),
+            references: references.into_iter().map(Arc::from).collect(),
         }
+    }
+
+    /// Bytes of text it holds.
+    pub fn bytes(&self) -> usize {
+        self.message_id.as_ref().map_or(0, |id| id.len())
+            + self
+                .references
+                .iter()
+                .map(|r| r.len() + std::mem::size_of::<Arc<str>>() + 16)
+                .sum::<usize>()
+    }
+}
+
+impl ThreadInput {
+    /// `references` are the stored summary's; `uid` picks the number the response gives.
+    pub fn new(m: &SortInput<'_>, references: Vec<String>, uid: bool) -> ThreadInput {
+        let keys = SortKeys::new(m).with_thread(ThreadKeys::new(m, references));
+        let number = if uid { m.uid } else { m.seq };
+        ThreadInput::from_keys(&keys, m.seq, number).expect("made with its thread keys")
+    }
+
+    /// The input of the message whose kept keys are `keys`: `None` when they were kept without
+    /// their [`ThreadKeys`].
+    pub fn from_keys(keys: &SortKeys, seq: u32, number: u32) -> Option<ThreadInput> {
+        let thread = keys.thread.as_deref()?;
+        Some(ThreadInput {
+            seq,
+            number,
+            sent: keys.sent_micros,
+            subject: keys.subject_shared(),
+            reply: thread.reply,
+            message_id: thread.message_id.clone(),
+            references: thread.references.clone(),
+        })
     }
 }
 
@@ -70,10 +112,10 @@ impl ThreadInput {
             seq,
             number,
             sent: keys.sent_micros,
-            subject: keys.subject().to_string(),
+            subject: keys.subject_shared(),
             reply: false,
             message_id: None,
-            references: Vec::new(),
+            references: Arc::from([]),
         }
     }
 }
@@ -160,9 +202,7 @@ pub fn ordered_subject(messages: &[ThreadInput]) -> Forest {
     for m in sorted {
         let node = forest.add(Some(m.number));
         match threads.last() {
-            Some(&(_, first)) if subject == Some(m.subject.as_str()) => {
-                forest.children[first].push(node)
-            }
+            Some(&(_, first)) if subject == Some(&*m.subject) => forest.children[first].push(node),
             _ => threads.push(((m.sent, m.seq), node)),
         }
         subject = Some(&m.subject);
@@ -390,7 +430,7 @@ impl<'a> Tree<'a> {
             .iter()
             .map(|&r| {
                 self.subject_message(r)
-                    .map(|m| m.subject.as_str())
+                    .map(|m| &*m.subject)
                     .filter(|s| !s.is_empty())
             })
             .collect();
@@ -629,10 +669,10 @@ mod tests {
                 seq,
                 number: seq,
                 sent: i64::from(seq),
-                subject: String::new(),
+                subject: "".into(),
                 reply: false,
-                message_id: Some(format!("m{seq}")),
-                references: references(seq),
+                message_id: Some(format!("m{seq}").into()),
+                references: references(seq).into_iter().map(Arc::from).collect(),
             })
             .collect()
     }
