@@ -154,8 +154,34 @@ fn body_text(object: &Map<String, Value>, list: &str) -> Result<Option<String>, 
         .ok_or_else(|| invalid("bodyValues"))
 }
 
+/// The first property of an Email object with a line break (or another control character but tab) in
+/// a text that goes into the header: mail-builder writes header text as given, so `"Hi\r\nFrom: x"` as
+/// a subject would add a field of its own (a second From after the checked one). Body text is
+/// `bodyValues`', which may hold anything.
+fn header_injection(object: &Map<String, Value>) -> Option<&str> {
+    fn has_control(v: &Value) -> bool {
+        let bad = |s: &str| s.chars().any(|c| c.is_control() && c != '\t');
+        match v {
+            Value::String(s) => bad(s),
+            Value::Array(a) => a.iter().any(has_control),
+            Value::Object(o) => o.iter().any(|(k, v)| bad(k) || has_control(v)),
+            _ => false,
+        }
+    }
+    object
+        .iter()
+        .find(|(key, value)| key.as_str() != "bodyValues" && has_control(value))
+        .map(|(key, _)| key.as_str())
+}
+
 /// The RFC 5322 bytes of an Email object a client made (a draft, or mail to send).
 async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>, Value> {
+    if let Some(property) = header_injection(object) {
+        return Err(
+            json!({"type": "invalidProperties", "properties": [property],
+            "description": "header text may not hold line breaks or control characters"}),
+        );
+    }
     for unsupported in ["bodyStructure", "headers"] {
         if object.contains_key(unsupported) {
             return Err(
@@ -525,4 +551,33 @@ pub async fn import(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult
         json!({"accountId": ctx.account_id(), "oldState": old_state, "newState": new_state,
         "created": created, "notCreated": not_created}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_with_a_line_break_is_refused_body_text_is_not() {
+        let object = |v: Value| v.as_object().unwrap().clone();
+        let fine = object(
+            json!({"subject": "Hi\tthere", "from": [{"name": "Ann", "email": "a@x"}],
+            "bodyValues": {"1": {"value": "line one\r\nline two"}}}),
+        );
+        assert_eq!(header_injection(&fine), None);
+        for (bad, property) in [
+            (json!({"subject": "Hi\r\nFrom: ceo@bank.test"}), "subject"),
+            (
+                json!({"from": [{"name": "Ann\nBcc: x@y", "email": "a@x"}]}),
+                "from",
+            ),
+            (json!({"messageId": ["a@b\r"]}), "messageId"),
+            (
+                json!({"attachments": [{"blobId": "b", "name": "a\u{0}.txt"}]}),
+                "attachments",
+            ),
+        ] {
+            assert_eq!(header_injection(&object(bad)), Some(property));
+        }
+    }
 }

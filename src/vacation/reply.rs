@@ -21,10 +21,13 @@ pub fn build(vacation: &Vacation, from: &str, to: &str, head: &Message<'_>) -> N
     let subject = match &vacation.subject {
         Some(subject) => subject.clone(),
         None => {
+            // Decoded, a stranger's subject may hold line breaks (`=0D=0A` in an encoded word):
+            // kept out, so it cannot add fields to a reply this server signs.
             let theirs: String = head
                 .subject()
                 .unwrap_or_default()
                 .chars()
+                .filter(|c| !c.is_control())
                 .take(SUBJECT_CHARS_MAX)
                 .collect();
             format!("Auto: {theirs}")
@@ -123,5 +126,26 @@ mod tests {
             "Away & out\r\n\r\n\r\nBack Monday"
         );
         assert!(parsed.body_html(0).unwrap().contains("<b>Monday</b>"));
+    }
+
+    #[test]
+    fn a_subject_with_line_breaks_adds_no_field() {
+        let original = "From: x@else.test\r\nTo: bob@example.org\r\n\
+                        Subject: =?utf-8?q?Hi=0D=0ABcc:_victim@else.test?=\r\n\r\n";
+        let head = mail_parser::MessageParser::default()
+            .parse_headers(original.as_bytes())
+            .unwrap();
+        let reply = build(
+            &Vacation::default(),
+            "bob@example.org",
+            "x@else.test",
+            &head,
+        );
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&reply.raw)
+            .unwrap();
+        assert_eq!(parsed.subject(), Some("Auto: HiBcc: victim@else.test"));
+        assert!(parsed.bcc().is_none());
+        assert!(!String::from_utf8_lossy(&reply.raw).contains("\r\nBcc:"));
     }
 }

@@ -187,6 +187,11 @@ responses = api(alice, [
     ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": "i0", "emailId": "#f"}}}, "1"],
 ])
 assert responses[1][1]["notCreated"]["s"]["type"] == "forbiddenFrom", responses[1]
+# Header text with a line break would write fields of its own (a From after the checked one): refused.
+injected = dict(draft, **{"subject": "Hi\r\nFrom: ceo@bank.example", "attachments": []})
+[[_, made, _]] = api(alice, [["Email/set", {"accountId": account, "create": {"i": injected}}, "0"]])
+assert made["notCreated"]["i"]["type"] == "invalidProperties", made
+assert made["notCreated"]["i"]["properties"] == ["subject"], made
 # To another domain: queued for the delivery worker in the same call (checked in the store below).
 outward = dict(draft, **{"to": [{"email": "ext@example.net"}], "bcc": [{"email": "hidden@example.net"}], "attachments": [], "subject": "Outward"})
 responses = api(alice, [
