@@ -598,6 +598,7 @@ impl Session {
                     user: Some(account.id),
                     sender: from.clone(),
                     domains: crate::outbound::by_domain(&remote),
+                    dsn: None,
                 })
             }
             _ => None,

@@ -30,6 +30,8 @@ pub struct Envelope<'a> {
     pub sender: &'a str,
     pub recipients: &'a [String],
     pub size: u64,
+    /// The sender's delivery report parameters, passed on to a server that offers DSN.
+    pub dsn: &'a super::dsn_request::Request,
 }
 
 /// The message's bytes, read in pieces.
@@ -184,6 +186,16 @@ impl Session {
         self.extensions.iter().any(|k| k == keyword)
     }
 
+    /// Whether the server takes DSN parameters (RFC 3461): it then reports delivery itself.
+    pub fn offers_dsn(&self) -> bool {
+        self.offers("DSN")
+    }
+
+    /// The name of the server this session is with.
+    pub fn host(&self) -> &str {
+        &self.conn.host
+    }
+
     /// One transaction: each recipient's fate in order. An `Err` leaves the connection unusable.
     pub async fn send(
         &mut self,
@@ -198,6 +210,10 @@ impl Session {
         if self.offers("8BITMIME") {
             mail.push_str(" BODY=8BITMIME");
         }
+        let dsn = self.offers_dsn();
+        if dsn {
+            mail.push_str(&envelope.dsn.mail_params());
+        }
         let reply = self.conn.command(&mail).await?;
         if !reply.is_positive() {
             // The server refused this message, not the connection: say so for its recipients.
@@ -207,7 +223,14 @@ impl Session {
         }
         let mut fates = Vec::with_capacity(envelope.recipients.len());
         for rcpt in envelope.recipients {
-            let reply = self.conn.command(&format!("RCPT TO:<{rcpt}>")).await?;
+            let params = match dsn {
+                true => envelope.dsn.rcpt_params(rcpt),
+                false => String::new(),
+            };
+            let reply = self
+                .conn
+                .command(&format!("RCPT TO:<{rcpt}>{params}"))
+                .await?;
             fates.push(match reply.code {
                 250 | 251 => Fate::Delivered,
                 500.. => Fate::Permanent(format!("{host} said: {}", reply.text())),

@@ -1,18 +1,55 @@
 //! Delivery status notifications (RFC 3464, RFC 6522): what the sender finds in their INBOX when a
-//! message could not be delivered to some recipients. A readable explanation, the machine-readable
-//! `message/delivery-status` part, and the original message's header (RFC 3462 `text/rfc822-headers`).
+//! message could not be delivered to some recipients, or, when they asked (RFC 3461 `NOTIFY=SUCCESS`),
+//! that it was delivered. A readable explanation, the machine-readable `message/delivery-status` part,
+//! and the original message's header (RFC 3462 `text/rfc822-headers`) or, with `RET=FULL`, all of it.
 
 use rand::Rng;
 
-/// One recipient that failed, and why.
-pub struct Failed<'a> {
+/// What became of one recipient (RFC 3464 §2.3.3 `Action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    Delivered,
+    /// Handed to a server that does not offer DSN: no report will come from further on.
+    Relayed,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
+        }
+    }
+}
+
+/// One recipient's report.
+pub struct Report<'a> {
     pub recipient: &'a str,
-    /// The remote server's reply or our own reason, as one line.
-    pub diagnostic: &'a str,
+    pub action: Action,
     /// RFC 3463 status, `5.1.1`.
     pub status: String,
-    /// The remote server that refused, if one did.
+    /// The remote server's reply or our own reason, as one line.
+    pub diagnostic: Option<&'a str>,
+    /// The remote server that answered, if one did.
     pub remote: Option<&'a str>,
+    /// The address as the sender first wrote it (RFC 3461 `ORCPT`).
+    pub original_recipient: Option<&'a str>,
+}
+
+/// What a notification is about as a whole.
+pub struct Notice<'a> {
+    pub hostname: &'a str,
+    /// The envelope sender, to whom it goes.
+    pub to: &'a str,
+    /// The sender's name for the transaction (RFC 3461 `ENVID`).
+    pub envid: Option<&'a str>,
+    /// When the message was received, in microseconds.
+    pub arrival_micros: i64,
+    /// The message reported on: its header is quoted, or all of it when `whole` (`RET=FULL`).
+    pub original: &'a [u8],
+    pub whole: bool,
 }
 
 /// The enhanced status code in a reply text (`550 5.1.1 no such user` → `5.1.1`), else `fallback`.
@@ -31,60 +68,94 @@ pub fn status_of(diagnostic: &str, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_string())
 }
 
-/// The notification's bytes. `original` is the failed message (its header is quoted); `arrival` the
-/// time it was queued, in microseconds.
-pub fn build(
-    hostname: &str,
-    sender: &str,
-    failed: &[Failed<'_>],
-    original: &[u8],
-    arrival_micros: i64,
-) -> Vec<u8> {
+/// What the readable part says before the recipients of each action.
+fn preamble(action: Action, failed: usize) -> &'static str {
+    match action {
+        Action::Failed if failed == 1 => {
+            "Your message could not be delivered to one of its recipients; the mail system gave up on it:"
+        }
+        Action::Failed => {
+            "Your message could not be delivered to some of its recipients; the mail system gave up on them:"
+        }
+        Action::Delivered => "Your message was delivered to:",
+        Action::Relayed => {
+            "Your message was passed on, for these recipients, to a server that sends no delivery reports:"
+        }
+    }
+}
+
+/// The notification's bytes: one report per recipient, in one message.
+pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
+    let hostname = notice.hostname;
     let now = chrono::Utc::now();
     let boundary = format!("=_jmail_{:016x}", rand::thread_rng().r#gen::<u64>());
-    let arrival = chrono::DateTime::from_timestamp_micros(arrival_micros)
+    let arrival = chrono::DateTime::from_timestamp_micros(notice.arrival_micros)
         .unwrap_or(now)
         .to_rfc2822();
-    let mut text = format!(
-        "This is the mail system at {hostname}.\r\n\r\nYour message could not be delivered to \
-         {} of its recipients; the mail system gave up on them:\r\n\r\n",
-        if failed.len() == 1 { "one" } else { "some" }
-    );
-    let mut status = format!("Reporting-MTA: dns; {hostname}\r\nArrival-Date: {arrival}\r\n");
-    for f in failed {
-        text.push_str(&format!(
-            "<{}>: {}\r\n",
-            clean(f.recipient),
-            clean(f.diagnostic)
-        ));
-        status.push_str(&format!(
-            "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\n",
-            clean(f.recipient),
-            f.status
-        ));
-        if let Some(remote) = f.remote {
-            status.push_str(&format!("Remote-MTA: dns; {}\r\n", clean(remote)));
+    let failed = reports
+        .iter()
+        .filter(|r| r.action == Action::Failed)
+        .count();
+    let mut text = format!("This is the mail system at {hostname}.\r\n");
+    for action in [Action::Failed, Action::Delivered, Action::Relayed] {
+        let these: Vec<&Report<'_>> = reports.iter().filter(|r| r.action == action).collect();
+        if these.is_empty() {
+            continue;
+        }
+        text.push_str(&format!("\r\n{}\r\n\r\n", preamble(action, failed)));
+        for r in these {
+            match r.diagnostic {
+                Some(d) => text.push_str(&format!("<{}>: {}\r\n", clean(r.recipient), clean(d))),
+                None => text.push_str(&format!("<{}>\r\n", clean(r.recipient))),
+            }
+        }
+    }
+    let mut status = String::new();
+    if let Some(envid) = notice.envid {
+        status.push_str(&format!("Original-Envelope-Id: {}\r\n", clean(envid)));
+    }
+    status.push_str(&format!(
+        "Reporting-MTA: dns; {hostname}\r\nArrival-Date: {arrival}\r\n"
+    ));
+    for r in reports {
+        status.push_str("\r\n");
+        if let Some(original) = r.original_recipient {
+            status.push_str(&format!(
+                "Original-Recipient: rfc822; {}\r\n",
+                clean(original)
+            ));
         }
         status.push_str(&format!(
-            "Diagnostic-Code: smtp; {}\r\n",
-            clean(f.diagnostic)
+            "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            clean(r.recipient),
+            r.action.word(),
+            r.status
         ));
+        if let Some(remote) = r.remote {
+            status.push_str(&format!("Remote-MTA: dns; {}\r\n", clean(remote)));
+        }
+        if let Some(d) = r.diagnostic {
+            status.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", clean(d)));
+        }
     }
-    let header_end = original
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .or_else(|| {
-            original
-                .windows(2)
-                .position(|w| w == b"\n\n")
-                .map(|p| p + 1)
-        })
-        .unwrap_or(original.len());
+    let subject = match failed {
+        0 => "Successful Mail Delivery Report",
+        _ => "Undelivered Mail Returned to Sender",
+    };
+    let (returned, original) = match notice.whole {
+        true => (
+            "Content-Type: message/rfc822\r\nContent-Description: The message\r\n\r\n",
+            notice.original,
+        ),
+        false => (
+            "Content-Type: text/rfc822-headers\r\nContent-Description: The message's header\r\n\r\n",
+            &notice.original[..crate::message::header_end(notice.original)],
+        ),
+    };
     let mut out = format!(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n\
          To: <{}>\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\n\
+         Subject: {subject}\r\n\
          Date: {}\r\n\
          Message-ID: <{:016x}.dsn@{hostname}>\r\n\
          Auto-Submitted: auto-replied\r\n\
@@ -101,14 +172,13 @@ pub fn build(
          Content-Description: Delivery report\r\n\r\n\
          {status}\
          \r\n--{boundary}\r\n\
-         Content-Type: text/rfc822-headers\r\n\
-         Content-Description: Undelivered message headers\r\n\r\n",
-        clean(sender),
+         {returned}",
+        clean(notice.to),
         now.to_rfc2822(),
         rand::thread_rng().r#gen::<u64>(),
     )
     .into_bytes();
-    out.extend_from_slice(&original[..header_end]);
+    out.extend_from_slice(original);
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out
 }
@@ -132,26 +202,94 @@ mod tests {
         assert_eq!(status_of("mx said: 452 4.2.2 full", "4.0.0"), "4.2.2");
     }
 
+    fn notice<'a>(original: &'a [u8], whole: bool, envid: Option<&'a str>) -> Notice<'a> {
+        Notice {
+            hostname: "mx.a.test",
+            to: "a@a.test",
+            envid,
+            arrival_micros: 0,
+            original,
+            whole,
+        }
+    }
+
     #[test]
-    fn report_parts() {
+    fn failure_report_parts() {
         let original = b"From: a@a.test\r\nSubject: hi\r\n\r\nsecret body\r\n";
-        let failed = [Failed {
+        let failed = [Report {
             recipient: "nobody@b.test",
-            diagnostic: "550 5.1.1 <nobody@b.test>: no such user\r\nX-Evil: 1",
+            action: Action::Failed,
+            diagnostic: Some("550 5.1.1 <nobody@b.test>: no such user\r\nX-Evil: 1"),
             status: "5.1.1".into(),
             remote: Some("mx.b.test"),
+            original_recipient: None,
         }];
-        let dsn = String::from_utf8(build("mx.a.test", "a@a.test", &failed, original, 0)).unwrap();
+        let dsn = String::from_utf8(build(&notice(original, false, None), &failed)).unwrap();
         assert!(dsn.contains("report-type=delivery-status"));
+        assert!(dsn.contains("Subject: Undelivered Mail Returned to Sender\r\n"));
         assert!(dsn.contains(
             "Final-Recipient: rfc822; nobody@b.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
         ));
         assert!(dsn.contains(
             "Diagnostic-Code: smtp; 550 5.1.1 <nobody@b.test>: no such user  X-Evil: 1\r\n"
         ));
+        assert!(dsn.contains("Content-Type: text/rfc822-headers\r\n"));
         assert!(dsn.contains("Subject: hi\r\n"));
+        assert!(!dsn.contains("Original-Envelope-Id"));
         assert!(!dsn.contains("secret body"), "only the header is returned");
         let parsed = jmail_proto::summary::summarize_message(dsn.as_bytes()).to_json();
         assert!(parsed.contains("delivery-status"), "{parsed}");
+    }
+
+    #[test]
+    fn success_report_names_the_envelope_and_original_recipient() {
+        let original = b"From: a@a.test\r\nSubject: hi\r\n\r\nsecret body\r\n";
+        let reports = [
+            Report {
+                recipient: "bob@b.test",
+                action: Action::Delivered,
+                diagnostic: None,
+                status: "2.0.0".into(),
+                remote: None,
+                original_recipient: Some("Bob@B.test"),
+            },
+            Report {
+                recipient: "carol@c.test",
+                action: Action::Relayed,
+                diagnostic: Some("250 2.0.0 ok"),
+                status: "2.0.0".into(),
+                remote: Some("mx.c.test"),
+                original_recipient: None,
+            },
+        ];
+        let dsn =
+            String::from_utf8(build(&notice(original, false, Some("QQ1")), &reports)).unwrap();
+        assert!(dsn.contains("Subject: Successful Mail Delivery Report\r\n"));
+        assert!(dsn.contains("Original-Envelope-Id: QQ1\r\nReporting-MTA: dns; mx.a.test\r\n"));
+        assert!(dsn.contains(
+            "\r\nOriginal-Recipient: rfc822; Bob@B.test\r\nFinal-Recipient: rfc822; bob@b.test\r\nAction: delivered\r\nStatus: 2.0.0\r\n"
+        ));
+        assert!(dsn.contains(
+            "Final-Recipient: rfc822; carol@c.test\r\nAction: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.c.test\r\n"
+        ));
+        assert!(dsn.contains("Your message was delivered to:\r\n\r\n<bob@b.test>\r\n"));
+        assert!(!dsn.contains("secret body"));
+    }
+
+    #[test]
+    fn ret_full_returns_the_whole_message() {
+        let original = b"From: a@a.test\r\nSubject: hi\r\n\r\nsecret body\r\n";
+        let failed = [Report {
+            recipient: "nobody@b.test",
+            action: Action::Failed,
+            diagnostic: None,
+            status: "5.0.0".into(),
+            remote: None,
+            original_recipient: None,
+        }];
+        let dsn = String::from_utf8(build(&notice(original, true, None), &failed)).unwrap();
+        assert!(dsn.contains(
+            "Content-Type: message/rfc822\r\nContent-Description: The message\r\n\r\nFrom: a@a.test\r\nSubject: hi\r\n\r\nsecret body\r\n"
+        ));
     }
 }

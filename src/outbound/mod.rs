@@ -4,9 +4,11 @@
 //! both use the one resolver here.
 
 pub mod client;
+pub mod delivered;
 pub mod dkim;
 pub mod dns;
 pub mod dsn;
+pub mod dsn_request;
 pub mod limiter;
 pub mod tls;
 pub mod worker;
@@ -210,6 +212,7 @@ pub async fn queue_signed(
         user: Some(user),
         sender: sender.to_string(),
         domains: by_domain(remote),
+        dsn: None,
     })
 }
 

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::client::{self, Body, Envelope, Failure, Fate};
-use super::{Mailer, dns, dsn};
+use super::dsn::{self, Action};
+use super::dsn_request::{Request, Ret};
+use super::{Mailer, dns};
 use crate::config::Config;
 use crate::store::{Attempted, BodyRef, NewMessage, QueueEntry, Store};
 
@@ -171,8 +173,13 @@ async fn connection(
     let mut next = std::collections::VecDeque::from([first]);
     let mut sent = 0;
     while let Some(entry) = next.pop_front() {
-        let fates = deliver(store, config, mailer, &entry, &mut session).await;
-        record(store, config, &entry, fates).await;
+        let dsn = Request::from_json(entry.dsn.as_deref());
+        let fates = deliver(store, config, mailer, &entry, &dsn, &mut session).await;
+        // Who took the delivered ones, and whether it reports on them from here on.
+        let taker = session
+            .as_ref()
+            .map(|s| (s.host().to_string(), s.offers_dsn()));
+        record(store, config, &entry, &dsn, fates, taker).await;
         sent += 1;
         let done = session.is_none() || sent >= MESSAGES_PER_CONNECTION_MAX || stop.is_cancelled();
         if done {
@@ -238,18 +245,47 @@ async fn release(store: &Arc<dyn Store>, entry: &QueueEntry) {
     }
 }
 
+/// One recipient's line in a notification, before it is written.
+struct Outcome {
+    recipient: String,
+    action: Action,
+    diagnostic: Option<String>,
+    status: String,
+    remote: Option<String>,
+}
+
 /// Records one attempt's outcome: delivered recipients gone, temporary failures back in the queue,
-/// permanent ones (and those out of time) told to the sender.
-async fn record(store: &Arc<dyn Store>, config: &Config, entry: &QueueEntry, fates: Vec<Fate>) {
+/// permanent ones (and those out of time) told to the sender, unless they asked not to be (RFC 3461
+/// `NOTIFY`), and delivered ones told when asked and the server that took them will not tell.
+async fn record(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    entry: &QueueEntry,
+    dsn: &Request,
+    fates: Vec<Fate>,
+    taker: Option<(String, bool)>,
+) {
     let now = now_micros();
     let expired = now - entry.created_micros > config.limits.queue_lifetime_secs as i64 * 1_000_000;
     let mut retry = Vec::new();
     let mut failed: Vec<(String, String, String)> = Vec::new();
+    let mut relayed: Vec<Outcome> = Vec::new();
     let mut error = None;
     for (rcpt, fate) in entry.recipients.iter().zip(fates) {
         match fate {
             Fate::Delivered => {
                 tracing::info!(queue = entry.id, to = %rcpt, "delivered");
+                if let Some((host, false)) = &taker
+                    && dsn.recipient(rcpt).wants_success()
+                {
+                    relayed.push(Outcome {
+                        recipient: rcpt.clone(),
+                        action: Action::Relayed,
+                        diagnostic: None,
+                        status: "2.0.0".into(),
+                        remote: Some(host.clone()),
+                    });
+                }
             }
             Fate::Temporary(why) if !expired => {
                 tracing::info!(queue = entry.id, to = %rcpt, reason = %why, "delivery deferred");
@@ -273,8 +309,20 @@ async fn record(store: &Arc<dyn Store>, config: &Config, entry: &QueueEntry, fat
             }
         }
     }
-    let bounce = match (&entry.user, failed.is_empty(), entry.sender.is_empty()) {
-        (Some(user), false, false) => bounce(store, config, entry, &failed)
+    let mut reports: Vec<Outcome> = failed
+        .into_iter()
+        .filter(|(rcpt, _, _)| dsn.recipient(rcpt).wants_failure())
+        .map(|(recipient, why, status)| Outcome {
+            recipient,
+            action: Action::Failed,
+            diagnostic: Some(why),
+            status,
+            remote: None,
+        })
+        .collect();
+    reports.extend(relayed);
+    let bounce = match (&entry.user, reports.is_empty(), entry.sender.is_empty()) {
+        (Some(user), false, false) => notification(store, config, entry, dsn, &reports)
             .await
             .map(|m| (*user, m)),
         _ => None,
@@ -301,40 +349,56 @@ async fn record(store: &Arc<dyn Store>, config: &Config, entry: &QueueEntry, fat
     }
 }
 
-/// The notification for `failed` recipients, with the original message's header.
-async fn bounce(
+/// The notification for `reports`, with the original message's header, or all of it when the sender
+/// asked (`RET=FULL`) and something failed.
+async fn notification(
     store: &Arc<dyn Store>,
     config: &Config,
     entry: &QueueEntry,
-    failed: &[(String, String, String)],
+    dsn: &Request,
+    reports: &[Outcome],
 ) -> Option<NewMessage> {
-    let head = store
+    let whole = dsn.ret == Some(Ret::Full) && reports.iter().any(|r| r.action == Action::Failed);
+    let wanted = match whole {
+        true => usize::try_from(entry.size).unwrap_or(usize::MAX),
+        false => 64 * 1024,
+    };
+    let original = store
         .body_chunk(
             BodyRef {
                 blob: entry.blob,
                 len: entry.size,
             },
             0,
-            64 * 1024,
+            wanted,
         )
         .await
         .ok()?;
-    let list: Vec<dsn::Failed<'_>> = failed
+    let originals: Vec<Option<String>> = reports
         .iter()
-        .map(|(rcpt, why, status)| dsn::Failed {
-            recipient: rcpt,
-            diagnostic: why,
-            status: status.clone(),
-            remote: None,
+        .map(|r| dsn.recipient(&r.recipient).orcpt)
+        .collect();
+    let list: Vec<dsn::Report<'_>> = reports
+        .iter()
+        .zip(&originals)
+        .map(|(r, original)| dsn::Report {
+            recipient: &r.recipient,
+            action: r.action,
+            diagnostic: r.diagnostic.as_deref(),
+            status: r.status.clone(),
+            remote: r.remote.as_deref(),
+            original_recipient: original.as_deref(),
         })
         .collect();
-    let raw = dsn::build(
-        config.hostname(),
-        &entry.sender,
-        &list,
-        &head,
-        entry.created_micros,
-    );
+    let notice = dsn::Notice {
+        hostname: config.hostname(),
+        to: &entry.sender,
+        envid: dsn.envid.as_deref(),
+        arrival_micros: entry.created_micros,
+        original: &original,
+        whole,
+    };
+    let raw = dsn::build(&notice, &list);
     let (from, subject, message_id, _) = crate::message::summarize(&raw);
     Some(NewMessage::new(
         raw,
@@ -352,6 +416,7 @@ async fn deliver(
     config: &Config,
     mailer: &Mailer,
     entry: &QueueEntry,
+    dsn: &Request,
     session: &mut Option<client::Session>,
 ) -> Vec<Fate> {
     let all = |f: Fate| vec![f; entry.recipients.len()];
@@ -366,6 +431,7 @@ async fn deliver(
         sender: &entry.sender,
         recipients: &entry.recipients,
         size: entry.size,
+        dsn,
     };
     if let Some(open) = session.as_mut() {
         match open.send(&envelope, &body).await {

@@ -13,7 +13,7 @@ use crate::auth::normalize_name;
 use crate::caps::{Admission, Caps, Refusal};
 
 use crate::config::Config;
-use crate::outbound::Mailer;
+use crate::outbound::{Mailer, dsn_request};
 use crate::store::{Account, Delivery, MailStore, Outbound, StoreError, UserId};
 use crate::throttle::{LoginResult, LoginThrottle, login, login_name};
 
@@ -101,6 +101,8 @@ struct Transaction {
     chunks: Option<Vec<u8>>,
     /// Local users (id and name) whose automatic reply is on.
     away: Vec<(UserId, String)>,
+    /// What the sender asked of delivery reports (RFC 3461).
+    dsn: dsn_request::Request,
 }
 
 pub struct Session {
@@ -268,7 +270,7 @@ impl Session {
                 Some(revoked) => revoked,
                 None => self.mail(from).await,
             },
-            Request::Rcpt { to } => self.rcpt(&to.address).await,
+            Request::Rcpt { to } => self.rcpt_with_dsn(to).await,
             Request::Data => self.data(),
             Request::Rset => {
                 self.end_transaction();
@@ -322,6 +324,7 @@ impl Session {
             "ENHANCEDSTATUSCODES".to_string(),
             "SMTPUTF8".to_string(),
             "CHUNKING".to_string(),
+            "DSN".to_string(),
         ];
         if !self.tls {
             lines.push("STARTTLS".to_string());
@@ -404,6 +407,18 @@ impl Session {
                 self.domain()
             ));
         }
+        // Decoded xtext can hold line breaks, which would forge fields of the report it is quoted in.
+        if let Some(envid) = &from.env_id
+            && !dsn_request::acceptable(envid, dsn_request::ENVID_CHARS_MAX)
+        {
+            return self.bad("501 5.5.4 ENVID must be 1 to 100 printable characters");
+        }
+        let ret = match from.flags & (wire::MAIL_RET_FULL | wire::MAIL_RET_HDRS) {
+            0 => None,
+            wire::MAIL_RET_FULL => Some(dsn_request::Ret::Full),
+            wire::MAIL_RET_HDRS => Some(dsn_request::Ret::Hdrs),
+            _ => return self.bad("501 5.5.4 RET is given once: FULL or HDRS"),
+        };
         self.transaction = Some(Transaction {
             sender: from.address,
             smtputf8: from.flags & wire::MAIL_SMTPUTF8 != 0,
@@ -412,6 +427,11 @@ impl Session {
             addresses: Vec::new(),
             chunks: None,
             away: Vec::new(),
+            dsn: dsn_request::Request {
+                ret,
+                envid: from.env_id,
+                ..Default::default()
+            },
         });
         Outcome::reply("250 2.1.0 Sender OK")
     }
@@ -462,6 +482,44 @@ impl Session {
                 .config
                 .local_part(sender)
                 .is_some_and(|local| local.eq_ignore_ascii_case(&account.name))
+    }
+
+    /// RCPT with its DSN parameters (RFC 3461 §4.1, §4.2), kept for a recipient once it is accepted.
+    async fn rcpt_with_dsn(&mut self, to: wire::RcptTo<String>) -> Outcome {
+        if let Some(orcpt) = &to.orcpt
+            && !dsn_request::acceptable(orcpt, dsn_request::ORCPT_CHARS_MAX)
+        {
+            return self.bad("501 5.5.4 ORCPT must be 1 to 500 printable characters");
+        }
+        let notify_flags = wire::RCPT_NOTIFY_SUCCESS
+            | wire::RCPT_NOTIFY_FAILURE
+            | wire::RCPT_NOTIFY_DELAY
+            | wire::RCPT_NOTIFY_NEVER;
+        let notify = (to.flags & notify_flags != 0).then_some(dsn_request::Notify {
+            success: to.flags & wire::RCPT_NOTIFY_SUCCESS != 0,
+            failure: to.flags & wire::RCPT_NOTIFY_FAILURE != 0,
+            delay: to.flags & wire::RCPT_NOTIFY_DELAY != 0,
+        });
+        // NEVER stands alone (RFC 3461 §4.1).
+        if to.flags & wire::RCPT_NOTIFY_NEVER != 0
+            && to.flags & (notify_flags ^ wire::RCPT_NOTIFY_NEVER) != 0
+        {
+            return self.bad("501 5.5.4 NOTIFY=NEVER cannot be combined with other values");
+        }
+        let accepted_before = self.transaction.as_ref().map(|t| t.addresses.len());
+        let outcome = self.rcpt(&to.address).await;
+        if let Some(t) = self.transaction.as_mut()
+            && Some(t.addresses.len()) > accepted_before
+        {
+            t.dsn.add(
+                &to.address,
+                dsn_request::Recipient {
+                    notify,
+                    orcpt: to.orcpt,
+                },
+            );
+        }
+        outcome
     }
 
     async fn rcpt(&mut self, address: &str) -> Outcome {
@@ -821,7 +879,44 @@ impl Session {
             junk,
             outbound,
         };
+        let arrival_micros = delivery.message.internal_date_micros;
+        let report_head = transaction
+            .dsn
+            .recipients
+            .values()
+            .any(|r| r.wants_success())
+            .then(|| {
+                delivery.message.raw[..crate::message::header_end(&delivery.message.raw)].to_vec()
+            });
         let stored = self.store.submit(delivery).await;
+        if stored.is_ok()
+            && !junk
+            && let Some(head) = &report_head
+        {
+            // Local recipients only: the server that takes the others reports on them, or the
+            // queue does when it hands them on.
+            let local: Vec<String> = transaction
+                .addresses
+                .iter()
+                .filter(|a| self.config.local_part(a).is_some())
+                .cloned()
+                .collect();
+            let stored_here = crate::outbound::delivered::Stored {
+                sender: &transaction.sender,
+                recipients: &local,
+                raw: head,
+                arrival_micros,
+                sender_proven,
+            };
+            crate::outbound::delivered::report(
+                &*self.store,
+                self.mailer.as_ref(),
+                &self.config,
+                &transaction.dsn,
+                &stored_here,
+            )
+            .await;
+        }
         if stored.is_ok()
             && let Some(head) = head
         {
@@ -879,7 +974,12 @@ impl Session {
             message,
         )
         .await;
-        queued.map_err(|why| match why {
+        queued
+            .map(|mut outbound| {
+                outbound.dsn = transaction.dsn.to_json();
+                outbound
+            })
+            .map_err(|why| match why {
             crate::outbound::NotQueued::HourlyLimit => {
                 tracing::warn!(user = %account.name, peer = %self.peer, "hourly sending limit reached; message refused");
                 Outcome::reply(

@@ -264,6 +264,30 @@ pub struct Delivery {
     pub outbound: Option<Outbound>,
 }
 
+impl Delivery {
+    /// The server's own message (a notification, an automatic reply) for one local user's INBOX.
+    pub fn to_local(name: String, message: NewMessage) -> Delivery {
+        Delivery {
+            local: vec![name],
+            message,
+            sent_copy_of: None,
+            junk: false,
+            outbound: None,
+        }
+    }
+
+    /// The server's own message for other domains only.
+    pub fn to_remote(message: NewMessage, outbound: Outbound) -> Delivery {
+        Delivery {
+            local: Vec::new(),
+            message,
+            sent_copy_of: None,
+            junk: false,
+            outbound: Some(outbound),
+        }
+    }
+}
+
 /// Mail for other domains, queued with the local copies of the same message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outbound {
@@ -274,6 +298,9 @@ pub struct Outbound {
     pub sender: String,
     /// Per destination domain, its recipients: one queue entry and one SMTP transaction each.
     pub domains: Vec<(String, Vec<String>)>,
+    /// What the sender asked of delivery reports (RFC 3461), as `crate::outbound::dsn_request` writes
+    /// it; kept with each entry. `None` when nothing was asked.
+    pub dsn: Option<String>,
 }
 
 /// One queue entry as the worker and `jmail queue` see it.
@@ -296,6 +323,8 @@ pub struct QueueEntry {
     /// Stored bytes of the message.
     pub size: u64,
     pub blob: i64,
+    /// The sender's delivery report parameters ([`Outbound::dsn`]).
+    pub dsn: Option<String>,
 }
 
 /// What became of one attempt at a queue entry.

@@ -144,13 +144,7 @@ pub async fn answer(
         .unwrap_or_else(|| format!("{name}@{}", config.primary_domain()));
     let mut message = reply::build(&vacation, &from, received.sender, &head);
     let delivery = match config.local_part(&sender).map(crate::auth::normalize_name) {
-        Some(Ok(local)) => Delivery {
-            local: vec![local],
-            message,
-            sent_copy_of: None,
-            junk: false,
-            outbound: None,
-        },
+        Some(Ok(local)) => Delivery::to_local(local, message),
         Some(Err(_)) => return,
         None => {
             let Some(mailer) = mailer else {
@@ -173,13 +167,7 @@ pub async fn answer(
                 );
                 return;
             };
-            Delivery {
-                local: Vec::new(),
-                message,
-                sent_copy_of: None,
-                junk: false,
-                outbound: Some(outbound),
-            }
+            Delivery::to_remote(message, outbound)
         }
     };
     match store.submit(delivery).await {

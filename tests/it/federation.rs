@@ -71,7 +71,8 @@ pub fn publish(dns: &TestDns, domain: &str, ip: Ipv4Addr, dir: &TempDir, dmarc: 
     dns.txt(&format!("_dmarc.{domain}"), &format!("v=DMARC1; {dmarc}"));
 }
 
-/// Sends with Python's smtplib over submission (AUTH PLAIN on loopback); prints the refused map.
+/// Sends with Python's smtplib over submission (AUTH PLAIN on loopback); checks every recipient was
+/// taken.
 pub async fn submit(
     s: &TestServer,
     user: &str,
@@ -80,22 +81,41 @@ pub async fn submit(
     to: &[&str],
     subject: &str,
 ) {
+    let taken = submit_with(s, (user, password, from), to, subject, (&[], &[])).await;
+    assert_eq!(taken, "{}");
+}
+
+/// [`submit`] with these MAIL and RCPT options (RFC 3461's, say); what smtplib reports: `{}` when every
+/// recipient was taken, the refused recipients' codes and texts, or MAIL's code and text.
+pub async fn submit_with(
+    s: &TestServer,
+    (user, password, from): (&str, &str, &str),
+    to: &[&str],
+    subject: &str,
+    (mail_options, rcpt_options): (&[&str], &[&str]),
+) -> String {
     let script = r#"
 import smtplib, sys, json
 from email.message import EmailMessage
-host, port, user, pw, sender, subject = sys.argv[1:7]
-to = sys.argv[7:]
+host, port, user, pw, sender, subject, mopts, ropts = sys.argv[1:9]
+to = sys.argv[9:]
 m = EmailMessage()
 m["From"] = sender
 m["To"] = ", ".join(to)
 m["Subject"] = subject
-m.set_content("Hello from " + sender + "\n.a dot line\n")
+m.set_content("Hello from " + sender + "\n.a dot line\nthe body of " + subject + "\n")
 s = smtplib.SMTP(host, int(port))
 s.login(user, pw)
-print(json.dumps(s.send_message(m)))
+try:
+    print(json.dumps(s.send_message(m, mail_options=json.loads(mopts), rcpt_options=json.loads(ropts))))
+except smtplib.SMTPSenderRefused as e:
+    print(e.smtp_code, e.smtp_error.decode())
+except smtplib.SMTPRecipientsRefused as e:
+    print(json.dumps({k: [v[0], v[1].decode()] for k, v in e.recipients.items()}))
 s.quit()
 "#;
     let addr = s.addr_of(Service::Submission);
+    let json = |l: &[&str]| serde_json::to_string(l).unwrap();
     let out = tokio::process::Command::new("python3")
         .arg("-c")
         .arg(script)
@@ -106,6 +126,8 @@ s.quit()
             password.into(),
             from.into(),
             subject.into(),
+            json(mail_options),
+            json(rcpt_options),
         ])
         .args(to)
         .output()
@@ -117,7 +139,7 @@ s.quit()
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// alice@a.test sends one message over a.test's submission port.
@@ -207,8 +229,18 @@ pub fn auth_results(message: &str) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_domains_exchange_signed_checked_mail() {
+/// `a.test` (with alice) and `b.test` (with bob), both published with DMARC `p=reject`.
+pub struct TwoHosts {
+    pub dns: TestDns,
+    pub a: TestServer,
+    pub b: TestServer,
+    pub ip_b: Ipv4Addr,
+    /// A third address, of neither host.
+    pub ip_stranger: Ipv4Addr,
+    pub port: u16,
+}
+
+pub async fn two_hosts() -> TwoHosts {
     let dns = TestDns::start().await;
     let (ip_a, ip_b, ip_stranger, port) = addresses();
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
@@ -218,6 +250,26 @@ async fn two_domains_exchange_signed_checked_mail() {
     let b = TestServer::start_in(dir_b, |c| tune(c, "b.test", ip_b, port, dns.addr)).await;
     a.add_user("alice", "alice-pw").await;
     b.add_user("bob", "bob-pw").await;
+    TwoHosts {
+        dns,
+        a,
+        b,
+        ip_b,
+        ip_stranger,
+        port,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_domains_exchange_signed_checked_mail() {
+    let TwoHosts {
+        dns,
+        a,
+        b,
+        ip_b,
+        ip_stranger,
+        port,
+    } = two_hosts().await;
 
     // alice@a.test → bob@b.test: signed by a.test, checked and accepted by b.test.
     alice_sends(&a, "bob@b.test", "hello bob").await;

@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod dns;
+mod dsn;
 mod federation;
 mod folders;
 mod hardening;

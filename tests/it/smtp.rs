@@ -115,6 +115,7 @@ async fn smtplib_delivers_utf8_mail_to_local_users_and_refuses_others() {
         serde_json::json!([
             "8bitmime",
             "chunking",
+            "dsn",
             "enhancedstatuscodes",
             "help",
             "pipelining",

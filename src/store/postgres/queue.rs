@@ -9,7 +9,7 @@ use super::write_messages;
 use crate::store::{Attempted, Flags, Outbound, QueueEntry, StoreError, StoreResult};
 
 const COLUMNS: &str = "q.id, q.user_id, q.sender, q.domain, q.recipients, q.created_micros, \
-     q.next_micros, q.attempts, q.leased, q.last_error, octet_length(b.raw), q.blob_id";
+     q.next_micros, q.attempts, q.leased, q.last_error, q.dsn, octet_length(b.raw), q.blob_id";
 
 pub async fn enqueue(ctx: &Ctx<'_>, blob: i64, outbound: &Outbound, now: i64) -> StoreResult<i64> {
     let mut rows = 0;
@@ -21,8 +21,16 @@ pub async fn enqueue(ctx: &Ctx<'_>, blob: i64, outbound: &Outbound, now: i64) ->
             serde_json::to_string(recipients).map_err(|e| StoreError::Backend(e.to_string()))?;
         ctx.exec(
             "INSERT INTO queue (blob_id, user_id, sender, domain, recipients, created_micros, \
-             next_micros) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            &[&blob, &outbound.user, &outbound.sender, domain, &list, &now],
+             next_micros, dsn) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+            &[
+                &blob,
+                &outbound.user,
+                &outbound.sender,
+                domain,
+                &list,
+                &now,
+                &outbound.dsn,
+            ],
         )
         .await?;
         rows += 1;
@@ -43,8 +51,9 @@ fn entry(r: &Row) -> QueueEntry {
         attempts: r.get::<_, i64>(7).clamp(0, u32::MAX as i64) as u32,
         leased: r.get(8),
         last_error: r.get(9),
-        size: r.get::<_, i32>(10).max(0) as u64,
-        blob: r.get(11),
+        dsn: r.get(10),
+        size: r.get::<_, i32>(11).max(0) as u64,
+        blob: r.get(12),
     }
 }
 

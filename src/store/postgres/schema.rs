@@ -210,6 +210,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX vacation_replies_by_time ON vacation_replies (user_id, replied_micros);
     "#,
+    // 12: delivery report parameters of queued mail (SQLite's migration 18 says why).
+    r#"
+    ALTER TABLE queue ADD COLUMN dsn TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -9,7 +9,7 @@ use super::writer::{Ctx, backend};
 use crate::store::{Attempted, Flags, Outbound, QueueEntry, StoreError, StoreResult};
 
 const COLUMNS: &str = "q.id, q.user_id, q.sender, q.domain, q.recipients, q.created_micros, \
-     q.next_micros, q.attempts, q.leased, q.last_error, length(b.raw), q.blob_id";
+     q.next_micros, q.attempts, q.leased, q.last_error, q.dsn, length(b.raw), q.blob_id";
 
 /// Queues `outbound`'s domains for the message in `blob`; how many rows (each one more reference to
 /// the blob, which the caller counts).
@@ -17,7 +17,7 @@ pub fn enqueue(tx: &Connection, blob: i64, outbound: &Outbound, now: i64) -> Sto
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO queue (blob_id, user_id, sender, domain, recipients, created_micros, \
-             next_micros) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+             next_micros, dsn) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
         )
         .map_err(backend)?;
     let mut rows = 0;
@@ -34,7 +34,8 @@ pub fn enqueue(tx: &Connection, blob: i64, outbound: &Outbound, now: i64) -> Sto
                 outbound.sender,
                 domain,
                 list,
-                now
+                now,
+                outbound.dsn
             ])
             .map_err(backend)?;
         rows += 1;
@@ -55,8 +56,9 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<QueueEntry> {
         attempts: r.get(7)?,
         leased: r.get::<_, i64>(8)? != 0,
         last_error: r.get(9)?,
-        size: r.get(10)?,
-        blob: r.get(11)?,
+        dsn: r.get(10)?,
+        size: r.get(11)?,
+        blob: r.get(12)?,
     })
 }
 

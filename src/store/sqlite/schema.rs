@@ -335,6 +335,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX vacation_replies_by_time ON vacation_replies (user_id, replied_micros);
 "#,
+    // 18: what a sender asked of delivery reports (RFC 3461 NOTIFY, ORCPT, RET, ENVID), as JSON, with
+    // each queue entry; NULL (nothing asked) for all mail queued before.
+    r#"
+    ALTER TABLE queue ADD COLUMN dsn TEXT;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.
