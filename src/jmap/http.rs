@@ -189,7 +189,7 @@ pub fn session_object(s: &JmapState, account: &Account, base: &str) -> Value {
         "emailQuerySortOptions": ["receivedAt", "size", "from", "to", "subject", "sentAt", "hasKeyword"],
         "mayCreateTopLevelMailbox": true,
     });
-    let submission = json!({"maxDelayedSend": 0, "submissionExtensions": {}});
+    let submission = json!({"maxDelayedSend": 0, "submissionExtensions": {"DSN": []}});
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(CAPABILITIES[0].into(), core);
     capabilities.insert(CAPABILITIES[1].into(), json!({}));

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::ids;
 use super::request::{MethodError, MethodResult};
 use super::{Ctx, id_list, refuse_all, set_error};
+use crate::outbound::dsn_request;
 
 /// Why identities and submissions cannot be changed.
 const OWN: &str = "identities are the account's own addresses";
@@ -122,6 +123,74 @@ fn own_address(ctx: &Ctx<'_>, address: &str) -> bool {
         .is_some_and(|local| local.eq_ignore_ascii_case(&ctx.account.name))
 }
 
+/// The DSN parameters (RFC 3461) of an envelope (RFC 8621 §7: names as in SMTP, values with their
+/// xtext undone); `None` for a parameter this server does not take or a value it cannot use.
+fn envelope_dsn(envelope: &Value) -> Option<dsn_request::Request> {
+    let params = |v: Option<&Value>| -> Option<Vec<(String, Option<String>)>> {
+        match v {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::Null => Some((k.to_ascii_uppercase(), None)),
+                    Value::String(s) => Some((k.to_ascii_uppercase(), Some(s.clone()))),
+                    _ => None,
+                })
+                .collect(),
+            Some(_) => None,
+        }
+    };
+    let mut request = dsn_request::Request::default();
+    for (name, value) in params(envelope.pointer("/mailFrom/parameters"))? {
+        let value = value?;
+        match name.as_str() {
+            "RET" if request.ret.is_none() => {
+                request.ret = Some(match value.to_ascii_uppercase().as_str() {
+                    "FULL" => dsn_request::Ret::Full,
+                    "HDRS" => dsn_request::Ret::Hdrs,
+                    _ => return None,
+                })
+            }
+            "ENVID"
+                if request.envid.is_none()
+                    && dsn_request::acceptable(&value, dsn_request::ENVID_CHARS_MAX) =>
+            {
+                request.envid = Some(value)
+            }
+            _ => return None,
+        }
+    }
+    for rcpt in envelope
+        .get("rcptTo")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let address = rcpt.get("email").and_then(Value::as_str).unwrap_or("");
+        let mut recipient = dsn_request::Recipient::default();
+        for (name, value) in params(rcpt.get("parameters"))? {
+            let value = value?;
+            match name.as_str() {
+                "NOTIFY" if recipient.notify.is_none() => {
+                    recipient.notify = Some(dsn_request::Notify::parse(&value)?)
+                }
+                "ORCPT" if recipient.orcpt.is_none() => {
+                    let (kind, original) = value.split_once(';')?;
+                    if !kind.trim().eq_ignore_ascii_case("rfc822")
+                        || !dsn_request::acceptable(original, dsn_request::ORCPT_CHARS_MAX)
+                    {
+                        return None;
+                    }
+                    recipient.orcpt = Some(original.to_string());
+                }
+                _ => return None,
+            }
+        }
+        request.add(address, recipient);
+    }
+    Some(request)
+}
+
 /// Sends one submission; the created object, or the set error.
 async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value, String), Value> {
     let identity = object
@@ -162,34 +231,40 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
             "the From field must be your own address",
         ));
     }
-    let (sender, recipients): (String, Vec<String>) =
-        match object.get("envelope").filter(|e| !e.is_null()) {
-            Some(envelope) => {
-                let sender = envelope
-                    .pointer("/mailFrom/email")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let rcpts = envelope
-                    .get("rcptTo")
-                    .and_then(Value::as_array)
-                    .map(|l| {
-                        l.iter()
-                            .filter_map(|r| r.get("email")?.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (sender, rcpts)
+    let envelope = object.get("envelope").filter(|e| !e.is_null());
+    let Some(dsn) = envelope.map_or(Some(dsn_request::Request::default()), envelope_dsn) else {
+        return Err(
+            json!({"type": "invalidProperties", "properties": ["envelope"],
+            "description": "the envelope takes DSN's parameters only (RET, ENVID; NOTIFY, ORCPT), with valid values"}),
+        );
+    };
+    let (sender, recipients): (String, Vec<String>) = match envelope {
+        Some(envelope) => {
+            let sender = envelope
+                .pointer("/mailFrom/email")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let rcpts = envelope
+                .get("rcptTo")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|r| r.get("email")?.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (sender, rcpts)
+        }
+        None => {
+            let m = parsed.as_ref().expect("checked above");
+            let mut rcpts: Vec<String> = Vec::new();
+            for list in [m.to(), m.cc(), m.bcc()].into_iter().flatten() {
+                rcpts.extend(list.iter().filter_map(|a| a.address().map(str::to_string)));
             }
-            None => {
-                let m = parsed.as_ref().expect("checked above");
-                let mut rcpts: Vec<String> = Vec::new();
-                for list in [m.to(), m.cc(), m.bcc()].into_iter().flatten() {
-                    rcpts.extend(list.iter().filter_map(|a| a.address().map(str::to_string)));
-                }
-                (identity_email.clone(), rcpts)
-            }
-        };
+            (identity_email.clone(), rcpts)
+        }
+    };
     if !own_address(ctx, &sender) {
         return Err(set_error(
             "forbiddenMailFrom",
@@ -207,11 +282,14 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         ));
     }
     let (mut local, mut remote) = (Vec::new(), Vec::new());
-    let mut invalid = Vec::new();
+    let (mut invalid, mut local_addresses) = (Vec::new(), Vec::new());
     for r in &recipients {
         match ctx.shared.config.local_part(r) {
             Some(l) => match crate::auth::normalize_name(l) {
-                Ok(name) => local.push(name),
+                Ok(name) => {
+                    local.push(name);
+                    local_addresses.push(r.clone());
+                }
                 Err(_) => invalid.push(r.clone()),
             },
             None if crate::outbound::plausible_address(r) => remote.push(r.clone()),
@@ -239,7 +317,10 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         )
         .await
         {
-            Ok(o) => Some(o),
+            Ok(mut o) => {
+                o.dsn = dsn.to_json();
+                Some(o)
+            }
             Err(crate::outbound::NotQueued::HourlyLimit) => {
                 return Err(set_error(
                     "forbiddenToSend",
@@ -255,6 +336,7 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         }
     };
     let (names, head) = (local.clone(), crate::vacation::head_of(&message.raw));
+    let arrival_micros = message.internal_date_micros;
     let delivery = Delivery {
         local,
         message,
@@ -271,6 +353,15 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
             };
             let (shared, mailer) = (ctx.shared, Some(&ctx.shared.mailer));
             crate::vacation::answer_named(ctx.store(), mailer, &shared.config, &names, &received)
+                .await;
+            let stored = crate::outbound::delivered::Stored {
+                sender: &sender,
+                recipients: &local_addresses,
+                raw: &head,
+                arrival_micros,
+                sender_proven: true,
+            };
+            crate::outbound::delivered::report(ctx.store(), mailer, &shared.config, &dsn, &stored)
                 .await;
         }
         Err(StoreError::UnknownRecipient(user)) => {

@@ -31,6 +31,27 @@ pub struct Notify {
     pub delay: bool,
 }
 
+impl Notify {
+    /// A NOTIFY value: `NEVER`, or one or more of `SUCCESS`, `FAILURE`, `DELAY` separated by commas
+    /// (any case); `None` for anything else.
+    pub fn parse(value: &str) -> Option<Notify> {
+        if value.eq_ignore_ascii_case("NEVER") {
+            return Some(Notify::default());
+        }
+        let mut n = Notify::default();
+        for word in value.split(',') {
+            let flag = match word.trim().to_ascii_uppercase().as_str() {
+                "SUCCESS" => &mut n.success,
+                "FAILURE" => &mut n.failure,
+                "DELAY" => &mut n.delay,
+                _ => return None,
+            };
+            *flag = true;
+        }
+        Some(n)
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !b
 }
@@ -206,6 +227,22 @@ mod tests {
         assert!(!back.recipient("dave@else.test").wants_success());
         assert_eq!(Request::default().to_json(), None);
         assert_eq!(Request::from_json(Some("not json")), Request::default());
+    }
+
+    #[test]
+    fn notify_values() {
+        assert_eq!(Notify::parse("never"), Some(Notify::default()));
+        assert_eq!(
+            Notify::parse("SUCCESS,delay"),
+            Some(Notify {
+                success: true,
+                failure: false,
+                delay: true
+            })
+        );
+        for bad in ["", "NEVER,SUCCESS", "SUCCESS,", "sometimes"] {
+            assert_eq!(Notify::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

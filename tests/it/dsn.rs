@@ -382,3 +382,55 @@ async fn a_server_without_dsn_gets_no_parameters_and_the_sender_hears_relayed() 
     mx.abort();
     a.stop().await;
 }
+
+const JMAP_SCRIPT: &str = r##"
+import sys, requests, urllib3
+urllib3.disable_warnings()
+https = sys.argv[1]
+api = f"https://127.0.0.1:{https}/jmap/api"
+USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"]
+def call(calls):
+    r = requests.post(api, auth=("alice", "alice-pw"), verify=False, json={"using": USING, "methodCalls": calls})
+    assert r.status_code == 200, r.text
+    return r.json()["methodResponses"]
+session = requests.get(f"https://127.0.0.1:{https}/jmap/session", auth=("alice", "alice-pw"), verify=False).json()
+account = session["primaryAccounts"]["urn:ietf:params:jmap:submission"]
+[[_, boxes, _]] = call([["Mailbox/get", {"accountId": account}, "m"]])
+drafts = [b["id"] for b in boxes["list"] if b["role"] == "drafts"][0]
+draft = {"mailboxIds": {drafts: True}, "from": [{"email": "alice@localhost"}], "to": [{"email": "bob@localhost"}],
+         "subject": "by jmap", "textBody": [{"partId": "t", "type": "text/plain"}], "bodyValues": {"t": {"value": "hi bob"}}}
+envelope = {"mailFrom": {"email": "alice@localhost", "parameters": {"ENVID": "JMAP1"}},
+            "rcptTo": [{"email": "bob@localhost", "parameters": {"NOTIFY": "SUCCESS", "ORCPT": "rfc822;Bob@localhost"}}]}
+made = call([["Email/set", {"accountId": account, "create": {"d": draft}}, "0"],
+             ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": "i0", "emailId": "#d", "envelope": envelope}}}, "1"]])
+assert "s" in made[1][1]["created"], made
+print("ok")
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jmap_submission_asks_for_a_delivery_report() {
+    let s = TestServer::start_with(|c| c.https_port = Some(0)).await;
+    s.add_user("alice", "alice-pw").await;
+    s.add_user("bob", "bob-pw").await;
+    let https = s.addr_of(jmail::server::Service::Https).port().to_string();
+    assert_eq!(
+        crate::harness::python(JMAP_SCRIPT, &[https]).await.trim(),
+        "ok"
+    );
+    arrives(&s, "bob", "bob-pw", "INBOX", "hi bob").await;
+    let report = arrives(
+        &s,
+        "alice",
+        "alice-pw",
+        "INBOX",
+        "Original-Envelope-Id: JMAP1",
+    )
+    .await;
+    assert!(
+        report.contains(
+            "Original-Recipient: rfc822; Bob@localhost\r\nFinal-Recipient: rfc822; bob@localhost\r\nAction: delivered\r\nStatus: 2.0.0\r\n"
+        ),
+        "{report}"
+    );
+    s.stop().await;
+}

@@ -192,13 +192,25 @@ injected = dict(draft, **{"subject": "Hi\r\nFrom: ceo@bank.example", "attachment
 [[_, made, _]] = api(alice, [["Email/set", {"accountId": account, "create": {"i": injected}}, "0"]])
 assert made["notCreated"]["i"]["type"] == "invalidProperties", made
 assert made["notCreated"]["i"]["properties"] == ["subject"], made
-# To another domain: queued for the delivery worker in the same call (checked in the store below).
+# To another domain: queued for the delivery worker in the same call (checked in the store below),
+# with DSN parameters in the envelope (RFC 8621 §7), which the session offers.
+offered = alice.requests_session.get(f"{base}/.well-known/jmap").json()["accounts"][account]["accountCapabilities"]["urn:ietf:params:jmap:submission"]
+assert offered["submissionExtensions"] == {"DSN": []}, offered
 outward = dict(draft, **{"to": [{"email": "ext@example.net"}], "bcc": [{"email": "hidden@example.net"}], "attachments": [], "subject": "Outward"})
+envelope = {"mailFrom": {"email": "alice@localhost", "parameters": {"ENVID": "J 1", "RET": "hdrs"}},
+            "rcptTo": [{"email": "ext@example.net", "parameters": {"NOTIFY": "SUCCESS,FAILURE", "ORCPT": "rfc822;Ext@example.net"}},
+                       {"email": "hidden@example.net", "parameters": None}]}
 responses = api(alice, [
     ["Email/set", {"accountId": account, "create": {"o": outward}}, "0"],
-    ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": "i0", "emailId": "#o"}}}, "1"],
+    ["EmailSubmission/set", {"accountId": account, "create": {"s": {"identityId": "i0", "emailId": "#o", "envelope": envelope}}}, "1"],
 ])
 assert "s" in responses[1][1]["created"], responses[1]
+# Parameters it does not take, or values that would forge a report's fields, are refused.
+for bad in [{"mailFrom": {"email": "alice@localhost", "parameters": {"HOLDFOR": "10"}}, "rcptTo": [{"email": "ext@example.net"}]},
+            {"mailFrom": {"email": "alice@localhost", "parameters": {"ENVID": "a\r\nX-Evil: 1"}}, "rcptTo": [{"email": "ext@example.net"}]},
+            {"mailFrom": {"email": "alice@localhost"}, "rcptTo": [{"email": "ext@example.net", "parameters": {"NOTIFY": "NEVER,SUCCESS"}}]}]:
+    [[_, sub, _]] = api(alice, [["EmailSubmission/set", {"accountId": account, "create": {"b": {"identityId": "i0", "emailId": responses[0][1]["created"]["o"]["id"], "envelope": bad}}}, "1"]])
+    assert sub["notCreated"]["b"]["type"] == "invalidProperties" and sub["notCreated"]["b"]["properties"] == ["envelope"], sub
 
 # Another account's ids name nothing for bob.
 [[_, g, _]] = api(bob, [["Email/get", {"accountId": bob.account_id, "ids": [lunch.id], "properties": ["subject"]}, "g"]])
@@ -548,6 +560,12 @@ async fn suite(store: Arc<dyn Store>, dir: &std::path::Path) {
     let mut recipients = entry.recipients.clone();
     recipients.sort();
     assert_eq!(recipients, ["ext@example.net", "hidden@example.net"]);
+    let dsn: serde_json::Value = serde_json::from_str(entry.dsn.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        dsn,
+        serde_json::json!({"ret": "hdrs", "envid": "J 1", "recipients": {"ext@example.net": {
+            "notify": {"success": true, "failure": true}, "orcpt": "Ext@example.net"}}})
+    );
     let raw = store
         .body_chunk(
             BodyRef {
