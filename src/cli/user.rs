@@ -1,4 +1,4 @@
-//! `jmail user add|passwd|del|list|quota`: account administration straight on the store. Safe while the server
+//! `jmail user add|passwd|del|list|quota|away`: account administration straight on the store. Safe while the server
 //! runs: SQLite serializes the writers, and the server sees the change at its next read.
 
 use std::io::Write;
@@ -22,6 +22,82 @@ pub enum UserCommand {
     List(ListArgs),
     /// Set a user's quota on stored bytes and on messages (`default`: the server's; `unlimited`).
     Quota(QuotaArgs),
+    /// Show a user's automatic reply while away, or change it (what JMAP's VacationResponse and the
+    /// webmail's Away panel set).
+    Away(AwayArgs),
+}
+
+#[derive(Args)]
+pub struct AwayArgs {
+    name: String,
+    /// Switch the reply on.
+    #[arg(long, conflicts_with = "off")]
+    on: bool,
+    /// Switch the reply off (its text and dates are kept).
+    #[arg(long)]
+    off: bool,
+    /// The reply's subject (`""`: "Auto: " and the subject of the message answered).
+    #[arg(long)]
+    subject: Option<String>,
+    /// The reply's text.
+    #[arg(long)]
+    text: Option<String>,
+    /// First day it answers, YYYY-MM-DD (from midnight UTC; `""`: from now).
+    #[arg(long, value_parser = parse_day)]
+    from: Option<Day>,
+    /// Last day it answers, YYYY-MM-DD, included (until midnight UTC after it; `""`: no end).
+    #[arg(long, value_parser = parse_day)]
+    until: Option<Day>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// A day given on the command line, or none (`""`). (A plain `Option<Option<_>>` field means "a flag
+/// with an optional value" to clap.)
+#[derive(Clone, Copy)]
+struct Day(Option<chrono::NaiveDate>);
+
+/// `2026-12-24`, or `""` for none.
+fn parse_day(text: &str) -> Result<Day, String> {
+    if text.is_empty() {
+        return Ok(Day(None));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| Day(Some(d)))
+        .map_err(|_| format!("{text:?} is not a day as YYYY-MM-DD"))
+}
+
+/// Midnight UTC starting `day`, in microseconds.
+fn midnight_micros(day: chrono::NaiveDate) -> i64 {
+    day.and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros()
+}
+
+/// The reply as `jmail user away NAME` prints it.
+fn describe(v: &crate::store::Vacation) -> String {
+    let day = |micros: Option<i64>, back_one: bool| match micros
+        .and_then(chrono::DateTime::from_timestamp_micros)
+    {
+        Some(t) if back_one => (t - chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string(),
+        Some(t) => t.format("%Y-%m-%d").to_string(),
+        None => "-".to_string(),
+    };
+    format!(
+        "away:    {}\nfrom:    {}\nuntil:   {}\nsubject: {}\ntext:    {}\n",
+        if v.enabled { "on" } else { "off" },
+        day(v.from_micros, false),
+        day(v.to_micros, true),
+        v.subject
+            .as_deref()
+            .unwrap_or("(Auto: and the subject answered)"),
+        v.text_body
+            .as_deref()
+            .unwrap_or("")
+            .replace('\n', "\n         "),
+    )
 }
 
 #[derive(Args)]
@@ -250,6 +326,45 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
                 Ok(s.set_quota(&name, a.storage, a.messages).await?)
             })?;
             println!("quota set for {name}");
+        }
+        UserCommand::Away(a) => {
+            let name = crate::auth::normalize_name(&a.name)?;
+            let changes = a.on
+                || a.off
+                || a.subject.is_some()
+                || a.text.is_some()
+                || a.from.is_some()
+                || a.until.is_some();
+            let shown = with_store(&a.store, async |s, _| {
+                let Some(user) = s.recipient(&name).await? else {
+                    bail!("no user named {name}");
+                };
+                let (mut v, _) = s.vacation(user.user).await?;
+                if changes {
+                    if a.on || a.off {
+                        v.enabled = a.on;
+                    }
+                    if let Some(subject) = a.subject {
+                        v.subject = (!subject.is_empty()).then_some(subject);
+                    }
+                    if let Some(text) = a.text {
+                        v.text_body = Some(text);
+                        v.html_body = None;
+                    }
+                    if let Some(from) = a.from {
+                        v.from_micros = from.0.map(midnight_micros);
+                    }
+                    if let Some(until) = a.until {
+                        v.to_micros = until.0.and_then(|d| d.succ_opt()).map(midnight_micros);
+                    }
+                    if let Some(why) = crate::vacation::invalid(&v) {
+                        bail!("{why}");
+                    }
+                    s.set_vacation(user.user, &v).await?;
+                }
+                Ok(describe(&v))
+            })?;
+            print!("{shown}");
         }
     }
     Ok(())

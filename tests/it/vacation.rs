@@ -167,3 +167,94 @@ async fn an_away_user_answers_each_person_once_and_no_machine() {
     assert!(raw.contains("To: <ann@else.test>\r\n"), "{raw}");
     server.stop().await;
 }
+
+/// `jmail user away`: shows the reply, switches it on with its text and days, is refused a bad
+/// setting, and the running server answers with what it set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_the_reply_the_server_sends() {
+    let server = TestServer::start_with(|config| config.submission_port = Some(0)).await;
+    for name in ["alice", "bob"] {
+        server.add_user(name, &format!("{name}-pw")).await;
+    }
+    let dir = server.dir.path().to_path_buf();
+    let away = |args: &[&str]| {
+        let mut all = vec!["user", "away", "alice"];
+        all.extend_from_slice(args);
+        crate::cli::jmail(&all, &dir).output().unwrap()
+    };
+    let out = away(&[]);
+    assert!(out.status.success(), "{}", crate::cli::text(&out.stderr));
+    assert!(
+        crate::cli::text(&out.stdout).starts_with("away:    off\nfrom:    -\nuntil:   -\n"),
+        "{}",
+        crate::cli::text(&out.stdout)
+    );
+    let out = away(&[
+        "--on",
+        "--subject",
+        "Out until Friday",
+        "--text",
+        "Back on Monday.",
+        "--from",
+        "2020-01-01",
+        "--until",
+        "2099-12-31",
+    ]);
+    assert!(out.status.success(), "{}", crate::cli::text(&out.stderr));
+    assert_eq!(
+        crate::cli::text(&out.stdout),
+        "away:    on\nfrom:    2020-01-01\nuntil:   2099-12-31\nsubject: Out until Friday\ntext:    Back on Monday.\n"
+    );
+    let id = server.store.recipient("alice").await.unwrap().unwrap().user;
+    let (v, _) = server.store.vacation(id).await.unwrap();
+    assert!(v.enabled);
+    assert_eq!(
+        v.from_micros,
+        Some(1_577_836_800_000_000),
+        "2020-01-01T00:00Z"
+    );
+    assert_eq!(
+        v.to_micros,
+        Some(4_102_444_800_000_000),
+        "2100-01-01T00:00Z: the last day included"
+    );
+    // Refused: the last day before the first, a subject of two lines, an unknown user.
+    let out = away(&["--until", "2019-01-01"]);
+    assert!(!out.status.success());
+    assert!(
+        crate::cli::text(&out.stderr).contains("after toDate"),
+        "{}",
+        crate::cli::text(&out.stderr)
+    );
+    let out = away(&["--subject", "a\nb"]);
+    assert!(!out.status.success());
+    let out = crate::cli::jmail(&["user", "away", "nobody"], &dir)
+        .output()
+        .unwrap();
+    assert!(crate::cli::text(&out.stderr).contains("no user named nobody"));
+    assert_eq!(
+        server.store.vacation(id).await.unwrap().0,
+        v,
+        "unchanged by what was refused"
+    );
+    // The server answers bob with it.
+    let script = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("bob", "bob-pw")
+s.sendmail("bob@localhost", ["alice@localhost"], b"From: bob@localhost\r\nTo: alice@localhost\r\nSubject: lunch?\r\n\r\nhi\r\n")
+s.quit()
+print("ok")
+"#;
+    let port = server.addr_of(Service::Submission).port().to_string();
+    assert_eq!(python(script, &[port]).await.trim(), "ok");
+    let reply =
+        crate::federation::arrives(&server, "bob", "bob-pw", "INBOX", "Back on Monday.").await;
+    assert!(reply.contains("Subject: Out until Friday\r\n"), "{reply}");
+    // Off keeps the text.
+    let out = away(&["--off"]);
+    assert!(crate::cli::text(&out.stdout).starts_with("away:    off\n"));
+    let (off, _) = server.store.vacation(id).await.unwrap();
+    assert!(!off.enabled && off.text_body.as_deref() == Some("Back on Monday."));
+    server.stop().await;
+}
