@@ -106,14 +106,13 @@ pub async fn copy(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let ids = id_list(&args, "blobIds")?.unwrap_or_default();
     let (mut copied, mut not_copied) = (Map::new(), Map::new());
-    let mut read_bytes = 0u64;
     for id in ids {
         let found = match ids::parse_blob(&id) {
             // A whole message is there while a copy of it is; a part or an upload is read to be sure.
             Some(BlobId::Message { email, part: None }) => ctx.first_copy(email).await?.is_some(),
             Some(blob) => match read(ctx, &blob).await? {
                 Some(bytes) => {
-                    charge_parsed(&mut read_bytes, bytes.len() as u64)?;
+                    charge_parsed(&mut ctx.parsed_bytes, bytes.len() as u64)?;
                     true
                 }
                 None => false,

@@ -57,6 +57,26 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 ];
 /// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
 const LISTING_PROPERTIES: usize = 7;
+/// What a message's first [`PREFIX_BYTES`] answer: its header fields, and the preview and whether it
+/// has attachments (a long message is long for its attachments, whose headers come early; its text comes
+/// first). A mail list (the webmail's) asks for these: reading all of 50 large messages for them made a
+/// few strangers' 10 MB messages break their recipient's inbox page.
+const PREFIX_PROPERTIES: [&str; 13] = [
+    "messageId",
+    "inReplyTo",
+    "references",
+    "sender",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "replyTo",
+    "subject",
+    "sentAt",
+    "hasAttachment",
+    "preview",
+];
+const PREFIX_BYTES: u64 = 256 * 1024;
 /// Most message bytes one Email/get or Email/parse (or SearchSnippet/get) parses for what it shows,
 /// and most bytes of JSON its reply may hold: past either, the call fails with `requestTooLarge`
 /// rather than hold them all. (The reply is counted too: a message's description can be far larger
@@ -525,6 +545,11 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let needs_bytes = props
         .iter()
         .any(|p| !DEFAULT_PROPERTIES[..LISTING_PROPERTIES].contains(&p.as_str()));
+    let prefix_only = props.iter().all(|p| {
+        DEFAULT_PROPERTIES[..LISTING_PROPERTIES].contains(&p.as_str())
+            || PREFIX_PROPERTIES.contains(&p.as_str())
+            || p.starts_with("header:")
+    });
     let emails: Vec<EmailId> = wanted
         .iter()
         .filter_map(|id| ids::parse_email(ctx.resolve(id)))
@@ -558,7 +583,6 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let mut rendered: BTreeMap<EmailId, Value> = BTreeMap::new();
     let user = ctx.account.id;
-    let (mut parsed_bytes, mut reply_bytes) = (0u64, 0u64);
     for (mailbox, mut uids) in first {
         uids.sort_unstable();
         uids.dedup();
@@ -568,11 +592,22 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             let id = EmailId {
                 blob: row.meta.blob,
             };
+            let read = match prefix_only {
+                true => row.meta.size.min(PREFIX_BYTES),
+                false => row.meta.size,
+            };
             if needs_bytes {
-                charge_parsed(&mut parsed_bytes, row.meta.size)?;
+                charge_parsed(&mut ctx.parsed_bytes, read)?;
             }
             let raw = match (needs_bytes, row.raw) {
                 (true, Some(raw)) => Some(raw),
+                (true, None) if prefix_only => {
+                    let body = crate::store::BodyRef {
+                        blob: row.meta.blob,
+                        len: row.meta.size,
+                    };
+                    Some(ctx.store().body_chunk(body, 0, read as usize).await?)
+                }
                 (true, None) => ctx.store().fetch(mailbox, row.meta.uid, false).await?,
                 (false, _) => None,
             };
@@ -595,7 +630,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                 part: None,
             };
             let email = render(Some(&stored), &blob, raw.as_deref(), &props, &body);
-            charge_parsed(&mut reply_bytes, json_len(&email))?;
+            charge_parsed(&mut ctx.reply_bytes, json_len(&email))?;
             rendered.insert(id, email);
         }
     }
@@ -618,7 +653,6 @@ pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
     });
     let body = BodyOptions::from_args(&args)?;
     let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
-    let (mut parsed_bytes, mut reply_bytes) = (0u64, 0u64);
     for id in blob_ids {
         let Some(blob) = ids::parse_blob(&id) else {
             not_found.push(id);
@@ -627,12 +661,12 @@ pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
         match super::blobs::read(ctx, &blob).await? {
             None => not_found.push(id),
             Some(bytes) => {
-                charge_parsed(&mut parsed_bytes, bytes.len() as u64)?;
+                charge_parsed(&mut ctx.parsed_bytes, bytes.len() as u64)?;
                 if MessageParser::default().parse(&bytes[..]).is_none() {
                     not_parsable.push(id);
                 } else {
                     let email = render(None, &blob, Some(&bytes), &props, &body);
-                    charge_parsed(&mut reply_bytes, json_len(&email))?;
+                    charge_parsed(&mut ctx.reply_bytes, json_len(&email))?;
                     parsed.insert(id, email);
                 }
             }

@@ -380,7 +380,6 @@ pub async fn snippets(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResu
     terms(&filter_value, &mut words);
     let email_ids = id_list(&args, "emailIds")?.unwrap_or_default();
     let (mut list, mut not_found) = (Vec::new(), Vec::new());
-    let mut parsed_bytes: u64 = 0;
     for id in email_ids {
         let Some(e) = ids::parse_email(&id) else {
             not_found.push(id);
@@ -395,7 +394,7 @@ pub async fn snippets(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResu
             continue;
         };
         // The same budget as Email/get: 500 ids of large messages would otherwise parse gigabytes.
-        super::email::charge_parsed(&mut parsed_bytes, raw.len() as u64)?;
+        super::email::charge_parsed(&mut ctx.parsed_bytes, raw.len() as u64)?;
         let (subject, preview) = match MessageParser::default().parse(&raw[..]) {
             Some(m) => {
                 let subject = m.subject().and_then(|s| highlight(s, &words));

@@ -35,22 +35,13 @@ pub struct JmapState {
 
 /// The JMAP routes, for one connection.
 pub fn router(state: JmapState) -> Router {
-    let upload_max = state.ctx.config.limits.message_bytes_max;
     Router::new()
         .route("/.well-known/jmap", get(session))
         .route("/jmap/session", get(session))
-        .route(
-            "/jmap/api",
-            post(api).layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX)),
-        )
-        .route(
-            "/jmap/upload/{account}",
-            post(upload).layer(DefaultBodyLimit::max(upload_max)),
-        )
-        .route(
-            "/jmap/upload/{account}/",
-            post(upload).layer(DefaultBodyLimit::max(upload_max)),
-        )
+        // These read their bodies themselves, after the login (`login_then_read`).
+        .route("/jmap/api", post(api))
+        .route("/jmap/upload/{account}", post(upload))
+        .route("/jmap/upload/{account}/", post(upload))
         .route("/jmap/download/{account}/{blob}/{name}", get(download))
         .route("/jmap/eventsource", get(eventsource))
         .route(
@@ -232,13 +223,61 @@ async fn session(State(s): State<JmapState>, headers: HeaderMap) -> Response {
     json_response(&session_object(&s, &account, &base))
 }
 
-async fn api(State(s): State<JmapState>, headers: HeaderMap, body: Bytes) -> Response {
-    let account = match login(&s, &headers).await {
-        Ok(a) => a,
+/// A request a browser sent from another site's page (RFC 6454 `Origin` naming another host, or Fetch
+/// metadata saying so): refused, so that a page elsewhere cannot make a logged-in browser (one that
+/// kept a Basic password) read or send mail. Clients that are not browsers send neither header.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if text("sec-fetch-site").is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
+        return true;
+    }
+    match (text("origin"), text("host")) {
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            !origin_host.eq_ignore_ascii_case(host)
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+fn forbidden_cross_site() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "requests from other sites' pages are refused\n",
+    )
+        .into_response()
+}
+
+/// The caller's account, then its body: a stranger's body is never read (or held).
+async fn login_then_read(
+    s: &JmapState,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<(Account, super::body::ReadBody), Response> {
+    if cross_site(headers) {
+        return Err(forbidden_cross_site());
+    }
+    let account = login(s, headers).await?;
+    let body = super::body::read(body, max, &s.ctx)
+        .await
+        .map_err(|refused| refused.response())?;
+    Ok((account, body))
+}
+
+async fn api(State(s): State<JmapState>, headers: HeaderMap, body: Body) -> Response {
+    let (account, body) = match login_then_read(&s, &headers, body, REQUEST_BYTES_MAX).await {
+        Ok(read) => read,
         Err(r) => return r,
     };
-    let req = match request::parse(&body) {
-        Ok(r) => r,
+    // `_share` holds the request's part of the input budget until it is answered.
+    let (req, _share) = match request::parse_charged(body).await {
+        Ok(parsed) => parsed,
         Err(p) => return problem(p),
     };
     json_response(&super::run(&s.ctx, &account, req).await)
@@ -253,12 +292,14 @@ async fn upload(
     State(s): State<JmapState>,
     Path(account_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let account = match login(&s, &headers).await {
-        Ok(a) => a,
+    let max = s.ctx.config.limits.message_bytes_max;
+    let (account, read) = match login_then_read(&s, &headers, body, max).await {
+        Ok(read) => read,
         Err(r) => return r,
     };
+    let body = read.bytes;
     if !same_account(&account, &account_id) {
         return (StatusCode::NOT_FOUND, "no such account\n").into_response();
     }

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod blobs;
+mod body;
 mod email;
 mod email_query;
 mod email_set;
@@ -40,6 +41,10 @@ pub struct Ctx<'a> {
     pub extra: Vec<(String, Value)>,
     /// The account's mailboxes, read once per request and again after a change.
     mailboxes: Option<Vec<MailboxInfo>>,
+    /// Message bytes parsed, and bytes of JSON replied, by this request's calls so far: one budget for
+    /// the whole request (`email::charge_parsed`), not one per call, or 32 calls would hold 32 times it.
+    pub parsed_bytes: u64,
+    pub reply_bytes: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -50,6 +55,8 @@ impl<'a> Ctx<'a> {
             created: HashMap::new(),
             extra: Vec::new(),
             mailboxes: None,
+            parsed_bytes: 0,
+            reply_bytes: 0,
         }
     }
 

@@ -19,6 +19,7 @@ mod imap_recent;
 mod imap_sort;
 mod imap_subscriptions;
 mod jmap;
+mod jmap_limits;
 mod large;
 mod legacy;
 mod limits;

@@ -1,0 +1,98 @@
+//! What one JMAP client may make the server hold: a request's calls share one budget for the message
+//! bytes they read (32 calls do not get 32 budgets); a mail list's properties read the first bytes of a
+//! large message, not all of it, so a few large messages cannot break an inbox page; and a page of
+//! another site cannot use a browser's stored password (its `Origin` is refused).
+
+use jmail::server::Service;
+use jmail::store::MailStore;
+
+use crate::harness::{TestServer, python};
+
+const SCRIPT: &str = r##"
+import sys, requests, urllib3
+urllib3.disable_warnings()
+https = sys.argv[1]
+base = f"https://127.0.0.1:{https}"
+USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
+def api(calls, headers=None, auth=("alice", "alice-pw")):
+    return requests.post(f"{base}/jmap/api", auth=auth, verify=False, headers=headers or {},
+                         json={"using": USING, "methodCalls": calls})
+r = api([["Email/query", {"accountId": "a1", "sort": [{"property": "receivedAt"}]}, "q"]])
+assert r.status_code == 200, r.text
+ids = r.json()["methodResponses"][0][1]["ids"]
+big = ids[1:]
+assert len(big) == 9, ids
+
+# The webmail's list of nine 8 MB messages (72 MB): answered from their first bytes.
+LIST = ["threadId", "from", "subject", "receivedAt", "keywords", "preview", "hasAttachment", "mailboxIds"]
+r = api([["Email/get", {"accountId": "a1", "ids": big, "properties": LIST}, "g"]])
+[[name, got, _]] = r.json()["methodResponses"]
+assert name == "Email/get", got
+assert len(got["list"]) == 9, got
+for e in got["list"]:
+    assert e["subject"].startswith("big "), e
+    assert e["preview"].startswith("the text of big "), e
+    assert e["hasAttachment"] is True, e
+
+# Their whole bodies: more than one request reads.
+r = api([["Email/get", {"accountId": "a1", "ids": big, "properties": ["bodyValues"], "fetchAllBodyValues": True}, "g"]])
+[[name, err, _]] = r.json()["methodResponses"]
+assert (name, err["type"]) == ("error", "requestTooLarge"), (name, err)
+# Five are within the budget; the same five again in the same request are not: one budget per request.
+five = ["Email/get", {"accountId": "a1", "ids": big[:5], "properties": ["attachments"]}, "g"]
+r = api([five])
+assert r.json()["methodResponses"][0][0] == "Email/get", r.text
+r = api([five, five])
+[[first, _, _], [second, err, _]] = r.json()["methodResponses"]
+assert first == "Email/get" and (second, err["type"]) == ("error", "requestTooLarge"), r.text
+
+# Another site's page in a browser that kept alice's password: refused; her own page is not.
+r = api([["Mailbox/set", {"accountId": "a1", "create": {"x": {"name": "Planted"}}}, "s"]],
+        headers={"Origin": "https://evil.example", "Content-Type": "text/plain"})
+assert r.status_code == 403, (r.status_code, r.text)
+r = api([["Mailbox/get", {"accountId": "a1", "properties": ["name"]}, "m"]], headers={"Sec-Fetch-Site": "cross-site"})
+assert r.status_code == 403, r.status_code
+r = api([["Mailbox/get", {"accountId": "a1", "properties": ["name"]}, "m"]], headers={"Origin": base})
+assert r.status_code == 200, r.status_code
+assert "Planted" not in r.text, r.text
+# A stranger's upload is refused before its body is read.
+r = requests.post(f"{base}/jmap/upload/a1/", data=b"x" * 100, verify=False)
+assert r.status_code == 401, r.status_code
+print("ok")
+"##;
+
+/// A message of about 8 MB: a short text part first, then an attachment.
+fn big(n: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "From: stranger@example.org\r\nTo: alice@localhost\r\nSubject: big {n}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+         the text of big {n}\r\n--b\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename=blob.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+    while raw.len() < 8 << 20 {
+        raw.extend_from_slice(line);
+    }
+    raw.extend_from_slice(b"--b--\r\n");
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_budget_per_request_a_list_reads_little_and_other_sites_are_refused() {
+    let s = TestServer::start_with(|c| c.https_port = Some(0)).await;
+    s.add_user("alice", "alice-pw").await;
+    for n in 0..9 {
+        s.store
+            .deliver(
+                &["alice".to_string()],
+                jmail::message::imported(big(n)),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let https = s.addr_of(Service::Https).port().to_string();
+    assert_eq!(python(SCRIPT, &[https]).await.trim(), "ok");
+    s.stop().await;
+}
