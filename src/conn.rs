@@ -29,6 +29,8 @@ pub struct Shared {
     pub input: std::sync::Arc<crate::caps::InputBudget>,
     /// Connections compressed at once (IMAP COMPRESS, `compressed_sessions_max`).
     pub compressed: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Each account's JMAP API requests in flight (`maxConcurrentRequests`).
+    pub jmap_requests: std::sync::Arc<crate::jmap::gate::RequestGate>,
     /// IMAP's sort keys, kept between SORTs (`sort_cache_bytes_max`).
     pub sort_cache: std::sync::Arc<crate::imap::SortCache>,
     /// The whole store, administration too: only the admin page uses it (sessions use `store`).

@@ -15,6 +15,10 @@ use super::request::{MethodError, MethodResult};
 use super::{Ctx, id_list, window};
 use crate::store::{MailboxId, MessageMeta};
 
+/// Message bytes the text conditions (`text`, `body`, headers) of one request's queries may read. 32
+/// queries of 30 text conditions each over a 247 MB mailbox, in one request, took 36 s of CPU.
+const SCAN_BYTES_MAX: u64 = 256 << 20;
+
 /// One message found, with what sorting and collapsing need. What comes from the stored summary is
 /// read from it once, as the message is found, and the summary is not kept: a query of a large
 /// account holds these, not every match's summary.
@@ -160,10 +164,22 @@ async fn find(
     with_summary: bool,
 ) -> Result<Vec<Found>, MethodError> {
     let mut found = Vec::new();
+    // A request's first search that reads messages runs whatever their size; later ones only while
+    // the request has read less than SCAN_BYTES_MAX.
+    let over_budget = ctx.scanned_bytes > SCAN_BYTES_MAX;
     for mailbox in ctx.mailboxes().await?.to_vec() {
         let query = compile(filter_value, &[&ids::mailbox(mailbox.id)])?;
         if query == Query::Nothing || mailbox.messages == 0 {
             continue;
+        }
+        if query.need() >= jmail_proto::imap::search::Need::Bytes {
+            if over_budget {
+                return Err(MethodError::with(
+                    "requestTooLarge",
+                    "this request has searched as much text as one may; send this query in another",
+                ));
+            }
+            ctx.scanned_bytes = ctx.scanned_bytes.saturating_add(mailbox.bytes);
         }
         let uids = ctx.uids(mailbox.id).await?;
         found.extend(search(ctx, mailbox.id, &uids, &query, with_summary).await?);

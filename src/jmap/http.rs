@@ -275,6 +275,17 @@ async fn api(State(s): State<JmapState>, headers: HeaderMap, body: Body) -> Resp
         Ok(read) => read,
         Err(r) => return r,
     };
+    let Some(_entered) = s
+        .ctx
+        .jmap_requests
+        .try_enter(account.id, CONCURRENT_REQUESTS_MAX)
+    else {
+        return problem(Problem::new(
+            400,
+            "urn:ietf:params:jmap:error:limit",
+            "too many requests of this account at once (maxConcurrentRequests)",
+        ));
+    };
     // `_share` holds the request's part of the input budget until it is answered.
     let (req, _share) = match request::parse_charged(body).await {
         Ok(parsed) => parsed,

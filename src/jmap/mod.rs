@@ -13,6 +13,7 @@ mod body;
 mod email;
 mod email_query;
 mod email_set;
+pub mod gate;
 pub mod http;
 pub mod ids;
 mod mailbox;
@@ -45,6 +46,8 @@ pub struct Ctx<'a> {
     /// the whole request (`email::charge_parsed`), not one per call, or 32 calls would hold 32 times it.
     pub parsed_bytes: u64,
     pub reply_bytes: u64,
+    /// Message bytes this request's queries have searched through (`email_query::SCAN_BYTES_MAX`).
+    pub scanned_bytes: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -57,6 +60,7 @@ impl<'a> Ctx<'a> {
             mailboxes: None,
             parsed_bytes: 0,
             reply_bytes: 0,
+            scanned_bytes: 0,
         }
     }
 

@@ -297,6 +297,7 @@ pub async fn start(
         compressed: Arc::new(tokio::sync::Semaphore::new(
             config.limits.compressed_sessions_max,
         )),
+        jmap_requests: Arc::default(),
         sort_cache: Arc::new(crate::imap::SortCache::new(
             usize::try_from(config.limits.sort_cache_bytes_max).unwrap_or(usize::MAX),
         )),

@@ -65,3 +65,27 @@ async fn a_deleted_mailbox_is_listed_subscribed_and_nonexistent_until_unsubscrib
         "{special:?}"
     );
 }
+
+/// A LIST whose patterns would cost too much against the account's names is refused at once
+/// (`NO [LIMIT]`), before any matching; ordinary ones are answered.
+#[tokio::test]
+async fn a_list_too_costly_to_match_is_refused() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    for i in 0..50 {
+        let name = format!("{}{i:02}", "a".repeat(480));
+        let reply = c.run(&format!("c{i} CREATE {name}")).await;
+        assert_eq!(reply, strs(&[&format!("c{i} OK CREATE completed")]));
+    }
+    let pattern = "*a".repeat(500);
+    assert_eq!(
+        c.run(&format!("l LIST \"\" {pattern}")).await,
+        strs(&[
+            "l NO [LIMIT] These patterns are too costly to match against this many mailboxes; use fewer or shorter ones"
+        ])
+    );
+    let listed = c.run("m LIST \"\" *00").await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[1].starts_with("m OK"), "{listed:?}");
+}

@@ -1,7 +1,8 @@
 //! What one JMAP client may make the server hold: a request's calls share one budget for the message
-//! bytes they read (32 calls do not get 32 budgets); a mail list's properties read the first bytes of a
-//! large message, not all of it, so a few large messages cannot break an inbox page; and a page of
-//! another site cannot use a browser's stored password (its `Origin` is refused).
+//! bytes they read (32 calls do not get 32 budgets) and one for the text they search; an account runs at
+//! most four requests at once; a mail list's properties read the first bytes of a large message, not all
+//! of it, so a few large messages cannot break an inbox page; and a page of another site cannot use a
+//! browser's stored password (its `Origin` is refused).
 
 use jmail::server::Service;
 use jmail::store::MailStore;
@@ -45,6 +46,26 @@ assert r.json()["methodResponses"][0][0] == "Email/get", r.text
 r = api([five, five])
 [[first, _, _], [second, err, _]] = r.json()["methodResponses"]
 assert first == "Email/get" and (second, err["type"]) == ("error", "requestTooLarge"), r.text
+
+# Text searches: a request reads at most 256 MiB of messages (each query here reads the 75 MB mailbox);
+# the query that starts past it is refused.
+search = ["Email/query", {"accountId": "a1", "filter": {"body": "no such words"}}, "q"]
+r = api([search] * 5)
+names = [(n, a.get("type")) for n, a, _ in r.json()["methodResponses"]]
+assert names == [("Email/query", None)] * 4 + [("error", "requestTooLarge")], names
+
+# At most four of one account's requests run at once (maxConcurrentRequests); the others are refused.
+import threading
+codes, barrier = [], threading.Barrier(10)
+def one():
+    barrier.wait()
+    r = api([search])
+    codes.append((r.status_code, r.json().get("type")))
+threads = [threading.Thread(target=one) for _ in range(10)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+assert (400, "urn:ietf:params:jmap:error:limit") in codes, codes
+assert sum(1 for c in codes if c[0] == 200) >= 4, codes
 
 # Another site's page in a browser that kept alice's password: refused; her own page is not.
 r = api([["Mailbox/set", {"accountId": "a1", "create": {"x": {"name": "Planted"}}}, "s"]],
