@@ -120,9 +120,20 @@ pub async fn authenticate(
     name: &str,
     password: &str,
 ) -> Result<Option<crate::store::Account>, StoreError> {
+    authenticate_in_lane(store, name, password, false).await
+}
+
+/// [`authenticate`], the password checked in the lane for logins with failures behind them when
+/// `suspect` (`crate::auth::verify_off_runtime`).
+pub async fn authenticate_in_lane(
+    store: &dyn MailStore,
+    name: &str,
+    password: &str,
+    suspect: bool,
+) -> Result<Option<crate::store::Account>, StoreError> {
     let credentials = store.credentials(name).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    if !auth::verify_off_runtime(hash, password.to_string()).await {
+    if !auth::verify_off_runtime(hash, password.to_string(), suspect).await {
         return Ok(None);
     }
     Ok(credentials.map(|c| crate::store::Account {

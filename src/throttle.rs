@@ -424,7 +424,9 @@ pub async fn login(
         limits: &config.limits,
         done: false,
     };
-    let result = crate::accounts::authenticate(store, name, password).await;
+    // Failures behind this attempt (a penalty): its check waits in the lane floods of them fill.
+    let suspect = !penalty.is_zero();
+    let result = crate::accounts::authenticate_in_lane(store, name, password, suspect).await;
     in_flight.done = true;
     match result {
         Ok(Some(account)) => {
