@@ -31,6 +31,8 @@ pub struct Shared {
     pub compressed: std::sync::Arc<tokio::sync::Semaphore>,
     /// Each account's JMAP API requests in flight (`maxConcurrentRequests`).
     pub jmap_requests: std::sync::Arc<crate::jmap::gate::RequestGate>,
+    /// Each account's JMAP event sources open (`EVENT_SOURCES_PER_ACCOUNT_MAX`).
+    pub jmap_event_sources: std::sync::Arc<crate::jmap::gate::RequestGate>,
     /// IMAP's sort keys, kept between SORTs (`sort_cache_bytes_max`).
     pub sort_cache: std::sync::Arc<crate::imap::SortCache>,
     /// The whole store, administration too: only the admin page uses it (sessions use `store`).

@@ -25,6 +25,9 @@ pub const REQUEST_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// the numbers below are what the session object tells clients.
 const CONCURRENT_REQUESTS_MAX: usize = 4;
 const CONCURRENT_UPLOADS_MAX: usize = 4;
+/// Event sources one account may hold open at once (a browser tab or device each): 2,000 of one user's
+/// were all taken, each with its feed subscription, bounded only by the per-address connection cap.
+const EVENT_SOURCES_PER_ACCOUNT_MAX: usize = 32;
 
 #[derive(Clone)]
 pub struct JmapState {
@@ -435,6 +438,18 @@ async fn eventsource(
         Ok(a) => a,
         Err(r) => return r,
     };
+    let Some(entered) = s
+        .ctx
+        .jmap_event_sources
+        .try_enter(account.id, EVENT_SOURCES_PER_ACCOUNT_MAX)
+    else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "60")],
+            "too many event sources open for this account\n",
+        )
+            .into_response();
+    };
     let types = super::push::Types::parse(q.types.as_deref().unwrap_or("*"));
     let close_after_state = q.closeafter.as_deref() == Some("state");
     let stream = super::push::events(
@@ -451,7 +466,11 @@ async fn eventsource(
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(stream),
+        // The stream holds the account's place while it is open.
+        Body::from_stream(futures_util::StreamExt::map(stream, move |event| {
+            let _held = &entered;
+            event
+        })),
     )
         .into_response()
 }

@@ -298,6 +298,7 @@ pub async fn start(
             config.limits.compressed_sessions_max,
         )),
         jmap_requests: Arc::default(),
+        jmap_event_sources: Arc::default(),
         sort_cache: Arc::new(crate::imap::SortCache::new(
             usize::try_from(config.limits.sort_cache_bytes_max).unwrap_or(usize::MAX),
         )),

@@ -1,6 +1,6 @@
 //! What one JMAP client may make the server hold: a request's calls share one budget for the message
 //! bytes they read (32 calls do not get 32 budgets) and one for the text they search; an account runs at
-//! most four requests at once; a mail list's properties read the first bytes of a large message, not all
+//! most four requests at once and holds at most 32 event sources; a mail list's properties read the first bytes of a large message, not all
 //! of it, so a few large messages cannot break an inbox page; and a page of another site cannot use a
 //! browser's stored password (its `Origin` is refused).
 
@@ -66,6 +66,24 @@ threads = [threading.Thread(target=one) for _ in range(10)]
 [t.join() for t in threads]
 assert (400, "urn:ietf:params:jmap:error:limit") in codes, codes
 assert sum(1 for c in codes if c[0] == 200) >= 4, codes
+
+# At most 32 event sources of one account are open at once; a place comes back when one closes.
+def source():
+    return requests.get(f"{base}/jmap/eventsource?types=*&ping=1", auth=("alice", "alice-pw"), verify=False, stream=True)
+sources = [source() for _ in range(32)]
+assert all(s.status_code == 200 for s in sources), [s.status_code for s in sources]
+extra = source()
+assert extra.status_code == 429, extra.status_code
+sources.pop().close()
+import time
+for _ in range(50):
+    again = source()
+    if again.status_code == 200:
+        break
+    time.sleep(0.2)
+assert again.status_code == 200, again.status_code
+for s in sources + [again]:
+    s.close()
 
 # Another site's page in a browser that kept alice's password: refused; her own page is not.
 r = api([["Mailbox/set", {"accountId": "a1", "create": {"x": {"name": "Planted"}}}, "s"]],
