@@ -267,6 +267,14 @@ async fn login_then_read(
         return Err(forbidden_cross_site());
     }
     let account = login(s, headers).await?;
+    // A length said to be too large is refused before a byte of it is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(super::body::BodyRefused::TooLarge.response());
+    }
     let body = super::body::read(body, max, &s.ctx)
         .await
         .map_err(|refused| refused.response())?;

@@ -94,6 +94,14 @@ assert r.status_code == 403, r.status_code
 r = api([["Mailbox/get", {"accountId": "a1", "properties": ["name"]}, "m"]], headers={"Origin": base})
 assert r.status_code == 200, r.status_code
 assert "Planted" not in r.text, r.text
+# An upload said to be larger than a message may be is refused before its body is sent.
+import http.client, ssl, base64
+conn = http.client.HTTPSConnection("127.0.0.1", int(https), context=ssl._create_unverified_context())
+conn.putrequest("POST", "/jmap/upload/a1/")
+conn.putheader("Authorization", "Basic " + base64.b64encode(b"alice:alice-pw").decode())
+conn.putheader("Content-Length", str(1 << 30))
+conn.endheaders()
+assert conn.getresponse().status == 413
 # A stranger's upload is refused before its body is read.
 r = requests.post(f"{base}/jmap/upload/a1/", data=b"x" * 100, verify=False)
 assert r.status_code == 401, r.status_code

@@ -536,7 +536,9 @@ impl<'a> Candidate<'a> {
 }
 
 /// Every text part of `message` (and of the messages it holds), one after another, parts apart by a
-/// line end so no match spans two.
+/// line end so no match spans two. Reports written as text under a `message/` type (a delivery status
+/// notification's `message/delivery-status`, a read receipt's `message/disposition-notification`, an
+/// abuse report's `message/feedback-report`) count as text: their fields are what a user searches for.
 fn message_text(message: &Message<'_>, out: &mut String) {
     for part in &message.parts {
         match &part.body {
@@ -545,9 +547,31 @@ fn message_text(message: &Message<'_>, out: &mut String) {
                 out.push('\n');
             }
             PartType::Message(inner) => message_text(inner, out),
+            PartType::Binary(b) | PartType::InlineBinary(b) if is_textual_report(part) => {
+                out.push_str(&String::from_utf8_lossy(b));
+                out.push('\n');
+            }
             _ => {}
         }
     }
+}
+
+/// A `message/` part that is text in all but name (RFC 3464, RFC 8098, RFC 5965).
+fn is_textual_report(part: &mail_parser::MessagePart<'_>) -> bool {
+    use mail_parser::MimeHeaders;
+    part.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("message")
+            && ct.subtype().is_some_and(|s| {
+                [
+                    "delivery-status",
+                    "global-delivery-status",
+                    "disposition-notification",
+                    "feedback-report",
+                ]
+                .iter()
+                .any(|r| s.eq_ignore_ascii_case(r))
+            })
+    })
 }
 
 /// A header value's encoded words (RFC 2047) decoded, as mail-parser reads an unstructured field.
@@ -678,6 +702,22 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-pri
         assert!(!matches("BODY \"jürgen\""));
         assert!(matches("TEXT \"jürgen\""));
         assert!(matches("TEXT lang"));
+    }
+
+    #[test]
+    fn a_delivery_report_is_searched_as_text() {
+        let raw = b"From: MAILER-DAEMON@a.test\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\nIt failed.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n\
+Original-Envelope-Id: QQ314159\r\nReporting-MTA: dns; a.test\r\n\r\nFinal-Recipient: rfc822; x@b.test\r\n\
+Action: failed\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\nQQ999\r\n--b--\r\n";
+        let m = Candidate::new(1, 1, 0, &[], raw.len() as u64, 0, 1, None, Some(raw));
+        assert!(query("BODY qq314159").matches(&m));
+        assert!(query("TEXT \"action: failed\"").matches(&m));
+        assert!(
+            !query("BODY qq999").matches(&m),
+            "binary parts are not text"
+        );
     }
 
     #[test]
