@@ -23,7 +23,7 @@ pub const SESSION_STATE: &str = "1";
 pub const REQUEST_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// API requests and uploads one account may have in flight on one connection at once is one (HTTP/1);
 /// the numbers below are what the session object tells clients.
-const CONCURRENT_REQUESTS_MAX: usize = 4;
+pub const CONCURRENT_REQUESTS_MAX: usize = 4;
 const CONCURRENT_UPLOADS_MAX: usize = 4;
 /// Event sources one account may hold open at once (a browser tab or device each): 2,000 of one user's
 /// were all taken, each with its feed subscription, bounded only by the per-address connection cap.
@@ -229,7 +229,7 @@ async fn session(State(s): State<JmapState>, headers: HeaderMap) -> Response {
 /// A request a browser sent from another site's page (RFC 6454 `Origin` naming another host, or Fetch
 /// metadata saying so): refused, so that a page elsewhere cannot make a logged-in browser (one that
 /// kept a Basic password) read or send mail. Clients that are not browsers send neither header.
-fn cross_site(headers: &HeaderMap) -> bool {
+pub fn cross_site(headers: &HeaderMap) -> bool {
     let text = |name| {
         headers
             .get(name)

@@ -47,8 +47,15 @@ fn failed(status: StatusCode, why: impl Into<String>) -> Response {
     reply(status, json!({"error": why.into()}))
 }
 
-/// Lets the request through when it comes from an admin.
+/// Lets the request through when it comes from an admin, and not from another site's page (a browser
+/// that kept an admin's Basic password would otherwise add users or change passwords for that page).
 async fn admin(s: &JmapState, headers: &HeaderMap) -> Result<(), Response> {
+    if crate::jmap::http::cross_site(headers) {
+        return Err(failed(
+            StatusCode::FORBIDDEN,
+            "requests from other sites' pages are refused",
+        ));
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

@@ -10,6 +10,7 @@
 
 mod admin;
 mod autoconfig;
+mod html_cost;
 mod webmail;
 mod write_deadline;
 

@@ -98,6 +98,19 @@ async fn html(
     else {
         return (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
     };
+    // Cleaning runs on the blocking pool: it counts among the account's requests at once.
+    let Some(_entered) = s
+        .ctx
+        .jmap_requests
+        .try_enter(account.id, crate::jmap::http::CONCURRENT_REQUESTS_MAX)
+    else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many requests of this account at once\n",
+        )
+            .into_response();
+    };
     let not_found = || (StatusCode::NOT_FOUND, "no such email\n").into_response();
     let Some(id) = crate::jmap::ids::parse_email(&email) else {
         return not_found();
@@ -132,184 +145,13 @@ async fn html(
 fn cleaned_html(raw: &[u8], images: bool) -> Option<(String, usize)> {
     let message = MessageParser::default().parse(raw)?;
     let body = message.body_html(0)?.into_owned();
-    if nesting_work(&body) > HTML_NESTING_WORK_MAX {
+    if super::html_cost::too_costly(&body) {
         // Too deeply nested to be cleaned in bounded time: its text, as text.
         let text = message.body_text(0).unwrap_or_default();
         let body = format!("<pre>{}</pre>", ammonia::clean_text(&text));
         return Some(clean(&body, images));
     }
     Some(clean(&body, images))
-}
-
-/// The most work the HTML parser under ammonia may be given by one message, as [`nesting_work`]
-/// estimates it. html5ever walks its stack of open elements at each start tag, so n nested elements
-/// cost about n²/2 steps: 100,000 nested `<div>`s (500 KB, well within a message's size) took 37 s of
-/// CPU here, and a million would take an hour, on the blocking pool where nothing can cancel it. 50
-/// million is 10,000 nested elements, about 0.2 s; real mail nests a few dozen deep.
-const HTML_NESTING_WORK_MAX: u64 = 50_000_000;
-
-/// Elements that never hold others (void elements): they do not deepen the stack.
-const VOID_ELEMENTS: [&[u8]; 13] = [
-    b"area", b"base", b"br", b"col", b"embed", b"hr", b"img", b"input", b"link", b"meta",
-    b"source", b"track", b"wbr",
-];
-
-/// Elements a start tag of their own kind closes when one is the current element (`<li>a<li>b`).
-const SELF_CLOSING_SIBLINGS: [&[u8]; 8] =
-    [b"p", b"li", b"dt", b"dd", b"tr", b"td", b"th", b"option"];
-
-/// Elements an end tag of a special element closes on its way down (HTML's "implied end tags").
-const IMPLIED_END: [&[u8]; 10] = [
-    b"dd",
-    b"dt",
-    b"li",
-    b"optgroup",
-    b"option",
-    b"p",
-    b"rb",
-    b"rp",
-    b"rt",
-    b"rtc",
-];
-
-/// HTML's "special" elements (less the void ones): an end tag of another element stops at them,
-/// closing nothing (`<span><div></span>` leaves both open).
-const SPECIAL: [&[u8]; 70] = [
-    b"address",
-    b"applet",
-    b"article",
-    b"aside",
-    b"basefont",
-    b"bgsound",
-    b"blockquote",
-    b"body",
-    b"button",
-    b"caption",
-    b"center",
-    b"colgroup",
-    b"dd",
-    b"details",
-    b"dir",
-    b"div",
-    b"dl",
-    b"dt",
-    b"fieldset",
-    b"figcaption",
-    b"figure",
-    b"footer",
-    b"form",
-    b"frame",
-    b"frameset",
-    b"h1",
-    b"h2",
-    b"h3",
-    b"h4",
-    b"h5",
-    b"h6",
-    b"head",
-    b"header",
-    b"hgroup",
-    b"html",
-    b"iframe",
-    b"keygen",
-    b"li",
-    b"listing",
-    b"main",
-    b"marquee",
-    b"menu",
-    b"nav",
-    b"noembed",
-    b"noframes",
-    b"noscript",
-    b"object",
-    b"ol",
-    b"p",
-    b"param",
-    b"plaintext",
-    b"pre",
-    b"script",
-    b"search",
-    b"section",
-    b"select",
-    b"style",
-    b"summary",
-    b"table",
-    b"tbody",
-    b"td",
-    b"template",
-    b"textarea",
-    b"tfoot",
-    b"th",
-    b"thead",
-    b"title",
-    b"tr",
-    b"ul",
-    b"xmp",
-];
-
-fn is_in(list: &[&[u8]], name: &[u8]) -> bool {
-    list.contains(&name)
-}
-
-/// The sum, over the start tags of `html`, of how deeply each is nested: a linear estimate of what
-/// parsing it costs (see [`HTML_NESTING_WORK_MAX`]); it stops counting once past that. It keeps the
-/// stack of open elements as the parser does, erring towards deeper: an end tag walks down the stack
-/// to its element and closes it with those above, but stops, closing nothing, at a special element
-/// (other than one an end tag implies the end of, for a special end tag). Counting every end tag as a
-/// close let `<div></x>` repeated 60,000 times pass as flat, and taking any match let
-/// `<span><div></span>` repeated pass: each took over 20 s of CPU to clean.
-fn nesting_work(html: &str) -> u64 {
-    let bytes = html.as_bytes();
-    let name_at = |at: usize| {
-        let end = bytes[at..]
-            .iter()
-            .position(|b| !b.is_ascii_alphanumeric())
-            .map_or(bytes.len(), |n| at + n);
-        bytes[at..end].to_ascii_lowercase()
-    };
-    let mut open: Vec<Vec<u8>> = Vec::new();
-    let mut work = 0u64;
-    let mut at = 0;
-    while let Some(found) = bytes[at..].iter().position(|&b| b == b'<') {
-        at += found + 1;
-        match bytes.get(at) {
-            Some(b'/') if bytes.get(at + 1).is_some_and(u8::is_ascii_alphabetic) => {
-                let name = name_at(at + 1);
-                let special_end = is_in(&SPECIAL, &name);
-                let mut closes = None;
-                for (i, node) in open.iter().enumerate().rev() {
-                    // Looking down the stack costs what the parser's own look costs: counted too.
-                    work = work.saturating_add(1);
-                    if *node == name {
-                        closes = Some(i);
-                        break;
-                    }
-                    let passed_over = special_end && is_in(&IMPLIED_END, node);
-                    if is_in(&SPECIAL, node) && !passed_over {
-                        break;
-                    }
-                }
-                if let Some(i) = closes {
-                    open.truncate(i);
-                }
-            }
-            Some(b) if b.is_ascii_alphabetic() => {
-                let name = name_at(at);
-                if !is_in(&VOID_ELEMENTS, &name) {
-                    if is_in(&SELF_CLOSING_SIBLINGS, &name) && open.last() == Some(&name) {
-                        open.pop();
-                    }
-                    open.push(name);
-                }
-                work = work.saturating_add(open.len() as u64);
-            }
-            _ => {}
-        }
-        if work > HTML_NESTING_WORK_MAX {
-            break;
-        }
-    }
-    work
 }
 
 /// Whether a URL would fetch from elsewhere (a remote image, a tracking pixel).
@@ -355,34 +197,10 @@ pub fn clean(body: &str, images: bool) -> (String, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{HTML_NESTING_WORK_MAX, clean, cleaned_html, nesting_work};
+    use super::{clean, cleaned_html};
 
     #[test]
-    fn deep_nesting_is_estimated_before_it_is_parsed() {
-        // About 10,000 nested elements: the most cleaned as HTML.
-        let nested = |n: usize| "<div>".repeat(n) + "x" + &"</div>".repeat(n);
-        assert!(nesting_work(&nested(9_900)) <= HTML_NESTING_WORK_MAX);
-        assert!(nesting_work(&nested(10_100)) > HTML_NESTING_WORK_MAX);
-        // A long flat newsletter (50,000 rows of a table, lines broken, paragraphs never closed)
-        // is cheap however long.
-        let row = "<tr><td><p>row<br><img src=x></td></tr>\n";
-        let flat = "<table>".to_string() + &row.repeat(50_000);
-        assert!(
-            nesting_work(&flat) <= 20 * 50_000 + 1,
-            "{}",
-            nesting_work(&flat)
-        );
-        assert_eq!(nesting_work("a < b </ c <"), 0);
-        // End tags of elements that are not open close nothing: still 20,000 deep.
-        assert!(nesting_work(&"<div></x>".repeat(20_000)) > HTML_NESTING_WORK_MAX);
-        assert!(nesting_work(&"<div></DIV>".repeat(20_000)) < 100_000);
-        // An end tag closes what was opened after its element too.
-        assert_eq!(nesting_work("<div><span><b></div><i>"), 1 + 2 + 3 + 3 + 1);
-        // ...but not past a special element: `</span>` under an open `<div>` closes nothing.
-        assert!(nesting_work(&"<span><div></span>".repeat(10_000)) > HTML_NESTING_WORK_MAX);
-        // Siblings that close each other, and implied ends, keep a list flat.
-        assert!(nesting_work(&"<option><span>".repeat(10_000)) > HTML_NESTING_WORK_MAX);
-        assert!(nesting_work(&"<ul><li>a<li>b<li><p>c</ul>".repeat(10_000)) < 200_000);
+    fn deep_nesting_is_shown_as_text() {
         // A message of 200,000 nested elements (1 MB) is shown as its text.
         let raw = format!(
             "Subject: deep\r\nContent-Type: text/html\r\n\r\n{}deep inside<b>&amp;</b>{}",

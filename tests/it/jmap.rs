@@ -403,6 +403,10 @@ r = bob.requests_session.get(f"{base}/admin/api/status")
 assert r.status_code == 403, r.status_code
 r = requests.get(f"{base}/admin/api/users")
 assert r.status_code == 401, r.status_code
+# ...and never for another site's page, before anything else is checked.
+r = requests.post(f"{base}/admin/api/users", auth=("alice", "alice-pw"), verify=False, data='{"name": "mallory", "password": "x"}',
+                  headers={"Origin": "https://evil.example", "Content-Type": "text/plain"})
+assert r.status_code == 403 and "other sites" in r.text, (r.status_code, r.text)
 
 # Identities and errors a client can cause.
 [[_, ids, _]] = api(alice, [["Identity/get", {"accountId": account}, "i"]])
