@@ -57,25 +57,12 @@ const DEFAULT_BODY_PROPERTIES: [&str; 10] = [
 ];
 /// The first of the defaults (id to receivedAt) are what the store's listing answers without the bytes.
 const LISTING_PROPERTIES: usize = 7;
-/// What a message's first [`PREFIX_BYTES`] answer: its header fields, and the preview and whether it
-/// has attachments (a long message is long for its attachments, whose headers come early; its text comes
-/// first). A mail list (the webmail's) asks for these: reading all of 50 large messages for them made a
-/// few strangers' 10 MB messages break their recipient's inbox page.
-const PREFIX_PROPERTIES: [&str; 13] = [
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-];
+/// The defaults after the listing's, up to this one (messageId to preview), are what a message's first
+/// [`PREFIX_BYTES`] answer: its header fields, and the preview and whether it has attachments (a long
+/// message is long for its attachments, whose headers come early; its text comes first). A mail list
+/// (the webmail's) asks for these: reading all of 50 large messages for them made a few strangers'
+/// 10 MB messages break their recipient's inbox page.
+const PREFIX_PROPERTIES_END: usize = 20;
 const PREFIX_BYTES: u64 = 256 * 1024;
 /// Most message bytes one Email/get or Email/parse (or SearchSnippet/get) parses for what it shows,
 /// and most bytes of JSON its reply may hold: past either, the call fails with `requestTooLarge`
@@ -546,8 +533,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         .iter()
         .any(|p| !DEFAULT_PROPERTIES[..LISTING_PROPERTIES].contains(&p.as_str()));
     let prefix_only = props.iter().all(|p| {
-        DEFAULT_PROPERTIES[..LISTING_PROPERTIES].contains(&p.as_str())
-            || PREFIX_PROPERTIES.contains(&p.as_str())
+        DEFAULT_PROPERTIES[..PREFIX_PROPERTIES_END].contains(&p.as_str())
             || p.starts_with("header:")
     });
     let emails: Vec<EmailId> = wanted
@@ -675,4 +661,17 @@ pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
     Ok(
         json!({"accountId": ctx.account_id(), "parsed": parsed, "notParsable": not_parsable, "notFound": not_found}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_prefix_properties_end_at_preview() {
+        let prefix =
+            &super::DEFAULT_PROPERTIES[super::LISTING_PROPERTIES..super::PREFIX_PROPERTIES_END];
+        assert_eq!(
+            (prefix[0], prefix[prefix.len() - 1]),
+            ("messageId", "preview")
+        );
+    }
 }

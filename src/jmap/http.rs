@@ -21,10 +21,10 @@ use crate::store::Account;
 pub const SESSION_STATE: &str = "1";
 /// Largest API request body (`maxSizeRequest`).
 pub const REQUEST_BYTES_MAX: usize = 10 * 1024 * 1024;
-/// API requests and uploads one account may have in flight on one connection at once is one (HTTP/1);
-/// the numbers below are what the session object tells clients.
+/// API requests and uploads one account may have in flight at once, together (`gate.rs`); what the
+/// session object tells clients.
 pub const CONCURRENT_REQUESTS_MAX: usize = 4;
-const CONCURRENT_UPLOADS_MAX: usize = 4;
+const CONCURRENT_UPLOADS_MAX: usize = CONCURRENT_REQUESTS_MAX;
 /// Event sources one account may hold open at once (a browser tab or device each): 2,000 of one user's
 /// were all taken, each with its feed subscription, bounded only by the per-address connection cap.
 const EVENT_SOURCES_PER_ACCOUNT_MAX: usize = 32;
@@ -256,17 +256,39 @@ fn forbidden_cross_site() -> Response {
         .into_response()
 }
 
-/// The caller's account, then its body: a stranger's body is never read (or held).
+/// Too many of an account's requests at once (429).
+pub fn too_many_at_once(retry_after_secs: &'static str, what: &'static str) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after_secs)],
+        what,
+    )
+        .into_response()
+}
+
+/// The caller's account, a place among its requests at once, then its body: a stranger's body, or one
+/// past the account's requests at once, is never read (or held).
 async fn login_then_read(
     s: &JmapState,
     headers: &HeaderMap,
     body: Body,
     max: usize,
-) -> Result<(Account, super::body::ReadBody), Response> {
+) -> Result<(Account, super::gate::Entered, super::body::ReadBody), Response> {
     if cross_site(headers) {
         return Err(forbidden_cross_site());
     }
     let account = login(s, headers).await?;
+    let Some(entered) = s
+        .ctx
+        .jmap_requests
+        .try_enter(account.id, CONCURRENT_REQUESTS_MAX)
+    else {
+        return Err(problem(Problem::new(
+            400,
+            "urn:ietf:params:jmap:error:limit",
+            "too many requests of this account at once (maxConcurrentRequests)",
+        )));
+    };
     // A length said to be too large is refused before a byte of it is read.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -278,25 +300,15 @@ async fn login_then_read(
     let body = super::body::read(body, max, &s.ctx)
         .await
         .map_err(|refused| refused.response())?;
-    Ok((account, body))
+    Ok((account, entered, body))
 }
 
 async fn api(State(s): State<JmapState>, headers: HeaderMap, body: Body) -> Response {
-    let (account, body) = match login_then_read(&s, &headers, body, REQUEST_BYTES_MAX).await {
-        Ok(read) => read,
-        Err(r) => return r,
-    };
-    let Some(_entered) = s
-        .ctx
-        .jmap_requests
-        .try_enter(account.id, CONCURRENT_REQUESTS_MAX)
-    else {
-        return problem(Problem::new(
-            400,
-            "urn:ietf:params:jmap:error:limit",
-            "too many requests of this account at once (maxConcurrentRequests)",
-        ));
-    };
+    let (account, _entered, body) =
+        match login_then_read(&s, &headers, body, REQUEST_BYTES_MAX).await {
+            Ok(read) => read,
+            Err(r) => return r,
+        };
     // `_share` holds the request's part of the input budget until it is answered.
     let (req, _share) = match request::parse_charged(body).await {
         Ok(parsed) => parsed,
@@ -317,7 +329,7 @@ async fn upload(
     body: Body,
 ) -> Response {
     let max = s.ctx.config.limits.message_bytes_max;
-    let (account, read) = match login_then_read(&s, &headers, body, max).await {
+    let (account, _entered, read) = match login_then_read(&s, &headers, body, max).await {
         Ok(read) => read,
         Err(r) => return r,
     };
@@ -451,12 +463,7 @@ async fn eventsource(
         .jmap_event_sources
         .try_enter(account.id, EVENT_SOURCES_PER_ACCOUNT_MAX)
     else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "60")],
-            "too many event sources open for this account\n",
-        )
-            .into_response();
+        return too_many_at_once("60", "too many event sources open for this account\n");
     };
     let types = super::push::Types::parse(q.types.as_deref().unwrap_or("*"));
     let close_after_state = q.closeafter.as_deref() == Some("state");

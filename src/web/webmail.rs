@@ -104,12 +104,10 @@ async fn html(
         .jmap_requests
         .try_enter(account.id, crate::jmap::http::CONCURRENT_REQUESTS_MAX)
     else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
+        return crate::jmap::http::too_many_at_once(
+            "1",
             "too many requests of this account at once\n",
-        )
-            .into_response();
+        );
     };
     let not_found = || (StatusCode::NOT_FOUND, "no such email\n").into_response();
     let Some(id) = crate::jmap::ids::parse_email(&email) else {
