@@ -605,6 +605,9 @@ impl Session {
         };
         // With KEEP, the sender keeps a copy in their Sent folder, in the same transaction.
         let sent_copy = keep_sent.then_some(account.id);
+        // Recipients who are away answer a logged-in sender as they answer SMTP and JMAP mail.
+        let head = crate::vacation::head_of(&message.raw);
+        let local = names.clone();
         let delivery = Delivery {
             local: names,
             message,
@@ -616,6 +619,13 @@ impl Session {
             Ok(delivered) => {
                 let count = delivered.len() + remote.len();
                 tracing::debug!(peer = %self.peer, from = %account.name, count, "native send");
+                let received = crate::vacation::Received {
+                    sender: &from,
+                    message: &head,
+                    sender_proven: true,
+                };
+                let (store, mailer) = (self.store.as_ref(), self.mailer.as_ref());
+                crate::vacation::answer_named(store, mailer, &self.config, &local, &received).await;
                 line("OK", "", &format!("SENT {count} <{message_id}>"))
             }
             Err(StoreError::UnknownRecipient(name)) => line(

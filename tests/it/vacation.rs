@@ -173,7 +173,7 @@ async fn an_away_user_answers_each_person_once_and_no_machine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_the_reply_the_server_sends() {
     let server = TestServer::start_with(|config| config.submission_port = Some(0)).await;
-    for name in ["alice", "bob"] {
+    for name in ["alice", "bob", "carol"] {
         server.add_user(name, &format!("{name}-pw")).await;
     }
     let dir = server.dir.path().to_path_buf();
@@ -251,6 +251,22 @@ print("ok")
     let reply =
         crate::federation::arrives(&server, "bob", "bob-pw", "INBOX", "Back on Monday.").await;
     assert!(reply.contains("Subject: Out until Friday\r\n"), "{reply}");
+    // A send over the native protocol (`jmail send`) is answered too.
+    let native = server.addr.to_string();
+    let args = [
+        "send",
+        "alice",
+        "--subject",
+        "native hello",
+        "--message",
+        "hi",
+    ];
+    let out = crate::cli::as_user(&dir, &native, "carol", "carol-pw", &args);
+    assert!(out.status.success(), "{}", crate::cli::text(&out.stderr));
+    let reply =
+        crate::federation::arrives(&server, "carol", "carol-pw", "INBOX", "Back on Monday.").await;
+    assert!(reply.contains("Subject: Out until Friday\r\n"), "{reply}");
+    assert!(reply.contains("In-Reply-To: <"), "{reply}");
     // Off keeps the text.
     let out = away(&["--off"]);
     assert!(crate::cli::text(&out.stdout).starts_with("away:    off\n"));
