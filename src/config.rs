@@ -76,7 +76,8 @@ pub struct Limits {
     /// Longest wait, in seconds, before a failed login is answered; the wait doubles with each failure from
     /// the same IP or on the same account (1, 2, 4 ...). 0 turns the penalty off.
     pub login_penalty_secs_max: u64,
-    /// Failed logins from one IP after which it is refused outright for `login_block_secs`.
+    /// Failed logins from one IP after which it is refused outright for `login_block_secs`; also failed
+    /// logins on one account after which addresses it never logged in from take turns at it.
     pub login_block_failures: u32,
     /// Seconds an IP stays blocked; also how long failures are remembered.
     pub login_block_secs: u64,

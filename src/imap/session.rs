@@ -712,9 +712,9 @@ impl Session {
                 let code = format!("CAPABILITY {}", self.capabilities());
                 Outcome::go_on(super::respond::status(tag, "OK", Some(&code), "Logged in"))
             }
-            LoginResult::Blocked => Outcome::close(bye(
-                "[UNAVAILABLE] Too many failed logins from your address; try again later",
-            )),
+            LoginResult::Blocked => {
+                Outcome::close(bye("[UNAVAILABLE] Too many failed logins; try again later"))
+            }
             LoginResult::Failed => self.login_failed(tag),
             LoginResult::Unavailable(e) => Outcome::go_on(self.store_failure(tag, &e)),
         }

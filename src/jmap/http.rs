@@ -106,7 +106,7 @@ fn refused_challenging(r: Refused, bearer: bool) -> Response {
         Refused::Blocked => (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "60")],
-            "too many failed logins from your address\n",
+            "too many failed logins; try again later\n",
         )
             .into_response(),
         Refused::Unavailable => (

@@ -346,7 +346,7 @@ impl Session {
             LoginResult::Blocked => Outcome::close(line(
                 "BYE",
                 "AUTH",
-                "too many failed logins from your address; try again later",
+                "too many failed logins; try again later",
             )),
             LoginResult::Failed => {
                 self.login_failures += 1;

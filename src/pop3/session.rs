@@ -313,9 +313,7 @@ impl Session {
         {
             LoginResult::Ok(account) => account,
             LoginResult::Blocked => {
-                return Outcome::close(err(
-                    "[AUTH] too many failed logins from your address; try again later",
-                ));
+                return Outcome::close(err("[AUTH] too many failed logins; try again later"));
             }
             LoginResult::Failed => {
                 self.login_failures += 1;

@@ -1092,9 +1092,7 @@ impl Session {
             LoginResult::Ok(account) => Some(account),
             LoginResult::Failed => None,
             LoginResult::Blocked => {
-                return Outcome::close(
-                    "421 4.7.0 Too many failed logins from your address; try again later",
-                );
+                return Outcome::close("421 4.7.0 Too many failed logins; try again later");
             }
             LoginResult::Unavailable(e) => {
                 tracing::warn!(error = %e, "authentication failed in the store");

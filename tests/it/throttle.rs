@@ -49,15 +49,15 @@ async fn failures_on_any_protocol_block_the_ip_on_all_until_the_block_ends() {
 
     // Now even the right password is refused, on every protocol, and the connection is closed.
     smtp.send(b"AUTH PLAIN AGJvYgBib2ItcHc=\r\n").await;
-    smtp.expect("421 4.7.0 Too many failed logins from your address; try again later")
+    smtp.expect("421 4.7.0 Too many failed logins; try again later")
         .await;
     native.send(b"LOGIN bob bob-pw\r\n").await;
     native
-        .expect("BYE AUTH too many failed logins from your address; try again later")
+        .expect("BYE AUTH too many failed logins; try again later")
         .await;
     pop3.send(b"USER bob\r\nPASS bob-pw\r\n").await;
     pop3.expect("+OK send PASS").await;
-    pop3.expect("-ERR [AUTH] too many failed logins from your address; try again later")
+    pop3.expect("-ERR [AUTH] too many failed logins; try again later")
         .await;
 
     // Another address is not affected.
@@ -72,4 +72,43 @@ async fn failures_on_any_protocol_block_the_ip_on_all_until_the_block_ends() {
     again.send(b"JMAIL 2.0\r\nLOGIN bob bob-pw\r\n").await;
     again.expect_prefix("OK JMAIL").await;
     again.expect("OK LOGIN welcome").await;
+}
+
+/// Guesses at one account from many addresses: past `login_block_failures` of them the account is
+/// guarded. An address it logged in from still gets straight in; a new one waits its turn, a penalty
+/// after the last failure, and then logs in (which lifts the guard).
+#[tokio::test]
+async fn guesses_from_many_addresses_make_new_addresses_take_turns() {
+    let clock = Arc::new(ManualClock::new());
+    let throttle = Arc::new(LoginThrottle::new(clock.clone()));
+    let s = TestServer::start_with_throttle(tempfile::tempdir().unwrap(), throttle, |c| {
+        c.limits.login_block_failures = 3;
+        c.limits.login_penalty_secs_max = 1;
+    })
+    .await;
+    s.add_user("bob", "bob-pw").await;
+    let login = async |source: u8, password: &str| {
+        let mut c = Raw::over(connect_from([127, 0, 0, source], s.addr).await).await;
+        c.send(b"JMAIL 2.0\r\n").await;
+        c.expect_prefix("OK JMAIL").await;
+        c.send(format!("LOGIN bob {password}\r\n").as_bytes()).await;
+        c
+    };
+    // bob's own address, then one guess from each of three others.
+    login(9, "bob-pw").await.expect("OK LOGIN welcome").await;
+    for source in 2..5 {
+        (login(source, "guess").await)
+            .expect("NO AUTH invalid user name or password")
+            .await;
+    }
+    // A fourth address, with the right password, is held: its turn is a penalty after the last guess.
+    let mut waiting = login(5, "bob-pw").await;
+    let early = tokio::time::timeout(Duration::from_millis(700), waiting.line()).await;
+    assert!(early.is_err(), "answered before its turn: {early:?}");
+    // Meanwhile bob's own address is not held back.
+    login(9, "bob-pw").await.expect("OK LOGIN welcome").await;
+    clock.advance(Duration::from_secs(1));
+    waiting.expect("OK LOGIN welcome").await;
+    // That good login ended the guard.
+    login(6, "bob-pw").await.expect("OK LOGIN welcome").await;
 }

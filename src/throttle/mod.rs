@@ -1,9 +1,12 @@
 //! Brute-force throttling of logins, shared by every protocol: failures are counted per client IP and per
 //! account; each further failure is answered later (1 s, 2 s, 4 s ... up to `login_penalty_secs_max`, like
 //! Dovecot's auth penalty), and an IP with `login_block_failures` failures is refused outright for
-//! `login_block_secs`. An account is slowed but never locked, so nobody can lock a user out.
+//! `login_block_secs`. An account is slowed but never locked, so nobody can lock a user out; one guessed
+//! at from many addresses is guarded ([`guard`]): new addresses take turns at it.
 //!
 //! Time comes from a [`Clock`], so tests move it by hand instead of sleeping.
+
+mod guard;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Limits};
 use crate::store::{Account, MailStore, StoreError};
+use guard::AccountGuard;
 
 /// Most IPs and accounts tracked at once. Each costs about 64 bytes; when full, stale entries are dropped
 /// first and new ones are then not tracked (the per-connection failure limit still applies).
@@ -59,6 +63,9 @@ impl Clock for ManualClock {
 pub enum Verdict {
     /// Check the password; answer a failure no sooner than `penalty` after it came.
     Check { penalty: Duration },
+    /// Wait and ask again: the account is guarded ([`guard`]) and this address, which it never logged
+    /// in from, must take its turn.
+    Guarded,
     /// Refuse without checking: the IP is blocked for this much longer.
     Blocked { remaining: Duration },
     /// Wait and ask again: this IP already has as many attempts in flight as it has failures left
@@ -108,6 +115,7 @@ pub struct LoginThrottle {
     /// Attempts being checked now, per IP; an entry lives only while its count is above 0, so the map is
     /// bounded by the open connections.
     in_flight: Mutex<HashMap<IpAddr, u32>>,
+    guard: AccountGuard,
 }
 
 /// The limits in force, read from [`Limits`] at each call so a config change applies at once.
@@ -153,6 +161,7 @@ impl LoginThrottle {
             ips: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            guard: AccountGuard::default(),
         }
     }
 
@@ -182,10 +191,43 @@ impl LoginThrottle {
             }
             *n += 1;
         }
+        // An address the account logged in from is judged by its own failures alone.
+        if self.guard.trusts(account, ip, now) {
+            return Verdict::Check {
+                penalty: penalty(ip_failures, p.penalty_max),
+            };
+        }
         let account_record = self.current(&self.accounts, &account.to_string(), now, &p);
-        let failures = ip_failures.max(account_record.map_or(0, |r| r.failures));
-        Verdict::Check {
-            penalty: penalty(failures, p.penalty_max),
+        let account_failures = account_record.map_or(0, |r| r.failures);
+        let penalty = penalty(ip_failures.max(account_failures), p.penalty_max);
+        if let Some(record) = account_record
+            && account_failures >= p.block_failures.max(1)
+        {
+            let due = now.duration_since(record.last) >= penalty;
+            if !due || !self.guard.enter(account, ip) {
+                self.release(ip);
+                return Verdict::Guarded;
+            }
+        }
+        Verdict::Check { penalty }
+    }
+
+    /// Ends an attempt that `check` allowed without counting it either way (abandoned, or the store
+    /// could not answer): the address's place and any guarded account's turn are given back.
+    pub fn abandon(&self, ip: IpAddr, account: &str) {
+        let ip = crate::caps::address_key(ip);
+        self.release(ip);
+        self.guard.leave(account, ip);
+    }
+
+    /// Gives back one of `ip`'s places in flight (`ip` already keyed).
+    fn release(&self, ip: IpAddr) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = in_flight.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                in_flight.remove(&ip);
+            }
         }
     }
 
@@ -195,24 +237,20 @@ impl LoginThrottle {
         let p = Policy::of(limits);
         let now = self.clock.now();
         let ip = crate::caps::address_key(ip);
-        {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = in_flight.get_mut(&ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    in_flight.remove(&ip);
-                }
-            }
-        }
+        self.release(ip);
         if success {
             self.accounts
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(account);
+            self.guard.remember(account, ip, now, THROTTLE_ENTRIES_MAX);
+            self.guard.leave(account, ip);
             return;
         }
         let ip_failures = self.bump(&self.ips, ip, now, &p);
+        // Counted before the account's turn is given back, so the next untrusted attempt waits from now.
         self.bump(&self.accounts, account.to_string(), now, &p);
+        self.guard.leave(account, ip);
         if ip_failures >= p.block_failures {
             let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(r) = ips.get_mut(&ip)
@@ -409,19 +447,21 @@ pub async fn login(
                 return LoginResult::Blocked;
             }
             Verdict::Check { penalty } => break penalty,
-            // Someone else from this address is being checked; a long wait means a flood: refuse.
-            Verdict::Busy if queued.elapsed() >= BUSY_WAIT_MAX => {
+            // Someone else from this address, or at this guarded account, is being checked; a long
+            // wait means a flood: refuse.
+            Verdict::Busy | Verdict::Guarded if queued.elapsed() >= BUSY_WAIT_MAX => {
                 crate::metrics::METRICS.login(crate::metrics::Login::Blocked);
                 return LoginResult::Blocked;
             }
             Verdict::Busy => tokio::time::sleep(BUSY_POLL).await,
+            Verdict::Guarded => tokio::time::sleep(GUARD_POLL).await,
         }
     };
     let started = tokio::time::Instant::now();
     let mut in_flight = InFlight {
         throttle,
         ip,
-        limits: &config.limits,
+        name,
         done: false,
     };
     // Failures behind this attempt (a penalty): its check waits in the lane floods of them fill.
@@ -446,7 +486,7 @@ pub async fn login(
         }
         Err(e) => {
             // Not the client's fault: not held against it.
-            throttle.finish(ip, "", true, &config.limits);
+            throttle.abandon(ip, name);
             crate::metrics::METRICS.login(crate::metrics::Login::Unavailable);
             LoginResult::Unavailable(e)
         }
@@ -458,14 +498,14 @@ pub async fn login(
 struct InFlight<'a> {
     throttle: &'a LoginThrottle,
     ip: IpAddr,
-    limits: &'a Limits,
+    name: &'a str,
     done: bool,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.throttle.finish(self.ip, "", true, self.limits);
+            self.throttle.abandon(self.ip, self.name);
         }
     }
 }
@@ -474,6 +514,9 @@ impl Drop for InFlight<'_> {
 const BUSY_POLL: Duration = Duration::from_millis(20);
 /// Longest a login waits behind others from its address before it is refused as part of a flood.
 const BUSY_WAIT_MAX: Duration = Duration::from_secs(30);
+/// How often a login waiting for its turn at a guarded account looks again: seldom, since the turns
+/// come a penalty apart and a guessing flood may keep thousands of logins waiting.
+const GUARD_POLL: Duration = Duration::from_millis(250);
 
 #[cfg(test)]
 mod tests {
@@ -593,6 +636,59 @@ mod tests {
             Verdict::Blocked { .. }
         ));
         clock.advance(Duration::from_secs(601));
+        assert_eq!(penalty(t.check(A, "alice", &limits())), 0);
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, n))
+    }
+
+    #[test]
+    fn many_addresses_guessing_one_account_take_turns_a_penalty_apart() {
+        let (t, clock) = throttle();
+        // Ten addresses, one guess each: no address is near its block, but alice is now guarded.
+        for n in 0..10 {
+            assert!(matches!(fail(&t, ip(n), "alice"), Verdict::Check { .. }));
+        }
+        assert_eq!(t.check(ip(10), "alice", &limits()), Verdict::Guarded);
+        assert_eq!(penalty(t.check(ip(10), "bob", &limits())), 0, "only alice");
+        t.finish(ip(10), "bob", true, &limits());
+        // Its turn comes 15 s (the penalty) after the last failure, for one address at a time.
+        clock.advance(Duration::from_secs(15));
+        assert_eq!(penalty(t.check(ip(10), "alice", &limits())), 15);
+        assert_eq!(t.check(ip(11), "alice", &limits()), Verdict::Guarded);
+        t.finish(ip(10), "alice", false, &limits());
+        assert_eq!(t.check(ip(11), "alice", &limits()), Verdict::Guarded);
+        clock.advance(Duration::from_secs(15));
+        assert!(matches!(
+            t.check(ip(11), "alice", &limits()),
+            Verdict::Check { .. }
+        ));
+        // An attempt abandoned mid-check (or the store failing) gives the turn back uncounted.
+        t.abandon(ip(11), "alice");
+        assert!(matches!(
+            t.check(ip(12), "alice", &limits()),
+            Verdict::Check { .. }
+        ));
+        // A good login from a new address ends the guard.
+        t.finish(ip(12), "alice", true, &limits());
+        assert_eq!(penalty(t.check(ip(13), "alice", &limits())), 0);
+    }
+
+    #[test]
+    fn an_address_the_account_logged_in_from_is_never_held_back() {
+        let (t, _) = throttle();
+        assert!(matches!(
+            t.check(A, "alice", &limits()),
+            Verdict::Check { .. }
+        ));
+        t.finish(A, "alice", true, &limits());
+        for n in 0..12 {
+            fail(&t, ip(n), "alice");
+        }
+        assert_eq!(t.check(B, "alice", &limits()), Verdict::Guarded);
+        // A is judged by its own failures: none, so no penalty and no turn to wait for.
+        assert_eq!(penalty(t.check(A, "alice", &limits())), 0);
         assert_eq!(penalty(t.check(A, "alice", &limits())), 0);
     }
 
