@@ -201,6 +201,10 @@ fn plan(names: MacroOrMessageDataItemNames<'_>, uid: bool) -> Result<Plan, &'sta
         MacroOrMessageDataItemNames::Macro(m) => m.expand().into_iter().collect(),
         MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
     };
+    // The grammar asks for at least one item (RFC 9051 §9, `fetch-att`).
+    if names.is_empty() {
+        return Err("Empty FETCH item list");
+    }
     let mut plan = Plan {
         items: Vec::new(),
         sets_seen: false,

@@ -120,20 +120,49 @@ fn matches_pattern(pattern: &[char], name: &[char]) -> bool {
     at[pattern.len()]
 }
 
-/// Whether a (canonical) mailbox name matches a pattern; INBOX matches in any case.
+/// Whether a (canonical) mailbox name matches a pattern; INBOX matches in any case, also where a
+/// wildcard follows it (`inbox*` lists INBOX and what is under it, not `inboxes`).
 pub(super) fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let inbox_prefix = |s: &str| s.get(..5).is_some_and(|f| f.eq_ignore_ascii_case("INBOX"));
     let canon = |s: &str| -> Vec<char> {
-        match (s.get(..5), s.get(5..)) {
-            (Some(first), Some(rest))
-                if first.eq_ignore_ascii_case("INBOX")
-                    && (rest.is_empty() || rest.starts_with(SEPARATOR)) =>
-            {
+        match s.get(5..) {
+            Some(rest) if inbox_prefix(s) && (rest.is_empty() || rest.starts_with(SEPARATOR)) => {
                 format!("INBOX{rest}").chars().collect()
             }
             _ => s.chars().collect(),
         }
     };
-    matches_pattern(&canon(pattern), &canon(name))
+    let name = canon(name);
+    if matches_pattern(&canon(pattern), &name) {
+        return true;
+    }
+    let in_inbox = name.len() >= 5
+        && name[..5] == ['I', 'N', 'B', 'O', 'X']
+        && name.get(5).is_none_or(|&c| c == SEPARATOR);
+    in_inbox
+        && inbox_prefix(pattern)
+        && matches_pattern(
+            &format!("INBOX{}", &pattern[5..])
+                .chars()
+                .collect::<Vec<_>>(),
+            &name,
+        )
+}
+
+/// The names above existing mailboxes that are no mailbox themselves, in order.
+fn missing_levels(mailboxes: &[MailboxInfo]) -> std::collections::BTreeSet<String> {
+    let names: std::collections::HashSet<&str> =
+        mailboxes.iter().map(|m| m.name.as_str()).collect();
+    let mut missing = std::collections::BTreeSet::new();
+    for m in mailboxes {
+        for (at, _) in m.name.match_indices(SEPARATOR) {
+            let level = &m.name[..at];
+            if !level.is_empty() && !names.contains(level) {
+                missing.insert(level.to_string());
+            }
+        }
+    }
+    missing
 }
 
 fn role_attribute(role: Option<Role>) -> Option<&'static str> {
@@ -278,6 +307,22 @@ impl Session {
                 return Outcome::go_on(self.store_failure(tag, &e));
             }
         }
+        if !request.lsub && !request.subscribed_only && !request.special_use_only {
+            // Levels of the hierarchy that are no mailbox (a parent deleted, or never made) are
+            // listed \Noselect where a pattern ending in `%` matches them (RFC 3501 §6.3.8), so a
+            // client walking the tree a level at a time reaches what is below them.
+            let ending_in_percent: Vec<&String> =
+                patterns.iter().filter(|p| p.ends_with('%')).collect();
+            for level in missing_levels(&mailboxes) {
+                if ending_in_percent.iter().any(|p| pattern_matches(p, &level)) {
+                    out.extend_from_slice(
+                        format!("* {verb} (\\Noselect \\HasChildren) \"/\" ").as_bytes(),
+                    );
+                    respond::mailbox_name(&mut out, &level, dialect);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
         if !kept.is_empty() {
             // LSUB cannot select them; LIST-EXTENDED says they do not exist (RFC 5258 §3).
             let attributes = match request.lsub {
@@ -309,6 +354,11 @@ mod tests {
         assert!(pattern_matches("a/*", "a/b/c"));
         assert!(pattern_matches("inbox", "INBOX"));
         assert!(pattern_matches("Inbox/%", "INBOX/x"));
+        assert!(pattern_matches("inbox*", "INBOX"));
+        assert!(pattern_matches("inbox*", "INBOX/x/y"));
+        assert!(pattern_matches("inBOX%", "INBOX"));
+        assert!(!pattern_matches("inbox*", "INBOXES"));
+        assert!(pattern_matches("INBOX*", "INBOXES"));
         assert!(!pattern_matches("Sent", "sent"));
         assert!(pattern_matches("S%t", "Sent"));
         assert!(pattern_matches("Entw*", "Entwürfe"));

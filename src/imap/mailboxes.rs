@@ -95,6 +95,10 @@ impl Session {
                 mailbox,
                 item_names,
             } => match name(&mailbox) {
+                // The grammar asks for at least one item (RFC 9051 §9, `status-att`).
+                Some(_) if item_names.is_empty() => {
+                    self.protocol_error(bad(tag, "Empty STATUS item list"))
+                }
                 Some(n) => {
                     let items: Vec<StatusItem> = item_names.iter().map(StatusItem::from).collect();
                     self.status(tag, &n, &items).await
@@ -131,13 +135,15 @@ impl Session {
         }
     }
 
+    /// A name that is a valid string but no mailbox name: NO, as for any name that cannot be used (the
+    /// command's syntax was right).
     pub(super) fn bad_name(&mut self, tag: &str) -> Outcome {
         let text = if self.rev2 {
             "Mailbox name is not UTF-8"
         } else {
             "Mailbox name is not modified UTF-7 (RFC 3501 5.1.3)"
         };
-        self.protocol_error(bad(tag, text))
+        Outcome::go_on(no(tag, None, text))
     }
 
     pub(super) fn user(&self) -> i64 {
@@ -276,7 +282,7 @@ impl Session {
             Err(text) => return self.protocol_error(bad(tag, text)),
         };
         if raw.is_empty() {
-            return self.protocol_error(bad(tag, "An empty message cannot be appended"));
+            return Outcome::go_on(no(tag, None, "An empty message cannot be appended"));
         }
         let info = match self.store.mailbox(self.user(), name).await {
             Ok(Some(info)) => info,

@@ -292,13 +292,17 @@ impl Session {
         };
         // FLAGS names the keywords in use too, so clients offer them (Dovecot does the same).
         let keywords: String = snapshot.keywords.iter().map(|k| format!(" {k}")).collect();
+        let flags = format!("\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords}");
+        out.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
+        // PERMANENTFLAGS names what STORE may change: nothing in a read-only mailbox (RFC 9051 §7.1).
         out.extend_from_slice(
-            format!(
-                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})\r\n\
-                 * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords} \\*)] \
-                 Flags permitted\r\n"
-            )
-            .as_bytes(),
+            match read_only {
+                true => b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n".to_vec(),
+                false => {
+                    format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").into_bytes()
+                }
+            }
+            .as_slice(),
         );
         out.extend_from_slice(format!("* {} EXISTS\r\n", selected.view.exists()).as_bytes());
         if !self.rev2 {

@@ -292,10 +292,13 @@ impl Session {
             Event::IdleDone => self.on_idle_done().await,
             Event::Extended { tag, extension } => self.on_extended(&tag, extension).await,
             Event::Bad { tag, why } => {
-                if let Waiting::Idle { .. } = self.waiting {
-                    // Anything but DONE during IDLE: RFC 9051 §6.3.13 leaves it to the server; the
-                    // client is out of step, so it is told and IDLE goes on.
-                    return self.protocol_error(bad("*", "Expected DONE"));
+                if let Waiting::Idle { tag } =
+                    std::mem::replace(&mut self.waiting, Waiting::Command)
+                {
+                    // Anything but DONE during IDLE: RFC 9051 §6.3.13 leaves it to the server. The
+                    // client is out of step: IDLE ends with a tagged BAD (as Dovecot does), so the
+                    // client gets its tag back and its next command is read as one.
+                    return self.protocol_error(bad(&tag, "Expected DONE"));
                 }
                 if let Waiting::Authenticate { tag, .. } =
                     std::mem::replace(&mut self.waiting, Waiting::Command)
@@ -404,7 +407,14 @@ impl Session {
                 out.extend(ok(&tag, "CAPABILITY completed"));
                 Outcome::go_on(out)
             }
-            CommandBody::Noop | CommandBody::Check => self.noop(&tag).await,
+            CommandBody::Noop => self.noop(&tag, "NOOP").await,
+            // CHECK is a selected-state command (RFC 3501 §6.4.1); IMAP4rev2 dropped it.
+            CommandBody::Check if matches!(self.state, State::Selected(_)) => {
+                self.noop(&tag, "CHECK").await
+            }
+            CommandBody::Check if self.logged_in() => {
+                self.protocol_error(bad(&tag, "No mailbox selected"))
+            }
             CommandBody::Logout => {
                 let mut out = bye("Logging out");
                 out.extend(ok(&tag, "LOGOUT completed"));
@@ -418,7 +428,12 @@ impl Session {
             CommandBody::StartTLS if !self.tls && !self.logged_in() => {
                 Outcome::start_tls(ok(&tag, "Begin TLS negotiation now"))
             }
-            CommandBody::StartTLS => self.protocol_error(bad(&tag, "TLS is already active")),
+            CommandBody::StartTLS if self.tls => {
+                self.protocol_error(bad(&tag, "TLS is already active"))
+            }
+            CommandBody::StartTLS => {
+                self.protocol_error(bad(&tag, "STARTTLS is allowed only before login"))
+            }
             CommandBody::Login { username, password } if !self.logged_in() => {
                 if !self.plaintext_auth_ok() {
                     return Outcome::go_on(no(
@@ -494,12 +509,13 @@ impl Session {
     }
 
     /// NOOP and CHECK: the selected mailbox's news.
-    async fn noop(&mut self, tag: &str) -> Outcome {
+    /// NOOP, or CHECK (nothing to do: every change is durable when answered): the mailbox's news.
+    async fn noop(&mut self, tag: &str, command: &str) -> Outcome {
         let mut out = Vec::new();
         if let Err(e) = self.sync(&mut out, true).await {
             return Outcome::go_on(self.store_failure(tag, &e));
         }
-        out.extend(ok(tag, "NOOP completed"));
+        out.extend(ok(tag, &format!("{command} completed")));
         Outcome::go_on(out)
     }
 

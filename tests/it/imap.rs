@@ -414,7 +414,7 @@ async fn mailboxes_list_status_append_copy_move() {
     );
     assert_eq!(
         c.run("i CREATE \"Bad&-x&\"").await,
-        strs(&["i BAD Mailbox name is not modified UTF-7 (RFC 3501 5.1.3)"])
+        strs(&["i NO Mailbox name is not modified UTF-7 (RFC 3501 5.1.3)"])
     );
     let appended = b"Subject: draft\r\n\r\nunfinished\r\n";
     c.send(
@@ -1115,9 +1115,17 @@ BINARY[2] ~{3}\r\n\u{0}\u{1}\u{2})"
         c.run("g GETQUOTA other").await,
         strs(&["g NO [NONEXISTENT] No such quota root"])
     );
-    // A keyword in use is named in SELECT's FLAGS and PERMANENTFLAGS.
+    // A keyword in use is named in SELECT's FLAGS and PERMANENTFLAGS; EXAMINE permits no change.
     c.run("h STORE 1 +FLAGS ($Later)").await;
     let select = c.run("i EXAMINE INBOX").await;
+    assert_eq!(
+        select[1..3],
+        strs(&[
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Later)",
+            "* OK [PERMANENTFLAGS ()] Read-only mailbox",
+        ])
+    );
+    let select = c.run("j SELECT INBOX").await;
     assert_eq!(
         select[1..3],
         strs(&[

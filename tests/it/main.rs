@@ -15,6 +15,7 @@ mod hostile;
 mod imap;
 mod imap_clients;
 mod imap_condstore;
+mod imap_grammar;
 mod imap_recent;
 mod imap_sort;
 mod imap_subscriptions;

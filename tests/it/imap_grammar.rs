@@ -1,0 +1,115 @@
+//! Answers an IMAP compliance suite checks against the RFCs' grammar and Dovecot's choices: hierarchy
+//! levels that are no mailbox, INBOX in any case in a pattern, what a read-only mailbox permits,
+//! empty item lists, a stray line during IDLE, CHECK outside a mailbox, names that are no names.
+
+use crate::imap::{Imap, bare_user, deliver, imap_addr, start_imap};
+
+fn strs(lines: &[&str]) -> Vec<String> {
+    lines.iter().map(|s| s.to_string()).collect()
+}
+
+const HELLO: &[u8] = b"From: a@example.org\r\nSubject: hello\r\n\r\nhi\r\n";
+
+#[tokio::test]
+async fn levels_inbox_read_only_empty_lists_idle_and_check() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+
+    // A parent deleted under its children stays a level of the tree, \Noselect (RFC 3501 §6.3.8).
+    c.run("a1 CREATE p/q/r").await;
+    assert_eq!(
+        c.run("a2 DELETE p").await,
+        strs(&["a2 OK DELETE completed"])
+    );
+    let top = c.run("a3 LIST \"\" %").await;
+    assert!(
+        top.contains(&"* LIST (\\Noselect \\HasChildren) \"/\" \"p\"".to_string()),
+        "{top:?}"
+    );
+    assert_eq!(
+        c.run("a4 LIST \"\" p/%").await,
+        strs(&[
+            "* LIST (\\HasChildren) \"/\" \"p/q\"",
+            "a4 OK LIST completed"
+        ])
+    );
+    c.run("a5 DELETE p/q").await;
+    assert_eq!(
+        c.run("a6 LIST p/ %").await,
+        strs(&[
+            "* LIST (\\Noselect \\HasChildren) \"/\" \"p/q\"",
+            "a6 OK LIST completed"
+        ])
+    );
+    // `*` lists what exists; the pattern without `%` does not invent levels.
+    assert_eq!(
+        c.run("a7 LIST \"\" p*").await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"p/q/r\"",
+            "a7 OK LIST completed"
+        ])
+    );
+
+    // INBOX in any case, a wildcard after it too; other names stay case-sensitive.
+    c.run("b1 CREATE INBOX/sub").await;
+    c.run("b2 CREATE INBOXES").await;
+    assert_eq!(
+        c.run("b3 LIST \"\" inbox*").await,
+        strs(&[
+            "* LIST (\\HasChildren) \"/\" \"INBOX\"",
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX/sub\"",
+            "b3 OK LIST completed"
+        ])
+    );
+
+    // EXAMINE permits no flag change.
+    let examine = c.run("c1 EXAMINE INBOX").await;
+    assert!(
+        examine.contains(&"* OK [PERMANENTFLAGS ()] Read-only mailbox".to_string()),
+        "{examine:?}"
+    );
+
+    // The grammar asks for at least one FETCH and one STATUS item.
+    assert_eq!(
+        c.run("d1 FETCH 1 ()").await,
+        strs(&["d1 BAD Empty FETCH item list"])
+    );
+    assert_eq!(
+        c.run("d2 STATUS INBOX ()").await,
+        strs(&["d2 BAD Empty STATUS item list"])
+    );
+
+    // A stray line during IDLE ends it with a tagged BAD; the next command is read as one.
+    c.run("e0 SELECT INBOX").await;
+    c.send(b"e1 IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    c.send(b"garbage\r\n").await;
+    assert_eq!(c.line().await, "e1 BAD Expected DONE");
+    assert_eq!(c.run("e2 NOOP").await, strs(&["e2 OK NOOP completed"]));
+
+    // CHECK is for a selected mailbox.
+    assert_eq!(c.run("f1 CHECK").await, strs(&["f1 OK CHECK completed"]));
+    c.run("f2 UNSELECT").await;
+    assert_eq!(
+        c.run("f3 CHECK").await,
+        strs(&["f3 BAD No mailbox selected"])
+    );
+
+    // A name that is a valid string but no modified UTF-7, and an empty APPEND: NO, not BAD.
+    assert_eq!(
+        c.run("g1 CREATE \"bad&Jjo\"").await,
+        strs(&["g1 NO Mailbox name is not modified UTF-7 (RFC 3501 5.1.3)"])
+    );
+    c.send(b"g2 APPEND INBOX {0}\r\n").await;
+    let reply = c.line().await;
+    let reply = match reply.starts_with('+') {
+        true => {
+            c.send(b"\r\n").await;
+            c.line().await
+        }
+        false => reply,
+    };
+    assert_eq!(reply, "g2 NO An empty message cannot be appended");
+}
