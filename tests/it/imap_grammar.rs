@@ -2,11 +2,7 @@
 //! levels that are no mailbox, INBOX in any case in a pattern, what a read-only mailbox permits,
 //! empty item lists, a stray line during IDLE, CHECK outside a mailbox, names that are no names.
 
-use crate::imap::{Imap, bare_user, deliver, imap_addr, start_imap};
-
-fn strs(lines: &[&str]) -> Vec<String> {
-    lines.iter().map(|s| s.to_string()).collect()
-}
+use crate::imap::{Imap, bare_user, deliver, imap_addr, start_imap, strs};
 
 const HELLO: &[u8] = b"From: a@example.org\r\nSubject: hello\r\n\r\nhi\r\n";
 
