@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use jmail_proto::imap::extended::SearchReturn;
+use jmail_proto::imap::extended::{SearchReturn, is_saved_marker};
 use jmail_proto::imap::imap_types::command::{CommandBody, SelectParameter};
 use jmail_proto::imap::imap_types::core::Charset;
 use jmail_proto::imap::imap_types::flag::{StoreResponse, StoreType};
@@ -50,6 +50,9 @@ pub struct Selected {
     /// selected the mailbox and as new mail came (read-only, those no one had claimed). Empty under
     /// IMAP4rev2, which has no `\Recent`.
     pub(super) recent: Ranges,
+    /// The saved search result `$` (SEARCHRES, RFC 5182): UIDs, ascending. Empty at SELECT; a message
+    /// expunged leaves it, as it leaves the view.
+    pub(super) saved: Vec<u32>,
 }
 
 impl Selected {
@@ -289,6 +292,7 @@ impl Session {
             watch,
             woken: true,
             recent,
+            saved: Vec::new(),
         };
         // FLAGS names the keywords in use too, so clients offer them (Dovecot does the same).
         let keywords: String = snapshot.keywords.iter().map(|k| format!(" {k}")).collect();
@@ -532,7 +536,17 @@ impl Session {
         set: &SequenceSet,
         uid: bool,
     ) -> Result<Vec<u32>, Outcome> {
+        let using_saved = self.using_saved;
         let selected = self.selected_mut().expect("selected");
+        if using_saved && is_saved_marker(set) {
+            let view = &selected.view;
+            return Ok(selected
+                .saved
+                .iter()
+                .copied()
+                .filter(|&u| view.seq_of(u).is_some())
+                .collect());
+        }
         match selected.view.select(set, uid) {
             Ok(uids) => Ok(uids),
             Err(_) => Err(self.protocol_error(bad(tag, "Invalid sequence number"))),
@@ -763,6 +777,13 @@ impl Session {
         returns: Option<Vec<SearchReturn>>,
     ) -> Outcome {
         if let Some(refused) = refuse_charset(tag, charset.as_ref()) {
+            if returns
+                .as_ref()
+                .is_some_and(|r| r.contains(&SearchReturn::Save))
+            {
+                // A SEARCH that saves and fails leaves `$` empty (RFC 5182 §2.1).
+                self.selected_mut().expect("selected").saved.clear();
+            }
             return refused;
         }
         self.search(tag, keys, uid, returns).await
@@ -775,11 +796,14 @@ impl Session {
         tag: &str,
         keys: &[SearchKey<'_>],
     ) -> Result<Query, Outcome> {
+        let using_saved = self.using_saved;
         let selected = self.selected_mut().expect("selected");
+        let saved = using_saved.then(|| Ranges::of_ascending(&selected.saved));
         let stars = Stars {
             last_seq: selected.view.exists(),
             last_uid: selected.view.last_uid().unwrap_or(0),
             recent: &selected.recent,
+            saved: saved.as_ref(),
         };
         match Query::compile(keys, stars) {
             Ok(q) => Ok(q),
@@ -816,7 +840,16 @@ impl Session {
         returns: Option<Vec<SearchReturn>>,
     ) -> Outcome {
         let id = self.selected_mut().expect("selected").id;
-        let query = match self.compile_search(tag, keys) {
+        let compiled = self.compile_search(tag, keys);
+        let save = returns
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Save));
+        if save {
+            // A SEARCH that saves empties `$` first: if it fails, `$` is empty (RFC 5182 §2.1). Its
+            // own keys read the `$` before it (compiled above).
+            self.selected_mut().expect("selected").saved.clear();
+        }
+        let query = match compiled {
             Ok(q) => q,
             Err(answer) => return answer,
         };
@@ -832,6 +865,9 @@ impl Session {
             Err(e) => return Outcome::go_on(self.store_failure(tag, &e)),
         };
         let selected = self.selected_mut().expect("selected");
+        if let Some(returns) = returns.as_ref().filter(|_| save) {
+            selected.saved = saved_of(&found, returns);
+        }
         // Each hit as the client numbers it, with its modseq.
         let hits: Vec<(u32, u64)> = found
             .iter()
@@ -843,6 +879,8 @@ impl Session {
         let with_modseq = query.uses_modseq();
         let mut out = enabled;
         match returns {
+            // SAVE alone answers nothing but the tagged OK (RFC 5182 §2.4).
+            Some(returns) if returns.iter().all(|r| *r == SearchReturn::Save) && save => {}
             Some(returns) => out.extend(esearch(tag, uid, hits, &returns, with_modseq)),
             None if self.rev2 => out.extend(esearch(tag, uid, hits, &[], with_modseq)),
             None => {
@@ -926,6 +964,27 @@ impl Session {
     }
 }
 
+/// What SAVE keeps of a search's matches (RFC 5182 §2.4): with MIN or MAX and neither ALL nor COUNT,
+/// only those; otherwise all. UIDs, ascending.
+fn saved_of(found: &[(u32, u64)], returns: &[SearchReturn]) -> Vec<u32> {
+    let mut uids: Vec<u32> = found.iter().map(|&(u, _)| u).collect();
+    uids.sort_unstable();
+    let has = |r: SearchReturn| returns.contains(&r);
+    if has(SearchReturn::All) || has(SearchReturn::Count) {
+        return uids;
+    }
+    match (has(SearchReturn::Min), has(SearchReturn::Max)) {
+        (false, false) => uids,
+        (min, max) => {
+            let mut kept: Vec<u32> = Vec::new();
+            kept.extend(uids.first().filter(|_| min));
+            kept.extend(uids.last().filter(|_| max));
+            kept.dedup();
+            kept
+        }
+    }
+}
+
 /// An ESEARCH response (RFC 4731, RFC 9051 §7.3.4): the RETURN options asked for (none: ALL), and with
 /// `with_modseq` the MODSEQ of what it reports (RFC 7162 §3.1.5): the highest of all hits when ALL or
 /// COUNT is asked for, else the highest of the MIN and MAX messages.
@@ -966,6 +1025,7 @@ fn esearch(
                 line.push_str(&format!(" COUNT {}", hits.len()));
                 hits.iter().for_each(|&(_, m)| report(m));
             }
+            SearchReturn::Save => {}
             SearchReturn::All => {
                 if !hits.is_empty() {
                     let numbers: Vec<u32> = hits.iter().map(|&(n, _)| n).collect();

@@ -72,6 +72,8 @@ pub struct Session {
     pub(super) condstore: bool,
     pub(super) qresync: bool,
     errors: u32,
+    /// The command being handled named the saved search result `$` (SEARCHRES, RFC 5182).
+    pub(super) using_saved: bool,
     login_failures: u32,
     /// The server's allowance of compressed connections, and this one's share once COMPRESS is on.
     compressed: Arc<tokio::sync::Semaphore>,
@@ -111,6 +113,7 @@ impl Session {
             condstore: false,
             qresync: false,
             errors: 0,
+            using_saved: false,
             login_failures: 0,
             compressed,
             compress_permit: None,
@@ -197,6 +200,7 @@ impl Session {
             "LIST-EXTENDED",
             "LIST-STATUS",
             "ESEARCH",
+            "SEARCHRES",
             "SORT",
             "SORT=DISPLAY",
             "ESORT",
@@ -285,11 +289,22 @@ impl Session {
 
     /// Handles one decoder event.
     pub async fn on_event(&mut self, event: Event) -> Outcome {
+        // A set that is the saved-result marker means `$` only in a command that named `$`.
+        self.using_saved = false;
         match event {
             Event::Command(command) => self.on_command(*command).await,
             Event::ContinuationWanted => Outcome::go_on(b"+ Ready for literal data\r\n".to_vec()),
             Event::AuthenticateData(data) => self.on_authenticate_data(data).await,
             Event::IdleDone => self.on_idle_done().await,
+            Event::Extended {
+                tag,
+                extension: Extension::Saved(inner),
+            } => {
+                self.using_saved = true;
+                let outcome = self.on_extended(&tag, *inner).await;
+                self.using_saved = false;
+                outcome
+            }
             Event::Extended { tag, extension } => self.on_extended(&tag, extension).await,
             Event::Bad { tag, why } => {
                 if let Waiting::Idle { tag } =
@@ -381,6 +396,9 @@ impl Session {
                 }
                 _ => self.protocol_error(bad(tag, "No mailbox selected")),
             },
+            Extension::Command(command) => self.on_command(*command).await,
+            // Unwrapped by `on_event`; one inside another is not made by the parser.
+            Extension::Saved(_) => self.protocol_error(bad(tag, "Syntax error")),
             Extension::StatusAppendLimit { command, items } => {
                 let CommandBody::Status { mailbox, .. } = command.body else {
                     return self.protocol_error(bad(tag, "Syntax error"));

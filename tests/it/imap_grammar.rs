@@ -109,3 +109,100 @@ async fn levels_inbox_read_only_empty_lists_idle_and_check() {
     };
     assert_eq!(reply, "g2 NO An empty message cannot be appended");
 }
+
+/// SEARCHRES (RFC 5182, part of IMAP4rev2): `SEARCH RETURN (SAVE)` keeps its result as `$`, which
+/// FETCH, STORE, COPY and SEARCH then name; it follows expunges, is emptied by a failed saving search
+/// and by SELECT, and `$` as a search string is still a string.
+#[tokio::test]
+async fn the_saved_search_result() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    for n in 1..=5 {
+        let raw = format!("From: a@example.org\r\nSubject: m{n}\r\n\r\nbody {n}\r\n");
+        deliver(&s, "bob", raw.as_bytes()).await;
+    }
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a SELECT INBOX").await;
+    c.run("b STORE 2,4 +FLAGS.SILENT (\\Flagged)").await;
+    // SAVE alone answers with the tagged OK only.
+    assert_eq!(
+        c.run("c SEARCH RETURN (SAVE) FLAGGED").await,
+        strs(&["c OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("d FETCH $ (UID)").await,
+        strs(&[
+            "* 2 FETCH (UID 2)",
+            "* 4 FETCH (UID 4)",
+            "d OK FETCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("e SEARCH NOT $").await,
+        strs(&["* SEARCH 1 3 5", "e OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("f UID SEARCH UID $ SUBJECT m4").await,
+        strs(&["* SEARCH 4", "f OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("g UID STORE $ +FLAGS (\\Seen)").await,
+        strs(&[
+            "* 2 FETCH (FLAGS (\\Flagged \\Seen \\Recent) UID 2)",
+            "* 4 FETCH (FLAGS (\\Flagged \\Seen \\Recent) UID 4)",
+            "g OK STORE completed"
+        ])
+    );
+    assert_eq!(
+        c.run("h COPY $ Archive").await,
+        strs(&["h OK [COPYUID 6 2,4 1,2] COPY completed"])
+    );
+    // An expunged message leaves `$`; the numbers are the session's after the expunge.
+    c.run("i STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    assert_eq!(
+        c.run("j EXPUNGE").await,
+        strs(&["* 2 EXPUNGE", "j OK EXPUNGE completed"])
+    );
+    assert_eq!(
+        c.run("k FETCH $ (UID)").await,
+        strs(&["* 3 FETCH (UID 4)", "k OK FETCH completed"])
+    );
+    // SAVE with MIN keeps the first match only, and ESEARCH answers what else was asked.
+    assert_eq!(
+        c.run("l UID SEARCH RETURN (SAVE MIN) ALL").await,
+        strs(&["* ESEARCH (TAG \"l\") UID MIN 1", "l OK SEARCH completed"])
+    );
+    assert_eq!(
+        c.run("m UID FETCH $ (UID)").await,
+        strs(&["* 1 FETCH (UID 1)", "m OK FETCH completed"])
+    );
+    // `$` after SUBJECT is a string to look for.
+    assert_eq!(
+        c.run("n SEARCH SUBJECT $").await,
+        strs(&["* SEARCH", "n OK SEARCH completed"])
+    );
+    // A saving search that fails leaves `$` empty; an empty `$` names nothing.
+    let failed = c.run("o SEARCH RETURN (SAVE) CHARSET KOI8-R ALL").await;
+    assert!(failed[0].starts_with("o NO [BADCHARSET"), "{failed:?}");
+    assert_eq!(
+        c.run("p FETCH $ (UID)").await,
+        strs(&["p OK FETCH completed"])
+    );
+    assert_eq!(
+        c.run("q SEARCH NOT $").await,
+        strs(&["* SEARCH 1 2 3 4", "q OK SEARCH completed"])
+    );
+    // SELECT empties it.
+    c.run("r SEARCH RETURN (SAVE) ALL").await;
+    c.run("s SELECT INBOX").await;
+    assert_eq!(
+        c.run("t FETCH $ (UID)").await,
+        strs(&["t OK FETCH completed"])
+    );
+    // Without a mailbox, `$` is a selected-state set like any other.
+    c.run("u UNSELECT").await;
+    assert_eq!(
+        c.run("v FETCH $ (UID)").await,
+        strs(&["v BAD No mailbox selected"])
+    );
+}

@@ -1,13 +1,29 @@
 //! The command forms imap-codec does not parse (docs/imap-codec.md), read here when the codec refused a
 //! command: LIST-EXTENDED and LIST-STATUS (RFC 5258, RFC 5819: selection options, several patterns,
 //! RETURN options), SEARCH's `RETURN (...)` (ESEARCH, RFC 4731 / RFC 9051), SORT's (ESORT, RFC 5267)
-//! and STATUS's APPENDLIMIT (RFC 7889). Where the rest of a command is ordinary, the form the codec knows is rebuilt from the
+//! and STATUS's APPENDLIMIT (RFC 7889), and the saved search result `$` (SEARCHRES, RFC 5182, part of
+//! IMAP4rev2). Where the rest of a command is ordinary, the form the codec knows is rebuilt from the
 //! command's own bytes and parsed by the codec, so criteria and names are read one way only.
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder as _;
 use imap_types::IntoStatic;
 use imap_types::command::Command;
+use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+/// What `$` (the saved search result) is rewritten to before the codec parses a command: a reversed
+/// range of the two highest numbers, which no client means. The command comes back as
+/// [`Extension::Saved`], so the session reads the marker as `$` only in commands that had one.
+pub const SAVED_MARKER: &str = "4294967295:4294967294";
+
+/// Whether a parsed set is [`SAVED_MARKER`].
+pub fn is_saved_marker(set: &SequenceSet) -> bool {
+    let high = |x: &SeqOrUid, n: u32| matches!(x, SeqOrUid::Value(v) if v.get() == n);
+    match set.0.as_ref() {
+        [Sequence::Range(a, b)] => high(a, u32::MAX) && high(b, u32::MAX - 1),
+        _ => false,
+    }
+}
 
 /// LIST with RFC 5258's options. Names are the wire bytes (quotes and literals undone).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +51,8 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// SEARCHRES (RFC 5182): keep the result as `$`.
+    Save,
 }
 
 /// A command in a form the codec does not parse.
@@ -57,6 +75,11 @@ pub enum Extension {
         command: Box<Command<'static>>,
         items: Vec<String>,
     },
+    /// A command the codec parses once `$` is rewritten to [`SAVED_MARKER`] (inside
+    /// [`Extension::Saved`]).
+    Command(Box<Command<'static>>),
+    /// A command that named the saved search result `$`, each one rewritten to [`SAVED_MARKER`].
+    Saved(Box<Extension>),
 }
 
 /// One token of a command line, with where its bytes are.
@@ -211,22 +234,106 @@ fn words_at(tokens: &[Token], at: usize, nested: bool) -> Option<(Vec<ListWord>,
 /// module knows; `None` otherwise (the command then gets BAD).
 pub fn parse(command: &[u8]) -> Option<Extension> {
     let tokens = tokens(command)?;
+    if let Some(rewritten) = without_saved(command, &tokens) {
+        let inner = match CommandCodec::default().decode(&rewritten) {
+            Ok((&[], parsed)) => Extension::Command(Box::new(parsed.into_static())),
+            _ => parse_tokens(&rewritten, &self::tokens(&rewritten)?)?,
+        };
+        return Some(Extension::Saved(Box::new(inner)));
+    }
+    parse_tokens(command, &tokens)
+}
+
+/// Commands whose sets may be `$` (RFC 5182 §2.1).
+const TAKES_SAVED: [&str; 8] = [
+    "FETCH", "STORE", "COPY", "MOVE", "SEARCH", "SORT", "THREAD", "EXPUNGE",
+];
+
+/// Search keys whose next word is a string, a number or a date, never a set: `SUBJECT $` looks for a
+/// dollar sign.
+const KEYS_WITH_ARGUMENT: [&str; 22] = [
+    "BCC",
+    "BODY",
+    "CC",
+    "FROM",
+    "KEYWORD",
+    "SUBJECT",
+    "TEXT",
+    "TO",
+    "UNKEYWORD",
+    "HEADER",
+    "BEFORE",
+    "ON",
+    "SINCE",
+    "SENTBEFORE",
+    "SENTON",
+    "SENTSINCE",
+    "LARGER",
+    "SMALLER",
+    "MODSEQ",
+    "OLDER",
+    "YOUNGER",
+    "CHARSET",
+];
+
+/// `command` with each `$` standing for a set rewritten to [`SAVED_MARKER`]; `None` when it has none.
+fn without_saved(command: &[u8], tokens: &[Token]) -> Option<Vec<u8>> {
+    let verb_at = if is(tokens.get(1), "UID") { 2 } else { 1 };
+    if !TAKES_SAVED.iter().any(|v| is(tokens.get(verb_at), v)) {
+        return None;
+    }
+    let mut rewritten = Vec::with_capacity(command.len() + 32);
+    let mut copied = 0;
+    for (i, t) in tokens.iter().enumerate().skip(verb_at + 1) {
+        let Token::Word { start, end, .. } = t else {
+            continue;
+        };
+        // An atom `$`, not a quoted "$" or a literal.
+        if &command[*start..*end] != b"$" {
+            continue;
+        }
+        let after_key = |back: usize| {
+            i.checked_sub(back)
+                .and_then(|j| tokens.get(j))
+                .is_some_and(|t| KEYS_WITH_ARGUMENT.iter().any(|k| is(Some(t), k)))
+        };
+        // `HEADER name value`: the value is two words after the key.
+        let header_value = i >= 2 && is(tokens.get(i - 2), "HEADER");
+        if after_key(1) || header_value {
+            continue;
+        }
+        rewritten.extend_from_slice(&command[copied..*start]);
+        rewritten.extend_from_slice(SAVED_MARKER.as_bytes());
+        copied = *end;
+    }
+    if copied == 0 {
+        return None;
+    }
+    rewritten.extend_from_slice(&command[copied..]);
+    Some(rewritten)
+}
+
+fn parse_tokens(command: &[u8], tokens: &[Token]) -> Option<Extension> {
     let verb_at = if is(tokens.get(1), "UID") { 2 } else { 1 };
     if is(tokens.get(verb_at + 1), "RETURN") {
         if is(tokens.get(verb_at), "SEARCH") {
-            let (command, returns) = returning(command, &tokens, verb_at)?;
+            let (command, returns) = returning(command, tokens, verb_at)?;
             return Some(Extension::Search { command, returns });
         }
         if is(tokens.get(verb_at), "SORT") {
-            let (command, returns) = returning(command, &tokens, verb_at)?;
+            let (command, returns) = returning(command, tokens, verb_at)?;
+            // SAVE is for SEARCH (ESORT's SAVE is not offered).
+            if returns.contains(&SearchReturn::Save) {
+                return None;
+            }
             return Some(Extension::Sort { command, returns });
         }
     }
     if verb_at == 1 && is(tokens.get(1), "LIST") {
-        return list(&tokens).map(Extension::List);
+        return list(tokens).map(Extension::List);
     }
     if verb_at == 1 && is(tokens.get(1), "STATUS") {
-        return status(command, &tokens);
+        return status(command, tokens);
     }
     None
 }
@@ -266,6 +373,7 @@ fn returning(
             "MAX" => SearchReturn::Max,
             "ALL" => SearchReturn::All,
             "COUNT" => SearchReturn::Count,
+            "SAVE" => SearchReturn::Save,
             _ => return None,
         });
     }
@@ -439,7 +547,89 @@ mod tests {
             Some(Extension::Search { returns, .. }) => assert!(returns.is_empty()),
             other => panic!("{other:?}"),
         }
-        assert_eq!(parse(b"t SEARCH RETURN (SAVE) ALL\r\n"), None);
+        match parse(b"t SEARCH RETURN (SAVE) ALL\r\n") {
+            Some(Extension::Search { returns, .. }) => assert_eq!(returns, [SearchReturn::Save]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn saved(input: &[u8]) -> Extension {
+        match parse(input) {
+            Some(Extension::Saved(inner)) => *inner,
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_saved_result_is_read_where_a_set_may_stand() {
+        let set = |command: &Command<'_>| match &command.body {
+            CommandBody::Fetch { sequence_set, .. }
+            | CommandBody::Store { sequence_set, .. }
+            | CommandBody::Copy { sequence_set, .. }
+            | CommandBody::Move { sequence_set, .. }
+            | CommandBody::ExpungeUid { sequence_set } => is_saved_marker(sequence_set),
+            other => panic!("{other:?}"),
+        };
+        for input in [
+            &b"a FETCH $ (FLAGS)\r\n"[..],
+            b"a UID FETCH $ FLAGS\r\n",
+            b"a UID STORE $ +FLAGS (\\Seen)\r\n",
+            b"a COPY $ Archive\r\n",
+            b"a UID MOVE $ \"Trash\"\r\n",
+            b"a UID EXPUNGE $\r\n",
+        ] {
+            match saved(input) {
+                Extension::Command(c) => assert!(set(&c), "{input:?}"),
+                other => panic!("{input:?}: {other:?}"),
+            }
+        }
+        // In a search, `$` stands for a set (alone, after UID, under NOT), never for a string.
+        match saved(b"a UID SEARCH RETURN (SAVE COUNT) UID $ NOT $ SUBJECT $ HEADER X-A $\r\n") {
+            Extension::Search { command, returns } => {
+                assert_eq!(returns, [SearchReturn::Save, SearchReturn::Count]);
+                let CommandBody::Search { criteria, .. } = command.body else {
+                    panic!("{command:?}");
+                };
+                use imap_types::search::SearchKey as K;
+                let keys = criteria.as_ref();
+                assert!(
+                    matches!(&keys[0], K::Uid(set) if is_saved_marker(set)),
+                    "{keys:?}"
+                );
+                assert!(
+                    matches!(&keys[1], K::Not(k) if matches!(&**k, K::SequenceSet(set) if is_saved_marker(set))),
+                    "{keys:?}"
+                );
+                assert!(
+                    matches!(&keys[2], K::Subject(s) if s.as_ref() == b"$"),
+                    "{keys:?}"
+                );
+                assert!(
+                    matches!(&keys[3], K::Header(_, v) if v.as_ref() == b"$"),
+                    "{keys:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match saved(b"a SEARCH $\r\n") {
+            Extension::Command(c) => assert!(matches!(c.body, CommandBody::Search { .. })),
+            other => panic!("{other:?}"),
+        }
+        // A quoted "$", a `$` in a set with others, or in a command that takes no set: not the marker.
+        assert!(!matches!(
+            parse(b"a FETCH \"$\" FLAGS\r\n"),
+            Some(Extension::Saved(_))
+        ));
+        assert_eq!(parse(b"a FETCH 1,$ FLAGS\r\n"), None);
+        assert!(!matches!(
+            parse(b"a LIST (SUBSCRIBED) \"\" $\r\n"),
+            Some(Extension::Saved(_))
+        ));
+        // SAVE with SORT is not offered.
+        assert_eq!(parse(b"t SORT RETURN (SAVE) (ARRIVAL) UTF-8 ALL\r\n"), None);
+        assert!(!is_saved_marker(
+            &SequenceSet::try_from("4294967295").expect("set")
+        ));
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn check_search(keys: &[imap_types::search::SearchKey<'_>]) {
         last_seq: 3,
         last_uid: 9,
         recent: &Ranges::NONE,
+        saved: None,
     };
     let Ok(query) = Query::compile(keys, stars) else {
         return;

@@ -60,6 +60,18 @@ impl Ranges {
     /// No numbers at all.
     pub const NONE: Ranges = Ranges(Vec::new());
 
+    /// The ranges of ascending `numbers`, in one pass.
+    pub fn of_ascending(numbers: &[u32]) -> Ranges {
+        let mut merged: Vec<(u32, u32)> = Vec::new();
+        for &n in numbers {
+            match merged.last_mut() {
+                Some(last) if n <= last.1.saturating_add(1) => last.1 = last.1.max(n),
+                _ => merged.push((n, n)),
+            }
+        }
+        Ranges(merged)
+    }
+
     /// Adds `lo..=hi` (nothing when `lo > hi`), merging it with the ranges it touches.
     pub fn add(&mut self, lo: u32, hi: u32) {
         if lo > hi {
@@ -178,6 +190,9 @@ pub struct Stars<'a> {
     pub last_seq: u32,
     pub last_uid: u32,
     pub recent: &'a Ranges,
+    /// The saved search result's UIDs when the command named `$` (SEARCHRES): a set that is
+    /// [`crate::imap::extended::SAVED_MARKER`] stands for them.
+    pub saved: Option<&'a Ranges>,
 }
 
 /// Most keys of one search that look at text (FROM ... SUBJECT, HEADER, BODY, TEXT). Each is a substring
@@ -242,6 +257,11 @@ impl Query {
         let envelope = |field: Field, value: &AString<'_>| Ok(Query::Envelope(field, text(value)?));
         Ok(match key {
             K::And(keys) => Query::compile_all(keys.as_ref(), stars)?,
+            K::SequenceSet(set) | K::Uid(set)
+                if stars.saved.is_some() && crate::imap::extended::is_saved_marker(set) =>
+            {
+                Query::Uid(stars.saved.cloned().unwrap_or(Ranges::NONE))
+            }
             K::SequenceSet(set) => Query::Sequence(Ranges::of(set, stars.last_seq)),
             K::Uid(set) => Query::Uid(Ranges::of(set, stars.last_uid)),
             K::All => Query::All,
@@ -643,6 +663,7 @@ mod tests {
                 last_seq: 3,
                 last_uid: 30,
                 recent: &Ranges::NONE,
+                saved: None,
             },
         )
         .expect("compiles")
@@ -759,6 +780,7 @@ Action: failed\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\nQQ999\r\n
                     last_seq: 3,
                     last_uid: 30,
                     recent,
+                    saved: None,
                 },
             )
             .expect("compiles");
@@ -813,6 +835,7 @@ Action: failed\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\nQQ999\r\n
                     last_seq: 1,
                     last_uid: 1,
                     recent: &Ranges::NONE,
+                    saved: None,
                 }
             ),
             Err(SearchError::TooManyTextKeys)
@@ -825,6 +848,7 @@ Action: failed\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\nQQ999\r\n
                     last_seq: 1,
                     last_uid: 1,
                     recent: &Ranges::NONE,
+                    saved: None,
                 }
             )
             .is_ok()
