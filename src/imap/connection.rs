@@ -22,19 +22,27 @@ struct Imap {
     session: Session,
 }
 
-/// The decoder's limits: before login a command is one short line or two; after, a literal may be a
-/// whole message (APPEND).
+/// The longest command line a logged-in client may send, if `line_bytes_max` is below it: a UID set
+/// of a sparse selection (`UID STORE 3,7,12,...`) grows past 8 KiB in real use, and Dovecot takes
+/// 64 KiB. Costs at most this much buffered per connection while such a line arrives.
+pub const LINE_BYTES_MAX_AUTH: usize = 64 * 1024;
+
+/// The decoder's limits: before login a command is one short line or two; after, a line may be
+/// longer and a literal may be a whole message (APPEND).
 fn limits(config: &Config, logged_in: bool) -> Limits {
     let l = &config.limits;
-    let literal = if logged_in {
-        l.message_bytes_max
+    let (literal, line) = if logged_in {
+        (
+            l.message_bytes_max,
+            l.line_bytes_max.max(LINE_BYTES_MAX_AUTH),
+        )
     } else {
-        LITERAL_BYTES_MAX_UNAUTH
+        (LITERAL_BYTES_MAX_UNAUTH, l.line_bytes_max)
     };
     Limits {
-        line_bytes_max: l.line_bytes_max,
+        line_bytes_max: line,
         literal_bytes_max: literal,
-        command_bytes_max: literal + l.line_bytes_max,
+        command_bytes_max: literal + line,
     }
 }
 

@@ -674,6 +674,8 @@ impl FetchStream {
             }
         }
         for item in &items {
+            // Where this item starts, to take it back (BINARY.SIZE that cannot be known).
+            let (item_start, was_first) = (line.len(), first);
             if !first {
                 line.push(b' ');
             }
@@ -743,9 +745,18 @@ impl FetchStream {
                         Some(Located::Stored(range)) => range.len(),
                         _ => 0,
                     };
+                    // BINARY can be NIL; BINARY.SIZE must be a number (RFC 3516 §4.2), so one that
+                    // cannot be known is left out, as Dovecot does, and the tagged NO says why.
+                    let leave_out = |line: &mut Vec<u8>, first: &mut bool| match *size_only {
+                        true => {
+                            line.truncate(item_start);
+                            *first = was_first;
+                        }
+                        false => line.extend_from_slice(b"NIL"),
+                    };
                     if self.budget.hold(part_len.saturating_mul(2)).is_err() {
                         self.over_budget = true;
-                        line.extend_from_slice(b"NIL");
+                        leave_out(&mut line, &mut first);
                         continue;
                     }
                     let stored = match (&raw, body) {
@@ -788,7 +799,7 @@ impl FetchStream {
                         }
                         Err(_) => {
                             self.unknown_encoding = true;
-                            line.extend_from_slice(b"NIL");
+                            leave_out(&mut line, &mut first);
                         }
                     }
                     let _ = self.budget.hold(0);
@@ -844,6 +855,10 @@ impl FetchStream {
                     }
                 }
             }
+        }
+        if first {
+            // Every item was left out: no response for this message (`msg-att` needs one item).
+            return Ok(());
         }
         line.extend_from_slice(b")\r\n");
         self.queue.push_back(Piece::Bytes(line));

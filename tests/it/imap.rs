@@ -1092,6 +1092,18 @@ BINARY[2] ~{3}\r\n\u{0}\u{1}\u{2})"
             "c NO [UNKNOWN-CTE] A part's transfer encoding cannot be decoded"
         ])
     );
+    // BINARY.SIZE must be a number: one that cannot be known is left out (alone: no FETCH at all).
+    assert_eq!(
+        c.run("c2 FETCH 1 (BINARY.SIZE[3] UID)").await,
+        strs(&[
+            "* 1 FETCH (UID 1)",
+            "c2 NO [UNKNOWN-CTE] A part's transfer encoding cannot be decoded"
+        ])
+    );
+    assert_eq!(
+        c.run("c3 FETCH 1 (BINARY.SIZE[3])").await,
+        strs(&["c3 NO [UNKNOWN-CTE] A part's transfer encoding cannot be decoded"])
+    );
     assert_eq!(
         c.run("d GETQUOTAROOT INBOX").await,
         strs(&[

@@ -84,7 +84,7 @@ r('fetch', '1', '(RFC822.HEADER)')
 r('uid', 'FETCH', '2', '(BODY.PEEK[TEXT])')
 r('search', 'UTF-8', 'BODY', '"straße"'.encode())
 r('search', None, 'FROM', 'alice')
-r('search', None, 'SENTON', '14-Nov-2023')
+r('search', None, 'SENTON', '14-Nov-2023')  # message 2 has no Date: its arrival stands in
 r('uid', 'SEARCH', 'LARGER', '150')
 r('store', '1', '+FLAGS', '(\\Answered)')
 r('store', '2', '+FLAGS.SILENT', '(\\Deleted)')
@@ -123,7 +123,7 @@ fetch OK [[b'1 (RFC822.HEADER {{{h1}}}', b'From: Alice <alice@example.org>\r\nTo
 uid OK [[b'2 (UID 2 BODY[TEXT] {{21}}', b'Stra\xc3\x9fe und Gr\xc3\xbc\xc3\x9fe\r\n'], b')']
 search OK [b'2']
 search OK [b'1']
-search OK [b'1']
+search OK [b'1 2']
 uid OK [b'1 2']
 store OK [b'1 (FLAGS (\\Answered \\Recent))']
 store OK [None]

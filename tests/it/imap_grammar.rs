@@ -206,3 +206,29 @@ async fn the_saved_search_result() {
         strs(&["v BAD No mailbox selected"])
     );
 }
+
+/// A logged-in client's line may reach 64 KiB (a sparse UID set grows past the 8 KiB a stranger
+/// gets); past it the session ends with BYE.
+#[tokio::test]
+async fn long_uid_sets_after_login() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a SELECT INBOX").await;
+    let set = |n: u32| {
+        (1..=n)
+            .map(|i| (i * 2 - 1).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let long = set(4_000); // about 23 KB
+    assert!(long.len() > 16 * 1024);
+    assert_eq!(
+        c.run(&format!("b UID FETCH {long} (UID)")).await,
+        strs(&["* 1 FETCH (UID 1)", "b OK FETCH completed"])
+    );
+    c.send(format!("c UID FETCH {} (UID)\r\n", set(12_000)).as_bytes())
+        .await;
+    assert_eq!(c.line().await, "* BYE Line too long");
+}

@@ -379,7 +379,9 @@ impl Query {
             Query::Larger(n) => m.size > *n,
             Query::Smaller(n) => m.size < *n,
             Query::Arrived(test, d) => m.arrival_date().is_some_and(|t| test.holds(t, *d)),
-            Query::Sent(test, d) => m.sent_date().is_some_and(|sent| test.holds(sent, *d)),
+            // No (readable) Date field: the arrival stands in, as for SORT's DATE and in Dovecot.
+            Query::Sent(test, d) => (m.sent_date().or_else(|| m.arrival_date()))
+                .is_some_and(|sent| test.holds(sent, *d)),
             Query::Envelope(field, needle) => m.envelope_contains(*field, needle),
             Query::Header(name, needle) => m.header_contains(name, needle),
             Query::Body(needle) => m.body_contains(needle),
@@ -750,6 +752,22 @@ Action: failed\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\nQQ999\r\n
         assert!(matches("SENTON 1-Dec-2026"));
         assert!(matches("SENTBEFORE 2-Dec-2026"));
         assert!(!matches("SENTSINCE 2-Dec-2026"));
+        // Without a Date field, the arrival stands in.
+        let undated = b"From: a@example.org\r\nSubject: no date\r\n\r\nhi\r\n";
+        let summary = summarize_message(undated);
+        let arrived_2_dec_2025 = Candidate::new(
+            1,
+            1,
+            0,
+            &[],
+            undated.len() as u64,
+            1_764_633_600_000_000,
+            1,
+            Some(&summary.envelope),
+            None,
+        );
+        assert!(query("SENTON 2-Dec-2025").matches(&arrived_2_dec_2025));
+        assert!(!query("SENTBEFORE 2-Dec-2025").matches(&arrived_2_dec_2025));
         assert!(matches(&format!("LARGER {}", RAW.len() - 1)));
         assert!(!matches(&format!("LARGER {}", RAW.len())));
         assert!(matches(&format!("SMALLER {}", RAW.len() + 1)));
