@@ -74,20 +74,63 @@ pub enum CommandError {
     UnsupportedParameter(String),
 }
 
+/// The domain an address literal stands in for while smtp-proto, which reads no address literals,
+/// parses the line; the literal is put back in the address afterwards.
+const LITERAL_STAND_IN: &str = "address-literal.invalid";
+
 /// Parses one command line (without its line end).
 pub fn parse_command(line: &[u8]) -> Result<Request<String>, CommandError> {
+    let literal = address_literal(line);
     let mut owned = Vec::with_capacity(line.len() + 2);
-    owned.extend_from_slice(line);
+    match &literal {
+        Some((at, end, _)) => {
+            owned.extend_from_slice(&line[..*at]);
+            owned.extend_from_slice(LITERAL_STAND_IN.as_bytes());
+            owned.extend_from_slice(&line[*end..]);
+        }
+        None => owned.extend_from_slice(line),
+    }
     owned.extend_from_slice(b"\r\n");
+    let put_back = |address: &mut String| {
+        if let Some((_, _, text)) = &literal
+            && let Some(local) = address.strip_suffix(LITERAL_STAND_IN)
+        {
+            *address = format!("{local}{text}");
+        }
+    };
     match Request::parse(&mut owned.iter()) {
-        // smtp-proto reads RFC 5321's `<Postmaster>` (no domain) as an empty recipient: name it.
-        Ok(request) => Ok(match request.into_owned() {
+        Ok(request) => match request.into_owned() {
+            // smtp-proto reads RFC 5321's `<Postmaster>` (no domain) as an empty recipient, and `<>`
+            // too, which is no recipient at all (§4.1.1.3).
             Request::Rcpt { mut to } if to.address.is_empty() => {
+                if !angle_content(line).eq_ignore_ascii_case(b"postmaster") {
+                    return Err(CommandError::BadAddress);
+                }
                 to.address = "postmaster".to_string();
-                Request::Rcpt { to }
+                Ok(Request::Rcpt { to })
             }
-            request => request,
-        }),
+            Request::Rcpt { mut to } => {
+                put_back(&mut to.address);
+                Ok(Request::Rcpt { to })
+            }
+            Request::Mail { mut from } => {
+                put_back(&mut from.address);
+                Ok(Request::Mail { from })
+            }
+            // These take no argument (RFC 5321 §4.1.1.4, .5, .10; RFC 3207 §4).
+            request @ (Request::Data | Request::Rset | Request::Quit | Request::StartTls)
+                if has_argument(line) =>
+            {
+                let verb = match request {
+                    Request::Data => "DATA",
+                    Request::Rset => "RSET",
+                    Request::Quit => "QUIT",
+                    _ => "STARTTLS",
+                };
+                Err(CommandError::Syntax(verb.to_string()))
+            }
+            request => Ok(request),
+        },
         Err(wire::Error::UnknownCommand) => Err(CommandError::Unknown),
         Err(wire::Error::InvalidSenderAddress | wire::Error::InvalidRecipientAddress) => {
             Err(CommandError::BadAddress)
@@ -101,6 +144,45 @@ pub fn parse_command(line: &[u8]) -> Result<Request<String>, CommandError> {
         }
         Err(_) => Err(CommandError::Syntax("unreadable command".to_string())),
     }
+}
+
+/// Whether a command line has anything after its verb.
+fn has_argument(line: &[u8]) -> bool {
+    line.trim_ascii().iter().any(|&b| b == b' ' || b == b'\t')
+}
+
+/// What is between the line's first `<` and the `>` after it (empty without them).
+fn angle_content(line: &[u8]) -> &[u8] {
+    let Some(open) = line.iter().position(|&b| b == b'<') else {
+        return b"";
+    };
+    match line[open..].iter().position(|&b| b == b'>') {
+        Some(close) => &line[open + 1..open + close],
+        None => b"",
+    }
+}
+
+/// An address literal (RFC 5321 §4.1.3: `[192.0.2.1]`, `[IPv6:2001:db8::1]`) as the domain of the
+/// line's path: where it starts and ends in `line`, and its text. Only a literal that is a real
+/// address counts; anything else is left for the parser to refuse.
+fn address_literal(line: &[u8]) -> Option<(usize, usize, String)> {
+    let content = angle_content(line);
+    let open = line.iter().position(|&b| b == b'<')? + 1;
+    let at = content.iter().rposition(|&b| b == b'@')?;
+    let domain = &content[at + 1..];
+    let inner = domain.strip_prefix(b"[")?.strip_suffix(b"]")?;
+    let inner = std::str::from_utf8(inner).ok()?;
+    let valid = match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            inner[5..].parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+    };
+    if !valid {
+        return None;
+    }
+    let start = open + at + 1;
+    Some((start, start + domain.len(), format!("[{inner}]")))
 }
 
 /// The end of a DATA stream.
@@ -261,6 +343,50 @@ mod tests {
             assert!(
                 matches!(parse_command(postmaster), Ok(Request::Rcpt { to }) if to.address == "postmaster")
             );
+        }
+        // `<>` is a sender (bounces), never a recipient.
+        assert_eq!(parse_command(b"RCPT TO:<>"), Err(CommandError::BadAddress));
+        assert!(
+            matches!(parse_command(b"MAIL FROM:<>"), Ok(Request::Mail { from }) if from.address.is_empty())
+        );
+        for (verb, line) in [
+            ("DATA", &b"DATA x"[..]),
+            ("RSET", b"RSET x"),
+            ("QUIT", b"QUIT now"),
+            ("STARTTLS", b"STARTTLS foo"),
+        ] {
+            assert_eq!(
+                parse_command(line),
+                Err(CommandError::Syntax(verb.to_string()))
+            );
+        }
+        assert_eq!(parse_command(b"QUIT "), Ok(Request::Quit));
+    }
+
+    #[test]
+    fn address_literals() {
+        for (line, address) in [
+            (&b"MAIL FROM:<x@[192.0.2.1]>"[..], "x@[192.0.2.1]"),
+            (
+                b"MAIL FROM:<x@[IPv6:2001:db8::1]> SIZE=10",
+                "x@[IPv6:2001:db8::1]",
+            ),
+        ] {
+            assert!(
+                matches!(parse_command(line), Ok(Request::Mail { from }) if from.address == address),
+                "{line:?}"
+            );
+        }
+        assert!(matches!(
+            parse_command(b"RCPT TO:<bob@[127.0.0.1]>"),
+            Ok(Request::Rcpt { to }) if to.address == "bob@[127.0.0.1]"
+        ));
+        for bad in [
+            &b"MAIL FROM:<x@[999.0.0.1]>"[..],
+            b"MAIL FROM:<x@[IPv6:zz]>",
+            b"MAIL FROM:<x@[a.b]>",
+        ] {
+            assert!(parse_command(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -228,6 +228,9 @@ impl Session {
         let (tls, plaintext_auth_ok) = (self.tls, self.plaintext_auth_ok());
         match (&mut self.state, command) {
             (_, Command::Capa) => Outcome::go_on(self.capabilities()),
+            (State::Authorization { .. }, Command::AuthMechanisms) => {
+                Outcome::go_on("+OK mechanisms follow\r\nPLAIN\r\n.\r\n")
+            }
             (_, Command::Quit) => self.quit().await,
             (State::Authorization { .. }, Command::Stls) if !tls => {
                 Outcome::start_tls(ok("begin TLS negotiation"))
@@ -258,9 +261,13 @@ impl Session {
                 }
             }
             (State::Authorization { .. }, _) => self.protocol_error(err("log in first")),
-            (State::Transaction(_), Command::User(_) | Command::Pass(_) | Command::Auth { .. }) => {
-                self.protocol_error(err("already logged in"))
-            }
+            (
+                State::Transaction(_),
+                Command::User(_)
+                | Command::Pass(_)
+                | Command::Auth { .. }
+                | Command::AuthMechanisms,
+            ) => self.protocol_error(err("already logged in")),
             (State::Transaction(maildrop), command) => {
                 match crate::accounts::still_valid(self.store.as_ref(), &maildrop.account).await {
                     Ok(true) => {}
@@ -458,6 +465,7 @@ async fn transaction(
         Command::User(_)
         | Command::Pass(_)
         | Command::Auth { .. }
+        | Command::AuthMechanisms
         | Command::Quit
         | Command::Capa
         | Command::Stls => unreachable!("handled before the transaction state"),

@@ -283,14 +283,24 @@ impl Session {
                 Outcome::reply("252 2.5.0 Cannot verify users; send mail and it will be delivered")
             }
             Request::Expn { .. } => Outcome::reply("502 5.5.1 EXPN is not available"),
-            Request::Help { .. } => Outcome::reply(
-                "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP AUTH",
-            ),
+            Request::Help { .. } => Outcome::reply(format!(
+                "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP{}{}",
+                if self.tls { "" } else { " STARTTLS" },
+                if self.mode == Mode::Submission {
+                    " AUTH"
+                } else {
+                    ""
+                },
+            )),
             Request::Auth {
                 mechanism,
                 initial_response,
             } => self.auth(mechanism, initial_response).await,
             Request::StartTls if self.tls => self.bad("503 5.5.1 TLS is already active"),
+            // The handshake would end the transaction unseen; the client must finish or RSET it.
+            Request::StartTls if self.transaction.is_some() => {
+                self.bad("503 5.5.1 A transaction is open; RSET first")
+            }
             Request::StartTls => Outcome {
                 reply: crlf("220 2.0.0 Ready to start TLS".to_string()),
                 next: Next::StartTls,
@@ -375,6 +385,9 @@ impl Session {
         if from.flags & wire::MAIL_BODY_BINARYMIME != 0 {
             return Outcome::reply("555 5.5.4 BINARYMIME is not supported");
         }
+        if !from.address.is_ascii() && from.flags & wire::MAIL_SMTPUTF8 == 0 {
+            return Outcome::reply(UTF8_UNDECLARED);
+        }
         if from.size > self.config.limits.message_bytes_max {
             return Outcome::reply(format!(
                 "552 5.3.4 Message too big; the limit is {} bytes",
@@ -397,7 +410,10 @@ impl Session {
         if let Err(StoreError::LowOnDisk) = self.store.has_disk_room(from.size as u64).await {
             return Outcome::reply(DISK_NEARLY_FULL);
         }
+        // The null sender is allowed: read receipts (RFC 8098 §2.1) and other automatic replies use
+        // it, and nothing comes back to it.
         if let Some(account) = &self.account
+            && !from.address.is_empty()
             && !self.owns(account, &from.address)
         {
             return Outcome::reply(format!(
@@ -528,6 +544,9 @@ impl Session {
         };
         if transaction.chunks.is_some() {
             return self.bad("503 5.5.1 BDAT has begun this message; no more recipients");
+        }
+        if !address.is_ascii() && !transaction.smtputf8 {
+            return Outcome::reply(UTF8_UNDECLARED);
         }
         if transaction.addresses.len() >= self.config.limits.recipients_max {
             return Outcome::reply(
@@ -1118,9 +1137,17 @@ impl Session {
 }
 
 /// Client text echoed in a reply: printable ASCII only, and not much of it.
+/// Text from the client made safe to echo in a reply: ASCII, one line, at most 100 characters. What
+/// An address with non-ASCII characters in a transaction that did not declare SMTPUTF8 (RFC 6531 §3.4).
+const UTF8_UNDECLARED: &str = "553 5.6.7 Must declare SMTPUTF8 to send a non-ASCII address";
+
+/// cannot be shown becomes `?` rather than vanishing, so the echo never names another address.
 fn printable(text: &str) -> String {
     text.chars()
-        .filter(|c| c.is_ascii_graphic())
+        .map(|c| match c.is_ascii_graphic() || c == ' ' {
+            true => c,
+            false => '?',
+        })
         .take(100)
         .collect()
 }

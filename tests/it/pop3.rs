@@ -162,6 +162,7 @@ p = connect()
 print(show(p.getwelcome()))
 r(p._longcmd, 'CAPA')
 r(p.stat)
+r(p._longcmd, 'AUTH')
 r(p.user, 'bob')
 r(p.pass_, 'pb')
 r(p.stat)
@@ -203,6 +204,9 @@ r(p.quit)
   IMPLEMENTATION Jmail
   (97 octets)
 -ERR log in first
++OK mechanisms follow
+  PLAIN
+  (7 octets)
 +OK send PASS
 +OK bob has 3 messages ({total} octets)
 (3, {total})

@@ -428,6 +428,65 @@ async fn replies_to_bad_input() {
     .await;
 }
 
+/// What RFC 5321, RFC 3207 and RFC 6531 ask that a compliance suite checks: no `<>` recipient, address
+/// literals read, no argument to RSET, QUIT or STARTTLS, no STARTTLS inside a transaction, non-ASCII
+/// addresses only with SMTPUTF8, an honest HELP, echoes that never name another address, and the null
+/// sender on submission (read receipts).
+#[tokio::test]
+async fn what_the_rfcs_ask_of_commands_and_addresses() {
+    let s = server().await;
+    let mut r = smtp(s.addr_of(Service::Smtp)).await;
+    dialog(
+        &mut r,
+        &[
+            ("EHLO c", "250 HELP"),
+            (
+                "HELP",
+                "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS",
+            ),
+            ("RSET x", "501 5.5.4 Syntax: RSET"),
+            ("STARTTLS foo", "501 5.5.4 Syntax: STARTTLS"),
+            ("MAIL FROM:<x@[192.0.2.1]>", "250 2.1.0 Sender OK"),
+            ("RCPT TO:<>", "501 5.1.3 Bad address syntax"),
+            (
+                "RCPT TO:<\"al ice\"@localhost>",
+                "550 5.1.1 <al ice@localhost>: no such user here",
+            ),
+            ("RCPT TO:<böb@localhost>", "553 5.6.7 Must declare SMTPUTF8 to send a non-ASCII address"),
+            ("STARTTLS", "503 5.5.1 A transaction is open; RSET first"),
+            ("RSET", "250 2.0.0 OK"),
+            ("MAIL FROM:<josé@example.org>", "553 5.6.7 Must declare SMTPUTF8 to send a non-ASCII address"),
+            ("MAIL FROM:<x@[IPv6:2001:db8::1]> SMTPUTF8", "250 2.1.0 Sender OK"),
+            ("RCPT TO:<böb@localhost>", "550 5.1.1 <b?b@localhost>: no such user here"),
+            ("QUIT now", "501 5.5.4 Syntax: QUIT"),
+            ("QUIT", "221 2.0.0 localhost closing"),
+        ],
+    )
+    .await;
+    // A read receipt from a logged-in user, with the null sender.
+    let mut r = smtp(s.addr_of(Service::Submission)).await;
+    dialog(
+        &mut r,
+        &[
+            ("EHLO c", "250 HELP"),
+            (
+                "AUTH PLAIN AGFsaWNlAGFsaWNlLXB3",
+                "235 2.7.0 Authentication successful",
+            ),
+            ("MAIL FROM:<>", "250 2.1.0 Sender OK"),
+            ("RCPT TO:<bob@localhost>", "250 2.1.5 Recipient OK"),
+            ("DATA", "354 Start mail input; end with <CRLF>.<CRLF>"),
+        ],
+    )
+    .await;
+    let receipt =
+        "From: alice@localhost\r\nSubject: Read: lunch\r\n\r\nYour message was read.\r\n.";
+    let stored_reply = say(&mut r, receipt).await;
+    assert!(stored_reply.starts_with("250 2.0.0 OK"), "{stored_reply}");
+    let bob = stored(&s, "bob", "bob-pw").await;
+    assert!(text(bob.last().unwrap()).contains("Subject: Read: lunch\r\n"));
+}
+
 /// CHUNKING (RFC 3030): a message in BDAT chunks is stored as one, bare LFs made CRLF like DATA's; a
 /// refused BDAT's bytes are read, never taken for commands; DATA and RCPT cannot join a message BDAT has
 /// begun; chunks past the size limit are read and the message refused at LAST.

@@ -15,6 +15,9 @@ pub enum Command {
         mechanism: Option<Mechanism>,
         initial: Option<Vec<u8>>,
     },
+    /// `AUTH` alone: the mechanisms, one a line (as the draft before RFC 5034 had it, and older
+    /// clients still ask).
+    AuthMechanisms,
     Stat,
     List(Option<u32>),
     Retr(u32),
@@ -74,6 +77,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "PASS" if !rest.is_empty() => Ok(Command::Pass(rest.to_string())),
         "PASS" => Err(CommandError::Syntax("expected PASS password")),
         "AUTH" => match args.as_slice() {
+            [] => Ok(Command::AuthMechanisms),
             [mechanism] => Ok(auth(mechanism, None)),
             [mechanism, initial] => Ok(auth(mechanism, Some(initial))),
             _ => Err(CommandError::Syntax(
