@@ -378,6 +378,8 @@ impl Session {
         let selected = self.selected_mut().expect("selected");
         let (mailbox, read_only) = (selected.id, selected.read_only);
         let recent = selected.recent.clone();
+        // The stream tells of new keywords from its own copy; the session may tell of them again.
+        let announced = selected.keywords.clone();
         let last_uid = selected.view.last_uid().unwrap_or(0);
         let seqs: Vec<u32> = uids
             .iter()
@@ -432,6 +434,8 @@ impl Session {
             over_budget: false,
             queue: VecDeque::new(),
             done: false,
+            announced,
+            read_only,
         };
         Outcome::streaming(head, stream)
     }
@@ -503,6 +507,9 @@ struct FetchStream {
     over_budget: bool,
     queue: VecDeque<Piece>,
     done: bool,
+    /// The keywords the client has been told of in FLAGS (see `selected::announce`).
+    announced: Vec<String>,
+    read_only: bool,
 }
 
 #[async_trait]
@@ -660,6 +667,13 @@ impl FetchStream {
         let mut line = format!("* {seq} FETCH (").into_bytes();
         let mut first = true;
         let mut items = self.items.clone();
+        if items.iter().any(|i| matches!(i, Item::Flags)) || self.seen_now.contains(&meta.uid) {
+            let news =
+                super::selected::announce(&mut self.announced, &meta.keywords, self.read_only);
+            if !news.is_empty() {
+                self.queue.push_back(Piece::Bytes(news));
+            }
+        }
         if self.seen_now.contains(&meta.uid) {
             // RFC 7162 §3.1: under CONDSTORE, a FETCH that sets `\Seen` reports UID and MODSEQ too.
             let mut implied = vec![Item::Flags];

@@ -53,6 +53,49 @@ pub struct Selected {
     /// The saved search result `$` (SEARCHRES, RFC 5182): UIDs, ascending. Empty at SELECT; a message
     /// expunged leaves it, as it leaves the view.
     pub(super) saved: Vec<u32>,
+    /// The keywords the client was told of in FLAGS: one it has not been told of is announced before
+    /// the first response that carries it.
+    pub(super) keywords: Vec<String>,
+}
+
+/// The FLAGS and PERMANENTFLAGS responses for a mailbox whose keywords are `keywords`. FLAGS names the
+/// keywords in use too, so clients offer them (Dovecot does the same); PERMANENTFLAGS names what
+/// STORE may change: nothing in a read-only mailbox (RFC 9051 §7.1).
+pub(super) fn flags_lines(keywords: &[String], read_only: bool) -> Vec<u8> {
+    let keywords: String = keywords.iter().map(|k| format!(" {k}")).collect();
+    let flags = format!("\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords}");
+    let mut out = format!("* FLAGS ({flags})\r\n").into_bytes();
+    out.extend_from_slice(
+        match read_only {
+            true => b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n".to_vec(),
+            false => {
+                format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").into_bytes()
+            }
+        }
+        .as_slice(),
+    );
+    out
+}
+
+/// Adds to `announced` the keywords of `keywords` it lacks (in any case) and returns the FLAGS and
+/// PERMANENTFLAGS responses that tell of them, or nothing when none is new. A keyword in a FETCH that
+/// FLAGS never named is a protocol error to strict clients (and to imaptest).
+pub(super) fn announce(
+    announced: &mut Vec<String>,
+    keywords: &[String],
+    read_only: bool,
+) -> Vec<u8> {
+    let mut new = false;
+    for k in keywords {
+        if !announced.iter().any(|a| a.eq_ignore_ascii_case(k)) {
+            announced.push(k.clone());
+            new = true;
+        }
+    }
+    match new {
+        true => flags_lines(announced, read_only),
+        false => Vec::new(),
+    }
 }
 
 impl Selected {
@@ -158,6 +201,11 @@ impl Session {
             if selected.gone.contains(&m.uid) {
                 continue;
             }
+            out.extend(announce(
+                &mut selected.keywords,
+                &m.keywords,
+                selected.read_only,
+            ));
             let mut items = vec![format!(
                 "FLAGS {}",
                 respond::flag_list(m.flags, &m.keywords, selected.recent.contains(m.uid))
@@ -293,21 +341,9 @@ impl Session {
             woken: true,
             recent,
             saved: Vec::new(),
+            keywords: snapshot.keywords.clone(),
         };
-        // FLAGS names the keywords in use too, so clients offer them (Dovecot does the same).
-        let keywords: String = snapshot.keywords.iter().map(|k| format!(" {k}")).collect();
-        let flags = format!("\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords}");
-        out.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
-        // PERMANENTFLAGS names what STORE may change: nothing in a read-only mailbox (RFC 9051 §7.1).
-        out.extend_from_slice(
-            match read_only {
-                true => b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n".to_vec(),
-                false => {
-                    format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").into_bytes()
-                }
-            }
-            .as_slice(),
-        );
+        out.extend(flags_lines(&snapshot.keywords, read_only));
         out.extend_from_slice(format!("* {} EXISTS\r\n", selected.view.exists()).as_bytes());
         if !self.rev2 {
             let recent = selected.view.count_within(&selected.recent);
@@ -640,6 +676,12 @@ impl Session {
             }
         }
         let mut out = enabled;
+        let selected = self.selected_mut().expect("selected");
+        out.extend(announce(
+            &mut selected.keywords,
+            &new_flags.keywords,
+            selected.read_only,
+        ));
         let mut refused = Vec::new();
         let silent = response == StoreResponse::Silent;
         for update in &done {

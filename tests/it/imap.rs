@@ -235,6 +235,8 @@ NIL NIL NIL \"<1@example.org>\") BODY (\"text\" \"plain\" (\"charset\" \"us-asci
     assert_eq!(
         c.run("j STORE 1 +FLAGS (\\Flagged $Work)").await,
         strs(&[
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted",
             "* 1 FETCH (FLAGS (\\Flagged \\Recent $Work))",
             "j OK STORE completed"
         ])

@@ -232,3 +232,47 @@ async fn long_uid_sets_after_login() {
         .await;
     assert_eq!(c.line().await, "* BYE Line too long");
 }
+
+/// A keyword new to the mailbox is announced (FLAGS and PERMANENTFLAGS) before the first response
+/// that carries it: to the session that set it, to another at its next NOOP, and in a FETCH.
+#[tokio::test]
+async fn new_keywords_are_announced_before_they_are_used() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    deliver(&s, "bob", HELLO).await;
+    let mut a = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    let mut b = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    a.run("a1 SELECT INBOX").await;
+    b.run("b1 SELECT INBOX").await;
+    let flags = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Later)";
+    let permanent = "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Later \\*)] Flags permitted";
+    assert_eq!(
+        a.run("a2 STORE 1 +FLAGS ($Later)").await,
+        strs(&[
+            flags,
+            permanent,
+            "* 1 FETCH (FLAGS (\\Recent $Later))",
+            "a2 OK STORE completed"
+        ])
+    );
+    // Told once: the same keyword again needs no FLAGS.
+    assert_eq!(
+        a.run("a3 STORE 2 +FLAGS ($later)").await,
+        strs(&[
+            "* 2 FETCH (FLAGS (\\Recent $Later))",
+            "a3 OK STORE completed"
+        ])
+    );
+    let noop = b.run("b2 NOOP").await;
+    assert_eq!(noop[..2], strs(&[flags, permanent]), "{noop:?}");
+    assert_eq!(noop.last().unwrap(), "b2 OK NOOP completed");
+    // A session that selects later hears of it at SELECT, and a FETCH of it needs nothing more.
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    let select = c.run("c1 EXAMINE INBOX").await;
+    assert_eq!(select[0], flags, "{select:?}");
+    assert_eq!(
+        c.run("c2 FETCH 1 (FLAGS)").await,
+        strs(&["* 1 FETCH (FLAGS ($Later))", "c2 OK FETCH completed"])
+    );
+}
