@@ -478,6 +478,53 @@ mod tests {
         assert!(matches!(d.decode(b"a NOOP\r\n").1, Some(Event::Command(_))));
     }
 
+    /// Search keys nest up to imap-codec's `SEARCH_KEY_DEPTH_MAX` (64, vendored; 9 as published): a
+    /// right-nested chain of 60 `OR`s parses, on a thread of 1 MiB of stack (tokio's workers have 2);
+    /// deeper is refused as before, without recursing further.
+    #[test]
+    fn long_or_chains_parse_and_depth_stays_bounded() {
+        let limits = Limits {
+            line_bytes_max: 1 << 20,
+            literal_bytes_max: 100,
+            command_bytes_max: 1 << 20,
+        };
+        let parse = move |command: Vec<u8>| {
+            std::thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(move || {
+                    let mut d = Decoder::new(limits);
+                    match d.decode(&command) {
+                        (_, Some(Event::Command(_))) => true,
+                        (_, Some(Event::Bad { .. })) => false,
+                        other => panic!("{other:?}"),
+                    }
+                })
+                .expect("thread")
+                .join()
+                .expect("no stack overflow")
+        };
+        let chain = |n: usize| {
+            let mut c = b"a UID SEARCH".to_vec();
+            for i in 1..=n {
+                c.extend_from_slice(format!(" OR UID {i}").as_bytes());
+            }
+            c.extend_from_slice(b" UID 999\r\n");
+            c
+        };
+        assert!(parse(chain(60)));
+        let nested = |n: usize| {
+            let mut c = b"a SEARCH ".to_vec();
+            c.extend(std::iter::repeat_n(b'(', n));
+            c.extend_from_slice(b"NOT ALL");
+            c.extend(std::iter::repeat_n(b')', n));
+            c.extend_from_slice(b"\r\n");
+            c
+        };
+        assert!(parse(nested(62)));
+        assert!(!parse(nested(64)));
+        assert!(!parse(nested(100_000)));
+    }
+
     #[test]
     fn literal_announcements() {
         let a = |l: &[u8]| literal_announced(l);
