@@ -85,6 +85,13 @@ async fn levels_inbox_read_only_empty_lists_idle_and_check() {
     assert_eq!(c.line().await, "e1 BAD Expected DONE");
     assert_eq!(c.run("e2 NOOP").await, strs(&["e2 OK NOOP completed"]));
 
+    // A right-nested chain of 30 ORs (a search over many addresses) parses and runs.
+    let chain: String = (2..=31).map(|n| format!("OR UID {n} ")).collect();
+    assert_eq!(
+        c.run(&format!("e3 UID SEARCH {chain}UID 1")).await,
+        strs(&["* SEARCH 1", "e3 OK SEARCH completed"])
+    );
+
     // CHECK is for a selected mailbox.
     assert_eq!(c.run("f1 CHECK").await, strs(&["f1 OK CHECK completed"]));
     c.run("f2 UNSELECT").await;
