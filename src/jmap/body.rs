@@ -29,15 +29,27 @@ pub enum BodyRefused {
 }
 
 impl BodyRefused {
-    pub fn response(self) -> Response {
+    /// The answer; a body too large is a JMAP `limit` problem naming `limit` (`maxSizeRequest`,
+    /// `maxSizeUpload`). The connection closes: the rest of the body is not read.
+    pub fn response(self, limit: &'static str) -> Response {
         let close = [(header::CONNECTION, "close")];
         match self {
-            BodyRefused::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                close,
-                "the request is larger than this server takes\n",
-            )
-                .into_response(),
+            BodyRefused::TooLarge => {
+                let problem = jmail_proto::jmap::request::Problem::limit(
+                    413,
+                    limit,
+                    "the request is larger than this server takes",
+                );
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    [
+                        (header::CONTENT_TYPE, "application/problem+json"),
+                        (header::CONNECTION, "close"),
+                    ],
+                    problem.body().to_string(),
+                )
+                    .into_response()
+            }
             BodyRefused::TooSlow => (
                 StatusCode::REQUEST_TIMEOUT,
                 close,

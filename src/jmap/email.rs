@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::ids::{self, BlobId, EmailId};
 use super::request::{MethodError, MethodResult, OBJECTS_MAX};
-use super::{Ctx, id_list, properties};
+use super::{Ctx, get_ids, id_list, properties};
 use crate::store::{MailboxId, MessageMeta};
 use jmail_proto::summary::{DEPTH_MAX, PARTS_MAX};
 
@@ -234,16 +234,45 @@ fn preview(m: &Message<'_>) -> String {
     words.join(" ").chars().take(PREVIEW_CHARS).collect()
 }
 
+/// One EmailAddress (RFC 8621 §4.1.2.3): `email` is always a string, empty when the field had none.
+fn email_address(x: &mail_parser::Addr<'_>) -> Value {
+    json!({"name": x.name(), "email": x.address().unwrap_or("")})
+}
+
 fn addresses(a: Option<&Address<'_>>) -> Value {
     match a {
         None => Value::Null,
-        Some(a) => Value::Array(
-            a.iter()
+        Some(a) => Value::Array(a.iter().take(LIST_ITEMS_MAX).map(email_address).collect()),
+    }
+}
+
+/// The GroupedAddresses form (RFC 8621 §4.1.2.4): addresses outside any group make a group of no
+/// name; each group, empty ones too, keeps its name.
+fn grouped_addresses(a: &Address<'_>) -> Value {
+    let group = |name: Option<&str>, list: &[mail_parser::Addr<'_>]| {
+        let list: Vec<Value> = list
+            .iter()
+            .take(LIST_ITEMS_MAX)
+            .map(email_address)
+            .collect();
+        json!({"name": name, "addresses": list})
+    };
+    match a {
+        Address::List(list) => json!([group(None, list)]),
+        Address::Group(groups) => Value::Array(
+            groups
+                .iter()
                 .take(LIST_ITEMS_MAX)
-                .map(|x| json!({"name": x.name(), "email": x.address()}))
+                .map(|g| group(g.name.as_deref(), &g.addresses))
                 .collect(),
         ),
     }
+}
+
+/// A raw header value as RFC 8621 §4.1.2.1 has it: without the CRLF that ends the field.
+fn raw_value(value: &str) -> &str {
+    let value = value.strip_suffix('\n').unwrap_or(value);
+    value.strip_suffix('\r').unwrap_or(value)
 }
 
 fn message_ids(v: &HeaderValue<'_>) -> Value {
@@ -288,7 +317,7 @@ fn headers(m: &Message<'_>) -> Value {
     Value::Array(
         m.headers_raw()
             .take(LIST_ITEMS_MAX)
-            .map(|(name, value)| json!({"name": name, "value": value}))
+            .map(|(name, value)| json!({"name": name, "value": raw_value(value)}))
             .collect(),
     )
 }
@@ -319,9 +348,8 @@ fn header_property(m: &Message<'_>, spec: &str) -> Value {
                 json!(format!(" {}", t.trim_start()))
             }
             (HeaderForm::Text, HeaderValue::Text(t)) => json!(t.trim()),
-            (HeaderForm::Addresses | HeaderForm::GroupedAddresses, HeaderValue::Address(a)) => {
-                addresses(Some(a))
-            }
+            (HeaderForm::Addresses, HeaderValue::Address(a)) => addresses(Some(a)),
+            (HeaderForm::GroupedAddresses, HeaderValue::Address(a)) => grouped_addresses(a),
             (HeaderForm::MessageIds, v) => message_ids(v),
             (HeaderForm::Date, HeaderValue::DateTime(d)) => json!(d.to_rfc3339()),
             (HeaderForm::URLs, HeaderValue::Address(a)) => Value::Array(
@@ -412,7 +440,7 @@ fn part(
                             .get(h.offset_start as usize..h.offset_end as usize)
                             .map(String::from_utf8_lossy)
                             .unwrap_or_default();
-                        json!({"name": h.name.as_str(), "value": raw})
+                        json!({"name": h.name.as_str(), "value": raw_value(&raw)})
                     })
                     .collect(),
             ),
@@ -437,7 +465,14 @@ fn part(
 /// A part's content, decoded (a nested message: its bytes).
 pub fn part_bytes<'p>(p: &'p mail_parser::MessagePart<'_>) -> std::borrow::Cow<'p, [u8]> {
     match &p.body {
-        PartType::Message(inner) => std::borrow::Cow::Borrowed(inner.raw_message.as_ref()),
+        // An attached message's own bytes: a message inside the same bytes shares them with the
+        // outer one (its root part says where it is); one that was encoded holds its decoded bytes.
+        PartType::Message(inner) => {
+            let root = inner.root_part();
+            let (start, end) = (root.raw_header_offset(), root.raw_end_offset());
+            let raw = inner.raw_message.as_ref();
+            std::borrow::Cow::Borrowed(raw.get(start as usize..end as usize).unwrap_or(raw))
+        }
         _ => std::borrow::Cow::Borrowed(p.contents()),
     }
 }
@@ -525,7 +560,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let body = BodyOptions::from_args(&args)?;
     let state = super::state::email_state(ctx).await?;
-    let wanted: Vec<String> = match id_list(&args, "ids")? {
+    let wanted: Vec<String> = match get_ids(&args)? {
         Some(w) => w,
         None => all_emails(ctx).await?,
     };

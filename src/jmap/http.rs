@@ -272,7 +272,7 @@ async fn login_then_read(
     s: &JmapState,
     headers: &HeaderMap,
     body: Body,
-    max: usize,
+    (max, limit): (usize, &'static str),
 ) -> Result<(Account, super::gate::Entered, super::body::ReadBody), Response> {
     if cross_site(headers) {
         return Err(forbidden_cross_site());
@@ -283,10 +283,10 @@ async fn login_then_read(
         .jmap_requests
         .try_enter(account.id, CONCURRENT_REQUESTS_MAX)
     else {
-        return Err(problem(Problem::new(
+        return Err(problem(Problem::limit(
             400,
-            "urn:ietf:params:jmap:error:limit",
-            "too many requests of this account at once (maxConcurrentRequests)",
+            "maxConcurrentRequests",
+            "too many requests of this account at once",
         )));
     };
     // A length said to be too large is refused before a byte of it is read.
@@ -295,17 +295,17 @@ async fn login_then_read(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Err(super::body::BodyRefused::TooLarge.response());
+        return Err(super::body::BodyRefused::TooLarge.response(limit));
     }
     let body = super::body::read(body, max, &s.ctx)
         .await
-        .map_err(|refused| refused.response())?;
+        .map_err(|refused| refused.response(limit))?;
     Ok((account, entered, body))
 }
 
 async fn api(State(s): State<JmapState>, headers: HeaderMap, body: Body) -> Response {
     let (account, _entered, body) =
-        match login_then_read(&s, &headers, body, REQUEST_BYTES_MAX).await {
+        match login_then_read(&s, &headers, body, (REQUEST_BYTES_MAX, "maxSizeRequest")).await {
             Ok(read) => read,
             Err(r) => return r,
         };
@@ -329,7 +329,8 @@ async fn upload(
     body: Body,
 ) -> Response {
     let max = s.ctx.config.limits.message_bytes_max;
-    let (account, _entered, read) = match login_then_read(&s, &headers, body, max).await {
+    let limit = (max, "maxSizeUpload");
+    let (account, _entered, read) = match login_then_read(&s, &headers, body, limit).await {
         Ok(read) => read,
         Err(r) => return r,
     };
@@ -359,9 +360,9 @@ async fn upload(
             )
                 .into_response()
         }
-        Ok(None) => problem(Problem::new(
+        Ok(None) => problem(Problem::limit(
             413,
-            "urn:ietf:params:jmap:error:limit",
+            "uploadBytesHeld",
             "no room for more uploads now; use or let go of earlier ones",
         )),
     }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::request::{MethodError, MethodResult};
-use super::{Ctx, check_state, id_list, ids, properties, set_error, window};
+use super::{Ctx, check_state, get_ids, ids, properties, set_error, window};
 use crate::store::{MailboxInfo, Role, StoreError};
 
 const DELIMITER: char = '/';
@@ -88,9 +88,33 @@ pub fn pick(mut full: Value, props: &Option<Vec<String>>) -> Value {
     full
 }
 
+/// Every property a Mailbox has (RFC 8621 §2).
+const PROPERTIES: [&str; 11] = [
+    "id",
+    "name",
+    "parentId",
+    "role",
+    "sortOrder",
+    "totalEmails",
+    "unreadEmails",
+    "totalThreads",
+    "unreadThreads",
+    "myRights",
+    "isSubscribed",
+];
+
 pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    let wanted = id_list(&args, "ids")?;
+    let wanted = get_ids(&args)?;
     let props = properties(&args, "properties")?;
+    if let Some(unknown) = props
+        .iter()
+        .flatten()
+        .find(|p| !PROPERTIES.contains(&p.as_str()))
+    {
+        return Err(MethodError::invalid(format!(
+            "no Mailbox property {unknown}"
+        )));
+    }
     let state = state(ctx).await?;
     let all = ctx.mailboxes().await?.to_vec();
     let mut list = Vec::new();
@@ -113,6 +137,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
 
 pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let since = super::since_state(&args)?;
+    let max = super::state::max_changes(&args)?;
     let (modseq, newest) =
         parse_state(since).ok_or_else(|| MethodError::new("cannotCalculateChanges"))?;
     let new_state = state(ctx).await?;
@@ -135,6 +160,11 @@ pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResul
         .filter(|&&id| id <= newest)
         .map(|&id| ids::mailbox(id))
         .collect();
+    // The mailboxes' changes carry no modseq of their own, so there is no state part-way to give:
+    // more than `maxChanges` asks the client to read them afresh (RFC 8620 §5.2 allows it).
+    if created.len() + updated.len() + destroyed.len() > max {
+        return Err(MethodError::new("cannotCalculateChanges"));
+    }
     Ok(json!({
         "accountId": ctx.account_id(), "oldState": since, "newState": new_state,
         "hasMoreChanges": false, "created": created, "updated": updated, "destroyed": destroyed,
@@ -376,6 +406,20 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             );
             continue;
         }
+        // INBOX keeps its name and place (`mayRename` is false): IMAP's RENAME of INBOX, which moves
+        // its mail out, is not what a JMAP client asks for here.
+        if current.role == Some(Role::Inbox)
+            && (patch
+                .get("name")
+                .is_some_and(|n| n.as_str() != Some(leaf(&current.name)))
+                || patch.get("parentId").is_some_and(|p| !p.is_null()))
+        {
+            not_updated.insert(
+                id,
+                set_error("forbidden", "the inbox cannot be renamed or moved"),
+            );
+            continue;
+        }
         let result: Result<(), Value> = async {
             if patch.contains_key("name") || patch.contains_key("parentId") {
                 let name = patch
@@ -424,9 +468,15 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         }
         .await;
         match result {
-            Ok(()) => {
-                updated.insert(id, Value::Null);
-            }
+            // The sort order is the server's (by role); a different one asked for is told back.
+            Ok(()) => match patch.get("sortOrder") {
+                Some(asked) if asked.as_u64() != Some(u64::from(sort_order(current.role))) => {
+                    updated.insert(id, json!({"sortOrder": sort_order(current.role)}));
+                }
+                _ => {
+                    updated.insert(id, Value::Null);
+                }
+            },
             Err(e) => {
                 not_updated.insert(id, e);
             }

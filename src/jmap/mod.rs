@@ -228,6 +228,17 @@ pub fn id_list(args: &Map<String, Value>, key: &str) -> Result<Option<Vec<String
     }
 }
 
+/// A /get's `ids`: [`id_list`], each id once in the order first given (RFC 8620 §5.1: a /get
+/// returns each object once).
+pub fn get_ids(args: &Map<String, Value>) -> Result<Option<Vec<String>>, MethodError> {
+    Ok(id_list(args, "ids")?.map(|ids| {
+        let mut seen = std::collections::HashSet::new();
+        ids.into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect()
+    }))
+}
+
 /// Most names one `properties` (or `bodyProperties`) list may give: each is worked out for every object
 /// returned, so the list is what multiplies a call's cost.
 pub const PROPERTIES_MAX: usize = 64;

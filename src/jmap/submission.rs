@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::ids;
 use super::request::{MethodError, MethodResult};
-use super::{Ctx, id_list, refuse_all, set_error};
+use super::{Ctx, get_ids, id_list, refuse_all, set_error};
 use crate::outbound::dsn_request;
 
 /// Why identities and submissions cannot be changed.
@@ -36,7 +36,7 @@ fn identities(ctx: &Ctx<'_>) -> Vec<(String, String)> {
 }
 
 pub async fn identity_get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    let wanted = id_list(&args, "ids")?;
+    let wanted = get_ids(&args)?;
     let all = identities(ctx);
     let (mut list, mut not_found) = (Vec::new(), Vec::new());
     let object = |(id, email): &(String, String)| {

@@ -10,11 +10,11 @@ use serde_json::{Map, Value, json};
 use super::email::thread_of;
 use super::ids::EmailId;
 use super::request::{MethodError, MethodResult};
-use super::{Ctx, id_list};
+use super::{Ctx, get_ids};
 
 pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let state = super::state::email_state(ctx).await?;
-    let wanted: Vec<String> = id_list(&args, "ids")?.unwrap_or_default();
+    let wanted: Vec<String> = get_ids(&args)?.unwrap_or_default();
     let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
     let user = ctx.account.id;
     // Per thread asked for: (arrival, email id) of its messages.

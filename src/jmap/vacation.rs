@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::request::{MethodError, MethodResult};
-use super::{Ctx, SetArgs, check_state, id_list, properties, set_error};
+use super::{Ctx, SetArgs, check_state, get_ids, properties, set_error};
 use crate::store::Vacation;
 
 /// The one object's id.
@@ -28,7 +28,7 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     {
         return Err(MethodError::invalid(format!("no property {unknown}")));
     }
-    let ids = id_list(&args, "ids")?.unwrap_or_else(|| vec![SINGLETON.to_string()]);
+    let ids = get_ids(&args)?.unwrap_or_else(|| vec![SINGLETON.to_string()]);
     let (vacation, version) = ctx.store().vacation(ctx.account.id).await?;
     let mut object = object_of(&vacation);
     if let Some(wanted) = wanted {

@@ -60,12 +60,16 @@ codes, barrier = [], threading.Barrier(10)
 def one():
     barrier.wait()
     r = api([search])
-    codes.append((r.status_code, r.json().get("type")))
+    codes.append((r.status_code, r.json().get("type"), r.json().get("limit")))
 threads = [threading.Thread(target=one) for _ in range(10)]
 [t.start() for t in threads]
 [t.join() for t in threads]
-assert (400, "urn:ietf:params:jmap:error:limit") in codes, codes
+assert (400, "urn:ietf:params:jmap:error:limit", "maxConcurrentRequests") in codes, codes
 assert sum(1 for c in codes if c[0] == 200) >= 4, codes
+# 33 calls in one request: a limit problem naming maxCallsInRequest (RFC 8620 §3.6.1).
+r = api([["Mailbox/get", {"accountId": "a1", "ids": []}, str(n)] for n in range(33)])
+assert r.status_code == 400 and r.headers["Content-Type"] == "application/problem+json", r.status_code
+assert (r.json()["type"], r.json()["limit"]) == ("urn:ietf:params:jmap:error:limit", "maxCallsInRequest"), r.text
 
 # At most 32 event sources of one account are open at once; a place comes back when one closes.
 def source():
@@ -95,13 +99,15 @@ r = api([["Mailbox/get", {"accountId": "a1", "properties": ["name"]}, "m"]], hea
 assert r.status_code == 200, r.status_code
 assert "Planted" not in r.text, r.text
 # An upload said to be larger than a message may be is refused before its body is sent.
-import http.client, ssl, base64
+import http.client, ssl, base64, json
 conn = http.client.HTTPSConnection("127.0.0.1", int(https), context=ssl._create_unverified_context())
 conn.putrequest("POST", "/jmap/upload/a1/")
 conn.putheader("Authorization", "Basic " + base64.b64encode(b"alice:alice-pw").decode())
 conn.putheader("Content-Length", str(1 << 30))
 conn.endheaders()
-assert conn.getresponse().status == 413
+resp = conn.getresponse()
+assert resp.status == 413, resp.status
+assert json.loads(resp.read())["limit"] == "maxSizeUpload"
 # A stranger's upload is refused before its body is read.
 r = requests.post(f"{base}/jmap/upload/a1/", data=b"x" * 100, verify=False)
 assert r.status_code == 401, r.status_code

@@ -20,6 +20,7 @@ mod imap_recent;
 mod imap_sort;
 mod imap_subscriptions;
 mod jmap;
+mod jmap_conformance;
 mod jmap_limits;
 mod large;
 mod legacy;

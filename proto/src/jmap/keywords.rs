@@ -32,13 +32,15 @@ pub fn parse(name: &str) -> Keyword {
         )
 }
 
-/// The JMAP names of a message's flags: its system flags (but `\Deleted`), then its keywords.
+/// The JMAP names of a message's flags: its system flags (but `\Deleted`), then its keywords, lower
+/// case as RFC 8621 §4.1.1 has servers return them (IMAP keeps each keyword as the mailbox first
+/// spelled it: `$Forwarded`, `NonJunk`).
 pub fn names(system: i64, keywords: &[String]) -> Vec<String> {
     SYSTEM
         .iter()
         .filter(|(bit, _)| system & bit != 0)
         .map(|(_, name)| name.to_string())
-        .chain(keywords.iter().cloned())
+        .chain(keywords.iter().map(|k| k.to_ascii_lowercase()))
         .collect()
 }
 
@@ -54,9 +56,9 @@ mod tests {
         assert_eq!(
             names(
                 flags::SEEN | flags::DELETED | flags::FLAGGED,
-                &["work".into()]
+                &["Work".into(), "$Forwarded".into()]
             ),
-            vec!["$seen", "$flagged", "work"]
+            vec!["$seen", "$flagged", "work", "$forwarded"]
         );
     }
 }

@@ -62,7 +62,12 @@ pub struct Problem {
     pub status: u16,
     pub kind: &'static str,
     pub detail: String,
+    /// For a `limit` problem, the limit's name (RFC 8620 §3.6.1: `maxCallsInRequest`, ...).
+    pub limit: Option<&'static str>,
 }
+
+/// The problem type of a request past one of the server's limits.
+pub const LIMIT: &str = "urn:ietf:params:jmap:error:limit";
 
 impl Problem {
     pub fn new(status: u16, kind: &'static str, detail: impl Into<String>) -> Problem {
@@ -70,11 +75,24 @@ impl Problem {
             status,
             kind,
             detail: detail.into(),
+            limit: None,
+        }
+    }
+
+    /// A request past the limit named `limit`, which the problem names as RFC 8620 §3.6.1 asks.
+    pub fn limit(status: u16, limit: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            limit: Some(limit),
+            ..Problem::new(status, LIMIT, detail)
         }
     }
 
     pub fn body(&self) -> Value {
-        json!({"type": self.kind, "status": self.status, "detail": self.detail})
+        let mut body = json!({"type": self.kind, "status": self.status, "detail": self.detail});
+        if let Some(limit) = self.limit {
+            body["limit"] = json!(limit);
+        }
+        body
     }
 }
 
@@ -127,10 +145,10 @@ pub fn parse(body: &[u8]) -> Result<Request, Problem> {
         return Err(not_request("methodCalls is a list"));
     };
     if method_calls.len() > CALLS_MAX {
-        return Err(Problem::new(
+        return Err(Problem::limit(
             400,
-            "urn:ietf:params:jmap:error:limit",
-            format!("at most {CALLS_MAX} method calls in one request (maxCallsInRequest)"),
+            "maxCallsInRequest",
+            format!("at most {CALLS_MAX} method calls in one request"),
         ));
     }
     let mut calls = Vec::with_capacity(method_calls.len());

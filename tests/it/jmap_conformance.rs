@@ -1,0 +1,99 @@
+//! What RFC 8620 and RFC 8621 ask that a compliance suite checks, by raw HTTP: an attached message's
+//! own bytes, grouped addresses, keywords in lower case, raw header values without their CRLF, each
+//! id once, unknown properties refused, the inbox never renamed, the server's sort order told back,
+//! and `maxChanges` kept by Mailbox/changes.
+
+use jmail::server::Service;
+
+use crate::harness::{TestServer, python};
+
+const SCRIPT: &str = r##"
+import sys, imaplib, requests, urllib3
+urllib3.disable_warnings()
+https, imap_port = sys.argv[1:3]
+base = f"https://127.0.0.1:{https}"
+USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
+
+def call(method, args):
+    r = requests.post(f"{base}/jmap/api", auth=("alice", "alice-pw"), verify=False,
+                      json={"using": USING, "methodCalls": [[method, dict(accountId="a1", **args), "0"]]})
+    assert r.status_code == 200, r.text
+    return r.json()["methodResponses"][0]
+
+inner = (b"From: inner@example.test\r\nTo: alice@localhost\r\nSubject: inner msg\r\n"
+         b"Message-ID: <inner@example.test>\r\n\r\nThe forwarded text.\r\n")
+outer = (b"From: Zed <zed@example.test>\r\nTo: alice@localhost\r\n"
+         b"Cc: undisclosed-recipients:;, Team: x@example.test, y@example.test;\r\n"
+         b"Subject: forwarded\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+         b"--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n"
+         b"--b\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--b--\r\n")
+imap = imaplib.IMAP4("127.0.0.1", int(imap_port))
+imap.login("alice", "alice-pw")
+imap.append("INBOX", "($Forwarded NonJunk)", None, outer)
+
+_, got, _ = call("Email/query", {"filter": {"subject": "forwarded"}})
+[eid] = got["ids"]
+_, got, _ = call("Email/get", {"ids": [eid, eid], "properties": [
+    "attachments", "keywords", "headers", "header:Cc:asGroupedAddresses", "header:To:asGroupedAddresses",
+    "header:Cc:asAddresses"]})
+# Each id once.
+[email] = got["list"]
+# The attached message is its own bytes, and parses as itself.
+[att] = email["attachments"]
+assert att["type"] == "message/rfc822" and att["size"] == len(inner), (att, len(inner))
+r = requests.get(f"{base}/jmap/download/a1/{att['blobId']}/m.eml", auth=("alice", "alice-pw"), verify=False)
+assert r.status_code == 200 and r.content == inner, r.content[:200]
+_, parsed, _ = call("Email/parse", {"blobIds": [att["blobId"]], "properties": ["subject", "from"]})
+assert parsed["parsed"][att["blobId"]]["subject"] == "inner msg", parsed
+# Groups keep their names; addresses outside any group make a group without one.
+assert email["header:Cc:asGroupedAddresses"] == [
+    {"name": "undisclosed-recipients", "addresses": []},
+    {"name": "Team", "addresses": [{"name": None, "email": "x@example.test"},
+                                   {"name": None, "email": "y@example.test"}]}], email
+assert email["header:To:asGroupedAddresses"] == [
+    {"name": None, "addresses": [{"name": None, "email": "alice@localhost"}]}], email
+assert email["header:Cc:asAddresses"] == [{"name": None, "email": "x@example.test"},
+                                          {"name": None, "email": "y@example.test"}], email
+# Keywords in lower case, however IMAP spelled them.
+assert email["keywords"] == {"$forwarded": True, "nonjunk": True}, email["keywords"]
+# Raw values from after the colon, without the CRLF that ends the field.
+assert {"name": "Subject", "value": " forwarded"} in email["headers"], email["headers"]
+
+# Mailbox/get: an unknown property is refused; each id once.
+name, got, _ = call("Mailbox/get", {"properties": ["name", "nope"]})
+assert (name, got["type"]) == ("error", "invalidArguments"), got
+_, got, _ = call("Mailbox/get", {"properties": ["role"]})
+inbox = next(m["id"] for m in got["list"] if m["role"] == "inbox")
+state = got["state"]
+_, got, _ = call("Mailbox/get", {"ids": [inbox, inbox], "properties": ["name"]})
+assert len(got["list"]) == 1, got
+# The inbox is not renamed (its mail would move out); a sort order not the server's is told back.
+_, got, _ = call("Mailbox/set", {"update": {inbox: {"name": "Foo"}}})
+assert got["notUpdated"][inbox]["type"] == "forbidden", got
+_, got, _ = call("Mailbox/get", {"ids": [inbox], "properties": ["name", "totalEmails"]})
+assert got["list"][0]["name"] == "INBOX" and got["list"][0]["totalEmails"] == 1, got
+_, got, _ = call("Mailbox/set", {"update": {inbox: {"sortOrder": 5}}})
+assert got["updated"] == {inbox: {"sortOrder": 1}}, got
+# More changes than maxChanges: the client is asked to read them afresh, never given more.
+for n in range(3):
+    call("Mailbox/set", {"create": {f"c{n}": {"name": f"Box {n}"}}})
+name, got, _ = call("Mailbox/changes", {"sinceState": state, "maxChanges": 2})
+assert (name, got["type"]) == ("error", "cannotCalculateChanges"), got
+name, got, _ = call("Mailbox/changes", {"sinceState": state, "maxChanges": 3})
+assert name == "Mailbox/changes" and len(got["created"]) == 3, got
+print("ok")
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_jmap_rfcs_ask_of_emails_and_mailboxes() {
+    let s = TestServer::start_with(|c| {
+        c.https_port = Some(0);
+        c.imap_port = Some(0);
+    })
+    .await;
+    crate::imap::bare_user(&s, "alice", "alice-pw").await;
+    let port = |service| s.addr_of(service).port().to_string();
+    let out = python(SCRIPT, &[port(Service::Https), port(Service::Imap)]).await;
+    assert_eq!(out.trim(), "ok");
+    s.stop().await;
+}
