@@ -56,6 +56,8 @@ pub struct Selected {
     /// The keywords the client was told of in FLAGS: one it has not been told of is announced before
     /// the first response that carries it.
     pub(super) keywords: Vec<String>,
+    /// The mailbox was deleted (by another session): the session ends (see `Session::on_event`).
+    pub(super) deleted: bool,
 }
 
 /// The FLAGS and PERMANENTFLAGS responses for a mailbox whose keywords are `keywords`. FLAGS names the
@@ -175,6 +177,11 @@ impl Session {
                     return Err(e);
                 }
             };
+            // A mailbox that is no more reads as one with no next UID: another session deleted it.
+            if changes.stored_from == 0 {
+                selected.deleted = true;
+                return Ok(());
+            }
             let next = changes.next();
             for m in changes.messages {
                 if selected.view.last_uid().is_none_or(|last| m.uid > last) {
@@ -342,6 +349,7 @@ impl Session {
             recent,
             saved: Vec::new(),
             keywords: snapshot.keywords.clone(),
+            deleted: false,
         };
         out.extend(flags_lines(&snapshot.keywords, read_only));
         out.extend_from_slice(format!("* {} EXISTS\r\n", selected.view.exists()).as_bytes());
@@ -589,6 +597,17 @@ impl Session {
         }
     }
 
+    /// The tagged OK of a command that expunged: under QRESYNC it carries the mailbox's HIGHESTMODSEQ
+    /// as the session now knows it (RFC 7162 §3.2.10; as Dovecot), so the client can store a modseq
+    /// past the expunges it was told of instead of hearing of them again at its next resync.
+    fn ok_with_modseq(&mut self, tag: &str, text: &str) -> Vec<u8> {
+        let modseq = self.selected_mut().map(|s| s.since.modseq);
+        match modseq.filter(|_| self.qresync) {
+            Some(m) => respond::status(tag, "OK", Some(&format!("HIGHESTMODSEQ {m}")), text),
+            None => ok(tag, text),
+        }
+    }
+
     /// CLOSE (expunging what is flagged `\Deleted`, silently, unless read-only) and UNSELECT.
     async fn close(&mut self, tag: &str, expunge: bool) -> Outcome {
         let State::Selected(selected) = std::mem::replace(&mut self.state, State::Authenticated)
@@ -626,7 +645,7 @@ impl Session {
         if let Err(e) = self.sync(&mut out, true).await {
             return Outcome::go_on(self.store_failure(tag, &e));
         }
-        out.extend(ok(tag, "EXPUNGE completed"));
+        out.extend(self.ok_with_modseq(tag, "EXPUNGE completed"));
         Outcome::go_on(out)
     }
 
@@ -794,7 +813,7 @@ impl Session {
             if let Err(e) = self.sync(&mut out, true).await {
                 return Outcome::go_on(self.store_failure(tag, &e));
             }
-            out.extend(ok(tag, "MOVE completed"));
+            out.extend(self.ok_with_modseq(tag, "MOVE completed"));
         } else {
             if let Err(e) = self.sync(&mut out, uid).await {
                 return Outcome::go_on(self.store_failure(tag, &e));

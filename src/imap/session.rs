@@ -289,6 +289,17 @@ impl Session {
 
     /// Handles one decoder event.
     pub async fn on_event(&mut self, event: Event) -> Outcome {
+        let outcome = self.on_event_inner(event).await;
+        // The selected mailbox was deleted by another session: nothing the client knows of it holds
+        // any more, so the session ends, as Dovecot ends it (the command's answer is dropped).
+        if matches!(&self.state, State::Selected(s) if s.deleted) {
+            self.state = State::Authenticated;
+            return Outcome::close(bye("The selected mailbox was deleted; please log in again"));
+        }
+        outcome
+    }
+
+    async fn on_event_inner(&mut self, event: Event) -> Outcome {
         // A set that is the saved-result marker means `$` only in a command that named `$`.
         self.using_saved = false;
         match event {
@@ -616,6 +627,11 @@ impl Session {
         let mut out = Vec::new();
         if let Err(e) = self.sync(&mut out, true).await {
             tracing::warn!(peer = %self.peer, error = %e, "idle update failed");
+        }
+        if matches!(&self.state, State::Selected(s) if s.deleted) {
+            self.state = State::Authenticated;
+            out.extend(bye("The selected mailbox was deleted; please log in again"));
+            return Outcome::close(out);
         }
         Outcome::go_on(out)
     }

@@ -651,6 +651,12 @@ async fn qresync_reports_vanished_and_changes_since() {
             "j OK FETCH completed"
         ])
     );
+    // Its own EXPUNGE: VANISHED, and the tagged OK names the modseq past it (as Dovecot does).
+    c.run("k STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    assert_eq!(
+        c.run("l EXPUNGE").await,
+        strs(&["* VANISHED 3", "l OK [HIGHESTMODSEQ 11] EXPUNGE completed"])
+    );
 }
 
 #[tokio::test]

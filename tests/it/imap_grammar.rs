@@ -283,3 +283,34 @@ async fn new_keywords_are_announced_before_they_are_used() {
         strs(&["* 1 FETCH (FLAGS ($Later))", "c2 OK FETCH completed"])
     );
 }
+
+/// A mailbox another session deletes while this one has it selected ends this session with BYE,
+/// at its next command or while it idles (as Dovecot does): nothing it knows of the mailbox holds.
+#[tokio::test]
+async fn a_selected_mailbox_deleted_elsewhere_ends_the_session() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut a = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    a.run("a1 CREATE Q").await;
+    a.run("a2 APPEND Q {4+}\r\nhi\r\n").await;
+    let mut b = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    b.run("b1 SELECT Q").await;
+    c.run("c1 SELECT Q").await;
+    c.send(b"c2 IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    assert_eq!(
+        a.run("a3 DELETE Q").await,
+        strs(&["a3 OK DELETE completed"])
+    );
+    assert_eq!(
+        c.line().await,
+        "* BYE The selected mailbox was deleted; please log in again"
+    );
+    b.send(b"b2 NOOP\r\n").await;
+    assert_eq!(
+        b.line().await,
+        "* BYE The selected mailbox was deleted; please log in again"
+    );
+    assert!(b.closed().await.0);
+}
