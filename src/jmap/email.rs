@@ -305,7 +305,7 @@ fn from_message(m: &Message<'_>, prop: &str, blob: &BlobId, body: &BodyOptions) 
         }
         "textBody" => parts(m, &m.text_body, blob, body),
         "htmlBody" => parts(m, &m.html_body, blob, body),
-        "attachments" => parts(m, &m.attachments, blob, body),
+        "attachments" => parts(m, &attachments(m), blob, body),
         "bodyValues" => body_values(m, body),
         "headers" => headers(m),
         p if p.starts_with("header:") => header_property(m, &p["header:".len()..]),
@@ -368,6 +368,19 @@ fn header_property(m: &Message<'_>, spec: &str) -> Value {
     } else {
         values.last().map_or(Value::Null, as_json)
     }
+}
+
+/// The attachments as RFC 8621 §4.1.4's algorithm lists them: an inline image, audio or video part
+/// shown in both the text and the HTML body is no attachment (mail-parser lists it as one too); one
+/// shown in only one of them (inside a multipart/alternative) is.
+fn attachments(m: &Message<'_>) -> Vec<u32> {
+    let text: std::collections::HashSet<u32> = m.text_body.iter().copied().collect();
+    let html: std::collections::HashSet<u32> = m.html_body.iter().copied().collect();
+    m.attachments
+        .iter()
+        .copied()
+        .filter(|i| !(text.contains(i) && html.contains(i)))
+        .collect()
 }
 
 /// The first [`PARTS_MAX`] of `list` (as IMAP's BODYSTRUCTURE shows at most that many).

@@ -221,6 +221,7 @@ async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>
     if let Some(s) = object.get("subject").and_then(Value::as_str) {
         b = b.subject(s.to_string());
     }
+    b = super::email_headers::add(b, object)?;
     let in_reply_to = id_strings(object.get("inReplyTo"));
     if !in_reply_to.is_empty() {
         b = b.in_reply_to(in_reply_to);

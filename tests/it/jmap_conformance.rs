@@ -59,6 +59,19 @@ assert email["keywords"] == {"$forwarded": True, "nonjunk": True}, email["keywor
 # Raw values from after the colon, without the CRLF that ends the field.
 assert {"name": "Subject", "value": " forwarded"} in email["headers"], email["headers"]
 
+# An inline image shown in both bodies is no attachment (RFC 8621 §4.1.4); the PDF is.
+mixed = (b"From: a@example.test\r\nTo: alice@localhost\r\nSubject: pictures\r\nMIME-Version: 1.0\r\n"
+         b"Content-Type: multipart/mixed; boundary=m\r\n\r\n"
+         b"--m\r\nContent-Type: text/plain\r\n\r\nHere.\r\n"
+         b"--m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n%PDF\r\n"
+         b"--m\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=pic.png\r\n\r\nPNG\r\n--m--\r\n")
+imap.append("INBOX", None, None, mixed)
+_, got, _ = call("Email/query", {"filter": {"subject": "pictures"}})
+_, got, _ = call("Email/get", {"ids": got["ids"], "properties": ["attachments", "textBody", "htmlBody"]})
+[pictures] = got["list"]
+assert [a["type"] for a in pictures["attachments"]] == ["application/pdf"], pictures
+assert "image/png" in [p["type"] for p in pictures["textBody"]], pictures
+
 # Mailbox/get: an unknown property is refused; each id once.
 name, got, _ = call("Mailbox/get", {"properties": ["name", "nope"]})
 assert (name, got["type"]) == ("error", "invalidArguments"), got
@@ -71,15 +84,32 @@ assert len(got["list"]) == 1, got
 _, got, _ = call("Mailbox/set", {"update": {inbox: {"name": "Foo"}}})
 assert got["notUpdated"][inbox]["type"] == "forbidden", got
 _, got, _ = call("Mailbox/get", {"ids": [inbox], "properties": ["name", "totalEmails"]})
-assert got["list"][0]["name"] == "INBOX" and got["list"][0]["totalEmails"] == 1, got
+assert got["list"][0]["name"] == "INBOX" and got["list"][0]["totalEmails"] == 2, got
 _, got, _ = call("Mailbox/set", {"update": {inbox: {"sortOrder": 5}}})
 assert got["updated"] == {inbox: {"sortOrder": 1}}, got
+# header: properties on a created Email become its fields; ones that clash are refused, not dropped.
+draft = {"mailboxIds": {inbox: True}, "from": [{"email": "alice@localhost"}], "subject": "with fields",
+         "header:X-Custom:asText": "Grüße", "header:X-Raw": " raw value",
+         "header:List-Unsubscribe:asURLs": ["mailto:leave@example.test"],
+         "textBody": [{"partId": "t", "type": "text/plain"}], "bodyValues": {"t": {"value": "hi"}}}
+_, got, _ = call("Email/set", {"create": {"d": draft}})
+made = got["created"]["d"]["id"]
+_, got, _ = call("Email/get", {"ids": [made], "properties": [
+    "header:X-Custom:asText", "header:X-Raw", "header:List-Unsubscribe:asURLs"]})
+[fields] = got["list"]
+assert fields["header:X-Custom:asText"] == "Grüße", fields
+assert fields["header:X-Raw"] == " raw value", fields
+assert fields["header:List-Unsubscribe:asURLs"] == ["mailto:leave@example.test"], fields
+for clash in [{"header:Subject:asText": "again"}, {"header:Content-Type": " text/html"}, {"header:X-A:asFoo": "x"}]:
+    _, got, _ = call("Email/set", {"create": {"c": dict(draft, **clash)}})
+    assert got["notCreated"]["c"]["type"] == "invalidProperties", (clash, got)
+    assert got["notCreated"]["c"]["properties"] == list(clash), (clash, got)
 # More changes than maxChanges: the client is asked to read them afresh, never given more.
 for n in range(3):
     call("Mailbox/set", {"create": {f"c{n}": {"name": f"Box {n}"}}})
 name, got, _ = call("Mailbox/changes", {"sinceState": state, "maxChanges": 2})
 assert (name, got["type"]) == ("error", "cannotCalculateChanges"), got
-name, got, _ = call("Mailbox/changes", {"sinceState": state, "maxChanges": 3})
+name, got, _ = call("Mailbox/changes", {"sinceState": state, "maxChanges": 10})
 assert name == "Mailbox/changes" and len(got["created"]) == 3, got
 print("ok")
 "##;
