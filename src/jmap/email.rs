@@ -529,9 +529,11 @@ pub fn email_properties(args: &Map<String, Value>) -> Result<Vec<String>, Method
     if let Some(bad) = props.iter().find(|p| {
         !DEFAULT_PROPERTIES.contains(&p.as_str())
             && !MORE.contains(&p.as_str())
-            && !p.starts_with("header:")
+            && !super::email_headers::form_allowed(p)
     }) {
-        return Err(MethodError::invalid(format!("unknown property {bad}")));
+        return Err(MethodError::invalid(format!(
+            "unknown property {bad}, or a header form its field cannot take"
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     Ok(props

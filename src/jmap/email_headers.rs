@@ -44,7 +44,12 @@ pub fn add(
         return Err(refused(given[0].0, "too many header: properties"));
     }
     for (key, value) in given {
-        let (name, form, all) = parse(key).ok_or_else(|| refused(key, "not a header property"))?;
+        let (name, form, all) = parse(key).filter(|_| form_allowed(key)).ok_or_else(|| {
+            refused(
+                key,
+                "not a header property, or a form this field cannot take",
+            )
+        })?;
         let lower = name.to_ascii_lowercase();
         if lower.starts_with("content-") || lower == "mime-version" {
             return Err(refused(key, "Content-* fields are the body parts'"));
@@ -66,6 +71,67 @@ pub fn add(
         }
     }
     Ok(b)
+}
+
+/// Fields RFC 8621 §4.1.2 gives each form to (any form may be used for a field it does not name).
+const TEXT_FIELDS: [&str; 4] = ["subject", "comments", "keywords", "list-id"];
+const ADDRESS_FIELDS: [&str; 12] = [
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "resent-from",
+    "resent-sender",
+    "resent-reply-to",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+];
+const MESSAGE_ID_FIELDS: [&str; 4] = [
+    "message-id",
+    "in-reply-to",
+    "references",
+    "resent-message-id",
+];
+const DATE_FIELDS: [&str; 2] = ["date", "resent-date"];
+const URL_FIELDS: [&str; 6] = [
+    "list-help",
+    "list-unsubscribe",
+    "list-subscribe",
+    "list-post",
+    "list-owner",
+    "list-archive",
+];
+
+/// Whether `header:Name[:asForm][:all]` is a header property whose form RFC 8621 §4.1.2 allows for
+/// that field (`header:Subject:asDate` is not).
+pub fn form_allowed(key: &str) -> bool {
+    let Some((name, form, _)) = parse(key) else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    let name = name.as_str();
+    let in_any = [
+        &TEXT_FIELDS[..],
+        &ADDRESS_FIELDS,
+        &MESSAGE_ID_FIELDS,
+        &DATE_FIELDS,
+        &URL_FIELDS,
+    ]
+    .iter()
+    .any(|list| list.contains(&name));
+    let fields: &[&str] = match form {
+        "asRaw" => return true,
+        "asText" => &TEXT_FIELDS,
+        "asAddresses" | "asGroupedAddresses" => &ADDRESS_FIELDS,
+        "asMessageIds" => &MESSAGE_ID_FIELDS,
+        "asDate" => &DATE_FIELDS,
+        "asURLs" => &URL_FIELDS,
+        _ => return false,
+    };
+    fields.contains(&name) || !in_any
 }
 
 /// `header:Name[:asForm][:all]` as (name, form, all); `None` when it is not one.
@@ -139,6 +205,15 @@ mod tests {
         assert_eq!(parse("header:"), None);
         assert_eq!(parse("header:X A"), None);
         assert!(field("asFoo", &json!("x")).is_none());
+        assert!(form_allowed("header:Subject:asText"));
+        assert!(form_allowed("header:X-Anything:asDate:all"));
+        assert!(form_allowed("header:from:asGroupedAddresses"));
+        assert!(!form_allowed("header:Subject:asDate"));
+        assert!(!form_allowed("header:Subject:asMessageIds"));
+        assert!(!form_allowed("header:From:asText"));
+        assert!(!form_allowed("header:X-A:asFoo"));
+        assert!(!form_allowed("header:X-A:all:asText"));
+        assert!(!form_allowed("header:"));
         assert!(field("asDate", &json!("yesterday")).is_none());
     }
 }

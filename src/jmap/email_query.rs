@@ -83,6 +83,7 @@ fn comparators(args: &Map<String, Value>) -> Result<Vec<(Key, bool)>, MethodErro
         .ok_or_else(|| MethodError::invalid("sort is a list of at most 8 comparators"))?;
     list.iter()
         .map(|c| {
+            super::check_collation(c)?;
             let ascending = c
                 .get("isAscending")
                 .and_then(Value::as_bool)

@@ -173,7 +173,7 @@ pub fn session_object(s: &JmapState, account: &Account, base: &str) -> Value {
         "maxCallsInRequest": CALLS_MAX,
         "maxObjectsInGet": OBJECTS_MAX,
         "maxObjectsInSet": OBJECTS_MAX,
-        "collationAlgorithms": ["i;ascii-casemap", "i;unicode-casemap"],
+        "collationAlgorithms": super::COLLATIONS,
     });
     let mail = json!({
         "maxMailboxesPerEmail": null,

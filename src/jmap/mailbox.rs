@@ -235,6 +235,7 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
         ));
     }
     for comparator in sort.iter().rev() {
+        super::check_collation(comparator)?;
         let ascending = comparator
             .get("isAscending")
             .and_then(Value::as_bool)

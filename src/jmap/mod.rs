@@ -240,6 +240,19 @@ pub fn get_ids(args: &Map<String, Value>) -> Result<Option<Vec<String>>, MethodE
     }))
 }
 
+/// The collations a comparator may name (RFC 8620 §5.5: one the server does not offer is
+/// `unsupportedSort`); the session's `collationAlgorithms`.
+pub const COLLATIONS: [&str; 2] = ["i;ascii-casemap", "i;unicode-casemap"];
+
+/// Refuses a comparator whose `collation` the server does not offer.
+pub fn check_collation(comparator: &Value) -> Result<(), MethodError> {
+    match comparator.get("collation") {
+        None | Some(Value::Null) => Ok(()),
+        Some(c) if c.as_str().is_some_and(|c| COLLATIONS.contains(&c)) => Ok(()),
+        Some(_) => Err(MethodError::new("unsupportedSort")),
+    }
+}
+
 /// Most names one `properties` (or `bodyProperties`) list may give: each is worked out for every object
 /// returned, so the list is what multiplies a call's cost.
 pub const PROPERTIES_MAX: usize = 64;

@@ -59,6 +59,15 @@ assert email["keywords"] == {"$forwarded": True, "nonjunk": True}, email["keywor
 # Raw values from after the colon, without the CRLF that ends the field.
 assert {"name": "Subject", "value": " forwarded"} in email["headers"], email["headers"]
 
+# A header form its field cannot take, an unknown form, or an unknown collation: refused.
+for bad in ["header:Subject:asDate", "header:X-A:asFoo", "header:X-A:all:asText"]:
+    name, got, _ = call("Email/get", {"ids": [eid], "properties": [bad]})
+    assert (name, got["type"]) == ("error", "invalidArguments"), (bad, got)
+name, got, _ = call("Email/query", {"sort": [{"property": "subject", "collation": "i;nope"}]})
+assert (name, got["type"]) == ("error", "unsupportedSort"), got
+name, got, _ = call("Email/query", {"sort": [{"property": "subject", "collation": "i;unicode-casemap"}]})
+assert name == "Email/query", got
+
 # An inline image shown in both bodies is no attachment (RFC 8621 §4.1.4); the PDF is.
 mixed = (b"From: a@example.test\r\nTo: alice@localhost\r\nSubject: pictures\r\nMIME-Version: 1.0\r\n"
          b"Content-Type: multipart/mixed; boundary=m\r\n\r\n"
