@@ -182,14 +182,13 @@ async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>
             "description": "header text may not hold line breaks or control characters"}),
         );
     }
-    for unsupported in ["bodyStructure", "headers"] {
-        if object.contains_key(unsupported) {
-            return Err(
-                json!({"type": "invalidProperties", "properties": [unsupported],
-                "description": "give textBody, htmlBody and attachments instead"}),
-            );
-        }
+    if object.contains_key("headers") {
+        return Err(
+            json!({"type": "invalidProperties", "properties": ["headers"],
+            "description": "give header: properties instead"}),
+        );
     }
+    let structured = super::email_body::given(object)?;
     let host = ctx.shared.config.hostname().to_string();
     let message_id = id_strings(object.get("messageId"))
         .into_iter()
@@ -236,6 +235,14 @@ async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map_or_else(|| chrono::Utc::now().timestamp(), |d| d.timestamp());
     b = b.date(sent);
+    if structured {
+        let structure = object.get("bodyStructure").expect("given");
+        let tree = super::email_body::tree(ctx, structure, object.get("bodyValues")).await?;
+        return b
+            .body(tree)
+            .write_to_vec()
+            .map_err(|_| set_error("serverFail", "the message could not be built"));
+    }
     let text = body_text(object, "textBody")?;
     let html = body_text(object, "htmlBody")?;
     match (&text, &html) {

@@ -11,6 +11,7 @@ pub mod auth;
 mod blobs;
 mod body;
 mod email;
+mod email_body;
 mod email_headers;
 mod email_query;
 mod email_set;

@@ -113,6 +113,26 @@ for clash in [{"header:Subject:asText": "again"}, {"header:Content-Type": " text
     _, got, _ = call("Email/set", {"create": {"c": dict(draft, **clash)}})
     assert got["notCreated"]["c"]["type"] == "invalidProperties", (clash, got)
     assert got["notCreated"]["c"]["properties"] == list(clash), (clash, got)
+# A body given as bodyStructure: alternative text and HTML, and an uploaded attachment.
+up = requests.post(f"{base}/jmap/upload/a1/", data=b"%PDF-1.4 tiny", auth=("alice", "alice-pw"),
+                   verify=False, headers={"Content-Type": "application/pdf"}).json()
+structured = {"mailboxIds": {inbox: True}, "from": [{"email": "alice@localhost"}], "subject": "structured",
+    "bodyStructure": {"type": "multipart/mixed", "subParts": [
+        {"type": "multipart/alternative", "subParts": [
+            {"partId": "t", "type": "text/plain"}, {"partId": "h", "type": "text/html"}]},
+        {"blobId": up["blobId"], "type": "application/pdf", "name": "tiny.pdf", "disposition": "attachment"}]},
+    "bodyValues": {"t": {"value": "plain words"}, "h": {"value": "<p>html words</p>"}}}
+_, got, _ = call("Email/set", {"create": {"s": structured}})
+made = got["created"]["s"]["id"]
+_, got, _ = call("Email/get", {"ids": [made], "fetchAllBodyValues": True,
+                               "properties": ["textBody", "htmlBody", "attachments", "bodyValues"]})
+[e] = got["list"]
+assert [e["bodyValues"][p["partId"]]["value"].strip() for p in e["textBody"]] == ["plain words"], e
+assert [e["bodyValues"][p["partId"]]["value"].strip() for p in e["htmlBody"]] == ["<p>html words</p>"], e
+assert [(a["name"], a["type"], a["size"]) for a in e["attachments"]] == [("tiny.pdf", "application/pdf", 13)], e
+both = dict(structured, textBody=[{"partId": "t", "type": "text/plain"}])
+_, got, _ = call("Email/set", {"create": {"b": both}})
+assert got["notCreated"]["b"]["properties"] == ["bodyStructure"], got
 # More changes than maxChanges: the client is asked to read them afresh, never given more.
 for n in range(3):
     call("Mailbox/set", {"create": {f"c{n}": {"name": f"Box {n}"}}})
