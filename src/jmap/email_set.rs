@@ -18,6 +18,29 @@ use jmail_proto::jmap::keywords::{self, Keyword};
 /// Most attachments one created Email may carry.
 const ATTACHMENTS_MAX: usize = 100;
 
+/// The properties a client may give an Email it creates (RFC 8621 §4.6), besides `header:*`.
+const CREATE_PROPERTIES: [&str; 19] = [
+    "mailboxIds",
+    "keywords",
+    "receivedAt",
+    "messageId",
+    "inReplyTo",
+    "references",
+    "sender",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "replyTo",
+    "subject",
+    "sentAt",
+    "bodyStructure",
+    "bodyValues",
+    "textBody",
+    "htmlBody",
+    "attachments",
+];
+
 /// The store's flags for a JMAP keywords object (`{"$seen": true, "work": true}`).
 fn flags_of(keywords_value: &Value) -> Result<Flags, Value> {
     let Some(o) = keywords_value.as_object() else {
@@ -464,6 +487,14 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             not_created.insert(cid, invalid("create"));
             continue;
         };
+        if let Some(bad) = object
+            .keys()
+            .find(|k| !CREATE_PROPERTIES.contains(&k.as_str()) && !k.starts_with("header:"))
+        {
+            // Unknown, or set by the server (id, blobId, threadId, size, preview ...).
+            not_created.insert(cid, invalid(bad));
+            continue;
+        }
         let result = match build(ctx, object).await {
             Ok(raw) => store_new(ctx, object, raw).await,
             Err(e) => Err(e),

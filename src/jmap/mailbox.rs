@@ -339,6 +339,18 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         .unwrap_or(false);
     let (mut created, mut not_created) = (Map::new(), Map::new());
     for (cid, object) in parents_first(create) {
+        // Only what a client sets; the counts, rights and id are the server's (RFC 8620 §5.3).
+        if let Some(bad) = object.as_object().and_then(|o| {
+            o.keys().find(|k| {
+                !["name", "parentId", "role", "sortOrder", "isSubscribed"].contains(&k.as_str())
+            })
+        }) {
+            not_created.insert(
+                cid,
+                json!({"type": "invalidProperties", "properties": [bad]}),
+            );
+            continue;
+        }
         let name = object.get("name").and_then(Value::as_str).unwrap_or("");
         if object.get("role").is_some_and(|r| !r.is_null()) {
             not_created.insert(

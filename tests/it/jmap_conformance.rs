@@ -133,6 +133,11 @@ assert [(a["name"], a["type"], a["size"]) for a in e["attachments"]] == [("tiny.
 both = dict(structured, textBody=[{"partId": "t", "type": "text/plain"}])
 _, got, _ = call("Email/set", {"create": {"b": both}})
 assert got["notCreated"]["b"]["properties"] == ["bodyStructure"], got
+# Properties the server sets, or that do not exist, are refused on create.
+_, got, _ = call("Email/set", {"create": {"x": dict(draft, id="e1"), "y": dict(draft, bogus=1)}})
+assert got["notCreated"]["x"]["properties"] == ["id"] and got["notCreated"]["y"]["properties"] == ["bogus"], got
+_, got, _ = call("Mailbox/set", {"create": {"z": {"name": "R9", "totalEmails": 5}}})
+assert got["notCreated"]["z"]["properties"] == ["totalEmails"], got
 # More changes than maxChanges: the client is asked to read them afresh, never given more.
 for n in range(3):
     call("Mailbox/set", {"create": {f"c{n}": {"name": f"Box {n}"}}})
