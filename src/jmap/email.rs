@@ -16,7 +16,7 @@ use crate::store::{MailboxId, MessageMeta};
 use jmail_proto::summary::{DEPTH_MAX, PARTS_MAX};
 
 /// What an Email shows when `properties` is not given (RFC 8621 §4.2).
-const DEFAULT_PROPERTIES: [&str; 24] = [
+pub const DEFAULT_PROPERTIES: [&str; 24] = [
     "id",
     "blobId",
     "threadId",

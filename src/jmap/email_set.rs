@@ -18,28 +18,22 @@ use jmail_proto::jmap::keywords::{self, Keyword};
 /// Most attachments one created Email may carry.
 const ATTACHMENTS_MAX: usize = 100;
 
-/// The properties a client may give an Email it creates (RFC 8621 §4.6), besides `header:*`.
-const CREATE_PROPERTIES: [&str; 19] = [
-    "mailboxIds",
-    "keywords",
-    "receivedAt",
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "bodyStructure",
-    "bodyValues",
-    "textBody",
-    "htmlBody",
-    "attachments",
+/// What the server sets of an Email: a create may not give it (RFC 8620 §5.3).
+const SERVER_SET: [&str; 6] = [
+    "id",
+    "blobId",
+    "threadId",
+    "size",
+    "hasAttachment",
+    "preview",
 ];
+
+/// Whether a client may give `key` to an Email it creates (RFC 8621 §4.6).
+fn settable(key: &str) -> bool {
+    key == "bodyStructure"
+        || key.starts_with("header:")
+        || (super::email::DEFAULT_PROPERTIES.contains(&key) && !SERVER_SET.contains(&key))
+}
 
 /// The store's flags for a JMAP keywords object (`{"$seen": true, "work": true}`).
 fn flags_of(keywords_value: &Value) -> Result<Flags, Value> {
@@ -487,10 +481,7 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             not_created.insert(cid, invalid("create"));
             continue;
         };
-        if let Some(bad) = object
-            .keys()
-            .find(|k| !CREATE_PROPERTIES.contains(&k.as_str()) && !k.starts_with("header:"))
-        {
+        if let Some(bad) = object.keys().find(|k| !settable(k)) {
             // Unknown, or set by the server (id, blobId, threadId, size, preview ...).
             not_created.insert(cid, invalid(bad));
             continue;
