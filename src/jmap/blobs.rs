@@ -77,6 +77,8 @@ pub async fn read_typed(
     let Some(part) = blob.part_number() else {
         return Ok(Some((whole, "message/rfc822".into())));
     };
+    // A part is found by parsing its message: drawn from the request's parse budget.
+    super::email::charge_parsed(&mut ctx.parsed_bytes, whole.len() as u64)?;
     let Some(message) = MessageParser::default().parse(&whole[..]) else {
         return Ok(None);
     };

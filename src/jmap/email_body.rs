@@ -28,8 +28,28 @@ pub async fn tree(
     structure: &Value,
     body_values: Option<&Value>,
 ) -> Result<MimePart<'static>, Value> {
-    let mut parts_left = PARTS_MAX;
-    part(ctx, structure, body_values, 0, &mut parts_left).await
+    let mut left = Left {
+        parts: PARTS_MAX,
+        bytes: ctx.shared.config.limits.message_bytes_max,
+    };
+    part(ctx, structure, body_values, 0, &mut left).await
+}
+
+/// What a bodyStructure may still take: parts, and bytes of blobs and texts held while the message
+/// is built (no more than a message may hold).
+struct Left {
+    parts: usize,
+    bytes: usize,
+}
+
+impl Left {
+    fn take_bytes(&mut self, n: usize, size_max: usize) -> Result<(), Value> {
+        self.bytes = self
+            .bytes
+            .checked_sub(n)
+            .ok_or_else(|| super::email_set::too_large(size_max))?;
+        Ok(())
+    }
 }
 
 type Made<'a> = Pin<Box<dyn Future<Output = Result<MimePart<'static>, Value>> + Send + 'a>>;
@@ -39,18 +59,19 @@ fn part<'a>(
     node: &'a Value,
     body_values: Option<&'a Value>,
     depth: usize,
-    parts_left: &'a mut usize,
+    left: &'a mut Left,
 ) -> Made<'a> {
     Box::pin(async move {
         let Some(node) = node.as_object() else {
             return Err(refused("a part is an object"));
         };
-        if *parts_left == 0 || depth > DEPTH_MAX {
+        if left.parts == 0 || depth > DEPTH_MAX {
             return Err(refused(format!(
                 "at most {PARTS_MAX} parts, {DEPTH_MAX} levels deep"
             )));
         }
-        *parts_left -= 1;
+        left.parts -= 1;
+        let size_max = ctx.shared.config.limits.message_bytes_max;
         let media = node.get("type").and_then(Value::as_str);
         if let Some(media) = media
             && (media.len() > 255 || !media.contains('/') || media.chars().any(char::is_control))
@@ -65,7 +86,7 @@ fn part<'a>(
                 }
                 let mut made = Vec::with_capacity(children.len());
                 for child in children {
-                    made.push(part(ctx, child, body_values, depth + 1, parts_left).await?);
+                    made.push(part(ctx, child, body_values, depth + 1, left).await?);
                 }
                 MimePart::new(ContentType::new(media), BodyPart::Multipart(made))
             }
@@ -79,6 +100,7 @@ fn part<'a>(
                     .and_then(|v| v.get("value"))
                     .and_then(Value::as_str)
                     .ok_or_else(|| refused(format!("no bodyValues for partId {id}")))?;
+                left.take_bytes(text.len(), size_max)?;
                 MimePart::new(ContentType::new(media), text.to_string())
             }
             (None, None, Some(Value::String(blob))) => {
@@ -91,6 +113,7 @@ fn part<'a>(
                         );
                     }
                 };
+                left.take_bytes(bytes.len(), size_max)?;
                 let media = media.map_or(stored_type, str::to_ascii_lowercase);
                 MimePart::new(ContentType::new(media), bytes)
             }

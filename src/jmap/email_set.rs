@@ -53,6 +53,14 @@ fn flags_of(keywords_value: &Value) -> Result<Flags, Value> {
     Ok(flags)
 }
 
+/// A message past `message_bytes_max` (RFC 8621 §4.6 `tooLarge`).
+pub fn too_large(size_max: usize) -> Value {
+    set_error(
+        "tooLarge",
+        format!("a message is at most {size_max} bytes here"),
+    )
+}
+
 fn invalid(property: &str) -> Value {
     json!({"type": "invalidProperties", "properties": [property]})
 }
@@ -284,6 +292,9 @@ async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>
             "description": format!("at most {ATTACHMENTS_MAX} attachments")}),
         );
     }
+    // The blobs are held while the message is built: no more of them than a message may hold.
+    let mut held = 0usize;
+    let size_max = ctx.shared.config.limits.message_bytes_max;
     for a in attachments {
         let blob = a
             .get("blobId")
@@ -294,6 +305,10 @@ async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>
             Ok(Some(found)) => found,
             _ => return Err(json!({"type": "blobNotFound", "notFound": [blob.to_string()]})),
         };
+        held += bytes.len();
+        if held > size_max {
+            return Err(too_large(size_max));
+        }
         let media = a
             .get("type")
             .and_then(Value::as_str)
@@ -347,10 +362,7 @@ async fn store_new(
 ) -> Result<Value, Value> {
     let size_max = ctx.shared.config.limits.message_bytes_max;
     if raw.len() > size_max {
-        return Err(set_error(
-            "tooLarge",
-            format!("a message is at most {size_max} bytes here"),
-        ));
+        return Err(too_large(size_max));
     }
     let mailboxes = mailbox_set(ctx, object.get("mailboxIds")).await?;
     let flags = match object.get("keywords") {

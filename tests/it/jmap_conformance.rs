@@ -133,6 +133,15 @@ assert [(a["name"], a["type"], a["size"]) for a in e["attachments"]] == [("tiny.
 both = dict(structured, textBody=[{"partId": "t", "type": "text/plain"}])
 _, got, _ = call("Email/set", {"create": {"b": both}})
 assert got["notCreated"]["b"]["properties"] == ["bodyStructure"], got
+# Blobs past what a message may hold (256 KiB here) are refused as tooLarge, both ways of giving them.
+big = requests.post(f"{base}/jmap/upload/a1/", data=b"x" * (200 * 1024), auth=("alice", "alice-pw"),
+                    verify=False, headers={"Content-Type": "application/octet-stream"}).json()["blobId"]
+two = [{"blobId": big, "type": "application/octet-stream", "name": f"{n}.bin"} for n in range(2)]
+_, got, _ = call("Email/set", {"create": {"a": dict(draft, attachments=two)}})
+assert got["notCreated"]["a"]["type"] == "tooLarge", got
+tree = {"type": "multipart/mixed", "subParts": [dict(p, disposition="attachment") for p in two]}
+_, got, _ = call("Email/set", {"create": {"a": dict(structured, bodyStructure=tree)}})
+assert got["notCreated"]["a"]["type"] == "tooLarge", got
 # Properties the server sets, or that do not exist, are refused on create.
 _, got, _ = call("Email/set", {"create": {"x": dict(draft, id="e1"), "y": dict(draft, bogus=1)}})
 assert got["notCreated"]["x"]["properties"] == ["id"] and got["notCreated"]["y"]["properties"] == ["bogus"], got
@@ -153,6 +162,7 @@ async fn what_the_jmap_rfcs_ask_of_emails_and_mailboxes() {
     let s = TestServer::start_with(|c| {
         c.https_port = Some(0);
         c.imap_port = Some(0);
+        c.limits.message_bytes_max = 256 * 1024;
     })
     .await;
     crate::imap::bare_user(&s, "alice", "alice-pw").await;
