@@ -254,12 +254,16 @@ async fn build(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<Vec<u8>
     if !references.is_empty() {
         b = b.references(references);
     }
+    // The Date field keeps the zone the client gave (`sentAt` is RFC 3339 with its offset).
     let sent = object
         .get("sentAt")
         .and_then(Value::as_str)
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map_or_else(|| chrono::Utc::now().timestamp(), |d| d.timestamp());
-    b = b.date(sent);
+        .unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+    b = b.header(
+        "Date",
+        mail_builder::headers::raw::Raw::new(sent.to_rfc2822()),
+    );
     if structured {
         let structure = object.get("bodyStructure").expect("given");
         let tree = super::email_body::tree(ctx, structure, object.get("bodyValues")).await?;

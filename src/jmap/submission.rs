@@ -220,6 +220,9 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         return Err(set_error("emailNotFound", "no such email"));
     };
     let parsed = MessageParser::default().parse(&raw[..]);
+    // The submission's thread is its Email's (RFC 8621 §7), from the same conversation root.
+    let root = jmail_proto::summary::summarize_message(&raw).thread_root;
+    let thread_id = super::email::thread_by_root(ctx.account.id, email, root.as_deref());
     // The From field must be the account's own address.
     let from_ok = parsed.as_ref().and_then(|m| m.from()).is_some_and(|f| {
         f.iter()
@@ -382,7 +385,7 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
     let id = format!("s{:016x}", rand::random::<u64>());
     let sent_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     Ok((
-        json!({"id": id, "sendAt": sent_at, "undoStatus": "final", "threadId": null}),
+        json!({"id": id, "sendAt": sent_at, "undoStatus": "final", "threadId": thread_id}),
         email_id.unwrap_or_default(),
     ))
 }

@@ -142,6 +142,12 @@ assert got["notCreated"]["a"]["type"] == "tooLarge", got
 tree = {"type": "multipart/mixed", "subParts": [dict(p, disposition="attachment") for p in two]}
 _, got, _ = call("Email/set", {"create": {"a": dict(structured, bodyStructure=tree)}})
 assert got["notCreated"]["a"]["type"] == "tooLarge", got
+# sentAt keeps its zone in the one Date field.
+_, got, _ = call("Email/set", {"create": {"z": dict(draft, sentAt="2026-01-02T03:04:05+01:00")}})
+_, got, _ = call("Email/get", {"ids": [got["created"]["z"]["id"]], "properties": ["sentAt", "header:Date:all"]})
+[dated] = got["list"]
+assert dated["sentAt"] == "2026-01-02T03:04:05+01:00", dated
+assert len(dated["header:Date:all"]) == 1 and dated["header:Date:all"][0].endswith("+0100"), dated
 # Properties the server sets, or that do not exist, are refused on create.
 _, got, _ = call("Email/set", {"create": {"x": dict(draft, id="e1"), "y": dict(draft, bogus=1)}})
 assert got["notCreated"]["x"]["properties"] == ["id"] and got["notCreated"]["y"]["properties"] == ["bogus"], got
