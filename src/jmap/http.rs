@@ -373,6 +373,28 @@ struct DownloadQuery {
     accept: Option<String>,
 }
 
+/// `attachment` with the file name for every browser: an ASCII `filename` (what is not ASCII as `_`)
+/// and, for a name that is not all ASCII, RFC 6266's `filename*` in UTF-8, percent-encoded.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect();
+    if name.is_ascii() {
+        return format!("attachment; filename=\"{ascii}\"");
+    }
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 /// A media type safe to put in a header (and not one a browser would run as a page of this origin).
 fn safe_media_type(t: &str) -> Option<&str> {
     let ok = !t.is_empty()
@@ -416,7 +438,7 @@ async fn download(
         .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
         .take(200)
         .collect();
-    let disposition = format!("attachment; filename=\"{file_name}\"");
+    let disposition = content_disposition(&file_name);
     let mut response = Response::new(Body::from(bytes));
     let h = response.headers_mut();
     h.insert(
@@ -534,5 +556,20 @@ async fn token(State(s): State<JmapState>, headers: HeaderMap, body: Bytes) -> R
             "username": account.name,
         })),
         None => refused(Refused::Unavailable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_in_any_script() {
+        assert_eq!(
+            super::content_disposition("report.pdf"),
+            "attachment; filename=\"report.pdf\""
+        );
+        assert_eq!(
+            super::content_disposition("report é.pdf"),
+            "attachment; filename=\"report _.pdf\"; filename*=UTF-8''report%20%C3%A9.pdf"
+        );
     }
 }
