@@ -511,9 +511,20 @@ fn body_values(m: &Message<'_>, body: &BodyOptions) -> Value {
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
+        // A charset no decoder knows was read as if it were another: that is an encoding problem
+        // too (RFC 8621 §4.1.4).
+        let unknown_charset = p
+            .content_type()
+            .and_then(|ct| ct.attribute("charset"))
+            .is_some_and(|c| {
+                mail_parser::decoders::charsets::map::charset_decoder(c.as_bytes()).is_none()
+                    && !["us-ascii", "utf-8", "utf8", "ascii"]
+                        .iter()
+                        .any(|known| c.eq_ignore_ascii_case(known))
+            });
         o.insert(
             index.to_string(),
-            json!({"value": &text[..cut], "isEncodingProblem": p.is_encoding_problem,
+            json!({"value": &text[..cut], "isEncodingProblem": p.is_encoding_problem || unknown_charset,
                    "isTruncated": cut < text.len()}),
         );
     }

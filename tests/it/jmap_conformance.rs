@@ -81,6 +81,14 @@ _, got, _ = call("Email/get", {"ids": got["ids"], "properties": ["attachments", 
 assert [a["type"] for a in pictures["attachments"]] == ["application/pdf"], pictures
 assert "image/png" in [p["type"] for p in pictures["textBody"]], pictures
 
+# A charset nobody knows is an encoding problem; well-known ones are not.
+for cs, problem in [("x-unknown-cs", True), ("utf-8", False), ("iso-8859-1", False), ("US-ASCII", False)]:
+    imap.append("INBOX", None, None, f"From: a@example.test\r\nSubject: cs {cs}\r\nContent-Type: text/plain; charset={cs}\r\n\r\nhello\r\n".encode())
+    _, got, _ = call("Email/query", {"filter": {"subject": f"cs {cs}"}})
+    _, got, _ = call("Email/get", {"ids": got["ids"], "properties": ["bodyValues"], "fetchTextBodyValues": True})
+    [value] = got["list"][0]["bodyValues"].values()
+    assert value["isEncodingProblem"] is problem, (cs, value)
+
 # Mailbox/get: an unknown property is refused; each id once.
 name, got, _ = call("Mailbox/get", {"properties": ["name", "nope"]})
 assert (name, got["type"]) == ("error", "invalidArguments"), got
@@ -93,7 +101,7 @@ assert len(got["list"]) == 1, got
 _, got, _ = call("Mailbox/set", {"update": {inbox: {"name": "Foo"}}})
 assert got["notUpdated"][inbox]["type"] == "forbidden", got
 _, got, _ = call("Mailbox/get", {"ids": [inbox], "properties": ["name", "totalEmails"]})
-assert got["list"][0]["name"] == "INBOX" and got["list"][0]["totalEmails"] == 2, got
+assert got["list"][0]["name"] == "INBOX" and got["list"][0]["totalEmails"] == 6, got
 _, got, _ = call("Mailbox/set", {"update": {inbox: {"sortOrder": 5}}})
 assert got["updated"] == {inbox: {"sortOrder": 1}}, got
 # header: properties on a created Email become its fields; ones that clash are refused, not dropped.
