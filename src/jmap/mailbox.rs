@@ -52,6 +52,37 @@ fn sort_order(role: Option<Role>) -> u32 {
     }
 }
 
+/// Most messages a mailbox may hold for its thread counts to be worked out (from its messages'
+/// stored summaries, about 1 µs each); a larger one reports its message counts in their place.
+pub const THREAD_COUNT_MESSAGES_MAX: u64 = 20_000;
+
+/// A mailbox's `totalThreads` and `unreadThreads` (RFC 8621 §2): the conversations it has a message
+/// of, and those with an unread (neither `$seen` nor `$draft`) message in it. (The RFC counts an
+/// unread message of the thread anywhere but Trash and Junk; this counts those in the mailbox.)
+async fn thread_counts(ctx: &mut Ctx<'_>, m: &MailboxInfo) -> Result<(u64, u64), MethodError> {
+    if m.messages == 0 || m.messages > THREAD_COUNT_MESSAGES_MAX {
+        return Ok((m.messages, m.unseen));
+    }
+    let user = ctx.account.id;
+    let uids = ctx.uids(m.id).await?;
+    let (mut all, mut unread) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    for row in ctx.summaries(m.id, &uids).await? {
+        let id = ids::EmailId {
+            blob: row.meta.blob,
+        };
+        let thread = super::email::thread_of(user, id, row.summary.as_deref());
+        let read = row.meta.flags & (crate::store::flags::SEEN | crate::store::flags::DRAFT) != 0;
+        if !read {
+            unread.insert(thread.clone());
+        }
+        all.insert(thread);
+    }
+    Ok((all.len() as u64, unread.len() as u64))
+}
+
 fn object(m: &MailboxInfo, all: &[MailboxInfo]) -> Value {
     let parent = parent_name(&m.name)
         .and_then(|p| all.iter().find(|x| x.name == p))
@@ -117,20 +148,34 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     }
     let state = state(ctx).await?;
     let all = ctx.mailboxes().await?.to_vec();
-    let mut list = Vec::new();
+    let mut chosen = Vec::new();
     let mut not_found = Vec::new();
     match wanted {
-        None => list.extend(all.iter().map(|m| pick(object(m, &all), &props))),
+        None => chosen.extend(all.iter()),
         Some(wanted) => {
             for id in wanted {
                 match ids::parse_mailbox(ctx.resolve(&id))
                     .and_then(|n| all.iter().find(|m| m.id == n))
                 {
-                    Some(m) => list.push(pick(object(m, &all), &props)),
+                    Some(m) => chosen.push(m),
                     None => not_found.push(id),
                 }
             }
         }
+    }
+    let threads_wanted = props.as_ref().is_none_or(|p| {
+        p.iter()
+            .any(|p| p == "totalThreads" || p == "unreadThreads")
+    });
+    let mut list = Vec::with_capacity(chosen.len());
+    for m in chosen {
+        let mut o = object(m, &all);
+        if threads_wanted {
+            let (total, unread) = thread_counts(ctx, m).await?;
+            o["totalThreads"] = json!(total);
+            o["unreadThreads"] = json!(unread);
+        }
+        list.push(pick(o, &props));
     }
     Ok(json!({"accountId": ctx.account_id(), "state": state, "list": list, "notFound": not_found}))
 }

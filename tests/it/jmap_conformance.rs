@@ -161,13 +161,21 @@ _, got, _ = call("Email/set", {"create": {"x": dict(draft, id="e1"), "y": dict(d
 assert got["notCreated"]["x"]["properties"] == ["id"] and got["notCreated"]["y"]["properties"] == ["bogus"], got
 _, got, _ = call("Mailbox/set", {"create": {"z": {"name": "R9", "totalEmails": 5}}})
 assert got["notCreated"]["z"]["properties"] == ["totalEmails"], got
+# Thread counts: two messages of one conversation and one of another, the other read.
+imap.create("T")
+imap.append("T", None, None, b"From: a@example.test\r\nSubject: q\r\nMessage-ID: <q1@x>\r\n\r\nq\r\n")
+imap.append("T", None, None, b"From: b@example.test\r\nSubject: Re: q\r\nMessage-ID: <q2@x>\r\nIn-Reply-To: <q1@x>\r\nReferences: <q1@x>\r\n\r\nr\r\n")
+imap.append("T", "(\\Seen)", None, b"From: c@example.test\r\nSubject: other\r\nMessage-ID: <o1@x>\r\n\r\no\r\n")
+_, got, _ = call("Mailbox/get", {"properties": ["name", "totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]})
+[t] = [m for m in got["list"] if m["name"] == "T"]
+assert (t["totalEmails"], t["unreadEmails"], t["totalThreads"], t["unreadThreads"]) == (3, 2, 2, 1), t
 # More changes than maxChanges: the client is asked to read them afresh, never given more.
 for n in range(3):
     call("Mailbox/set", {"create": {f"c{n}": {"name": f"Box {n}"}}})
 name, got, _ = call("Mailbox/changes", {"sinceState": state, "maxChanges": 2})
 assert (name, got["type"]) == ("error", "cannotCalculateChanges"), got
 name, got, _ = call("Mailbox/changes", {"sinceState": state, "maxChanges": 10})
-assert name == "Mailbox/changes" and len(got["created"]) == 3, got
+assert name == "Mailbox/changes" and len(got["created"]) == 4, got
 print("ok")
 "##;
 

@@ -95,7 +95,9 @@ async function start() {
 function role(r) { return S.mailboxes.find((m) => m.role === r); }
 
 async function loadMailboxes() {
-  const out = await jmap([['Mailbox/get', { accountId: S.account }, 'm']]);
+  // Only what the list shows: thread counts cost the server a read of each mailbox's summaries.
+  const properties = ['name', 'parentId', 'role', 'sortOrder', 'unreadEmails', 'totalEmails'];
+  const out = await jmap([['Mailbox/get', { accountId: S.account, properties }, 'm']]);
   S.mailboxes = out.m.list.sort((a, b) => a.sortOrder - b.sortOrder || a.name.localeCompare(b.name));
   const nav = $('mailboxes');
   nav.replaceChildren();
