@@ -211,7 +211,9 @@ fn plan(names: MacroOrMessageDataItemNames<'_>, uid: bool) -> Result<Plan, &'sta
         needs_summary: false,
         needs_bytes: false,
     };
+    let mut asked = HashSet::new();
     if uid {
+        asked.insert(format!("{:?}", Item::Uid));
         plan.items.push(Item::Uid);
     }
     for name in names {
@@ -300,7 +302,10 @@ fn plan(names: MacroOrMessageDataItemNames<'_>, uid: bool) -> Result<Plan, &'sta
             }
             _ => {}
         }
-        plan.items.push(item);
+        // Each item once (`FETCH 1 (FLAGS FLAGS)` answers FLAGS once, as Dovecot does).
+        if asked.insert(format!("{item:?}")) {
+            plan.items.push(item);
+        }
     }
     Ok(plan)
 }

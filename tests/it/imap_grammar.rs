@@ -67,6 +67,22 @@ async fn levels_inbox_read_only_empty_lists_idle_and_check() {
         "{examine:?}"
     );
 
+    // Each item asked twice is answered once.
+    assert_eq!(
+        c.run("c2 FETCH 1 (UID FLAGS UID)").await,
+        strs(&[
+            "* 1 FETCH (UID 1 FLAGS (\\Recent))",
+            "c2 OK FETCH completed"
+        ])
+    );
+    assert_eq!(
+        c.run("c3 SEARCH RETURN (MIN COUNT MIN) ALL").await,
+        strs(&[
+            "* ESEARCH (TAG \"c3\") MIN 1 COUNT 1",
+            "c3 OK SEARCH completed"
+        ])
+    );
+
     // The grammar asks for at least one FETCH and one STATUS item.
     assert_eq!(
         c.run("d1 FETCH 1 ()").await,

@@ -368,14 +368,18 @@ fn returning(
         if nested.is_some() {
             return None;
         }
-        returns.push(match option.as_str() {
+        let option = match option.as_str() {
             "MIN" => SearchReturn::Min,
             "MAX" => SearchReturn::Max,
             "ALL" => SearchReturn::All,
             "COUNT" => SearchReturn::Count,
             "SAVE" => SearchReturn::Save,
             _ => return None,
-        });
+        };
+        // Each once: `RETURN (MIN MIN)` reports MIN once.
+        if !returns.contains(&option) {
+            returns.push(option);
+        }
     }
     let parsed = reparse(command, tokens, (verb_at + 1, after - 1))?;
     Some((Box::new(parsed), returns))
