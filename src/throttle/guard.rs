@@ -20,8 +20,11 @@ pub const TRUSTED_PER_ACCOUNT_MAX: usize = 8;
 pub struct AccountGuard {
     /// Per account, the addresses (keyed as [`crate::caps::address_key`]) it logged in from and when.
     trusted: Mutex<HashMap<String, Vec<(IpAddr, Instant)>>>,
-    /// Guarded accounts with an attempt from an untrusted address being checked now, and that address.
-    checking: Mutex<HashMap<String, IpAddr>>,
+    /// Per account, the untrusted addresses whose attempts are being checked now (one entry per
+    /// attempt). They count as failures to come: without them, hundreds of guesses sent at once, all
+    /// checked before the first failed, would pass a guard not yet in force. An entry lives only while
+    /// its attempt runs, so the map is bounded by the open connections.
+    pending: Mutex<HashMap<String, Vec<IpAddr>>>,
 }
 
 impl AccountGuard {
@@ -57,22 +60,38 @@ impl AccountGuard {
         known.push((ip, now));
     }
 
-    /// Takes the guarded account's one place for an untrusted attempt from `ip`; false when another
-    /// attempt holds it.
-    pub fn enter(&self, account: &str, ip: IpAddr) -> bool {
-        let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
-        if checking.contains_key(account) {
+    /// Lets an untrusted attempt from `ip` at `account` begin, or not. With its attempts in flight
+    /// counted as failures to come, an account short of `guard_at` failures takes any; one at or past
+    /// it is guarded and takes one at a time, and only when `due` (its penalty since the last failure
+    /// has passed).
+    pub fn begin(
+        &self,
+        account: &str,
+        ip: IpAddr,
+        failures: u32,
+        guard_at: u32,
+        due: bool,
+    ) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let running = pending.get(account).map_or(0, Vec::len);
+        let guarded = failures.saturating_add(running as u32) >= guard_at;
+        if guarded && (running > 0 || !due) {
             return false;
         }
-        checking.insert(account.to_string(), ip);
+        pending.entry(account.to_string()).or_default().push(ip);
         true
     }
 
-    /// Gives the place back if `ip`'s attempt holds it.
-    pub fn leave(&self, account: &str, ip: IpAddr) {
-        let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
-        if checking.get(account) == Some(&ip) {
-            checking.remove(account);
+    /// Ends an attempt [`Self::begin`] let in (nothing for one it did not).
+    pub fn end(&self, account: &str, ip: IpAddr) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = pending.get_mut(account) {
+            if let Some(at) = running.iter().position(|a| *a == ip) {
+                running.swap_remove(at);
+            }
+            if running.is_empty() {
+                pending.remove(account);
+            }
         }
     }
 }

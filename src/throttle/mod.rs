@@ -200,14 +200,14 @@ impl LoginThrottle {
         let account_record = self.current(&self.accounts, &account.to_string(), now, &p);
         let account_failures = account_record.map_or(0, |r| r.failures);
         let penalty = penalty(ip_failures.max(account_failures), p.penalty_max);
-        if let Some(record) = account_record
-            && account_failures >= p.block_failures.max(1)
+        let due = account_record.is_none_or(|r| now.duration_since(r.last) >= penalty);
+        let guard_at = p.block_failures.max(1);
+        if !self
+            .guard
+            .begin(account, ip, account_failures, guard_at, due)
         {
-            let due = now.duration_since(record.last) >= penalty;
-            if !due || !self.guard.enter(account, ip) {
-                self.release(ip);
-                return Verdict::Guarded;
-            }
+            self.release(ip);
+            return Verdict::Guarded;
         }
         Verdict::Check { penalty }
     }
@@ -217,7 +217,7 @@ impl LoginThrottle {
     pub fn abandon(&self, ip: IpAddr, account: &str) {
         let ip = crate::caps::address_key(ip);
         self.release(ip);
-        self.guard.leave(account, ip);
+        self.guard.end(account, ip);
     }
 
     /// Gives back one of `ip`'s places in flight (`ip` already keyed).
@@ -244,13 +244,13 @@ impl LoginThrottle {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(account);
             self.guard.remember(account, ip, now, THROTTLE_ENTRIES_MAX);
-            self.guard.leave(account, ip);
+            self.guard.end(account, ip);
             return;
         }
         let ip_failures = self.bump(&self.ips, ip, now, &p);
         // Counted before the account's turn is given back, so the next untrusted attempt waits from now.
         self.bump(&self.accounts, account.to_string(), now, &p);
-        self.guard.leave(account, ip);
+        self.guard.end(account, ip);
         if ip_failures >= p.block_failures {
             let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(r) = ips.get_mut(&ip)
@@ -673,6 +673,39 @@ mod tests {
         // A good login from a new address ends the guard.
         t.finish(ip(12), "alice", true, &limits());
         assert_eq!(penalty(t.check(ip(13), "alice", &limits())), 0);
+    }
+
+    #[test]
+    fn guesses_sent_all_at_once_count_before_they_fail() {
+        let (t, _) = throttle();
+        // Ten in flight at once from ten addresses: the account's guard counts them as failures to come.
+        for n in 0..10 {
+            assert!(matches!(
+                t.check(ip(n), "alice", &limits()),
+                Verdict::Check { .. }
+            ));
+        }
+        assert_eq!(t.check(ip(10), "alice", &limits()), Verdict::Guarded);
+        // One ends well (its place is free again); the other nine still count.
+        t.finish(ip(0), "alice", true, &limits());
+        assert!(matches!(
+            t.check(ip(11), "alice", &limits()),
+            Verdict::Check { .. }
+        ));
+        assert_eq!(t.check(ip(12), "alice", &limits()), Verdict::Guarded);
+        for n in (1..10).chain([11]) {
+            t.finish(ip(n), "alice", false, &limits());
+        }
+        assert_eq!(
+            t.check(ip(13), "alice", &limits()),
+            Verdict::Guarded,
+            "ten failures, not due"
+        );
+        // The address that logged in goes on.
+        assert!(matches!(
+            t.check(ip(0), "alice", &limits()),
+            Verdict::Check { .. }
+        ));
     }
 
     #[test]
