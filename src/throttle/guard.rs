@@ -1,6 +1,7 @@
 //! Guessing at one account from many addresses. Per-address blocks stop one address; an attacker with
 //! hundreds of them gets hundreds of budgets for the same account. Once an account has
-//! `login_block_failures` failures in force it is guarded: attempts from addresses it has logged in
+//! `login_block_failures` failures in force (its untrusted attempts still being checked counting) it
+//! is guarded: attempts from addresses it has logged in
 //! from before go on as usual, and the others are checked one at a time, each no sooner than the
 //! account's penalty after its last failure (with the defaults, one guess per 15 s however many
 //! addresses guess). Nothing is ever locked: a known address is never held back, and a good login

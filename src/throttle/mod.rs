@@ -231,21 +231,27 @@ impl LoginThrottle {
         }
     }
 
-    /// After the password check that a `Check` allowed. A success clears the account's failures, not the
-    /// IP's: logging in to one's own account must not wash away guesses at another's.
-    pub fn finish(&self, ip: IpAddr, account: &str, success: bool, limits: &Limits) {
+    /// After the password check that a `Check` allowed. A success from an address new to the account
+    /// clears the account's failures (whoever knew the password came by a turn); one from an address it
+    /// logged in from before does not, since a mail client that logs in every few minutes would
+    /// otherwise reopen the gate to the guesses it holds back. Never the IP's: logging in to one's own
+    /// account must not wash away guesses at another's. Returns whether the failures were cleared.
+    pub fn finish(&self, ip: IpAddr, account: &str, success: bool, limits: &Limits) -> bool {
         let p = Policy::of(limits);
         let now = self.clock.now();
         let ip = crate::caps::address_key(ip);
         self.release(ip);
         if success {
-            self.accounts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(account);
+            let known = self.guard.trusts(account, ip, now);
+            if !known {
+                self.accounts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(account);
+            }
             self.guard.remember(account, ip, now, THROTTLE_ENTRIES_MAX);
             self.guard.end(account, ip);
-            return;
+            return !known;
         }
         let ip_failures = self.bump(&self.ips, ip, now, &p);
         // Counted before the account's turn is given back, so the next untrusted attempt waits from now.
@@ -260,6 +266,7 @@ impl LoginThrottle {
                 tracing::warn!(%ip, failures = ip_failures, block_secs = p.block.as_secs(), "blocking logins from this address");
             }
         }
+        false
     }
 
     /// The keys an attempt is counted under where counts are shared.
@@ -470,8 +477,8 @@ pub async fn login(
     in_flight.done = true;
     match result {
         Ok(Some(account)) => {
-            throttle.finish(ip, name, true, &config.limits);
-            if shared_failures {
+            let cleared = throttle.finish(ip, name, true, &config.limits);
+            if shared_failures && cleared {
                 throttle.share_success(name).await;
             }
             crate::metrics::METRICS.login(crate::metrics::Login::Ok);
@@ -723,6 +730,10 @@ mod tests {
         // A is judged by its own failures: none, so no penalty and no turn to wait for.
         assert_eq!(penalty(t.check(A, "alice", &limits())), 0);
         assert_eq!(penalty(t.check(A, "alice", &limits())), 0);
+        // Its good logins (a client checking mail every few minutes) do not reopen the gate.
+        assert!(!t.finish(A, "alice", true, &limits()));
+        assert!(!t.finish(A, "alice", true, &limits()));
+        assert_eq!(t.check(B, "alice", &limits()), Verdict::Guarded);
     }
 
     #[test]
