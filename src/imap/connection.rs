@@ -22,10 +22,11 @@ struct Imap {
     session: Session,
 }
 
-/// The longest command line a logged-in client may send, if `line_bytes_max` is below it: a UID set
-/// of a sparse selection (`UID STORE 3,7,12,...`) grows past 8 KiB in real use, and Dovecot takes
-/// 64 KiB. Costs at most this much buffered per connection while such a line arrives.
-pub const LINE_BYTES_MAX_AUTH: usize = 64 * 1024;
+/// How many times `line_bytes_max` a logged-in client's command line may be (64 KiB by default): a
+/// UID set of a sparse selection (`UID STORE 3,7,12,...`) grows past 8 KiB in real use, and Dovecot
+/// takes 64 KiB. Costs at most that much buffered per connection while such a line arrives; an
+/// administrator who lowers `line_bytes_max` lowers it too.
+pub const LINE_BYTES_AUTH_FACTOR: usize = 8;
 
 /// The decoder's limits: before login a command is one short line or two; after, a line may be
 /// longer and a literal may be a whole message (APPEND).
@@ -34,7 +35,7 @@ fn limits(config: &Config, logged_in: bool) -> Limits {
     let (literal, line) = if logged_in {
         (
             l.message_bytes_max,
-            l.line_bytes_max.max(LINE_BYTES_MAX_AUTH),
+            l.line_bytes_max * LINE_BYTES_AUTH_FACTOR,
         )
     } else {
         (LITERAL_BYTES_MAX_UNAUTH, l.line_bytes_max)

@@ -96,12 +96,6 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
-/// Numbers in the order given (COPYUID pairs its two sets by position, so they are not sorted).
-pub fn number_list(numbers: impl Iterator<Item = u32>) -> String {
-    let all: Vec<String> = numbers.map(|n| n.to_string()).collect();
-    all.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,10 @@ const SET_BY_PROPERTIES: [&str; 11] = [
     "date",
 ];
 
+/// Longest raw value a `header:` property may give: a line of 998 octets less the longest name
+/// (76) and `: `.
+pub const RAW_VALUE_BYTES_MAX: usize = 998 - 76 - 2;
+
 /// Most `header:` properties one Email may give.
 pub const HEADER_PROPERTIES_MAX: usize = 100;
 
@@ -164,8 +168,15 @@ fn field(form: &str, v: &Value) -> Option<HeaderType<'static>> {
             .collect()
     };
     Some(match form {
-        // The raw form is the value after the colon, as the client wrote it.
-        "asRaw" => Raw::new(v.as_str()?.trim_start().to_string()).into(),
+        // The raw form is the value after the colon, as the client wrote it: one line (line breaks
+        // are refused before), so no longer than a line may be (RFC 5322 §2.1.1: 998 octets).
+        "asRaw" => {
+            let raw = v.as_str()?.trim_start();
+            if raw.len() > RAW_VALUE_BYTES_MAX {
+                return None;
+            }
+            Raw::new(raw.to_string()).into()
+        }
         "asText" => Text::new(v.as_str()?.to_string()).into(),
         "asURLs" => URL::new_list(strings(v)?.into_iter()).into(),
         "asMessageIds" => MessageId::new_list(strings(v)?.into_iter()).into(),
@@ -215,5 +226,7 @@ mod tests {
         assert!(!form_allowed("header:X-A:all:asText"));
         assert!(!form_allowed("header:"));
         assert!(field("asDate", &json!("yesterday")).is_none());
+        assert!(field("asRaw", &json!("x".repeat(RAW_VALUE_BYTES_MAX))).is_some());
+        assert!(field("asRaw", &json!("x".repeat(RAW_VALUE_BYTES_MAX + 1))).is_none());
     }
 }

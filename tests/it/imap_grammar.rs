@@ -178,7 +178,7 @@ async fn the_saved_search_result() {
     );
     assert_eq!(
         c.run("h COPY $ Archive").await,
-        strs(&["h OK [COPYUID 6 2,4 1,2] COPY completed"])
+        strs(&["h OK [COPYUID 6 2,4 1:2] COPY completed"])
     );
     // An expunged message leaves `$`; the numbers are the session's after the expunge.
     c.run("i STORE 2 +FLAGS.SILENT (\\Deleted)").await;
