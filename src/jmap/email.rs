@@ -695,9 +695,14 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
 pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let blob_ids = id_list(&args, "blobIds")?.unwrap_or_default();
     let mut props = email_properties(&args)?;
-    props.retain(|p| {
-        !["id", "threadId", "mailboxIds", "keywords", "receivedAt"].contains(&p.as_str())
-    });
+    // A blob is no Email of a mailbox: these are null (RFC 8621 §4.9), when asked for.
+    const NOT_STORED: [&str; 5] = ["id", "threadId", "mailboxIds", "keywords", "receivedAt"];
+    let nulls: Vec<String> = props
+        .iter()
+        .filter(|p| NOT_STORED.contains(&p.as_str()))
+        .cloned()
+        .collect();
+    props.retain(|p| !NOT_STORED.contains(&p.as_str()));
     let body = BodyOptions::from_args(&args)?;
     let (mut parsed, mut not_parsable, mut not_found) = (Map::new(), Vec::new(), Vec::new());
     for id in blob_ids {
@@ -712,7 +717,10 @@ pub async fn parse(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
                 if MessageParser::default().parse(&bytes[..]).is_none() {
                     not_parsable.push(id);
                 } else {
-                    let email = render(None, &blob, Some(&bytes), &props, &body);
+                    let mut email = render(None, &blob, Some(&bytes), &props, &body);
+                    if let Some(o) = email.as_object_mut() {
+                        o.extend(nulls.iter().map(|p| (p.clone(), Value::Null)));
+                    }
                     charge_parsed(&mut ctx.reply_bytes, json_len(&email))?;
                     parsed.insert(id, email);
                 }

@@ -166,6 +166,20 @@ fn body_text(object: &Map<String, Value>, list: &str) -> Result<Option<String>, 
     let Some(first) = parts.first() else {
         return Ok(None);
     };
+    // textBody is text/plain, htmlBody text/html (RFC 8621 §4.6): another type is refused, not
+    // rewritten.
+    let wanted = if list == "htmlBody" {
+        "text/html"
+    } else {
+        "text/plain"
+    };
+    if first
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.eq_ignore_ascii_case(wanted))
+    {
+        return Err(invalid(list));
+    }
     let part_id = first
         .get("partId")
         .and_then(Value::as_str)

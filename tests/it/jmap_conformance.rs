@@ -43,8 +43,9 @@ _, got, _ = call("Email/get", {"ids": [eid, eid], "properties": [
 assert att["type"] == "message/rfc822" and att["size"] == len(inner), (att, len(inner))
 r = requests.get(f"{base}/jmap/download/a1/{att['blobId']}/m.eml", auth=("alice", "alice-pw"), verify=False)
 assert r.status_code == 200 and r.content == inner, r.content[:200]
-_, parsed, _ = call("Email/parse", {"blobIds": [att["blobId"]], "properties": ["subject", "from"]})
+_, parsed, _ = call("Email/parse", {"blobIds": [att["blobId"]], "properties": ["subject", "from", "id", "keywords"]})
 assert parsed["parsed"][att["blobId"]]["subject"] == "inner msg", parsed
+assert parsed["parsed"][att["blobId"]]["id"] is None and parsed["parsed"][att["blobId"]]["keywords"] is None, parsed
 # Groups keep their names; addresses outside any group make a group without one.
 assert email["header:Cc:asGroupedAddresses"] == [
     {"name": "undisclosed-recipients", "addresses": []},
@@ -156,6 +157,9 @@ _, got, _ = call("Email/get", {"ids": [got["created"]["z"]["id"]], "properties":
 [dated] = got["list"]
 assert dated["sentAt"] == "2026-01-02T03:04:05+01:00", dated
 assert len(dated["header:Date:all"]) == 1 and dated["header:Date:all"][0].endswith("+0100"), dated
+# A textBody part that is not text/plain is refused, not rewritten.
+_, got, _ = call("Email/set", {"create": {"h": dict(draft, textBody=[{"partId": "t", "type": "text/html"}])}})
+assert got["notCreated"]["h"]["properties"] == ["textBody"], got
 # Properties the server sets, or that do not exist, are refused on create.
 _, got, _ = call("Email/set", {"create": {"x": dict(draft, id="e1"), "y": dict(draft, bogus=1)}})
 assert got["notCreated"]["x"]["properties"] == ["id"] and got["notCreated"]["y"]["properties"] == ["bogus"], got
