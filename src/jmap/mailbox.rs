@@ -52,17 +52,23 @@ fn sort_order(role: Option<Role>) -> u32 {
     }
 }
 
-/// Most messages a mailbox may hold for its thread counts to be worked out (from its messages'
-/// stored summaries, about 1 µs each); a larger one reports its message counts in their place.
+/// Most messages one `Mailbox/get` reads (their stored summaries, about 1 µs each) to work out thread
+/// counts, over all its mailboxes: a mailbox that would pass it reports its message counts in their
+/// place, so a client asking for every property of a large account again and again costs little.
 pub const THREAD_COUNT_MESSAGES_MAX: u64 = 20_000;
 
 /// A mailbox's `totalThreads` and `unreadThreads` (RFC 8621 §2): the conversations it has a message
 /// of, and those with an unread (neither `$seen` nor `$draft`) message in it. (The RFC counts an
 /// unread message of the thread anywhere but Trash and Junk; this counts those in the mailbox.)
-async fn thread_counts(ctx: &mut Ctx<'_>, m: &MailboxInfo) -> Result<(u64, u64), MethodError> {
-    if m.messages == 0 || m.messages > THREAD_COUNT_MESSAGES_MAX {
+async fn thread_counts(
+    ctx: &mut Ctx<'_>,
+    m: &MailboxInfo,
+    budget: &mut u64,
+) -> Result<(u64, u64), MethodError> {
+    if m.messages == 0 || m.messages > *budget {
         return Ok((m.messages, m.unseen));
     }
+    *budget -= m.messages;
     let user = ctx.account.id;
     let uids = ctx.uids(m.id).await?;
     let (mut all, mut unread) = (
@@ -168,10 +174,11 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             .any(|p| p == "totalThreads" || p == "unreadThreads")
     });
     let mut list = Vec::with_capacity(chosen.len());
+    let mut budget = THREAD_COUNT_MESSAGES_MAX;
     for m in chosen {
         let mut o = object(m, &all);
         if threads_wanted {
-            let (total, unread) = thread_counts(ctx, m).await?;
+            let (total, unread) = thread_counts(ctx, m, &mut budget).await?;
             o["totalThreads"] = json!(total);
             o["unreadThreads"] = json!(unread);
         }
