@@ -188,7 +188,7 @@ impl Session {
                 }
             }
         }
-        let Some(reference) = wire_name(&request.reference, self.rev2) else {
+        let Some(reference) = wire_name(&request.reference, self.utf8()) else {
             return self.bad_name(tag);
         };
         if request.patterns.len() > LIST_PATTERNS_MAX {
@@ -199,7 +199,7 @@ impl Session {
             if reference.len() + p.len() > LIST_PATTERN_BYTES_MAX {
                 return self.protocol_error(super::respond::bad(tag, "Pattern too long"));
             }
-            match wire_name(p, self.rev2) {
+            match wire_name(p, self.utf8()) {
                 Some(p) => patterns.push(format!("{reference}{p}")),
                 None => return self.bad_name(tag),
             }

@@ -15,18 +15,18 @@ use crate::driver::Outcome;
 use crate::store::rules::SEPARATOR;
 use crate::store::{Flags, MailboxInfo, NewMessage, StoreError, Wanted, flags};
 
-/// A mailbox name as the client sent it, made the store's: UTF-8 from a rev2 client, modified UTF-7
-/// decoded from a rev1 one. `None` when it is neither.
-pub(super) fn mailbox_name(mailbox: &Mailbox<'_>, rev2: bool) -> Option<String> {
+/// A mailbox name as the client sent it, made the store's: UTF-8 from a client that enabled IMAP4rev2
+/// or UTF8=ACCEPT, modified UTF-7 decoded from any other. `None` when it is neither.
+pub(super) fn mailbox_name(mailbox: &Mailbox<'_>, utf8: bool) -> Option<String> {
     match mailbox {
         Mailbox::Inbox => Some("INBOX".into()),
-        Mailbox::Other(other) => wire_name(other.as_ref(), rev2),
+        Mailbox::Other(other) => wire_name(other.as_ref(), utf8),
     }
 }
 
-pub(super) fn wire_name(bytes: &[u8], rev2: bool) -> Option<String> {
+pub(super) fn wire_name(bytes: &[u8], utf8: bool) -> Option<String> {
     let text = std::str::from_utf8(bytes).ok()?;
-    if rev2 {
+    if utf8 {
         Some(text.to_string())
     } else {
         utf7::decode(text).ok()
@@ -40,8 +40,8 @@ impl Session {
         tag: &str,
         body: CommandBody<'static>,
     ) -> Outcome {
-        let rev2 = self.rev2;
-        let name = |m: &Mailbox<'_>| mailbox_name(m, rev2);
+        let utf8 = self.utf8();
+        let name = |m: &Mailbox<'_>| mailbox_name(m, utf8);
         match body {
             CommandBody::Select {
                 mailbox,
@@ -138,7 +138,7 @@ impl Session {
     /// A name that is a valid string but no mailbox name: NO, as for any name that cannot be used (the
     /// command's syntax was right).
     pub(super) fn bad_name(&mut self, tag: &str) -> Outcome {
-        let text = if self.rev2 {
+        let text = if self.utf8() {
             "Mailbox name is not UTF-8"
         } else {
             "Mailbox name is not modified UTF-7 (RFC 3501 5.1.3)"

@@ -35,7 +35,7 @@ impl Session {
     }
 
     pub(super) async fn get_quota_root(&mut self, tag: &str, mailbox: &Mailbox<'_>) -> Outcome {
-        let Some(name) = mailbox_name(mailbox, self.rev2) else {
+        let Some(name) = mailbox_name(mailbox, self.utf8()) else {
             return self.bad_name(tag);
         };
         let info = match self.store.mailbox(self.user(), &name).await {

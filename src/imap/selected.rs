@@ -557,7 +557,7 @@ impl Session {
                 sequence_set,
                 mailbox,
                 uid,
-            } => match mailbox_name(&mailbox, self.rev2) {
+            } => match mailbox_name(&mailbox, self.utf8()) {
                 Some(to) => self.copy(tag, &sequence_set, &to, uid, false).await,
                 None => self.protocol_error(bad(tag, "Bad mailbox name")),
             },
@@ -565,7 +565,7 @@ impl Session {
                 sequence_set,
                 mailbox,
                 uid,
-            } => match mailbox_name(&mailbox, self.rev2) {
+            } => match mailbox_name(&mailbox, self.utf8()) {
                 Some(to) => self.copy(tag, &sequence_set, &to, uid, true).await,
                 None => self.protocol_error(bad(tag, "Bad mailbox name")),
             },

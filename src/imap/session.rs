@@ -6,7 +6,7 @@
 //! an AUTHENTICATE exchange (the decoder then reads SASL lines) and IDLE (the decoder waits for `DONE`,
 //! and the connection pushes the selected mailbox's changes). A client is rev1 until it ENABLEs
 //! IMAP4rev2; the differences (RECENT, UNSEEN, SEARCH vs ESEARCH, UTF-8 names) are decided by
-//! [`Session::rev2`].
+//! [`Session::rev2`], except UTF-8 names, which UTF8=ACCEPT brings too ([`Session::utf8`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +68,8 @@ pub struct Session {
     pub(super) waiting: Waiting,
     /// The client ENABLEd IMAP4rev2.
     pub(super) rev2: bool,
+    /// The client ENABLEd UTF8=ACCEPT (RFC 9755): mailbox names in UTF-8, as IMAP4rev2 has them.
+    utf8_accept: bool,
     /// The client ENABLEd (or used) CONDSTORE, or enabled QRESYNC.
     pub(super) condstore: bool,
     pub(super) qresync: bool,
@@ -110,6 +112,7 @@ impl Session {
             state: State::NotAuthenticated,
             waiting: Waiting::Command,
             rev2: false,
+            utf8_accept: false,
             condstore: false,
             qresync: false,
             errors: 0,
@@ -150,9 +153,15 @@ impl Session {
         self.account.is_some()
     }
 
+    /// Whether mailbox names and quoted strings are UTF-8 both ways (IMAP4rev2 or UTF8=ACCEPT enabled);
+    /// otherwise names are modified UTF-7 and 8-bit text goes in literals.
+    pub(super) fn utf8(&self) -> bool {
+        self.rev2 || self.utf8_accept
+    }
+
     pub(super) fn dialect(&self) -> Dialect {
         Dialect {
-            utf8: self.rev2,
+            utf8: self.utf8(),
             message_global: self.rev2,
         }
     }
@@ -211,6 +220,7 @@ impl Session {
             "QUOTA=RES-STORAGE",
             "QUOTA=RES-MESSAGE",
             "STATUS=SIZE",
+            "UTF8=ACCEPT",
         ]);
         if self.config.limits.compressed_sessions_max > 0 {
             caps.push("COMPRESS=DEFLATE");
@@ -416,7 +426,7 @@ impl Session {
                 };
                 let items: Option<Vec<StatusItem>> =
                     items.iter().map(|i| StatusItem::named(i)).collect();
-                match (mailbox_name(&mailbox, self.rev2), items) {
+                match (mailbox_name(&mailbox, self.utf8()), items) {
                     (Some(name), Some(items)) => self.status(tag, &name, &items).await,
                     (None, _) => self.bad_name(tag),
                     (_, None) => self.protocol_error(bad(tag, "Unknown STATUS item")),
@@ -548,7 +558,8 @@ impl Session {
         Outcome::go_on(out)
     }
 
-    /// ENABLE (RFC 5161): IMAP4rev2, CONDSTORE, QRESYNC (which implies CONDSTORE); others are ignored.
+    /// ENABLE (RFC 5161): IMAP4rev2, UTF8=ACCEPT, CONDSTORE, QRESYNC (which implies CONDSTORE); others
+    /// are ignored.
     fn enable(&mut self, tag: &str, capabilities: &[CapabilityEnable<'_>]) -> Outcome {
         let mut enabled = Vec::new();
         let mut told = Vec::new();
@@ -558,6 +569,10 @@ impl Session {
                 "IMAP4REV2" if !self.rev2 => {
                     self.rev2 = true;
                     enabled.push("IMAP4rev2");
+                }
+                "UTF8=ACCEPT" if !self.utf8_accept => {
+                    self.utf8_accept = true;
+                    enabled.push("UTF8=ACCEPT");
                 }
                 "CONDSTORE" if !self.condstore => {
                     told.extend(self.enable_condstore());

@@ -110,8 +110,8 @@ r('logout')
     .await;
     let want = format!(
         r#"
-capability OK [b'IMAP4rev1 IMAP4rev2 STARTTLS AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE COMPRESS=DEFLATE APPENDLIMIT=10485760']
-login OK [b'[CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE COMPRESS=DEFLATE APPENDLIMIT=10485760] Logged in']
+capability OK [b'IMAP4rev1 IMAP4rev2 STARTTLS AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE UTF8=ACCEPT COMPRESS=DEFLATE APPENDLIMIT=10485760']
+login OK [b'[CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE UTF8=ACCEPT COMPRESS=DEFLATE APPENDLIMIT=10485760] Logged in']
 noop OK [b'NOOP completed']
 namespace OK [b'(("" "/")) NIL NIL']
 list OK [b'(\\HasNoChildren \\Archive) "/" "Archive"', b'(\\HasNoChildren \\Drafts) "/" "Drafts"', b'(\\HasNoChildren) "/" "INBOX"', b'(\\HasNoChildren \\Junk) "/" "Junk"', b'(\\HasNoChildren \\Sent) "/" "Sent"', b'(\\HasNoChildren \\Trash) "/" "Trash"']
@@ -173,6 +173,44 @@ logout BYE [b'Logging out']
     );
 }
 
+/// imaplib with UTF8=ACCEPT enabled sends names in UTF-8 as bare atoms (which the grammar's 7-bit atoms
+/// do not allow; read as quoted strings) and reads them back in UTF-8; a session that did not enable it
+/// sees them in modified UTF-7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imaplib_with_utf8_accept() {
+    let s = start().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let out = python(
+        &s,
+        r#"
+import imaplib, sys
+port = int(sys.argv[1])
+M = imaplib.IMAP4('127.0.0.1', port)
+M.login('bob', 'bob-password')
+print('enable', M.enable('UTF8=ACCEPT'))
+print('create', M.create('Grüße/Café'))
+print('list', M.list('""', 'Gr*'))
+print('select', M.select('Grüße/Café'))
+print('status', M.status('Grüße', '(MESSAGES)'))
+other = imaplib.IMAP4('127.0.0.1', port)
+other.login('bob', 'bob-password')
+print('rev1', other.list('""', 'Gr*'))
+"#,
+    )
+    .await;
+    assert_lines(
+        &out,
+        r#"
+enable ('OK', [b'ENABLE completed'])
+create ('OK', [b'CREATE completed'])
+list ('OK', [b'(\\HasChildren) "/" "Gr\xc3\xbc\xc3\x9fe"', b'(\\HasNoChildren) "/" "Gr\xc3\xbc\xc3\x9fe/Caf\xc3\xa9"'])
+select ('OK', [b'0'])
+status ('OK', [b'"Gr\xc3\xbc\xc3\x9fe" (MESSAGES 0)'])
+rev1 ('OK', [b'(\\HasChildren) "/" "Gr&APwA3w-e"', b'(\\HasNoChildren) "/" "Gr&APwA3w-e/Caf&AOk-"'])
+"#,
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imapclient_over_starttls_and_imaps_with_idle() {
     let s = start().await;
@@ -228,7 +266,7 @@ print('logout', c.logout())
     .await;
     let want = format!(
         r#"
-login b'[CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE COMPRESS=DEFLATE APPENDLIMIT=10485760] Logged in'
+login b'[CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE UTF8=ACCEPT COMPRESS=DEFLATE APPENDLIMIT=10485760] Logged in'
 caps False True
 folders ['Archive', 'Drafts', 'INBOX', 'Junk', 'Sent', 'Trash']
 special Sent

@@ -330,3 +330,85 @@ async fn a_selected_mailbox_deleted_elsewhere_ends_the_session() {
     );
     assert!(b.closed().await.0);
 }
+
+/// UTF8=ACCEPT (RFC 9755): once enabled, names go both ways in UTF-8 and APPEND takes `UTF8 (...)`;
+/// a session that did not enable it keeps modified UTF-7 and literals for 8-bit text.
+#[tokio::test]
+async fn utf8_accept_names_and_append() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    let mut rev1 = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+
+    assert_eq!(
+        c.run("u1 ENABLE UTF8=ACCEPT").await,
+        strs(&["* ENABLED UTF8=ACCEPT", "u1 OK ENABLE completed"])
+    );
+    assert_eq!(
+        c.run("u2 ENABLE UTF8=ACCEPT").await,
+        strs(&["* ENABLED", "u2 OK ENABLE completed"])
+    );
+    assert_eq!(
+        c.run("u3 CREATE \"Café\"").await,
+        strs(&["u3 OK CREATE completed"])
+    );
+    assert_eq!(
+        c.run("u4 LIST \"\" Caf*").await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"Café\"",
+            "u4 OK LIST completed"
+        ])
+    );
+    assert_eq!(
+        rev1.run("r1 LIST \"\" Caf*").await,
+        strs(&[
+            "* LIST (\\HasNoChildren) \"/\" \"Caf&AOk-\"",
+            "r1 OK LIST completed"
+        ])
+    );
+
+    // A message whose header is UTF-8 (RFC 6532), appended in the wrapper, synchronizing literal8.
+    let message = "From: José <jose@example.org>\r\nSubject: Grüße\r\n\r\nhi\r\n";
+    c.send(
+        format!(
+            "u5 APPEND \"Café\" (\\Seen) UTF8 (~{{{}}}\r\n",
+            message.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send(format!("{message})\r\n").as_bytes()).await;
+    let appended = c.until("u5").await;
+    assert!(
+        appended[0].starts_with("u5 OK [APPENDUID ")
+            && appended[0].ends_with(" 1] APPEND completed"),
+        "{appended:?}"
+    );
+    c.run("u6 SELECT \"Café\"").await;
+    assert_eq!(
+        c.run("u7 FETCH 1 (FLAGS BODY[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)")
+            .await,
+        strs(&[
+            &format!(
+                "* 1 FETCH (FLAGS (\\Seen \\Recent) BODY[HEADER.FIELDS (SUBJECT)] {{20}}\r\nSubject: Grüße\r\n\r\n \
+                 RFC822.SIZE {})",
+                message.len()
+            ),
+            "u7 OK FETCH completed"
+        ])
+    );
+    // 8-bit text in ENVELOPE: quoted to this session, a literal to the rev1 one.
+    let envelope = c.run("u8 FETCH 1 (ENVELOPE)").await;
+    assert!(envelope[0].contains("\"Grüße\""), "{envelope:?}");
+    rev1.run("r2 SELECT \"Caf&AOk-\"").await;
+    let envelope = rev1.run("r3 FETCH 1 (ENVELOPE)").await;
+    assert!(envelope[0].contains("{7}\r\nGrüße"), "{envelope:?}");
+
+    // The wrapper around a plain literal, or around two messages, is no APPEND this server reads.
+    assert_eq!(
+        c.run("u9 APPEND INBOX UTF8 (~{2+}\r\nhi) UTF8 (~{2+}\r\nhi)")
+            .await,
+        strs(&["u9 BAD Syntax error or unknown command"])
+    );
+}

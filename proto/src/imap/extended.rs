@@ -1,8 +1,8 @@
 //! The command forms imap-codec does not parse (docs/imap-codec.md), read here when the codec refused a
 //! command: LIST-EXTENDED and LIST-STATUS (RFC 5258, RFC 5819: selection options, several patterns,
 //! RETURN options), SEARCH's `RETURN (...)` (ESEARCH, RFC 4731 / RFC 9051), SORT's (ESORT, RFC 5267)
-//! and STATUS's APPENDLIMIT (RFC 7889), and the saved search result `$` (SEARCHRES, RFC 5182, part of
-//! IMAP4rev2). Where the rest of a command is ordinary, the form the codec knows is rebuilt from the
+//! and STATUS's APPENDLIMIT (RFC 7889), the saved search result `$` (SEARCHRES, RFC 5182, part of
+//! IMAP4rev2), and APPEND's `UTF8 (...)` wrapper (RFC 9755). Where the rest of a command is ordinary, the form the codec knows is rebuilt from the
 //! command's own bytes and parsed by the codec, so criteria and names are read one way only.
 
 use imap_codec::CommandCodec;
@@ -75,8 +75,8 @@ pub enum Extension {
         command: Box<Command<'static>>,
         items: Vec<String>,
     },
-    /// A command the codec parses once `$` is rewritten to [`SAVED_MARKER`] (inside
-    /// [`Extension::Saved`]).
+    /// A command the codec parses once rewritten: `$` to [`SAVED_MARKER`] (inside [`Extension::Saved`]),
+    /// or an APPEND without its `UTF8 (...)` wrapper.
     Command(Box<Command<'static>>),
     /// A command that named the saved search result `$`, each one rewritten to [`SAVED_MARKER`].
     Saved(Box<Extension>),
@@ -234,6 +234,13 @@ fn words_at(tokens: &[Token], at: usize, nested: bool) -> Option<(Vec<ListWord>,
 /// module knows; `None` otherwise (the command then gets BAD).
 pub fn parse(command: &[u8]) -> Option<Extension> {
     let tokens = tokens(command)?;
+    if let Some(quoted) = utf8_atoms_quoted(command, &tokens) {
+        return match CommandCodec::default().decode(&quoted) {
+            Ok((&[], parsed)) => Some(Extension::Command(Box::new(parsed.into_static()))),
+            // Quoted, no atom is 8-bit any more: this goes one level deep.
+            _ => parse(&quoted),
+        };
+    }
     if let Some(rewritten) = without_saved(command, &tokens) {
         let inner = match CommandCodec::default().decode(&rewritten) {
             Ok((&[], parsed)) => Extension::Command(Box::new(parsed.into_static())),
@@ -242,6 +249,39 @@ pub fn parse(command: &[u8]) -> Option<Extension> {
         return Some(Extension::Saved(Box::new(inner)));
     }
     parse_tokens(command, &tokens)
+}
+
+/// `command` with every atom that is 8-bit UTF-8 (after the tag) made a quoted string; `None` when it
+/// has none. Clients that enabled UTF-8 (Python's imaplib among them) send a name such as `Grüße` bare,
+/// which the grammar's atoms (7-bit) do not allow but a quoted string does (RFC 9755 §3): read as
+/// what the client meant, as Dovecot does.
+fn utf8_atoms_quoted(command: &[u8], tokens: &[Token]) -> Option<Vec<u8>> {
+    let mut rewritten = Vec::new();
+    let mut copied = 0;
+    for t in tokens.iter().skip(1) {
+        let Token::Word { start, end, .. } = t else {
+            continue;
+        };
+        let atom = &command[*start..*end];
+        if atom.is_ascii() || b"\"{~".contains(&atom[0]) || std::str::from_utf8(atom).is_err() {
+            continue;
+        }
+        rewritten.extend_from_slice(&command[copied..*start]);
+        rewritten.push(b'"');
+        for &b in atom {
+            if b == b'"' || b == b'\\' {
+                rewritten.push(b'\\');
+            }
+            rewritten.push(b);
+        }
+        rewritten.push(b'"');
+        copied = *end;
+    }
+    if copied == 0 {
+        return None;
+    }
+    rewritten.extend_from_slice(&command[copied..]);
+    Some(rewritten)
 }
 
 /// Commands whose sets may be `$` (RFC 5182 §2.1).
@@ -335,7 +375,48 @@ fn parse_tokens(command: &[u8], tokens: &[Token]) -> Option<Extension> {
     if verb_at == 1 && is(tokens.get(1), "STATUS") {
         return status(command, tokens);
     }
+    if verb_at == 1 && is(tokens.get(1), "APPEND") {
+        return utf8_append(command, tokens).map(|c| Extension::Command(Box::new(c)));
+    }
     None
+}
+
+/// APPEND's message given as `UTF8 (~{n}...)` (RFC 9755 §4, for a client that enabled UTF8=ACCEPT:
+/// the message's header may be UTF-8): the command without the wrapper, parsed by the codec. One
+/// message only (no MULTIAPPEND), and the wrapper is the command's last thing.
+fn utf8_append(command: &[u8], tokens: &[Token]) -> Option<Command<'static>> {
+    // Tag, APPEND, the mailbox, then `UTF8`, `(`, the literal8, `)`.
+    let at = tokens.len().checked_sub(4).filter(|&at| at >= 3)?;
+    let (
+        Token::Word { start, end, .. },
+        Token::Open(_),
+        Token::Word {
+            start: literal_start,
+            end: literal_end,
+            ..
+        },
+        Token::Close(close),
+    ) = (
+        &tokens[at],
+        &tokens[at + 1],
+        &tokens[at + 2],
+        &tokens[at + 3],
+    )
+    else {
+        return None;
+    };
+    // An atom `UTF8` (not a quoted "UTF8") and a literal8 (`~{n}`) in the parentheses.
+    if !command[*start..*end].eq_ignore_ascii_case(b"UTF8") || command[*literal_start] != b'~' {
+        return None;
+    }
+    let mut rewritten = Vec::with_capacity(command.len());
+    rewritten.extend_from_slice(&command[..*start]);
+    rewritten.extend_from_slice(&command[*literal_start..*literal_end]);
+    rewritten.extend_from_slice(&command[close + 1..]);
+    match CommandCodec::default().decode(&rewritten) {
+        Ok((&[], parsed)) => Some(parsed.into_static()),
+        _ => None,
+    }
 }
 
 /// The command with the tokens `skip` (start and end indices into `tokens`, inclusive) cut out, parsed by
@@ -491,6 +572,8 @@ fn list(tokens: &[Token]) -> Option<ListExtended> {
 mod tests {
     use super::*;
     use imap_types::command::CommandBody;
+    use imap_types::extensions::binary::LiteralOrLiteral8;
+    use imap_types::mailbox::Mailbox;
 
     #[test]
     fn hostile_forms_are_refused_without_a_panic_or_deep_recursion() {
@@ -650,6 +733,66 @@ mod tests {
             None
         );
         assert_eq!(parse(b"t SORT RETURN (MIN) (BOGUS) UTF-8 ALL\r\n"), None);
+    }
+
+    #[test]
+    fn bare_utf8_atoms_are_read_as_quoted_strings() {
+        let create = |c: &str| match parse(c.as_bytes()) {
+            Some(Extension::Command(c)) => match c.body {
+                CommandBody::Create {
+                    mailbox: Mailbox::Other(name),
+                } => name.as_ref().to_vec(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(create("a CREATE Grüße/Café\r\n"), "Grüße/Café".as_bytes());
+        assert_eq!(create("a CREATE Grü\"ße\r\n"), "Grü\"ße".as_bytes());
+        // Through the other extended forms too.
+        match parse("a LIST (SUBSCRIBED) \"\" (Grü* Caf%)\r\n".as_bytes()) {
+            Some(Extension::List(l)) => {
+                assert_eq!(l.patterns, ["Grü*".as_bytes(), "Caf%".as_bytes()])
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not UTF-8, or an 8-bit tag: still refused.
+        assert!(parse(b"a CREATE Gr\xfc\xdfe\r\n").is_none());
+        assert!(parse("ä CREATE x\r\n".as_bytes()).is_none());
+    }
+
+    #[test]
+    fn append_takes_the_utf8_wrapper() {
+        let message = "Subject: caf\u{e9}\r\n\r\nhi\r\n";
+        let command = format!(
+            "a APPEND INBOX (\\Seen) UTF8 (~{{{}}}\r\n{message})\r\n",
+            message.len()
+        );
+        match parse(command.as_bytes()) {
+            Some(Extension::Command(c)) => match c.body {
+                CommandBody::Append {
+                    mailbox,
+                    message: LiteralOrLiteral8::Literal8(m),
+                    flags,
+                    ..
+                } => {
+                    assert_eq!(mailbox, Mailbox::Inbox);
+                    assert_eq!(flags.len(), 1);
+                    assert_eq!(m.data.as_ref(), message.as_bytes());
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        // Not a literal8, a quoted "UTF8", a second message, or nothing after the parenthesis.
+        for bad in [
+            "a APPEND INBOX UTF8 ({2}\r\nhi)\r\n",
+            "a APPEND INBOX \"UTF8\" (~{2}\r\nhi)\r\n",
+            "a APPEND INBOX UTF8 (~{2}\r\nhi) UTF8 (~{2}\r\nhi)\r\n",
+            "a APPEND UTF8 (~{2}\r\nhi)\r\n",
+            "a APPEND INBOX UTF8 (~{2}\r\nhi\r\n",
+        ] {
+            assert!(parse(bad.as_bytes()).is_none(), "{bad:?}");
+        }
     }
 
     #[test]
