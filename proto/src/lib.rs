@@ -1,4 +1,5 @@
 pub mod flags;
+pub mod header_fields;
 pub mod imap;
 pub mod jmap;
 pub mod legacy;

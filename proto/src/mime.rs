@@ -318,9 +318,139 @@ fn authors_with(parser: &MessageParser, raw: &[u8]) -> Authors {
     authors
 }
 
+/// Why a message's From field names no one domain whose owner could be asked who wrote it (DMARC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorProblem {
+    NoFrom,
+    SeveralFromFields,
+    /// An entry that is no address (`From: ceo@rej.test <`, a name alone), or a domain that is no
+    /// domain (`rej.test.`).
+    Unreadable,
+    SeveralDomains,
+}
+
+impl AuthorProblem {
+    /// The reply's words.
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthorProblem::NoFrom => "it has no From field (RFC 5322 3.6)",
+            AuthorProblem::SeveralFromFields => "it has more than one From field (RFC 5322 3.6)",
+            AuthorProblem::Unreadable => "its From field names no readable address",
+            AuthorProblem::SeveralDomains => "its From field names more than one domain",
+        }
+    }
+}
+
+/// The one domain (lower case) a message's From field names, read as a reader reads it: exactly one
+/// From field (RFC 5322 §3.6), every entry an address, one domain for all (RFC 7489 §6.6.1 leaves
+/// a receiver free to refuse what DMARC cannot judge). Each of the other cases was a way to show a
+/// reader an author whose domain's policy was never asked.
+pub fn author_domain(raw: &[u8]) -> Result<String, AuthorProblem> {
+    static ONLY_FROM: LazyLock<MessageParser> = LazyLock::new(|| {
+        MessageParser::new()
+            .header_address(HeaderName::From)
+            .default_header_ignore()
+    });
+    author_domain_with(&ONLY_FROM, raw)
+}
+
+fn author_domain_with(parser: &MessageParser, raw: &[u8]) -> Result<String, AuthorProblem> {
+    use mail_parser::HeaderValue;
+    let msg = parser.parse_headers(raw).ok_or(AuthorProblem::NoFrom)?;
+    let mut fields = msg
+        .headers()
+        .iter()
+        .filter(|h| matches!(h.name, HeaderName::From));
+    let field = fields.next().ok_or(AuthorProblem::NoFrom)?;
+    if fields.next().is_some() {
+        return Err(AuthorProblem::SeveralFromFields);
+    }
+    let HeaderValue::Address(list) = &field.value else {
+        return Err(AuthorProblem::Unreadable);
+    };
+    let mut domain: Option<String> = None;
+    for entry in list.iter() {
+        let this = entry
+            .address
+            .as_deref()
+            .and_then(|a| a.rsplit_once('@'))
+            .filter(|(local, domain)| !local.is_empty() && well_formed_domain(domain))
+            .map(|(_, d)| d.to_lowercase())
+            .ok_or(AuthorProblem::Unreadable)?;
+        match &domain {
+            Some(seen) if *seen != this => return Err(AuthorProblem::SeveralDomains),
+            _ => domain = Some(this),
+        }
+    }
+    domain.ok_or(AuthorProblem::Unreadable)
+}
+
+/// Labels separated by dots, none empty; or an address literal (`[192.0.2.1]`).
+fn well_formed_domain(domain: &str) -> bool {
+    if domain.starts_with('[') {
+        return domain.len() > 2 && domain.ends_with(']');
+    }
+    domain.split('.').all(|label| {
+        !label.is_empty()
+            && !label.contains(|c: char| c.is_whitespace() || "<>()[]\\,;:\"@".contains(c))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_author_domain_is_one_domain_of_one_from_field() {
+        let domain =
+            |head: &str| author_domain(format!("{head}Subject: x\r\n\r\nbody\r\n").as_bytes());
+        assert_eq!(
+            domain("From: CEO <ceo@Rej.Test>\r\n"),
+            Ok("rej.test".into())
+        );
+        assert_eq!(
+            domain("From: a@x.test, \"B\" <b@X.TEST>\r\n"),
+            Ok("x.test".into())
+        );
+        assert_eq!(domain("From: Staff: a@x.test;\r\n"), Ok("x.test".into()));
+        assert_eq!(
+            domain("From: bob@[192.0.2.1]\r\n"),
+            Ok("[192.0.2.1]".into())
+        );
+        assert_eq!(
+            domain("From: ceo@rej.test (CEO)\r\n"),
+            Ok("rej.test".into())
+        );
+        assert_eq!(domain(""), Err(AuthorProblem::NoFrom));
+        assert_eq!(
+            domain("From: x@evil.test\r\nFrom: ceo@rej.test\r\n"),
+            Err(AuthorProblem::SeveralFromFields)
+        );
+        assert_eq!(
+            domain("From: x@evil.test, ceo@rej.test\r\n"),
+            Err(AuthorProblem::SeveralDomains)
+        );
+        for unreadable in [
+            "From: ceo@rej.test <\r\n",
+            "From: ceo@rej.test.\r\n",
+            "From: Name Only\r\n",
+            "From: \r\n",
+            "From: <>\r\n",
+            "From: Staff: ;\r\n",
+        ] {
+            assert_eq!(
+                domain(unreadable),
+                Err(AuthorProblem::Unreadable),
+                "{unreadable:?}"
+            );
+        }
+        // A full parse reads the same.
+        let raw = b"From: a@x.test\r\nReceived: by b\r\nFrom: b@y.test\r\n\r\n";
+        assert_eq!(
+            author_domain_with(&MessageParser::default(), raw),
+            author_domain(raw)
+        );
+    }
 
     #[test]
     fn parsing_only_the_fields_used_reads_what_a_full_parse_reads() {

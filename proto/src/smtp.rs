@@ -109,6 +109,12 @@ pub fn parse_command(line: &[u8]) -> Result<Request<String>, CommandError> {
                 to.address = "postmaster".to_string();
                 Ok(Request::Rcpt { to })
             }
+            Request::Rcpt { to } if !domain_well_formed(&to.address) => {
+                Err(CommandError::BadAddress)
+            }
+            Request::Mail { from } if !domain_well_formed(&from.address) => {
+                Err(CommandError::BadAddress)
+            }
             Request::Rcpt { mut to } => {
                 put_back(&mut to.address);
                 Ok(Request::Rcpt { to })
@@ -143,6 +149,16 @@ pub fn parse_command(line: &[u8]) -> Result<Request<String>, CommandError> {
             Err(CommandError::UnsupportedParameter(param))
         }
         Err(_) => Err(CommandError::Syntax("unreadable command".to_string())),
+    }
+}
+
+/// Whether an address's domain is a dot-string of labels (RFC 5321 §4.1.2): `a.test.` or `a..test`
+/// would otherwise pass for a domain that compares unequal to `a.test` (a stranger's `MAIL
+/// FROM:<alice@a.test.>` past the check that refuses local senders).
+fn domain_well_formed(address: &str) -> bool {
+    match address.rsplit_once('@') {
+        Some((_, domain)) => domain.split('.').all(|label| !label.is_empty()),
+        None => true,
     }
 }
 
@@ -346,6 +362,18 @@ mod tests {
         }
         // `<>` is a sender (bounces), never a recipient.
         assert_eq!(parse_command(b"RCPT TO:<>"), Err(CommandError::BadAddress));
+        for line in [
+            &b"MAIL FROM:<alice@a.test.>"[..],
+            b"MAIL FROM:<alice@a..test>",
+            b"RCPT TO:<bob@.a.test>",
+            b"RCPT TO:<bob@>",
+        ] {
+            assert_eq!(
+                parse_command(line),
+                Err(CommandError::BadAddress),
+                "{line:?}"
+            );
+        }
         assert!(
             matches!(parse_command(b"MAIL FROM:<>"), Ok(Request::Mail { from }) if from.address.is_empty())
         );

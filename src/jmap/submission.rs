@@ -304,6 +304,9 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
     }
     local.sort();
     local.dedup();
+    // A "pass" in this server's name is this server's to give (RFC 8601 §5), not the sender's.
+    let hostname = ctx.shared.config.hostname();
+    let raw = jmail_proto::header_fields::strip_own_results(&raw, hostname);
     let mut message = crate::message::imported(without_bcc(&raw));
     message.internal_date_micros = chrono::Utc::now().timestamp_micros();
     let outbound = if remote.is_empty() {

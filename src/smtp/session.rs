@@ -11,6 +11,8 @@ use jmail_proto::smtp::{CommandError, DataEnd, Request, parse_command, wire};
 use super::{envelope, verify};
 use crate::auth::normalize_name;
 use crate::caps::{Admission, Caps, Refusal};
+use jmail_proto::header_fields::strip_own_results;
+use std::borrow::Cow;
 
 use crate::config::Config;
 use crate::outbound::{Mailer, dsn_request};
@@ -827,24 +829,29 @@ impl Session {
             ));
         }
         let (helo, extended) = self.helo.clone().unwrap_or_default();
+        // No one but this server speaks for its checks: a stranger's or a user's own "pass" in our
+        // name is dropped, whoever sends (a user writing to a colleague included).
+        let stripped = match strip_own_results(&body, self.config.hostname()) {
+            Cow::Owned(stripped) => Some(stripped),
+            Cow::Borrowed(_) => None,
+        };
+        let mut body = stripped.unwrap_or(body);
         // Strangers' mail is checked (SPF, DKIM, DMARC) and the results put on top of it.
         let mut junk = false;
         // Whether an automatic reply may go to the envelope sender: without checks, trusted as given.
         let mut sender_proven = true;
-        let mut body = body;
         if self.account.is_none()
             && self.config.inbound_auth_checks
             && !self.peer_is_this_host()
             && let Some(mailer) = &self.mailer
         {
             let hostname = self.config.hostname();
-            let stripped = verify::strip_own_results(&body, hostname);
             let verdict = verify::check(
                 &mailer.dns,
                 hostname,
                 |domain| self.config.is_local_domain(domain),
                 (self.peer.ip(), &helo, &transaction.sender),
-                &stripped,
+                &body,
             )
             .await;
             match verdict.disposition {
@@ -855,12 +862,17 @@ impl Session {
                         printable(&verdict.from_domain)
                     ));
                 }
+                verify::Disposition::Refuse(reason) => {
+                    tracing::info!(peer = %self.peer, reason, "refused: no one author domain to check");
+                    return Outcome::reply(format!("550 5.7.1 Message refused: {reason}"));
+                }
                 verify::Disposition::Quarantine => junk = true,
                 verify::Disposition::Deliver => {}
             }
             sender_proven = verdict.sender_proven;
-            body = verdict.header.into_bytes();
-            body.extend_from_slice(&stripped);
+            let mut stamped = verdict.header.into_bytes();
+            stamped.extend_from_slice(&body);
+            body = stamped;
         }
         let trace = envelope::Trace {
             helo: &helo,

@@ -4,6 +4,9 @@
 
 use std::net::IpAddr;
 
+use jmail_proto::header_fields::{field_named, keep_fields};
+use jmail_proto::mime::AuthorProblem;
+
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
@@ -20,6 +23,9 @@ pub enum Disposition {
     Quarantine,
     /// `p=reject`: refused at the end of DATA.
     Reject,
+    /// Refused at the end of DATA before any check: the From field names no one domain to ask (see
+    /// [`jmail_proto::mime::author_domain`]); the reason for the reply.
+    Refuse(&'static str),
 }
 
 /// The verdict on one message.
@@ -44,6 +50,17 @@ pub async fn check(
     (ip, helo, sender): (IpAddr, &str, &str),
     message: &[u8],
 ) -> Verdict {
+    let author = match jmail_proto::mime::author_domain(message) {
+        Ok(domain) => domain,
+        Err(problem) => {
+            return Verdict {
+                header: String::new(),
+                disposition: Disposition::Refuse(problem.reason()),
+                from_domain: String::new(),
+                sender_proven: false,
+            };
+        }
+    };
     let spf = dns
         .verify_spf(SpfParameters::verify(ip, helo, hostname, sender))
         .await;
@@ -77,9 +94,22 @@ pub async fn check(
         .with_dmarc_result(&dmarc)
         .to_header();
     let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
+    // What DMARC judged must be the domain a reader sees (the two parse the field alike; were they
+    // ever to differ, the policy asked would not be the author's).
+    let author_a_label = mail_auth::common::to_a_label(&author);
+    if !dmarc.domain().eq_ignore_ascii_case(&author_a_label) && !author.starts_with('[') {
+        return Verdict {
+            header,
+            disposition: Disposition::Refuse(AuthorProblem::Unreadable.reason()),
+            from_domain: author,
+            sender_proven,
+        };
+    }
     let disposition = match (failed, dmarc.policy()) {
         (true, Policy::Reject) => Disposition::Reject,
         (true, Policy::Quarantine) => Disposition::Quarantine,
+        // No domain's policy can speak for an address literal, and no one's mail comes From one.
+        _ if author.starts_with('[') => Disposition::Quarantine,
         _ if spoofs_local(&parsed, &dkim, is_local) => {
             tracing::info!(from = %first_from, "a stranger's mail From a local domain without its DKIM signature: to Junk");
             Disposition::Quarantine
@@ -130,96 +160,17 @@ fn signed_by(dkim: &[mail_auth::DkimOutput<'_>], domain: &str) -> bool {
 /// checked (they are kept in the message).
 pub const DKIM_SIGNATURES_MAX: usize = 5;
 
-/// `message` without the Authentication-Results fields that claim to come from `hostname` (RFC 8601
-/// §5: a forger could otherwise hand readers a "pass" of ours). Others' are kept.
-pub fn strip_own_results(message: &[u8], hostname: &str) -> Vec<u8> {
-    keep_fields(message, |field| !is_own_result(field, hostname))
-}
-
 /// What DKIM verification reads of `message`: all of it but the signatures past the first
 /// [`DKIM_SIGNATURES_MAX`].
 fn bounded_signatures(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let mut seen = 0;
-    let mut over = false;
-    let kept = keep_fields(message, |field| {
+    keep_fields(message, |field| {
         if !field_named(field, "DKIM-Signature") {
             return true;
         }
         seen += 1;
-        over |= seen > DKIM_SIGNATURES_MAX;
         seen <= DKIM_SIGNATURES_MAX
-    });
-    match over {
-        true => std::borrow::Cow::Owned(kept),
-        false => std::borrow::Cow::Borrowed(message),
-    }
-}
-
-fn field_named(field: &[u8], name: &str) -> bool {
-    field.len() > name.len()
-        && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-        && field[name.len()..]
-            .iter()
-            .find(|b| !matches!(b, b' ' | b'\t'))
-            == Some(&b':')
-}
-
-/// `message` with only the header fields (each with its folded lines) that `keep` says yes to.
-fn keep_fields(message: &[u8], mut keep: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .unwrap_or(message.len());
-    let mut out = Vec::with_capacity(message.len());
-    let mut i = 0;
-    while i < header_end {
-        // One field: its first line and the folded lines after it.
-        let mut end = i;
-        loop {
-            match memchr_nl(&message[end..header_end]) {
-                Some(n) => end += n + 1,
-                None => {
-                    end = header_end;
-                    break;
-                }
-            }
-            if end >= header_end || !matches!(message[end], b' ' | b'\t') {
-                break;
-            }
-        }
-        let field = &message[i..end];
-        if keep(field) {
-            out.extend_from_slice(field);
-        }
-        i = end;
-    }
-    out.extend_from_slice(&message[header_end..]);
-    out
-}
-
-fn memchr_nl(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
-}
-
-fn is_own_result(field: &[u8], hostname: &str) -> bool {
-    let text = String::from_utf8_lossy(field);
-    let Some((name, value)) = text.split_once(':') else {
-        return false;
-    };
-    if !name.trim().eq_ignore_ascii_case("Authentication-Results") {
-        return false;
-    }
-    // The authserv-id is the first token of the value, before `;` (comments aside).
-    let id: String = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    id.eq_ignore_ascii_case(hostname)
+    })
 }
 
 #[cfg(test)]
@@ -247,18 +198,5 @@ mod tests {
             bounded_signatures(few),
             std::borrow::Cow::Borrowed(_)
         ));
-    }
-
-    #[test]
-    fn own_results_are_removed_others_kept() {
-        let m = b"Authentication-Results: mx.b.test;\r\n\tdmarc=pass header.from=a.test\r\n\
-AUTHENTICATION-RESULTS: MX.B.TEST; spf=pass\r\n\
-Authentication-Results: other.example; dkim=fail\r\n\
-Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; in the body stays\r\n";
-        let out = String::from_utf8(strip_own_results(m, "mx.b.test")).unwrap();
-        assert_eq!(
-            out,
-            "Authentication-Results: other.example; dkim=fail\r\nSubject: hi\r\n\r\nAuthentication-Results: mx.b.test; in the body stays\r\n"
-        );
     }
 }

@@ -355,6 +355,36 @@ async fn two_domains_exchange_signed_checked_mail() {
     r.send(forged.as_bytes()).await;
     r.expect("550 5.7.1 Message refused: it fails the DMARC policy of a.test")
         .await;
+    // Forms that name no one author domain used to get past p=reject while bob was shown
+    // "alice@a.test": they are refused before any check.
+    for (head, why) in [
+        (
+            "From: x@evil.test\r\nFrom: alice@a.test\r\n",
+            "it has more than one From field (RFC 5322 3.6)",
+        ),
+        (
+            "From: alice@a.test <\r\n",
+            "its From field names no readable address",
+        ),
+        (
+            "From: alice@a.test.\r\n",
+            "its From field names no readable address",
+        ),
+        (
+            "From: x@evil.test, alice@a.test\r\n",
+            "its From field names more than one domain",
+        ),
+        ("", "it has no From field (RFC 5322 3.6)"),
+    ] {
+        r.send(b"MAIL FROM:<alice@a.test>\r\nRCPT TO:<bob@b.test>\r\nDATA\r\n")
+            .await;
+        r.expect("250 2.1.0 Sender OK").await;
+        r.expect("250 2.1.5 Recipient OK").await;
+        r.expect_prefix("354").await;
+        r.send(format!("{head}To: bob@b.test\r\nSubject: forged\r\n\r\nx\r\n.\r\n").as_bytes())
+            .await;
+        r.expect(&format!("550 5.7.1 Message refused: {why}")).await;
+    }
     // With p=quarantine it is kept, in Junk, marked as failing.
     dns.txt("_dmarc.a.test", "v=DMARC1; p=quarantine");
     tokio::time::sleep(Duration::from_millis(1500)).await;

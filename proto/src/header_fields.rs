@@ -1,0 +1,131 @@
+//! A message's header fields taken one by one (each with its folded lines), to drop some of them:
+//! the Authentication-Results fields that claim this server's name, DKIM signatures past a bound.
+
+use std::borrow::Cow;
+
+/// Whether `field` (a whole field, its name first) is named `name`, in any case.
+pub fn field_named(field: &[u8], name: &str) -> bool {
+    field.len() > name.len()
+        && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        && field[name.len()..]
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t'))
+            == Some(&b':')
+}
+
+/// `message` with only the header fields (each with its folded lines) that `keep` says yes to;
+/// borrowed when it keeps them all.
+pub fn keep_fields(message: &[u8], mut keep: impl FnMut(&[u8]) -> bool) -> Cow<'_, [u8]> {
+    let header_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .unwrap_or(message.len());
+    // Filled only from the first field dropped: most messages keep every field and are not copied.
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < header_end {
+        // One field: its first line and the folded lines after it.
+        let mut end = i;
+        loop {
+            match message[end..header_end].iter().position(|&b| b == b'\n') {
+                Some(n) => end += n + 1,
+                None => {
+                    end = header_end;
+                    break;
+                }
+            }
+            if end >= header_end || !matches!(message[end], b' ' | b'\t') {
+                break;
+            }
+        }
+        let field = &message[i..end];
+        match (&mut out, keep(field)) {
+            (Some(out), true) => out.extend_from_slice(field),
+            (Some(_), false) => {}
+            (None, true) => {}
+            (None, false) => {
+                let mut kept = Vec::with_capacity(message.len());
+                kept.extend_from_slice(&message[..i]);
+                out = Some(kept);
+            }
+        }
+        i = end;
+    }
+    match out {
+        Some(mut out) => {
+            out.extend_from_slice(&message[header_end..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(message),
+    }
+}
+
+/// `message` without the Authentication-Results fields that claim to come from `hostname` (RFC 8601
+/// §5: a forger, or a user sending to a colleague, could otherwise hand readers a "pass" of ours).
+/// Others' are kept.
+pub fn strip_own_results<'m>(message: &'m [u8], hostname: &str) -> Cow<'m, [u8]> {
+    keep_fields(message, |field| !is_own_result(field, hostname))
+}
+
+fn is_own_result(field: &[u8], hostname: &str) -> bool {
+    if !field_named(field, "Authentication-Results") {
+        return false;
+    }
+    let text = String::from_utf8_lossy(field);
+    let value = text.split_once(':').map(|(_, v)| v).unwrap_or("");
+    // The authserv-id is the first token of the value, after any comments (RFC 8601 §2.2 allows CFWS
+    // before it) and before `;`; a trailing dot names the same host.
+    let id = skip_comments(value)
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .next()
+        .unwrap_or("");
+    let id = id.strip_suffix('.').unwrap_or(id);
+    id.eq_ignore_ascii_case(hostname)
+}
+
+/// `value` from its first character that is neither white space nor inside a comment (comments
+/// nest, RFC 5322 §3.2.2; a backslash quotes the next character).
+fn skip_comments(value: &str) -> &str {
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for (at, c) in value.char_indices() {
+        match (escaped, depth, c) {
+            (true, _, _) => escaped = false,
+            (false, d, '\\') if d > 0 => escaped = true,
+            (false, _, '(') => depth += 1,
+            (false, d, ')') if d > 0 => depth -= 1,
+            (false, 0, c) if !c.is_whitespace() => return &value[at..],
+            _ => {}
+        }
+    }
+    ""
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_results_are_removed_others_kept() {
+        let m = b"Authentication-Results: mx.b.test;\r\n\tdmarc=pass header.from=a.test\r\n\
+AUTHENTICATION-RESULTS: MX.B.TEST; spf=pass\r\n\
+Authentication-Results: (c) mx.b.test; dmarc=pass\r\n\
+Authentication-Results: (a (nested\\) one)) \r\n mx.b.test.; dmarc=pass\r\n\
+Authentication-Results: other.example; dkim=fail\r\n\
+Authentication-Results: (mx.b.test) other.example; dkim=fail\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; in the body stays\r\n";
+        let out = String::from_utf8(strip_own_results(m, "mx.b.test").into_owned()).unwrap();
+        assert_eq!(
+            out,
+            "Authentication-Results: other.example; dkim=fail\r\n\
+Authentication-Results: (mx.b.test) other.example; dkim=fail\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; in the body stays\r\n"
+        );
+        let clean = b"Subject: hi\r\n\r\nbody";
+        assert!(matches!(
+            strip_own_results(clean, "mx.b.test"),
+            Cow::Borrowed(_)
+        ));
+    }
+}
