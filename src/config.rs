@@ -503,6 +503,11 @@ pub struct FileConfig {
     pub dns_servers: Option<Vec<String>>,
     /// Port of other mail servers to deliver to. Default 25; only tests and unusual set-ups change it.
     pub outbound_port: Option<u16>,
+    /// Deliver to servers at loopback, private (RFC 1918, unique-local), link-local, shared or
+    /// unspecified addresses (default false). Off, a user cannot make the queue connect into this host
+    /// or its network (`x@[127.0.0.1]`, or a domain whose MX points there); a LAN-only set-up and tests
+    /// of several hosts on 127.0.0.x turn it on. `relay_host` is the administrator's and always used.
+    pub outbound_private_addresses: Option<bool>,
     /// Deliver to other servers only over TLS with a certificate valid for their MX host name (default
     /// false: TLS whenever they offer it, as most servers do, verified or not).
     pub outbound_tls_required: Option<bool>,
@@ -606,6 +611,8 @@ pub struct Config {
     /// Name servers as `ip:port`; empty: the system's.
     pub dns_servers: Vec<std::net::SocketAddr>,
     pub outbound_port: u16,
+    /// [`FileConfig::outbound_private_addresses`].
+    pub outbound_private_addresses: bool,
     pub outbound_tls_required: bool,
     pub outbound_tls_required_domains: Vec<String>,
     pub outbound_tls_roots: Option<PathBuf>,
@@ -650,6 +657,7 @@ impl Config {
             // Tests never ask the internet: a name server on loopback that is not there fails fast.
             dns_servers: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 53))],
             outbound_port: DEFAULT_SMTP_PORT,
+            outbound_private_addresses: false,
             outbound_tls_required: false,
             outbound_tls_required_domains: Vec::new(),
             outbound_tls_roots: None,

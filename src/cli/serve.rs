@@ -146,6 +146,7 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
         outbound_port: file
             .outbound_port
             .unwrap_or(crate::config::DEFAULT_SMTP_PORT),
+        outbound_private_addresses: file.outbound_private_addresses.unwrap_or(false),
         outbound_tls_required: file.outbound_tls_required.unwrap_or(false),
         outbound_tls_required_domains: file
             .outbound_tls_required_domains

@@ -286,6 +286,7 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
     }
     let (mut local, mut remote) = (Vec::new(), Vec::new());
     let (mut invalid, mut local_addresses) = (Vec::new(), Vec::new());
+    let private_ok = ctx.shared.config.outbound_private_addresses;
     for r in &recipients {
         match ctx.shared.config.local_part(r) {
             Some(l) => match crate::auth::normalize_name(l) {
@@ -295,7 +296,7 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
                 }
                 Err(_) => invalid.push(r.clone()),
             },
-            None if crate::outbound::plausible_address(r) => remote.push(r.clone()),
+            None if crate::outbound::plausible_address(r, private_ok) => remote.push(r.clone()),
             None => invalid.push(r.clone()),
         }
     }

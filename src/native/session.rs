@@ -533,7 +533,8 @@ impl Session {
                     let text = format!("{rcpt}: mail to other domains is not delivered here");
                     return Err(line("NO", "REMOTE", &text));
                 }
-                if !crate::outbound::plausible_address(rcpt) {
+                if !crate::outbound::plausible_address(rcpt, self.config.outbound_private_addresses)
+                {
                     let text = format!("{rcpt}: not a deliverable address; nothing was sent");
                     return Err(line("NO", "NOUSER", &text));
                 }

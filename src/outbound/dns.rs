@@ -57,9 +57,67 @@ pub enum RouteError {
     Permanent(String),
 }
 
+/// Whether `ip` is one any server on the internet could have: not loopback, private (RFC 1918,
+/// IPv6 unique-local), link-local, shared (RFC 6598), unspecified, broadcast, multicast or
+/// documentation. Mail for a domain routed to any other address is refused unless the config says
+/// private addresses are fine ([`crate::config::FileConfig::outbound_private_addresses`]).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            }
+        },
+    }
+}
+
 /// The hosts to try for `domain`, best first, each with its addresses: its MX hosts by preference
 /// (equal ones in random order, RFC 5321 §5.1), or with no MX records the domain itself (its A/AAAA).
+/// Unless `private_ok`, only public addresses ([`is_public`]): a domain whose hosts have none is
+/// refused for good, so a user cannot make the queue connect into this host or its network.
 pub async fn route(
+    dns: &MessageAuthenticator,
+    domain: &str,
+    private_ok: bool,
+) -> Result<Vec<(String, Vec<IpAddr>)>, RouteError> {
+    let routes = all_routes(dns, domain).await?;
+    if private_ok {
+        return Ok(routes);
+    }
+    let public: Vec<(String, Vec<IpAddr>)> = routes
+        .into_iter()
+        .map(|(host, ips)| (host, ips.into_iter().filter(|ip| is_public(*ip)).collect()))
+        .filter(|(_, ips): &(String, Vec<IpAddr>)| !ips.is_empty())
+        .collect();
+    match public.is_empty() {
+        true => Err(RouteError::Permanent(format!(
+            "{domain}: its mail servers are at no public address (loopback, private or link-local)"
+        ))),
+        false => Ok(public),
+    }
+}
+
+async fn all_routes(
     dns: &MessageAuthenticator,
     domain: &str,
 ) -> Result<Vec<(String, Vec<IpAddr>)>, RouteError> {

@@ -84,13 +84,14 @@ pub fn address_literal(domain: &str) -> Option<std::net::IpAddr> {
 }
 
 /// Whether `address` looks like one another server could take: `local@domain`, a domain of dotted
-/// labels or an address literal, no spaces (RCPT's parser has checked the rest).
-pub fn plausible_address(address: &str) -> bool {
+/// labels or an address literal, no spaces (RCPT's parser has checked the rest). An address literal
+/// must be public unless `private_ok` ([`dns::is_public`], `outbound_private_addresses`).
+pub fn plausible_address(address: &str, private_ok: bool) -> bool {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return false;
     };
-    if address_literal(domain).is_some() {
-        return !local.is_empty() && local.len() <= 64;
+    if let Some(ip) = address_literal(domain) {
+        return !local.is_empty() && local.len() <= 64 && (private_ok || dns::is_public(ip));
     }
     !local.is_empty()
         && local.len() <= 64
@@ -227,8 +228,27 @@ mod tests {
             "x.y+z@sub.b-c.example",
             "a@[192.0.2.1]",
             "a@[IPv6:2001:db8::1]",
+            "a@[193.0.2.1]",
         ] {
-            assert!(plausible_address(good), "{good}");
+            assert!(plausible_address(good, true), "{good}");
+        }
+        assert!(plausible_address("a@[193.0.2.1]", false));
+        // Literals that lead into this host or its network, unless the config allows them.
+        for inside in [
+            "a@[127.0.0.1]",
+            "a@[10.1.2.3]",
+            "a@[192.168.0.1]",
+            "a@[169.254.169.254]",
+            "a@[100.64.0.1]",
+            "a@[0.0.0.0]",
+            "a@[192.0.2.1]",
+            "a@[IPv6:::1]",
+            "a@[IPv6:fe80::1]",
+            "a@[IPv6:fd00::1]",
+            "a@[IPv6:::ffff:127.0.0.1]",
+        ] {
+            assert!(!plausible_address(inside, false), "{inside}");
+            assert!(plausible_address(inside, true), "{inside}");
         }
         for bad in [
             "a",
@@ -239,7 +259,7 @@ mod tests {
             "a@[999.1.1.1]",
             "a@b example.org",
         ] {
-            assert!(!plausible_address(bad), "{bad}");
+            assert!(!plausible_address(bad, true), "{bad}");
         }
         assert_eq!(
             address_literal("[192.0.2.1]"),

@@ -444,9 +444,13 @@ async fn deliver(
         Some(relay) => dns::relay_route(&mailer.dns, relay, config.outbound_port)
             .await
             .map(|(host, ips, port)| (vec![(host, ips)], port)),
-        None => dns::route(&mailer.dns, &entry.domain)
-            .await
-            .map(|routes| (routes, config.outbound_port)),
+        None => dns::route(
+            &mailer.dns,
+            &entry.domain,
+            config.outbound_private_addresses,
+        )
+        .await
+        .map(|routes| (routes, config.outbound_port)),
     };
     let (routes, port) = match routed {
         Ok(routed) => routed,

@@ -611,7 +611,7 @@ impl Session {
         if self.mailer.is_none() {
             return Outcome::reply("550 5.7.1 Delivery to other domains is not available here");
         }
-        if !crate::outbound::plausible_address(address) {
+        if !crate::outbound::plausible_address(address, self.config.outbound_private_addresses) {
             return self.bad(format!(
                 "553 5.1.3 <{}>: not a deliverable address",
                 printable(address)

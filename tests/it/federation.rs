@@ -40,6 +40,8 @@ pub fn tune(c: &mut Config, domain: &str, ip: Ipv4Addr, port: u16, dns: SocketAd
     c.submission_port = Some(0);
     c.dns_servers = vec![dns];
     c.outbound_port = port;
+    // Every host of these tests is on 127.0.0.x.
+    c.outbound_private_addresses = true;
     c.inbound_auth_checks = true;
     c.limits.queue_retry_secs_min = 1;
     c.limits.queue_retry_secs_max = 1;
@@ -767,4 +769,51 @@ async fn mail_from_a_local_domain_without_its_signature_goes_to_junk() {
     let inbox = arrives(&b, "bob", "bob-pw", "INBOX", "own mail back").await;
     assert!(auth_results(&inbox).contains("dkim=pass"), "{inbox}");
     b.stop().await;
+}
+
+/// A user cannot make the queue connect into this host or its network: an address literal there is
+/// refused at RCPT, a domain whose MX points there comes back, and the listener on loopback never
+/// hears from the queue. `outbound_private_addresses` (the other tests' setting) lets both through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_does_not_connect_inside_this_host_or_network() {
+    let dns = TestDns::start().await;
+    let (ip_a, _, _, port) = addresses();
+    let dir_a = TempDir::new().unwrap();
+    publish(&dns, "a.test", ip_a, &dir_a, "p=none");
+    dns.mx("inside.test", "mx.inside.test");
+    dns.a("mx.inside.test", Ipv4Addr::LOCALHOST);
+    // Something listening where the MX points, which must never be reached.
+    let inside = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .await
+        .unwrap();
+    let a = TestServer::start_in(dir_a, |c| {
+        tune(c, "a.test", ip_a, port, dns.addr);
+        c.outbound_private_addresses = false;
+    })
+    .await;
+    a.add_user("alice", "alice-pw").await;
+    for literal in ["x@[127.0.0.1]", "x@[10.0.0.1]", "x@[169.254.169.254]"] {
+        let refused = submit_with(
+            &a,
+            ("alice", "alice-pw", "alice@a.test"),
+            &[literal],
+            "in",
+            (&[], &[]),
+        )
+        .await;
+        assert_eq!(
+            refused,
+            format!("{{\"{literal}\": [553, \"5.1.3 <{literal}>: not a deliverable address\"]}}")
+        );
+    }
+    alice_sends(&a, "x@inside.test", "to the inside").await;
+    let bounce = arrives(&a, "alice", "alice-pw", "INBOX", "to the inside").await;
+    assert!(
+        bounce.contains("inside.test: its mail servers are at no public address"),
+        "{bounce}"
+    );
+    assert!(a.store.queue_list().await.unwrap().is_empty());
+    let reached = tokio::time::timeout(Duration::from_millis(200), inside.accept()).await;
+    assert!(reached.is_err(), "the queue connected to loopback");
+    a.stop().await;
 }

@@ -64,7 +64,7 @@ async fn sigkill_while_delivering_loses_nothing() {
         &config,
         format!(
             "domains = [\"a.test\"]\nhostname = \"mx.a.test\"\ndns_servers = [\"{}\"]\n\
-             outbound_port = {port}\n[limits]\nqueue_retry_secs_min = 1\nqueue_retry_secs_max = 1\n",
+             outbound_port = {port}\noutbound_private_addresses = true\n[limits]\nqueue_retry_secs_min = 1\nqueue_retry_secs_max = 1\n",
             dns.addr
         ),
     )
@@ -174,6 +174,7 @@ async fn queue_commands_list_show_retry_and_drop() {
     let s = TestServer::start_with(|c| {
         c.dns_servers = vec![dns.addr];
         c.outbound_port = closed;
+        c.outbound_private_addresses = true;
     })
     .await;
     s.add_user("alice", "alice-pw").await;
