@@ -317,10 +317,14 @@ impl CopyStore for SqliteStore {
                 let (mut count, mut unseen, mut bytes) = (0i64, 0i64, 0i64);
                 for m in &messages {
                     tx.prepare_cached(
-                        "INSERT INTO blobs (id, raw) VALUES (?1, ?2) \
-                         ON CONFLICT (id) DO UPDATE SET refs = refs + 1",
+                        "INSERT INTO blobs (id, raw) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
                     )?
                     .execute(params![m.blob, m.raw])?;
+                    tx.prepare_cached(
+                        "INSERT INTO blob_refs (blob_id, refs) VALUES (?1, 1) \
+                         ON CONFLICT (blob_id) DO UPDATE SET refs = refs + 1",
+                    )?
+                    .execute(params![m.blob])?;
                     // Without one, the message is summarized when the store next opens.
                     let summarized = match &m.summary {
                         Some(summary) => tx

@@ -29,6 +29,8 @@ fn insert_blob(tx: &Connection, m: &NewMessage) -> rusqlite::Result<i64> {
     tx.prepare_cached("INSERT INTO blobs (raw) VALUES (?1)")?
         .execute(params![m.raw])?;
     let blob = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO blob_refs (blob_id, refs) VALUES (?1, 1)")?
+        .execute(params![blob])?;
     tx.prepare_cached("INSERT INTO summaries (blob_id, summary) VALUES (?1, ?2)")?
         .execute(params![blob, m.summary])?;
     Ok(blob)
@@ -37,7 +39,7 @@ fn insert_blob(tx: &Connection, m: &NewMessage) -> rusqlite::Result<i64> {
 /// Counts `more` further messages pointing at `blob`.
 fn add_refs(tx: &Connection, blob: i64, more: i64) -> StoreResult<()> {
     if more != 0 {
-        tx.prepare_cached("UPDATE blobs SET refs = refs + ?2 WHERE id = ?1")
+        tx.prepare_cached("UPDATE blob_refs SET refs = refs + ?2 WHERE blob_id = ?1")
             .and_then(|mut s| s.execute(params![blob, more]))
             .map_err(backend)?;
     }
@@ -397,7 +399,7 @@ pub fn copy(
         )?;
         let mut referenced = ctx
             .tx
-            .prepare_cached("UPDATE blobs SET refs = refs + 1 WHERE id = ?1")?;
+            .prepare_cached("UPDATE blob_refs SET refs = refs + 1 WHERE blob_id = ?1")?;
         let mut map = Vec::with_capacity(n);
         for (i, (uid, ..)) in present.iter().enumerate() {
             let new_uid = first_uid + i as u32;
