@@ -16,7 +16,10 @@ MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
 <p>Hello <script>window.pwned = 1; alert('script')</script></p>\
 <img src=x onerror=\"window.pwned = 2; alert('onerror')\">\
 <a href=\"javascript:window.pwned=3;alert('link')\">Click me</a>\
-<img src=\"https://tracker.example/pixel.gif\"><iframe src=\"https://evil.example\"></iframe>\r\n";
+<img src=\"https://tracker.example/pixel.gif\"><iframe src=\"https://evil.example\"></iframe>\
+<img src=\"ht&#9;tp://127.0.0.1:9/tab.png\"><img src=\"\\\\127.0.0.1:9/bs.png\">\
+<div style=\"background-image:image-set('http://127.0.0.1:9/set.png' 1x)\">set</div>\
+<div style=\"background:u\\72 l(http://127.0.0.1:9/esc.png)\">esc</div>\r\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webmail_in_a_browser() {

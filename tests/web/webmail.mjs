@@ -93,11 +93,17 @@ await frame.locator('text=Click me').click().catch(() => {});
 await page.waitForTimeout(500);
 assert.equal(await page.evaluate(() => window.pwned), undefined, 'nothing of the message ran in the page');
 assert.deepEqual(dialogs, [], 'no alert opened');
+// Its remote images, however spelled, were never asked for (the tracker is 127.0.0.1:9).
+assert.deepEqual(trail.filter((t) => t.includes('127.0.0.1:9/')), [], 'no remote image was fetched');
+// The frame is sized to its content (which it can only be when this page may read it), and its links
+// may open a tab of their own.
+assert.match(await page.getAttribute('#thread iframe', 'style') || '', /height: \d+px/);
+assert.match(await page.getAttribute('#thread iframe', 'sandbox'), /allow-popups-to-escape-sandbox/);
 await shot(page, '5-hostile-message');
 
 // New mail, sent by SMTP while the page is open, appears without a reload.
 await smtp(Number(smtpPort), 'frank@example.net', 'alice@localhost',
-  'From: Frank <frank@example.net>\r\nTo: alice@localhost\r\nSubject: Pushed news\r\n\r\nFresh from SMTP.\r\n');
+  'From: Frank <frank@example.net>\r\nTo: alice@localhost\r\nSubject: Pushed news\r\nMessage-ID: <news@example.net>\r\n\r\nFresh from SMTP.\r\n');
 await page.waitForSelector('#messages li:has-text("Pushed news")', WAIT);
 await shot(page, '6-new-mail-arrived');
 
@@ -129,6 +135,18 @@ await page.click('#delete');
 await page.waitForSelector('#messages li:has-text("Pushed news")', { state: 'detached', ...WAIT });
 await page.click('#mailboxes a[data-role="trash"]');
 await page.waitForSelector('#messages li:has-text("Pushed news")', WAIT);
+// A reply joins the thread in the Inbox; deleting the thread from Trash leaves the reply where it is.
+await smtp(Number(smtpPort), 'frank@example.net', 'alice@localhost',
+  'From: Frank <frank@example.net>\r\nTo: alice@localhost\r\nSubject: Re: Pushed news\r\n' +
+  'In-Reply-To: <news@example.net>\r\nReferences: <news@example.net>\r\n\r\nMore news.\r\n');
+await page.waitForFunction(() => document.querySelector('#mailboxes a[data-role="inbox"] .count')?.textContent === '2', null, WAIT);
+await page.click('#messages li:has-text("Pushed news")');
+await page.waitForSelector('#thread pre:has-text("More news.")', WAIT);
+await page.click('#delete');
+await page.waitForSelector('#toast:has-text("Deleted")', WAIT);
+await page.waitForSelector('#messages li:has-text("Pushed news")', { state: 'detached', ...WAIT });
+await page.click('#mailboxes a[data-role="inbox"]');
+await page.waitForSelector('#messages li:has-text("Re: Pushed news")', WAIT);
 
 // A draft saved, then found in Drafts.
 await page.click('#compose-button');

@@ -199,18 +199,27 @@ function select(delta) {
 const READ_PROPERTIES = ['threadId', 'mailboxIds', 'keywords', 'from', 'to', 'cc', 'replyTo', 'subject', 'sentAt',
   'receivedAt', 'messageId', 'references', 'textBody', 'htmlBody', 'attachments', 'bodyValues'];
 
+// A thread's messages are read this many at a time (the server's maxObjectsInGet is 500), and at most
+// the last SHOWN_MAX are shown: a mailing list's thread of thousands still opens.
+const GET_BATCH = 250;
+const SHOWN_MAX = 100;
+
 async function openThread(email) {
   closeComposer();
   closeAway();
-  const out = await jmap([
-    ['Thread/get', { accountId: S.account, ids: [email.threadId] }, 't'],
-    ['Email/get', { accountId: S.account, '#ids': { resultOf: 't', name: 'Thread/get', path: '/list/*/emailIds' },
-      properties: READ_PROPERTIES, fetchTextBodyValues: true }, 'g'],
-  ]);
-  S.thread = out.g.list;
+  const t = await jmap([['Thread/get', { accountId: S.account, ids: [email.threadId] }, 't']]);
+  const ids = t.t.list.length ? t.t.list[0].emailIds : [email.id];
+  S.thread = [];
+  for (let at = 0; at < ids.length; at += GET_BATCH) {
+    const out = await jmap([['Email/get', { accountId: S.account, ids: ids.slice(at, at + GET_BATCH),
+      properties: READ_PROPERTIES, fetchTextBodyValues: true }, 'g']]);
+    S.thread.push(...out.g.list);
+  }
   const thread = $('thread');
   thread.replaceChildren();
-  for (const e of S.thread) thread.append(await renderMessage(e));
+  const hidden = S.thread.length - SHOWN_MAX;
+  if (hidden > 0) thread.append(el('p', { className: 'earlier', textContent: hidden + ' earlier messages of this conversation are not shown.' }));
+  for (const e of S.thread.slice(Math.max(0, hidden))) thread.append(await renderMessage(e));
   $('reader').hidden = false;
   document.querySelector('.app').classList.add('reading');
   renderList();
@@ -259,7 +268,9 @@ async function htmlBody(emailId, images) {
     holder.append(el('div', { className: 'images-blocked' }, el('span', { textContent: 'Remote images are blocked. ' }), show));
   }
   const frame = el('iframe', { title: 'Message' });
-  frame.setAttribute('sandbox', '');
+  // No script ever runs in it (the sandbox, and the document's own policy); same origin only so this page
+  // can size it to its content; links open in a new tab, outside the sandbox.
+  frame.setAttribute('sandbox', 'allow-same-origin allow-popups allow-popups-to-escape-sandbox');
   frame.setAttribute('referrerpolicy', 'no-referrer');
   frame.srcdoc = body.html;
   frame.addEventListener('load', () => {
@@ -292,21 +303,54 @@ async function updateThread(patchOf) {
   if (!S.thread.length) return;
   const update = {};
   for (const e of S.thread) update[e.id] = patchOf(e);
-  await jmap([['Email/set', { accountId: S.account, update }, 's']]);
+  for (const [at, ids] of batches(Object.keys(update))) {
+    const part = {};
+    for (const id of ids) part[id] = update[id];
+    await jmap([['Email/set', { accountId: S.account, update: part }, 's' + at]]);
+  }
 }
 
+// `ids` in pieces the server takes in one call (maxObjectsInSet is 500).
+function batches(ids) {
+  const out = [];
+  for (let at = 0; at < ids.length; at += GET_BATCH) out.push([at, ids.slice(at, at + GET_BATCH)]);
+  return out;
+}
+
+// The open thread's messages that are in the mailbox being looked at (all of them in search results,
+// which span mailboxes): a move or a delete acts on those only, so a reply that arrived in the Inbox
+// stays there when the thread is deleted from Trash, and the Sent copies stay in Sent.
+function hereInThread() { return S.search ? S.thread : S.thread.filter((e) => e.mailboxIds[S.current]); }
+
 async function moveThread(target) {
-  await updateThread((e) => ({ mailboxIds: { [target]: true } }));
+  const here = hereInThread();
+  if (!here.length) return;
+  const update = {};
+  for (const e of here) {
+    update[e.id] = S.search ? { mailboxIds: { [target]: true } }
+      : { ['mailboxIds/' + S.current]: null, ['mailboxIds/' + target]: true };
+  }
+  for (const [at, ids] of batches(Object.keys(update))) {
+    const part = {};
+    for (const id of ids) part[id] = update[id];
+    await jmap([['Email/set', { accountId: S.account, update: part }, 'm' + at]]);
+  }
   closeReader();
   await refresh();
   toast('Moved to ' + S.mailboxes.find((m) => m.id === target).name);
 }
 
 async function deleteThread() {
-  if (!S.thread.length) return;
   const trash = role('trash');
-  if (trash && S.current !== trash.id) return moveThread(trash.id);
-  await jmap([['Email/set', { accountId: S.account, destroy: S.thread.map((e) => e.id) }, 'd']]);
+  if (trash && (S.search || S.current !== trash.id)) return moveThread(trash.id);
+  const here = hereInThread();
+  if (!here.length) return;
+  // In Trash: gone for good, but a message also kept in another mailbox only leaves Trash.
+  const destroy = here.filter((e) => Object.keys(e.mailboxIds).length === 1).map((e) => e.id);
+  const update = {};
+  for (const e of here) if (!destroy.includes(e.id)) update[e.id] = { ['mailboxIds/' + S.current]: null };
+  for (const [at, ids] of batches(destroy)) await jmap([['Email/set', { accountId: S.account, destroy: ids }, 'd' + at]]);
+  if (Object.keys(update).length) await jmap([['Email/set', { accountId: S.account, update }, 'u']]);
   closeReader(); await refresh(); toast('Deleted');
 }
 
@@ -360,7 +404,8 @@ function quoted(e) {
     text.split('\n').map((l) => '> ' + l).join('\n');
 }
 
-function mine(a) { return a.email.split('@')[0].toLowerCase() === S.username.toLowerCase(); }
+// This user's own address (another's with the same local part, at another domain, is someone else).
+function mine(a) { return a.email.toLowerCase() === $('whoami').textContent.toLowerCase(); }
 
 function reply(all) {
   const e = latest();
@@ -443,6 +488,9 @@ async function send(event) {
       onSuccessUpdateEmail: { '#send': { ['mailboxIds/' + drafts.id]: null, ['mailboxIds/' + sent.id]: true, 'keywords/$draft': null } } }, 's'],
   ]);
   const submission = [].concat(out.s)[0];
+  const draft = [].concat(out.e)[0];
+  // The draft this attempt made stays the one to replace (or discard) if the sending failed.
+  if (draft && draft.created && draft.created.draft) S.draftId = draft.created.draft.id;
   if (!submission.created || !submission.created.send) {
     const why = (submission.notCreated && submission.notCreated.send) || (out.e[0] || out.e).notCreated || {};
     $('compose-status').textContent = 'Not sent: ' + (why.description || why.type || 'unknown error');
