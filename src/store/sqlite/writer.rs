@@ -293,12 +293,20 @@ fn commit_batch(
 
 /// Runs one op in its own savepoint: its failure rolls back only its own changes. The mailboxes it
 /// touched are added to `touched` if it succeeded.
+///
+/// Some errors (a full disk, an I/O error) make SQLite roll back the whole transaction, not just the
+/// statement. A savepoint then would begin a transaction of its own, and its release commit it at
+/// once, while the batch fails: that op's caller would be told "failed" of a write that is stored.
+/// So once the batch's transaction is gone, every op left fails unapplied.
 fn apply_one(
     tx: &mut rusqlite::Transaction<'_>,
     op: Box<dyn Apply>,
     limits: &ModelLimits,
     touched: &mut Vec<(UserId, MailboxId, u64)>,
 ) -> Pending {
+    if tx.is_autocommit() {
+        return op.fail("the write batch was rolled back".to_string());
+    }
     let sp = match tx.savepoint() {
         Ok(sp) => sp,
         Err(e) => return op.fail(e.to_string()),
@@ -330,4 +338,51 @@ fn apply_one(
 pub fn backend(e: rusqlite::Error) -> StoreError {
     crate::metrics::METRICS.store_error();
     StoreError::Backend(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(reply: oneshot::Sender<StoreResult<()>>, x: i64) -> WriteOp {
+        WriteOp::new(reply, move |ctx: &mut Ctx<'_>| {
+            ctx.tx
+                .execute("INSERT INTO t (x) VALUES (?1)", [x])
+                .map(|_| ())
+                .map_err(backend)
+        })
+    }
+
+    /// An op after one whose error rolled the whole transaction back (as SQLite does on a full disk;
+    /// here the op says ROLLBACK itself) is neither stored nor told it was: the batch fails as one.
+    #[test]
+    fn ops_after_the_transaction_is_lost_fail_unapplied() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, mut rx2) = oneshot::channel();
+        let (tx3, mut rx3) = oneshot::channel();
+        let lost = WriteOp::new(tx2, |ctx: &mut Ctx<'_>| -> StoreResult<()> {
+            ctx.tx.execute_batch("ROLLBACK").map_err(backend)?;
+            Err(StoreError::Backend("database or disk is full".into()))
+        });
+        let ops = vec![insert(tx1, 1), lost, insert(tx3, 3)];
+        let notifier = Notifier::default();
+        commit_batch(
+            &mut conn,
+            ops.into_iter(),
+            &mut || None,
+            &notifier,
+            &ModelLimits::default(),
+            None,
+        );
+        for rx in [&mut rx1, &mut rx2, &mut rx3] {
+            assert!(rx.try_recv().unwrap().is_err());
+        }
+        let stored: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 0);
+        assert!(conn.is_autocommit());
+    }
 }
