@@ -41,6 +41,13 @@ const SIGNED_HEADERS: [&str; 13] = [
     "Content-Transfer-Encoding",
 ];
 
+/// [`SIGNED_HEADERS`], each named twice in the signature: once for each field present and once more,
+/// for one that is not (RFC 6376 §8.15, "oversigning"), so a field added on the way (a second From or
+/// Subject above the signed ones) breaks the signature instead of being shown to the reader.
+fn oversigned() -> impl Iterator<Item = &'static str> {
+    SIGNED_HEADERS.iter().flat_map(|name| [*name, *name])
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
     #[error("DKIM key file {0}: {1}")]
@@ -140,14 +147,14 @@ impl Dkim {
         let ed = DkimSigner::from_key(ed)
             .domain(domain)
             .selector(SELECTOR_ED25519)
-            .headers(SIGNED_HEADERS)
+            .headers(oversigned())
             .sign(message)
             .map_err(sign_err)?;
         let rsa = rsa_key(&keys.rsa_pkcs1).map_err(DkimError::Sign)?;
         let rsa = DkimSigner::from_key(rsa)
             .domain(domain)
             .selector(SELECTOR_RSA)
-            .headers(SIGNED_HEADERS)
+            .headers(oversigned())
             .sign(message)
             .map_err(sign_err)?;
         Ok(format!("{}{}", ed.to_header(), rsa.to_header()))
@@ -253,6 +260,20 @@ mod tests {
         );
         assert!(headers.contains("a=rsa-sha256") && headers.contains("s=jmail-rsa"));
         assert!(headers.contains("d=a.test"));
+        // From, To and Subject are signed once more than they appear.
+        let ed = headers
+            .split("DKIM-Signature:")
+            .nth(1)
+            .unwrap()
+            .replace(['\r', '\n', '\t', ' '], "");
+        let h = ed
+            .split(';')
+            .find_map(|t| t.strip_prefix("h="))
+            .unwrap()
+            .to_ascii_lowercase();
+        for name in ["from", "to", "subject"] {
+            assert_eq!(h.split(':').filter(|n| *n == name).count(), 2, "{h}");
+        }
         let file = dir.path().join("dkim/a.test.rsa.pem");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
