@@ -92,7 +92,14 @@ pub async fn authenticate(
         return password_login(ctx, peer, name, password).await;
     } else if scheme.eq_ignore_ascii_case("bearer") {
         let key = token_key(&ctx.config.data_dir).ok_or(Refused::Unavailable)?;
-        verify_token(&key, credentials.trim(), now_secs()).ok_or(Refused::Unauthorized)?
+        let (account, issued_micros) =
+            verify_token(&key, credentials.trim(), now_secs()).ok_or(Refused::Unauthorized)?;
+        // A sign-out ended the tokens issued before it.
+        match ctx.store.tokens_from(account.id).await {
+            Ok(Some(from)) if issued_micros >= from => account,
+            Ok(_) => return Err(Refused::Unauthorized),
+            Err(_) => return Err(Refused::Unavailable),
+        }
     } else {
         return Err(Refused::Unauthorized);
     };
@@ -213,16 +220,17 @@ fn mac(key: &[u8; 32], payload: &str) -> ring::hmac::Tag {
     ring::hmac::sign(&key, payload.as_bytes())
 }
 
-/// A token for `account`, good until `expires` (seconds since the epoch).
-fn sign_token(key: &[u8; 32], account: &Account, expires: u64) -> String {
+/// A token for `account`, issued at `issued_micros` (microseconds since the epoch, for a sign-out to
+/// end), good until `expires` (seconds since the epoch).
+fn sign_token(key: &[u8; 32], account: &Account, issued_micros: i64, expires: u64) -> String {
     let credential: String = account
         .credential
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     let payload = format!(
-        "{}:{}:{}:{}:{}",
-        account.id, account.inbox, credential, expires, account.name
+        "{}:{}:{}:{}:{}:{}",
+        account.id, account.inbox, credential, expires, issued_micros, account.name
     );
     let tag = mac(key, &payload);
     format!(
@@ -232,18 +240,19 @@ fn sign_token(key: &[u8; 32], account: &Account, expires: u64) -> String {
     )
 }
 
-/// The account a token names, if its signature holds and it has not expired.
-fn verify_token(key: &[u8; 32], token: &str, now: u64) -> Option<Account> {
+/// The account a token names and when it was issued, if its signature holds and it has not expired.
+fn verify_token(key: &[u8; 32], token: &str, now: u64) -> Option<(Account, i64)> {
     let (payload, tag) = token.split_once('.')?;
     let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
     let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     ring::hmac::verify(&key, payload.as_bytes(), &tag).ok()?;
-    let mut fields = payload.splitn(5, ':');
+    let mut fields = payload.splitn(6, ':');
     let id = fields.next()?.parse().ok()?;
     let inbox = fields.next()?.parse().ok()?;
     let credential_hex = fields.next()?;
     let expires: u64 = fields.next()?.parse().ok()?;
+    let issued_micros: i64 = fields.next()?.parse().ok()?;
     let name = fields.next()?.to_string();
     if expires <= now || credential_hex.len() != 16 {
         return None;
@@ -252,18 +261,38 @@ fn verify_token(key: &[u8; 32], token: &str, now: u64) -> Option<Account> {
     for (i, byte) in credential.iter_mut().enumerate() {
         *byte = u8::from_str_radix(credential_hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    Some(Account {
-        id,
-        name,
-        inbox,
-        credential,
-    })
+    Some((
+        Account {
+            id,
+            name,
+            inbox,
+            credential,
+        },
+        issued_micros,
+    ))
 }
 
 /// A fresh token for a logged-in account; `None` when the key cannot be had.
 pub fn issue_token(ctx: &Shared, account: &Account) -> Option<String> {
     let key = token_key(&ctx.config.data_dir)?;
-    Some(sign_token(&key, account, now_secs() + TOKEN_SECS))
+    Some(sign_token(
+        &key,
+        account,
+        now_micros(),
+        now_secs() + TOKEN_SECS,
+    ))
+}
+
+/// Ends every token of `account` issued until now (a sign-out).
+pub async fn end_tokens(ctx: &Shared, account: &Account) -> Result<(), Refused> {
+    ctx.store
+        .end_tokens(account.id, now_micros() + 1)
+        .await
+        .map_err(|_| Refused::Unavailable)
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
 }
 
 #[cfg(test)]
@@ -282,12 +311,12 @@ mod tests {
     #[test]
     fn tokens_hold_until_they_expire_and_cannot_be_forged() {
         let key = [9u8; 32];
-        let token = sign_token(&key, &alice(), 1000);
-        assert_eq!(verify_token(&key, &token, 999), Some(alice()));
+        let token = sign_token(&key, &alice(), 5, 1000);
+        assert_eq!(verify_token(&key, &token, 999), Some((alice(), 5)));
         assert_eq!(verify_token(&key, &token, 1000), None);
         assert_eq!(verify_token(&[8u8; 32], &token, 10), None);
         let (payload, tag) = token.split_once('.').unwrap();
-        let forged = URL_SAFE_NO_PAD.encode("1:70:01020304050607ff:1000:root");
+        let forged = URL_SAFE_NO_PAD.encode("1:70:01020304050607ff:1000:5:root");
         assert_eq!(verify_token(&key, &format!("{forged}.{tag}"), 10), None);
         assert_eq!(verify_token(&key, payload, 10), None);
         assert_eq!(verify_token(&key, "", 10), None);

@@ -51,6 +51,7 @@ pub fn router(state: JmapState) -> Router {
             "/jmap/token",
             post(token).layer(DefaultBodyLimit::max(4096)),
         )
+        .route("/jmap/logout", post(logout))
         .with_state(state)
 }
 
@@ -556,6 +557,22 @@ async fn token(State(s): State<JmapState>, headers: HeaderMap, body: Bytes) -> R
             "username": account.name,
         })),
         None => refused(Refused::Unavailable),
+    }
+}
+
+/// Signing out: every bearer token of the account issued until now stops working, on every node
+/// (tokens are signed, not stored; the account keeps from when they count). 204 when done.
+async fn logout(State(s): State<JmapState>, headers: HeaderMap) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let account = match auth::authenticate(&s.ctx, s.peer.ip(), s.tls, authorization).await {
+        Ok(a) => a,
+        Err(r) => return refused(r),
+    };
+    match auth::end_tokens(&s.ctx, &account).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refused(r),
     }
 }
 

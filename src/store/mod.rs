@@ -675,6 +675,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// The stored password hash of the account with this id; `None` once it is deleted. Sessions ask before
     /// each command whether their login still stands.
     async fn password_hash_of(&self, id: UserId) -> StoreResult<Option<String>>;
+    /// From when (microseconds since the epoch) the account's bearer tokens count: those issued earlier
+    /// were ended by a sign-out; `None` once the account is deleted.
+    async fn tokens_from(&self, id: UserId) -> StoreResult<Option<i64>>;
+    /// Ends every bearer token of the account issued before `from_micros` (a sign-out): on every node,
+    /// as the next request of each asks [`MailStore::tokens_from`]. Never moves the mark back.
+    async fn end_tokens(&self, id: UserId, from_micros: i64) -> StoreResult<()>;
     /// Which of `names` are existing users (for splitting a v1 client's coalesced credentials).
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>>;
     /// What delivery needs of the named user: whether it can take one more message, so SMTP can say

@@ -475,6 +475,21 @@ r = requests.get(f"{base}/.well-known/jmap", headers={"Authorization": f"Bearer 
 assert r.status_code == 200 and r.json()["username"] == "alice"
 r = requests.post(f"{base}/jmap/token", data="username=alice&password=alice-pw", headers={"Content-Type": "application/x-www-form-urlencoded"})
 assert r.status_code == 415, "a cross-site form cannot get a token"
+# Signing out ends every token issued until then, this one and an earlier one, on the server.
+earlier = token
+r = requests.post(f"{base}/jmap/token", json={"username": "alice", "password": "alice-pw"})
+token = r.json()["accessToken"]
+r = requests.post(f"{base}/jmap/logout", headers={"Authorization": f"Bearer {token}"})
+assert r.status_code == 204, r.status_code
+for ended in (token, earlier):
+    r = requests.get(f"{base}/.well-known/jmap", headers={"Authorization": f"Bearer {ended}"})
+    assert r.status_code == 401, r.status_code
+r = requests.post(f"{base}/jmap/logout")
+assert r.status_code == 401, r.status_code
+r = requests.post(f"{base}/jmap/token", json={"username": "alice", "password": "alice-pw"})
+token = r.json()["accessToken"]
+r = requests.get(f"{base}/.well-known/jmap", headers={"Authorization": f"Bearer {token}"})
+assert r.status_code == 200, "a token after the sign-out works"
 print(token)
 "##;
 

@@ -128,6 +128,24 @@ async fn accounts() {
     }
 }
 
+/// A sign-out's mark: from when an account's bearer tokens count; it never moves back and goes with the
+/// account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_count_from_the_last_sign_out() {
+    for (store, _dir) in backends().await {
+        let store = store.as_ref();
+        let a = user(store, "a").await;
+        let b = user(store, "b").await;
+        assert_eq!(store.tokens_from(a.id).await.unwrap(), Some(0));
+        store.end_tokens(a.id, 2_000).await.unwrap();
+        store.end_tokens(a.id, 1_000).await.unwrap();
+        assert_eq!(store.tokens_from(a.id).await.unwrap(), Some(2_000));
+        assert_eq!(store.tokens_from(b.id).await.unwrap(), Some(0));
+        store.delete_user("a").await.unwrap();
+        assert_eq!(store.tokens_from(a.id).await.unwrap(), None);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_is_all_or_nothing() {
     for (store, _dir) in backends().await {

@@ -346,6 +346,21 @@ impl MailStore for PgStore {
         point!(self, |ctx| reads::password_hash_of(&ctx, id).await)
     }
 
+    async fn tokens_from(&self, id: UserId) -> StoreResult<Option<i64>> {
+        point!(self, |ctx| reads::tokens_from(&ctx, id).await)
+    }
+
+    async fn end_tokens(&self, id: UserId, from_micros: i64) -> StoreResult<()> {
+        write!(self, |ctx| {
+            ctx.exec(
+                "UPDATE users SET tokens_from_micros = GREATEST(tokens_from_micros, $2) WHERE id = $1",
+                &[&id, &from_micros],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
         point!(self, |ctx| reads::existing_users(&ctx, names).await)
     }

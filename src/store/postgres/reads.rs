@@ -27,6 +27,13 @@ pub async fn credentials(ctx: &Ctx<'_>, name: &str) -> StoreResult<Option<Creden
         }))
 }
 
+pub async fn tokens_from(ctx: &Ctx<'_>, id: UserId) -> StoreResult<Option<i64>> {
+    Ok(ctx
+        .opt("SELECT tokens_from_micros FROM users WHERE id = $1", &[&id])
+        .await?
+        .map(|r| r.get(0)))
+}
+
 pub async fn password_hash_of(ctx: &Ctx<'_>, id: UserId) -> StoreResult<Option<String>> {
     Ok(ctx
         .opt("SELECT password_hash FROM users WHERE id = $1", &[&id])

@@ -214,6 +214,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queue ADD COLUMN dsn TEXT;
     "#,
+    // 13: from when an account's bearer tokens count (SQLite's migration 20 says why).
+    r#"
+    ALTER TABLE users ADD COLUMN tokens_from_micros BIGINT NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

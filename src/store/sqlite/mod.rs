@@ -397,6 +397,23 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn tokens_from(&self, id: super::UserId) -> StoreResult<Option<i64>> {
+        self.point_read(move |c| reads::tokens_from(c, id)).await
+    }
+
+    async fn end_tokens(&self, id: super::UserId, from_micros: i64) -> StoreResult<()> {
+        self.write(move |ctx| {
+            ctx.tx
+                .execute(
+                    "UPDATE users SET tokens_from_micros = max(tokens_from_micros, ?2) WHERE id = ?1",
+                    rusqlite::params![id, from_micros],
+                )
+                .map(|_| ())
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn existing_users(&self, names: &[String]) -> StoreResult<Vec<String>> {
         let names = names.to_vec();
         self.read(move |c| reads::existing_users(c, &names)).await

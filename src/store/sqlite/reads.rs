@@ -25,6 +25,12 @@ pub fn credentials(conn: &Connection, name: &str) -> rusqlite::Result<Option<Cre
     .optional()
 }
 
+pub fn tokens_from(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT tokens_from_micros FROM users WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
+}
+
 pub fn password_hash_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
         .query_row(params![id], |r| r.get(0))

@@ -368,6 +368,11 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM blob_refs WHERE blob_id = OLD.blob_id AND refs <= 0;
     END;
 "#,
+    // 20: signing out ends the account's bearer tokens (JMAP, the webmail) issued before it, on every
+    // node: a token is signed, not stored, so the account keeps from when its tokens count.
+    r#"
+    ALTER TABLE users ADD COLUMN tokens_from_micros INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

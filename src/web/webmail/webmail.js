@@ -70,6 +70,9 @@ async function signIn(event) {
 
 function signOut() {
   sessionStorage.removeItem('jmail-token');
+  // The server ends the token too (every token of this account issued so far): a copy of it taken
+  // before signing out opens nothing afterwards.
+  if (S.token) fetch('/jmap/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + S.token } }).catch(() => {});
   S.token = null;
   if (S.push) S.push.abort();
   $('app').hidden = true; $('signin').hidden = false;
