@@ -218,6 +218,16 @@ await page.waitForSelector('#users tr[data-user="dave"]', WAIT);
 await page.waitForSelector('#connections td:has-text("https")', WAIT);
 await shot(page, '9-admin');
 
+// Signing out ends the token on the server: a copy taken before opens nothing afterwards.
+await page.goto(base + '/');
+await page.waitForSelector('#messages li', WAIT);
+const kept = await page.evaluate(() => sessionStorage.getItem('jmail-token'));
+await page.click('#signout');
+await page.waitForSelector('#signin-form', WAIT);
+const status = () => page.evaluate(async (t) => (await fetch('/.well-known/jmap', { headers: { Authorization: 'Bearer ' + t } })).status, kept);
+await page.waitForFunction(async (t) => (await fetch('/.well-known/jmap', { headers: { Authorization: 'Bearer ' + t } })).status === 401, kept, WAIT);
+assert.equal(await status(), 401, 'the token taken before signing out is refused');
+
 assert.deepEqual(errors, [], 'no script error on the page');
 await browser.close();
 console.log('ok');
