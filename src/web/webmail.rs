@@ -147,9 +147,44 @@ fn cleaned_html(raw: &[u8], images: bool) -> Option<(String, usize)> {
         // Too deeply nested to be cleaned in bounded time: its text, as text.
         let text = message.body_text(0).unwrap_or_default();
         let body = format!("<pre>{}</pre>", ammonia::clean_text(&text));
-        return Some(clean(&body, images));
+        return Some(clean(&body, images, Inline::default()));
     }
-    Some(clean(&body, images))
+    Some(clean(&body, images, inline_images(&message)))
+}
+
+/// A message's own images by Content-ID (without its angle brackets, lower case), as `data:` URLs for
+/// `<img src="cid:...">` (RFC 2392): an iframe that may load nothing else can show them, and the page
+/// needs no authenticated fetch. Raster types only, [`INLINE_IMAGES_BYTES_MAX`] in all.
+type Inline = std::collections::HashMap<String, String>;
+
+/// Bytes of a message's own images put in its HTML as `data:` URLs; past it they are left out.
+const INLINE_IMAGES_BYTES_MAX: usize = 4 << 20;
+
+fn inline_images(message: &mail_parser::Message<'_>) -> Inline {
+    use base64::Engine as _;
+    use mail_parser::MimeHeaders as _;
+    let mut inline = Inline::new();
+    let mut budget = INLINE_IMAGES_BYTES_MAX;
+    for part in &message.parts {
+        let (Some(id), Some(kind)) = (part.content_id(), part.content_type()) else {
+            continue;
+        };
+        let subtype = kind.subtype().unwrap_or_default().to_ascii_lowercase();
+        let raster = ["png", "jpeg", "jpg", "gif", "webp", "bmp"].contains(&subtype.as_str());
+        let bytes = part.contents();
+        if !kind.ctype().eq_ignore_ascii_case("image") || !raster || bytes.len() > budget {
+            continue;
+        }
+        budget -= bytes.len();
+        let id = id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_lowercase();
+        let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+        inline.insert(id, format!("data:image/{subtype};base64,{data}"));
+    }
+    inline
 }
 
 /// Whether a URL may fetch from elsewhere (a remote image, a tracking pixel): anything but the
@@ -172,8 +207,8 @@ fn loads_in_style(style: &str) -> bool {
 }
 
 /// A message's HTML made safe to show: a whole document with no script in it, and (unless `images`)
-/// no remote image; and how many remote images were taken out.
-pub fn clean(body: &str, images: bool) -> (String, usize) {
+/// no remote image; its own images (`cid:`) from `inline`; and how many remote images were taken out.
+fn clean(body: &str, images: bool, inline: Inline) -> (String, usize) {
     let blocked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = blocked.clone();
     let cleaned = ammonia::Builder::default()
@@ -183,6 +218,17 @@ pub fn clean(body: &str, images: bool) -> (String, usize) {
         .add_tags(["font", "center"])
         .url_schemes(["http", "https", "mailto", "data", "cid"].into())
         .attribute_filter(move |element, attribute, value| {
+            if let ("img", "src") = (element, attribute)
+                && let Some(id) = value
+                    .trim()
+                    .get(..4)
+                    .filter(|s| s.eq_ignore_ascii_case("cid:"))
+                    .map(|_| &value.trim()[4..])
+            {
+                return inline
+                    .get(&id.to_lowercase())
+                    .map(|data| data.clone().into());
+            }
             let remote_source = match (element, attribute) {
                 ("img", "src") | (_, "background") => remote(value),
                 (_, "style") => loads_in_style(value),
@@ -216,7 +262,7 @@ pub fn clean(body: &str, images: bool) -> (String, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{clean, cleaned_html};
+    use super::{Inline, clean, cleaned_html};
 
     #[test]
     fn deep_nesting_is_shown_as_text() {
@@ -239,7 +285,7 @@ mod tests {
     fn scripts_handlers_and_remote_images_are_taken_out() {
         let hostile = r#"<p onclick="steal()">Hi<script>alert(1)</script><img src="https://t.example/p.gif" onerror="x()">
 <a href="javascript:alert(2)">link</a><iframe src="https://evil.example"></iframe><div style="background:url(https://t.example/b)">x</div></p>"#;
-        let (html, blocked) = clean(hostile, false);
+        let (html, blocked) = clean(hostile, false, Inline::default());
         for gone in [
             "<script",
             "onclick",
@@ -251,7 +297,7 @@ mod tests {
             assert!(!html.contains(gone), "{gone} in {html}");
         }
         assert_eq!(blocked, 2);
-        let (html, blocked) = clean(hostile, true);
+        let (html, blocked) = clean(hostile, true, Inline::default());
         assert!(
             html.contains("https://t.example/p.gif") && blocked == 0,
             "{html}"
@@ -273,22 +319,43 @@ mod tests {
             r#"<div style="border-image-source:image-set('http://t.example/bset.png' 1x)">x</div>"#,
         ];
         for spelling in spellings {
-            let (html, blocked) = clean(spelling, false);
+            let (html, blocked) = clean(spelling, false, Inline::default());
             assert_eq!(blocked, 1, "{spelling}: {html}");
             assert!(!html.contains("t.example"), "{spelling}: {html}");
             assert!(html.contains("img-src data:;"), "{html}");
         }
-        // The message's own images stay; shown on request, remote ones are allowed by the policy.
+        // The message's own images stay (a part it does not have is no image); shown on request,
+        // remote ones are allowed by the policy.
         let (html, blocked) = clean(
-            r#"<img src="data:image/png;base64,AAAA"><img src="cid:logo">"#,
+            r#"<img src="data:image/png;base64,AAAA"><img src="cid:nowhere">"#,
             false,
+            Inline::default(),
         );
         assert_eq!(blocked, 0);
         assert!(
-            html.contains("data:image/png") && html.contains("cid:logo"),
+            html.contains("data:image/png") && !html.contains("cid:"),
             "{html}"
         );
-        let (html, _) = clean(spellings[0], true);
+        let (html, _) = clean(spellings[0], true, Inline::default());
         assert!(html.contains("img-src data: https: http:;"), "{html}");
+    }
+
+    #[test]
+    fn a_message_shows_its_own_images() {
+        let raw = "Subject: logo\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/related; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>Hi<img src=\"cid:Logo1@x\"><img src=\"CID:big@x\"></p>\r\n\
+--b\r\nContent-Type: image/png\r\nContent-ID: <logo1@x>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
+--b\r\nContent-Type: image/svg+xml\r\nContent-ID: <big@x>\r\n\r\n<svg/>\r\n\
+--b--\r\n";
+        let (html, blocked) = cleaned_html(raw.as_bytes(), false).unwrap();
+        assert_eq!(blocked, 0);
+        // The PNG by its Content-ID in any case; the SVG (no raster image) is left out.
+        assert!(
+            html.contains(r#"<img src="data:image/png;base64,iVBORw0KGgo=">"#),
+            "{html}"
+        );
+        assert_eq!(html.matches("<img").count(), 2, "{html}");
+        assert!(!html.contains("svg") && !html.contains("cid:"), "{html}");
     }
 }
