@@ -80,6 +80,8 @@ fn is_own_result(field: &[u8], hostname: &str) -> bool {
         .split(|c: char| c == ';' || c.is_whitespace())
         .next()
         .unwrap_or("");
+    // The id may be a quoted string (RFC 8601 §2.2: `value`).
+    let id = id.trim_matches('"');
     let id = id.strip_suffix('.').unwrap_or(id);
     id.eq_ignore_ascii_case(hostname)
 }
@@ -112,6 +114,7 @@ mod tests {
 AUTHENTICATION-RESULTS: MX.B.TEST; spf=pass\r\n\
 Authentication-Results: (c) mx.b.test; dmarc=pass\r\n\
 Authentication-Results: (a (nested\\) one)) \r\n mx.b.test.; dmarc=pass\r\n\
+Authentication-Results: \"mx.b.test\"; dmarc=pass\r\n\
 Authentication-Results: other.example; dkim=fail\r\n\
 Authentication-Results: (mx.b.test) other.example; dkim=fail\r\n\
 Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; in the body stays\r\n";

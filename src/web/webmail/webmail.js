@@ -228,9 +228,11 @@ async function openThread(email) {
   renderList();
   const unseen = S.thread.filter((e) => !e.keywords.$seen).map((e) => e.id);
   if (unseen.length) {
-    const update = {};
-    for (const id of unseen) update[id] = { 'keywords/$seen': true };
-    await jmap([['Email/set', { accountId: S.account, update }, 's']]);
+    for (const [at, ids] of batches(unseen)) {
+      const update = {};
+      for (const id of ids) update[id] = { 'keywords/$seen': true };
+      await jmap([['Email/set', { accountId: S.account, update }, 's' + at]]);
+    }
     await refresh();
   }
 }
