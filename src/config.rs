@@ -629,6 +629,34 @@ pub struct Config {
     pub limits: Limits,
 }
 
+/// A domain or host name as it goes into headers, EHLO and file names: dot-separated labels of letters
+/// (any script), digits, `-` and `_`, none empty, at most 63 bytes each and 253 in all. Nothing else:
+/// a line break in `hostname` would write a header of its own into every message received.
+fn plain_domain(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// `host`, `host:port`, `ip:port` or `[ip]:port`, a port from 1 to 65535.
+fn relay_host_well_formed(relay: &str) -> bool {
+    if relay.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let (host, port) = match relay.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (relay, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    port_ok && (host.parse::<std::net::IpAddr>().is_ok() || plain_domain(host))
+}
+
 impl Config {
     /// Settings for tests and embedding: loopback, an OS-chosen port, defaults for the rest.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
@@ -716,17 +744,25 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert and tls_key go together: give both or neither");
         }
-        if self
-            .domains
-            .iter()
-            .any(|d| d.is_empty() || d.len() > 253 || d.contains(['@', ' ', '/', '\\']))
-        {
-            return bad("domains must be plain domain names");
+        if !self.domains.iter().all(|d| plain_domain(d)) {
+            return bad(
+                "domains must be plain domain names (labels of letters, digits, '-' and '_', joined by dots)",
+            );
         }
-        if self.hostname.as_deref().is_some_and(|h| {
-            h.is_empty() || h.len() > 253 || h.contains(['@', ' ', '/', '\\', '['])
-        }) {
-            return bad("hostname must be a plain host name");
+        if self
+            .relay_host
+            .as_deref()
+            .is_some_and(|relay| !relay_host_well_formed(relay))
+        {
+            return bad("relay_host must be host, host:port, ip:port or [ip]:port");
+        }
+        if self.welcome_message.len() > self.limits.message_bytes_max {
+            return bad("welcome_message is longer than limits.message_bytes_max");
+        }
+        if self.hostname.as_deref().is_some_and(|h| !plain_domain(h)) {
+            return bad(
+                "hostname must be a plain host name (labels of letters, digits, '-' and '_', joined by dots)",
+            );
         }
         if let Some(url) = &self.store
             && url.parse::<tokio_postgres::Config>().is_err()
@@ -822,5 +858,39 @@ mod tests {
         let mut half_tls = Config::for_data_dir("/tmp/x");
         half_tls.tls_cert = Some("/tmp/cert.pem".into());
         assert!(half_tls.validate().is_err(), "tls_cert without tls_key");
+        // Names that go into headers and file names: plain labels only.
+        for (hostname, ok) in [
+            ("mx.example.org", true),
+            ("localhost", true),
+            ("mx.bücher.de", true),
+            ("evil.example\r\nX-Injected: yes", false),
+            ("a b", false),
+            ("example.org.", false),
+            ("a..b", false),
+            ("a@b", false),
+            ("[127.0.0.1]", false),
+        ] {
+            let mut c = Config::for_data_dir("/tmp/x");
+            c.hostname = Some(hostname.to_string());
+            assert_eq!(c.validate().is_ok(), ok, "hostname {hostname:?}");
+            let mut c = Config::for_data_dir("/tmp/x");
+            c.domains = vec![hostname.to_string()];
+            assert_eq!(c.validate().is_ok(), ok, "domain {hostname:?}");
+        }
+        for (relay, ok) in [
+            ("smtp.provider.example:587", true),
+            ("smtp.provider.example", true),
+            ("127.0.0.9:2525", true),
+            ("[::1]:25", true),
+            ("", false),
+            ("::::", false),
+            ("h:99999", false),
+            ("h:0", false),
+            ("a b:25", false),
+        ] {
+            let mut c = Config::for_data_dir("/tmp/x");
+            c.relay_host = Some(relay.to_string());
+            assert_eq!(c.validate().is_ok(), ok, "relay_host {relay:?}");
+        }
     }
 }

@@ -45,10 +45,18 @@ pub fn build_native(send: &NativeSend<'_>) -> NewMessage {
         .iter()
         .map(|a| Address::new_address(None::<&str>, a.as_str()))
         .collect();
+    // The sender's own words go into header fields: a line break in them would start a field of its
+    // own (`Subject: hi\r\nAuthentication-Results: ...`), so control characters become spaces.
+    let one_line = |text: &str| -> String {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
+    let (subject, from_name) = (one_line(send.subject), send.from_name.map(one_line));
     let builder = MessageBuilder::new()
-        .from(Address::new_address(send.from_name, send.from))
+        .from(Address::new_address(from_name.as_deref(), send.from))
         .to(Address::new_list(to))
-        .subject(send.subject)
+        .subject(subject.as_str())
         .date(now.timestamp())
         .message_id(message_id.as_str());
     let builder = match std::str::from_utf8(send.body) {
@@ -67,8 +75,8 @@ pub fn build_native(send: &NativeSend<'_>) -> NewMessage {
         .expect("writing a message to memory cannot fail");
     NewMessage::new(
         raw,
-        send.from_name.unwrap_or(send.from).to_string(),
-        send.subject.to_string(),
+        from_name.unwrap_or_else(|| send.from.to_string()),
+        subject,
         Some(message_id),
         now.timestamp_micros(),
     )
@@ -160,6 +168,32 @@ mod tests {
         let text = String::from_utf8_lossy(&m.raw);
         assert!(text.contains("Message-ID: <"), "{text}");
         assert!(text.contains("Date: "), "{text}");
+    }
+
+    #[test]
+    fn the_senders_words_stay_on_their_line() {
+        let to = vec!["bob@example.org".to_string()];
+        let m = build_native(&NativeSend {
+            from: "alice@example.org",
+            date_micros: None,
+            message_id: None,
+            from_name: Some("Alice\r\nBcc: x@evil.example"),
+            to: &to,
+            subject: "hi\r\nAuthentication-Results: example.org; dmarc=pass",
+            body: b"x",
+            domain: "example.org",
+        });
+        let text = String::from_utf8_lossy(&m.raw);
+        for line in text.split("\r\n") {
+            assert!(
+                !line.starts_with("Authentication-Results") && !line.starts_with("Bcc"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            m.subject,
+            "hi  Authentication-Results: example.org; dmarc=pass"
+        );
     }
 
     #[test]

@@ -23,13 +23,21 @@ pub struct DeliverArgs {
     store: StoreArgs,
 }
 
-/// Reads the message from standard input and delivers it durably.
+/// Reads the message from standard input (at most `limits.message_bytes_max`, as every other way in)
+/// and delivers it durably.
 pub fn run(args: DeliverArgs) -> anyhow::Result<()> {
-    let mut body = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut body)
-        .context("reading the message from standard input")?;
     let name = with_store(&args.store, async |s, c| {
+        let limit = c.limits.message_bytes_max;
+        let mut body = Vec::new();
+        std::io::stdin()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut body)
+            .context("reading the message from standard input")?;
+        if body.len() > limit {
+            anyhow::bail!(
+                "the message is larger than limits.message_bytes_max ({limit} bytes); nothing was delivered"
+            );
+        }
         Ok(accounts::deliver_system(s, c, &args.to, &args.from, &args.subject, &body).await?)
     })?;
     println!("delivered to {name}");

@@ -154,7 +154,12 @@ pub fn resolve(store: &StoreArgs, domains: Vec<String>) -> anyhow::Result<(Confi
             .unwrap_or_default(),
         outbound_tls_roots: file.outbound_tls_roots.clone(),
         relay_host: file.relay_host.clone(),
-        store: store.store.clone().or_else(|| file.store.clone()),
+        // An empty JMAIL_STORE (`JMAIL_STORE= jmail ...`) is no URL: the embedded store, as unset.
+        store: store
+            .store
+            .clone()
+            .filter(|url| !url.is_empty())
+            .or_else(|| file.store.clone()),
         store_tls_roots: file.store_tls_roots.clone(),
         inbound_auth_checks: file.inbound_auth_checks.unwrap_or(true),
         admins: file

@@ -580,6 +580,13 @@ fn deliver_puts_a_system_message_into_a_mailbox() {
     let out = run_with_stdin(deliver("ghost"), "x");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stderr), "jmail: no such user: ghost\n");
+    // No bigger than any other way in lets a message be (the default 10 MiB here).
+    let out = run_with_stdin(deliver("alice"), &"x".repeat((10 << 20) + 1));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "jmail: the message is larger than limits.message_bytes_max (10485760 bytes); nothing was delivered\n"
+    );
 
     let server = serve(d);
     let out = as_user(d, &server.addr, "alice", "pw", &["inbox", "--json"]);

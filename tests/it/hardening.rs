@@ -349,16 +349,27 @@ fn a_second_server_on_one_data_dir_is_refused_and_files_are_private() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = run_with_stdin(
-        jmail(&["user", "add", "alice", "--password-stdin"], &data),
-        "pw\n",
-    );
+    // Started with a umask that keeps nothing private, the command still makes the store its own.
+    let mut add = jmail(&["user", "add", "alice", "--password-stdin"], &data);
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            add.pre_exec(|| {
+                rustix::process::umask(rustix::fs::Mode::empty());
+                Ok(())
+            });
+        }
+    }
+    let out = run_with_stdin(add, "pw\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let db = data.join("jmail.db");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600, "private from the start");
+    // Made readable by someone else: the server narrows it again.
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
 
     let first = serve_with(&data, &[]);
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     for entry in walk(&data) {
         let want = if entry.is_dir() { 0o700 } else { 0o600 };

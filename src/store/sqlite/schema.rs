@@ -389,7 +389,22 @@ fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
 /// Applies those of `migrations` not applied yet. A store written by a newer release (a schema this build
 /// does not know) is refused, never touched: an older binary must not write into it.
 fn run_migrations(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
-    let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // One statement, one snapshot: a process creating the store meanwhile is seen whole or not at all.
+    let (applied, tables): (usize, i64) = conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version), \
+         (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if applied == 0 && tables > 0 {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(
+                "the file is an SQLite database of something else (it has tables and no Jmail schema version); give Jmail a data dir of its own"
+                    .to_string(),
+            ),
+        ));
+    }
     if applied > MIGRATIONS.len() {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
@@ -636,6 +651,23 @@ mod tests {
             )
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    /// Another program's SQLite file is refused untouched, not taken for a new store.
+    #[test]
+    fn a_database_of_something_else_is_refused_untouched() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE foo (x)").unwrap();
+        let e = migrate(&mut conn).unwrap_err().to_string();
+        assert!(e.contains("SQLite database of something else"), "{e}");
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 1);
     }
 
     /// A database made by an older build keeps its data through the upgrade, and ids are no longer reused.
