@@ -538,8 +538,28 @@ pub struct FileConfig {
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), Box::new(e)))
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), one_line(&text, &e)))
     }
+}
+
+/// A TOML error as one line (the error goes to stderr as one line): its message, where it is, and no
+/// copy of the offending line, which may be a megabyte long.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let mut message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    if message.len() > 200 {
+        let cut = (0..=200)
+            .rev()
+            .find(|&i| message.is_char_boundary(i))
+            .unwrap_or(0);
+        message.truncate(cut);
+        message.push_str("...");
+    }
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return message;
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |at| at + 1) + 1;
+    format!("{message} (line {line}, column {column})")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -547,7 +567,7 @@ pub enum ConfigError {
     #[error("cannot read config file {0}: {1}")]
     Read(PathBuf, std::io::Error),
     #[error("bad config file {0}: {1}")]
-    Parse(PathBuf, Box<toml::de::Error>),
+    Parse(PathBuf, String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -841,6 +861,24 @@ mod tests {
         assert_eq!(c.limits.recipients_max, 5);
         assert_eq!(c.limits.line_bytes_max, Limits::default().line_bytes_max);
         assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+        // An error is one line, with where it is and without the line itself.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jmail.toml");
+        let long = "x".repeat(100_000);
+        std::fs::write(
+            &path,
+            format!("port = 25\n[limits]\nrecipients_max = \"{long}\"\n"),
+        )
+        .unwrap();
+        let e = FileConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            !e.contains('\n') && e.len() < 600 && e.ends_with("(line 3, column 18)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("recipients_max") || e.contains("invalid type"),
+            "{e}"
+        );
     }
 
     #[test]
