@@ -558,8 +558,19 @@ fn one_line(text: &str, e: &toml::de::Error) -> String {
         return message;
     };
     let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |at| at + 1) + 1;
-    format!("{message} (line {line}, column {column})")
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    let column = before.len() - line_start + 1;
+    // The key the line sets, when it is one: what the reader looks for.
+    let key = text[line_start..]
+        .split('\n')
+        .next()
+        .and_then(|this| this.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| !key.is_empty() && key.len() <= 64);
+    match key {
+        Some(key) => format!("{key}: {message} (line {line}, column {column})"),
+        None => format!("{message} (line {line}, column {column})"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
