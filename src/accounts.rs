@@ -12,14 +12,21 @@ pub const SYSTEM_SENDER: &str = "postmaster";
 pub enum AccountError {
     #[error(transparent)]
     Name(#[from] NameError),
-    #[error("a password is 1 to {PASSWORD_BYTES_MAX} bytes")]
+    #[error(
+        "a password is 1 to {PASSWORD_BYTES_MAX} bytes without a line break or NUL (no protocol could send one)"
+    )]
     Password,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// A password every protocol can carry: SASL PLAIN separates with NUL, and POP3's PASS and a quoted
+/// IMAP string end at a line break, so a password with one could be set but never used everywhere.
 fn check_password(password: &str) -> Result<(), AccountError> {
-    if password.is_empty() || password.len() > PASSWORD_BYTES_MAX {
+    if password.is_empty()
+        || password.len() > PASSWORD_BYTES_MAX
+        || password.contains(['\0', '\r', '\n'])
+    {
         return Err(AccountError::Password);
     }
     Ok(())

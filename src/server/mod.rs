@@ -175,7 +175,7 @@ pub struct RunningServer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("TLS: {0}")]
+    #[error("TLS")]
     Tls(#[from] TlsError),
     #[error(transparent)]
     Mailer(#[from] crate::outbound::MailerError),

@@ -198,6 +198,22 @@ fn accounts_serve_send_inbox_read_delete_watch_and_sigterm() {
         "{}",
         text(&out.stderr)
     );
+    // A password no protocol could send (SASL PLAIN splits at NUL) is refused, and no account is made.
+    let out = run_with_stdin(
+        jmail(&["user", "add", "dora", "--password-stdin"], d),
+        "pass\0word\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "jmail: a password is 1 to 1024 bytes without a line break or NUL (no protocol could send one)\n"
+    );
+    let list = jmail(&["user", "list"], d).output().unwrap();
+    assert!(
+        !text(&list.stdout).contains("dora"),
+        "{}",
+        text(&list.stdout)
+    );
 
     let mut server = serve(d);
     let client = |args: &[&str], user: &str, password: &str| {
@@ -943,6 +959,15 @@ fn config_check_completions_and_man_pages() {
             "tls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n",
             "/nonexistent/cert.pem",
         ),
+        (
+            "hostname = \"evil.example\\r\\nX-Injected: yes\"\n",
+            "hostname must be a plain host name",
+        ),
+        ("relay_host = \"::::\"\n", "relay_host must be"),
+        (
+            "[limits]\nrecipients_max = \"many\"\n",
+            "recipients_max: invalid type",
+        ),
     ] {
         let out = check(body);
         assert_eq!(out.status.code(), Some(1), "{body}");
@@ -951,6 +976,9 @@ fn config_check_completions_and_man_pages() {
             err.starts_with("jmail: ") && err.contains(says),
             "{body}: {err}"
         );
+        // One line, its cause said once.
+        assert_eq!(err.lines().count(), 1, "{body}: {err}");
+        assert_eq!(err.matches(says).count(), 1, "{body}: {err}");
     }
 
     let bash = jmail(&["completions", "bash"], d).output().unwrap();
