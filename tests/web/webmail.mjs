@@ -208,6 +208,16 @@ await small.waitForSelector('#thread pre', WAIT);
 assert.equal(await small.isVisible('#list-pane'), false, 'reading takes the whole screen');
 await shot(small, '8-phone-reading');
 
+// A long text message shows its first 256 KiB, and offers the rest as a download.
+await smtp(Number(smtpPort), 'frank@example.net', 'alice@localhost',
+  'From: Frank <frank@example.net>\r\nTo: alice@localhost\r\nSubject: Long log\r\n\r\n' +
+  ('log line of sixty-four bytes, give or take, repeated for a while\r\n').repeat(6000));
+await page.click('#mailboxes a[data-role="inbox"]');
+await page.click('#messages li:has-text("Long log")');
+await page.waitForSelector('#thread .truncated a:has-text("download the whole message")', WAIT);
+const shown = await page.evaluate(() => document.querySelector('#thread pre').textContent.length);
+assert.ok(shown <= 256 * 1024 && shown > 200 * 1024, `shown ${shown} characters`);
+
 // The admin page (alice is an admin): status, and a user added.
 await page.goto(base + '/admin');
 await page.waitForSelector('#status dd', WAIT);

@@ -200,7 +200,9 @@ function select(delta) {
 // ---- reading
 
 const READ_PROPERTIES = ['threadId', 'mailboxIds', 'keywords', 'from', 'to', 'cc', 'replyTo', 'subject', 'sentAt',
-  'receivedAt', 'messageId', 'references', 'textBody', 'htmlBody', 'attachments', 'bodyValues'];
+  'receivedAt', 'messageId', 'references', 'textBody', 'htmlBody', 'attachments', 'bodyValues', 'blobId', 'size'];
+// The text shown of a message: a 10 MB one would take the page seconds to lay out; the rest is a download.
+const TEXT_SHOWN_BYTES = 256 * 1024;
 
 // A thread's messages are read this many at a time (the server's maxObjectsInGet is 500), and at most
 // the last SHOWN_MAX are shown: a mailing list's thread of thousands still opens.
@@ -215,7 +217,7 @@ async function openThread(email) {
   S.thread = [];
   for (let at = 0; at < ids.length; at += GET_BATCH) {
     const out = await jmap([['Email/get', { accountId: S.account, ids: ids.slice(at, at + GET_BATCH),
-      properties: READ_PROPERTIES, fetchTextBodyValues: true }, 'g']]);
+      properties: READ_PROPERTIES, fetchTextBodyValues: true, maxBodyValueBytes: TEXT_SHOWN_BYTES }, 'g']]);
     S.thread.push(...out.g.list);
   }
   const thread = $('thread');
@@ -247,8 +249,13 @@ async function renderMessage(e) {
   if (html) {
     box.append(await htmlBody(e.id, false));
   } else {
-    const text = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || '').join('\n');
-    box.append(el('pre', { textContent: text }));
+    const values = (e.textBody || []).map((p) => e.bodyValues[p.partId] || {});
+    box.append(el('pre', { textContent: values.map((v) => v.value || '').join('\n') }));
+    if (values.some((v) => v.isTruncated)) {
+      const whole = el('a', { href: '#', textContent: 'download the whole message (' + Math.ceil(e.size / 1024) + ' KB)' });
+      whole.addEventListener('click', (ev) => { ev.preventDefault(); download({ blobId: e.blobId, name: 'message.eml' }); });
+      box.append(el('p', { className: 'truncated' }, el('span', { textContent: 'The rest is not shown: ' }), whole));
+    }
   }
   if (e.attachments && e.attachments.length) {
     const list = el('div', { className: 'attachments' });
