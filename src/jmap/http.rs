@@ -570,6 +570,14 @@ async fn logout(State(s): State<JmapState>, headers: HeaderMap) -> Response {
         Ok(a) => a,
         Err(r) => return refused(r),
     };
+    // A durable write: it counts among the account's requests at once, as every other.
+    let Some(_entered) = s
+        .ctx
+        .jmap_requests
+        .try_enter(account.id, CONCURRENT_REQUESTS_MAX)
+    else {
+        return too_many_at_once("1", "too many requests of this account at once\n");
+    };
     match auth::end_tokens(&s.ctx, &account).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refused(r),

@@ -230,11 +230,7 @@ async function openThread(email) {
   renderList();
   const unseen = S.thread.filter((e) => !e.keywords.$seen).map((e) => e.id);
   if (unseen.length) {
-    for (const [at, ids] of batches(unseen)) {
-      const update = {};
-      for (const id of ids) update[id] = { 'keywords/$seen': true };
-      await jmap([['Email/set', { accountId: S.account, update }, 's' + at]]);
-    }
+    await setEmails(Object.fromEntries(unseen.map((id) => [id, { 'keywords/$seen': true }])));
     await refresh();
   }
 }
@@ -313,20 +309,20 @@ function latest() { return S.thread[S.thread.length - 1]; }
 
 async function updateThread(patchOf) {
   if (!S.thread.length) return;
-  const update = {};
-  for (const e of S.thread) update[e.id] = patchOf(e);
-  for (const [at, ids] of batches(Object.keys(update))) {
-    const part = {};
-    for (const id of ids) part[id] = update[id];
-    await jmap([['Email/set', { accountId: S.account, update: part }, 's' + at]]);
-  }
+  await setEmails(Object.fromEntries(S.thread.map((e) => [e.id, patchOf(e)])));
 }
 
-// `ids` in pieces the server takes in one call (maxObjectsInSet is 500).
-function batches(ids) {
-  const out = [];
-  for (let at = 0; at < ids.length; at += GET_BATCH) out.push([at, ids.slice(at, at + GET_BATCH)]);
-  return out;
+// Email/set of `update` (id -> patch) and `destroy` (ids), in calls the server takes whole
+// (maxObjectsInSet is 500): a thread of thousands is changed in pieces.
+async function setEmails(update, destroy = []) {
+  const ids = Object.keys(update);
+  for (let at = 0; at < ids.length; at += GET_BATCH) {
+    const part = Object.fromEntries(ids.slice(at, at + GET_BATCH).map((id) => [id, update[id]]));
+    await jmap([['Email/set', { accountId: S.account, update: part }, 'u' + at]]);
+  }
+  for (let at = 0; at < destroy.length; at += GET_BATCH) {
+    await jmap([['Email/set', { accountId: S.account, destroy: destroy.slice(at, at + GET_BATCH) }, 'd' + at]]);
+  }
 }
 
 // The open thread's messages that are in the mailbox being looked at (all of them in search results,
@@ -337,16 +333,9 @@ function hereInThread() { return S.search ? S.thread : S.thread.filter((e) => e.
 async function moveThread(target) {
   const here = hereInThread();
   if (!here.length) return;
-  const update = {};
-  for (const e of here) {
-    update[e.id] = S.search ? { mailboxIds: { [target]: true } }
-      : { ['mailboxIds/' + S.current]: null, ['mailboxIds/' + target]: true };
-  }
-  for (const [at, ids] of batches(Object.keys(update))) {
-    const part = {};
-    for (const id of ids) part[id] = update[id];
-    await jmap([['Email/set', { accountId: S.account, update: part }, 'm' + at]]);
-  }
+  const patch = S.search ? { mailboxIds: { [target]: true } }
+    : { ['mailboxIds/' + S.current]: null, ['mailboxIds/' + target]: true };
+  await setEmails(Object.fromEntries(here.map((e) => [e.id, patch])));
   closeReader();
   await refresh();
   toast('Moved to ' + S.mailboxes.find((m) => m.id === target).name);
@@ -358,11 +347,9 @@ async function deleteThread() {
   const here = hereInThread();
   if (!here.length) return;
   // In Trash: gone for good, but a message also kept in another mailbox only leaves Trash.
-  const destroy = here.filter((e) => Object.keys(e.mailboxIds).length === 1).map((e) => e.id);
-  const update = {};
-  for (const e of here) if (!destroy.includes(e.id)) update[e.id] = { ['mailboxIds/' + S.current]: null };
-  for (const [at, ids] of batches(destroy)) await jmap([['Email/set', { accountId: S.account, destroy: ids }, 'd' + at]]);
-  if (Object.keys(update).length) await jmap([['Email/set', { accountId: S.account, update }, 'u']]);
+  const onlyHere = (e) => Object.keys(e.mailboxIds).length === 1;
+  const leave = here.filter((e) => !onlyHere(e)).map((e) => [e.id, { ['mailboxIds/' + S.current]: null }]);
+  await setEmails(Object.fromEntries(leave), here.filter(onlyHere).map((e) => e.id));
   closeReader(); await refresh(); toast('Deleted');
 }
 
