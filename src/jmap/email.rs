@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use mail_parser::parsers::MessageStream;
 use mail_parser::{
-    Address, HeaderForm, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+    Address, Header, HeaderForm, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
 };
 use serde_json::{Map, Value, json};
 
@@ -129,13 +130,25 @@ pub struct BodyOptions {
 impl BodyOptions {
     pub fn from_args(args: &Map<String, Value>) -> Result<BodyOptions, MethodError> {
         let flag = |k: &str| args.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let body_properties = properties(args, "bodyProperties")?.unwrap_or_else(|| {
+            DEFAULT_BODY_PROPERTIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        // RFC 8620 §5.1: a property that does not exist is an error, not a null.
+        const MORE: [&str; 2] = ["headers", "subParts"];
+        if let Some(bad) = body_properties.iter().find(|p| {
+            !DEFAULT_BODY_PROPERTIES.contains(&p.as_str())
+                && !MORE.contains(&p.as_str())
+                && !super::email_headers::form_allowed(p)
+        }) {
+            return Err(MethodError::invalid(format!(
+                "unknown body part property {bad}, or a header form its field cannot take"
+            )));
+        }
         Ok(BodyOptions {
-            body_properties: properties(args, "bodyProperties")?.unwrap_or_else(|| {
-                DEFAULT_BODY_PROPERTIES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            }),
+            body_properties,
             text_values: flag("fetchTextBodyValues"),
             html_values: flag("fetchHTMLBodyValues"),
             all_values: flag("fetchAllBodyValues"),
@@ -308,7 +321,9 @@ fn from_message(m: &Message<'_>, prop: &str, blob: &BlobId, body: &BodyOptions) 
         "attachments" => parts(m, &attachments(m), blob, body),
         "bodyValues" => body_values(m, body),
         "headers" => headers(m),
-        p if p.starts_with("header:") => header_property(m, &p["header:".len()..]),
+        p if p.starts_with("header:") => {
+            header_property(&m.raw_message, m.headers(), &p["header:".len()..])
+        }
         _ => Value::Null,
     }
 }
@@ -322,13 +337,14 @@ fn headers(m: &Message<'_>) -> Value {
     )
 }
 
-/// `header:Name[:asForm][:all]` (RFC 8621 §4.1.3).
-fn header_property(m: &Message<'_>, spec: &str) -> Value {
-    let mut fields = spec.split(':');
-    let name = fields.next().unwrap_or("");
+/// `header:Name[:asForm][:all]` (RFC 8621 §4.1.3) of a message's or a body part's `fields`, whose
+/// offsets point into `raw`.
+fn header_property(raw: &[u8], fields: &[Header<'_>], spec: &str) -> Value {
+    let mut pieces = spec.split(':');
+    let name = pieces.next().unwrap_or("");
     let mut form = HeaderForm::Raw;
     let mut all = false;
-    for f in fields {
+    for f in pieces {
         match f {
             "all" => all = true,
             "asRaw" => form = HeaderForm::Raw,
@@ -343,10 +359,7 @@ fn header_property(m: &Message<'_>, spec: &str) -> Value {
     }
     let as_json = |v: &HeaderValue<'_>| -> Value {
         match (form, v) {
-            (HeaderForm::Raw, HeaderValue::Text(t)) => {
-                // asRaw keeps the value as it is, without the name and colon.
-                json!(format!(" {}", t.trim_start()))
-            }
+            (HeaderForm::Raw, HeaderValue::Text(t)) => json!(t),
             (HeaderForm::Text, HeaderValue::Text(t)) => json!(t.trim()),
             (HeaderForm::Addresses, HeaderValue::Address(a)) => addresses(Some(a)),
             (HeaderForm::GroupedAddresses, HeaderValue::Address(a)) => grouped_addresses(a),
@@ -362,12 +375,46 @@ fn header_property(m: &Message<'_>, spec: &str) -> Value {
             _ => Value::Null,
         }
     };
-    let values = m.header_as(name, form);
+    let values = fields_as(raw, fields, name, form);
     if all {
         Value::Array(values.iter().take(LIST_ITEMS_MAX).map(as_json).collect())
     } else {
         values.last().map_or(Value::Null, as_json)
     }
+}
+
+/// The fields of `fields` named `name` (in any case), each read from its bytes in `raw` as `form`.
+/// Raw is the bytes after the colon exactly, but for the CRLF that ends the field (RFC 8621 §4.1.2.1):
+/// the parser's own value is trimmed.
+fn fields_as<'r>(
+    raw: &'r [u8],
+    fields: &[Header<'_>],
+    name: &str,
+    form: HeaderForm,
+) -> Vec<HeaderValue<'r>> {
+    fields
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .map(|h| {
+            let bytes = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            let mut stream = MessageStream::new(bytes);
+            match form {
+                HeaderForm::Raw => HeaderValue::Text(
+                    raw_value(&String::from_utf8_lossy(bytes))
+                        .to_string()
+                        .into(),
+                ),
+                HeaderForm::Text => stream.parse_unstructured(),
+                HeaderForm::MessageIds => stream.parse_id(),
+                HeaderForm::Date => stream.parse_date(),
+                HeaderForm::Addresses | HeaderForm::GroupedAddresses | HeaderForm::URLs => {
+                    stream.parse_address()
+                }
+            }
+        })
+        .collect()
 }
 
 /// The attachments as RFC 8621 §4.1.4's algorithm lists them: an inline image, audio or video part
@@ -457,6 +504,9 @@ fn part(
                     })
                     .collect(),
             ),
+            spec if spec.starts_with("header:") => {
+                header_property(&m.raw_message, &p.headers, &spec["header:".len()..])
+            }
             _ => Value::Null,
         };
         o.insert(prop.clone(), value);

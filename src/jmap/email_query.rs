@@ -303,11 +303,11 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
         });
     }
     let all: Vec<String> = found.iter().map(|f| f.id.to_string()).collect();
-    let (position, page) = window(&args, &all)?;
     let mut out = json!({
         "accountId": ctx.account_id(), "queryState": state, "canCalculateChanges": false,
-        "position": position, "ids": page, "collapseThreads": collapse,
+        "collapseThreads": collapse,
     });
+    window(&args, &all)?.fill(&mut out);
     if args.get("calculateTotal").and_then(Value::as_bool) == Some(true) {
         out["total"] = json!(all.len());
     }

@@ -90,14 +90,16 @@ fn store_error(e: StoreError) -> Value {
 
 /// The mailboxes a `mailboxIds` object names (at least one), each checked to be the account's.
 async fn mailbox_set(ctx: &mut Ctx<'_>, value: Option<&Value>) -> Result<Vec<MailboxId>, Value> {
-    let ids: Vec<String> = value
-        .and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .filter(|(_, v)| **v == Value::Bool(true))
-                .map(|(k, _)| ctx.resolve(k).to_string())
-                .collect()
-        })
+    let object = value.and_then(Value::as_object);
+    // RFC 8621 §4.1.1: every value is `true`; a `false` is a mistake to say, not to drop.
+    if object.is_some_and(|o| o.values().any(|v| *v != Value::Bool(true))) {
+        return Err(
+            json!({"type": "invalidProperties", "properties": ["mailboxIds"],
+            "description": "every value in mailboxIds is true"}),
+        );
+    }
+    let ids: Vec<String> = object
+        .map(|o| o.keys().map(|k| ctx.resolve(k).to_string()).collect())
         .unwrap_or_default();
     if ids.is_empty() {
         return Err(
@@ -158,13 +160,19 @@ fn id_strings(value: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The text of the first part a body list names, from `bodyValues`.
+/// The text of the one part a body list names, from `bodyValues`. RFC 8621 §4.6: `textBody` and
+/// `htmlBody` name exactly one part each; a second is refused rather than silently left out.
 fn body_text(object: &Map<String, Value>, list: &str) -> Result<Option<String>, Value> {
     let Some(parts) = object.get(list).and_then(Value::as_array) else {
         return Ok(None);
     };
-    let Some(first) = parts.first() else {
-        return Ok(None);
+    let first = match parts.as_slice() {
+        [] => return Ok(None),
+        [one] => one,
+        _ => {
+            return Err(json!({"type": "invalidProperties", "properties": [list],
+                "description": format!("{list} names exactly one part")}));
+        }
     };
     // textBody is text/plain, htmlBody text/html (RFC 8621 §4.6): another type is refused, not
     // rewritten.
@@ -403,13 +411,28 @@ async fn store_new(
     ))
 }
 
-/// Reads an update patch: its keyword steps, and where the Email is to be.
-async fn read_patch(ctx: &mut Ctx<'_>, patch: &Map<String, Value>) -> Result<EmailChange, Value> {
+/// Reads an update patch of `email`: its keyword steps, and where the Email is to be. Any other
+/// property may be named only with the value it has (RFC 8620 §5.3).
+async fn read_patch(
+    ctx: &mut Ctx<'_>,
+    email: &str,
+    patch: &Map<String, Value>,
+) -> Result<EmailChange, Value> {
     let mut replace = None;
     let (mut add, mut remove) = (Flags::default(), Flags::default());
     let mut placement = Placement::Unchanged;
     let (mut joined, mut left) = (Vec::new(), Vec::new());
+    let mut unchangeable = Map::new();
     for (path, value) in patch {
+        // A pointer deeper than `keywords/<name>` or `mailboxIds/<id>` points inside a boolean.
+        if let Some((_, rest)) = path.split_once('/')
+            && rest.contains('/')
+        {
+            return Err(set_error(
+                "invalidPatch",
+                format!("{path} points inside a value"),
+            ));
+        }
         if path == "keywords" {
             replace = Some(flags_of(value)?);
         } else if let Some(k) = path.strip_prefix("keywords/") {
@@ -435,9 +458,14 @@ async fn read_patch(ctx: &mut Ctx<'_>, patch: &Map<String, Value>) -> Result<Ema
                 Value::Null => left.extend(ids::parse_mailbox(&m)),
                 _ => return Err(invalid(path)),
             }
-        } else {
+        } else if path.contains('/') {
             return Err(invalid(path));
+        } else {
+            unchangeable.insert(path.clone(), value.clone());
         }
+    }
+    if !unchangeable.is_empty() {
+        unchanged_or_refused(ctx, email, &unchangeable).await?;
     }
     if !joined.is_empty() || !left.is_empty() {
         if placement != Placement::Unchanged {
@@ -470,6 +498,39 @@ async fn read_patch(ctx: &mut Ctx<'_>, patch: &Map<String, Value>) -> Result<Ema
         placement,
         keywords,
     })
+}
+
+/// Passes when each of `values` (properties no update changes) is what the Email has now, as Email/get
+/// would show it; otherwise `invalidProperties` naming those that differ or do not exist.
+async fn unchanged_or_refused(
+    ctx: &mut Ctx<'_>,
+    email: &str,
+    values: &Map<String, Value>,
+) -> Result<(), Value> {
+    let refused = |names: Vec<&String>| {
+        json!({"type": "invalidProperties", "properties": names,
+            "description": "only keywords and mailboxIds can change"})
+    };
+    let args = json!({"ids": [email], "properties": values.keys().collect::<Vec<_>>()});
+    let Value::Object(args) = args else {
+        unreachable!("json! of an object")
+    };
+    let reply = match super::email::get(ctx, args).await {
+        Ok(reply) => reply,
+        Err(_) => return Err(refused(values.keys().collect())),
+    };
+    let Some(now) = reply["list"].get(0) else {
+        return Err(set_error("notFound", "no such email"));
+    };
+    let differ: Vec<&String> = values
+        .iter()
+        .filter(|(k, v)| now.get(k.as_str()) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    match differ.is_empty() {
+        true => Ok(()),
+        false => Err(refused(differ)),
+    }
 }
 
 /// A mailbox id a patch names, checked to be one of the account's.
@@ -528,7 +589,7 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         let id = ctx.resolve(&id).to_string();
         let email = ids::parse_email(ctx.resolve(&id));
         let result = match (email, patch.as_object()) {
-            (Some(e), Some(p)) => match read_patch(ctx, p).await {
+            (Some(e), Some(p)) => match read_patch(ctx, &id, p).await {
                 Ok(c) => change(ctx, e, c).await,
                 Err(e) => Err(e),
             },

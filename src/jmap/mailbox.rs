@@ -53,20 +53,33 @@ fn sort_order(role: Option<Role>) -> u32 {
 }
 
 /// Most messages one `Mailbox/get` reads (their stored summaries, about 1 µs each) to work out thread
-/// counts, over all its mailboxes: a mailbox that would pass it reports its message counts in their
+/// and unread counts, over all its mailboxes: a mailbox that would pass it reports its message counts in their
 /// place, so a client asking for every property of a large account again and again costs little.
 pub const THREAD_COUNT_MESSAGES_MAX: u64 = 20_000;
 
-/// A mailbox's `totalThreads` and `unreadThreads` (RFC 8621 §2): the conversations it has a message
-/// of, and those with an unread (neither `$seen` nor `$draft`) message in it. (The RFC counts an
-/// unread message of the thread anywhere but Trash and Junk; this counts those in the mailbox.)
-async fn thread_counts(
+/// What `Mailbox/get` counts by reading a mailbox's messages (RFC 8621 §2).
+struct Counts {
+    total_threads: u64,
+    unread_threads: u64,
+    /// Messages with neither `$seen` nor `$draft` (the store counts unseen ones, drafts among them).
+    unread_emails: u64,
+}
+
+/// A mailbox's `totalThreads`, `unreadThreads` and `unreadEmails`: the conversations it has a message
+/// of, those with an unread (neither `$seen` nor `$draft`) message in it, and those messages. (The RFC
+/// counts an unread message of the thread anywhere but Trash and Junk; this counts those in the
+/// mailbox.) Past the budget, the store's message and unseen counts stand in.
+async fn counts(
     ctx: &mut Ctx<'_>,
     m: &MailboxInfo,
     budget: &mut u64,
-) -> Result<(u64, u64), MethodError> {
+) -> Result<Counts, MethodError> {
     if m.messages == 0 || m.messages > *budget {
-        return Ok((m.messages, m.unseen));
+        return Ok(Counts {
+            total_threads: m.messages,
+            unread_threads: m.unseen,
+            unread_emails: m.unseen,
+        });
     }
     *budget -= m.messages;
     let user = ctx.account.id;
@@ -75,6 +88,7 @@ async fn thread_counts(
         std::collections::HashSet::new(),
         std::collections::HashSet::new(),
     );
+    let mut unread_emails = 0;
     for row in ctx.summaries(m.id, &uids).await? {
         let id = ids::EmailId {
             blob: row.meta.blob,
@@ -83,10 +97,15 @@ async fn thread_counts(
         let read = row.meta.flags & (crate::store::flags::SEEN | crate::store::flags::DRAFT) != 0;
         if !read {
             unread.insert(thread.clone());
+            unread_emails += 1;
         }
         all.insert(thread);
     }
-    Ok((all.len() as u64, unread.len() as u64))
+    Ok(Counts {
+        total_threads: all.len() as u64,
+        unread_threads: unread.len() as u64,
+        unread_emails,
+    })
 }
 
 fn object(m: &MailboxInfo, all: &[MailboxInfo]) -> Value {
@@ -169,18 +188,19 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             }
         }
     }
-    let threads_wanted = props.as_ref().is_none_or(|p| {
+    let counts_wanted = props.as_ref().is_none_or(|p| {
         p.iter()
-            .any(|p| p == "totalThreads" || p == "unreadThreads")
+            .any(|p| p == "totalThreads" || p == "unreadThreads" || p == "unreadEmails")
     });
     let mut list = Vec::with_capacity(chosen.len());
     let mut budget = THREAD_COUNT_MESSAGES_MAX;
     for m in chosen {
         let mut o = object(m, &all);
-        if threads_wanted {
-            let (total, unread) = thread_counts(ctx, m, &mut budget).await?;
-            o["totalThreads"] = json!(total);
-            o["unreadThreads"] = json!(unread);
+        if counts_wanted {
+            let counts = counts(ctx, m, &mut budget).await?;
+            o["totalThreads"] = json!(counts.total_threads);
+            o["unreadThreads"] = json!(counts.unread_threads);
+            o["unreadEmails"] = json!(counts.unread_emails);
         }
         list.push(pick(o, &props));
     }
@@ -224,11 +244,41 @@ pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResul
     }))
 }
 
+/// Most levels of AND/OR/NOT a Mailbox/query filter may nest.
+const FILTER_DEPTH_MAX: usize = 8;
+
 fn matches(
     m: &MailboxInfo,
     all: &[MailboxInfo],
-    filter: &Map<String, Value>,
+    filter: &Value,
+    depth: usize,
 ) -> Result<bool, MethodError> {
+    let filter = match filter {
+        Value::Null => return Ok(true),
+        Value::Object(f) => f,
+        _ => return Err(MethodError::invalid("a filter is an object")),
+    };
+    if let Some(operator) = filter.get("operator") {
+        if depth >= FILTER_DEPTH_MAX {
+            return Err(MethodError::with(
+                "unsupportedFilter",
+                format!("filters nest at most {FILTER_DEPTH_MAX} deep"),
+            ));
+        }
+        let Some(conditions) = filter.get("conditions").and_then(Value::as_array) else {
+            return Err(MethodError::invalid("a FilterOperator has conditions"));
+        };
+        let mut results = Vec::with_capacity(conditions.len());
+        for c in conditions {
+            results.push(matches(m, all, c, depth + 1)?);
+        }
+        return match operator.as_str() {
+            Some("AND") => Ok(results.iter().all(|&r| r)),
+            Some("OR") => Ok(results.iter().any(|&r| r)),
+            Some("NOT") => Ok(!results.iter().any(|&r| r)),
+            _ => Err(MethodError::invalid("operator is AND, OR or NOT")),
+        };
+    }
     for (key, want) in filter {
         let ok = match key.as_str() {
             "parentId" => {
@@ -260,22 +310,21 @@ fn matches(
 pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let state = state(ctx).await?;
     let all = ctx.mailboxes().await?.to_vec();
-    let filter = match args.get("filter") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(f)) if !f.contains_key("operator") => f.clone(),
-        Some(_) => {
-            return Err(MethodError::with(
-                "unsupportedFilter",
-                "a mailbox filter is one condition",
-            ));
-        }
-    };
-    let mut found: Vec<&MailboxInfo> = Vec::new();
+    let filter = args.get("filter").cloned().unwrap_or(Value::Null);
+    let filter_as_tree = args.get("filterAsTree").and_then(Value::as_bool) == Some(true);
+    let sort_as_tree = args.get("sortAsTree").and_then(Value::as_bool) == Some(true);
+    let mut matching = std::collections::HashSet::new();
     for m in &all {
-        if matches(m, &all, &filter)? {
-            found.push(m);
+        if matches(m, &all, &filter, 0)? {
+            matching.insert(m.name.as_str());
         }
     }
+    // filterAsTree (RFC 8621 §2.3): a mailbox counts only when every mailbox above it does too.
+    let shown = |m: &MailboxInfo| {
+        matching.contains(m.name.as_str())
+            && (!filter_as_tree || ancestors(&m.name).all(|a| matching.contains(a)))
+    };
+    let mut found: Vec<&MailboxInfo> = all.iter().filter(|m| shown(m)).collect();
     let sort = args
         .get("sort")
         .and_then(Value::as_array)
@@ -286,27 +335,80 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
             "sort is a list of at most 8 comparators",
         ));
     }
-    for comparator in sort.iter().rev() {
+    let mut comparators = Vec::with_capacity(sort.len());
+    for comparator in &sort {
         super::check_collation(comparator)?;
         let ascending = comparator
             .get("isAscending")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        match comparator.get("property").and_then(Value::as_str) {
-            Some("name") => found.sort_by(|a, b| leaf(&a.name).cmp(leaf(&b.name))),
-            Some("sortOrder") => found.sort_by_key(|m| sort_order(m.role)),
+        let by_name = match comparator.get("property").and_then(Value::as_str) {
+            Some("name") => true,
+            Some("sortOrder") => false,
             _ => return Err(MethodError::new("unsupportedSort")),
-        }
-        if !ascending {
-            found.reverse();
-        }
+        };
+        comparators.push((by_name, ascending));
+    }
+    let siblings = |a: &MailboxInfo, b: &MailboxInfo| {
+        comparators
+            .iter()
+            .map(|&(by_name, ascending)| {
+                let order = if by_name {
+                    leaf(&a.name).cmp(leaf(&b.name))
+                } else {
+                    sort_order(a.role).cmp(&sort_order(b.role))
+                };
+                if ascending { order } else { order.reverse() }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    };
+    if sort_as_tree {
+        // Each mailbox after its parent, siblings in the order asked: compare the two paths from the
+        // top, at the first level where they part.
+        found.sort_by(|a, b| tree_order(a, b, &all, &siblings));
+    } else {
+        found.sort_by(|a, b| siblings(a, b));
     }
     let found: Vec<String> = found.iter().map(|m| ids::mailbox(m.id)).collect();
-    let (position, page) = window(&args, &found)?;
-    Ok(json!({
+    let mut out = json!({
         "accountId": ctx.account_id(), "queryState": state, "canCalculateChanges": false,
-        "position": position, "ids": page, "total": found.len(),
-    }))
+        "total": found.len(),
+    });
+    window(&args, &found)?.fill(&mut out);
+    Ok(out)
+}
+
+/// The names of the mailboxes above `name`, nearest first.
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(parent_name(name), |n| parent_name(n))
+}
+
+/// Tree order: `a` and `b` compared by their ancestors (or themselves) at the first level where their
+/// paths differ, so a parent precedes its children and each subtree stays together.
+fn tree_order(
+    a: &MailboxInfo,
+    b: &MailboxInfo,
+    all: &[MailboxInfo],
+    siblings: &impl Fn(&MailboxInfo, &MailboxInfo) -> std::cmp::Ordering,
+) -> std::cmp::Ordering {
+    fn path(m: &MailboxInfo) -> Vec<&str> {
+        let mut names: Vec<&str> = ancestors(&m.name).collect();
+        names.reverse();
+        names.push(&m.name);
+        names
+    }
+    let (pa, pb) = (path(a), path(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        if x != y {
+            let find = |n: &str| all.iter().find(|m| m.name == n);
+            return match (find(x), find(y)) {
+                (Some(x), Some(y)) => siblings(x, y).then_with(|| x.name.cmp(&y.name)),
+                _ => x.cmp(y),
+            };
+        }
+    }
+    pa.len().cmp(&pb.len())
 }
 
 /// The full name a mailbox gets under `parent` (a mailbox id, perhaps `#creationId`, or null).
@@ -363,6 +465,9 @@ fn store_set_error(e: StoreError) -> Value {
     match e {
         StoreError::MailboxExists => {
             json!({"type": "invalidProperties", "properties": ["name"], "description": "a mailbox of that name exists"})
+        }
+        StoreError::MailboxRefused(why) if why == crate::store::INSIDE_ITSELF => {
+            json!({"type": "invalidProperties", "properties": ["parentId"], "description": why})
         }
         StoreError::BadMailboxName(why) | StoreError::MailboxRefused(why) => {
             json!({"type": "invalidProperties", "properties": ["name"], "description": why})

@@ -294,18 +294,40 @@ pub fn check_state(args: &Map<String, Value>, current: &str) -> Result<(), Metho
     }
 }
 
+/// A `/query`'s page of results (RFC 8620 §5.5).
+#[derive(Debug, PartialEq)]
+pub struct Window {
+    pub position: usize,
+    pub ids: Vec<String>,
+    /// The limit the server applied, when the request named none or a larger one: the response says
+    /// so, or a client that does not page would take a cut-off list for the whole.
+    pub server_limit: Option<usize>,
+}
+
+impl Window {
+    /// Puts `position`, `ids` and, when the server set it, `limit` into a `/query` response.
+    pub fn fill(self, out: &mut Value) {
+        out["position"] = json!(self.position);
+        out["ids"] = json!(self.ids);
+        if let Some(limit) = self.server_limit {
+            out["limit"] = json!(limit);
+        }
+    }
+}
+
 /// The position, anchor and limit of a `/query` (RFC 8620 §5.5), applied to the ids found.
-pub fn window(
-    args: &Map<String, Value>,
-    found: &[String],
-) -> Result<(usize, Vec<String>), MethodError> {
-    let limit = match args.get("limit") {
-        None | Some(Value::Null) => request::QUERY_LIMIT_MAX,
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| MethodError::invalid("limit is an unsigned integer"))?
-            .min(request::QUERY_LIMIT_MAX as u64) as usize,
+pub fn window(args: &Map<String, Value>, found: &[String]) -> Result<Window, MethodError> {
+    let asked = match args.get("limit") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| MethodError::invalid("limit is an unsigned integer"))?,
+        ),
     };
+    let limit = asked.map_or(request::QUERY_LIMIT_MAX, |n| {
+        n.min(request::QUERY_LIMIT_MAX as u64) as usize
+    });
+    let server_limit = (asked != Some(limit as u64)).then_some(limit);
     let start = match args.get("anchor").and_then(Value::as_str) {
         Some(anchor) => {
             let at = found
@@ -329,7 +351,11 @@ pub fn window(
     };
     let start = start.min(found.len());
     let end = start.saturating_add(limit).min(found.len());
-    Ok((start, found[start..end].to_vec()))
+    Ok(Window {
+        position: start,
+        ids: found[start..end].to_vec(),
+        server_limit,
+    })
 }
 
 /// A `/set`'s create, update and destroy arguments, at most [`request::OBJECTS_MAX`] in all.
@@ -501,7 +527,10 @@ mod tests {
     #[test]
     fn window_takes_extreme_offsets_without_overflow() {
         let found = ids(5);
-        let at = |args: Value| window(args.as_object().unwrap(), &found).unwrap();
+        let at = |args: Value| {
+            let w = window(args.as_object().unwrap(), &found).unwrap();
+            (w.position, w.ids)
+        };
         let (start, page) = at(json!({"anchor": "e2", "anchorOffset": i64::MAX}));
         assert_eq!((start, page.len()), (5, 0));
         let (start, page) = at(json!({"anchor": "e2", "anchorOffset": i64::MIN}));
@@ -510,5 +539,21 @@ mod tests {
         assert_eq!((start, page), (0, vec!["e0".to_string(), "e1".to_string()]));
         let (start, page) = at(json!({"position": -2}));
         assert_eq!((start, page), (3, vec!["e3".to_string(), "e4".to_string()]));
+    }
+
+    #[test]
+    fn window_says_the_limit_it_set() {
+        let found = ids(3);
+        let limit = |args: Value| {
+            window(args.as_object().unwrap(), &found)
+                .unwrap()
+                .server_limit
+        };
+        assert_eq!(limit(json!({})), Some(request::QUERY_LIMIT_MAX));
+        assert_eq!(
+            limit(json!({"limit": 1_000_000})),
+            Some(request::QUERY_LIMIT_MAX)
+        );
+        assert_eq!(limit(json!({"limit": 2})), None);
     }
 }

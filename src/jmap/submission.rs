@@ -372,7 +372,16 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
                 .await;
         }
         Err(StoreError::UnknownRecipient(user)) => {
-            return Err(json!({"type": "invalidRecipients", "invalidRecipients": [user]}));
+            // RFC 8621 §7.5: the addresses as the client gave them, not the account names.
+            let config = &ctx.shared.config;
+            let named_user = |a: &&String| {
+                config
+                    .local_part(a)
+                    .and_then(|l| crate::auth::normalize_name(l).ok())
+                    .is_some_and(|n| n == user)
+            };
+            let addresses: Vec<&String> = local_addresses.iter().filter(named_user).collect();
+            return Err(json!({"type": "invalidRecipients", "invalidRecipients": addresses}));
         }
         Err(StoreError::OverQuota(user)) => {
             return Err(set_error(

@@ -592,6 +592,9 @@ impl From<&crate::config::Limits> for ModelLimits {
     }
 }
 
+/// Why a rename under one of the mailbox's own children is refused (a JMAP client is told `parentId`).
+pub const INSIDE_ITSELF: &str = "a mailbox cannot be moved inside itself";
+
 /// Everything that can go wrong in the store. Internal text stays in logs: sessions map these to protocol
 /// replies and never show the text of [`StoreError::Backend`] to a peer.
 #[derive(Debug, thiserror::Error)]

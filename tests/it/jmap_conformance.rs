@@ -185,15 +185,21 @@ print("ok")
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_jmap_rfcs_ask_of_emails_and_mailboxes() {
+    run_script(SCRIPT, |c| c.limits.message_bytes_max = 256 * 1024).await;
+}
+
+/// Runs a Python `script` (given the HTTPS and IMAP ports; it prints `ok` when every check held)
+/// against a server with both listeners and a user alice (`alice-pw`) with no mail yet.
+pub async fn run_script(script: &str, tune: impl FnOnce(&mut jmail::config::Config)) {
     let s = TestServer::start_with(|c| {
         c.https_port = Some(0);
         c.imap_port = Some(0);
-        c.limits.message_bytes_max = 256 * 1024;
+        tune(c);
     })
     .await;
     crate::imap::bare_user(&s, "alice", "alice-pw").await;
     let port = |service| s.addr_of(service).port().to_string();
-    let out = python(SCRIPT, &[port(Service::Https), port(Service::Imap)]).await;
+    let out = python(script, &[port(Service::Https), port(Service::Imap)]).await;
     assert_eq!(out.trim(), "ok");
     s.stop().await;
 }

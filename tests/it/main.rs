@@ -22,6 +22,7 @@ mod imap_subscriptions;
 mod jmap;
 mod jmap_conformance;
 mod jmap_limits;
+mod jmap_patch_and_query;
 mod large;
 mod legacy;
 mod limits;

@@ -250,9 +250,7 @@ pub async fn rename_mailbox(
         return Err(StoreError::MailboxExists);
     }
     if renamed(&to, &from, "").is_some() {
-        return Err(StoreError::MailboxRefused(
-            "a mailbox cannot be moved inside itself",
-        ));
+        return Err(StoreError::MailboxRefused(crate::store::INSIDE_ITSELF));
     }
     if from == "INBOX" {
         let to_id = create_path(ctx, user, &to, true, true)

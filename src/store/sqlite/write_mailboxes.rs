@@ -223,9 +223,7 @@ pub fn rename_mailbox(ctx: &mut Ctx<'_>, user: UserId, from: &str, to: &str) -> 
         return Err(StoreError::MailboxExists);
     }
     if renamed(&to, &from, "").is_some() {
-        return Err(StoreError::MailboxRefused(
-            "a mailbox cannot be moved inside itself",
-        ));
+        return Err(StoreError::MailboxRefused(crate::store::INSIDE_ITSELF));
     }
     if from == "INBOX" {
         // RFC 9051 §6.3.6: INBOX's messages move to the new mailbox; INBOX stays, empty; its
