@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod caps;
+pub mod cert_validity;
 pub mod cli;
 pub mod client;
 pub mod client_tls;

@@ -211,6 +211,7 @@ fn read_config(source: &CertSource) -> Result<(Arc<ServerConfig>, String), TlsEr
         return Err(TlsError::NoCertificate(source.cert.clone()));
     };
     let fingerprint = fingerprint(leaf.as_ref());
+    crate::cert_validity::warn_if_due(&source.cert, leaf.as_ref());
     let key =
         PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(source.key.clone()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
