@@ -13,18 +13,18 @@ pub fn field_named(field: &[u8], name: &str) -> bool {
             == Some(&b':')
 }
 
-/// `message` with only the header fields (each with its folded lines) that `keep` says yes to;
-/// borrowed when it keeps them all.
-pub fn keep_fields(message: &[u8], mut keep: impl FnMut(&[u8]) -> bool) -> Cow<'_, [u8]> {
+/// Where each header field of `message` is (its name first, with its folded lines and line end).
+fn field_spans(message: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let header_end = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 2)
         .unwrap_or(message.len());
-    // Filled only from the first field dropped: most messages keep every field and are not copied.
-    let mut out: Option<Vec<u8>> = None;
     let mut i = 0;
-    while i < header_end {
+    std::iter::from_fn(move || {
+        if i >= header_end {
+            return None;
+        }
         // One field: its first line and the folded lines after it.
         let mut end = i;
         loop {
@@ -39,18 +39,37 @@ pub fn keep_fields(message: &[u8], mut keep: impl FnMut(&[u8]) -> bool) -> Cow<'
                 break;
             }
         }
-        let field = &message[i..end];
+        let span = i..end;
+        i = end;
+        Some(span)
+    })
+}
+
+/// Where the first field named `name` is in `head` (a message's first bytes), if its header has one
+/// there.
+pub fn first_field(head: &[u8], name: &str) -> Option<std::ops::Range<usize>> {
+    field_spans(head).find(|span| field_named(&head[span.clone()], name))
+}
+
+/// `message` with only the header fields (each with its folded lines) that `keep` says yes to;
+/// borrowed when it keeps them all.
+pub fn keep_fields(message: &[u8], mut keep: impl FnMut(&[u8]) -> bool) -> Cow<'_, [u8]> {
+    // Filled only from the first field dropped: most messages keep every field and are not copied.
+    let mut out: Option<Vec<u8>> = None;
+    let mut header_end = 0;
+    for span in field_spans(message) {
+        header_end = span.end;
+        let field = &message[span.clone()];
         match (&mut out, keep(field)) {
             (Some(out), true) => out.extend_from_slice(field),
             (Some(_), false) => {}
             (None, true) => {}
             (None, false) => {
                 let mut kept = Vec::with_capacity(message.len());
-                kept.extend_from_slice(&message[..i]);
+                kept.extend_from_slice(&message[..span.start]);
                 out = Some(kept);
             }
         }
-        i = end;
     }
     match out {
         Some(mut out) => {
@@ -107,6 +126,17 @@ fn skip_comments(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_field_of_a_name_is_found_in_the_header_only() {
+        let m = b"DKIM-Signature: v=1;\r\n b=x\r\nreturn-path : <a@b>\r\nSubject: s\r\n\r\nReturn-Path: <no>\r\n";
+        let span = first_field(m, "Return-Path").unwrap();
+        assert_eq!(&m[span], b"return-path : <a@b>\r\n");
+        assert_eq!(
+            first_field(b"Subject: s\r\n\r\nReturn-Path: <no>\r\n", "Return-Path"),
+            None
+        );
+    }
 
     #[test]
     fn own_results_are_removed_others_kept() {

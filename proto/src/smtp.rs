@@ -213,8 +213,8 @@ pub enum DataEnd {
 /// Receives the bytes after DATA's 354 up to the `CRLF . CRLF` that ends them.
 ///
 /// Only `CRLF . CRLF` ends a message: a bare LF never helps form the end (the SMTP-smuggling attacks of
-/// 2023 relied on servers that disagree about this). A bare LF is stored as CRLF, so every stored message
-/// has canonical line ends; a leading dot is removed from each line (RFC 5321 §4.5.2). Lines of any length
+/// 2023 relied on servers that disagree about this). A bare LF or CR is stored as CRLF, so every stored
+/// message has canonical line ends; a leading dot is removed from each line (RFC 5321 §4.5.2). Lines of any length
 /// are kept, as §4.5.3.1 asks of receivers; only the whole message is limited.
 #[derive(Debug)]
 pub struct DataReceiver {
@@ -271,7 +271,11 @@ impl DataReceiver {
                         let end = if self.too_big {
                             DataEnd::TooBig
                         } else {
-                            DataEnd::Message(std::mem::take(&mut self.body))
+                            // A bare CR inside a line is made CRLF here, once (it cannot end
+                            // the message, only confuse readers of it later).
+                            DataEnd::Message(chunk::canonical_line_ends(std::mem::take(
+                                &mut self.body,
+                            )))
                         };
                         return (i, Some(end));
                     }
@@ -431,9 +435,9 @@ mod tests {
         );
         // An empty message.
         assert_eq!(receive(b".\r\n", 10), (3, Some(DataEnd::Message(vec![]))));
-        // `.\r` followed by something else keeps the CR.
+        // `.\r` followed by something else does not end the message; its bare CR is a line end.
         let (_, end) = receive(b".\rx\r\n.\r\n", 100);
-        assert_eq!(end, Some(DataEnd::Message(b"\rx\r\n".to_vec())));
+        assert_eq!(end, Some(DataEnd::Message(b"\r\nx\r\n".to_vec())));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! An SMTP client's side of the wire, pure: replies as a client reads them (RFC 5321 §4.2: one or more
 //! lines `NNN-text`, the last `NNN text`, all with the same code), resumable, every length against a
-//! limit; and a message body made fit for DATA (CRLF line ends, dot-stuffed, §4.5.2) a piece at a time.
+//! limit; a message body made fit for DATA (CRLF line ends, dot-stuffed, §4.5.2) a piece at a time; and
+//! an address as MAIL and RCPT must write it.
 
 /// Longest reply line accepted, line end included (RFC 5321 §4.5.3.1.5 says 512; servers send longer
 /// EHLO lines and texts, so some room).
@@ -169,9 +170,54 @@ impl DataEncoder {
     }
 }
 
+/// `address` as a MAIL or RCPT path must carry it (RFC 5321 §4.1.2): a local part that is not a
+/// dot-string (`a b`, `x"y`, `victim@third.test> NOTIFY=NEVER`) goes in quotes, with `"` and `\`
+/// escaped. Addresses are kept unquoted, as they compare; written bare, such a local part would end
+/// the path early and put words of the sender's choosing in the command.
+pub fn path_address(address: &str) -> std::borrow::Cow<'_, str> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return address.into();
+    };
+    let atext =
+        |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
+    let dot_string = !local.is_empty()
+        && local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+    if dot_string {
+        return address.into();
+    }
+    let mut quoted = String::with_capacity(address.len() + 4);
+    quoted.push('"');
+    for c in local.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push_str("\"@");
+    quoted.push_str(domain);
+    quoted.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_parts_that_are_not_dot_strings_are_quoted() {
+        assert_eq!(path_address("a.b+c@x.test"), "a.b+c@x.test");
+        assert_eq!(path_address(""), "");
+        assert_eq!(path_address("postmaster"), "postmaster");
+        assert_eq!(path_address("jörg@x.test"), "jörg@x.test");
+        assert_eq!(path_address("a b@x.test"), "\"a b\"@x.test");
+        assert_eq!(path_address("x\"y\\z@x.test"), "\"x\\\"y\\\\z\"@x.test");
+        assert_eq!(path_address(".a@x.test"), "\".a\"@x.test");
+        assert_eq!(
+            path_address("victim@third.test> NOTIFY=NEVER ORCPT=rfc822;z@sink.test"),
+            "\"victim@third.test> NOTIFY=NEVER ORCPT=rfc822;z\"@sink.test"
+        );
+    }
 
     #[test]
     fn multiline_in_pieces() {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jmail_proto::smtp_client::{DataEncoder, Reply, ReplyReader};
+use jmail_proto::smtp_client::{DataEncoder, Reply, ReplyReader, path_address};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -203,7 +203,7 @@ impl Session {
         body: &dyn Body,
     ) -> Result<Vec<Fate>, Failure> {
         let host = self.conn.host.clone();
-        let mut mail = format!("MAIL FROM:<{}>", envelope.sender);
+        let mut mail = format!("MAIL FROM:<{}>", path_address(envelope.sender));
         if self.offers("SIZE") {
             mail.push_str(&format!(" SIZE={}", envelope.size));
         }
@@ -229,7 +229,7 @@ impl Session {
             };
             let reply = self
                 .conn
-                .command(&format!("RCPT TO:<{rcpt}>{params}"))
+                .command(&format!("RCPT TO:<{}>{params}", path_address(rcpt)))
                 .await?;
             fates.push(match reply.code {
                 250 | 251 => Fate::Delivered,

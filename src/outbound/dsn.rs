@@ -127,7 +127,7 @@ pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
         }
         status.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
-            clean(r.recipient),
+            clean(&jmail_proto::smtp_client::path_address(r.recipient)),
             r.action.word(),
             r.status
         ));

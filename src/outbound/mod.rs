@@ -130,10 +130,13 @@ pub async fn sign(
     domain: &str,
     message: &mut crate::store::NewMessage,
 ) -> Result<(), dkim::DkimError> {
+    // Signed as it will be sent: the relay's encoder makes every bare CR or LF a CRLF, and a
+    // signature over the other bytes would fail at the receiver (a message from IMAP APPEND or JMAP
+    // may have them; SMTP's are already canonical).
     let (mailer, domain, raw) = (
         mailer.clone(),
         domain.to_string(),
-        std::mem::take(&mut message.raw),
+        jmail_proto::smtp::chunk::canonical_line_ends(std::mem::take(&mut message.raw)),
     );
     let (raw, signed) = tokio::task::spawn_blocking(move || {
         let signed = mailer.dkim.sign(&domain, &raw);

@@ -44,16 +44,47 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// How much of a queued message's start is searched for a Return-Path field to leave out.
+const RETURN_PATH_SEARCH_BYTES: usize = 64 * 1024;
+
+/// A queued message as it is sent: its stored bytes without the Return-Path field that a local
+/// delivery of the same bytes needs (RFC 5321 §4.4: only the final delivery adds one, and a message
+/// sent on SHOULD NOT carry one; DKIM does not sign it).
 struct Body_ {
     store: Arc<dyn Store>,
     body: BodyRef,
+    /// The stored bytes left out.
+    skip: Option<std::ops::Range<u64>>,
+}
+
+impl Body_ {
+    async fn new(store: Arc<dyn Store>, body: BodyRef) -> Body_ {
+        let head = store
+            .body_chunk(body, 0, RETURN_PATH_SEARCH_BYTES)
+            .await
+            .unwrap_or_default();
+        let skip = jmail_proto::header_fields::first_field(&head, "Return-Path")
+            .map(|span| span.start as u64..span.end as u64);
+        Body_ { store, body, skip }
+    }
+
+    /// Bytes sent.
+    fn len(&self) -> u64 {
+        let skipped = self.skip.as_ref().map_or(0, |s| s.end - s.start);
+        self.body.len - skipped
+    }
 }
 
 #[async_trait::async_trait]
 impl Body for Body_ {
     async fn piece(&self, offset: u64, max: usize) -> Result<Vec<u8>, String> {
+        let (from, max) = match &self.skip {
+            Some(skip) if offset < skip.start => (offset, max.min((skip.start - offset) as usize)),
+            Some(skip) => (offset + (skip.end - skip.start), max),
+            None => (offset, max),
+        };
         self.store
-            .body_chunk(self.body, offset, max)
+            .body_chunk(self.body, from, max)
             .await
             .map_err(|e| format!("reading the queued message: {e}"))
     }
@@ -420,17 +451,15 @@ async fn deliver(
     session: &mut Option<client::Session>,
 ) -> Vec<Fate> {
     let all = |f: Fate| vec![f; entry.recipients.len()];
-    let body = Body_ {
-        store: store.clone(),
-        body: BodyRef {
-            blob: entry.blob,
-            len: entry.size,
-        },
+    let stored = BodyRef {
+        blob: entry.blob,
+        len: entry.size,
     };
+    let body = Body_::new(store.clone(), stored).await;
     let envelope = Envelope {
         sender: &entry.sender,
         recipients: &entry.recipients,
-        size: entry.size,
+        size: body.len(),
         dsn,
     };
     if let Some(open) = session.as_mut() {

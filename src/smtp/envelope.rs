@@ -95,12 +95,15 @@ pub fn stamp(trace: &Trace<'_>, body: Vec<u8>) -> (NewMessage, String) {
         }
     );
     let recipient = match trace.recipients {
-        [one] => format!("\r\n\tfor <{}>", header_safe(one)),
+        [one] => format!(
+            "\r\n\tfor <{}>",
+            header_safe(&jmail_proto::smtp_client::path_address(one))
+        ),
         _ => String::new(),
     };
     let mut head = format!(
         "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Jmail) with {protocol} id {id}{recipient};\r\n\t{}\r\n",
-        header_safe(trace.sender),
+        header_safe(&jmail_proto::smtp_client::path_address(trace.sender)),
         header_safe(trace.helo),
         trace.peer.ip(),
         trace.by,

@@ -606,7 +606,7 @@ impl Session {
     /// A recipient at another domain: only a logged-in user's mail goes there (never an open relay).
     fn remote_rcpt(&mut self, address: &str) -> Outcome {
         if self.account.is_none() {
-            return Outcome::reply("554 5.7.1 Relay access denied");
+            return Outcome::reply("550 5.7.1 Relay access denied");
         }
         if self.mailer.is_none() {
             return Outcome::reply("550 5.7.1 Delivery to other domains is not available here");

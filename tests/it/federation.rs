@@ -205,7 +205,7 @@ pub async fn arrives(
 }
 
 /// The header fields named `name` (first lines only).
-fn header<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
+pub fn header<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
     let head = message.split("\r\n\r\n").next().unwrap();
     let prefix = format!("{}:", name.to_ascii_lowercase());
     head.split("\r\n")

@@ -36,6 +36,7 @@ mod postfix_peer;
 mod protocol;
 mod push;
 mod queue_crash;
+mod relay_wire;
 mod smtp;
 mod store;
 mod store_copy;

@@ -133,7 +133,7 @@ async fn smtplib_delivers_utf8_mail_to_local_users_and_refuses_others() {
     );
     assert_eq!(
         lines[3]["relay"],
-        serde_json::json!([554, "5.7.1 Relay access denied"])
+        serde_json::json!([550, "5.7.1 Relay access denied"])
     );
 
     for (user, pw) in [("alice", "alice-pw"), ("bob", "bob-pw")] {
@@ -766,7 +766,7 @@ async fn postmaster_is_always_accepted() {
     say(&mut r, "MAIL FROM:<x@example.org>").await;
     assert_eq!(
         say(&mut r, "RCPT TO:<postmaster@example.org>").await,
-        "554 5.7.1 Relay access denied"
+        "550 5.7.1 Relay access denied"
     );
 
     // A user named postmaster gets it.

@@ -72,21 +72,29 @@ impl ChunkReceiver {
     }
 }
 
-/// `message` with every bare LF made CRLF, as DATA stores them, so every stored message has canonical
-/// line ends whichever way it came.
+/// `message` with every bare LF and every bare CR made CRLF, so every stored message has canonical
+/// line ends whichever way it came (RFC 5322 §2.3: CR and LF only together). A bare CR kept would be a
+/// line end to some readers and not to others (a POP3 client could see a message end early), and the
+/// relay's encoder turns it into CRLF anyway, which broke a DKIM signature made over the stored bytes.
 pub fn canonical_line_ends(message: Vec<u8>) -> Vec<u8> {
-    let bare = |m: &[u8]| memchr::memchr_iter(b'\n', m).any(|at| at == 0 || m[at - 1] != b'\r');
-    if !bare(&message) {
+    let bare_lf = |m: &[u8]| memchr::memchr_iter(b'\n', m).any(|at| at == 0 || m[at - 1] != b'\r');
+    let bare_cr = |m: &[u8]| memchr::memchr_iter(b'\r', m).any(|at| m.get(at + 1) != Some(&b'\n'));
+    if !bare_lf(&message) && !bare_cr(&message) {
         return message;
     }
     let mut out = Vec::with_capacity(message.len() + message.len() / 16);
-    let mut previous = 0u8;
-    for &byte in &message {
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
+    let mut bytes = message.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if bytes.peek() == Some(&&b'\n') {
+                    bytes.next();
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            _ => out.push(byte),
         }
-        out.push(byte);
-        previous = byte;
     }
     out
 }
@@ -94,6 +102,28 @@ pub fn canonical_line_ends(message: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_line_ends_become_crlf_as_the_relay_would_send_them() {
+        let cases: [(&[u8], &[u8]); 6] = [
+            (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+            (b"a\nb", b"a\r\nb"),
+            (b"hello\r.\r\n+OK\r\n", b"hello\r\n.\r\n+OK\r\n"),
+            (b"\r\r\n", b"\r\n\r\n"),
+            (b"end\r", b"end\r\n"),
+            (b"\n\r", b"\r\n\r\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(canonical_line_ends(input.to_vec()), want, "{input:?}");
+            // The relay's encoder sends the same lines (before its own dot-stuffing and end).
+            let (mut stored, mut sent) = (Vec::new(), Vec::new());
+            let mut encoder = crate::smtp_client::DataEncoder::default();
+            encoder.encode(&canonical_line_ends(input.to_vec()), &mut stored);
+            let mut encoder = crate::smtp_client::DataEncoder::default();
+            encoder.encode(input, &mut sent);
+            assert_eq!(stored, sent, "{input:?}");
+        }
+    }
 
     #[test]
     fn a_chunk_is_exactly_its_size_in_any_split() {
@@ -136,6 +166,6 @@ mod tests {
         );
         assert_eq!(canonical_line_ends(b"\n".to_vec()), b"\r\n");
         assert_eq!(canonical_line_ends(b"a\r\nb".to_vec()), b"a\r\nb");
-        assert_eq!(canonical_line_ends(b"a\rb".to_vec()), b"a\rb");
+        assert_eq!(canonical_line_ends(b"a\rb".to_vec()), b"a\r\nb");
     }
 }
