@@ -472,6 +472,17 @@ impl Session {
 }
 
 /// A piece of the response still to write.
+/// Appends a plain literal's bytes with each NUL as 0x80: a literal is CHAR8, %x01-ff (RFC 9051 §9),
+/// and a strict client fails on the response otherwise (Dovecot does the same). Same length, so sizes
+/// hold; `BINARY[]` sends the bytes as they are, in a literal8.
+fn extend_without_nul(out: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+    } else {
+        out.extend(bytes.iter().map(|&b| if b == 0 { 0x80 } else { b }));
+    }
+}
+
 enum Piece {
     Bytes(Vec<u8>),
     /// `len` bytes of a stored message from `offset`.
@@ -536,7 +547,7 @@ impl Pieces for FetchStream {
                                 "message shorter than announced".into(),
                             ));
                         }
-                        out.extend_from_slice(&chunk);
+                        extend_without_nul(&mut out, &chunk);
                         if len > take as u64 {
                             self.queue.push_front(Piece::Stored {
                                 body,
@@ -841,7 +852,7 @@ impl FetchStream {
                             };
                             let range = clip(bytes.len(), *partial);
                             literal_head(&mut line, range.len());
-                            line.extend_from_slice(&bytes[range]);
+                            extend_without_nul(&mut line, &bytes[range]);
                         }
                         (None, Some(body)) => {
                             let len = body.len as usize;
@@ -865,7 +876,7 @@ impl FetchStream {
                                     let made = section::header_fields(&bytes, &names, not);
                                     let range = clip(made.len(), *partial);
                                     literal_head(&mut line, range.len());
-                                    line.extend_from_slice(&made[range]);
+                                    extend_without_nul(&mut line, &made[range]);
                                 }
                                 None => literal_head(&mut line, 0),
                             }

@@ -505,10 +505,9 @@ impl Session {
                 self.protocol_error(bad(&tag, "Already logged in"))
             }
             _ if !self.logged_in() => self.protocol_error(bad(&tag, "Log in first")),
-            CommandBody::Enable { .. } if matches!(self.state, State::Selected(_)) => {
-                // RFC 9051 §6.3.1: only before a mailbox is selected.
-                self.protocol_error(bad(&tag, "ENABLE is not allowed with a mailbox selected"))
-            }
+            // RFC 9051 §6.3.1: clients enable before selecting, "however, server implementations
+            // don't have to check"; Dovecot (and imaptest's scripts) take it while selected, and
+            // CONDSTORE turned on midway is what a rev1 session's first MODSEQ command does anyway.
             CommandBody::Enable { capabilities } => self.enable(&tag, capabilities.as_ref()),
             CommandBody::Namespace => {
                 let mut out = b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n".to_vec();

@@ -77,6 +77,24 @@ impl Imap {
         text.strip_suffix("\r\n").unwrap().to_string()
     }
 
+    /// [`Imap::run`] as the bytes sent back, for responses that are not UTF-8.
+    pub async fn run_bytes(&mut self, command: &str) -> Vec<u8> {
+        let tag = command.split(' ').next().unwrap().to_string();
+        self.send(format!("{command}\r\n").as_bytes()).await;
+        let mut out = Vec::new();
+        loop {
+            let start = out.len();
+            let n = tokio::time::timeout(REPLY_WAIT, self.stream.read_until(b'\n', &mut out))
+                .await
+                .expect("response in time")
+                .unwrap();
+            assert!(n > 0, "connection closed while a response was expected");
+            if out[start..].starts_with(format!("{tag} ").as_bytes()) {
+                return out;
+            }
+        }
+    }
+
     /// Sends `command` (tag first) and returns every response up to and including the tagged one.
     pub async fn run(&mut self, command: &str) -> Vec<String> {
         let tag = command.split(' ').next().unwrap().to_string();

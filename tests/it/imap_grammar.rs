@@ -412,3 +412,37 @@ async fn utf8_accept_names_and_append() {
         strs(&["u9 BAD Syntax error or unknown command"])
     );
 }
+
+#[tokio::test]
+async fn enable_while_selected_an_origin_alone_and_nul_bytes_as_imaptest_sends_them() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(
+        &s,
+        "bob",
+        b"From: a@example.org\r\nSubject: nul\r\n\r\nnul\0byte\r\n",
+    )
+    .await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a SELECT INBOX").await;
+    // A partial of an origin alone is from there to the end (Dovecot's reading; imaptest sends it).
+    // A NUL, which a plain literal cannot carry (CHAR8), is sent as 0x80, as Dovecot does; BINARY
+    // sends it as it is, in a literal8.
+    assert_eq!(
+        c.run_bytes("b FETCH 1 (BODY.PEEK[TEXT]<3> BINARY.PEEK[1]<3>)")
+            .await,
+        b"* 1 FETCH (BODY[TEXT]<3> {7}\r\n\x80byte\r\n BINARY[1]<3> ~{7}\r\n\0byte\r\n)\r\n\
+b OK FETCH completed\r\n"
+    );
+    // ENABLE with a mailbox selected (RFC 9051 §6.3.1: the client's mistake, not refused).
+    assert_eq!(
+        c.run("c ENABLE CONDSTORE").await,
+        strs(&[
+            "* ENABLED CONDSTORE",
+            "* OK [HIGHESTMODSEQ 1] Highest",
+            "c OK ENABLE completed"
+        ])
+    );
+    let fetched = c.run("d FETCH 1 (FLAGS)").await;
+    assert!(fetched[0].contains("MODSEQ ("), "{fetched:?}");
+}

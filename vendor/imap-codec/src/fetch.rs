@@ -56,15 +56,11 @@ pub(crate) fn fetch_att(input: &[u8]) -> IMAPResult<&[u8], MessageDataItemName> 
             tuple((
                 tag_no_case(b"BODY.PEEK"),
                 section,
-                opt(delimited(
-                    tag(b"<"),
-                    tuple((number, tag(b"."), nz_number)),
-                    tag(b">"),
-                )),
+                opt(partial),
             )),
             |(_, section, byterange)| MessageDataItemName::BodyExt {
                 section,
-                partial: byterange.map(|(start, _, end)| (start, end)),
+                partial: byterange,
                 peek: true,
             },
         ),
@@ -72,15 +68,11 @@ pub(crate) fn fetch_att(input: &[u8]) -> IMAPResult<&[u8], MessageDataItemName> 
             tuple((
                 tag_no_case(b"BODY"),
                 section,
-                opt(delimited(
-                    tag(b"<"),
-                    tuple((number, tag(b"."), nz_number)),
-                    tag(b">"),
-                )),
+                opt(partial),
             )),
             |(_, section, byterange)| MessageDataItemName::BodyExt {
                 section,
-                partial: byterange.map(|(start, _, end)| (start, end)),
+                partial: byterange,
                 peek: false,
             },
         ),

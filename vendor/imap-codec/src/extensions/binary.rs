@@ -16,7 +16,7 @@ use nom::{
     bytes::streaming::{tag, take},
     character::streaming::char,
     combinator::{map, opt},
-    sequence::{delimited, separated_pair, terminated, tuple},
+    sequence::{delimited, preceded, terminated, tuple},
 };
 
 use crate::{
@@ -114,10 +114,16 @@ pub(crate) fn section_binary(input: &[u8]) -> IMAPResult<&[u8], Vec<NonZeroU32>>
 /// ```abnf
 /// partial = "<" number "." nz-number ">"
 /// ```
+///
+/// Jmail: also `"<" number ">"`, from the origin to the end (count `u32::MAX`), as Dovecot reads it
+/// and imaptest's scripts send it.
 pub(crate) fn partial(input: &[u8]) -> IMAPResult<&[u8], (u32, NonZeroU32)> {
     delimited(
         tag(b"<"),
-        separated_pair(number, tag(b"."), nz_number),
+        map(
+            tuple((number, opt(preceded(tag(b"."), nz_number)))),
+            |(origin, count)| (origin, count.unwrap_or(NonZeroU32::MAX)),
+        ),
         tag(b">"),
     )(input)
 }
