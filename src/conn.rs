@@ -69,6 +69,15 @@ impl Stream {
         }
     }
 
+    /// The address the client reached this server at (not kept under compression).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Plain(tcp) => tcp.local_addr().ok(),
+            Stream::Tls(tls) => tls.get_ref().0.local_addr().ok(),
+            Stream::Deflated(_) => None,
+        }
+    }
+
     /// The same connection, deflated from now on both ways (COMPRESS=DEFLATE, after its OK).
     pub fn deflated(self) -> Stream {
         Stream::Deflated(Box::new(crate::compress::Deflated::new(self)))

@@ -20,6 +20,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, shared: Shared, mode: Mode)
         mode,
         stream.is_tls(),
     )
+    .with_local_ip(stream.local_addr().map(|a| a.ip()))
     .with_data_slots(shared.smtp_data_slots.clone())
     .with_mailer(shared.mailer.clone());
     let end = connection::serve(stream, session, &shared).await;

@@ -133,6 +133,8 @@ pub struct Session {
     /// DNS checks of strangers' mail, DKIM signing and the sending limit; without it (sessions made
     /// by hand), mail to other domains is refused and nothing is checked.
     mailer: Option<Arc<Mailer>>,
+    /// The address the client reached: `user@[that address]` is local (RFC 1123 §5.2.17).
+    local_ip: Option<std::net::IpAddr>,
 }
 
 impl Session {
@@ -161,12 +163,33 @@ impl Session {
             data_permit: None,
             chunk: None,
             mailer: None,
+            local_ip: None,
         }
     }
 
     pub fn with_mailer(mut self, mailer: Arc<Mailer>) -> Session {
         self.mailer = Some(mailer);
         self
+    }
+
+    /// The address the client connected to, whose address literal names this host.
+    pub fn with_local_ip(mut self, ip: Option<std::net::IpAddr>) -> Session {
+        self.local_ip = ip.map(|ip| ip.to_canonical());
+        self
+    }
+
+    /// `user@[ip]` where ip is the address the client reached, as `user@` the primary domain: a host
+    /// MUST take its own address literals as itself (RFC 1123 §5.2.17, RFC 5321 §4.1.3).
+    fn own_literal(&self, address: &str) -> Option<String> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+        let named: std::net::IpAddr = match inner.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+                inner[5..].parse::<std::net::Ipv6Addr>().ok()?.into()
+            }
+            _ => inner.parse::<std::net::Ipv4Addr>().ok()?.into(),
+        };
+        (Some(named.to_canonical()) == self.local_ip).then(|| format!("{local}@{}", self.domain()))
     }
 
     /// Bounds how many messages unauthenticated clients send at once, server-wide.
@@ -555,6 +578,8 @@ impl Session {
                 "452 4.5.3 Too many recipients; send the rest in another message",
             );
         }
+        let own = self.own_literal(address);
+        let address = own.as_deref().unwrap_or(address);
         let Some(local) = self.config.local_part(address) else {
             return self.remote_rcpt(address);
         };

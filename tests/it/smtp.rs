@@ -439,7 +439,7 @@ async fn replies_to_bad_input() {
 /// What RFC 5321, RFC 3207 and RFC 6531 ask that a compliance suite checks: no `<>` recipient, address
 /// literals read, no argument to RSET, QUIT or STARTTLS, no STARTTLS inside a transaction, non-ASCII
 /// addresses only with SMTPUTF8, an honest HELP, echoes that never name another address, and the null
-/// sender on submission (read receipts).
+/// sender on submission (read receipts), the host's own address literal taken as itself.
 #[tokio::test]
 async fn what_the_rfcs_ask_of_commands_and_addresses() {
     let s = server().await;
@@ -461,6 +461,9 @@ async fn what_the_rfcs_ask_of_commands_and_addresses() {
                 "550 5.1.1 <al ice@localhost>: no such user here",
             ),
             ("RCPT TO:<böb@localhost>", "553 5.6.7 Must declare SMTPUTF8 to send a non-ASCII address"),
+            // This host's own address literal is this host (RFC 1123 §5.2.17); another is not.
+            ("RCPT TO:<bob@[127.0.0.1]>", "250 2.1.5 Recipient OK"),
+            ("RCPT TO:<bob@[127.0.0.2]>", "550 5.7.1 Relay access denied"),
             ("STARTTLS", "503 5.5.1 A transaction is open; RSET first"),
             ("RSET", "250 2.0.0 OK"),
             ("MAIL FROM:<josé@example.org>", "553 5.6.7 Must declare SMTPUTF8 to send a non-ASCII address"),
