@@ -16,7 +16,7 @@ use jmail_proto::imap::imap_types::flag::{StoreResponse, StoreType};
 use jmail_proto::imap::imap_types::search::SearchKey;
 use jmail_proto::imap::imap_types::sequence::SequenceSet;
 use jmail_proto::imap::search::{
-    Candidate, Need, Query, Ranges, SearchError, Stars, TEXT_KEYS_MAX,
+    Candidate, KEYS_MAX, Need, Query, Ranges, SearchError, Stars, TEXT_KEYS_MAX,
 };
 use jmail_proto::imap::view::View;
 
@@ -880,6 +880,11 @@ impl Session {
                 Some("LIMIT"),
                 &format!("At most {TEXT_KEYS_MAX} text keys in one search"),
             ))),
+            Err(SearchError::TooManyKeys) => Err(Outcome::go_on(no(
+                tag,
+                Some("LIMIT"),
+                &format!("At most {KEYS_MAX} keys in one search"),
+            ))),
         }
     }
 
@@ -985,21 +990,25 @@ impl Session {
             let view = &selected.view;
             let mut gone = selected.gone.clone();
             gone.sort_unstable();
-            let matching = uids.iter().copied().filter(|&uid| {
+            for (n, &uid) in uids.iter().enumerate() {
+                yield_every_so_often(n).await;
                 if gone.binary_search(&uid).is_ok() {
-                    return false;
+                    continue;
                 }
                 let seq = view.seq_of(uid).unwrap_or_default();
-                query.matches(&Candidate::new(seq, uid, 0, &[], 0, 0, 0, None, None))
-            });
-            return Ok(Some(matching.map(|uid| (uid, 0)).collect()));
+                if query.matches(&Candidate::new(seq, uid, 0, &[], 0, 0, 0, None, None)) {
+                    found.push((uid, 0));
+                }
+            }
+            return Ok(Some(found));
         }
         if need <= Need::Flags && uids.len() > MESSAGES_PER_CALL_MAX {
             // Flags and numbers of many messages: one read of the mailbox's (UID, flags). (A few are
             // cheaper to read by themselves, below.)
             let snapshot = self.store.snapshot(mailbox).await?;
             let no_keywords: Vec<String> = Vec::new();
-            for (uid, flags) in snapshot.messages {
+            for (n, (uid, flags)) in snapshot.messages.into_iter().enumerate() {
+                yield_every_so_often(n).await;
                 if uids.binary_search(&uid).is_err() {
                     continue;
                 }
@@ -1148,4 +1157,13 @@ pub(super) fn busy_with_large_messages(tag: &str) -> Outcome {
         Some("UNAVAILABLE"),
         "Server is busy with large messages; try again later",
     ))
+}
+
+/// Lets the runtime's other tasks run every so many messages of a search answered in memory: a query
+/// of many keys over a large mailbox is long work, and other connections share the thread.
+async fn yield_every_so_often(n: usize) {
+    const MESSAGES_BETWEEN_YIELDS: usize = 2048;
+    if n > 0 && n.is_multiple_of(MESSAGES_BETWEEN_YIELDS) {
+        tokio::task::yield_now().await;
+    }
 }

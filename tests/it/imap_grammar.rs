@@ -446,3 +446,27 @@ b OK FETCH completed\r\n"
     let fetched = c.run("d FETCH 1 (FLAGS)").await;
     assert!(fetched[0].contains("MODSEQ ("), "{fetched:?}");
 }
+
+#[tokio::test]
+async fn a_search_of_more_keys_than_any_client_sends_is_refused() {
+    let s = start_imap().await;
+    bare_user(&s, "bob", "bob-password").await;
+    deliver(&s, "bob", HELLO).await;
+    let mut c = Imap::login(imap_addr(&s), "bob", "bob-password").await;
+    c.run("a SELECT INBOX").await;
+    let keys = vec!["1:*"; jmail_proto::imap::search::KEYS_MAX + 1].join(" ");
+    assert_eq!(
+        c.run(&format!("b SEARCH {keys}")).await,
+        strs(&["b NO [LIMIT] At most 256 keys in one search"])
+    );
+    let nested = format!("({})", vec!["(ALL)"; 200].join(" "));
+    assert_eq!(
+        c.run(&format!("c UID SEARCH {nested}")).await,
+        strs(&["c NO [LIMIT] At most 256 keys in one search"])
+    );
+    let enough = vec!["1:*"; 200].join(" ");
+    assert_eq!(
+        c.run(&format!("d SEARCH {enough}")).await,
+        strs(&["* SEARCH 1", "d OK SEARCH completed"])
+    );
+}
