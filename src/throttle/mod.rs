@@ -449,7 +449,9 @@ pub async fn login(
     let penalty = loop {
         match throttle.check(ip, name, &config.limits) {
             Verdict::Blocked { .. } => {
-                tracing::info!(%ip, "login refused: address blocked after too many failures");
+                // Counted, not logged each time: the block itself was logged once, and an address
+                // that keeps trying would otherwise write a line per attempt (26 GiB a day).
+                tracing::debug!(%ip, "login refused: address blocked after too many failures");
                 crate::metrics::METRICS.login(crate::metrics::Login::Blocked);
                 return LoginResult::Blocked;
             }

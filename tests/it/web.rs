@@ -194,6 +194,25 @@ async fn trickled_requests_are_cut_off_and_idle_connections_closed() {
         String::from_utf8_lossy(&answer)
     );
 
+    // A route that reads a few KiB refuses a larger Content-Length at once: believed, it held the
+    // connection for the time 10 MB take at the slowest rate (45 minutes).
+    let mut holder = tokio::net::TcpStream::connect(addr).await.unwrap();
+    holder
+        .write_all(b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(3), holder.read_exact(&mut answer))
+        .await
+        .expect("answered before the body")
+        .unwrap();
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 413",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
     // A logged-in client's body trickled slower than data_bytes_per_sec_min allows (once line_secs_max
     // is over) is cut off.
     s.add_user("alice", "alice-pw").await;
