@@ -54,7 +54,14 @@ impl Caps {
     }
 
     pub fn admit(&self, ip: IpAddr) -> Result<Admission, Refusal> {
+        self.admit_within(ip, self.per_ip_max)
+    }
+
+    /// [`Caps::admit`] with this address allowed `per_ip_max` at most (one without a login behind it
+    /// gets fewer than the cap: see `connections_per_new_ip_max`).
+    pub fn admit_within(&self, ip: IpAddr, per_ip_max: usize) -> Result<Admission, Refusal> {
         let ip = address_key(ip);
+        let per_ip_max = per_ip_max.min(self.per_ip_max);
         let permit = self
             .global
             .clone()
@@ -62,7 +69,7 @@ impl Caps {
             .map_err(|_| Refusal::ServerFull)?;
         let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(ip).or_insert(0);
-        if *count >= self.per_ip_max {
+        if *count >= per_ip_max {
             if *count == 0 {
                 counts.remove(&ip);
             }

@@ -441,7 +441,13 @@ async fn accept_loop(
                 continue;
             }
         };
-        let admission = match caps.admit(peer.ip()) {
+        // An address no account has logged in from lately is held to fewer connections: without
+        // it, 40 addresses holding silent connections filled every slot of every listener.
+        let per_ip_max = match ctx.throttle.proven(peer.ip()) {
+            true => ctx.config.limits.connections_per_ip_max,
+            false => ctx.config.limits.connections_per_new_ip_max,
+        };
+        let admission = match caps.admit_within(peer.ip(), per_ip_max) {
             Ok(a) => a,
             Err(refusal) => {
                 tracker.spawn(refuse(stream, service.refusal(refusal)));

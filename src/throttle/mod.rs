@@ -116,6 +116,9 @@ pub struct LoginThrottle {
     /// bounded by the open connections.
     in_flight: Mutex<HashMap<IpAddr, u32>>,
     guard: AccountGuard,
+    /// Addresses some account logged in from lately, and when: they may hold more connections (a
+    /// household or office behind one address) than an address nobody has proven.
+    proven: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 /// The limits in force, read from [`Limits`] at each call so a config change applies at once.
@@ -162,7 +165,33 @@ impl LoginThrottle {
             accounts: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             guard: AccountGuard::default(),
+            proven: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether an account logged in from `ip` (as [`crate::caps::address_key`] keys it) within
+    /// [`guard::TRUSTED_SECS`].
+    pub fn proven(&self, ip: IpAddr) -> bool {
+        let ip = crate::caps::address_key(ip);
+        let now = self.clock.now();
+        let proven = self.proven.lock().unwrap_or_else(|e| e.into_inner());
+        proven
+            .get(&ip)
+            .is_some_and(|at| now.saturating_duration_since(*at).as_secs() < guard::TRUSTED_SECS)
+    }
+
+    /// Remembers a good login from `ip`; past [`THROTTLE_ENTRIES_MAX`] addresses the stale ones go,
+    /// and if none is stale the new one is not kept (it is then held to the stranger's cap).
+    fn prove(&self, ip: IpAddr, now: Instant) {
+        let mut proven = self.proven.lock().unwrap_or_else(|e| e.into_inner());
+        if proven.len() >= THROTTLE_ENTRIES_MAX && !proven.contains_key(&ip) {
+            proven
+                .retain(|_, at| now.saturating_duration_since(*at).as_secs() < guard::TRUSTED_SECS);
+            if proven.len() >= THROTTLE_ENTRIES_MAX {
+                return;
+            }
+        }
+        proven.insert(ip, now);
     }
 
     /// Before checking a password from `ip` for `account`. A `Check` must be followed by
@@ -242,6 +271,7 @@ impl LoginThrottle {
         let ip = crate::caps::address_key(ip);
         self.release(ip);
         if success {
+            self.prove(ip, now);
             let known = self.guard.trusts(account, ip, now);
             if !known {
                 self.accounts

@@ -8,8 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::harness::connect_from;
 
 const CONNECTIONS: usize = 10_000;
-/// Source addresses used: the default per-IP cap (500) times these must cover CONNECTIONS.
-const SOURCES: usize = 20;
+/// Source addresses used: the default cap for an address nobody has logged in from (50) times these
+/// must cover CONNECTIONS.
+const SOURCES: usize = 200;
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -8,7 +8,8 @@ use crate::harness::TestServer;
 async fn five_hundred_clients_each_send_and_read() {
     const CLIENTS: usize = 500;
     const USERS: usize = 10;
-    let s = TestServer::start().await;
+    // All 500 connect from 127.0.0.1 at once, before any has logged in.
+    let s = TestServer::start_with(|c| c.limits.connections_per_new_ip_max = CLIENTS).await;
     for u in 0..USERS {
         s.add_user(&format!("user{u}"), "pw").await;
     }

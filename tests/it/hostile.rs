@@ -30,6 +30,7 @@ async fn server() -> TestServer {
         c.native_tls_port = Some(0);
         // Hostile clients here all come from 127.0.0.1; the normal client uses 127.0.0.2.
         c.limits.connections_per_ip_max = 2_500;
+        c.limits.connections_per_new_ip_max = 2_500;
     })
     .await;
     s.add_user("alice", "alice-pw").await;

@@ -49,6 +49,36 @@ async fn per_ip_and_global_caps_refuse_clearly_and_free_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_nobody_logged_in_from_gets_fewer_connections() {
+    let s = TestServer::start_with(|c| {
+        c.limits.connections_per_ip_max = 4;
+        c.limits.connections_per_new_ip_max = 2;
+    })
+    .await;
+    s.add_user("alice", "pa").await;
+    let _a = connect_from([127, 0, 0, 5], s.addr).await;
+    let _b = connect_from([127, 0, 0, 5], s.addr).await;
+    assert_eq!(
+        refusal([127, 0, 0, 5], s.addr).await,
+        "BYE LIMIT too many connections from your address\r\n"
+    );
+    // Once an account has logged in from it (here from 127.0.0.1), an address gets the full cap.
+    let _alice = s.raw_login("alice", "pa").await;
+    let _c = Raw::connect(s.addr).await;
+    let _d = Raw::connect(s.addr).await;
+    let _e = Raw::connect(s.addr).await;
+    assert_eq!(
+        refusal([127, 0, 0, 1], s.addr).await,
+        "BYE LIMIT too many connections from your address\r\n"
+    );
+    // The other address is still a stranger.
+    assert_eq!(
+        refusal([127, 0, 0, 5], s.addr).await,
+        "BYE LIMIT too many connections from your address\r\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_sooner_before_login() {
     let s = TestServer::start_with(|c| {
         c.limits.idle_secs_unauth = 1;
