@@ -311,8 +311,12 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
     let state = state(ctx).await?;
     let all = ctx.mailboxes().await?.to_vec();
     let filter = args.get("filter").cloned().unwrap_or(Value::Null);
-    let filter_as_tree = args.get("filterAsTree").and_then(Value::as_bool) == Some(true);
-    let sort_as_tree = args.get("sortAsTree").and_then(Value::as_bool) == Some(true);
+    let flag = |name: &str| match args.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(MethodError::invalid(format!("{name} is true or false"))),
+    };
+    let (filter_as_tree, sort_as_tree) = (flag("filterAsTree")?, flag("sortAsTree")?);
     let mut matching = std::collections::HashSet::new();
     for m in &all {
         if matches(m, &all, &filter, 0)? {
@@ -566,15 +570,30 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
             not_updated.insert(id, set_error("invalidPatch", "a patch is an object"));
             continue;
         };
-        if let Some(bad) = patch
+        // Any other property may be named only with the value it has (RFC 8620 §5.3): a client may
+        // send back the object it read.
+        let fixed: Vec<&String> = patch
             .keys()
-            .find(|k| !["name", "parentId", "isSubscribed", "sortOrder"].contains(&k.as_str()))
-        {
-            not_updated.insert(
-                id,
-                json!({"type": "invalidProperties", "properties": [bad]}),
-            );
-            continue;
+            .filter(|k| !["name", "parentId", "isSubscribed", "sortOrder"].contains(&k.as_str()))
+            .collect();
+        if !fixed.is_empty() {
+            let args = json!({"ids": [&id], "properties": &fixed});
+            let now = match args {
+                Value::Object(args) => get(ctx, args).await.ok(),
+                _ => None,
+            };
+            let now = now.as_ref().and_then(|reply| reply["list"].get(0));
+            let differ: Vec<&String> = fixed
+                .into_iter()
+                .filter(|k| now.and_then(|o| o.get(k.as_str())) != patch.get(k.as_str()))
+                .collect();
+            if !differ.is_empty() {
+                not_updated.insert(
+                    id,
+                    json!({"type": "invalidProperties", "properties": differ}),
+                );
+                continue;
+            }
         }
         // INBOX keeps its name and place (`mayRename` is false): IMAP's RENAME of INBOX, which moves
         // its mail out, is not what a JMAP client asks for here.

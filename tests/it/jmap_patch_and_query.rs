@@ -87,6 +87,15 @@ assert got["ids"] == [parent, child], got
 _, got, _ = call("Mailbox/query", {"filter": {"operator": "NOT", "conditions": [{"hasAnyRole": True}]},
                                    "sort": [{"property": "name"}]})
 assert got["ids"] == [child, parent], got
+name, got, _ = call("Mailbox/query", {"sortAsTree": "yes"})
+assert (name, got["type"]) == ("error", "invalidArguments"), got
+# A Mailbox sent back as it was read is no change; a server-set property changed is refused.
+_, got, _ = call("Mailbox/get", {"ids": [parent]})
+same = {k: v for k, v in got["list"][0].items() if k != "id"}
+_, got, _ = call("Mailbox/set", {"update": {parent: dict(same, id=parent)}})
+assert got["updated"] == {parent: None}, got
+_, got, _ = call("Mailbox/set", {"update": {parent: {"totalEmails": 7, "myRights": {}}}})
+assert sorted(got["notUpdated"][parent]["properties"]) == ["myRights", "totalEmails"], got
 # A mailbox moved under its own child is refused for its parentId.
 _, got, _ = call("Mailbox/set", {"update": {parent: {"parentId": child}}})
 assert got["notUpdated"][parent]["properties"] == ["parentId"], got
