@@ -115,6 +115,12 @@ pub struct Limits {
     /// `line_secs_max` seconds are over, in bytes per second. A body trickled slower is cut off, so a
     /// sender holds its buffer and slot for at most `line_secs_max + message_bytes_max / this` seconds.
     pub data_bytes_per_sec_min: u64,
+    /// The same for a message from a client that has not authenticated (port 25), which holds one of
+    /// the `smtp_data_unauth_max` slots while it arrives: at 4096 bytes a second a 10 MiB message
+    /// held its slot 44 minutes, and 8 addresses shut off inbound mail. At this rate it holds it for
+    /// `line_secs_max + message_bytes_max / this` seconds at most (6 minutes with the defaults). Real
+    /// mail servers send far faster; one on a slower link gets a temporary failure and tries again.
+    pub smtp_data_unauth_bytes_per_sec_min: u64,
     /// Connections a node holds open to a PostgreSQL store at most (unused with SQLite). Each is a
     /// PostgreSQL server process of a few MB; ops beyond it wait for one to come free. Throughput peaks
     /// at a few per database CPU core (measured: 8 did 30% more than 32 on two cores); every node has
@@ -200,6 +206,7 @@ impl Default for Limits {
             compressed_sessions_max: 1000,
             sort_cache_bytes_max: 64 << 20,
             data_bytes_per_sec_min: 4096,
+            smtp_data_unauth_bytes_per_sec_min: 32 * 1024,
             store_connections_max: 8,
             mailboxes_per_account_max: 1000,
             keywords_per_mailbox_max: 256,
@@ -328,6 +335,12 @@ impl Limits {
             (
                 "data_bytes_per_sec_min",
                 self.data_bytes_per_sec_min,
+                1,
+                1 << 30,
+            ),
+            (
+                "smtp_data_unauth_bytes_per_sec_min",
+                self.smtp_data_unauth_bytes_per_sec_min,
                 1,
                 1 << 30,
             ),

@@ -214,6 +214,11 @@ impl InputClock {
         }
     }
 
+    /// The slowest a body may arrive at, from now (bytes per second).
+    pub fn body_rate_min(&mut self, bytes_per_sec: u64) {
+        self.body_rate_min = bytes_per_sec.max(1);
+    }
+
     /// Called after each read of `n` bytes.
     pub fn received(&mut self, n: usize) {
         self.body_bytes = self.body_bytes.saturating_add(n as u64);

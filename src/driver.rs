@@ -97,6 +97,10 @@ pub trait Conversation: Send {
     fn on_event(&mut self, event: Self::Event) -> impl Future<Output = Outcome> + Send;
     /// After the TLS handshake that a [`Action::StartTls`] began.
     fn on_tls_started(&mut self);
+    /// The slowest a message body may arrive now, when not `data_bytes_per_sec_min`.
+    fn body_bytes_per_sec_min(&self) -> Option<u64> {
+        None
+    }
     /// How long the client may stay silent now.
     fn idle_timeout(&self) -> Duration;
     /// The farewell when the idle time or an input deadline runs out.
@@ -211,6 +215,11 @@ pub async fn drive<C: Conversation>(
             return End::Overloaded;
         }
         input_clock.observe(pending);
+        input_clock.body_rate_min(
+            conversation
+                .body_bytes_per_sec_min()
+                .unwrap_or(limits.data_bytes_per_sec_min),
+        );
         let deadline = input_clock.deadline(last_input + conversation.idle_timeout());
         tokio::select! {
             biased;

@@ -31,6 +31,8 @@ struct Smtp {
     session: Session,
     command_idle: Duration,
     data_idle: Duration,
+    /// The slowest a stranger's message may arrive (`smtp_data_unauth_bytes_per_sec_min`).
+    stranger_rate_min: u64,
 }
 
 impl Smtp {
@@ -123,6 +125,10 @@ impl Conversation for Smtp {
         self.session.on_tls_started();
     }
 
+    fn body_bytes_per_sec_min(&self) -> Option<u64> {
+        self.session.is_stranger().then_some(self.stranger_rate_min)
+    }
+
     fn idle_timeout(&self) -> Duration {
         match self.in_message() {
             true => self.data_idle,
@@ -153,6 +159,9 @@ pub async fn serve(stream: Stream, session: Session, shared: &Shared) -> End {
         session,
         command_idle: Duration::from_secs(limits.smtp_command_idle_secs),
         data_idle: Duration::from_secs(limits.smtp_data_idle_secs),
+        stranger_rate_min: limits
+            .smtp_data_unauth_bytes_per_sec_min
+            .max(limits.data_bytes_per_sec_min),
     };
     let buf = BytesMut::with_capacity(<Smtp as Conversation>::READ_BUFFER_BYTES_INITIAL);
     drive(stream, buf, greeting, smtp, shared).await

@@ -752,6 +752,12 @@ impl Session {
         self.data_bytes_max().saturating_sub(so_far)
     }
 
+    /// Whether the client has not authenticated: a stranger's message takes one of the scarce slots
+    /// (`smtp_data_unauth_max`), so it must arrive faster.
+    pub fn is_stranger(&self) -> bool {
+        self.account.is_none()
+    }
+
     /// Whether a message by BDAT has begun and not yet ended.
     pub fn in_chunked_message(&self) -> bool {
         self.transaction

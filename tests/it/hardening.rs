@@ -137,6 +137,53 @@ async fn a_trickled_message_body_is_cut_off() {
     );
 }
 
+/// A stranger's message holds one of the few port-25 slots while it arrives, so it must come faster
+/// than a logged-in user's: the same trickle (about 1.5 KB a second) is cut off for a stranger and
+/// taken from alice on submission.
+#[tokio::test]
+async fn a_strangers_message_must_arrive_faster_than_a_users() {
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.submission_port = Some(0);
+        c.limits.line_secs_max = 1;
+        c.limits.data_bytes_per_sec_min = 1024;
+        c.limits.smtp_data_unauth_bytes_per_sec_min = 64 * 1024;
+    })
+    .await;
+    s.add_user("alice", "alice-pw").await;
+    s.add_user("bob", "bob-pw").await;
+    let step = [b'y'; 300];
+    let mut stranger = smtp_to_bob(&s).await;
+    stranger.send(b"DATA\r\n").await;
+    while !stranger.line().await.starts_with("354") {}
+    stranger.send(b"Subject: slow\r\n\r\n").await;
+    let heard = trickle(stranger.stream.get_mut(), &step).await;
+    assert!(heard.contains("421 4.4.2"), "stranger: {heard:?}");
+
+    let mut sub = TcpStream::connect(s.addr_of(Service::Submission))
+        .await
+        .unwrap();
+    greeting(&mut sub).await;
+    let mut alice = Raw {
+        stream: tokio::io::BufReader::new(sub),
+    };
+    alice
+        .send(b"EHLO x\r\nAUTH PLAIN AGFsaWNlAGFsaWNlLXB3\r\nMAIL FROM:<alice@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n")
+        .await;
+    while !alice.line().await.starts_with("354") {}
+    alice.send(b"Subject: slow but hers\r\n\r\n").await;
+    for _ in 0..15 {
+        alice.send(&step).await;
+        alice.send(b"\r\n").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    alice.send(b".\r\n").await;
+    assert!(
+        alice.line().await.starts_with("250 2.0.0"),
+        "alice's message taken"
+    );
+}
+
 /// An SMTP session with a transaction open for bob (EHLO, MAIL, RCPT answered).
 async fn smtp_to_bob(s: &TestServer) -> Raw {
     let mut smtp = TcpStream::connect(s.addr_of(Service::Smtp)).await.unwrap();
