@@ -96,6 +96,59 @@ impl Drop for Admission {
     }
 }
 
+/// Addresses an [`HourlyVolume`] tracks at most; past it (and after dropping finished hours) a new
+/// address is not tracked, so the map cannot grow without bound.
+const VOLUME_ENTRIES_MAX: usize = 100_000;
+
+/// Bytes each client address (IPv6 by /64) has had stored in the current hour, against a cap: what
+/// strangers may make the server keep from one address (without it, 8 addresses stored 66 MB a
+/// second, and a full disk stops mail for everyone).
+pub struct HourlyVolume {
+    per_ip: Mutex<HashMap<IpAddr, (std::time::Instant, u64)>>,
+    bytes_max: u64,
+}
+
+impl HourlyVolume {
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    pub fn new(bytes_max: u64) -> HourlyVolume {
+        HourlyVolume {
+            per_ip: Mutex::default(),
+            bytes_max,
+        }
+    }
+
+    /// Whether `bytes` more from `ip` fit in its hour.
+    pub fn has_room(&self, ip: IpAddr, bytes: u64) -> bool {
+        let now = std::time::Instant::now();
+        let per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        match per_ip.get(&address_key(ip)) {
+            Some((since, used)) if now.duration_since(*since) < Self::HOUR => {
+                used.saturating_add(bytes) <= self.bytes_max
+            }
+            _ => bytes <= self.bytes_max,
+        }
+    }
+
+    /// Counts `bytes` stored from `ip`.
+    pub fn add(&self, ip: IpAddr, bytes: u64) {
+        let now = std::time::Instant::now();
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let ip = address_key(ip);
+        if per_ip.len() >= VOLUME_ENTRIES_MAX && !per_ip.contains_key(&ip) {
+            per_ip.retain(|_, (since, _)| now.duration_since(*since) < Self::HOUR);
+            if per_ip.len() >= VOLUME_ENTRIES_MAX {
+                return;
+            }
+        }
+        let entry = per_ip.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Self::HOUR {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(bytes);
+    }
+}
+
 /// What a connection may hold of input without drawing on the [`InputBudget`]: its read buffer and a
 /// small message body. Only large bodies count, so ordinary traffic never waits on the budget.
 pub const INPUT_BYTES_FREE: usize = 256 * 1024;
@@ -166,6 +219,24 @@ impl InputShare {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_volume_is_capped_per_hour_and_others_are_apart() {
+        let volume = HourlyVolume::new(100);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(volume.has_room(a, 100));
+        assert!(!volume.has_room(a, 101));
+        volume.add(a, 60);
+        assert!(volume.has_room(a, 40));
+        assert!(!volume.has_room(a, 41));
+        assert!(volume.has_room(b, 100));
+        // An IPv6 /64 is one address.
+        let c: IpAddr = "2001:db8::1".parse().unwrap();
+        let d: IpAddr = "2001:db8::2".parse().unwrap();
+        volume.add(c, 100);
+        assert!(!volume.has_room(d, 1));
+    }
 
     #[test]
     fn caps_release_on_drop() {

@@ -121,6 +121,11 @@ pub struct Limits {
     /// `line_secs_max + message_bytes_max / this` seconds at most (6 minutes with the defaults). Real
     /// mail servers send far faster; one on a slower link gets a temporary failure and tries again.
     pub smtp_data_unauth_bytes_per_sec_min: u64,
+    /// Bytes of mail that clients without AUTH may have stored from one address (IPv6: its /64) in an
+    /// hour; past it MAIL gets `452 4.7.1` and the sender tries again later. Strangers could otherwise
+    /// fill the disk (8 addresses stored 66 MB a second), and a full disk stops mail for everyone.
+    /// The count is this node's own.
+    pub smtp_unauth_bytes_per_ip_hour_max: u64,
     /// Connections a node holds open to a PostgreSQL store at most (unused with SQLite). Each is a
     /// PostgreSQL server process of a few MB; ops beyond it wait for one to come free. Throughput peaks
     /// at a few per database CPU core (measured: 8 did 30% more than 32 on two cores); every node has
@@ -207,6 +212,7 @@ impl Default for Limits {
             sort_cache_bytes_max: 64 << 20,
             data_bytes_per_sec_min: 4096,
             smtp_data_unauth_bytes_per_sec_min: 32 * 1024,
+            smtp_unauth_bytes_per_ip_hour_max: 1 << 30,
             store_connections_max: 8,
             mailboxes_per_account_max: 1000,
             keywords_per_mailbox_max: 256,
@@ -343,6 +349,12 @@ impl Limits {
                 self.smtp_data_unauth_bytes_per_sec_min,
                 1,
                 1 << 30,
+            ),
+            (
+                "smtp_unauth_bytes_per_ip_hour_max",
+                self.smtp_unauth_bytes_per_ip_hour_max,
+                1 << 20,
+                1 << 50,
             ),
             (
                 "store_connections_max",

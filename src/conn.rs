@@ -25,6 +25,9 @@ pub struct Shared {
     /// Messages being received from unauthenticated SMTP clients (`smtp_data_unauth_max` in all,
     /// `smtp_data_unauth_per_ip_max` per address).
     pub smtp_data_slots: std::sync::Arc<crate::caps::Caps>,
+    /// What unauthenticated SMTP clients had stored this hour, per address
+    /// (`smtp_unauth_bytes_per_ip_hour_max`).
+    pub smtp_unauth_volume: std::sync::Arc<crate::caps::HourlyVolume>,
     /// Bytes of message bodies arriving on every connection together (`input_bytes_max`).
     pub input: std::sync::Arc<crate::caps::InputBudget>,
     /// Connections compressed at once (IMAP COMPRESS, `compressed_sessions_max`).

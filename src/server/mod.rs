@@ -291,6 +291,9 @@ pub async fn start(
             config.limits.smtp_data_unauth_max,
             config.limits.smtp_data_unauth_per_ip_max,
         )),
+        smtp_unauth_volume: Arc::new(crate::caps::HourlyVolume::new(
+            config.limits.smtp_unauth_bytes_per_ip_hour_max,
+        )),
         input: Arc::new(crate::caps::InputBudget::new(
             config.limits.input_budget_bytes(),
         )),

@@ -22,6 +22,7 @@ pub async fn serve(stream: Stream, peer: SocketAddr, shared: Shared, mode: Mode)
     )
     .with_local_ip(stream.local_addr().map(|a| a.ip()))
     .with_data_slots(shared.smtp_data_slots.clone())
+    .with_unauth_volume(shared.smtp_unauth_volume.clone())
     .with_mailer(shared.mailer.clone());
     let end = connection::serve(stream, session, &shared).await;
     tracing::debug!(%peer, ?mode, ?end, "SMTP connection ended");

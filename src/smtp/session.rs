@@ -127,6 +127,8 @@ pub struct Session {
     data_slots: Option<Arc<Caps>>,
     /// This session's slot while its DATA (or its BDAT chunks) is being received.
     data_permit: Option<Admission>,
+    /// What unauthenticated clients stored this hour, per address, shared by the server.
+    unauth_volume: Option<Arc<crate::caps::HourlyVolume>>,
     /// The BDAT whose chunk is being read: its size, whether it is the last, and the reply it gets
     /// instead when it was refused.
     chunk: Option<(u64, bool, Option<String>)>,
@@ -161,6 +163,7 @@ impl Session {
             tls,
             data_slots: None,
             data_permit: None,
+            unauth_volume: None,
             chunk: None,
             mailer: None,
             local_ip: None,
@@ -190,6 +193,20 @@ impl Session {
             _ => inner.parse::<std::net::Ipv4Addr>().ok()?.into(),
         };
         (Some(named.to_canonical()) == self.local_ip).then(|| format!("{local}@{}", self.domain()))
+    }
+
+    /// Bounds what unauthenticated clients may have stored from one address in an hour.
+    pub fn with_unauth_volume(mut self, volume: Arc<crate::caps::HourlyVolume>) -> Session {
+        self.unauth_volume = Some(volume);
+        self
+    }
+
+    /// The shared hourly count when this client is a stranger to it (not logged in, not this host).
+    fn stranger_volume(&self) -> Option<&crate::caps::HourlyVolume> {
+        match self.account.is_none() && !self.peer_is_this_host() {
+            true => self.unauth_volume.as_deref(),
+            false => None,
+        }
     }
 
     /// Bounds how many messages unauthenticated clients send at once, server-wide.
@@ -430,6 +447,14 @@ impl Session {
                 "550 5.7.1 Sender <{}> is an address of this server; its users log in on the submission port to send",
                 printable(&from.address)
             ));
+        }
+        if self
+            .stranger_volume()
+            .is_some_and(|v| !v.has_room(self.peer.ip(), from.size.max(1) as u64))
+        {
+            return Outcome::reply(
+                "452 4.7.1 Too much mail from your address this hour; try again later",
+            );
         }
         // RFC 1870 §6.1: a size the server cannot take now, for want of storage, is 452 at MAIL.
         if let Err(StoreError::LowOnDisk) = self.store.has_disk_room(from.size as u64).await {
@@ -950,7 +975,13 @@ impl Session {
             .then(|| {
                 delivery.message.raw[..crate::message::header_end(&delivery.message.raw)].to_vec()
             });
+        let stored_bytes = delivery.message.raw.len() as u64;
         let stored = self.store.submit(delivery).await;
+        if stored.is_ok()
+            && let Some(volume) = self.stranger_volume()
+        {
+            volume.add(self.peer.ip(), stored_bytes);
+        }
         if stored.is_ok()
             && !junk
             && let Some(head) = &report_head

@@ -875,3 +875,42 @@ async fn a_stranger_cannot_send_as_a_local_user() {
         "250 2.1.0 Sender OK"
     );
 }
+
+/// Strangers may have only so much stored from one address in an hour (a full disk stops mail for
+/// everyone); another address, and this host itself, are counted apart.
+#[tokio::test]
+async fn strangers_store_only_so_much_an_hour_from_one_address() {
+    let s = TestServer::start_with(|c| {
+        c.smtp_port = Some(0);
+        c.limits.smtp_unauth_bytes_per_ip_hour_max = 1 << 20;
+    })
+    .await;
+    s.add_user("bob", "bob-pw").await;
+    let addr = s.addr_of(Service::Smtp);
+    let body = format!("Subject: big\r\n\r\n{}\r\n.", "x".repeat(600_000));
+    let send = async |source: [u8; 4]| {
+        let mut r = Raw {
+            stream: tokio::io::BufReader::new(crate::harness::connect_from(source, addr).await),
+        };
+        r.expect("220 localhost ESMTP Jmail ready").await;
+        assert!(say(&mut r, "EHLO client.test").await.starts_with("250 "));
+        let mail = say(&mut r, "MAIL FROM:<x@example.org> SIZE=600020").await;
+        if !mail.starts_with("250") {
+            return mail;
+        }
+        assert_eq!(
+            say(&mut r, "RCPT TO:<bob@localhost>").await,
+            "250 2.1.5 Recipient OK"
+        );
+        assert!(say(&mut r, "DATA").await.starts_with("354"));
+        say(&mut r, &body).await
+    };
+    assert!(send([127, 0, 0, 2]).await.starts_with("250 2.0.0 OK"));
+    assert_eq!(
+        send([127, 0, 0, 2]).await,
+        "452 4.7.1 Too much mail from your address this hour; try again later"
+    );
+    assert!(send([127, 0, 0, 3]).await.starts_with("250 2.0.0 OK"));
+    assert!(send([127, 0, 0, 1]).await.starts_with("250 2.0.0 OK"));
+    assert!(send([127, 0, 0, 1]).await.starts_with("250 2.0.0 OK"));
+}
