@@ -610,7 +610,10 @@ impl Session {
         };
         // Unknown recipients count as errors: a stranger cannot try names without end (VRFY is 252 for
         // the same reason).
-        let unknown = format!("550 5.1.1 <{}>: no such user here", printable(address));
+        let unknown = format!(
+            "550 5.1.1 <{}>: no such user here",
+            printable(&jmail_proto::smtp_client::path_address(address))
+        );
         let Ok(mut name) = normalize_name(local) else {
             return self.bad(unknown);
         };

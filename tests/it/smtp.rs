@@ -458,7 +458,7 @@ async fn what_the_rfcs_ask_of_commands_and_addresses() {
             ("RCPT TO:<>", "501 5.1.3 Bad address syntax"),
             (
                 "RCPT TO:<\"al ice\"@localhost>",
-                "550 5.1.1 <al ice@localhost>: no such user here",
+                "550 5.1.1 <\"al ice\"@localhost>: no such user here",
             ),
             ("RCPT TO:<böb@localhost>", "553 5.6.7 Must declare SMTPUTF8 to send a non-ASCII address"),
             // This host's own address literal is this host (RFC 1123 §5.2.17); another is not.
