@@ -4,6 +4,7 @@
 //! keeps its own small loop.)
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -119,6 +120,32 @@ pub trait Conversation: Send {
     }
 }
 
+/// Connections closed for want of input budget since the last warning about it, and when that was
+/// (seconds since the epoch): a flood of large messages gets one line a minute saying how many, not a
+/// line each (126 a second were seen).
+static BUDGET_CLOSES: AtomicU64 = AtomicU64::new(0);
+static BUDGET_WARNED_AT: AtomicU64 = AtomicU64::new(0);
+const BUDGET_WARN_EVERY_SECS: u64 = 60;
+
+fn warn_budget_spent() {
+    BUDGET_CLOSES.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = BUDGET_WARNED_AT.load(Ordering::Relaxed);
+    if now >= last.saturating_add(BUDGET_WARN_EVERY_SECS)
+        && BUDGET_WARNED_AT
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let closed = BUDGET_CLOSES.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            closed,
+            "input budget spent (limits.input_bytes_max): connections that needed more were closed (count since the last such warning)"
+        );
+    }
+}
+
 /// Read size while a message body streams in.
 const READ_BUFFER_BYTES_BODY: usize = 64 * 1024;
 /// An emptied buffer larger than this is given back, so one large message does not pin memory.
@@ -207,10 +234,7 @@ pub async fn drive<C: Conversation>(
         }
         let held = buf.capacity() + conversation.held_bytes();
         if input_share.hold(held).is_err() {
-            tracing::warn!(
-                held,
-                "input budget spent (limits.input_bytes_max); closing a connection that needed more"
-            );
+            warn_budget_spent();
             let _ = write(&mut stream, &conversation.on_overload(), write_timeout).await;
             return End::Overloaded;
         }
