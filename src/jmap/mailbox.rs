@@ -244,33 +244,44 @@ pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResul
     }))
 }
 
-/// Most levels of AND/OR/NOT a Mailbox/query filter may nest.
-const FILTER_DEPTH_MAX: usize = 8;
+/// Checks a Mailbox/query filter's size before it is run against every mailbox: as Email/query's, at
+/// most [`jmail_proto::jmap::filter::NODES_MAX`] conditions and operators, nested at most
+/// [`jmail_proto::jmap::filter::DEPTH_MAX`] deep (a request of 10 MB could otherwise hold a million
+/// conditions, each tested on each of a thousand mailboxes).
+fn filter_within_limits(filter: &Value) -> Result<(), MethodError> {
+    use jmail_proto::jmap::filter::{DEPTH_MAX, NODES_MAX};
+    fn walk(filter: &Value, depth: usize, nodes: &mut usize) -> bool {
+        *nodes += 1;
+        if *nodes > NODES_MAX || depth > DEPTH_MAX {
+            return false;
+        }
+        match filter.get("conditions").and_then(Value::as_array) {
+            Some(conditions) => conditions.iter().all(|c| walk(c, depth + 1, nodes)),
+            None => true,
+        }
+    }
+    match walk(filter, 0, &mut 0) {
+        true => Ok(()),
+        false => Err(MethodError::with(
+            "unsupportedFilter",
+            format!("a filter has at most {NODES_MAX} conditions, {DEPTH_MAX} deep"),
+        )),
+    }
+}
 
-fn matches(
-    m: &MailboxInfo,
-    all: &[MailboxInfo],
-    filter: &Value,
-    depth: usize,
-) -> Result<bool, MethodError> {
+fn matches(m: &MailboxInfo, all: &[MailboxInfo], filter: &Value) -> Result<bool, MethodError> {
     let filter = match filter {
         Value::Null => return Ok(true),
         Value::Object(f) => f,
         _ => return Err(MethodError::invalid("a filter is an object")),
     };
     if let Some(operator) = filter.get("operator") {
-        if depth >= FILTER_DEPTH_MAX {
-            return Err(MethodError::with(
-                "unsupportedFilter",
-                format!("filters nest at most {FILTER_DEPTH_MAX} deep"),
-            ));
-        }
         let Some(conditions) = filter.get("conditions").and_then(Value::as_array) else {
             return Err(MethodError::invalid("a FilterOperator has conditions"));
         };
         let mut results = Vec::with_capacity(conditions.len());
         for c in conditions {
-            results.push(matches(m, all, c, depth + 1)?);
+            results.push(matches(m, all, c)?);
         }
         return match operator.as_str() {
             Some("AND") => Ok(results.iter().all(|&r| r)),
@@ -317,9 +328,10 @@ pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult 
         Some(_) => Err(MethodError::invalid(format!("{name} is true or false"))),
     };
     let (filter_as_tree, sort_as_tree) = (flag("filterAsTree")?, flag("sortAsTree")?);
+    filter_within_limits(&filter)?;
     let mut matching = std::collections::HashSet::new();
     for m in &all {
-        if matches(m, &all, &filter, 0)? {
+        if matches(m, &all, &filter)? {
             matching.insert(m.name.as_str());
         }
     }

@@ -44,8 +44,9 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// How much of a queued message's start is searched for a Return-Path field to leave out.
-const RETURN_PATH_SEARCH_BYTES: usize = 64 * 1024;
+/// How much of a queued message's start is searched for a Return-Path field to leave out: it follows
+/// only the DKIM signatures, a few KiB, and this is read once more than the bytes sent.
+const RETURN_PATH_SEARCH_BYTES: usize = 16 * 1024;
 
 /// A queued message as it is sent: its stored bytes without the Return-Path field that a local
 /// delivery of the same bytes needs (RFC 5321 §4.4: only the final delivery adds one, and a message
@@ -63,7 +64,9 @@ impl Body_ {
             .body_chunk(body, 0, RETURN_PATH_SEARCH_BYTES)
             .await
             .unwrap_or_default();
+        // Only a field whole within what was read (one cut at its end might go on, folded).
         let skip = jmail_proto::header_fields::first_field(&head, "Return-Path")
+            .filter(|span| span.end < head.len())
             .map(|span| span.start as u64..span.end as u64);
         Body_ { store, body, skip }
     }

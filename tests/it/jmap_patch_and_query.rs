@@ -87,6 +87,9 @@ assert got["ids"] == [parent, child], got
 _, got, _ = call("Mailbox/query", {"filter": {"operator": "NOT", "conditions": [{"hasAnyRole": True}]},
                                    "sort": [{"property": "name"}]})
 assert got["ids"] == [child, parent], got
+wide = {"operator": "OR", "conditions": [{"name": "x"}] * 300}
+name, got, _ = call("Mailbox/query", {"filter": wide})
+assert (name, got["type"]) == ("error", "unsupportedFilter"), got
 name, got, _ = call("Mailbox/query", {"sortAsTree": "yes"})
 assert (name, got["type"]) == ("error", "invalidArguments"), got
 # A Mailbox sent back as it was read is no change; a server-set property changed is refused.
