@@ -24,6 +24,7 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 /// A global cap and a per-address cap on one resource.
 pub struct Caps {
     global: Arc<Semaphore>,
+    max: usize,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     per_ip_max: usize,
 }
@@ -46,11 +47,19 @@ impl Caps {
     /// `max` in all, `per_ip_max` per address. Both are clamped to what a semaphore can count (the config
     /// allows far less), so no value can panic here.
     pub fn new(max: usize, per_ip_max: usize) -> Self {
+        let max = max.min(Semaphore::MAX_PERMITS);
         Caps {
-            global: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            global: Arc::new(Semaphore::new(max)),
+            max,
             per_ip: Arc::default(),
             per_ip_max,
         }
+    }
+
+    /// Whether at least half of the resource is taken: the point from which its holders must not
+    /// dawdle (as Postfix's stress-dependent limits).
+    pub fn half_taken(&self) -> bool {
+        self.global.available_permits() * 2 <= self.max
     }
 
     pub fn admit(&self, ip: IpAddr) -> Result<Admission, Refusal> {

@@ -116,10 +116,11 @@ pub struct Limits {
     /// sender holds its buffer and slot for at most `line_secs_max + message_bytes_max / this` seconds.
     pub data_bytes_per_sec_min: u64,
     /// The same for a message from a client that has not authenticated (port 25), which holds one of
-    /// the `smtp_data_unauth_max` slots while it arrives: at 4096 bytes a second a 10 MiB message
-    /// held its slot 44 minutes, and 8 addresses shut off inbound mail. At this rate it holds it for
-    /// `line_secs_max + message_bytes_max / this` seconds at most (6 minutes with the defaults). Real
-    /// mail servers send far faster; one on a slower link gets a temporary failure and tries again.
+    /// the `smtp_data_unauth_max` slots while it arrives, once half of those slots are taken: at 4096
+    /// bytes a second a 10 MiB message held its slot 44 minutes, and 8 addresses shut off inbound
+    /// mail. At this rate it holds it for `line_secs_max + message_bytes_max / this` seconds at most
+    /// (6 minutes with the defaults), so slow senders can hold about half the slots, never all. While
+    /// more than half are free, a sender on a slow link keeps only `data_bytes_per_sec_min`.
     pub smtp_data_unauth_bytes_per_sec_min: u64,
     /// Bytes of mail that clients without AUTH may have stored from one address (IPv6: its /64) in an
     /// hour; past it MAIL gets `452 4.7.1` and the sender tries again later. Strangers could otherwise

@@ -106,6 +106,10 @@ pub trait Conversation: Send {
     fn idle_timeout(&self) -> Duration;
     /// The farewell when the idle time or an input deadline runs out.
     fn on_timeout(&self) -> Vec<u8>;
+    /// The farewell when a message body arrives slower than its rate allows.
+    fn on_too_slow(&self) -> Vec<u8> {
+        self.on_timeout()
+    }
     /// The farewell when the server shuts down.
     fn on_shutdown(&self) -> Vec<u8>;
     /// The farewell when the connection needs more of the server's input budget than is left.
@@ -244,7 +248,8 @@ pub async fn drive<C: Conversation>(
                 .body_bytes_per_sec_min()
                 .unwrap_or(limits.data_bytes_per_sec_min),
         );
-        let deadline = input_clock.deadline(last_input + conversation.idle_timeout());
+        let idle_deadline = last_input + conversation.idle_timeout();
+        let deadline = input_clock.deadline(idle_deadline);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -269,7 +274,11 @@ pub async fn drive<C: Conversation>(
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
-                let _ = write(&mut stream, &conversation.on_timeout(), write_timeout).await;
+                let farewell = match pending == Pending::Body && deadline < idle_deadline {
+                    true => conversation.on_too_slow(),
+                    false => conversation.on_timeout(),
+                };
+                let _ = write(&mut stream, &farewell, write_timeout).await;
                 return End::Timeout;
             }
         }

@@ -31,7 +31,8 @@ struct Smtp {
     session: Session,
     command_idle: Duration,
     data_idle: Duration,
-    /// The slowest a stranger's message may arrive (`smtp_data_unauth_bytes_per_sec_min`).
+    /// The slowest a stranger's message may arrive when DATA slots run short
+    /// (`smtp_data_unauth_bytes_per_sec_min`).
     stranger_rate_min: u64,
 }
 
@@ -126,7 +127,11 @@ impl Conversation for Smtp {
     }
 
     fn body_bytes_per_sec_min(&self) -> Option<u64> {
-        self.session.is_stranger().then_some(self.stranger_rate_min)
+        self.session.must_hurry().then_some(self.stranger_rate_min)
+    }
+
+    fn on_too_slow(&self) -> Vec<u8> {
+        self.session.on_too_slow()
     }
 
     fn idle_timeout(&self) -> Duration {

@@ -137,28 +137,65 @@ async fn a_trickled_message_body_is_cut_off() {
     );
 }
 
-/// A stranger's message holds one of the few port-25 slots while it arrives, so it must come faster
-/// than a logged-in user's: the same trickle (about 1.5 KB a second) is cut off for a stranger and
-/// taken from alice on submission.
+/// A stranger's message holds one of the few port-25 slots while it arrives: once half of them are
+/// taken it must come faster than a logged-in user's. The same trickle (about 1.5 KB a second) is taken
+/// from a stranger alone, cut off for a stranger while another holds the second of four slots, and
+/// taken from alice on submission meanwhile.
 #[tokio::test]
-async fn a_strangers_message_must_arrive_faster_than_a_users() {
+async fn a_strangers_message_must_arrive_faster_once_slots_run_short() {
     let s = TestServer::start_with(|c| {
         c.smtp_port = Some(0);
         c.submission_port = Some(0);
         c.limits.line_secs_max = 1;
         c.limits.data_bytes_per_sec_min = 1024;
-        c.limits.smtp_data_unauth_bytes_per_sec_min = 64 * 1024;
+        c.limits.smtp_data_unauth_bytes_per_sec_min = 4096;
+        c.limits.smtp_data_unauth_max = 4;
+        c.limits.smtp_data_unauth_per_ip_max = 4;
     })
     .await;
     s.add_user("alice", "alice-pw").await;
     s.add_user("bob", "bob-pw").await;
     let step = [b'y'; 300];
+
+    let mut alone = smtp_to_bob(&s).await;
+    alone.send(b"DATA\r\n").await;
+    while !alone.line().await.starts_with("354") {}
+    alone.send(b"Subject: slow, alone\r\n\r\n").await;
+    for _ in 0..15 {
+        alone.send(&step).await;
+        alone.send(b"\r\n").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    alone.send(b".\r\n").await;
+    let reply = alone.line().await;
+    assert!(
+        reply.starts_with("250 2.0.0"),
+        "one slot of four: {reply:?}"
+    );
+
+    // A second stranger takes another slot and sends at 10 KB/s, above even a stranger's rate.
+    let mut brisk = smtp_to_bob(&s).await;
+    brisk.send(b"DATA\r\n").await;
+    while !brisk.line().await.starts_with("354") {}
+    let brisk = tokio::spawn(async move {
+        brisk.send(b"Subject: brisk\r\n\r\n").await;
+        for _ in 0..200 {
+            brisk.send(&[b'z'; 500]).await;
+            brisk.send(b"\r\n").await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        brisk.send(b".\r\n").await;
+        brisk.line().await
+    });
     let mut stranger = smtp_to_bob(&s).await;
     stranger.send(b"DATA\r\n").await;
     while !stranger.line().await.starts_with("354") {}
     stranger.send(b"Subject: slow\r\n\r\n").await;
     let heard = trickle(stranger.stream.get_mut(), &step).await;
-    assert!(heard.contains("421 4.4.2"), "stranger: {heard:?}");
+    assert!(
+        heard.contains("421 4.4.2 localhost message arriving too slowly; closing"),
+        "two slots of four: {heard:?}"
+    );
 
     let mut sub = TcpStream::connect(s.addr_of(Service::Submission))
         .await
@@ -182,6 +219,8 @@ async fn a_strangers_message_must_arrive_faster_than_a_users() {
         alice.line().await.starts_with("250 2.0.0"),
         "alice's message taken"
     );
+    let reply = brisk.await.unwrap();
+    assert!(reply.starts_with("250 2.0.0"), "brisk stranger: {reply:?}");
 }
 
 /// An SMTP session with a transaction open for bob (EHLO, MAIL, RCPT answered).
