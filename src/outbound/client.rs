@@ -32,6 +32,9 @@ pub struct Envelope<'a> {
     pub size: u64,
     /// The sender's delivery report parameters, passed on to a server that offers DSN.
     pub dsn: &'a super::dsn_request::Request,
+    /// Whether the message's header holds bytes past ASCII (RFC 6532): SMTPUTF8 is asked for when
+    /// offered. Sent without it otherwise, as Postfix does: only an address is refused there.
+    pub utf8_header: bool,
 }
 
 /// The message's bytes, read in pieces.
@@ -203,12 +206,34 @@ impl Session {
         body: &dyn Body,
     ) -> Result<Vec<Fate>, Failure> {
         let host = self.conn.host.clone();
-        let mut mail = format!("MAIL FROM:<{}>", path_address(envelope.sender));
+        let smtputf8 = self.offers("SMTPUTF8");
+        let unfit = |what: &str| {
+            Fate::Permanent(format!(
+                "5.6.7 {host} does not take a non-ASCII {what} (it offers no SMTPUTF8)"
+            ))
+        };
+        let Some(sender) = wire_address(envelope.sender, smtputf8) else {
+            return Ok(vec![unfit("sender address"); envelope.recipients.len()]);
+        };
+        if !self.offers("8BITMIME") && has_8bit(body, envelope.size).await? {
+            // RFC 6152 §3: convert or return it. It was DKIM-signed as it is, and a conversion now
+            // would break the signature.
+            let fate = Fate::Permanent(format!(
+                "5.6.3 {host} does not take 8-bit mail (it offers no 8BITMIME)"
+            ));
+            return Ok(vec![fate; envelope.recipients.len()]);
+        }
+        let mut mail = format!("MAIL FROM:<{}>", path_address(&sender));
         if self.offers("SIZE") {
             mail.push_str(&format!(" SIZE={}", envelope.size));
         }
         if self.offers("8BITMIME") {
             mail.push_str(" BODY=8BITMIME");
+        }
+        let utf8_envelope =
+            !envelope.sender.is_ascii() || envelope.recipients.iter().any(|r| !r.is_ascii());
+        if smtputf8 && (utf8_envelope || envelope.utf8_header) {
+            mail.push_str(" SMTPUTF8");
         }
         let dsn = self.offers_dsn();
         if dsn {
@@ -223,13 +248,17 @@ impl Session {
         }
         let mut fates = Vec::with_capacity(envelope.recipients.len());
         for rcpt in envelope.recipients {
+            let Some(address) = wire_address(rcpt, smtputf8) else {
+                fates.push(unfit("recipient address"));
+                continue;
+            };
             let params = match dsn {
                 true => envelope.dsn.rcpt_params(rcpt),
                 false => String::new(),
             };
             let reply = self
                 .conn
-                .command(&format!("RCPT TO:<{}>{params}", path_address(rcpt)))
+                .command(&format!("RCPT TO:<{}>{params}", path_address(&address)))
                 .await?;
             fates.push(match reply.code {
                 250 | 251 => Fate::Delivered,
@@ -257,17 +286,9 @@ impl Session {
                 .collect());
         }
         let mut encoder = DataEncoder::default();
-        let mut offset = 0u64;
         let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
-        while offset < envelope.size {
-            let piece = body
-                .piece(offset, PIECE_BYTES)
-                .await
-                .map_err(Failure::Temporary)?;
-            if piece.is_empty() {
-                break;
-            }
-            offset += piece.len() as u64;
+        let mut pieces = Pieces::new(body, envelope.size);
+        while let Some(piece) = pieces.next().await? {
             out.clear();
             encoder.encode(&piece, &mut out);
             self.conn.send(&out).await?;
@@ -297,6 +318,62 @@ impl Session {
 
     pub async fn quit(mut self) {
         let _ = self.conn.command("QUIT").await;
+    }
+}
+
+/// `address` as it goes to a server: as it is to one with SMTPUTF8; to one without, its domain in
+/// A-labels (RFC 5890), and one whose local part is not ASCII not at all (RFC 6531 §3.2: no downgrade
+/// exists for it).
+fn wire_address(address: &str, smtputf8: bool) -> Option<std::borrow::Cow<'_, str>> {
+    if smtputf8 || address.is_ascii() {
+        return Some(address.into());
+    }
+    let (local, domain) = address.rsplit_once('@')?;
+    if !local.is_ascii() {
+        return None;
+    }
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    Some(format!("{local}@{domain}").into())
+}
+
+/// Whether the message holds a byte past ASCII, read through once.
+async fn has_8bit(body: &dyn Body, size: u64) -> Result<bool, Failure> {
+    let mut pieces = Pieces::new(body, size);
+    while let Some(piece) = pieces.next().await? {
+        if !piece.is_ascii() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A message's bytes from the store, `PIECE_BYTES` at a time.
+struct Pieces<'a> {
+    body: &'a dyn Body,
+    size: u64,
+    offset: u64,
+}
+
+impl<'a> Pieces<'a> {
+    fn new(body: &'a dyn Body, size: u64) -> Self {
+        Pieces {
+            body,
+            size,
+            offset: 0,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        if self.offset >= self.size {
+            return Ok(None);
+        }
+        let piece = self
+            .body
+            .piece(self.offset, PIECE_BYTES)
+            .await
+            .map_err(Failure::Temporary)?;
+        self.offset += piece.len() as u64;
+        Ok((!piece.is_empty()).then_some(piece))
     }
 }
 
@@ -335,4 +412,25 @@ async fn start_tls(
         deadline: conn.deadline,
         host: conn.host,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire_address;
+
+    #[test]
+    fn addresses_for_a_server_without_smtputf8() {
+        let plain = |a| wire_address(a, false).map(|a| a.into_owned());
+        assert_eq!(plain("bob@b.test").as_deref(), Some("bob@b.test"));
+        assert_eq!(
+            plain("bob@bücher.example").as_deref(),
+            Some("bob@xn--bcher-kva.example")
+        );
+        assert_eq!(plain("jösé@b.test"), None);
+        assert_eq!(plain(""), Some(String::new()), "the null sender");
+        assert_eq!(
+            wire_address("jösé@bücher.example", true).as_deref(),
+            Some("jösé@bücher.example")
+        );
+    }
 }

@@ -110,6 +110,17 @@ pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
             }
         }
     }
+    // RFC 6533: a report naming a non-ASCII address, or returning non-ASCII header bytes, is a global
+    // one, whose addresses are of type `utf-8`.
+    let global = !notice.to.is_ascii()
+        || reports.iter().any(|r| {
+            !r.recipient.is_ascii() || r.original_recipient.is_some_and(|o| !o.is_ascii())
+        })
+        || !notice.original[..crate::message::header_end(notice.original)].is_ascii();
+    let address_type = |address: &str| match address.is_ascii() {
+        true => "rfc822",
+        false => "utf-8",
+    };
     let mut status = String::new();
     if let Some(envid) = notice.envid {
         status.push_str(&format!("Original-Envelope-Id: {}\r\n", clean(envid)));
@@ -121,12 +132,14 @@ pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
         status.push_str("\r\n");
         if let Some(original) = r.original_recipient {
             status.push_str(&format!(
-                "Original-Recipient: rfc822; {}\r\n",
+                "Original-Recipient: {}; {}\r\n",
+                address_type(original),
                 clean(original)
             ));
         }
         status.push_str(&format!(
-            "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            "Final-Recipient: {}; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            address_type(r.recipient),
             clean(&jmail_proto::smtp_client::path_address(r.recipient)),
             r.action.word(),
             r.status
@@ -142,15 +155,27 @@ pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
         0 => "Successful Mail Delivery Report",
         _ => "Undelivered Mail Returned to Sender",
     };
-    let (returned, original) = match notice.whole {
-        true => (
+    let (returned, original) = match (notice.whole, global) {
+        (true, false) => (
             "Content-Type: message/rfc822\r\nContent-Description: The message\r\n\r\n",
             notice.original,
         ),
-        false => (
+        (true, true) => (
+            "Content-Type: message/global\r\nContent-Description: The message\r\n\r\n",
+            notice.original,
+        ),
+        (false, false) => (
             "Content-Type: text/rfc822-headers\r\nContent-Description: The message's header\r\n\r\n",
             &notice.original[..crate::message::header_end(notice.original)],
         ),
+        (false, true) => (
+            "Content-Type: message/global-headers\r\nContent-Description: The message's header\r\n\r\n",
+            &notice.original[..crate::message::header_end(notice.original)],
+        ),
+    };
+    let report_type = match global {
+        true => "global-delivery-status",
+        false => "delivery-status",
     };
     let mut out = format!(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n\
@@ -160,7 +185,7 @@ pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
          Message-ID: <{:016x}.dsn@{hostname}>\r\n\
          Auto-Submitted: auto-replied\r\n\
          MIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\
+         Content-Type: multipart/report; report-type={report_type};\r\n\tboundary=\"{boundary}\"\r\n\
          \r\n\
          This is a MIME-encapsulated delivery status notification.\r\n\
          \r\n--{boundary}\r\n\
@@ -168,7 +193,7 @@ pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
          Content-Description: Notification\r\n\r\n\
          {text}\
          \r\n--{boundary}\r\n\
-         Content-Type: message/delivery-status\r\n\
+         Content-Type: message/{report_type}\r\n\
          Content-Description: Delivery report\r\n\r\n\
          {status}\
          \r\n--{boundary}\r\n\

@@ -56,6 +56,8 @@ struct Body_ {
     body: BodyRef,
     /// The stored bytes left out.
     skip: Option<std::ops::Range<u64>>,
+    /// Whether the header, as far as read, holds bytes past ASCII.
+    utf8_header: bool,
 }
 
 impl Body_ {
@@ -68,7 +70,17 @@ impl Body_ {
         let skip = jmail_proto::header_fields::first_field(&head, "Return-Path")
             .filter(|span| span.end < head.len())
             .map(|span| span.start as u64..span.end as u64);
-        Body_ { store, body, skip }
+        let header_end = head
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(head.len());
+        let utf8_header = !head[..header_end].is_ascii();
+        Body_ {
+            store,
+            body,
+            skip,
+            utf8_header,
+        }
     }
 
     /// Bytes sent.
@@ -464,6 +476,7 @@ async fn deliver(
         recipients: &entry.recipients,
         size: body.len(),
         dsn,
+        utf8_header: body.utf8_header,
     };
     if let Some(open) = session.as_mut() {
         match open.send(&envelope, &body).await {

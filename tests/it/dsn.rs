@@ -28,7 +28,7 @@ async fn send(
 }
 
 /// Waits until `s`'s queue is empty.
-async fn queue_drained(s: &TestServer) {
+pub async fn queue_drained(s: &TestServer) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !s.store.queue_list().await.unwrap().is_empty() {
         assert!(
@@ -232,12 +232,16 @@ async fn reports_follow_what_the_sender_asked() {
     b.stop().await;
 }
 
-/// A receiving server of the test's own on `ip:port` for `c.test`: it offers DSN or not, takes every
-/// message, and records every command line it is sent.
-async fn plain_mx(
+/// EHLO replies of a receiving server with and without DSN.
+const EHLO_DSN: &[u8] = b"250-mx.c.test\r\n250-8BITMIME\r\n250 DSN\r\n";
+const EHLO_PLAIN: &[u8] = b"250-mx.c.test\r\n250 8BITMIME\r\n";
+
+/// A receiving server of the test's own on `ip:port` for `c.test`: it answers EHLO with `ehlo`, takes
+/// every message, and records every command line it is sent.
+pub async fn plain_mx(
     ip: Ipv4Addr,
     port: u16,
-    dsn: bool,
+    ehlo: &'static [u8],
 ) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
     let said = Arc::new(Mutex::new(Vec::new()));
@@ -268,8 +272,7 @@ async fn plain_mx(
                         .unwrap_or("")
                         .to_ascii_uppercase();
                     let reply: &[u8] = match verb.as_str() {
-                        "EHLO" if dsn => b"250-mx.c.test\r\n250-8BITMIME\r\n250 DSN\r\n",
-                        "EHLO" => b"250-mx.c.test\r\n250 8BITMIME\r\n",
+                        "EHLO" => ehlo,
                         "DATA" => {
                             in_data = true;
                             b"354 go on\r\n"
@@ -289,7 +292,7 @@ async fn plain_mx(
 }
 
 /// Waits until the server was sent QUIT.
-async fn quit(said: &Mutex<Vec<String>>) {
+pub async fn quit(said: &Mutex<Vec<String>>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !said.lock().unwrap().iter().any(|l| l == "QUIT") {
         assert!(
@@ -301,8 +304,9 @@ async fn quit(said: &Mutex<Vec<String>>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_server_without_dsn_gets_no_parameters_and_the_sender_hears_relayed() {
+/// Jmail for a.test with alice, and the DNS naming `c.test`'s MX, which [`plain_mx`] plays on the
+/// returned address and port.
+pub async fn alice_and_c_test() -> (TestDns, TestServer, Ipv4Addr, u16) {
     let dns = TestDns::start().await;
     let (ip_a, ip_c, _, port) = addresses();
     let dir_a = TempDir::new().unwrap();
@@ -311,10 +315,16 @@ async fn a_server_without_dsn_gets_no_parameters_and_the_sender_hears_relayed() 
     dns.a("mx.c.test", ip_c);
     let a = TestServer::start_in(dir_a, |c| tune(c, "a.test", ip_a, port, dns.addr)).await;
     a.add_user("alice", "alice-pw").await;
+    (dns, a, ip_c, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_without_dsn_gets_no_parameters_and_the_sender_hears_relayed() {
+    let (_dns, a, ip_c, port) = alice_and_c_test().await;
     let alice = ("alice", "alice-pw", "alice@a.test");
 
     // No DSN there: nothing passed on, and alice hears it was relayed, to where.
-    let (mx, said) = plain_mx(ip_c, port, false).await;
+    let (mx, said) = plain_mx(ip_c, port, EHLO_PLAIN).await;
     let taken = send(
         &a,
         alice,
@@ -348,7 +358,7 @@ async fn a_server_without_dsn_gets_no_parameters_and_the_sender_hears_relayed() 
     let _ = mx.await;
 
     // DSN there: the parameters go on as given, and the report is that server's to make.
-    let (mx, said) = plain_mx(ip_c, port, true).await;
+    let (mx, said) = plain_mx(ip_c, port, EHLO_DSN).await;
     let taken = send(
         &a,
         alice,

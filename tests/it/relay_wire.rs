@@ -1,10 +1,14 @@
 //! What the queue writes to another server: a recipient's quoted local part stays quoted (its words
 //! never become command parameters), no Return-Path (only a final delivery adds one), and a bare CR in
-//! a submitted body sent as the line end it was signed as.
+//! a submitted body sent as the line end it was signed as; mail needing SMTPUTF8 or 8BITMIME only to a
+//! server offering it.
+
+use std::sync::Mutex;
 
 use jmail::server::Service;
 
-use crate::federation::{TwoHosts, arrives, auth_results, header, two_hosts};
+use crate::dsn::{alice_and_c_test, plain_mx, quit};
+use crate::federation::{TwoHosts, arrives, auth_results, header, submit_with, two_hosts};
 use crate::harness::Raw;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -58,4 +62,101 @@ async fn relayed_mail_is_sent_as_signed_with_its_paths_quoted() {
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// Mail that needs more than plain ASCII to travel (RFC 6531, RFC 6152): a non-ASCII recipient goes with
+/// SMTPUTF8 to a server that offers it; to one that does not, it comes back (`5.6.7`) while its ASCII
+/// co-recipient is sent; and 8-bit mail to a server without 8BITMIME comes back (`5.6.3`) while ASCII
+/// mail goes, without a BODY parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn international_and_8bit_mail_go_only_where_they_are_taken() {
+    let (_dns, a, ip_c, port) = alice_and_c_test().await;
+    let alice = ("alice", "alice-pw", "alice@a.test");
+    let mail_line = |said: &Mutex<Vec<String>>| {
+        said.lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.starts_with("MAIL"))
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    let (mx, said) = plain_mx(
+        ip_c,
+        port,
+        b"250-mx.c.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+    )
+    .await;
+    let taken = submit_with(&a, alice, &["jösé@c.test"], "to josé", (&[], &[])).await;
+    assert_eq!(taken, "{}");
+    quit(&said).await;
+    assert_eq!(
+        mail_line(&said),
+        "MAIL FROM:<alice@a.test> BODY=8BITMIME SMTPUTF8"
+    );
+    assert!(
+        said.lock()
+            .unwrap()
+            .contains(&"RCPT TO:<jösé@c.test>".to_string()),
+        "{said:?}"
+    );
+    mx.abort();
+    let _ = mx.await;
+
+    let (mx, said) = plain_mx(ip_c, port, b"250-mx.c.test\r\n250 8BITMIME\r\n").await;
+    let taken = submit_with(
+        &a,
+        alice,
+        &["jösé@c.test", "plain@c.test"],
+        "to both",
+        (&[], &[]),
+    )
+    .await;
+    assert_eq!(taken, "{}");
+    quit(&said).await;
+    let lines = said.lock().unwrap().clone();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("RCPT"))
+            .collect::<Vec<_>>(),
+        ["RCPT TO:<plain@c.test>"],
+        "{lines:?}"
+    );
+    let report = arrives(&a, "alice", "alice-pw", "INBOX", "Status: 5.6.7").await;
+    assert!(
+        report.contains("mx.c.test does not take a non-ASCII recipient address"),
+        "{report}"
+    );
+    // RFC 6533's global report, naming the address as it is.
+    assert!(
+        report.contains("report-type=global-delivery-status")
+            && report.contains("Content-Type: message/global-delivery-status\r\n")
+            && report.contains(
+                "Final-Recipient: utf-8; jösé@c.test\r\nAction: failed\r\nStatus: 5.6.7\r\n"
+            ),
+        "{report}"
+    );
+    mx.abort();
+    let _ = mx.await;
+
+    let (mx, said) = plain_mx(ip_c, port, b"250 mx.c.test\r\n").await;
+    let taken = submit_with(&a, alice, &["x@c.test"], "plain ascii", (&[], &[])).await;
+    assert_eq!(taken, "{}");
+    quit(&said).await;
+    assert_eq!(mail_line(&said), "MAIL FROM:<alice@a.test>");
+    said.lock().unwrap().clear();
+    let taken = submit_with(&a, alice, &["y@c.test"], "naïve café", (&[], &[])).await;
+    assert_eq!(taken, "{}");
+    let report = arrives(&a, "alice", "alice-pw", "INBOX", "Status: 5.6.3").await;
+    assert!(
+        report.contains("mx.c.test does not take 8-bit mail"),
+        "{report}"
+    );
+    assert!(
+        !said.lock().unwrap().iter().any(|l| l.starts_with("MAIL")),
+        "{said:?}"
+    );
+    mx.abort();
+    a.stop().await;
 }
