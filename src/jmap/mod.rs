@@ -17,6 +17,7 @@ mod email_query;
 mod email_set;
 pub mod gate;
 pub mod http;
+mod identity;
 pub mod ids;
 mod mailbox;
 mod push;
@@ -189,9 +190,9 @@ async fn call(
         "Email/import" => email_set::import(ctx, args).await,
         "Email/parse" => email::parse(ctx, args).await,
         "SearchSnippet/get" => email_query::snippets(ctx, args).await,
-        "Identity/get" => submission::identity_get(ctx, args).await,
-        "Identity/changes" => submission::identity_changes(ctx, args).await,
-        "Identity/set" => submission::identity_set(ctx, args).await,
+        "Identity/get" => identity::get(ctx, args).await,
+        "Identity/changes" => identity::changes(ctx, args).await,
+        "Identity/set" => identity::set(ctx, args).await,
         "EmailSubmission/get" => submission::get(ctx, args).await,
         "EmailSubmission/changes" => Err(MethodError::new("cannotCalculateChanges")),
         "EmailSubmission/query" => submission::query(ctx, args).await,
@@ -279,6 +280,23 @@ pub fn properties(
             .map(Some),
         Some(_) => Err(MethodError::invalid(format!("{key} is a list of names"))),
     }
+}
+
+/// The `properties` argument of a `/get` whose objects have only `known` properties: one it does not
+/// have is `invalidArguments` (RFC 8620 §5.1).
+pub fn known_properties(
+    args: &Map<String, Value>,
+    known: &[&str],
+) -> Result<Option<Vec<String>>, MethodError> {
+    let wanted = properties(args, "properties")?;
+    if let Some(unknown) = wanted
+        .iter()
+        .flatten()
+        .find(|p| !known.contains(&p.as_str()))
+    {
+        return Err(MethodError::invalid(format!("no property {unknown}")));
+    }
+    Ok(wanted)
 }
 
 /// A `/set` error object (RFC 8620 §5.3).

@@ -1,4 +1,4 @@
-//! Identity (RFC 8621 §6) and EmailSubmission (§7): sending a stored Email, to local users and, through
+//! EmailSubmission (RFC 8621 §7): sending a stored Email, to local users and, through
 //! the outbound queue (hourly limit, DKIM), to other domains, in one store transaction as SMTP
 //! submission does. An account sends only as itself: the envelope sender and the From header must be
 //! its own address at one of this server's domains. Bcc is taken off what is sent (§7.5).
@@ -9,74 +9,15 @@
 use mail_parser::MessageParser;
 use serde_json::{Map, Value, json};
 
+use super::identity::own_address;
 use super::ids;
-use super::request::{MethodError, MethodResult};
-use super::{Ctx, get_ids, id_list, refuse_all, set_error};
+use super::request::MethodResult;
+use super::{Ctx, id_list, refuse_all, set_error};
 use crate::outbound::dsn_request;
-
-/// Why identities and submissions cannot be changed.
-const OWN: &str = "identities are the account's own addresses";
-const SENT: &str = "submissions are sent at once";
 use crate::store::{Delivery, StoreError};
 
-/// Identity ids: `i0` is the account at the primary domain, `iN` at the N-th other domain.
-fn identities(ctx: &Ctx<'_>) -> Vec<(String, String)> {
-    let config = &ctx.shared.config;
-    let mut domains = vec![config.primary_domain().to_string()];
-    for d in &config.domains {
-        if !domains.iter().any(|x| x.eq_ignore_ascii_case(d)) {
-            domains.push(d.to_ascii_lowercase());
-        }
-    }
-    domains
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| (format!("i{i}"), format!("{}@{d}", ctx.account.name)))
-        .collect()
-}
-
-pub async fn identity_get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    let wanted = get_ids(&args)?;
-    let all = identities(ctx);
-    let (mut list, mut not_found) = (Vec::new(), Vec::new());
-    let object = |(id, email): &(String, String)| {
-        json!({"id": id, "name": "", "email": email, "replyTo": null, "bcc": null,
-               "textSignature": "", "htmlSignature": "", "mayDelete": false})
-    };
-    match wanted {
-        None => list.extend(all.iter().map(object)),
-        Some(w) => {
-            for id in w {
-                match all.iter().find(|(i, _)| *i == id) {
-                    Some(found) => list.push(object(found)),
-                    None => not_found.push(id),
-                }
-            }
-        }
-    }
-    Ok(json!({"accountId": ctx.account_id(), "state": "0", "list": list, "notFound": not_found}))
-}
-
-pub async fn identity_changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    let since = args.get("sinceState").and_then(Value::as_str).unwrap_or("");
-    if since != "0" {
-        return Err(MethodError::new("cannotCalculateChanges"));
-    }
-    Ok(
-        json!({"accountId": ctx.account_id(), "oldState": "0", "newState": "0",
-        "hasMoreChanges": false, "created": [], "updated": [], "destroyed": []}),
-    )
-}
-
-/// Identities are the account's own addresses, one per domain: they cannot be made or changed.
-pub async fn identity_set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    Ok(
-        json!({"accountId": ctx.account_id(), "oldState": "0", "newState": "0",
-        "created": {}, "updated": {}, "destroyed": [],
-        "notCreated": refuse_all(&args, "create", "forbidden", OWN), "notUpdated": refuse_all(&args, "update", "forbidden", OWN),
-        "notDestroyed": refuse_all(&args, "destroy", "forbidden", OWN)}),
-    )
-}
+/// Why submissions cannot be changed.
+const SENT: &str = "submissions are sent at once";
 
 pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let not_found = id_list(&args, "ids")?.unwrap_or_default();
@@ -113,14 +54,6 @@ fn without_bcc(raw: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&raw[header_end..]);
     out
-}
-
-/// Whether `address` is the account's own at one of this server's domains.
-fn own_address(ctx: &Ctx<'_>, address: &str) -> bool {
-    ctx.shared
-        .config
-        .local_part(address)
-        .is_some_and(|local| local.eq_ignore_ascii_case(&ctx.account.name))
 }
 
 /// The DSN parameters (RFC 3461) of an envelope (RFC 8621 §7: names as in SMTP, values with their
@@ -197,7 +130,8 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         .get("identityId")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let Some((_, identity_email)) = identities(ctx).into_iter().find(|(i, _)| i == identity) else {
+    let identity = ctx.resolve(identity).to_string();
+    let Ok(Some(identity_email)) = super::identity::email_of(ctx, &identity).await else {
         return Err(json!({"type": "invalidProperties", "properties": ["identityId"]}));
     };
     let email_id = object

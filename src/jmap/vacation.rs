@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::request::{MethodError, MethodResult};
-use super::{Ctx, SetArgs, check_state, get_ids, properties, set_error};
+use super::request::MethodResult;
+use super::{Ctx, SetArgs, check_state, get_ids, known_properties, set_error};
 use crate::store::Vacation;
 
 /// The one object's id.
@@ -20,14 +20,7 @@ const PROPERTIES: [&str; 7] = [
 ];
 
 pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    let wanted = properties(&args, "properties")?;
-    if let Some(unknown) = wanted
-        .iter()
-        .flatten()
-        .find(|p| !PROPERTIES.contains(&p.as_str()))
-    {
-        return Err(MethodError::invalid(format!("no property {unknown}")));
-    }
+    let wanted = known_properties(&args, &PROPERTIES)?;
     let ids = get_ids(&args)?.unwrap_or_else(|| vec![SINGLETON.to_string()]);
     let (vacation, version) = ctx.store().vacation(ctx.account.id).await?;
     let mut object = object_of(&vacation);

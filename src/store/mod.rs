@@ -717,6 +717,18 @@ pub trait MailStore: Send + Sync + 'static {
         now_micros: i64,
         interval_micros: i64,
     ) -> StoreResult<bool>;
+    /// The account's identity settings (JMAP's Identity: display names, signatures, identities it added)
+    /// as the JSON text the JMAP layer wrote, and their version, which every change raises (0: never
+    /// set; JMAP's state string). The store keeps the text as it is given.
+    async fn identity_settings(&self, user: UserId) -> StoreResult<(Option<String>, u64)>;
+    /// Replaces the account's identity settings if their version is still `version`, and returns the
+    /// new one; `None` when another change came first (the caller reads them again).
+    async fn set_identity_settings(
+        &self,
+        user: UserId,
+        settings: &str,
+        version: u64,
+    ) -> StoreResult<Option<u64>>;
     /// The oldest existing account's name (who gets `postmaster` mail by default); `None` with no users.
     async fn first_user(&self) -> StoreResult<Option<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing, its bytes stored once. An

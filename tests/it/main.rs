@@ -21,6 +21,7 @@ mod imap_sort;
 mod imap_subscriptions;
 mod jmap;
 mod jmap_conformance;
+mod jmap_identity;
 mod jmap_limits;
 mod jmap_patch_and_query;
 mod large;

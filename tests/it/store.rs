@@ -709,6 +709,40 @@ async fn vacation_settings_versions_and_whom_it_answered() {
     }
 }
 
+/// Identity settings: none at first (version 0); a change is made only at the version it read, raises
+/// it, and is the account's own; the account's deletion takes them along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_settings_change_only_at_the_version_read() {
+    for (store, dir) in backends().await {
+        let store = store.as_ref();
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        assert_eq!(store.identity_settings(alice.id).await.unwrap(), (None, 0));
+        let set =
+            |user, text: &'static str, version| store.set_identity_settings(user, text, version);
+        assert_eq!(set(alice.id, "{\"a\":1}", 0).await.unwrap(), Some(1));
+        assert_eq!(
+            set(alice.id, "{\"a\":2}", 0).await.unwrap(),
+            None,
+            "another change came first"
+        );
+        assert_eq!(set(alice.id, "{\"a\":3}", 1).await.unwrap(), Some(2));
+        assert_eq!(set(alice.id, "{\"a\":4}", 1).await.unwrap(), None);
+        assert_eq!(
+            store.identity_settings(alice.id).await.unwrap(),
+            (Some("{\"a\":3}".to_string()), 2)
+        );
+        assert_eq!(store.identity_settings(bob.id).await.unwrap(), (None, 0));
+        assert_eq!(set(bob.id, "{}", 0).await.unwrap(), Some(1));
+        store.delete_user("alice").await.unwrap();
+        assert_eq!(
+            count_in(dir.path(), "SELECT count(*) FROM identity_settings").await,
+            1,
+            "bob's only"
+        );
+    }
+}
+
 /// `changes` against the truth, after a random mix of deliveries, appends, flag changes, expunges, copies
 /// and moves both ways: for every modseq, all at once and page by page, and as an idler follows it, each
 /// read starting where the last one said (`Changes::next`, which tells where new mail begins). Stored

@@ -383,6 +383,22 @@ impl MailStore for PgStore {
             .await)
     }
 
+    async fn identity_settings(&self, user: UserId) -> StoreResult<(Option<String>, u64)> {
+        point!(self, |ctx| reads::identity_settings(&ctx, user).await)
+    }
+
+    async fn set_identity_settings(
+        &self,
+        user: UserId,
+        settings: &str,
+        version: u64,
+    ) -> StoreResult<Option<u64>> {
+        write!(self, |ctx| write_vacation::set_identity_settings(
+            &mut ctx, user, settings, version
+        )
+        .await)
+    }
+
     async fn vacation_reply_due(
         &self,
         user: UserId,

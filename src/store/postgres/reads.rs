@@ -299,6 +299,18 @@ pub async fn vacation(ctx: &Ctx<'_>, user: UserId) -> StoreResult<(crate::store:
         .unwrap_or_default())
 }
 
+pub async fn identity_settings(ctx: &Ctx<'_>, user: UserId) -> StoreResult<(Option<String>, u64)> {
+    let row = ctx
+        .opt(
+            "SELECT settings, version FROM identity_settings WHERE user_id = $1",
+            &[&user],
+        )
+        .await?;
+    Ok(row
+        .map(|r| (Some(r.get(0)), u64_of(&r, 1)))
+        .unwrap_or_default())
+}
+
 fn usage_of(r: &Row, default: Quota) -> (Usage, Quota) {
     let usage = Usage {
         bytes: u64_of(r, 0),

@@ -218,6 +218,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN tokens_from_micros BIGINT NOT NULL DEFAULT 0;
     "#,
+    // 14: an account's identity settings (SQLite's migration 21 says why).
+    r#"
+    CREATE TABLE identity_settings (
+        user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        settings TEXT NOT NULL,
+        version BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -29,6 +29,25 @@ pub async fn set(ctx: &mut Ctx<'_>, user: UserId, v: &Vacation) -> StoreResult<u
     Ok(u64_of(&row, 0))
 }
 
+pub async fn set_identity_settings(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    settings: &str,
+    version: u64,
+) -> StoreResult<Option<u64>> {
+    let version = i64::try_from(version).unwrap_or(i64::MAX);
+    let row = ctx
+        .opt(
+            "INSERT INTO identity_settings (user_id, settings, version) VALUES ($1, $2, 1) \
+             ON CONFLICT (user_id) DO UPDATE SET settings = $2, \
+             version = identity_settings.version + 1 \
+             WHERE identity_settings.version = $3 RETURNING version",
+            &[&user, &settings, &version],
+        )
+        .await?;
+    Ok(row.map(|r| u64_of(&r, 0)))
+}
+
 pub async fn reply_due(
     ctx: &mut Ctx<'_>,
     user: UserId,

@@ -439,6 +439,22 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn identity_settings(&self, user: UserId) -> StoreResult<(Option<String>, u64)> {
+        self.point_read(move |c| reads::identity_settings(c, user))
+            .await
+    }
+
+    async fn set_identity_settings(
+        &self,
+        user: UserId,
+        settings: &str,
+        version: u64,
+    ) -> StoreResult<Option<u64>> {
+        let settings = settings.to_string();
+        self.write(move |ctx| write_vacation::set_identity_settings(ctx, user, &settings, version))
+            .await
+    }
+
     async fn vacation_reply_due(
         &self,
         user: UserId,

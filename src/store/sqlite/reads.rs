@@ -285,6 +285,17 @@ pub fn vacation(
     Ok(row.unwrap_or_default())
 }
 
+pub fn identity_settings(
+    conn: &Connection,
+    user: UserId,
+) -> rusqlite::Result<(Option<String>, u64)> {
+    let row = conn
+        .prepare_cached("SELECT settings, version FROM identity_settings WHERE user_id = ?1")?
+        .query_row(params![user], |r| Ok((Some(r.get(0)?), r.get(1)?)))
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}
+
 fn usage_where(
     conn: &Connection,
     condition: &str,

@@ -373,6 +373,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN tokens_from_micros INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 21: an account's identity settings (JMAP's Identity/set: display names, signatures, identities it
+    // added), one JSON text per account that changed any, with a version for the state string.
+    r#"
+    CREATE TABLE identity_settings (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        settings TEXT NOT NULL,
+        version INTEGER NOT NULL
+    );
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -1,4 +1,5 @@
-//! The automatic reply's writes: its settings, and whom it answered when.
+//! The automatic reply's writes: its settings, and whom it answered when; and the identity settings,
+//! the other per-account settings JMAP keeps.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -36,6 +37,26 @@ pub fn set(ctx: &mut Ctx<'_>, user: UserId, v: &Vacation) -> StoreResult<u64> {
         Ok(version)
     };
     run().map_err(backend)
+}
+
+/// Identity settings replaced only at the version the caller read (`None` otherwise).
+pub fn set_identity_settings(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    settings: &str,
+    version: u64,
+) -> StoreResult<Option<u64>> {
+    ctx.tx
+        .prepare_cached(
+            "INSERT INTO identity_settings (user_id, settings, version) VALUES (?1, ?2, 1) \
+             ON CONFLICT (user_id) DO UPDATE SET settings = ?2, version = version + 1 \
+             WHERE version = ?3 RETURNING version",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![user, settings, version], |r| r.get(0))
+                .optional()
+        })
+        .map_err(backend)
 }
 
 pub fn reply_due(
