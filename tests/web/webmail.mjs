@@ -1,6 +1,6 @@
 // Drives Jmail's webmail in Debian's Chromium, headless: sign in, read, reply with an attachment, see
 // mail sent by SMTP appear without a reload, fail to run a script planted in a hostile HTML message,
-// use the keyboard, set the automatic reply, fit a phone's screen, and use the admin page. Screenshots of each screen go to the
+// use the keyboard, set the automatic reply, set a name and signature, fit a phone's screen, and use the admin page. Screenshots of each screen go to the
 // folder given. Usage: node webmail.mjs https://127.0.0.1:PORT SMTP_PORT SCREENSHOT_DIR
 import { chromium } from 'playwright-core';
 import net from 'node:net';
@@ -193,6 +193,30 @@ assert.equal(await page.inputValue('#away-subject'), 'Out until Friday');
 await page.click('#away-cancel');
 await page.waitForSelector('#away', { state: 'hidden', ...WAIT });
 
+// Name and signature: saved, a new message starts with the signature and goes out From the name.
+await page.click('#identity-button');
+await page.waitForSelector('#identity:not([hidden])', WAIT);
+assert.equal(await page.inputValue('#identity-name'), '');
+await page.fill('#identity-name', 'Alice Liddell');
+await page.fill('#identity-signature', 'Alice\nWonderland Ltd\n\n');
+await shot(page, '12-signature');
+await page.click('#identity-save');
+await page.waitForSelector('#toast:has-text("Name and signature saved")', WAIT);
+await page.waitForSelector('#identity', { state: 'hidden', ...WAIT });
+await page.click('#compose-button');
+assert.equal(await page.inputValue('#compose-body'), '\n\n-- \nAlice\nWonderland Ltd');
+await page.fill('#compose-to', 'bob@localhost');
+await page.fill('#compose-subject', 'Signed and named');
+await page.click('#compose-send');
+await page.waitForSelector('#toast:has-text("Sent")', WAIT);
+await page.click('#mailboxes a[data-role="sent"]');
+await page.click('#messages li:has-text("Signed and named")');
+await page.waitForSelector('#thread .meta:has-text("From Alice Liddell")', WAIT);
+await page.waitForSelector('#thread :text("Wonderland Ltd")', WAIT);
+await page.click('#identity-button');
+assert.equal(await page.inputValue('#identity-name'), 'Alice Liddell', 'kept as saved');
+await page.click('#identity-cancel');
+
 // A phone-sized screen: one pane at a time.
 const phone = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 375, height: 740 }, isMobile: true });
 const small = await phone.newPage();
@@ -202,6 +226,8 @@ await small.fill('#signin-password', 'alice-pw');
 await small.click('#signin-button');
 await small.waitForSelector('#messages li:has-text("Lunch plans")', WAIT);
 assert.equal(await small.isVisible('#mailboxes'), false, 'the mailbox list is folded away on a phone');
+assert.ok(await small.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+  'nothing is wider than the screen');
 await shot(small, '7-phone-list');
 await small.click('#messages li:has-text("Lunch plans")');
 await small.waitForSelector('#thread pre', WAIT);

@@ -90,6 +90,7 @@ async function start() {
   const inbox = S.mailboxes.find((m) => m.role === 'inbox');
   await openMailbox(inbox ? inbox.id : S.mailboxes[0].id);
   showAway(await loadAway());
+  await loadIdentity();
   listen();
 }
 
@@ -212,6 +213,7 @@ const SHOWN_MAX = 100;
 async function openThread(email) {
   closeComposer();
   closeAway();
+  closeIdentity();
   const t = await jmap([['Thread/get', { accountId: S.account, ids: [email.threadId] }, 't']]);
   const ids = t.t.list.length ? t.t.list[0].emailIds : [email.id];
   S.thread = [];
@@ -381,11 +383,12 @@ function compose(fields = {}) {
   $('compose-to').value = fields.to || '';
   $('compose-cc').value = fields.cc || '';
   $('compose-subject').value = fields.subject || '';
-  $('compose-body').value = fields.body || '';
+  $('compose-body').value = signed(fields.body || '');
   $('compose-status').textContent = '';
   renderAttachments();
   $('reader').hidden = true;
   $('away').hidden = true;
+  $('identity').hidden = true;
   $('composer').hidden = false;
   document.querySelector('.app').classList.add('composing');
   (fields.to ? $('compose-body') : $('compose-to')).focus();
@@ -456,7 +459,7 @@ function draftEmail() {
   const email = {
     mailboxIds: { [role('drafts').id]: true },
     keywords: { $draft: true, $seen: true },
-    from: [{ email: $('whoami').textContent }],
+    from: [{ name: S.identity.name || null, email: $('whoami').textContent }],
     to: addresses($('compose-to').value), cc: addresses($('compose-cc').value),
     subject: $('compose-subject').value,
     textBody: [{ partId: 'body', type: 'text/plain' }],
@@ -538,6 +541,7 @@ async function openAway() {
   $('away-body').value = v.textBody || '';
   $('away-status').textContent = '';
   closeComposer();
+  $('identity').hidden = true;
   $('reader').hidden = true;
   $('away').hidden = false;
   document.querySelector('.app').classList.add('composing');
@@ -565,6 +569,46 @@ async function saveAway(event) {
   showAway(patch);
   closeAway();
   toast(patch.isEnabled ? 'Automatic reply on' : 'Automatic reply off');
+}
+
+// ---- who mail is from: the name and signature of the identity at the account's own address (JMAP's
+// Identity `i0`). A new message, reply or forward starts with the signature, after RFC 3676's "-- ".
+
+async function loadIdentity() {
+  const out = await jmap([['Identity/get', { accountId: S.account, ids: ['i0'], properties: ['name', 'textSignature'] }, 'i']]);
+  S.identity = out.i.list[0] || { name: '', textSignature: '' };
+}
+
+function signed(body) {
+  const signature = S.identity && S.identity.textSignature;
+  return signature ? '\n\n-- \n' + signature + body : body;
+}
+
+function openIdentity() {
+  $('identity-name').value = S.identity.name || '';
+  $('identity-signature').value = S.identity.textSignature || '';
+  $('identity-status').textContent = '';
+  closeComposer(); closeAway();
+  $('reader').hidden = true;
+  $('identity').hidden = false;
+  document.querySelector('.app').classList.add('composing');
+  $('identity-name').focus();
+}
+
+function closeIdentity() {
+  $('identity').hidden = true;
+  document.querySelector('.app').classList.remove('composing');
+}
+
+async function saveIdentity(event) {
+  event.preventDefault();
+  const patch = { name: $('identity-name').value.trim(), textSignature: $('identity-signature').value.replace(/\s+$/, '') };
+  const out = await jmap([['Identity/set', { accountId: S.account, update: { i0: patch } }, 'i']]);
+  const refused = out.i.notUpdated && out.i.notUpdated.i0;
+  if (refused) { $('identity-status').textContent = 'Not saved: ' + (refused.description || refused.type); return; }
+  S.identity = patch;
+  closeIdentity();
+  toast('Name and signature saved');
 }
 
 // ---- new mail without reloading: the JMAP event source, read with fetch (EventSource cannot send the
@@ -609,7 +653,7 @@ function typing(e) { return ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.ta
 
 document.addEventListener('keydown', (e) => {
   if ($('app').hidden) return;
-  if (e.key === 'Escape') { closeComposer(); closeAway(); return; }
+  if (e.key === 'Escape') { closeComposer(); closeAway(); closeIdentity(); return; }
   if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
   const open = () => { if (S.rows[S.selected]) openThread(S.rows[S.selected]); };
   const act = {
@@ -647,6 +691,9 @@ function wire() {
   $('away-button').addEventListener('click', openAway);
   $('away-form').addEventListener('submit', saveAway);
   $('away-cancel').addEventListener('click', closeAway);
+  $('identity-button').addEventListener('click', openIdentity);
+  $('identity-form').addEventListener('submit', saveIdentity);
+  $('identity-cancel').addEventListener('click', closeIdentity);
   window.addEventListener('unhandledrejection', (e) => toast(String(e.reason && e.reason.message || e.reason)));
   start().catch((e) => { if (S.token) toast(e.message); });
 }
