@@ -342,7 +342,8 @@ if want smtp; then
   SINK=$!
   stored() { "$JMAIL" user list --json --data-dir "$1" | python3 -c 'import sys,json; print(json.load(sys.stdin)[0]["messages"])'; }
   now() { date +%s.%N; }
-  # jmail_rates DATA FLAG LABEL: a server on DATA, RUNS timed runs of smtp-source against it, the median.
+  # jmail_rates DATA FLAG LABEL: a server on DATA, RUNS timed runs of smtp-source against it, the median
+  # in $WORK/rate. Run in this shell, not in $(...), so a failure's cleanup sees the server to stop.
   jmail_rates() {
     start_jmail "$1" --smtp-port "$smtp_port" --config "$WORK/smtp.toml"
     for _ in $(seq "$RUNS"); do
@@ -354,7 +355,8 @@ if want smtp; then
       got=$(($(stored "$1") - before))
       [ "$got" = "$SMTP_MESSAGES" ] || fail "Jmail stored $got of $SMTP_MESSAGES messages ($3)"
       python3 -c "print($SMTP_MESSAGES / ($t1 - $t0))"
-    done | median
+    done >"$WORK/rates"
+    median <"$WORK/rates" >"$WORK/rate"
     stop_jmail
   }
   for mode in "one connection per message:" "connections reused (-d):-d"; do
@@ -368,8 +370,10 @@ if want smtp; then
         || pf_fail "Postfix delivered $(delivered) of $SMTP_MESSAGES messages to $maildir/new within $PF_WAIT s ($label)"
       python3 -c "print($SMTP_MESSAGES / ($(now) - $t0))"
     done | median)
-    jm=$(jmail_rates "$WORK/smtp" "$flag" "$label")
-    jm_tmpfs=$(jmail_rates "$SHM/smtp" "$flag" "$label, tmpfs")
+    jmail_rates "$WORK/smtp" "$flag" "$label"
+    jm=$(cat "$WORK/rate")
+    jmail_rates "$SHM/smtp" "$flag" "$label, tmpfs"
+    jm_tmpfs=$(cat "$WORK/rate")
     printf '%-28s Postfix %7.0f messages/s   Jmail %7.0f messages/s   ratio %.1fx\n' "$label" "$pf" "$jm" \
       "$(python3 -c "print($jm / $pf)")"
     printf '%-28s Jmail with its data on tmpfs %7.0f messages/s: %.1fx Postfix; on disk it is %.0f%% of it\n' "" \

@@ -2,7 +2,9 @@
 //! of the server's domains) is one that cannot be destroyed (`i0` at the primary domain, `iN` at the N-th
 //! other); the account may add more for those same addresses (`n1`, `n2`, ...: another display name or
 //! signature), and set each one's name, replyTo, bcc and signatures. What it set is kept in the store
-//! as one JSON text per account (all nodes see it), whose version is the state.
+//! as one JSON text per account (all nodes see it), whose version is the state; the settings of an own
+//! address are kept by its domain, so a change of the server's list of domains moves no one's name to
+//! another address.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +44,10 @@ struct Settings {
     /// The number of the last identity added (ids are never used twice).
     #[serde(default)]
     added: u64,
+    /// The account's own address at each domain (lower case), by domain.
+    #[serde(default)]
+    own: BTreeMap<String, Kept>,
+    /// Those it added, by id (`n1`, `n2`, ...).
     #[serde(default)]
     identities: BTreeMap<String, Kept>,
 }
@@ -116,18 +122,11 @@ fn identities(ctx: &Ctx<'_>, settings: &Settings) -> Vec<Identity> {
     let mut all: Vec<Identity> = domains
         .into_iter()
         .enumerate()
-        .map(|(i, d)| {
-            let id = format!("i{i}");
-            let kept = settings.identities.get(&id).cloned().unwrap_or_default();
-            Identity {
-                email: format!("{}@{d}", ctx.account.name),
-                id,
-                kept: Kept {
-                    email: None,
-                    ..kept
-                },
-                may_delete: false,
-            }
+        .map(|(i, d)| Identity {
+            id: format!("i{i}"),
+            email: format!("{}@{d}", ctx.account.name),
+            kept: settings.own.get(&d).cloned().unwrap_or_default(),
+            may_delete: false,
         })
         .collect();
     all.extend(settings.identities.iter().filter_map(|(id, kept)| {
@@ -142,12 +141,15 @@ fn identities(ctx: &Ctx<'_>, settings: &Settings) -> Vec<Identity> {
     all
 }
 
-/// Whether `address` is the account's own at one of this server's domains.
+/// Whether `address` is the account's own at one of this server's domains (a bare name is not an
+/// address one sends as).
 pub fn own_address(ctx: &Ctx<'_>, address: &str) -> bool {
-    ctx.shared
-        .config
-        .local_part(address)
-        .is_some_and(|local| local.eq_ignore_ascii_case(&ctx.account.name))
+    address.contains('@')
+        && ctx
+            .shared
+            .config
+            .local_part(address)
+            .is_some_and(|local| local.eq_ignore_ascii_case(&ctx.account.name))
 }
 
 /// The address an identity sends as; `None` for an id that is not one of the account's.
@@ -218,14 +220,11 @@ struct Outcome {
 
 pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let set = SetArgs::read(&args)?;
-    let mut first_state = None;
     for _ in 0..TRIES_MAX {
         let (mut settings, version) = load(ctx).await?;
         let old_state = version.to_string();
-        if first_state.is_none() {
-            check_state(&args, &old_state)?;
-            first_state = Some(old_state.clone());
-        }
+        // Checked on every try: a change asked for at one state is never made at a later one.
+        check_state(&args, &old_state)?;
         let outcome = apply(ctx, &set, &mut settings);
         let new_state = match outcome.changed {
             false => Some(old_state.clone()),
@@ -301,10 +300,13 @@ fn apply(ctx: &Ctx<'_>, set: &SetArgs, settings: &mut Settings) -> Outcome {
             Ok(()) => {
                 if kept != current.kept {
                     out.changed = true;
-                    if !current.may_delete {
-                        kept.email = None;
-                    }
-                    settings.identities.insert(current.id.clone(), kept);
+                    match current.may_delete {
+                        true => settings.identities.insert(current.id.clone(), kept),
+                        false => {
+                            let domain = current.email.rsplit_once('@').map_or("", |(_, d)| d);
+                            settings.own.insert(domain.to_string(), kept)
+                        }
+                    };
                 }
                 out.updated.insert(id.clone(), Value::Null);
             }

@@ -131,8 +131,10 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         .and_then(Value::as_str)
         .unwrap_or("");
     let identity = ctx.resolve(identity).to_string();
-    let Ok(Some(identity_email)) = super::identity::email_of(ctx, &identity).await else {
-        return Err(json!({"type": "invalidProperties", "properties": ["identityId"]}));
+    let identity_email = match super::identity::email_of(ctx, &identity).await {
+        Ok(Some(email)) => email,
+        Ok(None) => return Err(json!({"type": "invalidProperties", "properties": ["identityId"]})),
+        Err(_) => return Err(set_error("serverFail", "the identity could not be read")),
     };
     let email_id = object
         .get("emailId")

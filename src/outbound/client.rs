@@ -223,6 +223,16 @@ impl Session {
             ));
             return Ok(vec![fate; envelope.recipients.len()]);
         }
+        // Each recipient as it goes, or its fate already: known before MAIL, so a transaction none of
+        // whose recipients can go is not begun, and a refused MAIL leaves those fates as they are.
+        let wire: Vec<Result<_, Fate>> = envelope
+            .recipients
+            .iter()
+            .map(|rcpt| wire_address(rcpt, smtputf8).ok_or_else(|| unfit("recipient address")))
+            .collect();
+        if wire.iter().all(Result::is_err) {
+            return Ok(wire.into_iter().filter_map(Result::err).collect());
+        }
         let mut mail = format!("MAIL FROM:<{}>", path_address(&sender));
         if self.offers("SIZE") {
             mail.push_str(&format!(" SIZE={}", envelope.size));
@@ -242,15 +252,21 @@ impl Session {
         let reply = self.conn.command(&mail).await?;
         if !reply.is_positive() {
             // The server refused this message, not the connection: say so for its recipients.
-            let failed = failure(&host, "MAIL FROM", &reply);
+            let failed: Fate = failure(&host, "MAIL FROM", &reply).into();
             self.reset().await?;
-            return Ok(vec![failed.into(); envelope.recipients.len()]);
+            return Ok(wire
+                .into_iter()
+                .map(|w| w.err().unwrap_or_else(|| failed.clone()))
+                .collect());
         }
         let mut fates = Vec::with_capacity(envelope.recipients.len());
-        for rcpt in envelope.recipients {
-            let Some(address) = wire_address(rcpt, smtputf8) else {
-                fates.push(unfit("recipient address"));
-                continue;
+        for (rcpt, address) in envelope.recipients.iter().zip(wire) {
+            let address = match address {
+                Ok(address) => address,
+                Err(fate) => {
+                    fates.push(fate);
+                    continue;
+                }
             };
             let params = match dsn {
                 true => envelope.dsn.rcpt_params(rcpt),

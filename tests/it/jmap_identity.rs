@@ -50,10 +50,11 @@ for bad in [{"name": "a\r\nBcc: x@y"}, {"name": "x" * 257}, {"bcc": [{"email": "
 # Another identity for her own address, not for anyone else's; her own address's stays.
 _, got, _ = call("Identity/set", {"create": {
     "work": {"email": "alice@localhost", "name": "A. Liddell (work)", "bcc": [{"email": "archive@localhost"}]},
-    "theft": {"email": "bob@localhost", "name": "Bob"},
+    "theft": {"email": "bob@localhost", "name": "Bob"}, "bare": {"email": "alice"},
     "mine": {"id": "n9", "email": "alice@localhost"}}, "destroy": ["i0"]})
 assert got["created"] == {"work": {"id": "n1", "mayDelete": True}}, got
 assert got["notCreated"]["theft"]["type"] == "forbiddenFrom", got
+assert got["notCreated"]["bare"]["type"] == "forbiddenFrom", got
 assert got["notCreated"]["mine"]["properties"] == ["id"], got
 assert got["notDestroyed"]["i0"]["type"] == "forbidden", got
 assert got["newState"] == "2", got

@@ -137,6 +137,16 @@ async fn international_and_8bit_mail_go_only_where_they_are_taken() {
             ),
         "{report}"
     );
+    // With no recipient that can go, no transaction is begun.
+    said.lock().unwrap().clear();
+    let taken = submit_with(&a, alice, &["zoë@c.test"], "only one", (&[], &[])).await;
+    assert_eq!(taken, "{}");
+    let report = arrives(&a, "alice", "alice-pw", "INBOX", "Subject: only one").await;
+    assert!(report.contains("Status: 5.6.7"), "{report}");
+    assert!(
+        !said.lock().unwrap().iter().any(|l| l.starts_with("MAIL")),
+        "{said:?}"
+    );
     mx.abort();
     let _ = mx.await;
 

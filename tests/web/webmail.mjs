@@ -213,6 +213,10 @@ await page.click('#mailboxes a[data-role="sent"]');
 await page.click('#messages li:has-text("Signed and named")');
 await page.waitForSelector('#thread .meta:has-text("From Alice Liddell")', WAIT);
 await page.waitForSelector('#thread :text("Wonderland Ltd")', WAIT);
+// A reply has the signature above the quote, without the "-- " that would take the quote along.
+await page.click('#reply');
+assert.match(await page.inputValue('#compose-body'), /^\n\nAlice\nWonderland Ltd\n\nOn .* wrote:\n> /);
+await page.click('#compose-cancel');
 await page.click('#identity-button');
 assert.equal(await page.inputValue('#identity-name'), 'Alice Liddell', 'kept as saved');
 await page.click('#identity-cancel');

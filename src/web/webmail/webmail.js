@@ -13,7 +13,7 @@ const S = {
   token: sessionStorage.getItem('jmail-token'),
   account: null, username: '', mailboxes: [], current: null, search: '',
   position: 0, total: 0, rows: [], selected: -1, thread: [], draftId: null,
-  attachments: [], replying: null, push: null,
+  attachments: [], replying: null, push: null, identity: { name: '', textSignature: '' },
 };
 
 function el(tag, props, ...children) {
@@ -575,13 +575,18 @@ async function saveAway(event) {
 // Identity `i0`). A new message, reply or forward starts with the signature, after RFC 3676's "-- ".
 
 async function loadIdentity() {
-  const out = await jmap([['Identity/get', { accountId: S.account, ids: ['i0'], properties: ['name', 'textSignature'] }, 'i']]);
-  S.identity = out.i.list[0] || { name: '', textSignature: '' };
+  try {
+    const out = await jmap([['Identity/get', { accountId: S.account, ids: ['i0'], properties: ['name', 'textSignature'] }, 'i']]);
+    if (out.i.list && out.i.list[0]) S.identity = out.i.list[0];
+  } catch (_) { /* mail still works without a name and signature */ }
 }
 
+// A new message ends with the signature after "-- "; a reply or forward has it above the quoted text
+// and without the separator, which would make readers take the quote for part of the signature.
 function signed(body) {
-  const signature = S.identity && S.identity.textSignature;
-  return signature ? '\n\n-- \n' + signature + body : body;
+  const signature = S.identity.textSignature;
+  if (!signature) return body;
+  return body ? '\n\n' + signature + body : '\n\n-- \n' + signature;
 }
 
 function openIdentity() {
