@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::request::{MethodError, MethodResult};
 use super::{
-    Ctx, SetArgs, check_state, get_ids, known_properties, record_creation, set_error, since_state,
+    Ctx, SetArgs, check_state, get_ids, known_properties, pick, record_creation, set_error,
+    since_state,
 };
 
 /// Characters of a display name at most (an identity's, or one in replyTo or bcc).
@@ -165,29 +166,11 @@ pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
     let wanted = known_properties(&args, PROPERTIES)?;
     let ids = get_ids(&args)?;
     let (settings, version) = load(ctx).await?;
-    let all = identities(ctx, &settings);
-    let shown = |identity: &Identity| {
-        let mut object = identity.object();
-        if let Some(wanted) = &wanted {
-            object.retain(|k, _| k == "id" || wanted.contains(k));
-        }
-        Value::Object(object)
-    };
-    let (mut list, mut not_found) = (Vec::new(), Vec::new());
-    match ids {
-        None => list.extend(all.iter().map(shown)),
-        Some(ids) => {
-            for id in ids {
-                match all.iter().find(|i| i.id == id) {
-                    Some(found) if !list.iter().any(|o| o["id"] == found.id.as_str()) => {
-                        list.push(shown(found))
-                    }
-                    Some(_) => {}
-                    None => not_found.push(id),
-                }
-            }
-        }
-    }
+    let all = identities(ctx, &settings)
+        .iter()
+        .map(Identity::object)
+        .collect();
+    let (list, not_found) = pick(all, ids, wanted.as_deref());
     Ok(
         json!({"accountId": ctx.account_id(), "state": version.to_string(), "list": list,
               "notFound": not_found}),

@@ -5,7 +5,10 @@
 use serde_json::{Map, Value, json};
 
 use super::request::{MethodError, MethodResult};
-use super::{Ctx, check_state, get_ids, ids, properties, set_error, window};
+use super::{
+    Ctx, check_state, filter_matches, filter_within_limits, get_ids, ids, properties, set_error,
+    window,
+};
 use crate::store::{MailboxInfo, Role, StoreError};
 
 const DELIMITER: char = '/';
@@ -244,78 +247,35 @@ pub async fn changes(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResul
     }))
 }
 
-/// Checks a Mailbox/query filter's size before it is run against every mailbox: as Email/query's, at
-/// most [`jmail_proto::jmap::filter::NODES_MAX`] conditions and operators, nested at most
-/// [`jmail_proto::jmap::filter::DEPTH_MAX`] deep (a request of 10 MB could otherwise hold a million
-/// conditions, each tested on each of a thousand mailboxes).
-fn filter_within_limits(filter: &Value) -> Result<(), MethodError> {
-    use jmail_proto::jmap::filter::{DEPTH_MAX, NODES_MAX};
-    fn walk(filter: &Value, depth: usize, nodes: &mut usize) -> bool {
-        *nodes += 1;
-        if *nodes > NODES_MAX || depth > DEPTH_MAX {
-            return false;
-        }
-        match filter.get("conditions").and_then(Value::as_array) {
-            Some(conditions) => conditions.iter().all(|c| walk(c, depth + 1, nodes)),
-            None => true,
-        }
-    }
-    match walk(filter, 0, &mut 0) {
-        true => Ok(()),
-        false => Err(MethodError::with(
-            "unsupportedFilter",
-            format!("a filter has at most {NODES_MAX} conditions, {DEPTH_MAX} deep"),
-        )),
-    }
-}
-
 fn matches(m: &MailboxInfo, all: &[MailboxInfo], filter: &Value) -> Result<bool, MethodError> {
-    let filter = match filter {
-        Value::Null => return Ok(true),
-        Value::Object(f) => f,
-        _ => return Err(MethodError::invalid("a filter is an object")),
-    };
-    if let Some(operator) = filter.get("operator") {
-        let Some(conditions) = filter.get("conditions").and_then(Value::as_array) else {
-            return Err(MethodError::invalid("a FilterOperator has conditions"));
-        };
-        let mut results = Vec::with_capacity(conditions.len());
-        for c in conditions {
-            results.push(matches(m, all, c)?);
-        }
-        return match operator.as_str() {
-            Some("AND") => Ok(results.iter().all(|&r| r)),
-            Some("OR") => Ok(results.iter().any(|&r| r)),
-            Some("NOT") => Ok(!results.iter().any(|&r| r)),
-            _ => Err(MethodError::invalid("operator is AND, OR or NOT")),
-        };
-    }
-    for (key, want) in filter {
-        let ok = match key.as_str() {
-            "parentId" => {
-                let parent = parent_name(&m.name)
-                    .and_then(|p| all.iter().find(|x| x.name == p))
-                    .map(|p| ids::mailbox(p.id));
-                parent.as_deref() == want.as_str()
+    filter_matches(filter, &mut |condition| {
+        for (key, want) in condition {
+            let ok = match key.as_str() {
+                "parentId" => {
+                    let parent = parent_name(&m.name)
+                        .and_then(|p| all.iter().find(|x| x.name == p))
+                        .map(|p| ids::mailbox(p.id));
+                    parent.as_deref() == want.as_str()
+                }
+                "name" => want
+                    .as_str()
+                    .is_some_and(|w| leaf(&m.name).to_lowercase().contains(&w.to_lowercase())),
+                "role" => m.role.map(Role::as_str) == want.as_str(),
+                "hasAnyRole" => want.as_bool() == Some(m.role.is_some()),
+                "isSubscribed" => want.as_bool() == Some(m.subscribed),
+                other => {
+                    return Err(MethodError::with(
+                        "unsupportedFilter",
+                        format!("no mailbox filter {other}"),
+                    ));
+                }
+            };
+            if !ok {
+                return Ok(false);
             }
-            "name" => want
-                .as_str()
-                .is_some_and(|w| leaf(&m.name).to_lowercase().contains(&w.to_lowercase())),
-            "role" => m.role.map(Role::as_str) == want.as_str(),
-            "hasAnyRole" => want.as_bool() == Some(m.role.is_some()),
-            "isSubscribed" => want.as_bool() == Some(m.subscribed),
-            other => {
-                return Err(MethodError::with(
-                    "unsupportedFilter",
-                    format!("no mailbox filter {other}"),
-                ));
-            }
-        };
-        if !ok {
-            return Ok(false);
         }
-    }
-    Ok(true)
+        Ok(true)
+    })
 }
 
 pub async fn query(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {

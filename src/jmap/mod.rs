@@ -24,6 +24,7 @@ mod push;
 pub mod request;
 mod state;
 mod submission;
+mod submission_kept;
 mod thread;
 mod vacation;
 
@@ -193,9 +194,9 @@ async fn call(
         "Identity/get" => identity::get(ctx, args).await,
         "Identity/changes" => identity::changes(ctx, args).await,
         "Identity/set" => identity::set(ctx, args).await,
-        "EmailSubmission/get" => submission::get(ctx, args).await,
-        "EmailSubmission/changes" => Err(MethodError::new("cannotCalculateChanges")),
-        "EmailSubmission/query" => submission::query(ctx, args).await,
+        "EmailSubmission/get" => submission_kept::get(ctx, args).await,
+        "EmailSubmission/changes" => submission_kept::changes(ctx, args).await,
+        "EmailSubmission/query" => submission_kept::query(ctx, args).await,
         "EmailSubmission/set" => submission::set(ctx, args).await,
         "VacationResponse/get" => vacation::get(ctx, args).await,
         "VacationResponse/set" => vacation::set(ctx, args).await,
@@ -297,6 +298,90 @@ pub fn known_properties(
         return Err(MethodError::invalid(format!("no property {unknown}")));
     }
     Ok(wanted)
+}
+
+/// Checks a /query filter's size before it is run against every object (Email/query's own check is the
+/// proto crate's, with the same bounds): at
+/// most [`jmail_proto::jmap::filter::NODES_MAX`] conditions and operators, nested at most
+/// [`jmail_proto::jmap::filter::DEPTH_MAX`] deep (a request of 10 MB could otherwise hold a million
+/// conditions, each tested on each of a thousand mailboxes).
+pub fn filter_within_limits(filter: &Value) -> Result<(), MethodError> {
+    use jmail_proto::jmap::filter::{DEPTH_MAX, NODES_MAX};
+    fn walk(filter: &Value, depth: usize, nodes: &mut usize) -> bool {
+        *nodes += 1;
+        if *nodes > NODES_MAX || depth > DEPTH_MAX {
+            return false;
+        }
+        match filter.get("conditions").and_then(Value::as_array) {
+            Some(conditions) => conditions.iter().all(|c| walk(c, depth + 1, nodes)),
+            None => true,
+        }
+    }
+    match walk(filter, 0, &mut 0) {
+        true => Ok(()),
+        false => Err(MethodError::with(
+            "unsupportedFilter",
+            format!("a filter has at most {NODES_MAX} conditions, {DEPTH_MAX} deep"),
+        )),
+    }
+}
+
+/// Judges one FilterCondition of a `/query`.
+pub type Condition<'a> = dyn FnMut(&Map<String, Value>) -> Result<bool, MethodError> + 'a;
+
+/// Whether `filter` (null, a FilterCondition, or a FilterOperator tree of them) matches, each condition
+/// judged by `condition` (RFC 8620 §5.5).
+pub fn filter_matches(filter: &Value, condition: &mut Condition<'_>) -> Result<bool, MethodError> {
+    let filter = match filter {
+        Value::Null => return Ok(true),
+        Value::Object(f) => f,
+        _ => return Err(MethodError::invalid("a filter is an object")),
+    };
+    let Some(operator) = filter.get("operator") else {
+        return condition(filter);
+    };
+    let Some(conditions) = filter.get("conditions").and_then(Value::as_array) else {
+        return Err(MethodError::invalid("a FilterOperator has conditions"));
+    };
+    let mut results = Vec::with_capacity(conditions.len());
+    for c in conditions {
+        results.push(filter_matches(c, condition)?);
+    }
+    match operator.as_str() {
+        Some("AND") => Ok(results.iter().all(|&r| r)),
+        Some("OR") => Ok(results.iter().any(|&r| r)),
+        Some("NOT") => Ok(!results.iter().any(|&r| r)),
+        _ => Err(MethodError::invalid("operator is AND, OR or NOT")),
+    }
+}
+
+/// A `/get`'s answer from objects held whole (each with its `id`): those asked for (all when `ids` is
+/// `None`), each once, with the `wanted` properties (and `id`); and the ids not found.
+pub fn pick(
+    all: Vec<Map<String, Value>>,
+    ids: Option<Vec<String>>,
+    wanted: Option<&[String]>,
+) -> (Vec<Value>, Vec<String>) {
+    let shown = |mut object: Map<String, Value>| {
+        if let Some(wanted) = wanted {
+            object.retain(|k, _| k == "id" || wanted.contains(k));
+        }
+        Value::Object(object)
+    };
+    let Some(ids) = ids else {
+        return (all.into_iter().map(shown).collect(), Vec::new());
+    };
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    for id in ids {
+        match all.iter().find(|o| o["id"] == id.as_str()) {
+            Some(found) if !list.iter().any(|o: &Value| o["id"] == found["id"]) => {
+                list.push(shown(found.clone()))
+            }
+            Some(_) => {}
+            None => not_found.push(id),
+        }
+    }
+    (list, not_found)
 }
 
 /// A `/set` error object (RFC 8620 §5.3).

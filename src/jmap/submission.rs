@@ -3,8 +3,9 @@
 //! submission does. An account sends only as itself: the envelope sender and the From header must be
 //! its own address at one of this server's domains. Bcc is taken off what is sent (§7.5).
 //!
-//! Submissions are sent at once and not kept: `EmailSubmission/get` finds none afterwards (the sent
-//! message itself is in the account's mail, and a failure comes back as a delivery status notification).
+//! Submissions are sent at once (`undoStatus` is `final` from the start) and then kept a while for
+//! `/get` and `/query` (`submission_kept`); a failure later on comes back as a delivery status
+//! notification.
 
 use mail_parser::MessageParser;
 use serde_json::{Map, Value, json};
@@ -12,24 +13,9 @@ use serde_json::{Map, Value, json};
 use super::identity::own_address;
 use super::ids;
 use super::request::MethodResult;
-use super::{Ctx, id_list, refuse_all, set_error};
+use super::{Ctx, set_error};
 use crate::outbound::dsn_request;
 use crate::store::{Delivery, StoreError};
-
-/// Why submissions cannot be changed.
-const SENT: &str = "submissions are sent at once";
-
-pub async fn get(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    let not_found = id_list(&args, "ids")?.unwrap_or_default();
-    Ok(json!({"accountId": ctx.account_id(), "state": "0", "list": [], "notFound": not_found}))
-}
-
-pub async fn query(ctx: &mut Ctx<'_>, _args: Map<String, Value>) -> MethodResult {
-    Ok(
-        json!({"accountId": ctx.account_id(), "queryState": "0", "canCalculateChanges": false,
-        "position": 0, "ids": [], "total": 0}),
-    )
-}
 
 /// The message bytes without their Bcc field (every line of it, folded ones too).
 fn without_bcc(raw: &[u8]) -> Vec<u8> {
@@ -331,16 +317,63 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
         }
     }
     ctx.changed();
-    let id = format!("s{:016x}", rand::random::<u64>());
     let sent_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    Ok((
-        json!({"id": id, "sendAt": sent_at, "undoStatus": "final", "threadId": thread_id}),
-        email_id.unwrap_or_default(),
-    ))
+    let given_envelope = envelope.is_some();
+    let envelope = envelope.cloned().unwrap_or_else(|| {
+        let rcpt_to: Vec<Value> = recipients
+            .iter()
+            .map(|r| json!({"email": r, "parameters": null}))
+            .collect();
+        json!({"mailFrom": {"email": sender, "parameters": null}, "rcptTo": rcpt_to})
+    });
+    // Where each recipient's copy is as the server answers (RFC 8621 §7: deliveryStatus): stored for
+    // a local one, queued for another domain (its fate comes back as a delivery report).
+    let delivery_status: Map<String, Value> = recipients
+        .iter()
+        .map(|r| {
+            let status = match local_addresses.contains(r) {
+                true => json!({"smtpReply": "250 2.1.5 Delivered to the mailbox",
+                               "delivered": "yes", "displayed": "unknown"}),
+                false => json!({"smtpReply": "250 2.0.0 Queued for delivery",
+                                "delivered": "queued", "displayed": "unknown"}),
+            };
+            (r.clone(), status)
+        })
+        .collect();
+    let email_id = email_id.unwrap_or_default();
+    let mut object = Map::new();
+    for (key, value) in [
+        ("identityId", json!(identity)),
+        ("emailId", json!(email_id)),
+        ("threadId", json!(thread_id)),
+        ("envelope", envelope.clone()),
+        ("sendAt", json!(sent_at)),
+        ("undoStatus", json!("final")),
+        ("deliveryStatus", Value::Object(delivery_status.clone())),
+        ("dsnBlobIds", json!([])),
+        ("mdnBlobIds", json!([])),
+    ] {
+        object.insert(key.into(), value);
+    }
+    let id = super::submission_kept::keep(ctx, &object).await;
+    // What the server set or defaulted (RFC 8620 §5.3).
+    let mut created = json!({"id": id, "sendAt": sent_at, "undoStatus": "final",
+        "threadId": thread_id, "deliveryStatus": delivery_status, "dsnBlobIds": [],
+        "mdnBlobIds": []});
+    if !given_envelope {
+        created["envelope"] = envelope;
+    }
+    Ok((created, email_id))
 }
 
 pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
-    let create = super::SetArgs::read(&args)?.create;
+    let super::SetArgs {
+        create,
+        update,
+        destroy,
+    } = super::SetArgs::read(&args)?;
+    let old_state = super::submission_kept::state(ctx).await?;
+    super::check_state(&args, &old_state)?;
     let (mut created, mut not_created) = (Map::new(), Map::new());
     // What the implicit Email/set does afterwards, by creation id of the submission.
     let mut sent_emails: Vec<(String, String)> = Vec::new();
@@ -358,10 +391,13 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
         });
         super::record_creation(ctx, cid, result, &mut created, &mut not_created);
     }
-    let response = json!({"accountId": ctx.account_id(), "oldState": "0", "newState": "0",
-        "created": created, "updated": {}, "destroyed": [],
-        "notCreated": not_created, "notUpdated": refuse_all(&args, "update", "cannotUnsend", SENT),
-        "notDestroyed": refuse_all(&args, "destroy", "cannotUnsend", SENT)});
+    let [updated, not_updated, destroyed, not_destroyed] =
+        super::submission_kept::change(ctx, &update, &destroy).await?;
+    let new_state = super::submission_kept::state(ctx).await?;
+    let response = json!({"accountId": ctx.account_id(), "oldState": old_state,
+        "newState": new_state, "created": created, "notCreated": not_created,
+        "updated": updated, "notUpdated": not_updated,
+        "destroyed": destroyed, "notDestroyed": not_destroyed});
     // onSuccessUpdateEmail / onSuccessDestroyEmail: keys are submission ids or `#creationId`.
     let email_for = |key: &str| -> Option<String> {
         let cid = key.strip_prefix('#')?;

@@ -729,6 +729,15 @@ pub trait MailStore: Send + Sync + 'static {
         settings: &str,
         version: u64,
     ) -> StoreResult<Option<u64>>;
+    /// Keeps a JMAP EmailSubmission after sending, as the JSON text given; returns its number, higher
+    /// than any the store gave before. Kept submissions past [`rules::SUBMISSIONS_KEPT_MAX`], and those
+    /// older than [`rules::SUBMISSION_KEPT_MICROS`], are dropped by the same write.
+    async fn add_submission(&self, user: UserId, object: &str, now_micros: i64)
+    -> StoreResult<u64>;
+    /// The account's kept submissions by number, ascending.
+    async fn submissions(&self, user: UserId) -> StoreResult<Vec<(u64, String)>>;
+    /// Forgets one kept submission; false when the account has none by that number.
+    async fn destroy_submission(&self, user: UserId, id: u64) -> StoreResult<bool>;
     /// The oldest existing account's name (who gets `postmaster` mail by default); `None` with no users.
     async fn first_user(&self) -> StoreResult<Option<String>>;
     /// Delivers one message to each named local user's INBOX: all or nothing, its bytes stored once. An

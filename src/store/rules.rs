@@ -18,6 +18,12 @@ pub const KEYWORD_BYTES_MAX: usize = 128;
 /// most this many replies and rows per account per interval.
 pub const VACATION_SENDERS_MAX: i64 = 10_000;
 
+/// JMAP EmailSubmissions an account keeps after sending (its latest; one row each, up to a few KB).
+pub const SUBMISSIONS_KEPT_MAX: i64 = 200;
+/// How long a kept submission lasts at least before a newer one's storing may drop it (RFC 8621 §7:
+/// the server may delete them after a while).
+pub const SUBMISSION_KEPT_MICROS: i64 = 7 * 86_400 * 1_000_000;
+
 /// A mailbox name made canonical: `INBOX` in any case (as a whole or as the first level) is `INBOX`, as
 /// IMAP requires; anything else is kept as given. Refuses names no client could use safely: empty levels,
 /// control characters, IMAP's wildcards `*` and `%`, a leading or trailing separator, over-long names.

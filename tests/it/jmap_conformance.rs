@@ -188,6 +188,25 @@ async fn what_the_jmap_rfcs_ask_of_emails_and_mailboxes() {
     run_script(SCRIPT, |c| c.limits.message_bytes_max = 256 * 1024).await;
 }
 
+/// The start of a [`run_script`] script for alice's account `a1`: `calls(methods)` sends one request
+/// and returns its method responses, `call(method, args)` one method's.
+pub const ALICE_CALLS: &str = r##"
+import sys, requests, urllib3
+urllib3.disable_warnings()
+https, _ = sys.argv[1:3]
+base = f"https://127.0.0.1:{https}"
+USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"]
+
+def calls(methods):
+    r = requests.post(f"{base}/jmap/api", auth=("alice", "alice-pw"), verify=False,
+                      json={"using": USING, "methodCalls": methods})
+    assert r.status_code == 200, r.text
+    return r.json()["methodResponses"]
+
+def call(method, args):
+    return calls([[method, dict(accountId="a1", **args), "0"]])[0]
+"##;
+
 /// Runs a Python `script` (given the HTTPS and IMAP ports; it prints `ok` when every check held)
 /// against a server with both listeners and a user alice (`alice-pw`) with no mail yet.
 pub async fn run_script(script: &str, tune: impl FnOnce(&mut jmail::config::Config)) {

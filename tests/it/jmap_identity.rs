@@ -4,20 +4,6 @@
 //! sends with an identity the account added, not with one removed.
 
 const SCRIPT: &str = r##"
-import sys, requests, urllib3
-urllib3.disable_warnings()
-https, _ = sys.argv[1:3]
-base = f"https://127.0.0.1:{https}"
-USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"]
-
-def calls(methods):
-    r = requests.post(f"{base}/jmap/api", auth=("alice", "alice-pw"), verify=False,
-                      json={"using": USING, "methodCalls": methods})
-    assert r.status_code == 200, r.text
-    return r.json()["methodResponses"]
-
-def call(method, args):
-    return calls([[method, dict(accountId="a1", **args), "0"]])[0]
 
 _, got, _ = call("Identity/get", {})
 assert got["state"] == "0", got
@@ -88,5 +74,6 @@ print("ok")
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identities_are_set_added_and_removed_by_their_account() {
-    crate::jmap_conformance::run_script(SCRIPT, |_| {}).await;
+    let script = format!("{}{SCRIPT}", crate::jmap_conformance::ALICE_CALLS);
+    crate::jmap_conformance::run_script(&script, |_| {}).await;
 }

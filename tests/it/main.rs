@@ -24,6 +24,7 @@ mod jmap_conformance;
 mod jmap_identity;
 mod jmap_limits;
 mod jmap_patch_and_query;
+mod jmap_submissions;
 mod large;
 mod legacy;
 mod limits;

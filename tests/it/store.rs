@@ -743,6 +743,69 @@ async fn identity_settings_change_only_at_the_version_read() {
     }
 }
 
+/// Kept submissions: numbered upwards, never twice; the account's own; the latest
+/// `SUBMISSIONS_KEPT_MAX` kept, and none older than `SUBMISSION_KEPT_MICROS` once another is stored;
+/// one forgotten on request; all gone with the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_are_kept_a_while_and_numbered_once() {
+    use jmail::store::rules::{SUBMISSION_KEPT_MICROS, SUBMISSIONS_KEPT_MAX};
+    for (store, dir) in backends().await {
+        let store = store.as_ref();
+        let alice = user(store, "alice").await;
+        let bob = user(store, "bob").await;
+        assert!(store.submissions(alice.id).await.unwrap().is_empty());
+        let first = store
+            .add_submission(alice.id, "{\"n\":0}", 1_000)
+            .await
+            .unwrap();
+        let bobs = store.add_submission(bob.id, "{}", 1_000).await.unwrap();
+        assert!(bobs > first);
+        assert_eq!(
+            store.submissions(alice.id).await.unwrap(),
+            vec![(first, "{\"n\":0}".to_string())]
+        );
+        // A week later, the next one's storing drops the first.
+        let later = 1_000 + SUBMISSION_KEPT_MICROS + 1;
+        let mut ids = Vec::new();
+        for n in 0..SUBMISSIONS_KEPT_MAX + 3 {
+            ids.push(
+                store
+                    .add_submission(alice.id, &format!("{{\"n\":{n}}}"), later)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let kept: Vec<u64> = store
+            .submissions(alice.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(kept, ids[3..].to_vec(), "the latest, in order");
+        assert!(
+            !store.destroy_submission(alice.id, bobs).await.unwrap(),
+            "bob's is not hers"
+        );
+        assert!(store.destroy_submission(alice.id, ids[5]).await.unwrap());
+        assert!(!store.destroy_submission(alice.id, ids[5]).await.unwrap());
+        assert_eq!(
+            store.submissions(alice.id).await.unwrap().len() as i64,
+            SUBMISSIONS_KEPT_MAX - 1
+        );
+        let last = *ids.last().unwrap();
+        store.destroy_submission(alice.id, last).await.unwrap();
+        let next = store.add_submission(alice.id, "{}", later).await.unwrap();
+        assert!(next > last, "a number is never given twice");
+        store.delete_user("alice").await.unwrap();
+        assert_eq!(
+            count_in(dir.path(), "SELECT count(*) FROM submissions").await,
+            1,
+            "bob's only"
+        );
+    }
+}
+
 /// `changes` against the truth, after a random mix of deliveries, appends, flag changes, expunges, copies
 /// and moves both ways: for every modseq, all at once and page by page, and as an idler follows it, each
 /// read starting where the last one said (`Changes::next`, which tells where new mail begins). Stored

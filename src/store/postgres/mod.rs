@@ -399,6 +399,29 @@ impl MailStore for PgStore {
         .await)
     }
 
+    async fn add_submission(
+        &self,
+        user: UserId,
+        object: &str,
+        now_micros: i64,
+    ) -> StoreResult<u64> {
+        write!(self, |ctx| write_vacation::add_submission(
+            &mut ctx, user, object, now_micros
+        )
+        .await)
+    }
+
+    async fn submissions(&self, user: UserId) -> StoreResult<Vec<(u64, String)>> {
+        point!(self, |ctx| reads::submissions(&ctx, user).await)
+    }
+
+    async fn destroy_submission(&self, user: UserId, id: u64) -> StoreResult<bool> {
+        write!(self, |ctx| write_vacation::destroy_submission(
+            &mut ctx, user, id
+        )
+        .await)
+    }
+
     async fn vacation_reply_due(
         &self,
         user: UserId,

@@ -311,6 +311,16 @@ pub async fn identity_settings(ctx: &Ctx<'_>, user: UserId) -> StoreResult<(Opti
         .unwrap_or_default())
 }
 
+pub async fn submissions(ctx: &Ctx<'_>, user: UserId) -> StoreResult<Vec<(u64, String)>> {
+    let rows = ctx
+        .all(
+            "SELECT id, object FROM submissions WHERE user_id = $1 ORDER BY id",
+            &[&user],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (u64_of(r, 0), r.get(1))).collect())
+}
+
 fn usage_of(r: &Row, default: Quota) -> (Usage, Quota) {
     let usage = Usage {
         bytes: u64_of(r, 0),

@@ -226,6 +226,16 @@ const MIGRATIONS: &[&str] = &[
         version BIGINT NOT NULL
     );
     "#,
+    // 15: JMAP EmailSubmissions kept after sending (SQLite's migration 22 says why).
+    r#"
+    CREATE TABLE submissions (
+        id BIGSERIAL PRIMARY KEY,
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_micros BIGINT NOT NULL,
+        object TEXT NOT NULL
+    );
+    CREATE INDEX submissions_by_user ON submissions (user_id, id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,7 +1,7 @@
 //! The automatic reply's writes (SQLite's `write_vacation` says what each does).
 
 use super::sql::{Ctx, u64_of};
-use crate::store::rules::VACATION_SENDERS_MAX;
+use crate::store::rules::{SUBMISSION_KEPT_MICROS, SUBMISSIONS_KEPT_MAX, VACATION_SENDERS_MAX};
 use crate::store::{StoreResult, UserId, Vacation};
 
 pub async fn set(ctx: &mut Ctx<'_>, user: UserId, v: &Vacation) -> StoreResult<u64> {
@@ -46,6 +46,43 @@ pub async fn set_identity_settings(
         )
         .await?;
     Ok(row.map(|r| u64_of(&r, 0)))
+}
+
+pub async fn add_submission(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    object: &str,
+    now_micros: i64,
+) -> StoreResult<u64> {
+    let row = ctx
+        .one(
+            "INSERT INTO submissions (user_id, created_micros, object) VALUES ($1, $2, $3) \
+             RETURNING id",
+            &[&user, &now_micros, &object],
+        )
+        .await?;
+    ctx.exec(
+        "DELETE FROM submissions WHERE user_id = $1 AND (created_micros < $2 OR id <= \
+         (SELECT id FROM submissions WHERE user_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $3))",
+        &[
+            &user,
+            &now_micros.saturating_sub(SUBMISSION_KEPT_MICROS),
+            &SUBMISSIONS_KEPT_MAX,
+        ],
+    )
+    .await?;
+    Ok(u64_of(&row, 0))
+}
+
+pub async fn destroy_submission(ctx: &mut Ctx<'_>, user: UserId, id: u64) -> StoreResult<bool> {
+    let id = i64::try_from(id).unwrap_or(i64::MAX);
+    let n = ctx
+        .exec(
+            "DELETE FROM submissions WHERE user_id = $1 AND id = $2",
+            &[&user, &id],
+        )
+        .await?;
+    Ok(n > 0)
 }
 
 pub async fn reply_due(

@@ -455,6 +455,26 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn add_submission(
+        &self,
+        user: UserId,
+        object: &str,
+        now_micros: i64,
+    ) -> StoreResult<u64> {
+        let object = object.to_string();
+        self.write(move |ctx| write_vacation::add_submission(ctx, user, &object, now_micros))
+            .await
+    }
+
+    async fn submissions(&self, user: UserId) -> StoreResult<Vec<(u64, String)>> {
+        self.point_read(move |c| reads::submissions(c, user)).await
+    }
+
+    async fn destroy_submission(&self, user: UserId, id: u64) -> StoreResult<bool> {
+        self.write(move |ctx| write_vacation::destroy_submission(ctx, user, id))
+            .await
+    }
+
     async fn vacation_reply_due(
         &self,
         user: UserId,

@@ -296,6 +296,12 @@ pub fn identity_settings(
     Ok(row.unwrap_or_default())
 }
 
+pub fn submissions(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<(u64, String)>> {
+    conn.prepare_cached("SELECT id, object FROM submissions WHERE user_id = ?1 ORDER BY id")?
+        .query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
 fn usage_where(
     conn: &Connection,
     condition: &str,

@@ -382,6 +382,17 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL
     );
 "#,
+    // 22: JMAP EmailSubmissions kept after sending (the latest of each account, for a week), each as
+    // its JSON text; AUTOINCREMENT so a number is never given twice (the state builds on that).
+    r#"
+    CREATE TABLE submissions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_micros INTEGER NOT NULL,
+        object TEXT NOT NULL
+    );
+    CREATE INDEX submissions_by_user ON submissions (user_id, id);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction.

@@ -1,10 +1,10 @@
-//! The automatic reply's writes: its settings, and whom it answered when; and the identity settings,
-//! the other per-account settings JMAP keeps.
+//! The automatic reply's writes: its settings, and whom it answered when; and what else JMAP keeps per
+//! account: the identity settings and the submissions sent.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::writer::{Ctx, backend};
-use crate::store::rules::VACATION_SENDERS_MAX;
+use crate::store::rules::{SUBMISSION_KEPT_MICROS, SUBMISSIONS_KEPT_MAX, VACATION_SENDERS_MAX};
 use crate::store::{StoreResult, UserId, Vacation};
 
 pub fn set(ctx: &mut Ctx<'_>, user: UserId, v: &Vacation) -> StoreResult<u64> {
@@ -56,6 +56,44 @@ pub fn set_identity_settings(
             s.query_row(params![user, settings, version], |r| r.get(0))
                 .optional()
         })
+        .map_err(backend)
+}
+
+/// A submission kept, and those past the account's number or age dropped.
+pub fn add_submission(
+    ctx: &mut Ctx<'_>,
+    user: UserId,
+    object: &str,
+    now_micros: i64,
+) -> StoreResult<u64> {
+    let run = || -> rusqlite::Result<u64> {
+        let id: u64 = ctx
+            .tx
+            .prepare_cached(
+                "INSERT INTO submissions (user_id, created_micros, object) VALUES (?1, ?2, ?3) \
+                 RETURNING id",
+            )?
+            .query_row(params![user, now_micros, object], |r| r.get(0))?;
+        ctx.tx
+            .prepare_cached(
+                "DELETE FROM submissions WHERE user_id = ?1 AND (created_micros < ?2 OR id <= \
+                 (SELECT id FROM submissions WHERE user_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?3))",
+            )?
+            .execute(params![
+                user,
+                now_micros.saturating_sub(SUBMISSION_KEPT_MICROS),
+                SUBMISSIONS_KEPT_MAX
+            ])?;
+        Ok(id)
+    };
+    run().map_err(backend)
+}
+
+pub fn destroy_submission(ctx: &mut Ctx<'_>, user: UserId, id: u64) -> StoreResult<bool> {
+    ctx.tx
+        .prepare_cached("DELETE FROM submissions WHERE user_id = ?1 AND id = ?2")
+        .and_then(|mut s| s.execute(params![user, id]))
+        .map(|n| n > 0)
         .map_err(backend)
 }
 
