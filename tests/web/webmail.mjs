@@ -268,6 +268,12 @@ const status = () => page.evaluate(async (t) => (await fetch('/.well-known/jmap'
 await page.waitForFunction(async (t) => (await fetch('/.well-known/jmap', { headers: { Authorization: 'Bearer ' + t } })).status === 401, kept, WAIT);
 assert.equal(await status(), 401, 'the token taken before signing out is refused');
 
+// On the phone, signing out is at the foot of the mailbox list (the top bar has no room for it).
+await small.click('#menu');
+await shot(small, '13-phone-menu');
+await small.click('#mailboxes .nav-foot button:has-text("Sign out")');
+await small.waitForSelector('#signin-form', WAIT);
+
 assert.deepEqual(errors, [], 'no script error on the page');
 await browser.close();
 console.log('ok');

@@ -118,6 +118,15 @@ async function loadMailboxes() {
     a.addEventListener('click', (e) => { e.preventDefault(); openMailbox(m.id); });
     nav.append(a);
   }
+  // A phone's top bar has no room for these: they sit at the foot of the mailbox list there.
+  const action = (text, act) => {
+    const b = el('button', { type: 'button', textContent: text });
+    b.addEventListener('click', () => { document.querySelector('.app').classList.remove('show-mailboxes'); act(); });
+    return b;
+  };
+  nav.append(el('div', { className: 'narrow-only nav-foot' },
+    el('span', { className: 'who', textContent: $('whoami').textContent }),
+    action('Signature', openIdentity), action('Sign out', signOut)));
   const move = $('move');
   move.replaceChildren(el('option', { value: '', textContent: 'Move to…' }));
   for (const m of S.mailboxes) move.append(el('option', { value: m.id, textContent: fullName(m) }));
