@@ -103,9 +103,30 @@ impl Conn {
     }
 
     async fn command(&mut self, line: &str) -> Result<Reply, Failure> {
+        self.in_step()?;
         self.send(format!("{line}\r\n").as_bytes()).await?;
         self.reply(self.deadline).await
     }
+
+    /// Fails when the server has said more than it was asked (one reply a command, RFC 5321 §4.2;
+    /// the client does not pipeline): a reply sent early, such as a `250` right behind `354`, would
+    /// be read as the answer to the next command, and a message taken for delivered or one sender's
+    /// refusal told to another. The connection is then given up.
+    fn in_step(&self) -> Result<(), Failure> {
+        match self.buf.is_empty() {
+            true => Ok(()),
+            false => Err(Failure::Temporary(format!(
+                "{} sent a reply before it was asked (out of step); connection closed",
+                self.host
+            ))),
+        }
+    }
+}
+
+/// Whether a reply is the success a transaction's step needs: 2xx only (RFC 5321 §4.3.2: a 3xx is no
+/// answer to MAIL or to the end of the data).
+fn succeeded(reply: &Reply) -> bool {
+    (200..300).contains(&reply.code)
 }
 
 /// A reply's failure: 5xx permanent, anything else unexpected temporary.
@@ -122,8 +143,10 @@ fn failure(host: &str, what: &str, reply: &Reply) -> Failure {
 /// one transaction after another (RFC 5321 §4.1.4: a new MAIL after the last one's reply).
 pub struct Session {
     conn: Conn,
-    /// The server's EHLO keywords (after STARTTLS, the second EHLO's).
-    extensions: Vec<String>,
+    /// The server's EHLO keywords (after STARTTLS, the second EHLO's), each with its parameters.
+    extensions: Vec<(String, String)>,
+    /// Set when the connection can carry no further transaction (an RSET refused).
+    spent: bool,
 }
 
 /// What a connection needs besides the socket.
@@ -181,12 +204,31 @@ impl Session {
                 "{host} does not offer STARTTLS and TLS is required"
             )));
         }
-        let extensions = ehlo.extensions().into_iter().map(|(k, _)| k).collect();
-        Ok(Session { conn, extensions })
+        let extensions = ehlo
+            .extensions()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(Session {
+            conn,
+            extensions,
+            spent: false,
+        })
     }
 
     fn offers(&self, keyword: &str) -> bool {
-        self.extensions.iter().any(|k| k == keyword)
+        self.extensions.iter().any(|(k, _)| k == keyword)
+    }
+
+    /// The largest message the server takes, when it says (RFC 1870 `SIZE n`, 0 meaning no limit).
+    fn size_max(&self) -> Option<u64> {
+        let (_, value) = self.extensions.iter().find(|(k, _)| k == "SIZE")?;
+        value.trim().parse().ok().filter(|n| *n > 0)
+    }
+
+    /// Whether the connection can carry another transaction.
+    pub fn usable(&self) -> bool {
+        !self.spent
     }
 
     /// Whether the server takes DSN parameters (RFC 3461): it then reports delivery itself.
@@ -215,6 +257,14 @@ impl Session {
         let Some(sender) = wire_address(envelope.sender, smtputf8) else {
             return Ok(vec![unfit("sender address"); envelope.recipients.len()]);
         };
+        if let Some(max) = self.size_max().filter(|max| envelope.size > *max) {
+            // RFC 1870 §6: not sent to a server that said it would refuse it.
+            let fate = Fate::Permanent(format!(
+                "5.3.4 {host} takes messages of {max} bytes at most; this one has {}",
+                envelope.size
+            ));
+            return Ok(vec![fate; envelope.recipients.len()]);
+        }
         if !self.offers("8BITMIME") && has_8bit(body, envelope.size).await? {
             // RFC 6152 §3: convert or return it. It was DKIM-signed as it is, and a conversion now
             // would break the signature.
@@ -250,10 +300,10 @@ impl Session {
             mail.push_str(&envelope.dsn.mail_params());
         }
         let reply = self.conn.command(&mail).await?;
-        if !reply.is_positive() {
+        if !succeeded(&reply) {
             // The server refused this message, not the connection: say so for its recipients.
             let failed: Fate = failure(&host, "MAIL FROM", &reply).into();
-            self.reset().await?;
+            self.reset().await;
             return Ok(wire
                 .into_iter()
                 .map(|w| w.err().unwrap_or_else(|| failed.clone()))
@@ -283,13 +333,13 @@ impl Session {
             });
         }
         if !fates.contains(&Fate::Delivered) {
-            self.reset().await?;
+            self.reset().await;
             return Ok(fates);
         }
         let reply = self.conn.command("DATA").await?;
         if reply.code != 354 {
             let failed: Fate = failure(&host, "DATA", &reply).into();
-            self.reset().await?;
+            self.reset().await;
             return Ok(fates
                 .into_iter()
                 .map(|f| {
@@ -301,6 +351,9 @@ impl Session {
                 })
                 .collect());
         }
+        // Nothing may come between 354 and the end of the data (an early 250 would be taken for the
+        // message's acceptance).
+        self.conn.in_step()?;
         let mut encoder = DataEncoder::default();
         let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
         let mut pieces = Pieces::new(body, envelope.size);
@@ -314,7 +367,7 @@ impl Session {
         self.conn.send(&out).await?;
         // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end of data.
         let done = self.conn.reply(self.conn.deadline * 2).await?;
-        if !done.is_positive() {
+        if !succeeded(&done) {
             let failed: Fate = failure(&host, "the message", &done).into();
             for fate in fates.iter_mut().filter(|f| **f == Fate::Delivered) {
                 *fate = failed.clone();
@@ -323,12 +376,12 @@ impl Session {
         Ok(fates)
     }
 
-    /// RSET after a transaction that stopped half-way, so the next one starts clean.
-    async fn reset(&mut self) -> Result<(), Failure> {
-        let reply = self.conn.command("RSET").await?;
-        match reply.is_positive() {
-            true => Ok(()),
-            false => Err(failure(&self.conn.host.clone(), "RSET", &reply)),
+    /// RSET after a transaction that stopped half-way, so the next one starts clean. Refused (or lost),
+    /// the connection is spent; the recipients' fates stand as they are.
+    async fn reset(&mut self) {
+        let reset = self.conn.command("RSET").await;
+        if !reset.is_ok_and(|reply| succeeded(&reply)) {
+            self.spent = true;
         }
     }
 

@@ -148,7 +148,12 @@ pub fn build(notice: &Notice<'_>, reports: &[Report<'_>]) -> Vec<u8> {
             status.push_str(&format!("Remote-MTA: dns; {}\r\n", clean(remote)));
         }
         if let Some(d) = r.diagnostic {
-            status.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", clean(d)));
+            // A plain report's fields are ASCII (RFC 3464); a remote server's text may not be.
+            let d = match global {
+                true => clean(d),
+                false => clean(d).replace(|c: char| !c.is_ascii(), "?"),
+            };
+            status.push_str(&format!("Diagnostic-Code: smtp; {d}\r\n"));
         }
     }
     let subject = match failed {

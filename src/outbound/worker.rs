@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -22,9 +22,14 @@ use super::{Mailer, dns};
 use crate::config::Config;
 use crate::store::{Attempted, BodyRef, NewMessage, QueueEntry, Store};
 
-/// Longest an entry stays leased by one attempt: longer than any attempt can take (every reply has a
-/// deadline), after which a dead worker's entry is due again.
-const LEASE_SECS: i64 = 30 * 60;
+/// Longest an entry stays leased, after which a dead worker's entry is due again. An attempt begins
+/// only while at least `ATTEMPT_SECS_MAX` (and a minute) of its lease are left, and is cut at that
+/// length, so its outcome is always recorded under the lease it was made under: a server answering
+/// each command just within RFC 5321's timeouts once outlasted a 30-minute lease, and a second worker
+/// delivered the message again.
+const LEASE_SECS: i64 = 60 * 60;
+/// Longest one attempt (one transaction, a connection opened for it included) may take.
+const ATTEMPT_SECS_MAX: u64 = 25 * 60;
 /// Entries looked at per pass.
 const DUE_BATCH: usize = 200;
 /// Messages one connection carries before it is closed (Postfix's connection reuse is bounded too), so
@@ -216,11 +221,32 @@ async fn connection(
 ) {
     let domain = first.domain.clone();
     let mut session = None;
-    let mut next = std::collections::VecDeque::from([first]);
+    let mut next = std::collections::VecDeque::from([(first, Instant::now())]);
     let mut sent = 0;
-    while let Some(entry) = next.pop_front() {
+    while let Some((entry, leased)) = next.pop_front() {
+        let held = leased.elapsed().as_secs();
+        if held + ATTEMPT_SECS_MAX + 60 > LEASE_SECS as u64 {
+            // Too little of its lease is left for an attempt: given back while it is still this
+            // worker's, else (its lease ran out) left to whoever has it now.
+            if held + 60 < LEASE_SECS as u64 {
+                release(store, &entry).await;
+            }
+            continue;
+        }
         let dsn = Request::from_json(entry.dsn.as_deref());
-        let fates = deliver(store, config, mailer, &entry, &dsn, &mut session).await;
+        let attempt = deliver(store, config, mailer, &entry, &dsn, &mut session);
+        let fates = match tokio::time::timeout(Duration::from_secs(ATTEMPT_SECS_MAX), attempt).await
+        {
+            Ok(fates) => fates,
+            Err(_) => {
+                session = None;
+                let why = format!(
+                    "the attempt took more than {} minutes",
+                    ATTEMPT_SECS_MAX / 60
+                );
+                vec![Fate::Temporary(why); entry.recipients.len()]
+            }
+        };
         // Who took the delivered ones, and whether it reports on them from here on.
         let taker = session
             .as_ref()
@@ -230,13 +256,19 @@ async fn connection(
         let done = session.is_none() || sent >= MESSAGES_PER_CONNECTION_MAX || stop.is_cancelled();
         if done {
             // Entries taken for this connection that it will not carry are made due again at once.
-            for left in next.drain(..) {
+            for (left, _) in next.drain(..) {
                 release(store, &left).await;
             }
             break;
         }
         if next.is_empty() {
-            next.extend(more(store, &domain, stop).await);
+            let now = Instant::now();
+            next.extend(
+                more(store, &domain, stop)
+                    .await
+                    .into_iter()
+                    .map(|e| (e, now)),
+            );
         }
     }
     if let Some(session) = session {
@@ -350,7 +382,9 @@ async fn record(
             }
             Fate::Permanent(why) => {
                 tracing::warn!(queue = entry.id, to = %rcpt, reason = %why, "delivery failed");
+                // A failure's status is of class 5 whatever the server's text said (`550 2.1.5`).
                 let status = dsn::status_of(&why, "5.0.0");
+                let status = format!("5{}", &status[1..]);
                 failed.push((rcpt.clone(), why, status));
             }
         }
@@ -480,8 +514,14 @@ async fn deliver(
     };
     if let Some(open) = session.as_mut() {
         match open.send(&envelope, &body).await {
-            Ok(fates) => return fates,
-            // A connection that went stale between messages: try this one on a new connection.
+            Ok(fates) => {
+                if !open.usable() {
+                    *session = None;
+                }
+                return fates;
+            }
+            // A connection that went stale between messages (or out of step): try this one on a new
+            // connection.
             Err(_) => *session = None,
         }
     }
@@ -538,7 +578,7 @@ async fn deliver(
             };
             match open.send(&envelope, &body).await {
                 Ok(fates) => {
-                    *session = Some(open);
+                    *session = open.usable().then_some(open);
                     return fates;
                 }
                 Err(Failure::Permanent(why)) => return all(Fate::Permanent(why)),

@@ -40,7 +40,7 @@ pub async fn queue_drained(s: &TestServer) {
 }
 
 /// Every message in `user`'s INBOX, as text.
-async fn inbox(s: &TestServer, user: &str, password: &str) -> Vec<String> {
+pub async fn inbox(s: &TestServer, user: &str, password: &str) -> Vec<String> {
     let mut c = s.client(user, password).await;
     c.select("INBOX").await.unwrap();
     let mut out = Vec::new();
@@ -243,6 +243,18 @@ pub async fn plain_mx(
     port: u16,
     ehlo: &'static [u8],
 ) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+    scripted_mx(ip, port, &[("EHLO", ehlo)]).await
+}
+
+/// [`plain_mx`] answering as `replies` say: by verb (`EHLO`, `MAIL`, `RCPT`, `DATA`, `RSET`), and
+/// `END` for the end of the data; anything else `250 2.0.0 ok`, DATA `354`, END `250 2.0.0 taken`.
+pub async fn scripted_mx(
+    ip: Ipv4Addr,
+    port: u16,
+    replies: &[(&'static str, &'static [u8])],
+) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+    let replies: std::collections::HashMap<&'static str, &'static [u8]> =
+        replies.iter().copied().collect();
     let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
     let said = Arc::new(Mutex::new(Vec::new()));
     let log = said.clone();
@@ -251,7 +263,7 @@ pub async fn plain_mx(
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let log = log.clone();
+            let (log, replies) = (log.clone(), replies.clone());
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read).lines();
@@ -261,7 +273,11 @@ pub async fn plain_mx(
                     if in_data {
                         if line == "." {
                             in_data = false;
-                            write.write_all(b"250 2.0.0 taken\r\n").await.unwrap();
+                            let end = replies
+                                .get("END")
+                                .copied()
+                                .unwrap_or(b"250 2.0.0 taken\r\n");
+                            let _ = write.write_all(end).await;
                         }
                         continue;
                     }
@@ -271,19 +287,22 @@ pub async fn plain_mx(
                         .next()
                         .unwrap_or("")
                         .to_ascii_uppercase();
+                    let scripted = replies.get(verb.as_str()).copied();
                     let reply: &[u8] = match verb.as_str() {
-                        "EHLO" => ehlo,
+                        "EHLO" => scripted.unwrap_or(b"250 mx.c.test\r\n"),
                         "DATA" => {
                             in_data = true;
-                            b"354 go on\r\n"
+                            scripted.unwrap_or(b"354 go on\r\n")
                         }
                         "QUIT" => {
                             let _ = write.write_all(b"221 bye\r\n").await;
                             return;
                         }
-                        _ => b"250 2.0.0 ok\r\n",
+                        _ => scripted.unwrap_or(b"250 2.0.0 ok\r\n"),
                     };
-                    write.write_all(reply).await.unwrap();
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
                 }
             });
         }

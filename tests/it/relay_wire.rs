@@ -6,8 +6,9 @@
 use std::sync::Mutex;
 
 use jmail::server::Service;
+use jmail::store::QueueStore;
 
-use crate::dsn::{alice_and_c_test, plain_mx, quit};
+use crate::dsn::{alice_and_c_test, plain_mx, quit, scripted_mx};
 use crate::federation::{TwoHosts, arrives, auth_results, header, submit_with, two_hosts};
 use crate::harness::Raw;
 
@@ -166,6 +167,93 @@ async fn international_and_8bit_mail_go_only_where_they_are_taken() {
     assert!(
         !said.lock().unwrap().iter().any(|l| l.starts_with("MAIL")),
         "{said:?}"
+    );
+    mx.abort();
+    a.stop().await;
+}
+
+/// A receiving server that answers out of turn or oddly does not get mail taken for delivered, nor
+/// one recipient's fate mixed up with another's (found by an audit with a hostile server): an early
+/// `250` behind `354`, a `354` to the end of the data, a refused RSET after a deferred recipient, a
+/// `SIZE` smaller than the message, and a failure whose text claims success (`550 2.1.5`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_answering_out_of_turn_gets_no_mail_counted_as_delivered() {
+    let (_dns, a, ip_c, port) = alice_and_c_test().await;
+    let alice = ("alice", "alice-pw", "alice@a.test");
+    // Each: the server's odd replies, the recipient, and what the deferral must say.
+    type Scenario<'a> = (&'a [(&'static str, &'static [u8])], &'a str, &'a str);
+    let scenarios: [Scenario; 3] = [
+        (
+            &[
+                ("DATA", b"354 go on\r\n250 2.0.0 early\r\n"),
+                ("END", b"550 5.7.1 refused\r\n"),
+            ],
+            "early@c.test",
+            "out of step",
+        ),
+        (&[("END", b"354 more?\r\n")], "more@c.test", "354 more?"),
+        (
+            &[
+                ("RCPT", b"450 4.2.0 greylisted\r\n"),
+                ("RSET", b"502 5.5.1 no\r\n"),
+            ],
+            "grey@c.test",
+            "greylisted",
+        ),
+    ];
+    for (replies, to, deferred_for) in scenarios {
+        let (mx, _said) = scripted_mx(ip_c, port, replies).await;
+        let taken = submit_with(&a, alice, &[to], to, (&[], &[])).await;
+        assert_eq!(taken, "{}");
+        // Deferred, not delivered and not bounced: the entry stays, saying why.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let queue = a.store.queue_list().await.unwrap();
+            let why = queue.first().and_then(|e| e.last_error.clone());
+            if why.as_deref().is_some_and(|w| w.contains(deferred_for)) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{to}: {queue:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        mx.abort();
+        let _ = mx.await;
+        while let Some(entry) = a.store.queue_list().await.unwrap().first() {
+            a.store.queue_drop(entry.id).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let inbox = crate::dsn::inbox(&a, "alice", "alice-pw").await;
+    assert!(
+        !inbox.iter().any(|m| m.contains("Undelivered")),
+        "nothing bounced: {inbox:?}"
+    );
+
+    // A server that takes 100 bytes at most is not sent more; a failure is a failure whatever it says.
+    let (mx, said) = scripted_mx(
+        ip_c,
+        port,
+        &[
+            ("EHLO", b"250-mx.c.test\r\n250 SIZE 100\r\n"),
+            ("RCPT", b"550 2.1.5 odd\r\n"),
+        ],
+    )
+    .await;
+    submit_with(&a, alice, &["big@c.test"], "too big", (&[], &[])).await;
+    let report = arrives(&a, "alice", "alice-pw", "INBOX", "Subject: too big").await;
+    assert!(report.contains("Status: 5.3.4"), "{report}");
+    assert!(
+        !said.lock().unwrap().iter().any(|l| l.starts_with("MAIL")),
+        "{said:?}"
+    );
+    mx.abort();
+    let _ = mx.await;
+    let (mx, _said) = scripted_mx(ip_c, port, &[("RCPT", b"550 2.1.5 odd\r\n")]).await;
+    submit_with(&a, alice, &["odd@c.test"], "odd reply", (&[], &[])).await;
+    let report = arrives(&a, "alice", "alice-pw", "INBOX", "Subject: odd reply").await;
+    assert!(
+        report.contains("Action: failed\r\nStatus: 5.1.5\r\n"),
+        "{report}"
     );
     mx.abort();
     a.stop().await;
