@@ -71,7 +71,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_jmail() {
   local data=$1; shift
   # Every listener but the native one is off unless the caller names it (25, 110, 465 ... may be taken).
-  local off=()
+  local off=() flag
   for flag in --smtp-port --submission-port --pop3-port --submissions-port --pop3s-port --native-tls-port \
     --imap-port --imaps-port --https-port --http-port; do
     [[ " $* " == *" $flag "* ]] || off+=("$flag" 0)
