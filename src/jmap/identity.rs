@@ -25,6 +25,9 @@ const SIGNATURE_BYTES_MAX: usize = 16 * 1024;
 const ADDRESSES_MAX: usize = 20;
 /// Identities an account may add at most.
 const ADDED_MAX: usize = 50;
+/// Bytes the account's settings may take in all, as stored (each submission reads them): the limits
+/// above allow about 1.7 MB; real settings are a few KB.
+const SETTINGS_BYTES_MAX: usize = 256 * 1024;
 /// Tries of a change when another change of the same account's identities came first.
 const TRIES_MAX: usize = 5;
 
@@ -215,6 +218,12 @@ pub async fn set(ctx: &mut Ctx<'_>, args: Map<String, Value>) -> MethodResult {
                 let text = serde_json::to_string(&settings).map_err(|_| {
                     MethodError::with("serverFail", "the identities could not be written")
                 })?;
+                if text.len() > SETTINGS_BYTES_MAX {
+                    return Err(MethodError::with(
+                        "requestTooLarge",
+                        format!("an account's identities take {SETTINGS_BYTES_MAX} bytes at most"),
+                    ));
+                }
                 ctx.store()
                     .set_identity_settings(ctx.account.id, &text, version)
                     .await?

@@ -319,13 +319,28 @@ async fn submit(ctx: &mut Ctx<'_>, object: &Map<String, Value>) -> Result<(Value
     ctx.changed();
     let sent_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let given_envelope = envelope.is_some();
-    let envelope = envelope.cloned().unwrap_or_else(|| {
-        let rcpt_to: Vec<Value> = recipients
+    // What is kept of the envelope: each address and its parameters (checked above: DSN's only, values
+    // bounded), nothing else a client put in it (kept 200 times, a stray field could weigh megabytes).
+    let address = |a: &Value| {
+        let email = a.get("email").and_then(Value::as_str)?;
+        let parameters = a.get("parameters").filter(|p| p.is_object());
+        Some(json!({"email": email, "parameters": parameters}))
+    };
+    let rcpt_to: Vec<Value> = match envelope
+        .and_then(|e| e.get("rcptTo"))
+        .and_then(Value::as_array)
+    {
+        Some(given) => given.iter().filter_map(address).collect(),
+        None => recipients
             .iter()
             .map(|r| json!({"email": r, "parameters": null}))
-            .collect();
-        json!({"mailFrom": {"email": sender, "parameters": null}, "rcptTo": rcpt_to})
-    });
+            .collect(),
+    };
+    let mail_from = envelope
+        .and_then(|e| e.get("mailFrom"))
+        .and_then(address)
+        .unwrap_or_else(|| json!({"email": sender, "parameters": null}));
+    let envelope = json!({"mailFrom": mail_from, "rcptTo": rcpt_to});
     // Where each recipient's copy is as the server answers (RFC 8621 §7: deliveryStatus): stored for
     // a local one, queued for another domain (its fate comes back as a delivery report).
     let delivery_status: Map<String, Value> = recipients

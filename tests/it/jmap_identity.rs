@@ -48,6 +48,12 @@ _, got, _ = call("Identity/get", {"ids": ["n1"]})
 assert got["list"][0]["name"] == "A. Liddell (work)" and got["list"][0]["mayDelete"] is True, got
 assert got["list"][0]["bcc"] == [{"name": None, "email": "archive@localhost"}], got
 
+# The settings as a whole are bounded: ten identities with the largest signatures are too much at once.
+big = {f"b{i}": {"email": "alice@localhost", "textSignature": "x" * 16000, "htmlSignature": "y" * 16000}
+       for i in range(10)}
+name, got, _ = call("Identity/set", {"create": big})
+assert (name, got["type"]) == ("error", "requestTooLarge"), got
+
 # Changes: none since the current state; an older one is read again.
 _, got, _ = call("Identity/changes", {"sinceState": "2"})
 assert got["created"] == [] and got["newState"] == "2", got

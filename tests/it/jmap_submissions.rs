@@ -41,9 +41,13 @@ _, got, _ = call("EmailSubmission/get", {"ids": [sid1], "properties": ["emailId"
 assert got["list"] == [{"id": sid1, "emailId": email1}], got
 
 # A second, with an envelope of its own: queried by filters and sorted.
-email2, got = send("second", {"mailFrom": {"email": "alice@localhost"}, "rcptTo": [{"email": "alice@localhost"}]})
+email2, got = send("second", {"mailFrom": {"email": "alice@localhost", "junk": "x" * 10000},
+                               "rcptTo": [{"email": "alice@localhost"}]})
 sid2 = got["created"]["s"]["id"]
 assert "envelope" not in got["created"]["s"], "the client's own envelope is not echoed"
+_, got, _ = call("EmailSubmission/get", {"ids": [sid2], "properties": ["envelope"]})
+assert got["list"][0]["envelope"] == {"mailFrom": {"email": "alice@localhost", "parameters": None},
+    "rcptTo": [{"email": "alice@localhost", "parameters": None}]}, "only addresses and parameters are kept"
 _, got, _ = call("EmailSubmission/query", {"filter": {"emailIds": [email2]}})
 assert got["ids"] == [sid2], got
 _, got, _ = call("EmailSubmission/query", {"filter": {"undoStatus": "pending"}})
